@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Installs everything hykex needs on Debian 12 or 13, idempotently:
+#   - Debian packages (compiler, cmake, libraries, test and fuzz tools);
+#   - OpenSSL >= 3.5: the system one if pkg-config finds it, otherwise Debian 13's
+#     source package built once into ${HYKEX_DEPS:-$HOME/.cache/hykex}/openssl-<version>.
+# A second run installs nothing and prints where OpenSSL is.
+# Environment: HYKEX_DEPS (cache folder), HYKEX_SKIP_APT=1 (do not touch apt).
+set -euo pipefail
+
+say() { printf '[bootstrap] %s\n' "$*" >&2; }
+die() { printf '[bootstrap] error: %s\n' "$*" >&2; exit 1; }
+
+DEPS=${HYKEX_DEPS:-$HOME/.cache/hykex}
+OPENSSL_MIN=3.5
+
+PACKAGES=(
+    build-essential dpkg-dev cmake ninja-build pkg-config git ca-certificates
+    perl xz-utils
+    libjson-c-dev libuv1-dev libsqlite3-dev libcurl4-gnutls-dev libmicrohttpd-dev
+    libcmocka-dev
+    clang libclang-rt-dev clang-format
+    iproute2 curl
+)
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_packages() {
+    local missing=() p
+    for p in "${PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+            missing+=("$p")
+        fi
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        say "Debian packages: all ${#PACKAGES[@]} present"
+        return
+    fi
+    [ "${HYKEX_SKIP_APT:-0}" = 1 ] && die "missing packages and HYKEX_SKIP_APT=1: ${missing[*]}"
+    say "installing ${#missing[@]} Debian packages: ${missing[*]}"
+    as_root apt-get update -q >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        "${missing[@]}" >&2
+}
+
+# version_ge A B: A >= B for dotted versions.
+version_ge() {
+    [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]
+}
+
+# The newest completed prefix under $DEPS, if any.
+find_cached_openssl() {
+    local d best=""
+    for d in "$DEPS"/openssl-*; do
+        [ -f "$d/.hykex-complete" ] || continue
+        best="$d"
+    done
+    # Glob order is lexical; pick the highest version explicitly.
+    if [ -n "$best" ]; then
+        ls -d "$DEPS"/openssl-*/.hykex-complete 2>/dev/null | sed 's#/.hykex-complete$##' \
+            | sort -V | tail -n1
+    fi
+}
+
+# The Debian mirror URI from this machine's own apt sources (deb822 or one-line format).
+debian_mirror() {
+    local uri
+    uri=$( { grep -hE '^\s*URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null \
+                 | sed -E 's/^\s*URIs:\s*//' | tr ' ' '\n'
+             grep -hE '^\s*deb(-src)?\s' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+                 2>/dev/null | sed -E 's/\[[^]]*\]//' | awk '{print $2}'
+           } | grep -E '^https?://' | grep -vE 'security|updates|backports' \
+             | grep -E '/debian/?$' | head -n1 || true)
+    [ -n "$uri" ] || die "no Debian mirror found in /etc/apt/sources.list{,.d}"
+    printf '%s\n' "${uri%/}"
+}
+
+build_openssl() {
+    local mirror work lists ver v prefix srcdir keyring
+    mirror=$(debian_mirror)
+    work=$(mktemp -d "${TMPDIR:-/tmp}/hykex-openssl.XXXXXX")
+    BOOTSTRAP_TMP=$work
+    lists="$work/lists"
+    mkdir -p "$lists/partial" "$work/cache/archives/partial" "$work/src"
+    keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    printf 'deb-src [signed-by=%s] %s trixie main\n' "$keyring" "$mirror" >"$work/sources.list"
+    local aptopts=(-o "Dir::Etc::SourceList=$work/sources.list"
+                   -o "Dir::Etc::SourceParts=/dev/null"
+                   -o "Dir::State::Lists=$lists"
+                   -o "Dir::Cache=$work/cache"
+                   -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache="
+                   -o "APT::Sandbox::User=root")
+    say "reading Debian 13 (trixie) source index from the machine's mirror"
+    apt-get "${aptopts[@]}" update -q >&2 || die "apt-get update of the trixie source index failed"
+    mapfile -t versions < <(apt-cache "${aptopts[@]}" showsrc openssl 2>/dev/null \
+        | awk '/^Package: /{p=$2} /^Version: /{if (p=="openssl") print $2}' | sort -Vr -u)
+    [ ${#versions[@]} -gt 0 ] || die "no openssl source package in trixie"
+    ver=""
+    for v in "${versions[@]}"; do
+        version_ge "${v%%-*}" "$OPENSSL_MIN" || continue
+        say "downloading openssl source $v"
+        if (cd "$work/src" && apt-get "${aptopts[@]}" source --download-only "openssl=$v" >&2); then
+            ver=$v
+            break
+        fi
+        say "openssl $v is listed but not downloadable; trying the next"
+        rm -f "$work/src"/*
+    done
+    [ -n "$ver" ] || die "no downloadable openssl >= $OPENSSL_MIN source in trixie"
+
+    say "unpacking openssl $ver"
+    (cd "$work/src" && dpkg-source --no-check -x ./*.dsc openssl-src >&2) \
+        || die "dpkg-source could not unpack openssl $ver"
+    srcdir="$work/src/openssl-src"
+    v=$(sed -nE 's/^MAJOR=([0-9]+).*/\1/p; s/^MINOR=([0-9]+).*/\1/p; s/^PATCH=([0-9]+).*/\1/p' \
+        "$srcdir/VERSION.dat" | paste -sd.)
+    prefix="$DEPS/openssl-$v"
+    rm -rf "$prefix"
+    mkdir -p "$DEPS"
+    say "building OpenSSL $v with $(nproc) jobs (a few minutes) into $prefix"
+    (
+        cd "$srcdir"
+        ./Configure shared no-docs no-tests --prefix="$prefix" --libdir=lib \
+            --openssldir="$prefix/ssl" "-Wl,-rpath,$prefix/lib" >"$work/configure.log" 2>&1 \
+            || { tail -n 30 "$work/configure.log" >&2; exit 1; }
+        make -j"$(nproc)" >"$work/make.log" 2>&1 || { tail -n 40 "$work/make.log" >&2; exit 1; }
+        make install_sw install_ssldirs >"$work/install.log" 2>&1 \
+            || { tail -n 30 "$work/install.log" >&2; exit 1; }
+    ) || die "OpenSSL build failed"
+    printf 'debian-source=%s\n' "$ver" >"$prefix/.hykex-complete"
+    say "OpenSSL $v installed in $prefix"
+    rm -rf "$work"
+}
+
+ensure_openssl() {
+    local sysver prefix
+    sysver=$(pkg-config --modversion openssl 2>/dev/null || true)
+    if [ -n "$sysver" ] && version_ge "$sysver" "$OPENSSL_MIN"; then
+        say "OpenSSL: system $sysver (pkg-config) is new enough"
+        return
+    fi
+    prefix=$(find_cached_openssl)
+    if [ -z "$prefix" ]; then
+        say "OpenSSL: system has ${sysver:-none}, need >= $OPENSSL_MIN; building it once"
+        build_openssl
+        prefix=$(find_cached_openssl)
+        [ -n "$prefix" ] || die "OpenSSL build finished but no prefix found in $DEPS"
+    fi
+    say "OpenSSL: $("$prefix/bin/openssl" version) in $prefix"
+}
+
+BOOTSTRAP_TMP=""
+trap '[ -z "$BOOTSTRAP_TMP" ] || rm -rf "$BOOTSTRAP_TMP"' EXIT
+install_packages
+ensure_openssl
+say "done"
