@@ -49,18 +49,12 @@ version_ge() {
     [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]
 }
 
-# The newest completed prefix under $DEPS, if any.
+# The newest completed prefix under $DEPS (highest version), if any.
 find_cached_openssl() {
-    local d best=""
-    for d in "$DEPS"/openssl-*; do
-        [ -f "$d/.hykex-complete" ] || continue
-        best="$d"
-    done
-    # Glob order is lexical; pick the highest version explicitly.
-    if [ -n "$best" ]; then
-        ls -d "$DEPS"/openssl-*/.hykex-complete 2>/dev/null | sed 's#/.hykex-complete$##' \
-            | sort -V | tail -n1
-    fi
+    local d
+    for d in "$DEPS"/openssl-*/.hykex-complete; do
+        if [ -f "$d" ]; then printf '%s\n' "${d%/.hykex-complete}"; fi
+    done | sort -V | tail -n1
 }
 
 # The Debian mirror URI from this machine's own apt sources (deb822 or one-line format).
