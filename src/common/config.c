@@ -211,8 +211,7 @@ static bool has_children(const struct hx_cfg_opt *table, size_t n, const char *p
     return false;
 }
 
-static const struct hx_cfg_opt *find_opt(const struct hx_cfg_opt *table, size_t n,
-                                         const char *name)
+static const struct hx_cfg_opt *find_opt(const struct hx_cfg_opt *table, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++) {
         if (strcmp(table[i].name, name) == 0) {
@@ -237,8 +236,7 @@ static hx_err apply_object(struct apply_ctx *c, struct json_object *obj, const c
     char path[256], reason[256];
     hx_err e;
 
-    json_object_object_foreach(obj, key, val)
-    {
+    json_object_object_foreach (obj, key, val) {
         const struct hx_cfg_opt *o;
         int w = prefix[0] != '\0' ? snprintf(path, sizeof(path), "%s.%s", prefix, key)
                                   : snprintf(path, sizeof(path), "%s", key);
@@ -257,8 +255,8 @@ static hx_err apply_object(struct apply_ctx *c, struct json_object *obj, const c
         }
         if (has_children(c->table, c->n, path)) {
             if (!json_object_is_type(val, json_type_object)) {
-                snprintf(c->why, c->why_len, "%s: key '%s': expected an object, got %s",
-                         c->source, path, json_type_to_name(json_object_get_type(val)));
+                snprintf(c->why, c->why_len, "%s: key '%s': expected an object, got %s", c->source,
+                         path, json_type_to_name(json_object_get_type(val)));
                 return HX_ERR_BAD_TYPE;
             }
             if ((e = apply_object(c, val, path)) != HX_OK) {
@@ -290,8 +288,8 @@ hx_err hx_cfg_apply(const struct hx_cfg_opt *table, size_t n, void *target,
     }
     for (size_t i = 0; i < n; i++) {
         if ((table[i].flags & HX_CFG_REQUIRED) && !c.seen[i]) {
-            snprintf(why, why_len, "%s: key '%s': required key missing (%s)", source,
-                     table[i].name, table[i].help != NULL ? table[i].help : "no default");
+            snprintf(why, why_len, "%s: key '%s': required key missing (%s)", source, table[i].name,
+                     table[i].help != NULL ? table[i].help : "no default");
             e = HX_ERR_MISSING_FIELD;
             goto out;
         }
@@ -314,9 +312,7 @@ hx_err hx_read_file(const char *path, size_t max, char **out, size_t *out_len)
     *out = NULL;
     *out_len = 0;
     if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
-        return errno == ENOENT ? HX_ERR_IO_NOT_FOUND
-               : errno == EACCES ? HX_ERR_IO_PERM
-                                 : HX_ERR_IO;
+        return errno == ENOENT ? HX_ERR_IO_NOT_FOUND : errno == EACCES ? HX_ERR_IO_PERM : HX_ERR_IO;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         e = HX_ERR_IO;

@@ -54,25 +54,35 @@ struct hx_cfg_opt {
     const char *help;
 };
 
-#define HX_CFG_FIELD(st, m) offsetof(st, m), sizeof(((st *)0)->m)
-
-#define HX_CFG_OPT_STR(nm, st, m, minlen, dflt, fl, hlp)                                    \
-    {.name = (nm), .type = HX_CFG_STR, HX_CFG_OFFSZ(st, m), .min = (minlen), .def = (dflt),  \
-     .flags = (fl), .help = (hlp)}
-#define HX_CFG_OPT_INT(nm, st, m, lo, hi, dflt, fl, hlp)                                    \
-    {.name = (nm), .type = HX_CFG_INT, HX_CFG_OFFSZ(st, m), .min = (lo), .max = (hi),       \
-     .def = (dflt), .flags = (fl), .help = (hlp)}
-#define HX_CFG_OPT_BOOL(nm, st, m, dflt, hlp)                                               \
-    {.name = (nm), .type = HX_CFG_BOOL, HX_CFG_OFFSZ(st, m), .def = (dflt), .help = (hlp)}
-#define HX_CFG_OPT_ENUM(nm, st, m, names, dflt, hlp)                                        \
-    {.name = (nm), .type = HX_CFG_ENUM, HX_CFG_OFFSZ(st, m), .choices = (names),            \
-     .def = (dflt), .help = (hlp)}
-#define HX_CFG_OPT_UUID(nm, st, m, dflt, fl, hlp)                                           \
-    {.name = (nm), .type = HX_CFG_UUID, HX_CFG_OFFSZ(st, m), .def = (dflt), .flags = (fl),  \
-     .help = (hlp)}
-#define HX_CFG_OPT_CUSTOM(nm, st, m, p, pr, fr, dflt, fl, hlp)                              \
-    {.name = (nm), .type = HX_CFG_CUSTOM, HX_CFG_OFFSZ(st, m), .parse = (p), .print = (pr), \
-     .free_fn = (fr), .def = (dflt), .flags = (fl), .help = (hlp)}
+#define HX_CFG_OPT_STR(nm, st, m, minlen, dflt, fl, hlp)                                       \
+    {                                                                                          \
+        .name = (nm), .type = HX_CFG_STR, HX_CFG_OFFSZ(st, m), .min = (minlen), .def = (dflt), \
+        .flags = (fl), .help = (hlp)                                                           \
+    }
+#define HX_CFG_OPT_INT(nm, st, m, lo, hi, dflt, fl, hlp)                                 \
+    {                                                                                    \
+        .name = (nm), .type = HX_CFG_INT, HX_CFG_OFFSZ(st, m), .min = (lo), .max = (hi), \
+        .def = (dflt), .flags = (fl), .help = (hlp)                                      \
+    }
+#define HX_CFG_OPT_BOOL(nm, st, m, dflt, hlp)                                                \
+    {                                                                                        \
+        .name = (nm), .type = HX_CFG_BOOL, HX_CFG_OFFSZ(st, m), .def = (dflt), .help = (hlp) \
+    }
+#define HX_CFG_OPT_ENUM(nm, st, m, names, dflt, hlp)                                               \
+    {                                                                                              \
+        .name = (nm), .type = HX_CFG_ENUM, HX_CFG_OFFSZ(st, m), .choices = (names), .def = (dflt), \
+        .help = (hlp)                                                                              \
+    }
+#define HX_CFG_OPT_UUID(nm, st, m, dflt, fl, hlp)                                             \
+    {                                                                                         \
+        .name = (nm), .type = HX_CFG_UUID, HX_CFG_OFFSZ(st, m), .def = (dflt), .flags = (fl), \
+        .help = (hlp)                                                                         \
+    }
+#define HX_CFG_OPT_CUSTOM(nm, st, m, p, pr, fr, dflt, fl, hlp)                                 \
+    {                                                                                          \
+        .name = (nm), .type = HX_CFG_CUSTOM, HX_CFG_OFFSZ(st, m), .parse = (p), .print = (pr), \
+        .free_fn = (fr), .def = (dflt), .flags = (fl), .help = (hlp)                           \
+    }
 #define HX_CFG_OFFSZ(st, m) .offset = offsetof(st, m), .size = sizeof(((st *)0)->m)
 
 /* Applies every default to target (which the caller zeroed). */

@@ -22,16 +22,16 @@ enum scan_state {
 
 struct hx_json_stream {
     struct hx_json_limits lim;
-    uint8_t *buf;      /* input held: [0, scan) scanned, [scan, len) not yet */
+    uint8_t *buf; /* input held: [0, scan) scanned, [scan, len) not yet */
     size_t len;
     size_t alloc;
-    size_t start;      /* where the current message begins in buf */
-    size_t scan;       /* next byte to scan */
+    size_t start; /* where the current message begins in buf */
+    size_t scan;  /* next byte to scan */
     enum scan_state state;
-    unsigned depth;    /* nesting of the current message */
-    uint64_t kinds;    /* bit d set: level d+1 is an array, clear: an object */
-    bool skipping;     /* current message already rejected: drop it up to its end */
-    hx_err skip_err;   /* what the skipped message was rejected for (reported at its start) */
+    unsigned depth;  /* nesting of the current message */
+    uint64_t kinds;  /* bit d set: level d+1 is an array, clear: an object */
+    bool skipping;   /* current message already rejected: drop it up to its end */
+    hx_err skip_err; /* what the skipped message was rejected for (reported at its start) */
     json_tokener *tok;
     char why[160];
 };
@@ -184,8 +184,7 @@ static hx_err check_tree(struct hx_json_stream *s, struct json_object *o)
                      s->lim.max_members);
             return HX_ERR_TOO_LARGE;
         }
-        json_object_object_foreach(o, key, val)
-        {
+        json_object_object_foreach (o, key, val) {
             if (strlen(key) > s->lim.max_string) {
                 snprintf(s->why, sizeof(s->why), "key exceeds the limit of %zu bytes",
                          s->lim.max_string);
@@ -269,8 +268,7 @@ enum hx_json_event hx_json_stream_next(struct hx_json_stream *s, struct json_obj
         if (s->state != S_IDLE && s->state != S_GARBAGE && !s->skipping &&
             s->scan - s->start > s->lim.max_message) {
             /* Counted before the byte is looked at, so the closing brace counts too. */
-            snprintf(s->why, sizeof(s->why), "JSON message exceeds %zu bytes",
-                     s->lim.max_message);
+            snprintf(s->why, sizeof(s->why), "JSON message exceeds %zu bytes", s->lim.max_message);
             s->scan--; /* the byte is scanned again, in skipping mode */
             return reject_message(s, err, HX_ERR_TOO_LARGE);
         }

@@ -57,8 +57,8 @@ hx_err hx_log_level_parse(const char *name, enum hx_log_level *out)
         const char *name;
         enum hx_log_level level;
     } names[] = {
-        {"error", HX_LOG_ERROR}, {"critical", HX_LOG_ERROR}, {"warn", HX_LOG_WARN},
-        {"warning", HX_LOG_WARN}, {"info", HX_LOG_INFO},     {"debug", HX_LOG_DEBUG},
+        {"error", HX_LOG_ERROR},  {"critical", HX_LOG_ERROR}, {"warn", HX_LOG_WARN},
+        {"warning", HX_LOG_WARN}, {"info", HX_LOG_INFO},      {"debug", HX_LOG_DEBUG},
     };
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

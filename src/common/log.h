@@ -59,13 +59,13 @@ struct hx_log_field {
 #define HX_NOFIELDS
 
 /* Variadic only so that the braces and commas of the field list pass through unharmed. */
-#define HX_LOG_AT(level, msg, ...)                                                           \
-    do {                                                                                     \
-        if (hx_log_enabled(level)) {                                                         \
-            const struct hx_log_field hx_log_fields_[] = {                                   \
-                __VA_ARGS__{.key = NULL, .type = HX_LF_END}};                                \
-            hx_log_emit((level), __func__, __LINE__, (msg), hx_log_fields_);                 \
-        }                                                                                    \
+#define HX_LOG_AT(level, msg, ...)                                           \
+    do {                                                                     \
+        if (hx_log_enabled(level)) {                                         \
+            const struct hx_log_field hx_log_fields_[] = {                   \
+                __VA_ARGS__{.key = NULL, .type = HX_LF_END}};                \
+            hx_log_emit((level), __func__, __LINE__, (msg), hx_log_fields_); \
+        }                                                                    \
     } while (0)
 
 #define hx_error(msg, ...) HX_LOG_AT(HX_LOG_ERROR, msg, __VA_ARGS__)

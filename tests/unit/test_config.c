@@ -114,9 +114,10 @@ static void defaults_then_file(void **state)
 
     (void)state;
     assert_int_equal(
-        load_text("{\"uuid\": \"aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa\", \"server\": {\"port\": 3001},"
-                  " \"logging\": {\"level\": \"DEBUG\"}, \"peers\": [\"bob\", \"charlie\"]}",
-                  &c, why, sizeof(why)),
+        load_text(
+            "{\"uuid\": \"aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa\", \"server\": {\"port\": 3001},"
+            " \"logging\": {\"level\": \"DEBUG\"}, \"peers\": [\"bob\", \"charlie\"]}",
+            &c, why, sizeof(why)),
         HX_OK);
     assert_int_equal(c.uuid.b[0], 0xaa);
     assert_string_equal(c.host, "127.0.0.1");
@@ -140,11 +141,11 @@ struct bad_case {
 static void bad_values_name_file_key_and_reason(void **state)
 {
     static const struct bad_case cases[] = {
-        {"{}", HX_ERR_MISSING_FIELD,
-         "test.json: key 'uuid': required key missing (node UUID)"},
+        {"{}", HX_ERR_MISSING_FIELD, "test.json: key 'uuid': required key missing (node UUID)"},
         {"{\"uuid\": \"x\"}", HX_ERR_BAD_UUID,
          "test.json: key 'uuid': not a UUID of the form 8-4-4-4-12 hex digits"},
-        {"{\"uuid\": 5}", HX_ERR_BAD_TYPE, "test.json: key 'uuid': expected a UUID string, got int"},
+        {"{\"uuid\": 5}", HX_ERR_BAD_TYPE,
+         "test.json: key 'uuid': expected a UUID string, got int"},
         {"{\"colour\": 1}", HX_ERR_UNKNOWN_FIELD, "test.json: key 'colour': unknown key"},
         {"{\"server\": {\"prot\": 1}}", HX_ERR_UNKNOWN_FIELD,
          "test.json: key 'server.prot': unknown key"},
@@ -179,8 +180,8 @@ static void bad_values_name_file_key_and_reason(void **state)
 
         /* Add the required uuid unless the case is about it. */
         if (strstr(json, "uuid") == NULL && strcmp(json, "{}") != 0) {
-            snprintf(text, sizeof(text),
-                     "{\"uuid\": \"aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa\", %s", json + 1);
+            snprintf(text, sizeof(text), "{\"uuid\": \"aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa\", %s",
+                     json + 1);
             json = text;
         }
         assert_int_equal(load_text(json, &c, why, sizeof(why)), cases[i].err);
@@ -206,7 +207,9 @@ static void string_too_long_for_its_field(void **state)
              "{\"uuid\": \"aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa\", \"server\": {\"host\": \"%s\"}}",
              host);
     assert_int_equal(load_text(text, &c, why, sizeof(why)), HX_ERR_BAD_VALUE);
-    assert_string_equal(why, "test.json: key 'server.host': string longer than 63 bytes or with a NUL");
+    assert_string_equal(why,
+                        "test.json: key 'server.host': string longer than 63 bytes or with a NUL");
+    hx_cfg_free(table, N, &c);
 }
 
 static void effective_config_round_trips(void **state)
@@ -272,6 +275,7 @@ static void loads_files(void **state)
     assert_int_equal(hx_cfg_load_file(table, N, &c, path, why, sizeof(why)), HX_ERR_IO_NOT_FOUND);
     assert_non_null(strstr(why, "cannot read: file not found"));
     assert_int_equal(hx_cfg_load_file(table, N, &c, "/tmp", why, sizeof(why)), HX_ERR_IO);
+    hx_cfg_free(table, N, &c);
 }
 
 int main(void)

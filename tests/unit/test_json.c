@@ -150,8 +150,9 @@ static void garbage_between_messages(void **state)
 {
     struct hx_json_stream *s;
     struct seen got = {0};
-    static const char in[] = "{\"command\": \"A\"}hello world]]\"{\"command\": \"B\"}"
-                             "123{\"command\": \"C\"}";
+    static const char in[] =
+        "{\"command\": \"A\"}hello world]]\"{\"command\": \"B\"}"
+        "123{\"command\": \"C\"}";
 
     (void)state;
     assert_int_equal(hx_json_stream_new(NULL, &s), HX_OK);
@@ -165,14 +166,15 @@ static void syntax_error_inside_a_message_spares_the_next(void **state)
 {
     struct hx_json_stream *s;
     struct seen got = {0};
-    static const char in[] = "{\"command\": GET_KEY}{\"a\": 1,}{\"a\": [1, 2}"
-                             "{\"command\": \"OK\"}{\"x\": tru}{\"command\": \"OK2\"}";
+    static const char in[] =
+        "{\"command\": GET_KEY}{\"a\": 1,}{\"a\": [1, 2}"
+        "{\"command\": \"OK\"}{\"x\": tru}{\"command\": \"OK2\"}";
 
     (void)state;
     assert_int_equal(hx_json_stream_new(NULL, &s), HX_OK);
     feed_all(s, in, strlen(in), &got);
-    expect(&got, 6, "error:malformed JSON", "error:malformed JSON", "error:malformed JSON",
-           "OK", "error:malformed JSON", "OK2");
+    expect(&got, 6, "error:malformed JSON", "error:malformed JSON", "error:malformed JSON", "OK",
+           "error:malformed JSON", "OK2");
     hx_json_stream_free(s);
 }
 
@@ -189,7 +191,7 @@ static void oversize_message_is_skipped_whole(void **state)
     lim.max_members = 100000;
     big = malloc(20000);
     assert_non_null(big);
-    n += (size_t)sprintf(big, "{\"command\": \"X\", \"pad\": [");
+    n += (size_t)snprintf(big, 20000, "{\"command\": \"X\", \"pad\": [");
     while (n < 10000) {
         n += (size_t)snprintf(big + n, 20000 - n, "{\"k\": \"}}}\"}, ");
     }
@@ -235,16 +237,16 @@ static void deep_nesting_is_refused_and_skipped(void **state)
 
     (void)state;
     /* max_depth 8 by default: 8 levels pass, 9 do not; 1000 levels are skipped cheaply. */
-    n += (size_t)sprintf(in + n, "{\"command\": \"d8\", \"a\":[[[[[[[1]]]]]]]}");
-    n += (size_t)sprintf(in + n, "{\"command\": \"d9\", \"a\":[[[[[[[[1]]]]]]]]}");
-    n += (size_t)sprintf(in + n, "{\"a\":");
+    n += (size_t)snprintf(in + n, sizeof(in) - n, "{\"command\": \"d8\", \"a\":[[[[[[[1]]]]]]]}");
+    n += (size_t)snprintf(in + n, sizeof(in) - n, "{\"command\": \"d9\", \"a\":[[[[[[[[1]]]]]]]]}");
+    n += (size_t)snprintf(in + n, sizeof(in) - n, "{\"a\":");
     for (int i = 0; i < 1000; i++) {
         in[n++] = '[';
     }
     for (int i = 0; i < 1000; i++) {
         in[n++] = ']';
     }
-    n += (size_t)sprintf(in + n, "}{\"command\": \"after\"}");
+    n += (size_t)snprintf(in + n, sizeof(in) - n, "}{\"command\": \"after\"}");
     assert_int_equal(hx_json_stream_new(NULL, &s), HX_OK);
     feed_all(s, in, n, &got);
     expect(&got, 4, "d8", "error:input nested deeper than allowed",
@@ -256,10 +258,11 @@ static void invalid_utf8_and_nul_are_refused(void **state)
 {
     struct hx_json_stream *s;
     struct seen got = {0};
-    static const char in[] = "{\"command\": \"\xc3\x28\"}"      /* bad continuation byte */
-                             "{\"command\": \"caf\xc3\xa9\"}"    /* valid UTF-8 */
-                             "{\"command\": \"a\\u0000b\"}"      /* escaped NUL */
-                             "{\"command\": \"\xed\xa0\x80\"}";  /* UTF-16 surrogate */
+    static const char in[] =
+        "{\"command\": \"\xc3\x28\"}"      /* bad continuation byte */
+        "{\"command\": \"caf\xc3\xa9\"}"   /* valid UTF-8 */
+        "{\"command\": \"a\\u0000b\"}"     /* escaped NUL */
+        "{\"command\": \"\xed\xa0\x80\"}"; /* UTF-16 surrogate */
     (void)state;
     assert_int_equal(hx_json_stream_new(NULL, &s), HX_OK);
     feed_all(s, in, sizeof(in) - 1, &got);
@@ -290,12 +293,15 @@ static void long_strings_and_wide_containers_are_refused(void **state)
     (void)state;
     lim.max_string = 10;
     lim.max_members = 4;
-    n += (size_t)sprintf(in + n, "{\"command\": \"0123456789\"}");                 /* 10: ok */
-    n += (size_t)sprintf(in + n, "{\"command\": \"0123456789A\"}");                /* 11 */
-    n += (size_t)sprintf(in + n, "{\"command\": \"w\", \"a\": [1,2,3,4]}");         /* ok */
-    n += (size_t)sprintf(in + n, "{\"command\": \"w\", \"a\": [1,2,3,4,5]}");       /* 5 */
-    n += (size_t)sprintf(in + n, "{\"command\": \"m\", \"a\":1, \"b\":2, \"c\":3, \"d\":4}");
-    n += (size_t)sprintf(in + n, "{\"a_key_that_is_long\": 1}");
+    n += (size_t)snprintf(in + n, sizeof(in) - n, "{\"command\": \"0123456789\"}");  /* 10: ok */
+    n += (size_t)snprintf(in + n, sizeof(in) - n, "{\"command\": \"0123456789A\"}"); /* 11 */
+    n +=
+        (size_t)snprintf(in + n, sizeof(in) - n, "{\"command\": \"w\", \"a\": [1,2,3,4]}"); /* ok */
+    n += (size_t)snprintf(in + n, sizeof(in) - n,
+                          "{\"command\": \"w\", \"a\": [1,2,3,4,5]}"); /* 5 */
+    n += (size_t)snprintf(in + n, sizeof(in) - n,
+                          "{\"command\": \"m\", \"a\":1, \"b\":2, \"c\":3, \"d\":4}");
+    n += (size_t)snprintf(in + n, sizeof(in) - n, "{\"a_key_that_is_long\": 1}");
     assert_int_equal(hx_json_stream_new(&lim, &s), HX_OK);
     feed_all(s, in, n, &got);
     expect(&got, 6, "0123456789", "error:input larger than allowed", "w",
@@ -338,8 +344,7 @@ static void parses_whole_documents(void **state)
     char why[200];
 
     (void)state;
-    assert_int_equal(hx_json_parse_object("  {\"a\": 1}\n", 11, NULL, &o, why, sizeof(why)),
-                     HX_OK);
+    assert_int_equal(hx_json_parse_object("  {\"a\": 1}\n", 11, NULL, &o, why, sizeof(why)), HX_OK);
     json_object_put(o);
     assert_int_equal(hx_json_parse_object("{\"a\": 1}{}", 10, NULL, &o, why, sizeof(why)),
                      HX_ERR_BAD_JSON);
@@ -349,11 +354,9 @@ static void parses_whole_documents(void **state)
     assert_int_equal(hx_json_parse_object("{\"a\": ", 6, NULL, &o, why, sizeof(why)),
                      HX_ERR_BAD_JSON);
     assert_string_equal(why, "document ends inside the JSON object");
-    assert_int_equal(hx_json_parse_object("   ", 3, NULL, &o, why, sizeof(why)),
-                     HX_ERR_BAD_JSON);
+    assert_int_equal(hx_json_parse_object("   ", 3, NULL, &o, why, sizeof(why)), HX_ERR_BAD_JSON);
     assert_string_equal(why, "document holds no JSON object");
-    assert_int_equal(hx_json_parse_object("[1]", 3, NULL, &o, why, sizeof(why)),
-                     HX_ERR_BAD_JSON);
+    assert_int_equal(hx_json_parse_object("[1]", 3, NULL, &o, why, sizeof(why)), HX_ERR_BAD_JSON);
     assert_null(o);
 }
 
