@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# certificates/create_ca.sh and generate_cert.sh: ML-DSA keys, UUID identity, 0600 keys,
+# refusal of bad arguments, and a certificate chain OpenSSL verifies.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/scripts/lib.sh"
+openssl=$(hx_openssl)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$root/certificates/create_ca.sh" --out ca >/dev/null
+[ "$(stat -c %a ca/ca.key)" = 600 ] || fail "CA key mode $(stat -c %a ca/ca.key)"
+"$openssl" x509 -in ca/ca.crt -noout -text | grep -q 'Signature Algorithm: ML-DSA-65' \
+    || fail "CA is not ML-DSA-65"
+"$openssl" x509 -in ca/ca.crt -noout -text | grep -q 'CA:TRUE' || fail "CA lacks CA:TRUE"
+
+# A second CA is refused without --force (it would orphan every node certificate).
+if "$root/certificates/create_ca.sh" --out ca 2>err.txt; then fail "CA overwritten"; fi
+grep -q -- '--force' err.txt || fail "no hint about --force"
+
+u=12345678-9ABC-4def-8123-456789abcdef
+"$root/certificates/generate_cert.sh" --uuid "$u" --name Alice --ip 127.0.0.1 --dns alice \
+    --out alice >/dev/null
+[ "$(stat -c %a alice/node.key)" = 600 ] || fail "node key mode"
+[ ! -e alice/ca.key ] || fail "CA key copied to the node"
+text=$("$openssl" x509 -in alice/node.crt -noout -text)
+grep -q 'URI:urn:uuid:12345678-9abc-4def-8123-456789abcdef' <<<"$text" || fail "UUID SAN missing"
+grep -q 'IP Address:127.0.0.1' <<<"$text" || fail "IP SAN missing"
+grep -q 'TLS Web Server Authentication, TLS Web Client Authentication' <<<"$text" \
+    || fail "extended key usage"
+"$openssl" verify -CAfile alice/ca.crt alice/node.crt | grep -q ': OK' || fail "chain"
+# One year by default, not ten.
+end=$(date -d "$("$openssl" x509 -in alice/node.crt -noout -enddate | cut -d= -f2)" +%s)
+[ $((end - $(date +%s))) -le $((366 * 86400)) ] || fail "node certificate longer than a year"
+
+# Other algorithms, and refusals with exit status 2.
+"$root/certificates/generate_cert.sh" --uuid "$u" --alg ML-DSA-87 --out bob >/dev/null
+"$openssl" x509 -in bob/node.crt -noout -text | grep -q 'Public Key Algorithm: ML-DSA-87' \
+    || fail "ML-DSA-87 key"
+for args in "--uuid nope --out x" "--uuid $u" "--uuid $u --out x --alg RSA" \
+            "--uuid $u --out x --days 5000" "--bogus"; do
+    set +e
+    # shellcheck disable=SC2086
+    "$root/certificates/generate_cert.sh" $args >/dev/null 2>&1
+    rc=$?
+    set -e
+    [ $rc -eq 2 ] || fail "generate_cert.sh $args exited $rc, not 2"
+done
+set +e
+"$root/certificates/generate_cert.sh" --uuid "$u" --out x --ca nowhere >/dev/null 2>&1
+rc=$?
+set -e
+[ $rc -eq 1 ] || fail "missing CA exited $rc"
+echo "certificates: all checks passed"
