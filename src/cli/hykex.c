@@ -15,10 +15,10 @@
 #include <sqlite3.h>
 #include <uv.h>
 
+#include "cli/cli.h"
+#include "common/secret.h"
 #include "common/uuid.h"
 #include "hykex/hykex.h"
-
-#define EXIT_USAGE 2
 
 struct command {
     const char *name;
@@ -81,6 +81,10 @@ static int cmd_uuid(int argc, char **argv)
 static const struct command commands[] = {
     {"version", "", "print the versions and files of the libraries in use", cmd_version},
     {"uuid", "", "print a new random UUID (for a node or a key stream)", cmd_uuid},
+    {"kdf", "<alg> ...", "one KDF call with explicit inputs (known-answer checks)", cmd_kdf},
+    {"combine", "<method> ...", "combine keys as hykexd does (known-answer checks)", cmd_combine},
+    {"kem", "<alg> selftest", "ML-KEM / X25519 round trips and sizes", cmd_kem},
+    {"sig", "<alg> selftest", "ML-DSA sign/verify round trips and sizes", cmd_sig},
     {"help", "", "this text", cmd_help},
 };
 
@@ -88,7 +92,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: hykex <command> [arguments]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        fprintf(f, "  %-10s %-20s %s\n", commands[i].name, commands[i].args, commands[i].help);
+        fprintf(f, "  %-9s %-16s %s\n", commands[i].name, commands[i].args, commands[i].help);
     }
 }
 
@@ -109,6 +113,10 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(stdout);
         return 0;
+    }
+    /* Secrets go to OpenSSL's secure heap; without mlock rights they still get wiped. */
+    if (hx_secret_heap_init(1u << 20) != HX_OK) {
+        /* carry on: hx_secret falls back to the normal heap */
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         if (strcmp(argv[1], commands[i].name) == 0) {

@@ -1,0 +1,278 @@
+#include "crypto/sig.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+struct hx_sig_key {
+    enum hx_sig_alg alg;
+    EVP_PKEY *pkey;
+};
+
+static const struct {
+    const char *name;
+    struct hx_sig_sizes sizes; /* FIPS 204 table 2 */
+} sigs[HX_SIG_ALG_COUNT] = {
+    [HX_SIG_ML_DSA_44] = {"ML-DSA-44", {1312, 2420}},
+    [HX_SIG_ML_DSA_65] = {"ML-DSA-65", {1952, 3309}},
+    [HX_SIG_ML_DSA_87] = {"ML-DSA-87", {2592, 4627}},
+};
+
+/* A PEM private key file is small; anything larger is not one. */
+#define PEM_MAX (64 * 1024)
+
+const char *hx_sig_name(enum hx_sig_alg alg)
+{
+    return (unsigned)alg < HX_SIG_ALG_COUNT ? sigs[alg].name : "unknown";
+}
+
+hx_err hx_sig_parse(const char *name, enum hx_sig_alg *out)
+{
+    for (unsigned i = 0; i < HX_SIG_ALG_COUNT; i++) {
+        if (strcasecmp(name, sigs[i].name) == 0) {
+            *out = (enum hx_sig_alg)i;
+            return HX_OK;
+        }
+    }
+    return HX_ERR_UNSUPPORTED;
+}
+
+void hx_sig_standard_sizes(enum hx_sig_alg alg, struct hx_sig_sizes *out)
+{
+    if ((unsigned)alg < HX_SIG_ALG_COUNT) {
+        *out = sigs[alg].sizes;
+    } else {
+        memset(out, 0, sizeof(*out));
+    }
+}
+
+static hx_err wrap(EVP_PKEY *pkey, struct hx_sig_key **out)
+{
+    struct hx_sig_key *k;
+
+    for (unsigned i = 0; i < HX_SIG_ALG_COUNT; i++) {
+        if (EVP_PKEY_is_a(pkey, sigs[i].name)) {
+            if ((k = calloc(1, sizeof(*k))) == NULL) {
+                EVP_PKEY_free(pkey);
+                return HX_ERR_NOMEM;
+            }
+            k->alg = (enum hx_sig_alg)i;
+            k->pkey = pkey;
+            *out = k;
+            return HX_OK;
+        }
+    }
+    EVP_PKEY_free(pkey);
+    return HX_ERR_UNSUPPORTED;
+}
+
+hx_err hx_sig_keygen(enum hx_sig_alg alg, struct hx_sig_key **out)
+{
+    EVP_PKEY *pkey = NULL;
+
+    *out = NULL;
+    if ((unsigned)alg >= HX_SIG_ALG_COUNT) {
+        return HX_ERR_INVALID_ARG;
+    }
+    if ((pkey = EVP_PKEY_Q_keygen(NULL, NULL, sigs[alg].name)) == NULL) {
+        return HX_ERR_CRYPTO;
+    }
+    return wrap(pkey, out);
+}
+
+hx_err hx_sig_key_load_pem(const char *path, struct hx_sig_key **out)
+{
+    struct stat st;
+    char *buf = NULL;
+    ssize_t n;
+    size_t got = 0;
+    BIO *bio = NULL;
+    EVP_PKEY *pkey = NULL;
+    int fd;
+    hx_err e;
+
+    *out = NULL;
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
+        return errno == ENOENT ? HX_ERR_IO_NOT_FOUND : errno == EACCES ? HX_ERR_IO_PERM : HX_ERR_IO;
+    }
+    /* OpenSSH sshkey_perm_ok: a private key others can read is compromised; refuse it. */
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        e = HX_ERR_IO;
+        goto out;
+    }
+    if ((st.st_mode & 077) != 0) {
+        e = HX_ERR_IO_PERM;
+        goto out;
+    }
+    if (st.st_size > PEM_MAX) {
+        e = HX_ERR_TOO_LARGE;
+        goto out;
+    }
+    if ((buf = OPENSSL_secure_malloc(PEM_MAX)) == NULL && (buf = OPENSSL_malloc(PEM_MAX)) == NULL) {
+        e = HX_ERR_NOMEM;
+        goto out;
+    }
+    while (got < PEM_MAX && (n = read(fd, buf + got, PEM_MAX - got)) != 0) {
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            e = HX_ERR_IO;
+            goto out;
+        }
+        got += (size_t)n;
+    }
+    if ((bio = BIO_new_mem_buf(buf, (int)got)) == NULL) {
+        e = HX_ERR_NOMEM;
+        goto out;
+    }
+    if ((pkey = PEM_read_bio_PrivateKey_ex(bio, NULL, NULL, NULL, NULL, NULL)) == NULL) {
+        e = HX_ERR_BAD_VALUE;
+        goto out;
+    }
+    e = wrap(pkey, out);
+out:
+    BIO_free(bio);
+    if (buf != NULL) {
+        if (CRYPTO_secure_allocated(buf)) {
+            OPENSSL_secure_clear_free(buf, PEM_MAX);
+        } else {
+            OPENSSL_clear_free(buf, PEM_MAX);
+        }
+    }
+    close(fd);
+    return e;
+}
+
+hx_err hx_sig_key_from_public(enum hx_sig_alg alg, const uint8_t *pub, size_t len,
+                              struct hx_sig_key **out)
+{
+    EVP_PKEY *pkey;
+
+    *out = NULL;
+    if ((unsigned)alg >= HX_SIG_ALG_COUNT) {
+        return HX_ERR_INVALID_ARG;
+    }
+    if (len != sigs[alg].sizes.public_key) {
+        return HX_ERR_BAD_VALUE;
+    }
+    if ((pkey = EVP_PKEY_new_raw_public_key_ex(NULL, sigs[alg].name, NULL, pub, len)) == NULL) {
+        return HX_ERR_BAD_VALUE;
+    }
+    return wrap(pkey, out);
+}
+
+hx_err hx_sig_public(const struct hx_sig_key *key, uint8_t *out, size_t cap, size_t *len)
+{
+    size_t n = 0;
+
+    if (EVP_PKEY_get_raw_public_key(key->pkey, NULL, &n) != 1) {
+        return HX_ERR_CRYPTO;
+    }
+    if (n > cap) {
+        return HX_ERR_NOSPACE;
+    }
+    if (EVP_PKEY_get_raw_public_key(key->pkey, out, &n) != 1) {
+        return HX_ERR_CRYPTO;
+    }
+    *len = n;
+    return HX_OK;
+}
+
+enum hx_sig_alg hx_sig_key_alg(const struct hx_sig_key *key)
+{
+    return key->alg;
+}
+
+void hx_sig_key_free(struct hx_sig_key *key)
+{
+    if (key == NULL) {
+        return;
+    }
+    EVP_PKEY_free(key->pkey);
+    free(key);
+}
+
+/* A pure ML-DSA signing or verifying context with the context string set (FIPS 204 5.2). */
+static hx_err message_ctx(const struct hx_sig_key *key, int sign, const uint8_t *ctx,
+                          size_t ctx_len, EVP_PKEY_CTX **out)
+{
+    OSSL_PARAM params[2];
+    EVP_SIGNATURE *alg = NULL;
+    EVP_PKEY_CTX *pctx = NULL;
+    static const uint8_t empty[1];
+    hx_err e = HX_ERR_CRYPTO;
+    int rc;
+
+    *out = NULL;
+    if (ctx_len > HX_SIG_MAX_CONTEXT) {
+        return HX_ERR_INVALID_ARG;
+    }
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_SIGNATURE_PARAM_CONTEXT_STRING,
+                                                  (void *)(ctx_len > 0 ? ctx : empty), ctx_len);
+    params[1] = OSSL_PARAM_construct_end();
+    if ((alg = EVP_SIGNATURE_fetch(NULL, sigs[key->alg].name, NULL)) == NULL ||
+        (pctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL)) == NULL) {
+        goto out;
+    }
+    rc = sign ? EVP_PKEY_sign_message_init(pctx, alg, params)
+              : EVP_PKEY_verify_message_init(pctx, alg, params);
+    if (rc != 1) {
+        goto out;
+    }
+    *out = pctx;
+    pctx = NULL;
+    e = HX_OK;
+out:
+    EVP_PKEY_CTX_free(pctx);
+    EVP_SIGNATURE_free(alg);
+    return e;
+}
+
+hx_err hx_sig_sign(const struct hx_sig_key *key, const uint8_t *ctx, size_t ctx_len,
+                   const uint8_t *msg, size_t msg_len, uint8_t *sig, size_t sig_cap,
+                   size_t *sig_len)
+{
+    EVP_PKEY_CTX *pctx = NULL;
+    size_t n = sig_cap;
+    hx_err e;
+
+    if (sig_cap < sigs[key->alg].sizes.signature) {
+        return HX_ERR_NOSPACE;
+    }
+    if ((e = message_ctx(key, 1, ctx, ctx_len, &pctx)) != HX_OK) {
+        return e;
+    }
+    e = EVP_PKEY_sign(pctx, sig, &n, msg, msg_len) == 1 ? HX_OK : HX_ERR_CRYPTO;
+    EVP_PKEY_CTX_free(pctx);
+    if (e == HX_OK) {
+        *sig_len = n;
+    }
+    return e;
+}
+
+hx_err hx_sig_verify(const struct hx_sig_key *key, const uint8_t *ctx, size_t ctx_len,
+                     const uint8_t *msg, size_t msg_len, const uint8_t *sig, size_t sig_len)
+{
+    EVP_PKEY_CTX *pctx = NULL;
+    hx_err e;
+
+    if (sig_len != sigs[key->alg].sizes.signature) {
+        return HX_ERR_VERIFY;
+    }
+    if ((e = message_ctx(key, 0, ctx, ctx_len, &pctx)) != HX_OK) {
+        return e;
+    }
+    e = EVP_PKEY_verify(pctx, sig, sig_len, msg, msg_len) == 1 ? HX_OK : HX_ERR_VERIFY;
+    EVP_PKEY_CTX_free(pctx);
+    return e;
+}
