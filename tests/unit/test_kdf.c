@@ -1,0 +1,208 @@
+/* KDFs and TS 103 744 against published vectors (files in tests/vectors/). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/hex.h"
+#include "crypto/kdf.h"
+#include "vectors.h"
+
+static void check_kdf_file(const char *file, const char *alg_field, int ts_names)
+{
+    struct json_object *doc, *arr = vectors_load(file, &doc);
+    size_t n = json_object_array_length(arr);
+
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *v = json_object_array_get_idx(arr, i);
+        const char *name = vec_str(v, alg_field);
+        enum hx_kdf_alg alg;
+        size_t ikm_len, salt_len, info_len, exp_len;
+        uint8_t *ikm = vec_hex(v, "ikm", &ikm_len), *salt = vec_hex(v, "salt", &salt_len);
+        uint8_t *info = vec_hex(v, "info", &info_len), *exp = vec_hex(v, "expected", &exp_len);
+        uint8_t out[256];
+
+        if (ts_names) {
+            /* "CatKDF-HKDF-SHA256" -> hkdf-sha256, "CatKDF-HMAC-SHA256" -> sskdf-hmac-sha256 */
+            static const char *const map[][2] = {
+                {"CatKDF-HKDF-SHA256", "hkdf-sha256"},
+                {"CatKDF-HKDF-SHA384", "hkdf-sha384"},
+                {"CatKDF-HMAC-SHA256", "sskdf-hmac-sha256"},
+                {"CatKDF-HMAC-SHA384", "sskdf-hmac-sha384"},
+                {"CatKDF-KMAC128", "sskdf-kmac128"},
+                {"CatKDF-KMAC256", "sskdf-kmac256"},
+            };
+            const char *mapped = NULL;
+            for (size_t k = 0; k < 6; k++) {
+                if (strcmp(map[k][0], name) == 0) {
+                    mapped = map[k][1];
+                }
+            }
+            assert_non_null(mapped);
+            name = mapped;
+        }
+        assert_int_equal(hx_kdf_parse(name, &alg), HX_OK);
+        assert_int_equal(vec_int(v, "L"), (int64_t)exp_len);
+        assert_int_equal(
+            hx_kdf_derive(alg, ikm, ikm_len, salt, salt_len, info, info_len, out, exp_len), HX_OK);
+        assert_memory_equal(out, exp, exp_len);
+        free(ikm);
+        free(salt);
+        free(info);
+        free(exp);
+    }
+    json_object_put(doc);
+}
+
+static void rfc5869(void **state)
+{
+    (void)state;
+    check_kdf_file("rfc5869-hkdf.json", "kdf", 0);
+}
+
+static void ts103744_kdf_calls(void **state)
+{
+    (void)state;
+    check_kdf_file("ts103744-catkdf.json", "kdf", 1);
+}
+
+/* The whole CatKDF from k1, k2, label, context and both messages. */
+static void ts103744_catkdf_full(void **state)
+{
+    struct json_object *doc, *arr = vectors_load("ts103744-catkdf-full.json", &doc);
+    static const struct {
+        const char *m;
+        enum hx_kdf_alg a;
+    } map[] = {
+        {"catkdf-hkdf-sha256", HX_KDF_HKDF_SHA256},
+        {"catkdf-hkdf-sha384", HX_KDF_HKDF_SHA384},
+        {"catkdf-hmac-sha256", HX_KDF_SSKDF_HMAC_SHA256},
+        {"catkdf-hmac-sha384", HX_KDF_SSKDF_HMAC_SHA384},
+        {"catkdf-kmac128", HX_KDF_SSKDF_KMAC128},
+        {"catkdf-kmac256", HX_KDF_SSKDF_KMAC256},
+    };
+
+    (void)state;
+    assert_int_equal(json_object_array_length(arr), 18);
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        struct json_object *v = json_object_array_get_idx(arr, i);
+        size_t l1, l2, ll, lc, la, lb, le;
+        uint8_t *k1 = vec_hex(v, "k1", &l1), *k2 = vec_hex(v, "k2", &l2);
+        uint8_t *label = vec_hex(v, "label", &ll), *ctx = vec_hex(v, "context", &lc);
+        uint8_t *ma = vec_hex(v, "ma", &la), *mb = vec_hex(v, "mb", &lb);
+        uint8_t *exp = vec_hex(v, "expected", &le);
+        const struct hx_iov keys[2] = {{k1, l1}, {k2, l2}}, psk = {NULL, 0};
+        const struct hx_ts103744_round r = {{label, ll}, {ctx, lc}, {ma, la}, {mb, lb}};
+        enum hx_kdf_alg alg = HX_KDF_ALG_COUNT;
+        uint8_t out[64];
+
+        for (size_t k = 0; k < sizeof(map) / sizeof(map[0]); k++) {
+            if (strcmp(map[k].m, vec_str(v, "method")) == 0) {
+                alg = map[k].a;
+            }
+        }
+        assert_int_not_equal(alg, HX_KDF_ALG_COUNT);
+        assert_int_equal(hx_catkdf(alg, psk, keys, 2, &r, out, le), HX_OK);
+        assert_memory_equal(out, exp, le);
+        /* Any changed input changes the key. */
+        ma[la - 1] ^= 1;
+        assert_int_equal(hx_catkdf(alg, psk, keys, 2, &r, out, le), HX_OK);
+        assert_memory_not_equal(out, exp, le);
+        free(k1);
+        free(k2);
+        free(label);
+        free(ctx);
+        free(ma);
+        free(mb);
+        free(exp);
+    }
+    json_object_put(doc);
+}
+
+static void f_cat_layout(void **state)
+{
+    const struct hx_iov args[3] = {{"ab", 2}, {NULL, 0}, {"xyz", 3}};
+    static const uint8_t want[] = {0, 0, 0, 2, 'a', 'b', 0, 0, 0, 0, 0, 0, 0, 3, 'x', 'y', 'z'};
+    uint8_t out[32];
+    size_t len;
+
+    (void)state;
+    assert_int_equal(hx_f_cat(args, out, sizeof(out), &len), HX_OK);
+    assert_int_equal(len, sizeof(want));
+    assert_memory_equal(out, want, sizeof(want));
+    assert_int_equal(hx_f_cat(args, out, sizeof(want) - 1, &len), HX_ERR_NOSPACE);
+}
+
+static void refuses_bad_arguments(void **state)
+{
+    uint8_t out[16], ikm[16] = {1};
+    enum hx_kdf_alg alg;
+
+    (void)state;
+    assert_int_equal(hx_kdf_parse("hkdf-md5", &alg), HX_ERR_UNSUPPORTED);
+    assert_int_equal(hx_kdf_parse("HKDF-SHA384", &alg), HX_OK);
+    assert_int_equal(alg, HX_KDF_HKDF_SHA384);
+    assert_int_equal(hx_kdf_derive(HX_KDF_HKDF_SHA256, ikm, 0, NULL, 0, NULL, 0, out, 16),
+                     HX_ERR_INVALID_ARG);
+    assert_int_equal(hx_kdf_derive(HX_KDF_HKDF_SHA256, ikm, 16, NULL, 0, NULL, 0, out, 0),
+                     HX_ERR_INVALID_ARG);
+    assert_int_equal(hx_kdf_max_output(HX_KDF_HKDF_SHA256), 8160);
+    assert_int_equal(hx_kdf_max_output(HX_KDF_HKDF_SHA384), 12240);
+    uint8_t *big = malloc(8161);
+    assert_int_equal(hx_kdf_derive(HX_KDF_HKDF_SHA256, ikm, 16, NULL, 0, NULL, 0, big, 8161),
+                     HX_ERR_INVALID_ARG);
+    assert_int_equal(hx_kdf_derive(HX_KDF_HKDF_SHA256, ikm, 16, NULL, 0, NULL, 0, big, 8160),
+                     HX_OK);
+    free(big);
+    assert_int_equal(hx_kmac(128, ikm, 3, NULL, 0, out, 16), HX_ERR_INVALID_ARG);
+    assert_int_equal(hx_kmac(192, ikm, 16, NULL, 0, out, 16), HX_ERR_INVALID_ARG);
+}
+
+/* CasKDF with two rounds by hand, from the primitives: the construction, not a vector. */
+static void caskdf_is_the_chain_of_rounds(void **state)
+{
+    static const uint8_t k1[32] = {1}, k2[32] = {2}, label[16] = {3};
+    const struct hx_iov keys[2] = {{k1, 32}, {k2, 32}}, none = {NULL, 0};
+    const struct hx_ts103744_round r[2] = {{{label, 16}, {"ctx", 3}, {"A", 1}, {"B", 1}},
+                                           {{label, 16}, {"ctx", 3}, {"A", 1}, {"B", 1}}};
+    uint8_t out[24], h[32], r1[32], o1[32 + 24], r2[32], o2[32 + 24];
+    struct hx_iov args[3], part;
+
+    (void)state;
+    assert_int_equal(hx_caskdf(HX_KDF_HKDF_SHA256, none, keys, 2, r, out, 24), HX_OK);
+    /* Round 1: chain_0 empty. */
+    args[0] = keys[0];
+    args[1] = r[0].ma;
+    args[2] = r[0].mb;
+    assert_int_equal(hx_f_hash(HX_MD_SHA256, args, h), HX_OK);
+    part = (struct hx_iov){h, 32};
+    assert_int_equal(hx_hmac(HX_MD_SHA256, NULL, 0, &part, 1, r1), HX_OK);
+    assert_int_equal(hx_kdf_derive(HX_KDF_HKDF_SHA256, r1, 32, label, 16, (const uint8_t *)"ctx", 3,
+                                   o1, sizeof(o1)),
+                     HX_OK);
+    /* Round 2: chain_1 = first 32 bytes of round 1's output. */
+    args[0] = keys[1];
+    assert_int_equal(hx_f_hash(HX_MD_SHA256, args, h), HX_OK);
+    assert_int_equal(hx_hmac(HX_MD_SHA256, o1, 32, &part, 1, r2), HX_OK);
+    assert_int_equal(hx_kdf_derive(HX_KDF_HKDF_SHA256, r2, 32, label, 16, (const uint8_t *)"ctx", 3,
+                                   o2, sizeof(o2)),
+                     HX_OK);
+    assert_memory_equal(out, o2 + 32, 24);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(rfc5869),
+        cmocka_unit_test(ts103744_kdf_calls),
+        cmocka_unit_test(ts103744_catkdf_full),
+        cmocka_unit_test(f_cat_layout),
+        cmocka_unit_test(refuses_bad_arguments),
+        cmocka_unit_test(caskdf_is_the_chain_of_rounds),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
