@@ -183,28 +183,59 @@ static hx_err peer_key(enum hx_kem_alg alg, const uint8_t *pub, size_t len, EVP_
     return *out != NULL ? HX_OK : HX_ERR_BAD_VALUE;
 }
 
-hx_err hx_kem_encaps(enum hx_kem_alg alg, const uint8_t *pub, size_t pub_len, uint8_t *ct,
-                     size_t ct_cap, size_t *ct_len, struct hx_secret **ss)
+struct hx_kem_peer {
+    enum hx_kem_alg alg;
+    EVP_PKEY *pkey;
+};
+
+hx_err hx_kem_peer_import(enum hx_kem_alg alg, const uint8_t *pub, size_t pub_len,
+                          struct hx_kem_peer **out)
 {
-    EVP_PKEY *peer = NULL, *eph = NULL;
+    struct hx_kem_peer *p;
+    hx_err e;
+
+    *out = NULL;
+    if ((unsigned)alg >= HX_KEM_ALG_COUNT) {
+        return HX_ERR_INVALID_ARG;
+    }
+    if ((p = calloc(1, sizeof(*p))) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    p->alg = alg;
+    if ((e = peer_key(alg, pub, pub_len, &p->pkey)) != HX_OK) {
+        free(p);
+        return e;
+    }
+    *out = p;
+    return HX_OK;
+}
+
+void hx_kem_peer_free(struct hx_kem_peer *peer)
+{
+    if (peer == NULL) {
+        return;
+    }
+    EVP_PKEY_free(peer->pkey);
+    free(peer);
+}
+
+hx_err hx_kem_encaps_peer(const struct hx_kem_peer *peer, uint8_t *ct, size_t ct_cap,
+                          size_t *ct_len, struct hx_secret **ss)
+{
+    EVP_PKEY *eph = NULL;
     EVP_PKEY_CTX *ctx = NULL;
+    enum hx_kem_alg alg = peer->alg;
     size_t clen, slen;
     hx_err e;
 
     *ss = NULL;
-    if ((unsigned)alg >= HX_KEM_ALG_COUNT) {
-        return HX_ERR_INVALID_ARG;
-    }
     if (ct_cap < kems[alg].sizes.ciphertext) {
         return HX_ERR_NOSPACE;
-    }
-    if ((e = peer_key(alg, pub, pub_len, &peer)) != HX_OK) {
-        return e;
     }
     if (alg == HX_KEM_X25519) {
         if ((e = new_pkey(alg, &eph)) == HX_OK &&
             (e = raw_public(eph, ct, ct_cap, ct_len)) == HX_OK) {
-            e = x25519_derive(eph, peer, ss);
+            e = x25519_derive(eph, peer->pkey, ss);
         }
         goto out;
     }
@@ -213,7 +244,7 @@ hx_err hx_kem_encaps(enum hx_kem_alg alg, const uint8_t *pub, size_t pub_len, ui
     }
     clen = ct_cap;
     slen = hx_secret_len(*ss);
-    if ((ctx = EVP_PKEY_CTX_new_from_pkey(NULL, peer, NULL)) == NULL ||
+    if ((ctx = EVP_PKEY_CTX_new_from_pkey(NULL, peer->pkey, NULL)) == NULL ||
         EVP_PKEY_encapsulate_init(ctx, NULL) != 1 ||
         EVP_PKEY_encapsulate(ctx, ct, &clen, hx_secret_data_mut(*ss), &slen) != 1 ||
         clen != kems[alg].sizes.ciphertext || slen != kems[alg].sizes.shared_secret) {
@@ -228,8 +259,28 @@ out:
         *ss = NULL;
     }
     EVP_PKEY_CTX_free(ctx);
-    EVP_PKEY_free(peer);
     EVP_PKEY_free(eph);
+    return e;
+}
+
+hx_err hx_kem_encaps(enum hx_kem_alg alg, const uint8_t *pub, size_t pub_len, uint8_t *ct,
+                     size_t ct_cap, size_t *ct_len, struct hx_secret **ss)
+{
+    struct hx_kem_peer *peer = NULL;
+    hx_err e;
+
+    *ss = NULL;
+    if ((unsigned)alg >= HX_KEM_ALG_COUNT) {
+        return HX_ERR_INVALID_ARG;
+    }
+    if (ct_cap < kems[alg].sizes.ciphertext) {
+        return HX_ERR_NOSPACE;
+    }
+    if ((e = hx_kem_peer_import(alg, pub, pub_len, &peer)) != HX_OK) {
+        return e;
+    }
+    e = hx_kem_encaps_peer(peer, ct, ct_cap, ct_len, ss);
+    hx_kem_peer_free(peer);
     return e;
 }
 

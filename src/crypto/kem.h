@@ -51,6 +51,17 @@ HX_MUST_CHECK hx_err hx_kem_encaps(enum hx_kem_alg alg, const uint8_t *pub, size
                                    uint8_t *ct, size_t ct_cap, size_t *ct_len,
                                    struct hx_secret **ss);
 /*
+ * The same in two steps, for callers that hold a peer's key: import (FIPS 203 7.2 input check
+ * of an ML-KEM encapsulation key; most of a one-shot hx_kem_encaps's extra cost), then
+ * encapsulate to it.
+ */
+struct hx_kem_peer;
+HX_MUST_CHECK hx_err hx_kem_peer_import(enum hx_kem_alg alg, const uint8_t *pub, size_t pub_len,
+                                        struct hx_kem_peer **out);
+HX_MUST_CHECK hx_err hx_kem_encaps_peer(const struct hx_kem_peer *peer, uint8_t *ct, size_t ct_cap,
+                                        size_t *ct_len, struct hx_secret **ss);
+void hx_kem_peer_free(struct hx_kem_peer *peer);
+/*
  * Decapsulates. A ciphertext of the wrong length is HX_ERR_BAD_VALUE; a tampered ML-KEM
  * ciphertext of the right length decapsulates (implicit rejection) to an unrelated secret.
  */
