@@ -17,7 +17,7 @@ PACKAGES=(
     build-essential dpkg-dev cmake ninja-build pkg-config git ca-certificates
     perl xz-utils
     libjson-c-dev libuv1-dev libsqlite3-dev libcurl4-gnutls-dev libmicrohttpd-dev
-    libcmocka-dev
+    libcmocka-dev libgnutls28-dev
     clang libclang-rt-dev clang-format
     iproute2 curl python3
 )

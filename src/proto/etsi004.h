@@ -1,0 +1,112 @@
+/*
+ * ETSI GS QKD 004 messages, in the two encodings found in the wild:
+ *  - JSON (the reference module's "QKD node" dialect and hykexd's northbound API):
+ *    {"command": "OPEN_CONNECT"|"GET_KEY"|"CLOSE", "data": {...}};
+ *  - binary, 8-byte header (3 version bytes, service type, u32 BE payload length), in the
+ *    QUBIP framing (version 1.0.1, fixed 256-byte mimetype) and the ETSI reference code's
+ *    (version 2.1.1, NUL-terminated mimetype, metadata bytes in GET_KEY, full error replies).
+ * One decoder and one encoder per message, shared by the simulator, hykexd and the tests.
+ */
+#ifndef HX_PROTO_ETSI004_H
+#define HX_PROTO_ETSI004_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/uuid.h"
+#include "hykex/hykex.h"
+
+#define HX_004_MAX_URI 1024
+#define HX_004_MAX_KEY 65535
+#define HX_004_MAX_METADATA 4096
+#define HX_004_BIN_HEADER 8
+#define HX_004_BIN_MAX_PAYLOAD (64 * 1024 + 64)
+
+enum hx_004_command {
+    HX_004_OPEN_CONNECT = 0,
+    HX_004_GET_KEY,
+    HX_004_CLOSE,
+};
+
+struct hx_004_request {
+    enum hx_004_command cmd;
+    char source[HX_004_MAX_URI + 1];
+    char destination[HX_004_MAX_URI + 1];
+    struct hykex_qos qos;
+    struct hx_uuid ksid; /* nil: none given */
+    bool has_index;
+    uint32_t index;
+    uint32_t metadata_size; /* GET_KEY: the client's metadata capacity (0: not given) */
+};
+
+const char *hx_004_command_name(enum hx_004_command cmd);
+
+/* ---- JSON ---- */
+
+/*
+ * A request object, checked field by field: unknown commands and fields, wrong types, numbers
+ * outside 0..2^32-1, URIs over HX_004_MAX_URI and malformed stream ids are refused with a
+ * message in why ("data.qos.timeout: expected an integer from 0 to 4294967295").
+ */
+HX_MUST_CHECK hx_err hx_004_json_decode_request(struct json_object *o, struct hx_004_request *req,
+                                                char *why, size_t why_len);
+/* The request as the reference clients send it (all 8 QoS fields). */
+struct json_object *hx_004_json_encode_request(const struct hx_004_request *req);
+
+/* ---- binary ---- */
+
+enum hx_004_framing {
+    HX_004_FRAMING_101 = 0, /* QUBIP etsi-qkd-004 */
+    HX_004_FRAMING_211 = 1, /* ETSI gs004-app-int reference code */
+};
+
+enum hx_004_bin_type {
+    HX_004_BIN_OPEN_REQ = 0x02,
+    HX_004_BIN_OPEN_RESP = 0x03,
+    HX_004_BIN_GET_REQ = 0x04,
+    HX_004_BIN_GET_RESP = 0x05,
+    HX_004_BIN_CLOSE_REQ = 0x08,
+    HX_004_BIN_CLOSE_RESP = 0x09,
+};
+
+/* Checks a header's version bytes against the framing; gives type and payload length. */
+HX_MUST_CHECK hx_err hx_004_bin_header(enum hx_004_framing f, const uint8_t hdr[HX_004_BIN_HEADER],
+                                       uint8_t *type, uint32_t *len, char *why, size_t why_len);
+/* A request payload of the given type. */
+HX_MUST_CHECK hx_err hx_004_bin_decode_request(enum hx_004_framing f, uint8_t type,
+                                               const uint8_t *p, size_t len,
+                                               struct hx_004_request *req, char *why,
+                                               size_t why_len);
+/* Whole frames (header included) appended to w. */
+HX_MUST_CHECK hx_err hx_004_bin_encode_request(enum hx_004_framing f,
+                                               const struct hx_004_request *req,
+                                               struct hx_writer *w);
+
+struct hx_004_response {
+    enum hx_004_command cmd;
+    uint32_t status;
+    struct hykex_qos qos;     /* OPEN_CONNECT */
+    struct hx_uuid ksid;      /* OPEN_CONNECT */
+    uint32_t index;           /* GET_KEY */
+    const uint8_t *key;       /* GET_KEY */
+    size_t key_len;
+    const uint8_t *metadata;  /* GET_KEY */
+    size_t metadata_len;
+    uint32_t metadata_needed; /* GET_KEY with status 8 */
+};
+
+HX_MUST_CHECK hx_err hx_004_bin_encode_response(enum hx_004_framing f,
+                                                const struct hx_004_response *resp,
+                                                struct hx_writer *w);
+/* A response payload (pointers point into p). */
+HX_MUST_CHECK hx_err hx_004_bin_decode_response(enum hx_004_framing f, uint8_t type,
+                                                const uint8_t *p, size_t len,
+                                                struct hx_004_response *resp, char *why,
+                                                size_t why_len);
+
+#endif

@@ -1,0 +1,275 @@
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "proto/etsi004.h"
+
+const char *hx_004_command_name(enum hx_004_command cmd)
+{
+    switch (cmd) {
+    case HX_004_OPEN_CONNECT:
+        return "OPEN_CONNECT";
+    case HX_004_GET_KEY:
+        return "GET_KEY";
+    case HX_004_CLOSE:
+        return "CLOSE";
+    }
+    return "?";
+}
+
+static hx_err fail(char *why, size_t why_len, hx_err e, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static hx_err fail(char *why, size_t why_len, hx_err e, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, why_len, fmt, ap);
+    va_end(ap);
+    return e;
+}
+
+static hx_err get_u32(struct json_object *v, const char *name, uint32_t *out, char *why,
+                      size_t why_len)
+{
+    int64_t i;
+
+    if (!json_object_is_type(v, json_type_int)) {
+        return fail(why, why_len, HX_ERR_BAD_TYPE, "%s: expected an integer from 0 to 4294967295, got %s",
+                    name, json_type_to_name(json_object_get_type(v)));
+    }
+    i = json_object_get_int64(v);
+    if (i < 0 || i > (int64_t)UINT32_MAX) {
+        return fail(why, why_len, HX_ERR_BAD_VALUE, "%s: %s is outside 0..4294967295", name,
+                    json_object_get_string(v));
+    }
+    *out = (uint32_t)i;
+    return HX_OK;
+}
+
+static hx_err get_string(struct json_object *v, const char *name, char *out, size_t cap, char *why,
+                         size_t why_len)
+{
+    size_t len;
+
+    if (!json_object_is_type(v, json_type_string)) {
+        return fail(why, why_len, HX_ERR_BAD_TYPE, "%s: expected a string, got %s", name,
+                    json_type_to_name(json_object_get_type(v)));
+    }
+    len = (size_t)json_object_get_string_len(v);
+    if (len >= cap) {
+        return fail(why, why_len, HX_ERR_TOO_LARGE, "%s: longer than %zu bytes", name, cap - 1);
+    }
+    memcpy(out, json_object_get_string(v), len + 1);
+    return HX_OK;
+}
+
+static hx_err get_ksid(struct json_object *v, bool null_ok, struct hx_uuid *out, char *why,
+                       size_t why_len)
+{
+    memset(out, 0, sizeof(*out));
+    if (v == NULL || json_object_is_type(v, json_type_null) ||
+        (json_object_is_type(v, json_type_string) && json_object_get_string_len(v) == 0)) {
+        if (null_ok) {
+            return HX_OK;
+        }
+        return fail(why, why_len, HX_ERR_MISSING_FIELD, "data.key_stream_id: required");
+    }
+    if (!json_object_is_type(v, json_type_string)) {
+        return fail(why, why_len, HX_ERR_BAD_TYPE, "data.key_stream_id: expected a UUID string, got %s",
+                    json_type_to_name(json_object_get_type(v)));
+    }
+    if (hx_uuid_parse(json_object_get_string(v), (size_t)json_object_get_string_len(v), out) != HX_OK) {
+        return fail(why, why_len, HX_ERR_BAD_UUID,
+                    "data.key_stream_id: not a UUID (8-4-4-4-12 hex digits)");
+    }
+    return HX_OK;
+}
+
+static hx_err decode_qos(struct json_object *q, struct hykex_qos *qos, char *why, size_t why_len)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } fields[] = {
+        {"key_chunk_size", offsetof(struct hykex_qos, key_chunk_size)},
+        {"max_bps", offsetof(struct hykex_qos, max_bps)},
+        {"min_bps", offsetof(struct hykex_qos, min_bps)},
+        {"jitter", offsetof(struct hykex_qos, jitter)},
+        {"priority", offsetof(struct hykex_qos, priority)},
+        {"timeout", offsetof(struct hykex_qos, timeout_ms)},
+        {"ttl", offsetof(struct hykex_qos, ttl_s)},
+    };
+    char name[64];
+    hx_err e;
+
+    if (!json_object_is_type(q, json_type_object)) {
+        return fail(why, why_len, HX_ERR_BAD_TYPE, "data.qos: expected an object, got %s",
+                    json_type_to_name(json_object_get_type(q)));
+    }
+    json_object_object_foreach(q, key, val)
+    {
+        size_t i;
+        snprintf(name, sizeof(name), "data.qos.%.40s", key);
+        if (strcmp(key, "metadata_mimetype") == 0) {
+            if ((e = get_string(val, name, qos->metadata_mimetype, sizeof(qos->metadata_mimetype),
+                                why, why_len)) != HX_OK) {
+                return e;
+            }
+            continue;
+        }
+        for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+            if (strcmp(key, fields[i].name) == 0) {
+                if ((e = get_u32(val, name, (uint32_t *)((char *)qos + fields[i].off), why,
+                                 why_len)) != HX_OK) {
+                    return e;
+                }
+                break;
+            }
+        }
+        if (i == sizeof(fields) / sizeof(fields[0])) {
+            return fail(why, why_len, HX_ERR_UNKNOWN_FIELD, "%s: unknown QoS field", name);
+        }
+    }
+    return HX_OK;
+}
+
+hx_err hx_004_json_decode_request(struct json_object *o, struct hx_004_request *req, char *why,
+                                  size_t why_len)
+{
+    struct json_object *cmd = NULL, *data = NULL, *ksid = NULL, *meta = NULL;
+    const char *c;
+    hx_err e;
+
+    memset(req, 0, sizeof(*req));
+    snprintf(req->qos.metadata_mimetype, sizeof(req->qos.metadata_mimetype), "application/json");
+    json_object_object_foreach(o, key, val)
+    {
+        if (strcmp(key, "command") == 0) {
+            cmd = val;
+        } else if (strcmp(key, "data") == 0) {
+            data = val;
+        } else {
+            return fail(why, why_len, HX_ERR_UNKNOWN_FIELD, "%.40s: unknown field (command, data)",
+                        key);
+        }
+    }
+    if (cmd == NULL || !json_object_is_type(cmd, json_type_string)) {
+        return fail(why, why_len, cmd == NULL ? HX_ERR_MISSING_FIELD : HX_ERR_BAD_TYPE,
+                    "command: expected \"OPEN_CONNECT\", \"GET_KEY\" or \"CLOSE\"");
+    }
+    c = json_object_get_string(cmd);
+    if (strcmp(c, "OPEN_CONNECT") == 0) {
+        req->cmd = HX_004_OPEN_CONNECT;
+    } else if (strcmp(c, "GET_KEY") == 0) {
+        req->cmd = HX_004_GET_KEY;
+    } else if (strcmp(c, "CLOSE") == 0) {
+        req->cmd = HX_004_CLOSE;
+    } else {
+        return fail(why, why_len, HX_ERR_UNSUPPORTED,
+                    "command: unknown command (OPEN_CONNECT, GET_KEY, CLOSE)");
+    }
+    if (data == NULL || !json_object_is_type(data, json_type_object)) {
+        return fail(why, why_len, data == NULL ? HX_ERR_MISSING_FIELD : HX_ERR_BAD_TYPE,
+                    "data: expected an object");
+    }
+    bool have_src = false, have_dst = false;
+    json_object_object_foreach(data, k, v)
+    {
+        char name[64];
+        snprintf(name, sizeof(name), "data.%.40s", k);
+        if (req->cmd == HX_004_OPEN_CONNECT && strcmp(k, "source") == 0) {
+            e = get_string(v, name, req->source, sizeof(req->source), why, why_len);
+            have_src = true;
+        } else if (req->cmd == HX_004_OPEN_CONNECT && strcmp(k, "destination") == 0) {
+            e = get_string(v, name, req->destination, sizeof(req->destination), why, why_len);
+            have_dst = true;
+        } else if (req->cmd == HX_004_OPEN_CONNECT && strcmp(k, "qos") == 0) {
+            e = decode_qos(v, &req->qos, why, why_len);
+        } else if (strcmp(k, "key_stream_id") == 0) {
+            ksid = v;
+            e = HX_OK;
+        } else if (req->cmd == HX_004_GET_KEY && strcmp(k, "index") == 0) {
+            e = get_u32(v, name, &req->index, why, why_len);
+            req->has_index = true;
+        } else if (req->cmd == HX_004_GET_KEY && strcmp(k, "metadata") == 0) {
+            meta = v;
+            e = HX_OK;
+        } else {
+            return fail(why, why_len, HX_ERR_UNKNOWN_FIELD, "%s: unknown field for %s", name, c);
+        }
+        if (e != HX_OK) {
+            return e;
+        }
+    }
+    if (req->cmd == HX_004_OPEN_CONNECT && (!have_src || !have_dst)) {
+        return fail(why, why_len, HX_ERR_MISSING_FIELD, "data.%s: required",
+                    have_src ? "destination" : "source");
+    }
+    if ((e = get_ksid(ksid, req->cmd == HX_004_OPEN_CONNECT, &req->ksid, why, why_len)) != HX_OK) {
+        return e;
+    }
+    if (meta != NULL) {
+        struct json_object *size;
+        if (!json_object_is_type(meta, json_type_object)) {
+            return fail(why, why_len, HX_ERR_BAD_TYPE, "data.metadata: expected an object");
+        }
+        json_object_object_foreach(meta, mk, mv)
+        {
+            if (strcmp(mk, "size") != 0 && strcmp(mk, "buffer") != 0) {
+                return fail(why, why_len, HX_ERR_UNKNOWN_FIELD,
+                            "data.metadata.%.40s: unknown field (size, buffer)", mk);
+            }
+            (void)mv;
+        }
+        if (json_object_object_get_ex(meta, "size", &size) &&
+            (e = get_u32(size, "data.metadata.size", &req->metadata_size, why, why_len)) != HX_OK) {
+            return e;
+        }
+    }
+    return HX_OK;
+}
+
+struct json_object *hx_004_json_encode_request(const struct hx_004_request *req)
+{
+    struct json_object *o = json_object_new_object(), *d = json_object_new_object(), *q;
+    char id[HX_UUID_STR_LEN + 1];
+
+    json_object_object_add(o, "command", json_object_new_string(hx_004_command_name(req->cmd)));
+    if (req->cmd == HX_004_OPEN_CONNECT) {
+        json_object_object_add(d, "source", json_object_new_string(req->source));
+        json_object_object_add(d, "destination", json_object_new_string(req->destination));
+        q = json_object_new_object();
+        json_object_object_add(q, "key_chunk_size", json_object_new_int64(req->qos.key_chunk_size));
+        json_object_object_add(q, "max_bps", json_object_new_int64(req->qos.max_bps));
+        json_object_object_add(q, "min_bps", json_object_new_int64(req->qos.min_bps));
+        json_object_object_add(q, "jitter", json_object_new_int64(req->qos.jitter));
+        json_object_object_add(q, "priority", json_object_new_int64(req->qos.priority));
+        json_object_object_add(q, "timeout", json_object_new_int64(req->qos.timeout_ms));
+        json_object_object_add(q, "ttl", json_object_new_int64(req->qos.ttl_s));
+        json_object_object_add(q, "metadata_mimetype",
+                               json_object_new_string(req->qos.metadata_mimetype));
+        json_object_object_add(d, "qos", q);
+        if (!hx_uuid_is_nil(&req->ksid)) {
+            hx_uuid_format(&req->ksid, id);
+            json_object_object_add(d, "key_stream_id", json_object_new_string(id));
+        }
+    } else {
+        hx_uuid_format(&req->ksid, id);
+        json_object_object_add(d, "key_stream_id", json_object_new_string(id));
+        if (req->cmd == HX_004_GET_KEY && req->has_index) {
+            json_object_object_add(d, "index", json_object_new_int64(req->index));
+        }
+        if (req->cmd == HX_004_GET_KEY && req->metadata_size > 0) {
+            struct json_object *m = json_object_new_object();
+            json_object_object_add(m, "size", json_object_new_int64(req->metadata_size));
+            json_object_object_add(m, "buffer", json_object_new_string(""));
+            json_object_object_add(d, "metadata", m);
+        }
+    }
+    json_object_object_add(o, "data", d);
+    return o;
+}

@@ -1,0 +1,734 @@
+#define _GNU_SOURCE /* accept4 */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "common/json.h"
+#include "common/log.h"
+#include "proto/etsi004.h"
+#include "sim/server.h"
+
+enum dialect {
+    D_JSON,
+    D_BIN,
+    D_CTL,
+};
+
+struct listener {
+    struct sim_server *srv;
+    int fd;
+    size_t kme;
+    enum dialect dialect;
+    enum hx_004_framing framing;
+    bool compat;
+    SSL_CTX *tls;
+    pthread_t thread;
+    bool started;
+};
+
+struct conn {
+    struct listener *l;
+    int fd;
+    SSL *ssl;
+    size_t slot;
+};
+
+struct sim_server {
+    struct sim_net *net;
+    struct listener *listeners;
+    size_t n_listeners;
+    struct sim_014 **s014;
+    size_t n_014;
+    char ctl_path[108];
+    pthread_mutex_t lock;
+    pthread_cond_t idle;
+    int conn_fd[SIM_MAX_CONNECTIONS];
+    size_t conn_kme[SIM_MAX_CONNECTIONS];
+    size_t n_conns;
+    bool stopping;
+};
+
+static struct sim_server *the_server; /* for the model's drop callback */
+
+/* ---- I/O over TCP or TLS ---- */
+
+static ssize_t conn_read(struct conn *c, void *buf, size_t n)
+{
+    if (c->ssl != NULL) {
+        int r = SSL_read(c->ssl, buf, (int)(n > INT32_MAX ? INT32_MAX : n));
+        return r > 0 ? r : (SSL_get_error(c->ssl, r) == SSL_ERROR_ZERO_RETURN ? 0 : -1);
+    }
+    for (;;) {
+        ssize_t r = recv(c->fd, buf, n, 0);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        return r;
+    }
+}
+
+static bool conn_read_exact(struct conn *c, uint8_t *buf, size_t n)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t r = conn_read(c, buf + got, n - got);
+        if (r <= 0) {
+            return false;
+        }
+        got += (size_t)r;
+    }
+    return true;
+}
+
+static bool conn_write(struct conn *c, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+
+    while (n > 0) {
+        ssize_t r;
+        if (c->ssl != NULL) {
+            int w = SSL_write(c->ssl, b, (int)(n > INT32_MAX ? INT32_MAX : n));
+            r = w > 0 ? w : -1;
+        } else {
+            r = send(c->fd, b, n, MSG_NOSIGNAL);
+            if (r < 0 && errno == EINTR) {
+                continue;
+            }
+        }
+        if (r <= 0) {
+            return false;
+        }
+        b += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+/* ---- the JSON dialect ---- */
+
+static bool send_json(struct conn *c, struct json_object *o)
+{
+    const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+    bool ok = conn_write(c, s, strlen(s));
+
+    json_object_put(o);
+    return ok;
+}
+
+static struct json_object *status_reply(int status, const char *message)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "status", json_object_new_int(status));
+    if (status != 0 && message != NULL && message[0] != '\0') {
+        json_object_object_add(o, "message", json_object_new_string(message));
+    }
+    return o;
+}
+
+static struct json_object *qos_json(const struct hykex_qos *q)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "key_chunk_size", json_object_new_int64(q->key_chunk_size));
+    json_object_object_add(o, "max_bps", json_object_new_int64(q->max_bps));
+    json_object_object_add(o, "min_bps", json_object_new_int64(q->min_bps));
+    json_object_object_add(o, "jitter", json_object_new_int64(q->jitter));
+    json_object_object_add(o, "priority", json_object_new_int64(q->priority));
+    json_object_object_add(o, "timeout", json_object_new_int64(q->timeout_ms));
+    json_object_object_add(o, "ttl", json_object_new_int64(q->ttl_s));
+    json_object_object_add(o, "metadata_mimetype", json_object_new_string(q->metadata_mimetype));
+    return o;
+}
+
+static struct json_object *handle_json(struct conn *c, const struct hx_004_request *req)
+{
+    struct sim_net *net = c->l->srv->net;
+    struct sim_result r;
+    struct hx_uuid id = req->ksid;
+    struct hykex_qos qos = req->qos;
+    struct json_object *o;
+    char text[HX_UUID_STR_LEN + 1];
+
+    switch (req->cmd) {
+    case HX_004_OPEN_CONNECT:
+        sim_open(net, c->l->kme, req->source, req->destination, &qos, &id, c->l->compat, &r);
+        o = status_reply(r.status, r.message);
+        if (r.status == 0 || r.status == 1) {
+            hx_uuid_format(&id, text);
+            json_object_object_add(o, "key_stream_id", json_object_new_string(text));
+        }
+        if (r.status == 7 || (r.status <= 1 && !c->l->compat)) {
+            json_object_object_add(o, "qos", qos_json(&qos));
+        }
+        return o;
+    case HX_004_GET_KEY: {
+        uint8_t key[SIM_MAX_CHUNK];
+        char meta[128];
+        size_t key_len, needed;
+        uint32_t index = req->index;
+        /* The reference sends metadata.size 46; without one the buffer is ample. */
+        size_t cap = req->metadata_size > 0 ? req->metadata_size : sizeof(meta);
+        sim_get_key(net, c->l->kme, &id, req->has_index, &index, key, &key_len, meta,
+                    cap < sizeof(meta) ? cap : sizeof(meta), &needed, &r);
+        o = status_reply(r.status, r.message);
+        if (r.status == 0) {
+            struct json_object *kb = json_object_new_array_ext((int)key_len);
+            for (size_t i = 0; i < key_len; i++) {
+                json_object_array_add(kb, json_object_new_int(key[i]));
+            }
+            json_object_object_add(o, "key_buffer", kb);
+            json_object_object_add(o, "index", json_object_new_int64(index));
+            json_object_object_add(o, "metadata", json_tokener_parse(meta));
+        } else if (r.status == 8) {
+            json_object_object_add(o, "metadata_size", json_object_new_int64((int64_t)needed));
+        }
+        OPENSSL_cleanse(key, sizeof(key));
+        return o;
+    }
+    case HX_004_CLOSE:
+        sim_close(net, c->l->kme, &id, &r);
+        return status_reply(r.status, r.message);
+    }
+    return status_reply(HYKEX_STATUS_NO_QKD_CONNECTION, "unknown command");
+}
+
+static void serve_json(struct conn *c)
+{
+    static const struct hx_json_limits lim = {
+        .max_message = 64 * 1024, .max_depth = 8, .max_string = 4096, .max_members = 64};
+    struct hx_json_stream *s = NULL;
+    uint8_t buf[16384];
+    ssize_t n;
+
+    if (hx_json_stream_new(&lim, &s) != HX_OK) {
+        return;
+    }
+    while ((n = conn_read(c, buf, sizeof(buf))) > 0) {
+        struct json_object *o;
+        const char *why;
+        enum hx_json_event ev;
+        hx_err e;
+
+        if (hx_json_stream_feed(s, buf, (size_t)n) != HX_OK) {
+            break;
+        }
+        while ((ev = hx_json_stream_next(s, &o, &e, &why)) != HX_JSON_NEED_MORE) {
+            struct hx_004_request req;
+            char msg[300];
+            struct json_object *reply;
+            if (ev == HX_JSON_ERROR) {
+                snprintf(msg, sizeof(msg), "malformed request: %s", why);
+                reply = status_reply(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
+            } else if (hx_004_json_decode_request(o, &req, msg, sizeof(msg)) != HX_OK) {
+                char full[340];
+                snprintf(full, sizeof(full), "invalid request: %s", msg);
+                reply = status_reply(HYKEX_STATUS_NO_QKD_CONNECTION, full);
+            } else {
+                reply = handle_json(c, &req);
+            }
+            json_object_put(o);
+            if (!send_json(c, reply)) {
+                goto out;
+            }
+        }
+    }
+out:
+    hx_json_stream_free(s);
+}
+
+/* ---- the binary dialect ---- */
+
+static void serve_bin(struct conn *c)
+{
+    struct sim_net *net = c->l->srv->net;
+    enum hx_004_framing f = c->l->framing;
+    uint8_t hdr[HX_004_BIN_HEADER], *payload = malloc(HX_004_BIN_MAX_PAYLOAD);
+    uint8_t out[HX_004_BIN_HEADER + SIM_MAX_CHUNK + 1024];
+    struct hx_writer w;
+
+    if (payload == NULL) {
+        return;
+    }
+    while (conn_read_exact(c, hdr, sizeof(hdr))) {
+        struct hx_004_request req;
+        struct hx_004_response resp;
+        struct sim_result r;
+        uint8_t type, key[SIM_MAX_CHUNK];
+        uint32_t len;
+        char why[200], meta[128];
+        size_t key_len = 0, needed = 0;
+
+        if (hx_004_bin_header(f, hdr, &type, &len, why, sizeof(why)) != HX_OK ||
+            !conn_read_exact(c, payload, len)) {
+            break; /* wrong version or oversize: the framing is lost; close */
+        }
+        memset(&resp, 0, sizeof(resp));
+        if (hx_004_bin_decode_request(f, type, payload, len, &req, why, sizeof(why)) != HX_OK) {
+            if (type != HX_004_BIN_OPEN_REQ && type != HX_004_BIN_GET_REQ &&
+                type != HX_004_BIN_CLOSE_REQ) {
+                break;
+            }
+            resp.cmd = type == HX_004_BIN_OPEN_REQ  ? HX_004_OPEN_CONNECT
+                       : type == HX_004_BIN_GET_REQ ? HX_004_GET_KEY
+                                                    : HX_004_CLOSE;
+            resp.status = HYKEX_STATUS_NO_QKD_CONNECTION;
+        } else {
+            resp.cmd = req.cmd;
+            switch (req.cmd) {
+            case HX_004_OPEN_CONNECT:
+                resp.qos = req.qos;
+                resp.ksid = req.ksid;
+                sim_open(net, c->l->kme, req.source, req.destination, &resp.qos, &resp.ksid, false,
+                         &r);
+                resp.status = (uint32_t)r.status;
+                break;
+            case HX_004_GET_KEY:
+                resp.index = req.index;
+                sim_get_key(net, c->l->kme, &req.ksid, true, &resp.index, key, &key_len, meta,
+                            req.metadata_size < sizeof(meta) ? req.metadata_size : sizeof(meta),
+                            &needed, &r);
+                resp.status = (uint32_t)r.status;
+                resp.key = key;
+                resp.key_len = key_len;
+                resp.metadata = (const uint8_t *)meta;
+                resp.metadata_len = r.status == 0 ? strlen(meta) : 0;
+                resp.metadata_needed = (uint32_t)needed;
+                break;
+            case HX_004_CLOSE:
+                sim_close(net, c->l->kme, &req.ksid, &r);
+                resp.status = (uint32_t)r.status;
+                break;
+            }
+        }
+        hx_writer_init_fixed(&w, out, sizeof(out));
+        bool ok = hx_004_bin_encode_response(f, &resp, &w) == HX_OK && conn_write(c, out, w.len);
+        OPENSSL_cleanse(key, sizeof(key));
+        OPENSSL_cleanse(out, sizeof(out));
+        if (!ok || f == HX_004_FRAMING_211) {
+            break; /* 2.1.1: one request per connection */
+        }
+    }
+    free(payload);
+}
+
+/* ---- the control socket ---- */
+
+static void serve_ctl(struct conn *c)
+{
+    char line[256], *reply = NULL;
+    size_t n = 0;
+    ssize_t r;
+
+    while (n < sizeof(line) - 1 && (r = conn_read(c, line + n, sizeof(line) - 1 - n)) > 0) {
+        n += (size_t)r;
+        if (memchr(line, '\n', n) != NULL) {
+            break;
+        }
+    }
+    line[n] = '\0';
+    line[strcspn(line, "\r\n")] = '\0';
+    sim_control(c->l->srv->net, line, &reply);
+    if (reply != NULL) {
+        (void)(conn_write(c, reply, strlen(reply)) && conn_write(c, "\n", 1));
+        free(reply);
+    }
+}
+
+/* ---- connections and listeners ---- */
+
+static void *conn_main(void *arg)
+{
+    struct conn *c = arg;
+    struct sim_server *srv = c->l->srv;
+
+    if (c->l->tls != NULL) {
+        struct timeval tv = {10, 0}, none = {0, 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        if ((c->ssl = SSL_new(c->l->tls)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
+            SSL_accept(c->ssl) != 1) {
+            hx_warn("TLS handshake failed", HX_F_STR("kme", srv->net->kmes[c->l->kme].id));
+            goto out;
+        }
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+    }
+    switch (c->l->dialect) {
+    case D_JSON:
+        serve_json(c);
+        break;
+    case D_BIN:
+        serve_bin(c);
+        break;
+    case D_CTL:
+        serve_ctl(c);
+        break;
+    }
+out:
+    if (c->ssl != NULL) {
+        SSL_shutdown(c->ssl);
+        SSL_free(c->ssl);
+    }
+    pthread_mutex_lock(&srv->lock);
+    srv->conn_fd[c->slot] = -1;
+    srv->n_conns--;
+    pthread_cond_broadcast(&srv->idle);
+    pthread_mutex_unlock(&srv->lock);
+    close(c->fd);
+    free(c);
+    return NULL;
+}
+
+static void *accept_main(void *arg)
+{
+    struct listener *l = arg;
+    struct sim_server *srv = l->srv;
+
+    for (;;) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+        struct conn *c;
+        pthread_t t;
+        pthread_attr_t attr;
+        size_t slot;
+
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            if (srv->stopping) {
+                return NULL;
+            }
+            if (errno == EMFILE || errno == ENFILE) {
+                usleep(100000);
+                continue;
+            }
+            return NULL;
+        }
+        pthread_mutex_lock(&srv->lock);
+        if (srv->stopping || srv->n_conns >= SIM_MAX_CONNECTIONS) {
+            pthread_mutex_unlock(&srv->lock);
+            close(fd); /* over the cap: refuse rather than queue forever */
+            continue;
+        }
+        for (slot = 0; srv->conn_fd[slot] >= 0; slot++) {
+        }
+        srv->conn_fd[slot] = fd;
+        srv->conn_kme[slot] = l->kme;
+        srv->n_conns++;
+        pthread_mutex_unlock(&srv->lock);
+        if (l->dialect != D_CTL) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
+        if ((c = calloc(1, sizeof(*c))) == NULL) {
+            close(fd);
+            continue;
+        }
+        c->l = l;
+        c->fd = fd;
+        c->slot = slot;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 256 * 1024);
+        if (pthread_create(&t, &attr, conn_main, c) != 0) {
+            pthread_mutex_lock(&srv->lock);
+            srv->conn_fd[slot] = -1;
+            srv->n_conns--;
+            pthread_mutex_unlock(&srv->lock);
+            close(fd);
+            free(c);
+        }
+        pthread_attr_destroy(&attr);
+    }
+}
+
+static hx_err listen_tcp(const char *host, uint16_t port, int *out, char *why, size_t why_len)
+{
+    struct addrinfo hints, *res = NULL;
+    char ports[8];
+    int fd = -1, one = 1, rc;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(ports, sizeof(ports), "%u", port);
+    if ((rc = getaddrinfo(host, ports, &hints, &res)) != 0) {
+        snprintf(why, why_len, "%s:%u: %s", host, port, gai_strerror(rc));
+        return HX_ERR_CONFIG;
+    }
+    if ((fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 128) != 0) {
+        snprintf(why, why_len, "%s:%u: %s", host, port, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        freeaddrinfo(res);
+        return HX_ERR_IO;
+    }
+    freeaddrinfo(res);
+    *out = fd;
+    return HX_OK;
+}
+
+static hx_err listen_unix(const char *path, int *out, char *why, size_t why_len)
+{
+    struct sockaddr_un sa;
+    mode_t old;
+    int fd;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        snprintf(why, why_len, "%s: control socket path too long", path);
+        return HX_ERR_CONFIG;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    unlink(path);
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+        snprintf(why, why_len, "%s: %s", path, strerror(errno));
+        return HX_ERR_IO;
+    }
+    old = umask(077); /* the control socket is for the operator only */
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 16) != 0) {
+        umask(old);
+        snprintf(why, why_len, "%s: %s", path, strerror(errno));
+        close(fd);
+        return HX_ERR_IO;
+    }
+    umask(old);
+    *out = fd;
+    return HX_OK;
+}
+
+static hx_err tls_context(const struct sim_listener *sl, SSL_CTX **out, char *why, size_t why_len)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+    *out = NULL;
+    if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_use_certificate_chain_file(ctx, sl->cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, sl->key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1 || SSL_CTX_load_verify_file(ctx, sl->ca) != 1) {
+        char err[160];
+        ERR_error_string_n(ERR_get_error(), err, sizeof(err));
+        snprintf(why, why_len, "TLS set-up with %s / %s / %s: %s", sl->cert, sl->key, sl->ca, err);
+        SSL_CTX_free(ctx);
+        return HX_ERR_CONFIG;
+    }
+    /* Client certificates are mandatory. */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    *out = ctx;
+    return HX_OK;
+}
+
+static void drop_kme_connections(size_t kme)
+{
+    struct sim_server *srv = the_server;
+
+    if (srv == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&srv->lock);
+    for (size_t i = 0; i < SIM_MAX_CONNECTIONS; i++) {
+        if (srv->conn_fd[i] >= 0 && srv->conn_kme[i] == kme) {
+            shutdown(srv->conn_fd[i], SHUT_RDWR);
+        }
+    }
+    pthread_mutex_unlock(&srv->lock);
+}
+
+static hx_err add_listener(struct sim_server *srv, size_t kme, enum dialect d,
+                           const struct sim_listener *sl, const char *unix_path, char *why,
+                           size_t why_len)
+{
+    struct listener *l = &srv->listeners[srv->n_listeners];
+    hx_err e;
+
+    memset(l, 0, sizeof(*l));
+    l->srv = srv;
+    l->kme = kme;
+    l->dialect = d;
+    l->fd = -1;
+    if (d == D_CTL) {
+        e = listen_unix(unix_path, &l->fd, why, why_len);
+    } else {
+        l->compat = sl->reference_compat;
+        l->framing = (enum hx_004_framing)sl->framing;
+        if (d == D_BIN && sl->cert[0] != '\0' &&
+            (e = tls_context(sl, &l->tls, why, why_len)) != HX_OK) {
+            return e;
+        }
+        e = listen_tcp(sl->host, sl->port, &l->fd, why, why_len);
+    }
+    if (e != HX_OK) {
+        SSL_CTX_free(l->tls);
+        return e;
+    }
+    srv->n_listeners++;
+    if (pthread_create(&l->thread, NULL, accept_main, l) != 0) {
+        snprintf(why, why_len, "cannot start a listener thread");
+        return HX_ERR_INTERNAL;
+    }
+    l->started = true;
+    return HX_OK;
+}
+
+hx_err sim_server_start(struct sim_net *net, const char *ctl_path, struct sim_server **out,
+                        char *why, size_t why_len)
+{
+    struct sim_server *srv;
+    hx_err e = HX_OK;
+
+    *out = NULL;
+    if ((srv = calloc(1, sizeof(*srv))) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    srv->net = net;
+    pthread_mutex_init(&srv->lock, NULL);
+    pthread_cond_init(&srv->idle, NULL);
+    for (size_t i = 0; i < SIM_MAX_CONNECTIONS; i++) {
+        srv->conn_fd[i] = -1;
+    }
+    srv->listeners = calloc(2 * net->n_kmes + 1, sizeof(*srv->listeners));
+    srv->s014 = calloc(net->n_kmes, sizeof(*srv->s014));
+    if (srv->listeners == NULL || srv->s014 == NULL) {
+        sim_server_stop(srv);
+        return HX_ERR_NOMEM;
+    }
+    the_server = srv;
+    net->drop_connections = drop_kme_connections;
+    for (size_t k = 0; k < net->n_kmes && e == HX_OK; k++) {
+        const struct sim_kme *kme = &net->kmes[k];
+        if (kme->l004_json.enabled) {
+            e = add_listener(srv, k, D_JSON, &kme->l004_json, NULL, why, why_len);
+        }
+        if (e == HX_OK && kme->l004_bin.enabled) {
+            e = add_listener(srv, k, D_BIN, &kme->l004_bin, NULL, why, why_len);
+        }
+        if (e == HX_OK && kme->l014.enabled) {
+            if ((e = sim_014_start(net, k, &srv->s014[k], why, why_len)) == HX_OK) {
+                srv->n_014++;
+            }
+        }
+    }
+    if (e == HX_OK && ctl_path != NULL) {
+        snprintf(srv->ctl_path, sizeof(srv->ctl_path), "%s", ctl_path);
+        e = add_listener(srv, 0, D_CTL, NULL, ctl_path, why, why_len);
+    }
+    if (e != HX_OK) {
+        sim_server_stop(srv);
+        return e;
+    }
+    *out = srv;
+    return HX_OK;
+}
+
+void sim_server_stop(struct sim_server *srv)
+{
+    struct timespec deadline;
+
+    if (srv == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&srv->lock);
+    srv->stopping = true;
+    pthread_mutex_unlock(&srv->lock);
+    sim_net_stop(srv->net);
+    for (size_t i = 0; i < srv->n_listeners; i++) {
+        shutdown(srv->listeners[i].fd, SHUT_RDWR); /* wakes accept() */
+    }
+    for (size_t i = 0; i < srv->n_listeners; i++) {
+        if (srv->listeners[i].started) {
+            pthread_join(srv->listeners[i].thread, NULL);
+        }
+        close(srv->listeners[i].fd);
+        SSL_CTX_free(srv->listeners[i].tls);
+    }
+    for (size_t k = 0; srv->s014 != NULL && k < srv->net->n_kmes; k++) {
+        sim_014_stop(srv->s014[k]);
+    }
+    /* Connections: shut them down and give their threads a second to finish. */
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 1;
+    pthread_mutex_lock(&srv->lock);
+    for (size_t i = 0; i < SIM_MAX_CONNECTIONS; i++) {
+        if (srv->conn_fd[i] >= 0) {
+            shutdown(srv->conn_fd[i], SHUT_RDWR);
+        }
+    }
+    while (srv->n_conns > 0 &&
+           pthread_cond_timedwait(&srv->idle, &srv->lock, &deadline) != ETIMEDOUT) {
+    }
+    bool idle = srv->n_conns == 0;
+    pthread_mutex_unlock(&srv->lock);
+    if (srv->ctl_path[0] != '\0') {
+        unlink(srv->ctl_path);
+    }
+    srv->net->drop_connections = NULL;
+    the_server = NULL;
+    if (!idle) {
+        return; /* a thread is still inside the model: leave the memory to the exiting process */
+    }
+    free(srv->listeners);
+    free(srv->s014);
+    pthread_cond_destroy(&srv->idle);
+    pthread_mutex_destroy(&srv->lock);
+    free(srv);
+}
+
+int sim_ctl_client(const char *path, int argc, char **argv)
+{
+    struct sockaddr_un sa;
+    char line[256], reply[65536];
+    size_t n = 0;
+    ssize_t r;
+    int fd;
+
+    line[0] = '\0';
+    for (int i = 0; i < argc; i++) {
+        size_t len = strlen(line);
+        snprintf(line + len, sizeof(line) - len, "%s%s", i ? " " : "", argv[i]);
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        fprintf(stderr, "hykex-qkdsim ctl: socket path too long\n");
+        return 2;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+        connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        fprintf(stderr, "hykex-qkdsim ctl: %s: %s\n", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return 1;
+    }
+    if (send(fd, line, strlen(line), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
+        close(fd);
+        return 1;
+    }
+    while (n < sizeof(reply) - 1 && (r = recv(fd, reply + n, sizeof(reply) - 1 - n, 0)) > 0) {
+        n += (size_t)r;
+    }
+    close(fd);
+    reply[n] = '\0';
+    fputs(reply, stdout);
+    return strstr(reply, "\"ok\":true") != NULL ? 0 : 1;
+}
