@@ -16,6 +16,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --out) out=$2; shift 2 ;;
         --alg) alg=$2; shift 2 ;;
+        --classic) alg=EC-P256; shift ;;
         --days) days=$2; shift 2 ;;
         --name) name=$2; shift 2 ;;
         --force) force=1; shift ;;
@@ -23,8 +24,8 @@ while [ $# -gt 0 ]; do
         *) echo "create_ca.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
-case "$alg" in ML-DSA-44 | ML-DSA-65 | ML-DSA-87 | ED25519) ;;
-    *) echo "create_ca.sh: --alg must be ML-DSA-44, ML-DSA-65, ML-DSA-87 or ED25519" >&2; exit 2 ;;
+case "$alg" in ML-DSA-44 | ML-DSA-65 | ML-DSA-87 | ED25519 | EC-P256) ;;
+    *) echo "create_ca.sh: --alg must be ML-DSA-44, ML-DSA-65, ML-DSA-87, ED25519 or EC-P256" >&2; exit 2 ;;
 esac
 [[ $days =~ ^[0-9]+$ ]] && [ "$days" -ge 1 ] && [ "$days" -le 3650 ] \
     || { echo "create_ca.sh: --days must be 1..3650" >&2; exit 2; }
@@ -34,11 +35,19 @@ if [ -e "$out/ca.key" ] && [ "$force" != 1 ]; then
 fi
 
 openssl=$(hx_openssl)
+# genkey OPENSSL ALG FILE: a private key (EC-P256 = ECDSA on P-256, for --classic).
+genkey() {
+    if [ "$2" = EC-P256 ]; then
+        "$1" genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$3"
+    else
+        "$1" genpkey -algorithm "$2" -out "$3"
+    fi
+}
 umask 077
 mkdir -p "$out"
 tmp=$(mktemp "$out/.ca.key.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
-"$openssl" genpkey -algorithm "$alg" -out "$tmp"
+genkey "$openssl" "$alg" "$tmp"
 mv -f "$tmp" "$out/ca.key"
 umask 022
 "$openssl" req -new -x509 -key "$out/ca.key" -out "$out/ca.crt" -days "$days" \

@@ -90,12 +90,12 @@ HX_MUST_CHECK hx_err hx_004_bin_encode_request(enum hx_004_framing f,
 struct hx_004_response {
     enum hx_004_command cmd;
     uint32_t status;
-    struct hykex_qos qos;     /* OPEN_CONNECT */
-    struct hx_uuid ksid;      /* OPEN_CONNECT */
-    uint32_t index;           /* GET_KEY */
-    const uint8_t *key;       /* GET_KEY */
+    struct hykex_qos qos; /* OPEN_CONNECT */
+    struct hx_uuid ksid;  /* OPEN_CONNECT */
+    uint32_t index;       /* GET_KEY */
+    const uint8_t *key;   /* GET_KEY */
     size_t key_len;
-    const uint8_t *metadata;  /* GET_KEY */
+    const uint8_t *metadata; /* GET_KEY */
     size_t metadata_len;
     uint32_t metadata_needed; /* GET_KEY with status 8 */
 };

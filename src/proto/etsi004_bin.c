@@ -19,8 +19,8 @@ static hx_err fail(char *why, size_t why_len, hx_err e, const char *fmt, ...)
     return e;
 }
 
-hx_err hx_004_bin_header(enum hx_004_framing f, const uint8_t hdr[HX_004_BIN_HEADER],
-                         uint8_t *type, uint32_t *len, char *why, size_t why_len)
+hx_err hx_004_bin_header(enum hx_004_framing f, const uint8_t hdr[HX_004_BIN_HEADER], uint8_t *type,
+                         uint32_t *len, char *why, size_t why_len)
 {
     if (memcmp(hdr, versions[f], 3) != 0) {
         return fail(why, why_len, HX_ERR_PROTO,
@@ -56,7 +56,7 @@ static hx_err read_cstr(struct hx_reader *r, const char *what, char *out, size_t
 static hx_err read_qos(enum hx_004_framing f, struct hx_reader *r, struct hykex_qos *q, char *why,
                        size_t why_len)
 {
-    uint32_t *fields[7] = {&q->key_chunk_size, &q->max_bps, &q->min_bps, &q->jitter,
+    uint32_t *fields[7] = {&q->key_chunk_size, &q->max_bps,    &q->min_bps, &q->jitter,
                            &q->priority,       &q->timeout_ms, &q->ttl_s};
     const uint8_t *mt;
     hx_err e;
@@ -78,8 +78,8 @@ static hx_err read_qos(enum hx_004_framing f, struct hx_reader *r, struct hykex_
         q->metadata_mimetype[n] = '\0';
         return HX_OK;
     }
-    return read_cstr(r, "metadata mimetype", q->metadata_mimetype, sizeof(q->metadata_mimetype), why,
-                     why_len);
+    return read_cstr(r, "metadata mimetype", q->metadata_mimetype, sizeof(q->metadata_mimetype),
+                     why, why_len);
 }
 
 static hx_err read_ksid(struct hx_reader *r, struct hx_uuid *id, char *why, size_t why_len)
@@ -113,7 +113,8 @@ hx_err hx_004_bin_decode_request(enum hx_004_framing f, uint8_t type, const uint
     switch (type) {
     case HX_004_BIN_OPEN_REQ:
         req->cmd = HX_004_OPEN_CONNECT;
-        if ((e = read_cstr(&r, "source", req->source, sizeof(req->source), why, why_len)) != HX_OK ||
+        if ((e = read_cstr(&r, "source", req->source, sizeof(req->source), why, why_len)) !=
+                HX_OK ||
             (e = read_cstr(&r, "destination", req->destination, sizeof(req->destination), why,
                            why_len)) != HX_OK ||
             (e = read_qos(f, &r, &req->qos, why, why_len)) != HX_OK ||
@@ -127,8 +128,7 @@ hx_err hx_004_bin_decode_request(enum hx_004_framing f, uint8_t type, const uint
         if ((e = read_ksid(&r, &req->ksid, why, why_len)) != HX_OK) {
             return e;
         }
-        if ((e = hx_read_u32(&r, &req->index)) != HX_OK ||
-            (e = hx_read_u32(&r, &mlen)) != HX_OK) {
+        if ((e = hx_read_u32(&r, &req->index)) != HX_OK || (e = hx_read_u32(&r, &mlen)) != HX_OK) {
             return fail(why, why_len, e, "GET_KEY: truncated");
         }
         if (f == HX_004_FRAMING_101) {
@@ -255,8 +255,8 @@ hx_err hx_004_bin_encode_response(enum hx_004_framing f, const struct hx_004_res
     switch (resp->cmd) {
     case HX_004_OPEN_CONNECT:
         /* 1.0.1 carries QoS and id on success, "peer not connected" and counter-proposals. */
-        full = f == HX_004_FRAMING_211 || resp->status == 0 || resp->status == 1 ||
-               resp->status == 7;
+        full =
+            f == HX_004_FRAMING_211 || resp->status == 0 || resp->status == 1 || resp->status == 7;
         if ((e = begin(f, HX_004_BIN_OPEN_RESP, w, &start)) != HX_OK ||
             (e = hx_write_u32(w, resp->status)) != HX_OK) {
             return e;
@@ -297,9 +297,8 @@ hx_err hx_004_bin_encode_response(enum hx_004_framing f, const struct hx_004_res
     return finish(w, start);
 }
 
-hx_err hx_004_bin_decode_response(enum hx_004_framing f, uint8_t type, const uint8_t *p,
-                                  size_t len, struct hx_004_response *resp, char *why,
-                                  size_t why_len)
+hx_err hx_004_bin_decode_response(enum hx_004_framing f, uint8_t type, const uint8_t *p, size_t len,
+                                  struct hx_004_response *resp, char *why, size_t why_len)
 {
     struct hx_reader r;
     uint32_t klen, mlen;

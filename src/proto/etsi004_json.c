@@ -38,8 +38,9 @@ static hx_err get_u32(struct json_object *v, const char *name, uint32_t *out, ch
     int64_t i;
 
     if (!json_object_is_type(v, json_type_int)) {
-        return fail(why, why_len, HX_ERR_BAD_TYPE, "%s: expected an integer from 0 to 4294967295, got %s",
-                    name, json_type_to_name(json_object_get_type(v)));
+        return fail(why, why_len, HX_ERR_BAD_TYPE,
+                    "%s: expected an integer from 0 to 4294967295, got %s", name,
+                    json_type_to_name(json_object_get_type(v)));
     }
     i = json_object_get_int64(v);
     if (i < 0 || i > (int64_t)UINT32_MAX) {
@@ -79,10 +80,12 @@ static hx_err get_ksid(struct json_object *v, bool null_ok, struct hx_uuid *out,
         return fail(why, why_len, HX_ERR_MISSING_FIELD, "data.key_stream_id: required");
     }
     if (!json_object_is_type(v, json_type_string)) {
-        return fail(why, why_len, HX_ERR_BAD_TYPE, "data.key_stream_id: expected a UUID string, got %s",
+        return fail(why, why_len, HX_ERR_BAD_TYPE,
+                    "data.key_stream_id: expected a UUID string, got %s",
                     json_type_to_name(json_object_get_type(v)));
     }
-    if (hx_uuid_parse(json_object_get_string(v), (size_t)json_object_get_string_len(v), out) != HX_OK) {
+    if (hx_uuid_parse(json_object_get_string(v), (size_t)json_object_get_string_len(v), out) !=
+        HX_OK) {
         return fail(why, why_len, HX_ERR_BAD_UUID,
                     "data.key_stream_id: not a UUID (8-4-4-4-12 hex digits)");
     }
@@ -110,8 +113,7 @@ static hx_err decode_qos(struct json_object *q, struct hykex_qos *qos, char *why
         return fail(why, why_len, HX_ERR_BAD_TYPE, "data.qos: expected an object, got %s",
                     json_type_to_name(json_object_get_type(q)));
     }
-    json_object_object_foreach(q, key, val)
-    {
+    json_object_object_foreach (q, key, val) {
         size_t i;
         snprintf(name, sizeof(name), "data.qos.%.40s", key);
         if (strcmp(key, "metadata_mimetype") == 0) {
@@ -146,8 +148,7 @@ hx_err hx_004_json_decode_request(struct json_object *o, struct hx_004_request *
 
     memset(req, 0, sizeof(*req));
     snprintf(req->qos.metadata_mimetype, sizeof(req->qos.metadata_mimetype), "application/json");
-    json_object_object_foreach(o, key, val)
-    {
+    json_object_object_foreach (o, key, val) {
         if (strcmp(key, "command") == 0) {
             cmd = val;
         } else if (strcmp(key, "data") == 0) {
@@ -177,8 +178,7 @@ hx_err hx_004_json_decode_request(struct json_object *o, struct hx_004_request *
                     "data: expected an object");
     }
     bool have_src = false, have_dst = false;
-    json_object_object_foreach(data, k, v)
-    {
+    json_object_object_foreach (data, k, v) {
         char name[64];
         snprintf(name, sizeof(name), "data.%.40s", k);
         if (req->cmd == HX_004_OPEN_CONNECT && strcmp(k, "source") == 0) {
@@ -217,8 +217,7 @@ hx_err hx_004_json_decode_request(struct json_object *o, struct hx_004_request *
         if (!json_object_is_type(meta, json_type_object)) {
             return fail(why, why_len, HX_ERR_BAD_TYPE, "data.metadata: expected an object");
         }
-        json_object_object_foreach(meta, mk, mv)
-        {
+        json_object_object_foreach (meta, mk, mv) {
             if (strcmp(mk, "size") != 0 && strcmp(mk, "buffer") != 0) {
                 return fail(why, why_len, HX_ERR_UNKNOWN_FIELD,
                             "data.metadata.%.40s: unknown field (size, buffer)", mk);

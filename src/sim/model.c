@@ -134,8 +134,8 @@ static const struct hx_cfg_opt link_table[] = {
                       HX_CFG_REQUIRED, "the two KMEs the link joins"),
     HX_CFG_OPT_INT("rate_bps", struct link_cfg, rate_bps, 0, 1000000000000LL, "1000000", 0,
                    "key rate in bits/s (0: unbounded)"),
-    HX_CFG_OPT_INT("capacity_bits", struct link_cfg, capacity_bits, 8, 1000000000000LL,
-                   "100000000", 0, "pool capacity in bits"),
+    HX_CFG_OPT_INT("capacity_bits", struct link_cfg, capacity_bits, 8, 1000000000000LL, "100000000",
+                   0, "pool capacity in bits"),
     HX_CFG_OPT_STR("seed", struct link_cfg, seed, 0, "\"\"", 0,
                    "64 hex digits: fixed key seed for reproducible tests (default: random)"),
 };
@@ -181,20 +181,22 @@ static hx_err load_kmes(struct sim_net *net, struct json_object *arr, const char
         struct sim_kme *k = &net->kmes[i];
         snprintf(src, sizeof(src), "%s: kmes[%zu]", path, i);
         if ((e = hx_cfg_defaults(kme_table, N_OF(kme_table), k, why, why_len)) != HX_OK ||
-            (e = hx_cfg_apply(kme_table, N_OF(kme_table), k, json_object_array_get_idx(arr, i),
-                              src, why, why_len)) != HX_OK) {
+            (e = hx_cfg_apply(kme_table, N_OF(kme_table), k, json_object_array_get_idx(arr, i), src,
+                              why, why_len)) != HX_OK) {
             return e;
         }
         k->l004_json.enabled = k->l004_json.port != 0;
         k->l004_bin.enabled = k->l004_bin.port != 0;
         k->l014.enabled = k->l014.port != 0;
         if (k->l014.enabled && (!k->l014.cert[0] || !k->l014.key[0] || !k->l014.ca[0])) {
-            snprintf(why, why_len, "%s: etsi014 needs cert, key and ca (HTTPS with client "
-                                   "certificates is mandatory in ETSI 014)",
+            snprintf(why, why_len,
+                     "%s: etsi014 needs cert, key and ca (HTTPS with client "
+                     "certificates is mandatory in ETSI 014)",
                      src);
             return HX_ERR_CONFIG;
         }
-        if (k->l004_bin.enabled && k->l004_bin.cert[0] && (!k->l004_bin.key[0] || !k->l004_bin.ca[0])) {
+        if (k->l004_bin.enabled && k->l004_bin.cert[0] &&
+            (!k->l004_bin.key[0] || !k->l004_bin.ca[0])) {
             snprintf(why, why_len, "%s: etsi004_binary.tls needs cert, key and ca", src);
             return HX_ERR_CONFIG;
         }
@@ -204,8 +206,7 @@ static hx_err load_kmes(struct sim_net *net, struct json_object *arr, const char
                 return HX_ERR_CONFIG;
             }
             if (hx_uuid_equal(&net->kmes[j].node, &k->node)) {
-                snprintf(why, why_len, "%s: node already served by KME '%s'", src,
-                         net->kmes[j].id);
+                snprintf(why, why_len, "%s: node already served by KME '%s'", src, net->kmes[j].id);
                 return HX_ERR_CONFIG;
             }
         }
@@ -213,13 +214,14 @@ static hx_err load_kmes(struct sim_net *net, struct json_object *arr, const char
     return HX_OK;
 }
 
-static hx_err load_links(struct sim_net *net, struct json_object *arr, const char *path,
-                         char *why, size_t why_len)
+static hx_err load_links(struct sim_net *net, struct json_object *arr, const char *path, char *why,
+                         size_t why_len)
 {
     char src[600];
     hx_err e;
 
-    if (!json_object_is_type(arr, json_type_array) || json_object_array_length(arr) > SIM_MAX_LINKS) {
+    if (!json_object_is_type(arr, json_type_array) ||
+        json_object_array_length(arr) > SIM_MAX_LINKS) {
         snprintf(why, why_len, "%s: 'links' must be a list of at most %d links", path,
                  SIM_MAX_LINKS);
         return HX_ERR_CONFIG;
@@ -242,8 +244,7 @@ static hx_err load_links(struct sim_net *net, struct json_object *arr, const cha
         }
         if (c.kmes.n != 2 || (l->a = find_kme(net, c.kmes.ids[0])) == SIZE_MAX ||
             (l->b = find_kme(net, c.kmes.ids[1])) == SIZE_MAX || l->a == l->b) {
-            snprintf(why, why_len, "%s: key 'kmes': must name two different configured KMEs",
-                     src);
+            snprintf(why, why_len, "%s: key 'kmes': must name two different configured KMEs", src);
             return HX_ERR_CONFIG;
         }
         for (size_t j = 0; j < i; j++) {
@@ -303,8 +304,7 @@ hx_err sim_net_load(struct sim_net *net, const char *path, char *why, size_t why
         snprintf(why, why_len, "%s: %s", path, reason);
         goto out;
     }
-    json_object_object_foreach(root, key, val)
-    {
+    json_object_object_foreach (root, key, val) {
         if (strcmp(key, "kmes") == 0) {
             kmes = val;
         } else if (strcmp(key, "links") == 0) {
@@ -499,15 +499,16 @@ static bool qos_ok(const struct sim_link *l, struct hykex_qos *qos, struct sim_r
     bool ok = true;
 
     if (qos->key_chunk_size == 0 || qos->key_chunk_size > SIM_MAX_CHUNK) {
-        set_result(r, HYKEX_STATUS_QOS_NOT_MET, "key_chunk_size %" PRIu32
-                   " is outside 1..%d bytes; counter-proposal in qos",
+        set_result(r, HYKEX_STATUS_QOS_NOT_MET,
+                   "key_chunk_size %" PRIu32 " is outside 1..%d bytes; counter-proposal in qos",
                    qos->key_chunk_size, SIM_MAX_CHUNK);
         qos->key_chunk_size = qos->key_chunk_size == 0 ? 32 : SIM_MAX_CHUNK;
         ok = false;
     }
     if (l->rate_bps > 0 && (double)qos->min_bps > l->rate_bps) {
         set_result(r, HYKEX_STATUS_QOS_NOT_MET,
-                   "min_bps %" PRIu32 " is above the link's key rate of %.0f bits/s; "
+                   "min_bps %" PRIu32
+                   " is above the link's key rate of %.0f bits/s; "
                    "counter-proposal in qos",
                    qos->min_bps, l->rate_bps);
         qos->min_bps = (uint32_t)l->rate_bps;
@@ -536,8 +537,8 @@ void sim_open(struct sim_net *net, size_t kme, const char *src, const char *dst,
 
     set_result(r, 0, NULL);
     if (strlen(src) >= SIM_MAX_URI || strlen(dst) >= SIM_MAX_URI) {
-        set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION,
-                   "source or destination longer than %d bytes", SIM_MAX_URI - 1);
+        set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION, "source or destination longer than %d bytes",
+                   SIM_MAX_URI - 1);
         return;
     }
     if (!uri_node(src, &src_node) || !uri_node(dst, &dst_node)) {
@@ -555,8 +556,7 @@ void sim_open(struct sim_net *net, size_t kme, const char *src, const char *dst,
     }
     if (kme != src_kme && kme != dst_kme) {
         set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION,
-                   "KME %s serves neither the source nor the destination node",
-                   net->kmes[kme].id);
+                   "KME %s serves neither the source nor the destination node", net->kmes[kme].id);
         goto out;
     }
     peer_kme = kme == src_kme ? dst_kme : src_kme;
@@ -918,10 +918,12 @@ int sim_014_status(struct sim_net *net, size_t kme, const char *caller, const ch
     json_object_object_add(o, "master_SAE_ID", json_object_new_string(caller));
     json_object_object_add(o, "slave_SAE_ID", json_object_new_string(slave));
     json_object_object_add(o, "key_size", json_object_new_int(SIM_014_DEFAULT_KEY_BITS));
-    json_object_object_add(o, "stored_key_count",
-                           json_object_new_int64((int64_t)(l->level_bits / SIM_014_DEFAULT_KEY_BITS)));
-    json_object_object_add(o, "max_key_count",
-                           json_object_new_int64((int64_t)(l->capacity_bits / SIM_014_DEFAULT_KEY_BITS)));
+    json_object_object_add(
+        o, "stored_key_count",
+        json_object_new_int64((int64_t)(l->level_bits / SIM_014_DEFAULT_KEY_BITS)));
+    json_object_object_add(
+        o, "max_key_count",
+        json_object_new_int64((int64_t)(l->capacity_bits / SIM_014_DEFAULT_KEY_BITS)));
     json_object_object_add(o, "max_key_per_request", json_object_new_int(SIM_014_MAX_PER_REQUEST));
     json_object_object_add(o, "max_key_size", json_object_new_int(SIM_014_MAX_KEY_BITS));
     json_object_object_add(o, "min_key_size", json_object_new_int(SIM_014_MIN_KEY_BITS));
@@ -960,7 +962,8 @@ int sim_014_enc_keys(struct sim_net *net, size_t kme, const char *caller, const 
                         "number must be 1..128 (max_key_per_request)");
         goto out;
     }
-    if (size_bits % 8 != 0 || size_bits < SIM_014_MIN_KEY_BITS || size_bits > SIM_014_MAX_KEY_BITS) {
+    if (size_bits % 8 != 0 || size_bits < SIM_014_MIN_KEY_BITS ||
+        size_bits > SIM_014_MAX_KEY_BITS) {
         rc = error_body(400, body, "size is not valid",
                         "size must be a multiple of 8 from 8 to 8192 bits");
         goto out;
@@ -1187,7 +1190,8 @@ int sim_control(struct sim_net *net, const char *line, char **reply)
         json_object_object_add(o, "ok", json_object_new_boolean(true));
         json_object_object_add(o, "links", arr);
         json_object_object_add(o, "streams", json_object_new_int64((int64_t)streams));
-        json_object_object_add(o, "keys014_waiting", json_object_new_int64((int64_t)net->n_keys014));
+        json_object_object_add(o, "keys014_waiting",
+                               json_object_new_int64((int64_t)net->n_keys014));
         pthread_mutex_unlock(&net->lock);
         *reply = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
         json_object_put(o);

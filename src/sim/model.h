@@ -21,9 +21,9 @@
 #include "common/uuid.h"
 #include "hykex/hykex.h"
 
-#define SIM_MAX_ID 64         /* KME, SAE and link ids */
-#define SIM_MAX_URI 512       /* ETSI 004 source/destination */
-#define SIM_MAX_CHUNK 4096    /* largest key_chunk_size a stream may ask for, bytes */
+#define SIM_MAX_ID 64      /* KME, SAE and link ids */
+#define SIM_MAX_URI 512    /* ETSI 004 source/destination */
+#define SIM_MAX_CHUNK 4096 /* largest key_chunk_size a stream may ask for, bytes */
 #define SIM_MAX_SAES 16
 #define SIM_MAX_KMES 64
 #define SIM_MAX_LINKS 256
@@ -64,17 +64,17 @@ struct sim_kme {
     struct sim_id_list saes;
     struct sim_listener l004_json, l004_bin, l014;
     /* faults */
-    bool corrupt_next;     /* flip a bit in the next key this KME delivers */
-    uint64_t drop_epoch;   /* connections older than this epoch close ("drop all") */
+    bool corrupt_next;   /* flip a bit in the next key this KME delivers */
+    uint64_t drop_epoch; /* connections older than this epoch close ("drop all") */
 };
 
 struct sim_link {
     char id[SIM_MAX_ID];
-    size_t a, b;            /* KME indices */
-    double rate_bps;        /* 0: unbounded */
+    size_t a, b;     /* KME indices */
+    double rate_bps; /* 0: unbounded */
     double capacity_bits;
     double level_bits;
-    double last_refill;     /* monotonic seconds */
+    double last_refill; /* monotonic seconds */
     uint8_t seed[32];
     bool paused;
     uint64_t keys_delivered;
@@ -83,21 +83,21 @@ struct sim_link {
 /* One delivered position at one end. */
 struct sim_position {
     uint32_t index;
-    double first_at;   /* when either end first took it (for metadata age) */
-    uint8_t taken;     /* bit 0: end A took it, bit 1: end B */
+    double first_at; /* when either end first took it (for metadata age) */
+    uint8_t taken;   /* bit 0: end A took it, bit 1: end B */
 };
 
 struct sim_stream {
     bool used;
     struct hx_uuid id;
     size_t link;
-    size_t end_kme[2];          /* [0] opened first (initiator side), [1] the other end */
+    size_t end_kme[2]; /* [0] opened first (initiator side), [1] the other end */
     bool opened[2];
-    char uri[2][SIM_MAX_URI];   /* source, destination as first given */
+    char uri[2][SIM_MAX_URI]; /* source, destination as first given */
     struct hykex_qos qos;
     uint32_t next_index[2];
-    uint64_t floor;             /* every index below was taken at both ends */
-    struct sim_position *pos;   /* indices >= floor taken by at least one end, sorted */
+    uint64_t floor;           /* every index below was taken at both ends */
+    struct sim_position *pos; /* indices >= floor taken by at least one end, sorted */
     size_t n_pos, cap_pos;
     bool compat;
 };
@@ -105,7 +105,7 @@ struct sim_stream {
 /* An ETSI 014 key waiting for its slave SAE. */
 struct sim_key014 {
     struct hx_uuid id;
-    size_t kme;                      /* where it waits (the slave's KME) */
+    size_t kme; /* where it waits (the slave's KME) */
     char master[SIM_MAX_ID], slave[SIM_MAX_ID];
     uint8_t *key;
     size_t len;

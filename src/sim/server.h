@@ -24,8 +24,8 @@ void sim_server_stop(struct sim_server *srv);
 
 /* ETSI 014 (server014.c). */
 struct sim_014;
-HX_MUST_CHECK hx_err sim_014_start(struct sim_net *net, size_t kme, struct sim_014 **out,
-                                   char *why, size_t why_len);
+HX_MUST_CHECK hx_err sim_014_start(struct sim_net *net, size_t kme, struct sim_014 **out, char *why,
+                                   size_t why_len);
 void sim_014_stop(struct sim_014 *s);
 
 /* Sends one control command to a running simulator; prints the reply. Exit status. */

@@ -363,7 +363,8 @@ static void *conn_main(void *arg)
         setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         if ((c->ssl = SSL_new(c->l->tls)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
             SSL_accept(c->ssl) != 1) {
-            hx_warn("TLS handshake failed", HX_F_STR("kme", srv->net->kmes[c->l->kme].id));
+            hx_warn("TLS handshake failed (no or untrusted client certificate?)",
+                    HX_F_STR("kme", srv->net->kmes[c->l->kme].id));
             goto out;
         }
         setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
@@ -629,7 +630,8 @@ hx_err sim_server_start(struct sim_net *net, const char *ctl_path, struct sim_se
     }
     if (e == HX_OK && ctl_path != NULL) {
         snprintf(srv->ctl_path, sizeof(srv->ctl_path), "%s", ctl_path);
-        e = add_listener(srv, 0, D_CTL, NULL, ctl_path, why, why_len);
+        /* SIZE_MAX: control connections belong to no KME, so "drop" never cuts its own reply. */
+        e = add_listener(srv, SIZE_MAX, D_CTL, NULL, ctl_path, why, why_len);
     }
     if (e != HX_OK) {
         sim_server_stop(srv);

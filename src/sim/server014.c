@@ -139,8 +139,7 @@ static enum MHD_Result enc_keys(struct sim_014 *s, struct MHD_Connection *conn, 
         if (hx_json_parse_object(rq->body, rq->len, &lim, &o, why, sizeof(why)) != HX_OK) {
             return bad_request(conn, "request body is not a JSON object", why);
         }
-        json_object_object_foreach(o, k, val)
-        {
+        json_object_object_foreach (o, k, val) {
             if (strcmp(k, "number") == 0 || strcmp(k, "size") == 0) {
                 if (!json_object_is_type(val, json_type_int) || json_object_get_int64(val) < 0 ||
                     json_object_get_int64(val) > (1L << 30)) {
@@ -348,19 +347,20 @@ hx_err sim_014_start(struct sim_net *net, size_t kme, struct sim_014 **out, char
         free(s);
         return HX_ERR_CONFIG;
     }
-    s->d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_TLS |
-            (res->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-        l->port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, res->ai_addr,
-        MHD_OPTION_HTTPS_MEM_CERT, s->cert, MHD_OPTION_HTTPS_MEM_KEY, s->key,
-        MHD_OPTION_HTTPS_MEM_TRUST, s->ca, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                                MHD_USE_TLS | (res->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+                            l->port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, res->ai_addr,
+                            MHD_OPTION_HTTPS_MEM_CERT, s->cert, MHD_OPTION_HTTPS_MEM_KEY, s->key,
+                            MHD_OPTION_HTTPS_MEM_TRUST, s->ca, MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned)256, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                            MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
     freeaddrinfo(res);
     if (s->d == NULL) {
-        snprintf(why, why_len, "KME %s: cannot start the ETSI 014 server on %s:%u (address in "
-                               "use, or a certificate GnuTLS cannot use: ETSI 014 needs RSA or "
-                               "ECDSA certificates here)",
+        snprintf(why, why_len,
+                 "KME %s: cannot start the ETSI 014 server on %s:%u (address in "
+                 "use, or a certificate GnuTLS cannot use: ETSI 014 needs RSA or "
+                 "ECDSA certificates here)",
                  net->kmes[kme].id, l->host, l->port);
         free_files(s);
         free(s);

@@ -40,7 +40,7 @@ end=$(date -d "$("$openssl" x509 -in alice/node.crt -noout -enddate | cut -d= -f
 "$openssl" x509 -in bob/node.crt -noout -text | grep -q 'Public Key Algorithm: ML-DSA-87' \
     || fail "ML-DSA-87 key"
 for args in "--uuid nope --out x" "--uuid $u" "--uuid $u --out x --alg RSA" \
-            "--uuid $u --out x --days 5000" "--bogus"; do
+            "--uuid $u --out x --days 5000" "--bogus" "--out x" "--name a/b --out x"; do
     set +e
     # shellcheck disable=SC2086
     "$root/certificates/generate_cert.sh" $args >/dev/null 2>&1
@@ -53,4 +53,12 @@ set +e
 rc=$?
 set -e
 [ $rc -eq 1 ] || fail "missing CA exited $rc"
+# --classic: ECDSA P-256 for GnuTLS peers; --name without --uuid: an SAE identity.
+"$root/certificates/create_ca.sh" --out ca-ec --classic >/dev/null
+"$root/certificates/generate_cert.sh" --name SAE_Alice --classic --ca ca-ec --out sae >/dev/null
+text=$("$openssl" x509 -in sae/node.crt -noout -text)
+grep -q 'Public Key Algorithm: id-ecPublicKey' <<<"$text" || fail "--classic is not ECDSA"
+grep -q 'Subject: CN *= *SAE_Alice' <<<"$text" || fail "SAE common name"
+! grep -q 'urn:uuid' <<<"$text" || fail "SAE certificate with a UUID SAN"
+"$openssl" verify -CAfile ca-ec/ca.crt sae/node.crt | grep -q ': OK' || fail "classic chain"
 echo "certificates: all checks passed"
