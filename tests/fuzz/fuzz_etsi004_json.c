@@ -1,0 +1,48 @@
+/*
+ * The ETSI 004 JSON request decoder behind the stream decoder, as a server meets it: any
+ * bytes, cut into objects, each validated. What validates must encode and validate again.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/json.h"
+#include "proto/etsi004.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const struct hx_json_limits lim = {
+        .max_message = 64 * 1024, .max_depth = 8, .max_string = 4096, .max_members = 64};
+    struct hx_json_stream *s;
+    struct json_object *o;
+    const char *why;
+    hx_err e;
+
+    if (hx_json_stream_new(&lim, &s) != HX_OK || hx_json_stream_feed(s, data, size) != HX_OK) {
+        abort();
+    }
+    while (hx_json_stream_next(s, &o, &e, &why) != HX_JSON_NEED_MORE) {
+        struct hx_004_request req, again;
+        char msg[300];
+        if (o == NULL) {
+            continue;
+        }
+        if (hx_004_json_decode_request(o, &req, msg, sizeof(msg)) == HX_OK) {
+            struct json_object *enc = hx_004_json_encode_request(&req);
+            if (hx_004_json_decode_request(enc, &again, msg, sizeof(msg)) != HX_OK ||
+                again.cmd != req.cmd || !hx_uuid_equal(&again.ksid, &req.ksid) ||
+                strcmp(again.source, req.source) != 0 ||
+                again.qos.key_chunk_size != req.qos.key_chunk_size) {
+                abort();
+            }
+            json_object_put(enc);
+        } else if (msg[0] == '\0') {
+            abort(); /* every refusal names its field */
+        }
+        json_object_put(o);
+    }
+    hx_json_stream_free(s);
+    return 0;
+}
