@@ -4,8 +4,8 @@
 # hykex is being built up issue by issue; this script runs what is real so far and says what
 # it showed. Today: the toolchain with OpenSSL 3.5 (one libcrypto per process), a post-quantum
 # PKI for the three demo nodes (ML-DSA-65 CA and node certificates carrying the node UUIDs),
-# and the crypto core: ML-KEM and ML-DSA round trips, and two nodes' worth of key combining.
-# The daemon (hykexd) and the QKD simulator join here when they exist.
+# the crypto core (ML-KEM and ML-DSA round trips, two nodes' worth of key combining), and the
+# QKD simulator handing both ends of a link the same keys. hykexd joins when it exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -64,6 +64,43 @@ for m in hkdf kmac catkdf caskdf xoring; do
         "$([ "$a" = "$c" ] && echo "not bound: reference method" || echo "bound")"
 done
 
+step "7. QKD key from the simulator: one stream, both ends (ETSI 004, JSON dialect)"
+"$bin/hykex-qkdsim" --check-config -c examples/qkdsim/two-nodes.json
+"$bin/hykex-qkdsim" -c examples/qkdsim/two-nodes.json --ctl "$demo/qkdsim.ctl" \
+    --log-level warn >"$demo/qkdsim.out" &
+sim=$!
+trap 'kill $sim 2>/dev/null || true' EXIT
+for _ in $(seq 50); do grep -q ready "$demo/qkdsim.out" 2>/dev/null && break; sleep 0.1; done
+python3 - <<'PY'
+import json, socket
+def rpc(port, obj, s=None):
+    s = s or socket.create_connection(("127.0.0.1", port))
+    s.sendall(json.dumps(obj).encode())
+    buf, dec = b"", json.JSONDecoder()
+    while True:
+        buf += s.recv(65536)
+        try:
+            return dec.raw_decode(buf.decode())[0], s
+        except ValueError:
+            pass
+a, b = "qkd://app@aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa", "qkd://app@bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb"
+qos = {"key_chunk_size": 32, "timeout": 0}
+ra, sa = rpc(54000, {"command": "OPEN_CONNECT", "data": {"source": a, "destination": b, "qos": qos}})
+ks = ra["key_stream_id"]
+rb, sb = rpc(54001, {"command": "OPEN_CONNECT", "data": {"source": a, "destination": b, "qos": qos, "key_stream_id": ks}})
+print(f"OPEN_CONNECT at KME_Alice: status {ra['status']} ({ra.get('message')}), at KME_Bob: status {rb['status']}")
+for i in range(3):
+    ka, _ = rpc(0, {"command": "GET_KEY", "data": {"key_stream_id": ks}}, sa)
+    kb, _ = rpc(0, {"command": "GET_KEY", "data": {"key_stream_id": ks, "index": i}}, sb)
+    fa, fb = bytes(ka["key_buffer"]).hex()[:16], bytes(kb["key_buffer"]).hex()[:16]
+    print(f"position {ka['index']}: Alice {fa}...  Bob {fb}...  {'same' if fa == fb else 'DIFFERENT'}  metadata {kb['metadata']}")
+PY
+"$bin/hykex-qkdsim" ctl "$demo/qkdsim.ctl" pools
+echo
+kill $sim
+wait $sim 2>/dev/null || true
+trap - EXIT
+
 step "What this showed"
 cat <<MSG
 - OpenSSL $("$openssl" version | awk '{print $2}') with ML-KEM and ML-DSA is built and used; every
@@ -74,6 +111,9 @@ cat <<MSG
   node's certificate key and refuses wrong contexts, messages and signatures.
 - Both nodes combine the same sources into the same key; the NIST/ETSI methods bind the stream
   id and position (another position, another key), the reference's xoring does not.
-- Not yet here: hykexd (the hybridization daemon) and hykex-qkdsim (the QKD simulator).
-  Their issues are open; when they land this demo starts them and exchanges hybrid keys.
+- The QKD simulator hands both ends of a link the same key for the same stream and
+  position over ETSI 004 (it also speaks the binary framings and ETSI 014: docs/qkdsim.md).
+- Not yet here: hykexd (the hybridization daemon) that combines QKD and ML-KEM keys for
+  applications. Its issue is open; when it lands this demo starts three nodes and exchanges
+  hybrid keys between their applications.
 MSG
