@@ -55,6 +55,12 @@ typedef enum hx_err {
     HX_ERR_NOSPACE,
 } hx_err;
 
+/* For the few calls whose failure is already handled elsewhere (best-effort notifications). */
+static inline void hx_ignore(hx_err e)
+{
+    (void)e;
+}
+
 /* A short, constant English description; never NULL, also for unknown values. */
 const char *hx_strerror(hx_err e);
 

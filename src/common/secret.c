@@ -32,6 +32,25 @@ bool hx_secret_heap_active(void)
     return CRYPTO_secure_malloc_initialized() != 0;
 }
 
+void *hx_secure_alloc(size_t len)
+{
+    void *p = OPENSSL_secure_zalloc(len);
+
+    return p != NULL ? p : OPENSSL_zalloc(len);
+}
+
+void hx_secure_free(void *p, size_t len)
+{
+    if (p == NULL) {
+        return;
+    }
+    if (CRYPTO_secure_allocated(p)) {
+        OPENSSL_secure_clear_free(p, len);
+    } else {
+        OPENSSL_clear_free(p, len);
+    }
+}
+
 hx_err hx_secret_new(size_t len, struct hx_secret **out)
 {
     struct hx_secret *s;

@@ -29,6 +29,14 @@ HX_MUST_CHECK hx_err hx_secret_heap_init(size_t heap_size);
 /* true when secrets are being placed in the secure heap. */
 bool hx_secret_heap_active(void);
 
+/*
+ * Raw zeroed scratch memory for key material that does not fit struct hx_secret (buffers
+ * of several keys): the secure heap when it has room, else the normal heap. Free it only
+ * with hx_secure_free, which wipes it and returns it to the heap it came from.
+ */
+void *hx_secure_alloc(size_t len);
+void hx_secure_free(void *p, size_t len);
+
 /* A zero-filled secret of len bytes (1 .. HX_SECRET_MAX_LEN). */
 HX_MUST_CHECK hx_err hx_secret_new(size_t len, struct hx_secret **out);
 /* A secret holding a copy of len bytes at p. The caller still wipes its own copy. */

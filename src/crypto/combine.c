@@ -196,7 +196,7 @@ static hx_err combine_xoring(const struct hx_iov *keys, size_t n_keys, uint8_t *
     uint8_t *tmp;
     hx_err e = HX_OK;
 
-    if ((tmp = OPENSSL_secure_malloc(n)) == NULL && (tmp = OPENSSL_malloc(n)) == NULL) {
+    if ((tmp = hx_secure_alloc(n)) == NULL) {
         return HX_ERR_NOMEM;
     }
     memset(out, 0, n);
@@ -207,11 +207,7 @@ static hx_err combine_xoring(const struct hx_iov *keys, size_t n_keys, uint8_t *
             }
         }
     }
-    if (CRYPTO_secure_allocated(tmp)) {
-        OPENSSL_secure_clear_free(tmp, n);
-    } else {
-        OPENSSL_clear_free(tmp, n);
-    }
+    hx_secure_free(tmp, n);
     return e;
 }
 
@@ -274,7 +270,7 @@ static hx_err combine_reference(enum hx_combine_method m, const struct hx_combin
     for (size_t i = 0; i < in->n; i++) {
         reversed[i] = sorted[in->n - 1 - i];
     }
-    if ((second = OPENSSL_secure_malloc(n)) == NULL && (second = OPENSSL_malloc(n)) == NULL) {
+    if ((second = hx_secure_alloc(n)) == NULL) {
         return HX_ERR_NOMEM;
     }
     if ((e = combine_hmac_ordered(sorted, in->n, out, n)) == HX_OK &&
@@ -283,11 +279,7 @@ static hx_err combine_reference(enum hx_combine_method m, const struct hx_combin
             out[i] ^= second[i];
         }
     }
-    if (CRYPTO_secure_allocated(second)) {
-        OPENSSL_secure_clear_free(second, n);
-    } else {
-        OPENSSL_clear_free(second, n);
-    }
+    hx_secure_free(second, n);
     return e;
 }
 

@@ -13,6 +13,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "common/secret.h"
+
 struct hx_sig_key {
     enum hx_sig_alg alg;
     EVP_PKEY *pkey;
@@ -117,7 +119,7 @@ hx_err hx_sig_key_load_pem(const char *path, struct hx_sig_key **out)
         e = HX_ERR_TOO_LARGE;
         goto out;
     }
-    if ((buf = OPENSSL_secure_malloc(PEM_MAX)) == NULL && (buf = OPENSSL_malloc(PEM_MAX)) == NULL) {
+    if ((buf = hx_secure_alloc(PEM_MAX)) == NULL) {
         e = HX_ERR_NOMEM;
         goto out;
     }
@@ -142,13 +144,7 @@ hx_err hx_sig_key_load_pem(const char *path, struct hx_sig_key **out)
     e = wrap(pkey, out);
 out:
     BIO_free(bio);
-    if (buf != NULL) {
-        if (CRYPTO_secure_allocated(buf)) {
-            OPENSSL_secure_clear_free(buf, PEM_MAX);
-        } else {
-            OPENSSL_clear_free(buf, PEM_MAX);
-        }
-    }
+    hx_secure_free(buf, PEM_MAX);
     close(fd);
     return e;
 }
@@ -186,6 +182,15 @@ hx_err hx_sig_public(const struct hx_sig_key *key, uint8_t *out, size_t cap, siz
     }
     *len = n;
     return HX_OK;
+}
+
+hx_err hx_sig_key_from_evp(void *evp_pkey, struct hx_sig_key **out)
+{
+    *out = NULL;
+    if (evp_pkey == NULL || EVP_PKEY_up_ref(evp_pkey) != 1) {
+        return HX_ERR_INVALID_ARG;
+    }
+    return wrap(evp_pkey, out);
 }
 
 enum hx_sig_alg hx_sig_key_alg(const struct hx_sig_key *key)

@@ -45,6 +45,8 @@ HX_MUST_CHECK hx_err hx_sig_key_from_public(enum hx_sig_alg alg, const uint8_t *
                                             struct hx_sig_key **out);
 HX_MUST_CHECK hx_err hx_sig_public(const struct hx_sig_key *key, uint8_t *out, size_t cap,
                                    size_t *len);
+/* Wraps an OpenSSL key (a peer certificate's public key); takes a reference of its own. */
+HX_MUST_CHECK hx_err hx_sig_key_from_evp(void *evp_pkey, struct hx_sig_key **out);
 enum hx_sig_alg hx_sig_key_alg(const struct hx_sig_key *key);
 void hx_sig_key_free(struct hx_sig_key *key);
 

@@ -1,0 +1,830 @@
+/*
+ * The northbound ETSI 004 API: the reference's JSON wire format over TCP (and optionally a
+ * Unix socket with a uid/gid allow-list), parsed as a stream. One thread per application
+ * connection; OPEN_CONNECT and GET_KEY wait on the daemon's condition variable.
+ * Every malformed or impossible request gets an integer status and a message; the connection
+ * stays usable. Replies use the reference's separators (", " and ": ").
+ */
+#define _GNU_SOURCE /* accept4, SO_PEERCRED */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "common/json.h"
+#include "common/log.h"
+#include "daemon/hxd.h"
+#include "proto/etsi004.h"
+
+#define MAX_AHEAD 65536u
+
+struct hxd_api {
+    struct hxd *d;
+    int tcp_fd, unix_fd;
+    pthread_t tcp_thread, unix_thread;
+    bool tcp_started, unix_started;
+    pthread_mutex_t lock;
+    pthread_cond_t idle;
+    int *conn_fds;
+    size_t n_conns;
+    bool stopping;
+};
+
+struct client {
+    struct hxd_api *a;
+    int fd;
+    size_t slot;
+};
+
+/* ---- replies ---- */
+
+/* JSON with the reference's separators, as Python's json.dumps prints it. */
+static void dump(struct json_object *o, struct hx_writer *w)
+{
+    switch (json_object_get_type(o)) {
+    case json_type_object: {
+        bool first = true;
+        hx_ignore(hx_write_u8(w, '{'));
+        json_object_object_foreach (o, k, v) {
+            struct json_object *ks = json_object_new_string(k);
+            const char *kt = json_object_to_json_string_ext(ks, JSON_C_TO_STRING_PLAIN);
+            if (!first) {
+                hx_ignore(hx_write_bytes(w, ", ", 2));
+            }
+            first = false;
+            hx_ignore(hx_write_bytes(w, kt, strlen(kt)));
+            hx_ignore(hx_write_bytes(w, ": ", 2));
+            json_object_put(ks);
+            dump(v, w);
+        }
+        hx_ignore(hx_write_u8(w, '}'));
+        break;
+    }
+    case json_type_array:
+        hx_ignore(hx_write_u8(w, '['));
+        for (size_t i = 0; i < json_object_array_length(o); i++) {
+            if (i > 0) {
+                hx_ignore(hx_write_bytes(w, ", ", 2));
+            }
+            dump(json_object_array_get_idx(o, i), w);
+        }
+        hx_ignore(hx_write_u8(w, ']'));
+        break;
+    default: {
+        const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        hx_ignore(hx_write_bytes(w, t, strlen(t)));
+    }
+    }
+}
+
+static bool send_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+
+    while (n > 0) {
+        ssize_t r = send(fd, b, n, MSG_NOSIGNAL);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            return false;
+        }
+        b += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+static bool reply(struct client *c, struct json_object *o)
+{
+    struct hx_writer w;
+    bool ok;
+
+    hx_writer_init_dynamic(&w, 1u << 20);
+    dump(o, &w);
+    ok = send_all(c->fd, w.data, w.len);
+    hx_writer_wipe(&w); /* it may hold a key */
+    json_object_put(o);
+    return ok;
+}
+
+static struct json_object *status_obj(int status, const char *msg)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "status", json_object_new_int(status));
+    if (status != 0 && msg != NULL && msg[0] != '\0') {
+        json_object_object_add(o, "message", json_object_new_string(msg));
+    }
+    return o;
+}
+
+static struct json_object *qos_obj(const struct hykex_qos *q)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "key_chunk_size", json_object_new_int64(q->key_chunk_size));
+    json_object_object_add(o, "max_bps", json_object_new_int64(q->max_bps));
+    json_object_object_add(o, "min_bps", json_object_new_int64(q->min_bps));
+    json_object_object_add(o, "jitter", json_object_new_int64(q->jitter));
+    json_object_object_add(o, "priority", json_object_new_int64(q->priority));
+    json_object_object_add(o, "timeout", json_object_new_int64(q->timeout_ms));
+    json_object_object_add(o, "ttl", json_object_new_int64(q->ttl_s));
+    json_object_object_add(o, "metadata_mimetype", json_object_new_string(q->metadata_mimetype));
+    return o;
+}
+
+/* Waits on d->changed until deadline (lock held); false when the deadline passed. */
+static bool wait_change(struct hxd *d, double deadline)
+{
+    struct timespec ts;
+    double left = deadline - hxd_now();
+
+    if (left <= 0 || d->stopping) {
+        return false;
+    }
+    if (left > 0.25) {
+        left = 0.25; /* re-check regularly: link state changes without a broadcast too */
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)left;
+    ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&d->changed, &d->lock, &ts);
+    return true;
+}
+
+/* ---- OPEN_CONNECT ---- */
+
+static struct json_object *open_connect(struct client *c, const struct hx_004_request *req)
+{
+    struct hxd *d = c->a->d;
+    struct hx_uri src, dst;
+    struct hxd_stream *s, copy;
+    struct hykex_qos qos = req->qos;
+    struct hx_uuid ksid = req->ksid, peer;
+    enum hxd_role role;
+    char why[256], msg[300], id[HX_UUID_STR_LEN + 1];
+    double deadline;
+    int status = 0;
+    struct json_object *o;
+
+    if (hx_uri_parse(req->source, &src, why, sizeof(why)) != HX_OK) {
+        snprintf(msg, sizeof(msg), "source: %s", why);
+        return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
+    }
+    if (hx_uri_parse(req->destination, &dst, why, sizeof(why)) != HX_OK) {
+        snprintf(msg, sizeof(msg), "destination: %s", why);
+        return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
+    }
+    if (!src.has_query) {
+        return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION,
+                          "source: missing ?hybridization=...&key_sources=...");
+    }
+    if (dst.has_query &&
+        (dst.method != src.method || dst.n_sources != src.n_sources ||
+         memcmp(dst.sources, src.sources, src.n_sources * sizeof(src.sources[0])))) {
+        return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION,
+                          "destination names another method or other key_sources than source");
+    }
+    if (hx_uuid_equal(&src.node, &d->cfg.uuid) && !hx_uuid_equal(&dst.node, &d->cfg.uuid)) {
+        role = HXD_INITIATOR;
+        peer = dst.node;
+    } else if (hx_uuid_equal(&dst.node, &d->cfg.uuid) && !hx_uuid_equal(&src.node, &d->cfg.uuid)) {
+        role = HXD_RESPONDER;
+        peer = src.node;
+    } else {
+        hx_uuid_format(&d->cfg.uuid, id);
+        snprintf(msg, sizeof(msg), "this node (%s) must be exactly one of source and destination",
+                 id);
+        return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
+    }
+    if (hxd_config_peer(&d->cfg, &peer) == NULL) {
+        hx_uuid_format(&peer, id);
+        snprintf(msg, sizeof(msg), "node %s is not a trusted peer of this node", id);
+        return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
+    }
+    for (size_t i = 0, q = 0; i < src.n_sources; i++) {
+        if (src.sources[i] == HX_SRC_QKD && (++q > 1 || d->cfg.qkd_protocol == HXD_QKD_NONE ||
+                                             d->cfg.qkd_protocol == HXD_QKD_014)) {
+            return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION,
+                              q > 1 ? "key_sources: QKD may appear once"
+                                    : "key_sources: QKD requested but this node has no ETSI 004 "
+                                      "QKD source configured");
+        }
+    }
+    /* QoS: what cannot be met gets 7 and a counter-proposal. */
+    if (qos.key_chunk_size == 0 || qos.key_chunk_size > d->cfg.max_key_chunk ||
+        qos.key_chunk_size > hx_combine_max_output(src.method) ||
+        (qos.max_bps != 0 && qos.min_bps > qos.max_bps)) {
+        struct json_object *r;
+        uint32_t max = d->cfg.max_key_chunk;
+        if (hx_combine_max_output(src.method) < max) {
+            max = (uint32_t)hx_combine_max_output(src.method);
+        }
+        snprintf(msg, sizeof(msg),
+                 qos.key_chunk_size == 0 || qos.key_chunk_size > max
+                     ? "qos.key_chunk_size must be 1..%u bytes; counter-proposal in qos"
+                     : "qos.min_bps is above qos.max_bps; counter-proposal in qos",
+                 max);
+        qos.key_chunk_size = qos.key_chunk_size == 0    ? 32
+                             : qos.key_chunk_size > max ? max
+                                                        : qos.key_chunk_size;
+        if (qos.max_bps != 0 && qos.min_bps > qos.max_bps) {
+            qos.max_bps = qos.min_bps;
+        }
+        r = status_obj(HYKEX_STATUS_QOS_NOT_MET, msg);
+        json_object_object_add(r, "qos", qos_obj(&qos));
+        return r;
+    }
+    deadline =
+        hxd_now() + (qos.timeout_ms != 0 ? qos.timeout_ms : d->cfg.default_timeout_ms) / 1000.0;
+
+    pthread_mutex_lock(&d->lock);
+    if (role == HXD_INITIATOR) {
+        if (hx_uuid_is_nil(&ksid) && hx_uuid_generate(&ksid) != HX_OK) {
+            pthread_mutex_unlock(&d->lock);
+            return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, "random number generator failed");
+        }
+        if (hxd_stream_find(d, &ksid) != NULL) {
+            pthread_mutex_unlock(&d->lock);
+            return status_obj(HYKEX_STATUS_KSID_IN_USE, "key stream id already in use");
+        }
+        if ((s = hxd_stream_new(d)) == NULL) {
+            pthread_mutex_unlock(&d->lock);
+            return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, "too many open key streams");
+        }
+        s->ksid = ksid;
+        s->role = role;
+        s->peer = peer;
+        memcpy(s->src, req->source, sizeof(s->src));
+        memcpy(s->dst, req->destination, sizeof(s->dst));
+        s->uri = src;
+        s->qos = qos;
+        s->app_open = true;
+        copy = *s;
+        pthread_mutex_unlock(&d->lock);
+        /* The QKD stream at our KME first: its id travels in STREAM_OPEN. */
+        for (size_t i = 0; i < src.n_sources; i++) {
+            if (src.sources[i] == HX_SRC_QKD &&
+                hxd_qkd_open(d, &copy, &status, msg, sizeof(msg)) != HX_OK) {
+                pthread_mutex_lock(&d->lock);
+                if ((s = hxd_stream_find(d, &ksid)) != NULL) {
+                    hxd_stream_drop(s);
+                }
+                pthread_mutex_unlock(&d->lock);
+                return status_obj(status, msg);
+            }
+        }
+        pthread_mutex_lock(&d->lock);
+        if ((s = hxd_stream_find(d, &ksid)) == NULL) {
+            pthread_mutex_unlock(&d->lock);
+            return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, "stream closed while opening");
+        }
+        s->qkd_ksid = copy.qkd_ksid;
+        copy = *s;
+        /* Announce it; wait for the peer node's link if it is not up yet. */
+        while (hxd_send_open(d, &copy) != HX_OK && wait_change(d, deadline)) {
+        }
+        while ((s = hxd_stream_find(d, &ksid)) != NULL && !s->peer_app_open && !s->failing &&
+               wait_change(d, deadline)) {
+        }
+        if (s != NULL && s->peer_app_open) {
+            status = 0;
+        } else {
+            status = s != NULL && s->failing ? s->fail_status : HYKEX_STATUS_TIMEOUT;
+            snprintf(msg, sizeof(msg), "%s",
+                     s != NULL && s->failing
+                         ? s->fail_msg
+                         : "peer application did not open the key stream in time");
+            if (s != NULL) {
+                hxd_stream_drop(s);
+            }
+            pthread_mutex_unlock(&d->lock);
+            hx_ignore(hxd_send_close(d, &peer, &ksid));
+            return status_obj(status, msg);
+        }
+        pthread_mutex_unlock(&d->lock);
+    } else {
+        /* Responder: the initiator's announcement, by id or by identical URIs. */
+        for (;;) {
+            s = NULL;
+            for (size_t i = 0; i < d->max_streams; i++) {
+                struct hxd_stream *t = &d->streams[i];
+                if (!t->used || t->role != HXD_RESPONDER || !t->announced ||
+                    !hx_uuid_equal(&t->peer, &peer)) {
+                    continue;
+                }
+                if (!hx_uuid_is_nil(&ksid) ? hx_uuid_equal(&t->ksid, &ksid)
+                                           : (!t->app_open && strcmp(t->src, req->source) == 0 &&
+                                              strcmp(t->dst, req->destination) == 0)) {
+                    s = t;
+                    break;
+                }
+            }
+            if (s != NULL || !wait_change(d, deadline)) {
+                break;
+            }
+        }
+        if (s == NULL) {
+            pthread_mutex_unlock(&d->lock);
+            return status_obj(HYKEX_STATUS_TIMEOUT,
+                              "the peer application did not open the key stream in time");
+        }
+        if (s->app_open) {
+            pthread_mutex_unlock(&d->lock);
+            return status_obj(HYKEX_STATUS_KSID_IN_USE, "key stream id already open at this node");
+        }
+        if (strcmp(s->src, req->source) != 0 || strcmp(s->dst, req->destination) != 0) {
+            pthread_mutex_unlock(&d->lock);
+            return status_obj(HYKEX_STATUS_KSID_IN_USE,
+                              "key stream id belongs to other source and destination URIs");
+        }
+        s->app_open = true;
+        s->qos.max_bps = qos.max_bps;
+        s->qos.min_bps = qos.min_bps;
+        ksid = s->ksid;
+        copy = *s;
+        pthread_mutex_unlock(&d->lock);
+        for (size_t i = 0; i < src.n_sources; i++) {
+            if (src.sources[i] == HX_SRC_QKD &&
+                hxd_qkd_open(d, &copy, &status, msg, sizeof(msg)) != HX_OK) {
+                hx_ignore(hxd_send_join(d, &peer, &ksid, (uint32_t)status, msg));
+                pthread_mutex_lock(&d->lock);
+                if ((s = hxd_stream_find(d, &ksid)) != NULL) {
+                    hxd_stream_drop(s);
+                }
+                pthread_mutex_unlock(&d->lock);
+                return status_obj(status, msg);
+            }
+        }
+        pthread_mutex_lock(&d->lock);
+        if ((s = hxd_stream_find(d, &ksid)) != NULL) {
+            s->peer_app_open = true;
+            s->qkd_open = true;
+        }
+        pthread_mutex_unlock(&d->lock);
+        hx_ignore(hxd_send_join(d, &peer, &ksid, 0, NULL));
+    }
+    hx_uuid_format(&ksid, id);
+    hx_info("key stream open", HX_F_STR("stream", id) HX_F_STR(
+                                   "role", role == HXD_INITIATOR ? "initiator" : "responder")
+                                   HX_F_STR("method", hx_combine_name(src.method)));
+    o = status_obj(0, NULL);
+    json_object_object_add(o, "key_stream_id", json_object_new_string(id));
+    return o;
+}
+
+/* ---- GET_KEY ---- */
+
+static struct json_object *get_key(struct client *c, const struct hx_004_request *req)
+{
+    struct hxd *d = c->a->d;
+    struct hxd_stream *s;
+    struct hx_secret *key = NULL;
+    uint64_t pos;
+    double deadline, ready_at = 0;
+    char msg[300], meta_full[512], meta_min[96];
+    int status = 0;
+    struct json_object *o, *kb, *m;
+
+    pthread_mutex_lock(&d->lock);
+    s = hxd_stream_find(d, &req->ksid);
+    if (s == NULL || !s->app_open) {
+        pthread_mutex_unlock(&d->lock);
+        return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION,
+                          "key stream id is not open at this node (OPEN_CONNECT first)");
+    }
+    pos = req->has_index ? req->index : s->next_get;
+    deadline =
+        hxd_now() + (s->qos.timeout_ms ? s->qos.timeout_ms : d->cfg.default_timeout_ms) / 1000.0;
+    /* Metadata sizes first: status 8 must consume nothing. A reference client's "size": 46
+     * fits the minimal form; sources and method are added when the buffer allows. */
+    snprintf(meta_min, sizeof(meta_min), "{\"age\": %" PRIu64 ", \"hops\": 0}",
+             (uint64_t)999999999);
+    if (req->metadata_size != 0 && req->metadata_size < strlen(meta_min)) {
+        o = status_obj(HYKEX_STATUS_METADATA_TOO_SMALL, "metadata buffer too small");
+        json_object_object_add(o, "metadata_size",
+                               json_object_new_int64((int64_t)strlen(meta_min)));
+        pthread_mutex_unlock(&d->lock);
+        return o;
+    }
+    if (pos < s->produced && !hxd_stream_has(s, pos)) {
+        pthread_mutex_unlock(&d->lock);
+        snprintf(msg, sizeof(msg), "position %" PRIu64 " was already delivered at this node", pos);
+        return status_obj(HYKEX_STATUS_INSUFFICIENT_KEY, msg);
+    }
+    if (pos >= s->produced + MAX_AHEAD) {
+        pthread_mutex_unlock(&d->lock);
+        snprintf(msg, sizeof(msg),
+                 "position %" PRIu64 " is too far ahead of production (%" PRIu64 ")", pos,
+                 s->produced);
+        return status_obj(HYKEX_STATUS_INSUFFICIENT_KEY, msg);
+    }
+    if (pos + 1 > s->want) {
+        s->want = pos + 1;
+    }
+    hxd_stream_kick(d, s);
+    while ((s = hxd_stream_find(d, &req->ksid)) != NULL && s->app_open && !hxd_stream_has(s, pos) &&
+           !(s->failing && s->role == HXD_INITIATOR) && !(s->peer_closed && pos >= s->produced) &&
+           wait_change(d, deadline)) {
+        if (s->role == HXD_INITIATOR) {
+            hxd_stream_kick(d, s);
+        }
+    }
+    if (s == NULL || !s->app_open) {
+        pthread_mutex_unlock(&d->lock);
+        return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, "key stream closed");
+    }
+    if ((key = hxd_stream_take(s, pos, &ready_at)) == NULL) {
+        if (s->peer_closed) {
+            status = HYKEX_STATUS_PEER_NOT_CONNECTED_GET;
+            snprintf(msg, sizeof(msg), "peer application closed the key stream");
+        } else if (s->failing) {
+            status = s->fail_status ? s->fail_status : HYKEX_STATUS_INSUFFICIENT_KEY;
+            snprintf(msg, sizeof(msg), "%s", s->fail_msg);
+        } else {
+            status = HYKEX_STATUS_INSUFFICIENT_KEY;
+            snprintf(msg, sizeof(msg), "no key ready for position %" PRIu64 " within the timeout",
+                     pos);
+        }
+        pthread_mutex_unlock(&d->lock);
+        return status_obj(status, msg);
+    }
+    if (!req->has_index || pos >= s->next_get) {
+        s->next_get = pos + 1;
+    }
+    s->delivered++;
+    hxd_stream_kick(d, s);
+    uint64_t age = (uint64_t)((hxd_now() - ready_at) * 1000.0);
+    size_t off =
+        (size_t)snprintf(meta_full, sizeof(meta_full),
+                         "{\"age\": %" PRIu64 ", \"hops\": 0, \"method\": \"%s\", \"sources\": [",
+                         age, hx_combine_name(s->uri.method));
+    for (size_t i = 0; i < s->uri.n_sources && off < sizeof(meta_full); i++) {
+        off += (size_t)snprintf(meta_full + off, sizeof(meta_full) - off, "%s\"%s\"", i ? ", " : "",
+                                hx_source_name(s->uri.sources[i]));
+    }
+    if (off < sizeof(meta_full)) {
+        snprintf(meta_full + off, sizeof(meta_full) - off, "]}");
+    }
+    snprintf(meta_min, sizeof(meta_min), "{\"age\": %" PRIu64 ", \"hops\": 0}", age);
+    pthread_mutex_unlock(&d->lock);
+
+    o = status_obj(0, NULL);
+    kb = json_object_new_array_ext((int)hx_secret_len(key));
+    for (size_t i = 0; i < hx_secret_len(key); i++) {
+        json_object_array_add(kb, json_object_new_int(hx_secret_data(key)[i]));
+    }
+    hx_secret_free(key);
+    json_object_object_add(o, "key_buffer", kb);
+    json_object_object_add(o, "index", json_object_new_int64((int64_t)pos));
+    m = json_tokener_parse(
+        req->metadata_size == 0 || req->metadata_size >= strlen(meta_full) ? meta_full : meta_min);
+    json_object_object_add(o, "metadata", m);
+    return o;
+}
+
+static struct json_object *close_stream(struct client *c, const struct hx_004_request *req)
+{
+    struct hxd *d = c->a->d;
+    struct hxd_stream *s;
+    struct hx_uuid peer, qkd;
+    bool had_qkd;
+    char id[HX_UUID_STR_LEN + 1];
+
+    pthread_mutex_lock(&d->lock);
+    s = hxd_stream_find(d, &req->ksid);
+    if (s == NULL || !s->app_open) {
+        pthread_mutex_unlock(&d->lock);
+        return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, "key stream id is not open at this node");
+    }
+    peer = s->peer;
+    qkd = s->qkd_ksid;
+    had_qkd = !hx_uuid_is_nil(&qkd);
+    hxd_stream_drop(s); /* wipes the keys not handed out */
+    pthread_cond_broadcast(&d->changed);
+    pthread_mutex_unlock(&d->lock);
+    hx_ignore(hxd_send_close(d, &peer, &req->ksid));
+    if (had_qkd) {
+        hx_ignore(hx_qkd_close(&d->qkd, &qkd));
+    }
+    hx_uuid_format(&req->ksid, id);
+    hx_info("key stream closed", HX_F_STR("stream", id));
+    return status_obj(0, NULL);
+}
+
+/* ---- connections ---- */
+
+static void *client_main(void *arg)
+{
+    static const struct hx_json_limits lim = {
+        .max_message = 64 * 1024, .max_depth = 8, .max_string = 4096, .max_members = 64};
+    struct client *c = arg;
+    struct hxd_api *a = c->a;
+    struct hx_json_stream *s = NULL;
+    uint8_t buf[16384];
+    ssize_t n;
+
+    if (hx_json_stream_new(&lim, &s) != HX_OK) {
+        goto out;
+    }
+    while ((n = recv(c->fd, buf, sizeof(buf), 0)) > 0 || (n < 0 && errno == EINTR)) {
+        struct json_object *o;
+        enum hx_json_event ev;
+        const char *why;
+        hx_err e;
+        if (n < 0) {
+            continue;
+        }
+        if (hx_json_stream_feed(s, buf, (size_t)n) != HX_OK) {
+            break;
+        }
+        while ((ev = hx_json_stream_next(s, &o, &e, &why)) != HX_JSON_NEED_MORE) {
+            struct hx_004_request req;
+            struct json_object *r;
+            char msg[340];
+            if (ev == HX_JSON_ERROR) {
+                snprintf(msg, sizeof(msg), "malformed request: %s", why);
+                r = status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
+            } else if (hx_004_json_decode_request(o, &req, msg, sizeof(msg)) != HX_OK) {
+                char full[380];
+                snprintf(full, sizeof(full), "invalid request: %s", msg);
+                r = status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, full);
+            } else if (req.cmd == HX_004_OPEN_CONNECT) {
+                r = open_connect(c, &req);
+            } else if (req.cmd == HX_004_GET_KEY) {
+                r = get_key(c, &req);
+            } else {
+                r = close_stream(c, &req);
+            }
+            json_object_put(o);
+            if (!reply(c, r)) {
+                goto out;
+            }
+        }
+    }
+out:
+    hx_json_stream_free(s);
+    pthread_mutex_lock(&a->lock);
+    a->conn_fds[c->slot] = -1;
+    a->n_conns--;
+    pthread_cond_broadcast(&a->idle);
+    pthread_mutex_unlock(&a->lock);
+    close(c->fd);
+    free(c);
+    return NULL;
+}
+
+static bool uid_allowed(const struct hxd_api *a, uid_t uid, gid_t gid)
+{
+    const struct hxd_config *cfg = &a->d->cfg;
+    char list[256], *save = NULL, *tok;
+
+    if (uid == getuid()) {
+        return true;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        memcpy(list, pass == 0 ? cfg->api_allow_uids : cfg->api_allow_gids, sizeof(list));
+        for (tok = strtok_r(list, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+            char *end;
+            unsigned long v = strtoul(tok, &end, 10);
+            if (*end == '\0' && end != tok && v == (pass == 0 ? uid : gid)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+struct acceptor {
+    struct hxd_api *a;
+    int fd;
+    bool unix_socket;
+};
+
+static void *accept_main(void *arg)
+{
+    struct acceptor *ac = arg;
+    struct hxd_api *a = ac->a;
+
+    for (;;) {
+        int fd = accept4(ac->fd, NULL, NULL, SOCK_CLOEXEC), one = 1;
+        struct client *c;
+        pthread_t t;
+        pthread_attr_t attr;
+        size_t slot;
+
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            if (a->stopping) {
+                break;
+            }
+            usleep(100000);
+            continue;
+        }
+        if (ac->unix_socket) {
+            struct ucred cred;
+            socklen_t len = sizeof(cred);
+            if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+                !uid_allowed(a, cred.uid, cred.gid)) {
+                hx_warn("API connection refused by the uid/gid allow-list",
+                        HX_F_I64("uid", (int64_t)cred.uid));
+                close(fd);
+                continue;
+            }
+        } else {
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
+        pthread_mutex_lock(&a->lock);
+        if (a->stopping || a->n_conns >= a->d->cfg.max_clients) {
+            pthread_mutex_unlock(&a->lock);
+            close(fd);
+            continue;
+        }
+        for (slot = 0; a->conn_fds[slot] >= 0; slot++) {
+        }
+        a->conn_fds[slot] = fd;
+        a->n_conns++;
+        pthread_mutex_unlock(&a->lock);
+        if ((c = calloc(1, sizeof(*c))) == NULL) {
+            close(fd);
+            continue;
+        }
+        c->a = a;
+        c->fd = fd;
+        c->slot = slot;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 256 * 1024);
+        if (pthread_create(&t, &attr, client_main, c) != 0) {
+            pthread_mutex_lock(&a->lock);
+            a->conn_fds[slot] = -1;
+            a->n_conns--;
+            pthread_mutex_unlock(&a->lock);
+            close(fd);
+            free(c);
+        }
+        pthread_attr_destroy(&attr);
+    }
+    free(ac);
+    return NULL;
+}
+
+static bool is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+    }
+    return false;
+}
+
+hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_len)
+{
+    struct hxd_api *a = calloc(1, sizeof(*a));
+    struct addrinfo hints, *res = NULL;
+    struct acceptor *ac;
+    char port[8];
+    int one = 1, rc;
+
+    *out = NULL;
+    if (a == NULL || (a->conn_fds = malloc(d->cfg.max_clients * sizeof(int))) == NULL) {
+        free(a);
+        return HX_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < d->cfg.max_clients; i++) {
+        a->conn_fds[i] = -1;
+    }
+    a->d = d;
+    a->tcp_fd = a->unix_fd = -1;
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->idle, NULL);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(port, sizeof(port), "%u", d->cfg.api.port);
+    if ((rc = getaddrinfo(d->cfg.api.host, port, &hints, &res)) != 0) {
+        snprintf(why, why_len, "hybridization_server_address %s: %s", d->cfg.api.host,
+                 gai_strerror(rc));
+        hxd_api_stop(a);
+        return HX_ERR_CONFIG;
+    }
+    if (!is_loopback(res->ai_addr) && !d->cfg.api_allow_remote) {
+        snprintf(why, why_len,
+                 "hybridization_server_address %s is not loopback: set api.allow_remote to "
+                 "serve applications on other hosts",
+                 d->cfg.api.host);
+        freeaddrinfo(res);
+        hxd_api_stop(a);
+        return HX_ERR_CONFIG;
+    }
+    if ((a->tcp_fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+        setsockopt(a->tcp_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(a->tcp_fd, res->ai_addr, res->ai_addrlen) != 0 || listen(a->tcp_fd, 256) != 0) {
+        snprintf(why, why_len, "hybridization_server_address %s:%u: %s", d->cfg.api.host,
+                 d->cfg.api.port, strerror(errno));
+        freeaddrinfo(res);
+        hxd_api_stop(a);
+        return HX_ERR_IO;
+    }
+    freeaddrinfo(res);
+    if ((ac = malloc(sizeof(*ac))) == NULL) {
+        hxd_api_stop(a);
+        return HX_ERR_NOMEM;
+    }
+    *ac = (struct acceptor){a, a->tcp_fd, false};
+    a->tcp_started = pthread_create(&a->tcp_thread, NULL, accept_main, ac) == 0;
+    if (d->cfg.api_unix_socket[0] != '\0') {
+        struct sockaddr_un sa;
+        mode_t old;
+        memset(&sa, 0, sizeof(sa));
+        sa.sun_family = AF_UNIX;
+        memcpy(sa.sun_path, d->cfg.api_unix_socket, strlen(d->cfg.api_unix_socket) + 1);
+        unlink(sa.sun_path);
+        old = umask(0117);
+        if ((a->unix_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+            bind(a->unix_fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+            listen(a->unix_fd, 256) != 0) {
+            umask(old);
+            snprintf(why, why_len, "api.unix_socket %s: %s", sa.sun_path, strerror(errno));
+            hxd_api_stop(a);
+            return HX_ERR_IO;
+        }
+        umask(old);
+        if ((ac = malloc(sizeof(*ac))) == NULL) {
+            hxd_api_stop(a);
+            return HX_ERR_NOMEM;
+        }
+        *ac = (struct acceptor){a, a->unix_fd, true};
+        a->unix_started = pthread_create(&a->unix_thread, NULL, accept_main, ac) == 0;
+    }
+    *out = a;
+    return HX_OK;
+}
+
+void hxd_api_stop(struct hxd_api *a)
+{
+    struct timespec deadline;
+
+    if (a == NULL) {
+        return;
+    }
+    a->stopping = true;
+    if (a->tcp_fd >= 0) {
+        shutdown(a->tcp_fd, SHUT_RDWR);
+    }
+    if (a->unix_fd >= 0) {
+        shutdown(a->unix_fd, SHUT_RDWR);
+    }
+    if (a->tcp_started) {
+        pthread_join(a->tcp_thread, NULL);
+    }
+    if (a->unix_started) {
+        pthread_join(a->unix_thread, NULL);
+    }
+    pthread_mutex_lock(&a->lock);
+    for (size_t i = 0; a->conn_fds != NULL && i < a->d->cfg.max_clients; i++) {
+        if (a->conn_fds[i] >= 0) {
+            shutdown(a->conn_fds[i], SHUT_RDWR);
+        }
+    }
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 1;
+    while (a->n_conns > 0 && pthread_cond_timedwait(&a->idle, &a->lock, &deadline) != ETIMEDOUT) {
+    }
+    bool idle = a->n_conns == 0;
+    pthread_mutex_unlock(&a->lock);
+    if (a->tcp_fd >= 0) {
+        close(a->tcp_fd);
+    }
+    if (a->unix_fd >= 0) {
+        close(a->unix_fd);
+        unlink(a->d->cfg.api_unix_socket);
+    }
+    if (!idle) {
+        return;
+    }
+    free(a->conn_fds);
+    pthread_cond_destroy(&a->idle);
+    pthread_mutex_destroy(&a->lock);
+    free(a);
+}

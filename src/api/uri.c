@@ -1,0 +1,160 @@
+#include "api/uri.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const source_names[] = {"QKD", "ML-KEM-512", "ML-KEM-768", "ML-KEM-1024",
+                                           "X25519"};
+
+/* liboqs names the reference accepted; OpenSSL offers none of them. */
+static const char *const foreign[] = {"Kyber",  "HQC",  "BIKE",    "FrodoKEM", "Classic-McEliece",
+                                      "sntrup", "NTRU", "mceliece"};
+
+const char *hx_source_name(enum hx_source_kind k)
+{
+    return (unsigned)k < sizeof(source_names) / sizeof(source_names[0]) ? source_names[k] : "?";
+}
+
+static hx_err parse_sources(const char *v, size_t len, struct hx_uri *u, char *why, size_t why_len)
+{
+    size_t i = 0;
+
+    u->n_sources = 0;
+    while (i <= len) {
+        size_t j = i;
+        char name[48];
+        size_t k;
+
+        while (j < len && v[j] != ',') {
+            j++;
+        }
+        if (j == i || j - i >= sizeof(name)) {
+            snprintf(why, why_len, "key_sources: empty or over-long entry");
+            return HX_ERR_BAD_VALUE;
+        }
+        memcpy(name, v + i, j - i);
+        name[j - i] = '\0';
+        for (k = 0; k < sizeof(source_names) / sizeof(source_names[0]); k++) {
+            if (strcasecmp(name, source_names[k]) == 0) {
+                break;
+            }
+        }
+        if (k == sizeof(source_names) / sizeof(source_names[0])) {
+            const char *kind = "unknown";
+            for (size_t f = 0; f < sizeof(foreign) / sizeof(foreign[0]); f++) {
+                if (strncasecmp(name, foreign[f], strlen(foreign[f])) == 0) {
+                    kind = "not offered by OpenSSL";
+                }
+            }
+            snprintf(why, why_len,
+                     "key_sources: '%s' is %s; supported: QKD, ML-KEM-512, ML-KEM-768, "
+                     "ML-KEM-1024, X25519",
+                     name, kind);
+            return HX_ERR_UNSUPPORTED;
+        }
+        if (u->n_sources >= HX_URI_MAX_SOURCES) {
+            snprintf(why, why_len, "key_sources: at most %d sources", HX_URI_MAX_SOURCES);
+            return HX_ERR_BAD_VALUE;
+        }
+        u->sources[u->n_sources++] = (enum hx_source_kind)k;
+        i = j + 1;
+    }
+    if (u->n_sources < HX_COMBINE_MIN_SOURCES) {
+        snprintf(why, why_len,
+                 "key_sources: a hybrid key needs at least %d sources (one was given)",
+                 HX_COMBINE_MIN_SOURCES);
+        return HX_ERR_BAD_VALUE;
+    }
+    return HX_OK;
+}
+
+hx_err hx_uri_parse(const char *s, struct hx_uri *u, char *why, size_t why_len)
+{
+    static const char scheme[] = "hybrid://";
+    const char *at, *q, *p;
+    size_t n;
+    int have_method = 0, have_sources = 0;
+
+    memset(u, 0, sizeof(*u));
+    u->method = HX_COMBINE_DEFAULT;
+    if (strncmp(s, scheme, sizeof(scheme) - 1) != 0) {
+        snprintf(why, why_len, "expected hybrid://<application>@<node uuid>?...");
+        return HX_ERR_BAD_VALUE;
+    }
+    s += sizeof(scheme) - 1;
+    q = strchr(s, '?');
+    at = strchr(s, '@');
+    if (at == NULL || (q != NULL && at > q)) {
+        snprintf(why, why_len, "missing '@<node uuid>' after the application name");
+        return HX_ERR_BAD_VALUE;
+    }
+    n = (size_t)(at - s);
+    if (n == 0 || n > HX_URI_MAX_APP) {
+        snprintf(why, why_len, "application name must be 1..%d characters", HX_URI_MAX_APP);
+        return HX_ERR_BAD_VALUE;
+    }
+    memcpy(u->app, s, n);
+    u->app[n] = '\0';
+    at++;
+    n = q != NULL ? (size_t)(q - at) : strlen(at);
+    if (hx_uuid_parse(at, n, &u->node) != HX_OK) {
+        snprintf(why, why_len, "'%.*s' is not a node UUID", (int)(n > 40 ? 40 : n), at);
+        return HX_ERR_BAD_UUID;
+    }
+    if (q == NULL) {
+        return HX_OK;
+    }
+    u->has_query = 1;
+    for (p = q + 1; *p != '\0';) {
+        const char *amp = strchr(p, '&'), *eq;
+        size_t len = amp != NULL ? (size_t)(amp - p) : strlen(p);
+        eq = memchr(p, '=', len);
+        if (eq == NULL) {
+            snprintf(why, why_len, "query part '%.*s' is not key=value", (int)(len > 40 ? 40 : len),
+                     p);
+            return HX_ERR_BAD_VALUE;
+        }
+        size_t klen = (size_t)(eq - p), vlen = len - klen - 1;
+        if (klen == 13 && strncmp(p, "hybridization", 13) == 0) {
+            char m[48];
+            if (have_method++) {
+                snprintf(why, why_len, "hybridization given twice");
+                return HX_ERR_BAD_VALUE;
+            }
+            if (vlen == 0 || vlen >= sizeof(m)) {
+                snprintf(why, why_len, "hybridization: empty or over-long");
+                return HX_ERR_BAD_VALUE;
+            }
+            memcpy(m, eq + 1, vlen);
+            m[vlen] = '\0';
+            if (hx_combine_parse(m, &u->method) != HX_OK) {
+                snprintf(why, why_len, "hybridization: '%s' is not one of: %s", m,
+                         hx_combine_names());
+                return HX_ERR_UNSUPPORTED;
+            }
+        } else if (klen == 11 && strncmp(p, "key_sources", 11) == 0) {
+            hx_err e;
+            if (have_sources++) {
+                snprintf(why, why_len, "key_sources given twice");
+                return HX_ERR_BAD_VALUE;
+            }
+            if ((e = parse_sources(eq + 1, vlen, u, why, why_len)) != HX_OK) {
+                return e;
+            }
+        } else {
+            snprintf(why, why_len, "unknown query key '%.*s' (hybridization, key_sources)",
+                     (int)(klen > 40 ? 40 : klen), p);
+            return HX_ERR_BAD_VALUE;
+        }
+        p += len + (amp != NULL ? 1 : 0);
+        if (amp != NULL && *p == '\0') {
+            break;
+        }
+    }
+    if (!have_sources) {
+        snprintf(why, why_len, "key_sources missing from the query");
+        return HX_ERR_BAD_VALUE;
+    }
+    return HX_OK;
+}

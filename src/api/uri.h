@@ -1,0 +1,41 @@
+/*
+ * The reference's application URIs:
+ *   hybrid://<application>@<node uuid>?hybridization=<method>&key_sources=<source>,<source>...
+ * Only the source URI's query selects method and sources (as in the reference); a destination
+ * without a query is fine, one with a different query is refused (the two nodes would not agree).
+ */
+#ifndef HX_API_URI_H
+#define HX_API_URI_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+#include "common/uuid.h"
+#include "crypto/combine.h"
+
+#define HX_URI_MAX_SOURCES 8
+#define HX_URI_MAX_APP 128
+
+enum hx_source_kind {
+    HX_SRC_QKD = 0,
+    HX_SRC_ML_KEM_512,
+    HX_SRC_ML_KEM_768,
+    HX_SRC_ML_KEM_1024,
+    HX_SRC_X25519,
+};
+
+struct hx_uri {
+    char app[HX_URI_MAX_APP + 1];
+    struct hx_uuid node;
+    int has_query;
+    enum hx_combine_method method;
+    enum hx_source_kind sources[HX_URI_MAX_SOURCES];
+    size_t n_sources;
+};
+
+const char *hx_source_name(enum hx_source_kind k);
+
+/* Parses s; why names the problem ("key_sources: 'Kyber512' is not supported (...)"). */
+HX_MUST_CHECK hx_err hx_uri_parse(const char *s, struct hx_uri *out, char *why, size_t why_len);
+
+#endif

@@ -1,0 +1,1163 @@
+/*
+ * The peer protocol's stream and batch messages, and key production (docs/peer-protocol.md).
+ *
+ * A batch makes keys for positions first .. first+count-1 of one stream:
+ *   initiator: QKD keys, one KEM key pair per KEM source and position  -> BATCH_REQ
+ *   responder: QKD keys, encapsulations, combine, sign T, tag           -> BATCH_RESP
+ *   initiator: verify, decapsulate, combine, check tag, sign T, tag     -> BATCH_FIN
+ *   responder: verify, commit the keys                                   -> BATCH_ACK
+ *   initiator: commit the keys.
+ * T, the transcript hash, covers the stream's context and both messages' key material; each
+ * side signs it with its certificate key. The tags prove both derived the same keys.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "crypto/combine.h"
+#include "crypto/kdf.h"
+#include "daemon/hxd.h"
+
+#define WAIT_REPLY_S 15.0
+static const uint8_t ctx_resp[] = "hykex/1 batch responder";
+static const uint8_t ctx_init[] = "hykex/1 batch initiator";
+
+static bool is_kem(enum hx_source_kind k)
+{
+    return k != HX_SRC_QKD;
+}
+
+static enum hx_kem_alg kem_of(enum hx_source_kind k)
+{
+    switch (k) {
+    case HX_SRC_ML_KEM_512:
+        return HX_KEM_ML_KEM_512;
+    case HX_SRC_ML_KEM_768:
+        return HX_KEM_ML_KEM_768;
+    case HX_SRC_ML_KEM_1024:
+        return HX_KEM_ML_KEM_1024;
+    default:
+        return HX_KEM_X25519;
+    }
+}
+
+hx_err hxd_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
+                size_t len)
+{
+    struct hx_link *l = hx_links_get(d->links, peer);
+    hx_err e;
+
+    if (l == NULL) {
+        return HX_ERR_IO_CLOSED;
+    }
+    e = hx_link_send(l, type, p, len);
+    hx_link_put(l);
+    return e;
+}
+
+static hx_err write_lp16(struct hx_writer *w, const char *s)
+{
+    size_t n = strlen(s);
+    hx_err e;
+
+    if (n > UINT16_MAX) {
+        return HX_ERR_TOO_LARGE;
+    }
+    if ((e = hx_write_u16(w, (uint16_t)n)) != HX_OK) {
+        return e;
+    }
+    return hx_write_bytes(w, s, n);
+}
+
+static hx_err read_lp16(struct hx_reader *r, char *out, size_t cap)
+{
+    uint16_t n;
+    hx_err e;
+
+    if ((e = hx_read_u16(r, &n)) != HX_OK) {
+        return e;
+    }
+    if (n >= cap) {
+        return HX_ERR_TOO_LARGE;
+    }
+    if ((e = hx_read_bytes(r, out, n)) != HX_OK) {
+        return e;
+    }
+    out[n] = '\0';
+    return HX_OK;
+}
+
+hx_err hxd_send_open(struct hxd *d, const struct hxd_stream *s)
+{
+    struct hx_writer w;
+    hx_err e;
+
+    hx_writer_init_dynamic(&w, 8192);
+    if ((e = hx_write_bytes(&w, s->ksid.b, 16)) != HX_OK || (e = write_lp16(&w, s->src)) != HX_OK ||
+        (e = write_lp16(&w, s->dst)) != HX_OK ||
+        (e = hx_write_u32(&w, s->qos.key_chunk_size)) != HX_OK ||
+        (e = hx_write_u32(&w, s->qos.timeout_ms)) != HX_OK ||
+        (e = hx_write_u32(&w, s->qos.ttl_s)) != HX_OK ||
+        (e = hx_write_bytes(&w, s->qkd_ksid.b, 16)) != HX_OK) {
+        goto out;
+    }
+    e = hxd_send(d, &s->peer, HXP_STREAM_OPEN, w.data, w.len);
+out:
+    hx_writer_wipe(&w);
+    return e;
+}
+
+hx_err hxd_send_close(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid)
+{
+    return hxd_send(d, peer, HXP_STREAM_CLOSE, ksid->b, 16);
+}
+
+hx_err hxd_send_join(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid,
+                     uint32_t status, const char *msg)
+{
+    uint8_t buf[16 + 4 + 2 + 200];
+    struct hx_writer w;
+
+    hx_writer_init_fixed(&w, buf, sizeof(buf));
+    if (hx_write_bytes(&w, ksid->b, 16) != HX_OK || hx_write_u32(&w, status) != HX_OK ||
+        write_lp16(&w, msg != NULL ? msg : "") != HX_OK) {
+        return HX_ERR_NOSPACE;
+    }
+    return hxd_send(d, peer, HXP_STREAM_JOIN, buf, w.len);
+}
+
+hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *msg, size_t msg_len)
+{
+    char src[300], dst[300], self[HX_UUID_STR_LEN + 1], peer[HX_UUID_STR_LEN + 1];
+    const struct hx_uuid *a, *b;
+    struct hx_uuid id;
+    uint32_t st = 0;
+    hx_err e;
+
+    /* Both ends name the link the same way: initiator's node first. */
+    a = copy->role == HXD_INITIATOR ? &d->cfg.uuid : &copy->peer;
+    b = copy->role == HXD_INITIATOR ? &copy->peer : &d->cfg.uuid;
+    hx_uuid_format(a, self);
+    hx_uuid_format(b, peer);
+    snprintf(src, sizeof(src), "qkd://%s@%s", d->cfg.qkd_application, self);
+    snprintf(dst, sizeof(dst), "qkd://%s@%s", d->cfg.qkd_application, peer);
+    memset(&id, 0, sizeof(id));
+    if (copy->role == HXD_RESPONDER && d->cfg.qkd_join != HXD_JOIN_SAME_URIS) {
+        id = copy->qkd_ksid; /* ETSI: the peer joins with the initiator's stream id */
+    }
+    e = hx_qkd_open(&d->qkd, src, dst, d->cfg.qkd_key_bytes, 0, &id, &st, msg, msg_len);
+    if (e != HX_OK) {
+        *status = HYKEX_STATUS_NO_QKD_CONNECTION;
+        return e;
+    }
+    if (st > 1) {
+        *status = st == 7 ? HYKEX_STATUS_QOS_NOT_MET : HYKEX_STATUS_NO_QKD_CONNECTION;
+        return HX_ERR_STATE;
+    }
+    if (copy->role == HXD_RESPONDER && d->cfg.qkd_join != HXD_JOIN_SAME_URIS &&
+        !hx_uuid_equal(&id, &copy->qkd_ksid)) {
+        snprintf(msg, msg_len, "QKD source: the KME did not join the initiator's QKD stream");
+        *status = HYKEX_STATUS_NO_QKD_CONNECTION;
+        return HX_ERR_STATE;
+    }
+    copy->qkd_ksid = id;
+    *status = 0;
+    return HX_OK;
+}
+
+/* ---- transcript, keys, confirmation ---- */
+
+struct batch {
+    struct hxd_stream s; /* a copy of the stream's fixed fields */
+    uint64_t first;
+    uint32_t count;
+    uint8_t *qkd; /* count x qkd_key_bytes */
+    size_t qkd_len;
+    uint8_t **kem_msg; /* per source: count x public key or ciphertext */
+    size_t kem_len[HX_URI_MAX_SOURCES];
+    struct hx_secret **secrets; /* count x n_sources, [pos * n + src]; NULL for QKD */
+    struct hx_secret **keys;    /* count combined keys */
+    uint8_t T[32];
+};
+
+static void batch_free(struct batch *b)
+{
+    size_t n = b->s.uri.n_sources;
+
+    hx_secure_free(b->qkd, b->qkd_len);
+    if (b->kem_msg != NULL) {
+        for (size_t j = 0; j < n; j++) {
+            free(b->kem_msg[j]);
+        }
+        free(b->kem_msg);
+    }
+    if (b->secrets != NULL) {
+        for (size_t i = 0; i < (size_t)b->count * n; i++) {
+            hx_secret_free(b->secrets[i]);
+        }
+        free(b->secrets);
+    }
+    if (b->keys != NULL) {
+        for (uint32_t i = 0; i < b->count; i++) {
+            hx_secret_free(b->keys[i]);
+        }
+        free(b->keys);
+    }
+}
+
+static hx_err batch_init(struct batch *b, const struct hxd_stream *s, uint64_t first,
+                         uint32_t count)
+{
+    size_t n = s->uri.n_sources;
+
+    memset(b, 0, sizeof(*b));
+    b->s = *s;
+    b->s.ready = NULL;
+    b->s.resp = NULL;
+    memset(&b->s.pending, 0, sizeof(b->s.pending));
+    b->first = first;
+    b->count = count;
+    b->kem_msg = calloc(n, sizeof(*b->kem_msg));
+    b->secrets = calloc((size_t)count * n, sizeof(*b->secrets));
+    b->keys = calloc(count, sizeof(*b->keys));
+    return b->kem_msg && b->secrets && b->keys ? HX_OK : HX_ERR_NOMEM;
+}
+
+/* QKD keys for the batch positions from this node's KME. */
+static hx_err fetch_qkd(struct hxd *d, struct batch *b, int *status, char *msg, size_t msg_len)
+{
+    size_t kb = d->cfg.qkd_key_bytes;
+    bool need = false;
+
+    for (size_t j = 0; j < b->s.uri.n_sources; j++) {
+        need |= b->s.uri.sources[j] == HX_SRC_QKD;
+    }
+    if (!need) {
+        return HX_OK;
+    }
+    b->qkd_len = kb * b->count;
+    if ((b->qkd = hx_secure_alloc(b->qkd_len)) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    for (uint32_t i = 0; i < b->count; i++) {
+        uint32_t st = 0;
+        uint64_t pos = b->first + i;
+        if (pos > UINT32_MAX) {
+            snprintf(msg, msg_len, "QKD source: position beyond the KME's index range");
+            *status = HYKEX_STATUS_INSUFFICIENT_KEY;
+            return HX_ERR_STATE;
+        }
+        hx_err e = hx_qkd_get(&d->qkd, &b->s.qkd_ksid, (uint32_t)pos, b->qkd + i * kb, kb, &st, msg,
+                              msg_len);
+        if (e != HX_OK || st != 0) {
+            char kid[HX_UUID_STR_LEN + 1];
+            hx_uuid_format(&b->s.qkd_ksid, kid);
+            hx_info("QKD key refused",
+                    HX_F_STR("qkd_stream", kid) HX_F_U64("index", pos) HX_F_U64("status", st)
+                        HX_F_STR("role", b->s.role == HXD_INITIATOR ? "initiator" : "responder"));
+            *status = st == 2 ? HYKEX_STATUS_INSUFFICIENT_KEY : HYKEX_STATUS_NO_QKD_CONNECTION;
+            if (msg[0] == '\0') {
+                snprintf(msg, msg_len, "QKD source: status %u for position %" PRIu64, st, pos);
+            }
+            return e != HX_OK ? e : HX_ERR_NO_KEY;
+        }
+    }
+    return HX_OK;
+}
+
+static void transcript(struct batch *b)
+{
+    uint8_t head[64];
+    struct hx_writer w;
+    struct hx_iov parts[2 + 2 * HX_URI_MAX_SOURCES + 2];
+    size_t np = 0;
+
+    hx_writer_init_fixed(&w, head, sizeof(head));
+    if (hx_write_bytes(&w, b->s.ksid.b, 16) != HX_OK || hx_write_u64(&w, b->first) != HX_OK ||
+        hx_write_u32(&w, b->count) != HX_OK || hx_write_u8(&w, (uint8_t)b->s.uri.method) != HX_OK ||
+        hx_write_u8(&w, (uint8_t)b->s.uri.n_sources) != HX_OK ||
+        hx_write_bytes(&w, b->s.qkd_ksid.b, 16) != HX_OK) {
+        memset(b->T, 0, sizeof(b->T));
+        return;
+    }
+    parts[np++] = (struct hx_iov){"hykex/1 batch", 13};
+    parts[np++] = (struct hx_iov){head, w.len};
+    parts[np++] = (struct hx_iov){b->s.src, strlen(b->s.src)};
+    parts[np++] = (struct hx_iov){b->s.dst, strlen(b->s.dst)};
+    for (size_t j = 0; j < b->s.uri.n_sources; j++) {
+        if (b->kem_msg[j] != NULL) {
+            parts[np++] = (struct hx_iov){b->kem_msg[j], b->kem_len[j]};
+        }
+    }
+    if (hx_hash(HX_MD_SHA256, parts, np, b->T) != HX_OK) {
+        memset(b->T, 0, sizeof(b->T));
+    }
+}
+
+/* Combines every position's secrets with the stream's method. */
+static hx_err combine_all(struct hxd *d, struct batch *b)
+{
+    size_t n = b->s.uri.n_sources, kb = d->cfg.qkd_key_bytes;
+    const char *names[HX_URI_MAX_SOURCES];
+    struct hx_iov secrets[HX_URI_MAX_SOURCES];
+    struct hx_combine_input in;
+    hx_err e;
+
+    for (size_t j = 0; j < n; j++) {
+        names[j] = hx_source_name(b->s.uri.sources[j]);
+    }
+    for (uint32_t i = 0; i < b->count; i++) {
+        for (size_t j = 0; j < n; j++) {
+            if (b->s.uri.sources[j] == HX_SRC_QKD) {
+                secrets[j] = (struct hx_iov){b->qkd + i * kb, kb};
+            } else {
+                struct hx_secret *s = b->secrets[i * n + j];
+                secrets[j] = (struct hx_iov){hx_secret_data(s), hx_secret_len(s)};
+            }
+        }
+        memset(&in, 0, sizeof(in));
+        in.secrets = secrets;
+        in.n = n;
+        in.names = names;
+        in.stream_id = b->s.ksid;
+        in.position = b->first + i;
+        in.transcript = b->T;
+        in.transcript_len = sizeof(b->T);
+        if ((e = hx_combine(b->s.uri.method, &in, b->s.qos.key_chunk_size, &b->keys[i])) != HX_OK) {
+            return e;
+        }
+    }
+    return HX_OK;
+}
+
+/* tag = HMAC(HKDF(K_1 || ... || K_count, salt = T, "hykex/1 confirm"), label) */
+static hx_err confirm_tag(const struct batch *b, const char *label, uint8_t tag[32])
+{
+    size_t total = 0, off = 0;
+    struct hx_secret *all = NULL;
+    uint8_t ck[32];
+    struct hx_iov part = {label, strlen(label)};
+    hx_err e;
+
+    for (uint32_t i = 0; i < b->count; i++) {
+        total += hx_secret_len(b->keys[i]);
+    }
+    if ((e = hx_secret_new(total, &all)) != HX_OK) {
+        return e;
+    }
+    for (uint32_t i = 0; i < b->count; i++) {
+        memcpy(hx_secret_data_mut(all) + off, hx_secret_data(b->keys[i]),
+               hx_secret_len(b->keys[i]));
+        off += hx_secret_len(b->keys[i]);
+    }
+    e = hx_kdf_derive(HX_KDF_HKDF_SHA256, hx_secret_data(all), total, b->T, sizeof(b->T),
+                      (const uint8_t *)"hykex/1 confirm", 15, ck, sizeof(ck));
+    hx_secret_free(all);
+    if (e == HX_OK) {
+        e = hx_hmac(HX_MD_SHA256, ck, sizeof(ck), &part, 1, tag);
+    }
+    OPENSSL_cleanse(ck, sizeof(ck));
+    return e;
+}
+
+/* Verifies a peer's signature over T with the key of its current link's certificate. */
+static hx_err verify_peer(struct hxd *d, const struct hx_uuid *peer, const uint8_t *ctx,
+                          size_t ctx_len, const uint8_t T[32], const uint8_t *sig, size_t sig_len)
+{
+    struct hx_link *l = hx_links_get(d->links, peer);
+    hx_err e;
+
+    if (l == NULL) {
+        return HX_ERR_IO_CLOSED;
+    }
+    e = hx_sig_verify(hx_link_peer_key(l), ctx, ctx_len, T, 32, sig, sig_len);
+    hx_link_put(l);
+    return e;
+}
+
+/* Commits a batch's keys to the stream (lock held). */
+static void commit(struct hxd_stream *s, struct batch *b)
+{
+    for (uint32_t i = 0; i < b->count; i++) {
+        if (hxd_stream_add_key(s, b->first + i, b->keys[i]) == HX_OK) {
+            b->keys[i] = NULL;
+        }
+    }
+    if (b->first + b->count > s->produced) {
+        s->produced = b->first + b->count;
+    }
+    s->confirmed_batches++;
+    s->failing = false;
+}
+
+/* ---- initiator ---- */
+
+static void fail_stream(struct hxd *d, const struct hx_uuid *ksid, int status, const char *msg)
+{
+    struct hxd_stream *s;
+    char id[HX_UUID_STR_LEN + 1];
+
+    hx_uuid_format(ksid, id);
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, ksid)) == NULL || s->peer_closed) {
+        /* The stream closed under a running batch: nothing failed that anyone waits for. */
+        pthread_mutex_unlock(&d->lock);
+        hx_debug("batch ended by a close", HX_F_STR("stream", id) HX_F_STR("reason", msg));
+        return;
+    }
+    hx_warn("key production failed",
+            HX_F_STR("stream", id) HX_F_I64("status", status) HX_F_STR("reason", msg));
+    {
+        s->failing = true;
+        s->fail_status = status;
+        snprintf(s->fail_msg, sizeof(s->fail_msg), "%s", msg);
+        s->failed_batches++;
+    }
+    d->batches_failed++;
+    pthread_cond_broadcast(&d->changed);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Waits for the peer's reply to the in-flight batch (lock held); false on timeout/close. */
+static bool wait_reply(struct hxd *d, const struct hx_uuid *ksid, bool ack, struct hxd_stream **out)
+{
+    double deadline = hxd_now() + WAIT_REPLY_S;
+
+    for (;;) {
+        struct hxd_stream *s = hxd_stream_find(d, ksid);
+        struct timespec ts;
+        if (s == NULL || d->stopping || s->peer_closed) {
+            return false;
+        }
+        if ((!ack && s->resp_ready) || (ack && s->ack_status >= 0)) {
+            *out = s;
+            return true;
+        }
+        if (hxd_now() > deadline) {
+            return false;
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200000000;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&d->changed, &d->lock, &ts);
+    }
+}
+
+static void produce(struct hxd *d, const struct hx_uuid *ksid)
+{
+    struct hxd_stream *s;
+    struct batch b;
+    struct hx_kem_key **kkeys = NULL;
+    struct hx_writer w;
+    uint8_t *resp = NULL, tag[32], sig[HX_SIG_MAX_SIGNATURE];
+    size_t resp_len = 0, n, sig_len;
+    uint64_t first;
+    uint32_t count;
+    char msg[200] = "";
+    int status = HYKEX_STATUS_NO_QKD_CONNECTION;
+    hx_err e;
+
+    memset(&b, 0, sizeof(b));
+    hx_writer_init_dynamic(&w, HX_LINK_MAX_FRAME);
+    pthread_mutex_lock(&d->lock);
+    s = hxd_stream_find(d, ksid);
+    if (s == NULL || s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed) {
+        if (s != NULL) {
+            s->producing = false;
+        }
+        pthread_mutex_unlock(&d->lock);
+        return;
+    }
+    first = s->produced;
+    count = d->cfg.batch_size;
+    s->resp_ready = false;
+    s->ack_status = -1;
+    free(s->resp);
+    s->resp = NULL;
+    e = batch_init(&b, s, first, count);
+    pthread_mutex_unlock(&d->lock);
+    n = b.s.uri.n_sources;
+    if (e != HX_OK) {
+        snprintf(msg, sizeof(msg), "out of memory");
+        goto fail;
+    }
+    if ((e = fetch_qkd(d, &b, &status, msg, sizeof(msg))) != HX_OK) {
+        goto fail;
+    }
+    /* KEM key pairs, one per KEM source and position; public keys into BATCH_REQ. */
+    if ((kkeys = calloc((size_t)count * n, sizeof(*kkeys))) == NULL) {
+        goto fail;
+    }
+    if (hx_write_bytes(&w, ksid->b, 16) != HX_OK || hx_write_u64(&w, first) != HX_OK ||
+        hx_write_u32(&w, count) != HX_OK) {
+        goto fail;
+    }
+    for (size_t j = 0; j < n; j++) {
+        struct hx_kem_sizes sz;
+        if (!is_kem(b.s.uri.sources[j])) {
+            continue;
+        }
+        hx_kem_standard_sizes(kem_of(b.s.uri.sources[j]), &sz);
+        b.kem_len[j] = sz.public_key * count;
+        if ((b.kem_msg[j] = malloc(b.kem_len[j])) == NULL) {
+            goto fail;
+        }
+        for (uint32_t i = 0; i < count; i++) {
+            size_t pl;
+            if ((e = hx_kem_keygen(kem_of(b.s.uri.sources[j]), &kkeys[i * n + j],
+                                   b.kem_msg[j] + i * sz.public_key, sz.public_key, &pl)) !=
+                HX_OK) {
+                snprintf(msg, sizeof(msg), "%s key generation failed",
+                         hx_source_name(b.s.uri.sources[j]));
+                goto fail;
+            }
+        }
+        if (hx_write_bytes(&w, b.kem_msg[j], b.kem_len[j]) != HX_OK) {
+            goto fail;
+        }
+    }
+    if ((e = hxd_send(d, &b.s.peer, HXP_BATCH_REQ, w.data, w.len)) != HX_OK) {
+        snprintf(msg, sizeof(msg), "peer node unreachable (link down)");
+        goto fail;
+    }
+    /* Wait for BATCH_RESP. */
+    pthread_mutex_lock(&d->lock);
+    if (!wait_reply(d, ksid, false, &s)) {
+        pthread_mutex_unlock(&d->lock);
+        snprintf(msg, sizeof(msg), "peer node did not answer the key batch");
+        goto fail;
+    }
+    resp = s->resp;
+    resp_len = s->resp_len;
+    s->resp = NULL;
+    pthread_mutex_unlock(&d->lock);
+    {
+        struct hx_reader r;
+        uint8_t rid[16];
+        uint64_t rfirst;
+        uint32_t rcount, rstatus;
+        uint16_t slen;
+        const uint8_t *rsig, *rtag;
+        hx_reader_init(&r, resp, resp_len);
+        if (hx_read_bytes(&r, rid, 16) != HX_OK || hx_read_u64(&r, &rfirst) != HX_OK ||
+            hx_read_u32(&r, &rcount) != HX_OK || hx_read_u32(&r, &rstatus) != HX_OK ||
+            rfirst != first || rcount != count) {
+            snprintf(msg, sizeof(msg), "malformed BATCH_RESP from the peer");
+            goto fail;
+        }
+        if (rstatus != 0) {
+            status = (int)rstatus;
+            if (read_lp16(&r, msg, sizeof(msg)) != HX_OK) {
+                snprintf(msg, sizeof(msg), "peer node failed the batch (status %u)", rstatus);
+            }
+            goto fail;
+        }
+        /* Ciphertexts replace the public keys in the transcript's second half: keep both. */
+        uint8_t *pubs[HX_URI_MAX_SOURCES] = {0};
+        size_t publen[HX_URI_MAX_SOURCES] = {0};
+        struct hx_writer tw;
+        hx_writer_init_dynamic(&tw, HX_LINK_MAX_FRAME * 2);
+        for (size_t j = 0; j < n; j++) {
+            struct hx_kem_sizes sz;
+            const uint8_t *cts;
+            if (!is_kem(b.s.uri.sources[j])) {
+                continue;
+            }
+            hx_kem_standard_sizes(kem_of(b.s.uri.sources[j]), &sz);
+            if (hx_read_view(&r, sz.ciphertext * count, &cts) != HX_OK) {
+                hx_writer_wipe(&tw);
+                snprintf(msg, sizeof(msg), "BATCH_RESP too short");
+                goto fail;
+            }
+            for (uint32_t i = 0; i < count; i++) {
+                if ((e = hx_kem_decaps(kkeys[i * n + j], cts + i * sz.ciphertext, sz.ciphertext,
+                                       &b.secrets[i * n + j])) != HX_OK) {
+                    hx_writer_wipe(&tw);
+                    snprintf(msg, sizeof(msg), "%s decapsulation failed",
+                             hx_source_name(b.s.uri.sources[j]));
+                    goto fail;
+                }
+            }
+            /* transcript part j: public keys || ciphertexts */
+            if (hx_write_bytes(&tw, b.kem_msg[j], b.kem_len[j]) != HX_OK ||
+                hx_write_bytes(&tw, cts, sz.ciphertext * count) != HX_OK) {
+                hx_writer_wipe(&tw);
+                goto fail;
+            }
+            pubs[j] = b.kem_msg[j];
+            publen[j] = b.kem_len[j];
+            b.kem_msg[j] = NULL;
+        }
+        /* The transcript hashes one blob per KEM source: pubs || cts. */
+        size_t off = 0;
+        for (size_t j = 0; j < n; j++) {
+            if (pubs[j] == NULL) {
+                continue;
+            }
+            struct hx_kem_sizes sz;
+            hx_kem_standard_sizes(kem_of(b.s.uri.sources[j]), &sz);
+            size_t len = publen[j] + sz.ciphertext * count;
+            b.kem_msg[j] = malloc(len);
+            if (b.kem_msg[j] != NULL) {
+                memcpy(b.kem_msg[j], tw.data + off, len);
+            }
+            b.kem_len[j] = len;
+            off += len;
+            free(pubs[j]);
+        }
+        hx_writer_wipe(&tw);
+        transcript(&b);
+        if (hx_read_u16(&r, &slen) != HX_OK || hx_read_view(&r, slen, &rsig) != HX_OK ||
+            hx_read_view(&r, 32, &rtag) != HX_OK) {
+            snprintf(msg, sizeof(msg), "BATCH_RESP without signature and tag");
+            goto fail;
+        }
+        if (verify_peer(d, &b.s.peer, ctx_resp, sizeof(ctx_resp) - 1, b.T, rsig, slen) != HX_OK) {
+            snprintf(msg, sizeof(msg), "peer's batch signature does not verify");
+            goto abort_batch;
+        }
+        if ((e = combine_all(d, &b)) != HX_OK || (e = confirm_tag(&b, "responder", tag)) != HX_OK) {
+            snprintf(msg, sizeof(msg), "combining the batch failed: %s", hx_strerror(e));
+            goto abort_batch;
+        }
+        if (!hx_ct_equal(tag, rtag, 32)) {
+            pthread_mutex_lock(&d->lock);
+            d->confirm_mismatch++;
+            pthread_mutex_unlock(&d->lock);
+            snprintf(msg, sizeof(msg), "key confirmation failed: the nodes derived different keys");
+            goto abort_batch;
+        }
+    }
+    /* BATCH_FIN: our signature and tag. */
+    hx_writer_reset(&w);
+    if (hx_sig_sign(d->sig_key, ctx_init, sizeof(ctx_init) - 1, b.T, sizeof(b.T), sig, sizeof(sig),
+                    &sig_len) != HX_OK ||
+        confirm_tag(&b, "initiator", tag) != HX_OK || hx_write_bytes(&w, ksid->b, 16) != HX_OK ||
+        hx_write_u64(&w, first) != HX_OK || hx_write_u32(&w, count) != HX_OK ||
+        hx_write_u32(&w, 0) != HX_OK || hx_write_u16(&w, (uint16_t)sig_len) != HX_OK ||
+        hx_write_bytes(&w, sig, sig_len) != HX_OK || hx_write_bytes(&w, tag, 32) != HX_OK ||
+        hxd_send(d, &b.s.peer, HXP_BATCH_FIN, w.data, w.len) != HX_OK) {
+        snprintf(msg, sizeof(msg), "sending BATCH_FIN failed");
+        goto fail;
+    }
+    pthread_mutex_lock(&d->lock);
+    if (!wait_reply(d, ksid, true, &s) || s->ack_status != 0) {
+        pthread_mutex_unlock(&d->lock);
+        snprintf(msg, sizeof(msg), "peer node did not commit the batch");
+        goto fail;
+    }
+    /* Two-phase commit: the responder holds the keys; now they are ready here too. */
+    commit(s, &b);
+    s->producing = false;
+    d->batches_ok++;
+    hxd_stream_kick(d, s);
+    pthread_cond_broadcast(&d->changed);
+    pthread_mutex_unlock(&d->lock);
+    goto out;
+abort_batch:
+    hx_writer_reset(&w);
+    if (hx_write_bytes(&w, ksid->b, 16) == HX_OK && hx_write_u64(&w, first) == HX_OK &&
+        hx_write_u32(&w, count) == HX_OK && hx_write_u32(&w, 1) == HX_OK) {
+        hx_ignore(hxd_send(d, &b.s.peer, HXP_BATCH_FIN, w.data, w.len));
+    }
+fail:
+    fail_stream(d, ksid, status, msg[0] ? msg : "key production failed");
+    /* Back off, then let demand restart production. */
+    for (int i = 0; i < 10 && !d->stopping; i++) {
+        usleep(100000);
+    }
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, ksid)) != NULL) {
+        s->producing = false;
+        hxd_stream_kick(d, s);
+    }
+    pthread_mutex_unlock(&d->lock);
+out:
+    if (kkeys != NULL) {
+        for (size_t i = 0; i < (size_t)count * n; i++) {
+            hx_kem_key_free(kkeys[i]);
+        }
+        free(kkeys);
+    }
+    if (resp != NULL) {
+        free(resp);
+    }
+    hx_writer_wipe(&w);
+    batch_free(&b);
+}
+
+/* ---- responder ---- */
+
+static void send_resp_error(struct hxd *d, const struct hx_uuid *peer, const uint8_t ksid[16],
+                            uint64_t first, uint32_t count, uint32_t status, const char *msg)
+{
+    uint8_t buf[16 + 8 + 4 + 4 + 2 + 200];
+    struct hx_writer w;
+
+    hx_writer_init_fixed(&w, buf, sizeof(buf));
+    if (hx_write_bytes(&w, ksid, 16) == HX_OK && hx_write_u64(&w, first) == HX_OK &&
+        hx_write_u32(&w, count) == HX_OK && hx_write_u32(&w, status) == HX_OK &&
+        write_lp16(&w, msg) == HX_OK) {
+        hx_ignore(hxd_send(d, peer, HXP_BATCH_RESP, buf, w.len));
+    }
+}
+
+static void on_batch_req(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len)
+{
+    struct hx_reader r;
+    struct hx_uuid ksid;
+    struct hxd_stream *s;
+    struct batch b;
+    struct hx_writer w;
+    uint64_t first;
+    uint32_t count;
+    uint8_t tag_r[32], tag_i[32], sig[HX_SIG_MAX_SIGNATURE];
+    size_t n, sig_len;
+    char msg[200] = "";
+    int status = HYKEX_STATUS_NO_QKD_CONNECTION;
+    hx_err e;
+
+    memset(&b, 0, sizeof(b));
+    hx_writer_init_dynamic(&w, HX_LINK_MAX_FRAME);
+    hx_reader_init(&r, p, len);
+    if (hx_read_bytes(&r, ksid.b, 16) != HX_OK || hx_read_u64(&r, &first) != HX_OK ||
+        hx_read_u32(&r, &count) != HX_OK || count == 0 || count > 1024) {
+        hx_warn("malformed BATCH_REQ from a peer", HX_NOFIELDS);
+        goto out;
+    }
+    pthread_mutex_lock(&d->lock);
+    s = hxd_stream_find(d, &ksid);
+    if (s == NULL || s->role != HXD_RESPONDER || !hx_uuid_equal(&s->peer, peer) || !s->app_open) {
+        pthread_mutex_unlock(&d->lock);
+        send_resp_error(d, peer, ksid.b, first, count, HYKEX_STATUS_PEER_NOT_CONNECTED_GET,
+                        "stream not open at the responder");
+        goto out;
+    }
+    e = batch_init(&b, s, first, count);
+    pthread_mutex_unlock(&d->lock);
+    n = b.s.uri.n_sources;
+    if (e != HX_OK) {
+        goto out;
+    }
+    if ((e = fetch_qkd(d, &b, &status, msg, sizeof(msg))) != HX_OK) {
+        send_resp_error(d, peer, ksid.b, first, count, (uint32_t)status, msg);
+        goto out;
+    }
+    if (hx_write_bytes(&w, ksid.b, 16) != HX_OK || hx_write_u64(&w, first) != HX_OK ||
+        hx_write_u32(&w, count) != HX_OK || hx_write_u32(&w, 0) != HX_OK) {
+        goto out;
+    }
+    for (size_t j = 0; j < n; j++) {
+        struct hx_kem_sizes sz;
+        const uint8_t *pubs;
+        if (!is_kem(b.s.uri.sources[j])) {
+            continue;
+        }
+        hx_kem_standard_sizes(kem_of(b.s.uri.sources[j]), &sz);
+        if (hx_read_view(&r, sz.public_key * count, &pubs) != HX_OK) {
+            send_resp_error(d, peer, ksid.b, first, count, HYKEX_STATUS_NO_QKD_CONNECTION,
+                            "BATCH_REQ too short");
+            goto out;
+        }
+        b.kem_len[j] = (sz.public_key + sz.ciphertext) * count;
+        if ((b.kem_msg[j] = malloc(b.kem_len[j])) == NULL) {
+            goto out;
+        }
+        memcpy(b.kem_msg[j], pubs, sz.public_key * count);
+        uint8_t *cts = b.kem_msg[j] + sz.public_key * count;
+        for (uint32_t i = 0; i < count; i++) {
+            size_t cl;
+            if ((e = hx_kem_encaps(kem_of(b.s.uri.sources[j]), pubs + i * sz.public_key,
+                                   sz.public_key, cts + i * sz.ciphertext, sz.ciphertext, &cl,
+                                   &b.secrets[i * n + j])) != HX_OK) {
+                snprintf(msg, sizeof(msg), "%s encapsulation refused the initiator's public key",
+                         hx_source_name(b.s.uri.sources[j]));
+                send_resp_error(d, peer, ksid.b, first, count, HYKEX_STATUS_NO_QKD_CONNECTION, msg);
+                goto out;
+            }
+        }
+        if (hx_write_bytes(&w, cts, sz.ciphertext * count) != HX_OK) {
+            goto out;
+        }
+    }
+    if (hx_reader_remaining(&r) != 0) {
+        send_resp_error(d, peer, ksid.b, first, count, HYKEX_STATUS_NO_QKD_CONNECTION,
+                        "BATCH_REQ has trailing bytes");
+        goto out;
+    }
+    transcript(&b);
+    if ((e = combine_all(d, &b)) != HX_OK || confirm_tag(&b, "responder", tag_r) != HX_OK ||
+        confirm_tag(&b, "initiator", tag_i) != HX_OK ||
+        hx_sig_sign(d->sig_key, ctx_resp, sizeof(ctx_resp) - 1, b.T, sizeof(b.T), sig, sizeof(sig),
+                    &sig_len) != HX_OK ||
+        hx_write_u16(&w, (uint16_t)sig_len) != HX_OK || hx_write_bytes(&w, sig, sig_len) != HX_OK ||
+        hx_write_bytes(&w, tag_r, 32) != HX_OK) {
+        send_resp_error(d, peer, ksid.b, first, count, HYKEX_STATUS_NO_QKD_CONNECTION,
+                        "responder could not combine or sign the batch");
+        goto out;
+    }
+    /* Keep the keys until BATCH_FIN proves the initiator derived the same. */
+    pthread_mutex_lock(&d->lock);
+    s = hxd_stream_find(d, &ksid);
+    if (s == NULL) {
+        pthread_mutex_unlock(&d->lock);
+        goto out;
+    }
+    for (uint32_t i = 0; s->pending.keys != NULL && i < s->pending.count; i++) {
+        hx_secret_free(s->pending.keys[i]);
+    }
+    free(s->pending.keys);
+    s->pending.first = first;
+    s->pending.count = count;
+    memcpy(s->pending.transcript, b.T, 32);
+    memcpy(s->pending.tag_i, tag_i, 32);
+    s->pending.keys = b.keys;
+    b.keys = NULL;
+    pthread_mutex_unlock(&d->lock);
+    hx_ignore(hxd_send(d, peer, HXP_BATCH_RESP, w.data, w.len));
+out:
+    hx_writer_wipe(&w);
+    batch_free(&b);
+}
+
+static void on_batch_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len)
+{
+    struct hx_reader r;
+    struct hx_uuid ksid;
+    struct hxd_stream *s;
+    struct hxd_pending pend;
+    uint64_t first;
+    uint32_t count, status, ack = 1;
+    uint16_t slen = 0;
+    const uint8_t *sig = NULL, *tag = NULL;
+    uint8_t out[16 + 8 + 4];
+    struct hx_writer w;
+    char id[HX_UUID_STR_LEN + 1];
+
+    hx_reader_init(&r, p, len);
+    if (hx_read_bytes(&r, ksid.b, 16) != HX_OK || hx_read_u64(&r, &first) != HX_OK ||
+        hx_read_u32(&r, &count) != HX_OK || hx_read_u32(&r, &status) != HX_OK) {
+        return;
+    }
+    if (status == 0 && (hx_read_u16(&r, &slen) != HX_OK || hx_read_view(&r, slen, &sig) != HX_OK ||
+                        hx_read_view(&r, 32, &tag) != HX_OK)) {
+        status = 2;
+    }
+    hx_uuid_format(&ksid, id);
+    pthread_mutex_lock(&d->lock);
+    s = hxd_stream_find(d, &ksid);
+    if (s == NULL || s->pending.keys == NULL || s->pending.first != first ||
+        s->pending.count != count) {
+        pthread_mutex_unlock(&d->lock);
+        return;
+    }
+    pend = s->pending;
+    memset(&s->pending, 0, sizeof(s->pending));
+    pthread_mutex_unlock(&d->lock);
+    if (status != 0) {
+        hx_warn("peer aborted a key batch", HX_F_STR("stream", id) HX_F_U64("first", first));
+    } else if (verify_peer(d, peer, ctx_init, sizeof(ctx_init) - 1, pend.transcript, sig, slen) !=
+               HX_OK) {
+        hx_warn("peer's batch signature does not verify; batch discarded",
+                HX_F_STR("stream", id) HX_F_U64("first", first));
+    } else if (!hx_ct_equal(tag, pend.tag_i, 32)) {
+        hx_warn("key confirmation failed; batch discarded",
+                HX_F_STR("stream", id) HX_F_U64("first", first));
+        pthread_mutex_lock(&d->lock);
+        d->confirm_mismatch++;
+        pthread_mutex_unlock(&d->lock);
+    } else {
+        ack = 0;
+    }
+    pthread_mutex_lock(&d->lock);
+    s = hxd_stream_find(d, &ksid);
+    if (ack == 0 && s != NULL) {
+        struct batch b;
+        memset(&b, 0, sizeof(b));
+        b.first = first;
+        b.count = count;
+        b.keys = pend.keys;
+        commit(s, &b); /* durable first (issue 6), then ACK */
+        pend.keys = NULL;
+        d->batches_ok++;
+    } else if (s != NULL) {
+        s->failed_batches++;
+    }
+    pthread_cond_broadcast(&d->changed);
+    pthread_mutex_unlock(&d->lock);
+    if (pend.keys != NULL) {
+        for (uint32_t i = 0; i < pend.count; i++) {
+            hx_secret_free(pend.keys[i]);
+        }
+    }
+    free(pend.keys);
+    hx_writer_init_fixed(&w, out, sizeof(out));
+    if (hx_write_bytes(&w, ksid.b, 16) == HX_OK && hx_write_u64(&w, first) == HX_OK &&
+        hx_write_u32(&w, ack) == HX_OK) {
+        hx_ignore(hxd_send(d, peer, HXP_BATCH_ACK, out, w.len));
+    }
+}
+
+/* ---- jobs and frames ---- */
+
+static void enqueue(struct hxd *d, struct hxd_pool *pool, const struct hx_uuid *ksid, uint8_t type,
+                    const uint8_t *msg, size_t len)
+{
+    struct hxd_job *j = calloc(1, sizeof(*j));
+
+    (void)d; /* the caller holds d->lock, which guards the queues */
+    if (j == NULL) {
+        return;
+    }
+    j->ksid = *ksid;
+    j->type = type;
+    if (len > 0 && (j->msg = malloc(len)) != NULL) {
+        memcpy(j->msg, msg, len);
+        j->len = len;
+    }
+    if (pool->tail != NULL) {
+        pool->tail->next = j;
+    } else {
+        pool->head = j;
+    }
+    pool->tail = j;
+    pthread_cond_signal(&pool->wake);
+}
+
+void hxd_stream_kick(struct hxd *d, struct hxd_stream *s)
+{
+    if (s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed || s->producing ||
+        d->stopping) {
+        return;
+    }
+    if (s->n_ready >= d->cfg.buffer_depth && s->want <= s->produced) {
+        return;
+    }
+    s->producing = true;
+    enqueue(d, &d->initiators, &s->ksid, HXP_BATCH_REQ, NULL, 0);
+}
+
+struct pool_arg {
+    struct hxd *d;
+    struct hxd_pool *pool;
+    bool initiator;
+};
+
+static void *pool_main(void *arg)
+{
+    struct pool_arg *pa = arg;
+    struct hxd *d = pa->d;
+    struct hxd_pool *pool = pa->pool;
+
+    pthread_mutex_lock(&d->lock);
+    while (!d->stopping) {
+        struct hxd_job *j = pool->head;
+        if (j == NULL) {
+            pthread_cond_wait(&pool->wake, &d->lock);
+            continue;
+        }
+        pool->head = j->next;
+        if (pool->head == NULL) {
+            pool->tail = NULL;
+        }
+        pthread_mutex_unlock(&d->lock);
+        if (pa->initiator) {
+            produce(d, &j->ksid);
+        } else {
+            /* j->ksid holds the peer; the message names the stream. */
+            if (j->type == HXP_BATCH_REQ) {
+                on_batch_req(d, &j->ksid, j->msg, j->len);
+            } else {
+                on_batch_fin(d, &j->ksid, j->msg, j->len);
+            }
+        }
+        free(j->msg);
+        free(j);
+        pthread_mutex_lock(&d->lock);
+    }
+    pthread_mutex_unlock(&d->lock);
+    free(pa);
+    return NULL;
+}
+
+static void start_pool(struct hxd *d, struct hxd_pool *pool, size_t n, bool initiator)
+{
+    pthread_cond_init(&pool->wake, NULL);
+    pool->threads = calloc(n, sizeof(*pool->threads));
+    for (size_t i = 0; pool->threads != NULL && i < n; i++) {
+        struct pool_arg *pa = malloc(sizeof(*pa));
+        if (pa == NULL) {
+            break;
+        }
+        pa->d = d;
+        pa->pool = pool;
+        pa->initiator = initiator;
+        if (pthread_create(&pool->threads[i], NULL, pool_main, pa) != 0) {
+            free(pa);
+            break;
+        }
+        pool->n++;
+    }
+}
+
+void hxd_pools_start(struct hxd *d, size_t n_initiators, size_t n_responders)
+{
+    start_pool(d, &d->initiators, n_initiators, true);
+    start_pool(d, &d->responders, n_responders, false);
+}
+
+static void stop_pool(struct hxd *d, struct hxd_pool *pool)
+{
+    struct hxd_job *j;
+
+    pthread_mutex_lock(&d->lock);
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&d->lock);
+    for (size_t i = 0; i < pool->n; i++) {
+        pthread_join(pool->threads[i], NULL);
+    }
+    while ((j = pool->head) != NULL) {
+        pool->head = j->next;
+        free(j->msg);
+        free(j);
+    }
+    free(pool->threads);
+    pthread_cond_destroy(&pool->wake);
+}
+
+void hxd_pools_stop(struct hxd *d)
+{
+    pthread_mutex_lock(&d->lock);
+    d->stopping = true;
+    pthread_cond_broadcast(&d->changed);
+    pthread_mutex_unlock(&d->lock);
+    stop_pool(d, &d->initiators);
+    stop_pool(d, &d->responders);
+}
+
+static void on_stream_open(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len)
+{
+    struct hx_reader r;
+    struct hx_uuid ksid, qkd;
+    struct hx_uri src_uri, dst_uri;
+    char src[HX_004_MAX_URI + 1], dst[HX_004_MAX_URI + 1], why[200];
+    uint32_t chunk, timeout, ttl;
+    struct hxd_stream *s;
+
+    hx_reader_init(&r, p, len);
+    if (hx_read_bytes(&r, ksid.b, 16) != HX_OK || read_lp16(&r, src, sizeof(src)) != HX_OK ||
+        read_lp16(&r, dst, sizeof(dst)) != HX_OK || hx_read_u32(&r, &chunk) != HX_OK ||
+        hx_read_u32(&r, &timeout) != HX_OK || hx_read_u32(&r, &ttl) != HX_OK ||
+        hx_read_bytes(&r, qkd.b, 16) != HX_OK ||
+        hx_uri_parse(src, &src_uri, why, sizeof(why)) != HX_OK ||
+        hx_uri_parse(dst, &dst_uri, why, sizeof(why)) != HX_OK ||
+        !hx_uuid_equal(&src_uri.node, peer) || !hx_uuid_equal(&dst_uri.node, &d->cfg.uuid) ||
+        chunk == 0 || chunk > d->cfg.max_key_chunk) {
+        hx_warn("malformed or misdirected STREAM_OPEN from a peer", HX_NOFIELDS);
+        hx_ignore(hxd_send_join(d, peer, &ksid, HYKEX_STATUS_NO_QKD_CONNECTION,
+                                "STREAM_OPEN refused by the responder"));
+        return;
+    }
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, &ksid)) != NULL || (s = hxd_stream_new(d)) == NULL) {
+        pthread_mutex_unlock(&d->lock);
+        hx_ignore(hxd_send_join(d, peer, &ksid, HYKEX_STATUS_KSID_IN_USE,
+                                "key stream id in use at the responder, or too many streams"));
+        return;
+    }
+    s->ksid = ksid;
+    s->role = HXD_RESPONDER;
+    s->peer = *peer;
+    memcpy(s->src, src, sizeof(s->src));
+    memcpy(s->dst, dst, sizeof(s->dst));
+    s->uri = src_uri;
+    s->qos.key_chunk_size = chunk;
+    s->qos.timeout_ms = timeout;
+    s->qos.ttl_s = ttl;
+    s->qkd_ksid = qkd;
+    s->announced = true;
+    pthread_cond_broadcast(&d->changed);
+    pthread_mutex_unlock(&d->lock);
+}
+
+void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, size_t len)
+{
+    struct hxd *d = arg;
+    const struct hx_uuid *peer = hx_link_peer(l);
+    struct hx_uuid ksid;
+    struct hxd_stream *s;
+
+    if (len < 16) {
+        return;
+    }
+    memcpy(ksid.b, p, 16);
+    switch (type) {
+    case HXP_STREAM_OPEN:
+        on_stream_open(d, peer, p, len);
+        return;
+    case HXP_BATCH_REQ:
+    case HXP_BATCH_FIN:
+        pthread_mutex_lock(&d->lock);
+        enqueue(d, &d->responders, peer, type, p, len); /* the job's ksid field holds the peer */
+        pthread_mutex_unlock(&d->lock);
+        return;
+    default:
+        break;
+    }
+    pthread_mutex_lock(&d->lock);
+    s = hxd_stream_find(d, &ksid);
+    if (s != NULL && hx_uuid_equal(&s->peer, peer)) {
+        if (type == HXP_STREAM_JOIN && len >= 20 && s->role == HXD_INITIATOR) {
+            uint32_t st =
+                (uint32_t)p[16] << 24 | (uint32_t)p[17] << 16 | (uint32_t)p[18] << 8 | p[19];
+            if (st == 0) {
+                s->peer_app_open = true;
+                hxd_stream_kick(d, s);
+            } else {
+                s->failing = true;
+                s->fail_status = (int)st;
+                snprintf(s->fail_msg, sizeof(s->fail_msg), "peer node refused the stream");
+                if (len > 22 && (size_t)(p[20] << 8 | p[21]) <= len - 22) {
+                    snprintf(s->fail_msg, sizeof(s->fail_msg), "peer node: %.*s",
+                             p[20] << 8 | p[21], (const char *)p + 22);
+                }
+            }
+        } else if (type == HXP_STREAM_CLOSE) {
+            s->peer_closed = true;
+            if (!s->app_open) {
+                hxd_stream_drop(s);
+            }
+        } else if (type == HXP_BATCH_RESP && s->role == HXD_INITIATOR) {
+            free(s->resp);
+            if ((s->resp = malloc(len)) != NULL) {
+                memcpy(s->resp, p, len);
+                s->resp_len = len;
+                s->resp_ready = true;
+            }
+        } else if (type == HXP_BATCH_ACK && len >= 28 && s->role == HXD_INITIATOR) {
+            s->ack_status = p[24] << 24 | p[25] << 16 | p[26] << 8 | p[27];
+        }
+    }
+    pthread_cond_broadcast(&d->changed);
+    pthread_mutex_unlock(&d->lock);
+}
+
+void hxd_on_link(void *arg, struct hx_link *l, bool up)
+{
+    struct hxd *d = arg;
+
+    (void)l;
+    (void)up;
+    pthread_mutex_lock(&d->lock);
+    pthread_cond_broadcast(&d->changed);
+    pthread_mutex_unlock(&d->lock);
+}

@@ -1,0 +1,297 @@
+#include "daemon/config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/config.h"
+#include "common/json.h"
+
+static const char *const qkd_protocols[] = {"none", "etsi004-json", "etsi004-binary", "etsi014",
+                                            NULL};
+static const char *const framings[] = {"1.0.1", "2.1.1", NULL};
+static const char *const joins[] = {"default", "stream-id", "same-uris", NULL};
+
+static hx_err parse_peer_entry(const char *key, struct json_object *v, struct hxd_peer *p,
+                               char *why, size_t why_len)
+{
+    struct json_object *addr, *host, *port;
+
+    if (hx_uuid_parse(key, strlen(key), &p->uuid) != HX_OK) {
+        snprintf(why, why_len, "'%.60s' is not a node UUID", key);
+        return HX_ERR_BAD_UUID;
+    }
+    if (!json_object_is_type(v, json_type_object) || json_object_object_length(v) != 1 ||
+        !json_object_object_get_ex(v, "address", &addr) ||
+        !json_object_is_type(addr, json_type_object)) {
+        snprintf(why, why_len, "%.60s: expected {\"address\": {\"host\": ..., \"port\": ...}}",
+                 key);
+        return HX_ERR_BAD_TYPE;
+    }
+    json_object_object_foreach (addr, ak, av) {
+        (void)av;
+        if (strcmp(ak, "host") != 0 && strcmp(ak, "port") != 0) {
+            snprintf(why, why_len, "%.60s.address.%.40s: unknown key (host, port)", key, ak);
+            return HX_ERR_UNKNOWN_FIELD;
+        }
+    }
+    if (!json_object_object_get_ex(addr, "host", &host) ||
+        !json_object_is_type(host, json_type_string) || json_object_get_string_len(host) == 0 ||
+        (size_t)json_object_get_string_len(host) >= sizeof(p->address.host)) {
+        snprintf(why, why_len, "%.60s.address.host: expected a host name or address", key);
+        return HX_ERR_BAD_VALUE;
+    }
+    if (!json_object_object_get_ex(addr, "port", &port) ||
+        !json_object_is_type(port, json_type_int) || json_object_get_int64(port) < 1 ||
+        json_object_get_int64(port) > 65535) {
+        snprintf(why, why_len, "%.60s.address.port: expected an integer from 1 to 65535", key);
+        return HX_ERR_BAD_VALUE;
+    }
+    memcpy(p->address.host, json_object_get_string(host),
+           (size_t)json_object_get_string_len(host) + 1);
+    p->address.port = (uint16_t)json_object_get_int64(port);
+    return HX_OK;
+}
+
+/* {"<uuid>": {"address": {"host": "...", "port": N}}, ...} — the reference's file format. */
+static hx_err parse_peers(struct json_object *v, void *field, char *why, size_t why_len)
+{
+    struct hxd_peers *ps = field;
+    hx_err e;
+
+    if (!json_object_is_type(v, json_type_object)) {
+        snprintf(why, why_len, "expected an object of node UUID -> {address}");
+        return HX_ERR_BAD_TYPE;
+    }
+    ps->n = 0;
+    json_object_object_foreach (v, key, val) {
+        if (ps->n >= HXD_MAX_PEERS) {
+            snprintf(why, why_len, "more than %d peers", HXD_MAX_PEERS);
+            return HX_ERR_TOO_LARGE;
+        }
+        if ((e = parse_peer_entry(key, val, &ps->peers[ps->n], why, why_len)) != HX_OK) {
+            return e;
+        }
+        for (size_t i = 0; i < ps->n; i++) {
+            if (hx_uuid_equal(&ps->peers[i].uuid, &ps->peers[ps->n].uuid)) {
+                snprintf(why, why_len, "%.60s listed twice", key);
+                return HX_ERR_BAD_VALUE;
+            }
+        }
+        ps->n++;
+    }
+    return HX_OK;
+}
+
+static struct json_object *print_peers(const void *field)
+{
+    const struct hxd_peers *ps = field;
+    struct json_object *o = json_object_new_object();
+    char id[HX_UUID_STR_LEN + 1];
+
+    for (size_t i = 0; i < ps->n; i++) {
+        struct json_object *a = json_object_new_object(), *e = json_object_new_object();
+        json_object_object_add(a, "host", json_object_new_string(ps->peers[i].address.host));
+        json_object_object_add(a, "port", json_object_new_int(ps->peers[i].address.port));
+        json_object_object_add(e, "address", a);
+        hx_uuid_format(&ps->peers[i].uuid, id);
+        json_object_object_add(o, id, e);
+    }
+    return o;
+}
+
+#define C struct hxd_config
+static const struct hx_cfg_opt table[] = {
+    /* The reference module's keys, unchanged. */
+    HX_CFG_OPT_UUID("uuid", C, uuid, NULL, HX_CFG_REQUIRED, "this node's UUID"),
+    HX_CFG_OPT_STR("logging_config.console_log_type", C, console_log_type, 1, "\"info\"", 0,
+                   "reference: console log level"),
+    HX_CFG_OPT_BOOL("logging_config.colorless_console_log", C, colorless_console_log, "true",
+                    "reference: no colours (hykex never colours logs)"),
+    HX_CFG_OPT_STR("logging_config.file_log_type", C, file_log_type, 1, "\"info\"", 0,
+                   "reference: file log level"),
+    HX_CFG_OPT_STR("logging_config.filename", C, log_filename, 0, "\"\"", 0,
+                   "reference: log file (empty: stderr only)"),
+    HX_CFG_OPT_STR("certificate_config.certificate_ip", C, certificate_ip, 0, "\"\"", 0,
+                   "reference: this node's address in its certificate"),
+    HX_CFG_OPT_STR("certificate_config.cert_authority_path", C, ca_path, 1, NULL, HX_CFG_REQUIRED,
+                   "the network CA certificate (PEM)"),
+    HX_CFG_OPT_STR("certificate_config.cert_path", C, cert_path, 1, NULL, HX_CFG_REQUIRED,
+                   "this node's certificate (PEM)"),
+    HX_CFG_OPT_STR("certificate_config.key_path", C, key_path, 1, NULL, HX_CFG_REQUIRED,
+                   "this node's private key (PEM, mode 0600)"),
+    HX_CFG_OPT_STR("hybridization_server_address.host", C, api.host, 1, "\"127.0.0.1\"", 0,
+                   "ETSI 004 API address"),
+    HX_CFG_OPT_INT("hybridization_server_address.port", C, api.port, 1, 65535, "65430", 0,
+                   "ETSI 004 API port"),
+    HX_CFG_OPT_STR("qkd_address.host", C, qkd.host, 0, "\"\"", 0, "the KME's address"),
+    HX_CFG_OPT_INT("qkd_address.port", C, qkd.port, 0, 65535, "0", 0,
+                   "the KME's port (0: no QKD source)"),
+    HX_CFG_OPT_STR("peer_local_address.host", C, peer.host, 1, "\"0.0.0.0\"", 0,
+                   "peer link listen address"),
+    HX_CFG_OPT_INT("peer_local_address.port", C, peer.port, 1, 65535, "3001", 0,
+                   "peer link listen port"),
+    /* hykex's own keys. */
+    HX_CFG_OPT_ENUM("qkd.protocol", C, qkd_protocol, qkd_protocols, "\"etsi004-json\"",
+                    "how to reach the KME: etsi004-json, etsi004-binary, etsi014, none"),
+    HX_CFG_OPT_ENUM("qkd.framing", C, qkd_framing, framings, "\"1.0.1\"",
+                    "ETSI 004 binary framing of the KME"),
+    HX_CFG_OPT_ENUM("qkd.join", C, qkd_join, joins, "\"default\"",
+                    "how the responder joins the QKD stream: stream-id or same-uris"),
+    HX_CFG_OPT_STR("qkd.tls.cert", C, qkd_tls_cert, 0, "\"\"", 0,
+                   "client certificate for the KME (004 binary over TLS, 014)"),
+    HX_CFG_OPT_STR("qkd.tls.key", C, qkd_tls_key, 0, "\"\"", 0, "its key (mode 0600)"),
+    HX_CFG_OPT_STR("qkd.tls.ca", C, qkd_tls_ca, 0, "\"\"", 0, "CA of the KME's certificate"),
+    HX_CFG_OPT_STR("qkd.sae_id", C, qkd_sae_id, 0, "\"\"", 0, "this node's ETSI 014 SAE id"),
+    HX_CFG_OPT_STR("qkd.application", C, qkd_application, 1, "\"hykex\"", 0,
+                   "application name in the qkd:// URIs"),
+    HX_CFG_OPT_INT("qkd.key_bytes", C, qkd_key_bytes, 16, 4096, "32", 0,
+                   "QKD key bytes per position"),
+    HX_CFG_OPT_STR("api.unix_socket", C, api_unix_socket, 0, "\"\"", 0,
+                   "also serve the API on this Unix socket"),
+    HX_CFG_OPT_STR("api.allow_uids", C, api_allow_uids, 0, "\"\"", 0,
+                   "Unix socket: comma-separated uids allowed (empty: own uid only)"),
+    HX_CFG_OPT_STR("api.allow_gids", C, api_allow_gids, 0, "\"\"", 0,
+                   "Unix socket: comma-separated gids allowed"),
+    HX_CFG_OPT_BOOL("api.allow_remote", C, api_allow_remote, "false",
+                    "let the TCP API listen on a non-loopback address"),
+    HX_CFG_OPT_STR("peer.tls_groups", C, tls_groups, 1,
+                   "\"X25519MLKEM768:SecP256r1MLKEM768:X25519\"", 0,
+                   "TLS 1.3 key exchange groups of the peer link, preferred first"),
+    HX_CFG_OPT_INT("peer.keepalive_s", C, keepalive_s, 1, 3600, "5", 0,
+                   "peer link keep-alive interval"),
+    HX_CFG_OPT_INT("peer.reconnect_max_s", C, reconnect_max_s, 1, 3600, "10", 0,
+                   "longest back-off between reconnects"),
+    HX_CFG_OPT_STR("state_dir", C, state_dir, 0, "\"\"", 0,
+                   "state directory (durable store; empty: memory only)"),
+    HX_CFG_OPT_INT("limits.batch_size", C, batch_size, 1, 1024, "16", 0,
+                   "positions per key-production batch"),
+    HX_CFG_OPT_INT("limits.buffer_depth", C, buffer_depth, 1, 65536, "64", 0,
+                   "ready keys kept ahead of demand per stream"),
+    HX_CFG_OPT_INT("limits.default_timeout_ms", C, default_timeout_ms, 1, 3600000, "10000", 0,
+                   "OPEN_CONNECT / GET_KEY wait when QoS timeout is 0"),
+    HX_CFG_OPT_INT("limits.max_streams", C, max_streams, 1, 1000000, "4096", 0, "open key streams"),
+    HX_CFG_OPT_INT("limits.max_clients", C, max_clients, 1, 1000000, "4096", 0,
+                   "application connections"),
+    HX_CFG_OPT_INT("limits.max_key_chunk", C, max_key_chunk, 16, 65535, "4096", 0,
+                   "largest key_chunk_size"),
+    HX_CFG_OPT_STR("log_level", C, log_level, 0, "\"\"", 0,
+                   "error, warn, info, debug (default: logging_config.console_log_type)"),
+    HX_CFG_OPT_CUSTOM("trusted_peers", C, trusted, parse_peers, print_peers, NULL, "{}", 0,
+                      "node UUID -> {address}, as trusted_peers_info.json"),
+};
+#undef C
+#define N (sizeof(table) / sizeof(table[0]))
+
+hx_err hxd_config_load(struct hxd_config *cfg, const char *config_path, const char *peers_path,
+                       char *why, size_t why_len)
+{
+    static const struct hx_json_limits lim = {
+        .max_message = 1u << 20, .max_depth = 8, .max_string = 4096, .max_members = 4096};
+    struct json_object *root = NULL, *qkd_obj = NULL;
+    char *text = NULL, reason[256];
+    size_t len;
+    bool qkd_given;
+    hx_err e;
+
+    memset(cfg, 0, sizeof(*cfg));
+    if ((e = hx_cfg_load_file(table, N, cfg, config_path, why, why_len)) != HX_OK) {
+        return e;
+    }
+    /* Re-read to see whether qkd.protocol was given: a reference config (qkd_address only)
+     * means ETSI 004 JSON, one without qkd_address means no QKD source. */
+    if (hx_read_file(config_path, 1u << 20, &text, &len) == HX_OK &&
+        hx_json_parse_object(text, len, &lim, &root, reason, sizeof(reason)) == HX_OK) {
+        struct json_object *p;
+        qkd_given = json_object_object_get_ex(root, "qkd", &qkd_obj) &&
+                    json_object_object_get_ex(qkd_obj, "protocol", &p);
+        if (!qkd_given && cfg->qkd.port == 0) {
+            cfg->qkd_protocol = HXD_QKD_NONE;
+        }
+    }
+    json_object_put(root);
+    free(text);
+    if (cfg->qkd_protocol != HXD_QKD_NONE && cfg->qkd_protocol != HXD_QKD_014 &&
+        (cfg->qkd.port == 0 || cfg->qkd.host[0] == '\0')) {
+        snprintf(why, why_len, "%s: key 'qkd_address': needed for qkd.protocol %s", config_path,
+                 qkd_protocols[cfg->qkd_protocol]);
+        return HX_ERR_CONFIG;
+    }
+    if (cfg->qkd_protocol == HXD_QKD_014 &&
+        (cfg->qkd_sae_id[0] == '\0' || cfg->qkd_tls_cert[0] == '\0' ||
+         cfg->qkd_tls_key[0] == '\0' || cfg->qkd_tls_ca[0] == '\0' || cfg->qkd.port == 0)) {
+        snprintf(why, why_len,
+                 "%s: key 'qkd': etsi014 needs qkd_address, qkd.sae_id and "
+                 "qkd.tls cert, key and ca",
+                 config_path);
+        return HX_ERR_CONFIG;
+    }
+    if (peers_path != NULL && peers_path[0] != '\0') {
+        struct hxd_peers extra;
+        memset(&extra, 0, sizeof(extra));
+        text = NULL;
+        root = NULL;
+        if ((e = hx_read_file(peers_path, 1u << 20, &text, &len)) != HX_OK) {
+            snprintf(why, why_len, "%s: cannot read: %s", peers_path, hx_strerror(e));
+            return e;
+        }
+        e = hx_json_parse_object(text, len, &lim, &root, reason, sizeof(reason));
+        free(text);
+        if (e != HX_OK) {
+            snprintf(why, why_len, "%s: %s", peers_path, reason);
+            return e;
+        }
+        e = parse_peers(root, &extra, reason, sizeof(reason));
+        json_object_put(root);
+        if (e != HX_OK) {
+            snprintf(why, why_len, "%s: %s", peers_path, reason);
+            return e;
+        }
+        for (size_t i = 0; i < extra.n; i++) {
+            if (hxd_config_peer(cfg, &extra.peers[i].uuid) != NULL) {
+                snprintf(why, why_len, "%s: a peer is listed in both files", peers_path);
+                return HX_ERR_CONFIG;
+            }
+            if (cfg->trusted.n >= HXD_MAX_PEERS) {
+                snprintf(why, why_len, "%s: more than %d peers", peers_path, HXD_MAX_PEERS);
+                return HX_ERR_CONFIG;
+            }
+            cfg->trusted.peers[cfg->trusted.n++] = extra.peers[i];
+        }
+    }
+    for (size_t i = 0; i < cfg->trusted.n; i++) {
+        if (hx_uuid_equal(&cfg->trusted.peers[i].uuid, &cfg->uuid)) {
+            snprintf(why, why_len, "%s: this node's own UUID is listed as a trusted peer",
+                     peers_path != NULL ? peers_path : config_path);
+            return HX_ERR_CONFIG;
+        }
+    }
+    if (cfg->log_level[0] == '\0') {
+        memcpy(cfg->log_level, cfg->console_log_type, sizeof(cfg->log_level));
+    }
+    return HX_OK;
+}
+
+char *hxd_config_dump(const struct hxd_config *cfg)
+{
+    struct json_object *o = hx_cfg_to_json(table, N, cfg);
+    char *s;
+
+    if (o == NULL) {
+        return NULL;
+    }
+    s = strdup(json_object_to_json_string_ext(
+        o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return s;
+}
+
+const struct hxd_peer *hxd_config_peer(const struct hxd_config *cfg, const struct hx_uuid *uuid)
+{
+    for (size_t i = 0; i < cfg->trusted.n; i++) {
+        if (hx_uuid_equal(&cfg->trusted.peers[i].uuid, uuid)) {
+            return &cfg->trusted.peers[i];
+        }
+    }
+    return NULL;
+}

@@ -1,0 +1,105 @@
+/*
+ * hykexd's configuration: the reference module's config.json and trusted_peers_info.json keys,
+ * unchanged, plus hykex's own (docs/config.md). One table; unknown keys are errors.
+ */
+#ifndef HX_DAEMON_CONFIG_H
+#define HX_DAEMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "common/err.h"
+#include "common/uuid.h"
+
+#define HXD_MAX_PEERS 64
+#define HXD_MAX_HOST 256
+#define HXD_MAX_PATH 512
+
+struct hxd_addr {
+    char host[HXD_MAX_HOST];
+    uint16_t port;
+};
+
+struct hxd_peer {
+    struct hx_uuid uuid;
+    struct hxd_addr address;
+};
+
+struct hxd_peers {
+    struct hxd_peer peers[HXD_MAX_PEERS];
+    size_t n;
+};
+
+enum hxd_qkd_protocol {
+    HXD_QKD_NONE = 0,
+    HXD_QKD_004_JSON,
+    HXD_QKD_004_BINARY,
+    HXD_QKD_014,
+};
+
+enum hxd_qkd_join {
+    HXD_JOIN_DEFAULT = 0, /* per protocol: 004 = join the initiator's stream id */
+    HXD_JOIN_STREAM_ID,   /* the responder opens with the initiator's QKD stream id */
+    HXD_JOIN_SAME_URIS,   /* both open their own and rely on identical URIs (reference QKD node) */
+};
+
+struct hxd_config {
+    struct hx_uuid uuid;
+    /* reference: logging_config */
+    char console_log_type[16];
+    bool colorless_console_log;
+    char file_log_type[16];
+    char log_filename[HXD_MAX_PATH];
+    /* reference: certificate_config */
+    char certificate_ip[HXD_MAX_HOST];
+    char ca_path[HXD_MAX_PATH];
+    char cert_path[HXD_MAX_PATH];
+    char key_path[HXD_MAX_PATH];
+    /* reference: addresses */
+    struct hxd_addr api;  /* hybridization_server_address */
+    struct hxd_addr qkd;  /* qkd_address */
+    struct hxd_addr peer; /* peer_local_address */
+    /* hykex: QKD */
+    int qkd_protocol; /* enum hxd_qkd_protocol; default: 004 JSON when qkd_address is set */
+    int qkd_framing;  /* 004 binary: 0 = 1.0.1, 1 = 2.1.1 */
+    int qkd_join;     /* enum hxd_qkd_join */
+    char qkd_tls_cert[HXD_MAX_PATH], qkd_tls_key[HXD_MAX_PATH], qkd_tls_ca[HXD_MAX_PATH];
+    char qkd_sae_id[64];
+    char qkd_application[64];
+    uint32_t qkd_key_bytes;
+    /* hykex: API */
+    char api_unix_socket[108];
+    char api_allow_uids[256];
+    char api_allow_gids[256];
+    bool api_allow_remote;
+    /* hykex: peer link */
+    char tls_groups[256];
+    uint32_t keepalive_s;
+    uint32_t reconnect_max_s;
+    /* hykex: production and limits */
+    char state_dir[HXD_MAX_PATH];
+    uint32_t batch_size;
+    uint32_t buffer_depth;
+    uint32_t default_timeout_ms;
+    uint32_t max_streams;
+    uint32_t max_clients;
+    uint32_t max_key_chunk;
+    char log_level[16];
+    /* trusted peers (inline "trusted_peers", or trusted_peers_info.json) */
+    struct hxd_peers trusted;
+};
+
+/*
+ * Loads config_path (required) and peers_path (optional: the reference's separate file;
+ * NULL = none). why gets "<file>: key '<path>': <reason>" on failure.
+ */
+HX_MUST_CHECK hx_err hxd_config_load(struct hxd_config *cfg, const char *config_path,
+                                     const char *peers_path, char *why, size_t why_len);
+/* The effective configuration as JSON text (malloc'd). */
+char *hxd_config_dump(const struct hxd_config *cfg);
+const struct hxd_peer *hxd_config_peer(const struct hxd_config *cfg, const struct hx_uuid *uuid);
+
+#endif

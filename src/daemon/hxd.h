@@ -1,0 +1,159 @@
+/*
+ * hykexd's state: the configuration, the peer links, the key streams and the worker pools.
+ *
+ * Threads: an accept thread per API listener and one thread per application connection (its
+ * OPEN_CONNECT and GET_KEY block on `changed` until the peer or a key arrives); one I/O thread
+ * per peer link; an initiator pool running key-production batches (they wait for the peer's
+ * replies) and a responder pool answering them (never waits on the network, so two nodes'
+ * initiators can never starve each other). One mutex guards the streams; `changed` is
+ * broadcast on every stream change.
+ */
+#ifndef HX_DAEMON_HXD_H
+#define HX_DAEMON_HXD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api/uri.h"
+#include "common/secret.h"
+#include "common/uuid.h"
+#include "crypto/kem.h"
+#include "crypto/sig.h"
+#include "daemon/config.h"
+#include "hykex/hykex.h"
+#include "peer/link.h"
+#include "proto/etsi004.h"
+#include "source/qkd.h"
+
+/* Peer protocol message types (docs/peer-protocol.md). */
+enum {
+    HXP_STREAM_OPEN = 0x10,
+    HXP_STREAM_JOIN = 0x11,
+    HXP_STREAM_CLOSE = 0x12,
+    HXP_BATCH_REQ = 0x20,
+    HXP_BATCH_RESP = 0x21,
+    HXP_BATCH_FIN = 0x22,
+    HXP_BATCH_ACK = 0x23,
+};
+
+enum hxd_role {
+    HXD_INITIATOR = 0, /* this node is the source URI's node */
+    HXD_RESPONDER = 1,
+};
+
+/* A key ready to hand out. */
+struct hxd_key {
+    uint64_t pos;
+    double ready_at;
+    struct hx_secret *key;
+};
+
+/* An in-flight batch at the responder, between BATCH_RESP and BATCH_FIN. */
+struct hxd_pending {
+    uint64_t first;
+    uint32_t count;
+    uint8_t transcript[32];
+    uint8_t tag_i[32];
+    struct hx_secret **keys;
+};
+
+struct hxd_stream {
+    bool used;
+    struct hx_uuid ksid;
+    enum hxd_role role;
+    struct hx_uuid peer;
+    char src[HX_004_MAX_URI + 1], dst[HX_004_MAX_URI + 1];
+    struct hx_uri uri; /* method and sources (from the source URI) */
+    struct hykex_qos qos;
+    struct hx_uuid qkd_ksid; /* nil: no QKD source or not opened */
+    bool announced;          /* responder: the initiator's STREAM_OPEN arrived */
+    bool app_open;           /* the local application holds it open */
+    bool peer_app_open;      /* the peer application has opened it (JOIN seen) */
+    bool peer_closed;
+    bool qkd_open;
+    /* keys */
+    struct hxd_key *ready; /* sorted by pos */
+    size_t n_ready, cap_ready;
+    uint64_t produced; /* positions below have been produced (or failed) */
+    uint64_t next_get; /* next position for a GET_KEY without index */
+    uint64_t want;     /* highest position an application waits for, + 1 */
+    bool producing;    /* a batch is queued or in flight */
+    bool failing;      /* the last batch failed */
+    int fail_status;
+    char fail_msg[200];
+    uint64_t delivered, confirmed_batches, failed_batches;
+    /* initiator: the in-flight batch's replies */
+    uint8_t *resp;
+    size_t resp_len;
+    bool resp_ready;
+    int ack_status; /* -1 waiting */
+    /* responder: the batch awaiting FIN */
+    struct hxd_pending pending;
+};
+
+struct hxd_job {
+    struct hxd_job *next;
+    struct hx_uuid ksid;
+    uint8_t type;
+    uint8_t *msg;
+    size_t len;
+};
+
+struct hxd_pool {
+    pthread_t *threads;
+    size_t n;
+    struct hxd_job *head, *tail;
+    pthread_cond_t wake;
+};
+
+struct hxd {
+    struct hxd_config cfg;
+    struct hx_links *links;
+    struct hx_sig_key *sig_key;
+    struct hx_qkd_client qkd;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    struct hxd_stream *streams;
+    size_t max_streams;
+    struct hxd_pool initiators, responders;
+    volatile bool stopping;
+    /* counters for status and tests */
+    uint64_t batches_ok, batches_failed, confirm_mismatch;
+};
+
+double hxd_now(void);
+
+/* streams (stream.c); call with d->lock held unless said otherwise */
+struct hxd_stream *hxd_stream_find(struct hxd *d, const struct hx_uuid *ksid);
+struct hxd_stream *hxd_stream_new(struct hxd *d);
+void hxd_stream_drop(struct hxd_stream *s);
+/* Moves the ready key at pos out of the stream (NULL if none). */
+struct hx_secret *hxd_stream_take(struct hxd_stream *s, uint64_t pos, double *ready_at);
+bool hxd_stream_has(const struct hxd_stream *s, uint64_t pos);
+hx_err hxd_stream_add_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *key);
+/* Queues production for a stream that needs keys (initiator side). */
+void hxd_stream_kick(struct hxd *d, struct hxd_stream *s);
+
+/* jobs (batch.c) */
+void hxd_pools_start(struct hxd *d, size_t n_initiators, size_t n_responders);
+void hxd_pools_stop(struct hxd *d);
+void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, size_t len);
+void hxd_on_link(void *arg, struct hx_link *l, bool up);
+/* Sends a peer message about a stream (no lock held). */
+hx_err hxd_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
+                size_t len);
+/* STREAM_OPEN / STREAM_CLOSE (encoders used by the API) */
+hx_err hxd_send_open(struct hxd *d, const struct hxd_stream *s);
+hx_err hxd_send_close(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid);
+hx_err hxd_send_join(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid,
+                     uint32_t status, const char *msg);
+/* Opens the QKD stream at this node's KME (initiator: new id; responder: the initiator's). */
+hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *msg, size_t msg_len);
+
+/* API (api/server.c) */
+struct hxd_api;
+HX_MUST_CHECK hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_len);
+void hxd_api_stop(struct hxd_api *a);
+
+#endif

@@ -1,0 +1,189 @@
+/*
+ * hykexd: the hybridization module of one trusted node.
+ *
+ *   hykexd -c config.json [-p trusted_peers_info.json] [--check-config]
+ *
+ * Also reads the reference module's CFGFILE and TRUSTED_PEERS_INFO environment variables.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include "common/log.h"
+#include "common/secret.h"
+#include <openssl/crypto.h>
+
+#include "daemon/hxd.h"
+
+static const char usage_text[] =
+    "usage: hykexd -c CONFIG.json [-p TRUSTED_PEERS.json] [--check-config]\n"
+    "       (or CFGFILE=CONFIG.json TRUSTED_PEERS_INFO=PEERS.json hykexd)\n"
+    "The hybridization module: serves ETSI 004 OPEN_CONNECT / GET_KEY / CLOSE to applications\n"
+    "and derives every key from QKD, ML-KEM and X25519 sources agreed with the peer node.\n"
+    "--check-config prints the effective configuration and exits. Prints 'ready' on stdout\n"
+    "once serving; SIGTERM or SIGINT stops it. See docs/hykexd.md.\n";
+
+int main(int argc, char **argv)
+{
+    const char *config = getenv("CFGFILE"), *peers = getenv("TRUSTED_PEERS_INFO");
+    bool check = false;
+    struct hxd *d = calloc(1, sizeof(*d));
+    struct hxd_api *api = NULL;
+    struct hx_links_config lc;
+    struct hx_uuid *peer_ids = NULL;
+    const char **peer_hosts = NULL;
+    uint16_t *peer_ports = NULL;
+    char why[600];
+    enum hx_log_level lvl;
+    sigset_t sigs;
+    int sig, rc = 1;
+
+    if (d == NULL) {
+        return 1;
+    }
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+            config = argv[++i];
+        } else if ((strcmp(argv[i], "-p") == 0 || strcmp(argv[i], "--peers") == 0) &&
+                   i + 1 < argc) {
+            peers = argv[++i];
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            check = true;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(usage_text, stdout);
+            free(d);
+            return 0;
+        } else {
+            fprintf(stderr, "hykexd: unknown argument '%s'\n%s", argv[i], usage_text);
+            free(d);
+            return 2;
+        }
+    }
+    if (config == NULL) {
+        fputs(usage_text, stderr);
+        free(d);
+        return 2;
+    }
+    if (hxd_config_load(&d->cfg, config, peers, why, sizeof(why)) != HX_OK) {
+        fprintf(stderr, "hykexd: %s\n", why);
+        free(d);
+        return 1;
+    }
+    if (check) {
+        char *text = hxd_config_dump(&d->cfg);
+        printf("%s\n", text != NULL ? text : "{}");
+        free(text);
+        free(d);
+        return 0;
+    }
+    if (hx_log_level_parse(d->cfg.log_level, &lvl) == HX_OK) {
+        hx_log_set_level(lvl);
+    }
+    /* Secrets stay out of core dumps and other processes' reach. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+    }
+    if (hx_secret_heap_init(8u << 20) != HX_OK) {
+        hx_warn("no secure heap (mlock limit?); key material on the normal heap", HX_NOFIELDS);
+    }
+    if (hx_sig_key_load_pem(d->cfg.key_path, &d->sig_key) != HX_OK) {
+        fprintf(stderr,
+                "hykexd: %s: cannot load an ML-DSA private key (mode 0600 required; "
+                "batch signatures need an ML-DSA certificate key)\n",
+                d->cfg.key_path);
+        goto out;
+    }
+    d->qkd.protocol = d->cfg.qkd_protocol == HXD_QKD_004_BINARY ? 2 : 1;
+    d->qkd.framing = d->cfg.qkd_framing;
+    snprintf(d->qkd.host, sizeof(d->qkd.host), "%s", d->cfg.qkd.host);
+    d->qkd.port = d->cfg.qkd.port;
+    snprintf(d->qkd.tls_cert, sizeof(d->qkd.tls_cert), "%s", d->cfg.qkd_tls_cert);
+    snprintf(d->qkd.tls_key, sizeof(d->qkd.tls_key), "%s", d->cfg.qkd_tls_key);
+    snprintf(d->qkd.tls_ca, sizeof(d->qkd.tls_ca), "%s", d->cfg.qkd_tls_ca);
+    d->qkd.timeout_ms = 5000;
+    d->max_streams = d->cfg.max_streams;
+    if ((d->streams = calloc(d->max_streams, sizeof(*d->streams))) == NULL) {
+        goto out;
+    }
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->changed, NULL);
+
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    hxd_pools_start(d, 4, 2);
+    peer_ids = calloc(d->cfg.trusted.n + 1, sizeof(*peer_ids));
+    peer_hosts = calloc(d->cfg.trusted.n + 1, sizeof(*peer_hosts));
+    peer_ports = calloc(d->cfg.trusted.n + 1, sizeof(*peer_ports));
+    if (peer_ids == NULL || peer_hosts == NULL || peer_ports == NULL) {
+        goto stop;
+    }
+    for (size_t i = 0; i < d->cfg.trusted.n; i++) {
+        peer_ids[i] = d->cfg.trusted.peers[i].uuid;
+        peer_hosts[i] = d->cfg.trusted.peers[i].address.host;
+        peer_ports[i] = d->cfg.trusted.peers[i].address.port;
+    }
+    memset(&lc, 0, sizeof(lc));
+    lc.self = d->cfg.uuid;
+    lc.ca_path = d->cfg.ca_path;
+    lc.cert_path = d->cfg.cert_path;
+    lc.key_path = d->cfg.key_path;
+    lc.groups = d->cfg.tls_groups;
+    lc.listen_host = d->cfg.peer.host;
+    lc.listen_port = d->cfg.peer.port;
+    lc.keepalive_s = d->cfg.keepalive_s;
+    lc.reconnect_max_s = d->cfg.reconnect_max_s;
+    lc.peers = peer_ids;
+    lc.peer_hosts = peer_hosts;
+    lc.peer_ports = peer_ports;
+    lc.n_peers = d->cfg.trusted.n;
+    lc.on_frame = hxd_on_frame;
+    lc.on_state = hxd_on_link;
+    lc.arg = d;
+    if (hx_links_start(&lc, &d->links, why, sizeof(why)) != HX_OK) {
+        fprintf(stderr, "hykexd: peer link: %s\n", why);
+        goto stop;
+    }
+    if (hxd_api_start(d, &api, why, sizeof(why)) != HX_OK) {
+        fprintf(stderr, "hykexd: API: %s\n", why);
+        goto stop;
+    }
+    {
+        char id[HX_UUID_STR_LEN + 1];
+        hx_uuid_format(&d->cfg.uuid, id);
+        hx_info("hykexd ready",
+                HX_F_STR("node", id) HX_F_STR("api", d->cfg.api.host)
+                    HX_F_U64("api_port", d->cfg.api.port) HX_F_U64("peers", d->cfg.trusted.n));
+    }
+    printf("ready\n");
+    fflush(stdout);
+    sigwait(&sigs, &sig);
+    hx_info("stopping", HX_F_I64("signal", sig));
+    rc = 0;
+stop:
+    hxd_api_stop(api);
+    hxd_pools_stop(d);
+    hx_links_stop(d->links);
+    for (size_t i = 0; d->streams != NULL && i < d->max_streams; i++) {
+        if (d->streams[i].used) {
+            hxd_stream_drop(&d->streams[i]);
+        }
+    }
+out:
+    free(peer_ids);
+    free(peer_hosts);
+    free(peer_ports);
+    free(d->streams);
+    hx_sig_key_free(d->sig_key);
+    OPENSSL_cleanse(d, sizeof(*d));
+    free(d);
+    return rc;
+}

@@ -1,0 +1,125 @@
+/* Key streams: the table and each stream's ready keys. Callers hold d->lock. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/hxd.h"
+
+double hxd_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct hxd_stream *hxd_stream_find(struct hxd *d, const struct hx_uuid *ksid)
+{
+    for (size_t i = 0; i < d->max_streams; i++) {
+        if (d->streams[i].used && hx_uuid_equal(&d->streams[i].ksid, ksid)) {
+            return &d->streams[i];
+        }
+    }
+    return NULL;
+}
+
+struct hxd_stream *hxd_stream_new(struct hxd *d)
+{
+    for (size_t i = 0; i < d->max_streams; i++) {
+        if (!d->streams[i].used) {
+            struct hxd_stream *s = &d->streams[i];
+            memset(s, 0, sizeof(*s));
+            s->used = true;
+            s->ack_status = -1;
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static void drop_pending(struct hxd_pending *p)
+{
+    if (p->keys != NULL) {
+        for (uint32_t i = 0; i < p->count; i++) {
+            hx_secret_free(p->keys[i]);
+        }
+        free(p->keys);
+    }
+    memset(p, 0, sizeof(*p));
+}
+
+void hxd_stream_drop(struct hxd_stream *s)
+{
+    for (size_t i = 0; i < s->n_ready; i++) {
+        hx_secret_free(s->ready[i].key); /* wipes */
+    }
+    free(s->ready);
+    free(s->resp);
+    drop_pending(&s->pending);
+    memset(s, 0, sizeof(*s));
+}
+
+static size_t slot_of(const struct hxd_stream *s, uint64_t pos, bool *found)
+{
+    size_t lo = 0, hi = s->n_ready;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->ready[mid].pos < pos) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    *found = lo < s->n_ready && s->ready[lo].pos == pos;
+    return lo;
+}
+
+bool hxd_stream_has(const struct hxd_stream *s, uint64_t pos)
+{
+    bool found;
+
+    (void)slot_of(s, pos, &found);
+    return found;
+}
+
+struct hx_secret *hxd_stream_take(struct hxd_stream *s, uint64_t pos, double *ready_at)
+{
+    bool found;
+    size_t i = slot_of(s, pos, &found);
+    struct hx_secret *k;
+
+    if (!found) {
+        return NULL;
+    }
+    k = s->ready[i].key;
+    *ready_at = s->ready[i].ready_at;
+    memmove(&s->ready[i], &s->ready[i + 1], (s->n_ready - i - 1) * sizeof(*s->ready));
+    s->n_ready--;
+    return k;
+}
+
+hx_err hxd_stream_add_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *key)
+{
+    bool found;
+    size_t i = slot_of(s, pos, &found);
+
+    if (found) {
+        return HX_ERR_EXISTS;
+    }
+    if (s->n_ready == s->cap_ready) {
+        size_t cap = s->cap_ready ? s->cap_ready * 2 : 64;
+        struct hxd_key *r = realloc(s->ready, cap * sizeof(*r));
+        if (r == NULL) {
+            return HX_ERR_NOMEM;
+        }
+        s->ready = r;
+        s->cap_ready = cap;
+    }
+    memmove(&s->ready[i + 1], &s->ready[i], (s->n_ready - i) * sizeof(*s->ready));
+    s->ready[i].pos = pos;
+    s->ready[i].ready_at = hxd_now();
+    s->ready[i].key = key;
+    s->n_ready++;
+    return HX_OK;
+}

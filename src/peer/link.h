@@ -1,0 +1,60 @@
+/*
+ * The link to one peer node: TLS 1.3 only, mutual authentication against the network CA, the
+ * peer identified by the UUID in its certificate (SAN URI:urn:uuid:...). One connection per
+ * peer pair: the node with the smaller UUID connects, the other accepts; reconnects with
+ * back-off; keep-alives notice a dead peer.
+ *
+ * Each link has one I/O thread (poll + non-blocking OpenSSL: an SSL object must not be used by
+ * two threads at once). Other threads queue frames with hx_link_send; received frames go to
+ * the daemon's handler on the I/O thread, which must not block. Frames: "HX", version 1,
+ * type, u32 BE payload length (<= HX_LINK_MAX_FRAME), payload (docs/peer-protocol.md).
+ */
+#ifndef HX_PEER_LINK_H
+#define HX_PEER_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/uuid.h"
+#include "crypto/sig.h"
+
+#define HX_LINK_HEADER 8
+#define HX_LINK_MAX_FRAME (1u << 20)
+
+struct hx_link;
+struct hx_links;
+
+struct hx_links_config {
+    struct hx_uuid self;
+    const char *ca_path, *cert_path, *key_path;
+    const char *groups;
+    const char *listen_host;
+    uint16_t listen_port;
+    unsigned keepalive_s, reconnect_max_s;
+    const struct hx_uuid *peers; /* trusted peer UUIDs */
+    const char *const *peer_hosts;
+    const uint16_t *peer_ports;
+    size_t n_peers;
+    /* Called on the link's I/O thread for every frame; must not block. */
+    void (*on_frame)(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, size_t len);
+    /* Called when a link comes up or goes down (I/O thread). */
+    void (*on_state)(void *arg, struct hx_link *l, bool up);
+    void *arg;
+};
+
+HX_MUST_CHECK hx_err hx_links_start(const struct hx_links_config *cfg, struct hx_links **out,
+                                    char *why, size_t why_len);
+void hx_links_stop(struct hx_links *ls);
+
+/* The up link to a peer (with a reference the caller drops with hx_link_put), or NULL. */
+struct hx_link *hx_links_get(struct hx_links *ls, const struct hx_uuid *peer);
+void hx_link_put(struct hx_link *l);
+const struct hx_uuid *hx_link_peer(const struct hx_link *l);
+/* The peer's certificate key, for verifying its batch signatures. */
+const struct hx_sig_key *hx_link_peer_key(const struct hx_link *l);
+/* Queues one frame; HX_ERR_IO_CLOSED when the link is down. */
+HX_MUST_CHECK hx_err hx_link_send(struct hx_link *l, uint8_t type, const uint8_t *p, size_t len);
+
+#endif

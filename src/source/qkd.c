@@ -1,0 +1,372 @@
+#include "source/qkd.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+
+#include "common/json.h"
+#include "proto/etsi004.h"
+
+struct qconn {
+    int fd;
+    SSL_CTX *ctx;
+    SSL *ssl;
+};
+
+static void qclose(struct qconn *q)
+{
+    if (q->ssl != NULL) {
+        SSL_shutdown(q->ssl);
+        SSL_free(q->ssl);
+    }
+    SSL_CTX_free(q->ctx);
+    if (q->fd >= 0) {
+        close(q->fd);
+    }
+    memset(q, 0, sizeof(*q));
+    q->fd = -1;
+}
+
+static hx_err qconnect(const struct hx_qkd_client *c, struct qconn *q, char *msg, size_t msg_len)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    struct timeval tv = {(time_t)(c->timeout_ms / 1000), (long)(c->timeout_ms % 1000) * 1000};
+    char port[8];
+    int one = 1;
+
+    memset(q, 0, sizeof(*q));
+    q->fd = -1;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(port, sizeof(port), "%u", c->port);
+    if (getaddrinfo(c->host, port, &hints, &res) != 0) {
+        snprintf(msg, msg_len, "QKD source: cannot resolve %s", c->host);
+        return HX_ERR_IO;
+    }
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        if ((q->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0)) < 0) {
+            continue;
+        }
+        setsockopt(q->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(q->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        if (connect(q->fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            break;
+        }
+        close(q->fd);
+        q->fd = -1;
+    }
+    freeaddrinfo(res);
+    if (q->fd < 0) {
+        snprintf(msg, msg_len, "QKD source: KME at %s:%u unreachable (%s)", c->host, c->port,
+                 strerror(errno));
+        return HX_ERR_IO;
+    }
+    setsockopt(q->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (c->tls_cert[0] != '\0') {
+        if ((q->ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+            SSL_CTX_use_certificate_chain_file(q->ctx, c->tls_cert) != 1 ||
+            SSL_CTX_use_PrivateKey_file(q->ctx, c->tls_key, SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_load_verify_file(q->ctx, c->tls_ca) != 1) {
+            snprintf(msg, msg_len, "QKD source: TLS client set-up failed (qkd.tls)");
+            qclose(q);
+            return HX_ERR_CONFIG;
+        }
+        SSL_CTX_set_verify(q->ctx, SSL_VERIFY_PEER, NULL);
+        if ((q->ssl = SSL_new(q->ctx)) == NULL || SSL_set_fd(q->ssl, q->fd) != 1 ||
+            SSL_connect(q->ssl) != 1) {
+            snprintf(msg, msg_len, "QKD source: TLS handshake with the KME failed");
+            qclose(q);
+            return HX_ERR_IO;
+        }
+    }
+    return HX_OK;
+}
+
+static bool qwrite(struct qconn *q, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+
+    while (n > 0) {
+        ssize_t r = q->ssl != NULL ? SSL_write(q->ssl, b, (int)n) : send(q->fd, b, n, MSG_NOSIGNAL);
+        if (r <= 0) {
+            if (q->ssl == NULL && r < 0 && errno == EINTR) {
+                continue;
+            }
+            return false;
+        }
+        b += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+static ssize_t qread(struct qconn *q, void *p, size_t n)
+{
+    if (q->ssl != NULL) {
+        int r = SSL_read(q->ssl, p, (int)n);
+        return r > 0 ? r : -1;
+    }
+    return recv(q->fd, p, n, 0);
+}
+
+static bool qread_exact(struct qconn *q, uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t r = qread(q, p, n);
+        if (r <= 0) {
+            return false;
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+/* One JSON request/response on a fresh connection. */
+static hx_err json_rpc(const struct hx_qkd_client *c, const struct hx_004_request *req,
+                       struct json_object **reply, char *msg, size_t msg_len)
+{
+    static const struct hx_json_limits lim = {
+        .max_message = 1u << 20, .max_depth = 8, .max_string = 4096, .max_members = 70000};
+    struct json_object *o = hx_004_json_encode_request(req);
+    struct hx_json_stream *s = NULL;
+    struct qconn q;
+    const char *text, *why;
+    uint8_t buf[8192];
+    hx_err e;
+
+    *reply = NULL;
+    if ((e = qconnect(c, &q, msg, msg_len)) != HX_OK) {
+        json_object_put(o);
+        return e;
+    }
+    text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED);
+    if (!qwrite(&q, text, strlen(text)) || hx_json_stream_new(&lim, &s) != HX_OK) {
+        snprintf(msg, msg_len, "QKD source: sending to the KME failed");
+        e = HX_ERR_IO;
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = qread(&q, buf, sizeof(buf));
+        enum hx_json_event ev;
+        if (n <= 0) {
+            snprintf(msg, msg_len, "QKD source: the KME closed the connection without a reply");
+            e = HX_ERR_IO;
+            goto out;
+        }
+        if (hx_json_stream_feed(s, buf, (size_t)n) != HX_OK) {
+            e = HX_ERR_TOO_LARGE;
+            goto out;
+        }
+        ev = hx_json_stream_next(s, reply, &e, &why);
+        if (ev == HX_JSON_OBJECT) {
+            e = HX_OK;
+            break;
+        }
+        if (ev == HX_JSON_ERROR) {
+            snprintf(msg, msg_len, "QKD source: malformed reply from the KME: %s", why);
+            e = HX_ERR_PROTO;
+            goto out;
+        }
+    }
+out:
+    OPENSSL_cleanse(buf, sizeof(buf));
+    hx_json_stream_free(s);
+    json_object_put(o);
+    qclose(&q);
+    return e;
+}
+
+static hx_err bin_rpc(const struct hx_qkd_client *c, const struct hx_004_request *req,
+                      uint8_t *payload, size_t cap, struct hx_004_response *resp, char *msg,
+                      size_t msg_len)
+{
+    enum hx_004_framing f = (enum hx_004_framing)c->framing;
+    uint8_t out[2048], hdr[HX_004_BIN_HEADER], type;
+    struct hx_writer w;
+    struct qconn q;
+    uint32_t len;
+    char why[200];
+    hx_err e;
+
+    hx_writer_init_fixed(&w, out, sizeof(out));
+    if ((e = hx_004_bin_encode_request(f, req, &w)) != HX_OK) {
+        return e;
+    }
+    if ((e = qconnect(c, &q, msg, msg_len)) != HX_OK) {
+        return e;
+    }
+    if (!qwrite(&q, out, w.len) || !qread_exact(&q, hdr, sizeof(hdr))) {
+        snprintf(msg, msg_len, "QKD source: no reply from the KME");
+        e = HX_ERR_IO;
+    } else if ((e = hx_004_bin_header(f, hdr, &type, &len, why, sizeof(why))) != HX_OK ||
+               len > cap || !qread_exact(&q, payload, len) ||
+               (e = hx_004_bin_decode_response(f, type, payload, len, resp, why, sizeof(why))) !=
+                   HX_OK) {
+        snprintf(msg, msg_len, "QKD source: bad reply from the KME: %s", why);
+        e = e != HX_OK ? e : HX_ERR_PROTO;
+    }
+    qclose(&q);
+    return e;
+}
+
+static uint32_t get_status(struct json_object *o, char *msg, size_t msg_len)
+{
+    struct json_object *s, *m;
+
+    if (!json_object_object_get_ex(o, "status", &s) || !json_object_is_type(s, json_type_int)) {
+        snprintf(msg, msg_len, "QKD source: the KME's reply has no integer status");
+        return HYKEX_STATUS_NO_QKD_CONNECTION;
+    }
+    if (json_object_get_int(s) != 0 && json_object_object_get_ex(o, "message", &m)) {
+        snprintf(msg, msg_len, "QKD source: %s", json_object_get_string(m));
+    }
+    return (uint32_t)json_object_get_int(s);
+}
+
+hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *dst, uint32_t chunk,
+                   uint32_t timeout_ms, struct hx_uuid *ksid, uint32_t *status, char *msg,
+                   size_t msg_len)
+{
+    struct hx_004_request req;
+    hx_err e;
+
+    memset(&req, 0, sizeof(req));
+    req.cmd = HX_004_OPEN_CONNECT;
+    snprintf(req.source, sizeof(req.source), "%s", src);
+    snprintf(req.destination, sizeof(req.destination), "%s", dst);
+    req.qos.key_chunk_size = chunk;
+    req.qos.timeout_ms = timeout_ms;
+    snprintf(req.qos.metadata_mimetype, sizeof(req.qos.metadata_mimetype), "application/json");
+    req.ksid = *ksid;
+    msg[0] = '\0';
+    if (c->protocol == 2) {
+        uint8_t payload[2048];
+        struct hx_004_response r;
+        if ((e = bin_rpc(c, &req, payload, sizeof(payload), &r, msg, msg_len)) != HX_OK) {
+            return e;
+        }
+        *status = r.status;
+        if (r.status <= 1) {
+            *ksid = r.ksid;
+        }
+        return HX_OK;
+    }
+    struct json_object *o, *id;
+    if ((e = json_rpc(c, &req, &o, msg, msg_len)) != HX_OK) {
+        return e;
+    }
+    *status = get_status(o, msg, msg_len);
+    if (*status <= 1 && json_object_object_get_ex(o, "key_stream_id", &id) &&
+        hx_uuid_parse(json_object_get_string(id), (size_t)json_object_get_string_len(id), ksid) !=
+            HX_OK) {
+        snprintf(msg, msg_len, "QKD source: the KME returned a malformed key_stream_id");
+        *status = HYKEX_STATUS_NO_QKD_CONNECTION;
+    }
+    json_object_put(o);
+    return HX_OK;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    uint8_t acc = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        acc |= p[i];
+    }
+    return acc == 0;
+}
+
+hx_err hx_qkd_get(const struct hx_qkd_client *c, const struct hx_uuid *ksid, uint32_t index,
+                  uint8_t *key, size_t len, uint32_t *status, char *msg, size_t msg_len)
+{
+    struct hx_004_request req;
+    hx_err e;
+
+    memset(&req, 0, sizeof(req));
+    req.cmd = HX_004_GET_KEY;
+    req.ksid = *ksid;
+    req.has_index = true;
+    req.index = index;
+    req.metadata_size = 1024;
+    msg[0] = '\0';
+    if (c->protocol == 2) {
+        uint8_t *payload = malloc(HX_004_BIN_MAX_PAYLOAD);
+        struct hx_004_response r;
+        if (payload == NULL) {
+            return HX_ERR_NOMEM;
+        }
+        e = bin_rpc(c, &req, payload, HX_004_BIN_MAX_PAYLOAD, &r, msg, msg_len);
+        if (e == HX_OK) {
+            *status = r.status;
+            if (r.status == 0 && r.key_len != len) {
+                snprintf(msg, msg_len, "QKD source: key of %zu bytes, asked for %zu", r.key_len,
+                         len);
+                *status = HYKEX_STATUS_NO_QKD_CONNECTION;
+            } else if (r.status == 0) {
+                memcpy(key, r.key, len);
+            }
+        }
+        OPENSSL_clear_free(payload, HX_004_BIN_MAX_PAYLOAD);
+        if (e != HX_OK) {
+            return e;
+        }
+    } else {
+        struct json_object *o, *kb;
+        if ((e = json_rpc(c, &req, &o, msg, msg_len)) != HX_OK) {
+            return e;
+        }
+        *status = get_status(o, msg, msg_len);
+        if (*status == 0) {
+            if (!json_object_object_get_ex(o, "key_buffer", &kb) ||
+                !json_object_is_type(kb, json_type_array) || json_object_array_length(kb) != len) {
+                snprintf(msg, msg_len, "QKD source: key_buffer missing or not %zu bytes", len);
+                *status = HYKEX_STATUS_NO_QKD_CONNECTION;
+            } else {
+                for (size_t i = 0; i < len; i++) {
+                    int64_t v = json_object_get_int64(json_object_array_get_idx(kb, i));
+                    key[i] = (uint8_t)v;
+                    if (v < 0 || v > 255) {
+                        *status = HYKEX_STATUS_NO_QKD_CONNECTION;
+                        snprintf(msg, msg_len, "QKD source: key_buffer value out of 0..255");
+                    }
+                }
+            }
+        }
+        json_object_put(o);
+    }
+    /* Some KMEs answer with zeros before a key exists: that is no key. */
+    if (*status == 0 && all_zero(key, len)) {
+        snprintf(msg, msg_len, "QKD source: the KME returned an all-zero key");
+        *status = HYKEX_STATUS_INSUFFICIENT_KEY;
+    }
+    return HX_OK;
+}
+
+hx_err hx_qkd_close(const struct hx_qkd_client *c, const struct hx_uuid *ksid)
+{
+    struct hx_004_request req;
+    char msg[200];
+
+    memset(&req, 0, sizeof(req));
+    req.cmd = HX_004_CLOSE;
+    req.ksid = *ksid;
+    if (c->protocol == 2) {
+        uint8_t payload[64];
+        struct hx_004_response r;
+        return bin_rpc(c, &req, payload, sizeof(payload), &r, msg, sizeof(msg));
+    }
+    struct json_object *o = NULL;
+    hx_err e = json_rpc(c, &req, &o, msg, sizeof(msg));
+    json_object_put(o);
+    return e;
+}

@@ -1,0 +1,37 @@
+/*
+ * The node's QKD key source: a client of its KME over ETSI 004 (JSON dialect, or binary in
+ * either framing, plain or TLS). Blocking calls, made from worker threads; each call opens its
+ * own connection (KMEs differ in how long they keep one; 2.1.1 allows one request per
+ * connection anyway). ETSI 014 is not wired in yet (docs/config.md says so).
+ */
+#ifndef HX_SOURCE_QKD_H
+#define HX_SOURCE_QKD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/uuid.h"
+#include "hykex/hykex.h"
+
+struct hx_qkd_client {
+    int protocol; /* 1: 004 JSON, 2: 004 binary */
+    int framing;  /* binary: 0 = 1.0.1, 1 = 2.1.1 */
+    char host[256];
+    uint16_t port;
+    char tls_cert[512], tls_key[512], tls_ca[512];
+    unsigned timeout_ms;
+};
+
+/* OPEN_CONNECT; *ksid in/out (nil: the KME makes one). Returns the ETSI status in *status. */
+HX_MUST_CHECK hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *dst,
+                                 uint32_t chunk, uint32_t timeout_ms, struct hx_uuid *ksid,
+                                 uint32_t *status, char *msg, size_t msg_len);
+/* GET_KEY at index into key (len bytes exactly). A key of all zero bytes is refused. */
+HX_MUST_CHECK hx_err hx_qkd_get(const struct hx_qkd_client *c, const struct hx_uuid *ksid,
+                                uint32_t index, uint8_t *key, size_t len, uint32_t *status,
+                                char *msg, size_t msg_len);
+HX_MUST_CHECK hx_err hx_qkd_close(const struct hx_qkd_client *c, const struct hx_uuid *ksid);
+
+#endif
