@@ -177,7 +177,8 @@ struct batch {
     struct hxd_stream s; /* a copy of the stream's fixed fields */
     uint64_t first;
     uint32_t count;
-    uint8_t *qkd; /* count x qkd_key_bytes */
+    uint64_t qkd_first; /* QKD index of the first position */
+    uint8_t *qkd;       /* count x qkd_key_bytes */
     size_t qkd_len;
     uint8_t **kem_msg; /* per source: count x public key or ciphertext */
     size_t kem_len[HX_URI_MAX_SOURCES];
@@ -247,7 +248,7 @@ static hx_err fetch_qkd(struct hxd *d, struct batch *b, int *status, char *msg, 
     }
     for (uint32_t i = 0; i < b->count; i++) {
         uint32_t st = 0;
-        uint64_t pos = b->first + i;
+        uint64_t pos = b->qkd_first + i;
         if (pos > UINT32_MAX) {
             snprintf(msg, msg_len, "QKD source: position beyond the KME's index range");
             *status = HYKEX_STATUS_INSUFFICIENT_KEY;
@@ -273,14 +274,15 @@ static hx_err fetch_qkd(struct hxd *d, struct batch *b, int *status, char *msg, 
 
 static void transcript(struct batch *b)
 {
-    uint8_t head[64];
+    uint8_t head[80];
     struct hx_writer w;
     struct hx_iov parts[2 + 2 * HX_URI_MAX_SOURCES + 2];
     size_t np = 0;
 
     hx_writer_init_fixed(&w, head, sizeof(head));
     if (hx_write_bytes(&w, b->s.ksid.b, 16) != HX_OK || hx_write_u64(&w, b->first) != HX_OK ||
-        hx_write_u32(&w, b->count) != HX_OK || hx_write_u8(&w, (uint8_t)b->s.uri.method) != HX_OK ||
+        hx_write_u32(&w, b->count) != HX_OK || hx_write_u64(&w, b->qkd_first) != HX_OK ||
+        hx_write_u8(&w, (uint8_t)b->s.uri.method) != HX_OK ||
         hx_write_u8(&w, (uint8_t)b->s.uri.n_sources) != HX_OK ||
         hx_write_bytes(&w, b->s.qkd_ksid.b, 16) != HX_OK) {
         memset(b->T, 0, sizeof(b->T));
@@ -432,7 +434,8 @@ static bool wait_reply(struct hxd *d, const struct hx_uuid *ksid, bool ack, stru
     for (;;) {
         struct hxd_stream *s = hxd_stream_find(d, ksid);
         struct timespec ts;
-        if (s == NULL || d->stopping || s->peer_closed) {
+        /* After STREAM_CLOSE an ACK may still come (the responder queues it first). */
+        if (s == NULL || d->stopping || (!ack && s->peer_closed)) {
             return false;
         }
         if ((!ack && s->resp_ready) || (ack && s->ack_status >= 0)) {
@@ -479,11 +482,14 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
     }
     first = s->produced;
     count = d->cfg.batch_size;
+    uint64_t qkd_first = s->qkd_next;
+    s->qkd_next += count; /* spent whatever happens: a KME hands out each index once */
     s->resp_ready = false;
     s->ack_status = -1;
     free(s->resp);
     s->resp = NULL;
     e = batch_init(&b, s, first, count);
+    b.qkd_first = qkd_first;
     pthread_mutex_unlock(&d->lock);
     n = b.s.uri.n_sources;
     if (e != HX_OK) {
@@ -498,7 +504,7 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
         goto fail;
     }
     if (hx_write_bytes(&w, ksid->b, 16) != HX_OK || hx_write_u64(&w, first) != HX_OK ||
-        hx_write_u32(&w, count) != HX_OK) {
+        hx_write_u32(&w, count) != HX_OK || hx_write_u64(&w, qkd_first) != HX_OK) {
         goto fail;
     }
     for (size_t j = 0; j < n; j++) {
@@ -718,7 +724,7 @@ static void on_batch_req(struct hxd *d, const struct hx_uuid *peer, const uint8_
     struct hxd_stream *s;
     struct batch b;
     struct hx_writer w;
-    uint64_t first;
+    uint64_t first, qkd_first;
     uint32_t count;
     uint8_t tag_r[32], tag_i[32], sig[HX_SIG_MAX_SIGNATURE];
     size_t n, sig_len;
@@ -730,7 +736,8 @@ static void on_batch_req(struct hxd *d, const struct hx_uuid *peer, const uint8_
     hx_writer_init_dynamic(&w, HX_LINK_MAX_FRAME);
     hx_reader_init(&r, p, len);
     if (hx_read_bytes(&r, ksid.b, 16) != HX_OK || hx_read_u64(&r, &first) != HX_OK ||
-        hx_read_u32(&r, &count) != HX_OK || count == 0 || count > 1024) {
+        hx_read_u32(&r, &count) != HX_OK || count == 0 || count > 1024 ||
+        hx_read_u64(&r, &qkd_first) != HX_OK) {
         hx_warn("malformed BATCH_REQ from a peer", HX_NOFIELDS);
         goto out;
     }
@@ -743,6 +750,7 @@ static void on_batch_req(struct hxd *d, const struct hx_uuid *peer, const uint8_
         goto out;
     }
     e = batch_init(&b, s, first, count);
+    b.qkd_first = qkd_first;
     pthread_mutex_unlock(&d->lock);
     n = b.s.uri.n_sources;
     if (e != HX_OK) {
@@ -878,6 +886,11 @@ static void on_batch_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_
     } else {
         ack = 0;
     }
+    hx_writer_init_fixed(&w, out, sizeof(out));
+    if (hx_write_bytes(&w, ksid.b, 16) != HX_OK || hx_write_u64(&w, first) != HX_OK ||
+        hx_write_u32(&w, ack) != HX_OK) {
+        w.len = 0;
+    }
     pthread_mutex_lock(&d->lock);
     s = hxd_stream_find(d, &ksid);
     if (ack == 0 && s != NULL) {
@@ -887,8 +900,13 @@ static void on_batch_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_
         b.count = count;
         b.keys = pend.keys;
         commit(s, &b); /* durable first (issue 6), then ACK */
+        free(pend.keys); /* the keys moved into the stream; the array goes */
         pend.keys = NULL;
         d->batches_ok++;
+        /* Queue the ACK before the lock goes: the application may take a key and CLOSE at
+         * once, and the peer must see the ACK before that STREAM_CLOSE. */
+        hx_ignore(hxd_send(d, peer, HXP_BATCH_ACK, out, w.len));
+        w.len = 0;
     } else if (s != NULL) {
         s->failed_batches++;
     }
@@ -900,9 +918,7 @@ static void on_batch_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_
         }
     }
     free(pend.keys);
-    hx_writer_init_fixed(&w, out, sizeof(out));
-    if (hx_write_bytes(&w, ksid.b, 16) == HX_OK && hx_write_u64(&w, first) == HX_OK &&
-        hx_write_u32(&w, ack) == HX_OK) {
+    if (w.len > 0) {
         hx_ignore(hxd_send(d, peer, HXP_BATCH_ACK, out, w.len));
     }
 }

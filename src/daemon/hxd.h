@@ -76,6 +76,7 @@ struct hxd_stream {
     struct hxd_key *ready; /* sorted by pos */
     size_t n_ready, cap_ready;
     uint64_t produced; /* positions below have been produced (or failed) */
+    uint64_t qkd_next; /* initiator: next QKD index (a failed batch burns its QKD keys) */
     uint64_t next_get; /* next position for a GET_KEY without index */
     uint64_t want;     /* highest position an application waits for, + 1 */
     bool producing;    /* a batch is queued or in flight */

@@ -1,0 +1,445 @@
+#!/usr/bin/env python3
+"""End-to-end tests of hykexd: real daemons and the QKD simulator on loopback.
+
+Usage: hykexd_test.py BIN_DIR REPO_ROOT
+Three nodes (A, B, C) with ML-DSA certificates, one simulator (A's and B's KMEs speak ETSI 004
+JSON, C's 004 binary 1.0.1). Applications are Python clients that speak the reference wire
+format byte for byte. Ends with "N passed, M failed".
+"""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+U = {n: f"{c * 8}-{c * 4}-{c * 4}-{c * 4}-{c * 12}" for n, c in (("A", "a"), ("B", "b"), ("C", "c"))}
+results = []
+delivered = []  # every key handed to an application, hex
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test(fn):
+    def run():
+        t0 = time.time()
+        try:
+            fn()
+            results.append((fn.__name__, None))
+            print(f"ok   {fn.__name__} ({time.time() - t0:.2f} s)", flush=True)
+        except Exception as e:  # noqa: BLE001
+            results.append((fn.__name__, e))
+            print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}", flush=True)
+    return run
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+WORK = tempfile.mkdtemp(prefix="hykexd-test-")
+P = {k: free_port() for k in ["kA", "kB", "kC", "apiA", "apiB", "apiC", "peerA", "peerB", "peerC"]}
+CTL = f"{WORK}/sim.ctl"
+procs = {}
+
+
+class App:
+    """An application on one node: the reference wire format over TCP."""
+
+    def __init__(self, node):
+        self.s = socket.create_connection(("127.0.0.1", P["api" + node]), timeout=30)
+        self.buf = b""
+
+    def raw(self, data):
+        self.s.sendall(data)
+        return self.reply()
+
+    def reply(self):
+        dec = json.JSONDecoder()
+        while True:
+            text = self.buf.decode()
+            if text:
+                try:
+                    obj, end = dec.raw_decode(text)
+                    self.last_text = text[:end]
+                    self.buf = text[end:].encode()
+                    return obj
+                except ValueError:
+                    pass
+            chunk = self.s.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("daemon closed the connection")
+            self.buf += chunk
+
+    def call(self, command, **data):
+        return self.raw(json.dumps({"command": command, "data": data}).encode())
+
+    def open(self, src, dst, qos=None, **extra):
+        q = {"key_chunk_size": 32, "max_bps": 32, "min_bps": 32, "jitter": 0, "priority": 0,
+             "timeout": 0, "ttl": 0, "metadata_mimetype": "application/json"}
+        q.update(qos or {})
+        return self.call("OPEN_CONNECT", source=src, destination=dst, qos=q, **extra)
+
+    def get(self, ksid, **kw):
+        r = self.call("GET_KEY", key_stream_id=ksid, **kw)
+        if r.get("status") == 0:
+            delivered.append(bytes(r["key_buffer"]).hex())
+        return r
+
+
+def uri(node, method="hkdf", sources="ML-KEM-768,QKD", app="SPI_1"):
+    return f"hybrid://{app}@{U[node]}?hybridization={method}&key_sources={sources}"
+
+
+def pair(a="A", b="B", method="hkdf", sources="ML-KEM-768,QKD", chunk=32, n=3, indices=True):
+    """Both applications open the same stream (as the reference's drivers do) and take n keys."""
+    out = {}
+
+    def app(node):
+        c = App(node)
+        r = c.open(uri(a, method, sources), uri(b, method, sources), {"key_chunk_size": chunk})
+        out[node + "_open"] = r
+        if r["status"] != 0:
+            return
+        keys = []
+        for i in range(n):
+            g = c.get(r["key_stream_id"], index=i) if indices else c.get(r["key_stream_id"])
+            keys.append(bytes(g["key_buffer"]).hex() if g["status"] == 0 else g)
+        out[node] = keys
+        out[node + "_close"] = c.call("CLOSE", key_stream_id=r["key_stream_id"])
+
+    ta = threading.Thread(target=app, args=(a,))
+    tb = threading.Thread(target=app, args=(b,))
+    ta.start()
+    time.sleep(0.05)
+    tb.start()
+    ta.join(60)
+    tb.join(60)
+    check(out.get(a + "_open", {}).get("status") == 0, f"open at {a}: {out.get(a + '_open')}")
+    check(out.get(b + "_open", {}).get("status") == 0, f"open at {b}: {out.get(b + '_open')}")
+    check(out[a + "_open"]["key_stream_id"] == out[b + "_open"]["key_stream_id"], "stream ids")
+    check(all(isinstance(k, str) for k in out[a]), f"keys at {a}: {out[a]}")
+    check(out[a] == out[b], f"{method} {sources}: keys differ")
+    check(all(len(k) == 2 * chunk for k in out[a]), "key length")
+    check(len(set(out[a])) == n, "keys repeat")
+    return out[a]
+
+
+def start_daemon(node, level="debug"):
+    log = open(f"{WORK}/{node}.log", "a")
+    p = subprocess.Popen([f"{BIN}/hykexd", "-c", f"{WORK}/{node}.json", "-p", f"{WORK}/{node}-peers.json"],
+                         stdout=subprocess.PIPE, stderr=log, text=True, cwd=WORK)
+    line = p.stdout.readline()
+    if line.strip() != "ready":
+        raise SystemExit(f"hykexd {node} did not start: {line!r}; see {WORK}/{node}.log")
+    procs[node] = p
+    return p
+
+
+def wait_link(a, b, timeout=10):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if "peer link up" in open(f"{WORK}/{a}.log").read().split("stopping")[-1]:
+            return
+        time.sleep(0.1)
+
+
+def setup():
+    def run(*a):
+        subprocess.run(list(a), check=True, capture_output=True, cwd=WORK)
+    run(f"{ROOT}/certificates/create_ca.sh", "--out", "ca")
+    for n in "ABC":
+        run(f"{ROOT}/certificates/generate_cert.sh", "--uuid", U[n], "--name", n, "--ip", "127.0.0.1",
+            "--out", n)
+    net = {"kmes": [
+        {"id": "KME_A", "node": U["A"], "etsi004_json": {"port": P["kA"]}},
+        {"id": "KME_B", "node": U["B"], "etsi004_json": {"port": P["kB"]}},
+        {"id": "KME_C", "node": U["C"], "etsi004_binary": {"port": P["kC"], "framing": "1.0.1"}}],
+        "links": [{"id": "ab", "kmes": ["KME_A", "KME_B"], "rate_bps": 0},
+                  {"id": "ac", "kmes": ["KME_A", "KME_C"], "rate_bps": 0},
+                  {"id": "bc", "kmes": ["KME_B", "KME_C"], "rate_bps": 0}]}
+    json.dump(net, open(f"{WORK}/net.json", "w"))
+    sim = subprocess.Popen([f"{BIN}/hykex-qkdsim", "-c", f"{WORK}/net.json", "--ctl", CTL,
+                            "--log-level", "warn"], stdout=subprocess.PIPE, text=True)
+    check(sim.stdout.readline().strip() == "ready", "simulator")
+    procs["sim"] = sim
+    for n in "ABC":
+        # The reference's config.json, unchanged in shape, plus hykex keys where needed.
+        cfg = {"uuid": U[n],
+               "logging_config": {"console_log_type": "debug", "colorless_console_log": False,
+                                  "file_log_type": "debug", "filename": "hybrid.log"},
+               "certificate_config": {"certificate_ip": "127.0.0.1", "cert_authority_path": f"{n}/ca.crt",
+                                      "cert_path": f"{n}/node.crt", "key_path": f"{n}/node.key"},
+               "hybridization_server_address": {"host": "127.0.0.1", "port": P["api" + n]},
+               "qkd_address": {"host": "127.0.0.1", "port": P["k" + n]},
+               "peer_local_address": {"host": "127.0.0.1", "port": P["peer" + n]}}
+        if n == "C":
+            cfg["qkd"] = {"protocol": "etsi004-binary", "framing": "1.0.1"}
+        json.dump(cfg, open(f"{WORK}/{n}.json", "w"), indent=1)
+        peers = {U[m]: {"address": {"host": "127.0.0.1", "port": P["peer" + m]}} for m in "ABC" if m != n}
+        json.dump(peers, open(f"{WORK}/{n}-peers.json", "w"), indent=1)
+    for n in "ABC":
+        start_daemon(n)
+    time.sleep(1.0)
+
+
+# ---- tests ----
+
+@test
+def reference_client_byte_for_byte():
+    """driver.py: the request file as is, one GET_KEY with index 0, CLOSE; reply formatting."""
+    req = json.load(open(f"{ROOT}/requests/open_connect_request.json"))
+    src = f"hybrid://SPI_1@{U['A']}?hybridization=xoring&key_sources=ML-KEM-1024,QKD"
+    dst = f"hybrid://SPI_1@{U['B']}?hybridization=xoring&key_sources=ML-KEM-1024,QKD"
+    req["data"]["source"], req["data"]["destination"] = src, dst
+    out = {}
+
+    def driver(node):
+        c = App(node)
+        r = c.raw(json.dumps(req).encode())
+        out[node + "_text"] = c.last_text
+        g = c.raw(json.dumps({"command": "GET_KEY", "data": {
+            "key_stream_id": r["key_stream_id"], "index": 0,
+            "metadata": {"size": 46, "buffer": "The metadata field is not used for the moment."}}}).encode())
+        out[node] = g
+        if g.get("status") == 0:
+            delivered.append(bytes(g["key_buffer"]).hex())
+        out[node + "_close"] = c.raw(json.dumps({"command": "CLOSE", "data": {"key_stream_id": r["key_stream_id"]}}).encode())
+    ts = [threading.Thread(target=driver, args=(n,)) for n in "AB"]
+    [t.start() for t in ts]
+    [t.join(60) for t in ts]
+    check(re.fullmatch(r'\{"status": 0, "key_stream_id": "[0-9a-f-]{36}"\}', out["A_text"]) is not None,
+          f"reply format {out['A_text']!r}")
+    check(out["A"]["status"] == 0 and out["B"]["status"] == 0, f"GET_KEY: {out['A']} {out['B']}")
+    check(out["A"]["key_buffer"] == out["B"]["key_buffer"], "keys differ")
+    check(out["A"]["index"] == 0 and out["A"]["metadata"]["hops"] == 0, f"{out['A']}")
+    check(out["A_close"] == {"status": 0} and out["B_close"] == {"status": 0}, "close")
+
+
+@test
+def every_method_and_source_set():
+    methods = ["xoring", "hmac", "xorhmac", "hkdf", "hkdf-sha384", "kmac128", "kmac256",
+               "catkdf", "catkdf-hmac-sha384", "catkdf-kmac256", "caskdf", "caskdf-hkdf-sha384",
+               "caskdf-hmac-sha256", "caskdf-kmac128", "caskdf-kmac256", "catkdf-kmac128",
+               "catkdf-hkdf-sha384", "catkdf-hmac-sha256", "caskdf-hmac-sha384"]
+    for sources in ["ML-KEM-768,QKD", "ML-KEM-512,ML-KEM-1024", "QKD,ML-KEM-768,X25519"]:
+        for m in methods:
+            pair("A", "B", m, sources, chunk=32, n=2)
+
+
+@test
+def binary_qkd_dialect_and_long_keys():
+    pair("A", "C", "hkdf", "QKD,ML-KEM-768", chunk=64, n=3)
+    pair("C", "B", "xorhmac", "QKD,ML-KEM-1024", chunk=100, n=2)
+    pair("B", "C", "kmac", "QKD,X25519,ML-KEM-512", chunk=1024, n=2)
+
+
+@test
+def index_semantics():
+    out = {}
+
+    def side(node):
+        c = App(node)
+        r = c.open(uri("A"), uri("B"))
+        ks = r["key_stream_id"]
+        k5 = c.get(ks, index=5)
+        nxt = c.get(ks)          # absent index: the next after the highest asked (6)
+        again = c.get(ks, index=5)
+        out[node] = (k5, nxt, again)
+        c.call("CLOSE", key_stream_id=ks)
+    ts = [threading.Thread(target=side, args=(n,)) for n in "AB"]
+    [t.start() for t in ts]
+    [t.join(60) for t in ts]
+    (a5, an, aa), (b5, bn, _) = out["A"], out["B"]
+    check(a5["key_buffer"] == b5["key_buffer"] and a5["index"] == 5, "index 5")
+    check(an["index"] == 6 and an["key_buffer"] == bn["key_buffer"], f"next: {an.get('index')}")
+    check(aa["status"] == 2 and "already delivered" in aa["message"], f"{aa}")
+
+
+@test
+def error_statuses_with_messages():
+    c = App("A")
+    r = c.open(uri("A"), "hybrid://x@nope")
+    check(r["status"] == 4 and "destination" in r["message"], f"{r}")
+    other = str(uuid.uuid4())
+    r = c.open(uri("A"), f"hybrid://SPI_1@{other}")
+    check(r["status"] == 4 and "not a trusted peer" in r["message"], f"{r}")
+    r = c.open(uri("B"), uri("C"))
+    check(r["status"] == 4 and "exactly one of source and destination" in r["message"], f"{r}")
+    r = c.open(uri("A", sources="Kyber512,QKD"), uri("B", sources="Kyber512,QKD"))
+    check(r["status"] == 4 and "not offered by OpenSSL" in r["message"], f"{r}")
+    r = c.open(uri("A", sources="QKD"), uri("B", sources="QKD"))
+    check(r["status"] == 4 and "at least 2 sources" in r["message"], f"{r}")
+    r = c.open(uri("A", method="sha1"), uri("B", method="sha1"))
+    check(r["status"] == 4 and "hybridization" in r["message"], f"{r}")
+    r = c.open(uri("A"), uri("B"), {"key_chunk_size": 0})
+    check(r["status"] == 7 and r["qos"]["key_chunk_size"] == 32, f"{r}")
+    t0 = time.time()
+    r = c.open(uri("A", app="lonely"), uri("B", app="lonely"), {"timeout": 400})
+    check(r["status"] == 6 and 0.35 < time.time() - t0 < 3, f"timeout: {r}")
+    r = c.get(str(uuid.uuid4()))
+    check(r["status"] == 4 and "not open" in r["message"], f"{r}")
+    r = c.raw(b'{"command": "GET_KEY", "data": {"key_stream_id": "x", "index": -1}}')
+    check(r["status"] == 4 and "data." in r["message"], f"{r}")
+    r = c.raw(b'{"command": "DANCE"}')
+    check(r["status"] == 4 and "unknown command" in r["message"], f"{r}")
+    r = c.raw(b'nonsense')
+    check(r["status"] == 4 and "malformed" in r["message"], f"{r}")
+    # split and coalesced requests on the same, still usable, connection
+    ks = str(uuid.uuid4())
+    two = (json.dumps({"command": "CLOSE", "data": {"key_stream_id": ks}}) * 2).encode()
+    c.s.sendall(two[:7])
+    time.sleep(0.05)
+    c.s.sendall(two[7:])
+    r1, r2 = c.reply(), c.reply()
+    check(r1["status"] == 4 and r2["status"] == 4, "coalesced and split")
+
+
+@test
+def status_8_and_5():
+    out = {}
+
+    def side(node):
+        c = App(node)
+        r = c.open(uri("A", app="m"), uri("B", app="m"))
+        ks = r["key_stream_id"]
+        out[node + "8"] = c.get(ks, index=0, metadata={"size": 5, "buffer": ""})
+        out[node + "ok"] = c.get(ks, index=0, metadata={"size": 200, "buffer": ""})
+        if node == "A":
+            out["dup"] = App("A").open(uri("A", app="m"), uri("B", app="m"), key_stream_id=ks)
+        c.call("CLOSE", key_stream_id=ks)
+    ts = [threading.Thread(target=side, args=(n,)) for n in "AB"]
+    [t.start() for t in ts]
+    [t.join(60) for t in ts]
+    check(out["A8"]["status"] == 8 and out["A8"]["metadata_size"] > 5, f"{out['A8']}")
+    check(out["Aok"]["status"] == 0 and out["Aok"]["key_buffer"] == out["Bok"]["key_buffer"], "after 8")
+    check("sources" in out["Aok"]["metadata"] and out["Aok"]["metadata"]["method"] == "hkdf-sha256",
+          f"metadata {out['Aok']['metadata']}")
+    check(out["dup"]["status"] == 5, f"in use: {out['dup']}")
+
+
+def ctl(*args):
+    return subprocess.run([f"{BIN}/hykex-qkdsim", "ctl", CTL] + list(args), capture_output=True, text=True)
+
+
+@test
+def key_confirmation_catches_a_corrupted_qkd_key():
+    before = open(f"{WORK}/A.log").read().count("key confirmation failed")
+    check(ctl("corrupt", "KME_B").returncode == 0, "corrupt")
+    keys = pair("A", "B", "hkdf", "ML-KEM-768,QKD", n=3)
+    check(len(keys) == 3, "production went on")
+    logs = open(f"{WORK}/A.log").read() + open(f"{WORK}/B.log").read()
+    check(logs.count("key confirmation failed") > before, "the mismatch was not detected")
+
+
+@test
+def failing_source_fails_closed():
+    check(ctl("pause", "ab").returncode == 0, "pause")
+    out = {}
+
+    def side(node):
+        c = App(node)
+        r = c.open(uri("A", app="f"), uri("B", app="f"), {"timeout": 2500})
+        out[node + "_open"] = r
+        if r["status"] == 0:
+            out[node] = c.get(r["key_stream_id"], index=0)
+            c.call("CLOSE", key_stream_id=r["key_stream_id"])
+    ts = [threading.Thread(target=side, args=(n,)) for n in "AB"]
+    [t.start() for t in ts]
+    [t.join(60) for t in ts]
+    ctl("resume", "ab")
+    a = out.get("A", out.get("A_open"))
+    check(a["status"] == 4 and "QKD" in a["message"], f"a key without QKD, or no message: {a}")
+
+
+@test
+def no_key_ever_reaches_a_log():
+    check(len(delivered) > 100, f"only {len(delivered)} keys delivered")
+    logs = "".join(open(f"{WORK}/{n}.log").read() for n in "ABC").lower()
+    for k in delivered:
+        check(k[:16] not in logs, "a key's bytes are in a log")
+    check("level=debug" in logs, "the logs were not at debug level")
+
+
+@test
+def peer_killed_and_restarted():
+    procs["B"].send_signal(signal.SIGKILL)
+    procs["B"].wait()
+    c = App("A")
+    r = c.open(uri("A", app="k"), uri("B", app="k"), {"timeout": 300})
+    check(r["status"] == 6, f"peer down: {r}")
+    start_daemon("B")
+    time.sleep(0.5)
+    pair("A", "B", "hkdf", "ML-KEM-768,QKD", n=2)
+
+
+@test
+def sigterm_stops_within_a_second():
+    idle = [App("C") for _ in range(5)]
+    t0 = time.time()
+    procs["C"].terminate()
+    procs["C"].wait(5)
+    took = time.time() - t0
+    check(took < 1.5 and procs["C"].returncode == 0, f"stop took {took:.2f} s, exit {procs['C'].returncode}")
+    start_daemon("C")  # SO_REUSEADDR: binds again at once
+    del idle
+
+
+@test
+def check_config_refuses_bad_files():
+    r = subprocess.run([f"{BIN}/hykexd", "--check-config", "-c", f"{ROOT}/nodes/Alice/config.json"],
+                       capture_output=True, text=True)
+    check(r.returncode == 0 and '"uuid": "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"' in r.stdout, r.stderr)
+    bad = json.load(open(f"{WORK}/A.json"))
+    bad["hybridization_server_address"]["port"] = 70000
+    json.dump(bad, open(f"{WORK}/bad.json", "w"))
+    r = subprocess.run([f"{BIN}/hykexd", "--check-config", "-c", f"{WORK}/bad.json"], capture_output=True, text=True)
+    check(r.returncode == 1 and "bad.json: key 'hybridization_server_address.port'" in r.stderr, r.stderr)
+    bad["colour"] = 1
+    bad["hybridization_server_address"]["port"] = 1
+    json.dump(bad, open(f"{WORK}/bad.json", "w"))
+    r = subprocess.run([f"{BIN}/hykexd", "--check-config", "-c", f"{WORK}/bad.json"], capture_output=True, text=True)
+    check(r.returncode == 1 and "key 'colour': unknown key" in r.stderr, r.stderr)
+    env = dict(os.environ, CFGFILE=f"{WORK}/A.json", TRUSTED_PEERS_INFO=f"{WORK}/A-peers.json")
+    r = subprocess.run([f"{BIN}/hykexd", "--check-config"], capture_output=True, text=True, env=env, cwd=WORK)
+    check(r.returncode == 0 and U["B"] in r.stdout, "CFGFILE / TRUSTED_PEERS_INFO")
+
+
+def main():
+    setup()
+    try:
+        for t in [reference_client_byte_for_byte, every_method_and_source_set,
+                  binary_qkd_dialect_and_long_keys, index_semantics, error_statuses_with_messages,
+                  status_8_and_5, key_confirmation_catches_a_corrupted_qkd_key,
+                  failing_source_fails_closed, peer_killed_and_restarted,
+                  sigterm_stops_within_a_second, check_config_refuses_bad_files,
+                  no_key_ever_reaches_a_log]:
+            t()
+    finally:
+        for name, p in procs.items():
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            if name != "sim" and p.returncode not in (0, -9):
+                results.append((f"{name} exit {p.returncode}", AssertionError("unclean exit")))
+                print(f"FAIL daemon {name} exited {p.returncode}; see {WORK}/{name}.log")
+    failed = [n for n, e in results if e]
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+sys.exit(main())
