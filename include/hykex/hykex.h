@@ -1,13 +1,16 @@
 /*
- * hykex public client API: the ETSI GS QKD 004 application interface.
+ * hykex public client API: the ETSI GS QKD 004 application interface, for applications that
+ * talk to their node's hykexd (libhykex, docs/api.md).
  *
  * This header is a promise to applications: its names and values do not change within a major
- * version. It starts with what ETSI 004 fixes (status codes, QoS); the calls
- * hykex_open_connect / hykex_get_key / hykex_close arrive with the client library.
+ * version. The calls mirror ETSI 004's IDL; each returns 0 when hykexd answered (the ETSI
+ * status is in *status, a message in hykex_message()) and a negative value when it could not
+ * be reached or answered nonsense. The library never logs.
  */
 #ifndef HYKEX_HYKEX_H
 #define HYKEX_HYKEX_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -46,6 +49,40 @@ struct hykex_qos {
 
 /* A short English description of an ETSI 004 status; never NULL. */
 const char *hykex_status_string(int status);
+
+#define HYKEX_KSID_LEN 36 /* text form of a key stream id, 8-4-4-4-12, without the NUL */
+
+/* Return values other than 0. */
+#define HYKEX_E_CONNECT (-1) /* could not reach hykexd */
+#define HYKEX_E_IO (-2)      /* the connection broke */
+#define HYKEX_E_PROTO (-3)   /* hykexd's reply was not understood */
+#define HYKEX_E_ARG (-4)     /* bad argument (NULL, too long) */
+#define HYKEX_E_SPACE (-5)   /* the caller's buffer is too small for the key */
+
+struct hykex;
+
+/* "HOST:PORT" (IPv6 as [addr]:port) or a Unix socket path starting with '/'. */
+int hykex_connect(const char *address, struct hykex **out);
+void hykex_disconnect(struct hykex *h);
+
+/*
+ * OPEN_CONNECT. qos is in/out (a counter-proposal comes back with status 7); key_stream_id is
+ * in/out: "" asks hykexd for one, a UUID joins or predefines one (ETSI 004 cases 1 and 3).
+ */
+int hykex_open_connect(struct hykex *h, const char *source, const char *destination,
+                       struct hykex_qos *qos, char key_stream_id[HYKEX_KSID_LEN + 1],
+                       uint32_t *status);
+/*
+ * GET_KEY. index: NULL = the next position; else in = the position, out = the one delivered.
+ * key gets *key_len bytes (in: capacity). metadata (optional, may be NULL) gets the metadata
+ * JSON text, NUL-terminated, truncated to metadata_cap.
+ */
+int hykex_get_key(struct hykex *h, const char *key_stream_id, uint32_t *index, uint8_t *key,
+                  size_t *key_len, char *metadata, size_t metadata_cap, uint32_t *status);
+int hykex_close(struct hykex *h, const char *key_stream_id, uint32_t *status);
+
+/* The message of the last reply with a non-zero status ("" if none); valid until next call. */
+const char *hykex_message(const struct hykex *h);
 
 #ifdef __cplusplus
 }

@@ -29,5 +29,9 @@ int cmd_kdf(int argc, char **argv);
 int cmd_combine(int argc, char **argv);
 int cmd_kem(int argc, char **argv);
 int cmd_sig(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_open(int argc, char **argv);
+int cmd_get(int argc, char **argv);
+int cmd_close(int argc, char **argv);
 
 #endif

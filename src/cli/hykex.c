@@ -81,6 +81,10 @@ static int cmd_uuid(int argc, char **argv)
 static const struct command commands[] = {
     {"version", "", "print the versions and files of the libraries in use", cmd_version},
     {"uuid", "", "print a new random UUID (for a node or a key stream)", cmd_uuid},
+    {"run", "REQUEST.json", "OPEN_CONNECT, GET_KEY x --keys N, CLOSE (like driver.py)", cmd_run},
+    {"open", "SRC DST", "OPEN_CONNECT at hykexd; prints the key stream id", cmd_open},
+    {"get", "KSID", "GET_KEY (--index N)", cmd_get},
+    {"close", "KSID", "CLOSE", cmd_close},
     {"kdf", "<alg> ...", "one KDF call with explicit inputs (known-answer checks)", cmd_kdf},
     {"combine", "<method> ...", "combine keys as hykexd does (known-answer checks)", cmd_combine},
     {"kem", "<alg> selftest", "ML-KEM / X25519 round trips and sizes", cmd_kem},

@@ -899,7 +899,7 @@ static void on_batch_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_
         b.first = first;
         b.count = count;
         b.keys = pend.keys;
-        commit(s, &b); /* durable first (issue 6), then ACK */
+        commit(s, &b);   /* durable first (issue 6), then ACK */
         free(pend.keys); /* the keys moved into the stream; the array goes */
         pend.keys = NULL;
         d->batches_ok++;
