@@ -88,4 +88,5 @@ chmod 0600 "$out/node.key"
 umask 022
 install -m 0644 "$work/node.crt" "$out/node.crt"
 install -m 0644 "$ca/ca.crt" "$out/ca.crt"
-echo "generate_cert.sh: $alg certificate for ${uuid:+urn:uuid:$uuid}${uuid:-CN=$name} in $out (key mode 0600), valid $days days"
+if [ -n "$uuid" ]; then who="urn:uuid:$uuid"; else who="CN=$name"; fi
+echo "generate_cert.sh: $alg certificate for $who in $out (key mode 0600), valid $days days"

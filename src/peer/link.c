@@ -473,7 +473,13 @@ static void serve_link(struct hx_links *ls, struct hx_link *l)
         shutdown(old->fd, SHUT_RDWR);
         hx_link_put(old);
     }
-    hx_info("peer link up", HX_F_STR("peer", id));
+    {
+        int nid = SSL_get_negotiated_group(l->ssl);
+        const char *group = SSL_group_to_name(l->ssl, nid);
+        hx_info("peer link up", HX_F_STR("peer", id) HX_F_STR("tls", SSL_get_version(l->ssl))
+                                    HX_F_STR("group", group != NULL ? group : "?")
+                                        HX_F_STR("cipher", SSL_get_cipher_name(l->ssl)));
+    }
     ls->cfg.on_state(ls->cfg.arg, l, true);
     run_link(ls, l);
     pthread_mutex_lock(&l->lock);

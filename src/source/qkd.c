@@ -56,6 +56,8 @@ static hx_err qconnect(const struct hx_qkd_client *c, struct qconn *q, char *msg
         if ((q->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0)) < 0) {
             continue;
         }
+        /* Many short connections: let their TIME_WAIT ports not block a listener's bind. */
+        setsockopt(q->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         setsockopt(q->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         setsockopt(q->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
         if (connect(q->fd, ai->ai_addr, ai->ai_addrlen) == 0) {
