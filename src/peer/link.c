@@ -474,7 +474,7 @@ static void serve_link(struct hx_links *ls, struct hx_link *l)
         hx_link_put(old);
     }
     {
-        int nid = SSL_get_negotiated_group(l->ssl);
+        int nid = (int)SSL_get_negotiated_group(l->ssl);
         const char *group = SSL_group_to_name(l->ssl, nid);
         hx_info("peer link up", HX_F_STR("peer", id) HX_F_STR("tls", SSL_get_version(l->ssl))
                                     HX_F_STR("group", group != NULL ? group : "?")
