@@ -37,6 +37,8 @@ struct hxd_api {
     pthread_mutex_t lock;
     pthread_cond_t idle;
     int *conn_fds;
+    pthread_t *threads; /* per slot: the connection's thread, joined before the slot's reuse */
+    bool *has_thread;
     size_t n_conns;
     bool stopping;
 };
@@ -664,6 +666,12 @@ static void *accept_main(void *arg)
         a->conn_fds[slot] = fd;
         a->n_conns++;
         pthread_mutex_unlock(&a->lock);
+        /* Threads are joined, not detached: an exiting thread's OpenSSL state must be gone
+         * before the process is. The slot's previous thread has finished its work. */
+        if (a->has_thread[slot]) {
+            pthread_join(a->threads[slot], NULL);
+            a->has_thread[slot] = false;
+        }
         if ((c = calloc(1, sizeof(*c))) == NULL) {
             close(fd);
             continue;
@@ -672,9 +680,11 @@ static void *accept_main(void *arg)
         c->fd = fd;
         c->slot = slot;
         pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&attr, 256 * 1024);
-        if (pthread_create(&t, &attr, client_main, c) != 0) {
+        if (pthread_create(&t, &attr, client_main, c) == 0) {
+            a->threads[slot] = t;
+            a->has_thread[slot] = true;
+        } else {
             pthread_mutex_lock(&a->lock);
             a->conn_fds[slot] = -1;
             a->n_conns--;
@@ -708,7 +718,13 @@ hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_
     int one = 1, rc;
 
     *out = NULL;
-    if (a == NULL || (a->conn_fds = malloc(d->cfg.max_clients * sizeof(int))) == NULL) {
+    if (a == NULL || (a->conn_fds = malloc(d->cfg.max_clients * sizeof(int))) == NULL ||
+        (a->threads = calloc(d->cfg.max_clients, sizeof(pthread_t))) == NULL ||
+        (a->has_thread = calloc(d->cfg.max_clients, sizeof(bool))) == NULL) {
+        if (a != NULL) {
+            free(a->conn_fds);
+            free(a->threads);
+        }
         free(a);
         return HX_ERR_NOMEM;
     }
@@ -814,6 +830,11 @@ void hxd_api_stop(struct hxd_api *a)
     }
     bool idle = a->n_conns == 0;
     pthread_mutex_unlock(&a->lock);
+    for (size_t i = 0; idle && a->has_thread != NULL && i < a->d->cfg.max_clients; i++) {
+        if (a->has_thread[i]) {
+            pthread_join(a->threads[i], NULL);
+        }
+    }
     if (a->tcp_fd >= 0) {
         close(a->tcp_fd);
     }
@@ -825,6 +846,8 @@ void hxd_api_stop(struct hxd_api *a)
         return;
     }
     free(a->conn_fds);
+    free(a->threads);
+    free(a->has_thread);
     pthread_cond_destroy(&a->idle);
     pthread_mutex_destroy(&a->lock);
     free(a);

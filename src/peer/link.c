@@ -68,6 +68,12 @@ struct hx_links {
     bool acceptor_started;
     volatile bool stopping;
     int handshakes; /* accept-side handshake threads running */
+    /* accept-side threads, joined (reaped when done, all at stop) */
+    struct {
+        pthread_t t;
+        bool used;
+        volatile bool done;
+    } acc[256];
 };
 
 static double now_s(void)
@@ -574,6 +580,7 @@ static void *connector_main(void *arg)
 struct accepted {
     struct hx_links *ls;
     int fd;
+    size_t slot;
 };
 
 static void *accepted_main(void *arg)
@@ -582,6 +589,7 @@ static void *accepted_main(void *arg)
     struct hx_links *ls = a->ls;
     struct hx_link *l = NULL;
     int fd = a->fd;
+    size_t slot = a->slot;
 
     free(a);
     if (handshake(ls, fd, false, &l) != HX_OK) {
@@ -595,6 +603,7 @@ static void *accepted_main(void *arg)
     }
     pthread_mutex_lock(&ls->lock);
     ls->handshakes--;
+    ls->acc[slot].done = true;
     pthread_cond_broadcast(&ls->changed);
     pthread_mutex_unlock(&ls->lock);
     return NULL;
@@ -627,18 +636,37 @@ static void *acceptor_main(void *arg)
         }
         a->ls = ls;
         a->fd = fd;
+        /* Reap finished handshake threads; refuse when all slots are busy. */
+        size_t slot = SIZE_MAX;
         pthread_mutex_lock(&ls->lock);
+        for (size_t i = 0; i < sizeof(ls->acc) / sizeof(ls->acc[0]); i++) {
+            if (ls->acc[i].used && ls->acc[i].done) {
+                pthread_join(ls->acc[i].t, NULL); /* it has finished: no wait */
+                ls->acc[i].used = false;
+            }
+            if (!ls->acc[i].used && slot == SIZE_MAX) {
+                slot = i;
+            }
+        }
+        if (slot == SIZE_MAX) {
+            pthread_mutex_unlock(&ls->lock);
+            close(fd);
+            free(a);
+            continue;
+        }
+        a->slot = slot;
+        ls->acc[slot].done = false;
         ls->handshakes++;
-        pthread_mutex_unlock(&ls->lock);
         if (pthread_create(&t, NULL, accepted_main, a) != 0) {
-            pthread_mutex_lock(&ls->lock);
             ls->handshakes--;
             pthread_mutex_unlock(&ls->lock);
             close(fd);
             free(a);
             continue;
         }
-        pthread_detach(t);
+        ls->acc[slot].t = t;
+        ls->acc[slot].used = true;
+        pthread_mutex_unlock(&ls->lock);
     }
     return NULL;
 }
@@ -752,6 +780,11 @@ void hx_links_stop(struct hx_links *ls)
     }
     if (!idle) {
         return; /* a handshake thread still runs: leave the memory to the exiting process */
+    }
+    for (size_t i = 0; i < sizeof(ls->acc) / sizeof(ls->acc[0]); i++) {
+        if (ls->acc[i].used) {
+            pthread_join(ls->acc[i].t, NULL);
+        }
     }
     SSL_CTX_free(ls->ctx);
     free(ls->slots);

@@ -59,6 +59,10 @@ struct sim_server {
     pthread_cond_t idle;
     int conn_fd[SIM_MAX_CONNECTIONS];
     size_t conn_kme[SIM_MAX_CONNECTIONS];
+    /* Connection threads are joined (before a slot's reuse, and at stop), not detached: an
+     * exiting thread's OpenSSL state must be freed before the process ends. */
+    pthread_t conn_thread[SIM_MAX_CONNECTIONS];
+    bool has_thread[SIM_MAX_CONNECTIONS];
     size_t n_conns;
     bool stopping;
 };
@@ -432,6 +436,10 @@ static void *accept_main(void *arg)
         srv->conn_kme[slot] = l->kme;
         srv->n_conns++;
         pthread_mutex_unlock(&srv->lock);
+        if (srv->has_thread[slot]) {
+            pthread_join(srv->conn_thread[slot], NULL);
+            srv->has_thread[slot] = false;
+        }
         if (l->dialect != D_CTL) {
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -444,9 +452,11 @@ static void *accept_main(void *arg)
         c->fd = fd;
         c->slot = slot;
         pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&attr, 256 * 1024);
-        if (pthread_create(&t, &attr, conn_main, c) != 0) {
+        if (pthread_create(&t, &attr, conn_main, c) == 0) {
+            srv->conn_thread[slot] = t;
+            srv->has_thread[slot] = true;
+        } else {
             pthread_mutex_lock(&srv->lock);
             srv->conn_fd[slot] = -1;
             srv->n_conns--;
@@ -679,6 +689,11 @@ void sim_server_stop(struct sim_server *srv)
     }
     bool idle = srv->n_conns == 0;
     pthread_mutex_unlock(&srv->lock);
+    for (size_t i = 0; idle && i < SIM_MAX_CONNECTIONS; i++) {
+        if (srv->has_thread[i]) {
+            pthread_join(srv->conn_thread[i], NULL);
+        }
+    }
     if (srv->ctl_path[0] != '\0') {
         unlink(srv->ctl_path);
     }
