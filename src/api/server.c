@@ -221,12 +221,11 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
         return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
     }
     for (size_t i = 0, q = 0; i < src.n_sources; i++) {
-        if (src.sources[i] == HX_SRC_QKD && (++q > 1 || d->cfg.qkd_protocol == HXD_QKD_NONE ||
-                                             d->cfg.qkd_protocol == HXD_QKD_014)) {
+        if (src.sources[i] == HX_SRC_QKD && (++q > 1 || d->cfg.qkd_protocol == HXD_QKD_NONE)) {
             return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION,
                               q > 1 ? "key_sources: QKD may appear once"
-                                    : "key_sources: QKD requested but this node has no ETSI 004 "
-                                      "QKD source configured");
+                                    : "key_sources: QKD requested but this node has no QKD source "
+                                      "configured (qkd_address)");
         }
     }
     /* QoS: what cannot be met gets 7 and a counter-proposal. */
@@ -282,7 +281,7 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
         pthread_mutex_unlock(&d->lock);
         /* The QKD stream at our KME first: its id travels in STREAM_OPEN. */
         for (size_t i = 0; i < src.n_sources; i++) {
-            if (src.sources[i] == HX_SRC_QKD &&
+            if (src.sources[i] == HX_SRC_QKD && !hxd_qkd_is_014(d) &&
                 hxd_qkd_open(d, &copy, &status, msg, sizeof(msg)) != HX_OK) {
                 pthread_mutex_lock(&d->lock);
                 if ((s = hxd_stream_find(d, &ksid)) != NULL) {
@@ -363,7 +362,7 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
         copy = *s;
         pthread_mutex_unlock(&d->lock);
         for (size_t i = 0; i < src.n_sources; i++) {
-            if (src.sources[i] == HX_SRC_QKD &&
+            if (src.sources[i] == HX_SRC_QKD && !hxd_qkd_is_014(d) &&
                 hxd_qkd_open(d, &copy, &status, msg, sizeof(msg)) != HX_OK) {
                 hx_ignore(hxd_send_join(d, &peer, &ksid, (uint32_t)status, msg));
                 pthread_mutex_lock(&d->lock);

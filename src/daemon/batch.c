@@ -104,7 +104,8 @@ hx_err hxd_send_open(struct hxd *d, const struct hxd_stream *s)
         (e = hx_write_u32(&w, s->qos.key_chunk_size)) != HX_OK ||
         (e = hx_write_u32(&w, s->qos.timeout_ms)) != HX_OK ||
         (e = hx_write_u32(&w, s->qos.ttl_s)) != HX_OK ||
-        (e = hx_write_bytes(&w, s->qkd_ksid.b, 16)) != HX_OK) {
+        (e = hx_write_bytes(&w, s->qkd_ksid.b, 16)) != HX_OK ||
+        (e = write_lp16(&w, d->cfg.qkd_sae_id)) != HX_OK) {
         goto out;
     }
     e = hxd_send(d, &s->peer, HXP_STREAM_OPEN, w.data, w.len);
@@ -121,15 +122,21 @@ hx_err hxd_send_close(struct hxd *d, const struct hx_uuid *peer, const struct hx
 hx_err hxd_send_join(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid,
                      uint32_t status, const char *msg)
 {
-    uint8_t buf[16 + 4 + 2 + 200];
+    uint8_t buf[16 + 4 + 2 + 400 + 2 + 64];
     struct hx_writer w;
 
     hx_writer_init_fixed(&w, buf, sizeof(buf));
     if (hx_write_bytes(&w, ksid->b, 16) != HX_OK || hx_write_u32(&w, status) != HX_OK ||
-        write_lp16(&w, msg != NULL ? msg : "") != HX_OK) {
+        write_lp16(&w, msg != NULL ? msg : "") != HX_OK ||
+        write_lp16(&w, d->cfg.qkd_sae_id) != HX_OK) {
         return HX_ERR_NOSPACE;
     }
     return hxd_send(d, peer, HXP_STREAM_JOIN, buf, w.len);
+}
+
+bool hxd_qkd_is_014(const struct hxd *d)
+{
+    return d->cfg.qkd_protocol == HXD_QKD_014;
 }
 
 hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *msg, size_t msg_len)
@@ -177,8 +184,10 @@ struct batch {
     struct hxd_stream s; /* a copy of the stream's fixed fields */
     uint64_t first;
     uint32_t count;
-    uint64_t qkd_first; /* QKD index of the first position */
-    uint8_t *qkd;       /* count x qkd_key_bytes */
+    uint64_t qkd_first;      /* QKD index of the first position */
+    uint8_t qkd_mode;        /* 0: no QKD, 1: ETSI 004 by index, 2: ETSI 014 by key id */
+    struct hx_uuid *qkd_ids; /* ETSI 014: the key ids, count of them */
+    uint8_t *qkd;            /* count x qkd_key_bytes */
     size_t qkd_len;
     uint8_t **kem_msg; /* per source: count x public key or ciphertext */
     size_t kem_len[HX_URI_MAX_SOURCES];
@@ -191,6 +200,7 @@ static void batch_free(struct batch *b)
 {
     size_t n = b->s.uri.n_sources;
 
+    free(b->qkd_ids);
     hx_secure_free(b->qkd, b->qkd_len);
     if (b->kem_msg != NULL) {
         for (size_t j = 0; j < n; j++) {
@@ -230,6 +240,17 @@ static hx_err batch_init(struct batch *b, const struct hxd_stream *s, uint64_t f
     return b->kem_msg && b->secrets && b->keys ? HX_OK : HX_ERR_NOMEM;
 }
 
+/* How this node gets QKD keys for a stream: 0 none, 1 ETSI 004 by index, 2 ETSI 014 by id. */
+static uint8_t qkd_mode_of(const struct hxd *d, const struct hxd_stream *s)
+{
+    for (size_t j = 0; j < s->uri.n_sources; j++) {
+        if (s->uri.sources[j] == HX_SRC_QKD) {
+            return hxd_qkd_is_014(d) ? 2 : 1;
+        }
+    }
+    return 0;
+}
+
 /* QKD keys for the batch positions from this node's KME. */
 static hx_err fetch_qkd(struct hxd *d, struct batch *b, int *status, char *msg, size_t msg_len)
 {
@@ -245,6 +266,41 @@ static hx_err fetch_qkd(struct hxd *d, struct batch *b, int *status, char *msg, 
     b->qkd_len = kb * b->count;
     if ((b->qkd = hx_secure_alloc(b->qkd_len)) == NULL) {
         return HX_ERR_NOMEM;
+    }
+    if (b->qkd_mode == 2) {
+        hx_err e;
+        if (b->s.peer_sae[0] == '\0' || d->cfg.qkd_sae_id[0] == '\0') {
+            snprintf(msg, msg_len, "QKD source (014): the peer node has no SAE id");
+            *status = HYKEX_STATUS_NO_QKD_CONNECTION;
+            return HX_ERR_CONFIG;
+        }
+        if (b->s.role == HXD_INITIATOR) {
+            if ((b->qkd_ids = calloc(b->count, sizeof(*b->qkd_ids))) == NULL) {
+                return HX_ERR_NOMEM;
+            }
+            e = hx_qkd014_enc(&d->qkd014, b->s.peer_sae, b->count, kb, b->qkd, b->qkd_ids, msg,
+                              msg_len);
+        } else {
+            e = hx_qkd014_dec(&d->qkd014, b->s.peer_sae, b->qkd_ids, b->count, kb, b->qkd, msg,
+                              msg_len);
+        }
+        if (e != HX_OK) {
+            *status =
+                e == HX_ERR_NO_KEY ? HYKEX_STATUS_INSUFFICIENT_KEY : HYKEX_STATUS_NO_QKD_CONNECTION;
+            return e;
+        }
+        for (uint32_t i = 0; i < b->count; i++) {
+            uint8_t acc = 0;
+            for (size_t k = 0; k < kb; k++) {
+                acc |= b->qkd[i * kb + k];
+            }
+            if (acc == 0) {
+                snprintf(msg, msg_len, "QKD source (014): the KME returned an all-zero key");
+                *status = HYKEX_STATUS_INSUFFICIENT_KEY;
+                return HX_ERR_NO_KEY;
+            }
+        }
+        return HX_OK;
     }
     for (uint32_t i = 0; i < b->count; i++) {
         uint32_t st = 0;
@@ -276,12 +332,13 @@ static void transcript(struct batch *b)
 {
     uint8_t head[80];
     struct hx_writer w;
-    struct hx_iov parts[2 + 2 * HX_URI_MAX_SOURCES + 2];
+    struct hx_iov parts[2 + 2 * HX_URI_MAX_SOURCES + 3];
     size_t np = 0;
 
     hx_writer_init_fixed(&w, head, sizeof(head));
     if (hx_write_bytes(&w, b->s.ksid.b, 16) != HX_OK || hx_write_u64(&w, b->first) != HX_OK ||
         hx_write_u32(&w, b->count) != HX_OK || hx_write_u64(&w, b->qkd_first) != HX_OK ||
+        hx_write_u8(&w, b->qkd_mode) != HX_OK ||
         hx_write_u8(&w, (uint8_t)b->s.uri.method) != HX_OK ||
         hx_write_u8(&w, (uint8_t)b->s.uri.n_sources) != HX_OK ||
         hx_write_bytes(&w, b->s.qkd_ksid.b, 16) != HX_OK) {
@@ -292,6 +349,9 @@ static void transcript(struct batch *b)
     parts[np++] = (struct hx_iov){head, w.len};
     parts[np++] = (struct hx_iov){b->s.src, strlen(b->s.src)};
     parts[np++] = (struct hx_iov){b->s.dst, strlen(b->s.dst)};
+    if (b->qkd_ids != NULL) {
+        parts[np++] = (struct hx_iov){b->qkd_ids, (size_t)b->count * sizeof(*b->qkd_ids)};
+    }
     for (size_t j = 0; j < b->s.uri.n_sources; j++) {
         if (b->kem_msg[j] != NULL) {
             parts[np++] = (struct hx_iov){b->kem_msg[j], b->kem_len[j]};
@@ -490,6 +550,7 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
     s->resp = NULL;
     e = batch_init(&b, s, first, count);
     b.qkd_first = qkd_first;
+    b.qkd_mode = qkd_mode_of(d, s);
     pthread_mutex_unlock(&d->lock);
     n = b.s.uri.n_sources;
     if (e != HX_OK) {
@@ -504,7 +565,10 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
         goto fail;
     }
     if (hx_write_bytes(&w, ksid->b, 16) != HX_OK || hx_write_u64(&w, first) != HX_OK ||
-        hx_write_u32(&w, count) != HX_OK || hx_write_u64(&w, qkd_first) != HX_OK) {
+        hx_write_u32(&w, count) != HX_OK || hx_write_u64(&w, qkd_first) != HX_OK ||
+        hx_write_u8(&w, b.qkd_mode) != HX_OK ||
+        (b.qkd_ids != NULL &&
+         hx_write_bytes(&w, b.qkd_ids, (size_t)count * sizeof(*b.qkd_ids)) != HX_OK)) {
         goto fail;
     }
     for (size_t j = 0; j < n; j++) {
@@ -751,10 +815,27 @@ static void on_batch_req(struct hxd *d, const struct hx_uuid *peer, const uint8_
     }
     e = batch_init(&b, s, first, count);
     b.qkd_first = qkd_first;
+    b.qkd_mode = qkd_mode_of(d, s);
     pthread_mutex_unlock(&d->lock);
     n = b.s.uri.n_sources;
     if (e != HX_OK) {
         goto out;
+    }
+    {
+        uint8_t mode;
+        if (hx_read_u8(&r, &mode) != HX_OK || mode != b.qkd_mode) {
+            send_resp_error(d, peer, ksid.b, first, count, HYKEX_STATUS_NO_QKD_CONNECTION,
+                            "the nodes reach their KMEs with different QKD protocols");
+            goto out;
+        }
+        if (mode == 2) {
+            if ((b.qkd_ids = calloc(count, sizeof(*b.qkd_ids))) == NULL ||
+                hx_read_bytes(&r, b.qkd_ids, (size_t)count * sizeof(*b.qkd_ids)) != HX_OK) {
+                send_resp_error(d, peer, ksid.b, first, count, HYKEX_STATUS_NO_QKD_CONNECTION,
+                                "BATCH_REQ without its QKD key ids");
+                goto out;
+            }
+        }
     }
     if ((e = fetch_qkd(d, &b, &status, msg, sizeof(msg))) != HX_OK) {
         send_resp_error(d, peer, ksid.b, first, count, (uint32_t)status, msg);
@@ -1065,7 +1146,7 @@ static void on_stream_open(struct hxd *d, const struct hx_uuid *peer, const uint
     struct hx_reader r;
     struct hx_uuid ksid, qkd;
     struct hx_uri src_uri, dst_uri;
-    char src[HX_004_MAX_URI + 1], dst[HX_004_MAX_URI + 1], why[200];
+    char src[HX_004_MAX_URI + 1], dst[HX_004_MAX_URI + 1], why[200], sae[64];
     uint32_t chunk, timeout, ttl;
     struct hxd_stream *s;
 
@@ -1073,7 +1154,7 @@ static void on_stream_open(struct hxd *d, const struct hx_uuid *peer, const uint
     if (hx_read_bytes(&r, ksid.b, 16) != HX_OK || read_lp16(&r, src, sizeof(src)) != HX_OK ||
         read_lp16(&r, dst, sizeof(dst)) != HX_OK || hx_read_u32(&r, &chunk) != HX_OK ||
         hx_read_u32(&r, &timeout) != HX_OK || hx_read_u32(&r, &ttl) != HX_OK ||
-        hx_read_bytes(&r, qkd.b, 16) != HX_OK ||
+        hx_read_bytes(&r, qkd.b, 16) != HX_OK || read_lp16(&r, sae, sizeof(sae)) != HX_OK ||
         hx_uri_parse(src, &src_uri, why, sizeof(why)) != HX_OK ||
         hx_uri_parse(dst, &dst_uri, why, sizeof(why)) != HX_OK ||
         !hx_uuid_equal(&src_uri.node, peer) || !hx_uuid_equal(&dst_uri.node, &d->cfg.uuid) ||
@@ -1100,6 +1181,7 @@ static void on_stream_open(struct hxd *d, const struct hx_uuid *peer, const uint
     s->qos.timeout_ms = timeout;
     s->qos.ttl_s = ttl;
     s->qkd_ksid = qkd;
+    memcpy(s->peer_sae, sae, sizeof(s->peer_sae));
     s->announced = true;
     pthread_cond_broadcast(&d->changed);
     pthread_mutex_unlock(&d->lock);
@@ -1135,6 +1217,13 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
         if (type == HXP_STREAM_JOIN && len >= 20 && s->role == HXD_INITIATOR) {
             uint32_t st =
                 (uint32_t)p[16] << 24 | (uint32_t)p[17] << 16 | (uint32_t)p[18] << 8 | p[19];
+            struct hx_reader jr;
+            char jmsg[400];
+            hx_reader_init(&jr, p + 20, len - 20);
+            if (read_lp16(&jr, jmsg, sizeof(jmsg)) == HX_OK &&
+                read_lp16(&jr, s->peer_sae, sizeof(s->peer_sae)) != HX_OK) {
+                s->peer_sae[0] = '\0';
+            }
             if (st == 0) {
                 s->peer_app_open = true;
                 hxd_stream_kick(d, s);

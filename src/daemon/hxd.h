@@ -25,6 +25,7 @@
 #include "peer/link.h"
 #include "proto/etsi004.h"
 #include "source/qkd.h"
+#include "source/qkd014.h"
 
 /* Peer protocol message types (docs/peer-protocol.md). */
 enum {
@@ -67,6 +68,7 @@ struct hxd_stream {
     struct hx_uri uri; /* method and sources (from the source URI) */
     struct hykex_qos qos;
     struct hx_uuid qkd_ksid; /* nil: no QKD source or not opened */
+    char peer_sae[64];       /* ETSI 014: the peer node's SAE id (from STREAM_OPEN / JOIN) */
     bool announced;          /* responder: the initiator's STREAM_OPEN arrived */
     bool app_open;           /* the local application holds it open */
     bool peer_app_open;      /* the peer application has opened it (JOIN seen) */
@@ -113,6 +115,7 @@ struct hxd {
     struct hx_links *links;
     struct hx_sig_key *sig_key;
     struct hx_qkd_client qkd;
+    struct hx_qkd014 qkd014;
     pthread_mutex_t lock;
     pthread_cond_t changed;
     struct hxd_stream *streams;
@@ -149,6 +152,8 @@ hx_err hxd_send_open(struct hxd *d, const struct hxd_stream *s);
 hx_err hxd_send_close(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid);
 hx_err hxd_send_join(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid,
                      uint32_t status, const char *msg);
+/* true when this node's QKD source is ETSI 014 (no QKD streams to open). */
+bool hxd_qkd_is_014(const struct hxd *d);
 /* Opens the QKD stream at this node's KME (initiator: new id; responder: the initiator's). */
 hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *msg, size_t msg_len);
 

@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/secret.h"
+#include <curl/curl.h>
 #include <openssl/crypto.h>
 
 #include "daemon/hxd.h"
@@ -106,6 +107,13 @@ int main(int argc, char **argv)
     snprintf(d->qkd.tls_key, sizeof(d->qkd.tls_key), "%s", d->cfg.qkd_tls_key);
     snprintf(d->qkd.tls_ca, sizeof(d->qkd.tls_ca), "%s", d->cfg.qkd_tls_ca);
     d->qkd.timeout_ms = 5000;
+    snprintf(d->qkd014.base_url, sizeof(d->qkd014.base_url), "https://%s:%u", d->cfg.qkd.host,
+             d->cfg.qkd.port);
+    snprintf(d->qkd014.cert, sizeof(d->qkd014.cert), "%s", d->cfg.qkd_tls_cert);
+    snprintf(d->qkd014.key, sizeof(d->qkd014.key), "%s", d->cfg.qkd_tls_key);
+    snprintf(d->qkd014.ca, sizeof(d->qkd014.ca), "%s", d->cfg.qkd_tls_ca);
+    d->qkd014.timeout_ms = 10000;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     d->max_streams = d->cfg.max_streams;
     if ((d->streams = calloc(d->max_streams, sizeof(*d->streams))) == NULL) {
         goto out;
@@ -183,6 +191,7 @@ out:
     free(peer_ports);
     free(d->streams);
     hx_sig_key_free(d->sig_key);
+    curl_global_cleanup();
     OPENSSL_cleanse(d, sizeof(*d));
     free(d);
     return rc;

@@ -19,7 +19,8 @@ import time
 import uuid
 
 BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-U = {n: f"{c * 8}-{c * 4}-{c * 4}-{c * 4}-{c * 12}" for n, c in (("A", "a"), ("B", "b"), ("C", "c"))}
+U = {n: f"{c * 8}-{c * 4}-{c * 4}-{c * 4}-{c * 12}"
+     for n, c in (("A", "a"), ("B", "b"), ("C", "c"), ("D", "d"), ("E", "e"))}
 results = []
 delivered = []  # every key handed to an application, hex
 
@@ -49,7 +50,8 @@ def check(cond, what):
 
 
 WORK = tempfile.mkdtemp(prefix="hykexd-test-")
-P = {k: free_port() for k in ["kA", "kB", "kC", "apiA", "apiB", "apiC", "peerA", "peerB", "peerC"]}
+P = {k: free_port() for k in ["kA", "kB", "kC", "kD", "kE", "apiA", "apiB", "apiC", "apiD", "apiE",
+                               "peerA", "peerB", "peerC", "peerD", "peerE"]}
 CTL = f"{WORK}/sim.ctl"
 procs = {}
 
@@ -159,22 +161,35 @@ def setup():
     def run(*a):
         subprocess.run(list(a), check=True, capture_output=True, cwd=WORK)
     run(f"{ROOT}/certificates/create_ca.sh", "--out", "ca")
-    for n in "ABC":
+    for n in "ABCDE":
         run(f"{ROOT}/certificates/generate_cert.sh", "--uuid", U[n], "--name", n, "--ip", "127.0.0.1",
             "--out", n)
+    # ETSI 014 runs over GnuTLS (libmicrohttpd, libcurl): a classic PKI for KMEs and SAEs.
+    run(f"{ROOT}/certificates/create_ca.sh", "--classic", "--out", "ca014")
+    for n, extra in (("KME_D", ["--ip", "127.0.0.1"]), ("KME_E", ["--ip", "127.0.0.1"]),
+                     ("SAE_D", []), ("SAE_E", [])):
+        run(f"{ROOT}/certificates/generate_cert.sh", "--classic", "--name", n, "--ca", "ca014",
+            "--out", n, *extra)
     net = {"kmes": [
         {"id": "KME_A", "node": U["A"], "etsi004_json": {"port": P["kA"]}},
         {"id": "KME_B", "node": U["B"], "etsi004_json": {"port": P["kB"]}},
-        {"id": "KME_C", "node": U["C"], "etsi004_binary": {"port": P["kC"], "framing": "1.0.1"}}],
+        {"id": "KME_C", "node": U["C"], "etsi004_binary": {"port": P["kC"], "framing": "1.0.1"}},
+        {"id": "KME_D", "node": U["D"], "saes": ["SAE_D"],
+         "etsi014": {"port": P["kD"], "cert": f"{WORK}/KME_D/node.crt", "key": f"{WORK}/KME_D/node.key",
+                     "ca": f"{WORK}/ca014/ca.crt"}},
+        {"id": "KME_E", "node": U["E"], "saes": ["SAE_E"],
+         "etsi014": {"port": P["kE"], "cert": f"{WORK}/KME_E/node.crt", "key": f"{WORK}/KME_E/node.key",
+                     "ca": f"{WORK}/ca014/ca.crt"}}],
         "links": [{"id": "ab", "kmes": ["KME_A", "KME_B"], "rate_bps": 0},
                   {"id": "ac", "kmes": ["KME_A", "KME_C"], "rate_bps": 0},
-                  {"id": "bc", "kmes": ["KME_B", "KME_C"], "rate_bps": 0}]}
+                  {"id": "bc", "kmes": ["KME_B", "KME_C"], "rate_bps": 0},
+                  {"id": "de", "kmes": ["KME_D", "KME_E"], "rate_bps": 0}]}
     json.dump(net, open(f"{WORK}/net.json", "w"))
     sim = subprocess.Popen([f"{BIN}/hykex-qkdsim", "-c", f"{WORK}/net.json", "--ctl", CTL,
                             "--log-level", "warn"], stdout=subprocess.PIPE, text=True)
     check(sim.stdout.readline().strip() == "ready", "simulator")
     procs["sim"] = sim
-    for n in "ABC":
+    for n in "ABCDE":
         # The reference's config.json, unchanged in shape, plus hykex keys where needed.
         cfg = {"uuid": U[n],
                "logging_config": {"console_log_type": "debug", "colorless_console_log": False,
@@ -186,10 +201,15 @@ def setup():
                "peer_local_address": {"host": "127.0.0.1", "port": P["peer" + n]}}
         if n == "C":
             cfg["qkd"] = {"protocol": "etsi004-binary", "framing": "1.0.1"}
+        if n in "DE":
+            cfg["qkd"] = {"protocol": "etsi014", "sae_id": f"SAE_{n}",
+                          "tls": {"cert": f"SAE_{n}/node.crt", "key": f"SAE_{n}/node.key",
+                                  "ca": "ca014/ca.crt"}}
         json.dump(cfg, open(f"{WORK}/{n}.json", "w"), indent=1)
-        peers = {U[m]: {"address": {"host": "127.0.0.1", "port": P["peer" + m]}} for m in "ABC" if m != n}
+        group = "ABC" if n in "ABC" else "DE"
+        peers = {U[m]: {"address": {"host": "127.0.0.1", "port": P["peer" + m]}} for m in group if m != n}
         json.dump(peers, open(f"{WORK}/{n}-peers.json", "w"), indent=1)
-    for n in "ABC":
+    for n in "ABCDE":
         start_daemon(n)
     time.sleep(1.0)
 
@@ -243,6 +263,14 @@ def binary_qkd_dialect_and_long_keys():
     pair("A", "C", "hkdf", "QKD,ML-KEM-768", chunk=64, n=3)
     pair("C", "B", "xorhmac", "QKD,ML-KEM-1024", chunk=100, n=2)
     pair("B", "C", "kmac", "QKD,X25519,ML-KEM-512", chunk=1024, n=2)
+
+
+@test
+def etsi_014_key_managers():
+    """D and E get QKD keys over ETSI 014: enc_keys at the initiator, key ids over the link,
+    dec_keys at the responder."""
+    pair("D", "E", "hkdf", "QKD,ML-KEM-768", chunk=32, n=20)
+    pair("E", "D", "caskdf", "ML-KEM-1024,QKD,X25519", chunk=64, n=3)
 
 
 @test
@@ -366,7 +394,7 @@ def failing_source_fails_closed():
 @test
 def no_key_ever_reaches_a_log():
     check(len(delivered) > 100, f"only {len(delivered)} keys delivered")
-    logs = "".join(open(f"{WORK}/{n}.log").read() for n in "ABC").lower()
+    logs = "".join(open(f"{WORK}/{n}.log").read() for n in "ABCDE").lower()
     for k in delivered:
         check(k[:16] not in logs, "a key's bytes are in a log")
     check("level=debug" in logs, "the logs were not at debug level")
@@ -420,7 +448,7 @@ def main():
     setup()
     try:
         for t in [reference_client_byte_for_byte, every_method_and_source_set,
-                  binary_qkd_dialect_and_long_keys, index_semantics, error_statuses_with_messages,
+                  binary_qkd_dialect_and_long_keys, etsi_014_key_managers, index_semantics, error_statuses_with_messages,
                   status_8_and_5, key_confirmation_catches_a_corrupted_qkd_key,
                   failing_source_fails_closed, peer_killed_and_restarted,
                   sigterm_stops_within_a_second, check_config_refuses_bad_files,

@@ -1,0 +1,196 @@
+#include "source/qkd014.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "common/json.h"
+
+struct body {
+    char *p;
+    size_t len;
+    size_t cap;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t n, void *arg)
+{
+    struct body *b = arg;
+    size_t add = size * n;
+
+    if (b->len + add > b->cap) {
+        return 0; /* over the cap: curl aborts the transfer */
+    }
+    memcpy(b->p + b->len, ptr, add);
+    b->len += add;
+    return add;
+}
+
+/* POSTs json to base_url + path; returns the HTTP status (0 on transport failure). */
+static long post(const struct hx_qkd014 *c, const char *path, const char *json, struct body *b,
+                 char *msg, size_t msg_len)
+{
+    CURL *h = curl_easy_init();
+    struct curl_slist *hdr = NULL;
+    char url[512], err[CURL_ERROR_SIZE] = "";
+    long code = 0;
+    CURLcode rc;
+
+    if (h == NULL) {
+        snprintf(msg, msg_len, "QKD source (014): libcurl unavailable");
+        return 0;
+    }
+    snprintf(url, sizeof(url), "%s%s", c->base_url, path);
+    hdr = curl_slist_append(hdr, "Content-Type: application/json");
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, json);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
+    curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
+    curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+    if ((rc = curl_easy_perform(h)) != CURLE_OK) {
+        snprintf(msg, msg_len, "QKD source (014): %s: %s", url,
+                 err[0] ? err : curl_easy_strerror(rc));
+    } else {
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    }
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(h);
+    return code;
+}
+
+/* Parses {"keys": [{"key_ID", "key"}]} into keys at the positions of ids (or in order). */
+static hx_err parse_keys(const struct body *b, uint32_t count, size_t bytes, uint8_t *keys,
+                         struct hx_uuid *ids, bool ids_given, char *msg, size_t msg_len)
+{
+    static const struct hx_json_limits lim = {
+        .max_message = 4u << 20, .max_depth = 6, .max_string = 16384, .max_members = 4096};
+    struct json_object *o = NULL, *arr;
+    char why[200];
+    hx_err e = HX_ERR_PROTO;
+
+    if (hx_json_parse_object(b->p, b->len, &lim, &o, why, sizeof(why)) != HX_OK ||
+        !json_object_object_get_ex(o, "keys", &arr) || !json_object_is_type(arr, json_type_array) ||
+        json_object_array_length(arr) != count) {
+        snprintf(msg, msg_len, "QKD source (014): the KME's key container is malformed");
+        goto out;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        struct json_object *k = json_object_array_get_idx(arr, i), *id, *val;
+        struct hx_uuid u;
+        uint8_t dec[8192 + 3];
+        size_t slot = i;
+        int n;
+        if (!json_object_object_get_ex(k, "key_ID", &id) ||
+            !json_object_object_get_ex(k, "key", &val) ||
+            hx_uuid_parse(json_object_get_string(id), (size_t)json_object_get_string_len(id), &u) !=
+                HX_OK ||
+            (size_t)json_object_get_string_len(val) > 4 * ((sizeof(dec) - 3) / 3)) {
+            snprintf(msg, msg_len, "QKD source (014): a key without a valid key_ID or key");
+            goto out;
+        }
+        if (ids_given) {
+            for (slot = 0; slot < count && !hx_uuid_equal(&ids[slot], &u); slot++) {
+            }
+            if (slot == count) {
+                snprintf(msg, msg_len, "QKD source (014): the KME returned a key not asked for");
+                goto out;
+            }
+        } else {
+            ids[i] = u;
+        }
+        n = EVP_DecodeBlock(dec, (const unsigned char *)json_object_get_string(val),
+                            json_object_get_string_len(val));
+        /* EVP_DecodeBlock counts padding as zero bytes: remove them. */
+        const char *t = json_object_get_string(val);
+        size_t tl = (size_t)json_object_get_string_len(val);
+        if (n >= 0 && tl >= 1 && t[tl - 1] == '=') {
+            n--;
+        }
+        if (n >= 0 && tl >= 2 && t[tl - 2] == '=') {
+            n--;
+        }
+        if (n < 0 || (size_t)n != bytes) {
+            OPENSSL_cleanse(dec, sizeof(dec));
+            snprintf(msg, msg_len, "QKD source (014): key of the wrong size");
+            goto out;
+        }
+        memcpy(keys + slot * bytes, dec, bytes);
+        OPENSSL_cleanse(dec, sizeof(dec));
+    }
+    e = HX_OK;
+out:
+    json_object_put(o);
+    return e;
+}
+
+static hx_err status_error(long code, const struct body *b, char *msg, size_t msg_len)
+{
+    if (code == 0) {
+        return HX_ERR_IO; /* msg already says why */
+    }
+    snprintf(msg, msg_len, "QKD source (014): HTTP %ld from the KME: %.*s", code,
+             (int)(b->len > 120 ? 120 : b->len), b->p != NULL ? b->p : "");
+    return code == 503 ? HX_ERR_NO_KEY : HX_ERR_STATE;
+}
+
+hx_err hx_qkd014_enc(const struct hx_qkd014 *c, const char *slave_sae, uint32_t count, size_t bytes,
+                     uint8_t *keys, struct hx_uuid *ids, char *msg, size_t msg_len)
+{
+    struct body b = {NULL, 0, 4u << 20};
+    char path[200], json[100];
+    long code;
+    hx_err e;
+
+    if ((b.p = malloc(b.cap)) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    snprintf(path, sizeof(path), "/api/v1/keys/%s/enc_keys", slave_sae);
+    snprintf(json, sizeof(json), "{\"number\": %u, \"size\": %zu}", count, bytes * 8);
+    code = post(c, path, json, &b, msg, msg_len);
+    e = code == 200 ? parse_keys(&b, count, bytes, keys, ids, false, msg, msg_len)
+                    : status_error(code, &b, msg, msg_len);
+    OPENSSL_clear_free(b.p, b.cap);
+    return e;
+}
+
+hx_err hx_qkd014_dec(const struct hx_qkd014 *c, const char *master_sae, const struct hx_uuid *ids,
+                     uint32_t count, size_t bytes, uint8_t *keys, char *msg, size_t msg_len)
+{
+    struct body b = {NULL, 0, 4u << 20};
+    char path[200], *json;
+    size_t cap = 32 + (size_t)count * 60, off;
+    long code;
+    hx_err e;
+
+    if ((b.p = malloc(b.cap)) == NULL || (json = malloc(cap)) == NULL) {
+        free(b.p);
+        return HX_ERR_NOMEM;
+    }
+    off = (size_t)snprintf(json, cap, "{\"key_IDs\": [");
+    for (uint32_t i = 0; i < count; i++) {
+        char id[HX_UUID_STR_LEN + 1];
+        hx_uuid_format(&ids[i], id);
+        off += (size_t)snprintf(json + off, cap - off, "%s{\"key_ID\": \"%s\"}", i ? ", " : "", id);
+    }
+    snprintf(json + off, cap - off, "]}");
+    snprintf(path, sizeof(path), "/api/v1/keys/%s/dec_keys", master_sae);
+    code = post(c, path, json, &b, msg, msg_len);
+    e = code == 200 ? parse_keys(&b, count, bytes, keys, (struct hx_uuid *)ids, true, msg, msg_len)
+                    : status_error(code, &b, msg, msg_len);
+    free(json);
+    OPENSSL_clear_free(b.p, b.cap);
+    return e;
+}
