@@ -12,11 +12,13 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 #include "common/secret.h"
 
 struct hx_sig_key {
-    enum hx_sig_alg alg;
+    enum hx_sig_alg alg; /* HX_SIG_ALG_COUNT: classical */
+    const char *classic; /* "ECDSA", "Ed25519", "RSA" */
     EVP_PKEY *pkey;
 };
 
@@ -57,6 +59,30 @@ void hx_sig_standard_sizes(enum hx_sig_alg alg, struct hx_sig_sizes *out)
     }
 }
 
+static hx_err wrap_classic(EVP_PKEY *pkey, struct hx_sig_key **out)
+{
+    static const struct {
+        const char *type, *name;
+    } classic[] = {{"EC", "ECDSA"}, {"ED25519", "Ed25519"}, {"RSA", "RSA"}};
+    struct hx_sig_key *k;
+
+    for (size_t i = 0; i < sizeof(classic) / sizeof(classic[0]); i++) {
+        if (EVP_PKEY_is_a(pkey, classic[i].type)) {
+            if ((k = calloc(1, sizeof(*k))) == NULL) {
+                EVP_PKEY_free(pkey);
+                return HX_ERR_NOMEM;
+            }
+            k->alg = HX_SIG_ALG_COUNT;
+            k->classic = classic[i].name;
+            k->pkey = pkey;
+            *out = k;
+            return HX_OK;
+        }
+    }
+    EVP_PKEY_free(pkey);
+    return HX_ERR_UNSUPPORTED;
+}
+
 static hx_err wrap(EVP_PKEY *pkey, struct hx_sig_key **out)
 {
     struct hx_sig_key *k;
@@ -73,8 +99,7 @@ static hx_err wrap(EVP_PKEY *pkey, struct hx_sig_key **out)
             return HX_OK;
         }
     }
-    EVP_PKEY_free(pkey);
-    return HX_ERR_UNSUPPORTED;
+    return wrap_classic(pkey, out);
 }
 
 hx_err hx_sig_keygen(enum hx_sig_alg alg, struct hx_sig_key **out)
@@ -198,6 +223,58 @@ enum hx_sig_alg hx_sig_key_alg(const struct hx_sig_key *key)
     return key->alg;
 }
 
+bool hx_sig_key_is_pq(const struct hx_sig_key *key)
+{
+    return key->alg < HX_SIG_ALG_COUNT;
+}
+
+const char *hx_sig_key_name(const struct hx_sig_key *key)
+{
+    return key->classic != NULL ? key->classic : sigs[key->alg].name;
+}
+
+/* Classical: EVP_DigestSign over u8(len ctx) || ctx || msg, SHA-256 (none for Ed25519). */
+static hx_err classic_op(const struct hx_sig_key *key, int sign, const uint8_t *ctx, size_t ctx_len,
+                         const uint8_t *msg, size_t msg_len, uint8_t *sig, size_t *sig_len)
+{
+    EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+    const char *md = strcmp(key->classic, "Ed25519") == 0 ? NULL : "SHA2-256";
+    uint8_t *buf = NULL;
+    size_t len = 1 + ctx_len + msg_len;
+    hx_err e = HX_ERR_CRYPTO;
+    int rc;
+
+    if (mctx == NULL || ctx_len > HX_SIG_MAX_CONTEXT || (buf = malloc(len)) == NULL) {
+        EVP_MD_CTX_free(mctx);
+        return ctx_len > HX_SIG_MAX_CONTEXT ? HX_ERR_INVALID_ARG : HX_ERR_NOMEM;
+    }
+    buf[0] = (uint8_t)ctx_len;
+    if (ctx_len > 0) {
+        memcpy(buf + 1, ctx, ctx_len);
+    }
+    if (msg_len > 0) {
+        memcpy(buf + 1 + ctx_len, msg, msg_len);
+    }
+    rc = sign ? EVP_DigestSignInit_ex(mctx, &pctx, md, NULL, NULL, key->pkey, NULL)
+              : EVP_DigestVerifyInit_ex(mctx, &pctx, md, NULL, NULL, key->pkey, NULL);
+    if (rc == 1 && strcmp(key->classic, "RSA") == 0) {
+        rc = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
+    }
+    if (rc == 1) {
+        if (sign) {
+            e = EVP_DigestSign(mctx, sig, sig_len, buf, len) == 1 ? HX_OK : HX_ERR_CRYPTO;
+        } else {
+            e = EVP_DigestVerify(mctx, sig, *sig_len, buf, len) == 1 ? HX_OK : HX_ERR_VERIFY;
+        }
+    } else if (!sign) {
+        e = HX_ERR_VERIFY;
+    }
+    free(buf);
+    EVP_MD_CTX_free(mctx);
+    return e;
+}
+
 void hx_sig_key_free(struct hx_sig_key *key)
 {
     if (key == NULL) {
@@ -251,6 +328,16 @@ hx_err hx_sig_sign(const struct hx_sig_key *key, const uint8_t *ctx, size_t ctx_
     size_t n = sig_cap;
     hx_err e;
 
+    if (key->classic != NULL) {
+        if (sig_cap < (size_t)EVP_PKEY_get_size(key->pkey)) {
+            return HX_ERR_NOSPACE;
+        }
+        /* EVP_DigestSign takes the buffer's size in and gives the signature's out. */
+        if ((e = classic_op(key, 1, ctx, ctx_len, msg, msg_len, sig, &n)) == HX_OK) {
+            *sig_len = n;
+        }
+        return e;
+    }
     if (sig_cap < sigs[key->alg].sizes.signature) {
         return HX_ERR_NOSPACE;
     }
@@ -271,6 +358,10 @@ hx_err hx_sig_verify(const struct hx_sig_key *key, const uint8_t *ctx, size_t ct
     EVP_PKEY_CTX *pctx = NULL;
     hx_err e;
 
+    if (key->classic != NULL) {
+        size_t n = sig_len;
+        return classic_op(key, 0, ctx, ctx_len, msg, msg_len, (uint8_t *)sig, &n);
+    }
     if (sig_len != sigs[key->alg].sizes.signature) {
         return HX_ERR_VERIFY;
     }

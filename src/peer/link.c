@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -23,6 +24,20 @@
 #include "common/log.h"
 
 #define FRAME_PING 0x01
+
+/* The IP SAN as text ("10.0.0.1", "::1"); caller frees with OPENSSL_free. */
+static char *ossl_ip_to_text(const ASN1_OCTET_STRING *ip)
+{
+    char buf[INET6_ADDRSTRLEN];
+    int len = ASN1_STRING_length(ip);
+    const unsigned char *p = ASN1_STRING_get0_data(ip);
+
+    if ((len != 4 && len != 16) ||
+        inet_ntop(len == 4 ? AF_INET : AF_INET6, p, buf, sizeof(buf)) == NULL) {
+        return NULL;
+    }
+    return OPENSSL_strdup(buf);
+}
 #define FRAME_PONG 0x02
 
 struct outbuf {
@@ -162,6 +177,24 @@ static bool cert_uuid(X509 *cert, struct hx_uuid *out)
     return found;
 }
 
+/* Does the certificate carry an IP SAN equal to the textual address ip? */
+static bool cert_has_ip(X509 *cert, const char *ip)
+{
+    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    bool found = false;
+
+    for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names) && !found; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+        if (g->type == GEN_IPADD) {
+            char *text = ossl_ip_to_text(g->d.iPAddress);
+            found = text != NULL && strcmp(text, ip) == 0;
+            OPENSSL_free(text);
+        }
+    }
+    GENERAL_NAMES_free(names);
+    return found;
+}
+
 static struct slot *slot_of(struct hx_links *ls, const struct hx_uuid *u)
 {
     for (size_t i = 0; i < ls->n; i++) {
@@ -172,8 +205,54 @@ static struct slot *slot_of(struct hx_links *ls, const struct hx_uuid *u)
     return NULL;
 }
 
+/*
+ * Certificates made by the original system's scripts carry the node's IP address and no UUID.
+ * As the original did, accept them when that address is a trusted peer's configured address
+ * (the dialled one, or the connection's source), with a warning: an address is a weaker
+ * identity than a UUID bound by the CA.
+ */
+static bool identify_by_address(struct hx_links *ls, int fd, X509 *cert, bool client,
+                                const struct hx_uuid *expected, struct hx_uuid *out)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof(sa);
+    char ip[INET6_ADDRSTRLEN] = "", id[HX_UUID_STR_LEN + 1];
+
+    if (getpeername(fd, (struct sockaddr *)&sa, &len) != 0 ||
+        inet_ntop(sa.ss_family,
+                  sa.ss_family == AF_INET ? (void *)&((struct sockaddr_in *)&sa)->sin_addr
+                                          : (void *)&((struct sockaddr_in6 *)&sa)->sin6_addr,
+                  ip, sizeof(ip)) == NULL) {
+        return false;
+    }
+    for (size_t i = 0; i < ls->n; i++) {
+        const struct slot *s = &ls->slots[i];
+        if ((client && !hx_uuid_equal(&s->uuid, expected)) || strcmp(s->host, ip) != 0 ||
+            !cert_has_ip(cert, ip)) {
+            continue;
+        }
+        if (!client) {
+            /* Several trusted peers may share an address (one host): ambiguous, refuse. */
+            for (size_t j = i + 1; j < ls->n; j++) {
+                if (strcmp(ls->slots[j].host, ip) == 0) {
+                    return false;
+                }
+            }
+        }
+        *out = s->uuid;
+        hx_uuid_format(out, id);
+        hx_warn(
+            "peer identified by its IP address (certificate without a node UUID, as the "
+            "original system's scripts make them)",
+            HX_F_STR("peer", id) HX_F_STR("address", ip));
+        return true;
+    }
+    return false;
+}
+
 /* Blocking TLS handshake with a 10 s limit; identifies the peer. */
-static hx_err handshake(struct hx_links *ls, int fd, bool client, struct hx_link **out)
+static hx_err handshake(struct hx_links *ls, int fd, bool client, const struct hx_uuid *expected,
+                        struct hx_link **out)
 {
     struct timeval tv = {10, 0};
     struct hx_link *l;
@@ -198,8 +277,15 @@ static hx_err handshake(struct hx_links *ls, int fd, bool client, struct hx_link
         hx_warn("peer TLS handshake failed", HX_F_STR("reason", why));
         goto fail;
     }
-    if ((cert = SSL_get0_peer_certificate(l->ssl)) == NULL || !cert_uuid(cert, &l->peer)) {
-        hx_warn("peer certificate has no urn:uuid subject alternative name", HX_NOFIELDS);
+    if ((cert = SSL_get0_peer_certificate(l->ssl)) == NULL) {
+        goto fail;
+    }
+    if (!cert_uuid(cert, &l->peer) &&
+        !identify_by_address(ls, fd, cert, client, expected, &l->peer)) {
+        hx_warn(
+            "peer certificate names no node UUID (urn:uuid SAN), and no trusted peer's "
+            "address matches its IP SAN",
+            HX_NOFIELDS);
         goto fail;
     }
     hx_uuid_format(&l->peer, id);
@@ -208,9 +294,13 @@ static hx_err handshake(struct hx_links *ls, int fd, bool client, struct hx_link
         goto fail;
     }
     if (hx_sig_key_from_evp(X509_get0_pubkey(cert), &l->peer_key) != HX_OK) {
-        hx_warn("peer certificate key cannot verify batch signatures (ML-DSA needed)",
+        hx_warn("peer certificate key cannot sign batches (ML-DSA, ECDSA, Ed25519 or RSA)",
                 HX_F_STR("peer", id));
         goto fail;
+    }
+    if (!hx_sig_key_is_pq(l->peer_key)) {
+        hx_warn("peer certificate key is classical: its batch signatures are not post-quantum",
+                HX_F_STR("peer", id) HX_F_STR("key", hx_sig_key_name(l->peer_key)));
     }
     if (pipe2(l->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
         goto fail;
@@ -558,7 +648,7 @@ static void *connector_main(void *arg)
     while (!ls->stopping) {
         struct hx_link *l = NULL;
         int fd = dial(s->host, s->port);
-        if (fd >= 0 && handshake(ls, fd, true, &l) == HX_OK) {
+        if (fd >= 0 && handshake(ls, fd, true, &s->uuid, &l) == HX_OK) {
             if (!hx_uuid_equal(&l->peer, &s->uuid)) {
                 hx_warn("peer at this address presents another node's certificate",
                         HX_F_STR("host", s->host));
@@ -592,7 +682,7 @@ static void *accepted_main(void *arg)
     size_t slot = a->slot;
 
     free(a);
-    if (handshake(ls, fd, false, &l) != HX_OK) {
+    if (handshake(ls, fd, false, NULL, &l) != HX_OK) {
         close(fd);
     } else if (memcmp(l->peer.b, ls->cfg.self.b, 16) > 0) {
         hx_warn("peer with the larger UUID dialled in; it should wait for our connection",

@@ -20,7 +20,8 @@ import uuid
 
 BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 U = {n: f"{c * 8}-{c * 4}-{c * 4}-{c * 4}-{c * 12}"
-     for n, c in (("A", "a"), ("B", "b"), ("C", "c"), ("D", "d"), ("E", "e"))}
+     for n, c in (("A", "a"), ("B", "b"), ("C", "c"), ("D", "d"), ("E", "e"), ("F", "f"),
+                  ("G", "1"))}
 results = []
 delivered = []  # every key handed to an application, hex
 
@@ -51,7 +52,8 @@ def check(cond, what):
 
 WORK = tempfile.mkdtemp(prefix="hykexd-test-")
 P = {k: free_port() for k in ["kA", "kB", "kC", "kD", "kE", "apiA", "apiB", "apiC", "apiD", "apiE",
-                               "peerA", "peerB", "peerC", "peerD", "peerE"]}
+                               "apiF", "apiG", "peerA", "peerB", "peerC", "peerD", "peerE",
+                               "peerF", "peerG"]}
 CTL = f"{WORK}/sim.ctl"
 procs = {}
 
@@ -166,8 +168,10 @@ def setup():
             "--out", n)
     # ETSI 014 runs over GnuTLS (libmicrohttpd, libcurl): a classic PKI for KMEs and SAEs.
     run(f"{ROOT}/certificates/create_ca.sh", "--classic", "--out", "ca014")
+    # F and G: certificates as the original system's scripts make them (ECDSA, IP SAN only).
     for n, extra in (("KME_D", ["--ip", "127.0.0.1"]), ("KME_E", ["--ip", "127.0.0.1"]),
-                     ("SAE_D", []), ("SAE_E", [])):
+                     ("SAE_D", []), ("SAE_E", []), ("F", ["--ip", "127.0.0.1"]),
+                     ("G", ["--ip", "127.0.0.1"])):
         run(f"{ROOT}/certificates/generate_cert.sh", "--classic", "--name", n, "--ca", "ca014",
             "--out", n, *extra)
     net = {"kmes": [
@@ -186,10 +190,11 @@ def setup():
                   {"id": "de", "kmes": ["KME_D", "KME_E"], "rate_bps": 0}]}
     json.dump(net, open(f"{WORK}/net.json", "w"))
     sim = subprocess.Popen([f"{BIN}/hykex-qkdsim", "-c", f"{WORK}/net.json", "--ctl", CTL,
-                            "--log-level", "warn"], stdout=subprocess.PIPE, text=True)
+                            "--log-level", "warn"], stdout=subprocess.PIPE,
+                           stderr=open(f"{WORK}/sim.log", "w"), text=True)
     check(sim.stdout.readline().strip() == "ready", "simulator")
     procs["sim"] = sim
-    for n in "ABCDE":
+    for n in "ABCDEFG":
         # The reference's config.json, unchanged in shape, plus hykex keys where needed.
         cfg = {"uuid": U[n],
                "logging_config": {"console_log_type": "debug", "colorless_console_log": False,
@@ -197,19 +202,22 @@ def setup():
                "certificate_config": {"certificate_ip": "127.0.0.1", "cert_authority_path": f"{n}/ca.crt",
                                       "cert_path": f"{n}/node.crt", "key_path": f"{n}/node.key"},
                "hybridization_server_address": {"host": "127.0.0.1", "port": P["api" + n]},
-               "qkd_address": {"host": "127.0.0.1", "port": P["k" + n]},
+               "qkd_address": {"host": "127.0.0.1", "port": P.get("k" + n, 0)},
                "peer_local_address": {"host": "127.0.0.1", "port": P["peer" + n]}}
         if n == "C":
             cfg["qkd"] = {"protocol": "etsi004-binary", "framing": "1.0.1"}
+        if n in "FG":
+            del cfg["qkd_address"]
+            cfg["certificate_config"]["cert_authority_path"] = "ca014/ca.crt"
         if n in "DE":
             cfg["qkd"] = {"protocol": "etsi014", "sae_id": f"SAE_{n}",
                           "tls": {"cert": f"SAE_{n}/node.crt", "key": f"SAE_{n}/node.key",
                                   "ca": "ca014/ca.crt"}}
         json.dump(cfg, open(f"{WORK}/{n}.json", "w"), indent=1)
-        group = "ABC" if n in "ABC" else "DE"
+        group = "ABC" if n in "ABC" else "DE" if n in "DE" else "FG"
         peers = {U[m]: {"address": {"host": "127.0.0.1", "port": P["peer" + m]}} for m in group if m != n}
         json.dump(peers, open(f"{WORK}/{n}-peers.json", "w"), indent=1)
-    for n in "ABCDE":
+    for n in "ABCDEFG":
         start_daemon(n)
     time.sleep(1.0)
 
@@ -271,6 +279,15 @@ def etsi_014_key_managers():
     dec_keys at the responder."""
     pair("D", "E", "hkdf", "QKD,ML-KEM-768", chunk=32, n=20)
     pair("E", "D", "caskdf", "ML-KEM-1024,QKD,X25519", chunk=64, n=3)
+
+
+@test
+def certificates_of_the_original_system():
+    """ECDSA certificates with only an IP SAN: peers identified by address, with a warning."""
+    pair("F", "G", "hkdf", "ML-KEM-768,X25519", n=3)
+    logs = open(f"{WORK}/F.log").read() + open(f"{WORK}/G.log").read()
+    check("identified by its IP address" in logs, "no warning about the weaker identity")
+    check("not post-quantum" in logs, "no warning about classical batch signatures")
 
 
 @test
@@ -394,7 +411,7 @@ def failing_source_fails_closed():
 @test
 def no_key_ever_reaches_a_log():
     check(len(delivered) > 100, f"only {len(delivered)} keys delivered")
-    logs = "".join(open(f"{WORK}/{n}.log").read() for n in "ABCDE").lower()
+    logs = "".join(open(f"{WORK}/{n}.log").read() for n in "ABCDEFG").lower()
     for k in delivered:
         check(k[:16] not in logs, "a key's bytes are in a log")
     check("level=debug" in logs, "the logs were not at debug level")
@@ -445,15 +462,19 @@ def check_config_refuses_bad_files():
 
 
 def main():
-    setup()
     try:
+        setup()
         for t in [reference_client_byte_for_byte, every_method_and_source_set,
-                  binary_qkd_dialect_and_long_keys, etsi_014_key_managers, index_semantics, error_statuses_with_messages,
+                  binary_qkd_dialect_and_long_keys, etsi_014_key_managers,
+                  certificates_of_the_original_system, index_semantics, error_statuses_with_messages,
                   status_8_and_5, key_confirmation_catches_a_corrupted_qkd_key,
                   failing_source_fails_closed, peer_killed_and_restarted,
                   sigterm_stops_within_a_second, check_config_refuses_bad_files,
                   no_key_ever_reaches_a_log]:
             t()
+    except BaseException as e:  # noqa: BLE001 - a broken set-up is a failure too
+        results.append(("set-up", e))
+        print(f"FAIL set-up: {type(e).__name__}: {e}")
     finally:
         for name, p in procs.items():
             if p.poll() is None:

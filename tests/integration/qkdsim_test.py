@@ -220,7 +220,7 @@ def setup():
     with open(f"{WORK}/network.json", "w") as f:
         json.dump(net, f)
     proc = subprocess.Popen([SIM, "-c", f"{WORK}/network.json", "--ctl", CTL, "--log-level", "warn"],
-                            stdout=subprocess.PIPE, stderr=sys.stderr, text=True)
+                            stdout=subprocess.PIPE, stderr=open(f"{WORK}/sim.log", "w"), text=True)
     line = proc.stdout.readline()
     if line.strip() != "ready":
         raise SystemExit(f"simulator did not start: {line!r}")

@@ -113,6 +113,7 @@ static void loads_pem_keys_with_safe_permissions(void **state)
     char path[] = "/tmp/hx-test-sig-XXXXXX";
     EVP_PKEY *mldsa = EVP_PKEY_Q_keygen(NULL, NULL, "ML-DSA-87");
     EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    EVP_PKEY *xk = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
     struct hx_sig_key *key = NULL;
     uint8_t sig[HX_SIG_MAX_SIGNATURE];
     size_t sig_len;
@@ -143,8 +144,23 @@ static void loads_pem_keys_with_safe_permissions(void **state)
     assert_int_equal(hx_sig_key_load_pem(path, &key), HX_ERR_IO_PERM);
     assert_null(key);
 
-    /* Not an ML-DSA key. */
+    /* A classical signing key (certificates of the original system): accepted, flagged. */
     write_pem(path, ed, 0600);
+    assert_int_equal(hx_sig_key_load_pem(path, &key), HX_OK);
+    assert_false(hx_sig_key_is_pq(key));
+    assert_string_equal(hx_sig_key_name(key), "Ed25519");
+    assert_int_equal(
+        hx_sig_sign(key, ctx, sizeof(ctx) - 1, msg, sizeof(msg), sig, sizeof(sig), &sig_len),
+        HX_OK);
+    assert_int_equal(hx_sig_verify(key, ctx, sizeof(ctx) - 1, msg, sizeof(msg), sig, sig_len),
+                     HX_OK);
+    assert_int_equal(hx_sig_verify(key, ctx, sizeof(ctx) - 2, msg, sizeof(msg), sig, sig_len),
+                     HX_ERR_VERIFY);
+    hx_sig_key_free(key);
+    key = NULL;
+
+    /* Not a signing key. */
+    write_pem(path, xk, 0600);
     assert_int_equal(hx_sig_key_load_pem(path, &key), HX_ERR_UNSUPPORTED);
 
     /* Not a key at all. */
@@ -158,6 +174,7 @@ static void loads_pem_keys_with_safe_permissions(void **state)
     assert_int_equal(hx_sig_key_load_pem("/tmp", &key), HX_ERR_IO);
     EVP_PKEY_free(mldsa);
     EVP_PKEY_free(ed);
+    EVP_PKEY_free(xk);
 }
 
 static void bad_public_keys(void **state)
@@ -174,6 +191,30 @@ static void bad_public_keys(void **state)
     assert_int_equal(hx_sig_parse("Dilithium3", &a), HX_ERR_UNSUPPORTED);
 }
 
+static void classical_ecdsa_keys(void **state)
+{
+    EVP_PKEY *ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    struct hx_sig_key *key = NULL;
+    uint8_t sig[HX_SIG_MAX_SIGNATURE];
+    size_t sig_len;
+
+    (void)state;
+    assert_non_null(ec);
+    assert_int_equal(hx_sig_key_from_evp(ec, &key), HX_OK);
+    assert_string_equal(hx_sig_key_name(key), "ECDSA");
+    assert_int_equal(hx_sig_key_alg(key), HX_SIG_ALG_COUNT);
+    assert_int_equal(
+        hx_sig_sign(key, ctx, sizeof(ctx) - 1, msg, sizeof(msg), sig, sizeof(sig), &sig_len),
+        HX_OK);
+    assert_int_equal(hx_sig_verify(key, ctx, sizeof(ctx) - 1, msg, sizeof(msg), sig, sig_len),
+                     HX_OK);
+    sig[sig_len / 2] ^= 1;
+    assert_int_equal(hx_sig_verify(key, ctx, sizeof(ctx) - 1, msg, sizeof(msg), sig, sig_len),
+                     HX_ERR_VERIFY);
+    hx_sig_key_free(key);
+    EVP_PKEY_free(ec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +222,7 @@ int main(void)
         cmocka_unit_test(refuses_wrong_context_message_and_signature),
         cmocka_unit_test(loads_pem_keys_with_safe_permissions),
         cmocka_unit_test(bad_public_keys),
+        cmocka_unit_test(classical_ecdsa_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
