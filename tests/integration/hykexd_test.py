@@ -206,6 +206,8 @@ def setup():
                "peer_local_address": {"host": "127.0.0.1", "port": P["peer" + n]}}
         if n == "C":
             cfg["qkd"] = {"protocol": "etsi004-binary", "framing": "1.0.1"}
+        if n == "A":
+            cfg["api"] = {"unix_socket": f"{WORK}/A.sock"}
         if n in "FG":
             del cfg["qkd_address"]
             cfg["certificate_config"]["cert_authority_path"] = "ca014/ca.crt"
@@ -288,6 +290,34 @@ def certificates_of_the_original_system():
     logs = open(f"{WORK}/F.log").read() + open(f"{WORK}/G.log").read()
     check("identified by its IP address" in logs, "no warning about the weaker identity")
     check("not post-quantum" in logs, "no warning about classical batch signatures")
+
+
+@test
+def unix_socket_and_its_allow_list():
+    u = socket.socket(socket.AF_UNIX)
+    u.connect(f"{WORK}/A.sock")
+    u.sendall(json.dumps({"command": "CLOSE", "data": {"key_stream_id": str(uuid.uuid4())}}).encode())
+    r = json.loads(u.recv(4096))
+    check(r["status"] == 4 and "not open" in r["message"], f"over the Unix socket: {r}")
+    check(oct(os.stat(f"{WORK}/A.sock").st_mode & 0o777) == "0o660", "socket mode")
+    if os.getuid() != 0 or not os.access("/usr/bin/python3", os.X_OK):
+        return  # the refusal needs another uid: only root can switch
+    # Let uid 65534 reach the socket, so that the daemon's SO_PEERCRED check is what refuses it.
+    os.chmod(WORK, 0o711)
+    os.chmod(f"{WORK}/A.sock", 0o666)
+    code = ("import socket,sys\n"
+            "s=socket.socket(socket.AF_UNIX)\n"
+            "try:\n s.connect(sys.argv[1]); s.sendall(b'{\"command\": \"CLOSE\"}'); "
+            "print('served' if s.recv(100) else 'closed')\n"
+            "except OSError as e: print('refused', e.errno)\n")
+    r = subprocess.run(["/usr/bin/python3", "-c", code, f"{WORK}/A.sock"], capture_output=True,
+                       text=True, cwd="/", preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+    os.chmod(f"{WORK}/A.sock", 0o660)
+    os.chmod(WORK, 0o700)
+    # Accepted, then closed at once: the client sees EOF, EPIPE (32) or ECONNRESET (104).
+    check(r.stdout.strip() in ("closed", "refused 32", "refused 104"),
+          f"uid 65534 was not refused by the allow-list: {r.stdout} {r.stderr}")
+    check("refused by the uid/gid allow-list" in open(f"{WORK}/A.log").read(), "no log line")
 
 
 @test
@@ -466,7 +496,8 @@ def main():
         setup()
         for t in [reference_client_byte_for_byte, every_method_and_source_set,
                   binary_qkd_dialect_and_long_keys, etsi_014_key_managers,
-                  certificates_of_the_original_system, index_semantics, error_statuses_with_messages,
+                  certificates_of_the_original_system, unix_socket_and_its_allow_list,
+                  index_semantics, error_statuses_with_messages,
                   status_8_and_5, key_confirmation_catches_a_corrupted_qkd_key,
                   failing_source_fails_closed, peer_killed_and_restarted,
                   sigterm_stops_within_a_second, check_config_refuses_bad_files,
