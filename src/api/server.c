@@ -121,32 +121,6 @@ static bool reply(struct client *c, struct json_object *o)
     return ok;
 }
 
-static struct json_object *status_obj(int status, const char *msg)
-{
-    struct json_object *o = json_object_new_object();
-
-    json_object_object_add(o, "status", json_object_new_int(status));
-    if (status != 0 && msg != NULL && msg[0] != '\0') {
-        json_object_object_add(o, "message", json_object_new_string(msg));
-    }
-    return o;
-}
-
-static struct json_object *qos_obj(const struct hykex_qos *q)
-{
-    struct json_object *o = json_object_new_object();
-
-    json_object_object_add(o, "key_chunk_size", json_object_new_int64(q->key_chunk_size));
-    json_object_object_add(o, "max_bps", json_object_new_int64(q->max_bps));
-    json_object_object_add(o, "min_bps", json_object_new_int64(q->min_bps));
-    json_object_object_add(o, "jitter", json_object_new_int64(q->jitter));
-    json_object_object_add(o, "priority", json_object_new_int64(q->priority));
-    json_object_object_add(o, "timeout", json_object_new_int64(q->timeout_ms));
-    json_object_object_add(o, "ttl", json_object_new_int64(q->ttl_s));
-    json_object_object_add(o, "metadata_mimetype", json_object_new_string(q->metadata_mimetype));
-    return o;
-}
-
 /* Waits on d->changed until deadline (lock held); false when the deadline passed. */
 static bool wait_change(struct hxd *d, double deadline)
 {
@@ -187,21 +161,22 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
 
     if (hx_uri_parse(req->source, &src, why, sizeof(why)) != HX_OK) {
         snprintf(msg, sizeof(msg), "source: %s", why);
-        return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
+        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
     }
     if (hx_uri_parse(req->destination, &dst, why, sizeof(why)) != HX_OK) {
         snprintf(msg, sizeof(msg), "destination: %s", why);
-        return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
+        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
     }
     if (!src.has_query) {
-        return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION,
-                          "source: missing ?hybridization=...&key_sources=...");
+        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION,
+                                  "source: missing ?hybridization=...&key_sources=...");
     }
     if (dst.has_query &&
         (dst.method != src.method || dst.n_sources != src.n_sources ||
          memcmp(dst.sources, src.sources, src.n_sources * sizeof(src.sources[0])))) {
-        return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION,
-                          "destination names another method or other key_sources than source");
+        return hx_004_json_status(
+            HYKEX_STATUS_NO_QKD_CONNECTION,
+            "destination names another method or other key_sources than source");
     }
     if (hx_uuid_equal(&src.node, &d->cfg.uuid) && !hx_uuid_equal(&dst.node, &d->cfg.uuid)) {
         role = HXD_INITIATOR;
@@ -213,19 +188,20 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
         hx_uuid_format(&d->cfg.uuid, id);
         snprintf(msg, sizeof(msg), "this node (%s) must be exactly one of source and destination",
                  id);
-        return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
+        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
     }
     if (hxd_config_peer(&d->cfg, &peer) == NULL) {
         hx_uuid_format(&peer, id);
         snprintf(msg, sizeof(msg), "node %s is not a trusted peer of this node", id);
-        return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
+        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
     }
     for (size_t i = 0, q = 0; i < src.n_sources; i++) {
         if (src.sources[i] == HX_SRC_QKD && (++q > 1 || d->cfg.qkd_protocol == HXD_QKD_NONE)) {
-            return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION,
-                              q > 1 ? "key_sources: QKD may appear once"
-                                    : "key_sources: QKD requested but this node has no QKD source "
-                                      "configured (qkd_address)");
+            return hx_004_json_status(
+                HYKEX_STATUS_NO_QKD_CONNECTION,
+                q > 1 ? "key_sources: QKD may appear once"
+                      : "key_sources: QKD requested but this node has no QKD source "
+                        "configured (qkd_address)");
         }
     }
     /* QoS: what cannot be met gets 7 and a counter-proposal. */
@@ -248,8 +224,8 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
         if (qos.max_bps != 0 && qos.min_bps > qos.max_bps) {
             qos.max_bps = qos.min_bps;
         }
-        r = status_obj(HYKEX_STATUS_QOS_NOT_MET, msg);
-        json_object_object_add(r, "qos", qos_obj(&qos));
+        r = hx_004_json_status(HYKEX_STATUS_QOS_NOT_MET, msg);
+        json_object_object_add(r, "qos", hx_004_json_qos(&qos));
         return r;
     }
     deadline =
@@ -259,15 +235,16 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
     if (role == HXD_INITIATOR) {
         if (hx_uuid_is_nil(&ksid) && hx_uuid_generate(&ksid) != HX_OK) {
             pthread_mutex_unlock(&d->lock);
-            return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, "random number generator failed");
+            return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION,
+                                      "random number generator failed");
         }
         if (hxd_stream_find(d, &ksid) != NULL) {
             pthread_mutex_unlock(&d->lock);
-            return status_obj(HYKEX_STATUS_KSID_IN_USE, "key stream id already in use");
+            return hx_004_json_status(HYKEX_STATUS_KSID_IN_USE, "key stream id already in use");
         }
         if ((s = hxd_stream_new(d)) == NULL) {
             pthread_mutex_unlock(&d->lock);
-            return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, "too many open key streams");
+            return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "too many open key streams");
         }
         s->ksid = ksid;
         s->role = role;
@@ -288,13 +265,14 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
                     hxd_stream_drop(s);
                 }
                 pthread_mutex_unlock(&d->lock);
-                return status_obj(status, msg);
+                return hx_004_json_status(status, msg);
             }
         }
         pthread_mutex_lock(&d->lock);
         if ((s = hxd_stream_find(d, &ksid)) == NULL) {
             pthread_mutex_unlock(&d->lock);
-            return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, "stream closed while opening");
+            return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION,
+                                      "stream closed while opening");
         }
         s->qkd_ksid = copy.qkd_ksid;
         copy = *s;
@@ -317,7 +295,7 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
             }
             pthread_mutex_unlock(&d->lock);
             hx_ignore(hxd_send_close(d, &peer, &ksid));
-            return status_obj(status, msg);
+            return hx_004_json_status(status, msg);
         }
         pthread_mutex_unlock(&d->lock);
     } else {
@@ -343,17 +321,18 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
         }
         if (s == NULL) {
             pthread_mutex_unlock(&d->lock);
-            return status_obj(HYKEX_STATUS_TIMEOUT,
-                              "the peer application did not open the key stream in time");
+            return hx_004_json_status(HYKEX_STATUS_TIMEOUT,
+                                      "the peer application did not open the key stream in time");
         }
         if (s->app_open) {
             pthread_mutex_unlock(&d->lock);
-            return status_obj(HYKEX_STATUS_KSID_IN_USE, "key stream id already open at this node");
+            return hx_004_json_status(HYKEX_STATUS_KSID_IN_USE,
+                                      "key stream id already open at this node");
         }
         if (strcmp(s->src, req->source) != 0 || strcmp(s->dst, req->destination) != 0) {
             pthread_mutex_unlock(&d->lock);
-            return status_obj(HYKEX_STATUS_KSID_IN_USE,
-                              "key stream id belongs to other source and destination URIs");
+            return hx_004_json_status(HYKEX_STATUS_KSID_IN_USE,
+                                      "key stream id belongs to other source and destination URIs");
         }
         s->app_open = true;
         s->qos.max_bps = qos.max_bps;
@@ -370,7 +349,7 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
                     hxd_stream_drop(s);
                 }
                 pthread_mutex_unlock(&d->lock);
-                return status_obj(status, msg);
+                return hx_004_json_status(status, msg);
             }
         }
         pthread_mutex_lock(&d->lock);
@@ -385,7 +364,7 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
     hx_info("key stream open", HX_F_STR("stream", id) HX_F_STR(
                                    "role", role == HXD_INITIATOR ? "initiator" : "responder")
                                    HX_F_STR("method", hx_combine_name(src.method)));
-    o = status_obj(0, NULL);
+    o = hx_004_json_status(0, NULL);
     json_object_object_add(o, "key_stream_id", json_object_new_string(id));
     return o;
 }
@@ -407,8 +386,8 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
     s = hxd_stream_find(d, &req->ksid);
     if (s == NULL || !s->app_open) {
         pthread_mutex_unlock(&d->lock);
-        return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION,
-                          "key stream id is not open at this node (OPEN_CONNECT first)");
+        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION,
+                                  "key stream id is not open at this node (OPEN_CONNECT first)");
     }
     pos = req->has_index ? req->index : s->next_get;
     deadline =
@@ -418,7 +397,7 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
     snprintf(meta_min, sizeof(meta_min), "{\"age\": %" PRIu64 ", \"hops\": 0}",
              (uint64_t)999999999);
     if (req->metadata_size != 0 && req->metadata_size < strlen(meta_min)) {
-        o = status_obj(HYKEX_STATUS_METADATA_TOO_SMALL, "metadata buffer too small");
+        o = hx_004_json_status(HYKEX_STATUS_METADATA_TOO_SMALL, "metadata buffer too small");
         json_object_object_add(o, "metadata_size",
                                json_object_new_int64((int64_t)strlen(meta_min)));
         pthread_mutex_unlock(&d->lock);
@@ -427,14 +406,14 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
     if (pos < s->produced && !hxd_stream_has(s, pos)) {
         pthread_mutex_unlock(&d->lock);
         snprintf(msg, sizeof(msg), "position %" PRIu64 " was already delivered at this node", pos);
-        return status_obj(HYKEX_STATUS_INSUFFICIENT_KEY, msg);
+        return hx_004_json_status(HYKEX_STATUS_INSUFFICIENT_KEY, msg);
     }
     if (pos >= s->produced + MAX_AHEAD) {
         pthread_mutex_unlock(&d->lock);
         snprintf(msg, sizeof(msg),
                  "position %" PRIu64 " is too far ahead of production (%" PRIu64 ")", pos,
                  s->produced);
-        return status_obj(HYKEX_STATUS_INSUFFICIENT_KEY, msg);
+        return hx_004_json_status(HYKEX_STATUS_INSUFFICIENT_KEY, msg);
     }
     if (pos + 1 > s->want) {
         s->want = pos + 1;
@@ -450,7 +429,7 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
     }
     if (s == NULL || !s->app_open) {
         pthread_mutex_unlock(&d->lock);
-        return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, "key stream closed");
+        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "key stream closed");
     }
     if ((key = hxd_stream_take(s, pos, &ready_at)) == NULL) {
         if (s->peer_closed) {
@@ -465,7 +444,7 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
                      pos);
         }
         pthread_mutex_unlock(&d->lock);
-        return status_obj(status, msg);
+        return hx_004_json_status(status, msg);
     }
     if (!req->has_index || pos >= s->next_get) {
         s->next_get = pos + 1;
@@ -487,7 +466,7 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
     snprintf(meta_min, sizeof(meta_min), "{\"age\": %" PRIu64 ", \"hops\": 0}", age);
     pthread_mutex_unlock(&d->lock);
 
-    o = status_obj(0, NULL);
+    o = hx_004_json_status(0, NULL);
     kb = json_object_new_array_ext((int)hx_secret_len(key));
     for (size_t i = 0; i < hx_secret_len(key); i++) {
         json_object_array_add(kb, json_object_new_int(hx_secret_data(key)[i]));
@@ -513,7 +492,8 @@ static struct json_object *close_stream(struct client *c, const struct hx_004_re
     s = hxd_stream_find(d, &req->ksid);
     if (s == NULL || !s->app_open) {
         pthread_mutex_unlock(&d->lock);
-        return status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, "key stream id is not open at this node");
+        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION,
+                                  "key stream id is not open at this node");
     }
     peer = s->peer;
     qkd = s->qkd_ksid;
@@ -527,7 +507,7 @@ static struct json_object *close_stream(struct client *c, const struct hx_004_re
     }
     hx_uuid_format(&req->ksid, id);
     hx_info("key stream closed", HX_F_STR("stream", id));
-    return status_obj(0, NULL);
+    return hx_004_json_status(0, NULL);
 }
 
 /* ---- connections ---- */
@@ -562,11 +542,11 @@ static void *client_main(void *arg)
             char msg[340];
             if (ev == HX_JSON_ERROR) {
                 snprintf(msg, sizeof(msg), "malformed request: %s", why);
-                r = status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
+                r = hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
             } else if (hx_004_json_decode_request(o, &req, msg, sizeof(msg)) != HX_OK) {
                 char full[380];
                 snprintf(full, sizeof(full), "invalid request: %s", msg);
-                r = status_obj(HYKEX_STATUS_NO_QKD_CONNECTION, full);
+                r = hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, full);
             } else if (req.cmd == HX_004_OPEN_CONNECT) {
                 r = open_connect(c, &req);
             } else if (req.cmd == HX_004_GET_KEY) {

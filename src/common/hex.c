@@ -1,6 +1,6 @@
 #include "common/hex.h"
 
-static int nibble(char c)
+int hx_hex_digit(char c)
 {
     if (c >= '0' && c <= '9') {
         return c - '0';
@@ -23,7 +23,7 @@ hx_err hx_hex_decode(const char *s, size_t len, uint8_t *out, size_t cap, size_t
         return HX_ERR_NOSPACE;
     }
     for (size_t i = 0; i < len; i += 2) {
-        int hi = nibble(s[i]), lo = nibble(s[i + 1]);
+        int hi = hx_hex_digit(s[i]), lo = hx_hex_digit(s[i + 1]);
         if (hi < 0 || lo < 0) {
             return HX_ERR_BAD_VALUE;
         }

@@ -7,6 +7,9 @@
 
 #include "common/err.h"
 
+/* The value of one hex digit (either case), or -1. */
+int hx_hex_digit(char c);
+
 /*
  * Decodes len characters of hex (either case, no separators) into out (cap bytes).
  * HX_ERR_BAD_VALUE for an odd length or a non-hex character, HX_ERR_NOSPACE if cap is short.

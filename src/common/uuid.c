@@ -4,19 +4,7 @@
 
 #include <openssl/rand.h>
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
+#include "common/hex.h"
 
 hx_err hx_uuid_parse(const char *s, size_t len, struct hx_uuid *out)
 {
@@ -33,8 +21,8 @@ hx_err hx_uuid_parse(const char *s, size_t len, struct hx_uuid *out)
             }
             continue;
         }
-        int hi = hexval(s[i]), lo;
-        if (hi < 0 || (lo = hexval(s[i + 1])) < 0) {
+        int hi = hx_hex_digit(s[i]), lo;
+        if (hi < 0 || (lo = hx_hex_digit(s[i + 1])) < 0) {
             return HX_ERR_BAD_UUID;
         }
         u.b[n++] = (uint8_t)(hi << 4 | lo);

@@ -55,6 +55,11 @@ const char *hx_004_command_name(enum hx_004_command cmd);
  */
 HX_MUST_CHECK hx_err hx_004_json_decode_request(struct json_object *o, struct hx_004_request *req,
                                                 char *why, size_t why_len);
+/* {"status": N, "message": "..."} (the message only for a non-zero status). */
+struct json_object *hx_004_json_status(int status, const char *message);
+/* The 8 QoS fields under their JSON names. */
+struct json_object *hx_004_json_qos(const struct hykex_qos *q);
+
 /* The request as the reference clients send it (all 8 QoS fields). */
 struct json_object *hx_004_json_encode_request(const struct hx_004_request *req);
 

@@ -232,6 +232,32 @@ hx_err hx_004_json_decode_request(struct json_object *o, struct hx_004_request *
     return HX_OK;
 }
 
+struct json_object *hx_004_json_status(int status, const char *message)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "status", json_object_new_int(status));
+    if (status != 0 && message != NULL && message[0] != '\0') {
+        json_object_object_add(o, "message", json_object_new_string(message));
+    }
+    return o;
+}
+
+struct json_object *hx_004_json_qos(const struct hykex_qos *q)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "key_chunk_size", json_object_new_int64(q->key_chunk_size));
+    json_object_object_add(o, "max_bps", json_object_new_int64(q->max_bps));
+    json_object_object_add(o, "min_bps", json_object_new_int64(q->min_bps));
+    json_object_object_add(o, "jitter", json_object_new_int64(q->jitter));
+    json_object_object_add(o, "priority", json_object_new_int64(q->priority));
+    json_object_object_add(o, "timeout", json_object_new_int64(q->timeout_ms));
+    json_object_object_add(o, "ttl", json_object_new_int64(q->ttl_s));
+    json_object_object_add(o, "metadata_mimetype", json_object_new_string(q->metadata_mimetype));
+    return o;
+}
+
 struct json_object *hx_004_json_encode_request(const struct hx_004_request *req)
 {
     struct json_object *o = json_object_new_object(), *d = json_object_new_object(), *q;
@@ -241,16 +267,7 @@ struct json_object *hx_004_json_encode_request(const struct hx_004_request *req)
     if (req->cmd == HX_004_OPEN_CONNECT) {
         json_object_object_add(d, "source", json_object_new_string(req->source));
         json_object_object_add(d, "destination", json_object_new_string(req->destination));
-        q = json_object_new_object();
-        json_object_object_add(q, "key_chunk_size", json_object_new_int64(req->qos.key_chunk_size));
-        json_object_object_add(q, "max_bps", json_object_new_int64(req->qos.max_bps));
-        json_object_object_add(q, "min_bps", json_object_new_int64(req->qos.min_bps));
-        json_object_object_add(q, "jitter", json_object_new_int64(req->qos.jitter));
-        json_object_object_add(q, "priority", json_object_new_int64(req->qos.priority));
-        json_object_object_add(q, "timeout", json_object_new_int64(req->qos.timeout_ms));
-        json_object_object_add(q, "ttl", json_object_new_int64(req->qos.ttl_s));
-        json_object_object_add(q, "metadata_mimetype",
-                               json_object_new_string(req->qos.metadata_mimetype));
+        q = hx_004_json_qos(&req->qos);
         json_object_object_add(d, "qos", q);
         if (!hx_uuid_is_nil(&req->ksid)) {
             hx_uuid_format(&req->ksid, id);

@@ -135,32 +135,6 @@ static bool send_json(struct conn *c, struct json_object *o)
     return ok;
 }
 
-static struct json_object *status_reply(int status, const char *message)
-{
-    struct json_object *o = json_object_new_object();
-
-    json_object_object_add(o, "status", json_object_new_int(status));
-    if (status != 0 && message != NULL && message[0] != '\0') {
-        json_object_object_add(o, "message", json_object_new_string(message));
-    }
-    return o;
-}
-
-static struct json_object *qos_json(const struct hykex_qos *q)
-{
-    struct json_object *o = json_object_new_object();
-
-    json_object_object_add(o, "key_chunk_size", json_object_new_int64(q->key_chunk_size));
-    json_object_object_add(o, "max_bps", json_object_new_int64(q->max_bps));
-    json_object_object_add(o, "min_bps", json_object_new_int64(q->min_bps));
-    json_object_object_add(o, "jitter", json_object_new_int64(q->jitter));
-    json_object_object_add(o, "priority", json_object_new_int64(q->priority));
-    json_object_object_add(o, "timeout", json_object_new_int64(q->timeout_ms));
-    json_object_object_add(o, "ttl", json_object_new_int64(q->ttl_s));
-    json_object_object_add(o, "metadata_mimetype", json_object_new_string(q->metadata_mimetype));
-    return o;
-}
-
 static struct json_object *handle_json(struct conn *c, const struct hx_004_request *req)
 {
     struct sim_net *net = c->l->srv->net;
@@ -173,13 +147,13 @@ static struct json_object *handle_json(struct conn *c, const struct hx_004_reque
     switch (req->cmd) {
     case HX_004_OPEN_CONNECT:
         sim_open(net, c->l->kme, req->source, req->destination, &qos, &id, c->l->compat, &r);
-        o = status_reply(r.status, r.message);
+        o = hx_004_json_status(r.status, r.message);
         if (r.status == 0 || r.status == 1) {
             hx_uuid_format(&id, text);
             json_object_object_add(o, "key_stream_id", json_object_new_string(text));
         }
         if (r.status == 7 || (r.status <= 1 && !c->l->compat)) {
-            json_object_object_add(o, "qos", qos_json(&qos));
+            json_object_object_add(o, "qos", hx_004_json_qos(&qos));
         }
         return o;
     case HX_004_GET_KEY: {
@@ -191,7 +165,7 @@ static struct json_object *handle_json(struct conn *c, const struct hx_004_reque
         size_t cap = req->metadata_size > 0 ? req->metadata_size : sizeof(meta);
         sim_get_key(net, c->l->kme, &id, req->has_index, &index, key, &key_len, meta,
                     cap < sizeof(meta) ? cap : sizeof(meta), &needed, &r);
-        o = status_reply(r.status, r.message);
+        o = hx_004_json_status(r.status, r.message);
         if (r.status == 0) {
             struct json_object *kb = json_object_new_array_ext((int)key_len);
             for (size_t i = 0; i < key_len; i++) {
@@ -208,9 +182,9 @@ static struct json_object *handle_json(struct conn *c, const struct hx_004_reque
     }
     case HX_004_CLOSE:
         sim_close(net, c->l->kme, &id, &r);
-        return status_reply(r.status, r.message);
+        return hx_004_json_status(r.status, r.message);
     }
-    return status_reply(HYKEX_STATUS_NO_QKD_CONNECTION, "unknown command");
+    return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "unknown command");
 }
 
 static void serve_json(struct conn *c)
@@ -239,11 +213,11 @@ static void serve_json(struct conn *c)
             struct json_object *reply;
             if (ev == HX_JSON_ERROR) {
                 snprintf(msg, sizeof(msg), "malformed request: %s", why);
-                reply = status_reply(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
+                reply = hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
             } else if (hx_004_json_decode_request(o, &req, msg, sizeof(msg)) != HX_OK) {
                 char full[340];
                 snprintf(full, sizeof(full), "invalid request: %s", msg);
-                reply = status_reply(HYKEX_STATUS_NO_QKD_CONNECTION, full);
+                reply = hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, full);
             } else {
                 reply = handle_json(c, &req);
             }
