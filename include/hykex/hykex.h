@@ -81,6 +81,12 @@ int hykex_get_key(struct hykex *h, const char *key_stream_id, uint32_t *index, u
                   size_t *key_len, char *metadata, size_t metadata_cap, uint32_t *status);
 int hykex_close(struct hykex *h, const char *key_stream_id, uint32_t *status);
 
+/*
+ * Sends one request given as JSON text and returns the reply's JSON text (malloc'd, pretty
+ * printed) in *reply: for hykex's own STATUS command and for tools.
+ */
+int hykex_raw_call(struct hykex *h, const char *request_json, char **reply);
+
 /* The message of the last reply with a non-zero status ("" if none); valid until next call. */
 const char *hykex_message(const struct hykex *h);
 

@@ -510,6 +510,57 @@ static struct json_object *close_stream(struct client *c, const struct hx_004_re
     return hx_004_json_status(0, NULL);
 }
 
+/* ---- STATUS (hykex's own command, for operators: `hykex status`) ---- */
+
+static struct json_object *node_status(struct client *c)
+{
+    struct hxd *d = c->a->d;
+    struct json_object *o = hx_004_json_status(0, NULL), *peers = json_object_new_array(),
+                       *streams = json_object_new_array();
+    char id[HX_UUID_STR_LEN + 1];
+
+    hx_uuid_format(&d->cfg.uuid, id);
+    json_object_object_add(o, "node", json_object_new_string(id));
+    for (size_t i = 0; i < d->cfg.trusted.n; i++) {
+        struct json_object *p = json_object_new_object();
+        struct hx_link *l = hx_links_get(d->links, &d->cfg.trusted.peers[i].uuid);
+        hx_uuid_format(&d->cfg.trusted.peers[i].uuid, id);
+        json_object_object_add(p, "uuid", json_object_new_string(id));
+        json_object_object_add(p, "up", json_object_new_boolean(l != NULL));
+        hx_link_put(l);
+        json_object_array_add(peers, p);
+    }
+    pthread_mutex_lock(&d->lock);
+    for (size_t i = 0; i < d->max_streams; i++) {
+        const struct hxd_stream *s = &d->streams[i];
+        struct json_object *e;
+        if (!s->used) {
+            continue;
+        }
+        e = json_object_new_object();
+        hx_uuid_format(&s->ksid, id);
+        json_object_object_add(e, "key_stream_id", json_object_new_string(id));
+        json_object_object_add(
+            e, "role",
+            json_object_new_string(s->role == HXD_INITIATOR ? "initiator" : "responder"));
+        json_object_object_add(e, "method", json_object_new_string(hx_combine_name(s->uri.method)));
+        json_object_object_add(e, "ready", json_object_new_int64((int64_t)s->n_ready));
+        json_object_object_add(e, "produced", json_object_new_int64((int64_t)s->produced));
+        json_object_object_add(e, "delivered", json_object_new_int64((int64_t)s->delivered));
+        json_object_object_add(e, "failed_batches",
+                               json_object_new_int64((int64_t)s->failed_batches));
+        json_object_array_add(streams, e);
+    }
+    json_object_object_add(o, "batches_ok", json_object_new_int64((int64_t)d->batches_ok));
+    json_object_object_add(o, "batches_failed", json_object_new_int64((int64_t)d->batches_failed));
+    json_object_object_add(o, "confirmation_mismatches",
+                           json_object_new_int64((int64_t)d->confirm_mismatch));
+    pthread_mutex_unlock(&d->lock);
+    json_object_object_add(o, "peers", peers);
+    json_object_object_add(o, "streams", streams);
+    return o;
+}
+
 /* ---- connections ---- */
 
 static void *client_main(void *arg)
@@ -551,6 +602,8 @@ static void *client_main(void *arg)
                 r = open_connect(c, &req);
             } else if (req.cmd == HX_004_GET_KEY) {
                 r = get_key(c, &req);
+            } else if (req.cmd == HX_004_STATUS) {
+                r = node_status(c);
             } else {
                 r = close_stream(c, &req);
             }

@@ -33,5 +33,6 @@ int cmd_run(int argc, char **argv);
 int cmd_open(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_close(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 #endif

@@ -310,3 +310,33 @@ int cmd_close(int argc, char **argv)
     hykex_disconnect(h);
     return status == 0 ? 0 : 1;
 }
+
+int cmd_status(int argc, char **argv)
+{
+    char address[320] = "127.0.0.1:65430";
+    struct hykex *h;
+    int a;
+
+    for (int i = 1; i < argc;) {
+        if ((a = address_option(argc, argv, &i, address, sizeof(address), "status")) != 0) {
+            if (a != 1) {
+                return a;
+            }
+        } else {
+            return cli_usage_error("status",
+                                   "usage: hykex status [--address HOST:PORT | --unix "
+                                   "PATH | -c CONFIG.json]");
+        }
+    }
+    if (connect_or_fail("status", address, &h) != 0) {
+        return 1;
+    }
+    char *text = NULL;
+    int rc = hykex_raw_call(h, "{\"command\": \"STATUS\"}", &text);
+    if (rc == 0 && text != NULL) {
+        printf("%s\n", text);
+    }
+    free(text);
+    hykex_disconnect(h);
+    return rc == 0 ? 0 : 1;
+}

@@ -308,3 +308,28 @@ int hykex_close(struct hykex *h, const char *key_stream_id, uint32_t *status)
     json_object_put(r);
     return 0;
 }
+
+int hykex_raw_call(struct hykex *h, const char *request_json, char **reply)
+{
+    struct json_object *o = NULL, *r = NULL;
+    struct hx_004_request req;
+    char why[256];
+    int rc;
+
+    *reply = NULL;
+    if (h == NULL || request_json == NULL ||
+        hx_json_parse_object(request_json, strlen(request_json), NULL, &o, why, sizeof(why)) !=
+            HX_OK ||
+        hx_004_json_decode_request(o, &req, why, sizeof(why)) != HX_OK) {
+        json_object_put(o);
+        return HYKEX_E_ARG;
+    }
+    json_object_put(o);
+    if ((rc = rpc(h, &req, &r)) != 0) {
+        return rc;
+    }
+    *reply = strdup(json_object_to_json_string_ext(
+        r, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(r);
+    return *reply != NULL ? 0 : HYKEX_E_ARG;
+}

@@ -31,6 +31,7 @@ enum hx_004_command {
     HX_004_OPEN_CONNECT = 0,
     HX_004_GET_KEY,
     HX_004_CLOSE,
+    HX_004_STATUS, /* hykex's own: the node's peers and streams (no "data" needed) */
 };
 
 struct hx_004_request {

@@ -15,6 +15,8 @@ const char *hx_004_command_name(enum hx_004_command cmd)
         return "GET_KEY";
     case HX_004_CLOSE:
         return "CLOSE";
+    case HX_004_STATUS:
+        return "STATUS";
     }
     return "?";
 }
@@ -169,6 +171,9 @@ hx_err hx_004_json_decode_request(struct json_object *o, struct hx_004_request *
         req->cmd = HX_004_GET_KEY;
     } else if (strcmp(c, "CLOSE") == 0) {
         req->cmd = HX_004_CLOSE;
+    } else if (strcmp(c, "STATUS") == 0) {
+        req->cmd = HX_004_STATUS;
+        return HX_OK; /* no data */
     } else {
         return fail(why, why_len, HX_ERR_UNSUPPORTED,
                     "command: unknown command (OPEN_CONNECT, GET_KEY, CLOSE)");
@@ -273,7 +278,7 @@ struct json_object *hx_004_json_encode_request(const struct hx_004_request *req)
             hx_uuid_format(&req->ksid, id);
             json_object_object_add(d, "key_stream_id", json_object_new_string(id));
         }
-    } else {
+    } else if (req->cmd != HX_004_STATUS) {
         hx_uuid_format(&req->ksid, id);
         json_object_object_add(d, "key_stream_id", json_object_new_string(id));
         if (req->cmd == HX_004_GET_KEY && req->has_index) {

@@ -183,6 +183,8 @@ static struct json_object *handle_json(struct conn *c, const struct hx_004_reque
     case HX_004_CLOSE:
         sim_close(net, c->l->kme, &id, &r);
         return hx_004_json_status(r.status, r.message);
+    case HX_004_STATUS:
+        break; /* hykexd's own command: a KME does not know it */
     }
     return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "unknown command");
 }
@@ -292,6 +294,9 @@ static void serve_bin(struct conn *c)
             case HX_004_CLOSE:
                 sim_close(net, c->l->kme, &req.ksid, &r);
                 resp.status = (uint32_t)r.status;
+                break;
+            case HX_004_STATUS:
+                resp.status = HYKEX_STATUS_NO_QKD_CONNECTION;
                 break;
             }
         }

@@ -321,6 +321,35 @@ def unix_socket_and_its_allow_list():
 
 
 @test
+def hykex_status_and_run():
+    r = subprocess.run([f"{BIN}/hykex", "status", "--address", f"127.0.0.1:{P['apiA']}"],
+                       capture_output=True, text=True, timeout=30)
+    st = json.loads(r.stdout)
+    check(r.returncode == 0 and st["node"] == U["A"], f"status: {r.stdout} {r.stderr}")
+    check({p["uuid"]: p["up"] for p in st["peers"]} == {U["B"]: True, U["C"]: True}, f"{st['peers']}")
+    check(st["batches_ok"] > 0, "no batch counted")
+    # hykex run at both ends, like the original driver.py
+    req = json.load(open(f"{ROOT}/requests/open_connect_request.json"))
+    req["data"]["source"] = uri("A", "xoring", "ML-KEM-1024,QKD", app="run")
+    req["data"]["destination"] = uri("B", "xoring", "ML-KEM-1024,QKD", app="run")
+    json.dump(req, open(f"{WORK}/req.json", "w"))
+    out = {}
+
+    def run(node):
+        out[node] = subprocess.run([f"{BIN}/hykex", "run", f"{WORK}/req.json", "--keys", "3",
+                                    "--address", f"127.0.0.1:{P['api' + node]}"],
+                                   capture_output=True, text=True, timeout=60)
+    ts = [threading.Thread(target=run, args=(n,)) for n in "AB"]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    la = [json.loads(x) for x in out["A"].stdout.splitlines()]
+    lb = [json.loads(x) for x in out["B"].stdout.splitlines()]
+    check(out["A"].returncode == 0 and len(la) == 5, f"hykex run: {out['A'].stdout} {out['A'].stderr}")
+    check([x.get("key_buffer") for x in la] == [x.get("key_buffer") for x in lb], "hykex run keys")
+    delivered.extend(bytes(x["key_buffer"]).hex() for x in la if "key_buffer" in x)
+
+
+@test
 def index_semantics():
     out = {}
 
@@ -497,6 +526,7 @@ def main():
         for t in [reference_client_byte_for_byte, every_method_and_source_set,
                   binary_qkd_dialect_and_long_keys, etsi_014_key_managers,
                   certificates_of_the_original_system, unix_socket_and_its_allow_list,
+                  hykex_status_and_run,
                   index_semantics, error_statuses_with_messages,
                   status_8_and_5, key_confirmation_catches_a_corrupted_qkd_key,
                   failing_source_fails_closed, peer_killed_and_restarted,
