@@ -1,0 +1,383 @@
+/*
+ * bench_api: hykexd from an application's side, through libhykex, on loopback.
+ *
+ *   bench_api rate A B N METHOD SOURCES       keys/s delivered at A for one stream (both ends open)
+ *   bench_api latency A B N                   GET_KEY latency from a filled buffer (p50/p99 us)
+ *   bench_api echo N REQ REP                   bare TCP echo of REQ/REP-byte messages (p50/p99 us)
+ *   bench_api throughput A B CONNS SECONDS    GET_KEY requests/s over CONNS connections
+ *   bench_api open A B N                       OPEN_CONNECT latency on a warm peer link (p50/p99 us)
+ *
+ * A and B are HOST:PORT of two nodes' APIs. Prints one JSON object. Used by bench/run.sh.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hykex/hykex.h"
+
+static const char *node_a = "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa";
+static const char *node_b = "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb";
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void percentiles(double *v, size_t n, double *p50, double *p99)
+{
+    qsort(v, n, sizeof(*v), cmp_double);
+    *p50 = v[n / 2];
+    *p99 = v[(size_t)((double)n * 0.99) < n ? (size_t)((double)n * 0.99) : n - 1];
+}
+
+struct opener {
+    const char *addr;
+    char src[512], dst[512];
+    char ksid[HYKEX_KSID_LEN + 1];
+    struct hykex *h;
+    uint32_t status;
+    uint64_t n_get; /* responder side: keys to drain */
+};
+
+static void *open_side(void *arg)
+{
+    struct opener *o = arg;
+    struct hykex_qos qos;
+
+    memset(&qos, 0, sizeof(qos));
+    qos.key_chunk_size = 32;
+    qos.timeout_ms = 20000;
+    o->status = 99;
+    if (hykex_connect(o->addr, &o->h) != 0) {
+        return NULL;
+    }
+    if (hykex_open_connect(o->h, o->src, o->dst, &qos, o->ksid, &o->status) != 0) {
+        o->status = 98;
+    }
+    return NULL;
+}
+
+static void *drain(void *arg)
+{
+    struct opener *o = arg;
+    uint8_t key[64];
+
+    for (uint64_t i = 0; i < o->n_get; i++) {
+        size_t len = sizeof(key);
+        uint32_t st, idx = (uint32_t)i;
+        if (hykex_get_key(o->h, o->ksid, &idx, key, &len, NULL, 0, &st) != 0 || st != 0) {
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* Opens one stream at both nodes; a[0] at A (initiator), a[1] at B. */
+static int open_pair(struct opener a[2], const char *A, const char *B, const char *app,
+                     const char *method, const char *sources)
+{
+    pthread_t t[2];
+
+    memset(a, 0, 2 * sizeof(*a));
+    for (int i = 0; i < 2; i++) {
+        a[i].addr = i == 0 ? A : B;
+        snprintf(a[i].src, sizeof(a[i].src), "hybrid://%s@%s?hybridization=%s&key_sources=%s", app,
+                 node_a, method, sources);
+        snprintf(a[i].dst, sizeof(a[i].dst), "hybrid://%s@%s?hybridization=%s&key_sources=%s", app,
+                 node_b, method, sources);
+        pthread_create(&t[i], NULL, open_side, &a[i]);
+    }
+    pthread_join(t[0], NULL);
+    pthread_join(t[1], NULL);
+    return a[0].status == 0 && a[1].status == 0 ? 0 : -1;
+}
+
+static void close_pair(struct opener a[2])
+{
+    for (int i = 0; i < 2; i++) {
+        uint32_t st;
+        if (a[i].h != NULL) {
+            (void)hykex_close(a[i].h, a[i].ksid, &st);
+            hykex_disconnect(a[i].h);
+        }
+    }
+}
+
+static int bench_rate(const char *A, const char *B, uint64_t n, const char *method,
+                      const char *sources)
+{
+    struct opener p[2];
+    pthread_t t;
+    uint8_t key[64];
+    double t0, t1;
+    uint64_t got = 0;
+    char app[32];
+
+    snprintf(app, sizeof(app), "rate%ld", (long)getpid());
+    if (open_pair(p, A, B, app, method, sources) != 0) {
+        fprintf(stderr, "bench_api: OPEN_CONNECT failed (%u/%u)\n", p[0].status, p[1].status);
+        return 1;
+    }
+    p[1].n_get = n;
+    pthread_create(&t, NULL, drain, &p[1]);
+    t0 = now();
+    for (uint64_t i = 0; i < n; i++) {
+        size_t len = sizeof(key);
+        uint32_t st, idx = (uint32_t)i;
+        if (hykex_get_key(p[0].h, p[0].ksid, &idx, key, &len, NULL, 0, &st) != 0 || st != 0) {
+            break;
+        }
+        got++;
+    }
+    t1 = now();
+    pthread_join(t, NULL);
+    close_pair(p);
+    printf("{\"bench\": \"rate\", \"method\": \"%s\", \"sources\": \"%s\", \"keys\": %llu, "
+           "\"seconds\": %.4f, \"keys_per_s\": %.1f}\n",
+           method, sources, (unsigned long long)got, t1 - t0, (double)got / (t1 - t0));
+    return got == n ? 0 : 1;
+}
+
+static int bench_latency(const char *A, const char *B, uint64_t n)
+{
+    struct opener p[2];
+    double *lat = malloc(n * sizeof(double)), p50, p99;
+    uint8_t key[64];
+    char app[32];
+
+    snprintf(app, sizeof(app), "lat%ld", (long)getpid());
+    if (lat == NULL || open_pair(p, A, B, app, "hkdf", "ML-KEM-768,QKD") != 0) {
+        free(lat);
+        return 1;
+    }
+    /* Fill the buffer first: take the last position, which makes production reach it. */
+    {
+        size_t len = sizeof(key);
+        uint32_t st, idx = (uint32_t)(n - 1);
+        if (hykex_get_key(p[0].h, p[0].ksid, &idx, key, &len, NULL, 0, &st) != 0 || st != 0) {
+            fprintf(stderr, "bench_api: filling the buffer failed (%u)\n", st);
+            close_pair(p);
+            free(lat);
+            return 1;
+        }
+    }
+    for (uint64_t i = 0; i + 1 < n; i++) {
+        size_t len = sizeof(key);
+        uint32_t st, idx = (uint32_t)i;
+        double t0 = now();
+        if (hykex_get_key(p[0].h, p[0].ksid, &idx, key, &len, NULL, 0, &st) != 0 || st != 0) {
+            break;
+        }
+        lat[i] = (now() - t0) * 1e6;
+    }
+    close_pair(p);
+    percentiles(lat, n - 1, &p50, &p99);
+    printf("{\"bench\": \"latency\", \"calls\": %llu, \"p50_us\": %.1f, \"p99_us\": %.1f}\n",
+           (unsigned long long)(n - 1), p50, p99);
+    free(lat);
+    return 0;
+}
+
+struct echo_arg {
+    int fd;
+    size_t req, rep;
+    uint64_t n;
+};
+
+static void *echo_server(void *arg)
+{
+    struct echo_arg *e = arg;
+    int c = accept(e->fd, NULL, NULL), one = 1;
+    char *buf = calloc(1, e->req + e->rep);
+
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    for (uint64_t i = 0; i < e->n; i++) {
+        size_t got = 0;
+        while (got < e->req) {
+            ssize_t r = recv(c, buf + got, e->req - got, 0);
+            if (r <= 0) {
+                goto out;
+            }
+            got += (size_t)r;
+        }
+        if (send(c, buf, e->rep, 0) != (ssize_t)e->rep) {
+            break;
+        }
+    }
+out:
+    close(c);
+    free(buf);
+    return NULL;
+}
+
+static int bench_echo(uint64_t n, size_t req, size_t rep)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    struct echo_arg e = {socket(AF_INET, SOCK_STREAM, 0), req, rep, n};
+    pthread_t t;
+    int c = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    double *lat = malloc(n * sizeof(double)), p50, p99;
+    char *buf = calloc(1, req + rep);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(e.fd, (struct sockaddr *)&sa, sizeof(sa));
+    listen(e.fd, 1);
+    getsockname(e.fd, (struct sockaddr *)&sa, &len);
+    pthread_create(&t, NULL, echo_server, &e);
+    connect(c, (struct sockaddr *)&sa, sizeof(sa));
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    for (uint64_t i = 0; i < n; i++) {
+        double t0 = now();
+        size_t got = 0;
+        if (send(c, buf, req, 0) != (ssize_t)req) {
+            break;
+        }
+        while (got < rep) {
+            ssize_t r = recv(c, buf + got, rep - got, 0);
+            if (r <= 0) {
+                break;
+            }
+            got += (size_t)r;
+        }
+        lat[i] = (now() - t0) * 1e6;
+    }
+    close(c);
+    pthread_join(t, NULL);
+    close(e.fd);
+    percentiles(lat, n, &p50, &p99);
+    printf("{\"bench\": \"echo\", \"calls\": %llu, \"request_bytes\": %zu, \"reply_bytes\": %zu, "
+           "\"p50_us\": %.1f, \"p99_us\": %.1f}\n",
+           (unsigned long long)n, req, rep, p50, p99);
+    free(lat);
+    free(buf);
+    return 0;
+}
+
+struct worker {
+    const char *A, *B;
+    int id;
+    double seconds;
+    uint64_t done;
+    int ok;
+};
+
+static void *throughput_worker(void *arg)
+{
+    struct worker *w = arg;
+    struct opener p[2];
+    char app[48];
+    uint8_t key[64];
+    double end;
+
+    snprintf(app, sizeof(app), "tp%ld-%d", (long)getpid(), w->id);
+    if (open_pair(p, w->A, w->B, app, "hkdf", "ML-KEM-768,QKD") != 0) {
+        return NULL;
+    }
+    w->ok = 1;
+    end = now() + w->seconds;
+    while (now() < end) {
+        size_t len = sizeof(key);
+        uint32_t st;
+        if (hykex_get_key(p[0].h, p[0].ksid, NULL, key, &len, NULL, 0, &st) != 0 || st != 0) {
+            w->ok = 0;
+            break;
+        }
+        w->done++;
+    }
+    close_pair(p);
+    return NULL;
+}
+
+static int bench_throughput(const char *A, const char *B, int conns, double seconds)
+{
+    struct worker *w = calloc((size_t)conns, sizeof(*w));
+    pthread_t *t = calloc((size_t)conns, sizeof(*t));
+    uint64_t total = 0;
+    int ok = 0;
+
+    for (int i = 0; i < conns; i++) {
+        w[i] = (struct worker){A, B, i, seconds, 0, 0};
+        pthread_create(&t[i], NULL, throughput_worker, &w[i]);
+    }
+    for (int i = 0; i < conns; i++) {
+        pthread_join(t[i], NULL);
+        total += w[i].done;
+        ok += w[i].ok;
+    }
+    printf("{\"bench\": \"throughput\", \"connections\": %d, \"ok\": %d, \"seconds\": %.2f, "
+           "\"requests\": %llu, \"requests_per_s\": %.1f}\n",
+           conns, ok, seconds, (unsigned long long)total, (double)total / seconds);
+    free(w);
+    free(t);
+    return ok == conns ? 0 : 1;
+}
+
+static int bench_open(const char *A, const char *B, uint64_t n)
+{
+    double *lat = malloc(n * sizeof(double)), p50, p99;
+    uint64_t done = 0;
+
+    for (uint64_t i = 0; i < n; i++) {
+        struct opener p[2];
+        char app[48];
+        double t0 = now();
+        snprintf(app, sizeof(app), "open%ld-%llu", (long)getpid(), (unsigned long long)i);
+        if (open_pair(p, A, B, app, "hkdf", "ML-KEM-768,QKD") != 0) {
+            close_pair(p);
+            break;
+        }
+        lat[done++] = (now() - t0) * 1e6;
+        close_pair(p);
+    }
+    if (done == 0) {
+        free(lat);
+        return 1;
+    }
+    percentiles(lat, done, &p50, &p99);
+    printf("{\"bench\": \"open\", \"pairs\": %llu, \"p50_us\": %.1f, \"p99_us\": %.1f}\n",
+           (unsigned long long)done, p50, p99);
+    free(lat);
+    return done == n ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 7 && strcmp(argv[1], "rate") == 0) {
+        return bench_rate(argv[2], argv[3], strtoull(argv[4], NULL, 10), argv[5], argv[6]);
+    }
+    if (argc >= 5 && strcmp(argv[1], "latency") == 0) {
+        return bench_latency(argv[2], argv[3], strtoull(argv[4], NULL, 10));
+    }
+    if (argc >= 5 && strcmp(argv[1], "echo") == 0) {
+        return bench_echo(strtoull(argv[2], NULL, 10), strtoul(argv[3], NULL, 10),
+                          strtoul(argv[4], NULL, 10));
+    }
+    if (argc >= 6 && strcmp(argv[1], "throughput") == 0) {
+        return bench_throughput(argv[2], argv[3], (int)strtol(argv[4], NULL, 10),
+                                strtod(argv[5], NULL));
+    }
+    if (argc >= 5 && strcmp(argv[1], "open") == 0) {
+        return bench_open(argv[2], argv[3], strtoull(argv[4], NULL, 10));
+    }
+    fprintf(stderr, "usage: see the comment at the top of bench/bench_api.c\n");
+    return 2;
+}

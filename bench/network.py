@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""bench/network.py: hykexd measured from applications on loopback (bench/run.sh runs it).
+
+Starts the QKD simulator (unbounded key rate) and two nodes (release build), then through
+bench_api (libhykex): key production rate per method and source set, GET_KEY latency from a
+filled buffer beside a bare TCP echo of the same sizes, GET_KEY throughput over 1/8/64
+connections, OPEN_CONNECT latency on a warm link. Every figure is the median of repeated runs
+with min and max. Writes bench/results/network.json.
+
+Usage: bench/network.py BIN_DIR [--quick]
+"""
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.abspath(sys.argv[1])
+QUICK = "--quick" in sys.argv
+REPS = 1 if QUICK else 3
+U = {"A": "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa", "B": "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb"}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def progress(msg):
+    print(f"bench/network: {msg}", file=sys.stderr, flush=True)
+
+
+def summary(vals):
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "runs": vals}
+
+
+def bench(*args):
+    r = subprocess.run([f"{BIN}/bench_api"] + [str(a) for a in args], capture_output=True,
+                       text=True, timeout=600)
+    if r.returncode != 0 or not r.stdout.strip():
+        raise RuntimeError(f"bench_api {' '.join(map(str, args))}: {r.stderr.strip()}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="hykex-bench-")
+    procs = []
+    P = {k: free_port() for k in ["kA", "kB", "apiA", "apiB", "peerA", "peerB"]}
+    try:
+        run = lambda *a: subprocess.run(list(a), check=True, capture_output=True, cwd=work)  # noqa
+        run(f"{ROOT}/certificates/create_ca.sh", "--out", "ca")
+        for n in "AB":
+            run(f"{ROOT}/certificates/generate_cert.sh", "--uuid", U[n], "--ip", "127.0.0.1", "--out", n)
+        net = {"kmes": [{"id": "KME_A", "node": U["A"], "etsi004_json": {"port": P["kA"]}},
+                        {"id": "KME_B", "node": U["B"], "etsi004_json": {"port": P["kB"]}}],
+               "links": [{"id": "ab", "kmes": ["KME_A", "KME_B"], "rate_bps": 0}]}
+        json.dump(net, open(f"{work}/net.json", "w"))
+        sim = subprocess.Popen([f"{BIN}/hykex-qkdsim", "-c", f"{work}/net.json", "--log-level", "warn"],
+                               stdout=subprocess.PIPE, stderr=open(f"{work}/sim.log", "w"), text=True)
+        procs.append(sim)
+        sim.stdout.readline()
+        for n, m in (("A", "B"), ("B", "A")):
+            cfg = {"uuid": U[n],
+                   "logging_config": {"console_log_type": "warning"},
+                   "certificate_config": {"cert_authority_path": f"{n}/ca.crt",
+                                          "cert_path": f"{n}/node.crt", "key_path": f"{n}/node.key"},
+                   "hybridization_server_address": {"host": "127.0.0.1", "port": P["api" + n]},
+                   "qkd_address": {"host": "127.0.0.1", "port": P["k" + n]},
+                   "peer_local_address": {"host": "127.0.0.1", "port": P["peer" + n]},
+                   "limits": {"buffer_depth": 12000, "batch_size": 64},
+                   "trusted_peers": {U[m]: {"address": {"host": "127.0.0.1", "port": P["peer" + m]}}}}
+            json.dump(cfg, open(f"{work}/{n}.json", "w"))
+            p = subprocess.Popen([f"{BIN}/hykexd", "-c", f"{n}.json"], cwd=work,
+                                 stdout=subprocess.PIPE, stderr=open(f"{work}/{n}.log", "w"), text=True)
+            procs.append(p)
+            p.stdout.readline()
+        time.sleep(1.0)
+        A, B = f"127.0.0.1:{P['apiA']}", f"127.0.0.1:{P['apiB']}"
+        out = {"benchmark": "network", "reps": REPS, "quick": QUICK}
+
+        n_rate = 2000 if QUICK else 10000
+        rates = {}
+        for method, sources in [("hkdf", "ML-KEM-768,QKD"), ("hkdf", "ML-KEM-768"),
+                                ("hkdf", "ML-KEM-768,QKD,X25519"), ("xoring", "ML-KEM-1024,QKD")]:
+            if sources == "ML-KEM-768":
+                sources = "ML-KEM-768,ML-KEM-768"
+            progress(f"key production rate {method} {sources}")
+            vals = [bench("rate", A, B, n_rate, method, sources)["keys_per_s"] for _ in range(REPS)]
+            rates[f"{method} {sources}"] = summary(vals)
+        out["production_keys_per_s"] = rates
+
+        n_lat = 2000 if QUICK else 10000
+        progress("GET_KEY latency from a filled buffer, and a bare TCP echo")
+        lat = [bench("latency", A, B, n_lat) for _ in range(REPS)]
+        echo = [bench("echo", n_lat, 170, 260) for _ in range(REPS)]
+        out["get_key_latency_us"] = {"p50": summary([x["p50_us"] for x in lat]),
+                                     "p99": summary([x["p99_us"] for x in lat])}
+        out["tcp_echo_latency_us"] = {"p50": summary([x["p50_us"] for x in echo]),
+                                      "p99": summary([x["p99_us"] for x in echo])}
+        out["latency_ratio_p50"] = (out["get_key_latency_us"]["p50"]["median"] /
+                                    out["tcp_echo_latency_us"]["p50"]["median"])
+
+        tp = {}
+        for conns in (1, 8, 64):
+            progress(f"GET_KEY throughput, {conns} connections")
+            tp[str(conns)] = summary([bench("throughput", A, B, conns, 1 if QUICK else 3)["requests_per_s"]
+                                      for _ in range(REPS)])
+        out["get_key_throughput_rps"] = tp
+
+        progress("OPEN_CONNECT on a warm peer link")
+        op = [bench("open", A, B, 50 if QUICK else 200) for _ in range(REPS)]
+        out["open_connect_us"] = {"p50": summary([x["p50_us"] for x in op]),
+                                  "p99": summary([x["p99_us"] for x in op])}
+
+        os.makedirs(f"{ROOT}/bench/results", exist_ok=True)
+        json.dump(out, open(f"{ROOT}/bench/results/network.json", "w"), indent=1)
+
+        m = lambda s: f"{s['median']:.0f} [{s['min']:.0f}-{s['max']:.0f}]"  # noqa: E731
+        print(f"\nhykexd on loopback (2 nodes, simulator unbounded, 32-byte keys; median [min-max] of {REPS})")
+        print(f"{'measurement':52} {'value':>28}")
+        for k, v in rates.items():
+            print(f"{'key production, ' + k + ' (keys/s)':52} {m(v):>28}")
+        print(f"{'GET_KEY latency p50 / p99 (us)':52} {m(out['get_key_latency_us']['p50']):>18} / "
+              f"{out['get_key_latency_us']['p99']['median']:.0f}")
+        print(f"{'bare TCP echo p50 / p99 (us)':52} {m(out['tcp_echo_latency_us']['p50']):>18} / "
+              f"{out['tcp_echo_latency_us']['p99']['median']:.0f}")
+        print(f"{'GET_KEY p50 / echo p50':52} {out['latency_ratio_p50']:>28.2f}")
+        for c, v in tp.items():
+            print(f"{'GET_KEY throughput, ' + c + ' connection(s) (req/s)':52} {m(v):>28}")
+        print(f"{'OPEN_CONNECT pair, warm link, p50 / p99 (us)':52} {m(out['open_connect_us']['p50']):>18} / "
+              f"{out['open_connect_us']['p99']['median']:.0f}")
+        print("wrote bench/results/network.json")
+    finally:
+        for p in procs:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+main()
