@@ -5,7 +5,8 @@
  *   bench_api latency A B N                   GET_KEY latency from a filled buffer (p50/p99 us)
  *   bench_api echo N REQ REP                   bare TCP echo of REQ/REP-byte messages (p50/p99 us)
  *   bench_api throughput A B CONNS SECONDS    GET_KEY requests/s over CONNS connections
- *   bench_api open A B N                       OPEN_CONNECT latency on a warm peer link (p50/p99 us)
+ *   bench_api open A B N                       OPEN_CONNECT latency on a warm peer link (p50/p99
+ * us)
  *
  * A and B are HOST:PORT of two nodes' APIs. Prints one JSON object. Used by bench/run.sh.
  */
@@ -148,9 +149,10 @@ static int bench_rate(const char *A, const char *B, uint64_t n, const char *meth
     t1 = now();
     pthread_join(t, NULL);
     close_pair(p);
-    printf("{\"bench\": \"rate\", \"method\": \"%s\", \"sources\": \"%s\", \"keys\": %llu, "
-           "\"seconds\": %.4f, \"keys_per_s\": %.1f}\n",
-           method, sources, (unsigned long long)got, t1 - t0, (double)got / (t1 - t0));
+    printf(
+        "{\"bench\": \"rate\", \"method\": \"%s\", \"sources\": \"%s\", \"keys\": %llu, "
+        "\"seconds\": %.4f, \"keys_per_s\": %.1f}\n",
+        method, sources, (unsigned long long)got, t1 - t0, (double)got / (t1 - t0));
     return got == n ? 0 : 1;
 }
 
@@ -264,9 +266,10 @@ static int bench_echo(uint64_t n, size_t req, size_t rep)
     pthread_join(t, NULL);
     close(e.fd);
     percentiles(lat, n, &p50, &p99);
-    printf("{\"bench\": \"echo\", \"calls\": %llu, \"request_bytes\": %zu, \"reply_bytes\": %zu, "
-           "\"p50_us\": %.1f, \"p99_us\": %.1f}\n",
-           (unsigned long long)n, req, rep, p50, p99);
+    printf(
+        "{\"bench\": \"echo\", \"calls\": %llu, \"request_bytes\": %zu, \"reply_bytes\": %zu, "
+        "\"p50_us\": %.1f, \"p99_us\": %.1f}\n",
+        (unsigned long long)n, req, rep, p50, p99);
     free(lat);
     free(buf);
     return 0;
@@ -323,9 +326,10 @@ static int bench_throughput(const char *A, const char *B, int conns, double seco
         total += w[i].done;
         ok += w[i].ok;
     }
-    printf("{\"bench\": \"throughput\", \"connections\": %d, \"ok\": %d, \"seconds\": %.2f, "
-           "\"requests\": %llu, \"requests_per_s\": %.1f}\n",
-           conns, ok, seconds, (unsigned long long)total, (double)total / seconds);
+    printf(
+        "{\"bench\": \"throughput\", \"connections\": %d, \"ok\": %d, \"seconds\": %.2f, "
+        "\"requests\": %llu, \"requests_per_s\": %.1f}\n",
+        conns, ok, seconds, (unsigned long long)total, (double)total / seconds);
     free(w);
     free(t);
     return ok == conns ? 0 : 1;

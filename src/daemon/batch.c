@@ -302,25 +302,27 @@ static hx_err fetch_qkd(struct hxd *d, struct batch *b, int *status, char *msg, 
         }
         return HX_OK;
     }
-    for (uint32_t i = 0; i < b->count; i++) {
-        uint32_t st = 0;
-        uint64_t pos = b->qkd_first + i;
-        if (pos > UINT32_MAX) {
+    {
+        uint32_t st = 0, done = 0;
+        if (b->qkd_first + b->count > UINT32_MAX) {
             snprintf(msg, msg_len, "QKD source: position beyond the KME's index range");
             *status = HYKEX_STATUS_INSUFFICIENT_KEY;
             return HX_ERR_STATE;
         }
-        hx_err e = hx_qkd_get(&d->qkd, &b->s.qkd_ksid, (uint32_t)pos, b->qkd + i * kb, kb, &st, msg,
-                              msg_len);
+        /* One connection for the whole batch where the dialect allows it. */
+        hx_err e = hx_qkd_get_many(&d->qkd, &b->s.qkd_ksid, (uint32_t)b->qkd_first, b->count,
+                                   b->qkd, kb, &done, &st, msg, msg_len);
         if (e != HX_OK || st != 0) {
             char kid[HX_UUID_STR_LEN + 1];
             hx_uuid_format(&b->s.qkd_ksid, kid);
             hx_info("QKD key refused",
-                    HX_F_STR("qkd_stream", kid) HX_F_U64("index", pos) HX_F_U64("status", st)
-                        HX_F_STR("role", b->s.role == HXD_INITIATOR ? "initiator" : "responder"));
+                    HX_F_STR("qkd_stream", kid) HX_F_U64("index", b->qkd_first + done)
+                        HX_F_U64("status", st) HX_F_STR(
+                            "role", b->s.role == HXD_INITIATOR ? "initiator" : "responder"));
             *status = st == 2 ? HYKEX_STATUS_INSUFFICIENT_KEY : HYKEX_STATUS_NO_QKD_CONNECTION;
             if (msg[0] == '\0') {
-                snprintf(msg, msg_len, "QKD source: status %u for position %" PRIu64, st, pos);
+                snprintf(msg, msg_len, "QKD source: status %u for index %" PRIu64, st,
+                         b->qkd_first + done);
             }
             return e != HX_OK ? e : HX_ERR_NO_KEY;
         }

@@ -372,3 +372,117 @@ hx_err hx_qkd_close(const struct hx_qkd_client *c, const struct hx_uuid *ksid)
     json_object_put(o);
     return e;
 }
+
+/* One JSON GET_KEY on an open connection, reading one reply object from the stream. */
+static hx_err json_get_on(struct qconn *q, struct hx_json_stream *in, const struct hx_uuid *ksid,
+                          uint32_t index, uint8_t *key, size_t len, uint32_t *status, char *msg,
+                          size_t msg_len)
+{
+    struct hx_004_request req;
+    struct json_object *o, *r = NULL, *kb;
+    const char *text, *why;
+    uint8_t buf[8192];
+    hx_err e = HX_OK;
+
+    memset(&req, 0, sizeof(req));
+    req.cmd = HX_004_GET_KEY;
+    req.ksid = *ksid;
+    req.has_index = true;
+    req.index = index;
+    req.metadata_size = 1024;
+    o = hx_004_json_encode_request(&req);
+    text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED);
+    if (!qwrite(q, text, strlen(text))) {
+        json_object_put(o);
+        snprintf(msg, msg_len, "QKD source: sending to the KME failed");
+        return HX_ERR_IO;
+    }
+    json_object_put(o);
+    for (;;) {
+        hx_err je;
+        enum hx_json_event ev = hx_json_stream_next(in, &r, &je, &why);
+        if (ev == HX_JSON_OBJECT) {
+            break;
+        }
+        if (ev == HX_JSON_ERROR) {
+            snprintf(msg, msg_len, "QKD source: malformed reply from the KME: %s", why);
+            return HX_ERR_PROTO;
+        }
+        ssize_t n = qread(q, buf, sizeof(buf));
+        if (n <= 0) {
+            snprintf(msg, msg_len, "QKD source: the KME closed the connection without a reply");
+            return HX_ERR_IO;
+        }
+        e = hx_json_stream_feed(in, buf, (size_t)n);
+        OPENSSL_cleanse(buf, sizeof(buf));
+        if (e != HX_OK) {
+            return e;
+        }
+    }
+    *status = get_status(r, msg, msg_len);
+    if (*status == 0) {
+        if (!json_object_object_get_ex(r, "key_buffer", &kb) ||
+            !json_object_is_type(kb, json_type_array) || json_object_array_length(kb) != len) {
+            snprintf(msg, msg_len, "QKD source: key_buffer missing or not %zu bytes", len);
+            *status = HYKEX_STATUS_NO_QKD_CONNECTION;
+        } else {
+            for (size_t i = 0; i < len; i++) {
+                int64_t v = json_object_get_int64(json_object_array_get_idx(kb, i));
+                key[i] = (uint8_t)v;
+                if (v < 0 || v > 255) {
+                    *status = HYKEX_STATUS_NO_QKD_CONNECTION;
+                    snprintf(msg, msg_len, "QKD source: key_buffer value out of 0..255");
+                }
+            }
+            if (*status == 0 && all_zero(key, len)) {
+                snprintf(msg, msg_len, "QKD source: the KME returned an all-zero key");
+                *status = HYKEX_STATUS_INSUFFICIENT_KEY;
+            }
+        }
+    }
+    json_object_put(r);
+    return HX_OK;
+}
+
+hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_uuid *ksid, uint32_t first,
+                       uint32_t count, uint8_t *keys, size_t len, uint32_t *done, uint32_t *status,
+                       char *msg, size_t msg_len)
+{
+    static const struct hx_json_limits lim = {
+        .max_message = 1u << 20, .max_depth = 8, .max_string = 4096, .max_members = 70000};
+    struct hx_json_stream *in = NULL;
+    struct qconn q;
+    hx_err e;
+
+    *done = 0;
+    *status = 0;
+    msg[0] = '\0';
+    if (c->protocol != 1) {
+        /* binary: one request at a time (2.1.1 needs a connection each anyway) */
+        for (; *done < count; (*done)++) {
+            if ((e = hx_qkd_get(c, ksid, first + *done, keys + (size_t)*done * len, len, status,
+                                msg, msg_len)) != HX_OK ||
+                *status != 0) {
+                return e;
+            }
+        }
+        return HX_OK;
+    }
+    if ((e = qconnect(c, &q, msg, msg_len)) != HX_OK) {
+        return e;
+    }
+    if (hx_json_stream_new(&lim, &in) != HX_OK) {
+        qclose(&q);
+        return HX_ERR_NOMEM;
+    }
+    for (; *done < count; (*done)++) {
+        if ((e = json_get_on(&q, in, ksid, first + *done, keys + (size_t)*done * len, len, status,
+                             msg, msg_len)) != HX_OK ||
+            *status != 0) {
+            break;
+        }
+    }
+    hx_json_stream_free(in);
+    qclose(&q);
+    return e;
+}

@@ -32,6 +32,14 @@ HX_MUST_CHECK hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src,
 HX_MUST_CHECK hx_err hx_qkd_get(const struct hx_qkd_client *c, const struct hx_uuid *ksid,
                                 uint32_t index, uint8_t *key, size_t len, uint32_t *status,
                                 char *msg, size_t msg_len);
+/*
+ * GET_KEY for indices first .. first+count-1 into keys (count * len bytes), over one
+ * connection where the dialect allows it (JSON, binary 1.0.1; 2.1.1 takes one per request).
+ * Stops at the first non-zero status, which *status and msg report, with *done keys fetched.
+ */
+HX_MUST_CHECK hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_uuid *ksid,
+                                     uint32_t first, uint32_t count, uint8_t *keys, size_t len,
+                                     uint32_t *done, uint32_t *status, char *msg, size_t msg_len);
 HX_MUST_CHECK hx_err hx_qkd_close(const struct hx_qkd_client *c, const struct hx_uuid *ksid);
 
 #endif
