@@ -422,7 +422,8 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
     /* A failed batch is retried (after a second): wait out the timeout before giving up,
      * then say why the last batch failed. */
     while ((s = hxd_stream_find(d, &req->ksid)) != NULL && s->app_open && !hxd_stream_has(s, pos) &&
-           !(s->peer_closed && !s->producing && pos >= s->produced) && wait_change(d, deadline)) {
+           !(s->peer_closed && s->inflight == 0 && pos >= s->produced && !hxd_stream_has(s, pos)) &&
+           wait_change(d, deadline)) {
         if (s->role == HXD_INITIATOR) {
             hxd_stream_kick(d, s);
         }

@@ -229,9 +229,10 @@ static hx_err batch_init(struct batch *b, const struct hxd_stream *s, uint64_t f
 
     memset(b, 0, sizeof(*b));
     b->s = *s;
+    /* A copy of the fixed fields only: it owns none of the stream's buffers. */
     b->s.ready = NULL;
-    b->s.resp = NULL;
-    memset(&b->s.pending, 0, sizeof(b->s.pending));
+    memset(b->s.fl, 0, sizeof(b->s.fl));
+    memset(b->s.pending, 0, sizeof(b->s.pending));
     b->first = first;
     b->count = count;
     b->kem_msg = calloc(n, sizeof(*b->kem_msg));
@@ -445,16 +446,33 @@ static hx_err verify_peer(struct hxd *d, const struct hx_uuid *peer, const uint8
     return e;
 }
 
-/* Commits a batch's keys to the stream (lock held). */
+/* Commits a batch's keys to the stream (lock held) and moves the contiguous watermark. */
 static void commit(struct hxd_stream *s, struct batch *b)
 {
+    bool moved = true;
+
     for (uint32_t i = 0; i < b->count; i++) {
         if (hxd_stream_add_key(s, b->first + i, b->keys[i]) == HX_OK) {
             b->keys[i] = NULL;
         }
     }
-    if (b->first + b->count > s->produced) {
-        s->produced = b->first + b->count;
+    if (b->first == s->produced) {
+        s->produced += b->count;
+    } else if (b->first > s->produced &&
+               s->n_done_above < sizeof(s->done_above) / sizeof(s->done_above[0])) {
+        s->done_above[s->n_done_above].first = b->first;
+        s->done_above[s->n_done_above++].count = b->count;
+    }
+    while (moved) {
+        moved = false;
+        for (size_t i = 0; i < s->n_done_above; i++) {
+            if (s->done_above[i].first == s->produced) {
+                s->produced += s->done_above[i].count;
+                s->done_above[i] = s->done_above[--s->n_done_above];
+                moved = true;
+                break;
+            }
+        }
     }
     s->confirmed_batches++;
     s->failing = false;
@@ -488,20 +506,34 @@ static void fail_stream(struct hxd *d, const struct hx_uuid *ksid, int status, c
     pthread_mutex_unlock(&d->lock);
 }
 
-/* Waits for the peer's reply to the in-flight batch (lock held); false on timeout/close. */
-static bool wait_reply(struct hxd *d, const struct hx_uuid *ksid, bool ack, struct hxd_stream **out)
+/* The in-flight slot of the batch starting at first (lock held), or NULL. */
+static struct hxd_inflight *slot_of(struct hxd_stream *s, uint64_t first)
+{
+    for (size_t i = 0; i < HXD_PIPELINE; i++) {
+        if (s->fl[i].used && s->fl[i].first == first) {
+            return &s->fl[i];
+        }
+    }
+    return NULL;
+}
+
+/* Waits for the peer's reply to the batch at first (lock held); false on timeout/close. */
+static bool wait_reply(struct hxd *d, const struct hx_uuid *ksid, uint64_t first, bool ack,
+                       struct hxd_stream **out, struct hxd_inflight **slot)
 {
     double deadline = hxd_now() + WAIT_REPLY_S;
 
     for (;;) {
         struct hxd_stream *s = hxd_stream_find(d, ksid);
+        struct hxd_inflight *f = s != NULL ? slot_of(s, first) : NULL;
         struct timespec ts;
         /* After STREAM_CLOSE an ACK may still come (the responder queues it first). */
-        if (s == NULL || d->stopping || (!ack && s->peer_closed)) {
+        if (f == NULL || d->stopping || (!ack && s->peer_closed)) {
             return false;
         }
-        if ((!ack && s->resp_ready) || (ack && s->ack_status >= 0)) {
+        if ((!ack && f->resp_ready) || (ack && f->ack_status >= 0)) {
             *out = s;
+            *slot = f;
             return true;
         }
         if (hxd_now() > deadline) {
@@ -515,6 +547,24 @@ static bool wait_reply(struct hxd *d, const struct hx_uuid *ksid, bool ack, stru
         }
         pthread_cond_timedwait(&d->changed, &d->lock, &ts);
     }
+}
+
+/* A batch ended at the initiator (lock held): frees its slot; a failed one is made again. */
+static void batch_done(struct hxd *d, struct hxd_stream *s, uint64_t first, bool ok)
+{
+    struct hxd_inflight *f = slot_of(s, first);
+
+    if (f != NULL) {
+        free(f->resp);
+        memset(f, 0, sizeof(*f));
+    }
+    if (s->inflight > 0) {
+        s->inflight--;
+    }
+    if (!ok && !s->peer_closed && s->n_retry < sizeof(s->retry) / sizeof(s->retry[0])) {
+        s->retry[s->n_retry++] = first;
+    }
+    hxd_stream_kick(d, s);
 }
 
 static void produce(struct hxd *d, const struct hx_uuid *ksid)
@@ -535,21 +585,30 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
     hx_writer_init_dynamic(&w, HX_LINK_MAX_FRAME);
     pthread_mutex_lock(&d->lock);
     s = hxd_stream_find(d, ksid);
-    if (s == NULL || s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed) {
-        if (s != NULL) {
-            s->producing = false;
+    struct hxd_inflight *f = NULL;
+    for (size_t i = 0; s != NULL && i < HXD_PIPELINE && f == NULL; i++) {
+        f = s->fl[i].used ? NULL : &s->fl[i];
+    }
+    if (s == NULL || s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed || f == NULL) {
+        if (s != NULL && s->inflight > 0) {
+            s->inflight--;
         }
         pthread_mutex_unlock(&d->lock);
         return;
     }
-    first = s->produced;
     count = d->cfg.batch_size;
+    if (s->n_retry > 0) {
+        first = s->retry[--s->n_retry];
+    } else {
+        first = s->next_first;
+        s->next_first += count;
+    }
     uint64_t qkd_first = s->qkd_next;
     s->qkd_next += count; /* spent whatever happens: a KME hands out each index once */
-    s->resp_ready = false;
-    s->ack_status = -1;
-    free(s->resp);
-    s->resp = NULL;
+    f->used = true;
+    f->first = first;
+    f->resp_ready = false;
+    f->ack_status = -1;
     e = batch_init(&b, s, first, count);
     b.qkd_first = qkd_first;
     b.qkd_mode = qkd_mode_of(d, s);
@@ -603,14 +662,14 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
     }
     /* Wait for BATCH_RESP. */
     pthread_mutex_lock(&d->lock);
-    if (!wait_reply(d, ksid, false, &s)) {
+    if (!wait_reply(d, ksid, first, false, &s, &f)) {
         pthread_mutex_unlock(&d->lock);
         snprintf(msg, sizeof(msg), "peer node did not answer the key batch");
         goto fail;
     }
-    resp = s->resp;
-    resp_len = s->resp_len;
-    s->resp = NULL;
+    resp = f->resp;
+    resp_len = f->resp_len;
+    f->resp = NULL;
     pthread_mutex_unlock(&d->lock);
     {
         struct hx_reader r;
@@ -722,16 +781,15 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
         goto fail;
     }
     pthread_mutex_lock(&d->lock);
-    if (!wait_reply(d, ksid, true, &s) || s->ack_status != 0) {
+    if (!wait_reply(d, ksid, first, true, &s, &f) || f->ack_status != 0) {
         pthread_mutex_unlock(&d->lock);
         snprintf(msg, sizeof(msg), "peer node did not commit the batch");
         goto fail;
     }
     /* Two-phase commit: the responder holds the keys; now they are ready here too. */
     commit(s, &b);
-    s->producing = false;
     d->batches_ok++;
-    hxd_stream_kick(d, s);
+    batch_done(d, s, first, true);
     pthread_cond_broadcast(&d->changed);
     pthread_mutex_unlock(&d->lock);
     goto out;
@@ -749,8 +807,7 @@ fail:
     }
     pthread_mutex_lock(&d->lock);
     if ((s = hxd_stream_find(d, ksid)) != NULL) {
-        s->producing = false;
-        hxd_stream_kick(d, s);
+        batch_done(d, s, first, false);
     }
     pthread_mutex_unlock(&d->lock);
 out:
@@ -903,15 +960,26 @@ static void on_batch_req(struct hxd *d, const struct hx_uuid *peer, const uint8_
         pthread_mutex_unlock(&d->lock);
         goto out;
     }
-    for (uint32_t i = 0; s->pending.keys != NULL && i < s->pending.count; i++) {
-        hx_secret_free(s->pending.keys[i]);
+    /* A free slot, else the oldest (its initiator gave up on it). */
+    struct hxd_pending *pd = &s->pending[0];
+    for (size_t i = 0; i < HXD_PIPELINE; i++) {
+        if (s->pending[i].keys == NULL) {
+            pd = &s->pending[i];
+            break;
+        }
+        if (s->pending[i].first < pd->first) {
+            pd = &s->pending[i];
+        }
     }
-    free(s->pending.keys);
-    s->pending.first = first;
-    s->pending.count = count;
-    memcpy(s->pending.transcript, b.T, 32);
-    memcpy(s->pending.tag_i, tag_i, 32);
-    s->pending.keys = b.keys;
+    for (uint32_t i = 0; pd->keys != NULL && i < pd->count; i++) {
+        hx_secret_free(pd->keys[i]);
+    }
+    free(pd->keys);
+    pd->first = first;
+    pd->count = count;
+    memcpy(pd->transcript, b.T, 32);
+    memcpy(pd->tag_i, tag_i, 32);
+    pd->keys = b.keys;
     b.keys = NULL;
     pthread_mutex_unlock(&d->lock);
     hx_ignore(hxd_send(d, peer, HXP_BATCH_RESP, w.data, w.len));
@@ -946,13 +1014,19 @@ static void on_batch_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_
     hx_uuid_format(&ksid, id);
     pthread_mutex_lock(&d->lock);
     s = hxd_stream_find(d, &ksid);
-    if (s == NULL || s->pending.keys == NULL || s->pending.first != first ||
-        s->pending.count != count) {
+    struct hxd_pending *pd = NULL;
+    for (size_t i = 0; s != NULL && i < HXD_PIPELINE; i++) {
+        if (s->pending[i].keys != NULL && s->pending[i].first == first &&
+            s->pending[i].count == count) {
+            pd = &s->pending[i];
+        }
+    }
+    if (pd == NULL) {
         pthread_mutex_unlock(&d->lock);
         return;
     }
-    pend = s->pending;
-    memset(&s->pending, 0, sizeof(s->pending));
+    pend = *pd;
+    memset(pd, 0, sizeof(*pd));
     pthread_mutex_unlock(&d->lock);
     if (status != 0) {
         hx_warn("peer aborted a key batch", HX_F_STR("stream", id) HX_F_U64("first", first));
@@ -1034,15 +1108,19 @@ static void enqueue(struct hxd *d, struct hxd_pool *pool, const struct hx_uuid *
 
 void hxd_stream_kick(struct hxd *d, struct hxd_stream *s)
 {
-    if (s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed || s->producing ||
-        d->stopping) {
+    uint64_t batch = d->cfg.batch_size;
+
+    if (s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed || d->stopping) {
         return;
     }
-    if (s->n_ready >= d->cfg.buffer_depth && s->want <= s->produced) {
-        return;
+    /* Up to HXD_PIPELINE batches at once, while keys are wanted or the buffer has room. */
+    while (s->inflight < HXD_PIPELINE &&
+           (s->n_retry > s->inflight ||
+            s->n_ready + (uint64_t)s->inflight * batch < d->cfg.buffer_depth ||
+            s->want > s->next_first)) {
+        s->inflight++;
+        enqueue(d, &d->initiators, &s->ksid, HXP_BATCH_REQ, NULL, 0);
     }
-    s->producing = true;
-    enqueue(d, &d->initiators, &s->ksid, HXP_BATCH_REQ, NULL, 0);
 }
 
 struct pool_arg {
@@ -1243,15 +1321,23 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
             if (!s->app_open) {
                 hxd_stream_drop(s);
             }
-        } else if (type == HXP_BATCH_RESP && s->role == HXD_INITIATOR) {
-            free(s->resp);
-            if ((s->resp = malloc(len)) != NULL) {
-                memcpy(s->resp, p, len);
-                s->resp_len = len;
-                s->resp_ready = true;
+        } else if ((type == HXP_BATCH_RESP || type == HXP_BATCH_ACK) && len >= 28 &&
+                   s->role == HXD_INITIATOR) {
+            uint64_t first = 0;
+            struct hxd_inflight *f;
+            for (int i = 0; i < 8; i++) {
+                first = first << 8 | p[16 + i];
             }
-        } else if (type == HXP_BATCH_ACK && len >= 28 && s->role == HXD_INITIATOR) {
-            s->ack_status = p[24] << 24 | p[25] << 16 | p[26] << 8 | p[27];
+            if ((f = slot_of(s, first)) != NULL && type == HXP_BATCH_RESP) {
+                free(f->resp);
+                if ((f->resp = malloc(len)) != NULL) {
+                    memcpy(f->resp, p, len);
+                    f->resp_len = len;
+                    f->resp_ready = true;
+                }
+            } else if (f != NULL) {
+                f->ack_status = p[24] << 24 | p[25] << 16 | p[26] << 8 | p[27];
+            }
         }
     }
     pthread_cond_broadcast(&d->changed);

@@ -50,6 +50,19 @@ struct hxd_key {
     struct hx_secret *key;
 };
 
+/* Batches of one stream in flight at once: the responder's work overlaps the initiator's. */
+#define HXD_PIPELINE 3
+
+/* The initiator's view of one batch in flight: the peer's replies as they arrive. */
+struct hxd_inflight {
+    bool used;
+    uint64_t first;
+    uint8_t *resp;
+    size_t resp_len;
+    bool resp_ready;
+    int ack_status; /* -1: waiting */
+};
+
 /* An in-flight batch at the responder, between BATCH_RESP and BATCH_FIN. */
 struct hxd_pending {
     uint64_t first;
@@ -77,22 +90,26 @@ struct hxd_stream {
     /* keys */
     struct hxd_key *ready; /* sorted by pos */
     size_t n_ready, cap_ready;
-    uint64_t produced; /* positions below have been produced (or failed) */
-    uint64_t qkd_next; /* initiator: next QKD index (a failed batch burns its QKD keys) */
+    uint64_t produced;   /* every position below is committed (contiguous watermark) */
+    uint64_t next_first; /* initiator: first position of the next new batch */
+    uint64_t qkd_next;   /* initiator: next QKD index (a failed batch burns its QKD keys) */
+    struct {
+        uint64_t first, count;
+    } done_above[2 * HXD_PIPELINE]; /* committed batches above the watermark */
+    size_t n_done_above;
+    uint64_t retry[2 * HXD_PIPELINE]; /* initiator: firsts of failed batches, made again */
+    size_t n_retry;
     uint64_t next_get; /* next position for a GET_KEY without index */
     uint64_t want;     /* highest position an application waits for, + 1 */
-    bool producing;    /* a batch is queued or in flight */
+    unsigned inflight; /* initiator: batches queued or running */
     bool failing;      /* the last batch failed */
     int fail_status;
     char fail_msg[200];
     uint64_t delivered, confirmed_batches, failed_batches;
-    /* initiator: the in-flight batch's replies */
-    uint8_t *resp;
-    size_t resp_len;
-    bool resp_ready;
-    int ack_status; /* -1 waiting */
-    /* responder: the batch awaiting FIN */
-    struct hxd_pending pending;
+    /* initiator: the replies of the batches in flight */
+    struct hxd_inflight fl[HXD_PIPELINE];
+    /* responder: batches awaiting BATCH_FIN */
+    struct hxd_pending pending[HXD_PIPELINE];
 };
 
 struct hxd_job {

@@ -30,7 +30,6 @@ struct hxd_stream *hxd_stream_new(struct hxd *d)
             struct hxd_stream *s = &d->streams[i];
             memset(s, 0, sizeof(*s));
             s->used = true;
-            s->ack_status = -1;
             return s;
         }
     }
@@ -54,8 +53,10 @@ void hxd_stream_drop(struct hxd_stream *s)
         hx_secret_free(s->ready[i].key); /* wipes */
     }
     free(s->ready);
-    free(s->resp);
-    drop_pending(&s->pending);
+    for (size_t i = 0; i < HXD_PIPELINE; i++) {
+        free(s->fl[i].resp);
+        drop_pending(&s->pending[i]);
+    }
     memset(s, 0, sizeof(*s));
 }
 
