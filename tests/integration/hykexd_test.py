@@ -7,6 +7,7 @@ JSON, C's 004 binary 1.0.1). Applications are Python clients that speak the refe
 format byte for byte. Ends with "N passed, M failed".
 """
 import json
+import shutil
 import os
 import re
 import signal
@@ -548,6 +549,10 @@ def main():
                 results.append((f"{name} exit {p.returncode}", AssertionError("unclean exit")))
                 print(f"FAIL daemon {name} exited {p.returncode}; see {WORK}/{name}.log")
     failed = [n for n, e in results if e]
+    if not failed:
+        shutil.rmtree(WORK, ignore_errors=True)  # kept for a look when something failed
+    else:
+        print(f"logs and configs kept in {WORK}")
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
 

@@ -9,6 +9,7 @@ Ends with a line "N passed, M failed".
 """
 import http.client
 import json
+import shutil
 import os
 import socket
 import ssl
@@ -572,6 +573,10 @@ def main():
     failed = [n for n, e in results if e]
     if proc.returncode != 0:
         failed.append("clean shutdown")
+    if not failed:
+        shutil.rmtree(WORK, ignore_errors=True)  # kept for a look when something failed
+    else:
+        print(f"logs and configs kept in {WORK}")
     print(f"{len(results) - len([1 for _, e in results if e])} passed, {len(failed)} failed")
     return 1 if failed else 0
 
