@@ -405,7 +405,11 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
     }
     if (pos < s->produced && !hxd_stream_has(s, pos)) {
         pthread_mutex_unlock(&d->lock);
-        snprintf(msg, sizeof(msg), "position %" PRIu64 " was already delivered at this node", pos);
+        snprintf(msg, sizeof(msg),
+                 "position %" PRIu64
+                 " was already delivered at this node (or given up after a "
+                 "link failure)",
+                 pos);
         return hx_004_json_status(HYKEX_STATUS_INSUFFICIENT_KEY, msg);
     }
     if (pos >= s->produced + MAX_AHEAD) {
@@ -422,8 +426,8 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
     /* A failed batch is retried (after a second): wait out the timeout before giving up,
      * then say why the last batch failed. */
     while ((s = hxd_stream_find(d, &req->ksid)) != NULL && s->app_open && !hxd_stream_has(s, pos) &&
-           !(s->peer_closed && s->inflight == 0 && pos >= s->produced && !hxd_stream_has(s, pos)) &&
-           wait_change(d, deadline)) {
+           pos >= s->produced && /* below the watermark and not here: taken or given up */
+           !(s->peer_closed && s->inflight == 0) && wait_change(d, deadline)) {
         if (s->role == HXD_INITIATOR) {
             hxd_stream_kick(d, s);
         }
@@ -433,7 +437,14 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
         return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "key stream closed");
     }
     if ((key = hxd_stream_take(s, pos, &ready_at)) == NULL) {
-        if (s->peer_closed) {
+        if (pos < s->produced) {
+            status = HYKEX_STATUS_INSUFFICIENT_KEY;
+            snprintf(msg, sizeof(msg),
+                     "position %" PRIu64
+                     " was already delivered at this node (or given up "
+                     "after a link failure)",
+                     pos);
+        } else if (s->peer_closed) {
             status = HYKEX_STATUS_PEER_NOT_CONNECTED_GET;
             snprintf(msg, sizeof(msg), "peer application closed the key stream");
         } else if (s->failing) {

@@ -25,6 +25,12 @@
 #include "daemon/hxd.h"
 
 #define WAIT_REPLY_S 15.0
+/*
+ * BATCH_RESP status (not an ETSI one): the responder had already committed these positions
+ * (its ACK was lost with the link). The keys cannot be made again equal, so both nodes give
+ * them up: GET_KEY answers with an error for them at both ends, never with unequal keys.
+ */
+#define RESP_POSITIONS_LOST 1000u
 static const uint8_t ctx_resp[] = "hykex/1 batch responder";
 static const uint8_t ctx_init[] = "hykex/1 batch initiator";
 
@@ -47,8 +53,9 @@ static enum hx_kem_alg kem_of(enum hx_source_kind k)
     }
 }
 
-hx_err hxd_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
-                size_t len)
+/* Sends on the peer's link; *serial (if not NULL) names the link it went on. */
+static hx_err send_on_link(struct hxd *d, const struct hx_uuid *peer, uint8_t type,
+                           const uint8_t *p, size_t len, uint64_t *serial)
 {
     struct hx_link *l = hx_links_get(d->links, peer);
     hx_err e;
@@ -56,9 +63,18 @@ hx_err hxd_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const u
     if (l == NULL) {
         return HX_ERR_IO_CLOSED;
     }
+    if (serial != NULL) {
+        *serial = hx_link_serial(l);
+    }
     e = hx_link_send(l, type, p, len);
     hx_link_put(l);
     return e;
+}
+
+hx_err hxd_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
+                size_t len)
+{
+    return send_on_link(d, peer, type, p, len, NULL);
 }
 
 static hx_err write_lp16(struct hx_writer *w, const char *s)
@@ -451,7 +467,7 @@ static void commit(struct hxd_stream *s, struct batch *b)
 {
     bool moved = true;
 
-    for (uint32_t i = 0; i < b->count; i++) {
+    for (uint32_t i = 0; b->keys != NULL && i < b->count; i++) {
         if (hxd_stream_add_key(s, b->first + i, b->keys[i]) == HX_OK) {
             b->keys[i] = NULL;
         }
@@ -476,6 +492,39 @@ static void commit(struct hxd_stream *s, struct batch *b)
     }
     s->confirmed_batches++;
     s->failing = false;
+}
+
+/* Was any of these positions committed at this node already (lock held)? */
+static bool any_committed(const struct hxd_stream *s, uint64_t first, uint32_t count)
+{
+    if (first < s->produced) {
+        return true;
+    }
+    for (size_t i = 0; i < s->n_done_above; i++) {
+        if (first < s->done_above[i].first + s->done_above[i].count &&
+            s->done_above[i].first < first + count) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Gives up positions at this node: their keys are wiped, and they count as done. */
+static void give_up(struct hxd_stream *s, uint64_t first, uint32_t count)
+{
+    struct batch b;
+
+    for (uint32_t i = 0; i < count; i++) {
+        double at;
+        hx_secret_free(hxd_stream_take(s, first + i, &at));
+    }
+    if (!any_committed(s, first, count)) {
+        memset(&b, 0, sizeof(b));
+        b.first = first;
+        b.count = count;
+        commit(s, &b); /* moves the watermark; no keys */
+        s->confirmed_batches--;
+    }
 }
 
 /* ---- initiator ---- */
@@ -519,7 +568,7 @@ static struct hxd_inflight *slot_of(struct hxd_stream *s, uint64_t first)
 
 /* Waits for the peer's reply to the batch at first (lock held); false on timeout/close. */
 static bool wait_reply(struct hxd *d, const struct hx_uuid *ksid, uint64_t first, bool ack,
-                       struct hxd_stream **out, struct hxd_inflight **slot)
+                       uint64_t serial, struct hxd_stream **out, struct hxd_inflight **slot)
 {
     double deadline = hxd_now() + WAIT_REPLY_S;
 
@@ -529,6 +578,14 @@ static bool wait_reply(struct hxd *d, const struct hx_uuid *ksid, uint64_t first
         struct timespec ts;
         /* After STREAM_CLOSE an ACK may still come (the responder queues it first). */
         if (f == NULL || d->stopping || (!ack && s->peer_closed)) {
+            return false;
+        }
+        /* A link gone (even if already made again) lost the reply: fail now, not at the
+         * timeout; the retry sorts out what the responder had committed. */
+        struct hx_link *l = hx_links_get(d->links, &s->peer);
+        bool same = l != NULL && hx_link_serial(l) == serial;
+        hx_link_put(l);
+        if (!same && !((!ack && f->resp_ready) || (ack && f->ack_status >= 0))) {
             return false;
         }
         if ((!ack && f->resp_ready) || (ack && f->ack_status >= 0)) {
@@ -575,7 +632,7 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
     struct hx_writer w;
     uint8_t *resp = NULL, tag[32], sig[HX_SIG_MAX_SIGNATURE];
     size_t resp_len = 0, n, sig_len;
-    uint64_t first;
+    uint64_t first, serial = 0;
     uint32_t count;
     char msg[200] = "";
     int status = HYKEX_STATUS_NO_QKD_CONNECTION;
@@ -585,6 +642,9 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
     hx_writer_init_dynamic(&w, HX_LINK_MAX_FRAME);
     pthread_mutex_lock(&d->lock);
     s = hxd_stream_find(d, ksid);
+    if (s != NULL && s->queued > 0) {
+        s->queued--;
+    }
     struct hxd_inflight *f = NULL;
     for (size_t i = 0; s != NULL && i < HXD_PIPELINE && f == NULL; i++) {
         f = s->fl[i].used ? NULL : &s->fl[i];
@@ -598,7 +658,9 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
     }
     count = d->cfg.batch_size;
     if (s->n_retry > 0) {
-        first = s->retry[--s->n_retry];
+        /* Oldest failure first: an application waits for the lowest positions. */
+        first = s->retry[0];
+        memmove(&s->retry[0], &s->retry[1], --s->n_retry * sizeof(s->retry[0]));
     } else {
         first = s->next_first;
         s->next_first += count;
@@ -656,13 +718,13 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
             goto fail;
         }
     }
-    if ((e = hxd_send(d, &b.s.peer, HXP_BATCH_REQ, w.data, w.len)) != HX_OK) {
+    if ((e = send_on_link(d, &b.s.peer, HXP_BATCH_REQ, w.data, w.len, &serial)) != HX_OK) {
         snprintf(msg, sizeof(msg), "peer node unreachable (link down)");
         goto fail;
     }
     /* Wait for BATCH_RESP. */
     pthread_mutex_lock(&d->lock);
-    if (!wait_reply(d, ksid, first, false, &s, &f)) {
+    if (!wait_reply(d, ksid, first, false, serial, &s, &f)) {
         pthread_mutex_unlock(&d->lock);
         snprintf(msg, sizeof(msg), "peer node did not answer the key batch");
         goto fail;
@@ -684,6 +746,16 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
             rfirst != first || rcount != count) {
             snprintf(msg, sizeof(msg), "malformed BATCH_RESP from the peer");
             goto fail;
+        }
+        if (rstatus == RESP_POSITIONS_LOST) {
+            pthread_mutex_lock(&d->lock);
+            if ((s = hxd_stream_find(d, ksid)) != NULL) {
+                give_up(s, first, count);
+                batch_done(d, s, first, true);
+                pthread_cond_broadcast(&d->changed);
+            }
+            pthread_mutex_unlock(&d->lock);
+            goto out;
         }
         if (rstatus != 0) {
             status = (int)rstatus;
@@ -752,8 +824,11 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
             snprintf(msg, sizeof(msg), "BATCH_RESP without signature and tag");
             goto fail;
         }
-        if (verify_peer(d, &b.s.peer, ctx_resp, sizeof(ctx_resp) - 1, b.T, rsig, slen) != HX_OK) {
-            snprintf(msg, sizeof(msg), "peer's batch signature does not verify");
+        if ((e = verify_peer(d, &b.s.peer, ctx_resp, sizeof(ctx_resp) - 1, b.T, rsig, slen)) !=
+            HX_OK) {
+            snprintf(msg, sizeof(msg), "%s",
+                     e == HX_ERR_IO_CLOSED ? "peer link went down during the batch"
+                                           : "peer's batch signature does not verify");
             goto abort_batch;
         }
         if ((e = combine_all(d, &b)) != HX_OK || (e = confirm_tag(&b, "responder", tag)) != HX_OK) {
@@ -781,7 +856,7 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
         goto fail;
     }
     pthread_mutex_lock(&d->lock);
-    if (!wait_reply(d, ksid, first, true, &s, &f) || f->ack_status != 0) {
+    if (!wait_reply(d, ksid, first, true, serial, &s, &f) || f->ack_status != 0) {
         pthread_mutex_unlock(&d->lock);
         snprintf(msg, sizeof(msg), "peer node did not commit the batch");
         goto fail;
@@ -866,6 +941,18 @@ static void on_batch_req(struct hxd *d, const struct hx_uuid *peer, const uint8_
     }
     pthread_mutex_lock(&d->lock);
     s = hxd_stream_find(d, &ksid);
+    if (s != NULL && s->role == HXD_RESPONDER && any_committed(s, first, count)) {
+        char id[HX_UUID_STR_LEN + 1];
+        give_up(s, first, count);
+        pthread_cond_broadcast(&d->changed);
+        pthread_mutex_unlock(&d->lock);
+        hx_uuid_format(&ksid, id);
+        hx_warn("positions asked again after a lost ACK: given up at both nodes",
+                HX_F_STR("stream", id) HX_F_U64("first", first) HX_F_U64("count", count));
+        send_resp_error(d, peer, ksid.b, first, count, RESP_POSITIONS_LOST,
+                        "positions committed earlier at the responder; given up at both nodes");
+        goto out;
+    }
     if (s == NULL || s->role != HXD_RESPONDER || !hx_uuid_equal(&s->peer, peer) || !s->app_open) {
         pthread_mutex_unlock(&d->lock);
         send_resp_error(d, peer, ksid.b, first, count, HYKEX_STATUS_PEER_NOT_CONNECTED_GET,
@@ -960,15 +1047,25 @@ static void on_batch_req(struct hxd *d, const struct hx_uuid *peer, const uint8_
         pthread_mutex_unlock(&d->lock);
         goto out;
     }
-    /* A free slot, else the oldest (its initiator gave up on it). */
-    struct hxd_pending *pd = &s->pending[0];
-    for (size_t i = 0; i < HXD_PIPELINE; i++) {
+    /* The slot of an earlier try of these positions (a retry replaces it), else a free slot,
+     * else the oldest (its initiator gave up on it). */
+    struct hxd_pending *pd = NULL;
+    for (size_t i = 0; i < HXD_PIPELINE && pd == NULL; i++) {
+        if (s->pending[i].keys != NULL && s->pending[i].first == first) {
+            pd = &s->pending[i];
+        }
+    }
+    for (size_t i = 0; i < HXD_PIPELINE && pd == NULL; i++) {
         if (s->pending[i].keys == NULL) {
             pd = &s->pending[i];
-            break;
         }
-        if (s->pending[i].first < pd->first) {
-            pd = &s->pending[i];
+    }
+    if (pd == NULL) {
+        pd = &s->pending[0];
+        for (size_t i = 1; i < HXD_PIPELINE; i++) {
+            if (s->pending[i].first < pd->first) {
+                pd = &s->pending[i];
+            }
         }
     }
     for (uint32_t i = 0; pd->keys != NULL && i < pd->count; i++) {
@@ -986,6 +1083,18 @@ static void on_batch_req(struct hxd *d, const struct hx_uuid *peer, const uint8_
 out:
     hx_writer_wipe(&w);
     batch_free(&b);
+}
+
+/*
+ * Test hook: HYKEX_FAULT_DROP_ACK=N makes the N-th committed batch's ACK be lost with the link
+ * (tests/integration/hykexd_test.py checks what follows). Unset in production.
+ */
+static bool drop_this_ack(void)
+{
+    static long seen;
+    const char *v = getenv("HYKEX_FAULT_DROP_ACK");
+
+    return v != NULL && ++seen == strtol(v, NULL, 10);
 }
 
 static void on_batch_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len)
@@ -1062,7 +1171,12 @@ static void on_batch_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_
         d->batches_ok++;
         /* Queue the ACK before the lock goes: the application may take a key and CLOSE at
          * once, and the peer must see the ACK before that STREAM_CLOSE. */
-        hx_ignore(hxd_send(d, peer, HXP_BATCH_ACK, out, w.len));
+        if (drop_this_ack()) {
+            hx_warn("fault injection: link dropped instead of sending BATCH_ACK", HX_NOFIELDS);
+            hx_links_drop(d->links, peer);
+        } else {
+            hx_ignore(hxd_send(d, peer, HXP_BATCH_ACK, out, w.len));
+        }
         w.len = 0;
     } else if (s != NULL) {
         s->failed_batches++;
@@ -1115,10 +1229,11 @@ void hxd_stream_kick(struct hxd *d, struct hxd_stream *s)
     }
     /* Up to HXD_PIPELINE batches at once, while keys are wanted or the buffer has room. */
     while (s->inflight < HXD_PIPELINE &&
-           (s->n_retry > s->inflight ||
+           (s->n_retry > s->queued ||
             s->n_ready + (uint64_t)s->inflight * batch < d->cfg.buffer_depth ||
             s->want > s->next_first)) {
         s->inflight++;
+        s->queued++;
         enqueue(d, &d->initiators, &s->ksid, HXP_BATCH_REQ, NULL, 0);
     }
 }

@@ -102,6 +102,7 @@ struct hxd_stream {
     uint64_t next_get; /* next position for a GET_KEY without index */
     uint64_t want;     /* highest position an application waits for, + 1 */
     unsigned inflight; /* initiator: batches queued or running */
+    unsigned queued;   /* initiator: of those, queued jobs that have not picked a batch yet */
     bool failing;      /* the last batch failed */
     int fail_status;
     char fail_msg[200];

@@ -57,6 +57,7 @@ struct hx_link {
     int wake[2];
     bool up;
     int refs;
+    uint64_t serial; /* unique per link made: tells a reconnection from the same link */
     uint8_t *rbuf;
     size_t rlen;
 };
@@ -90,6 +91,8 @@ struct hx_links {
         volatile bool done;
     } acc[256];
 };
+
+static uint64_t link_serials;
 
 static double now_s(void)
 {
@@ -267,6 +270,7 @@ static hx_err handshake(struct hx_links *ls, int fd, bool client, const struct h
     }
     l->ls = ls;
     l->fd = fd;
+    l->serial = __atomic_add_fetch(&link_serials, 1, __ATOMIC_RELAXED);
     l->wake[0] = l->wake[1] = -1;
     pthread_mutex_init(&l->lock, NULL);
     l->refs = 1;
@@ -370,6 +374,17 @@ struct hx_link *hx_links_get(struct hx_links *ls, const struct hx_uuid *peer)
     return l;
 }
 
+void hx_links_drop(struct hx_links *ls, const struct hx_uuid *peer)
+{
+    struct slot *s;
+
+    pthread_mutex_lock(&ls->lock);
+    if ((s = slot_of(ls, peer)) != NULL && s->link != NULL) {
+        shutdown(s->link->fd, SHUT_RDWR);
+    }
+    pthread_mutex_unlock(&ls->lock);
+}
+
 const struct hx_uuid *hx_link_peer(const struct hx_link *l)
 {
     return &l->peer;
@@ -378,6 +393,11 @@ const struct hx_uuid *hx_link_peer(const struct hx_link *l)
 const struct hx_sig_key *hx_link_peer_key(const struct hx_link *l)
 {
     return l->peer_key;
+}
+
+uint64_t hx_link_serial(const struct hx_link *l)
+{
+    return l->serial;
 }
 
 hx_err hx_link_send(struct hx_link *l, uint8_t type, const uint8_t *p, size_t len)

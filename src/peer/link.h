@@ -54,6 +54,10 @@ void hx_link_put(struct hx_link *l);
 const struct hx_uuid *hx_link_peer(const struct hx_link *l);
 /* The peer's certificate key, for verifying its batch signatures. */
 const struct hx_sig_key *hx_link_peer_key(const struct hx_link *l);
+/* A number no other link of this process has: a reconnected peer's link has a new one. */
+uint64_t hx_link_serial(const struct hx_link *l);
+/* Closes the link (it reconnects as usual); for fault injection in tests. */
+void hx_links_drop(struct hx_links *ls, const struct hx_uuid *peer);
 /* Queues one frame; HX_ERR_IO_CLOSED when the link is down. */
 HX_MUST_CHECK hx_err hx_link_send(struct hx_link *l, uint8_t type, const uint8_t *p, size_t len);
 

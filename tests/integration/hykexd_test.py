@@ -141,10 +141,11 @@ def pair(a="A", b="B", method="hkdf", sources="ML-KEM-768,QKD", chunk=32, n=3, i
     return out[a]
 
 
-def start_daemon(node, level="debug"):
+def start_daemon(node, env=None):
     log = open(f"{WORK}/{node}.log", "a")
     p = subprocess.Popen([f"{BIN}/hykexd", "-c", f"{WORK}/{node}.json", "-p", f"{WORK}/{node}-peers.json"],
-                         stdout=subprocess.PIPE, stderr=log, text=True, cwd=WORK)
+                         stdout=subprocess.PIPE, stderr=log, text=True, cwd=WORK,
+                         env=dict(os.environ, **(env or {})))
     line = p.stdout.readline()
     if line.strip() != "ready":
         raise SystemExit(f"hykexd {node} did not start: {line!r}; see {WORK}/{node}.log")
@@ -291,6 +292,47 @@ def certificates_of_the_original_system():
     logs = open(f"{WORK}/F.log").read() + open(f"{WORK}/G.log").read()
     check("identified by its IP address" in logs, "no warning about the weaker identity")
     check("not post-quantum" in logs, "no warning about classical batch signatures")
+
+
+@test
+def lost_ack_gives_positions_up_at_both_ends():
+    """The responder's first ACK is lost with the link: the initiator's retry makes both nodes
+    give those positions up (an error with a message, never unequal keys); later ones agree."""
+    procs["G"].terminate()
+    procs["G"].wait(5)
+    start_daemon("G", {"HYKEX_FAULT_DROP_ACK": "1"})
+    time.sleep(1.0)
+    out = {}
+    both_done = threading.Barrier(2, timeout=60)
+
+    def side(node):
+        c = App(node)
+        r = c.open(uri("F", sources="ML-KEM-768,X25519", app="lost"),
+                   uri("G", sources="ML-KEM-768,X25519", app="lost"), {"timeout": 5000})
+        if r["status"] != 0:
+            out[node] = r
+            return
+        out[node] = [c.get(r["key_stream_id"], index=i) for i in (0, 16, 17, 100)]
+        # G's CLOSE must not race F's retry: a closed responder is another (clear) error.
+        both_done.wait()
+        c.call("CLOSE", key_stream_id=r["key_stream_id"])
+    ts = [threading.Thread(target=side, args=(n,)) for n in "FG"]
+    [t.start() for t in ts]
+    [t.join(60) for t in ts]
+    f, g = out["F"], out["G"]
+    check(isinstance(f, list) and isinstance(g, list), f"open: {f} {g}")
+    # The lost ACK is that of whichever batch G committed first (batches are pipelined), and
+    # batches in flight when the link went may share its fate. Each position F asked for is
+    # then either the same key as G's or an error that says it was given up, never another key.
+    for fi, gi in zip(f[:3], g[:3]):
+        if fi["status"] == 0:
+            check(gi["status"] == 0 and fi["key_buffer"] == gi["key_buffer"], f"{fi} / {gi}")
+        else:
+            check(fi["status"] == 2 and "given up" in fi["message"], f"at F: {fi}")
+    check(f[3]["status"] == 0 and f[3]["key_buffer"] == g[3]["key_buffer"], "after the fault")
+    logs = open(f"{WORK}/G.log").read()
+    logs = logs[logs.rindex("hykexd ready"):]  # this run of G only
+    check("fault injection" in logs and "given up at both nodes" in logs, "no log line")
 
 
 @test
@@ -526,7 +568,8 @@ def main():
         setup()
         for t in [reference_client_byte_for_byte, every_method_and_source_set,
                   binary_qkd_dialect_and_long_keys, etsi_014_key_managers,
-                  certificates_of_the_original_system, unix_socket_and_its_allow_list,
+                  certificates_of_the_original_system, lost_ack_gives_positions_up_at_both_ends,
+                  unix_socket_and_its_allow_list,
                   hykex_status_and_run,
                   index_semantics, error_statuses_with_messages,
                   status_8_and_5, key_confirmation_catches_a_corrupted_qkd_key,
