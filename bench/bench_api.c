@@ -7,6 +7,8 @@
  *   bench_api throughput A B CONNS SECONDS    GET_KEY requests/s over CONNS connections
  *   bench_api open A B N                       OPEN_CONNECT latency on a warm peer link (p50/p99
  * us)
+ *   bench_api streams A B K SECONDS PID_A      K streams open at once: aggregate keys/s produced
+ *                                              (STATUS) and node A's RSS growth per stream
  *
  * A and B are HOST:PORT of two nodes' APIs. Prints one JSON object. Used by bench/run.sh.
  */
@@ -20,6 +22,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <json-c/json.h>
 
 #include "hykex/hykex.h"
 
@@ -65,7 +69,7 @@ static void *open_side(void *arg)
     qos.key_chunk_size = 32;
     qos.timeout_ms = 20000;
     o->status = 99;
-    if (hykex_connect(o->addr, &o->h) != 0) {
+    if (o->h == NULL && hykex_connect(o->addr, &o->h) != 0) {
         return NULL;
     }
     if (hykex_open_connect(o->h, o->src, o->dst, &qos, o->ksid, &o->status) != 0) {
@@ -363,8 +367,131 @@ static int bench_open(const char *A, const char *B, uint64_t n)
     return done == n ? 0 : 1;
 }
 
+/* A process's resident set in KiB (/proc), or -1. */
+static long rss_kib(long pid)
+{
+    char path[64], line[256];
+    long kib = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+    if ((f = fopen(path, "r")) == NULL) {
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kib = strtol(line + 6, NULL, 10);
+        }
+    }
+    fclose(f);
+    return kib;
+}
+
+/* Sums a counter of every stream in a node's STATUS; -1 on error. */
+static long long status_sum(struct hykex *h, const char *field)
+{
+    char *reply = NULL;
+    struct json_object *o, *streams, *v;
+    long long sum = -1;
+
+    if (hykex_raw_call(h, "{\"command\": \"STATUS\"}", &reply) != 0) {
+        return -1;
+    }
+    if ((o = json_tokener_parse(reply)) != NULL &&
+        json_object_object_get_ex(o, "streams", &streams)) {
+        sum = 0;
+        for (size_t i = 0; i < json_object_array_length(streams); i++) {
+            if (json_object_object_get_ex(json_object_array_get_idx(streams, i), field, &v)) {
+                sum += json_object_get_int64(v);
+            }
+        }
+    }
+    json_object_put(o);
+    free(reply);
+    return sum;
+}
+
+/* K streams open at once over one connection per node; production measured from STATUS. */
+static int bench_streams(const char *A, const char *B, uint64_t k, double seconds, long pid_a)
+{
+    struct opener *p = calloc(k, 2 * sizeof(*p));
+    struct hykex *ha = NULL, *hb = NULL;
+    long rss0 = rss_kib(pid_a), rss1;
+    long long prod0, prod1, ready;
+    uint64_t opened = 0;
+    double t0, t1;
+    int rc = 1;
+
+    if (p == NULL || hykex_connect(A, &ha) != 0 || hykex_connect(B, &hb) != 0) {
+        fprintf(stderr, "bench_api: cannot connect\n");
+        goto out;
+    }
+    for (; opened < k; opened++) {
+        struct opener *o = &p[2 * opened];
+        pthread_t t;
+        for (int i = 0; i < 2; i++) {
+            o[i].addr = i == 0 ? A : B;
+            o[i].h = i == 0 ? ha : hb;
+            snprintf(o[i].src, sizeof(o[i].src),
+                     "hybrid://s%ld-%llu@%s?hybridization=hkdf&key_sources=ML-KEM-768,QKD",
+                     (long)getpid(), (unsigned long long)opened, node_a);
+            snprintf(o[i].dst, sizeof(o[i].dst),
+                     "hybrid://s%ld-%llu@%s?hybridization=hkdf&key_sources=ML-KEM-768,QKD",
+                     (long)getpid(), (unsigned long long)opened, node_b);
+        }
+        pthread_create(&t, NULL, open_side, &o[1]);
+        open_side(&o[0]);
+        pthread_join(t, NULL);
+        if (o[0].status != 0 || o[1].status != 0) {
+            fprintf(stderr, "bench_api: OPEN_CONNECT %llu failed (%u/%u)\n",
+                    (unsigned long long)opened, o[0].status, o[1].status);
+            goto out;
+        }
+    }
+    prod0 = status_sum(ha, "produced");
+    t0 = now();
+    {
+        struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+        while (nanosleep(&ts, &ts) != 0) {
+        }
+    }
+    prod1 = status_sum(ha, "produced");
+    t1 = now();
+    ready = status_sum(ha, "ready");
+    rss1 = rss_kib(pid_a);
+    if (prod0 < 0 || prod1 < 0 || ready < 0 || rss0 < 0 || rss1 < 0) {
+        fprintf(stderr, "bench_api: STATUS or /proc failed\n");
+        goto out;
+    }
+    printf(
+        "{\"bench\": \"streams\", \"streams\": %llu, \"seconds\": %.2f, "
+        "\"keys_per_s\": %.1f, \"ready_keys\": %lld, \"rss_growth_kib\": %ld, "
+        "\"rss_kib_per_stream\": %.2f}\n",
+        (unsigned long long)k, t1 - t0, (double)(prod1 - prod0) / (t1 - t0), ready, rss1 - rss0,
+        (double)(rss1 - rss0) / (double)k);
+    rc = 0;
+out:
+    for (uint64_t i = 0; i < opened; i++) {
+        uint32_t st;
+        (void)hykex_close(ha, p[2 * i].ksid, &st);
+        (void)hykex_close(hb, p[2 * i + 1].ksid, &st);
+    }
+    if (ha != NULL) {
+        hykex_disconnect(ha);
+    }
+    if (hb != NULL) {
+        hykex_disconnect(hb);
+    }
+    free(p);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 7 && strcmp(argv[1], "streams") == 0) {
+        return bench_streams(argv[2], argv[3], strtoull(argv[4], NULL, 10), strtod(argv[5], NULL),
+                             strtol(argv[6], NULL, 10));
+    }
     if (argc >= 7 && strcmp(argv[1], "rate") == 0) {
         return bench_rate(argv[2], argv[3], strtoull(argv[4], NULL, 10), argv[5], argv[6]);
     }

@@ -4,7 +4,8 @@
 Starts the QKD simulator (unbounded key rate) and two nodes (release build), then through
 bench_api (libhykex): key production rate per method and source set, GET_KEY latency from a
 filled buffer beside a bare TCP echo of the same sizes, GET_KEY throughput over 1/8/64
-connections, OPEN_CONNECT latency on a warm link. Every figure is the median of repeated runs
+connections, OPEN_CONNECT latency on a warm link, and scaling: 1 to 1,024 streams open at once
+(aggregate production from STATUS, node A's RSS growth per stream). Every figure is the median of repeated runs
 with min and max. Writes bench/results/network.json.
 
 Usage: bench/network.py BIN_DIR [--quick]
@@ -118,6 +119,17 @@ def main():
         out["open_connect_us"] = {"p50": summary([x["p50_us"] for x in op]),
                                   "p99": summary([x["p99_us"] for x in op])}
 
+        sc = {}
+        for k in (1, 16, 256) if QUICK else (1, 16, 256, 1024):
+            progress(f"scaling: {k} streams open at once")
+            runs = [bench("streams", A, B, k, 2.0 if QUICK else 3.0, procs[1].pid) for _ in range(REPS)]
+            sc[str(k)] = {"keys_per_s": summary([r["keys_per_s"] for r in runs]),
+                          "rss_kib_per_stream": summary([r["rss_kib_per_stream"] for r in runs]),
+                          "ready_keys": summary([r["ready_keys"] for r in runs])}
+        out["scaling"] = sc
+        one = sc["1"]["keys_per_s"]["median"]
+        out["scaling_ratio_min"] = min(v["keys_per_s"]["median"] / one for v in sc.values())
+
         os.makedirs(f"{ROOT}/bench/results", exist_ok=True)
         json.dump(out, open(f"{ROOT}/bench/results/network.json", "w"), indent=1)
 
@@ -135,6 +147,10 @@ def main():
             print(f"{'GET_KEY throughput, ' + c + ' connection(s) (req/s)':52} {m(v):>28}")
         print(f"{'OPEN_CONNECT pair, warm link, p50 / p99 (us)':52} {m(out['open_connect_us']['p50']):>18} / "
               f"{out['open_connect_us']['p99']['median']:.0f}")
+        for k, v in sc.items():
+            print(f"{'scaling, ' + k + ' streams: keys/s; RSS KiB/stream':52} {m(v['keys_per_s']):>18} ; "
+                  f"{v['rss_kib_per_stream']['median']:.1f}")
+        print(f"{'scaling, worst aggregate rate / one-stream rate':52} {out['scaling_ratio_min']:>28.2f}")
         print("wrote bench/results/network.json")
     finally:
         for p in procs:
