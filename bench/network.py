@@ -24,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.abspath(sys.argv[1])
 QUICK = "--quick" in sys.argv
 REPS = 1 if QUICK else 3
+DEPTH = 65536  # keys buffered per stream: a stream must not fill up within a scaling window
 U = {"A": "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa", "B": "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb"}
 
 
@@ -74,7 +75,7 @@ def main():
                    "hybridization_server_address": {"host": "127.0.0.1", "port": P["api" + n]},
                    "qkd_address": {"host": "127.0.0.1", "port": P["k" + n]},
                    "peer_local_address": {"host": "127.0.0.1", "port": P["peer" + n]},
-                   "limits": {"buffer_depth": 12000, "batch_size": 64},
+                   "limits": {"buffer_depth": DEPTH, "batch_size": 64},
                    "trusted_peers": {U[m]: {"address": {"host": "127.0.0.1", "port": P["peer" + m]}}}}
             json.dump(cfg, open(f"{work}/{n}.json", "w"))
             p = subprocess.Popen([f"{BIN}/hykexd", "-c", f"{n}.json"], cwd=work,
@@ -125,7 +126,9 @@ def main():
             runs = [bench("streams", A, B, k, 2.0 if QUICK else 3.0, procs[1].pid) for _ in range(REPS)]
             sc[str(k)] = {"keys_per_s": summary([r["keys_per_s"] for r in runs]),
                           "rss_kib_per_stream": summary([r["rss_kib_per_stream"] for r in runs]),
-                          "ready_keys": summary([r["ready_keys"] for r in runs])}
+                          "ready_keys": summary([r["ready_keys"] for r in runs]),
+                          # a full buffer stops production: the rate is then only a lower bound
+                          "buffers_full": any(r["ready_keys"] >= k * (DEPTH - 3 * 64) for r in runs)}
         out["scaling"] = sc
         one = sc["1"]["keys_per_s"]["median"]
         out["scaling_ratio_min"] = min(v["keys_per_s"]["median"] / one for v in sc.values())
@@ -149,7 +152,7 @@ def main():
               f"{out['open_connect_us']['p99']['median']:.0f}")
         for k, v in sc.items():
             print(f"{'scaling, ' + k + ' streams: keys/s; RSS KiB/stream':52} {m(v['keys_per_s']):>18} ; "
-                  f"{v['rss_kib_per_stream']['median']:.1f}")
+                  f"{v['rss_kib_per_stream']['median']:.1f}" + (" (buffers full)" if v["buffers_full"] else ""))
         print(f"{'scaling, worst aggregate rate / one-stream rate':52} {out['scaling_ratio_min']:>28.2f}")
         print("wrote bench/results/network.json")
     finally:
