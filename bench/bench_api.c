@@ -51,6 +51,18 @@ static void percentiles(double *v, size_t n, double *p50, double *p99)
     *p99 = v[(size_t)((double)n * 0.99) < n ? (size_t)((double)n * 0.99) : n - 1];
 }
 
+/* Prints `, "cdf_us": [...]`: the latencies at 1 %, 2 %, ..., 99 % and 99.9 % (v sorted). */
+static void print_cdf(const double *v, size_t n)
+{
+    printf(", \"cdf_us\": [");
+    for (int p = 1; p <= 100; p++) {
+        double q = p == 100 ? 0.999 : p / 100.0;
+        size_t i = (size_t)(q * (double)n);
+        printf("%s%.1f", p > 1 ? ", " : "", v[i < n ? i : n - 1]);
+    }
+    printf("]");
+}
+
 struct opener {
     const char *addr;
     char src[512], dst[512];
@@ -194,8 +206,10 @@ static int bench_latency(const char *A, const char *B, uint64_t n)
     }
     close_pair(p);
     percentiles(lat, n - 1, &p50, &p99);
-    printf("{\"bench\": \"latency\", \"calls\": %llu, \"p50_us\": %.1f, \"p99_us\": %.1f}\n",
+    printf("{\"bench\": \"latency\", \"calls\": %llu, \"p50_us\": %.1f, \"p99_us\": %.1f",
            (unsigned long long)(n - 1), p50, p99);
+    print_cdf(lat, n - 1);
+    printf("}\n");
     free(lat);
     return 0;
 }
@@ -272,8 +286,10 @@ static int bench_echo(uint64_t n, size_t req, size_t rep)
     percentiles(lat, n, &p50, &p99);
     printf(
         "{\"bench\": \"echo\", \"calls\": %llu, \"request_bytes\": %zu, \"reply_bytes\": %zu, "
-        "\"p50_us\": %.1f, \"p99_us\": %.1f}\n",
+        "\"p50_us\": %.1f, \"p99_us\": %.1f",
         (unsigned long long)n, req, rep, p50, p99);
+    print_cdf(lat, n);
+    printf("}\n");
     free(lat);
     free(buf);
     return 0;

@@ -6,7 +6,8 @@ bench_api (libhykex): key production rate per method and source set, GET_KEY lat
 filled buffer beside a bare TCP echo of the same sizes, GET_KEY throughput over 1/8/64
 connections, OPEN_CONNECT latency on a warm link, and scaling: 1 to 1,024 streams open at once
 (aggregate production from STATUS, node A's RSS growth per stream). Every figure is the median of repeated runs
-with min and max. Writes bench/results/network.json.
+with min and max. Writes bench/results/network.json, and with gnuplot latency.png (latency
+distribution) and scaling.png (throughput against concurrent streams and connections).
 
 Usage: bench/network.py BIN_DIR [--quick]
 """
@@ -48,6 +49,53 @@ def bench(*args):
     if r.returncode != 0 or not r.stdout.strip():
         raise RuntimeError(f"bench_api {' '.join(map(str, args))}: {r.stderr.strip()}")
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def plot(out):
+    """bench/results/latency.png and scaling.png with gnuplot (installed by bootstrap.sh)."""
+    res = f"{ROOT}/bench/results"
+    if shutil.which("gnuplot") is None:
+        progress("gnuplot not found (scripts/bootstrap.sh installs it): no plots")
+        return
+    pct = [p for p in range(1, 100)] + [99.9]
+    with open(f"{res}/latency.dat", "w") as f:
+        f.write("# percentile get_key_us tcp_echo_us\n")
+        for p, a, b in zip(pct, out["get_key_latency_us"]["cdf"], out["tcp_echo_latency_us"]["cdf"]):
+            f.write(f"{p} {a} {b}\n")
+    with open(f"{res}/scaling.dat", "w") as f:
+        f.write("# streams keys_per_s_median min max\n")
+        for k, v in out["scaling"].items():
+            s = v["keys_per_s"]
+            f.write(f"{k} {s['median']} {s['min']} {s['max']}\n")
+    with open(f"{res}/throughput.dat", "w") as f:
+        f.write("# connections requests_per_s_median min max\n")
+        for c, s in out["get_key_throughput_rps"].items():
+            f.write(f"{c} {s['median']} {s['min']} {s['max']}\n")
+    script = f"""
+set terminal pngcairo size 900,560 noenhanced
+set grid
+set key left top
+set output '{res}/latency.png'
+set title 'GET_KEY latency from a filled buffer beside a bare TCP echo (loopback)'
+set logscale x
+set xlabel 'latency (us)'
+set ylabel 'percentile'
+plot '{res}/latency.dat' using 2:1 with lines lw 2 title 'GET_KEY (hykexd)', \
+     '{res}/latency.dat' using 3:1 with lines lw 2 title 'TCP echo, same sizes'
+set output '{res}/scaling.png'
+set title 'Throughput against concurrency (median, min-max bars)'
+set logscale x 2
+set xlabel 'concurrent streams / client connections'
+set ylabel 'per second'
+set yrange [0:*]
+plot '{res}/scaling.dat' using 1:2:3:4 with yerrorlines lw 2 title 'keys produced, all streams', \
+     '{res}/throughput.dat' using 1:2:3:4 with yerrorlines lw 2 title 'GET_KEY requests'
+"""
+    r = subprocess.run(["gnuplot"], input=script, capture_output=True, text=True)
+    if r.returncode != 0:
+        progress(f"gnuplot failed: {r.stderr.strip()}")
+    else:
+        progress("wrote bench/results/latency.png and scaling.png")
 
 
 def main():
@@ -105,6 +153,9 @@ def main():
                                      "p99": summary([x["p99_us"] for x in lat])}
         out["tcp_echo_latency_us"] = {"p50": summary([x["p50_us"] for x in echo]),
                                       "p99": summary([x["p99_us"] for x in echo])}
+        # Distribution: per percentile, the median over the runs.
+        out["get_key_latency_us"]["cdf"] = [statistics.median(v) for v in zip(*[x["cdf_us"] for x in lat])]
+        out["tcp_echo_latency_us"]["cdf"] = [statistics.median(v) for v in zip(*[x["cdf_us"] for x in echo])]
         out["latency_ratio_p50"] = (out["get_key_latency_us"]["p50"]["median"] /
                                     out["tcp_echo_latency_us"]["p50"]["median"])
 
@@ -135,6 +186,8 @@ def main():
 
         os.makedirs(f"{ROOT}/bench/results", exist_ok=True)
         json.dump(out, open(f"{ROOT}/bench/results/network.json", "w"), indent=1)
+
+        plot(out)
 
         m = lambda s: f"{s['median']:.0f} [{s['min']:.0f}-{s['max']:.0f}]"  # noqa: E731
         print(f"\nhykexd on loopback (2 nodes, simulator unbounded, 32-byte keys; median [min-max] of {REPS})")

@@ -19,7 +19,7 @@ PACKAGES=(
     libjson-c-dev libuv1-dev libsqlite3-dev libcurl4-gnutls-dev libmicrohttpd-dev
     libcmocka-dev libgnutls28-dev
     clang libclang-rt-dev clang-format
-    iproute2 curl python3
+    iproute2 curl python3 gnuplot-nox
 )
 
 as_root() {
