@@ -5,7 +5,8 @@ Starts the QKD simulator (unbounded key rate) and two nodes (release build), the
 bench_api (libhykex): key production rate per method and source set, GET_KEY latency from a
 filled buffer beside a bare TCP echo of the same sizes, GET_KEY throughput over 1/8/64
 connections, OPEN_CONNECT latency on a warm link, and scaling: 1 to 1,024 streams open at once
-(aggregate production from STATUS, node A's RSS growth per stream). Every figure is the median of repeated runs
+(aggregate production from STATUS, node A's RSS growth per stream), and production at batch
+sizes 1, 16, 64 and 256 (one ML-DSA signature per node per batch). Every figure is the median of repeated runs
 with min and max. Writes bench/results/network.json, and with gnuplot latency.png (latency
 distribution) and scaling.png (throughput against concurrent streams and connections).
 
@@ -115,22 +116,30 @@ def main():
                                stdout=subprocess.PIPE, stderr=open(f"{work}/sim.log", "w"), text=True)
         procs.append(sim)
         sim.stdout.readline()
-        for n, m in (("A", "B"), ("B", "A")):
-            cfg = {"uuid": U[n],
-                   "logging_config": {"console_log_type": "warning"},
-                   "certificate_config": {"cert_authority_path": f"{n}/ca.crt",
-                                          "cert_path": f"{n}/node.crt", "key_path": f"{n}/node.key"},
-                   "hybridization_server_address": {"host": "127.0.0.1", "port": P["api" + n]},
-                   "qkd_address": {"host": "127.0.0.1", "port": P["k" + n]},
-                   "peer_local_address": {"host": "127.0.0.1", "port": P["peer" + n]},
-                   "limits": {"buffer_depth": DEPTH, "batch_size": 64},
-                   "trusted_peers": {U[m]: {"address": {"host": "127.0.0.1", "port": P["peer" + m]}}}}
-            json.dump(cfg, open(f"{work}/{n}.json", "w"))
-            p = subprocess.Popen([f"{BIN}/hykexd", "-c", f"{n}.json"], cwd=work,
-                                 stdout=subprocess.PIPE, stderr=open(f"{work}/{n}.log", "w"), text=True)
-            procs.append(p)
-            p.stdout.readline()
-        time.sleep(1.0)
+        def start_nodes(batch):
+            """(Re)starts nodes A and B (procs[1], procs[2]) with limits.batch_size = batch."""
+            for p in procs[1:]:
+                p.terminate()
+                p.wait(10)
+            del procs[1:]
+            for n, m in (("A", "B"), ("B", "A")):
+                cfg = {"uuid": U[n],
+                       "logging_config": {"console_log_type": "warning"},
+                       "certificate_config": {"cert_authority_path": f"{n}/ca.crt",
+                                              "cert_path": f"{n}/node.crt", "key_path": f"{n}/node.key"},
+                       "hybridization_server_address": {"host": "127.0.0.1", "port": P["api" + n]},
+                       "qkd_address": {"host": "127.0.0.1", "port": P["k" + n]},
+                       "peer_local_address": {"host": "127.0.0.1", "port": P["peer" + n]},
+                       "limits": {"buffer_depth": DEPTH, "batch_size": batch},
+                       "trusted_peers": {U[m]: {"address": {"host": "127.0.0.1", "port": P["peer" + m]}}}}
+                json.dump(cfg, open(f"{work}/{n}.json", "w"))
+                p = subprocess.Popen([f"{BIN}/hykexd", "-c", f"{n}.json"], cwd=work,
+                                     stdout=subprocess.PIPE, stderr=open(f"{work}/{n}.log", "a"), text=True)
+                procs.append(p)
+                p.stdout.readline()
+            time.sleep(1.0)
+
+        start_nodes(64)
         A, B = f"127.0.0.1:{P['apiA']}", f"127.0.0.1:{P['apiB']}"
         out = {"benchmark": "network", "reps": REPS, "quick": QUICK}
 
@@ -184,6 +193,17 @@ def main():
         one = sc["1"]["keys_per_s"]["median"]
         out["scaling_ratio_min"] = min(v["keys_per_s"]["median"] / one for v in sc.values())
 
+        # One ML-DSA signature at each node per batch: its cost against the batch size.
+        bs = {}
+        for batch in (1, 16, 64, 256):
+            progress(f"key production rate, batch size {batch}")
+            if batch != 64:
+                start_nodes(batch)
+            n = (200 if QUICK else 1000) if batch == 1 else n_rate
+            bs[str(batch)] = summary([bench("rate", A, B, n, "hkdf", "ML-KEM-768,QKD")["keys_per_s"]
+                                      for _ in range(REPS)])
+        out["production_by_batch_size_keys_per_s"] = bs
+
         os.makedirs(f"{ROOT}/bench/results", exist_ok=True)
         json.dump(out, open(f"{ROOT}/bench/results/network.json", "w"), indent=1)
 
@@ -206,6 +226,8 @@ def main():
         for k, v in sc.items():
             print(f"{'scaling, ' + k + ' streams: keys/s; RSS KiB/stream':52} {m(v['keys_per_s']):>18} ; "
                   f"{v['rss_kib_per_stream']['median']:.1f}" + (" (buffers full)" if v["buffers_full"] else ""))
+        for b, v in bs.items():
+            print(f"{'key production, batch size ' + b + ', hkdf ML-KEM-768,QKD (keys/s)':52} {m(v):>28}")
         print(f"{'scaling, worst aggregate rate / one-stream rate':52} {out['scaling_ratio_min']:>28.2f}")
         print("wrote bench/results/network.json")
     finally:
