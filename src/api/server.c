@@ -371,6 +371,18 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
 
 /* ---- GET_KEY ---- */
 
+/* GET_KEY for a position below the watermark that is no longer here. */
+static struct json_object *position_gone(uint64_t pos)
+{
+    char msg[160];
+
+    snprintf(msg, sizeof(msg),
+             "position %" PRIu64
+             " was already delivered at this node (or given up after a link failure)",
+             pos);
+    return hx_004_json_status(HYKEX_STATUS_INSUFFICIENT_KEY, msg);
+}
+
 static struct json_object *get_key(struct client *c, const struct hx_004_request *req)
 {
     struct hxd *d = c->a->d;
@@ -405,12 +417,7 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
     }
     if (pos < s->produced && !hxd_stream_has(s, pos)) {
         pthread_mutex_unlock(&d->lock);
-        snprintf(msg, sizeof(msg),
-                 "position %" PRIu64
-                 " was already delivered at this node (or given up after a "
-                 "link failure)",
-                 pos);
-        return hx_004_json_status(HYKEX_STATUS_INSUFFICIENT_KEY, msg);
+        return position_gone(pos);
     }
     if (pos >= s->produced + MAX_AHEAD) {
         pthread_mutex_unlock(&d->lock);
@@ -438,13 +445,10 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
     }
     if ((key = hxd_stream_take(s, pos, &ready_at)) == NULL) {
         if (pos < s->produced) {
-            status = HYKEX_STATUS_INSUFFICIENT_KEY;
-            snprintf(msg, sizeof(msg),
-                     "position %" PRIu64
-                     " was already delivered at this node (or given up "
-                     "after a link failure)",
-                     pos);
-        } else if (s->peer_closed) {
+            pthread_mutex_unlock(&d->lock);
+            return position_gone(pos);
+        }
+        if (s->peer_closed) {
             status = HYKEX_STATUS_PEER_NOT_CONNECTED_GET;
             snprintf(msg, sizeof(msg), "peer application closed the key stream");
         } else if (s->failing) {

@@ -582,18 +582,18 @@ static bool wait_reply(struct hxd *d, const struct hx_uuid *ksid, uint64_t first
         if (f == NULL || d->stopping || (!ack && s->peer_closed)) {
             return false;
         }
+        if (ack ? f->ack_status >= 0 : f->resp_ready) {
+            *out = s;
+            *slot = f;
+            return true;
+        }
         /* A link gone (even if already made again) lost the reply: fail now, not at the
          * timeout; the retry sorts out what the responder had committed. */
         struct hx_link *l = hx_links_get(d->links, &s->peer);
         bool same = l != NULL && hx_link_serial(l) == serial;
         hx_link_put(l);
-        if (!same && !((!ack && f->resp_ready) || (ack && f->ack_status >= 0))) {
+        if (!same) {
             return false;
-        }
-        if ((!ack && f->resp_ready) || (ack && f->ack_status >= 0)) {
-            *out = s;
-            *slot = f;
-            return true;
         }
         if (hxd_now() > deadline) {
             return false;
