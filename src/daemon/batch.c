@@ -463,21 +463,17 @@ static hx_err verify_peer(struct hxd *d, const struct hx_uuid *peer, const uint8
 }
 
 /* Commits a batch's keys to the stream (lock held) and moves the contiguous watermark. */
-static void commit(struct hxd_stream *s, struct batch *b)
+/* Positions first..first+count are done at this node: moves the watermark (lock held). */
+static void mark_done(struct hxd_stream *s, uint64_t first, uint32_t count)
 {
     bool moved = true;
 
-    for (uint32_t i = 0; b->keys != NULL && i < b->count; i++) {
-        if (hxd_stream_add_key(s, b->first + i, b->keys[i]) == HX_OK) {
-            b->keys[i] = NULL;
-        }
-    }
-    if (b->first == s->produced) {
-        s->produced += b->count;
-    } else if (b->first > s->produced &&
+    if (first == s->produced) {
+        s->produced += count;
+    } else if (first > s->produced &&
                s->n_done_above < sizeof(s->done_above) / sizeof(s->done_above[0])) {
-        s->done_above[s->n_done_above].first = b->first;
-        s->done_above[s->n_done_above++].count = b->count;
+        s->done_above[s->n_done_above].first = first;
+        s->done_above[s->n_done_above++].count = count;
     }
     while (moved) {
         moved = false;
@@ -490,8 +486,18 @@ static void commit(struct hxd_stream *s, struct batch *b)
             }
         }
     }
-    s->confirmed_batches++;
     s->failing = false;
+}
+
+static void commit(struct hxd_stream *s, struct batch *b)
+{
+    for (uint32_t i = 0; i < b->count; i++) {
+        if (hxd_stream_add_key(s, b->first + i, b->keys[i]) == HX_OK) {
+            b->keys[i] = NULL;
+        }
+    }
+    mark_done(s, b->first, b->count);
+    s->confirmed_batches++;
 }
 
 /* Was any of these positions committed at this node already (lock held)? */
@@ -512,18 +518,12 @@ static bool any_committed(const struct hxd_stream *s, uint64_t first, uint32_t c
 /* Gives up positions at this node: their keys are wiped, and they count as done. */
 static void give_up(struct hxd_stream *s, uint64_t first, uint32_t count)
 {
-    struct batch b;
-
     for (uint32_t i = 0; i < count; i++) {
         double at;
         hx_secret_free(hxd_stream_take(s, first + i, &at));
     }
     if (!any_committed(s, first, count)) {
-        memset(&b, 0, sizeof(b));
-        b.first = first;
-        b.count = count;
-        commit(s, &b); /* moves the watermark; no keys */
-        s->confirmed_batches--;
+        mark_done(s, first, count);
     }
 }
 
