@@ -1,0 +1,720 @@
+/* The durable key store: SQLite (WAL) + AES-256-GCM sealed keys. docs/store.md has the schema. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#define STORAGE_KEY_LEN 32
+#define NONCE_LEN 12
+#define TAG_LEN 16
+#define SCHEMA_VERSION 1
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS streams ("
+    " ksid BLOB PRIMARY KEY, role INTEGER NOT NULL, peer BLOB NOT NULL,"
+    " src TEXT NOT NULL, dst TEXT NOT NULL, chunk INTEGER NOT NULL, timeout_ms INTEGER NOT NULL,"
+    " ttl_s INTEGER NOT NULL, qkd_ksid BLOB NOT NULL, peer_sae TEXT NOT NULL,"
+    " qkd_next INTEGER NOT NULL, produced INTEGER NOT NULL, next_get INTEGER NOT NULL,"
+    " peer_closed INTEGER NOT NULL, opened_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS keys ("
+    " ksid BLOB NOT NULL REFERENCES streams(ksid) ON DELETE CASCADE,"
+    " pos INTEGER NOT NULL, state INTEGER NOT NULL, sealed BLOB,"
+    " PRIMARY KEY (ksid, pos)) WITHOUT ROWID;";
+
+enum stmt {
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_PUT_STREAM,
+    S_DROP_STREAM,
+    S_HAS_STREAM,
+    S_INSERT_KEY,
+    S_SET_COUNTERS,
+    S_SET_PRODUCED,
+    S_PURGE,
+    S_READY,
+    S_DISCARD,
+    S_DELIVER_DEL,
+    S_DELIVER_MARK,
+    S_SET_NEXT_GET,
+    S_COMMITTED,
+    S_EXPIRE,
+    S_LIST_STREAMS,
+    S_LIST_KEYS,
+    S_COUNT,
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_PUT_STREAM] =
+        "INSERT INTO streams VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
+        " ON CONFLICT (ksid) DO UPDATE SET qkd_next=?11, produced=?12, next_get=?13,"
+        " peer_closed=?14, peer_sae=?10, qkd_ksid=?9",
+    [S_DROP_STREAM] = "DELETE FROM streams WHERE ksid=?1",
+    [S_HAS_STREAM] = "SELECT produced FROM streams WHERE ksid=?1",
+    [S_INSERT_KEY] = "INSERT OR REPLACE INTO keys VALUES (?1,?2,?3,?4)",
+    [S_SET_COUNTERS] = "UPDATE streams SET produced=?2, qkd_next=?3 WHERE ksid=?1",
+    [S_SET_PRODUCED] = "UPDATE streams SET produced=?2 WHERE ksid=?1",
+    [S_PURGE] = "DELETE FROM keys WHERE ksid=?1 AND pos<?2 AND state=2",
+    [S_READY] = "UPDATE keys SET state=1 WHERE ksid=?1 AND pos>=?2 AND pos<?3 AND state=0",
+    [S_DISCARD] = "DELETE FROM keys WHERE ksid=?1 AND pos>=?2 AND pos<?3",
+    [S_DELIVER_DEL] = "DELETE FROM keys WHERE ksid=?1 AND pos=?2 AND state=1",
+    [S_DELIVER_MARK] = "UPDATE keys SET state=2, sealed=NULL WHERE ksid=?1 AND pos=?2 AND state=1",
+    [S_SET_NEXT_GET] = "UPDATE streams SET next_get=?2 WHERE ksid=?1",
+    [S_COMMITTED] = "SELECT state FROM keys WHERE ksid=?1 AND pos=?2",
+    [S_EXPIRE] = "DELETE FROM streams WHERE ttl_s>0 AND opened_at+ttl_s<?1",
+    [S_LIST_STREAMS] = "SELECT * FROM streams ORDER BY opened_at",
+    [S_LIST_KEYS] = "SELECT pos, state, sealed FROM keys WHERE ksid=?1 ORDER BY pos",
+};
+
+struct hx_store {
+    pthread_mutex_t lock;
+    sqlite3 *db;
+    sqlite3_stmt *st[S_COUNT];
+    struct hx_secret *key;
+};
+
+/* ---- files ---- */
+
+static hx_err make_dir(const char *dir, char *why, size_t why_len)
+{
+    struct stat sb;
+
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(why, why_len, "cannot create state directory %s: %s", dir, strerror(errno));
+        return HX_ERR_IO;
+    }
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        snprintf(why, why_len, "state directory %s is not a directory", dir);
+        return HX_ERR_IO;
+    }
+    if ((sb.st_mode & 022) != 0 || sb.st_uid != geteuid()) {
+        snprintf(why, why_len, "state directory %s is writable by others or not ours", dir);
+        return HX_ERR_IO_PERM;
+    }
+    return HX_OK;
+}
+
+/* Reads the storage key, or makes one (O_EXCL: two starts never make two keys). */
+static hx_err storage_key(const char *dir, struct hx_secret **out, char *why, size_t why_len)
+{
+    char path[4096];
+    uint8_t buf[STORAGE_KEY_LEN + 1];
+    struct stat sb;
+    ssize_t n;
+    int fd;
+    hx_err e;
+
+    snprintf(path, sizeof(path), "%s/storage.key", dir);
+    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 && errno == ENOENT) {
+        if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
+            snprintf(why, why_len, "cannot create %s: %s", path, strerror(errno));
+            return HX_ERR_IO;
+        }
+        if (RAND_priv_bytes(buf, STORAGE_KEY_LEN) != 1) {
+            close(fd);
+            unlink(path);
+            snprintf(why, why_len, "no randomness for the storage key");
+            return HX_ERR_RANDOM;
+        }
+        if (write(fd, buf, STORAGE_KEY_LEN) != STORAGE_KEY_LEN || fsync(fd) != 0) {
+            OPENSSL_cleanse(buf, sizeof(buf));
+            close(fd);
+            unlink(path);
+            snprintf(why, why_len, "cannot write %s", path);
+            return HX_ERR_IO;
+        }
+        close(fd);
+        e = hx_secret_from(buf, STORAGE_KEY_LEN, out);
+        OPENSSL_cleanse(buf, sizeof(buf));
+        return e;
+    }
+    if (fd < 0) {
+        snprintf(why, why_len, "cannot open %s: %s", path, strerror(errno));
+        return HX_ERR_IO;
+    }
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (sb.st_mode & 077) != 0 ||
+        sb.st_uid != geteuid()) {
+        close(fd);
+        snprintf(why, why_len, "%s must be a regular file of ours with mode 0600", path);
+        return HX_ERR_IO_PERM;
+    }
+    n = read(fd, buf, sizeof(buf));
+    close(fd);
+    if (n != STORAGE_KEY_LEN) {
+        OPENSSL_cleanse(buf, sizeof(buf));
+        snprintf(why, why_len, "%s must hold exactly %d bytes", path, STORAGE_KEY_LEN);
+        return HX_ERR_BAD_VALUE;
+    }
+    e = hx_secret_from(buf, STORAGE_KEY_LEN, out);
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return e;
+}
+
+/* ---- sealing ---- */
+
+static void aad_of(const struct hx_uuid *ksid, uint64_t pos, uint8_t aad[24])
+{
+    memcpy(aad, ksid->b, 16);
+    for (int i = 0; i < 8; i++) {
+        aad[16 + i] = (uint8_t)(pos >> (56 - 8 * i));
+    }
+}
+
+/* out: nonce || ciphertext || tag (len + 28 bytes). */
+static hx_err seal(const struct hx_store *st, const struct hx_uuid *ksid, uint64_t pos,
+                   const struct hx_secret *k, uint8_t *out)
+{
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    size_t len = hx_secret_len(k);
+    uint8_t aad[24];
+    int n, ok;
+
+    aad_of(ksid, pos, aad);
+    ok = c != NULL && RAND_bytes(out, NONCE_LEN) == 1 &&
+         EVP_EncryptInit_ex2(c, EVP_aes_256_gcm(), hx_secret_data(st->key), out, NULL) == 1 &&
+         EVP_EncryptUpdate(c, NULL, &n, aad, sizeof(aad)) == 1 &&
+         EVP_EncryptUpdate(c, out + NONCE_LEN, &n, hx_secret_data(k), (int)len) == 1 &&
+         EVP_EncryptFinal_ex(c, out + NONCE_LEN + n, &n) == 1 &&
+         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, TAG_LEN, out + NONCE_LEN + len) == 1;
+    EVP_CIPHER_CTX_free(c);
+    return ok ? HX_OK : HX_ERR_CRYPTO;
+}
+
+static hx_err unseal(const struct hx_store *st, const struct hx_uuid *ksid, uint64_t pos,
+                     const uint8_t *in, size_t in_len, struct hx_secret **out)
+{
+    EVP_CIPHER_CTX *c;
+    struct hx_secret *k = NULL;
+    size_t len;
+    uint8_t aad[24];
+    int n, ok;
+    hx_err e;
+
+    if (in_len <= NONCE_LEN + TAG_LEN || in_len - NONCE_LEN - TAG_LEN > HX_SECRET_MAX_LEN) {
+        return HX_ERR_VERIFY;
+    }
+    len = in_len - NONCE_LEN - TAG_LEN;
+    if ((e = hx_secret_new(len, &k)) != HX_OK) {
+        return e;
+    }
+    aad_of(ksid, pos, aad);
+    c = EVP_CIPHER_CTX_new();
+    ok = c != NULL &&
+         EVP_DecryptInit_ex2(c, EVP_aes_256_gcm(), hx_secret_data(st->key), in, NULL) == 1 &&
+         EVP_DecryptUpdate(c, NULL, &n, aad, sizeof(aad)) == 1 &&
+         EVP_DecryptUpdate(c, hx_secret_data_mut(k), &n, in + NONCE_LEN, (int)len) == 1 &&
+         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, (void *)(in + NONCE_LEN + len)) ==
+             1 &&
+         EVP_DecryptFinal_ex(c, hx_secret_data_mut(k) + n, &n) == 1;
+    EVP_CIPHER_CTX_free(c);
+    if (!ok) {
+        hx_secret_free(k);
+        return HX_ERR_VERIFY;
+    }
+    *out = k;
+    return HX_OK;
+}
+
+/* ---- statements ---- */
+
+static sqlite3_stmt *stmt(struct hx_store *st, enum stmt s)
+{
+    sqlite3_reset(st->st[s]);
+    sqlite3_clear_bindings(st->st[s]);
+    return st->st[s];
+}
+
+static void bind_id(sqlite3_stmt *s, int i, const struct hx_uuid *id)
+{
+    sqlite3_bind_blob(s, i, id->b, sizeof(id->b), SQLITE_STATIC);
+}
+
+static void bind_u64(sqlite3_stmt *s, int i, uint64_t v)
+{
+    sqlite3_bind_int64(s, i, (sqlite3_int64)v);
+}
+
+/* Steps a statement that returns no rows. */
+static hx_err run(struct hx_store *st, sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+
+    sqlite3_reset(s);
+    (void)st;
+    if (rc == SQLITE_DONE) {
+        return HX_OK;
+    }
+    return rc == SQLITE_FULL ? HX_ERR_NOSPACE : HX_ERR_IO;
+}
+
+static hx_err begin(struct hx_store *st)
+{
+    pthread_mutex_lock(&st->lock);
+    hx_err e = run(st, stmt(st, S_BEGIN));
+    if (e != HX_OK) {
+        pthread_mutex_unlock(&st->lock);
+    }
+    return e;
+}
+
+/* Commits when e is HX_OK, else rolls back; releases the lock; returns e or the commit's error. */
+static hx_err end(struct hx_store *st, hx_err e)
+{
+    if (e == HX_OK) {
+        e = run(st, stmt(st, S_COMMIT));
+    }
+    if (e != HX_OK) {
+        hx_ignore(run(st, stmt(st, S_ROLLBACK)));
+    }
+    pthread_mutex_unlock(&st->lock);
+    return e;
+}
+
+/* The stream's watermark, or HX_ERR_NOT_FOUND (store lock held). */
+static hx_err stream_produced(struct hx_store *st, const struct hx_uuid *ksid, uint64_t *produced)
+{
+    sqlite3_stmt *s = stmt(st, S_HAS_STREAM);
+    int rc;
+
+    bind_id(s, 1, ksid);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *produced = (uint64_t)sqlite3_column_int64(s, 0);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? HX_OK : rc == SQLITE_DONE ? HX_ERR_NOT_FOUND : HX_ERR_IO;
+}
+
+static hx_err purge(struct hx_store *st, const struct hx_uuid *ksid, uint64_t produced)
+{
+    sqlite3_stmt *s = stmt(st, S_PURGE);
+
+    bind_id(s, 1, ksid);
+    bind_u64(s, 2, produced);
+    return run(st, s);
+}
+
+/* ---- open / close ---- */
+
+hx_err hx_store_open(const char *dir, enum hx_store_sync sync, struct hx_store **out, char *why,
+                     size_t why_len)
+{
+    struct hx_store *st = NULL;
+    char path[4096], pragmas[200];
+    int fd, v = -1;
+    sqlite3_stmt *q = NULL;
+    hx_err e;
+
+    *out = NULL;
+    if ((e = make_dir(dir, why, why_len)) != HX_OK) {
+        return e;
+    }
+    if ((st = calloc(1, sizeof(*st))) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    pthread_mutex_init(&st->lock, NULL);
+    if ((e = storage_key(dir, &st->key, why, why_len)) != HX_OK) {
+        goto fail;
+    }
+    /* The database and SQLite's -wal and -shm files (made with its mode) are ours alone. */
+    snprintf(path, sizeof(path), "%s/hykexd.db", dir);
+    if ((fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
+        snprintf(why, why_len, "cannot open %s: %s", path, strerror(errno));
+        e = HX_ERR_IO;
+        goto fail;
+    }
+    close(fd);
+    if (chmod(path, 0600) != 0 ||
+        sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK) {
+        snprintf(why, why_len, "cannot open the store %s: %s", path,
+                 st->db != NULL ? sqlite3_errmsg(st->db) : "out of memory");
+        e = HX_ERR_IO;
+        goto fail;
+    }
+    snprintf(pragmas, sizeof(pragmas),
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
+             " PRAGMA secure_delete=ON; PRAGMA busy_timeout=5000;",
+             sync == HX_STORE_SYNC_FULL ? "FULL" : "NORMAL");
+    if (sqlite3_exec(st->db, pragmas, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(st->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &q, NULL) != SQLITE_OK ||
+        sqlite3_step(q) != SQLITE_ROW) {
+        snprintf(why, why_len, "cannot set up the store %s: %s", path, sqlite3_errmsg(st->db));
+        e = HX_ERR_IO;
+        goto fail;
+    }
+    v = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    q = NULL;
+    if (v == 0) {
+        snprintf(pragmas, sizeof(pragmas), "PRAGMA user_version=%d", SCHEMA_VERSION);
+        if (sqlite3_exec(st->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
+            snprintf(why, why_len, "cannot set up the store %s", path);
+            e = HX_ERR_IO;
+            goto fail;
+        }
+    } else if (v != SCHEMA_VERSION) {
+        snprintf(why, why_len, "store %s has schema version %d; this hykexd reads %d", path, v,
+                 SCHEMA_VERSION);
+        e = HX_ERR_UNSUPPORTED;
+        goto fail;
+    }
+    for (int i = 0; i < S_COUNT; i++) {
+        if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->st[i],
+                               NULL) != SQLITE_OK) {
+            snprintf(why, why_len, "store statement %d: %s", i, sqlite3_errmsg(st->db));
+            e = HX_ERR_INTERNAL;
+            goto fail;
+        }
+    }
+    *out = st;
+    return HX_OK;
+fail:
+    sqlite3_finalize(q);
+    hx_store_free(st);
+    return e;
+}
+
+void hx_store_free(struct hx_store *st)
+{
+    if (st == NULL) {
+        return;
+    }
+    for (int i = 0; i < S_COUNT; i++) {
+        sqlite3_finalize(st->st[i]);
+    }
+    sqlite3_close(st->db);
+    hx_secret_free(st->key);
+    pthread_mutex_destroy(&st->lock);
+    free(st);
+}
+
+/* ---- streams ---- */
+
+hx_err hx_store_put_stream(struct hx_store *st, const struct hx_store_stream *r)
+{
+    sqlite3_stmt *s;
+    hx_err e;
+
+    if ((e = begin(st)) != HX_OK) {
+        return e;
+    }
+    s = stmt(st, S_PUT_STREAM);
+    bind_id(s, 1, &r->ksid);
+    sqlite3_bind_int(s, 2, r->role);
+    bind_id(s, 3, &r->peer);
+    sqlite3_bind_text(s, 4, r->src, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, r->dst, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, r->chunk);
+    sqlite3_bind_int64(s, 7, r->timeout_ms);
+    sqlite3_bind_int64(s, 8, r->ttl_s);
+    bind_id(s, 9, &r->qkd_ksid);
+    sqlite3_bind_text(s, 10, r->peer_sae, -1, SQLITE_STATIC);
+    bind_u64(s, 11, r->qkd_next);
+    bind_u64(s, 12, r->produced);
+    bind_u64(s, 13, r->next_get);
+    sqlite3_bind_int(s, 14, r->peer_closed);
+    sqlite3_bind_int64(s, 15, r->opened_at);
+    return end(st, run(st, s));
+}
+
+hx_err hx_store_drop_stream(struct hx_store *st, const struct hx_uuid *ksid)
+{
+    sqlite3_stmt *s;
+    hx_err e;
+
+    if ((e = begin(st)) != HX_OK) {
+        return e;
+    }
+    s = stmt(st, S_DROP_STREAM);
+    bind_id(s, 1, ksid);
+    return end(st, run(st, s));
+}
+
+/* ---- batches ---- */
+
+hx_err hx_store_put_batch(struct hx_store *st, const struct hx_uuid *ksid, uint64_t first,
+                          uint32_t count, struct hx_secret *const *keys,
+                          enum hx_store_key_state state, uint64_t produced, uint64_t qkd_next)
+{
+    uint8_t *buf = NULL;
+    uint64_t old;
+    sqlite3_stmt *s;
+    hx_err e;
+
+    if ((e = begin(st)) != HX_OK) {
+        return e;
+    }
+    if ((e = stream_produced(st, ksid, &old)) != HX_OK) {
+        goto out;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        size_t len = hx_secret_len(keys[i]) + NONCE_LEN + TAG_LEN;
+        free(buf);
+        if ((buf = malloc(len)) == NULL) {
+            e = HX_ERR_NOMEM;
+            goto out;
+        }
+        if ((e = seal(st, ksid, first + i, keys[i], buf)) != HX_OK) {
+            goto out;
+        }
+        s = stmt(st, S_INSERT_KEY);
+        bind_id(s, 1, ksid);
+        bind_u64(s, 2, first + i);
+        sqlite3_bind_int(s, 3, (int)state);
+        sqlite3_bind_blob(s, 4, buf, (int)len, SQLITE_STATIC);
+        if ((e = run(st, s)) != HX_OK) {
+            goto out;
+        }
+    }
+    s = stmt(st, S_SET_COUNTERS);
+    bind_id(s, 1, ksid);
+    bind_u64(s, 2, produced);
+    bind_u64(s, 3, qkd_next);
+    if ((e = run(st, s)) == HX_OK && produced > old) {
+        e = purge(st, ksid, produced);
+    }
+out:
+    free(buf); /* ciphertext only */
+    return end(st, e);
+}
+
+static hx_err range_op(struct hx_store *st, enum stmt which, const struct hx_uuid *ksid,
+                       uint64_t first, uint32_t count)
+{
+    sqlite3_stmt *s = stmt(st, which);
+
+    bind_id(s, 1, ksid);
+    bind_u64(s, 2, first);
+    bind_u64(s, 3, first + count);
+    return run(st, s);
+}
+
+static hx_err set_produced(struct hx_store *st, const struct hx_uuid *ksid, uint64_t produced)
+{
+    sqlite3_stmt *s = stmt(st, S_SET_PRODUCED);
+    hx_err e;
+
+    bind_id(s, 1, ksid);
+    bind_u64(s, 2, produced);
+    if ((e = run(st, s)) != HX_OK) {
+        return e;
+    }
+    return purge(st, ksid, produced);
+}
+
+hx_err hx_store_ready_batch(struct hx_store *st, const struct hx_uuid *ksid, uint64_t first,
+                            uint32_t count, uint64_t produced)
+{
+    uint64_t old;
+    hx_err e;
+
+    if ((e = begin(st)) != HX_OK) {
+        return e;
+    }
+    if ((e = stream_produced(st, ksid, &old)) == HX_OK &&
+        (e = range_op(st, S_READY, ksid, first, count)) == HX_OK) {
+        e = set_produced(st, ksid, produced > old ? produced : old);
+    }
+    return end(st, e);
+}
+
+hx_err hx_store_discard_batch(struct hx_store *st, const struct hx_uuid *ksid, uint64_t first,
+                              uint32_t count)
+{
+    hx_err e;
+
+    if ((e = begin(st)) != HX_OK) {
+        return e;
+    }
+    return end(st, range_op(st, S_DISCARD, ksid, first, count));
+}
+
+hx_err hx_store_set_produced(struct hx_store *st, const struct hx_uuid *ksid, uint64_t produced)
+{
+    hx_err e;
+
+    if ((e = begin(st)) != HX_OK) {
+        return e;
+    }
+    return end(st, set_produced(st, ksid, produced));
+}
+
+hx_err hx_store_deliver(struct hx_store *st, const struct hx_uuid *ksid, uint64_t pos,
+                        uint64_t next_get, uint64_t produced)
+{
+    sqlite3_stmt *s;
+    hx_err e;
+
+    if ((e = begin(st)) != HX_OK) {
+        return e;
+    }
+    s = stmt(st, pos < produced ? S_DELIVER_DEL : S_DELIVER_MARK);
+    bind_id(s, 1, ksid);
+    bind_u64(s, 2, pos);
+    if ((e = run(st, s)) == HX_OK && sqlite3_changes(st->db) != 1) {
+        e = HX_ERR_NOT_FOUND;
+    }
+    if (e == HX_OK) {
+        s = stmt(st, S_SET_NEXT_GET);
+        bind_id(s, 1, ksid);
+        bind_u64(s, 2, next_get);
+        e = run(st, s);
+    }
+    return end(st, e);
+}
+
+hx_err hx_store_committed(struct hx_store *st, const struct hx_uuid *ksid, uint64_t pos, bool *out)
+{
+    uint64_t produced;
+    sqlite3_stmt *s;
+    int rc;
+    hx_err e;
+
+    *out = false;
+    pthread_mutex_lock(&st->lock);
+    if ((e = stream_produced(st, ksid, &produced)) != HX_OK) {
+        pthread_mutex_unlock(&st->lock);
+        return e == HX_ERR_NOT_FOUND ? HX_OK : e;
+    }
+    if (pos < produced) {
+        *out = true;
+        pthread_mutex_unlock(&st->lock);
+        return HX_OK;
+    }
+    s = stmt(st, S_COMMITTED);
+    bind_id(s, 1, ksid);
+    bind_u64(s, 2, pos);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int(s, 0) != HX_STORE_PREPARED;
+    }
+    sqlite3_reset(s);
+    pthread_mutex_unlock(&st->lock);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? HX_OK : HX_ERR_IO;
+}
+
+/* ---- start-up ---- */
+
+hx_err hx_store_expire(struct hx_store *st, int64_t now, uint64_t *expired)
+{
+    sqlite3_stmt *s;
+    hx_err e;
+
+    *expired = 0;
+    if ((e = begin(st)) != HX_OK) {
+        return e;
+    }
+    s = stmt(st, S_EXPIRE);
+    sqlite3_bind_int64(s, 1, now);
+    if ((e = run(st, s)) == HX_OK) {
+        *expired = (uint64_t)sqlite3_changes(st->db);
+    }
+    return end(st, e);
+}
+
+static void column_id(sqlite3_stmt *s, int col, struct hx_uuid *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (sqlite3_column_bytes(s, col) == (int)sizeof(out->b)) {
+        memcpy(out->b, sqlite3_column_blob(s, col), sizeof(out->b));
+    }
+}
+
+static void column_text(sqlite3_stmt *s, int col, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+
+    snprintf(out, cap, "%s", t != NULL ? (const char *)t : "");
+}
+
+static hx_err load_keys(struct hx_store *st, const struct hx_uuid *ksid, hx_store_key_fn key_fn,
+                        void *arg)
+{
+    sqlite3_stmt *s = st->st[S_LIST_KEYS];
+    hx_err e = HX_OK;
+    int rc;
+
+    sqlite3_reset(s);
+    bind_id(s, 1, ksid);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        uint64_t pos = (uint64_t)sqlite3_column_int64(s, 0);
+        int state = sqlite3_column_int(s, 1);
+        struct hx_secret *k = NULL;
+        if (state != HX_STORE_DELIVERED &&
+            (e = unseal(st, ksid, pos, sqlite3_column_blob(s, 2),
+                        (size_t)sqlite3_column_bytes(s, 2), &k)) != HX_OK) {
+            break;
+        }
+        if ((e = key_fn(arg, ksid, pos, (enum hx_store_key_state)state, k)) != HX_OK) {
+            break;
+        }
+    }
+    if (e == HX_OK && rc != SQLITE_DONE) {
+        e = HX_ERR_IO;
+    }
+    sqlite3_reset(s);
+    return e;
+}
+
+hx_err hx_store_load(struct hx_store *st, int64_t now, hx_store_stream_fn stream_fn,
+                     hx_store_key_fn key_fn, void *arg, uint64_t *expired)
+{
+    sqlite3_stmt *s;
+    struct hx_store_stream *r = NULL;
+    hx_err e;
+    int rc;
+
+    if ((e = hx_store_expire(st, now, expired)) != HX_OK) {
+        return e;
+    }
+    if ((r = calloc(1, sizeof(*r))) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    pthread_mutex_lock(&st->lock);
+    s = st->st[S_LIST_STREAMS];
+    sqlite3_reset(s);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        memset(r, 0, sizeof(*r));
+        column_id(s, 0, &r->ksid);
+        r->role = sqlite3_column_int(s, 1);
+        column_id(s, 2, &r->peer);
+        column_text(s, 3, r->src, sizeof(r->src));
+        column_text(s, 4, r->dst, sizeof(r->dst));
+        r->chunk = (uint32_t)sqlite3_column_int64(s, 5);
+        r->timeout_ms = (uint32_t)sqlite3_column_int64(s, 6);
+        r->ttl_s = (uint32_t)sqlite3_column_int64(s, 7);
+        column_id(s, 8, &r->qkd_ksid);
+        column_text(s, 9, r->peer_sae, sizeof(r->peer_sae));
+        r->qkd_next = (uint64_t)sqlite3_column_int64(s, 10);
+        r->produced = (uint64_t)sqlite3_column_int64(s, 11);
+        r->next_get = (uint64_t)sqlite3_column_int64(s, 12);
+        r->peer_closed = sqlite3_column_int(s, 13) != 0;
+        r->opened_at = sqlite3_column_int64(s, 14);
+        if ((e = stream_fn(arg, r)) != HX_OK ||
+            (e = load_keys(st, &r->ksid, key_fn, arg)) != HX_OK) {
+            break;
+        }
+    }
+    if (e == HX_OK && rc != SQLITE_DONE) {
+        e = HX_ERR_IO;
+    }
+    sqlite3_reset(s);
+    pthread_mutex_unlock(&st->lock);
+    free(r);
+    return e;
+}

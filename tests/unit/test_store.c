@@ -1,0 +1,363 @@
+/* Unit tests: the durable key store (src/store/store.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+#define NKEYS 8
+#define KLEN 32
+
+struct fixture {
+    char dir[64];
+    struct hx_store *st;
+    struct hx_uuid ksid;
+    struct hx_secret *keys[NKEYS];
+};
+
+/* What a load saw. */
+struct seen {
+    size_t n_streams;
+    struct hx_store_stream last;
+    size_t n_keys;
+    uint64_t pos[64];
+    int state[64];
+    uint8_t bytes[64][KLEN];
+    bool has_bytes[64];
+};
+
+static hx_err on_stream(void *arg, const struct hx_store_stream *r)
+{
+    struct seen *s = arg;
+
+    s->n_streams++;
+    s->last = *r;
+    return HX_OK;
+}
+
+static hx_err on_key(void *arg, const struct hx_uuid *ksid, uint64_t pos,
+                     enum hx_store_key_state state, struct hx_secret *key)
+{
+    struct seen *s = arg;
+
+    (void)ksid;
+    if (s->n_keys < 64) {
+        s->pos[s->n_keys] = pos;
+        s->state[s->n_keys] = (int)state;
+        s->has_bytes[s->n_keys] = key != NULL;
+        if (key != NULL) {
+            assert_int_equal(hx_secret_len(key), KLEN);
+            memcpy(s->bytes[s->n_keys], hx_secret_data(key), KLEN);
+        }
+        s->n_keys++;
+    }
+    hx_secret_free(key);
+    return HX_OK;
+}
+
+static void stream_row(struct fixture *f, struct hx_store_stream *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->ksid = f->ksid;
+    r->role = 1;
+    memset(r->peer.b, 0x22, sizeof(r->peer.b));
+    snprintf(r->src, sizeof(r->src), "hybrid://a@x?hybridization=hkdf&key_sources=QKD");
+    snprintf(r->dst, sizeof(r->dst), "hybrid://b@y?hybridization=hkdf&key_sources=QKD");
+    r->chunk = KLEN;
+    r->timeout_ms = 1000;
+    r->ttl_s = 3600;
+    r->opened_at = 1000;
+    snprintf(r->peer_sae, sizeof(r->peer_sae), "sae-b");
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    struct hx_store_stream r;
+    char why[300];
+
+    snprintf(f->dir, sizeof(f->dir), "/tmp/hx-store-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    strcat(f->dir, "/state"); /* made by the store */
+    assert_int_equal(hx_store_open(f->dir, HX_STORE_SYNC_NORMAL, &f->st, why, sizeof(why)), HX_OK);
+    memset(f->ksid.b, 0x11, sizeof(f->ksid.b));
+    for (size_t i = 0; i < NKEYS; i++) {
+        uint8_t b[KLEN];
+        memset(b, (int)(0xa0 + i), sizeof(b));
+        assert_int_equal(hx_secret_from(b, sizeof(b), &f->keys[i]), HX_OK);
+    }
+    stream_row(f, &r);
+    assert_int_equal(hx_store_put_stream(f->st, &r), HX_OK);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[128];
+
+    hx_store_free(f->st);
+    for (size_t i = 0; i < NKEYS; i++) {
+        hx_secret_free(f->keys[i]);
+    }
+    f->dir[strlen(f->dir) - strlen("/state")] = '\0';
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static void reopen(struct fixture *f)
+{
+    char why[300];
+
+    hx_store_free(f->st);
+    f->st = NULL;
+    assert_int_equal(hx_store_open(f->dir, HX_STORE_SYNC_FULL, &f->st, why, sizeof(why)), HX_OK);
+}
+
+static void load(struct fixture *f, struct seen *s, int64_t now)
+{
+    uint64_t expired = 99;
+
+    memset(s, 0, sizeof(*s));
+    assert_int_equal(hx_store_load(f->st, now, on_stream, on_key, s, &expired), HX_OK);
+}
+
+static void files_are_private(void **state)
+{
+    struct fixture *f = *state;
+    const char *names[] = {"", "/storage.key", "/hykexd.db"};
+    struct stat sb;
+    char p[128];
+
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof(p), "%s%s", f->dir, names[i]);
+        assert_int_equal(stat(p, &sb), 0);
+        assert_int_equal(sb.st_mode & 077, 0);
+    }
+    snprintf(p, sizeof(p), "%s/storage.key", f->dir);
+    assert_int_equal(sb.st_size >= 0, 1);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(sb.st_size, 32);
+}
+
+static void keys_and_stream_survive_reopen(void **state)
+{
+    struct fixture *f = *state;
+    struct seen s;
+
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 4, f->keys, HX_STORE_READY, 4, 77),
+                     HX_OK);
+    reopen(f);
+    load(f, &s, 1001);
+    assert_int_equal(s.n_streams, 1);
+    assert_memory_equal(s.last.ksid.b, f->ksid.b, 16);
+    assert_int_equal(s.last.role, 1);
+    assert_string_equal(s.last.peer_sae, "sae-b");
+    assert_int_equal(s.last.produced, 4);
+    assert_int_equal(s.last.qkd_next, 77);
+    assert_int_equal(s.n_keys, 4);
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(s.pos[i], i);
+        assert_int_equal(s.state[i], HX_STORE_READY);
+        assert_true(s.has_bytes[i]);
+        assert_memory_equal(s.bytes[i], hx_secret_data(f->keys[i]), KLEN);
+    }
+}
+
+static void prepared_then_ready_or_discarded(void **state)
+{
+    struct fixture *f = *state;
+    struct seen s;
+    bool c = true;
+
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 4, f->keys, HX_STORE_PREPARED, 0, 4),
+                     HX_OK);
+    assert_int_equal(
+        hx_store_put_batch(f->st, &f->ksid, 4, 4, f->keys + 4, HX_STORE_PREPARED, 0, 8), HX_OK);
+    assert_int_equal(hx_store_committed(f->st, &f->ksid, 0, &c), HX_OK);
+    assert_false(c); /* prepared is not committed */
+    assert_int_equal(hx_store_ready_batch(f->st, &f->ksid, 0, 4, 4), HX_OK);
+    assert_int_equal(hx_store_discard_batch(f->st, &f->ksid, 4, 4), HX_OK);
+    load(f, &s, 1001);
+    assert_int_equal(s.n_keys, 4);
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(s.state[i], HX_STORE_READY);
+    }
+    assert_int_equal(s.last.produced, 4);
+    assert_int_equal(hx_store_committed(f->st, &f->ksid, 2, &c), HX_OK);
+    assert_true(c);
+    assert_int_equal(hx_store_committed(f->st, &f->ksid, 5, &c), HX_OK);
+    assert_false(c);
+}
+
+static void delivered_once_and_purged_below_watermark(void **state)
+{
+    struct fixture *f = *state;
+    struct seen s;
+    bool c = false;
+
+    /* Batch 4..7 committed out of order, above the watermark 0. */
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 4, 4, f->keys + 4, HX_STORE_READY, 0, 8),
+                     HX_OK);
+    assert_int_equal(hx_store_deliver(f->st, &f->ksid, 5, 6, 0), HX_OK);
+    assert_int_equal(hx_store_deliver(f->st, &f->ksid, 5, 6, 0), HX_ERR_NOT_FOUND);
+    assert_int_equal(hx_store_committed(f->st, &f->ksid, 5, &c), HX_OK);
+    assert_true(c); /* delivered counts as committed: a query must not re-make it */
+    load(f, &s, 1001);
+    assert_int_equal(s.n_keys, 4);
+    assert_int_equal(s.pos[1], 5);
+    assert_int_equal(s.state[1], HX_STORE_DELIVERED);
+    assert_false(s.has_bytes[1]);
+    assert_int_equal(s.last.next_get, 6);
+    /* Batch 0..3 fills the gap: the watermark moves to 8 and the delivered row goes. */
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 4, f->keys, HX_STORE_READY, 8, 8),
+                     HX_OK);
+    assert_int_equal(hx_store_deliver(f->st, &f->ksid, 0, 6, 8), HX_OK);
+    load(f, &s, 1001);
+    assert_int_equal(s.n_keys, 6); /* 1..3, 4, 6, 7 */
+    for (size_t i = 0; i < s.n_keys; i++) {
+        assert_int_equal(s.state[i], HX_STORE_READY);
+        assert_true(s.pos[i] != 0 && s.pos[i] != 5);
+    }
+}
+
+static void closed_stream_takes_its_keys(void **state)
+{
+    struct fixture *f = *state;
+    struct seen s;
+
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 4, f->keys, HX_STORE_READY, 4, 4),
+                     HX_OK);
+    assert_int_equal(hx_store_drop_stream(f->st, &f->ksid), HX_OK);
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 4, 4, f->keys, HX_STORE_READY, 8, 8),
+                     HX_ERR_NOT_FOUND);
+    load(f, &s, 1001);
+    assert_int_equal(s.n_streams, 0);
+    assert_int_equal(s.n_keys, 0);
+}
+
+static void expired_streams_are_wiped(void **state)
+{
+    struct fixture *f = *state;
+    struct seen s;
+    uint64_t expired = 0;
+
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 4, f->keys, HX_STORE_READY, 4, 4),
+                     HX_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(hx_store_load(f->st, 1000 + 3600 + 1, on_stream, on_key, &s, &expired), HX_OK);
+    assert_int_equal(expired, 1);
+    assert_int_equal(s.n_streams, 0);
+    assert_int_equal(s.n_keys, 0);
+}
+
+/* The file never holds a key in clear: no 8-byte run of any key appears in it. */
+static void no_plaintext_on_disk(void **state)
+{
+    struct fixture *f = *state;
+    char p[128];
+    FILE *fp;
+    static uint8_t buf[1 << 20];
+    size_t n = 0;
+
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, NKEYS, f->keys, HX_STORE_READY, 8, 8),
+                     HX_OK);
+    hx_store_free(f->st); /* checkpoints the WAL into the file */
+    f->st = NULL;
+    snprintf(p, sizeof(p), "%s/hykexd.db", f->dir);
+    assert_non_null(fp = fopen(p, "rb"));
+    n = fread(buf, 1, sizeof(buf), fp);
+    fclose(fp);
+    assert_true(n > 0);
+    for (size_t k = 0; k < NKEYS; k++) {
+        for (size_t i = 0; i + 8 <= n; i++) {
+            assert_true(memcmp(buf + i, hx_secret_data(f->keys[k]), 8) != 0);
+        }
+    }
+    reopen(f);
+}
+
+/* A sealed key moved to another position (or altered) fails the whole load. */
+static void tampering_fails_the_load(void **state)
+{
+    struct fixture *f = *state;
+    struct seen s;
+    sqlite3 *db;
+    char p[128];
+    uint64_t expired;
+
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 2, f->keys, HX_STORE_READY, 2, 2),
+                     HX_OK);
+    hx_store_free(f->st);
+    f->st = NULL;
+    snprintf(p, sizeof(p), "%s/hykexd.db", f->dir);
+    assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "UPDATE keys SET sealed=(SELECT sealed FROM keys WHERE pos=0)"
+                                  " WHERE pos=1",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    reopen(f);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(hx_store_load(f->st, 1001, on_stream, on_key, &s, &expired), HX_ERR_VERIFY);
+}
+
+static void loose_storage_key_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct hx_store *st = NULL;
+    char p[128], why[300] = "";
+    struct seen s;
+    uint64_t expired;
+
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 2, f->keys, HX_STORE_READY, 2, 2),
+                     HX_OK);
+    hx_store_free(f->st);
+    f->st = NULL;
+    snprintf(p, sizeof(p), "%s/storage.key", f->dir);
+    assert_int_equal(chmod(p, 0640), 0);
+    assert_int_equal(hx_store_open(f->dir, HX_STORE_SYNC_NORMAL, &st, why, sizeof(why)),
+                     HX_ERR_IO_PERM);
+    assert_null(st);
+    assert_non_null(strstr(why, "0600"));
+    assert_int_equal(chmod(p, 0600), 0);
+    assert_int_equal(truncate(p, 16), 0);
+    assert_int_equal(hx_store_open(f->dir, HX_STORE_SYNC_NORMAL, &st, why, sizeof(why)),
+                     HX_ERR_BAD_VALUE);
+    assert_non_null(strstr(why, "32 bytes"));
+    /* Another storage key: the stored keys no longer open. */
+    assert_int_equal(unlink(p), 0);
+    reopen(f);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(hx_store_load(f->st, 1001, on_stream, on_key, &s, &expired), HX_ERR_VERIFY);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(files_are_private, setup, teardown),
+        cmocka_unit_test_setup_teardown(keys_and_stream_survive_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(prepared_then_ready_or_discarded, setup, teardown),
+        cmocka_unit_test_setup_teardown(delivered_once_and_purged_below_watermark, setup, teardown),
+        cmocka_unit_test_setup_teardown(closed_stream_takes_its_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(expired_streams_are_wiped, setup, teardown),
+        cmocka_unit_test_setup_teardown(no_plaintext_on_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(tampering_fails_the_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(loose_storage_key_refused, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
