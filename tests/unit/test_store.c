@@ -85,9 +85,10 @@ static int setup(void **state)
     struct hx_store_stream r;
     char why[300];
 
-    snprintf(f->dir, sizeof(f->dir), "/tmp/hx-store-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    strcat(f->dir, "/state"); /* made by the store */
+    char tmp[32] = "/tmp/hx-store-XXXXXX";
+
+    assert_non_null(mkdtemp(tmp));
+    snprintf(f->dir, sizeof(f->dir), "%s/state", tmp); /* made by the store */
     assert_int_equal(hx_store_open(f->dir, HX_STORE_SYNC_NORMAL, &f->st, why, sizeof(why)), HX_OK);
     memset(f->ksid.b, 0x11, sizeof(f->ksid.b));
     for (size_t i = 0; i < NKEYS; i++) {
