@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -232,6 +233,18 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
         hxd_now() + (qos.timeout_ms != 0 ? qos.timeout_ms : d->cfg.default_timeout_ms) / 1000.0;
 
     pthread_mutex_lock(&d->lock);
+    /* A stream restored from the store after a restart: its application opens it again. */
+    if (!hx_uuid_is_nil(&ksid) && (s = hxd_stream_find(d, &ksid)) != NULL && s->restored &&
+        s->role == role && strcmp(s->src, req->source) == 0 &&
+        strcmp(s->dst, req->destination) == 0) {
+        s->restored = false;
+        pthread_mutex_unlock(&d->lock);
+        hx_uuid_format(&ksid, id);
+        hx_info("key stream reopened after a restart", HX_F_STR("stream", id));
+        o = hx_004_json_status(0, NULL);
+        json_object_object_add(o, "key_stream_id", json_object_new_string(id));
+        return o;
+    }
     if (role == HXD_INITIATOR) {
         if (hx_uuid_is_nil(&ksid) && hx_uuid_generate(&ksid) != HX_OK) {
             pthread_mutex_unlock(&d->lock);
@@ -254,6 +267,7 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
         s->uri = src;
         s->qos = qos;
         s->app_open = true;
+        s->opened_at = (int64_t)time(NULL);
         copy = *s;
         pthread_mutex_unlock(&d->lock);
         /* The QKD stream at our KME first: its id travels in STREAM_OPEN. */
@@ -356,6 +370,8 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
         if ((s = hxd_stream_find(d, &ksid)) != NULL) {
             s->peer_app_open = true;
             s->qkd_open = true;
+            /* Durable before the initiator hears of it: its batches find the row. */
+            hx_ignore(hxd_persist_stream(d, s));
         }
         pthread_mutex_unlock(&d->lock);
         hx_ignore(hxd_send_join(d, &peer, &ksid, 0, NULL));
@@ -462,8 +478,32 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
         pthread_mutex_unlock(&d->lock);
         return hx_004_json_status(status, msg);
     }
+    uint64_t next_get_before = s->next_get;
     if (!req->has_index || pos >= s->next_get) {
         s->next_get = pos + 1;
+    }
+    if (d->store != NULL) {
+        /* Delivered durably before the key leaves: never twice, also across a crash. */
+        uint64_t next_get = s->next_get;
+        pthread_mutex_unlock(&d->lock);
+        hx_err e = hx_store_deliver(d->store, &req->ksid, pos, next_get);
+        pthread_mutex_lock(&d->lock);
+        s = hxd_stream_find(d, &req->ksid);
+        if (e != HX_OK || s == NULL) {
+            if (s != NULL) {
+                hxd_stream_untake(s, pos, ready_at, key);
+                if (s->next_get == next_get) {
+                    s->next_get = next_get_before;
+                }
+            } else {
+                hx_secret_free(key);
+            }
+            pthread_mutex_unlock(&d->lock);
+            snprintf(msg, sizeof(msg), "%s",
+                     s == NULL ? "key stream closed"
+                               : "the node's key store failed to record the delivery");
+            return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
+        }
     }
     s->delivered++;
     hxd_stream_kick(d, s);
@@ -517,6 +557,7 @@ static struct json_object *close_stream(struct client *c, const struct hx_004_re
     hxd_stream_drop(s); /* wipes the keys not handed out */
     pthread_cond_broadcast(&d->changed);
     pthread_mutex_unlock(&d->lock);
+    hxd_persist_drop(d, &req->ksid);
     hx_ignore(hxd_send_close(d, &peer, &req->ksid));
     if (had_qkd) {
         hx_ignore(hx_qkd_close(&d->qkd, &qkd));

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -489,15 +490,43 @@ static void mark_done(struct hxd_stream *s, uint64_t first, uint32_t count)
     s->failing = false;
 }
 
+/* Responder: a batch's keys are committed (lock held). */
 static void commit(struct hxd_stream *s, struct batch *b)
 {
     for (uint32_t i = 0; i < b->count; i++) {
-        if (hxd_stream_add_key(s, b->first + i, b->keys[i]) == HX_OK) {
+        if (hxd_stream_add_key(s, b->first + i, b->keys[i], false) == HX_OK) {
             b->keys[i] = NULL;
         }
     }
     mark_done(s, b->first, b->count);
     s->confirmed_batches++;
+}
+
+/* Initiator: a batch's keys are held, not served, until the responder is known to hold them. */
+static void prepare(struct hxd_stream *s, struct batch *b)
+{
+    for (uint32_t i = 0; i < b->count; i++) {
+        if (hxd_stream_add_key(s, b->first + i, b->keys[i], true) == HX_OK) {
+            b->keys[i] = NULL;
+        }
+    }
+}
+
+/* Initiator: the responder committed a prepared batch (lock held). */
+static void make_ready(struct hxd_stream *s, uint64_t first, uint32_t count)
+{
+    hxd_stream_ready_range(s, first, count);
+    mark_done(s, first, count);
+    s->confirmed_batches++;
+}
+
+static void store_failed(const char *what, const struct hx_uuid *ksid, uint64_t first, hx_err e)
+{
+    char id[HX_UUID_STR_LEN + 1];
+
+    hx_uuid_format(ksid, id);
+    hx_error(what,
+             HX_F_STR("stream", id) HX_F_U64("first", first) HX_F_STR("error", hx_strerror(e)));
 }
 
 /* Was any of these positions committed at this node already (lock held)? */
@@ -515,15 +544,17 @@ static bool any_committed(const struct hxd_stream *s, uint64_t first, uint32_t c
     return false;
 }
 
-/* Gives up positions at this node: their keys are wiped, and they count as done. */
-static void give_up(struct hxd_stream *s, uint64_t first, uint32_t count)
+/* Gives up positions at this node (lock held): their keys are wiped, and they count as done. */
+static void give_up(struct hxd *d, struct hxd_stream *s, uint64_t first, uint32_t count)
 {
-    for (uint32_t i = 0; i < count; i++) {
-        double at;
-        hx_secret_free(hxd_stream_take(s, first + i, &at));
-    }
+    hx_err e;
+
+    hxd_stream_discard_range(s, first, count);
     if (!any_committed(s, first, count)) {
         mark_done(s, first, count);
+    }
+    if (d->store != NULL && (e = hx_store_give_up(d->store, &s->ksid, first, count)) != HX_OK) {
+        store_failed("store: giving positions up failed", &s->ksid, first, e);
     }
 }
 
@@ -608,8 +639,9 @@ static bool wait_reply(struct hxd *d, const struct hx_uuid *ksid, uint64_t first
     }
 }
 
-/* A batch ended at the initiator (lock held): frees its slot; a failed one is made again. */
-static void batch_done(struct hxd *d, struct hxd_stream *s, uint64_t first, bool ok)
+/* A batch ended at the initiator (lock held): frees its slot; a failed one is made again (or,
+ * when its keys are prepared here, the responder is asked whether it committed them). */
+static void batch_done(struct hxd *d, struct hxd_stream *s, uint64_t first, uint32_t count, bool ok)
 {
     struct hxd_inflight *f = slot_of(s, first);
 
@@ -621,9 +653,122 @@ static void batch_done(struct hxd *d, struct hxd_stream *s, uint64_t first, bool
         s->inflight--;
     }
     if (!ok && !s->peer_closed && s->n_retry < sizeof(s->retry) / sizeof(s->retry[0])) {
-        s->retry[s->n_retry++] = first;
+        s->retry[s->n_retry].first = first;
+        s->retry[s->n_retry++].count = count;
     }
     hxd_stream_kick(d, s);
+}
+
+/*
+ * Initiator: the responder answered whether it committed a prepared batch. Committed: the
+ * keys become ready here (durably first). Not committed: they are wiped here too, and the
+ * positions made again (the responder dropped its pending state before answering).
+ */
+static bool settle(struct hxd *d, const struct hx_uuid *ksid, uint64_t first, uint32_t count,
+                   bool committed)
+{
+    struct hxd_stream *s;
+    bool done = false;
+    hx_err e = HX_OK;
+
+    if (d->store != NULL) {
+        e = committed ? hx_store_ready_batch(d->store, ksid, first, count)
+                      : hx_store_discard_batch(d->store, ksid, first, count);
+        if (e != HX_OK) {
+            store_failed("store: settling a batch failed", ksid, first, e);
+        }
+    }
+    pthread_mutex_lock(&d->lock);
+    /* On a store error memory follows the store: still prepared, asked again later. */
+    if ((s = hxd_stream_find(d, ksid)) != NULL && e == HX_OK) {
+        if (committed) {
+            make_ready(s, first, count);
+            d->batches_ok++;
+            batch_done(d, s, first, count, true);
+            done = true;
+        } else {
+            hxd_stream_discard_range(s, first, count);
+        }
+        pthread_cond_broadcast(&d->changed);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return done;
+}
+
+/*
+ * A batch failed at the initiator: reports it, backs off, then lets demand restart production.
+ * Not for a closed stream: the back-off holds a worker every stream shares, and closing
+ * streams with batches in flight must not stall the others (bench/network.py measured seconds
+ * of zero production before).
+ */
+static void retry_later(struct hxd *d, const struct hx_uuid *ksid, uint64_t first, uint32_t count,
+                        int status, const char *msg)
+{
+    struct hxd_stream *s;
+    bool live = fail_stream(d, ksid, status, msg);
+
+    for (int i = 0; live && i < 10 && !d->stopping; i++) {
+        usleep(100000);
+        pthread_mutex_lock(&d->lock);
+        live = (s = hxd_stream_find(d, ksid)) != NULL && !s->peer_closed;
+        pthread_mutex_unlock(&d->lock);
+    }
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, ksid)) != NULL) {
+        batch_done(d, s, first, count, false);
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Initiator: asks the responder about a prepared batch whose BATCH_ACK never came. */
+static void query(struct hxd *d, const struct hx_uuid *ksid, uint64_t first, uint32_t count)
+{
+    struct hxd_stream *s;
+    struct hxd_inflight *f;
+    struct hx_uuid peer;
+    uint8_t buf[16 + 8 + 4];
+    struct hx_writer w;
+    uint64_t serial = 0;
+    int ack = -1;
+
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, ksid)) == NULL) {
+        pthread_mutex_unlock(&d->lock);
+        return;
+    }
+    peer = s->peer;
+    pthread_mutex_unlock(&d->lock);
+    hx_writer_init_fixed(&w, buf, sizeof(buf));
+    if (hx_write_bytes(&w, ksid->b, 16) == HX_OK && hx_write_u64(&w, first) == HX_OK &&
+        hx_write_u32(&w, count) == HX_OK &&
+        send_on_link(d, &peer, HXP_BATCH_QUERY, buf, w.len, &serial) == HX_OK) {
+        pthread_mutex_lock(&d->lock);
+        if (wait_reply(d, ksid, first, true, serial, &s, &f)) {
+            ack = f->ack_status;
+        }
+        pthread_mutex_unlock(&d->lock);
+    }
+    if (ack >= 0) {
+        char id[HX_UUID_STR_LEN + 1];
+        hx_uuid_format(ksid, id);
+        hx_info("prepared batch settled with the responder",
+                HX_F_STR("stream", id) HX_F_U64("first", first)
+                    HX_F_STR("outcome", ack == 0 ? "committed" : "made again"));
+        if (settle(d, ksid, first, count, ack == 0)) {
+            return;
+        }
+        pthread_mutex_lock(&d->lock);
+        s = hxd_stream_find(d, ksid);
+        if (s != NULL && !hxd_stream_has_prepared(s, first)) {
+            batch_done(d, s, first, count, false); /* made again at once */
+            pthread_mutex_unlock(&d->lock);
+            return;
+        }
+        pthread_mutex_unlock(&d->lock);
+    }
+    /* No answer (link down) or the store failed: ask again after the back-off. */
+    retry_later(d, ksid, first, count, HYKEX_STATUS_NO_QKD_CONNECTION,
+                "peer node unreachable while settling a batch");
 }
 
 static void produce(struct hxd *d, const struct hx_uuid *ksid)
@@ -661,8 +806,18 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
     count = d->cfg.batch_size;
     if (s->n_retry > 0) {
         /* Oldest failure first: an application waits for the lowest positions. */
-        first = s->retry[0];
+        first = s->retry[0].first;
+        count = s->retry[0].count;
         memmove(&s->retry[0], &s->retry[1], --s->n_retry * sizeof(s->retry[0]));
+        if (hxd_stream_has_prepared(s, first)) {
+            f->used = true;
+            f->first = first;
+            f->resp_ready = false;
+            f->ack_status = -1;
+            pthread_mutex_unlock(&d->lock);
+            query(d, ksid, first, count);
+            return;
+        }
     } else {
         first = s->next_first;
         s->next_first += count;
@@ -752,8 +907,8 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
         if (rstatus == RESP_POSITIONS_LOST) {
             pthread_mutex_lock(&d->lock);
             if ((s = hxd_stream_find(d, ksid)) != NULL) {
-                give_up(s, first, count);
-                batch_done(d, s, first, true);
+                give_up(d, s, first, count);
+                batch_done(d, s, first, count, true);
                 pthread_cond_broadcast(&d->changed);
             }
             pthread_mutex_unlock(&d->lock);
@@ -845,30 +1000,49 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
             goto abort_batch;
         }
     }
-    /* BATCH_FIN: our signature and tag. */
+    /* BATCH_FIN: our signature and tag (the tag is derived from the keys: before they move). */
     hx_writer_reset(&w);
     if (hx_sig_sign(d->sig_key, ctx_init, sizeof(ctx_init) - 1, b.T, sizeof(b.T), sig, sizeof(sig),
                     &sig_len) != HX_OK ||
         confirm_tag(&b, "initiator", tag) != HX_OK || hx_write_bytes(&w, ksid->b, 16) != HX_OK ||
         hx_write_u64(&w, first) != HX_OK || hx_write_u32(&w, count) != HX_OK ||
         hx_write_u32(&w, 0) != HX_OK || hx_write_u16(&w, (uint16_t)sig_len) != HX_OK ||
-        hx_write_bytes(&w, sig, sig_len) != HX_OK || hx_write_bytes(&w, tag, 32) != HX_OK ||
-        hxd_send(d, &b.s.peer, HXP_BATCH_FIN, w.data, w.len) != HX_OK) {
-        snprintf(msg, sizeof(msg), "sending BATCH_FIN failed");
-        goto fail;
+        hx_write_bytes(&w, sig, sig_len) != HX_OK || hx_write_bytes(&w, tag, 32) != HX_OK) {
+        snprintf(msg, sizeof(msg), "signing BATCH_FIN failed");
+        goto abort_batch;
+    }
+    /* Prepared: durable here before the responder may commit (and serve) these positions. */
+    if (d->store != NULL &&
+        (e = hx_store_put_batch(d->store, ksid, first, count, b.keys, HX_STORE_PREPARED,
+                                b.qkd_first + count)) != HX_OK) {
+        store_failed("store: preparing a batch failed", ksid, first, e);
+        snprintf(msg, sizeof(msg), "the node's key store failed: %s", hx_strerror(e));
+        goto abort_batch;
     }
     pthread_mutex_lock(&d->lock);
-    if (!wait_reply(d, ksid, first, true, serial, &s, &f) || f->ack_status != 0) {
+    if ((s = hxd_stream_find(d, ksid)) == NULL) {
         pthread_mutex_unlock(&d->lock);
+        goto out; /* closed: its rows went with it */
+    }
+    prepare(s, &b);
+    pthread_mutex_unlock(&d->lock);
+    if (hxd_send(d, &b.s.peer, HXP_BATCH_FIN, w.data, w.len) != HX_OK) {
+        snprintf(msg, sizeof(msg), "sending BATCH_FIN failed");
+        goto fail; /* prepared: the retry asks the responder */
+    }
+    pthread_mutex_lock(&d->lock);
+    if (!wait_reply(d, ksid, first, true, serial, &s, &f)) {
+        /* No answer: the keys stay prepared, and the retry asks the responder. */
+        pthread_mutex_unlock(&d->lock);
+        snprintf(msg, sizeof(msg), "peer node did not confirm the batch");
+        goto fail;
+    }
+    int ack = f->ack_status;
+    pthread_mutex_unlock(&d->lock);
+    if (!settle(d, ksid, first, count, ack == 0)) {
         snprintf(msg, sizeof(msg), "peer node did not commit the batch");
         goto fail;
     }
-    /* Two-phase commit: the responder holds the keys; now they are ready here too. */
-    commit(s, &b);
-    d->batches_ok++;
-    batch_done(d, s, first, true);
-    pthread_cond_broadcast(&d->changed);
-    pthread_mutex_unlock(&d->lock);
     goto out;
 abort_batch:
     hx_writer_reset(&w);
@@ -877,21 +1051,7 @@ abort_batch:
         hx_ignore(hxd_send(d, &b.s.peer, HXP_BATCH_FIN, w.data, w.len));
     }
 fail:
-    /* Back off, then let demand restart production. Not for a closed stream: the back-off
-     * holds a worker every stream shares, and closing streams with batches in flight must not
-     * stall the others (bench/network.py measured seconds of zero production before). */
-    bool live = fail_stream(d, ksid, status, msg[0] ? msg : "key production failed");
-    for (int i = 0; live && i < 10 && !d->stopping; i++) {
-        usleep(100000);
-        pthread_mutex_lock(&d->lock);
-        live = (s = hxd_stream_find(d, ksid)) != NULL && !s->peer_closed;
-        pthread_mutex_unlock(&d->lock);
-    }
-    pthread_mutex_lock(&d->lock);
-    if ((s = hxd_stream_find(d, ksid)) != NULL) {
-        batch_done(d, s, first, false);
-    }
-    pthread_mutex_unlock(&d->lock);
+    retry_later(d, ksid, first, count, status, msg[0] ? msg : "key production failed");
 out:
     if (kkeys != NULL) {
         for (size_t i = 0; i < (size_t)count * n; i++) {
@@ -950,7 +1110,7 @@ static void on_batch_req(struct hxd *d, const struct hx_uuid *peer, const uint8_
     s = hxd_stream_find(d, &ksid);
     if (s != NULL && s->role == HXD_RESPONDER && any_committed(s, first, count)) {
         char id[HX_UUID_STR_LEN + 1];
-        give_up(s, first, count);
+        give_up(d, s, first, count);
         pthread_cond_broadcast(&d->changed);
         pthread_mutex_unlock(&d->lock);
         hx_uuid_format(&ksid, id);
@@ -1055,7 +1215,7 @@ static void on_batch_req(struct hxd *d, const struct hx_uuid *peer, const uint8_
         goto out;
     }
     /* The slot of an earlier try of these positions (a retry replaces it), else a free slot,
-     * else the oldest (its initiator gave up on it). */
+     * else the oldest (its initiator gave up on it); never one whose commit is running. */
     struct hxd_pending *pd = NULL;
     for (size_t i = 0; i < HXD_PIPELINE && pd == NULL; i++) {
         if (s->pending[i].keys != NULL && s->pending[i].first == first) {
@@ -1063,22 +1223,30 @@ static void on_batch_req(struct hxd *d, const struct hx_uuid *peer, const uint8_
         }
     }
     for (size_t i = 0; i < HXD_PIPELINE && pd == NULL; i++) {
-        if (s->pending[i].keys == NULL) {
+        if (s->pending[i].keys == NULL && !s->pending[i].busy) {
             pd = &s->pending[i];
         }
     }
-    if (pd == NULL) {
-        pd = &s->pending[0];
-        for (size_t i = 1; i < HXD_PIPELINE; i++) {
-            if (s->pending[i].first < pd->first) {
-                pd = &s->pending[i];
-            }
+    for (size_t i = 0; i < HXD_PIPELINE && pd == NULL; i++) {
+        pd = s->pending[i].busy ? NULL : &s->pending[i];
+    }
+    for (size_t i = 0; pd != NULL && i < HXD_PIPELINE; i++) {
+        if (!s->pending[i].busy && s->pending[i].first < pd->first) {
+            pd = &s->pending[i];
         }
     }
-    for (uint32_t i = 0; pd->keys != NULL && i < pd->count; i++) {
-        hx_secret_free(pd->keys[i]);
+    for (size_t i = 0; i < HXD_PIPELINE; i++) {
+        if (s->pending[i].busy && s->pending[i].first == first) {
+            pd = NULL;
+        }
     }
-    free(pd->keys);
+    if (pd == NULL) {
+        pthread_mutex_unlock(&d->lock);
+        send_resp_error(d, peer, ksid.b, first, count, HYKEX_STATUS_NO_QKD_CONNECTION,
+                        "responder busy committing these positions");
+        goto out;
+    }
+    hxd_pending_drop(pd);
     pd->first = first;
     pd->count = count;
     memcpy(pd->transcript, b.T, 32);
@@ -1104,19 +1272,56 @@ static bool drop_this_ack(void)
     return v != NULL && ++seen == strtol(v, NULL, 10);
 }
 
+/* The pending batch at first (lock held), or NULL. */
+static struct hxd_pending *pending_of(struct hxd_stream *s, uint64_t first, uint32_t count)
+{
+    for (size_t i = 0; s != NULL && i < HXD_PIPELINE; i++) {
+        if ((s->pending[i].keys != NULL || s->pending[i].busy) && s->pending[i].first == first &&
+            s->pending[i].count == count) {
+            return &s->pending[i];
+        }
+    }
+    return NULL;
+}
+
+static void free_keys(struct hx_secret **keys, uint32_t count)
+{
+    for (uint32_t i = 0; keys != NULL && i < count; i++) {
+        hx_secret_free(keys[i]);
+    }
+    free(keys);
+}
+
+static void send_ack(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid,
+                     uint64_t first, uint32_t status)
+{
+    uint8_t out[16 + 8 + 4];
+    struct hx_writer w;
+
+    hx_writer_init_fixed(&w, out, sizeof(out));
+    if (hx_write_bytes(&w, ksid->b, 16) == HX_OK && hx_write_u64(&w, first) == HX_OK &&
+        hx_write_u32(&w, status) == HX_OK) {
+        hx_ignore(hxd_send(d, peer, HXP_BATCH_ACK, out, w.len));
+    }
+}
+
+/*
+ * BATCH_FIN: the initiator holds the batch prepared (durably when it has a store). Commit: the
+ * keys go into the store, then into the stream, then the ACK. The pending slot stays, marked
+ * busy, until the outcome is known, so that a BATCH_QUERY for it waits for the answer.
+ */
 static void on_batch_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len)
 {
     struct hx_reader r;
     struct hx_uuid ksid;
     struct hxd_stream *s;
-    struct hxd_pending pend;
+    struct hxd_pending *pd, pend;
     uint64_t first;
     uint32_t count, status, ack = 1;
     uint16_t slen = 0;
     const uint8_t *sig = NULL, *tag = NULL;
-    uint8_t out[16 + 8 + 4];
-    struct hx_writer w;
     char id[HX_UUID_STR_LEN + 1];
+    hx_err e;
 
     hx_reader_init(&r, p, len);
     if (hx_read_bytes(&r, ksid.b, 16) != HX_OK || hx_read_u64(&r, &first) != HX_OK ||
@@ -1130,19 +1335,13 @@ static void on_batch_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_
     hx_uuid_format(&ksid, id);
     pthread_mutex_lock(&d->lock);
     s = hxd_stream_find(d, &ksid);
-    struct hxd_pending *pd = NULL;
-    for (size_t i = 0; s != NULL && i < HXD_PIPELINE; i++) {
-        if (s->pending[i].keys != NULL && s->pending[i].first == first &&
-            s->pending[i].count == count) {
-            pd = &s->pending[i];
-        }
-    }
-    if (pd == NULL) {
+    if ((pd = pending_of(s, first, count)) == NULL || pd->busy || !hx_uuid_equal(&s->peer, peer)) {
         pthread_mutex_unlock(&d->lock);
         return;
     }
-    pend = *pd;
-    memset(pd, 0, sizeof(*pd));
+    pd->busy = true;
+    pend = *pd; /* the keys are ours now; the slot only says a commit is running */
+    pd->keys = NULL;
     pthread_mutex_unlock(&d->lock);
     if (status != 0) {
         hx_warn("peer aborted a key batch", HX_F_STR("stream", id) HX_F_U64("first", first));
@@ -1156,25 +1355,22 @@ static void on_batch_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_
         pthread_mutex_lock(&d->lock);
         d->confirm_mismatch++;
         pthread_mutex_unlock(&d->lock);
+    } else if (d->store != NULL && (e = hx_store_put_batch(d->store, &ksid, first, count, pend.keys,
+                                                           HX_STORE_READY, 0)) != HX_OK) {
+        store_failed("store: committing a batch failed", &ksid, first, e);
     } else {
         ack = 0;
     }
-    hx_writer_init_fixed(&w, out, sizeof(out));
-    if (hx_write_bytes(&w, ksid.b, 16) != HX_OK || hx_write_u64(&w, first) != HX_OK ||
-        hx_write_u32(&w, ack) != HX_OK) {
-        w.len = 0;
-    }
     pthread_mutex_lock(&d->lock);
     s = hxd_stream_find(d, &ksid);
-    if (ack == 0 && s != NULL) {
+    pd = pending_of(s, first, count);
+    if (ack == 0 && pd != NULL) {
         struct batch b;
         memset(&b, 0, sizeof(b));
         b.first = first;
         b.count = count;
         b.keys = pend.keys;
-        commit(s, &b);   /* durable first (issue 6), then ACK */
-        free(pend.keys); /* the keys moved into the stream; the array goes */
-        pend.keys = NULL;
+        commit(s, &b); /* the keys move into the stream */
         d->batches_ok++;
         /* Queue the ACK before the lock goes: the application may take a key and CLOSE at
          * once, and the peer must see the ACK before that STREAM_CLOSE. */
@@ -1182,23 +1378,63 @@ static void on_batch_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_
             hx_warn("fault injection: link dropped instead of sending BATCH_ACK", HX_NOFIELDS);
             hx_links_drop(d->links, peer);
         } else {
-            hx_ignore(hxd_send(d, peer, HXP_BATCH_ACK, out, w.len));
+            send_ack(d, peer, &ksid, first, 0);
         }
-        w.len = 0;
     } else if (s != NULL) {
         s->failed_batches++;
     }
+    if (pd != NULL) {
+        hxd_pending_drop(pd);
+    }
     pthread_cond_broadcast(&d->changed);
     pthread_mutex_unlock(&d->lock);
-    if (pend.keys != NULL) {
-        for (uint32_t i = 0; i < pend.count; i++) {
-            hx_secret_free(pend.keys[i]);
+    free_keys(pend.keys, pend.count); /* wipes what commit() did not take */
+    if (ack != 0) {
+        send_ack(d, peer, &ksid, first, ack);
+    }
+}
+
+/*
+ * BATCH_QUERY: the initiator holds a batch prepared but never saw our ACK. The answer is final:
+ * a pending (uncommitted) batch is dropped first, so that a BATCH_FIN arriving later cannot
+ * commit it; one being committed right now is waited for.
+ */
+static void on_batch_query(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len)
+{
+    struct hx_reader r;
+    struct hx_uuid ksid;
+    struct hxd_stream *s;
+    struct hxd_pending *pd;
+    uint64_t first;
+    uint32_t count;
+    bool committed = false;
+
+    hx_reader_init(&r, p, len);
+    if (hx_read_bytes(&r, ksid.b, 16) != HX_OK || hx_read_u64(&r, &first) != HX_OK ||
+        hx_read_u32(&r, &count) != HX_OK || count == 0) {
+        return;
+    }
+    pthread_mutex_lock(&d->lock);
+    for (;;) {
+        s = hxd_stream_find(d, &ksid);
+        if (s == NULL || !hx_uuid_equal(&s->peer, peer) || s->role != HXD_RESPONDER) {
+            s = NULL;
+            break;
         }
+        if ((pd = pending_of(s, first, count)) == NULL) {
+            break;
+        }
+        if (!pd->busy) {
+            hxd_pending_drop(pd);
+            break;
+        }
+        pthread_cond_wait(&d->changed, &d->lock);
     }
-    free(pend.keys);
-    if (w.len > 0) {
-        hx_ignore(hxd_send(d, peer, HXP_BATCH_ACK, out, w.len));
+    if (s != NULL) {
+        committed = any_committed(s, first, count);
     }
+    pthread_mutex_unlock(&d->lock);
+    send_ack(d, peer, &ksid, first, committed ? 0 : 1);
 }
 
 /* ---- jobs and frames ---- */
@@ -1275,6 +1511,8 @@ static void *pool_main(void *arg)
             /* j->ksid holds the peer; the message names the stream. */
             if (j->type == HXP_BATCH_REQ) {
                 on_batch_req(d, &j->ksid, j->msg, j->len);
+            } else if (j->type == HXP_BATCH_QUERY) {
+                on_batch_query(d, &j->ksid, j->msg, j->len);
             } else {
                 on_batch_fin(d, &j->ksid, j->msg, j->len);
             }
@@ -1384,6 +1622,7 @@ static void on_stream_open(struct hxd *d, const struct hx_uuid *peer, const uint
     s->qos.ttl_s = ttl;
     s->qkd_ksid = qkd;
     memcpy(s->peer_sae, sae, sizeof(s->peer_sae));
+    s->opened_at = (int64_t)time(NULL);
     s->announced = true;
     pthread_cond_broadcast(&d->changed);
     pthread_mutex_unlock(&d->lock);
@@ -1406,6 +1645,7 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
         return;
     case HXP_BATCH_REQ:
     case HXP_BATCH_FIN:
+    case HXP_BATCH_QUERY:
         pthread_mutex_lock(&d->lock);
         enqueue(d, &d->responders, peer, type, p, len); /* the job's ksid field holds the peer */
         pthread_mutex_unlock(&d->lock);
@@ -1428,6 +1668,8 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
             }
             if (st == 0) {
                 s->peer_app_open = true;
+                /* Established at both nodes: from now on it survives restarts. */
+                hx_ignore(hxd_persist_stream(d, s));
                 hxd_stream_kick(d, s);
             } else {
                 s->failing = true;
@@ -1441,7 +1683,10 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
         } else if (type == HXP_STREAM_CLOSE) {
             s->peer_closed = true;
             if (!s->app_open) {
+                hxd_persist_drop(d, &s->ksid);
                 hxd_stream_drop(s);
+            } else {
+                hx_ignore(hxd_persist_stream(d, s));
             }
         } else if ((type == HXP_BATCH_RESP || type == HXP_BATCH_ACK) && len >= 28 &&
                    s->role == HXD_INITIATOR) {

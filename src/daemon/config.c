@@ -164,6 +164,8 @@ static const struct hx_cfg_opt table[] = {
                    "longest back-off between reconnects"),
     HX_CFG_OPT_STR("state_dir", C, state_dir, 0, "\"\"", 0,
                    "state directory (durable store; empty: memory only)"),
+    HX_CFG_OPT_BOOL("store.fsync", C, store_sync, "false",
+                    "fsync every store commit: durable across power loss, not only crashes"),
     HX_CFG_OPT_INT("limits.batch_size", C, batch_size, 1, 1024, "16", 0,
                    "positions per key-production batch"),
     HX_CFG_OPT_INT("limits.buffer_depth", C, buffer_depth, 1, 65536, "64", 0,

@@ -81,6 +81,7 @@ struct hxd_config {
     uint32_t reconnect_max_s;
     /* hykex: production and limits */
     char state_dir[HXD_MAX_PATH];
+    bool store_sync;
     uint32_t batch_size;
     uint32_t buffer_depth;
     uint32_t default_timeout_ms;

@@ -26,6 +26,7 @@
 #include "proto/etsi004.h"
 #include "source/qkd.h"
 #include "source/qkd014.h"
+#include "store/store.h"
 
 /* Peer protocol message types (docs/peer-protocol.md). */
 enum {
@@ -36,6 +37,7 @@ enum {
     HXP_BATCH_RESP = 0x21,
     HXP_BATCH_FIN = 0x22,
     HXP_BATCH_ACK = 0x23,
+    HXP_BATCH_QUERY = 0x24,
 };
 
 enum hxd_role {
@@ -43,11 +45,12 @@ enum hxd_role {
     HXD_RESPONDER = 1,
 };
 
-/* A key ready to hand out. */
+/* A key of a committed batch, or (initiator) of a prepared one the peer may not hold yet. */
 struct hxd_key {
     uint64_t pos;
     double ready_at;
-    struct hx_secret *key;
+    struct hx_secret *key; /* NULL: a position done without a key (restored from the store) */
+    bool prepared;         /* never handed out until the responder's ACK (or its answer) */
 };
 
 /* Batches of one stream in flight at once: the responder's work overlaps the initiator's. */
@@ -70,6 +73,7 @@ struct hxd_pending {
     uint8_t transcript[32];
     uint8_t tag_i[32];
     struct hx_secret **keys;
+    bool busy; /* a BATCH_FIN for it is being committed (its keys are with that thread) */
 };
 
 struct hxd_stream {
@@ -87,6 +91,7 @@ struct hxd_stream {
     bool peer_app_open;      /* the peer application has opened it (JOIN seen) */
     bool peer_closed;
     bool qkd_open;
+    bool restored; /* restored from the store; its application has not reopened it yet */
     /* keys */
     struct hxd_key *ready; /* sorted by pos */
     size_t n_ready, cap_ready;
@@ -95,9 +100,12 @@ struct hxd_stream {
     uint64_t qkd_next;   /* initiator: next QKD index (a failed batch burns its QKD keys) */
     struct {
         uint64_t first, count;
-    } done_above[2 * HXD_PIPELINE]; /* committed batches above the watermark */
+    } done_above[4 * HXD_PIPELINE]; /* committed runs above the watermark */
     size_t n_done_above;
-    uint64_t retry[2 * HXD_PIPELINE]; /* initiator: firsts of failed batches, made again */
+    struct {
+        uint64_t first;
+        uint32_t count;
+    } retry[4 * HXD_PIPELINE]; /* initiator: failed batches, queried or made again */
     size_t n_retry;
     uint64_t next_get; /* next position for a GET_KEY without index */
     uint64_t want;     /* highest position an application waits for, + 1 */
@@ -107,6 +115,7 @@ struct hxd_stream {
     int fail_status;
     char fail_msg[200];
     uint64_t delivered, confirmed_batches, failed_batches;
+    int64_t opened_at; /* Unix time: TTL counts from it */
     /* initiator: the replies of the batches in flight */
     struct hxd_inflight fl[HXD_PIPELINE];
     /* responder: batches awaiting BATCH_FIN */
@@ -139,6 +148,7 @@ struct hxd {
     struct hxd_stream *streams;
     size_t max_streams;
     struct hxd_pool initiators, responders;
+    struct hx_store *store; /* NULL: memory only (no state_dir) */
     volatile bool stopping;
     /* counters for status and tests */
     uint64_t batches_ok, batches_failed, confirm_mismatch;
@@ -150,10 +160,20 @@ double hxd_now(void);
 struct hxd_stream *hxd_stream_find(struct hxd *d, const struct hx_uuid *ksid);
 struct hxd_stream *hxd_stream_new(struct hxd *d);
 void hxd_stream_drop(struct hxd_stream *s);
+/* Wipes a responder's pending batch and frees its slot. */
+void hxd_pending_drop(struct hxd_pending *p);
 /* Moves the ready key at pos out of the stream (NULL if none). */
 struct hx_secret *hxd_stream_take(struct hxd_stream *s, uint64_t pos, double *ready_at);
+/* Puts a key taken by hxd_stream_take back (its delivery could not be recorded). */
+void hxd_stream_untake(struct hxd_stream *s, uint64_t pos, double ready_at, struct hx_secret *key);
+/* A ready key (not prepared) at pos? */
 bool hxd_stream_has(const struct hxd_stream *s, uint64_t pos);
-hx_err hxd_stream_add_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *key);
+/* A prepared key at pos? */
+bool hxd_stream_has_prepared(const struct hxd_stream *s, uint64_t pos);
+hx_err hxd_stream_add_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *key, bool prepared);
+/* Prepared keys in first..first+count become ready / are wiped. */
+void hxd_stream_ready_range(struct hxd_stream *s, uint64_t first, uint32_t count);
+void hxd_stream_discard_range(struct hxd_stream *s, uint64_t first, uint32_t count);
 /* Queues production for a stream that needs keys (initiator side). */
 void hxd_stream_kick(struct hxd *d, struct hxd_stream *s);
 
@@ -174,6 +194,14 @@ hx_err hxd_send_join(struct hxd *d, const struct hx_uuid *peer, const struct hx_
 bool hxd_qkd_is_014(const struct hxd *d);
 /* Opens the QKD stream at this node's KME (initiator: new id; responder: the initiator's). */
 hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *msg, size_t msg_len);
+
+/* The durable store (persist.c): no-ops without one. Errors are logged. */
+/* Opens the store of cfg.state_dir and restores its streams; HX_OK without a state_dir. */
+HX_MUST_CHECK hx_err hxd_persist_open(struct hxd *d, char *why, size_t why_len);
+void hxd_persist_close(struct hxd *d);
+/* Writes a stream's row (lock held: the row is copied from s). */
+hx_err hxd_persist_stream(struct hxd *d, const struct hxd_stream *s);
+void hxd_persist_drop(struct hxd *d, const struct hx_uuid *ksid);
 
 /* API (api/server.c) */
 struct hxd_api;

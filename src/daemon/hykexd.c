@@ -120,6 +120,10 @@ int main(int argc, char **argv)
     }
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->changed, NULL);
+    if (hxd_persist_open(d, why, sizeof(why)) != HX_OK) {
+        fprintf(stderr, "hykexd: store: %s\n", why);
+        goto out;
+    }
 
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
@@ -185,6 +189,7 @@ stop:
             hxd_stream_drop(&d->streams[i]);
         }
     }
+    hxd_persist_close(d);
 out:
     free(peer_ids);
     free(peer_hosts);

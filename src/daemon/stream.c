@@ -36,7 +36,7 @@ struct hxd_stream *hxd_stream_new(struct hxd *d)
     return NULL;
 }
 
-static void drop_pending(struct hxd_pending *p)
+void hxd_pending_drop(struct hxd_pending *p)
 {
     if (p->keys != NULL) {
         for (uint32_t i = 0; i < p->count; i++) {
@@ -55,7 +55,7 @@ void hxd_stream_drop(struct hxd_stream *s)
     free(s->ready);
     for (size_t i = 0; i < HXD_PIPELINE; i++) {
         free(s->fl[i].resp);
-        drop_pending(&s->pending[i]);
+        hxd_pending_drop(&s->pending[i]);
     }
     memset(s, 0, sizeof(*s));
 }
@@ -79,9 +79,17 @@ static size_t slot_of(const struct hxd_stream *s, uint64_t pos, bool *found)
 bool hxd_stream_has(const struct hxd_stream *s, uint64_t pos)
 {
     bool found;
+    size_t i = slot_of(s, pos, &found);
 
-    (void)slot_of(s, pos, &found);
-    return found;
+    return found && !s->ready[i].prepared && s->ready[i].key != NULL;
+}
+
+bool hxd_stream_has_prepared(const struct hxd_stream *s, uint64_t pos)
+{
+    bool found;
+    size_t i = slot_of(s, pos, &found);
+
+    return found && s->ready[i].prepared;
 }
 
 struct hx_secret *hxd_stream_take(struct hxd_stream *s, uint64_t pos, double *ready_at)
@@ -90,7 +98,7 @@ struct hx_secret *hxd_stream_take(struct hxd_stream *s, uint64_t pos, double *re
     size_t i = slot_of(s, pos, &found);
     struct hx_secret *k;
 
-    if (!found) {
+    if (!found || s->ready[i].prepared || s->ready[i].key == NULL) {
         return NULL;
     }
     k = s->ready[i].key;
@@ -100,7 +108,39 @@ struct hx_secret *hxd_stream_take(struct hxd_stream *s, uint64_t pos, double *re
     return k;
 }
 
-hx_err hxd_stream_add_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *key)
+void hxd_stream_untake(struct hxd_stream *s, uint64_t pos, double ready_at, struct hx_secret *key)
+{
+    if (hxd_stream_add_key(s, pos, key, false) != HX_OK) {
+        hx_secret_free(key);
+        return;
+    }
+    s->ready[slot_of(s, pos, &(bool){false})].ready_at = ready_at;
+}
+
+void hxd_stream_ready_range(struct hxd_stream *s, uint64_t first, uint32_t count)
+{
+    bool found;
+
+    for (size_t i = slot_of(s, first, &found); i < s->n_ready && s->ready[i].pos < first + count;
+         i++) {
+        s->ready[i].prepared = false;
+        s->ready[i].ready_at = hxd_now();
+    }
+}
+
+void hxd_stream_discard_range(struct hxd_stream *s, uint64_t first, uint32_t count)
+{
+    bool found;
+    size_t lo = slot_of(s, first, &found), hi = lo;
+
+    while (hi < s->n_ready && s->ready[hi].pos < first + count) {
+        hx_secret_free(s->ready[hi++].key);
+    }
+    memmove(&s->ready[lo], &s->ready[hi], (s->n_ready - hi) * sizeof(*s->ready));
+    s->n_ready -= hi - lo;
+}
+
+hx_err hxd_stream_add_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *key, bool prepared)
 {
     bool found;
     size_t i = slot_of(s, pos, &found);
@@ -121,6 +161,7 @@ hx_err hxd_stream_add_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *
     s->ready[i].pos = pos;
     s->ready[i].ready_at = hxd_now();
     s->ready[i].key = key;
+    s->ready[i].prepared = prepared;
     s->n_ready++;
     return HX_OK;
 }

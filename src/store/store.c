@@ -39,7 +39,7 @@ enum stmt {
     S_DROP_STREAM,
     S_HAS_STREAM,
     S_INSERT_KEY,
-    S_SET_COUNTERS,
+    S_SET_QKD_NEXT,
     S_SET_PRODUCED,
     S_PURGE,
     S_READY,
@@ -48,6 +48,7 @@ enum stmt {
     S_DELIVER_MARK,
     S_SET_NEXT_GET,
     S_COMMITTED,
+    S_GIVE_UP,
     S_EXPIRE,
     S_LIST_STREAMS,
     S_LIST_KEYS,
@@ -60,12 +61,12 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_ROLLBACK] = "ROLLBACK",
     [S_PUT_STREAM] =
         "INSERT INTO streams VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
-        " ON CONFLICT (ksid) DO UPDATE SET qkd_next=?11, produced=?12, next_get=?13,"
+        " ON CONFLICT (ksid) DO UPDATE SET qkd_next=max(qkd_next, ?11), next_get=?13,"
         " peer_closed=?14, peer_sae=?10, qkd_ksid=?9",
     [S_DROP_STREAM] = "DELETE FROM streams WHERE ksid=?1",
     [S_HAS_STREAM] = "SELECT produced FROM streams WHERE ksid=?1",
     [S_INSERT_KEY] = "INSERT OR REPLACE INTO keys VALUES (?1,?2,?3,?4)",
-    [S_SET_COUNTERS] = "UPDATE streams SET produced=?2, qkd_next=?3 WHERE ksid=?1",
+    [S_SET_QKD_NEXT] = "UPDATE streams SET qkd_next=max(qkd_next, ?2) WHERE ksid=?1",
     [S_SET_PRODUCED] = "UPDATE streams SET produced=?2 WHERE ksid=?1",
     [S_PURGE] = "DELETE FROM keys WHERE ksid=?1 AND pos<?2 AND state=2",
     [S_READY] = "UPDATE keys SET state=1 WHERE ksid=?1 AND pos>=?2 AND pos<?3 AND state=0",
@@ -74,6 +75,7 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_DELIVER_MARK] = "UPDATE keys SET state=2, sealed=NULL WHERE ksid=?1 AND pos=?2 AND state=1",
     [S_SET_NEXT_GET] = "UPDATE streams SET next_get=?2 WHERE ksid=?1",
     [S_COMMITTED] = "SELECT state FROM keys WHERE ksid=?1 AND pos=?2",
+    [S_GIVE_UP] = "INSERT OR REPLACE INTO keys VALUES (?1,?2,2,NULL)",
     [S_EXPIRE] = "DELETE FROM streams WHERE ttl_s>0 AND opened_at+ttl_s<?1",
     [S_LIST_STREAMS] = "SELECT * FROM streams ORDER BY opened_at",
     [S_LIST_KEYS] = "SELECT pos, state, sealed FROM keys WHERE ksid=?1 ORDER BY pos",
@@ -298,13 +300,57 @@ static hx_err stream_produced(struct hx_store *st, const struct hx_uuid *ksid, u
     return rc == SQLITE_ROW ? HX_OK : rc == SQLITE_DONE ? HX_ERR_NOT_FOUND : HX_ERR_IO;
 }
 
-static hx_err purge(struct hx_store *st, const struct hx_uuid *ksid, uint64_t produced)
+/* Is pos committed here: a READY or DELIVERED row (store lock held)? */
+static hx_err committed_row(struct hx_store *st, const struct hx_uuid *ksid, uint64_t pos,
+                            bool *out)
 {
-    sqlite3_stmt *s = stmt(st, S_PURGE);
+    sqlite3_stmt *s = stmt(st, S_COMMITTED);
+    int rc;
+
+    bind_id(s, 1, ksid);
+    bind_u64(s, 2, pos);
+    rc = sqlite3_step(s);
+    *out = rc == SQLITE_ROW && sqlite3_column_int(s, 0) != HX_STORE_PREPARED;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? HX_OK : HX_ERR_IO;
+}
+
+/* Writes the watermark and deletes the delivered rows below it (store lock held). */
+static hx_err set_produced(struct hx_store *st, const struct hx_uuid *ksid, uint64_t produced)
+{
+    sqlite3_stmt *s = stmt(st, S_SET_PRODUCED);
+    hx_err e;
 
     bind_id(s, 1, ksid);
     bind_u64(s, 2, produced);
+    if ((e = run(st, s)) != HX_OK) {
+        return e;
+    }
+    s = stmt(st, S_PURGE);
+    bind_id(s, 1, ksid);
+    bind_u64(s, 2, produced);
     return run(st, s);
+}
+
+/* Moves the watermark over the committed positions contiguous with it (store lock held). */
+static hx_err advance(struct hx_store *st, const struct hx_uuid *ksid)
+{
+    uint64_t produced, p;
+    bool c = true;
+    hx_err e;
+
+    if ((e = stream_produced(st, ksid, &produced)) != HX_OK) {
+        return e;
+    }
+    for (p = produced; c; p++) {
+        if ((e = committed_row(st, ksid, p, &c)) != HX_OK) {
+            return e;
+        }
+        if (!c) {
+            break;
+        }
+    }
+    return p == produced ? HX_OK : set_produced(st, ksid, p);
 }
 
 /* ---- open / close ---- */
@@ -449,7 +495,7 @@ hx_err hx_store_drop_stream(struct hx_store *st, const struct hx_uuid *ksid)
 
 hx_err hx_store_put_batch(struct hx_store *st, const struct hx_uuid *ksid, uint64_t first,
                           uint32_t count, struct hx_secret *const *keys,
-                          enum hx_store_key_state state, uint64_t produced, uint64_t qkd_next)
+                          enum hx_store_key_state state, uint64_t qkd_next)
 {
     uint8_t *buf = NULL;
     uint64_t old;
@@ -481,12 +527,11 @@ hx_err hx_store_put_batch(struct hx_store *st, const struct hx_uuid *ksid, uint6
             goto out;
         }
     }
-    s = stmt(st, S_SET_COUNTERS);
+    s = stmt(st, S_SET_QKD_NEXT);
     bind_id(s, 1, ksid);
-    bind_u64(s, 2, produced);
-    bind_u64(s, 3, qkd_next);
-    if ((e = run(st, s)) == HX_OK && produced > old) {
-        e = purge(st, ksid, produced);
+    bind_u64(s, 2, qkd_next);
+    if ((e = run(st, s)) == HX_OK && state == HX_STORE_READY && first <= old) {
+        e = advance(st, ksid);
     }
 out:
     free(buf); /* ciphertext only */
@@ -504,21 +549,8 @@ static hx_err range_op(struct hx_store *st, enum stmt which, const struct hx_uui
     return run(st, s);
 }
 
-static hx_err set_produced(struct hx_store *st, const struct hx_uuid *ksid, uint64_t produced)
-{
-    sqlite3_stmt *s = stmt(st, S_SET_PRODUCED);
-    hx_err e;
-
-    bind_id(s, 1, ksid);
-    bind_u64(s, 2, produced);
-    if ((e = run(st, s)) != HX_OK) {
-        return e;
-    }
-    return purge(st, ksid, produced);
-}
-
 hx_err hx_store_ready_batch(struct hx_store *st, const struct hx_uuid *ksid, uint64_t first,
-                            uint32_t count, uint64_t produced)
+                            uint32_t count)
 {
     uint64_t old;
     hx_err e;
@@ -527,8 +559,8 @@ hx_err hx_store_ready_batch(struct hx_store *st, const struct hx_uuid *ksid, uin
         return e;
     }
     if ((e = stream_produced(st, ksid, &old)) == HX_OK &&
-        (e = range_op(st, S_READY, ksid, first, count)) == HX_OK) {
-        e = set_produced(st, ksid, produced > old ? produced : old);
+        (e = range_op(st, S_READY, ksid, first, count)) == HX_OK && first <= old) {
+        e = advance(st, ksid);
     }
     return end(st, e);
 }
@@ -544,24 +576,43 @@ hx_err hx_store_discard_batch(struct hx_store *st, const struct hx_uuid *ksid, u
     return end(st, range_op(st, S_DISCARD, ksid, first, count));
 }
 
-hx_err hx_store_set_produced(struct hx_store *st, const struct hx_uuid *ksid, uint64_t produced)
+hx_err hx_store_give_up(struct hx_store *st, const struct hx_uuid *ksid, uint64_t first,
+                        uint32_t count)
 {
+    uint64_t old;
     hx_err e;
 
     if ((e = begin(st)) != HX_OK) {
         return e;
     }
-    return end(st, set_produced(st, ksid, produced));
+    if ((e = stream_produced(st, ksid, &old)) != HX_OK) {
+        return end(st, e);
+    }
+    /* Each position becomes a DELIVERED row without a key: done, nothing to hand out. */
+    for (uint64_t p = first > old ? first : old; e == HX_OK && p < first + count; p++) {
+        sqlite3_stmt *s = stmt(st, S_GIVE_UP);
+        bind_id(s, 1, ksid);
+        bind_u64(s, 2, p);
+        e = run(st, s);
+    }
+    if (e == HX_OK) {
+        e = advance(st, ksid);
+    }
+    return end(st, e);
 }
 
 hx_err hx_store_deliver(struct hx_store *st, const struct hx_uuid *ksid, uint64_t pos,
-                        uint64_t next_get, uint64_t produced)
+                        uint64_t next_get)
 {
+    uint64_t produced;
     sqlite3_stmt *s;
     hx_err e;
 
     if ((e = begin(st)) != HX_OK) {
         return e;
+    }
+    if ((e = stream_produced(st, ksid, &produced)) != HX_OK) {
+        return end(st, e);
     }
     s = stmt(st, pos < produced ? S_DELIVER_DEL : S_DELIVER_MARK);
     bind_id(s, 1, ksid);
@@ -578,34 +629,14 @@ hx_err hx_store_deliver(struct hx_store *st, const struct hx_uuid *ksid, uint64_
     return end(st, e);
 }
 
-hx_err hx_store_committed(struct hx_store *st, const struct hx_uuid *ksid, uint64_t pos, bool *out)
+hx_err hx_store_produced(struct hx_store *st, const struct hx_uuid *ksid, uint64_t *out)
 {
-    uint64_t produced;
-    sqlite3_stmt *s;
-    int rc;
     hx_err e;
 
-    *out = false;
     pthread_mutex_lock(&st->lock);
-    if ((e = stream_produced(st, ksid, &produced)) != HX_OK) {
-        pthread_mutex_unlock(&st->lock);
-        return e == HX_ERR_NOT_FOUND ? HX_OK : e;
-    }
-    if (pos < produced) {
-        *out = true;
-        pthread_mutex_unlock(&st->lock);
-        return HX_OK;
-    }
-    s = stmt(st, S_COMMITTED);
-    bind_id(s, 1, ksid);
-    bind_u64(s, 2, pos);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        *out = sqlite3_column_int(s, 0) != HX_STORE_PREPARED;
-    }
-    sqlite3_reset(s);
+    e = stream_produced(st, ksid, out);
     pthread_mutex_unlock(&st->lock);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? HX_OK : HX_ERR_IO;
+    return e;
 }
 
 /* ---- start-up ---- */

@@ -43,7 +43,7 @@ struct hx_store_stream {
     struct hx_uuid qkd_ksid;
     char peer_sae[HX_STORE_MAX_SAE];
     uint64_t qkd_next; /* initiator: the next unspent QKD index */
-    uint64_t produced; /* every position below is committed (or given up) */
+    uint64_t produced; /* every position below is committed (or given up); kept by the store */
     uint64_t next_get; /* the next position a GET_KEY without index returns */
     bool peer_closed;
     int64_t opened_at; /* Unix time, seconds */
@@ -69,33 +69,33 @@ HX_MUST_CHECK hx_err hx_store_put_stream(struct hx_store *st, const struct hx_st
 HX_MUST_CHECK hx_err hx_store_drop_stream(struct hx_store *st, const struct hx_uuid *ksid);
 
 /*
- * One transaction: count keys from position first in the given state (PREPARED or READY),
- * the stream's produced watermark and QKD counter; delivered rows below the watermark go.
- * HX_ERR_NOT_FOUND when the stream is not in the store (it was closed meanwhile).
+ * One transaction: count keys from position first in the given state (PREPARED or READY) and
+ * the stream's QKD counter; the watermark moves over the committed positions now contiguous,
+ * and delivered rows below it go. HX_ERR_NOT_FOUND when the stream is not in the store (closed
+ * meanwhile).
  */
 HX_MUST_CHECK hx_err hx_store_put_batch(struct hx_store *st, const struct hx_uuid *ksid,
                                         uint64_t first, uint32_t count,
                                         struct hx_secret *const *keys,
-                                        enum hx_store_key_state state, uint64_t produced,
-                                        uint64_t qkd_next);
-/* One transaction: the batch's PREPARED rows become READY; the watermark moves to produced. */
+                                        enum hx_store_key_state state, uint64_t qkd_next);
+/* One transaction: the batch's PREPARED rows become READY; the watermark moves. */
 HX_MUST_CHECK hx_err hx_store_ready_batch(struct hx_store *st, const struct hx_uuid *ksid,
-                                          uint64_t first, uint32_t count, uint64_t produced);
+                                          uint64_t first, uint32_t count);
 /* Deletes the batch's rows whatever their state (a batch the peer did not commit). */
 HX_MUST_CHECK hx_err hx_store_discard_batch(struct hx_store *st, const struct hx_uuid *ksid,
                                             uint64_t first, uint32_t count);
-/* Moves the watermark of a stream (positions given up), purging delivered rows below it. */
-HX_MUST_CHECK hx_err hx_store_set_produced(struct hx_store *st, const struct hx_uuid *ksid,
-                                           uint64_t produced);
+/* Positions given up at both nodes: their keys are erased, and they count as delivered. */
+HX_MUST_CHECK hx_err hx_store_give_up(struct hx_store *st, const struct hx_uuid *ksid,
+                                      uint64_t first, uint32_t count);
 /*
- * A key handed out, in one transaction: its ciphertext is erased (the row goes when below
- * produced) and the stream's next_get is set. HX_ERR_NOT_FOUND when no READY key is there.
+ * A key handed out, in one transaction: its ciphertext is erased (the row goes when below the
+ * watermark) and the stream's next_get is set. HX_ERR_NOT_FOUND when no READY key is there.
  */
 HX_MUST_CHECK hx_err hx_store_deliver(struct hx_store *st, const struct hx_uuid *ksid, uint64_t pos,
-                                      uint64_t next_get, uint64_t produced);
-/* Is position pos of the stream committed here (READY or DELIVERED, or below the watermark)? */
-HX_MUST_CHECK hx_err hx_store_committed(struct hx_store *st, const struct hx_uuid *ksid,
-                                        uint64_t pos, bool *out);
+                                      uint64_t next_get);
+/* The stream's watermark: every position below is committed here (or given up). */
+HX_MUST_CHECK hx_err hx_store_produced(struct hx_store *st, const struct hx_uuid *ksid,
+                                       uint64_t *out);
 
 typedef hx_err (*hx_store_stream_fn)(void *arg, const struct hx_store_stream *r);
 /* key is NULL for a DELIVERED row; a non-NULL key belongs to the callee. */

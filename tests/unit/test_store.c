@@ -158,8 +158,7 @@ static void keys_and_stream_survive_reopen(void **state)
     struct fixture *f = *state;
     struct seen s;
 
-    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 4, f->keys, HX_STORE_READY, 4, 77),
-                     HX_OK);
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 4, f->keys, HX_STORE_READY, 77), HX_OK);
     reopen(f);
     load(f, &s, 1001);
     assert_int_equal(s.n_streams, 1);
@@ -181,41 +180,37 @@ static void prepared_then_ready_or_discarded(void **state)
 {
     struct fixture *f = *state;
     struct seen s;
-    bool c = true;
+    uint64_t produced = 99;
 
-    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 4, f->keys, HX_STORE_PREPARED, 0, 4),
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 4, f->keys, HX_STORE_PREPARED, 4),
                      HX_OK);
-    assert_int_equal(
-        hx_store_put_batch(f->st, &f->ksid, 4, 4, f->keys + 4, HX_STORE_PREPARED, 0, 8), HX_OK);
-    assert_int_equal(hx_store_committed(f->st, &f->ksid, 0, &c), HX_OK);
-    assert_false(c); /* prepared is not committed */
-    assert_int_equal(hx_store_ready_batch(f->st, &f->ksid, 0, 4, 4), HX_OK);
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 4, 4, f->keys + 4, HX_STORE_PREPARED, 8),
+                     HX_OK);
+    assert_int_equal(hx_store_produced(f->st, &f->ksid, &produced), HX_OK);
+    assert_int_equal(produced, 0); /* prepared is not committed */
+    assert_int_equal(hx_store_ready_batch(f->st, &f->ksid, 0, 4), HX_OK);
     assert_int_equal(hx_store_discard_batch(f->st, &f->ksid, 4, 4), HX_OK);
     load(f, &s, 1001);
     assert_int_equal(s.n_keys, 4);
     for (size_t i = 0; i < 4; i++) {
         assert_int_equal(s.state[i], HX_STORE_READY);
     }
-    assert_int_equal(s.last.produced, 4);
-    assert_int_equal(hx_store_committed(f->st, &f->ksid, 2, &c), HX_OK);
-    assert_true(c);
-    assert_int_equal(hx_store_committed(f->st, &f->ksid, 5, &c), HX_OK);
-    assert_false(c);
+    assert_int_equal(s.last.produced, 4); /* 4..7 discarded: the watermark stops at 4 */
 }
 
 static void delivered_once_and_purged_below_watermark(void **state)
 {
     struct fixture *f = *state;
     struct seen s;
-    bool c = false;
+    uint64_t produced = 99;
 
     /* Batch 4..7 committed out of order, above the watermark 0. */
-    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 4, 4, f->keys + 4, HX_STORE_READY, 0, 8),
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 4, 4, f->keys + 4, HX_STORE_READY, 8),
                      HX_OK);
-    assert_int_equal(hx_store_deliver(f->st, &f->ksid, 5, 6, 0), HX_OK);
-    assert_int_equal(hx_store_deliver(f->st, &f->ksid, 5, 6, 0), HX_ERR_NOT_FOUND);
-    assert_int_equal(hx_store_committed(f->st, &f->ksid, 5, &c), HX_OK);
-    assert_true(c); /* delivered counts as committed: a query must not re-make it */
+    assert_int_equal(hx_store_deliver(f->st, &f->ksid, 5, 6), HX_OK);
+    assert_int_equal(hx_store_deliver(f->st, &f->ksid, 5, 6), HX_ERR_NOT_FOUND);
+    assert_int_equal(hx_store_produced(f->st, &f->ksid, &produced), HX_OK);
+    assert_int_equal(produced, 0); /* 0..3 not committed yet */
     load(f, &s, 1001);
     assert_int_equal(s.n_keys, 4);
     assert_int_equal(s.pos[1], 5);
@@ -223,15 +218,32 @@ static void delivered_once_and_purged_below_watermark(void **state)
     assert_false(s.has_bytes[1]);
     assert_int_equal(s.last.next_get, 6);
     /* Batch 0..3 fills the gap: the watermark moves to 8 and the delivered row goes. */
-    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 4, f->keys, HX_STORE_READY, 8, 8),
-                     HX_OK);
-    assert_int_equal(hx_store_deliver(f->st, &f->ksid, 0, 6, 8), HX_OK);
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 4, f->keys, HX_STORE_READY, 8), HX_OK);
+    assert_int_equal(hx_store_deliver(f->st, &f->ksid, 0, 6), HX_OK);
     load(f, &s, 1001);
     assert_int_equal(s.n_keys, 6); /* 1..3, 4, 6, 7 */
+    assert_int_equal(s.last.produced, 8);
     for (size_t i = 0; i < s.n_keys; i++) {
         assert_int_equal(s.state[i], HX_STORE_READY);
         assert_true(s.pos[i] != 0 && s.pos[i] != 5);
     }
+}
+
+static void given_up_positions_count_as_delivered(void **state)
+{
+    struct fixture *f = *state;
+    struct seen s;
+
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 4, 4, f->keys + 4, HX_STORE_READY, 8),
+                     HX_OK);
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 4, f->keys, HX_STORE_PREPARED, 8),
+                     HX_OK);
+    assert_int_equal(hx_store_give_up(f->st, &f->ksid, 0, 4), HX_OK);
+    load(f, &s, 1001);
+    assert_int_equal(s.last.produced, 8);
+    assert_int_equal(s.n_keys, 4); /* only 4..7; the given-up rows went below the watermark */
+    assert_int_equal(s.pos[0], 4);
+    assert_int_equal(hx_store_deliver(f->st, &f->ksid, 2, 3), HX_ERR_NOT_FOUND);
 }
 
 static void closed_stream_takes_its_keys(void **state)
@@ -239,10 +251,9 @@ static void closed_stream_takes_its_keys(void **state)
     struct fixture *f = *state;
     struct seen s;
 
-    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 4, f->keys, HX_STORE_READY, 4, 4),
-                     HX_OK);
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 4, f->keys, HX_STORE_READY, 4), HX_OK);
     assert_int_equal(hx_store_drop_stream(f->st, &f->ksid), HX_OK);
-    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 4, 4, f->keys, HX_STORE_READY, 8, 8),
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 4, 4, f->keys, HX_STORE_READY, 8),
                      HX_ERR_NOT_FOUND);
     load(f, &s, 1001);
     assert_int_equal(s.n_streams, 0);
@@ -255,8 +266,7 @@ static void expired_streams_are_wiped(void **state)
     struct seen s;
     uint64_t expired = 0;
 
-    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 4, f->keys, HX_STORE_READY, 4, 4),
-                     HX_OK);
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 4, f->keys, HX_STORE_READY, 4), HX_OK);
     memset(&s, 0, sizeof(s));
     assert_int_equal(hx_store_load(f->st, 1000 + 3600 + 1, on_stream, on_key, &s, &expired), HX_OK);
     assert_int_equal(expired, 1);
@@ -273,7 +283,7 @@ static void no_plaintext_on_disk(void **state)
     static uint8_t buf[1 << 20];
     size_t n = 0;
 
-    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, NKEYS, f->keys, HX_STORE_READY, 8, 8),
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, NKEYS, f->keys, HX_STORE_READY, 8),
                      HX_OK);
     hx_store_free(f->st); /* checkpoints the WAL into the file */
     f->st = NULL;
@@ -299,8 +309,7 @@ static void tampering_fails_the_load(void **state)
     char p[128];
     uint64_t expired;
 
-    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 2, f->keys, HX_STORE_READY, 2, 2),
-                     HX_OK);
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 2, f->keys, HX_STORE_READY, 2), HX_OK);
     hx_store_free(f->st);
     f->st = NULL;
     snprintf(p, sizeof(p), "%s/hykexd.db", f->dir);
@@ -324,8 +333,7 @@ static void loose_storage_key_refused(void **state)
     struct seen s;
     uint64_t expired;
 
-    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 2, f->keys, HX_STORE_READY, 2, 2),
-                     HX_OK);
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 2, f->keys, HX_STORE_READY, 2), HX_OK);
     hx_store_free(f->st);
     f->st = NULL;
     snprintf(p, sizeof(p), "%s/storage.key", f->dir);
@@ -353,6 +361,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(keys_and_stream_survive_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(prepared_then_ready_or_discarded, setup, teardown),
         cmocka_unit_test_setup_teardown(delivered_once_and_purged_below_watermark, setup, teardown),
+        cmocka_unit_test_setup_teardown(given_up_positions_count_as_delivered, setup, teardown),
         cmocka_unit_test_setup_teardown(closed_stream_takes_its_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(expired_streams_are_wiped, setup, teardown),
         cmocka_unit_test_setup_teardown(no_plaintext_on_disk, setup, teardown),

@@ -1,0 +1,247 @@
+/*
+ * hykexd and its durable store (docs/store.md): opening it, restoring streams at start-up,
+ * writing stream rows. Batches and deliveries call the store directly (batch.c, server.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "daemon/hxd.h"
+
+/* What a restore knows of the stream being loaded. */
+struct restore {
+    struct hxd *d;
+    struct hxd_stream *s;
+    uint64_t *delivered; /* DELIVERED rows above the watermark */
+    size_t n_delivered, cap_delivered;
+    uint64_t max_pos; /* highest position with a row, + 1 */
+    size_t streams, keys;
+    hx_err err;
+};
+
+static bool was_delivered(const struct restore *r, uint64_t pos)
+{
+    size_t lo = 0, hi = r->n_delivered;
+
+    while (lo < hi) { /* rows come in position order: the array is sorted */
+        size_t mid = (lo + hi) / 2;
+        if (r->delivered[mid] < pos) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo < r->n_delivered && r->delivered[lo] == pos;
+}
+
+/*
+ * After a stream's rows: committed runs above the watermark become done_above entries; at the
+ * initiator, prepared runs (the responder may hold them: query) and gaps (nobody holds them:
+ * make again) become retries of at most a batch each.
+ */
+static void finish_stream(struct restore *r)
+{
+    struct hxd_stream *s = r->s;
+    uint32_t batch = r->d->cfg.batch_size;
+    uint64_t p;
+
+    if (s == NULL) {
+        return;
+    }
+    p = s->produced;
+    while (p < r->max_pos) {
+        bool committed = hxd_stream_has(s, p) || was_delivered(r, p);
+        bool prepared = hxd_stream_has_prepared(s, p);
+        uint64_t q = p + 1;
+        while (q < r->max_pos && q - p < (committed ? UINT64_MAX : batch) &&
+               (hxd_stream_has(s, q) || was_delivered(r, q)) == committed &&
+               hxd_stream_has_prepared(s, q) == prepared) {
+            q++;
+        }
+        if (committed) {
+            if (s->n_done_above < sizeof(s->done_above) / sizeof(s->done_above[0])) {
+                s->done_above[s->n_done_above].first = p;
+                s->done_above[s->n_done_above++].count = q - p;
+            }
+        } else if (s->role == HXD_INITIATOR &&
+                   s->n_retry < sizeof(s->retry) / sizeof(s->retry[0])) {
+            s->retry[s->n_retry].first = p;
+            s->retry[s->n_retry++].count = (uint32_t)(q - p);
+        }
+        p = q;
+    }
+    s->next_first = r->max_pos > s->produced ? r->max_pos : s->produced;
+    /* Batches in flight at the crash may have spent QKD indices the store never saw. */
+    s->qkd_next += 4 * HXD_PIPELINE * (uint64_t)batch;
+    r->s = NULL;
+    r->n_delivered = 0;
+}
+
+static hx_err on_stream(void *arg, const struct hx_store_stream *row)
+{
+    struct restore *r = arg;
+    struct hxd_stream *s;
+    char why[200], id[HX_UUID_STR_LEN + 1];
+
+    finish_stream(r);
+    hx_uuid_format(&row->ksid, id);
+    if ((s = hxd_stream_new(r->d)) == NULL) {
+        hx_error("more streams in the store than limits.max_streams", HX_F_STR("stream", id));
+        return HX_ERR_NOSPACE;
+    }
+    s->ksid = row->ksid;
+    s->role = row->role == 0 ? HXD_INITIATOR : HXD_RESPONDER;
+    s->peer = row->peer;
+    snprintf(s->src, sizeof(s->src), "%s", row->src);
+    snprintf(s->dst, sizeof(s->dst), "%s", row->dst);
+    if (hx_uri_parse(s->src, &s->uri, why, sizeof(why)) != HX_OK) {
+        hx_error("stored stream has a bad source URI", HX_F_STR("stream", id) HX_F_STR("why", why));
+        hxd_stream_drop(s);
+        return HX_ERR_BAD_VALUE;
+    }
+    s->qos.key_chunk_size = row->chunk;
+    s->qos.timeout_ms = row->timeout_ms;
+    s->qos.ttl_s = row->ttl_s;
+    s->qkd_ksid = row->qkd_ksid;
+    snprintf(s->peer_sae, sizeof(s->peer_sae), "%s", row->peer_sae);
+    s->qkd_next = row->qkd_next;
+    s->produced = row->produced;
+    s->next_get = row->next_get;
+    s->peer_closed = row->peer_closed;
+    s->opened_at = row->opened_at;
+    /* Both applications had opened it: it resumes as it was. */
+    s->announced = s->app_open = s->peer_app_open = s->restored = true;
+    s->qkd_open = !hx_uuid_is_nil(&s->qkd_ksid);
+    r->s = s;
+    r->max_pos = s->produced;
+    r->streams++;
+    return HX_OK;
+}
+
+static hx_err on_key(void *arg, const struct hx_uuid *ksid, uint64_t pos,
+                     enum hx_store_key_state state, struct hx_secret *key)
+{
+    struct restore *r = arg;
+    hx_err e = HX_OK;
+
+    (void)ksid;
+    if (pos + 1 > r->max_pos) {
+        r->max_pos = pos + 1;
+    }
+    if (state == HX_STORE_DELIVERED) {
+        if (r->n_delivered == r->cap_delivered) {
+            size_t cap = r->cap_delivered ? r->cap_delivered * 2 : 64;
+            uint64_t *p = realloc(r->delivered, cap * sizeof(*p));
+            if (p == NULL) {
+                return HX_ERR_NOMEM;
+            }
+            r->delivered = p;
+            r->cap_delivered = cap;
+        }
+        r->delivered[r->n_delivered++] = pos;
+        return HX_OK;
+    }
+    if ((e = hxd_stream_add_key(r->s, pos, key, state == HX_STORE_PREPARED)) != HX_OK) {
+        hx_secret_free(key);
+        return e;
+    }
+    r->keys++;
+    return HX_OK;
+}
+
+hx_err hxd_persist_open(struct hxd *d, char *why, size_t why_len)
+{
+    struct restore r;
+    uint64_t expired = 0;
+    hx_err e;
+
+    if (d->cfg.state_dir[0] == '\0') {
+        return HX_OK;
+    }
+    if ((e = hx_store_open(d->cfg.state_dir,
+                           d->cfg.store_sync ? HX_STORE_SYNC_FULL : HX_STORE_SYNC_NORMAL, &d->store,
+                           why, why_len)) != HX_OK) {
+        return e;
+    }
+    memset(&r, 0, sizeof(r));
+    r.d = d;
+    pthread_mutex_lock(&d->lock);
+    e = hx_store_load(d->store, (int64_t)time(NULL), on_stream, on_key, &r, &expired);
+    finish_stream(&r);
+    if (e != HX_OK) {
+        for (size_t i = 0; i < d->max_streams; i++) {
+            if (d->streams[i].used) {
+                hxd_stream_drop(&d->streams[i]);
+            }
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    free(r.delivered);
+    if (e != HX_OK) {
+        snprintf(
+            why, why_len, "cannot restore the store in %s: %s%s", d->cfg.state_dir, hx_strerror(e),
+            e == HX_ERR_VERIFY ? " (a key does not decrypt: altered, or another storage key)" : "");
+        hx_store_free(d->store);
+        d->store = NULL;
+        return e;
+    }
+    hx_info("store open", HX_F_STR("dir", d->cfg.state_dir) HX_F_U64("streams", r.streams)
+                              HX_F_U64("keys", r.keys) HX_F_U64("expired", expired));
+    return HX_OK;
+}
+
+void hxd_persist_close(struct hxd *d)
+{
+    hx_store_free(d->store);
+    d->store = NULL;
+}
+
+hx_err hxd_persist_stream(struct hxd *d, const struct hxd_stream *s)
+{
+    struct hx_store_stream *row;
+    hx_err e;
+
+    if (d->store == NULL) {
+        return HX_OK;
+    }
+    if ((row = calloc(1, sizeof(*row))) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    row->ksid = s->ksid;
+    row->role = s->role == HXD_INITIATOR ? 0 : 1;
+    row->peer = s->peer;
+    snprintf(row->src, sizeof(row->src), "%s", s->src);
+    snprintf(row->dst, sizeof(row->dst), "%s", s->dst);
+    row->chunk = s->qos.key_chunk_size;
+    row->timeout_ms = s->qos.timeout_ms;
+    row->ttl_s = s->qos.ttl_s;
+    row->qkd_ksid = s->qkd_ksid;
+    snprintf(row->peer_sae, sizeof(row->peer_sae), "%s", s->peer_sae);
+    row->qkd_next = s->qkd_next;
+    row->produced = s->produced;
+    row->next_get = s->next_get;
+    row->peer_closed = s->peer_closed;
+    row->opened_at = s->opened_at;
+    if ((e = hx_store_put_stream(d->store, row)) != HX_OK) {
+        char id[HX_UUID_STR_LEN + 1];
+        hx_uuid_format(&s->ksid, id);
+        hx_error("store: writing a stream failed",
+                 HX_F_STR("stream", id) HX_F_STR("error", hx_strerror(e)));
+    }
+    free(row);
+    return e;
+}
+
+void hxd_persist_drop(struct hxd *d, const struct hx_uuid *ksid)
+{
+    hx_err e;
+
+    if (d->store != NULL && (e = hx_store_drop_stream(d->store, ksid)) != HX_OK) {
+        char id[HX_UUID_STR_LEN + 1];
+        hx_uuid_format(ksid, id);
+        hx_error("store: deleting a stream failed",
+                 HX_F_STR("stream", id) HX_F_STR("error", hx_strerror(e)));
+    }
+}
