@@ -76,7 +76,7 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_SET_NEXT_GET] = "UPDATE streams SET next_get=?2 WHERE ksid=?1",
     [S_COMMITTED] = "SELECT state FROM keys WHERE ksid=?1 AND pos=?2",
     [S_GIVE_UP] = "INSERT OR REPLACE INTO keys VALUES (?1,?2,2,NULL)",
-    [S_EXPIRE] = "DELETE FROM streams WHERE ttl_s>0 AND opened_at+ttl_s<?1",
+    [S_EXPIRE] = "DELETE FROM streams WHERE ttl_s>0 AND opened_at+ttl_s<=?1",
     [S_LIST_STREAMS] = "SELECT * FROM streams ORDER BY opened_at",
     [S_LIST_KEYS] = "SELECT pos, state, sealed FROM keys WHERE ksid=?1 ORDER BY pos",
 };

@@ -1,0 +1,469 @@
+#!/usr/bin/env python3
+"""Fault tests: nodes killed with SIGKILL and restarted, links cut, lossy and slow, KMEs paused.
+
+Usage: fault_test.py BIN_DIR REPO_ROOT [--lab]
+
+Three nodes (A, B, C, as the seed's Alice, Bob and Charlie) with durable stores, and the QKD
+simulator with a link between every pair. Without --lab every program runs on loopback (its own
+127.0.0.x address); with --lab (root, after `scripts/netlab.sh up`) each runs in its own network
+namespace with its own address on a bridge, and the tests that need a real path between two
+hosts (cut, loss, delay) run too; without it they are skipped with the reason printed. Every
+test has a bounded duration and asserts exact outcomes: every key delivered at one node is the
+same at the other, and none is delivered twice. Ends with "N passed, M failed, K skipped".
+"""
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+LAB = "--lab" in sys.argv[3:]
+NODES = "ABC"
+U = {"A": "aaaaaaaa-0000-4000-8000-00000000000a", "B": "bbbbbbbb-0000-4000-8000-00000000000b",
+     "C": "cccccccc-0000-4000-8000-00000000000c"}
+if LAB:
+    ADDR = {"sim": "10.77.0.10", "A": "10.77.0.11", "B": "10.77.0.12", "C": "10.77.0.13"}
+else:
+    ADDR = {"sim": "127.0.0.20", "A": "127.0.0.21", "B": "127.0.0.22", "C": "127.0.0.23"}
+API, PEER, KME = 5100, 5200, 5300  # ports; every program has its own address
+WORK = tempfile.mkdtemp(prefix="hykex-fault-")
+CTL = f"{WORK}/sim.ctl"
+procs = {}
+results = []
+rng = random.Random(int(os.environ.get("HYKEX_FAULT_SEED", "0")) or None)
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+class Skip(Exception):
+    pass
+
+
+def test(fn):
+    def run():
+        t0 = time.time()
+        try:
+            fn()
+            results.append((fn.__name__, "ok"))
+            print(f"ok   {fn.__name__} ({time.time() - t0:.1f} s)", flush=True)
+        except Skip as e:
+            results.append((fn.__name__, "skip"))
+            print(f"skip {fn.__name__}: {e}", flush=True)
+        except Exception as e:  # noqa: BLE001
+            results.append((fn.__name__, "fail"))
+            print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}", flush=True)
+    return run
+
+
+def in_ns(node, argv):
+    """argv run at node's host: its namespace in the lab, this one on loopback."""
+    return [f"{ROOT}/scripts/netlab.sh", "exec", node, *argv] if LAB else argv
+
+
+# ---- the network ----
+
+def setup():
+    def run(*a):
+        subprocess.run(list(a), check=True, capture_output=True, cwd=WORK)
+    run(f"{ROOT}/certificates/create_ca.sh", "--out", "ca")
+    for n in NODES:
+        run(f"{ROOT}/certificates/generate_cert.sh", "--uuid", U[n], "--name", n, "--ip", ADDR[n],
+            "--out", n)
+    net = {"kmes": [{"id": f"KME_{n}", "node": U[n],
+                     "etsi004_json": {"host": ADDR["sim"], "port": KME + i}}
+                    for i, n in enumerate(NODES)],
+           "links": [{"id": a + b, "kmes": [f"KME_{a}", f"KME_{b}"], "rate_bps": 0}
+                     for a, b in ("AB", "AC", "BC")]}
+    json.dump(net, open(f"{WORK}/net.json", "w"))
+    sim = subprocess.Popen(in_ns("sim", [f"{BIN}/hykex-qkdsim", "-c", f"{WORK}/net.json",
+                                         "--ctl", CTL, "--log-level", "warn"]),
+                           stdout=subprocess.PIPE, stderr=open(f"{WORK}/sim.log", "w"), text=True)
+    check(sim.stdout.readline().strip() == "ready", "simulator did not start")
+    procs["sim"] = sim
+    for i, n in enumerate(NODES):
+        cfg = {"uuid": U[n],
+               "logging_config": {"console_log_type": "info"},
+               "certificate_config": {"certificate_ip": ADDR[n], "cert_authority_path": f"{n}/ca.crt",
+                                      "cert_path": f"{n}/node.crt", "key_path": f"{n}/node.key"},
+               "hybridization_server_address": {"host": ADDR[n], "port": API},
+               "qkd_address": {"host": ADDR["sim"], "port": KME + i},
+               "peer_local_address": {"host": ADDR[n], "port": PEER},
+               "api": {"allow_remote": True},
+               "peer": {"keepalive_s": 1, "reconnect_max_s": 1},
+               "state_dir": f"{WORK}/{n}/state",
+               "limits": {"batch_size": 16, "buffer_depth": 64}}
+        json.dump(cfg, open(f"{WORK}/{n}.json", "w"), indent=1)
+        peers = {U[m]: {"address": {"host": ADDR[m], "port": PEER}} for m in NODES if m != n}
+        json.dump(peers, open(f"{WORK}/{n}-peers.json", "w"), indent=1)
+    for n in NODES:
+        start(n)
+    for a in NODES:
+        check(wait_log(a, "peer link up", 10), f"{a} has no peer link")
+
+
+def start(node):
+    log = open(f"{WORK}/{node}.log", "a")
+    p = subprocess.Popen(in_ns(node, [f"{BIN}/hykexd", "-c", f"{WORK}/{node}.json", "-p",
+                                      f"{WORK}/{node}-peers.json"]),
+                         stdout=subprocess.PIPE, stderr=log, text=True, cwd=WORK)
+    line = p.stdout.readline()
+    if line.strip() != "ready":
+        raise AssertionError(f"hykexd {node} did not start: {line!r}; see {WORK}/{node}.log")
+    procs[node] = p
+
+
+def kill9(node):
+    """SIGKILL to the daemon itself (netlab.sh exec's ip-netns-exec execs it: same pid)."""
+    p = procs[node]
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(5)
+
+
+def wait_log(node, text, timeout):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if text in open(f"{WORK}/{node}.log").read():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def sim_ctl(*words):
+    r = subprocess.run([f"{BIN}/hykex-qkdsim", "ctl", CTL, *words], capture_output=True, text=True)
+    check(r.returncode == 0, f"simulator ctl {words}: {r.stderr}")
+
+
+def uri(node, app, method="hkdf", sources="QKD,ML-KEM-768"):
+    return f"hybrid://{app}@{U[node]}?hybridization={method}&key_sources={sources}"
+
+
+# ---- applications ----
+
+class App:
+    """An application of node: the reference wire format, one JSON object per call."""
+
+    def __init__(self, node, timeout=15):
+        self.node = node
+        self.s = socket.create_connection((ADDR[node], API), timeout=timeout)
+        self.dec = json.JSONDecoder()
+        self.buf = ""
+
+    def call(self, command, **data):
+        self.s.sendall(json.dumps({"command": command, "data": data}).encode())
+        while True:
+            try:
+                obj, end = self.dec.raw_decode(self.buf.lstrip())
+                self.buf = self.buf.lstrip()[end:]
+                return obj
+            except ValueError:
+                chunk = self.s.recv(65536)
+                if not chunk:
+                    raise ConnectionError("daemon closed the connection")
+                self.buf += chunk.decode()
+
+    def close(self):
+        self.s.close()
+
+
+def open_pair(a, b, app, ttl=3600, timeout=5000, sources="QKD,ML-KEM-768"):
+    """Both applications open the same stream (by id, ETSI case 1); returns the id."""
+    ksid = str(uuid.uuid4())
+    out = {}
+
+    def side(node):
+        c = App(node)
+        out[node] = c.call("OPEN_CONNECT", source=uri(a, app, sources=sources),
+                           destination=uri(b, app, sources=sources), key_stream_id=ksid,
+                           qos={"key_chunk_size": 32, "timeout": timeout, "ttl": ttl})
+        c.close()
+    ts = [threading.Thread(target=side, args=(n,)) for n in (a, b)]
+    [t.start() for t in ts]
+    [t.join(30) for t in ts]
+    check(out.get(a, {}).get("status") == 0 and out.get(b, {}).get("status") == 0,
+          f"OPEN_CONNECT: {out}")
+    return ksid
+
+
+class Consumer(threading.Thread):
+    """Takes keys by index 0, 1, 2, ... from a node, through crashes: a connection that breaks is
+    made again, the stream reopened by its id, and the same index asked again. An index whose
+    reply the crash cut off answers "already delivered" at the restarted node: at most once,
+    never twice; it is counted in lost."""
+
+    def __init__(self, node, ksid, src, dst, pace=0.0):
+        super().__init__(daemon=True)
+        self.node, self.ksid, self.src, self.dst, self.pace = node, ksid, src, dst, pace
+        self.keys, self.lost, self.errors, self.reopens = {}, set(), [], 0
+        self.stop = threading.Event()
+
+    def connect(self):
+        while not self.stop.is_set():
+            try:
+                c = App(self.node, timeout=10)
+                r = c.call("OPEN_CONNECT", source=self.src, destination=self.dst,
+                           key_stream_id=self.ksid, qos={"key_chunk_size": 32, "timeout": 3000})
+                self.errors.append(("reopen", r["status"], r.get("message")))
+                if r["status"] == 0:
+                    self.reopens += 1
+                    return c
+                c.close()
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return None
+
+    def run(self):
+        c, i = App(self.node, timeout=10), 0
+        while not self.stop.is_set():
+            try:
+                r = c.call("GET_KEY", key_stream_id=self.ksid, index=i)
+            except (OSError, ConnectionError, ValueError):
+                c = self.connect()
+                if c is None:
+                    return
+                continue
+            if r["status"] == 0:
+                if r["index"] != i or i in self.keys:
+                    self.errors.append((i, "wrong index", r["index"]))
+                self.keys[i] = bytes(r["key_buffer"]).hex()
+                i += 1
+                time.sleep(self.pace)
+            elif r["status"] == 2 and "already delivered" in r.get("message", ""):
+                self.lost.add(i)
+                i += 1
+            else:
+                self.errors.append((i, r["status"], r.get("message")))
+                time.sleep(0.05)
+        c.close()
+
+
+def cross_check(ca, cb, kills_a, kills_b):
+    """Every key either consumer took is the same key at the other node (asked now if its
+    consumer never reached it), except at most one reply per crash that the crash cut off; and
+    every index taken answers "already delivered" when asked again."""
+    for x in (ca, cb):
+        check(not any(e[1] == "wrong index" for e in x.errors), f"{x.node}: {x.errors[:3]}")
+    check(len(ca.lost) <= kills_a and len(cb.lost) <= kills_b,
+          f"lost replies {sorted(ca.lost)} / {sorted(cb.lost)} for {kills_a} / {kills_b} kills")
+    for mine, other in ((ca, cb), (cb, ca)):
+        app = App(other.node)
+        for i, key in sorted(mine.keys.items()):
+            if i in other.keys:
+                check(other.keys[i] == key, f"index {i}: {mine.node} and {other.node} differ")
+                continue
+            r = app.call("GET_KEY", key_stream_id=other.ksid, index=i)
+            if r["status"] != 0 and i in other.lost:
+                continue
+            check(r["status"] == 0 and bytes(r["key_buffer"]).hex() == key,
+                  f"index {i} taken at {mine.node} is not deliverable at {other.node}: {r}")
+            other.keys[i] = key
+        for i in sorted(other.keys):
+            r = app.call("GET_KEY", key_stream_id=other.ksid, index=i)
+            check(r["status"] == 2 and "already delivered" in r["message"],
+                  f"index {i} delivered twice at {other.node}: {r}")
+        app.close()
+
+
+def consume(pairs, n, timeout):
+    """Consumers at both ends of each (a, b, ksid, app) until each took n keys or timeout."""
+    cons = [(Consumer(a, k, uri(a, app), uri(b, app)), Consumer(b, k, uri(a, app), uri(b, app)))
+            for a, b, k, app in pairs]
+    for x, y in cons:
+        x.start()
+        y.start()
+    t0 = time.time()
+    while time.time() - t0 < timeout and any(len(x.keys) < n or len(y.keys) < n for x, y in cons):
+        time.sleep(0.1)
+    for x, y in cons:
+        x.stop.set()
+        y.stop.set()
+    for x, y in cons:
+        x.join(timeout + 10)
+        y.join(timeout + 10)
+        check(len(x.keys) >= n and len(y.keys) >= n,
+              f"{x.node}-{y.node}: only {len(x.keys)} / {len(y.keys)} keys in {timeout} s; "
+              f"last errors {x.errors[-2:]} {y.errors[-2:]}")
+    return cons
+
+
+# ---- tests ----
+
+@test
+def three_nodes_all_pairs_at_once():
+    """A-B, B-C and C-A streaming at the same time (each node initiator of one, responder of
+    another): every pair's keys agree."""
+    pairs = [(a, b, open_pair(a, b, f"all{a}{b}"), f"all{a}{b}") for a, b in ("AB", "BC", "CA")]
+    for x, y in consume(pairs, 300, 30):
+        cross_check(x, y, 0, 0)
+
+
+@test
+def kill9_initiator_and_responder_mid_production():
+    """SIGKILL at random moments, alternately the initiator (A) and the responder (B), each
+    restarted at once: production resumes by itself, keys agree, nothing is given twice."""
+    ksid = open_pair("A", "B", "crash")
+    src, dst = uri("A", "crash"), uri("B", "crash")
+    ca, cb = Consumer("A", ksid, src, dst), Consumer("B", ksid, src, dst)
+    ca.start()
+    cb.start()
+    kills = {"A": 0, "B": 0}
+    for k in range(6):
+        time.sleep(rng.uniform(0.2, 1.2))
+        node = "AB"[k % 2]
+        kill9(node)
+        kills[node] += 1
+        time.sleep(rng.uniform(0.0, 0.4))
+        start(node)
+    before = (len(ca.keys), len(cb.keys))
+    t0 = time.time()
+    while time.time() - t0 < 20 and (len(ca.keys) < before[0] + 200 or len(cb.keys) < before[1] + 200):
+        time.sleep(0.1)
+    ca.stop.set()
+    cb.stop.set()
+    ca.join(15)
+    cb.join(15)
+    check(len(ca.keys) >= before[0] + 200 and len(cb.keys) >= before[1] + 200,
+          f"production did not resume after the last restart: {before} -> "
+          f"{len(ca.keys)}, {len(cb.keys)}; errors {ca.errors[-3:]} {cb.errors[-3:]}")
+    check(ca.reopens >= 1 and cb.reopens >= 1, "a consumer never reopened its stream")
+    cross_check(ca, cb, kills["A"], kills["B"])
+    print(f"     {len(ca.keys)} / {len(cb.keys)} keys at A / B over {sum(kills.values())} kills, "
+          f"{len(ca.lost)} / {len(cb.lost)} replies cut by a crash", flush=True)
+
+
+@test
+def expired_stream_is_wiped_at_restart():
+    """A stream whose TTL passed while its node was down is gone after the restart."""
+    ksid = open_pair("A", "C", "ttl", ttl=2)
+    c = App("A")
+    r = c.call("GET_KEY", key_stream_id=ksid)
+    check(r["status"] == 0, f"GET_KEY: {r}")
+    c.close()
+    kill9("A")
+    time.sleep(3.2)  # opened_at and the TTL count whole seconds
+    start("A")
+    check(wait_log("A", "expired=1", 5), "no expiry in A's log")
+    c = App("A")
+    r = c.call("GET_KEY", key_stream_id=ksid)
+    check(r["status"] != 0 and "not open" in r["message"], f"expired stream still served: {r}")
+    c.close()
+
+
+@test
+def kme_paused_then_resumed():
+    """The simulator's A-B link paused: GET_KEY fails with a status and a message naming the QKD
+    source, within the QoS timeout; after resume keys flow again without restarts."""
+    ksid = open_pair("A", "B", "pause", timeout=1500)
+    ca = App("A")
+    r = ca.call("GET_KEY", key_stream_id=ksid)
+    check(r["status"] == 0, f"before pause: {r}")
+    sim_ctl("pause", "AB")
+    t0, failed = time.time(), None  # what is ready drains first
+    while time.time() - t0 < 20 and failed is None:
+        t1 = time.time()
+        r = ca.call("GET_KEY", key_stream_id=ksid)
+        if r["status"] != 0:
+            failed = (r, time.time() - t1)
+    check(failed is not None, "keys kept coming with the QKD link paused")
+    r, took = failed
+    check(r["status"] in (2, 4) and "QKD" in r["message"], f"paused link: {r}")
+    check(took < 1.5 + 1.0, f"answer took {took:.1f} s for a 1.5 s timeout")
+    sim_ctl("resume", "AB")
+    t0, ok = time.time(), False
+    while time.time() - t0 < 10 and not ok:
+        ok = ca.call("GET_KEY", key_stream_id=ksid)["status"] == 0
+    check(ok, "no key after resume")
+    ca.close()
+
+
+def lab_only():
+    if not LAB:
+        raise Skip("needs the namespace lab (root: fault_test.sh builds it)")
+
+
+def lab(node, *argv):
+    subprocess.run([f"{ROOT}/scripts/netlab.sh", "exec", node, *argv], check=True,
+                   capture_output=True)
+
+
+def cut(a, b, on):
+    """Cuts (or heals) the path between hosts a and b only: each drops what it sends to the
+    other (a blackhole route: this kernel has no netem or tc actions, see docs/netlab.md)."""
+    for x, y in ((a, b), (b, a)):
+        lab(x, "ip", "route", "add" if on else "del", "blackhole", f"{ADDR[y]}/32")
+
+
+@test
+def link_cut_between_two_nodes_then_healed():
+    """A-B cut both ways: GET_KEY on A-B answers a status within the QoS timeout while A-C keeps
+    producing; after the heal A-B produces again, no restart."""
+    lab_only()
+    ab = open_pair("A", "B", "cut", timeout=1500)
+    ac = open_pair("A", "C", "uncut", timeout=1500)
+    other = Consumer("A", ac, uri("A", "uncut"), uri("C", "uncut"), pace=0.001)
+    other.start()
+    app = App("A")
+    check(app.call("GET_KEY", key_stream_id=ab)["status"] == 0, "before the cut")
+    cut("A", "B", True)
+    t0, failed = time.time(), None
+    while time.time() - t0 < 30 and failed is None:
+        t1 = time.time()
+        r = app.call("GET_KEY", key_stream_id=ab)
+        if r["status"] != 0:
+            failed = (r, time.time() - t1)
+    n_other = len(other.keys)
+    check(failed is not None, "A-B kept producing through the cut")
+    r, took = failed
+    check(r["status"] in (2, 6), f"cut link: {r}")
+    check(took < 1.5 + 1.0, f"answer took {took:.1f} s for a 1.5 s timeout")
+    time.sleep(1.0)
+    check(len(other.keys) > n_other + 50, "A-C stopped producing while A-B was cut")
+    cut("A", "B", False)
+    t0, ok = time.time(), False
+    while time.time() - t0 < 20 and not ok:
+        ok = app.call("GET_KEY", key_stream_id=ab)["status"] == 0
+    check(ok, "A-B did not heal within 20 s")
+    other.stop.set()
+    other.join(10)
+    app.close()
+
+
+def main():
+    try:
+        setup()
+        for t in (three_nodes_all_pairs_at_once, kill9_initiator_and_responder_mid_production,
+                  expired_stream_is_wiped_at_restart, kme_paused_then_resumed,
+                  link_cut_between_two_nodes_then_healed):
+            t()
+    except Exception as e:  # noqa: BLE001
+        results.append(("set-up", "fail"))
+        print(f"FAIL set-up: {type(e).__name__}: {e}", flush=True)
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.terminate()
+        for p in procs.values():
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    n = {k: sum(1 for _, r in results if r == k) for k in ("ok", "fail", "skip")}
+    print(f"{n['ok']} passed, {n['fail']} failed, {n['skip']} skipped")
+    if n["fail"]:
+        print(f"logs and configs kept in {WORK}")
+        sys.exit(1)
+    subprocess.run(["rm", "-rf", WORK])
+
+
+if __name__ == "__main__":
+    main()
