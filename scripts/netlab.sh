@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Usage: scripts/netlab.sh up [NODE...] | down | status | exec NODE COMMAND [ARG...]
+#                          | impair NODE PEER LOSS% DELAY_MS | heal NODE PEER
 #
 # A lab network of hosts on this machine, like the seed's Docker network: one network namespace
 # per node (default: sim A B C), each with its own address on one bridge.
@@ -10,13 +11,17 @@
 #   down    removes every hx-* namespace and the bridge (also after a failed or interrupted run).
 #   status  lists the namespaces and addresses.
 #   exec    runs COMMAND inside NODE's namespace (same files, users and processes view).
+#   impair  drops LOSS% of what NODE sends to PEER and delays the rest by DELAY_MS (user space,
+#           scripts/netlab_impair.py: this kernel has no netem); run it both ways for a link.
+#   heal    ends that impairment.
 #
-# Needs root (ip netns). Faults are the caller's: e.g. `netlab.sh exec A tc qdisc add dev eth0
-# root netem loss 30% delay 200ms`, or `ip link set hxv-A down` from the host.
+# Needs root (ip netns). Other faults: `ip link set hxv-A down` (host A off the network), or a
+# blackhole route to one peer (`netlab.sh exec A ip route add blackhole 10.77.0.12/32`).
 set -euo pipefail
 
 BRIDGE=hxlab0
 NET=10.77.0
+RUN=/run/hykex-netlab
 
 die() {
     echo "netlab.sh: $*" >&2
@@ -36,6 +41,7 @@ addr_of() { # node index -> host part
 
 down() {
     local ns
+    rm -rf "$RUN"
     for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^hx-' || true); do
         ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
         ip netns del "$ns" 2>/dev/null || true
@@ -90,11 +96,34 @@ case ${1:-} in
         shift 2
         exec ip netns exec "$ns" "$@"
         ;;
+    impair)
+        need_root
+        [ $# -eq 5 ] || die "usage: netlab.sh impair NODE PEER LOSS% DELAY_MS"
+        peer_ip=$(ip -n "hx-$3" -o -4 addr show dev eth0 | awk '{print $4}' | cut -d/ -f1)
+        [ -n "$peer_ip" ] || die "no lab node $3"
+        mkdir -p "$RUN"
+        ip netns exec "hx-$2" python3 "$(dirname "$0")/netlab_impair.py" "$peer_ip" "$4" "$5" \
+            >"$RUN/impair-$2-$3.out" 2>&1 &
+        echo $! >"$RUN/impair-$2-$3.pid"
+        for _ in $(seq 50); do
+            grep -q ready "$RUN/impair-$2-$3.out" 2>/dev/null && exit 0
+            sleep 0.1
+        done
+        die "impair $2 -> $3 did not start: $(cat "$RUN/impair-$2-$3.out")"
+        ;;
+    heal)
+        need_root
+        [ $# -eq 3 ] || die "usage: netlab.sh heal NODE PEER"
+        if [ -f "$RUN/impair-$2-$3.pid" ]; then
+            kill "$(cat "$RUN/impair-$2-$3.pid")" 2>/dev/null || true
+            rm -f "$RUN/impair-$2-$3.pid" "$RUN/impair-$2-$3.out"
+        fi
+        ;;
     -h | --help)
-        sed -n '2,17s/^# \{0,1\}//p' "$0"
+        sed -n '2,23s/^# \{0,1\}//p' "$0"
         ;;
     *)
-        sed -n '2,17s/^# \{0,1\}//p' "$0" >&2
+        sed -n '2,23s/^# \{0,1\}//p' "$0" >&2
         exit 2
         ;;
 esac

@@ -438,12 +438,31 @@ def link_cut_between_two_nodes_then_healed():
     app.close()
 
 
+@test
+def lossy_slow_link_keys_agree():
+    """30 % packet loss and 200 ms delay each way between A and B (the QKD simulator and C
+    unaffected): production is slower, every key still agrees at both ends."""
+    lab_only()
+    ksid = open_pair("A", "B", "lossy", timeout=20000)
+    nl = f"{ROOT}/scripts/netlab.sh"
+    try:
+        for x, y in ("AB", "BA"):
+            subprocess.run([nl, "impair", x, y, "30", "200"], check=True, capture_output=True)
+        t0 = time.time()
+        cons = consume([("A", "B", ksid, "lossy")], 64, 60)
+        print(f"     {len(cons[0][0].keys)} keys in {time.time() - t0:.1f} s", flush=True)
+    finally:
+        for x, y in ("AB", "BA"):
+            subprocess.run([nl, "heal", x, y], capture_output=True)
+    cross_check(*cons[0], 0, 0)
+
+
 def main():
     try:
         setup()
         for t in (three_nodes_all_pairs_at_once, kill9_initiator_and_responder_mid_production,
                   expired_stream_is_wiped_at_restart, kme_paused_then_resumed,
-                  link_cut_between_two_nodes_then_healed):
+                  link_cut_between_two_nodes_then_healed, lossy_slow_link_keys_agree):
             t()
     except Exception as e:  # noqa: BLE001
         results.append(("set-up", "fail"))
