@@ -569,50 +569,115 @@ static struct json_object *close_stream(struct client *c, const struct hx_004_re
 
 /* ---- STATUS (hykex's own command, for operators: `hykex status`) ---- */
 
+static struct json_object *json_time(int64_t t)
+{
+    char buf[32];
+    struct tm tm;
+    time_t tt = (time_t)t;
+
+    if (t == 0 || gmtime_r(&tt, &tm) == NULL) {
+        return NULL; /* JSON null: never */
+    }
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_object_new_string(buf);
+}
+
+static void add_int(struct json_object *o, const char *k, uint64_t v)
+{
+    json_object_object_add(o, k, json_object_new_int64((int64_t)v));
+}
+
+static struct json_object *peer_status(struct hxd *d, const struct hx_uuid *peer)
+{
+    struct json_object *p = json_object_new_object();
+    struct hx_link_info li;
+    char id[HX_UUID_STR_LEN + 1];
+
+    hx_uuid_format(peer, id);
+    json_object_object_add(p, "uuid", json_object_new_string(id));
+    if (hx_links_info(d->links, peer, &li) != HX_OK) {
+        memset(&li, 0, sizeof(li));
+    }
+    json_object_object_add(p, "up", json_object_new_boolean(li.up));
+    json_object_object_add(p, "last_up", json_time(li.last_up));
+    json_object_object_add(p, "last_down", json_time(li.last_down));
+    add_int(p, "links_made", li.links_made);
+    json_object_object_add(p, "group", li.group[0] ? json_object_new_string(li.group) : NULL);
+    json_object_object_add(p, "cipher", li.cipher[0] ? json_object_new_string(li.cipher) : NULL);
+    json_object_object_add(p, "certificate_expires", json_time(li.cert_not_after));
+    return p;
+}
+
+/* One stream (lock held). */
+static struct json_object *stream_status(struct hxd *d, const struct hxd_stream *s)
+{
+    struct json_object *e = json_object_new_object(), *src = json_object_new_array();
+    char id[HX_UUID_STR_LEN + 1];
+    size_t prepared = 0;
+
+    hx_uuid_format(&s->ksid, id);
+    json_object_object_add(e, "key_stream_id", json_object_new_string(id));
+    hx_uuid_format(&s->peer, id);
+    json_object_object_add(e, "peer", json_object_new_string(id));
+    json_object_object_add(
+        e, "role", json_object_new_string(s->role == HXD_INITIATOR ? "initiator" : "responder"));
+    json_object_object_add(e, "method", json_object_new_string(hx_combine_name(s->uri.method)));
+    for (size_t i = 0; i < s->uri.n_sources; i++) {
+        json_object_array_add(src, json_object_new_string(hx_source_name(s->uri.sources[i])));
+    }
+    json_object_object_add(e, "sources", src);
+    for (size_t i = 0; i < s->n_ready; i++) {
+        prepared += s->ready[i].prepared;
+    }
+    add_int(e, "ready", s->n_ready - prepared);
+    add_int(e, "prepared", prepared);
+    add_int(e, "buffer_depth", d->cfg.buffer_depth);
+    add_int(e, "produced", s->produced);
+    add_int(e, "delivered", s->delivered);
+    add_int(e, "next_index", s->next_get);
+    add_int(e, "failed_batches", s->failed_batches);
+    json_object_object_add(e, "state",
+                           json_object_new_string(s->peer_closed      ? "closed by the peer"
+                                                  : !s->peer_app_open ? "waiting for the peer"
+                                                  : s->failing        ? "failing"
+                                                                      : "producing"));
+    if (s->failing) {
+        json_object_object_add(e, "last_error", json_object_new_string(s->fail_msg));
+    }
+    json_object_object_add(e, "restored", json_object_new_boolean(s->restored));
+    json_object_object_add(e, "opened", json_time(s->opened_at));
+    return e;
+}
+
 static struct json_object *node_status(struct client *c)
 {
     struct hxd *d = c->a->d;
     struct json_object *o = hx_004_json_status(0, NULL), *peers = json_object_new_array(),
-                       *streams = json_object_new_array();
+                       *streams = json_object_new_array(), *err = json_object_new_object();
     char id[HX_UUID_STR_LEN + 1];
 
     hx_uuid_format(&d->cfg.uuid, id);
     json_object_object_add(o, "node", json_object_new_string(id));
+    json_object_object_add(o, "certificate_expires", json_time(d->cert_not_after));
+    json_object_object_add(o, "store",
+                           json_object_new_string(d->store == NULL    ? "memory only"
+                                                  : d->cfg.store_sync ? "durable (fsync)"
+                                                                      : "durable"));
     for (size_t i = 0; i < d->cfg.trusted.n; i++) {
-        struct json_object *p = json_object_new_object();
-        struct hx_link *l = hx_links_get(d->links, &d->cfg.trusted.peers[i].uuid);
-        hx_uuid_format(&d->cfg.trusted.peers[i].uuid, id);
-        json_object_object_add(p, "uuid", json_object_new_string(id));
-        json_object_object_add(p, "up", json_object_new_boolean(l != NULL));
-        hx_link_put(l);
-        json_object_array_add(peers, p);
+        json_object_array_add(peers, peer_status(d, &d->cfg.trusted.peers[i].uuid));
     }
     pthread_mutex_lock(&d->lock);
     for (size_t i = 0; i < d->max_streams; i++) {
-        const struct hxd_stream *s = &d->streams[i];
-        struct json_object *e;
-        if (!s->used) {
-            continue;
+        if (d->streams[i].used) {
+            json_object_array_add(streams, stream_status(d, &d->streams[i]));
         }
-        e = json_object_new_object();
-        hx_uuid_format(&s->ksid, id);
-        json_object_object_add(e, "key_stream_id", json_object_new_string(id));
-        json_object_object_add(
-            e, "role",
-            json_object_new_string(s->role == HXD_INITIATOR ? "initiator" : "responder"));
-        json_object_object_add(e, "method", json_object_new_string(hx_combine_name(s->uri.method)));
-        json_object_object_add(e, "ready", json_object_new_int64((int64_t)s->n_ready));
-        json_object_object_add(e, "produced", json_object_new_int64((int64_t)s->produced));
-        json_object_object_add(e, "delivered", json_object_new_int64((int64_t)s->delivered));
-        json_object_object_add(e, "failed_batches",
-                               json_object_new_int64((int64_t)s->failed_batches));
-        json_object_array_add(streams, e);
     }
-    json_object_object_add(o, "batches_ok", json_object_new_int64((int64_t)d->batches_ok));
-    json_object_object_add(o, "batches_failed", json_object_new_int64((int64_t)d->batches_failed));
-    json_object_object_add(o, "confirmation_mismatches",
-                           json_object_new_int64((int64_t)d->confirm_mismatch));
+    add_int(o, "batches_ok", d->batches_ok);
+    add_int(err, "batches_failed", d->batches_failed);
+    add_int(err, "confirmation_mismatches", d->confirm_mismatch);
+    add_int(err, "store_errors", d->store_errors);
     pthread_mutex_unlock(&d->lock);
+    json_object_object_add(o, "errors", err);
     json_object_object_add(o, "peers", peers);
     json_object_object_add(o, "streams", streams);
     return o;

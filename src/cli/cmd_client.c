@@ -1,4 +1,5 @@
 /* hykex run | open | get | close: an application's side of the ETSI 004 API, through libhykex. */
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,10 +312,75 @@ int cmd_close(int argc, char **argv)
     return status == 0 ? 0 : 1;
 }
 
+static const char *jstr(struct json_object *o, const char *k)
+{
+    struct json_object *v;
+
+    return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
+               ? json_object_get_string(v)
+               : "-";
+}
+
+static int64_t jint(struct json_object *o, const char *k)
+{
+    struct json_object *v;
+
+    return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
+}
+
+static struct json_object *jget(struct json_object *o, const char *k)
+{
+    struct json_object *v = NULL;
+
+    return json_object_object_get_ex(o, k, &v) ? v : NULL;
+}
+
+/* The STATUS reply for a person: one line per peer and per stream. */
+static void print_status_table(struct json_object *o)
+{
+    struct json_object *peers = jget(o, "peers"), *streams = jget(o, "streams"),
+                       *err = jget(o, "errors");
+
+    printf("node %s  certificate expires %s  store: %s\n", jstr(o, "node"),
+           jstr(o, "certificate_expires"), jstr(o, "store"));
+    printf("peers (%zu)\n", json_object_array_length(peers));
+    for (size_t i = 0; i < json_object_array_length(peers); i++) {
+        struct json_object *p = json_object_array_get_idx(peers, i);
+        bool up = json_object_get_boolean(jget(p, "up"));
+        printf("  %s  %-4s since %-20s  %s  %s  certificate expires %s  links made %" PRId64 "\n",
+               jstr(p, "uuid"), up ? "up" : "down", jstr(p, up ? "last_up" : "last_down"),
+               jstr(p, "group"), jstr(p, "cipher"), jstr(p, "certificate_expires"),
+               jint(p, "links_made"));
+    }
+    printf("streams (%zu)\n", json_object_array_length(streams));
+    for (size_t i = 0; i < json_object_array_length(streams); i++) {
+        struct json_object *e = json_object_array_get_idx(streams, i), *src = jget(e, "sources");
+        char sources[160] = "";
+        size_t off = 0;
+        for (size_t j = 0; j < json_object_array_length(src) && off < sizeof(sources); j++) {
+            off += (size_t)snprintf(sources + off, sizeof(sources) - off, "%s%s", j ? "," : "",
+                                    json_object_get_string(json_object_array_get_idx(src, j)));
+        }
+        printf("  %s  %-9s peer %s  %s [%s]  ready %" PRId64 "/%" PRId64 " (+%" PRId64
+               " prepared)  produced %" PRId64 "  delivered %" PRId64 "  next %" PRId64
+               "  failed batches %" PRId64 "  %s%s%s\n",
+               jstr(e, "key_stream_id"), jstr(e, "role"), jstr(e, "peer"), jstr(e, "method"),
+               sources, jint(e, "ready"), jint(e, "buffer_depth"), jint(e, "prepared"),
+               jint(e, "produced"), jint(e, "delivered"), jint(e, "next_index"),
+               jint(e, "failed_batches"), jstr(e, "state"), jget(e, "last_error") ? ": " : "",
+               jget(e, "last_error") ? jstr(e, "last_error") : "");
+    }
+    printf("batches committed %" PRId64 "; errors: batches failed %" PRId64
+           ", key confirmation mismatches %" PRId64 ", store errors %" PRId64 "\n",
+           jint(o, "batches_ok"), jint(err, "batches_failed"), jint(err, "confirmation_mismatches"),
+           jint(err, "store_errors"));
+}
+
 int cmd_status(int argc, char **argv)
 {
     char address[320] = "127.0.0.1:65430";
     struct hykex *h;
+    bool json = false;
     int a;
 
     for (int i = 1; i < argc;) {
@@ -322,9 +388,12 @@ int cmd_status(int argc, char **argv)
             if (a != 1) {
                 return a;
             }
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+            i++;
         } else {
             return cli_usage_error("status",
-                                   "usage: hykex status [--address HOST:PORT | --unix "
+                                   "usage: hykex status [--json] [--address HOST:PORT | --unix "
                                    "PATH | -c CONFIG.json]");
         }
     }
@@ -333,9 +402,13 @@ int cmd_status(int argc, char **argv)
     }
     char *text = NULL;
     int rc = hykex_raw_call(h, "{\"command\": \"STATUS\"}", &text);
-    if (rc == 0 && text != NULL) {
+    struct json_object *o = rc == 0 && text != NULL && !json ? json_tokener_parse(text) : NULL;
+    if (o != NULL && jget(o, "peers") != NULL && jget(o, "streams") != NULL) {
+        print_status_table(o);
+    } else if (rc == 0 && text != NULL) {
         printf("%s\n", text);
     }
+    json_object_put(o);
     free(text);
     hykex_disconnect(h);
     return rc == 0 ? 0 : 1;

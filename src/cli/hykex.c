@@ -85,7 +85,10 @@ static const struct command commands[] = {
     {"open", "SRC DST", "OPEN_CONNECT at hykexd; prints the key stream id", cmd_open},
     {"get", "KSID", "GET_KEY (--index N)", cmd_get},
     {"close", "KSID", "CLOSE", cmd_close},
-    {"status", "", "the node's peers (up/down) and streams (counters)", cmd_status},
+    {"status", "[--json]",
+     "the node's peers (up/down, TLS group, certificate expiry), streams (method, sources, "
+     "counters, state) and error counters",
+     cmd_status},
     {"kdf", "<alg> ...", "one KDF call with explicit inputs (known-answer checks)", cmd_kdf},
     {"combine", "<method> ...", "combine keys as hykexd does (known-answer checks)", cmd_combine},
     {"kem", "<alg> selftest", "ML-KEM / X25519 round trips and sizes", cmd_kem},

@@ -520,10 +520,12 @@ static void make_ready(struct hxd_stream *s, uint64_t first, uint32_t count)
     s->confirmed_batches++;
 }
 
-static void store_failed(const char *what, const struct hx_uuid *ksid, uint64_t first, hx_err e)
+static void store_failed(struct hxd *d, const char *what, const struct hx_uuid *ksid,
+                         uint64_t first, hx_err e)
 {
     char id[HX_UUID_STR_LEN + 1];
 
+    __atomic_fetch_add(&d->store_errors, 1, __ATOMIC_RELAXED); /* with or without d->lock */
     hx_uuid_format(ksid, id);
     hx_error(what,
              HX_F_STR("stream", id) HX_F_U64("first", first) HX_F_STR("error", hx_strerror(e)));
@@ -554,7 +556,7 @@ static void give_up(struct hxd *d, struct hxd_stream *s, uint64_t first, uint32_
         mark_done(s, first, count);
     }
     if (d->store != NULL && (e = hx_store_give_up(d->store, &s->ksid, first, count)) != HX_OK) {
-        store_failed("store: giving positions up failed", &s->ksid, first, e);
+        store_failed(d, "store: giving positions up failed", &s->ksid, first, e);
     }
 }
 
@@ -674,8 +676,8 @@ static bool settle(struct hxd *d, const struct hx_uuid *ksid, uint64_t first, ui
     if (d->store != NULL) {
         e = committed ? hx_store_ready_batch(d->store, ksid, first, count)
                       : hx_store_discard_batch(d->store, ksid, first, count);
-        if (e != HX_OK) {
-            store_failed("store: settling a batch failed", ksid, first, e);
+        if (e != HX_OK && e != HX_ERR_NOT_FOUND) {
+            store_failed(d, "store: settling a batch failed", ksid, first, e);
         }
     }
     pthread_mutex_lock(&d->lock);
@@ -1015,7 +1017,9 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
     if (d->store != NULL &&
         (e = hx_store_put_batch(d->store, ksid, first, count, b.keys, HX_STORE_PREPARED,
                                 b.qkd_first + count)) != HX_OK) {
-        store_failed("store: preparing a batch failed", ksid, first, e);
+        if (e != HX_ERR_NOT_FOUND) { /* not found: the stream was closed meanwhile */
+            store_failed(d, "store: preparing a batch failed", ksid, first, e);
+        }
         snprintf(msg, sizeof(msg), "the node's key store failed: %s", hx_strerror(e));
         goto abort_batch;
     }
@@ -1357,7 +1361,9 @@ static void on_batch_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_
         pthread_mutex_unlock(&d->lock);
     } else if (d->store != NULL && (e = hx_store_put_batch(d->store, &ksid, first, count, pend.keys,
                                                            HX_STORE_READY, 0)) != HX_OK) {
-        store_failed("store: committing a batch failed", &ksid, first, e);
+        if (e != HX_ERR_NOT_FOUND) { /* not found: the stream was closed meanwhile */
+            store_failed(d, "store: committing a batch failed", &ksid, first, e);
+        }
     } else {
         ack = 0;
     }

@@ -151,7 +151,8 @@ struct hxd {
     struct hx_store *store; /* NULL: memory only (no state_dir) */
     volatile bool stopping;
     /* counters for status and tests */
-    uint64_t batches_ok, batches_failed, confirm_mismatch;
+    uint64_t batches_ok, batches_failed, confirm_mismatch, store_errors;
+    int64_t cert_not_after; /* this node's certificate expiry (Unix time; 0: unknown) */
 };
 
 double hxd_now(void);

@@ -11,11 +11,14 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/secret.h"
 #include <curl/curl.h>
 #include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "daemon/hxd.h"
 
@@ -98,6 +101,19 @@ int main(int argc, char **argv)
                 "batch signatures need an ML-DSA certificate key)\n",
                 d->cfg.key_path);
         goto out;
+    }
+    {
+        /* Our certificate's expiry, for operators (hykex status). */
+        FILE *f = fopen(d->cfg.cert_path, "r");
+        X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+        int days = 0, secs = 0;
+        if (x != NULL && ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x)) == 1) {
+            d->cert_not_after = (int64_t)time(NULL) + (int64_t)days * 86400 + secs;
+        }
+        X509_free(x);
+        if (f != NULL) {
+            fclose(f);
+        }
     }
     d->qkd.protocol = d->cfg.qkd_protocol == HXD_QKD_004_BINARY ? 2 : 1;
     d->qkd.framing = d->cfg.qkd_framing;

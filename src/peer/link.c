@@ -68,6 +68,7 @@ struct slot {
     uint16_t port;
     struct hx_link *link; /* the up link, holding one reference */
     bool connector;       /* we connect to this peer */
+    struct hx_link_info info;
     pthread_t thread;
     bool thread_started;
 };
@@ -374,6 +375,21 @@ struct hx_link *hx_links_get(struct hx_links *ls, const struct hx_uuid *peer)
     return l;
 }
 
+hx_err hx_links_info(struct hx_links *ls, const struct hx_uuid *peer, struct hx_link_info *out)
+{
+    struct slot *s;
+
+    pthread_mutex_lock(&ls->lock);
+    if ((s = slot_of(ls, peer)) == NULL) {
+        pthread_mutex_unlock(&ls->lock);
+        return HX_ERR_NOT_FOUND;
+    }
+    *out = s->info;
+    out->up = s->link != NULL;
+    pthread_mutex_unlock(&ls->lock);
+    return HX_OK;
+}
+
 void hx_links_drop(struct hx_links *ls, const struct hx_uuid *peer)
 {
     struct slot *s;
@@ -592,9 +608,22 @@ static void serve_link(struct hx_links *ls, struct hx_link *l)
     {
         int nid = (int)SSL_get_negotiated_group(l->ssl);
         const char *group = SSL_group_to_name(l->ssl, nid);
+        X509 *cert = SSL_get0_peer_certificate(l->ssl);
+        int days = 0, secs = 0;
         hx_info("peer link up", HX_F_STR("peer", id) HX_F_STR("tls", SSL_get_version(l->ssl))
                                     HX_F_STR("group", group != NULL ? group : "?")
                                         HX_F_STR("cipher", SSL_get_cipher_name(l->ssl)));
+        pthread_mutex_lock(&ls->lock);
+        s->info.up = true;
+        s->info.last_up = (int64_t)time(NULL);
+        s->info.links_made++;
+        snprintf(s->info.group, sizeof(s->info.group), "%s", group != NULL ? group : "?");
+        snprintf(s->info.cipher, sizeof(s->info.cipher), "%s", SSL_get_cipher_name(l->ssl));
+        s->info.cert_not_after =
+            cert != NULL && ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(cert)) == 1
+                ? s->info.last_up + (int64_t)days * 86400 + secs
+                : 0;
+        pthread_mutex_unlock(&ls->lock);
     }
     ls->cfg.on_state(ls->cfg.arg, l, true);
     run_link(ls, l);
@@ -602,6 +631,7 @@ static void serve_link(struct hx_links *ls, struct hx_link *l)
     l->up = false;
     pthread_mutex_unlock(&l->lock);
     pthread_mutex_lock(&ls->lock);
+    s->info.last_down = (int64_t)time(NULL);
     if (s->link == l) {
         s->link = NULL;
         pthread_mutex_unlock(&ls->lock);

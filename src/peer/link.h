@@ -56,6 +56,19 @@ const struct hx_uuid *hx_link_peer(const struct hx_link *l);
 const struct hx_sig_key *hx_link_peer_key(const struct hx_link *l);
 /* A number no other link of this process has: a reconnected peer's link has a new one. */
 uint64_t hx_link_serial(const struct hx_link *l);
+/* What an operator sees of the link to one peer (hykex status). */
+struct hx_link_info {
+    bool up;
+    int64_t last_up;        /* Unix time the last link came up; 0: never */
+    int64_t last_down;      /* Unix time the last link went down; 0: never */
+    uint64_t links_made;    /* handshakes that identified this peer */
+    char group[48];         /* TLS key exchange group of the last link */
+    char cipher[48];        /* its cipher suite */
+    int64_t cert_not_after; /* expiry (Unix time) of the peer's certificate; 0: unknown */
+};
+/* HX_ERR_NOT_FOUND when peer is not a trusted peer. */
+HX_MUST_CHECK hx_err hx_links_info(struct hx_links *ls, const struct hx_uuid *peer,
+                                   struct hx_link_info *out);
 /* Closes the link (it reconnects as usual); for fault injection in tests. */
 void hx_links_drop(struct hx_links *ls, const struct hx_uuid *peer);
 /* Queues one frame; HX_ERR_IO_CLOSED when the link is down. */

@@ -107,6 +107,20 @@ def uri(node, method="hkdf", sources="ML-KEM-768,QKD", app="SPI_1"):
     return f"hybrid://{app}@{U[node]}?hybridization={method}&key_sources={sources}"
 
 
+def open_both(a, b, method, sources, app):
+    """Both applications open a stream; returns its id and leaves it open."""
+    ksid, out = str(uuid.uuid4()), {}
+
+    def side(node):
+        out[node] = App(node).open(uri(a, method, sources, app), uri(b, method, sources, app),
+                                   key_stream_id=ksid)
+    ts = [threading.Thread(target=side, args=(n,)) for n in (a, b)]
+    [t.start() for t in ts]
+    [t.join(30) for t in ts]
+    check(out[a]["status"] == 0 and out[b]["status"] == 0, f"open: {out}")
+    return ksid
+
+
 def pair(a="A", b="B", method="hkdf", sources="ML-KEM-768,QKD", chunk=32, n=3, indices=True):
     """Both applications open the same stream (as the reference's drivers do) and take n keys."""
     out = {}
@@ -364,12 +378,29 @@ def unix_socket_and_its_allow_list():
 
 @test
 def hykex_status_and_run():
-    r = subprocess.run([f"{BIN}/hykex", "status", "--address", f"127.0.0.1:{P['apiA']}"],
+    r = subprocess.run([f"{BIN}/hykex", "status", "--json", "--address", f"127.0.0.1:{P['apiA']}"],
                        capture_output=True, text=True, timeout=30)
     st = json.loads(r.stdout)
     check(r.returncode == 0 and st["node"] == U["A"], f"status: {r.stdout} {r.stderr}")
     check({p["uuid"]: p["up"] for p in st["peers"]} == {U["B"]: True, U["C"]: True}, f"{st['peers']}")
+    for p in st["peers"]:
+        check(p["group"] == "X25519MLKEM768" and p["links_made"] >= 1 and p["last_up"].endswith("Z")
+              and p["certificate_expires"] > p["last_up"], f"peer view: {p}")
     check(st["batches_ok"] > 0, "no batch counted")
+    check(st["store"] == "durable" and st["certificate_expires"] is not None, f"node view: {st}")
+    check(set(st["errors"]) == {"batches_failed", "confirmation_mismatches", "store_errors"}
+          and st["errors"]["store_errors"] == 0, f"error counters: {st['errors']}")
+    # one stream open, seen with its counters
+    ks = open_both("A", "B", "hkdf", "QKD,ML-KEM-768", app="status")
+    c = App("A")
+    check(c.get(ks)["status"] == 0, "GET_KEY")
+    r = subprocess.run([f"{BIN}/hykex", "status", "--address", f"127.0.0.1:{P['apiA']}"],
+                       capture_output=True, text=True, timeout=30)
+    line = [x for x in r.stdout.splitlines() if ks in x]
+    check(r.returncode == 0 and r.stdout.startswith(f"node {U['A']}") and len(line) == 1 and
+          "initiator" in line[0] and "hkdf-sha256 [QKD,ML-KEM-768]" in line[0] and "delivered 1" in line[0]
+          and "producing" in line[0], f"hykex status table: {r.stdout}")
+    c.call("CLOSE", key_stream_id=ks)
     # hykex run at both ends, like the original driver.py
     req = json.load(open(f"{ROOT}/requests/open_connect_request.json"))
     req["data"]["source"] = uri("A", "xoring", "ML-KEM-1024,QKD", app="run")
