@@ -4,6 +4,8 @@
 #   - OpenSSL >= 3.5: the system one if pkg-config finds it, otherwise Debian 13's
 #     source package built once into ${HYKEX_DEPS:-$HOME/.cache/hykex}/openssl-<version>.
 # A second run installs nothing and prints where OpenSSL is.
+# --containers: also what scripts/container-test.sh needs (podman, podman-compose, runc, CNI
+# plugins with container DNS, debootstrap).
 # Environment: HYKEX_DEPS (cache folder), HYKEX_SKIP_APT=1 (do not touch apt).
 set -euo pipefail
 
@@ -21,6 +23,13 @@ PACKAGES=(
     clang libclang-rt-dev clang-format
     iproute2 curl python3 gnuplot-nox
 )
+CONTAINER_PACKAGES=(
+    podman podman-compose runc containernetworking-plugins
+    golang-github-containernetworking-plugin-dnsname debootstrap uidmap
+)
+if [ "${1:-}" = --containers ]; then
+    PACKAGES+=("${CONTAINER_PACKAGES[@]}")
+fi
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -57,18 +66,8 @@ find_cached_openssl() {
     done | sort -V | tail -n1
 }
 
-# The Debian mirror URI from this machine's own apt sources (deb822 or one-line format).
-debian_mirror() {
-    local uri
-    uri=$( { grep -hE '^\s*URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null \
-                 | sed -E 's/^\s*URIs:\s*//' | tr ' ' '\n'
-             grep -hE '^\s*deb(-src)?\s' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
-                 2>/dev/null | sed -E 's/\[[^]]*\]//' | awk '{print $2}'
-           } | grep -E '^https?://' | grep -vE 'security|updates|backports' \
-             | grep -E '/debian/?$' | head -n1 || true)
-    [ -n "$uri" ] || die "no Debian mirror found in /etc/apt/sources.list{,.d}"
-    printf '%s\n' "${uri%/}"
-}
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 build_openssl() {
     local mirror work lists ver v prefix srcdir keyring

@@ -20,3 +20,16 @@ hx_openssl() {
     fi
     printf '%s/bin/openssl\n' "$best"
 }
+
+# The Debian mirror URI from this machine's own apt sources (deb822 or one-line format).
+debian_mirror() {
+    local uri
+    uri=$( { grep -hE '^\s*URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null \
+                 | sed -E 's/^\s*URIs:\s*//' | tr ' ' '\n'
+             grep -hE '^\s*deb(-src)?\s' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+                 2>/dev/null | sed -E 's/\[[^]]*\]//' | awk '{print $2}'
+           } | grep -E '^https?://' | grep -vE 'security|updates|backports' \
+             | grep -E '/debian/?$' | head -n1 || true)
+    [ -n "$uri" ] || die "no Debian mirror found in /etc/apt/sources.list{,.d}"
+    printf '%s\n' "${uri%/}"
+}
