@@ -6,8 +6,11 @@ bench_api (libhykex): key production rate per method and source set, GET_KEY lat
 filled buffer beside a bare TCP echo of the same sizes, GET_KEY throughput over 1/8/64
 connections, OPEN_CONNECT latency on a warm link, and scaling: 1 to 1,024 streams open at once
 (aggregate production from STATUS, node A's RSS growth per stream), and production at batch
-sizes 1, 16, 64 and 256 (one ML-DSA signature per node per batch). Every figure is the median of repeated runs
-with min and max. Writes bench/results/network.json, and with gnuplot latency.png (latency
+sizes 1, 16, 64 and 256 (one ML-DSA signature per node per batch), the durability cost
+(production and GET_KEY latency without a store, with the store, with the store and fsync), and
+OPEN_CONNECT on a cold link (issued as the connecting node starts, so that it waits for the peer
+TLS handshake) beside bare TLS 1.3 handshakes (openssl s_server / s_time) with the same
+certificates and group. Every figure is the median of repeated runs with min and max. Writes bench/results/network.json, and with gnuplot latency.png (latency
 distribution) and scaling.png (throughput against concurrent streams and connections).
 
 Usage: bench/network.py BIN_DIR [--quick]
@@ -99,6 +102,42 @@ plot '{res}/scaling.dat' using 1:2:3:4 with yerrorlines lw 2 title 'keys produce
         progress("wrote bench/results/latency.png and scaling.png")
 
 
+def tls_handshakes(work, P):
+    """Bare TLS 1.3 handshakes as openssl s_time makes them (a new session each), against
+    openssl s_server with B's certificate, client certificate required (A's), group
+    X25519MLKEM768: the handshake cost a peer link pays, without hykex. Median [min-max] of
+    per-handshake times over REPS runs of 3 s (1 s with --quick)."""
+    openssl = subprocess.run(["bash", "-c", f". {ROOT}/scripts/lib.sh && hx_openssl"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    port = free_port()
+    srv = subprocess.Popen([openssl, "s_server", "-accept", f"127.0.0.1:{port}", "-tls1_3",
+                            "-groups", "X25519MLKEM768", "-cert", "B/node.crt", "-key", "B/node.key",
+                            "-CAfile", "ca/ca.crt", "-Verify", "1", "-quiet", "-naccept", "1000000"],
+                           cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        per = []
+        for _ in range(REPS):
+            progress("bare TLS 1.3 handshakes (openssl s_time)")
+            r = subprocess.run([openssl, "s_time", "-connect", f"127.0.0.1:{port}", "-new",
+                                "-time", "1" if QUICK else "3", "-cert", "A/node.crt",
+                                "-key", "A/node.key", "-CAfile", "ca/ca.crt"],
+                               cwd=work, capture_output=True, text=True, timeout=60)
+            # "N connections in T.TTs; X connections/user sec" / "N connections in T real seconds"
+            for line in r.stdout.splitlines():
+                f = line.split()
+                if "connections in" in line and "real seconds" in line:
+                    per.append(float(f[3]) / int(f[0]) * 1e6)
+                    break
+        if not per:
+            raise RuntimeError("openssl s_time gave no handshake count")
+        return summary(per)
+    finally:
+        srv.terminate()
+        srv.wait(5)
+
+
 def main():
     work = tempfile.mkdtemp(prefix="hykex-bench-")
     procs = []
@@ -116,27 +155,38 @@ def main():
                                stdout=subprocess.PIPE, stderr=open(f"{work}/sim.log", "w"), text=True)
         procs.append(sim)
         sim.stdout.readline()
-        def start_nodes(batch):
-            """(Re)starts nodes A and B (procs[1], procs[2]) with limits.batch_size = batch."""
+        def node_config(n, m, batch, store):
+            cfg = {"uuid": U[n],
+                   "logging_config": {"console_log_type": "warning"},
+                   "certificate_config": {"cert_authority_path": f"{n}/ca.crt",
+                                          "cert_path": f"{n}/node.crt", "key_path": f"{n}/node.key"},
+                   "hybridization_server_address": {"host": "127.0.0.1", "port": P["api" + n]},
+                   "qkd_address": {"host": "127.0.0.1", "port": P["k" + n]},
+                   "peer_local_address": {"host": "127.0.0.1", "port": P["peer" + n]},
+                   "limits": {"buffer_depth": DEPTH, "batch_size": batch},
+                   "trusted_peers": {U[m]: {"address": {"host": "127.0.0.1", "port": P["peer" + m]}}}}
+            if store is not None:
+                shutil.rmtree(f"{work}/{n}-state", ignore_errors=True)
+                cfg["state_dir"] = f"{work}/{n}-state"
+                cfg["store"] = {"fsync": store == "fsync"}
+            json.dump(cfg, open(f"{work}/{n}.json", "w"))
+
+        def start_node(n):
+            p = subprocess.Popen([f"{BIN}/hykexd", "-c", f"{n}.json"], cwd=work,
+                                 stdout=subprocess.PIPE, stderr=open(f"{work}/{n}.log", "a"), text=True)
+            p.stdout.readline()
+            return p
+
+        def start_nodes(batch, store=None):
+            """(Re)starts nodes A and B (procs[1], procs[2]) with limits.batch_size = batch and
+            the durable store off (None), on ("normal") or on with fsync ("fsync")."""
             for p in procs[1:]:
                 p.terminate()
                 p.wait(10)
             del procs[1:]
             for n, m in (("A", "B"), ("B", "A")):
-                cfg = {"uuid": U[n],
-                       "logging_config": {"console_log_type": "warning"},
-                       "certificate_config": {"cert_authority_path": f"{n}/ca.crt",
-                                              "cert_path": f"{n}/node.crt", "key_path": f"{n}/node.key"},
-                       "hybridization_server_address": {"host": "127.0.0.1", "port": P["api" + n]},
-                       "qkd_address": {"host": "127.0.0.1", "port": P["k" + n]},
-                       "peer_local_address": {"host": "127.0.0.1", "port": P["peer" + n]},
-                       "limits": {"buffer_depth": DEPTH, "batch_size": batch},
-                       "trusted_peers": {U[m]: {"address": {"host": "127.0.0.1", "port": P["peer" + m]}}}}
-                json.dump(cfg, open(f"{work}/{n}.json", "w"))
-                p = subprocess.Popen([f"{BIN}/hykexd", "-c", f"{n}.json"], cwd=work,
-                                     stdout=subprocess.PIPE, stderr=open(f"{work}/{n}.log", "a"), text=True)
-                procs.append(p)
-                p.stdout.readline()
+                node_config(n, m, batch, store)
+                procs.append(start_node(n))
             time.sleep(1.0)
 
         start_nodes(64)
@@ -203,6 +253,33 @@ def main():
                                       for _ in range(REPS)])
         out["production_by_batch_size_keys_per_s"] = bs
 
+        # Durability: the same production (applications taking keys at both ends, so every
+        # delivery is recorded too) and GET_KEY latency, store off / on / on with fsync.
+        dur = {}
+        for store in (None, "normal", "fsync"):
+            name = {None: "memory only", "normal": "store", "fsync": "store + fsync"}[store]
+            progress(f"durability: {name}")
+            start_nodes(64, store)
+            n = (500 if store == "fsync" else 2000) if QUICK else (2000 if store == "fsync" else n_rate)
+            rate = [bench("rate", A, B, n, "hkdf", "ML-KEM-768,QKD")["keys_per_s"] for _ in range(REPS)]
+            lat = [bench("latency", A, B, 1000 if QUICK else 5000)["p50_us"] for _ in range(REPS)]
+            dur[name] = {"keys_per_s": summary(rate), "get_key_p50_us": summary(lat)}
+        out["durability"] = dur
+
+        # Cold OPEN_CONNECT: A (the connecting node: its UUID is the smaller) restarted, and the
+        # pair opened as soon as it is ready, so it waits for the link's TLS handshake.
+        start_nodes(64)
+        cold = []
+        for i in range(3 if QUICK else 10):
+            progress(f"OPEN_CONNECT on a cold link ({i + 1})")
+            procs[1].terminate()
+            procs[1].wait(10)
+            procs[1] = start_node("A")
+            cold.append(bench("open", A, B, 1)["p50_us"])
+            time.sleep(0.2)
+        out["open_connect_cold_us"] = summary(cold)
+        out["tls13_handshake_us"] = tls_handshakes(work, P)
+
         os.makedirs(f"{ROOT}/bench/results", exist_ok=True)
         json.dump(out, open(f"{ROOT}/bench/results/network.json", "w"), indent=1)
 
@@ -228,6 +305,11 @@ def main():
         for b, v in bs.items():
             print(f"{'key production, batch size ' + b + ', hkdf ML-KEM-768,QKD (keys/s)':52} {m(v):>28}")
         print(f"{'scaling, worst aggregate rate / one-stream rate':52} {out['scaling_ratio_min']:>28.2f}")
+        for name, v in dur.items():
+            print(f"{'durability, ' + name + ': keys/s; GET_KEY p50 us':52} {m(v['keys_per_s']):>18} ; "
+                  f"{v['get_key_p50_us']['median']:.0f}")
+        print(f"{'OPEN_CONNECT pair, cold link (us)':52} {m(out['open_connect_cold_us']):>28}")
+        print(f"{'bare TLS 1.3 handshake, openssl s_time (us)':52} {m(out['tls13_handshake_us']):>28}")
         print("wrote bench/results/network.json")
     finally:
         for p in procs:

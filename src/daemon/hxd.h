@@ -49,7 +49,7 @@ enum hxd_role {
 struct hxd_key {
     uint64_t pos;
     double ready_at;
-    struct hx_secret *key; /* NULL: a position done without a key (restored from the store) */
+    struct hx_secret *key;
     bool prepared;         /* never handed out until the responder's ACK (or its answer) */
 };
 

@@ -81,7 +81,7 @@ bool hxd_stream_has(const struct hxd_stream *s, uint64_t pos)
     bool found;
     size_t i = slot_of(s, pos, &found);
 
-    return found && !s->ready[i].prepared && s->ready[i].key != NULL;
+    return found && !s->ready[i].prepared;
 }
 
 bool hxd_stream_has_prepared(const struct hxd_stream *s, uint64_t pos)
@@ -98,7 +98,7 @@ struct hx_secret *hxd_stream_take(struct hxd_stream *s, uint64_t pos, double *re
     size_t i = slot_of(s, pos, &found);
     struct hx_secret *k;
 
-    if (!found || s->ready[i].prepared || s->ready[i].key == NULL) {
+    if (!found || s->ready[i].prepared) {
         return NULL;
     }
     k = s->ready[i].key;
