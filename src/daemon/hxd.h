@@ -50,7 +50,7 @@ struct hxd_key {
     uint64_t pos;
     double ready_at;
     struct hx_secret *key;
-    bool prepared;         /* never handed out until the responder's ACK (or its answer) */
+    bool prepared; /* never handed out until the responder's ACK (or its answer) */
 };
 
 /* Batches of one stream in flight at once: the responder's work overlaps the initiator's. */
@@ -175,6 +175,8 @@ hx_err hxd_stream_add_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *
 /* Prepared keys in first..first+count become ready / are wiped. */
 void hxd_stream_ready_range(struct hxd_stream *s, uint64_t first, uint32_t count);
 void hxd_stream_discard_range(struct hxd_stream *s, uint64_t first, uint32_t count);
+/* Wipes the streams whose QoS TTL has passed since they were opened (takes d->lock). */
+void hxd_expire_streams(struct hxd *d);
 /* Queues production for a stream that needs keys (initiator side). */
 void hxd_stream_kick(struct hxd *d, struct hxd_stream *s);
 

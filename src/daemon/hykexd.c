@@ -193,7 +193,14 @@ int main(int argc, char **argv)
     }
     printf("ready\n");
     fflush(stdout);
-    sigwait(&sigs, &sig);
+    /* Once a second, streams whose TTL has passed are wiped. */
+    for (;;) {
+        struct timespec second = {1, 0};
+        if ((sig = sigtimedwait(&sigs, NULL, &second)) > 0) {
+            break;
+        }
+        hxd_expire_streams(d);
+    }
     hx_info("stopping", HX_F_I64("signal", sig));
     rc = 0;
 stop:

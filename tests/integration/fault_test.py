@@ -360,6 +360,23 @@ def expired_stream_is_wiped_at_restart():
 
 
 @test
+def expired_stream_is_wiped_while_running():
+    """A stream whose TTL passes while both nodes run is wiped at both within a second or so:
+    GET_KEY answers "not open" at each end, and the log says why."""
+    ksid = open_pair("B", "C", "ttlrun", ttl=2)
+    apps = {n: App(n) for n in "BC"}
+    for n, c in apps.items():
+        r = c.call("GET_KEY", key_stream_id=ksid)
+        check(r["status"] == 0, f"GET_KEY at {n}: {r}")
+    time.sleep(3.5)  # TTL 2 s, counted in whole seconds, swept once a second
+    for n, c in apps.items():
+        r = c.call("GET_KEY", key_stream_id=ksid)
+        check(r["status"] != 0 and "not open" in r["message"], f"expired stream served at {n}: {r}")
+        check(wait_log(n, "key stream expired", 1), f"no expiry in {n}'s log")
+        c.close()
+
+
+@test
 def kme_paused_then_resumed():
     """The simulator's A-B link paused: GET_KEY fails with a status and a message naming the QKD
     source, within the QoS timeout; after resume keys flow again without restarts."""
@@ -461,7 +478,8 @@ def main():
     try:
         setup()
         for t in (three_nodes_all_pairs_at_once, kill9_initiator_and_responder_mid_production,
-                  expired_stream_is_wiped_at_restart, kme_paused_then_resumed,
+                  expired_stream_is_wiped_at_restart, expired_stream_is_wiped_while_running,
+                  kme_paused_then_resumed,
                   link_cut_between_two_nodes_then_healed, lossy_slow_link_keys_agree):
             t()
     except Exception as e:  # noqa: BLE001
