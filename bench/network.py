@@ -30,6 +30,7 @@ BIN = os.path.abspath(sys.argv[1])
 QUICK = "--quick" in sys.argv
 REPS = 1 if QUICK else 3
 DEPTH = 65536  # keys buffered per stream: a stream must not fill up within a scaling window
+QKD_PIPELINE = 32  # our simulator parses request streams (the reference KME would need 1)
 U = {"A": "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa", "B": "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb"}
 
 
@@ -164,6 +165,7 @@ def main():
                    "qkd_address": {"host": "127.0.0.1", "port": P["k" + n]},
                    "peer_local_address": {"host": "127.0.0.1", "port": P["peer" + n]},
                    "limits": {"buffer_depth": DEPTH, "batch_size": batch},
+                   "qkd": {"pipeline": QKD_PIPELINE},
                    "trusted_peers": {U[m]: {"address": {"host": "127.0.0.1", "port": P["peer" + m]}}}}
             if store is not None:
                 shutil.rmtree(f"{work}/{n}-state", ignore_errors=True)
@@ -191,7 +193,7 @@ def main():
 
         start_nodes(64)
         A, B = f"127.0.0.1:{P['apiA']}", f"127.0.0.1:{P['apiB']}"
-        out = {"benchmark": "network", "reps": REPS, "quick": QUICK}
+        out = {"benchmark": "network", "reps": REPS, "quick": QUICK, "qkd_pipeline": QKD_PIPELINE}
 
         n_rate = 2000 if QUICK else 10000
         rates = {}

@@ -70,6 +70,7 @@ struct hxd_config {
     char qkd_sae_id[64];
     char qkd_application[64];
     uint32_t qkd_key_bytes;
+    uint32_t qkd_pipeline;
     /* hykex: API */
     char api_unix_socket[108];
     char api_allow_uids[256];

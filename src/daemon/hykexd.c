@@ -123,6 +123,7 @@ int main(int argc, char **argv)
     snprintf(d->qkd.tls_key, sizeof(d->qkd.tls_key), "%s", d->cfg.qkd_tls_key);
     snprintf(d->qkd.tls_ca, sizeof(d->qkd.tls_ca), "%s", d->cfg.qkd_tls_ca);
     d->qkd.timeout_ms = 5000;
+    d->qkd.pipeline = d->cfg.qkd_pipeline;
     snprintf(d->qkd014.base_url, sizeof(d->qkd014.base_url), "https://%s:%u", d->cfg.qkd.host,
              d->cfg.qkd.port);
     snprintf(d->qkd014.cert, sizeof(d->qkd014.cert), "%s", d->cfg.qkd_tls_cert);

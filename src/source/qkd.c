@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
+#include "common/buf.h"
 #include "common/json.h"
 #include "proto/etsi004.h"
 
@@ -373,16 +374,13 @@ hx_err hx_qkd_close(const struct hx_qkd_client *c, const struct hx_uuid *ksid)
     return e;
 }
 
-/* One JSON GET_KEY on an open connection, reading one reply object from the stream. */
-static hx_err json_get_on(struct qconn *q, struct hx_json_stream *in, const struct hx_uuid *ksid,
-                          uint32_t index, uint8_t *key, size_t len, uint32_t *status, char *msg,
-                          size_t msg_len)
+/* Appends one JSON GET_KEY request for index to w. */
+static hx_err json_get_request(struct hx_writer *w, const struct hx_uuid *ksid, uint32_t index)
 {
     struct hx_004_request req;
-    struct json_object *o, *r = NULL, *kb;
-    const char *text, *why;
-    uint8_t buf[8192];
-    hx_err e = HX_OK;
+    struct json_object *o;
+    const char *text;
+    hx_err e;
 
     memset(&req, 0, sizeof(req));
     req.cmd = HX_004_GET_KEY;
@@ -390,14 +388,24 @@ static hx_err json_get_on(struct qconn *q, struct hx_json_stream *in, const stru
     req.has_index = true;
     req.index = index;
     req.metadata_size = 1024;
-    o = hx_004_json_encode_request(&req);
-    text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED);
-    if (!qwrite(q, text, strlen(text))) {
-        json_object_put(o);
-        snprintf(msg, msg_len, "QKD source: sending to the KME failed");
-        return HX_ERR_IO;
+    if ((o = hx_004_json_encode_request(&req)) == NULL) {
+        return HX_ERR_NOMEM;
     }
+    text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED);
+    e = hx_write_bytes(w, text, strlen(text));
     json_object_put(o);
+    return e;
+}
+
+/* Reads the next GET_KEY reply object from the stream into key (len bytes). */
+static hx_err json_get_reply(struct qconn *q, struct hx_json_stream *in, uint8_t *key, size_t len,
+                             uint32_t *status, char *msg, size_t msg_len)
+{
+    struct json_object *r = NULL, *kb;
+    const char *why;
+    uint8_t buf[8192];
+    hx_err e = HX_OK;
+
     for (;;) {
         hx_err je;
         enum hx_json_event ev = hx_json_stream_next(in, &r, &je, &why);
@@ -475,13 +483,33 @@ hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_uuid *ksid
         qclose(&q);
         return HX_ERR_NOMEM;
     }
-    for (; *done < count; (*done)++) {
-        if ((e = json_get_on(&q, in, ksid, first + *done, keys + (size_t)*done * len, len, status,
-                             msg, msg_len)) != HX_OK ||
-            *status != 0) {
-            break;
+    /* Up to c->pipeline requests in one write, then their replies in order (a KME that reads
+     * one message per recv, as the reference's, needs pipeline 1). */
+    struct hx_writer w;
+    uint32_t window = c->pipeline > 0 ? c->pipeline : 1;
+    e = HX_OK;
+    hx_writer_init_dynamic(&w, 1u << 20);
+    while (e == HX_OK && *status == 0 && *done < count) {
+        uint32_t n = count - *done < window ? count - *done : window;
+        hx_writer_reset(&w);
+        for (uint32_t i = 0; i < n && e == HX_OK; i++) {
+            e = json_get_request(&w, ksid, first + *done + i);
+        }
+        if (e == HX_OK && !qwrite(&q, w.data, w.len)) {
+            snprintf(msg, msg_len, "QKD source: sending to the KME failed");
+            e = HX_ERR_IO;
+        }
+        /* In order, up to the first failure (the connection then closes with any replies left
+         * unread); *done counts the keys fetched. */
+        for (uint32_t i = 0; i < n && e == HX_OK && *status == 0; i++) {
+            if ((e = json_get_reply(&q, in, keys + (size_t)*done * len, len, status, msg,
+                                    msg_len)) == HX_OK &&
+                *status == 0) {
+                (*done)++;
+            }
         }
     }
+    hx_writer_wipe(&w);
     hx_json_stream_free(in);
     qclose(&q);
     return e;

@@ -22,6 +22,7 @@ struct hx_qkd_client {
     uint16_t port;
     char tls_cert[512], tls_key[512], tls_ca[512];
     unsigned timeout_ms;
+    unsigned pipeline; /* JSON: GET_KEY requests written at once (0 or 1: one at a time) */
 };
 
 /* OPEN_CONNECT; *ksid in/out (nil: the KME makes one). Returns the ETSI status in *status. */

@@ -226,6 +226,8 @@ def setup():
             cfg["api"] = {"unix_socket": f"{WORK}/A.sock"}
         if n in "ABFG":
             cfg["state_dir"] = f"{n}/state"  # the durable store; C, D, E keep keys in memory
+        if n in "AB":
+            cfg["qkd"] = {"pipeline": 8}  # GET_KEYs to the KME 8 at a time (the others: 1)
         if n in "FG":
             del cfg["qkd_address"]
             cfg["certificate_config"]["cert_authority_path"] = "ca014/ca.crt"
