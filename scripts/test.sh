@@ -2,7 +2,9 @@
 # Usage: scripts/test.sh [ctest arguments...]
 # The one command for the tests on a fresh Debian machine: installs what is missing
 # (scripts/bootstrap.sh), builds the asan preset (ASan + UBSan) and runs every ctest test
-# (labels unit, integration, fuzz). Exits non-zero on any failure.
+# (labels unit, integration, fuzz); then builds the release preset and checks that its installed
+# programs are hardened (PIE, full RELRO, NX stack, stack protector, FORTIFY). Exits non-zero on
+# any failure. With ctest arguments only the asan tests run, with those arguments.
 # Example: scripts/test.sh -L unit
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,5 +17,9 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_strin
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 status=0
 ctest --preset asan -j"$(nproc)" "$@" || status=$?
+if [ $# -eq 0 ]; then
+    scripts/build.sh release
+    ctest --preset release -R integration.hardening || status=$?
+fi
 echo "test.sh: finished in $(($(date +%s) - start)) s with status $status"
 exit $status

@@ -30,8 +30,9 @@ U = {"A": "aaaaaaaa-0000-4000-8000-00000000000a", "B": "bbbbbbbb-0000-4000-8000-
      "C": "cccccccc-0000-4000-8000-00000000000c"}
 if LAB:
     ADDR = {"sim": "10.77.0.10", "A": "10.77.0.11", "B": "10.77.0.12", "C": "10.77.0.13"}
-else:
-    ADDR = {"sim": "127.0.0.20", "A": "127.0.0.21", "B": "127.0.0.22", "C": "127.0.0.23"}
+else:  # 127.0.0.20-23 (HYKEX_TEST_LOOPBACK=127.0.0.3: .30-.33, for a second suite at once)
+    _lo = os.environ.get("HYKEX_TEST_LOOPBACK", "127.0.0.2")
+    ADDR = {"sim": _lo + "0", "A": _lo + "1", "B": _lo + "2", "C": _lo + "3"}
 API, PEER, KME = 5100, 5200, 5300  # ports; every program has its own address
 WORK = tempfile.mkdtemp(prefix="hykex-fault-")
 CTL = f"{WORK}/sim.ctl"
