@@ -20,7 +20,7 @@ PACKAGES=(
     perl xz-utils
     libjson-c-dev libuv1-dev libsqlite3-dev libcurl4-gnutls-dev libmicrohttpd-dev
     libcmocka-dev libgnutls28-dev
-    clang libclang-rt-dev clang-format
+    clang libclang-rt-dev clang-format clang-tidy cppcheck
     iproute2 curl python3 gnuplot-nox
 )
 CONTAINER_PACKAGES=(

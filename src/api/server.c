@@ -174,7 +174,7 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
     }
     if (dst.has_query &&
         (dst.method != src.method || dst.n_sources != src.n_sources ||
-         memcmp(dst.sources, src.sources, src.n_sources * sizeof(src.sources[0])))) {
+         memcmp(dst.sources, src.sources, src.n_sources * sizeof(src.sources[0])) != 0)) {
         return hx_004_json_status(
             HYKEX_STATUS_NO_QKD_CONNECTION,
             "destination names another method or other key_sources than source");

@@ -223,6 +223,9 @@ static hx_err combine_hmac_ordered(const struct hx_iov *keys, size_t n_keys, uin
     uint32_t i = 1;
     hx_err e;
 
+    if (n_keys < 2 || n_keys > HX_COMBINE_MAX_SOURCES) {
+        return HX_ERR_INVALID_ARG; /* check_input() guarantees it; the analyser cannot see that */
+    }
     for (size_t k = 1; k < n_keys; k++) {
         parts[k + 1] = keys[k];
     }

@@ -1408,7 +1408,7 @@ static void on_batch_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_
 static void on_batch_query(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len)
 {
     struct hx_reader r;
-    struct hx_uuid ksid;
+    struct hx_uuid ksid = {{0}};
     struct hxd_stream *s;
     struct hxd_pending *pd;
     uint64_t first;
@@ -1590,7 +1590,7 @@ void hxd_pools_stop(struct hxd *d)
 static void on_stream_open(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len)
 {
     struct hx_reader r;
-    struct hx_uuid ksid, qkd;
+    struct hx_uuid ksid = {{0}}, qkd;
     struct hx_uri src_uri, dst_uri;
     char src[HX_004_MAX_URI + 1], dst[HX_004_MAX_URI + 1], why[200], sae[64];
     uint32_t chunk, timeout, ttl;

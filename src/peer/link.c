@@ -222,6 +222,8 @@ static bool identify_by_address(struct hx_links *ls, int fd, X509 *cert, bool cl
     socklen_t len = sizeof(sa);
     char ip[INET6_ADDRSTRLEN] = "", id[HX_UUID_STR_LEN + 1];
 
+    memset(&sa, 0, sizeof(sa));
+
     if (getpeername(fd, (struct sockaddr *)&sa, &len) != 0 ||
         inet_ntop(sa.ss_family,
                   sa.ss_family == AF_INET ? (void *)&((struct sockaddr_in *)&sa)->sin_addr

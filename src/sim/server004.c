@@ -556,6 +556,10 @@ static hx_err add_listener(struct sim_server *srv, size_t kme, enum dialect d,
     l->dialect = d;
     l->fd = -1;
     if (d == D_CTL) {
+        if (unix_path == NULL) {
+            snprintf(why, why_len, "control listener without a socket path");
+            return HX_ERR_INVALID_ARG;
+        }
         e = listen_unix(unix_path, &l->fd, why, why_len);
     } else {
         l->compat = sl->reference_compat;
