@@ -71,9 +71,9 @@ static long post(const struct hx_qkd014 *c, const char *path, const char *json, 
     return code;
 }
 
-/* Parses {"keys": [{"key_ID", "key"}]} into keys at the positions of ids (or in order). */
-static hx_err parse_keys(const struct body *b, uint32_t count, size_t bytes, uint8_t *keys,
-                         struct hx_uuid *ids, bool ids_given, char *msg, size_t msg_len)
+hx_err hx_qkd014_parse_keys(const char *json, size_t len, uint32_t count, size_t bytes,
+                            uint8_t *keys, struct hx_uuid *ids, bool ids_given, char *msg,
+                            size_t msg_len)
 {
     static const struct hx_json_limits lim = {
         .max_message = 4u << 20, .max_depth = 6, .max_string = 16384, .max_members = 4096};
@@ -81,7 +81,8 @@ static hx_err parse_keys(const struct body *b, uint32_t count, size_t bytes, uin
     char why[200];
     hx_err e = HX_ERR_PROTO;
 
-    if (hx_json_parse_object(b->p, b->len, &lim, &o, why, sizeof(why)) != HX_OK ||
+    if (bytes == 0 || bytes > 8192 ||
+        hx_json_parse_object(json, len, &lim, &o, why, sizeof(why)) != HX_OK ||
         !json_object_object_get_ex(o, "keys", &arr) || !json_object_is_type(arr, json_type_array) ||
         json_object_array_length(arr) != count) {
         snprintf(msg, msg_len, "QKD source (014): the KME's key container is malformed");
@@ -160,7 +161,7 @@ hx_err hx_qkd014_enc(const struct hx_qkd014 *c, const char *slave_sae, uint32_t 
     snprintf(path, sizeof(path), "/api/v1/keys/%s/enc_keys", slave_sae);
     snprintf(json, sizeof(json), "{\"number\": %u, \"size\": %zu}", count, bytes * 8);
     code = post(c, path, json, &b, msg, msg_len);
-    e = code == 200 ? parse_keys(&b, count, bytes, keys, ids, false, msg, msg_len)
+    e = code == 200 ? hx_qkd014_parse_keys(b.p, b.len, count, bytes, keys, ids, false, msg, msg_len)
                     : status_error(code, &b, msg, msg_len);
     OPENSSL_clear_free(b.p, b.cap);
     return e;
@@ -188,7 +189,7 @@ hx_err hx_qkd014_dec(const struct hx_qkd014 *c, const char *master_sae, const st
     snprintf(json + off, cap - off, "]}");
     snprintf(path, sizeof(path), "/api/v1/keys/%s/dec_keys", master_sae);
     code = post(c, path, json, &b, msg, msg_len);
-    e = code == 200 ? parse_keys(&b, count, bytes, keys, (struct hx_uuid *)ids, true, msg, msg_len)
+    e = code == 200 ? hx_qkd014_parse_keys(b.p, b.len, count, bytes, keys, (struct hx_uuid *)ids, true, msg, msg_len)
                     : status_error(code, &b, msg, msg_len);
     free(json);
     OPENSSL_clear_free(b.p, b.cap);

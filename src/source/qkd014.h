@@ -7,6 +7,7 @@
 #ifndef HX_SOURCE_QKD014_H
 #define HX_SOURCE_QKD014_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,5 +28,14 @@ HX_MUST_CHECK hx_err hx_qkd014_enc(const struct hx_qkd014 *c, const char *slave_
 HX_MUST_CHECK hx_err hx_qkd014_dec(const struct hx_qkd014 *c, const char *master_sae,
                                    const struct hx_uuid *ids, uint32_t count, size_t bytes,
                                    uint8_t *keys, char *msg, size_t msg_len);
+
+/*
+ * Parses a KME's key container {"keys": [{"key_ID", "key" (base64)}, ...]} of exactly count
+ * keys of bytes bytes each into keys (count * bytes): in order, their ids into ids; or, with
+ * ids_given, each at the position of its id in ids (a key not asked for is an error).
+ */
+HX_MUST_CHECK hx_err hx_qkd014_parse_keys(const char *json, size_t len, uint32_t count,
+                                          size_t bytes, uint8_t *keys, struct hx_uuid *ids,
+                                          bool ids_given, char *msg, size_t msg_len);
 
 #endif
