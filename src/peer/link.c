@@ -279,9 +279,21 @@ static hx_err handshake(struct hx_links *ls, int fd, bool client, const struct h
     l->refs = 1;
     if ((l->ssl = SSL_new(ls->ctx)) == NULL || SSL_set_fd(l->ssl, fd) != 1 ||
         (client ? SSL_connect(l->ssl) : SSL_accept(l->ssl)) != 1) {
-        char why[200];
+        char why[200], from[INET6_ADDRSTRLEN + 8] = "?";
+        long v = l->ssl != NULL ? SSL_get_verify_result(l->ssl) : X509_V_OK;
+        struct sockaddr_storage sa;
+        socklen_t sl = sizeof(sa);
         ssl_why(why, sizeof(why), "handshake");
-        hx_warn("peer TLS handshake failed", HX_F_STR("reason", why));
+        if (v != X509_V_OK) { /* say which certificate check failed, not only "verify failed" */
+            snprintf(why, sizeof(why), "certificate: %s", X509_verify_cert_error_string(v));
+        }
+        memset(&sa, 0, sizeof(sa));
+        if (getpeername(fd, (struct sockaddr *)&sa, &sl) == 0 && sa.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, from, sizeof(from));
+        } else if (sa.ss_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, from, sizeof(from));
+        }
+        hx_warn("peer TLS handshake failed", HX_F_STR("from", from) HX_F_STR("reason", why));
         goto fail;
     }
     if ((cert = SSL_get0_peer_certificate(l->ssl)) == NULL) {

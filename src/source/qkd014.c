@@ -189,7 +189,8 @@ hx_err hx_qkd014_dec(const struct hx_qkd014 *c, const char *master_sae, const st
     snprintf(json + off, cap - off, "]}");
     snprintf(path, sizeof(path), "/api/v1/keys/%s/dec_keys", master_sae);
     code = post(c, path, json, &b, msg, msg_len);
-    e = code == 200 ? hx_qkd014_parse_keys(b.p, b.len, count, bytes, keys, (struct hx_uuid *)ids, true, msg, msg_len)
+    e = code == 200 ? hx_qkd014_parse_keys(b.p, b.len, count, bytes, keys, (struct hx_uuid *)ids,
+                                           true, msg, msg_len)
                     : status_error(code, &b, msg, msg_len);
     free(json);
     OPENSSL_clear_free(b.p, b.cap);
