@@ -24,6 +24,10 @@ if(HYKEX_HARDEN)
   add_link_options(-pie LINKER:-z,relro LINKER:-z,now LINKER:-z,noexecstack)
 endif()
 
+if(HYKEX_FAULT_INJECTION)
+  add_compile_definitions(HYKEX_FAULT_INJECTION=1)
+endif()
+
 if(HYKEX_FUZZ)
   if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
     message(FATAL_ERROR "the fuzz preset needs clang (libFuzzer)")

@@ -560,6 +560,54 @@ static void give_up(struct hxd *d, struct hxd_stream *s, uint64_t first, uint32_
     }
 }
 
+/*
+ * Test hook (HYKEX_FAULT_INJECTION builds only): makes this node a hostile peer by altering the
+ * BATCH_RESP or BATCH_FIN it is about to send (w: the whole message; sig_len: its signature's
+ * length; the message ends with u16 length, signature, 32-byte tag). The other node must refuse.
+ */
+static void fault_alter(struct hxd *d, uint8_t type, struct hx_writer *w, size_t sig_len)
+{
+#ifdef HYKEX_FAULT_INJECTION
+    const size_t hdr = 16 + 8 + 4 + 4;
+    enum hxd_fault f = d->fault;
+
+    if (w->len < hdr + 2 + sig_len + 32) {
+        return;
+    }
+    if ((type == HXP_BATCH_RESP && f == HXD_FAULT_RESP_SIG) ||
+        (type == HXP_BATCH_FIN && f == HXD_FAULT_FIN_SIG)) {
+        w->data[w->len - 32 - sig_len / 2] ^= 0x01;
+    } else if ((type == HXP_BATCH_RESP && f == HXD_FAULT_RESP_TAG) ||
+               (type == HXP_BATCH_FIN && f == HXD_FAULT_FIN_TAG)) {
+        w->data[w->len - 1] ^= 0x80;
+    } else if (type == HXP_BATCH_RESP && f == HXD_FAULT_RESP_CT) {
+        w->data[hdr] ^= 0x01;
+    } else if (type == HXP_BATCH_RESP && f == HXD_FAULT_RESP_REPLAY) {
+        /* Keep this batch's body; send the previous one's (a recorded message replayed). */
+        uint8_t *now = malloc(w->len - hdr);
+        if (now == NULL) {
+            return;
+        }
+        memcpy(now, w->data + hdr, w->len - hdr);
+        if (d->fault_last != NULL && d->fault_last_len == w->len - hdr) {
+            memcpy(w->data + hdr, d->fault_last, d->fault_last_len);
+        }
+        free(d->fault_last);
+        d->fault_last = now;
+        d->fault_last_len = w->len - hdr;
+    } else {
+        return;
+    }
+    hx_warn("fault injection: sending an altered batch message",
+            HX_F_STR("type", type == HXP_BATCH_RESP ? "BATCH_RESP" : "BATCH_FIN"));
+#else
+    (void)d;
+    (void)type;
+    (void)w;
+    (void)sig_len;
+#endif
+}
+
 /* ---- initiator ---- */
 
 /* Records a failed batch; false when the stream is closed or gone (nobody waits for it). */
@@ -1029,6 +1077,7 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
         goto out; /* closed: its rows went with it */
     }
     prepare(s, &b);
+    fault_alter(d, HXP_BATCH_FIN, &w, sig_len);
     pthread_mutex_unlock(&d->lock);
     if (hxd_send(d, &b.s.peer, HXP_BATCH_FIN, w.data, w.len) != HX_OK) {
         snprintf(msg, sizeof(msg), "sending BATCH_FIN failed");
@@ -1257,6 +1306,7 @@ static void on_batch_req(struct hxd *d, const struct hx_uuid *peer, const uint8_
     memcpy(pd->tag_i, tag_i, 32);
     pd->keys = b.keys;
     b.keys = NULL;
+    fault_alter(d, HXP_BATCH_RESP, &w, sig_len); /* under d->lock: it keeps the last RESP */
     pthread_mutex_unlock(&d->lock);
     hx_ignore(hxd_send(d, peer, HXP_BATCH_RESP, w.data, w.len));
 out:
@@ -1265,15 +1315,18 @@ out:
 }
 
 /*
- * Test hook: HYKEX_FAULT_DROP_ACK=N makes the N-th committed batch's ACK be lost with the link
- * (tests/integration/hykexd_test.py checks what follows). Unset in production.
+ * Test hook (HYKEX_FAULT_INJECTION builds only): HYKEX_FAULT_DROP_ACK=N makes the N-th committed
+ * batch's ACK be lost with the link (tests/integration/hykexd_test.py checks what follows).
+ * Called with d->lock held.
  */
-static bool drop_this_ack(void)
+static bool drop_this_ack(struct hxd *d)
 {
-    static long seen;
-    const char *v = getenv("HYKEX_FAULT_DROP_ACK");
-
-    return v != NULL && ++seen == strtol(v, NULL, 10);
+#ifdef HYKEX_FAULT_INJECTION
+    return d->fault_drop_ack > 0 && --d->fault_drop_ack == 0;
+#else
+    (void)d;
+    return false;
+#endif
 }
 
 /* The pending batch at first (lock held), or NULL. */
@@ -1380,7 +1433,7 @@ static void on_batch_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_
         d->batches_ok++;
         /* Queue the ACK before the lock goes: the application may take a key and CLOSE at
          * once, and the peer must see the ACK before that STREAM_CLOSE. */
-        if (drop_this_ack()) {
+        if (drop_this_ack(d)) {
             hx_warn("fault injection: link dropped instead of sending BATCH_ACK", HX_NOFIELDS);
             hx_links_drop(d->links, peer);
         } else {

@@ -137,8 +137,27 @@ struct hxd_pool {
     pthread_cond_t wake;
 };
 
+/*
+ * Test-only misbehaviour, compiled in with HYKEX_FAULT_INJECTION (dev and asan presets, never
+ * release) and set from the environment at start-up (hykexd.c): the fault tests make one node
+ * a hostile peer and check that the other refuses it.
+ */
+enum hxd_fault {
+    HXD_FAULT_NONE = 0,
+    HXD_FAULT_RESP_SIG,    /* responder: BATCH_RESP with a bit of the signature flipped */
+    HXD_FAULT_RESP_TAG,    /* responder: ... of the confirmation tag */
+    HXD_FAULT_RESP_CT,     /* responder: ... of the first ciphertext */
+    HXD_FAULT_RESP_REPLAY, /* responder: the previous BATCH_RESP's body under the new header */
+    HXD_FAULT_FIN_SIG,     /* initiator: BATCH_FIN with a bit of the signature flipped */
+    HXD_FAULT_FIN_TAG,     /* initiator: ... of the confirmation tag */
+};
+
 struct hxd {
     struct hxd_config cfg;
+    enum hxd_fault fault; /* HYKEX_FAULT_PEER */
+    long fault_drop_ack;  /* HYKEX_FAULT_DROP_ACK: the n-th committed batch's ACK is lost */
+    uint8_t *fault_last;  /* HXD_FAULT_RESP_REPLAY: the previous BATCH_RESP */
+    size_t fault_last_len;
     struct hx_links *links;
     struct hx_sig_key *sig_key;
     struct hx_qkd_client qkd;

@@ -83,6 +83,23 @@ int main(int argc, char **argv)
         free(d);
         return 0;
     }
+#ifdef HYKEX_FAULT_INJECTION
+    {
+        static const char *const names[] = {
+            "", "resp-sig", "resp-tag", "resp-ct", "resp-replay", "fin-sig", "fin-tag"};
+        const char *v = getenv("HYKEX_FAULT_PEER"), *n = getenv("HYKEX_FAULT_DROP_ACK");
+        for (size_t i = 1; v != NULL && i < sizeof(names) / sizeof(names[0]); i++) {
+            if (strcmp(v, names[i]) == 0) {
+                d->fault = (enum hxd_fault)i;
+            }
+        }
+        d->fault_drop_ack = n != NULL ? strtol(n, NULL, 10) : 0;
+        if (d->fault != HXD_FAULT_NONE || d->fault_drop_ack > 0) {
+            fprintf(stderr, "hykexd: fault injection on (HYKEX_FAULT_PEER=%s, DROP_ACK=%ld)\n",
+                    v != NULL ? v : "", d->fault_drop_ack);
+        }
+    }
+#endif
     if (hx_log_level_parse(d->cfg.log_level, &lvl) == HX_OK) {
         hx_log_set_level(lvl);
     }
@@ -214,6 +231,7 @@ stop:
         }
     }
     hxd_persist_close(d);
+    free(d->fault_last);
 out:
     free(peer_ids);
     free(peer_hosts);

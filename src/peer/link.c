@@ -105,7 +105,7 @@ static double now_s(void)
 
 static void ssl_why(char *why, size_t why_len, const char *what)
 {
-    char err[200];
+    char err[160];
     unsigned long e = ERR_get_error();
 
     ERR_error_string_n(e, err, sizeof(err));
@@ -279,7 +279,7 @@ static hx_err handshake(struct hx_links *ls, int fd, bool client, const struct h
     l->refs = 1;
     if ((l->ssl = SSL_new(ls->ctx)) == NULL || SSL_set_fd(l->ssl, fd) != 1 ||
         (client ? SSL_connect(l->ssl) : SSL_accept(l->ssl)) != 1) {
-        char why[200], from[INET6_ADDRSTRLEN + 8] = "?";
+        char why[240], from[INET6_ADDRSTRLEN + 8] = "?";
         long v = l->ssl != NULL ? SSL_get_verify_result(l->ssl) : X509_V_OK;
         struct sockaddr_storage sa;
         socklen_t sl = sizeof(sa);

@@ -350,6 +350,77 @@ def lost_ack_keeps_positions_at_both_ends():
           "F did not settle the batch whose ACK was lost")
 
 
+def restart(node, env=None):
+    procs[node].terminate()
+    procs[node].wait(5)
+    start_daemon(node, env)
+
+
+def stream_status(node, ks):
+    r = subprocess.run([f"{BIN}/hykex", "status", "--json", "--address", f"127.0.0.1:{P['api' + node]}"],
+                       capture_output=True, text=True, timeout=30)
+    return [s for s in json.loads(r.stdout)["streams"] if s["key_stream_id"] == ks][0]
+
+
+@test
+def hostile_peer_batches_refused():
+    """One node of the F-G pair made hostile (HYKEX_FAULT_PEER, compiled into test builds only):
+    a responder whose BATCH_RESP has a flipped signature bit, tag bit or ciphertext bit, or
+    replays the previous batch's body; an initiator whose BATCH_FIN has a flipped signature or
+    tag bit. The honest node refuses every altered batch with a log line, no key is produced
+    from one, and GET_KEY answers a status with a message."""
+    src = lambda app: uri("F", "hkdf", "ML-KEM-768,X25519", app)  # noqa: E731
+    dst = lambda app: uri("G", "hkdf", "ML-KEM-768,X25519", app)  # noqa: E731
+    cases = [("G", "resp-sig", "F", "signature does not verify"),
+             ("G", "resp-tag", "F", "key confirmation failed"),
+             ("G", "resp-ct", "F", "signature does not verify"),
+             ("G", "resp-replay", "F", "signature does not verify"),
+             ("F", "fin-sig", "G", "signature does not verify; batch discarded"),
+             ("F", "fin-tag", "G", "key confirmation failed; batch discarded")]
+    try:
+        for bad, mode, honest, line in cases:
+            restart(bad, {"HYKEX_FAULT_PEER": mode})
+            other = "G" if bad == "F" else "F"
+            wait_link(other, bad)
+            time.sleep(0.5)
+            before = open(f"{WORK}/{honest}.log").read().count(line)
+            app = f"hostile-{mode}"
+            out = {}
+
+            def side(node):
+                c = App(node)
+                r = c.open(src(app), dst(app), {"timeout": 1500})
+                out[node] = [r] + ([c.get(r["key_stream_id"], index=i) for i in (0, 200)]
+                                   if r["status"] == 0 else [])
+            ts = [threading.Thread(target=side, args=(n,)) for n in "FG"]
+            [t.start() for t in ts]
+            [t.join(30) for t in ts]
+            check(all(len(out.get(n, [])) == 3 for n in "FG"), f"{mode}: open: {out}")
+            ks = out["F"][0]["key_stream_id"]
+            after = open(f"{WORK}/{honest}.log").read().count(line)
+            check(after > before, f"{mode}: no '{line}' in {honest}'s log")
+            # position 200 needs batches after the first: never made from altered ones
+            for n in "FG":
+                r = out[n][2]
+                check(r["status"] != 0 and r.get("message"), f"{mode}: a key at {n}: {r}")
+            if mode == "resp-replay":
+                # the first batch was honest (nothing to replay yet): equal keys there, if any
+                f0, g0 = out["F"][1], out["G"][1]
+                check(f0["status"] != 0 or f0["key_buffer"] == g0["key_buffer"], f"{mode}: {f0} {g0}")
+            else:
+                for n in "FG":
+                    check(out[n][1]["status"] != 0, f"{mode}: a key at {n}: {out[n][1]}")
+                    st = stream_status(n, ks)
+                    check(st["produced"] == 0 and st["ready"] == 0, f"{mode}: {n} produced {st}")
+                msg = out["F"][2]["message"]
+                check(any(w in msg for w in ("signature", "confirmation", "commit")),
+                      f"{mode}: GET_KEY at F says {msg!r}")
+    finally:
+        for n in "FG":
+            restart(n)
+        wait_link("F", "G")
+
+
 @test
 def unix_socket_and_its_allow_list():
     u = socket.socket(socket.AF_UNIX)
@@ -601,6 +672,7 @@ def main():
         for t in [reference_client_byte_for_byte, every_method_and_source_set,
                   binary_qkd_dialect_and_long_keys, etsi_014_key_managers,
                   certificates_of_the_original_system, lost_ack_keeps_positions_at_both_ends,
+                  hostile_peer_batches_refused,
                   unix_socket_and_its_allow_list,
                   hykex_status_and_run,
                   index_semantics, error_statuses_with_messages,
