@@ -24,6 +24,7 @@
 #include "crypto/combine.h"
 #include "crypto/kdf.h"
 #include "daemon/hxd.h"
+#include "proto/peer.h"
 
 #define WAIT_REPLY_S 15.0
 /*
@@ -78,51 +79,20 @@ hx_err hxd_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const u
     return send_on_link(d, peer, type, p, len, NULL);
 }
 
-static hx_err write_lp16(struct hx_writer *w, const char *s)
-{
-    size_t n = strlen(s);
-    hx_err e;
-
-    if (n > UINT16_MAX) {
-        return HX_ERR_TOO_LARGE;
-    }
-    if ((e = hx_write_u16(w, (uint16_t)n)) != HX_OK) {
-        return e;
-    }
-    return hx_write_bytes(w, s, n);
-}
-
-static hx_err read_lp16(struct hx_reader *r, char *out, size_t cap)
-{
-    uint16_t n;
-    hx_err e;
-
-    if ((e = hx_read_u16(r, &n)) != HX_OK) {
-        return e;
-    }
-    if (n >= cap) {
-        return HX_ERR_TOO_LARGE;
-    }
-    if ((e = hx_read_bytes(r, out, n)) != HX_OK) {
-        return e;
-    }
-    out[n] = '\0';
-    return HX_OK;
-}
-
 hx_err hxd_send_open(struct hxd *d, const struct hxd_stream *s)
 {
     struct hx_writer w;
     hx_err e;
 
     hx_writer_init_dynamic(&w, 8192);
-    if ((e = hx_write_bytes(&w, s->ksid.b, 16)) != HX_OK || (e = write_lp16(&w, s->src)) != HX_OK ||
-        (e = write_lp16(&w, s->dst)) != HX_OK ||
+    if ((e = hx_write_bytes(&w, s->ksid.b, 16)) != HX_OK ||
+        (e = hx_peer_write_lp16(&w, s->src)) != HX_OK ||
+        (e = hx_peer_write_lp16(&w, s->dst)) != HX_OK ||
         (e = hx_write_u32(&w, s->qos.key_chunk_size)) != HX_OK ||
         (e = hx_write_u32(&w, s->qos.timeout_ms)) != HX_OK ||
         (e = hx_write_u32(&w, s->qos.ttl_s)) != HX_OK ||
         (e = hx_write_bytes(&w, s->qkd_ksid.b, 16)) != HX_OK ||
-        (e = write_lp16(&w, d->cfg.qkd_sae_id)) != HX_OK) {
+        (e = hx_peer_write_lp16(&w, d->cfg.qkd_sae_id)) != HX_OK) {
         goto out;
     }
     e = hxd_send(d, &s->peer, HXP_STREAM_OPEN, w.data, w.len);
@@ -144,8 +114,8 @@ hx_err hxd_send_join(struct hxd *d, const struct hx_uuid *peer, const struct hx_
 
     hx_writer_init_fixed(&w, buf, sizeof(buf));
     if (hx_write_bytes(&w, ksid->b, 16) != HX_OK || hx_write_u32(&w, status) != HX_OK ||
-        write_lp16(&w, msg != NULL ? msg : "") != HX_OK ||
-        write_lp16(&w, d->cfg.qkd_sae_id) != HX_OK) {
+        hx_peer_write_lp16(&w, msg != NULL ? msg : "") != HX_OK ||
+        hx_peer_write_lp16(&w, d->cfg.qkd_sae_id) != HX_OK) {
         return HX_ERR_NOSPACE;
     }
     return hxd_send(d, peer, HXP_STREAM_JOIN, buf, w.len);
@@ -942,18 +912,17 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
     pthread_mutex_unlock(&d->lock);
     {
         struct hx_reader r;
-        uint8_t rid[16];
-        uint64_t rfirst;
-        uint32_t rcount, rstatus;
+        uint32_t rstatus;
         uint16_t slen;
         const uint8_t *rsig, *rtag;
-        hx_reader_init(&r, resp, resp_len);
-        if (hx_read_bytes(&r, rid, 16) != HX_OK || hx_read_u64(&r, &rfirst) != HX_OK ||
-            hx_read_u32(&r, &rcount) != HX_OK || hx_read_u32(&r, &rstatus) != HX_OK ||
-            rfirst != first || rcount != count) {
+        struct hx_peer_batch m;
+        if (hx_peer_decode_resp(resp, resp_len, &m) != HX_OK || m.first != first ||
+            m.count != count) {
             snprintf(msg, sizeof(msg), "malformed BATCH_RESP from the peer");
             goto fail;
         }
+        rstatus = m.status;
+        hx_reader_init(&r, m.rest, m.rest_len);
         if (rstatus == RESP_POSITIONS_LOST) {
             pthread_mutex_lock(&d->lock);
             if ((s = hxd_stream_find(d, ksid)) != NULL) {
@@ -965,8 +934,9 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
             goto out;
         }
         if (rstatus != 0) {
-            status = (int)rstatus;
-            if (read_lp16(&r, msg, sizeof(msg)) != HX_OK) {
+            /* The peer's ETSI status reaches our application: only a valid one. */
+            status = rstatus <= 8 ? (int)rstatus : HYKEX_STATUS_NO_QKD_CONNECTION;
+            if (hx_peer_read_lp16(&r, msg, sizeof(msg)) != HX_OK) {
                 snprintf(msg, sizeof(msg), "peer node failed the batch (status %u)", rstatus);
             }
             goto fail;
@@ -1026,9 +996,9 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
         }
         hx_writer_wipe(&tw);
         transcript(&b);
-        if (hx_read_u16(&r, &slen) != HX_OK || hx_read_view(&r, slen, &rsig) != HX_OK ||
-            hx_read_view(&r, 32, &rtag) != HX_OK) {
-            snprintf(msg, sizeof(msg), "BATCH_RESP without signature and tag");
+        if (hx_peer_read_signed(&r, &rsig, &slen, &rtag) != HX_OK) {
+            snprintf(msg, sizeof(msg),
+                     "BATCH_RESP without a signature and tag, or with trailing bytes");
             goto fail;
         }
         if ((e = verify_peer(d, &b.s.peer, ctx_resp, sizeof(ctx_resp) - 1, b.T, rsig, slen)) !=
@@ -1130,7 +1100,7 @@ static void send_resp_error(struct hxd *d, const struct hx_uuid *peer, const uin
     hx_writer_init_fixed(&w, buf, sizeof(buf));
     if (hx_write_bytes(&w, ksid, 16) == HX_OK && hx_write_u64(&w, first) == HX_OK &&
         hx_write_u32(&w, count) == HX_OK && hx_write_u32(&w, status) == HX_OK &&
-        write_lp16(&w, msg) == HX_OK) {
+        hx_peer_write_lp16(&w, msg) == HX_OK) {
         hx_ignore(hxd_send(d, peer, HXP_BATCH_RESP, buf, w.len));
     }
 }
@@ -1152,16 +1122,23 @@ static void on_batch_req(struct hxd *d, const struct hx_uuid *peer, const uint8_
 
     memset(&b, 0, sizeof(b));
     hx_writer_init_dynamic(&w, HX_LINK_MAX_FRAME);
-    hx_reader_init(&r, p, len);
-    if (hx_read_bytes(&r, ksid.b, 16) != HX_OK || hx_read_u64(&r, &first) != HX_OK ||
-        hx_read_u32(&r, &count) != HX_OK || count == 0 || count > 1024 ||
-        hx_read_u64(&r, &qkd_first) != HX_OK) {
-        hx_warn("malformed BATCH_REQ from a peer", HX_NOFIELDS);
-        goto out;
+    {
+        struct hx_peer_batch m;
+        if (hx_peer_decode_req(p, len, &m) != HX_OK) {
+            hx_warn("malformed BATCH_REQ from a peer", HX_NOFIELDS);
+            goto out;
+        }
+        ksid = m.ksid;
+        first = m.first;
+        count = m.count;
+        qkd_first = m.qkd_first;
+        hx_reader_init(&r, m.rest, m.rest_len);
     }
     pthread_mutex_lock(&d->lock);
     s = hxd_stream_find(d, &ksid);
-    if (s != NULL && s->role == HXD_RESPONDER && any_committed(s, first, count)) {
+    /* Only the stream's own peer may touch its positions. */
+    if (s != NULL && s->role == HXD_RESPONDER && hx_uuid_equal(&s->peer, peer) &&
+        any_committed(s, first, count)) {
         char id[HX_UUID_STR_LEN + 1];
         give_up(d, s, first, count);
         pthread_cond_broadcast(&d->changed);
@@ -1370,6 +1347,7 @@ static void send_ack(struct hxd *d, const struct hx_uuid *peer, const struct hx_
 static void on_batch_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len)
 {
     struct hx_reader r;
+    struct hx_peer_batch m;
     struct hx_uuid ksid;
     struct hxd_stream *s;
     struct hxd_pending *pd, pend;
@@ -1380,14 +1358,17 @@ static void on_batch_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_
     char id[HX_UUID_STR_LEN + 1];
     hx_err e;
 
-    hx_reader_init(&r, p, len);
-    if (hx_read_bytes(&r, ksid.b, 16) != HX_OK || hx_read_u64(&r, &first) != HX_OK ||
-        hx_read_u32(&r, &count) != HX_OK || hx_read_u32(&r, &status) != HX_OK) {
+    if (hx_peer_decode_fin(p, len, &m) != HX_OK) {
+        hx_warn("malformed BATCH_FIN from a peer", HX_NOFIELDS);
         return;
     }
-    if (status == 0 && (hx_read_u16(&r, &slen) != HX_OK || hx_read_view(&r, slen, &sig) != HX_OK ||
-                        hx_read_view(&r, 32, &tag) != HX_OK)) {
-        status = 2;
+    ksid = m.ksid;
+    first = m.first;
+    count = m.count;
+    status = m.status;
+    hx_reader_init(&r, m.rest, m.rest_len);
+    if (status == 0 && hx_peer_read_signed(&r, &sig, &slen, &tag) != HX_OK) {
+        status = 2; /* a commit without a valid signature and tag is an abort */
     }
     hx_uuid_format(&ksid, id);
     pthread_mutex_lock(&d->lock);
@@ -1460,19 +1441,21 @@ static void on_batch_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_
  */
 static void on_batch_query(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len)
 {
-    struct hx_reader r;
-    struct hx_uuid ksid = {{0}};
+    struct hx_peer_batch m;
+    struct hx_uuid ksid;
     struct hxd_stream *s;
     struct hxd_pending *pd;
     uint64_t first;
     uint32_t count;
     bool committed = false;
 
-    hx_reader_init(&r, p, len);
-    if (hx_read_bytes(&r, ksid.b, 16) != HX_OK || hx_read_u64(&r, &first) != HX_OK ||
-        hx_read_u32(&r, &count) != HX_OK || count == 0) {
+    if (hx_peer_decode_query(p, len, &m) != HX_OK) {
+        hx_warn("malformed BATCH_QUERY from a peer", HX_NOFIELDS);
         return;
     }
+    ksid = m.ksid;
+    first = m.first;
+    count = m.count;
     pthread_mutex_lock(&d->lock);
     for (;;) {
         s = hxd_stream_find(d, &ksid);
@@ -1642,49 +1625,52 @@ void hxd_pools_stop(struct hxd *d)
 
 static void on_stream_open(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len)
 {
-    struct hx_reader r;
-    struct hx_uuid ksid = {{0}}, qkd;
+    struct hx_peer_open *m = malloc(sizeof(*m));
+    struct hx_uuid ksid = {{0}};
     struct hx_uri src_uri, dst_uri;
-    char src[HX_004_MAX_URI + 1], dst[HX_004_MAX_URI + 1], why[200], sae[64];
-    uint32_t chunk, timeout, ttl;
+    char why[200];
     struct hxd_stream *s;
 
-    hx_reader_init(&r, p, len);
-    if (hx_read_bytes(&r, ksid.b, 16) != HX_OK || read_lp16(&r, src, sizeof(src)) != HX_OK ||
-        read_lp16(&r, dst, sizeof(dst)) != HX_OK || hx_read_u32(&r, &chunk) != HX_OK ||
-        hx_read_u32(&r, &timeout) != HX_OK || hx_read_u32(&r, &ttl) != HX_OK ||
-        hx_read_bytes(&r, qkd.b, 16) != HX_OK || read_lp16(&r, sae, sizeof(sae)) != HX_OK ||
-        hx_uri_parse(src, &src_uri, why, sizeof(why)) != HX_OK ||
-        hx_uri_parse(dst, &dst_uri, why, sizeof(why)) != HX_OK ||
+    if (m == NULL) {
+        return;
+    }
+    if (hx_peer_decode_open(p, len, m) != HX_OK ||
+        hx_uri_parse(m->src, &src_uri, why, sizeof(why)) != HX_OK ||
+        hx_uri_parse(m->dst, &dst_uri, why, sizeof(why)) != HX_OK ||
         !hx_uuid_equal(&src_uri.node, peer) || !hx_uuid_equal(&dst_uri.node, &d->cfg.uuid) ||
-        chunk == 0 || chunk > d->cfg.max_key_chunk) {
+        m->chunk == 0 || m->chunk > d->cfg.max_key_chunk) {
+        memcpy(ksid.b, p, len >= 16 ? 16 : 0); /* hxd_on_frame passes >= 16 bytes */
         hx_warn("malformed or misdirected STREAM_OPEN from a peer", HX_NOFIELDS);
         hx_ignore(hxd_send_join(d, peer, &ksid, HYKEX_STATUS_NO_QKD_CONNECTION,
                                 "STREAM_OPEN refused by the responder"));
+        free(m);
         return;
     }
+    ksid = m->ksid;
     pthread_mutex_lock(&d->lock);
     if ((s = hxd_stream_find(d, &ksid)) != NULL || (s = hxd_stream_new(d)) == NULL) {
         pthread_mutex_unlock(&d->lock);
         hx_ignore(hxd_send_join(d, peer, &ksid, HYKEX_STATUS_KSID_IN_USE,
                                 "key stream id in use at the responder, or too many streams"));
+        free(m);
         return;
     }
     s->ksid = ksid;
     s->role = HXD_RESPONDER;
     s->peer = *peer;
-    memcpy(s->src, src, sizeof(s->src));
-    memcpy(s->dst, dst, sizeof(s->dst));
+    memcpy(s->src, m->src, sizeof(s->src));
+    memcpy(s->dst, m->dst, sizeof(s->dst));
     s->uri = src_uri;
-    s->qos.key_chunk_size = chunk;
-    s->qos.timeout_ms = timeout;
-    s->qos.ttl_s = ttl;
-    s->qkd_ksid = qkd;
-    memcpy(s->peer_sae, sae, sizeof(s->peer_sae));
+    s->qos.key_chunk_size = m->chunk;
+    s->qos.timeout_ms = m->timeout_ms;
+    s->qos.ttl_s = m->ttl_s;
+    s->qkd_ksid = m->qkd_ksid;
+    memcpy(s->peer_sae, m->sae, sizeof(s->peer_sae));
     s->opened_at = (int64_t)time(NULL);
     s->announced = true;
     pthread_cond_broadcast(&d->changed);
     pthread_mutex_unlock(&d->lock);
+    free(m);
 }
 
 void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, size_t len)
@@ -1715,16 +1701,12 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
     pthread_mutex_lock(&d->lock);
     s = hxd_stream_find(d, &ksid);
     if (s != NULL && hx_uuid_equal(&s->peer, peer)) {
-        if (type == HXP_STREAM_JOIN && len >= 20 && s->role == HXD_INITIATOR) {
-            uint32_t st =
-                (uint32_t)p[16] << 24 | (uint32_t)p[17] << 16 | (uint32_t)p[18] << 8 | p[19];
-            struct hx_reader jr;
-            char jmsg[400];
-            hx_reader_init(&jr, p + 20, len - 20);
-            if (read_lp16(&jr, jmsg, sizeof(jmsg)) == HX_OK &&
-                read_lp16(&jr, s->peer_sae, sizeof(s->peer_sae)) != HX_OK) {
-                s->peer_sae[0] = '\0';
-            }
+        struct hx_peer_join jm;
+        struct hx_peer_batch bm;
+        if (type == HXP_STREAM_JOIN && s->role == HXD_INITIATOR &&
+            hx_peer_decode_join(p, len, &jm) == HX_OK) {
+            uint32_t st = jm.status;
+            memcpy(s->peer_sae, jm.sae, sizeof(s->peer_sae));
             if (st == 0) {
                 s->peer_app_open = true;
                 /* Established at both nodes: from now on it survives restarts. */
@@ -1732,12 +1714,10 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
                 hxd_stream_kick(d, s);
             } else {
                 s->failing = true;
-                s->fail_status = (int)st;
-                snprintf(s->fail_msg, sizeof(s->fail_msg), "peer node refused the stream");
-                if (len > 22 && (size_t)(p[20] << 8 | p[21]) <= len - 22) {
-                    snprintf(s->fail_msg, sizeof(s->fail_msg), "peer node: %.*s",
-                             p[20] << 8 | p[21], (const char *)p + 22);
-                }
+                s->fail_status = st <= 8 ? (int)st : HYKEX_STATUS_NO_QKD_CONNECTION;
+                /* the peer's message, cut to what fail_msg holds */
+                snprintf(s->fail_msg, sizeof(s->fail_msg), "peer node: %.180s",
+                         jm.msg[0] != '\0' ? jm.msg : "refused the stream");
             }
         } else if (type == HXP_STREAM_CLOSE) {
             s->peer_closed = true;
@@ -1747,13 +1727,11 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
             } else {
                 hx_ignore(hxd_persist_stream(d, s));
             }
-        } else if ((type == HXP_BATCH_RESP || type == HXP_BATCH_ACK) && len >= 28 &&
-                   s->role == HXD_INITIATOR) {
-            uint64_t first = 0;
+        } else if (s->role == HXD_INITIATOR &&
+                   ((type == HXP_BATCH_RESP && hx_peer_decode_resp(p, len, &bm) == HX_OK) ||
+                    (type == HXP_BATCH_ACK && hx_peer_decode_ack(p, len, &bm) == HX_OK))) {
+            uint64_t first = bm.first;
             struct hxd_inflight *f;
-            for (int i = 0; i < 8; i++) {
-                first = first << 8 | p[16 + i];
-            }
             if ((f = slot_of(s, first)) != NULL && type == HXP_BATCH_RESP) {
                 free(f->resp);
                 if ((f->resp = malloc(len)) != NULL) {
@@ -1762,7 +1740,7 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
                     f->resp_ready = true;
                 }
             } else if (f != NULL) {
-                f->ack_status = p[24] << 24 | p[25] << 16 | p[26] << 8 | p[27];
+                f->ack_status = bm.status > 0x7fffffffu ? 1 : (int)bm.status; /* -1: waiting */
             }
         }
     }
