@@ -48,6 +48,7 @@ struct client {
     struct hxd_api *a;
     int fd;
     size_t slot;
+    char identity[HXD_MAX_OWNER]; /* "uid:N" over the Unix socket; "" (anonymous) over TCP */
 };
 
 /* ---- replies ---- */
@@ -147,6 +148,22 @@ static bool wait_change(struct hxd *d, double deadline)
 
 /* ---- OPEN_CONNECT ---- */
 
+/*
+ * A stream opened by an identified application (the Unix socket's peer uid) serves only that
+ * identity; one opened anonymously (plain TCP, as the reference clients do) serves any client
+ * allowed to reach the API. Lock held.
+ */
+static bool owned_by_another(const struct client *c, const struct hxd_stream *s)
+{
+    return s->owner[0] != '\0' && strcmp(s->owner, c->identity) != 0;
+}
+
+static struct json_object *not_yours(void)
+{
+    return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION,
+                              "key stream belongs to another application");
+}
+
 static struct json_object *open_connect(struct client *c, const struct hx_004_request *req)
 {
     struct hxd *d = c->a->d;
@@ -236,7 +253,7 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
     /* A stream restored from the store after a restart: its application opens it again. */
     if (!hx_uuid_is_nil(&ksid) && (s = hxd_stream_find(d, &ksid)) != NULL && s->restored &&
         s->role == role && strcmp(s->src, req->source) == 0 &&
-        strcmp(s->dst, req->destination) == 0) {
+        strcmp(s->dst, req->destination) == 0 && !owned_by_another(c, s)) {
         s->restored = false;
         pthread_mutex_unlock(&d->lock);
         hx_uuid_format(&ksid, id);
@@ -268,6 +285,7 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
         s->qos = qos;
         s->app_open = true;
         s->opened_at = (int64_t)time(NULL);
+        memcpy(s->owner, c->identity, sizeof(s->owner));
         copy = *s;
         pthread_mutex_unlock(&d->lock);
         /* The QKD stream at our KME first: its id travels in STREAM_OPEN. */
@@ -349,6 +367,7 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
                                       "key stream id belongs to other source and destination URIs");
         }
         s->app_open = true;
+        memcpy(s->owner, c->identity, sizeof(s->owner));
         s->qos.max_bps = qos.max_bps;
         s->qos.min_bps = qos.min_bps;
         ksid = s->ksid;
@@ -416,6 +435,10 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
         pthread_mutex_unlock(&d->lock);
         return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION,
                                   "key stream id is not open at this node (OPEN_CONNECT first)");
+    }
+    if (owned_by_another(c, s)) {
+        pthread_mutex_unlock(&d->lock);
+        return not_yours();
     }
     pos = req->has_index ? req->index : s->next_get;
     deadline =
@@ -550,6 +573,10 @@ static struct json_object *close_stream(struct client *c, const struct hx_004_re
         pthread_mutex_unlock(&d->lock);
         return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION,
                                   "key stream id is not open at this node");
+    }
+    if (owned_by_another(c, s)) {
+        pthread_mutex_unlock(&d->lock);
+        return not_yours();
     }
     peer = s->peer;
     qkd = s->qkd_ksid;
@@ -796,8 +823,9 @@ static void *accept_main(void *arg)
             usleep(100000);
             continue;
         }
+        struct ucred cred;
+        memset(&cred, 0, sizeof(cred));
         if (ac->unix_socket) {
-            struct ucred cred;
             socklen_t len = sizeof(cred);
             if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
                 !uid_allowed(a, cred.uid, cred.gid)) {
@@ -833,6 +861,9 @@ static void *accept_main(void *arg)
         c->a = a;
         c->fd = fd;
         c->slot = slot;
+        if (ac->unix_socket) {
+            snprintf(c->identity, sizeof(c->identity), "uid:%lu", (unsigned long)cred.uid);
+        }
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 256 * 1024);
         if (pthread_create(&t, &attr, client_main, c) == 0) {

@@ -76,8 +76,11 @@ struct hxd_pending {
     bool busy; /* a BATCH_FIN for it is being committed (its keys are with that thread) */
 };
 
+#define HXD_MAX_OWNER 32
+
 struct hxd_stream {
     bool used;
+    char owner[HXD_MAX_OWNER]; /* identity of the application that opened it ("": anyone) */
     struct hx_uuid ksid;
     enum hxd_role role;
     struct hx_uuid peer;

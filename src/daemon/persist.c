@@ -111,6 +111,7 @@ static hx_err on_stream(void *arg, const struct hx_store_stream *row)
     s->next_get = row->next_get;
     s->peer_closed = row->peer_closed;
     s->opened_at = row->opened_at;
+    snprintf(s->owner, sizeof(s->owner), "%s", row->owner);
     /* Both applications had opened it: it resumes as it was. */
     s->announced = s->app_open = s->peer_app_open = s->restored = true;
     s->qkd_open = !hx_uuid_is_nil(&s->qkd_ksid);
@@ -224,6 +225,7 @@ hx_err hxd_persist_stream(struct hxd *d, const struct hxd_stream *s)
     row->next_get = s->next_get;
     row->peer_closed = s->peer_closed;
     row->opened_at = s->opened_at;
+    snprintf(row->owner, sizeof(row->owner), "%s", s->owner);
     if ((e = hx_store_put_stream(d->store, row)) != HX_OK) {
         char id[HX_UUID_STR_LEN + 1];
         hx_uuid_format(&s->ksid, id);

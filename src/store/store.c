@@ -17,7 +17,7 @@
 #define STORAGE_KEY_LEN 32
 #define NONCE_LEN 12
 #define TAG_LEN 16
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2 /* 2: streams.owner */
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS streams ("
@@ -25,7 +25,8 @@ static const char schema[] =
     " src TEXT NOT NULL, dst TEXT NOT NULL, chunk INTEGER NOT NULL, timeout_ms INTEGER NOT NULL,"
     " ttl_s INTEGER NOT NULL, qkd_ksid BLOB NOT NULL, peer_sae TEXT NOT NULL,"
     " qkd_next INTEGER NOT NULL, produced INTEGER NOT NULL, next_get INTEGER NOT NULL,"
-    " peer_closed INTEGER NOT NULL, opened_at INTEGER NOT NULL) WITHOUT ROWID;"
+    " peer_closed INTEGER NOT NULL, opened_at INTEGER NOT NULL,"
+    " owner TEXT NOT NULL DEFAULT '') WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS keys ("
     " ksid BLOB NOT NULL REFERENCES streams(ksid) ON DELETE CASCADE,"
     " pos INTEGER NOT NULL, state INTEGER NOT NULL, sealed BLOB,"
@@ -60,9 +61,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     [S_PUT_STREAM] =
-        "INSERT INTO streams VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
+        "INSERT INTO streams VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)"
         " ON CONFLICT (ksid) DO UPDATE SET qkd_next=max(qkd_next, ?11), next_get=?13,"
-        " peer_closed=?14, peer_sae=?10, qkd_ksid=?9",
+        " peer_closed=?14, peer_sae=?10, qkd_ksid=?9, owner=?16",
     [S_DROP_STREAM] = "DELETE FROM streams WHERE ksid=?1",
     [S_HAS_STREAM] = "SELECT produced FROM streams WHERE ksid=?1",
     [S_INSERT_KEY] = "INSERT OR REPLACE INTO keys VALUES (?1,?2,?3,?4)",
@@ -406,7 +407,14 @@ hx_err hx_store_open(const char *dir, enum hx_store_sync sync, struct hx_store *
     v = sqlite3_column_int(q, 0);
     sqlite3_finalize(q);
     q = NULL;
-    if (v == 0) {
+    if (v == 1 &&
+        sqlite3_exec(st->db, "ALTER TABLE streams ADD COLUMN owner TEXT NOT NULL DEFAULT ''", NULL,
+                     NULL, NULL) != SQLITE_OK) {
+        snprintf(why, why_len, "cannot upgrade the store %s to schema %d", path, SCHEMA_VERSION);
+        e = HX_ERR_IO;
+        goto fail;
+    }
+    if (v == 0 || v == 1) {
         snprintf(pragmas, sizeof(pragmas), "PRAGMA user_version=%d", SCHEMA_VERSION);
         if (sqlite3_exec(st->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
             snprintf(why, why_len, "cannot set up the store %s", path);
@@ -475,6 +483,7 @@ hx_err hx_store_put_stream(struct hx_store *st, const struct hx_store_stream *r)
     bind_u64(s, 13, r->next_get);
     sqlite3_bind_int(s, 14, r->peer_closed);
     sqlite3_bind_int64(s, 15, r->opened_at);
+    sqlite3_bind_text(s, 16, r->owner, -1, SQLITE_STATIC);
     return end(st, run(st, s));
 }
 
@@ -736,6 +745,7 @@ hx_err hx_store_load(struct hx_store *st, int64_t now, hx_store_stream_fn stream
         r->next_get = (uint64_t)sqlite3_column_int64(s, 12);
         r->peer_closed = sqlite3_column_int(s, 13) != 0;
         r->opened_at = sqlite3_column_int64(s, 14);
+        column_text(s, 15, r->owner, sizeof(r->owner));
         if ((e = stream_fn(arg, r)) != HX_OK ||
             (e = load_keys(st, &r->ksid, key_fn, arg)) != HX_OK) {
             break;

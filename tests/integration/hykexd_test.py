@@ -224,6 +224,8 @@ def setup():
             cfg["qkd"] = {"protocol": "etsi004-binary", "framing": "1.0.1"}
         if n == "A":
             cfg["api"] = {"unix_socket": f"{WORK}/A.sock"}
+        if n == "B":  # uid 65534 may use B's socket: streams_bound_to_their_application
+            cfg["api"] = {"unix_socket": f"{WORK}/B.sock", "allow_uids": "65534"}
         if n in "ABFG":
             cfg["state_dir"] = f"{n}/state"  # the durable store; C, D, E keep keys in memory
         if n in "AB":
@@ -449,6 +451,64 @@ def unix_socket_and_its_allow_list():
     check("refused by the uid/gid allow-list" in open(f"{WORK}/A.log").read(), "no log line")
 
 
+UNIX_CALL = ("import json,socket,sys\n"
+             "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+             "s.sendall(sys.argv[2].encode()); print(s.recv(65536).decode())\n")
+
+
+def unix_call(path, req, uid=None):
+    """One request over a Unix socket, as root or (uid) as another user."""
+    r = subprocess.run(["/usr/bin/python3", "-c", UNIX_CALL, path, json.dumps(req)],
+                       capture_output=True, text=True, cwd="/", timeout=30,
+                       preexec_fn=(lambda: (os.setgid(uid), os.setuid(uid))) if uid else None)
+    return json.loads(r.stdout)
+
+
+@test
+def streams_bound_to_their_application():
+    """A stream opened over B's Unix socket by uid 0 serves only uid 0: uid 65534 (allowed on the
+    socket) and anonymous TCP clients get status 4 "belongs to another application" for GET_KEY
+    and CLOSE, and the stream goes on serving its owner. A stream opened over TCP stays open to
+    any client, as with the reference."""
+    if os.getuid() != 0:
+        return  # another uid needs root
+    ks = str(uuid.uuid4())
+    app = "owned"
+    out = {}
+
+    def side(node):
+        q = {"key_chunk_size": 32, "timeout": 5000}
+        req = {"command": "OPEN_CONNECT", "data": {"source": uri("A", app=app),
+                                                   "destination": uri("B", app=app), "qos": q,
+                                                   "key_stream_id": ks}}
+        out[node] = (unix_call(f"{WORK}/B.sock", req) if node == "B"
+                     else App("A").call("OPEN_CONNECT", **req["data"]))
+    ts = [threading.Thread(target=side, args=(n,)) for n in "AB"]
+    [t.start() for t in ts]
+    [t.join(30) for t in ts]
+    check(out["A"]["status"] == 0 and out["B"]["status"] == 0, f"open: {out}")
+    os.chmod(WORK, 0o711)
+    os.chmod(f"{WORK}/B.sock", 0o666)
+    try:
+        get = {"command": "GET_KEY", "data": {"key_stream_id": ks, "index": 0}}
+        close = {"command": "CLOSE", "data": {"key_stream_id": ks}}
+        for who, r in (("uid 65534 GET_KEY", unix_call(f"{WORK}/B.sock", get, 65534)),
+                       ("uid 65534 CLOSE", unix_call(f"{WORK}/B.sock", close, 65534)),
+                       ("TCP GET_KEY", App("B").call("GET_KEY", key_stream_id=ks, index=0)),
+                       ("TCP CLOSE", App("B").call("CLOSE", key_stream_id=ks))):
+            check(r["status"] == 4 and "belongs to another application" in r["message"],
+                  f"{who}: {r}")
+        mine = unix_call(f"{WORK}/B.sock", get)
+        theirs = App("A").call("GET_KEY", key_stream_id=ks, index=0)
+        check(mine["status"] == 0 and theirs["status"] == 0 and
+              mine["key_buffer"] == theirs["key_buffer"], f"owner: {mine} / {theirs}")
+        check(unix_call(f"{WORK}/B.sock", close)["status"] == 0, "owner's CLOSE")
+        App("A").call("CLOSE", key_stream_id=ks)
+    finally:
+        os.chmod(f"{WORK}/B.sock", 0o660)
+        os.chmod(WORK, 0o700)
+
+
 @test
 def hykex_status_and_run():
     r = subprocess.run([f"{BIN}/hykex", "status", "--json", "--address", f"127.0.0.1:{P['apiA']}"],
@@ -672,7 +732,7 @@ def main():
         for t in [reference_client_byte_for_byte, every_method_and_source_set,
                   binary_qkd_dialect_and_long_keys, etsi_014_key_managers,
                   certificates_of_the_original_system, lost_ack_keeps_positions_at_both_ends,
-                  hostile_peer_batches_refused,
+                  hostile_peer_batches_refused, streams_bound_to_their_application,
                   unix_socket_and_its_allow_list,
                   hykex_status_and_run,
                   index_semantics, error_statuses_with_messages,

@@ -77,6 +77,7 @@ static void stream_row(struct fixture *f, struct hx_store_stream *r)
     r->ttl_s = 3600;
     r->opened_at = 1000;
     snprintf(r->peer_sae, sizeof(r->peer_sae), "sae-b");
+    snprintf(r->owner, sizeof(r->owner), "uid:1000");
 }
 
 static int setup(void **state)
@@ -165,6 +166,7 @@ static void keys_and_stream_survive_reopen(void **state)
     assert_memory_equal(s.last.ksid.b, f->ksid.b, 16);
     assert_int_equal(s.last.role, 1);
     assert_string_equal(s.last.peer_sae, "sae-b");
+    assert_string_equal(s.last.owner, "uid:1000");
     assert_int_equal(s.last.produced, 4);
     assert_int_equal(s.last.qkd_next, 77);
     assert_int_equal(s.n_keys, 4);
