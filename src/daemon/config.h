@@ -90,6 +90,7 @@ struct hxd_config {
     uint32_t max_clients;
     uint32_t max_key_chunk;
     char log_level[16];
+    char run_user[64], run_group[64]; /* privileges dropped to these after binding */
     /* trusted peers (inline "trusted_peers", or trusted_peers_info.json) */
     struct hxd_peers trusted;
 };

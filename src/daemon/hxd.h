@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "api/uri.h"
 #include "common/secret.h"
@@ -224,6 +225,9 @@ hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *m
 /* Opens the store of cfg.state_dir and restores its streams; HX_OK without a state_dir. */
 HX_MUST_CHECK hx_err hxd_persist_open(struct hxd *d, char *why, size_t why_len);
 void hxd_persist_close(struct hxd *d);
+/* Hands the state directory and the store's files to uid/gid (before dropping privileges). */
+HX_MUST_CHECK hx_err hxd_persist_chown(struct hxd *d, uid_t uid, gid_t gid, char *why,
+                                       size_t why_len);
 /* Writes a stream's row (lock held: the row is copied from s). */
 hx_err hxd_persist_stream(struct hxd *d, const struct hxd_stream *s);
 void hxd_persist_drop(struct hxd *d, const struct hx_uuid *ksid);

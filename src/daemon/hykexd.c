@@ -9,9 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/secret.h"
@@ -29,6 +32,43 @@ static const char usage_text[] =
     "and derives every key from QKD, ML-KEM and X25519 sources agreed with the peer node.\n"
     "--check-config prints the effective configuration and exits. Prints 'ready' on stdout\n"
     "once serving; SIGTERM or SIGINT stops it. See docs/hykexd.md.\n";
+
+/* The uid and gid of the `user` / `group` config keys; false (why says) if unknown. */
+static bool run_as(const struct hxd_config *cfg, uid_t *uid, gid_t *gid, char *why, size_t why_len)
+{
+    struct passwd *pw = getpwnam(cfg->run_user);
+    struct group *gr;
+
+    if (pw == NULL) {
+        snprintf(why, why_len, "user '%s' does not exist", cfg->run_user);
+        return false;
+    }
+    *uid = pw->pw_uid;
+    *gid = pw->pw_gid;
+    if (cfg->run_group[0] != '\0') {
+        if ((gr = getgrnam(cfg->run_group)) == NULL) {
+            snprintf(why, why_len, "group '%s' does not exist", cfg->run_group);
+            return false;
+        }
+        *gid = gr->gr_gid;
+    }
+    return true;
+}
+
+/* Drops to uid/gid for good (all threads: glibc applies set*id process-wide). */
+static bool drop_privileges(uid_t uid, gid_t gid, char *why, size_t why_len)
+{
+    if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+        snprintf(why, why_len, "cannot drop privileges to uid %lu gid %lu", (unsigned long)uid,
+                 (unsigned long)gid);
+        return false;
+    }
+    if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+        snprintf(why, why_len, "privileges could be regained after dropping them");
+        return false;
+    }
+    return true;
+}
 
 int main(int argc, char **argv)
 {
@@ -154,7 +194,20 @@ int main(int argc, char **argv)
     }
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->changed, NULL);
-    if (hxd_persist_open(d, why, sizeof(why)) != HX_OK) {
+    uid_t run_uid = 0;
+    gid_t run_gid = 0;
+    bool drop = d->cfg.run_user[0] != '\0';
+    if (drop && !run_as(&d->cfg, &run_uid, &run_gid, why, sizeof(why))) {
+        fprintf(stderr, "hykexd: %s\n", why);
+        goto out;
+    }
+    if (drop && geteuid() != 0 && geteuid() != run_uid) {
+        fprintf(stderr, "hykexd: 'user' is set: start as root (or as that user)\n");
+        goto out;
+    }
+    if (hxd_persist_open(d, why, sizeof(why)) != HX_OK ||
+        (drop && geteuid() == 0 &&
+         hxd_persist_chown(d, run_uid, run_gid, why, sizeof(why)) != HX_OK)) {
         fprintf(stderr, "hykexd: store: %s\n", why);
         goto out;
     }
@@ -201,6 +254,16 @@ int main(int argc, char **argv)
     if (hxd_api_start(d, &api, why, sizeof(why)) != HX_OK) {
         fprintf(stderr, "hykexd: API: %s\n", why);
         goto stop;
+    }
+    /* Sockets bound, keys and store open: the rest runs unprivileged. */
+    if (drop && geteuid() == 0) {
+        if (!drop_privileges(run_uid, run_gid, why, sizeof(why))) {
+            fprintf(stderr, "hykexd: %s\n", why);
+            goto stop;
+        }
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* set*id may reset it */
+        hx_info("privileges dropped", HX_F_STR("user", d->cfg.run_user) HX_F_U64("uid", run_uid)
+                                          HX_F_U64("gid", run_gid));
     }
     {
         char id[HX_UUID_STR_LEN + 1];

@@ -2,10 +2,12 @@
  * hykexd and its durable store (docs/store.md): opening it, restoring streams at start-up,
  * writing stream rows. Batches and deliveries call the store directly (batch.c, server.c).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "daemon/hxd.h"
@@ -190,6 +192,26 @@ hx_err hxd_persist_open(struct hxd *d, char *why, size_t why_len)
     }
     hx_info("store open", HX_F_STR("dir", d->cfg.state_dir) HX_F_U64("streams", r.streams)
                               HX_F_U64("keys", r.keys) HX_F_U64("expired", expired));
+    return HX_OK;
+}
+
+hx_err hxd_persist_chown(struct hxd *d, uid_t uid, gid_t gid, char *why, size_t why_len)
+{
+    static const char *const names[] = {"", "/storage.key", "/hykexd.db", "/hykexd.db-wal",
+                                        "/hykexd.db-shm"};
+    char path[HXD_MAX_PATH + 32];
+
+    if (d->store == NULL) {
+        return HX_OK;
+    }
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s%s", d->cfg.state_dir, names[i]);
+        if (lchown(path, uid, gid) != 0 && errno != ENOENT) {
+            snprintf(why, why_len, "cannot hand %s to uid %lu: %s", path, (unsigned long)uid,
+                     strerror(errno));
+            return HX_ERR_IO_PERM;
+        }
+    }
     return HX_OK;
 }
 

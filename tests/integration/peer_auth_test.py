@@ -111,12 +111,26 @@ def main():
                "hybridization_server_address": {"host": "127.0.0.1", "port": P["api"]},
                "peer_local_address": {"host": "127.0.0.1", "port": P["peer"]},
                "qkd": {"protocol": "none"},
+               "state_dir": "A-state",
                "trusted_peers": {B: {"address": {"host": "127.0.0.1", "port": P["peerB"]}}}}
+        if os.getuid() == 0:
+            cfg["user"] = "nobody"  # privileges dropped after binding (checked below)
+            os.chmod(WORK, 0o711)
         json.dump(cfg, open(f"{WORK}/A.json", "w"))
         proc = subprocess.Popen([f"{BIN}/hykexd", "-c", "A.json"], cwd=WORK, stdout=subprocess.PIPE,
                                 stderr=open(f"{WORK}/A.log", "w"), text=True)
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError("A did not start")
+        if os.getuid() == 0:
+            uids = [x for x in open(f"/proc/{proc.pid}/status") if x.startswith(("Uid:", "Gid:", "Groups:"))]
+            ok = (uids[0].split()[1:] == ["65534"] * 4 and uids[1].split()[1:] == ["65534"] * 4
+                  and uids[2].split()[1:] == []
+                  and os.stat(f"{WORK}/A-state").st_uid == 65534
+                  and os.stat(f"{WORK}/A-state/hykexd.db").st_uid == 65534
+                  and "privileges dropped" in log())
+            results.append(("runs as user nobody after binding; owns its state_dir", ok))
+            print(f"{'ok  ' if ok else 'FAIL'} runs as user nobody after binding; owns its state_dir"
+                  + ("" if ok else f": {uids}"), flush=True)
         case("certificate from another CA", "B_other_ca", [], "peer TLS handshake failed",
              ["certificate:", "issuer"])
         case("valid certificate, UUID not a trusted peer", "stranger", [],
