@@ -22,6 +22,9 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "common/json.h"
 #include "common/log.h"
@@ -32,9 +35,10 @@
 
 struct hxd_api {
     struct hxd *d;
-    int tcp_fd, unix_fd;
-    pthread_t tcp_thread, unix_thread;
-    bool tcp_started, unix_started;
+    int tcp_fd, unix_fd, tls_fd;
+    pthread_t tcp_thread, unix_thread, tls_thread;
+    bool tcp_started, unix_started, tls_started;
+    SSL_CTX *tls; /* the mutual-TLS API (api.tls.*), or NULL */
     pthread_mutex_t lock;
     pthread_cond_t idle;
     int *conn_fds;
@@ -48,7 +52,9 @@ struct client {
     struct hxd_api *a;
     int fd;
     size_t slot;
-    char identity[HXD_MAX_OWNER]; /* "uid:N" over the Unix socket; "" (anonymous) over TCP */
+    char identity[HXD_MAX_OWNER]; /* "uid:N" (Unix socket), "cert:CN" (mTLS), "" (plain TCP) */
+    SSL *ssl;                     /* the mutual-TLS API, else NULL */
+    bool tls_conn;                /* accepted on the mutual-TLS listener */
 };
 
 /* ---- replies ---- */
@@ -92,12 +98,16 @@ static void dump(struct json_object *o, struct hx_writer *w)
     }
 }
 
-static bool send_all(int fd, const void *p, size_t n)
+static bool send_all(struct client *c, const void *p, size_t n)
 {
     const uint8_t *b = p;
 
+    if (c->ssl != NULL) {
+        size_t done = 0;
+        return n == 0 || (SSL_write_ex(c->ssl, p, n, &done) == 1 && done == n);
+    }
     while (n > 0) {
-        ssize_t r = send(fd, b, n, MSG_NOSIGNAL);
+        ssize_t r = send(c->fd, b, n, MSG_NOSIGNAL);
         if (r < 0 && errno == EINTR) {
             continue;
         }
@@ -117,7 +127,7 @@ static bool reply(struct client *c, struct json_object *o)
 
     hx_writer_init_dynamic(&w, 1u << 20);
     dump(o, &w);
-    ok = send_all(c->fd, w.data, w.len);
+    ok = send_all(c, w.data, w.len);
     hx_writer_wipe(&w); /* it may hold a key */
     json_object_put(o);
     return ok;
@@ -712,6 +722,47 @@ static struct json_object *node_status(struct client *c)
 
 /* ---- connections ---- */
 
+/* recv, or SSL_read on the mutual-TLS API. */
+static ssize_t client_recv(struct client *c, void *buf, size_t n)
+{
+    size_t got = 0;
+
+    if (c->ssl == NULL) {
+        return recv(c->fd, buf, n, 0);
+    }
+    return SSL_read_ex(c->ssl, buf, n, &got) == 1 ? (ssize_t)got : 0;
+}
+
+/*
+ * The mutual-TLS API's handshake (10 s at most): TLS 1.3, a client certificate from api.tls.ca
+ * required. The application's identity is its certificate's common name.
+ */
+static bool tls_accept(struct client *c)
+{
+    struct timeval tv = {10, 0}, none = {0, 0};
+    char cn[64] = "";
+    X509 *cert;
+
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if ((c->ssl = SSL_new(c->a->tls)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
+        SSL_accept(c->ssl) != 1 || (cert = SSL_get0_peer_certificate(c->ssl)) == NULL ||
+        X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof(cn)) <=
+            0) {
+        long v = c->ssl != NULL ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+        char err[160];
+        ERR_error_string_n(ERR_peek_last_error(), err, sizeof(err));
+        ERR_clear_error();
+        hx_warn("API TLS handshake failed",
+                HX_F_STR("reason", v != X509_V_OK ? X509_verify_cert_error_string(v) : err));
+        return false;
+    }
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
+    snprintf(c->identity, sizeof(c->identity), "cert:%s", cn);
+    return true;
+}
+
 static void *client_main(void *arg)
 {
     static const struct hx_json_limits lim = {
@@ -725,7 +776,10 @@ static void *client_main(void *arg)
     if (hx_json_stream_new(&lim, &s) != HX_OK) {
         goto out;
     }
-    while ((n = recv(c->fd, buf, sizeof(buf), 0)) > 0 || (n < 0 && errno == EINTR)) {
+    if (c->tls_conn && !tls_accept(c)) {
+        goto out;
+    }
+    while ((n = client_recv(c, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)) {
         struct json_object *o;
         enum hx_json_event ev;
         const char *why;
@@ -769,6 +823,7 @@ out:
     a->n_conns--;
     pthread_cond_broadcast(&a->idle);
     pthread_mutex_unlock(&a->lock);
+    SSL_free(c->ssl);
     close(c->fd);
     free(c);
     return NULL;
@@ -799,6 +854,7 @@ struct acceptor {
     struct hxd_api *a;
     int fd;
     bool unix_socket;
+    bool tls;
 };
 
 static void *accept_main(void *arg)
@@ -864,6 +920,7 @@ static void *accept_main(void *arg)
         if (ac->unix_socket) {
             snprintf(c->identity, sizeof(c->identity), "uid:%lu", (unsigned long)cred.uid);
         }
+        c->tls_conn = ac->tls;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 256 * 1024);
         if (pthread_create(&t, &attr, client_main, c) == 0) {
@@ -894,6 +951,62 @@ static bool is_loopback(const struct sockaddr *sa)
     return false;
 }
 
+/* The mutual-TLS API: its context (TLS 1.3, client certificates required) and listener. */
+static hx_err start_tls_api(struct hxd_api *a, char *why, size_t why_len)
+{
+    const struct hxd_config *cfg = &a->d->cfg;
+    struct addrinfo hints, *res = NULL;
+    struct acceptor *ac;
+    struct stat st;
+    char port[8];
+    int one = 1;
+
+    if (cfg->api_tls_cert[0] == '\0' || cfg->api_tls_key[0] == '\0' || cfg->api_tls_ca[0] == '\0') {
+        snprintf(why, why_len, "api.tls.port needs api.tls.cert, api.tls.key and api.tls.ca");
+        return HX_ERR_CONFIG;
+    }
+    if (stat(cfg->api_tls_key, &st) != 0 || (st.st_mode & 077) != 0) {
+        snprintf(why, why_len, "api.tls.key %s: missing, or readable by others (mode 0600)",
+                 cfg->api_tls_key);
+        return HX_ERR_IO_PERM;
+    }
+    if ((a->tls = SSL_CTX_new(TLS_server_method())) == NULL ||
+        SSL_CTX_set_min_proto_version(a->tls, TLS1_3_VERSION) != 1 ||
+        SSL_CTX_use_certificate_chain_file(a->tls, cfg->api_tls_cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(a->tls, cfg->api_tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(a->tls) != 1 ||
+        SSL_CTX_load_verify_locations(a->tls, cfg->api_tls_ca, NULL) != 1) {
+        char err[160];
+        ERR_error_string_n(ERR_get_error(), err, sizeof(err));
+        ERR_clear_error();
+        snprintf(why, why_len, "api.tls: %s", err);
+        return HX_ERR_CONFIG;
+    }
+    SSL_CTX_set_verify(a->tls, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(port, sizeof(port), "%u", cfg->api_tls_port);
+    if (getaddrinfo(cfg->api_tls_host, port, &hints, &res) != 0 ||
+        (a->tls_fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+        setsockopt(a->tls_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(a->tls_fd, res->ai_addr, res->ai_addrlen) != 0 || listen(a->tls_fd, 256) != 0) {
+        snprintf(why, why_len, "api.tls %s:%u: %s", cfg->api_tls_host, cfg->api_tls_port,
+                 strerror(errno));
+        if (res != NULL) {
+            freeaddrinfo(res);
+        }
+        return HX_ERR_IO;
+    }
+    freeaddrinfo(res);
+    if ((ac = malloc(sizeof(*ac))) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    *ac = (struct acceptor){a, a->tls_fd, false, true};
+    a->tls_started = pthread_create(&a->tls_thread, NULL, accept_main, ac) == 0;
+    return HX_OK;
+}
+
 hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_len)
 {
     struct hxd_api *a = calloc(1, sizeof(*a));
@@ -917,7 +1030,7 @@ hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_
         a->conn_fds[i] = -1;
     }
     a->d = d;
-    a->tcp_fd = a->unix_fd = -1;
+    a->tcp_fd = a->unix_fd = a->tls_fd = -1;
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->idle, NULL);
     memset(&hints, 0, sizeof(hints));
@@ -953,7 +1066,7 @@ hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_
         hxd_api_stop(a);
         return HX_ERR_NOMEM;
     }
-    *ac = (struct acceptor){a, a->tcp_fd, false};
+    *ac = (struct acceptor){a, a->tcp_fd, false, false};
     a->tcp_started = pthread_create(&a->tcp_thread, NULL, accept_main, ac) == 0;
     if (d->cfg.api_unix_socket[0] != '\0') {
         struct sockaddr_un sa;
@@ -976,8 +1089,15 @@ hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_
             hxd_api_stop(a);
             return HX_ERR_NOMEM;
         }
-        *ac = (struct acceptor){a, a->unix_fd, true};
+        *ac = (struct acceptor){a, a->unix_fd, true, false};
         a->unix_started = pthread_create(&a->unix_thread, NULL, accept_main, ac) == 0;
+    }
+    if (d->cfg.api_tls_port != 0) {
+        hx_err e = start_tls_api(a, why, why_len);
+        if (e != HX_OK) {
+            hxd_api_stop(a);
+            return e;
+        }
     }
     *out = a;
     return HX_OK;
@@ -996,6 +1116,12 @@ void hxd_api_stop(struct hxd_api *a)
     }
     if (a->unix_fd >= 0) {
         shutdown(a->unix_fd, SHUT_RDWR);
+    }
+    if (a->tls_fd >= 0) {
+        shutdown(a->tls_fd, SHUT_RDWR);
+    }
+    if (a->tls_started) {
+        pthread_join(a->tls_thread, NULL);
     }
     if (a->tcp_started) {
         pthread_join(a->tcp_thread, NULL);
@@ -1027,9 +1153,13 @@ void hxd_api_stop(struct hxd_api *a)
         close(a->unix_fd);
         unlink(a->d->cfg.api_unix_socket);
     }
-    if (!idle) {
-        return;
+    if (a->tls_fd >= 0) {
+        close(a->tls_fd);
     }
+    if (!idle) {
+        return; /* connection threads still hold it (and the TLS context) */
+    }
+    SSL_CTX_free(a->tls);
     free(a->conn_fds);
     free(a->threads);
     free(a->has_thread);

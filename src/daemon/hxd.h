@@ -77,7 +77,7 @@ struct hxd_pending {
     bool busy; /* a BATCH_FIN for it is being committed (its keys are with that thread) */
 };
 
-#define HXD_MAX_OWNER 32
+#define HXD_MAX_OWNER 80
 
 struct hxd_stream {
     bool used;

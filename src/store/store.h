@@ -47,7 +47,7 @@ struct hx_store_stream {
     uint64_t next_get; /* the next position a GET_KEY without index returns */
     bool peer_closed;
     int64_t opened_at; /* Unix time, seconds */
-    char owner[32];    /* the application identity that opened it ("": anyone) */
+    char owner[80];    /* the application identity that opened it ("": anyone) */
 };
 
 enum hx_store_sync {

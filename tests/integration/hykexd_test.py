@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -54,7 +55,7 @@ def check(cond, what):
 WORK = tempfile.mkdtemp(prefix="hykexd-test-")
 P = {k: free_port() for k in ["kA", "kB", "kC", "kD", "kE", "apiA", "apiB", "apiC", "apiD", "apiE",
                                "apiF", "apiG", "peerA", "peerB", "peerC", "peerD", "peerE",
-                               "peerF", "peerG"]}
+                               "peerF", "peerG", "apitlsE"]}
 CTL = f"{WORK}/sim.ctl"
 procs = {}
 
@@ -187,7 +188,8 @@ def setup():
     # F and G: certificates as the original system's scripts make them (ECDSA, IP SAN only).
     for n, extra in (("KME_D", ["--ip", "127.0.0.1"]), ("KME_E", ["--ip", "127.0.0.1"]),
                      ("SAE_D", []), ("SAE_E", []), ("F", ["--ip", "127.0.0.1"]),
-                     ("G", ["--ip", "127.0.0.1"])):
+                     ("G", ["--ip", "127.0.0.1"]), ("APIE", ["--ip", "127.0.0.1"]),
+                     ("app1", []), ("app2", [])):
         run(f"{ROOT}/certificates/generate_cert.sh", "--classic", "--name", n, "--ca", "ca014",
             "--out", n, *extra)
     net = {"kmes": [
@@ -233,6 +235,9 @@ def setup():
         if n in "FG":
             del cfg["qkd_address"]
             cfg["certificate_config"]["cert_authority_path"] = "ca014/ca.crt"
+        if n == "E":  # also the mutual-TLS API: mtls_applications_bound_to_their_certificate
+            cfg["api"] = {"tls": {"host": "127.0.0.1", "port": P["apitlsE"], "cert": "APIE/node.crt",
+                                  "key": "APIE/node.key", "ca": "ca014/ca.crt"}}
         if n in "DE":
             cfg["qkd"] = {"protocol": "etsi014", "sae_id": f"SAE_{n}",
                           "tls": {"cert": f"SAE_{n}/node.crt", "key": f"SAE_{n}/node.key",
@@ -509,6 +514,55 @@ def streams_bound_to_their_application():
         os.chmod(WORK, 0o700)
 
 
+class TlsApp(App):
+    """An application on E's mutual-TLS API, with the client certificate of cert (or none)."""
+
+    def __init__(self, cert):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False  # the chain is verified; the address is not in question here
+        ctx.load_verify_locations(f"{WORK}/ca014/ca.crt")
+        if cert is not None:
+            ctx.load_cert_chain(f"{WORK}/{cert}/node.crt", f"{WORK}/{cert}/node.key")
+        raw = socket.create_connection(("127.0.0.1", P["apitlsE"]), timeout=30)
+        self.s = ctx.wrap_socket(raw)
+        self.buf = b""
+
+
+@test
+def mtls_applications_bound_to_their_certificate():
+    """E's mutual-TLS API: an application with certificate CN=app1 opens a stream; app2, and a
+    plain TCP client, get status 4 "belongs to another application" for it; a client without a
+    certificate is refused at the handshake (logged); app1's keys equal D's."""
+    ks = str(uuid.uuid4())
+    src = uri("D", "hkdf", "ML-KEM-768,QKD", app="tls")
+    dst = uri("E", "hkdf", "ML-KEM-768,QKD", app="tls")
+    out = {}
+
+    def side(node):
+        c = App("D") if node == "D" else TlsApp("app1")
+        out[node] = (c, c.open(src, dst, key_stream_id=ks))
+    ts = [threading.Thread(target=side, args=(n,)) for n in "DE"]
+    [t.start() for t in ts]
+    [t.join(30) for t in ts]
+    check(out["D"][1]["status"] == 0 and out["E"][1]["status"] == 0, f"open: {out}")
+    d_app, e_app = out["D"][0], out["E"][0]
+    for who, c in (("app2", TlsApp("app2")), ("plain TCP", App("E"))):
+        for r in (c.call("GET_KEY", key_stream_id=ks, index=0), c.call("CLOSE", key_stream_id=ks)):
+            check(r["status"] == 4 and "belongs to another application" in r["message"], f"{who}: {r}")
+    mine, theirs = e_app.get(ks, index=0), d_app.get(ks, index=0)
+    check(mine["status"] == 0 and mine["key_buffer"] == theirs["key_buffer"], f"{mine} / {theirs}")
+    try:
+        TlsApp(None).call("CLOSE", key_stream_id=ks)
+        refused = False
+    except (ssl.SSLError, ConnectionError, OSError):
+        refused = True
+    check(refused, "a client without a certificate was served")
+    time.sleep(0.2)
+    check("API TLS handshake failed" in open(f"{WORK}/E.log").read(), "no log line at E")
+    check(e_app.call("CLOSE", key_stream_id=ks)["status"] == 0, "owner's CLOSE")
+    d_app.call("CLOSE", key_stream_id=ks)
+
+
 @test
 def hykex_status_and_run():
     r = subprocess.run([f"{BIN}/hykex", "status", "--json", "--address", f"127.0.0.1:{P['apiA']}"],
@@ -733,6 +787,7 @@ def main():
                   binary_qkd_dialect_and_long_keys, etsi_014_key_managers,
                   certificates_of_the_original_system, lost_ack_keeps_positions_at_both_ends,
                   hostile_peer_batches_refused, streams_bound_to_their_application,
+                  mtls_applications_bound_to_their_certificate,
                   unix_socket_and_its_allow_list,
                   hykex_status_and_run,
                   index_semantics, error_statuses_with_messages,
