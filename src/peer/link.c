@@ -22,6 +22,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/log.h"
+#include "proto/peer.h"
 
 #define FRAME_PING 0x01
 
@@ -476,26 +477,25 @@ hx_err hx_link_send(struct hx_link *l, uint8_t type, const uint8_t *p, size_t le
 /* Parses whole frames out of rbuf; false on a framing error. */
 static bool deliver_frames(struct hx_link *l)
 {
-    size_t off = 0;
+    size_t off = 0, plen, used;
+    const uint8_t *payload;
+    uint8_t type;
+    hx_err e;
 
-    while (l->rlen - off >= HX_LINK_HEADER) {
-        const uint8_t *h = l->rbuf + off;
-        uint32_t len = (uint32_t)h[4] << 24 | (uint32_t)h[5] << 16 | (uint32_t)h[6] << 8 | h[7];
-        if (h[0] != 'H' || h[1] != 'X' || h[2] != 1 || len > HX_LINK_MAX_FRAME) {
-            hx_warn("peer sent a malformed frame header; closing the link", HX_NOFIELDS);
-            return false;
-        }
-        if (l->rlen - off - HX_LINK_HEADER < len) {
-            break;
-        }
-        if (h[3] == FRAME_PING) {
-            if (hx_link_send(l, FRAME_PONG, h + HX_LINK_HEADER, len) != HX_OK) {
+    while ((e = hx_peer_frame_next(l->rbuf + off, l->rlen - off, HX_LINK_MAX_FRAME, &type, &payload,
+                                   &plen, &used)) == HX_OK) {
+        if (type == FRAME_PING) {
+            if (hx_link_send(l, FRAME_PONG, payload, plen) != HX_OK) {
                 return false;
             }
-        } else if (h[3] != FRAME_PONG) {
-            l->ls->cfg.on_frame(l->ls->cfg.arg, l, h[3], h + HX_LINK_HEADER, len);
+        } else if (type != FRAME_PONG) {
+            l->ls->cfg.on_frame(l->ls->cfg.arg, l, type, payload, plen);
         }
-        off += HX_LINK_HEADER + len;
+        off += used;
+    }
+    if (e != HX_ERR_TRUNCATED) {
+        hx_warn("peer sent a malformed frame header; closing the link", HX_NOFIELDS);
+        return false;
     }
     if (off > 0) {
         memmove(l->rbuf, l->rbuf + off, l->rlen - off);

@@ -4,6 +4,28 @@
 #include <stdbool.h>
 #include <string.h>
 
+hx_err hx_peer_frame_next(const uint8_t *buf, size_t len, size_t max_payload, uint8_t *type,
+                          const uint8_t **payload, size_t *plen, size_t *consumed)
+{
+    uint32_t n;
+
+    if (len < HX_PEER_FRAME_HEADER) {
+        return HX_ERR_TRUNCATED;
+    }
+    n = (uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 | (uint32_t)buf[6] << 8 | buf[7];
+    if (buf[0] != 'H' || buf[1] != 'X' || buf[2] != 1 || n > max_payload) {
+        return HX_ERR_BAD_VALUE;
+    }
+    if (len - HX_PEER_FRAME_HEADER < n) {
+        return HX_ERR_TRUNCATED;
+    }
+    *type = buf[3];
+    *payload = buf + HX_PEER_FRAME_HEADER;
+    *plen = n;
+    *consumed = HX_PEER_FRAME_HEADER + (size_t)n;
+    return HX_OK;
+}
+
 hx_err hx_peer_write_lp16(struct hx_writer *w, const char *s)
 {
     size_t n = strlen(s);

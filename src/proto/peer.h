@@ -18,6 +18,17 @@
 #define HX_PEER_MAX_MSG 399
 #define HX_PEER_MAX_BATCH 1024 /* positions per batch */
 
+/*
+ * Frames: "H" "X" | version 1 | type | u32 length | payload. Takes the next frame off buf:
+ * HX_OK with *type, the payload view and *consumed (header + payload); HX_ERR_TRUNCATED when buf
+ * holds no whole frame yet; HX_ERR_BAD_VALUE for a bad magic, version or a length above
+ * max_payload (the link is then closed).
+ */
+#define HX_PEER_FRAME_HEADER 8
+HX_MUST_CHECK hx_err hx_peer_frame_next(const uint8_t *buf, size_t len, size_t max_payload,
+                                        uint8_t *type, const uint8_t **payload, size_t *plen,
+                                        size_t *consumed);
+
 /* lp16: a u16 length and the bytes. */
 HX_MUST_CHECK hx_err hx_peer_write_lp16(struct hx_writer *w, const char *s);
 /* Reads an lp16 string into out (cap bytes with the NUL); HX_ERR_TOO_LARGE when it does not fit. */

@@ -1,4 +1,5 @@
-/* The peer protocol's message decoders (src/proto/peer.c) on arbitrary bytes. Byte 0 picks the
+/* The peer protocol's frame splitter and message decoders (src/proto/peer.c) on arbitrary
+ * bytes. Byte 0 >= 0xf0: the rest is a byte stream split into frames; otherwise byte 0 picks the
  * message (STREAM_OPEN, STREAM_JOIN, BATCH_REQ, BATCH_RESP, BATCH_FIN, BATCH_ACK, BATCH_QUERY),
  * the rest is its payload. What a decoder accepts is consistent: strings end within their
  * arrays, counts are 1..HX_PEER_MAX_BATCH, views lie inside the input. */
@@ -28,6 +29,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hx_err e;
 
     if (size == 0) {
+        return 0;
+    }
+    if (data[0] >= 0xf0) { /* frame splitting over the rest */
+        size_t off = 0, plen, used;
+        const uint8_t *payload;
+        uint8_t type;
+        while ((e = hx_peer_frame_next(p + off, len - off, 4096, &type, &payload, &plen, &used)) ==
+               HX_OK) {
+            if (used != HX_PEER_FRAME_HEADER + plen || used > len - off || plen > 4096) {
+                abort();
+            }
+            inside(p, len, payload, plen);
+            off += used;
+        }
+        if (e != HX_ERR_TRUNCATED && e != HX_ERR_BAD_VALUE) {
+            abort();
+        }
         return 0;
     }
     switch (data[0] % 7) {
