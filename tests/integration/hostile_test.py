@@ -15,7 +15,6 @@ import json
 import os
 import socket
 import sys
-import threading
 import time
 import uuid
 
@@ -24,20 +23,7 @@ os.environ.setdefault("HYKEX_TEST_LOOPBACK", "127.0.0.3")  # fault_test.py may r
 import fault_test as net  # noqa: E402  (same network, same helpers)
 
 check, App, uri = net.check, net.App, net.uri
-results = []
-
-
-def test(fn):
-    def run():
-        t0 = time.time()
-        try:
-            fn()
-            results.append((fn.__name__, "ok"))
-            print(f"ok   {fn.__name__} ({time.time() - t0:.1f} s)", flush=True)
-        except Exception as e:  # noqa: BLE001
-            results.append((fn.__name__, "fail"))
-            print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}", flush=True)
-    return run
+test, results = net.test, net.results  # one way of running and counting tests
 
 
 class Raw:
@@ -332,7 +318,7 @@ def main():
             except Exception:  # noqa: BLE001
                 p.kill()
     n_ok = sum(1 for _, r in results if r == "ok")
-    n_fail = sum(1 for _, r in results if r == "fail")
+    n_fail = sum(1 for _, r in results if r != "ok")
     print(f"{n_ok} passed, {n_fail} failed")
     if n_fail:
         print(f"logs and configs kept in {net.WORK}")
