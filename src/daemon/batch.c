@@ -26,6 +26,7 @@
 #include "daemon/hxd.h"
 #include "proto/peer.h"
 
+#define RETRY_BACKOFF_S 1.0 /* after a failed batch, the stream waits this long */
 #define WAIT_REPLY_S 15.0
 /*
  * BATCH_RESP status (not an ETSI one): the responder had already committed these positions
@@ -716,26 +717,41 @@ static bool settle(struct hxd *d, const struct hx_uuid *ksid, uint64_t first, ui
 }
 
 /*
- * A batch failed at the initiator: reports it, backs off, then lets demand restart production.
- * Not for a closed stream: the back-off holds a worker every stream shares, and closing
- * streams with batches in flight must not stall the others (bench/network.py measured seconds
- * of zero production before).
+ * A batch failed at the initiator: reports it and frees its worker at once; the stream makes
+ * no new batch for a second (hxd_streams_tick kicks it then). No worker ever sleeps out a
+ * back-off: every stream shares the pool, and failing streams (a cut link) must not starve
+ * the others (tests/integration/fault_test.py link_cut_between_two_nodes_then_healed).
  */
 static void retry_later(struct hxd *d, const struct hx_uuid *ksid, uint64_t first, uint32_t count,
                         int status, const char *msg)
 {
     struct hxd_stream *s;
-    bool live = fail_stream(d, ksid, status, msg);
 
-    for (int i = 0; live && i < 10 && !d->stopping; i++) {
-        usleep(100000);
-        pthread_mutex_lock(&d->lock);
-        live = (s = hxd_stream_find(d, ksid)) != NULL && !s->peer_closed;
-        pthread_mutex_unlock(&d->lock);
-    }
+    (void)fail_stream(d, ksid, status, msg); /* false: closed meanwhile, nothing to report */
     pthread_mutex_lock(&d->lock);
     if ((s = hxd_stream_find(d, ksid)) != NULL) {
+        if (!s->peer_closed) {
+            s->retry_after = hxd_now() + RETRY_BACKOFF_S;
+        }
         batch_done(d, s, first, count, false);
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
+void hxd_streams_tick(struct hxd *d)
+{
+    double now = hxd_now();
+
+    pthread_mutex_lock(&d->lock);
+    for (size_t i = 0; i < d->max_streams; i++) {
+        struct hxd_stream *s = &d->streams[i];
+        if (s->used && s->retry_after > 0 && now >= s->retry_after) {
+            s->retry_after = 0;
+            hxd_stream_kick(d, s);
+        } else if (s->used && s->role == HXD_INITIATOR && s->inflight == 0) {
+            hxd_stream_kick(d,
+                            s); /* e.g. restored at start-up: refill without waiting for demand */
+        }
     }
     pthread_mutex_unlock(&d->lock);
 }
@@ -1509,7 +1525,8 @@ void hxd_stream_kick(struct hxd *d, struct hxd_stream *s)
 {
     uint64_t batch = d->cfg.batch_size;
 
-    if (s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed || d->stopping) {
+    if (s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed || d->stopping ||
+        s->retry_after > 0) { /* backing off after a failure: hxd_streams_tick resumes it */
         return;
     }
     /* Up to HXD_PIPELINE batches at once, while keys are wanted or the buffer has room. */

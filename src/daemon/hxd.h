@@ -111,11 +111,12 @@ struct hxd_stream {
         uint32_t count;
     } retry[4 * HXD_PIPELINE]; /* initiator: failed batches, queried or made again */
     size_t n_retry;
-    uint64_t next_get; /* next position for a GET_KEY without index */
-    uint64_t want;     /* highest position an application waits for, + 1 */
-    unsigned inflight; /* initiator: batches queued or running */
-    unsigned queued;   /* initiator: of those, queued jobs that have not picked a batch yet */
-    bool failing;      /* the last batch failed */
+    uint64_t next_get;  /* next position for a GET_KEY without index */
+    uint64_t want;      /* highest position an application waits for, + 1 */
+    unsigned inflight;  /* initiator: batches queued or running */
+    unsigned queued;    /* initiator: of those, queued jobs that have not picked a batch yet */
+    bool failing;       /* the last batch failed */
+    double retry_after; /* initiator: no new batch before this time (hxd_now); 0: none */
     int fail_status;
     char fail_msg[200];
     uint64_t delivered, confirmed_batches, failed_batches;
@@ -200,6 +201,9 @@ void hxd_stream_ready_range(struct hxd_stream *s, uint64_t first, uint32_t count
 void hxd_stream_discard_range(struct hxd_stream *s, uint64_t first, uint32_t count);
 /* Wipes the streams whose QoS TTL has passed since they were opened (takes d->lock). */
 void hxd_expire_streams(struct hxd *d);
+/* Resumes streams whose back-off after a failed batch is over, and refills idle initiator
+ * streams (restored ones too) without waiting for demand (main loop, every 200 ms). */
+void hxd_streams_tick(struct hxd *d);
 /* Queues production for a stream that needs keys (initiator side). */
 void hxd_stream_kick(struct hxd *d, struct hxd_stream *s);
 

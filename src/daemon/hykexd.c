@@ -274,13 +274,17 @@ int main(int argc, char **argv)
     }
     printf("ready\n");
     fflush(stdout);
-    /* Once a second, streams whose TTL has passed are wiped. */
-    for (;;) {
-        struct timespec second = {1, 0};
-        if ((sig = sigtimedwait(&sigs, NULL, &second)) > 0) {
+    /* Every 200 ms streams whose back-off is over resume; once a second streams whose TTL has
+     * passed are wiped. */
+    for (unsigned tick = 0;; tick++) {
+        struct timespec fifth = {0, 200000000};
+        if ((sig = sigtimedwait(&sigs, NULL, &fifth)) > 0) {
             break;
         }
-        hxd_expire_streams(d);
+        hxd_streams_tick(d);
+        if (tick % 5 == 4) {
+            hxd_expire_streams(d);
+        }
     }
     hx_info("stopping", HX_F_I64("signal", sig));
     rc = 0;
