@@ -282,7 +282,7 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
             pthread_mutex_unlock(&d->lock);
             return hx_004_json_status(HYKEX_STATUS_KSID_IN_USE, "key stream id already in use");
         }
-        if ((s = hxd_stream_new(d)) == NULL) {
+        if ((s = hxd_stream_new(d, &ksid)) == NULL) {
             pthread_mutex_unlock(&d->lock);
             return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "too many open key streams");
         }
@@ -304,7 +304,7 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
                 hxd_qkd_open(d, &copy, &status, msg, sizeof(msg)) != HX_OK) {
                 pthread_mutex_lock(&d->lock);
                 if ((s = hxd_stream_find(d, &ksid)) != NULL) {
-                    hxd_stream_drop(s);
+                    hxd_stream_drop(d, s);
                 }
                 pthread_mutex_unlock(&d->lock);
                 return hx_004_json_status(status, msg);
@@ -333,7 +333,7 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
                          ? s->fail_msg
                          : "peer application did not open the key stream in time");
             if (s != NULL) {
-                hxd_stream_drop(s);
+                hxd_stream_drop(d, s);
             }
             pthread_mutex_unlock(&d->lock);
             hx_ignore(hxd_send_close(d, &peer, &ksid));
@@ -389,7 +389,7 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
                 hx_ignore(hxd_send_join(d, &peer, &ksid, (uint32_t)status, msg));
                 pthread_mutex_lock(&d->lock);
                 if ((s = hxd_stream_find(d, &ksid)) != NULL) {
-                    hxd_stream_drop(s);
+                    hxd_stream_drop(d, s);
                 }
                 pthread_mutex_unlock(&d->lock);
                 return hx_004_json_status(status, msg);
@@ -591,7 +591,7 @@ static struct json_object *close_stream(struct client *c, const struct hx_004_re
     peer = s->peer;
     qkd = s->qkd_ksid;
     had_qkd = !hx_uuid_is_nil(&qkd);
-    hxd_stream_drop(s); /* wipes the keys not handed out */
+    hxd_stream_drop(d, s); /* wipes the keys not handed out */
     pthread_cond_broadcast(&d->changed);
     pthread_mutex_unlock(&d->lock);
     hxd_persist_drop(d, &req->ksid);

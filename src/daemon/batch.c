@@ -1665,7 +1665,7 @@ static void on_stream_open(struct hxd *d, const struct hx_uuid *peer, const uint
     }
     ksid = m->ksid;
     pthread_mutex_lock(&d->lock);
-    if ((s = hxd_stream_find(d, &ksid)) != NULL || (s = hxd_stream_new(d)) == NULL) {
+    if ((s = hxd_stream_find(d, &ksid)) != NULL || (s = hxd_stream_new(d, &ksid)) == NULL) {
         pthread_mutex_unlock(&d->lock);
         hx_ignore(hxd_send_join(d, peer, &ksid, HYKEX_STATUS_KSID_IN_USE,
                                 "key stream id in use at the responder, or too many streams"));
@@ -1740,7 +1740,7 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
             s->peer_closed = true;
             if (!s->app_open) {
                 hxd_persist_drop(d, &s->ksid);
-                hxd_stream_drop(s);
+                hxd_stream_drop(d, s);
             } else {
                 hx_ignore(hxd_persist_stream(d, s));
             }

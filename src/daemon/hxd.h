@@ -171,6 +171,8 @@ struct hxd {
     pthread_cond_t changed;
     struct hxd_stream *streams;
     size_t max_streams;
+    int32_t *index; /* open addressing: slot + 1, 0 empty, -1 deleted */
+    size_t index_mask, index_deleted;
     struct hxd_pool initiators, responders;
     struct hx_store *store; /* NULL: memory only (no state_dir) */
     volatile bool stopping;
@@ -182,9 +184,15 @@ struct hxd {
 double hxd_now(void);
 
 /* streams (stream.c); call with d->lock held unless said otherwise */
+/* The stream table has a hash index by stream id: lookups cost the same with 4 or 4 million
+ * slots (limits.max_streams). */
+HX_MUST_CHECK hx_err hxd_streams_init(struct hxd *d);
+void hxd_streams_free(struct hxd *d);
 struct hxd_stream *hxd_stream_find(struct hxd *d, const struct hx_uuid *ksid);
-struct hxd_stream *hxd_stream_new(struct hxd *d);
-void hxd_stream_drop(struct hxd_stream *s);
+/* A fresh stream with this id (NULL when the table is full); the caller fills the rest. */
+struct hxd_stream *hxd_stream_new(struct hxd *d, const struct hx_uuid *ksid);
+/* Wipes a stream's keys and frees its slot. */
+void hxd_stream_drop(struct hxd *d, struct hxd_stream *s);
 /* Wipes a responder's pending batch and frees its slot. */
 void hxd_pending_drop(struct hxd_pending *p);
 /* Moves the ready key at pos out of the stream (NULL if none). */

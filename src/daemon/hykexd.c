@@ -189,7 +189,7 @@ int main(int argc, char **argv)
     d->qkd014.timeout_ms = 10000;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     d->max_streams = d->cfg.max_streams;
-    if ((d->streams = calloc(d->max_streams, sizeof(*d->streams))) == NULL) {
+    if (hxd_streams_init(d) != HX_OK) {
         goto out;
     }
     pthread_mutex_init(&d->lock, NULL);
@@ -294,7 +294,7 @@ stop:
     hx_links_stop(d->links);
     for (size_t i = 0; d->streams != NULL && i < d->max_streams; i++) {
         if (d->streams[i].used) {
-            hxd_stream_drop(&d->streams[i]);
+            hxd_stream_drop(d, &d->streams[i]);
         }
     }
     hxd_persist_close(d);
@@ -303,7 +303,7 @@ out:
     free(peer_ids);
     free(peer_hosts);
     free(peer_ports);
-    free(d->streams);
+    hxd_streams_free(d);
     hx_sig_key_free(d->sig_key);
     curl_global_cleanup();
     OPENSSL_cleanse(d, sizeof(*d));

@@ -89,7 +89,7 @@ static hx_err on_stream(void *arg, const struct hx_store_stream *row)
 
     finish_stream(r);
     hx_uuid_format(&row->ksid, id);
-    if ((s = hxd_stream_new(r->d)) == NULL) {
+    if ((s = hxd_stream_new(r->d, &row->ksid)) == NULL) {
         hx_error("more streams in the store than limits.max_streams", HX_F_STR("stream", id));
         return HX_ERR_NOSPACE;
     }
@@ -100,7 +100,7 @@ static hx_err on_stream(void *arg, const struct hx_store_stream *row)
     snprintf(s->dst, sizeof(s->dst), "%s", row->dst);
     if (hx_uri_parse(s->src, &s->uri, why, sizeof(why)) != HX_OK) {
         hx_error("stored stream has a bad source URI", HX_F_STR("stream", id) HX_F_STR("why", why));
-        hxd_stream_drop(s);
+        hxd_stream_drop(r->d, s);
         return HX_ERR_BAD_VALUE;
     }
     s->qos.key_chunk_size = row->chunk;
@@ -176,7 +176,7 @@ hx_err hxd_persist_open(struct hxd *d, char *why, size_t why_len)
     if (e != HX_OK) {
         for (size_t i = 0; i < d->max_streams; i++) {
             if (d->streams[i].used) {
-                hxd_stream_drop(&d->streams[i]);
+                hxd_stream_drop(d, &d->streams[i]);
             }
         }
     }

@@ -1,4 +1,6 @@
-/* Key streams: the table and each stream's ready keys. Callers hold d->lock. */
+/* Key streams: the table, its index by stream id, and each stream's ready keys. Callers hold
+ * d->lock. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,23 +16,91 @@ double hxd_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static size_t hash_of(const struct hx_uuid *ksid)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a: ids come from peers, not only from us */
+
+    for (size_t i = 0; i < sizeof(ksid->b); i++) {
+        h = (h ^ ksid->b[i]) * 0x100000001b3ull;
+    }
+    return (size_t)(h ^ (h >> 29));
+}
+
+static void index_insert(struct hxd *d, size_t slot)
+{
+    size_t i = hash_of(&d->streams[slot].ksid) & d->index_mask;
+
+    while (d->index[i] > 0) {
+        i = (i + 1) & d->index_mask;
+    }
+    if (d->index[i] < 0) {
+        d->index_deleted--;
+    }
+    d->index[i] = (int32_t)slot + 1;
+}
+
+/* Rebuilds the index when deleted marks pile up (they lengthen every probe). */
+static void index_rebuild(struct hxd *d)
+{
+    memset(d->index, 0, (d->index_mask + 1) * sizeof(*d->index));
+    d->index_deleted = 0;
+    for (size_t i = 0; i < d->max_streams; i++) {
+        if (d->streams[i].used) {
+            index_insert(d, i);
+        }
+    }
+}
+
+hx_err hxd_streams_init(struct hxd *d)
+{
+    size_t cap = 16;
+
+    while (cap < 2 * d->max_streams) {
+        cap *= 2;
+    }
+    if (d->max_streams > INT32_MAX / 2 ||
+        (d->streams = calloc(d->max_streams, sizeof(*d->streams))) == NULL ||
+        (d->index = calloc(cap, sizeof(*d->index))) == NULL) {
+        free(d->streams);
+        d->streams = NULL;
+        return HX_ERR_NOMEM;
+    }
+    d->index_mask = cap - 1;
+    d->index_deleted = 0;
+    return HX_OK;
+}
+
+void hxd_streams_free(struct hxd *d)
+{
+    free(d->index);
+    free(d->streams);
+    d->index = NULL;
+    d->streams = NULL;
+}
+
 struct hxd_stream *hxd_stream_find(struct hxd *d, const struct hx_uuid *ksid)
 {
-    for (size_t i = 0; i < d->max_streams; i++) {
-        if (d->streams[i].used && hx_uuid_equal(&d->streams[i].ksid, ksid)) {
-            return &d->streams[i];
+    size_t i = hash_of(ksid) & d->index_mask;
+
+    for (size_t n = 0; n <= d->index_mask && d->index[i] != 0; n++) {
+        int32_t v = d->index[i];
+        if (v > 0 && d->streams[v - 1].used && hx_uuid_equal(&d->streams[v - 1].ksid, ksid)) {
+            return &d->streams[v - 1];
         }
+        i = (i + 1) & d->index_mask;
     }
     return NULL;
 }
 
-struct hxd_stream *hxd_stream_new(struct hxd *d)
+struct hxd_stream *hxd_stream_new(struct hxd *d, const struct hx_uuid *ksid)
 {
     for (size_t i = 0; i < d->max_streams; i++) {
         if (!d->streams[i].used) {
             struct hxd_stream *s = &d->streams[i];
             memset(s, 0, sizeof(*s));
             s->used = true;
+            s->ksid = *ksid;
+            index_insert(d, i);
             return s;
         }
     }
@@ -48,8 +118,18 @@ void hxd_pending_drop(struct hxd_pending *p)
     memset(p, 0, sizeof(*p));
 }
 
-void hxd_stream_drop(struct hxd_stream *s)
+void hxd_stream_drop(struct hxd *d, struct hxd_stream *s)
 {
+    size_t slot = (size_t)(s - d->streams), h = hash_of(&s->ksid) & d->index_mask;
+
+    for (size_t n = 0; n <= d->index_mask && d->index[h] != 0; n++) {
+        if (d->index[h] == (int32_t)slot + 1) {
+            d->index[h] = -1;
+            d->index_deleted++;
+            break;
+        }
+        h = (h + 1) & d->index_mask;
+    }
     for (size_t i = 0; i < s->n_ready; i++) {
         hx_secret_free(s->ready[i].key); /* wipes */
     }
@@ -59,6 +139,9 @@ void hxd_stream_drop(struct hxd_stream *s)
         hxd_pending_drop(&s->pending[i]);
     }
     memset(s, 0, sizeof(*s));
+    if (d->index_deleted > (d->index_mask + 1) / 4) {
+        index_rebuild(d);
+    }
 }
 
 static size_t slot_of(const struct hxd_stream *s, uint64_t pos, bool *found)
@@ -186,7 +269,7 @@ void hxd_expire_streams(struct hxd *d)
         hx_info("key stream expired (QoS TTL); its keys are wiped",
                 HX_F_STR("stream", id) HX_F_U64("ttl_s", s->qos.ttl_s));
         gone[n++] = s->ksid;
-        hxd_stream_drop(s); /* wipes the keys; a waiting GET_KEY answers "not open" */
+        hxd_stream_drop(d, s); /* wipes the keys; a waiting GET_KEY answers "not open" */
     }
     if (n > 0) {
         pthread_cond_broadcast(&d->changed);
