@@ -12,6 +12,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,14 @@ static bool wait_change(struct hxd *d, double deadline)
 }
 
 /* ---- OPEN_CONNECT ---- */
+
+/* Has the application closed its end (hung up) while its request waited? */
+static bool client_gone(const struct client *c)
+{
+    struct pollfd p = {.fd = c->fd, .events = POLLRDHUP};
+
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
 
 /*
  * A stream opened by an identified application (the Unix socket's peer uid) serves only that
@@ -491,6 +500,12 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
     if (s == NULL || !s->app_open) {
         pthread_mutex_unlock(&d->lock);
         return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "key stream closed");
+    }
+    /* A client that hung up while we waited (its own timeout shorter than the QoS one) would
+     * never see this key: leave it for a request that can receive it. */
+    if (hxd_stream_has(s, pos) && client_gone(c)) {
+        pthread_mutex_unlock(&d->lock);
+        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "the client went away");
     }
     if ((key = hxd_stream_take(s, pos, &ready_at)) == NULL) {
         if (pos < s->produced) {

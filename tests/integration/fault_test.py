@@ -210,7 +210,7 @@ class Consumer(threading.Thread):
     def connect(self):
         while not self.stop.is_set():
             try:
-                c = App(self.node, timeout=10)
+                c = App(self.node, timeout=40)  # longer than any QoS timeout used here
                 r = c.call("OPEN_CONNECT", source=self.src, destination=self.dst,
                            key_stream_id=self.ksid, qos={"key_chunk_size": 32, "timeout": 3000})
                 self.errors.append(("reopen", r["status"], r.get("message")))
@@ -224,7 +224,7 @@ class Consumer(threading.Thread):
         return None
 
     def run(self):
-        c, i = App(self.node, timeout=10), 0
+        c, i = App(self.node, timeout=40), 0
         while not self.stop.is_set():
             try:
                 r = c.call("GET_KEY", key_stream_id=self.ksid, index=i)
@@ -404,6 +404,29 @@ def kme_paused_then_resumed():
     ca.close()
 
 
+@test
+def a_client_that_hangs_up_loses_no_key():
+    """An application asks for a position that is not made yet (the KME link paused) and hangs
+    up before the QoS timeout: when the key is made, it is not delivered to the gone client but
+    to the next request for it, equal to the other node's."""
+    ksid = open_pair("A", "B", "hangup", timeout=5000)
+    a = App("A")
+    check(a.call("GET_KEY", key_stream_id=ksid, index=0)["status"] == 0, "first key")
+    sim_ctl("pause", "AB")
+    gone = App("A")
+    gone.s.sendall(json.dumps({"command": "GET_KEY", "data": {"key_stream_id": ksid,
+                                                              "index": 200}}).encode())
+    time.sleep(0.5)
+    gone.close()
+    sim_ctl("resume", "AB")
+    time.sleep(2.0)  # production reaches position 200 while the gone request still waits
+    r = a.call("GET_KEY", key_stream_id=ksid, index=200)
+    rb = App("B").call("GET_KEY", key_stream_id=ksid, index=200)
+    check(r["status"] == 0 and rb["status"] == 0 and r["key_buffer"] == rb["key_buffer"],
+          f"position 200 after the client hung up: {r} / {rb}")
+    a.close()
+
+
 def lab_only():
     if not LAB:
         raise Skip("needs the namespace lab (root: fault_test.sh builds it)")
@@ -480,7 +503,7 @@ def main():
         setup()
         for t in (three_nodes_all_pairs_at_once, kill9_initiator_and_responder_mid_production,
                   expired_stream_is_wiped_at_restart, expired_stream_is_wiped_while_running,
-                  kme_paused_then_resumed,
+                  kme_paused_then_resumed, a_client_that_hangs_up_loses_no_key,
                   link_cut_between_two_nodes_then_healed, lossy_slow_link_keys_agree):
             t()
     except Exception as e:  # noqa: BLE001
