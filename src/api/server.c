@@ -177,10 +177,30 @@ static bool owned_by_another(const struct client *c, const struct hxd_stream *s)
     return s->owner[0] != '\0' && strcmp(s->owner, c->identity) != 0;
 }
 
-static struct json_object *not_yours(void)
+/*
+ * The stream a GET_KEY or CLOSE names, if it is open here and this client may use it: returns
+ * it with d->lock held; else NULL (lock released) and *err the reply saying why.
+ */
+static struct hxd_stream *client_stream(struct client *c, const struct hx_uuid *ksid,
+                                        const char *not_open, struct json_object **err)
 {
-    return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION,
-                              "key stream belongs to another application");
+    struct hxd *d = c->a->d;
+    struct hxd_stream *s;
+
+    pthread_mutex_lock(&d->lock);
+    s = hxd_stream_find(d, ksid);
+    if (s == NULL || !s->app_open) {
+        pthread_mutex_unlock(&d->lock);
+        *err = hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, not_open);
+        return NULL;
+    }
+    if (owned_by_another(c, s)) {
+        pthread_mutex_unlock(&d->lock);
+        *err = hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION,
+                                  "key stream belongs to another application");
+        return NULL;
+    }
+    return s;
 }
 
 static struct json_object *open_connect(struct client *c, const struct hx_004_request *req)
@@ -295,7 +315,6 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
             pthread_mutex_unlock(&d->lock);
             return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "too many open key streams");
         }
-        s->ksid = ksid;
         s->role = role;
         s->peer = peer;
         memcpy(s->src, req->source, sizeof(s->src));
@@ -448,16 +467,10 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
     int status = 0;
     struct json_object *o, *kb, *m;
 
-    pthread_mutex_lock(&d->lock);
-    s = hxd_stream_find(d, &req->ksid);
-    if (s == NULL || !s->app_open) {
-        pthread_mutex_unlock(&d->lock);
-        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION,
-                                  "key stream id is not open at this node (OPEN_CONNECT first)");
-    }
-    if (owned_by_another(c, s)) {
-        pthread_mutex_unlock(&d->lock);
-        return not_yours();
+    if ((s = client_stream(c, &req->ksid,
+                           "key stream id is not open at this node (OPEN_CONNECT first)", &o)) ==
+        NULL) {
+        return o;
     }
     pos = req->has_index ? req->index : s->next_get;
     deadline =
@@ -490,9 +503,11 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
     hxd_stream_kick(d, s);
     /* A failed batch is retried (after a second): wait out the timeout before giving up,
      * then say why the last batch failed. */
+    bool waited = false;
     while ((s = hxd_stream_find(d, &req->ksid)) != NULL && s->app_open && !hxd_stream_has(s, pos) &&
            pos >= s->produced && /* below the watermark and not here: taken or given up */
            !(s->peer_closed && s->inflight == 0) && wait_change(d, deadline)) {
+        waited = true;
         if (s->role == HXD_INITIATOR) {
             hxd_stream_kick(d, s);
         }
@@ -502,8 +517,9 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
         return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "key stream closed");
     }
     /* A client that hung up while we waited (its own timeout shorter than the QoS one) would
-     * never see this key: leave it for a request that can receive it. */
-    if (hxd_stream_has(s, pos) && client_gone(c)) {
+     * never see this key: leave it for a request that can receive it. (Only after a wait: a
+     * key ready at once costs no poll.) */
+    if (waited && hxd_stream_has(s, pos) && client_gone(c)) {
         pthread_mutex_unlock(&d->lock);
         return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "the client went away");
     }
@@ -591,17 +607,11 @@ static struct json_object *close_stream(struct client *c, const struct hx_004_re
     struct hx_uuid peer, qkd;
     bool had_qkd;
     char id[HX_UUID_STR_LEN + 1];
+    struct json_object *err;
 
-    pthread_mutex_lock(&d->lock);
-    s = hxd_stream_find(d, &req->ksid);
-    if (s == NULL || !s->app_open) {
-        pthread_mutex_unlock(&d->lock);
-        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION,
-                                  "key stream id is not open at this node");
-    }
-    if (owned_by_another(c, s)) {
-        pthread_mutex_unlock(&d->lock);
-        return not_yours();
+    if ((s = client_stream(c, &req->ksid, "key stream id is not open at this node", &err)) ==
+        NULL) {
+        return err;
     }
     peer = s->peer;
     qkd = s->qkd_ksid;

@@ -1672,7 +1672,6 @@ static void on_stream_open(struct hxd *d, const struct hx_uuid *peer, const uint
         free(m);
         return;
     }
-    s->ksid = ksid;
     s->role = HXD_RESPONDER;
     s->peer = *peer;
     memcpy(s->src, m->src, sizeof(s->src));

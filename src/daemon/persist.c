@@ -93,7 +93,6 @@ static hx_err on_stream(void *arg, const struct hx_store_stream *row)
         hx_error("more streams in the store than limits.max_streams", HX_F_STR("stream", id));
         return HX_ERR_NOSPACE;
     }
-    s->ksid = row->ksid;
     s->role = row->role == 0 ? HXD_INITIATOR : HXD_RESPONDER;
     s->peer = row->peer;
     snprintf(s->src, sizeof(s->src), "%s", row->src);

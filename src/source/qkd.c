@@ -236,6 +236,32 @@ static uint32_t get_status(struct json_object *o, char *msg, size_t msg_len)
     return (uint32_t)json_object_get_int(s);
 }
 
+/* A GET_KEY reply's status, and its key_buffer (exactly len bytes, each 0..255) into key. */
+static uint32_t key_from_reply(struct json_object *o, uint8_t *key, size_t len, char *msg,
+                               size_t msg_len)
+{
+    struct json_object *kb;
+    uint32_t status = get_status(o, msg, msg_len);
+
+    if (status != 0) {
+        return status;
+    }
+    if (!json_object_object_get_ex(o, "key_buffer", &kb) ||
+        !json_object_is_type(kb, json_type_array) || json_object_array_length(kb) != len) {
+        snprintf(msg, msg_len, "QKD source: key_buffer missing or not %zu bytes", len);
+        return HYKEX_STATUS_NO_QKD_CONNECTION;
+    }
+    for (size_t i = 0; i < len; i++) {
+        int64_t v = json_object_get_int64(json_object_array_get_idx(kb, i));
+        key[i] = (uint8_t)v;
+        if (v < 0 || v > 255) {
+            snprintf(msg, msg_len, "QKD source: key_buffer value out of 0..255");
+            status = HYKEX_STATUS_NO_QKD_CONNECTION;
+        }
+    }
+    return status;
+}
+
 hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *dst, uint32_t chunk,
                    uint32_t timeout_ms, struct hx_uuid *ksid, uint32_t *status, char *msg,
                    size_t msg_len)
@@ -324,27 +350,11 @@ hx_err hx_qkd_get(const struct hx_qkd_client *c, const struct hx_uuid *ksid, uin
             return e;
         }
     } else {
-        struct json_object *o, *kb;
+        struct json_object *o;
         if ((e = json_rpc(c, &req, &o, msg, msg_len)) != HX_OK) {
             return e;
         }
-        *status = get_status(o, msg, msg_len);
-        if (*status == 0) {
-            if (!json_object_object_get_ex(o, "key_buffer", &kb) ||
-                !json_object_is_type(kb, json_type_array) || json_object_array_length(kb) != len) {
-                snprintf(msg, msg_len, "QKD source: key_buffer missing or not %zu bytes", len);
-                *status = HYKEX_STATUS_NO_QKD_CONNECTION;
-            } else {
-                for (size_t i = 0; i < len; i++) {
-                    int64_t v = json_object_get_int64(json_object_array_get_idx(kb, i));
-                    key[i] = (uint8_t)v;
-                    if (v < 0 || v > 255) {
-                        *status = HYKEX_STATUS_NO_QKD_CONNECTION;
-                        snprintf(msg, msg_len, "QKD source: key_buffer value out of 0..255");
-                    }
-                }
-            }
-        }
+        *status = key_from_reply(o, key, len, msg, msg_len);
         json_object_put(o);
     }
     /* Some KMEs answer with zeros before a key exists: that is no key. */
@@ -401,7 +411,7 @@ static hx_err json_get_request(struct hx_writer *w, const struct hx_uuid *ksid, 
 static hx_err json_get_reply(struct qconn *q, struct hx_json_stream *in, uint8_t *key, size_t len,
                              uint32_t *status, char *msg, size_t msg_len)
 {
-    struct json_object *r = NULL, *kb;
+    struct json_object *r = NULL;
     const char *why;
     uint8_t buf[8192];
     hx_err e = HX_OK;
@@ -427,26 +437,10 @@ static hx_err json_get_reply(struct qconn *q, struct hx_json_stream *in, uint8_t
             return e;
         }
     }
-    *status = get_status(r, msg, msg_len);
-    if (*status == 0) {
-        if (!json_object_object_get_ex(r, "key_buffer", &kb) ||
-            !json_object_is_type(kb, json_type_array) || json_object_array_length(kb) != len) {
-            snprintf(msg, msg_len, "QKD source: key_buffer missing or not %zu bytes", len);
-            *status = HYKEX_STATUS_NO_QKD_CONNECTION;
-        } else {
-            for (size_t i = 0; i < len; i++) {
-                int64_t v = json_object_get_int64(json_object_array_get_idx(kb, i));
-                key[i] = (uint8_t)v;
-                if (v < 0 || v > 255) {
-                    *status = HYKEX_STATUS_NO_QKD_CONNECTION;
-                    snprintf(msg, msg_len, "QKD source: key_buffer value out of 0..255");
-                }
-            }
-            if (*status == 0 && all_zero(key, len)) {
-                snprintf(msg, msg_len, "QKD source: the KME returned an all-zero key");
-                *status = HYKEX_STATUS_INSUFFICIENT_KEY;
-            }
-        }
+    *status = key_from_reply(r, key, len, msg, msg_len);
+    if (*status == 0 && all_zero(key, len)) {
+        snprintf(msg, msg_len, "QKD source: the KME returned an all-zero key");
+        *status = HYKEX_STATUS_INSUFFICIENT_KEY;
     }
     json_object_put(r);
     return HX_OK;

@@ -251,12 +251,11 @@ static void bind_u64(sqlite3_stmt *s, int i, uint64_t v)
 }
 
 /* Steps a statement that returns no rows. */
-static hx_err run(struct hx_store *st, sqlite3_stmt *s)
+static hx_err run(sqlite3_stmt *s)
 {
     int rc = sqlite3_step(s);
 
     sqlite3_reset(s);
-    (void)st;
     if (rc == SQLITE_DONE) {
         return HX_OK;
     }
@@ -266,7 +265,7 @@ static hx_err run(struct hx_store *st, sqlite3_stmt *s)
 static hx_err begin(struct hx_store *st)
 {
     pthread_mutex_lock(&st->lock);
-    hx_err e = run(st, stmt(st, S_BEGIN));
+    hx_err e = run(stmt(st, S_BEGIN));
     if (e != HX_OK) {
         pthread_mutex_unlock(&st->lock);
     }
@@ -277,10 +276,10 @@ static hx_err begin(struct hx_store *st)
 static hx_err end(struct hx_store *st, hx_err e)
 {
     if (e == HX_OK) {
-        e = run(st, stmt(st, S_COMMIT));
+        e = run(stmt(st, S_COMMIT));
     }
     if (e != HX_OK) {
-        hx_ignore(run(st, stmt(st, S_ROLLBACK)));
+        hx_ignore(run(stmt(st, S_ROLLBACK)));
     }
     pthread_mutex_unlock(&st->lock);
     return e;
@@ -324,13 +323,13 @@ static hx_err set_produced(struct hx_store *st, const struct hx_uuid *ksid, uint
 
     bind_id(s, 1, ksid);
     bind_u64(s, 2, produced);
-    if ((e = run(st, s)) != HX_OK) {
+    if ((e = run(s)) != HX_OK) {
         return e;
     }
     s = stmt(st, S_PURGE);
     bind_id(s, 1, ksid);
     bind_u64(s, 2, produced);
-    return run(st, s);
+    return run(s);
 }
 
 /* Moves the watermark over the committed positions contiguous with it (store lock held). */
@@ -484,7 +483,7 @@ hx_err hx_store_put_stream(struct hx_store *st, const struct hx_store_stream *r)
     sqlite3_bind_int(s, 14, r->peer_closed);
     sqlite3_bind_int64(s, 15, r->opened_at);
     sqlite3_bind_text(s, 16, r->owner, -1, SQLITE_STATIC);
-    return end(st, run(st, s));
+    return end(st, run(s));
 }
 
 hx_err hx_store_drop_stream(struct hx_store *st, const struct hx_uuid *ksid)
@@ -497,7 +496,7 @@ hx_err hx_store_drop_stream(struct hx_store *st, const struct hx_uuid *ksid)
     }
     s = stmt(st, S_DROP_STREAM);
     bind_id(s, 1, ksid);
-    return end(st, run(st, s));
+    return end(st, run(s));
 }
 
 /* ---- batches ---- */
@@ -532,14 +531,14 @@ hx_err hx_store_put_batch(struct hx_store *st, const struct hx_uuid *ksid, uint6
         bind_u64(s, 2, first + i);
         sqlite3_bind_int(s, 3, (int)state);
         sqlite3_bind_blob(s, 4, buf, (int)len, SQLITE_STATIC);
-        if ((e = run(st, s)) != HX_OK) {
+        if ((e = run(s)) != HX_OK) {
             goto out;
         }
     }
     s = stmt(st, S_SET_QKD_NEXT);
     bind_id(s, 1, ksid);
     bind_u64(s, 2, qkd_next);
-    if ((e = run(st, s)) == HX_OK && state == HX_STORE_READY && first <= old) {
+    if ((e = run(s)) == HX_OK && state == HX_STORE_READY && first <= old) {
         e = advance(st, ksid);
     }
 out:
@@ -555,7 +554,7 @@ static hx_err range_op(struct hx_store *st, enum stmt which, const struct hx_uui
     bind_id(s, 1, ksid);
     bind_u64(s, 2, first);
     bind_u64(s, 3, first + count);
-    return run(st, s);
+    return run(s);
 }
 
 hx_err hx_store_ready_batch(struct hx_store *st, const struct hx_uuid *ksid, uint64_t first,
@@ -602,7 +601,7 @@ hx_err hx_store_give_up(struct hx_store *st, const struct hx_uuid *ksid, uint64_
         sqlite3_stmt *s = stmt(st, S_GIVE_UP);
         bind_id(s, 1, ksid);
         bind_u64(s, 2, p);
-        e = run(st, s);
+        e = run(s);
     }
     if (e == HX_OK) {
         e = advance(st, ksid);
@@ -626,14 +625,14 @@ hx_err hx_store_deliver(struct hx_store *st, const struct hx_uuid *ksid, uint64_
     s = stmt(st, pos < produced ? S_DELIVER_DEL : S_DELIVER_MARK);
     bind_id(s, 1, ksid);
     bind_u64(s, 2, pos);
-    if ((e = run(st, s)) == HX_OK && sqlite3_changes(st->db) != 1) {
+    if ((e = run(s)) == HX_OK && sqlite3_changes(st->db) != 1) {
         e = HX_ERR_NOT_FOUND;
     }
     if (e == HX_OK) {
         s = stmt(st, S_SET_NEXT_GET);
         bind_id(s, 1, ksid);
         bind_u64(s, 2, next_get);
-        e = run(st, s);
+        e = run(s);
     }
     return end(st, e);
 }
@@ -661,7 +660,7 @@ hx_err hx_store_expire(struct hx_store *st, int64_t now, uint64_t *expired)
     }
     s = stmt(st, S_EXPIRE);
     sqlite3_bind_int64(s, 1, now);
-    if ((e = run(st, s)) == HX_OK) {
+    if ((e = run(s)) == HX_OK) {
         *expired = (uint64_t)sqlite3_changes(st->db);
     }
     return end(st, e);
