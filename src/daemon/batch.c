@@ -673,7 +673,13 @@ static void batch_done(struct hxd *d, struct hxd_stream *s, uint64_t first, uint
     if (s->inflight > 0) {
         s->inflight--;
     }
-    if (!ok && !s->peer_closed && s->n_retry < sizeof(s->retry) / sizeof(s->retry[0])) {
+    /* The retry list is a set: two attempts of the same positions at once would take each
+     * other's replies (they are matched by first position). */
+    bool listed = slot_of(s, first) != NULL;
+    for (size_t i = 0; i < s->n_retry && !listed; i++) {
+        listed = s->retry[i].first == first;
+    }
+    if (!ok && !listed && !s->peer_closed && s->n_retry < sizeof(s->retry) / sizeof(s->retry[0])) {
         s->retry[s->n_retry].first = first;
         s->retry[s->n_retry++].count = count;
     }
@@ -845,6 +851,11 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
         first = s->retry[0].first;
         count = s->retry[0].count;
         memmove(&s->retry[0], &s->retry[1], --s->n_retry * sizeof(s->retry[0]));
+        if (slot_of(s, first) != NULL) { /* already being made again: not twice at once */
+            s->inflight--;
+            pthread_mutex_unlock(&d->lock);
+            return;
+        }
         if (hxd_stream_has_prepared(s, first)) {
             f->used = true;
             f->first = first;
