@@ -25,6 +25,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+from hxports import free_port  # noqa: E402  (ports safe beside other suites)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.abspath(sys.argv[1])
 QUICK = "--quick" in sys.argv
@@ -32,12 +35,6 @@ REPS = 1 if QUICK else 3
 DEPTH = 65536  # keys buffered per stream: a stream must not fill up within a scaling window
 QKD_PIPELINE = 32  # our simulator parses request streams (the reference KME would need 1)
 U = {"A": "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa", "B": "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb"}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def progress(msg):

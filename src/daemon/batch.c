@@ -1118,6 +1118,36 @@ out:
 
 /* ---- responder ---- */
 
+/*
+ * Responder: the pending slot for a new try of the batch at first (lock held). The slot of an
+ * earlier try of these positions (a retry replaces it), else a free slot, else the oldest (its
+ * initiator gave up on it); NULL while a commit of these positions runs. Only a full table
+ * evicts: a retry after a lost link must not overwrite another batch's pending keys (it did
+ * once, and that batch's BATCH_FIN then found nothing to commit).
+ */
+static struct hxd_pending *pending_slot_for(struct hxd_stream *s, uint64_t first)
+{
+    struct hxd_pending *same = NULL, *free_slot = NULL, *oldest = NULL;
+
+    for (size_t i = 0; i < HXD_PIPELINE; i++) {
+        struct hxd_pending *p = &s->pending[i];
+        if (p->busy) {
+            if (p->first == first) {
+                return NULL;
+            }
+            continue;
+        }
+        if (p->keys != NULL && p->first == first) {
+            same = p;
+        } else if (p->keys == NULL && free_slot == NULL) {
+            free_slot = p;
+        } else if (p->keys != NULL && (oldest == NULL || p->first < oldest->first)) {
+            oldest = p;
+        }
+    }
+    return same != NULL ? same : free_slot != NULL ? free_slot : oldest;
+}
+
 static void send_resp_error(struct hxd *d, const struct hx_uuid *peer, const uint8_t ksid[16],
                             uint64_t first, uint32_t count, uint32_t status, const char *msg)
 {
@@ -1271,32 +1301,7 @@ static void on_batch_req(struct hxd *d, const struct hx_uuid *peer, const uint8_
         pthread_mutex_unlock(&d->lock);
         goto out;
     }
-    /* The slot of an earlier try of these positions (a retry replaces it), else a free slot,
-     * else the oldest (its initiator gave up on it); never one whose commit is running. */
-    struct hxd_pending *pd = NULL;
-    for (size_t i = 0; i < HXD_PIPELINE && pd == NULL; i++) {
-        if (s->pending[i].keys != NULL && s->pending[i].first == first) {
-            pd = &s->pending[i];
-        }
-    }
-    for (size_t i = 0; i < HXD_PIPELINE && pd == NULL; i++) {
-        if (s->pending[i].keys == NULL && !s->pending[i].busy) {
-            pd = &s->pending[i];
-        }
-    }
-    for (size_t i = 0; i < HXD_PIPELINE && pd == NULL; i++) {
-        pd = s->pending[i].busy ? NULL : &s->pending[i];
-    }
-    for (size_t i = 0; pd != NULL && i < HXD_PIPELINE; i++) {
-        if (!s->pending[i].busy && s->pending[i].first < pd->first) {
-            pd = &s->pending[i];
-        }
-    }
-    for (size_t i = 0; i < HXD_PIPELINE; i++) {
-        if (s->pending[i].busy && s->pending[i].first == first) {
-            pd = NULL;
-        }
-    }
+    struct hxd_pending *pd = pending_slot_for(s, first);
     if (pd == NULL) {
         pthread_mutex_unlock(&d->lock);
         send_resp_error(d, peer, ksid.b, first, count, HYKEX_STATUS_NO_QKD_CONNECTION,
@@ -1401,7 +1406,17 @@ static void on_batch_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_
     pthread_mutex_lock(&d->lock);
     s = hxd_stream_find(d, &ksid);
     if ((pd = pending_of(s, first, count)) == NULL || pd->busy || !hx_uuid_equal(&s->peer, peer)) {
+        /* Nothing pending for it (evicted, or settled by a BATCH_QUERY): "not committed" at
+         * once, so that the initiator makes the positions again instead of waiting for an ACK
+         * that would never come. Committed positions get no answer: the query settles them. */
+        bool refuse = pd == NULL && status == 0 && s != NULL && s->role == HXD_RESPONDER &&
+                      hx_uuid_equal(&s->peer, peer) && !any_committed(s, first, count);
         pthread_mutex_unlock(&d->lock);
+        if (refuse) {
+            hx_info("BATCH_FIN for a batch not pending here; the peer makes it again",
+                    HX_F_STR("stream", id) HX_F_U64("first", first));
+            send_ack(d, peer, &ksid, first, 1);
+        }
         return;
     }
     pd->busy = true;

@@ -20,18 +20,15 @@ import threading
 import time
 import uuid
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hxports import free_port  # noqa: E402  (ports safe beside other suites)
+
 BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 U = {n: f"{c * 8}-{c * 4}-{c * 4}-{c * 4}-{c * 12}"
      for n, c in (("A", "a"), ("B", "b"), ("C", "c"), ("D", "d"), ("E", "e"), ("F", "f"),
                   ("G", "1"))}
 results = []
 delivered = []  # every key handed to an application, hex
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test(fn):
@@ -44,6 +41,7 @@ def test(fn):
         except Exception as e:  # noqa: BLE001
             results.append((fn.__name__, e))
             print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}", flush=True)
+    run.__name__ = fn.__name__
     return run
 
 
@@ -795,7 +793,10 @@ def main():
                   failing_source_fails_closed, peer_killed_and_restarted,
                   sigterm_stops_within_a_second, check_config_refuses_bad_files,
                   no_key_ever_reaches_a_log]:
-            t()
+            # HYKEX_TEST_ONLY=name[,name]: run only these cases (to repeat one while debugging)
+            only = os.environ.get("HYKEX_TEST_ONLY")
+            if only is None or t.__name__ in only.split(","):
+                t()
     except BaseException as e:  # noqa: BLE001 - a broken set-up is a failure too
         results.append(("set-up", e))
         print(f"FAIL set-up: {type(e).__name__}: {e}")

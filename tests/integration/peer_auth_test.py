@@ -20,6 +20,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hxports import free_port  # noqa: E402  (ports safe beside other suites)
+
 BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 WORK = tempfile.mkdtemp(prefix="hykex-peerauth-")
 A, B = "cccccccc-0000-4000-8000-00000000000c", "bbbbbbbb-0000-4000-8000-00000000000b"  # B < A: B dials A
@@ -27,12 +30,6 @@ STRANGER = "eeeeeeee-0000-4000-8000-00000000000e"
 results = []
 OPENSSL = subprocess.run(["bash", "-c", f". {ROOT}/scripts/lib.sh && hx_openssl"],
                          capture_output=True, text=True, check=True).stdout.strip()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 P = {"api": free_port(), "peer": free_port(), "peerB": free_port()}

@@ -21,17 +21,14 @@ import threading
 import time
 import uuid
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hxports import free_port  # noqa: E402  (ports safe beside other suites)
+
 SIM, ROOT = sys.argv[1], sys.argv[2]
 NODES = {k: f"{k * 8}-{k * 4}-{k * 4}-{k * 4}-{k * 12}" for k in "abcde"}
 QOS = {"key_chunk_size": 32, "max_bps": 0, "min_bps": 0, "jitter": 0, "priority": 0,
        "timeout": 0, "ttl": 0, "metadata_mimetype": "application/json"}
 results = []
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def uri(node, app="app"):
