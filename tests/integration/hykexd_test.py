@@ -383,9 +383,13 @@ def hostile_peer_batches_refused():
              ("F", "fin-sig", "G", "signature does not verify; batch discarded"),
              ("F", "fin-tag", "G", "key confirmation failed; batch discarded")]
     try:
+        hostile = None
         for bad, mode, honest, line in cases:
-            restart(bad, {"HYKEX_FAULT_PEER": mode})
             other = "G" if bad == "F" else "F"
+            if hostile == other:
+                restart(other)  # honest again: one hostile node at a time
+            restart(bad, {"HYKEX_FAULT_PEER": mode})
+            hostile = bad
             wait_link(other, bad)
             time.sleep(0.5)
             before = open(f"{WORK}/{honest}.log").read().count(line)
