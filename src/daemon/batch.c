@@ -174,6 +174,7 @@ struct batch {
     uint32_t count;
     uint64_t qkd_first;      /* QKD index of the first position */
     uint8_t qkd_mode;        /* 0: no QKD, 1: ETSI 004 by index, 2: ETSI 014 by key id */
+    uint8_t key_pairs;       /* enum hxd_key_pairs: KEM public keys per source = count or 1 */
     struct hx_uuid *qkd_ids; /* ETSI 014: the key ids, count of them */
     uint8_t *qkd;            /* count x qkd_key_bytes */
     size_t qkd_len;
@@ -329,7 +330,7 @@ static void transcript(struct batch *b)
     hx_writer_init_fixed(&w, head, sizeof(head));
     if (hx_write_bytes(&w, b->s.ksid.b, 16) != HX_OK || hx_write_u64(&w, b->first) != HX_OK ||
         hx_write_u32(&w, b->count) != HX_OK || hx_write_u64(&w, b->qkd_first) != HX_OK ||
-        hx_write_u8(&w, b->qkd_mode) != HX_OK ||
+        hx_write_u8(&w, b->qkd_mode) != HX_OK || hx_write_u8(&w, b->key_pairs) != HX_OK ||
         hx_write_u8(&w, (uint8_t)b->s.uri.method) != HX_OK ||
         hx_write_u8(&w, (uint8_t)b->s.uri.n_sources) != HX_OK ||
         hx_write_bytes(&w, b->s.qkd_ksid.b, 16) != HX_OK) {
@@ -828,7 +829,7 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
     uint8_t *resp = NULL, tag[32], sig[HX_SIG_MAX_SIGNATURE];
     size_t resp_len = 0, n, sig_len;
     uint64_t first, serial = 0;
-    uint32_t count;
+    uint32_t count, npub = 0;
     char msg[200] = "";
     int status = HYKEX_STATUS_NO_QKD_CONNECTION;
     hx_err e;
@@ -884,8 +885,10 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
     e = batch_init(&b, s, first, count);
     b.qkd_first = qkd_first;
     b.qkd_mode = qkd_mode_of(d, s);
+    b.key_pairs = (uint8_t)d->cfg.kem_key_pairs;
     pthread_mutex_unlock(&d->lock);
     n = b.s.uri.n_sources;
+    npub = b.key_pairs == HXD_KEY_PAIRS_PER_BATCH ? 1 : count;
     if (e != HX_OK) {
         snprintf(msg, sizeof(msg), "out of memory");
         goto fail;
@@ -899,7 +902,7 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
     }
     if (hx_write_bytes(&w, ksid->b, 16) != HX_OK || hx_write_u64(&w, first) != HX_OK ||
         hx_write_u32(&w, count) != HX_OK || hx_write_u64(&w, qkd_first) != HX_OK ||
-        hx_write_u8(&w, b.qkd_mode) != HX_OK ||
+        hx_write_u8(&w, b.qkd_mode) != HX_OK || hx_write_u8(&w, b.key_pairs) != HX_OK ||
         (b.qkd_ids != NULL &&
          hx_write_bytes(&w, b.qkd_ids, (size_t)count * sizeof(*b.qkd_ids)) != HX_OK)) {
         goto fail;
@@ -910,11 +913,11 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
             continue;
         }
         hx_kem_standard_sizes(kem_of(b.s.uri.sources[j]), &sz);
-        b.kem_len[j] = sz.public_key * count;
+        b.kem_len[j] = sz.public_key * npub;
         if ((b.kem_msg[j] = malloc(b.kem_len[j])) == NULL) {
             goto fail;
         }
-        for (uint32_t i = 0; i < count; i++) {
+        for (uint32_t i = 0; i < npub; i++) {
             size_t pl;
             if ((e = hx_kem_keygen(kem_of(b.s.uri.sources[j]), &kkeys[i * n + j],
                                    b.kem_msg[j] + i * sz.public_key, sz.public_key, &pl)) !=
@@ -992,8 +995,8 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
                 goto fail;
             }
             for (uint32_t i = 0; i < count; i++) {
-                if ((e = hx_kem_decaps(kkeys[i * n + j], cts + i * sz.ciphertext, sz.ciphertext,
-                                       &b.secrets[i * n + j])) != HX_OK) {
+                if ((e = hx_kem_decaps(kkeys[(npub == 1 ? 0 : i) * n + j], cts + i * sz.ciphertext,
+                                       sz.ciphertext, &b.secrets[i * n + j])) != HX_OK) {
                     hx_writer_wipe(&tw);
                     snprintf(msg, sizeof(msg), "%s decapsulation failed",
                              hx_source_name(b.s.uri.sources[j]));
@@ -1176,7 +1179,7 @@ static void on_batch_req(struct hxd *d, const struct hx_uuid *peer, const uint8_
     struct batch b;
     struct hx_writer w;
     uint64_t first, qkd_first;
-    uint32_t count;
+    uint32_t count, npub = 0;
     uint8_t tag_r[32], tag_i[32], sig[HX_SIG_MAX_SIGNATURE];
     size_t n, sig_len;
     char msg[200] = "";
@@ -1234,6 +1237,16 @@ static void on_batch_req(struct hxd *d, const struct hx_uuid *peer, const uint8_
                             "the nodes reach their KMEs with different QKD protocols");
             goto out;
         }
+        /* One KEM key pair per batch only if this node allows it too (kem.key_pairs). */
+        if (hx_read_u8(&r, &b.key_pairs) != HX_OK || b.key_pairs > HXD_KEY_PAIRS_PER_BATCH ||
+            (b.key_pairs == HXD_KEY_PAIRS_PER_BATCH &&
+             d->cfg.kem_key_pairs != HXD_KEY_PAIRS_PER_BATCH)) {
+            send_resp_error(d, peer, ksid.b, first, count, HYKEX_STATUS_NO_QKD_CONNECTION,
+                            "the responder requires a fresh KEM key pair per position "
+                            "(kem.key_pairs differs between the nodes)");
+            goto out;
+        }
+        npub = b.key_pairs == HXD_KEY_PAIRS_PER_BATCH ? 1 : count;
         if (mode == 2) {
             if ((b.qkd_ids = calloc(count, sizeof(*b.qkd_ids))) == NULL ||
                 hx_read_bytes(&r, b.qkd_ids, (size_t)count * sizeof(*b.qkd_ids)) != HX_OK) {
@@ -1258,28 +1271,41 @@ static void on_batch_req(struct hxd *d, const struct hx_uuid *peer, const uint8_
             continue;
         }
         hx_kem_standard_sizes(kem_of(b.s.uri.sources[j]), &sz);
-        if (hx_read_view(&r, sz.public_key * count, &pubs) != HX_OK) {
+        if (hx_read_view(&r, sz.public_key * npub, &pubs) != HX_OK) {
             send_resp_error(d, peer, ksid.b, first, count, HYKEX_STATUS_NO_QKD_CONNECTION,
                             "BATCH_REQ too short");
             goto out;
         }
-        b.kem_len[j] = (sz.public_key + sz.ciphertext) * count;
+        b.kem_len[j] = sz.public_key * npub + sz.ciphertext * count;
         if ((b.kem_msg[j] = malloc(b.kem_len[j])) == NULL) {
             goto out;
         }
-        memcpy(b.kem_msg[j], pubs, sz.public_key * count);
-        uint8_t *cts = b.kem_msg[j] + sz.public_key * count;
+        memcpy(b.kem_msg[j], pubs, sz.public_key * npub);
+        uint8_t *cts = b.kem_msg[j] + sz.public_key * npub;
+        struct hx_kem_peer *one = NULL; /* a key per batch: imported (and checked) once */
+        if (npub == 1 && count > 1 &&
+            hx_kem_peer_import(kem_of(b.s.uri.sources[j]), pubs, sz.public_key, &one) != HX_OK) {
+            snprintf(msg, sizeof(msg), "%s public key of the initiator refused",
+                     hx_source_name(b.s.uri.sources[j]));
+            send_resp_error(d, peer, ksid.b, first, count, HYKEX_STATUS_NO_QKD_CONNECTION, msg);
+            goto out;
+        }
         for (uint32_t i = 0; i < count; i++) {
             size_t cl;
-            if ((e = hx_kem_encaps(kem_of(b.s.uri.sources[j]), pubs + i * sz.public_key,
-                                   sz.public_key, cts + i * sz.ciphertext, sz.ciphertext, &cl,
-                                   &b.secrets[i * n + j])) != HX_OK) {
+            e = one != NULL ? hx_kem_encaps_peer(one, cts + i * sz.ciphertext, sz.ciphertext, &cl,
+                                                 &b.secrets[i * n + j])
+                            : hx_kem_encaps(kem_of(b.s.uri.sources[j]), pubs + i * sz.public_key,
+                                            sz.public_key, cts + i * sz.ciphertext, sz.ciphertext,
+                                            &cl, &b.secrets[i * n + j]);
+            if (e != HX_OK) {
+                hx_kem_peer_free(one);
                 snprintf(msg, sizeof(msg), "%s encapsulation refused the initiator's public key",
                          hx_source_name(b.s.uri.sources[j]));
                 send_resp_error(d, peer, ksid.b, first, count, HYKEX_STATUS_NO_QKD_CONNECTION, msg);
                 goto out;
             }
         }
+        hx_kem_peer_free(one);
         if (hx_write_bytes(&w, cts, sz.ciphertext * count) != HX_OK) {
             goto out;
         }

@@ -11,6 +11,7 @@ static const char *const qkd_protocols[] = {"none", "etsi004-json", "etsi004-bin
                                             NULL};
 static const char *const framings[] = {"1.0.1", "2.1.1", NULL};
 static const char *const joins[] = {"default", "stream-id", "same-uris", NULL};
+static const char *const key_pairs[] = {"per-position", "per-batch", NULL};
 
 static hx_err parse_peer_entry(const char *key, struct json_object *v, struct hxd_peer *p,
                                char *why, size_t why_len)
@@ -179,6 +180,10 @@ static const struct hx_cfg_opt table[] = {
                     "fsync every store commit: durable across power loss, not only crashes"),
     HX_CFG_OPT_INT("limits.batch_size", C, batch_size, 1, 1024, "16", 0,
                    "positions per key-production batch"),
+    HX_CFG_OPT_ENUM("kem.key_pairs", C, kem_key_pairs, key_pairs, "\"per-position\"",
+                    "KEM key pairs: per-position (a fresh pair for every key) or per-batch (one "
+                    "pair per batch and source, encapsulated to once per position; both nodes "
+                    "must allow it)"),
     HX_CFG_OPT_INT("limits.buffer_depth", C, buffer_depth, 1, 65536, "64", 0,
                    "ready keys kept ahead of demand per stream"),
     HX_CFG_OPT_INT("limits.default_timeout_ms", C, default_timeout_ms, 1, 3600000, "10000", 0,

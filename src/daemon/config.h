@@ -46,6 +46,12 @@ enum hxd_qkd_join {
     HXD_JOIN_SAME_URIS,   /* both open their own and rely on identical URIs (reference QKD node) */
 };
 
+/* KEM key pairs of a batch (kem.key_pairs; docs/peer-protocol.md). */
+enum hxd_key_pairs {
+    HXD_KEY_PAIRS_PER_POSITION = 0, /* a fresh key pair for every position */
+    HXD_KEY_PAIRS_PER_BATCH,        /* one per batch and KEM source, encapsulated to count times */
+};
+
 struct hxd_config {
     struct hx_uuid uuid;
     /* reference: logging_config */
@@ -87,6 +93,7 @@ struct hxd_config {
     char state_dir[HXD_MAX_PATH];
     bool store_sync;
     uint32_t batch_size;
+    int kem_key_pairs; /* enum hxd_key_pairs */
     uint32_t buffer_depth;
     uint32_t default_timeout_ms;
     uint32_t max_streams;

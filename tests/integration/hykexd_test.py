@@ -367,6 +367,62 @@ def stream_status(node, ks):
     return [s for s in json.loads(r.stdout)["streams"] if s["key_stream_id"] == ks][0]
 
 
+def set_config(node, key, value):
+    """Sets (value not None) or removes a top-level key of node's config and restarts it."""
+    path = f"{WORK}/{node}.json"
+    cfg = json.load(open(path))
+    if value is None:
+        cfg.pop(key, None)
+    else:
+        cfg[key] = value
+    json.dump(cfg, open(path, "w"), indent=1)
+    restart(node)
+
+
+@test
+def kem_key_pairs_per_batch():
+    """kem.key_pairs "per-batch" at both nodes: one KEM key pair per batch and source, which the
+    responder imports once and encapsulates to per position. Keys agree at both ends and differ
+    between positions. A responder left at "per-position" refuses such batches with a message
+    naming the setting, so the initiator did send one key pair per batch."""
+    def take(app, indices, timeout=5000):
+        out = {}
+
+        def side(node):
+            c = App(node)
+            r = c.open(uri("F", "hkdf", "ML-KEM-768,X25519", app),
+                       uri("G", "hkdf", "ML-KEM-768,X25519", app), {"timeout": timeout})
+            out[node] = [r] + ([c.get(r["key_stream_id"], index=i) for i in indices]
+                               if r["status"] == 0 else [])
+            if r["status"] == 0:
+                c.call("CLOSE", key_stream_id=r["key_stream_id"])
+        ts = [threading.Thread(target=side, args=(n,)) for n in "FG"]
+        [t.start() for t in ts]
+        [t.join(60) for t in ts]
+        return out
+    try:
+        for n in "FG":
+            set_config(n, "kem", {"key_pairs": "per-batch"})
+        wait_link("F", "G")
+        time.sleep(0.5)
+        out = take("perbatch", range(40))
+        f, g = out["F"][1:], out["G"][1:]
+        check(len(f) == 40 and len(g) == 40, f"open: {out['F'][0]} {out['G'][0]}")
+        for fi, gi in zip(f, g):
+            check(fi["status"] == 0 and gi["status"] == 0, f"{fi} / {gi}")
+            check(fi["key_buffer"] == gi["key_buffer"], f"keys differ: {fi} / {gi}")
+        check(len({bytes(x["key_buffer"]) for x in f}) == 40, "two positions got the same key")
+        set_config("G", "kem", None)  # per-position again: it must refuse F's batches
+        wait_link("F", "G")
+        time.sleep(0.5)
+        out = take("perbatch-refused", [0], timeout=1500)
+        r = out["F"][1] if len(out["F"]) > 1 else out["F"][0]
+        check(r["status"] != 0 and "kem.key_pairs" in r.get("message", ""), f"at F: {r}")
+    finally:
+        set_config("F", "kem", None)
+        wait_link("F", "G")
+
+
 @test
 def hostile_peer_batches_refused():
     """One node of the F-G pair made hostile (HYKEX_FAULT_PEER, compiled into test builds only):
@@ -788,7 +844,7 @@ def main():
         for t in [reference_client_byte_for_byte, every_method_and_source_set,
                   binary_qkd_dialect_and_long_keys, etsi_014_key_managers,
                   certificates_of_the_original_system, lost_ack_keeps_positions_at_both_ends,
-                  hostile_peer_batches_refused, streams_bound_to_their_application,
+                  kem_key_pairs_per_batch, hostile_peer_batches_refused, streams_bound_to_their_application,
                   mtls_applications_bound_to_their_certificate,
                   unix_socket_and_its_allow_list,
                   hykex_status_and_run,
