@@ -153,7 +153,7 @@ def main():
                                stdout=subprocess.PIPE, stderr=open(f"{work}/sim.log", "w"), text=True)
         procs.append(sim)
         sim.stdout.readline()
-        def node_config(n, m, batch, store):
+        def node_config(n, m, batch, store, key_pairs):
             cfg = {"uuid": U[n],
                    "logging_config": {"console_log_type": "warning"},
                    "certificate_config": {"cert_authority_path": f"{n}/ca.crt",
@@ -162,7 +162,7 @@ def main():
                    "qkd_address": {"host": "127.0.0.1", "port": P["k" + n]},
                    "peer_local_address": {"host": "127.0.0.1", "port": P["peer" + n]},
                    "limits": {"buffer_depth": DEPTH, "batch_size": batch},
-                   "qkd": {"pipeline": QKD_PIPELINE},
+                   "qkd": {"pipeline": QKD_PIPELINE}, "kem": {"key_pairs": key_pairs},
                    "trusted_peers": {U[m]: {"address": {"host": "127.0.0.1", "port": P["peer" + m]}}}}
             if store is not None:
                 shutil.rmtree(f"{work}/{n}-state", ignore_errors=True)
@@ -176,15 +176,16 @@ def main():
             p.stdout.readline()
             return p
 
-        def start_nodes(batch, store=None):
-            """(Re)starts nodes A and B (procs[1], procs[2]) with limits.batch_size = batch and
-            the durable store off (None), on ("normal") or on with fsync ("fsync")."""
+        def start_nodes(batch, store=None, key_pairs="per-position"):
+            """(Re)starts nodes A and B (procs[1], procs[2]) with limits.batch_size = batch,
+            the durable store off (None), on ("normal") or on with fsync ("fsync"), and
+            kem.key_pairs = key_pairs."""
             for p in procs[1:]:
                 p.terminate()
                 p.wait(10)
             del procs[1:]
             for n, m in (("A", "B"), ("B", "A")):
-                node_config(n, m, batch, store)
+                node_config(n, m, batch, store, key_pairs)
                 procs.append(start_node(n))
             time.sleep(1.0)
 
@@ -252,6 +253,19 @@ def main():
                                       for _ in range(REPS)])
         out["production_by_batch_size_keys_per_s"] = bs
 
+        # kem.key_pairs: a fresh KEM key pair per position (default) or one per batch. Keys
+        # taken by applications at both ends, and keys ready at the initiator with none taken.
+        kp = {}
+        for pairs in ("per-position", "per-batch"):
+            progress(f"key production, KEM key pairs {pairs}")
+            start_nodes(64, key_pairs=pairs)
+            kp[pairs] = {
+                "keys_per_s": summary([bench("rate", A, B, n_rate, "hkdf", "ML-KEM-768,QKD")["keys_per_s"]
+                                       for _ in range(REPS)]),
+                "ready_keys_per_s": summary([bench("streams", A, B, 1, 2.0 if QUICK else 3.0,
+                                                   procs[1].pid)["keys_per_s"] for _ in range(REPS)])}
+        out["production_by_key_pairs"] = kp
+
         # Durability: the same production (applications taking keys at both ends, so every
         # delivery is recorded too) and GET_KEY latency, store off / on / on with fsync.
         dur = {}
@@ -279,6 +293,26 @@ def main():
         out["open_connect_cold_us"] = summary(cold)
         out["tls13_handshake_us"] = tls_handshakes(work, P)
 
+        # The crypto limit L = 1 / (ML-KEM-768 keygen + encaps + decaps), from bench/crypto's
+        # results of the same bench/run.sh invocation, and each production rate over it.
+        try:
+            cr = json.load(open(f"{ROOT}/bench/results/crypto.json"))["results"]
+            ops = {r["op"]: r["hykex"]["median"] for r in cr
+                   if r.get("alg") == "ML-KEM-768" and r["op"] in ("keygen", "encaps", "decaps")}
+            L = 1.0 / sum(1.0 / ops[o] for o in ("keygen", "encaps", "decaps"))
+        except (OSError, KeyError, ValueError, ZeroDivisionError):
+            L = None
+        if L is not None:
+            out["crypto_limit_L_keys_per_s"] = L
+            out["production_over_L"] = {
+                "hkdf ML-KEM-768,QKD, applications at both ends": rates["hkdf ML-KEM-768,QKD"]["median"] / L,
+                "one stream, keys ready, no application": sc["1"]["keys_per_s"]["median"] / L}
+            for pairs, v in kp.items():
+                out["production_over_L"][f"key pairs {pairs}, applications at both ends"] = \
+                    v["keys_per_s"]["median"] / L
+                out["production_over_L"][f"key pairs {pairs}, keys ready, no application"] = \
+                    v["ready_keys_per_s"]["median"] / L
+
         os.makedirs(f"{ROOT}/bench/results", exist_ok=True)
         json.dump(out, open(f"{ROOT}/bench/results/network.json", "w"), indent=1)
 
@@ -304,6 +338,13 @@ def main():
         for b, v in bs.items():
             print(f"{'key production, batch size ' + b + ', hkdf ML-KEM-768,QKD (keys/s)':52} {m(v):>28}")
         print(f"{'scaling, worst aggregate rate / one-stream rate':52} {out['scaling_ratio_min']:>28.2f}")
+        for pairs, v in kp.items():
+            print(f"{'KEM key pairs ' + pairs + ': keys/s taken; ready':52} {m(v['keys_per_s']):>18} ; "
+                  f"{m(v['ready_keys_per_s'])}")
+        if L is not None:
+            print(f"{'crypto limit L, ML-KEM-768 (keys/s)':52} {L:>28.0f}")
+            for k, v in out["production_over_L"].items():
+                print(f"{'  / L: ' + k:52} {v:>28.2f}")
         for name, v in dur.items():
             print(f"{'durability, ' + name + ': keys/s; GET_KEY p50 us':52} {m(v['keys_per_s']):>18} ; "
                   f"{v['get_key_p50_us']['median']:.0f}")
