@@ -456,7 +456,26 @@ static struct json_object *position_gone(uint64_t pos)
     return hx_004_json_status(HYKEX_STATUS_INSUFFICIENT_KEY, msg);
 }
 
-static struct json_object *get_key(struct client *c, const struct hx_004_request *req)
+/*
+ * The GET_KEY reply, written straight into out (wiped after sending) with the reference's
+ * separators: the key never passes through json-c objects, whose freed memory nobody wipes.
+ */
+static bool key_reply(struct hx_writer *out, const struct hx_secret *key, uint64_t pos,
+                      const char *meta)
+{
+    static const char head[] = "{\"status\": 0, \"key_buffer\": ";
+    char tail[64];
+    int n = snprintf(tail, sizeof(tail), ", \"index\": %" PRIu64 ", \"metadata\": ", pos);
+
+    return hx_write_bytes(out, head, sizeof(head) - 1) == HX_OK &&
+           hx_json_write_key_array(out, hx_secret_data(key), hx_secret_len(key), ", ") == HX_OK &&
+           hx_write_bytes(out, tail, (size_t)n) == HX_OK &&
+           hx_write_bytes(out, meta, strlen(meta)) == HX_OK && hx_write_u8(out, '}') == HX_OK;
+}
+
+/* GET_KEY: an error reply, or NULL with the key's reply written into out. */
+static struct json_object *get_key(struct client *c, const struct hx_004_request *req,
+                                   struct hx_writer *out)
 {
     struct hxd *d = c->a->d;
     struct hxd_stream *s;
@@ -465,7 +484,7 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
     double deadline, ready_at = 0;
     char msg[300], meta_full[512], meta_min[96];
     int status = 0;
-    struct json_object *o, *kb, *m;
+    struct json_object *o;
 
     if ((s = client_stream(c, &req->ksid,
                            "key stream id is not open at this node (OPEN_CONNECT first)", &o)) ==
@@ -586,18 +605,15 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
     snprintf(meta_min, sizeof(meta_min), "{\"age\": %" PRIu64 ", \"hops\": 0}", age);
     pthread_mutex_unlock(&d->lock);
 
-    o = hx_004_json_status(0, NULL);
-    kb = json_object_new_array_ext((int)hx_secret_len(key));
-    for (size_t i = 0; i < hx_secret_len(key); i++) {
-        json_object_array_add(kb, json_object_new_int(hx_secret_data(key)[i]));
-    }
-    hx_secret_free(key);
-    json_object_object_add(o, "key_buffer", kb);
-    json_object_object_add(o, "index", json_object_new_int64((int64_t)pos));
-    m = json_tokener_parse(
+    bool ok = key_reply(
+        out, key, pos,
         req->metadata_size == 0 || req->metadata_size >= strlen(meta_full) ? meta_full : meta_min);
-    json_object_object_add(o, "metadata", m);
-    return o;
+    hx_secret_free(key);
+    if (!ok) { /* out of memory: the key is delivered (recorded) but cannot be sent */
+        hx_writer_reset(out);
+        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "out of memory");
+    }
+    return NULL;
 }
 
 static struct json_object *close_stream(struct client *c, const struct hx_004_request *req)
@@ -795,9 +811,11 @@ static void *client_main(void *arg)
     struct client *c = arg;
     struct hxd_api *a = c->a;
     struct hx_json_stream *s = NULL;
+    struct hx_writer keyw; /* a GET_KEY reply: up to ~4 bytes of text per key byte */
     uint8_t buf[16384];
     ssize_t n;
 
+    hx_writer_init_dynamic(&keyw, 1u << 20);
     if (hx_json_stream_new(&lim, &s) != HX_OK) {
         goto out;
     }
@@ -829,19 +847,22 @@ static void *client_main(void *arg)
             } else if (req.cmd == HX_004_OPEN_CONNECT) {
                 r = open_connect(c, &req);
             } else if (req.cmd == HX_004_GET_KEY) {
-                r = get_key(c, &req);
+                r = get_key(c, &req, &keyw);
             } else if (req.cmd == HX_004_STATUS) {
                 r = node_status(c);
             } else {
                 r = close_stream(c, &req);
             }
             json_object_put(o);
-            if (!reply(c, r)) {
+            bool sent = r != NULL ? reply(c, r) : send_all(c, keyw.data, keyw.len);
+            hx_writer_reset(&keyw); /* wipes the key's reply */
+            if (!sent) {
                 goto out;
             }
         }
     }
 out:
+    hx_writer_wipe(&keyw);
     hx_json_stream_free(s);
     pthread_mutex_lock(&a->lock);
     a->conn_fds[c->slot] = -1;

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
+
 const struct hx_json_limits hx_json_limits_default = {
     .max_message = 64 * 1024,
     .max_depth = 8,
@@ -399,4 +401,30 @@ out:
     json_object_put(extra);
     hx_json_stream_free(s);
     return e;
+}
+
+hx_err hx_json_write_key_array(struct hx_writer *w, const uint8_t *p, size_t n, const char *sep)
+{
+    size_t sep_len = strlen(sep);
+    hx_err e = hx_write_u8(w, '[');
+
+    for (size_t i = 0; i < n && e == HX_OK; i++) {
+        unsigned v = p[i];
+        size_t k = v >= 100 ? 3 : v >= 10 ? 2 : 1;
+        uint8_t *d;
+        if (i > 0) {
+            e = hx_write_bytes(w, sep, sep_len);
+        }
+        /* digits written in place: no copy of a key byte outside the caller's buffer */
+        if (e == HX_OK && (e = hx_write_reserve(w, k, &d)) == HX_OK) {
+            d[k - 1] = (uint8_t)('0' + v % 10);
+            if (k > 1) {
+                d[k - 2] = (uint8_t)('0' + v / 10 % 10);
+            }
+            if (k > 2) {
+                d[0] = (uint8_t)('0' + v / 100);
+            }
+        }
+    }
+    return e == HX_OK ? hx_write_u8(w, ']') : e;
 }

@@ -70,4 +70,14 @@ HX_MUST_CHECK hx_err hx_json_parse_object(const void *p, size_t len,
                                           const struct hx_json_limits *limits,
                                           struct json_object **out, char *why, size_t why_len);
 
+struct hx_writer;
+
+/*
+ * Appends the ETSI 004 JSON text of a key buffer, an array of its bytes in decimal, to w:
+ * "[b0" sep "b1" ... "]". For replies that carry a key: the bytes go straight into the caller's
+ * buffer (which it wipes), never into json-c objects whose freed memory nobody wipes.
+ */
+HX_MUST_CHECK hx_err hx_json_write_key_array(struct hx_writer *w, const uint8_t *p, size_t n,
+                                             const char *sep);
+
 #endif

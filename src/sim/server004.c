@@ -145,23 +145,14 @@ static bool add_json(struct hx_writer *out, struct json_object *o)
 static bool add_key_reply(struct hx_writer *out, const uint8_t *key, size_t key_len, uint32_t index,
                           const char *meta)
 {
-    char num[32];
-    int n;
-    hx_err e = hx_write_bytes(out, "{\"status\":0,\"key_buffer\":[", 26);
+    static const char head[] = "{\"status\":0,\"key_buffer\":";
+    char tail[48];
+    int n = snprintf(tail, sizeof(tail), ",\"index\":%" PRIu32 ",\"metadata\":", index);
 
-    for (size_t i = 0; i < key_len && e == HX_OK; i++) {
-        n = snprintf(num, sizeof(num), i == 0 ? "%u" : ",%u", (unsigned)key[i]);
-        e = hx_write_bytes(out, num, (size_t)n);
-    }
-    n = snprintf(num, sizeof(num), "],\"index\":%" PRIu32 ",\"metadata\":", index);
-    if (e == HX_OK) {
-        e = hx_write_bytes(out, num, (size_t)n);
-    }
-    if (e == HX_OK) {
-        e = hx_write_bytes(out, meta, strlen(meta));
-    }
-    OPENSSL_cleanse(num, sizeof(num));
-    return e == HX_OK && hx_write_u8(out, '}') == HX_OK;
+    return hx_write_bytes(out, head, sizeof(head) - 1) == HX_OK &&
+           hx_json_write_key_array(out, key, key_len, ",") == HX_OK &&
+           hx_write_bytes(out, tail, (size_t)n) == HX_OK &&
+           hx_write_bytes(out, meta, strlen(meta)) == HX_OK && hx_write_u8(out, '}') == HX_OK;
 }
 
 /* Appends the reply to one request to out. */

@@ -268,6 +268,7 @@ def reference_client_byte_for_byte():
             "key_stream_id": r["key_stream_id"], "index": 0,
             "metadata": {"size": 46, "buffer": "The metadata field is not used for the moment."}}}).encode())
         out[node] = g
+        out[node + "_gtext"] = c.last_text
         if g.get("status") == 0:
             delivered.append(bytes(g["key_buffer"]).hex())
         out[node + "_close"] = c.raw(json.dumps({"command": "CLOSE", "data": {"key_stream_id": r["key_stream_id"]}}).encode())
@@ -279,6 +280,8 @@ def reference_client_byte_for_byte():
     check(out["A"]["status"] == 0 and out["B"]["status"] == 0, f"GET_KEY: {out['A']} {out['B']}")
     check(out["A"]["key_buffer"] == out["B"]["key_buffer"], "keys differ")
     check(out["A"]["index"] == 0 and out["A"]["metadata"]["hops"] == 0, f"{out['A']}")
+    # the GET_KEY reply as the reference's json.dumps prints it, byte for byte
+    check(out["A_gtext"] == json.dumps(out["A"]), f"reply format {out['A_gtext']!r}")
     check(out["A_close"] == {"status": 0} and out["B_close"] == {"status": 0}, "close")
 
 

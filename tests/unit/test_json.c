@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "common/buf.h"
 #include "common/json.h"
 
 /* Three requests as the reference clients send them, back to back, with a '}' in a string. */
@@ -360,6 +361,29 @@ static void parses_whole_documents(void **state)
     assert_null(o);
 }
 
+/* Key buffers as ETSI 004 JSON text: every digit count, both separators, an empty key. */
+static void key_arrays_are_written_in_decimal(void **state)
+{
+    static const uint8_t key[] = {0, 9, 10, 99, 100, 255, 7};
+    struct hx_writer w;
+    (void)state;
+
+    hx_writer_init_dynamic(&w, 1024);
+    assert_int_equal(hx_json_write_key_array(&w, key, sizeof(key), ", "), HX_OK);
+    assert_int_equal(hx_write_u8(&w, 0), HX_OK);
+    assert_string_equal((const char *)w.data, "[0, 9, 10, 99, 100, 255, 7]");
+    hx_writer_reset(&w);
+    assert_int_equal(hx_json_write_key_array(&w, key, 3, ","), HX_OK);
+    assert_int_equal(hx_json_write_key_array(&w, key, 0, ","), HX_OK);
+    assert_int_equal(hx_write_u8(&w, 0), HX_OK);
+    assert_string_equal((const char *)w.data, "[0,9,10][]");
+    hx_writer_wipe(&w);
+    /* a buffer too small for the text: an error, never a cut array */
+    uint8_t small[8];
+    hx_writer_init_fixed(&w, small, sizeof(small));
+    assert_int_not_equal(hx_json_write_key_array(&w, key, sizeof(key), ", "), HX_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -377,6 +401,7 @@ int main(void)
         cmocka_unit_test(truncated_message_waits_for_more),
         cmocka_unit_test(bad_limits_are_refused),
         cmocka_unit_test(parses_whole_documents),
+        cmocka_unit_test(key_arrays_are_written_in_decimal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
