@@ -10,10 +10,15 @@ sizes 1, 16, 64 and 256 (one ML-DSA signature per node per batch), the durabilit
 (production and GET_KEY latency without a store, with the store, with the store and fsync), and
 OPEN_CONNECT on a cold link (issued as the connecting node starts, so that it waits for the peer
 TLS handshake) beside bare TLS 1.3 handshakes (openssl s_server / s_time) with the same
-certificates and group. Every figure is the median of repeated runs with min and max. Writes bench/results/network.json, and with gnuplot latency.png (latency
-distribution) and scaling.png (throughput against concurrent streams and connections).
+certificates and group; production with a KEM key pair per position and per batch, and each
+rate over the crypto limit L of the same run (bench/results/crypto.json). As root, also a pass
+in the namespace lab (scripts/netlab.sh: the simulator and the nodes on their own hosts):
+production, GET_KEY latency and OPEN_CONNECT over veth links. Every figure is the median of
+repeated runs with min and max. Writes bench/results/network.json (network_lab.json for the
+lab), and with gnuplot latency.png (latency distribution) and scaling.png (throughput against
+concurrent streams and connections).
 
-Usage: bench/network.py BIN_DIR [--quick]
+Usage: bench/network.py BIN_DIR [--quick] [--lab-only]
 """
 import json
 import os
@@ -136,61 +141,143 @@ def tls_handshakes(work, P):
         srv.wait(5)
 
 
-def main():
-    work = tempfile.mkdtemp(prefix="hykex-bench-")
-    procs = []
-    P = {k: free_port() for k in ["kA", "kB", "apiA", "apiB", "peerA", "peerB"]}
-    try:
+class Network:
+    """The simulator and nodes A and B: on loopback (free ports), or in the namespace lab
+    (scripts/netlab.sh: hosts hx-sim, hx-A, hx-B with their own addresses on a bridge, which
+    this host reaches; fixed ports). procs[0] is the simulator, procs[1] and [2] A and B."""
+
+    LAB = {"sim": "10.77.0.10", "A": "10.77.0.11", "B": "10.77.0.12"}
+
+    def __init__(self, work, lab=False):
+        self.work, self.lab, self.procs = work, lab, []
+        keys = ["kA", "kB", "apiA", "apiB", "peerA", "peerB"]
+        if lab:
+            self.addr = dict(self.LAB)
+            self.port = {"kA": 5300, "kB": 5301, "apiA": 5100, "apiB": 5100, "peerA": 5200, "peerB": 5200}
+        else:
+            self.addr = {k: "127.0.0.1" for k in ("sim", "A", "B")}
+            self.port = {k: free_port() for k in keys}
         run = lambda *a: subprocess.run(list(a), check=True, capture_output=True, cwd=work)  # noqa
-        run(f"{ROOT}/certificates/create_ca.sh", "--out", "ca")
+        if not os.path.exists(f"{work}/ca"):
+            run(f"{ROOT}/certificates/create_ca.sh", "--out", "ca")
         for n in "AB":
-            run(f"{ROOT}/certificates/generate_cert.sh", "--uuid", U[n], "--ip", "127.0.0.1", "--out", n)
-        net = {"kmes": [{"id": "KME_A", "node": U["A"], "etsi004_json": {"port": P["kA"]}},
-                        {"id": "KME_B", "node": U["B"], "etsi004_json": {"port": P["kB"]}}],
+            run(f"{ROOT}/certificates/generate_cert.sh", "--uuid", U[n], "--ip", self.addr[n], "--out", n)
+        net = {"kmes": [{"id": f"KME_{n}", "node": U[n],
+                         "etsi004_json": {"host": self.addr["sim"], "port": self.port["k" + n]}}
+                        for n in "AB"],
                "links": [{"id": "ab", "kmes": ["KME_A", "KME_B"], "rate_bps": 0}]}
         json.dump(net, open(f"{work}/net.json", "w"))
-        sim = subprocess.Popen([f"{BIN}/hykex-qkdsim", "-c", f"{work}/net.json", "--log-level", "warn"],
+        sim = subprocess.Popen(self.wrap("sim", [f"{BIN}/hykex-qkdsim", "-c", f"{work}/net.json",
+                                                 "--log-level", "warn"]),
                                stdout=subprocess.PIPE, stderr=open(f"{work}/sim.log", "w"), text=True)
-        procs.append(sim)
+        self.procs.append(sim)
         sim.stdout.readline()
-        def node_config(n, m, batch, store, key_pairs):
-            cfg = {"uuid": U[n],
-                   "logging_config": {"console_log_type": "warning"},
-                   "certificate_config": {"cert_authority_path": f"{n}/ca.crt",
-                                          "cert_path": f"{n}/node.crt", "key_path": f"{n}/node.key"},
-                   "hybridization_server_address": {"host": "127.0.0.1", "port": P["api" + n]},
-                   "qkd_address": {"host": "127.0.0.1", "port": P["k" + n]},
-                   "peer_local_address": {"host": "127.0.0.1", "port": P["peer" + n]},
-                   "limits": {"buffer_depth": DEPTH, "batch_size": batch},
-                   "qkd": {"pipeline": QKD_PIPELINE}, "kem": {"key_pairs": key_pairs},
-                   "trusted_peers": {U[m]: {"address": {"host": "127.0.0.1", "port": P["peer" + m]}}}}
-            if store is not None:
-                shutil.rmtree(f"{work}/{n}-state", ignore_errors=True)
-                cfg["state_dir"] = f"{work}/{n}-state"
-                cfg["store"] = {"fsync": store == "fsync"}
-            json.dump(cfg, open(f"{work}/{n}.json", "w"))
 
-        def start_node(n):
-            p = subprocess.Popen([f"{BIN}/hykexd", "-c", f"{n}.json"], cwd=work,
-                                 stdout=subprocess.PIPE, stderr=open(f"{work}/{n}.log", "a"), text=True)
-            p.stdout.readline()
-            return p
+    def wrap(self, node, argv):
+        """argv run at node's host: its namespace in the lab, this one on loopback."""
+        return [f"{ROOT}/scripts/netlab.sh", "exec", node, *argv] if self.lab else argv
 
-        def start_nodes(batch, store=None, key_pairs="per-position"):
-            """(Re)starts nodes A and B (procs[1], procs[2]) with limits.batch_size = batch,
-            the durable store off (None), on ("normal") or on with fsync ("fsync"), and
-            kem.key_pairs = key_pairs."""
-            for p in procs[1:]:
-                p.terminate()
-                p.wait(10)
-            del procs[1:]
-            for n, m in (("A", "B"), ("B", "A")):
-                node_config(n, m, batch, store, key_pairs)
-                procs.append(start_node(n))
-            time.sleep(1.0)
+    def api(self, n):
+        return f"{self.addr[n]}:{self.port['api' + n]}"
 
+    def node_config(self, n, m, batch, store, key_pairs):
+        work, a, p = self.work, self.addr, self.port
+        cfg = {"uuid": U[n],
+               "logging_config": {"console_log_type": "warning"},
+               "certificate_config": {"cert_authority_path": f"{n}/ca.crt",
+                                      "cert_path": f"{n}/node.crt", "key_path": f"{n}/node.key"},
+               "hybridization_server_address": {"host": a[n], "port": p["api" + n]},
+               "qkd_address": {"host": a["sim"], "port": p["k" + n]},
+               "peer_local_address": {"host": a[n], "port": p["peer" + n]},
+               "limits": {"buffer_depth": DEPTH, "batch_size": batch},
+               "qkd": {"pipeline": QKD_PIPELINE}, "kem": {"key_pairs": key_pairs},
+               "api": {"allow_remote": self.lab},  # the lab's applications run on this host
+               "trusted_peers": {U[m]: {"address": {"host": a[m], "port": p["peer" + m]}}}}
+        if store is not None:
+            shutil.rmtree(f"{work}/{n}-state", ignore_errors=True)
+            cfg["state_dir"] = f"{work}/{n}-state"
+            cfg["store"] = {"fsync": store == "fsync"}
+        json.dump(cfg, open(f"{work}/{n}.json", "w"))
+
+    def start_node(self, n):
+        p = subprocess.Popen(self.wrap(n, [f"{BIN}/hykexd", "-c", f"{n}.json"]), cwd=self.work,
+                             stdout=subprocess.PIPE, stderr=open(f"{self.work}/{n}.log", "a"), text=True)
+        p.stdout.readline()
+        return p
+
+    def start_nodes(self, batch, store=None, key_pairs="per-position"):
+        """(Re)starts nodes A and B with limits.batch_size = batch, the durable store off
+        (None), on ("normal") or on with fsync ("fsync"), and kem.key_pairs = key_pairs."""
+        for p in self.procs[1:]:
+            p.terminate()
+            p.wait(10)
+        del self.procs[1:]
+        for n, m in (("A", "B"), ("B", "A")):
+            self.node_config(n, m, batch, store, key_pairs)
+            self.procs.append(self.start_node(n))
+        time.sleep(1.0)
+
+    def stop(self):
+        for p in self.procs:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.procs = []
+
+
+def lab_pass():
+    """Production (both key-pair modes), GET_KEY latency and OPEN_CONNECT with each program on
+    its own host of the namespace lab, the applications on this host across the bridge: what
+    real veth links, with their own addresses, cost beside loopback. Root only."""
+    if os.geteuid() != 0:
+        progress("namespace lab: skipped (needs root for network namespaces)")
+        return None
+    work = tempfile.mkdtemp(prefix="hykex-bench-lab-")
+    lab = f"{ROOT}/scripts/netlab.sh"
+    subprocess.run([lab, "up", "sim", "A", "B"], check=True, capture_output=True)
+    net = None
+    try:
+        net = Network(work, lab=True)
+        A, B = net.api("A"), net.api("B")
+        out = {"benchmark": "network-lab", "reps": REPS, "quick": QUICK,
+               "hosts": Network.LAB, "production": {}}
+        for pairs in ("per-position", "per-batch"):
+            progress(f"namespace lab: key production, KEM key pairs {pairs}")
+            net.start_nodes(64, key_pairs=pairs)
+            out["production"][pairs] = {
+                "keys_per_s": summary([bench("rate", A, B, 2000 if QUICK else 10000, "hkdf",
+                                             "ML-KEM-768,QKD")["keys_per_s"] for _ in range(REPS)]),
+                "ready_keys_per_s": summary([bench("streams", A, B, 1, 2.0 if QUICK else 3.0,
+                                                   net.procs[1].pid)["keys_per_s"]
+                                             for _ in range(REPS)])}
+        progress("namespace lab: GET_KEY latency, OPEN_CONNECT")
+        lat = [bench("latency", A, B, 2000 if QUICK else 10000) for _ in range(REPS)]
+        out["get_key_latency_us"] = {"p50": summary([x["p50_us"] for x in lat]),
+                                     "p99": summary([x["p99_us"] for x in lat])}
+        op = [bench("open", A, B, 50 if QUICK else 200) for _ in range(REPS)]
+        out["open_connect_us"] = {"p50": summary([x["p50_us"] for x in op]),
+                                  "p99": summary([x["p99_us"] for x in op])}
+        os.makedirs(f"{ROOT}/bench/results", exist_ok=True)
+        json.dump(out, open(f"{ROOT}/bench/results/network_lab.json", "w"), indent=1)
+        return out
+    finally:
+        if net is not None:
+            net.stop()
+        subprocess.run([lab, "down"], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="hykex-bench-")
+    net = None
+    try:
+        net = Network(work)
+        procs, P = net.procs, net.port
+        start_nodes, start_node = net.start_nodes, net.start_node
         start_nodes(64)
-        A, B = f"127.0.0.1:{P['apiA']}", f"127.0.0.1:{P['apiB']}"
+        A, B = net.api("A"), net.api("B")
         out = {"benchmark": "network", "reps": REPS, "quick": QUICK, "qkd_pipeline": QKD_PIPELINE}
 
         n_rate = 2000 if QUICK else 10000
@@ -293,6 +380,9 @@ def main():
         out["open_connect_cold_us"] = summary(cold)
         out["tls13_handshake_us"] = tls_handshakes(work, P)
 
+        # The same on real veth links between namespaces (root only; else None).
+        out["lab"] = lab_pass()
+
         # The crypto limit L = 1 / (ML-KEM-768 keygen + encaps + decaps), from bench/crypto's
         # results of the same bench/run.sh invocation, and each production rate over it.
         try:
@@ -350,15 +440,26 @@ def main():
                   f"{v['get_key_p50_us']['median']:.0f}")
         print(f"{'OPEN_CONNECT pair, cold link (us)':52} {m(out['open_connect_cold_us']):>28}")
         print(f"{'bare TLS 1.3 handshake, openssl s_time (us)':52} {m(out['tls13_handshake_us']):>28}")
+        lb = out["lab"]
+        if lb is not None:
+            print(f"\nthe same in the namespace lab (sim, A, B on their own hosts {Network.LAB['A']}...; "
+                  f"applications on this host across the bridge)")
+            for pairs, v in lb["production"].items():
+                print(f"{'KEM key pairs ' + pairs + ': keys/s taken; ready':52} {m(v['keys_per_s']):>18} ; "
+                      f"{m(v['ready_keys_per_s'])}")
+            print(f"{'GET_KEY latency p50 / p99 (us)':52} {m(lb['get_key_latency_us']['p50']):>18} / "
+                  f"{lb['get_key_latency_us']['p99']['median']:.0f}")
+            print(f"{'OPEN_CONNECT pair, warm link, p50 / p99 (us)':52} {m(lb['open_connect_us']['p50']):>18} / "
+                  f"{lb['open_connect_us']['p99']['median']:.0f}")
+            print("wrote bench/results/network_lab.json")
         print("wrote bench/results/network.json")
     finally:
-        for p in procs:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        if net is not None:
+            net.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
-main()
+if "--lab-only" in sys.argv:  # the namespace-lab pass alone (root)
+    print(json.dumps(lab_pass(), indent=1))
+else:
+    main()

@@ -390,6 +390,7 @@ def kem_key_pairs_per_batch():
     naming the setting, so the initiator did send one key pair per batch."""
     def take(app, indices, timeout=5000):
         out = {}
+        both_done = threading.Barrier(2, timeout=60)  # no CLOSE before the other side's answers
 
         def side(node):
             c = App(node)
@@ -397,6 +398,7 @@ def kem_key_pairs_per_batch():
                        uri("G", "hkdf", "ML-KEM-768,X25519", app), {"timeout": timeout})
             out[node] = [r] + ([c.get(r["key_stream_id"], index=i) for i in indices]
                                if r["status"] == 0 else [])
+            both_done.wait()
             if r["status"] == 0:
                 c.call("CLOSE", key_stream_id=r["key_stream_id"])
         ts = [threading.Thread(target=side, args=(n,)) for n in "FG"]
