@@ -282,7 +282,8 @@ int hykex_get_key(struct hykex *h, const char *key_stream_id, uint32_t *index, u
             }
         }
     }
-    /* The reply held the key: wipe json-c's copy of the numbers as far as we can reach. */
+    /* The reply held the key: wipe json-c's copy of the numbers before it frees them. */
+    hx_json_wipe(r);
     json_object_put(r);
     return 0;
 }

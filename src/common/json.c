@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "common/buf.h"
 
 const struct hx_json_limits hx_json_limits_default = {
@@ -427,4 +429,36 @@ hx_err hx_json_write_key_array(struct hx_writer *w, const uint8_t *p, size_t n, 
         }
     }
     return e == HX_OK ? hx_write_u8(w, ']') : e;
+}
+
+void hx_json_wipe(struct json_object *o)
+{
+    switch (json_object_get_type(o)) {
+    case json_type_int:
+        (void)json_object_set_int64(o, 0);
+        break;
+    case json_type_double:
+        (void)json_object_set_double(o, 0.0);
+        break;
+    case json_type_string: {
+        /* json-c owns the bytes and they are writable; set_string would reallocate instead */
+        char *p = (char *)(uintptr_t)json_object_get_string(o);
+        OPENSSL_cleanse(p, (size_t)json_object_get_string_len(o));
+        break;
+    }
+    case json_type_array:
+        for (size_t i = 0; i < json_object_array_length(o); i++) {
+            hx_json_wipe(json_object_array_get_idx(o, i));
+        }
+        break;
+    case json_type_object: {
+        json_object_object_foreach (o, k, v) {
+            (void)k;
+            hx_json_wipe(v);
+        }
+        break;
+    }
+    default:
+        break;
+    }
 }

@@ -70,6 +70,14 @@ HX_MUST_CHECK hx_err hx_json_parse_object(const void *p, size_t len,
                                           const struct hx_json_limits *limits,
                                           struct json_object **out, char *why, size_t why_len);
 
+/*
+ * Overwrites the values in a parsed tree that held key material (every number with 0, every
+ * string's bytes with zeros) before json_object_put frees it: json-c's free does not wipe.
+ * What json-c's tokener kept of the last token it read is out of reach (its buffer is not
+ * public); our stream buffer is wiped separately.
+ */
+void hx_json_wipe(struct json_object *o);
+
 struct hx_writer;
 
 /*

@@ -259,6 +259,7 @@ static uint32_t key_from_reply(struct json_object *o, uint8_t *key, size_t len, 
             status = HYKEX_STATUS_NO_QKD_CONNECTION;
         }
     }
+    hx_json_wipe(kb); /* the key's copy in json-c's objects, before they are freed */
     return status;
 }
 

@@ -133,6 +133,7 @@ hx_err hx_qkd014_parse_keys(const char *json, size_t len, uint32_t count, size_t
     }
     e = HX_OK;
 out:
+    hx_json_wipe(o); /* the keys' base64 text in json-c's objects, before they are freed */
     json_object_put(o);
     return e;
 }

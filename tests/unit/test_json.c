@@ -384,6 +384,34 @@ static void key_arrays_are_written_in_decimal(void **state)
     assert_int_not_equal(hx_json_write_key_array(&w, key, sizeof(key), ", "), HX_OK);
 }
 
+/* A parsed reply that held a key: numbers and strings zeroed in place, lengths kept. */
+static void wipe_zeroes_numbers_and_strings(void **state)
+{
+    static const char text[] =
+        "{\"key_buffer\": [1, 200, 3], \"key\": \"c2VjcmV0\", "
+        "\"x\": {\"y\": [2.5, \"zz\"]}}";
+    struct json_object *o = NULL, *v;
+    char why[128];
+    (void)state;
+
+    assert_int_equal(
+        hx_json_parse_object(text, sizeof(text) - 1, &hx_json_limits_default, &o, why, sizeof(why)),
+        HX_OK);
+    hx_json_wipe(o);
+    assert_true(json_object_object_get_ex(o, "key_buffer", &v));
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(json_object_get_int64(json_object_array_get_idx(v, i)), 0);
+    }
+    assert_true(json_object_object_get_ex(o, "key", &v));
+    assert_int_equal(json_object_get_string_len(v), 8);
+    assert_memory_equal(json_object_get_string(v), "\0\0\0\0\0\0\0\0", 8);
+    assert_true(json_object_object_get_ex(o, "x", &v) && json_object_object_get_ex(v, "y", &v));
+    assert_true(json_object_get_double(json_object_array_get_idx(v, 0)) == 0.0);
+    assert_memory_equal(json_object_get_string(json_object_array_get_idx(v, 1)), "\0\0", 2);
+    json_object_put(o);
+    hx_json_wipe(NULL); /* nothing to do, no crash */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,6 +430,7 @@ int main(void)
         cmocka_unit_test(bad_limits_are_refused),
         cmocka_unit_test(parses_whole_documents),
         cmocka_unit_test(key_arrays_are_written_in_decimal),
+        cmocka_unit_test(wipe_zeroes_numbers_and_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
