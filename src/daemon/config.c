@@ -149,8 +149,8 @@ static const struct hx_cfg_opt table[] = {
     HX_CFG_OPT_INT("qkd.key_bytes", C, qkd_key_bytes, 16, 4096, "32", 0,
                    "QKD key bytes per position"),
     HX_CFG_OPT_INT("qkd.pipeline", C, qkd_pipeline, 1, 64, "1", 0,
-                   "ETSI 004 JSON GET_KEYs written at once (1 for KMEs that read one message per "
-                   "recv, as the reference's)"),
+                   "ETSI 004 GET_KEYs written at once, JSON or binary 1.0.1 (1 for KMEs that "
+                   "read one message per recv, as the reference's)"),
     HX_CFG_OPT_STR("api.unix_socket", C, api_unix_socket, 0, "\"\"", 0,
                    "also serve the API on this Unix socket"),
     HX_CFG_OPT_STR("api.allow_uids", C, api_allow_uids, 0, "\"\"", 0,

@@ -189,34 +189,50 @@ out:
     return e;
 }
 
+/* Reads one binary reply into resp (its key and metadata point into payload, cap bytes). */
+static hx_err bin_reply(const struct hx_qkd_client *c, struct qconn *q, uint8_t *payload,
+                        size_t cap, struct hx_004_response *resp, char *msg, size_t msg_len)
+{
+    enum hx_004_framing f = (enum hx_004_framing)c->framing;
+    uint8_t hdr[HX_004_BIN_HEADER], type;
+    uint32_t len;
+    char why[200] = "reply larger than its buffer";
+    hx_err e;
+
+    if (!qread_exact(q, hdr, sizeof(hdr))) {
+        snprintf(msg, msg_len, "QKD source: no reply from the KME");
+        return HX_ERR_IO;
+    }
+    if ((e = hx_004_bin_header(f, hdr, &type, &len, why, sizeof(why))) != HX_OK || len > cap ||
+        !qread_exact(q, payload, len) ||
+        (e = hx_004_bin_decode_response(f, type, payload, len, resp, why, sizeof(why))) != HX_OK) {
+        snprintf(msg, msg_len, "QKD source: bad reply from the KME: %s", why);
+        return e != HX_OK ? e : HX_ERR_PROTO;
+    }
+    return HX_OK;
+}
+
 static hx_err bin_rpc(const struct hx_qkd_client *c, const struct hx_004_request *req,
                       uint8_t *payload, size_t cap, struct hx_004_response *resp, char *msg,
                       size_t msg_len)
 {
-    enum hx_004_framing f = (enum hx_004_framing)c->framing;
-    uint8_t out[2048], hdr[HX_004_BIN_HEADER], type;
+    uint8_t out[2048];
     struct hx_writer w;
     struct qconn q;
-    uint32_t len;
-    char why[200];
     hx_err e;
 
     hx_writer_init_fixed(&w, out, sizeof(out));
-    if ((e = hx_004_bin_encode_request(f, req, &w)) != HX_OK) {
+    if ((e = hx_004_bin_encode_request((enum hx_004_framing)c->framing, req, &w)) != HX_OK) {
         return e;
     }
     if ((e = qconnect(c, &q, msg, msg_len)) != HX_OK) {
         return e;
     }
-    if (!qwrite(&q, out, w.len) || !qread_exact(&q, hdr, sizeof(hdr))) {
-        snprintf(msg, msg_len, "QKD source: no reply from the KME");
+    if (!qwrite(&q, out, w.len)) {
+        snprintf(msg, msg_len, "QKD source: sending to the KME failed");
         e = HX_ERR_IO;
-    } else if ((e = hx_004_bin_header(f, hdr, &type, &len, why, sizeof(why))) != HX_OK ||
-               len > cap || !qread_exact(&q, payload, len) ||
-               (e = hx_004_bin_decode_response(f, type, payload, len, resp, why, sizeof(why))) !=
-                   HX_OK) {
-        snprintf(msg, msg_len, "QKD source: bad reply from the KME: %s", why);
-        e = e != HX_OK ? e : HX_ERR_PROTO;
+    } else {
+        e = bin_reply(c, &q, payload, cap, resp, msg, msg_len);
     }
     qclose(&q);
     return e;
@@ -316,18 +332,49 @@ static bool all_zero(const uint8_t *p, size_t n)
     return acc == 0;
 }
 
+/* Some KMEs answer with zeros before a key exists: that is no key. */
+static void refuse_zero_key(const uint8_t *key, size_t len, uint32_t *status, char *msg,
+                            size_t msg_len)
+{
+    if (*status == 0 && all_zero(key, len)) {
+        snprintf(msg, msg_len, "QKD source: the KME returned an all-zero key");
+        *status = HYKEX_STATUS_INSUFFICIENT_KEY;
+    }
+}
+
+static void get_request(struct hx_004_request *req, const struct hx_uuid *ksid, uint32_t index)
+{
+    memset(req, 0, sizeof(*req));
+    req->cmd = HX_004_GET_KEY;
+    req->ksid = *ksid;
+    req->has_index = true;
+    req->index = index;
+    req->metadata_size = 1024;
+}
+
+/* A binary GET_KEY reply's status, and its key (exactly len bytes) into key. */
+static uint32_t key_from_bin(const struct hx_004_response *r, uint8_t *key, size_t len, char *msg,
+                             size_t msg_len)
+{
+    uint32_t status = r->status;
+
+    if (status == 0 && r->key_len != len) {
+        snprintf(msg, msg_len, "QKD source: key of %zu bytes, asked for %zu", r->key_len, len);
+        status = HYKEX_STATUS_NO_QKD_CONNECTION;
+    } else if (status == 0) {
+        memcpy(key, r->key, len);
+    }
+    refuse_zero_key(key, len, &status, msg, msg_len);
+    return status;
+}
+
 hx_err hx_qkd_get(const struct hx_qkd_client *c, const struct hx_uuid *ksid, uint32_t index,
                   uint8_t *key, size_t len, uint32_t *status, char *msg, size_t msg_len)
 {
     struct hx_004_request req;
     hx_err e;
 
-    memset(&req, 0, sizeof(req));
-    req.cmd = HX_004_GET_KEY;
-    req.ksid = *ksid;
-    req.has_index = true;
-    req.index = index;
-    req.metadata_size = 1024;
+    get_request(&req, ksid, index);
     msg[0] = '\0';
     if (c->protocol == 2) {
         uint8_t *payload = malloc(HX_004_BIN_MAX_PAYLOAD);
@@ -337,32 +384,18 @@ hx_err hx_qkd_get(const struct hx_qkd_client *c, const struct hx_uuid *ksid, uin
         }
         e = bin_rpc(c, &req, payload, HX_004_BIN_MAX_PAYLOAD, &r, msg, msg_len);
         if (e == HX_OK) {
-            *status = r.status;
-            if (r.status == 0 && r.key_len != len) {
-                snprintf(msg, msg_len, "QKD source: key of %zu bytes, asked for %zu", r.key_len,
-                         len);
-                *status = HYKEX_STATUS_NO_QKD_CONNECTION;
-            } else if (r.status == 0) {
-                memcpy(key, r.key, len);
-            }
+            *status = key_from_bin(&r, key, len, msg, msg_len);
         }
         OPENSSL_clear_free(payload, HX_004_BIN_MAX_PAYLOAD);
-        if (e != HX_OK) {
-            return e;
-        }
-    } else {
-        struct json_object *o;
-        if ((e = json_rpc(c, &req, &o, msg, msg_len)) != HX_OK) {
-            return e;
-        }
-        *status = key_from_reply(o, key, len, msg, msg_len);
-        json_object_put(o);
+        return e;
     }
-    /* Some KMEs answer with zeros before a key exists: that is no key. */
-    if (*status == 0 && all_zero(key, len)) {
-        snprintf(msg, msg_len, "QKD source: the KME returned an all-zero key");
-        *status = HYKEX_STATUS_INSUFFICIENT_KEY;
+    struct json_object *o;
+    if ((e = json_rpc(c, &req, &o, msg, msg_len)) != HX_OK) {
+        return e;
     }
+    *status = key_from_reply(o, key, len, msg, msg_len);
+    json_object_put(o);
+    refuse_zero_key(key, len, status, msg, msg_len);
     return HX_OK;
 }
 
@@ -393,12 +426,7 @@ static hx_err json_get_request(struct hx_writer *w, const struct hx_uuid *ksid, 
     const char *text;
     hx_err e;
 
-    memset(&req, 0, sizeof(req));
-    req.cmd = HX_004_GET_KEY;
-    req.ksid = *ksid;
-    req.has_index = true;
-    req.index = index;
-    req.metadata_size = 1024;
+    get_request(&req, ksid, index);
     if ((o = hx_004_json_encode_request(&req)) == NULL) {
         return HX_ERR_NOMEM;
     }
@@ -439,12 +467,58 @@ static hx_err json_get_reply(struct qconn *q, struct hx_json_stream *in, uint8_t
         }
     }
     *status = key_from_reply(r, key, len, msg, msg_len);
-    if (*status == 0 && all_zero(key, len)) {
-        snprintf(msg, msg_len, "QKD source: the KME returned an all-zero key");
-        *status = HYKEX_STATUS_INSUFFICIENT_KEY;
-    }
+    refuse_zero_key(key, len, status, msg, msg_len);
     json_object_put(r);
     return HX_OK;
+}
+
+/*
+ * Binary 1.0.1: the GET_KEYs on one connection, up to c->pipeline written at once, their
+ * replies read in order (the frames are length-delimited, so a KME reads them one by one).
+ */
+static hx_err bin_get_many(const struct hx_qkd_client *c, const struct hx_uuid *ksid,
+                           uint32_t first, uint32_t count, uint8_t *keys, size_t len,
+                           uint32_t *done, uint32_t *status, char *msg, size_t msg_len)
+{
+    uint8_t *payload = malloc(HX_004_BIN_MAX_PAYLOAD);
+    uint32_t window = c->pipeline > 0 ? c->pipeline : 1;
+    struct hx_writer w;
+    struct qconn q;
+    hx_err e;
+
+    if (payload == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    if ((e = qconnect(c, &q, msg, msg_len)) != HX_OK) {
+        free(payload);
+        return e;
+    }
+    hx_writer_init_dynamic(&w, 1u << 20);
+    while (e == HX_OK && *status == 0 && *done < count) {
+        uint32_t n = count - *done < window ? count - *done : window;
+        hx_writer_reset(&w);
+        for (uint32_t i = 0; i < n && e == HX_OK; i++) {
+            struct hx_004_request req;
+            get_request(&req, ksid, first + *done + i);
+            e = hx_004_bin_encode_request((enum hx_004_framing)c->framing, &req, &w);
+        }
+        if (e == HX_OK && !qwrite(&q, w.data, w.len)) {
+            snprintf(msg, msg_len, "QKD source: sending to the KME failed");
+            e = HX_ERR_IO;
+        }
+        for (uint32_t i = 0; i < n && e == HX_OK && *status == 0; i++) {
+            struct hx_004_response r;
+            if ((e = bin_reply(c, &q, payload, HX_004_BIN_MAX_PAYLOAD, &r, msg, msg_len)) ==
+                    HX_OK &&
+                (*status = key_from_bin(&r, keys + (size_t)*done * len, len, msg, msg_len)) == 0) {
+                (*done)++;
+            }
+        }
+    }
+    hx_writer_wipe(&w);
+    OPENSSL_clear_free(payload, HX_004_BIN_MAX_PAYLOAD);
+    qclose(&q);
+    return e;
 }
 
 hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_uuid *ksid, uint32_t first,
@@ -460,8 +534,11 @@ hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_uuid *ksid
     *done = 0;
     *status = 0;
     msg[0] = '\0';
+    if (c->protocol != 1 && c->framing == HX_004_FRAMING_101) {
+        return bin_get_many(c, ksid, first, count, keys, len, done, status, msg, msg_len);
+    }
     if (c->protocol != 1) {
-        /* binary: one request at a time (2.1.1 needs a connection each anyway) */
+        /* binary 2.1.1: one request per connection */
         for (; *done < count; (*done)++) {
             if ((e = hx_qkd_get(c, ksid, first + *done, keys + (size_t)*done * len, len, status,
                                 msg, msg_len)) != HX_OK ||

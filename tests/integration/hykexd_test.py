@@ -220,8 +220,8 @@ def setup():
                "hybridization_server_address": {"host": "127.0.0.1", "port": P["api" + n]},
                "qkd_address": {"host": "127.0.0.1", "port": P.get("k" + n, 0)},
                "peer_local_address": {"host": "127.0.0.1", "port": P["peer" + n]}}
-        if n == "C":
-            cfg["qkd"] = {"protocol": "etsi004-binary", "framing": "1.0.1"}
+        if n == "C":  # binary GET_KEYs 4 at a time on one connection per batch
+            cfg["qkd"] = {"protocol": "etsi004-binary", "framing": "1.0.1", "pipeline": 4}
         if n == "A":
             cfg["api"] = {"unix_socket": f"{WORK}/A.sock"}
         if n == "B":  # uid 65534 may use B's socket: streams_bound_to_their_application
