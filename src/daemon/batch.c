@@ -867,6 +867,7 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
             f->used = true;
             f->first = first;
             f->resp_ready = false;
+            f->want_ack = true; /* the query's answer is an ACK */
             f->ack_status = -1;
             pthread_mutex_unlock(&d->lock);
             query(d, ksid, first, count);
@@ -881,6 +882,7 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
     f->used = true;
     f->first = first;
     f->resp_ready = false;
+    f->want_ack = false; /* until its BATCH_FIN */
     f->ack_status = -1;
     e = batch_init(&b, s, first, count);
     b.qkd_first = qkd_first;
@@ -1083,6 +1085,9 @@ static void produce(struct hxd *d, const struct hx_uuid *ksid)
         goto out; /* closed: its rows went with it */
     }
     prepare(s, &b);
+    if ((f = slot_of(s, first)) != NULL) {
+        f->want_ack = true; /* before the FIN leaves: its ACK may come at once */
+    }
     fault_alter(d, HXP_BATCH_FIN, &w, sig_len);
     pthread_mutex_unlock(&d->lock);
     if (hxd_send(d, &b.s.peer, HXP_BATCH_FIN, w.data, w.len) != HX_OK) {
@@ -1813,7 +1818,9 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
                     f->resp_len = len;
                     f->resp_ready = true;
                 }
-            } else if (f != NULL) {
+            } else if (f != NULL && f->want_ack) {
+                /* Only after this attempt's FIN or QUERY: an ACK left over from an earlier
+                 * attempt of the same positions (an abort's) must not answer this one. */
                 f->ack_status = bm.status > 0x7fffffffu ? 1 : (int)bm.status; /* -1: waiting */
             }
         }

@@ -64,6 +64,7 @@ struct hxd_inflight {
     uint8_t *resp;
     size_t resp_len;
     bool resp_ready;
+    bool want_ack;  /* BATCH_FIN or BATCH_QUERY sent: an ACK now answers this attempt */
     int ack_status; /* -1: waiting */
 };
 
