@@ -37,6 +37,7 @@ struct hx_json_stream {
     bool skipping;   /* current message already rejected: drop it up to its end */
     hx_err skip_err; /* what the skipped message was rejected for (reported at its start) */
     json_tokener *tok;
+    size_t longest; /* the longest message given to the tokener (scrubbed at the end) */
     char why[160];
 };
 
@@ -71,11 +72,30 @@ hx_err hx_json_stream_new(const struct hx_json_limits *limits, struct hx_json_st
     return HX_OK;
 }
 
+void hx_json_tokener_scrub(json_tokener *tok, size_t longest)
+{
+    char *dummy;
+    struct json_object *o;
+
+    if (tok == NULL || longest == 0 || longest > INT32_MAX - 2 ||
+        (dummy = malloc(longest + 2)) == NULL) {
+        return;
+    }
+    memset(dummy, 'x', longest + 2);
+    dummy[0] = dummy[longest + 1] = '"';
+    json_tokener_reset(tok);
+    o = json_tokener_parse_ex(tok, dummy, (int)(longest + 2));
+    json_object_put(o);
+    json_tokener_reset(tok);
+    free(dummy);
+}
+
 void hx_json_stream_free(struct hx_json_stream *s)
 {
     if (s == NULL) {
         return;
     }
+    hx_json_tokener_scrub(s->tok, s->longest);
     json_tokener_free(s->tok);
     if (s->buf != NULL) {
         /* Requests carry no key bytes, but replies parsed by clients do: wipe. */
@@ -214,6 +234,7 @@ static enum hx_json_event parse_message(struct hx_json_stream *s, size_t end,
     hx_err e;
 
     json_tokener_reset(s->tok);
+    s->longest = n > s->longest ? n : s->longest;
     o = json_tokener_parse_ex(s->tok, (const char *)s->buf + s->start, (int)n);
     jerr = json_tokener_get_error(s->tok);
     if (o == NULL || jerr != json_tokener_success || json_tokener_get_parse_end(s->tok) != n) {

@@ -71,10 +71,18 @@ HX_MUST_CHECK hx_err hx_json_parse_object(const void *p, size_t len,
                                           struct json_object **out, char *why, size_t why_len);
 
 /*
+ * json-c's tokener keeps the text of the last token it read in a buffer of its own (not public
+ * API) and frees it unwiped: for a reply that ends with a key (an ETSI 014 key container) that
+ * is key material. Parsing one string as long as the longest text the tokener ever read
+ * overwrites every byte a token can have left there. hx_json_stream_free does this.
+ */
+void hx_json_tokener_scrub(json_tokener *tok, size_t longest);
+
+/*
  * Overwrites the values in a parsed tree that held key material (every number with 0, every
  * string's bytes with zeros) before json_object_put frees it: json-c's free does not wipe.
- * What json-c's tokener kept of the last token it read is out of reach (its buffer is not
- * public); our stream buffer is wiped separately.
+ * The tokener's own copy of the last token: hx_json_tokener_scrub; our stream buffer is wiped
+ * separately.
  */
 void hx_json_wipe(struct json_object *o);
 

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memmem */
 /*
  * The stream decoder: every split point of a multi-message stream, coalesced messages,
  * garbage between messages, oversize input, deep nesting, and the per-value limits.
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <json-c/printbuf.h>
 
 #include "common/buf.h"
 #include "common/json.h"
@@ -412,6 +414,30 @@ static void wipe_zeroes_numbers_and_strings(void **state)
     hx_json_wipe(NULL); /* nothing to do, no crash */
 }
 
+/*
+ * The tokener's own buffer: after parsing a reply whose last token is a key, that token's text
+ * is in json-c's printbuf (tok->pb: a deprecated field, read here only to prove the scrub on
+ * the json-c we build with); after hx_json_tokener_scrub it is not.
+ */
+static void tokener_scrub_overwrites_the_last_token(void **state)
+{
+    static const char text[] =
+        "{\"keys\": [{\"key_ID\": \"x\", \"key\": \"U0VDUkVUS0VZQllURVM=\"}]}";
+    json_tokener *tok = json_tokener_new();
+    struct json_object *o;
+    (void)state;
+
+    assert_non_null(tok);
+    o = json_tokener_parse_ex(tok, text, (int)sizeof(text) - 1);
+    assert_non_null(o);
+    json_object_put(o);
+    assert_non_null(memmem(tok->pb->buf, (size_t)tok->pb->size, "U0VDUkVUS0VZQllURVM=", 20));
+    hx_json_tokener_scrub(tok, sizeof(text) - 1);
+    assert_null(memmem(tok->pb->buf, (size_t)tok->pb->size, "U0VDUkVUS0VZQllURVM=", 20));
+    assert_null(memmem(tok->pb->buf, (size_t)tok->pb->size, "SVM=", 4));
+    json_tokener_free(tok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -431,6 +457,7 @@ int main(void)
         cmocka_unit_test(parses_whole_documents),
         cmocka_unit_test(key_arrays_are_written_in_decimal),
         cmocka_unit_test(wipe_zeroes_numbers_and_strings),
+        cmocka_unit_test(tokener_scrub_overwrites_the_last_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
