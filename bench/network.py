@@ -105,7 +105,7 @@ plot '{res}/scaling.dat' using 1:2:3:4 with yerrorlines lw 2 title 'keys produce
         progress("wrote bench/results/latency.png and scaling.png")
 
 
-def tls_handshakes(work, P):
+def tls_handshakes(work):
     """Bare TLS 1.3 handshakes as openssl s_time makes them (a new session each), against
     openssl s_server with B's certificate, client certificate required (A's), group
     X25519MLKEM768: the handshake cost a peer link pays, without hykex. Median [min-max] of
@@ -274,7 +274,7 @@ def main():
     net = None
     try:
         net = Network(work)
-        procs, P = net.procs, net.port
+        procs = net.procs
         start_nodes, start_node = net.start_nodes, net.start_node
         start_nodes(64)
         A, B = net.api("A"), net.api("B")
@@ -378,7 +378,7 @@ def main():
             cold.append(bench("open", A, B, 1)["p50_us"])
             time.sleep(0.2)
         out["open_connect_cold_us"] = summary(cold)
-        out["tls13_handshake_us"] = tls_handshakes(work, P)
+        out["tls13_handshake_us"] = tls_handshakes(work)
 
         # The same on real veth links between namespaces (root only; else None).
         out["lab"] = lab_pass()

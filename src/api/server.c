@@ -456,23 +456,6 @@ static struct json_object *position_gone(uint64_t pos)
     return hx_004_json_status(HYKEX_STATUS_INSUFFICIENT_KEY, msg);
 }
 
-/*
- * The GET_KEY reply, written straight into out (wiped after sending) with the reference's
- * separators: the key never passes through json-c objects, whose freed memory nobody wipes.
- */
-static bool key_reply(struct hx_writer *out, const struct hx_secret *key, uint64_t pos,
-                      const char *meta)
-{
-    static const char head[] = "{\"status\": 0, \"key_buffer\": ";
-    char tail[64];
-    int n = snprintf(tail, sizeof(tail), ", \"index\": %" PRIu64 ", \"metadata\": ", pos);
-
-    return hx_write_bytes(out, head, sizeof(head) - 1) == HX_OK &&
-           hx_json_write_key_array(out, hx_secret_data(key), hx_secret_len(key), ", ") == HX_OK &&
-           hx_write_bytes(out, tail, (size_t)n) == HX_OK &&
-           hx_write_bytes(out, meta, strlen(meta)) == HX_OK && hx_write_u8(out, '}') == HX_OK;
-}
-
 /* GET_KEY: an error reply, or NULL with the key's reply written into out. */
 static struct json_object *get_key(struct client *c, const struct hx_004_request *req,
                                    struct hx_writer *out)
@@ -605,9 +588,11 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
     snprintf(meta_min, sizeof(meta_min), "{\"age\": %" PRIu64 ", \"hops\": 0}", age);
     pthread_mutex_unlock(&d->lock);
 
-    bool ok = key_reply(
-        out, key, pos,
-        req->metadata_size == 0 || req->metadata_size >= strlen(meta_full) ? meta_full : meta_min);
+    /* written straight into out, wiped after sending; the reference's separators */
+    const char *meta =
+        req->metadata_size == 0 || req->metadata_size >= strlen(meta_full) ? meta_full : meta_min;
+    bool ok = hx_004_json_write_key_reply(out, hx_secret_data(key), hx_secret_len(key), pos, meta,
+                                          true) == HX_OK;
     hx_secret_free(key);
     if (!ok) { /* out of memory: the key is delivered (recorded) but cannot be sent */
         hx_writer_reset(out);

@@ -64,6 +64,16 @@ struct json_object *hx_004_json_qos(const struct hykex_qos *q);
 /* The request as the reference clients send it (all 8 QoS fields). */
 struct json_object *hx_004_json_encode_request(const struct hx_004_request *req);
 
+/*
+ * A GET_KEY success reply written straight into w: {"status": 0, "key_buffer": [...],
+ * "index": N, "metadata": META}, META being JSON text already. spaced: the reference's
+ * separators (", " and ": ", as Python's json.dumps), else json-c's plain ones. The key never
+ * passes through json-c objects, whose freed memory nobody wipes: the caller wipes w.
+ */
+HX_MUST_CHECK hx_err hx_004_json_write_key_reply(struct hx_writer *w, const uint8_t *key,
+                                                 size_t key_len, uint64_t index, const char *meta,
+                                                 bool spaced);
+
 /* ---- binary ---- */
 
 enum hx_004_framing {

@@ -6,6 +6,8 @@
 
 #include "proto/etsi004.h"
 
+#include "common/json.h"
+
 const char *hx_004_command_name(enum hx_004_command cmd)
 {
     switch (cmd) {
@@ -293,4 +295,25 @@ struct json_object *hx_004_json_encode_request(const struct hx_004_request *req)
     }
     json_object_object_add(o, "data", d);
     return o;
+}
+
+hx_err hx_004_json_write_key_reply(struct hx_writer *w, const uint8_t *key, size_t key_len,
+                                   uint64_t index, const char *meta, bool spaced)
+{
+    const char *head =
+        spaced ? "{\"status\": 0, \"key_buffer\": " : "{\"status\":0,\"key_buffer\":";
+    char tail[64];
+    int n = snprintf(tail, sizeof(tail),
+                     spaced ? ", \"index\": %" PRIu64 ", \"metadata\": "
+                            : ",\"index\":%" PRIu64 ",\"metadata\":",
+                     index);
+    hx_err e;
+
+    if ((e = hx_write_bytes(w, head, strlen(head))) != HX_OK ||
+        (e = hx_json_write_key_array(w, key, key_len, spaced ? ", " : ",")) != HX_OK ||
+        (e = hx_write_bytes(w, tail, (size_t)n)) != HX_OK ||
+        (e = hx_write_bytes(w, meta, strlen(meta))) != HX_OK) {
+        return e;
+    }
+    return hx_write_u8(w, '}');
 }

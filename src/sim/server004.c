@@ -137,24 +137,6 @@ static bool add_json(struct hx_writer *out, struct json_object *o)
     return ok;
 }
 
-/*
- * A GET_KEY reply with its key, written straight into out (wiped after sending) rather than
- * through json-c objects: no copy of the key left in freed heap, and no 30-odd allocations per
- * key. The same text json-c would print, but for the metadata, kept as the model wrote it.
- */
-static bool add_key_reply(struct hx_writer *out, const uint8_t *key, size_t key_len, uint32_t index,
-                          const char *meta)
-{
-    static const char head[] = "{\"status\":0,\"key_buffer\":";
-    char tail[48];
-    int n = snprintf(tail, sizeof(tail), ",\"index\":%" PRIu32 ",\"metadata\":", index);
-
-    return hx_write_bytes(out, head, sizeof(head) - 1) == HX_OK &&
-           hx_json_write_key_array(out, key, key_len, ",") == HX_OK &&
-           hx_write_bytes(out, tail, (size_t)n) == HX_OK &&
-           hx_write_bytes(out, meta, strlen(meta)) == HX_OK && hx_write_u8(out, '}') == HX_OK;
-}
-
 /* Appends the reply to one request to out. */
 static bool handle_json(struct conn *c, const struct hx_004_request *req, struct hx_writer *out)
 {
@@ -187,7 +169,7 @@ static bool handle_json(struct conn *c, const struct hx_004_request *req, struct
         sim_get_key(net, c->l->kme, &id, req->has_index, &index, key, &key_len, meta,
                     cap < sizeof(meta) ? cap : sizeof(meta), &needed, &r);
         if (r.status == 0) {
-            bool ok = add_key_reply(out, key, key_len, index, meta);
+            bool ok = hx_004_json_write_key_reply(out, key, key_len, index, meta, false) == HX_OK;
             OPENSSL_cleanse(key, sizeof(key));
             return ok;
         }
