@@ -23,6 +23,9 @@ import threading
 import time
 import uuid
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hxtest import next_json  # noqa: E402  (one JSON reply reader for every test client)
+
 BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 LAB = "--lab" in sys.argv[3:]
 NODES = "ABC"
@@ -156,21 +159,12 @@ class App:
     def __init__(self, node, timeout=15):
         self.node = node
         self.s = socket.create_connection((ADDR[node], API), timeout=timeout)
-        self.dec = json.JSONDecoder()
-        self.buf = ""
+        self.buf = b""
 
     def call(self, command, **data):
         self.s.sendall(json.dumps({"command": command, "data": data}).encode())
-        while True:
-            try:
-                obj, end = self.dec.raw_decode(self.buf.lstrip())
-                self.buf = self.buf.lstrip()[end:]
-                return obj
-            except ValueError:
-                chunk = self.s.recv(65536)
-                if not chunk:
-                    raise ConnectionError("daemon closed the connection")
-                self.buf += chunk.decode()
+        obj, _, self.buf = next_json(self.s, self.buf, "daemon closed the connection")
+        return obj
 
     def close(self):
         self.s.close()

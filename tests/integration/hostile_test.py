@@ -31,26 +31,14 @@ class Raw:
 
     def __init__(self, node="A", timeout=10):
         self.s = socket.create_connection((net.ADDR[node], net.API), timeout=timeout)
-        self.dec = json.JSONDecoder()
-        self.buf = ""
+        self.buf = b""
 
     def send(self, data):
         self.s.sendall(data if isinstance(data, bytes) else data.encode())
 
     def reply(self):
-        while True:
-            text = self.buf.lstrip()
-            if text:
-                try:
-                    obj, end = self.dec.raw_decode(text)
-                    self.buf = text[end:]
-                    return obj
-                except ValueError:
-                    pass
-            chunk = self.s.recv(1 << 20)
-            if not chunk:
-                raise ConnectionError("node closed the connection")
-            self.buf += chunk.decode()
+        obj, _, self.buf = net.next_json(self.s, self.buf, "node closed the connection")
+        return obj
 
     def call(self, data):
         self.send(data)

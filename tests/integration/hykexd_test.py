@@ -21,7 +21,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hxports import free_port  # noqa: E402  (ports safe beside other suites)
+from hxtest import free_port, next_json  # noqa: E402  (ports safe beside other suites)
 
 BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 U = {n: f"{c * 8}-{c * 4}-{c * 4}-{c * 4}-{c * 12}"
@@ -70,21 +70,8 @@ class App:
         return self.reply()
 
     def reply(self):
-        dec = json.JSONDecoder()
-        while True:
-            text = self.buf.decode()
-            if text:
-                try:
-                    obj, end = dec.raw_decode(text)
-                    self.last_text = text[:end]
-                    self.buf = text[end:].encode()
-                    return obj
-                except ValueError:
-                    pass
-            chunk = self.s.recv(1 << 20)
-            if not chunk:
-                raise ConnectionError("daemon closed the connection")
-            self.buf += chunk
+        obj, self.last_text, self.buf = next_json(self.s, self.buf, "daemon closed the connection")
+        return obj
 
     def call(self, command, **data):
         return self.raw(json.dumps({"command": command, "data": data}).encode())

@@ -21,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hxports import free_port  # noqa: E402  (ports safe beside other suites)
+from hxtest import free_port  # noqa: E402  (ports safe beside other suites)
 
 BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 WORK = tempfile.mkdtemp(prefix="hykex-peerauth-")

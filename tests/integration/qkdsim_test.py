@@ -22,7 +22,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hxports import free_port  # noqa: E402  (ports safe beside other suites)
+from hxtest import free_port, next_json  # noqa: E402  (ports safe beside other suites)
 
 SIM, ROOT = sys.argv[1], sys.argv[2]
 NODES = {k: f"{k * 8}-{k * 4}-{k * 4}-{k * 4}-{k * 12}" for k in "abcde"}
@@ -66,20 +66,8 @@ class Json:
         self.s.sendall(data)
 
     def reply(self):
-        dec = json.JSONDecoder()
-        while True:
-            text = self.buf.decode(errors="replace").lstrip()
-            if text:
-                try:
-                    obj, end = dec.raw_decode(text)
-                    self.buf = text[end:].encode()
-                    return obj
-                except ValueError:
-                    pass
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed by the simulator")
-            self.buf += chunk
+        obj, _, self.buf = next_json(self.s, self.buf, "closed by the simulator")
+        return obj
 
     def call(self, command, **data):
         self.send_raw(json.dumps({"command": command, "data": data}).encode())

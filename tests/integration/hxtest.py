@@ -1,6 +1,6 @@
-"""TCP ports for the daemons of a test or benchmark run, safe while other suites run at once.
+"""Helpers shared by the integration tests and the benchmark.
 
-Binding port 0 and closing it hands out a port from the kernel's ephemeral range, which every
+free_port: TCP ports for the daemons of a run, safe while other suites run at once. Binding port 0 and closing it hands out a port from the kernel's ephemeral range, which every
 outgoing connection on the machine (other tests' clients, the daemons' own peer links) also
 draws its source port from: one of them could take the port before our daemon binds it ("Address
 already in use", seen in CI). So: ports below the ephemeral range, each reserved for this
@@ -8,6 +8,7 @@ process's life by a lock file that other suites honour, and checked to be bindab
 """
 
 import fcntl
+import json
 import os
 import random
 import socket
@@ -47,3 +48,22 @@ def free_port(host="127.0.0.1"):
         _held.append(fd)
         return port
     raise RuntimeError("no free TCP port below the ephemeral range")
+
+
+def next_json(sock, buf, closed="the other end closed the connection"):
+    """The next JSON value from sock: (value, its text, the bytes after it), buf being the bytes
+    already received. Waits for a value split over several reads; undecodable bytes (and a UTF-8
+    character split between reads) are carried through unchanged (surrogateescape)."""
+    dec = json.JSONDecoder()
+    while True:
+        text = buf.decode("utf-8", "surrogateescape").lstrip()
+        if text:
+            try:
+                obj, end = dec.raw_decode(text)
+                return obj, text[:end], text[end:].encode("utf-8", "surrogateescape")
+            except ValueError:
+                pass
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError(closed)
+        buf += chunk
