@@ -138,7 +138,7 @@ static bool reply(struct client *c, struct json_object *o)
 static bool wait_change(struct hxd *d, double deadline)
 {
     struct timespec ts;
-    double left = deadline - hxd_now();
+    double left = deadline - hx_monotime();
 
     if (left <= 0 || d->stopping) {
         return false;
@@ -286,7 +286,7 @@ static struct json_object *open_connect(struct client *c, const struct hx_004_re
         return r;
     }
     deadline =
-        hxd_now() + (qos.timeout_ms != 0 ? qos.timeout_ms : d->cfg.default_timeout_ms) / 1000.0;
+        hx_monotime() + (qos.timeout_ms != 0 ? qos.timeout_ms : d->cfg.default_timeout_ms) / 1000.0;
 
     pthread_mutex_lock(&d->lock);
     /* A stream restored from the store after a restart: its application opens it again. */
@@ -476,7 +476,7 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
     }
     pos = req->has_index ? req->index : s->next_get;
     deadline =
-        hxd_now() + (s->qos.timeout_ms ? s->qos.timeout_ms : d->cfg.default_timeout_ms) / 1000.0;
+        hx_monotime() + (s->qos.timeout_ms ? s->qos.timeout_ms : d->cfg.default_timeout_ms) / 1000.0;
     /* Metadata sizes first: status 8 must consume nothing. A reference client's "size": 46
      * fits the minimal form; sources and method are added when the buffer allows. */
     snprintf(meta_min, sizeof(meta_min), "{\"age\": %" PRIu64 ", \"hops\": 0}",
@@ -573,7 +573,7 @@ static struct json_object *get_key(struct client *c, const struct hx_004_request
     }
     s->delivered++;
     hxd_stream_kick(d, s);
-    uint64_t age = (uint64_t)((hxd_now() - ready_at) * 1000.0);
+    uint64_t age = (uint64_t)((hx_monotime() - ready_at) * 1000.0);
     size_t off =
         (size_t)snprintf(meta_full, sizeof(meta_full),
                          "{\"age\": %" PRIu64 ", \"hops\": 0, \"method\": \"%s\", \"sources\": [",

@@ -631,7 +631,7 @@ static struct hxd_inflight *slot_of(struct hxd_stream *s, uint64_t first)
 static bool wait_reply(struct hxd *d, const struct hx_uuid *ksid, uint64_t first, bool ack,
                        uint64_t serial, struct hxd_stream **out, struct hxd_inflight **slot)
 {
-    double deadline = hxd_now() + WAIT_REPLY_S;
+    double deadline = hx_monotime() + WAIT_REPLY_S;
 
     for (;;) {
         struct hxd_stream *s = hxd_stream_find(d, ksid);
@@ -654,7 +654,7 @@ static bool wait_reply(struct hxd *d, const struct hx_uuid *ksid, uint64_t first
         if (!same) {
             return false;
         }
-        if (hxd_now() > deadline) {
+        if (hx_monotime() > deadline) {
             return false;
         }
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -744,7 +744,7 @@ static void retry_later(struct hxd *d, const struct hx_uuid *ksid, uint64_t firs
     pthread_mutex_lock(&d->lock);
     if ((s = hxd_stream_find(d, ksid)) != NULL) {
         if (!s->peer_closed) {
-            s->retry_after = hxd_now() + RETRY_BACKOFF_S;
+            s->retry_after = hx_monotime() + RETRY_BACKOFF_S;
         }
         batch_done(d, s, first, count, false);
     }
@@ -753,7 +753,7 @@ static void retry_later(struct hxd *d, const struct hx_uuid *ksid, uint64_t firs
 
 void hxd_streams_tick(struct hxd *d)
 {
-    double now = hxd_now();
+    double now = hx_monotime();
 
     pthread_mutex_lock(&d->lock);
     for (size_t i = 0; i < d->max_streams; i++) {

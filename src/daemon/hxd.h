@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "api/uri.h"
+#include "common/clock.h"
 #include "common/secret.h"
 #include "common/uuid.h"
 #include "crypto/kem.h"
@@ -182,7 +183,6 @@ struct hxd {
     int64_t cert_not_after; /* this node's certificate expiry (Unix time; 0: unknown) */
 };
 
-double hxd_now(void);
 
 /* streams (stream.c); call with d->lock held unless said otherwise */
 /* The stream table has a hash index by stream id: lookups cost the same with 4 or 4 million

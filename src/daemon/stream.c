@@ -8,14 +8,6 @@
 #include "common/log.h"
 #include "daemon/hxd.h"
 
-double hxd_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static size_t hash_of(const struct hx_uuid *ksid)
 {
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a: ids come from peers, not only from us */
@@ -208,7 +200,7 @@ void hxd_stream_ready_range(struct hxd_stream *s, uint64_t first, uint32_t count
     for (size_t i = slot_of(s, first, &found); i < s->n_ready && s->ready[i].pos < first + count;
          i++) {
         s->ready[i].prepared = false;
-        s->ready[i].ready_at = hxd_now();
+        s->ready[i].ready_at = hx_monotime();
     }
 }
 
@@ -243,7 +235,7 @@ hx_err hxd_stream_add_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *
     }
     memmove(&s->ready[i + 1], &s->ready[i], (s->n_ready - i) * sizeof(*s->ready));
     s->ready[i].pos = pos;
-    s->ready[i].ready_at = hxd_now();
+    s->ready[i].ready_at = hx_monotime();
     s->ready[i].key = key;
     s->ready[i].prepared = prepared;
     s->n_ready++;

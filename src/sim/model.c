@@ -18,14 +18,6 @@
 #include "common/json.h"
 #include "crypto/kdf.h"
 
-double sim_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void set_result(struct sim_result *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -263,7 +255,7 @@ static hx_err load_links(struct sim_net *net, struct json_object *arr, const cha
         l->rate_bps = (double)c.rate_bps;
         l->capacity_bits = (double)c.capacity_bits;
         l->level_bits = l->capacity_bits; /* a link starts with a full pool */
-        l->last_refill = sim_now();
+        l->last_refill = hx_monotime();
         if (c.seed[0] != '\0') {
             if (hx_hex_decode(c.seed, strlen(c.seed), l->seed, sizeof(l->seed), &seed_len) !=
                     HX_OK ||
@@ -389,7 +381,7 @@ static void refill(struct sim_link *l, double now)
 /* Takes bits from the pool; false when there are not that many. */
 static bool take_bits(struct sim_link *l, double bits)
 {
-    refill(l, sim_now());
+    refill(l, hx_monotime());
     if (l->level_bits < bits) {
         return false;
     }
@@ -624,10 +616,10 @@ void sim_open(struct sim_net *net, size_t kme, const char *src, const char *dst,
                    "peer application has not opened the key stream yet");
         goto out;
     }
-    deadline = sim_now() + qos->timeout_ms / 1000.0;
+    deadline = hx_monotime() + qos->timeout_ms / 1000.0;
     while (!s->opened[1 - end] && !net->stopping && s->used && hx_uuid_equal(&s->id, &id)) {
         struct timespec ts;
-        double left = deadline - sim_now();
+        double left = deadline - hx_monotime();
         if (left <= 0) {
             break;
         }
@@ -716,7 +708,7 @@ void sim_get_key(struct sim_net *net, size_t kme, const struct hx_uuid *ksid, bo
     uint32_t idx;
     uint64_t age_ms = 0;
     bool found;
-    double now = sim_now();
+    double now = hx_monotime();
     int end;
 
     *key_len = 0;
@@ -911,7 +903,7 @@ int sim_014_status(struct sim_net *net, size_t kme, const char *caller, const ch
         goto out;
     }
     l = &net->links[link];
-    refill(l, sim_now());
+    refill(l, hx_monotime());
     o = json_object_new_object();
     json_object_object_add(o, "source_KME_ID", json_object_new_string(net->kmes[kme].id));
     json_object_object_add(o, "target_KME_ID", json_object_new_string(net->kmes[other].id));
@@ -1171,7 +1163,7 @@ int sim_control(struct sim_net *net, const char *line, char **reply)
         for (size_t i = 0; i < net->n_links; i++) {
             struct json_object *e = json_object_new_object();
             l = &net->links[i];
-            refill(l, sim_now());
+            refill(l, hx_monotime());
             json_object_object_add(e, "id", json_object_new_string(l->id));
             json_object_object_add(e, "a", json_object_new_string(net->kmes[l->a].id));
             json_object_object_add(e, "b", json_object_new_string(net->kmes[l->b].id));
@@ -1205,7 +1197,7 @@ int sim_control(struct sim_net *net, const char *line, char **reply)
         if ((l = find_link(net, arg)) == NULL) {
             rc = ctl_reply(reply, false, "no link '%s'", arg);
         } else {
-            refill(l, sim_now());
+            refill(l, hx_monotime());
             if (verb[0] == 'd') {
                 l->level_bits = 0;
                 if (l->rate_bps <= 0) {

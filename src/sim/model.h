@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/uuid.h"
 #include "hykex/hykex.h"
@@ -138,7 +139,6 @@ void sim_net_free(struct sim_net *net);
 /* Wakes every waiter and makes further waits return at once. */
 void sim_net_stop(struct sim_net *net);
 size_t sim_kme_find_by_node(const struct sim_net *net, const struct hx_uuid *node);
-double sim_now(void);
 
 /*
  * ETSI 004 OPEN_CONNECT at KME `kme`. *ksid: nil = make one (returned), else the stream to join
