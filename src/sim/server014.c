@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <gnutls/gnutls.h>
@@ -66,6 +67,58 @@ static enum MHD_Result bad_request(struct MHD_Connection *conn, const char *msg,
     body = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     json_object_put(o);
     return respond(conn, 400, body);
+}
+
+/*
+ * A 400 about a request object: the reply is written before the object is freed, because
+ * detail may be one of its member names (json-c owns those strings).
+ */
+static enum MHD_Result refuse(struct MHD_Connection *conn, struct json_object *req, const char *msg,
+                              const char *detail)
+{
+    enum MHD_Result r = bad_request(conn, msg, detail);
+
+    json_object_put(req);
+    return r;
+}
+
+/* ETSI GS QKD 014 5.1: request bodies are application/json (parameters may follow). */
+static bool body_is_json(struct MHD_Connection *conn)
+{
+    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+    static const char want[] = "application/json";
+    size_t n = sizeof(want) - 1;
+
+    return ct != NULL && strncasecmp(ct, want, n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* Collects every key_ID argument of a GET dec_keys (014 6.4: one or more). */
+struct id_args {
+    struct hx_uuid *ids;
+    size_t n, cap;
+    bool bad, too_many;
+};
+
+static enum MHD_Result collect_id(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    struct id_args *a = cls;
+
+    (void)kind;
+    if (strcmp(key, "key_ID") != 0) {
+        return MHD_YES;
+    }
+    if (a->n == a->cap) {
+        a->too_many = true;
+        return MHD_NO;
+    }
+    if (value == NULL || hx_uuid_parse(value, strlen(value), &a->ids[a->n]) != HX_OK) {
+        a->bad = true;
+        return MHD_NO;
+    }
+    a->n++;
+    return MHD_YES;
 }
 
 /* The verified client certificate's common name, or false. */
@@ -143,26 +196,22 @@ static enum MHD_Result enc_keys(struct sim_014 *s, struct MHD_Connection *conn, 
             if (strcmp(k, "number") == 0 || strcmp(k, "size") == 0) {
                 if (!json_object_is_type(val, json_type_int) || json_object_get_int64(val) < 0 ||
                     json_object_get_int64(val) > (1L << 30)) {
-                    json_object_put(o);
-                    return bad_request(conn, "number and size must be non-negative integers", k);
+                    return refuse(conn, o, "number and size must be non-negative integers", k);
                 }
             } else if (strcmp(k, "additional_slave_SAE_IDs") == 0 ||
                        strcmp(k, "extension_mandatory") == 0) {
                 if (!json_object_is_type(val, json_type_array)) {
-                    json_object_put(o);
-                    return bad_request(conn, "expected a list", k);
+                    return refuse(conn, o, "expected a list", k);
                 }
                 if (json_object_array_length(val) > 0) {
-                    json_object_put(o);
-                    return bad_request(conn,
-                                       k[0] == 'a' ? "additional slave SAEs are not supported "
-                                                     "(max_SAE_ID_count is 0)"
-                                                   : "mandatory extensions are not supported",
-                                       k);
+                    return refuse(conn, o,
+                                  k[0] == 'a' ? "additional slave SAEs are not supported "
+                                                "(max_SAE_ID_count is 0)"
+                                              : "mandatory extensions are not supported",
+                                  k);
                 }
             } else if (strcmp(k, "extension_optional") != 0) {
-                json_object_put(o);
-                return bad_request(conn, "unknown field in the key request", k);
+                return refuse(conn, o, "unknown field in the key request", k);
             }
         }
         if (json_object_object_get_ex(o, "number", &v)) {
@@ -186,11 +235,15 @@ static enum MHD_Result dec_keys(struct sim_014 *s, struct MHD_Connection *conn, 
     int code;
 
     if (strcmp(method, "GET") == 0) {
-        const char *id = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "key_ID");
-        if (id == NULL || hx_uuid_parse(id, strlen(id), &ids[0]) != HX_OK) {
-            return bad_request(conn, "key_ID must be one UUID", NULL);
+        struct id_args a = {.ids = ids, .cap = SIM_014_MAX_PER_REQUEST};
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_id, &a);
+        if (a.too_many) {
+            return bad_request(conn, "at most 128 key_ID parameters", NULL);
         }
-        n = 1;
+        if (a.bad || a.n == 0) {
+            return bad_request(conn, "each key_ID must be a UUID", NULL);
+        }
+        n = a.n;
     } else {
         static const struct hx_json_limits lim = {
             .max_message = BODY_MAX, .max_depth = 6, .max_string = 1024, .max_members = 256};
@@ -202,8 +255,7 @@ static enum MHD_Result dec_keys(struct sim_014 *s, struct MHD_Connection *conn, 
         if (!json_object_object_get_ex(o, "key_IDs", &list) ||
             !json_object_is_type(list, json_type_array) || json_object_array_length(list) == 0 ||
             json_object_array_length(list) > SIM_014_MAX_PER_REQUEST) {
-            json_object_put(o);
-            return bad_request(conn, "key_IDs must list 1..128 key IDs", NULL);
+            return refuse(conn, o, "key_IDs must list 1..128 key IDs", NULL);
         }
         for (n = 0; n < json_object_array_length(list); n++) {
             struct json_object *e = json_object_array_get_idx(list, n), *id;
@@ -212,8 +264,7 @@ static enum MHD_Result dec_keys(struct sim_014 *s, struct MHD_Connection *conn, 
                 !json_object_is_type(id, json_type_string) ||
                 hx_uuid_parse(json_object_get_string(id), (size_t)json_object_get_string_len(id),
                               &ids[n]) != HX_OK) {
-                json_object_put(o);
-                return bad_request(conn, "each key_IDs element needs a key_ID UUID", NULL);
+                return refuse(conn, o, "each key_IDs element needs a key_ID UUID", NULL);
             }
         }
         json_object_put(o);
@@ -273,6 +324,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     memcpy(op, slash + 1, strlen(slash + 1) + 1);
     if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0) {
         return respond(conn, 405, NULL);
+    }
+    if (strcmp(method, "POST") == 0 && !body_is_json(conn)) {
+        return bad_request(conn, "the request body must be sent as Content-Type: application/json",
+                           NULL);
     }
     if (strcmp(op, "status") == 0 && strcmp(method, "GET") == 0) {
         int code = sim_014_status(s->net, s->kme, caller, sae, &body);
