@@ -434,6 +434,72 @@ static bool uri_node(const char *uri, struct hx_uuid *node)
     return hx_uuid_parse(at, end != NULL ? (size_t)(end - at) : strlen(at), node) == HX_OK;
 }
 
+/* A URI with a scheme but no node UUID ("client://localhost", as QUBIP's client sends). */
+static bool uri_plain(const char *uri)
+{
+    const char *sep = strstr(uri, "://");
+
+    return sep != NULL && sep != uri && strchr(uri, '@') == NULL;
+}
+
+/* The one link of a KME that has exactly one, or SIZE_MAX. */
+static size_t only_link(const struct sim_net *net, size_t kme)
+{
+    size_t found = SIZE_MAX;
+
+    for (size_t i = 0; i < net->n_links; i++) {
+        if (net->links[i].a == kme || net->links[i].b == kme) {
+            if (found != SIZE_MAX) {
+                return SIZE_MAX;
+            }
+            found = i;
+        }
+    }
+    return found;
+}
+
+/*
+ * The KMEs of a stream's source and destination (lock held). A URI names its node by UUID;
+ * where the calling KME has exactly one link, a URI without one ("client://localhost") stands
+ * for the end of that link it does not otherwise name: the caller's own end for the source,
+ * the far end for the destination, unless the other URI names that end already.
+ */
+static bool resolve_ends(const struct sim_net *net, size_t kme, const char *src, const char *dst,
+                         size_t *src_kme, size_t *dst_kme, struct sim_result *r)
+{
+    struct hx_uuid node;
+    bool have_src = uri_node(src, &node);
+    size_t link, far;
+
+    *src_kme = have_src ? sim_kme_find_by_node(net, &node) : SIZE_MAX;
+    bool have_dst = uri_node(dst, &node);
+    *dst_kme = have_dst ? sim_kme_find_by_node(net, &node) : SIZE_MAX;
+    if (have_src && have_dst) {
+        goto check;
+    }
+    if ((!have_src && !uri_plain(src)) || (!have_dst && !uri_plain(dst)) ||
+        (link = only_link(net, kme)) == SIZE_MAX) {
+        set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION,
+                   "source and destination must be qkd://<application>@<node uuid> (a URI "
+                   "without a node is accepted only by a KME with exactly one link)");
+        return false;
+    }
+    far = net->links[link].a == kme ? net->links[link].b : net->links[link].a;
+    if (!have_src) {
+        *src_kme = (have_dst && *dst_kme == kme) ? far : kme;
+    }
+    if (!have_dst) {
+        *dst_kme = *src_kme == kme ? far : kme;
+    }
+check:
+    if (*src_kme == SIZE_MAX || *dst_kme == SIZE_MAX) {
+        set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION, "no KME serves node %s",
+                   *src_kme == SIZE_MAX ? "in source" : "in destination");
+        return false;
+    }
+    return true;
+}
+
 static struct sim_stream *find_stream(struct sim_net *net, const struct hx_uuid *id)
 {
     for (size_t i = 0; i < SIM_MAX_STREAMS; i++) {
@@ -521,7 +587,7 @@ static bool qos_ok(const struct sim_link *l, struct hykex_qos *qos, struct sim_r
 void sim_open(struct sim_net *net, size_t kme, const char *src, const char *dst,
               struct hykex_qos *qos, struct hx_uuid *ksid, bool compat, struct sim_result *r)
 {
-    struct hx_uuid src_node, dst_node, id = *ksid;
+    struct hx_uuid id = *ksid;
     size_t src_kme, dst_kme, peer_kme, link;
     struct sim_stream *s;
     int end;
@@ -533,17 +599,8 @@ void sim_open(struct sim_net *net, size_t kme, const char *src, const char *dst,
                    SIM_MAX_URI - 1);
         return;
     }
-    if (!uri_node(src, &src_node) || !uri_node(dst, &dst_node)) {
-        set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION,
-                   "source and destination must be qkd://<application>@<node uuid>");
-        return;
-    }
     pthread_mutex_lock(&net->lock);
-    src_kme = sim_kme_find_by_node(net, &src_node);
-    dst_kme = sim_kme_find_by_node(net, &dst_node);
-    if (src_kme == SIZE_MAX || dst_kme == SIZE_MAX) {
-        set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION, "no KME serves node %s",
-                   src_kme == SIZE_MAX ? "in source" : "in destination");
+    if (!resolve_ends(net, kme, src, dst, &src_kme, &dst_kme, r)) {
         goto out;
     }
     if (kme != src_kme && kme != dst_kme) {
