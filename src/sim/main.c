@@ -48,6 +48,11 @@ static void print_network(const struct sim_net *net)
         for (size_t s = 0; s < k->saes.n; s++) {
             printf("%s%s", s == 0 ? " saes " : ",", k->saes.ids[s]);
         }
+        if (k->quirks != 0) {
+            char names[160];
+            sim_profile_format(k->quirks, names, sizeof(names));
+            printf(" profile %s", names);
+        }
         printf("\n");
     }
     for (size_t i = 0; i < net->n_links; i++) {

@@ -72,6 +72,82 @@ static struct json_object *print_id_list(const void *field)
     return a;
 }
 
+static const struct {
+    const char *name;
+    unsigned quirks;
+} profiles[] = {
+    {"standard", 0},
+    {"strict-qos", SIM_QUIRK_STRICT_QOS},
+    {"zero-keys", SIM_QUIRK_ZERO_KEYS},
+    {"own-ids", SIM_QUIRK_OWN_IDS},
+    {"try-later-014", SIM_QUIRK_TRY_LATER_014},
+    {"last-batch-014", SIM_QUIRK_LAST_BATCH_014},
+    {"qubip", SIM_QUIRK_STRICT_QOS | SIM_QUIRK_ZERO_KEYS},
+};
+
+static hx_err profile_one(struct json_object *e, unsigned *quirks, char *why, size_t why_len)
+{
+    const char *name = json_object_get_string(e);
+
+    if (json_object_is_type(e, json_type_string)) {
+        for (size_t i = 0; i < sizeof(profiles) / sizeof(profiles[0]); i++) {
+            if (strcmp(name, profiles[i].name) == 0) {
+                *quirks |= profiles[i].quirks;
+                return HX_OK;
+            }
+        }
+    }
+    snprintf(why, why_len,
+             "expected standard, strict-qos, zero-keys, own-ids, try-later-014, last-batch-014 "
+             "or qubip");
+    return HX_ERR_BAD_VALUE;
+}
+
+/* "profile": one name or a list of names; the KME has the union of their quirks. */
+static hx_err parse_profile(struct json_object *v, void *field, char *why, size_t why_len)
+{
+    unsigned *quirks = field;
+    hx_err e;
+
+    *quirks = 0;
+    if (!json_object_is_type(v, json_type_array)) {
+        return profile_one(v, quirks, why, why_len);
+    }
+    for (size_t i = 0; i < json_object_array_length(v); i++) {
+        if ((e = profile_one(json_object_array_get_idx(v, i), quirks, why, why_len)) != HX_OK) {
+            return e;
+        }
+    }
+    return HX_OK;
+}
+
+static struct json_object *print_profile(const void *field)
+{
+    unsigned quirks = *(const unsigned *)field;
+    struct json_object *a = json_object_new_array();
+
+    for (size_t i = 1; a != NULL && i < sizeof(profiles) / sizeof(profiles[0]); i++) {
+        if ((profiles[i].quirks & (profiles[i].quirks - 1)) == 0 && (quirks & profiles[i].quirks)) {
+            json_object_array_add(a, json_object_new_string(profiles[i].name));
+        }
+    }
+    return a;
+}
+
+void sim_profile_format(unsigned quirks, char *out, size_t cap)
+{
+    size_t n = 0;
+
+    out[0] = '\0';
+    for (size_t i = 1; i < sizeof(profiles) / sizeof(profiles[0]); i++) {
+        unsigned q = profiles[i].quirks;
+        if ((q & (q - 1)) == 0 && (quirks & q) && n < cap) {
+            int w = snprintf(out + n, cap - n, "%s%s", n ? "," : "", profiles[i].name);
+            n += w > 0 ? (size_t)w : 0;
+        }
+    }
+}
+
 static const char *const framings[] = {"1.0.1", "2.1.1", NULL};
 
 static const struct hx_cfg_opt kme_table[] = {
@@ -80,6 +156,9 @@ static const struct hx_cfg_opt kme_table[] = {
                     "UUID of the node this KME serves"),
     HX_CFG_OPT_CUSTOM("saes", struct sim_kme, saes, parse_id_list, print_id_list, NULL, "[]", 0,
                       "SAE ids attached to this KME (ETSI 014)"),
+    HX_CFG_OPT_CUSTOM("profile", struct sim_kme, quirks, parse_profile, print_profile, NULL,
+                      "\"standard\"", 0,
+                      "quirks of other KMEs to reproduce (docs/qkdsim.md): a name or a list"),
     HX_CFG_OPT_STR("etsi004_json.host", struct sim_kme, l004_json.host, 1, "\"127.0.0.1\"", 0,
                    "ETSI 004 JSON listener address"),
     HX_CFG_OPT_INT("etsi004_json.port", struct sim_kme, l004_json.port, 0, 65535, "0", 0,

@@ -59,8 +59,30 @@ struct sim_id_list {
     size_t n;
 };
 
+/*
+ * Quirks of KMEs written by others (docs/qkdsim.md "Profiles"), so that hykexd's tests meet
+ * the field: each is a bit of sim_kme.quirks, set by the KME's "profile".
+ */
+enum sim_quirk {
+    /* ETSI 004: OPEN_CONNECT with timeout 0 is refused with status 6, and a QoS whose
+     * min_bps, max_bps or jitter is 0 gets status 7 with a counter-proposal (QUBIP). */
+    SIM_QUIRK_STRICT_QOS = 1u << 0,
+    /* ETSI 004: a key not yet made (empty pool) comes as all zeros with status 0, and the
+     * position stays unconsumed (QUBIP). */
+    SIM_QUIRK_ZERO_KEYS = 1u << 1,
+    /* ETSI 004: this KME gives its end of a stream an id of its own; the second end to open
+     * finds the stream by its URIs, and each KME knows only its own id. */
+    SIM_QUIRK_OWN_IDS = 1u << 2,
+    /* ETSI 014: an empty pool answers 400 "try again later" instead of 503. */
+    SIM_QUIRK_TRY_LATER_014 = 1u << 3,
+    /* ETSI 014: only the last enc_keys batch of a master/slave pair can be fetched by
+     * dec_keys; an enc_keys call forgets the pair's earlier keys. */
+    SIM_QUIRK_LAST_BATCH_014 = 1u << 4,
+};
+
 struct sim_kme {
     char id[SIM_MAX_ID];
+    unsigned quirks;     /* enum sim_quirk bits */
     struct hx_uuid node; /* the trusted node this KME serves */
     struct sim_id_list saes;
     struct sim_listener l004_json, l004_bin, l014;
@@ -90,7 +112,8 @@ struct sim_position {
 
 struct sim_stream {
     bool used;
-    struct hx_uuid id;
+    struct hx_uuid id;    /* the stream's id (and the salt of its keys) */
+    struct hx_uuid alias; /* SIM_QUIRK_OWN_IDS: end 1's own id; nil: none */
     size_t link;
     size_t end_kme[2]; /* [0] opened first (initiator side), [1] the other end */
     bool opened[2];
@@ -138,6 +161,8 @@ HX_MUST_CHECK hx_err sim_net_load(struct sim_net *net, const char *path, char *w
 void sim_net_free(struct sim_net *net);
 /* Wakes every waiter and makes further waits return at once. */
 void sim_net_stop(struct sim_net *net);
+/* The names of the single quirks in `quirks`, comma-separated ("" for none). */
+void sim_profile_format(unsigned quirks, char *out, size_t cap);
 size_t sim_kme_find_by_node(const struct sim_net *net, const struct hx_uuid *node);
 
 /*

@@ -177,11 +177,164 @@ static bool qos_ok(const struct sim_link *l, struct hykex_qos *qos, struct sim_r
     return ok;
 }
 
+/* The id KME `kme` knows a stream by: its own (SIM_QUIRK_OWN_IDS) or the stream's. */
+static const struct hx_uuid *id_at(const struct sim_stream *s, int end)
+{
+    return end == 1 && !hx_uuid_is_nil(&s->alias) ? &s->alias : &s->id;
+}
+
+/* The stream that KME `kme` knows by this id (GET_KEY, CLOSE). */
+static struct sim_stream *find_stream_at(struct sim_net *net, size_t kme, const struct hx_uuid *id,
+                                         int *end)
+{
+    for (size_t i = 0; i < SIM_MAX_STREAMS; i++) {
+        struct sim_stream *s = &net->streams[i];
+        if (s->used && (*end = end_of(s, kme)) >= 0 && hx_uuid_equal(id_at(s, *end), id)) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/* SIM_QUIRK_OWN_IDS: the half-open stream of this link that the far end opened with these
+ * URIs (in either order), for the second end to join under an id of its own. */
+static struct sim_stream *find_by_uris(struct sim_net *net, size_t link, size_t kme,
+                                       const char *src, const char *dst)
+{
+    for (size_t i = 0; i < SIM_MAX_STREAMS; i++) {
+        struct sim_stream *s = &net->streams[i];
+        if (!s->used || s->link != link || s->end_kme[1] != kme || s->opened[1] || s->compat) {
+            continue;
+        }
+        if ((strcmp(s->uri[0], src) == 0 && strcmp(s->uri[1], dst) == 0) ||
+            (strcmp(s->uri[0], dst) == 0 && strcmp(s->uri[1], src) == 0)) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * SIM_QUIRK_STRICT_QOS, as QUBIP's KME: timeout 0 is not a wait (status 6), and min_bps,
+ * max_bps and jitter must be set (status 7 with a counter-proposal the client may accept).
+ */
+static bool strict_qos_ok(const struct sim_link *l, struct hykex_qos *qos, struct sim_result *r)
+{
+    uint32_t rate = l->rate_bps > 0 && l->rate_bps < 4e9 ? (uint32_t)l->rate_bps : 1000000;
+
+    if (qos->timeout_ms == 0) {
+        sim_set_result(r, HYKEX_STATUS_TIMEOUT, "timeout 0 is not a wait: give a timeout in ms");
+        return false;
+    }
+    if (qos->min_bps == 0 || qos->max_bps == 0 || qos->jitter == 0) {
+        sim_set_result(r, HYKEX_STATUS_QOS_NOT_MET,
+                       "min_bps, max_bps and jitter must be given; counter-proposal in qos");
+        qos->min_bps = qos->min_bps != 0 ? qos->min_bps : 1;
+        qos->max_bps = qos->max_bps != 0 ? qos->max_bps : rate;
+        qos->jitter = qos->jitter != 0 ? qos->jitter : 10;
+        return false;
+    }
+    return true;
+}
+
+/* Checks the ends, the link and the QoS of an OPEN_CONNECT; the link, or SIZE_MAX. */
+static size_t open_link(struct sim_net *net, size_t kme, const char *src, const char *dst,
+                        struct hykex_qos *qos, size_t *peer_kme, struct sim_result *r)
+{
+    size_t src_kme, dst_kme, link;
+
+    if (!resolve_ends(net, kme, src, dst, &src_kme, &dst_kme, r)) {
+        return SIZE_MAX;
+    }
+    if (kme != src_kme && kme != dst_kme) {
+        sim_set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION,
+                       "KME %s serves neither the source nor the destination node",
+                       net->kmes[kme].id);
+        return SIZE_MAX;
+    }
+    *peer_kme = kme == src_kme ? dst_kme : src_kme;
+    if ((link = sim_link_between(net, src_kme, dst_kme)) == SIZE_MAX) {
+        sim_set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION, "no QKD link between %s and %s",
+                       net->kmes[src_kme].id, net->kmes[dst_kme].id);
+        return SIZE_MAX;
+    }
+    if (net->links[link].paused) {
+        sim_set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION, "QKD link %s is down (paused)",
+                       net->links[link].id);
+        return SIZE_MAX;
+    }
+    if (!qos_ok(&net->links[link], qos, r) || ((net->kmes[kme].quirks & SIM_QUIRK_STRICT_QOS) &&
+                                               !strict_qos_ok(&net->links[link], qos, r))) {
+        return SIZE_MAX;
+    }
+    return link;
+}
+
+/* Joins the stream with this id or makes it (lock held); NULL with r set when refused. */
+static struct sim_stream *join_or_create(struct sim_net *net, size_t kme, size_t peer_kme,
+                                         size_t link, const char *src, const char *dst,
+                                         const struct hykex_qos *qos, struct hx_uuid *id,
+                                         bool compat, int *end, struct sim_result *r)
+{
+    struct sim_stream *s = NULL;
+
+    if (hx_uuid_is_nil(id) && (net->kmes[kme].quirks & SIM_QUIRK_OWN_IDS)) {
+        if ((s = find_by_uris(net, link, kme, src, dst)) != NULL) {
+            if (hx_uuid_generate(&s->alias) != HX_OK) {
+                sim_set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION, "random number generator failed");
+                return NULL;
+            }
+            *id = s->id;
+            *end = 1;
+            s->opened[1] = true;
+            pthread_cond_broadcast(&net->changed);
+            return s;
+        }
+    }
+    s = hx_uuid_is_nil(id) ? NULL : find_stream(net, id);
+    if (s != NULL) {
+        *end = end_of(s, kme);
+        if (s->link != link || *end < 0) {
+            sim_set_result(r, HYKEX_STATUS_KSID_IN_USE,
+                           "key stream id is in use by another pair of nodes");
+            return NULL;
+        }
+        if (s->opened[*end] && !compat) {
+            sim_set_result(r, HYKEX_STATUS_KSID_IN_USE,
+                           "key stream id is already open by an application at this KME");
+            return NULL;
+        }
+        s->opened[*end] = true;
+        pthread_cond_broadcast(&net->changed);
+        return s;
+    }
+    if (hx_uuid_is_nil(id) && hx_uuid_generate(id) != HX_OK) {
+        sim_set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION, "random number generator failed");
+        return NULL;
+    }
+    if ((s = new_stream(net)) == NULL) {
+        sim_set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION, "too many open key streams (%d)",
+                       SIM_MAX_STREAMS);
+        return NULL;
+    }
+    s->id = *id;
+    s->link = link;
+    s->end_kme[0] = kme;
+    s->end_kme[1] = peer_kme;
+    s->opened[0] = true;
+    s->qos = *qos;
+    s->compat = compat;
+    snprintf(s->uri[0], sizeof(s->uri[0]), "%s", src);
+    snprintf(s->uri[1], sizeof(s->uri[1]), "%s", dst);
+    *end = 0;
+    return s;
+}
+
 void sim_open(struct sim_net *net, size_t kme, const char *src, const char *dst,
               struct hykex_qos *qos, struct hx_uuid *ksid, bool compat, struct sim_result *r)
 {
     struct hx_uuid id = *ksid;
-    size_t src_kme, dst_kme, peer_kme, link;
+    size_t peer_kme = SIZE_MAX, link;
     struct sim_stream *s;
     int end;
     int64_t deadline;
@@ -193,69 +346,17 @@ void sim_open(struct sim_net *net, size_t kme, const char *src, const char *dst,
         return;
     }
     pthread_mutex_lock(&net->lock);
-    if (!resolve_ends(net, kme, src, dst, &src_kme, &dst_kme, r)) {
-        goto out;
-    }
-    if (kme != src_kme && kme != dst_kme) {
-        sim_set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION,
-                       "KME %s serves neither the source nor the destination node",
-                       net->kmes[kme].id);
-        goto out;
-    }
-    peer_kme = kme == src_kme ? dst_kme : src_kme;
-    if ((link = sim_link_between(net, src_kme, dst_kme)) == SIZE_MAX) {
-        sim_set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION, "no QKD link between %s and %s",
-                       net->kmes[src_kme].id, net->kmes[dst_kme].id);
-        goto out;
-    }
-    if (net->links[link].paused) {
-        sim_set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION, "QKD link %s is down (paused)",
-                       net->links[link].id);
-        goto out;
-    }
-    if (!qos_ok(&net->links[link], qos, r)) {
+    if ((link = open_link(net, kme, src, dst, qos, &peer_kme, r)) == SIZE_MAX) {
         goto out;
     }
     if (compat) {
         compat_id(src, dst, &id);
     }
-    s = hx_uuid_is_nil(&id) ? NULL : find_stream(net, &id);
-    if (s != NULL) {
-        end = end_of(s, kme);
-        if (s->link != link || end < 0) {
-            sim_set_result(r, HYKEX_STATUS_KSID_IN_USE,
-                           "key stream id is in use by another pair of nodes");
-            goto out;
-        }
-        if (s->opened[end] && !compat) {
-            sim_set_result(r, HYKEX_STATUS_KSID_IN_USE,
-                           "key stream id is already open by an application at this KME");
-            goto out;
-        }
-        s->opened[end] = true;
-        pthread_cond_broadcast(&net->changed);
-    } else {
-        if (hx_uuid_is_nil(&id) && hx_uuid_generate(&id) != HX_OK) {
-            sim_set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION, "random number generator failed");
-            goto out;
-        }
-        if ((s = new_stream(net)) == NULL) {
-            sim_set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION, "too many open key streams (%d)",
-                           SIM_MAX_STREAMS);
-            goto out;
-        }
-        s->id = id;
-        s->link = link;
-        s->end_kme[0] = kme;
-        s->end_kme[1] = peer_kme;
-        s->opened[0] = true;
-        s->qos = *qos;
-        s->compat = compat;
-        snprintf(s->uri[0], sizeof(s->uri[0]), "%s", src);
-        snprintf(s->uri[1], sizeof(s->uri[1]), "%s", dst);
-        end = 0;
+    if ((s = join_or_create(net, kme, peer_kme, link, src, dst, qos, &id, compat, &end, r)) ==
+        NULL) {
+        goto out;
     }
-    *ksid = id;
+    *ksid = *id_at(s, end);
     *qos = s->qos;
     if (compat || s->opened[1 - end]) {
         sim_set_result(r, 0, NULL);
@@ -355,7 +456,7 @@ void sim_get_key(struct sim_net *net, size_t kme, const struct hx_uuid *ksid, bo
     *key_len = 0;
     *meta_needed = 0;
     pthread_mutex_lock(&net->lock);
-    if ((s = find_stream(net, ksid)) == NULL || (end = end_of(s, kme)) < 0 || !s->opened[end]) {
+    if ((s = find_stream_at(net, kme, ksid, &end)) == NULL || !s->opened[end]) {
         sim_set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION,
                        "key stream id is not open at this KME (OPEN_CONNECT first)");
         goto out;
@@ -414,6 +515,15 @@ void sim_get_key(struct sim_net *net, size_t kme, const struct hx_uuid *ksid, bo
     chunk = s->qos.key_chunk_size;
     if (p == NULL) {
         if (!sim_take_bits(l, (double)chunk * 8)) {
+            if (net->kmes[kme].quirks & SIM_QUIRK_ZERO_KEYS) {
+                /* QUBIP's KME: a key not made yet comes as zeros with status 0, unconsumed. */
+                memset(key, 0, chunk);
+                *key_len = chunk;
+                *index = idx;
+                memcpy(meta, mbuf, mlen + 1);
+                sim_set_result(r, 0, NULL);
+                goto out;
+            }
             sim_set_result(r, HYKEX_STATUS_INSUFFICIENT_KEY,
                            "key pool of link %s is empty (%.0f of %.0f bits)", l->id, l->level_bits,
                            l->capacity_bits);
@@ -453,7 +563,7 @@ void sim_close(struct sim_net *net, size_t kme, const struct hx_uuid *ksid, stru
     int end;
 
     pthread_mutex_lock(&net->lock);
-    if ((s = find_stream(net, ksid)) == NULL || (end = end_of(s, kme)) < 0 || !s->opened[end]) {
+    if ((s = find_stream_at(net, kme, ksid, &end)) == NULL || !s->opened[end]) {
         sim_set_result(r, HYKEX_STATUS_NO_QKD_CONNECTION, "key stream id is not open at this KME");
     } else {
         s->opened[end] = false;

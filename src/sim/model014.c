@@ -118,6 +118,28 @@ static char *base64(const uint8_t *p, size_t n)
     return out;
 }
 
+/* Wipes stored key k and fills its slot from the end. */
+static void remove_key(struct sim_net *net, size_t k)
+{
+    OPENSSL_clear_free(net->keys014[k].key, net->keys014[k].len);
+    net->keys014[k] = net->keys014[--net->n_keys014];
+}
+
+/* SIM_QUIRK_LAST_BATCH_014: the pair's keys still waiting at the slave's KME are dropped. */
+static void forget_pair(struct sim_net *net, size_t slave_kme, const char *master,
+                        const char *slave)
+{
+    for (size_t k = 0; k < net->n_keys014;) {
+        const struct sim_key014 *key = &net->keys014[k];
+        if (key->kme == slave_kme && strcmp(key->master, master) == 0 &&
+            strcmp(key->slave, slave) == 0) {
+            remove_key(net, k);
+        } else {
+            k++;
+        }
+    }
+}
+
 int sim_014_enc_keys(struct sim_net *net, size_t kme, const char *caller, const char *slave,
                      long number, long size_bits, char **body)
 {
@@ -151,8 +173,13 @@ int sim_014_enc_keys(struct sim_net *net, size_t kme, const char *caller, const 
         goto out;
     }
     if (!sim_take_bits(l, (double)number * (double)size_bits)) {
-        rc = error_body(503, body, "insufficient key available", l->id);
+        rc = (net->kmes[kme].quirks & SIM_QUIRK_TRY_LATER_014)
+                 ? error_body(400, body, "not enough key material, try again later", l->id)
+                 : error_body(503, body, "insufficient key available", l->id);
         goto out;
+    }
+    if (net->kmes[kme].quirks & SIM_QUIRK_LAST_BATCH_014) {
+        forget_pair(net, other, caller, slave);
     }
     if (net->n_keys014 + (size_t)number > net->cap_keys014) {
         size_t cap = net->cap_keys014 ? net->cap_keys014 : 64;
@@ -284,7 +311,7 @@ int sim_014_dec_keys(struct sim_net *net, size_t kme, const char *caller, const 
     }
     for (size_t k = 0; k < net->n_keys014;) {
         if (net->keys014[k].key == NULL) {
-            net->keys014[k] = net->keys014[--net->n_keys014];
+            remove_key(net, k);
         } else {
             k++;
         }
