@@ -281,11 +281,13 @@ hx_err hxd_config_load(struct hxd_config *cfg, const char *config_path, const ch
             cfg->trusted.peers[cfg->trusted.n++] = extra.peers[i];
         }
     }
+    /* The original's trusted_peers_info.json lists every node of the network, this one
+     * included: that entry is not a peer, and is dropped (hykexd says so once at start). */
     for (size_t i = 0; i < cfg->trusted.n; i++) {
         if (hx_uuid_equal(&cfg->trusted.peers[i].uuid, &cfg->uuid)) {
-            snprintf(why, why_len, "%s: this node's own UUID is listed as a trusted peer",
-                     peers_path != NULL ? peers_path : config_path);
-            return HX_ERR_CONFIG;
+            cfg->self_listed = true;
+            cfg->trusted.peers[i] = cfg->trusted.peers[--cfg->trusted.n];
+            break;
         }
     }
     if (cfg->log_level[0] == '\0') {

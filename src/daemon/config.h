@@ -103,6 +103,7 @@ struct hxd_config {
     char run_user[64], run_group[64]; /* privileges dropped to these after binding */
     /* trusted peers (inline "trusted_peers", or trusted_peers_info.json) */
     struct hxd_peers trusted;
+    bool self_listed; /* this node's own entry was in the list, and was dropped */
 };
 
 /*
