@@ -23,7 +23,11 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "api/server.h"
 #include "daemon/hxd.h"
+#include "daemon/persist.h"
+#include "daemon/service.h"
+#include "daemon/stream.h"
 
 static const char usage_text[] =
     "usage: hykexd -c CONFIG.json [-p TRUSTED_PEERS.json] [--check-config]\n"
@@ -165,7 +169,7 @@ int main(int argc, char **argv)
         X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
         int days = 0, secs = 0;
         if (x != NULL && ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x)) == 1) {
-            d->cert_not_after = (int64_t)time(NULL) + (int64_t)days * 86400 + secs;
+            d->cert_not_after = hx_walltime() + (int64_t)days * 86400 + secs;
         }
         X509_free(x);
         if (f != NULL) {
@@ -193,7 +197,11 @@ int main(int argc, char **argv)
         goto out;
     }
     pthread_mutex_init(&d->lock, NULL);
-    pthread_cond_init(&d->changed, NULL);
+    /* Monotonic: every wait on it has a deadline from common/clock.h. */
+    if (hx_cond_init_monotonic(&d->changed) != HX_OK) {
+        fprintf(stderr, "hykexd: cannot make a monotonic condition variable\n");
+        goto out;
+    }
     uid_t run_uid = 0;
     gid_t run_gid = 0;
     bool drop = d->cfg.run_user[0] != '\0';
@@ -283,7 +291,7 @@ int main(int argc, char **argv)
         }
         hxd_streams_tick(d);
         if (tick % 5 == 4) {
-            hxd_expire_streams(d);
+            hxd_svc_expire(d);
         }
     }
     hx_info("stopping", HX_F_I64("signal", sig));

@@ -1,16 +1,18 @@
 /*
  * hykexd and its durable store (docs/store.md): opening it, restoring streams at start-up,
- * writing stream rows. Batches and deliveries call the store directly (batch.c, server.c).
+ * writing stream rows. Batches and deliveries call the store directly (batch.c, service.c).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "daemon/hxd.h"
+#include "daemon/persist.h"
+#include "daemon/stream.h"
 
 /* What a restore knows of the stream being loaded. */
 struct restore {
@@ -170,7 +172,7 @@ hx_err hxd_persist_open(struct hxd *d, char *why, size_t why_len)
     memset(&r, 0, sizeof(r));
     r.d = d;
     pthread_mutex_lock(&d->lock);
-    e = hx_store_load(d->store, (int64_t)time(NULL), on_stream, on_key, &r, &expired);
+    e = hx_store_load(d->store, hx_walltime(), on_stream, on_key, &r, &expired);
     finish_stream(&r);
     if (e != HX_OK) {
         for (size_t i = 0; i < d->max_streams; i++) {
@@ -220,17 +222,9 @@ void hxd_persist_close(struct hxd *d)
     d->store = NULL;
 }
 
-hx_err hxd_persist_stream(struct hxd *d, const struct hxd_stream *s)
+void hxd_persist_row(const struct hxd_stream *s, struct hx_store_stream *row)
 {
-    struct hx_store_stream *row;
-    hx_err e;
-
-    if (d->store == NULL) {
-        return HX_OK;
-    }
-    if ((row = calloc(1, sizeof(*row))) == NULL) {
-        return HX_ERR_NOMEM;
-    }
+    memset(row, 0, sizeof(*row));
     row->ksid = s->ksid;
     row->role = s->role == HXD_INITIATOR ? 0 : 1;
     row->peer = s->peer;
@@ -247,12 +241,37 @@ hx_err hxd_persist_stream(struct hxd *d, const struct hxd_stream *s)
     row->peer_closed = s->peer_closed;
     row->opened_at = s->opened_at;
     snprintf(row->owner, sizeof(row->owner), "%s", s->owner);
+}
+
+hx_err hxd_persist_write(struct hxd *d, const struct hx_store_stream *row)
+{
+    hx_err e;
+
+    if (d->store == NULL) {
+        return HX_OK;
+    }
     if ((e = hx_store_put_stream(d->store, row)) != HX_OK) {
         char id[HX_UUID_STR_LEN + 1];
-        hx_uuid_format(&s->ksid, id);
+        hx_uuid_format(&row->ksid, id);
         hx_error("store: writing a stream failed",
                  HX_F_STR("stream", id) HX_F_STR("error", hx_strerror(e)));
     }
+    return e;
+}
+
+hx_err hxd_persist_stream(struct hxd *d, const struct hxd_stream *s)
+{
+    struct hx_store_stream *row;
+    hx_err e;
+
+    if (d->store == NULL) {
+        return HX_OK;
+    }
+    if ((row = calloc(1, sizeof(*row))) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    hxd_persist_row(s, row);
+    e = hxd_persist_write(d, row);
     free(row);
     return e;
 }
