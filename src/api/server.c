@@ -56,8 +56,7 @@ struct client {
     struct hxd_api *a;
     int fd;
     size_t slot;
-    char identity[HXD_SVC_MAX_IDENTITY]; /* "uid:N" (Unix socket), "cert:CN" (mTLS), "" (plain TCP)
-                                          */
+    char identity[HXD_SVC_MAX_IDENTITY]; /* "uid:N" (Unix), "cert:CN" (mTLS), "" (TCP) */
     SSL *ssl;                            /* the mutual-TLS API, else NULL */
     bool tls_conn;                       /* accepted on the mutual-TLS listener */
 };
