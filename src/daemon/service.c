@@ -1,8 +1,8 @@
 /*
  * The stream service (service.h): OPEN_CONNECT, GET_KEY and CLOSE on the daemon's key streams
  * (STATUS and TTL: service_status.c). Every call takes d->lock itself and waits on d->changed
- * (monotonic) with deadlines from common/clock.h; store writes and peer messages go out after
- * the lock is released, except where a comment says why not.
+ * (monotonic) with deadlines from common/clock.h; store writes, peer messages and the KME's
+ * calls happen after the lock is released.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -352,9 +352,16 @@ static bool open_initiator(struct hxd *d, const struct hxd_svc_open_req *req,
     }
     s->qkd_ksid = copy.qkd_ksid;
     copy = *s;
-    /* Announce it; wait for the peer node's link if it is not up yet. (Queued under the lock
-     * as before the service existed: hxd_send_open only queues a frame on the link.) */
-    while (hxd_send_open(d, &copy) != HX_OK && wait_change(d, p->deadline)) {
+    /* Announce it (without the lock: the peer protocol's senders take none); wait for the peer
+     * node's link if it is not up yet. */
+    for (;;) {
+        hx_err e;
+        pthread_mutex_unlock(&d->lock);
+        e = hxd_send_open(d, &copy);
+        pthread_mutex_lock(&d->lock);
+        if (e == HX_OK || !wait_change(d, p->deadline)) {
+            break;
+        }
     }
     while ((s = hxd_stream_find(d, ksid)) != NULL && !s->peer_app_open && !s->failing &&
            wait_change(d, p->deadline)) {

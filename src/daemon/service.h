@@ -9,10 +9,9 @@
  * Threads and lock: each call runs on the caller's thread (one per application connection) and
  * takes d->lock itself; it returns with the lock released. hxd_svc_open and hxd_svc_get block
  * until their deadline (the QoS timeout, else the node's default) on d->changed, a monotonic
- * condition variable. SQLite writes (a stream's row, a delivery) and peer-link sends run
- * outside the lock, except an initiator's STREAM_OPEN, queued under it while it waits for the
- * link. Every outcome carries an ETSI 004 status set in one place (hxd_svc_etsi_status) and a
- * message for people.
+ * condition variable. SQLite writes (a stream's row, a delivery), peer messages and the KME's
+ * calls run outside the lock. Every outcome carries an ETSI 004 status set in one place
+ * (hxd_svc_etsi_status) and a message for people.
  */
 #ifndef HX_DAEMON_SERVICE_H
 #define HX_DAEMON_SERVICE_H
