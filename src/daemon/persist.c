@@ -287,3 +287,50 @@ void hxd_persist_drop(struct hxd *d, const struct hx_uuid *ksid)
                  HX_F_STR("stream", id) HX_F_STR("error", hx_strerror(e)));
     }
 }
+
+/* Two copies of a stream's row alike? (Field by field: the struct has padding.) */
+static bool same_row(const struct hx_store_stream *a, const struct hx_store_stream *b)
+{
+    return hx_uuid_equal(&a->ksid, &b->ksid) && a->role == b->role &&
+           hx_uuid_equal(&a->peer, &b->peer) && strcmp(a->src, b->src) == 0 &&
+           strcmp(a->dst, b->dst) == 0 && a->chunk == b->chunk && a->timeout_ms == b->timeout_ms &&
+           a->ttl_s == b->ttl_s && hx_uuid_equal(&a->qkd_ksid, &b->qkd_ksid) &&
+           strcmp(a->peer_sae, b->peer_sae) == 0 && a->qkd_next == b->qkd_next &&
+           a->produced == b->produced && a->next_get == b->next_get &&
+           a->peer_closed == b->peer_closed && a->opened_at == b->opened_at &&
+           strcmp(a->owner, b->owner) == 0;
+}
+
+/*
+ * Writes a stream's row copied under d->lock, after releasing it. Between the copy and the
+ * write another thread may change the stream and write its row, or drop it and delete its
+ * row: so after writing, look again; a stream gone has its row deleted (again), a stream
+ * changed has its newer row written, until the store holds what memory holds.
+ */
+void hxd_persist_settle(struct hxd *d, struct hx_store_stream *row)
+{
+    struct hx_store_stream *now;
+
+    if (d->store == NULL || (now = malloc(sizeof(*now))) == NULL) {
+        hx_ignore(hxd_persist_write(d, row)); /* no store: a no-op; no memory: write once */
+        return;
+    }
+    for (int tries = 0; tries < 8; tries++) {
+        struct hxd_stream *s;
+        hx_ignore(hxd_persist_write(d, row));
+        pthread_mutex_lock(&d->lock);
+        if ((s = hxd_stream_find(d, &row->ksid)) != NULL) {
+            hxd_persist_row(s, now);
+        }
+        pthread_mutex_unlock(&d->lock);
+        if (s == NULL) {
+            hxd_persist_drop(d, &row->ksid);
+            break;
+        }
+        if (same_row(now, row)) {
+            break;
+        }
+        memcpy(row, now, sizeof(*row));
+    }
+    free(now);
+}

@@ -30,6 +30,13 @@ HX_MUST_CHECK hx_err hxd_persist_chown(struct hxd *d, uid_t uid, gid_t gid, char
 void hxd_persist_row(const struct hxd_stream *s, struct hx_store_stream *row);
 /* Writes a row copied by hxd_persist_row (no lock held: it commits). */
 hx_err hxd_persist_write(struct hxd *d, const struct hx_store_stream *row);
+/*
+ * Writes a row copied by hxd_persist_row (no lock held), then looks again under d->lock: a
+ * stream dropped meanwhile (its row deleted before ours was written) has its row deleted again,
+ * a stream changed meanwhile has its newer row written, until the store holds what memory
+ * holds. row is scratch afterwards.
+ */
+void hxd_persist_settle(struct hxd *d, struct hx_store_stream *row);
 /* Both at once, for callers that still hold d->lock while writing. */
 hx_err hxd_persist_stream(struct hxd *d, const struct hxd_stream *s);
 /* Deletes a stream's row and keys (no lock held). */

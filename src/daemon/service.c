@@ -134,40 +134,6 @@ static struct hxd_stream *open_stream(struct hxd *d, const struct hx_uuid *ksid,
     return s;
 }
 
-/*
- * Writes a stream's row copied under d->lock, after releasing it. Between the copy and the
- * write another thread may change the stream and write its row, or drop it and delete its
- * row: so after writing, look again; a stream gone has its row deleted (again), a stream
- * changed has its newer row written, until the store holds what memory holds.
- */
-static void persist_unlocked(struct hxd *d, struct hx_store_stream *row)
-{
-    struct hx_store_stream *now;
-
-    if (d->store == NULL || (now = malloc(sizeof(*now))) == NULL) {
-        hx_ignore(hxd_persist_write(d, row)); /* no store: a no-op; no memory: write once */
-        return;
-    }
-    for (int tries = 0; tries < 8; tries++) {
-        struct hxd_stream *s;
-        hx_ignore(hxd_persist_write(d, row));
-        pthread_mutex_lock(&d->lock);
-        if ((s = hxd_stream_find(d, &row->ksid)) != NULL) {
-            hxd_persist_row(s, now);
-        }
-        pthread_mutex_unlock(&d->lock);
-        if (s == NULL) {
-            hxd_persist_drop(d, &row->ksid);
-            break;
-        }
-        if (memcmp(now, row, sizeof(*now)) == 0) {
-            break;
-        }
-        memcpy(row, now, sizeof(*row));
-    }
-    free(now);
-}
-
 /* ---- OPEN_CONNECT ---- */
 
 /* What a checked OPEN_CONNECT asks for. */
@@ -456,7 +422,7 @@ static bool open_responder(struct hxd *d, const struct hxd_svc_open_req *req,
     pthread_mutex_unlock(&d->lock);
     /* Durable before the initiator hears of it: its batches find the row. */
     if (s != NULL && row != NULL) {
-        persist_unlocked(d, row);
+        hxd_persist_settle(d, row);
     }
     free(row);
     hx_ignore(hxd_send_join(d, &p->peer, ksid, 0, NULL));
