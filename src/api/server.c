@@ -1,9 +1,11 @@
 /*
  * The northbound ETSI 004 API: the reference's JSON wire format over TCP (and optionally a
  * Unix socket with a uid/gid allow-list), parsed as a stream. One thread per application
- * connection; OPEN_CONNECT and GET_KEY wait on the daemon's condition variable.
- * Every malformed or impossible request gets an integer status and a message; the connection
- * stays usable. Replies use the reference's separators (", " and ": ").
+ * connection. This file holds the connections: listeners, accept, TLS, reading requests and
+ * sending replies; each decoded request goes to handlers.c, which calls the stream service
+ * (OPEN_CONNECT and GET_KEY block there). Every malformed or impossible request gets an
+ * integer status and a message; the connection stays usable. Replies use the reference's
+ * separators (", " and ": ").
  */
 #define _GNU_SOURCE /* accept4, SO_PEERCRED */
 #include <arpa/inet.h>
@@ -27,15 +29,16 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "api/handlers.h"
+#include "api/server.h"
 #include "common/json.h"
 #include "common/log.h"
-#include "daemon/hxd.h"
+#include "daemon/service.h"
 #include "proto/etsi004.h"
 
-#define MAX_AHEAD 65536u
-
 struct hxd_api {
-    struct hxd *d;
+    struct hxd *d;                /* the daemon, for the stream service */
+    const struct hxd_config *cfg; /* its configuration */
     int tcp_fd, unix_fd, tls_fd;
     pthread_t tcp_thread, unix_thread, tls_thread;
     bool tcp_started, unix_started, tls_started;
@@ -53,51 +56,12 @@ struct client {
     struct hxd_api *a;
     int fd;
     size_t slot;
-    char identity[HXD_MAX_OWNER]; /* "uid:N" (Unix socket), "cert:CN" (mTLS), "" (plain TCP) */
-    SSL *ssl;                     /* the mutual-TLS API, else NULL */
-    bool tls_conn;                /* accepted on the mutual-TLS listener */
+    char identity[HXD_SVC_MAX_IDENTITY]; /* "uid:N" (Unix), "cert:CN" (mTLS), "" (TCP) */
+    SSL *ssl;                            /* the mutual-TLS API, else NULL */
+    bool tls_conn;                       /* accepted on the mutual-TLS listener */
 };
 
 /* ---- replies ---- */
-
-/* JSON with the reference's separators, as Python's json.dumps prints it. */
-static void dump(struct json_object *o, struct hx_writer *w)
-{
-    switch (json_object_get_type(o)) {
-    case json_type_object: {
-        bool first = true;
-        hx_ignore(hx_write_u8(w, '{'));
-        json_object_object_foreach (o, k, v) {
-            struct json_object *ks = json_object_new_string(k);
-            const char *kt = json_object_to_json_string_ext(ks, JSON_C_TO_STRING_PLAIN);
-            if (!first) {
-                hx_ignore(hx_write_bytes(w, ", ", 2));
-            }
-            first = false;
-            hx_ignore(hx_write_bytes(w, kt, strlen(kt)));
-            hx_ignore(hx_write_bytes(w, ": ", 2));
-            json_object_put(ks);
-            dump(v, w);
-        }
-        hx_ignore(hx_write_u8(w, '}'));
-        break;
-    }
-    case json_type_array:
-        hx_ignore(hx_write_u8(w, '['));
-        for (size_t i = 0; i < json_object_array_length(o); i++) {
-            if (i > 0) {
-                hx_ignore(hx_write_bytes(w, ", ", 2));
-            }
-            dump(json_object_array_get_idx(o, i), w);
-        }
-        hx_ignore(hx_write_u8(w, ']'));
-        break;
-    default: {
-        const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-        hx_ignore(hx_write_bytes(w, t, strlen(t)));
-    }
-    }
-}
 
 static bool send_all(struct client *c, const void *p, size_t n)
 {
@@ -127,623 +91,21 @@ static bool reply(struct client *c, struct json_object *o)
     bool ok;
 
     hx_writer_init_dynamic(&w, 1u << 20);
-    dump(o, &w);
+    hxd_api_dump(o, &w);
     ok = send_all(c, w.data, w.len);
     hx_writer_wipe(&w); /* it may hold a key */
     json_object_put(o);
     return ok;
 }
 
-/* Waits on d->changed until deadline (lock held); false when the deadline passed. */
-static bool wait_change(struct hxd *d, double deadline)
+/* Has the application closed its end (hung up) while its request waited? (The stream
+ * service asks, with the client as arg.) */
+static bool client_gone(void *arg)
 {
-    struct timespec ts;
-    double left = deadline - hx_monotime();
-
-    if (left <= 0 || d->stopping) {
-        return false;
-    }
-    if (left > 0.25) {
-        left = 0.25; /* re-check regularly: link state changes without a broadcast too */
-    }
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)left;
-    ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&d->changed, &d->lock, &ts);
-    return true;
-}
-
-/* ---- OPEN_CONNECT ---- */
-
-/* Has the application closed its end (hung up) while its request waited? */
-static bool client_gone(const struct client *c)
-{
+    const struct client *c = arg;
     struct pollfd p = {.fd = c->fd, .events = POLLRDHUP};
 
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
-}
-
-/*
- * A stream opened by an identified application (the Unix socket's peer uid) serves only that
- * identity; one opened anonymously (plain TCP, as the reference clients do) serves any client
- * allowed to reach the API. Lock held.
- */
-static bool owned_by_another(const struct client *c, const struct hxd_stream *s)
-{
-    return s->owner[0] != '\0' && strcmp(s->owner, c->identity) != 0;
-}
-
-/*
- * The stream a GET_KEY or CLOSE names, if it is open here and this client may use it: returns
- * it with d->lock held; else NULL (lock released) and *err the reply saying why.
- */
-static struct hxd_stream *client_stream(struct client *c, const struct hx_uuid *ksid,
-                                        const char *not_open, struct json_object **err)
-{
-    struct hxd *d = c->a->d;
-    struct hxd_stream *s;
-
-    pthread_mutex_lock(&d->lock);
-    s = hxd_stream_find(d, ksid);
-    if (s == NULL || !s->app_open) {
-        pthread_mutex_unlock(&d->lock);
-        *err = hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, not_open);
-        return NULL;
-    }
-    if (owned_by_another(c, s)) {
-        pthread_mutex_unlock(&d->lock);
-        *err = hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION,
-                                  "key stream belongs to another application");
-        return NULL;
-    }
-    return s;
-}
-
-static struct json_object *open_connect(struct client *c, const struct hx_004_request *req)
-{
-    struct hxd *d = c->a->d;
-    struct hx_uri src, dst;
-    struct hxd_stream *s, copy;
-    struct hykex_qos qos = req->qos;
-    struct hx_uuid ksid = req->ksid, peer;
-    enum hxd_role role;
-    char why[256], msg[300], id[HX_UUID_STR_LEN + 1];
-    double deadline;
-    int status = 0;
-    struct json_object *o;
-
-    if (hx_uri_parse(req->source, &src, why, sizeof(why)) != HX_OK) {
-        snprintf(msg, sizeof(msg), "source: %s", why);
-        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
-    }
-    if (hx_uri_parse(req->destination, &dst, why, sizeof(why)) != HX_OK) {
-        snprintf(msg, sizeof(msg), "destination: %s", why);
-        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
-    }
-    if (!src.has_query) {
-        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION,
-                                  "source: missing ?hybridization=...&key_sources=...");
-    }
-    if (dst.has_query &&
-        (dst.method != src.method || dst.n_sources != src.n_sources ||
-         memcmp(dst.sources, src.sources, src.n_sources * sizeof(src.sources[0])) != 0)) {
-        return hx_004_json_status(
-            HYKEX_STATUS_NO_QKD_CONNECTION,
-            "destination names another method or other key_sources than source");
-    }
-    if (hx_uuid_equal(&src.node, &d->cfg.uuid) && !hx_uuid_equal(&dst.node, &d->cfg.uuid)) {
-        role = HXD_INITIATOR;
-        peer = dst.node;
-    } else if (hx_uuid_equal(&dst.node, &d->cfg.uuid) && !hx_uuid_equal(&src.node, &d->cfg.uuid)) {
-        role = HXD_RESPONDER;
-        peer = src.node;
-    } else {
-        hx_uuid_format(&d->cfg.uuid, id);
-        snprintf(msg, sizeof(msg), "this node (%s) must be exactly one of source and destination",
-                 id);
-        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
-    }
-    if (hxd_config_peer(&d->cfg, &peer) == NULL) {
-        hx_uuid_format(&peer, id);
-        snprintf(msg, sizeof(msg), "node %s is not a trusted peer of this node", id);
-        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
-    }
-    for (size_t i = 0, q = 0; i < src.n_sources; i++) {
-        if (src.sources[i] == HX_SRC_QKD && (++q > 1 || d->cfg.qkd_protocol == HXD_QKD_NONE)) {
-            return hx_004_json_status(
-                HYKEX_STATUS_NO_QKD_CONNECTION,
-                q > 1 ? "key_sources: QKD may appear once"
-                      : "key_sources: QKD requested but this node has no QKD source "
-                        "configured (qkd_address)");
-        }
-    }
-    /* QoS: what cannot be met gets 7 and a counter-proposal. */
-    if (qos.key_chunk_size == 0 || qos.key_chunk_size > d->cfg.max_key_chunk ||
-        qos.key_chunk_size > hx_combine_max_output(src.method) ||
-        (qos.max_bps != 0 && qos.min_bps > qos.max_bps)) {
-        struct json_object *r;
-        uint32_t max = d->cfg.max_key_chunk;
-        if (hx_combine_max_output(src.method) < max) {
-            max = (uint32_t)hx_combine_max_output(src.method);
-        }
-        snprintf(msg, sizeof(msg),
-                 qos.key_chunk_size == 0 || qos.key_chunk_size > max
-                     ? "qos.key_chunk_size must be 1..%u bytes; counter-proposal in qos"
-                     : "qos.min_bps is above qos.max_bps; counter-proposal in qos",
-                 max);
-        qos.key_chunk_size = qos.key_chunk_size == 0    ? 32
-                             : qos.key_chunk_size > max ? max
-                                                        : qos.key_chunk_size;
-        if (qos.max_bps != 0 && qos.min_bps > qos.max_bps) {
-            qos.max_bps = qos.min_bps;
-        }
-        r = hx_004_json_status(HYKEX_STATUS_QOS_NOT_MET, msg);
-        json_object_object_add(r, "qos", hx_004_json_qos(&qos));
-        return r;
-    }
-    deadline =
-        hx_monotime() + (qos.timeout_ms != 0 ? qos.timeout_ms : d->cfg.default_timeout_ms) / 1000.0;
-
-    pthread_mutex_lock(&d->lock);
-    /* A stream restored from the store after a restart: its application opens it again. */
-    if (!hx_uuid_is_nil(&ksid) && (s = hxd_stream_find(d, &ksid)) != NULL && s->restored &&
-        s->role == role && strcmp(s->src, req->source) == 0 &&
-        strcmp(s->dst, req->destination) == 0 && !owned_by_another(c, s)) {
-        s->restored = false;
-        pthread_mutex_unlock(&d->lock);
-        hx_uuid_format(&ksid, id);
-        hx_info("key stream reopened after a restart", HX_F_STR("stream", id));
-        o = hx_004_json_status(0, NULL);
-        json_object_object_add(o, "key_stream_id", json_object_new_string(id));
-        return o;
-    }
-    if (role == HXD_INITIATOR) {
-        if (hx_uuid_is_nil(&ksid) && hx_uuid_generate(&ksid) != HX_OK) {
-            pthread_mutex_unlock(&d->lock);
-            return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION,
-                                      "random number generator failed");
-        }
-        if (hxd_stream_find(d, &ksid) != NULL) {
-            pthread_mutex_unlock(&d->lock);
-            return hx_004_json_status(HYKEX_STATUS_KSID_IN_USE, "key stream id already in use");
-        }
-        if ((s = hxd_stream_new(d, &ksid)) == NULL) {
-            pthread_mutex_unlock(&d->lock);
-            return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "too many open key streams");
-        }
-        s->role = role;
-        s->peer = peer;
-        memcpy(s->src, req->source, sizeof(s->src));
-        memcpy(s->dst, req->destination, sizeof(s->dst));
-        s->uri = src;
-        s->qos = qos;
-        s->app_open = true;
-        s->opened_at = (int64_t)time(NULL);
-        memcpy(s->owner, c->identity, sizeof(s->owner));
-        copy = *s;
-        pthread_mutex_unlock(&d->lock);
-        /* The QKD stream at our KME first: its id travels in STREAM_OPEN. */
-        for (size_t i = 0; i < src.n_sources; i++) {
-            if (src.sources[i] == HX_SRC_QKD && !hxd_qkd_is_014(d) &&
-                hxd_qkd_open(d, &copy, &status, msg, sizeof(msg)) != HX_OK) {
-                pthread_mutex_lock(&d->lock);
-                if ((s = hxd_stream_find(d, &ksid)) != NULL) {
-                    hxd_stream_drop(d, s);
-                }
-                pthread_mutex_unlock(&d->lock);
-                return hx_004_json_status(status, msg);
-            }
-        }
-        pthread_mutex_lock(&d->lock);
-        if ((s = hxd_stream_find(d, &ksid)) == NULL) {
-            pthread_mutex_unlock(&d->lock);
-            return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION,
-                                      "stream closed while opening");
-        }
-        s->qkd_ksid = copy.qkd_ksid;
-        copy = *s;
-        /* Announce it; wait for the peer node's link if it is not up yet. */
-        while (hxd_send_open(d, &copy) != HX_OK && wait_change(d, deadline)) {
-        }
-        while ((s = hxd_stream_find(d, &ksid)) != NULL && !s->peer_app_open && !s->failing &&
-               wait_change(d, deadline)) {
-        }
-        if (s != NULL && s->peer_app_open) {
-            status = 0;
-        } else {
-            status = s != NULL && s->failing ? s->fail_status : HYKEX_STATUS_TIMEOUT;
-            snprintf(msg, sizeof(msg), "%s",
-                     s != NULL && s->failing
-                         ? s->fail_msg
-                         : "peer application did not open the key stream in time");
-            if (s != NULL) {
-                hxd_stream_drop(d, s);
-            }
-            pthread_mutex_unlock(&d->lock);
-            hx_ignore(hxd_send_close(d, &peer, &ksid));
-            return hx_004_json_status(status, msg);
-        }
-        pthread_mutex_unlock(&d->lock);
-    } else {
-        /* Responder: the initiator's announcement, by id or by identical URIs. */
-        for (;;) {
-            s = NULL;
-            for (size_t i = 0; i < d->max_streams; i++) {
-                struct hxd_stream *t = &d->streams[i];
-                if (!t->used || t->role != HXD_RESPONDER || !t->announced ||
-                    !hx_uuid_equal(&t->peer, &peer)) {
-                    continue;
-                }
-                if (!hx_uuid_is_nil(&ksid) ? hx_uuid_equal(&t->ksid, &ksid)
-                                           : (!t->app_open && strcmp(t->src, req->source) == 0 &&
-                                              strcmp(t->dst, req->destination) == 0)) {
-                    s = t;
-                    break;
-                }
-            }
-            if (s != NULL || !wait_change(d, deadline)) {
-                break;
-            }
-        }
-        if (s == NULL) {
-            pthread_mutex_unlock(&d->lock);
-            return hx_004_json_status(HYKEX_STATUS_TIMEOUT,
-                                      "the peer application did not open the key stream in time");
-        }
-        if (s->app_open) {
-            pthread_mutex_unlock(&d->lock);
-            return hx_004_json_status(HYKEX_STATUS_KSID_IN_USE,
-                                      "key stream id already open at this node");
-        }
-        if (strcmp(s->src, req->source) != 0 || strcmp(s->dst, req->destination) != 0) {
-            pthread_mutex_unlock(&d->lock);
-            return hx_004_json_status(HYKEX_STATUS_KSID_IN_USE,
-                                      "key stream id belongs to other source and destination URIs");
-        }
-        s->app_open = true;
-        memcpy(s->owner, c->identity, sizeof(s->owner));
-        s->qos.max_bps = qos.max_bps;
-        s->qos.min_bps = qos.min_bps;
-        ksid = s->ksid;
-        copy = *s;
-        pthread_mutex_unlock(&d->lock);
-        for (size_t i = 0; i < src.n_sources; i++) {
-            if (src.sources[i] == HX_SRC_QKD && !hxd_qkd_is_014(d) &&
-                hxd_qkd_open(d, &copy, &status, msg, sizeof(msg)) != HX_OK) {
-                hx_ignore(hxd_send_join(d, &peer, &ksid, (uint32_t)status, msg));
-                pthread_mutex_lock(&d->lock);
-                if ((s = hxd_stream_find(d, &ksid)) != NULL) {
-                    hxd_stream_drop(d, s);
-                }
-                pthread_mutex_unlock(&d->lock);
-                return hx_004_json_status(status, msg);
-            }
-        }
-        pthread_mutex_lock(&d->lock);
-        if ((s = hxd_stream_find(d, &ksid)) != NULL) {
-            s->peer_app_open = true;
-            s->qkd_open = true;
-            /* Durable before the initiator hears of it: its batches find the row. */
-            hx_ignore(hxd_persist_stream(d, s));
-        }
-        pthread_mutex_unlock(&d->lock);
-        hx_ignore(hxd_send_join(d, &peer, &ksid, 0, NULL));
-    }
-    hx_uuid_format(&ksid, id);
-    hx_info("key stream open", HX_F_STR("stream", id) HX_F_STR(
-                                   "role", role == HXD_INITIATOR ? "initiator" : "responder")
-                                   HX_F_STR("method", hx_combine_name(src.method)));
-    o = hx_004_json_status(0, NULL);
-    json_object_object_add(o, "key_stream_id", json_object_new_string(id));
-    return o;
-}
-
-/* ---- GET_KEY ---- */
-
-/* GET_KEY for a position below the watermark that is no longer here. */
-static struct json_object *position_gone(uint64_t pos)
-{
-    char msg[160];
-
-    snprintf(msg, sizeof(msg),
-             "position %" PRIu64
-             " was already delivered at this node (or given up after a link failure)",
-             pos);
-    return hx_004_json_status(HYKEX_STATUS_INSUFFICIENT_KEY, msg);
-}
-
-/* GET_KEY: an error reply, or NULL with the key's reply written into out. */
-static struct json_object *get_key(struct client *c, const struct hx_004_request *req,
-                                   struct hx_writer *out)
-{
-    struct hxd *d = c->a->d;
-    struct hxd_stream *s;
-    struct hx_secret *key = NULL;
-    uint64_t pos;
-    double deadline, ready_at = 0;
-    char msg[300], meta_full[512], meta_min[96];
-    int status = 0;
-    struct json_object *o;
-
-    if ((s = client_stream(c, &req->ksid,
-                           "key stream id is not open at this node (OPEN_CONNECT first)", &o)) ==
-        NULL) {
-        return o;
-    }
-    pos = req->has_index ? req->index : s->next_get;
-    deadline =
-        hx_monotime() + (s->qos.timeout_ms ? s->qos.timeout_ms : d->cfg.default_timeout_ms) / 1000.0;
-    /* Metadata sizes first: status 8 must consume nothing. A reference client's "size": 46
-     * fits the minimal form; sources and method are added when the buffer allows. */
-    snprintf(meta_min, sizeof(meta_min), "{\"age\": %" PRIu64 ", \"hops\": 0}",
-             (uint64_t)999999999);
-    if (req->metadata_size != 0 && req->metadata_size < strlen(meta_min)) {
-        o = hx_004_json_status(HYKEX_STATUS_METADATA_TOO_SMALL, "metadata buffer too small");
-        json_object_object_add(o, "metadata_size",
-                               json_object_new_int64((int64_t)strlen(meta_min)));
-        pthread_mutex_unlock(&d->lock);
-        return o;
-    }
-    if (pos < s->produced && !hxd_stream_has(s, pos)) {
-        pthread_mutex_unlock(&d->lock);
-        return position_gone(pos);
-    }
-    if (pos >= s->produced + MAX_AHEAD) {
-        pthread_mutex_unlock(&d->lock);
-        snprintf(msg, sizeof(msg),
-                 "position %" PRIu64 " is too far ahead of production (%" PRIu64 ")", pos,
-                 s->produced);
-        return hx_004_json_status(HYKEX_STATUS_INSUFFICIENT_KEY, msg);
-    }
-    if (pos + 1 > s->want) {
-        s->want = pos + 1;
-    }
-    hxd_stream_kick(d, s);
-    /* A failed batch is retried (after a second): wait out the timeout before giving up,
-     * then say why the last batch failed. */
-    bool waited = false;
-    while ((s = hxd_stream_find(d, &req->ksid)) != NULL && s->app_open && !hxd_stream_has(s, pos) &&
-           pos >= s->produced && /* below the watermark and not here: taken or given up */
-           !(s->peer_closed && s->inflight == 0) && wait_change(d, deadline)) {
-        waited = true;
-        if (s->role == HXD_INITIATOR) {
-            hxd_stream_kick(d, s);
-        }
-    }
-    if (s == NULL || !s->app_open) {
-        pthread_mutex_unlock(&d->lock);
-        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "key stream closed");
-    }
-    /* A client that hung up while we waited (its own timeout shorter than the QoS one) would
-     * never see this key: leave it for a request that can receive it. (Only after a wait: a
-     * key ready at once costs no poll.) */
-    if (waited && hxd_stream_has(s, pos) && client_gone(c)) {
-        pthread_mutex_unlock(&d->lock);
-        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "the client went away");
-    }
-    if ((key = hxd_stream_take(s, pos, &ready_at)) == NULL) {
-        if (pos < s->produced) {
-            pthread_mutex_unlock(&d->lock);
-            return position_gone(pos);
-        }
-        if (s->peer_closed) {
-            status = HYKEX_STATUS_PEER_NOT_CONNECTED_GET;
-            snprintf(msg, sizeof(msg), "peer application closed the key stream");
-        } else if (s->failing) {
-            status = s->fail_status ? s->fail_status : HYKEX_STATUS_INSUFFICIENT_KEY;
-            snprintf(msg, sizeof(msg), "%s", s->fail_msg);
-        } else {
-            status = HYKEX_STATUS_INSUFFICIENT_KEY;
-            snprintf(msg, sizeof(msg), "no key ready for position %" PRIu64 " within the timeout",
-                     pos);
-        }
-        pthread_mutex_unlock(&d->lock);
-        return hx_004_json_status(status, msg);
-    }
-    uint64_t next_get_before = s->next_get;
-    if (!req->has_index || pos >= s->next_get) {
-        s->next_get = pos + 1;
-    }
-    if (d->store != NULL) {
-        /* Delivered durably before the key leaves: never twice, also across a crash. */
-        uint64_t next_get = s->next_get;
-        pthread_mutex_unlock(&d->lock);
-        hx_err e = hx_store_deliver(d->store, &req->ksid, pos, next_get);
-        pthread_mutex_lock(&d->lock);
-        s = hxd_stream_find(d, &req->ksid);
-        if (e != HX_OK || s == NULL) {
-            if (s != NULL) {
-                hxd_stream_untake(s, pos, ready_at, key);
-                if (s->next_get == next_get) {
-                    s->next_get = next_get_before;
-                }
-            } else {
-                hx_secret_free(key);
-            }
-            pthread_mutex_unlock(&d->lock);
-            snprintf(msg, sizeof(msg), "%s",
-                     s == NULL ? "key stream closed"
-                               : "the node's key store failed to record the delivery");
-            return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
-        }
-    }
-    s->delivered++;
-    hxd_stream_kick(d, s);
-    uint64_t age = (uint64_t)((hx_monotime() - ready_at) * 1000.0);
-    size_t off =
-        (size_t)snprintf(meta_full, sizeof(meta_full),
-                         "{\"age\": %" PRIu64 ", \"hops\": 0, \"method\": \"%s\", \"sources\": [",
-                         age, hx_combine_name(s->uri.method));
-    for (size_t i = 0; i < s->uri.n_sources && off < sizeof(meta_full); i++) {
-        off += (size_t)snprintf(meta_full + off, sizeof(meta_full) - off, "%s\"%s\"", i ? ", " : "",
-                                hx_source_name(s->uri.sources[i]));
-    }
-    if (off < sizeof(meta_full)) {
-        snprintf(meta_full + off, sizeof(meta_full) - off, "]}");
-    }
-    snprintf(meta_min, sizeof(meta_min), "{\"age\": %" PRIu64 ", \"hops\": 0}", age);
-    pthread_mutex_unlock(&d->lock);
-
-    /* written straight into out, wiped after sending; the reference's separators */
-    const char *meta =
-        req->metadata_size == 0 || req->metadata_size >= strlen(meta_full) ? meta_full : meta_min;
-    bool ok = hx_004_json_write_key_reply(out, hx_secret_data(key), hx_secret_len(key), pos, meta,
-                                          true) == HX_OK;
-    hx_secret_free(key);
-    if (!ok) { /* out of memory: the key is delivered (recorded) but cannot be sent */
-        hx_writer_reset(out);
-        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "out of memory");
-    }
-    return NULL;
-}
-
-static struct json_object *close_stream(struct client *c, const struct hx_004_request *req)
-{
-    struct hxd *d = c->a->d;
-    struct hxd_stream *s;
-    struct hx_uuid peer, qkd;
-    bool had_qkd;
-    char id[HX_UUID_STR_LEN + 1];
-    struct json_object *err;
-
-    if ((s = client_stream(c, &req->ksid, "key stream id is not open at this node", &err)) ==
-        NULL) {
-        return err;
-    }
-    peer = s->peer;
-    qkd = s->qkd_ksid;
-    had_qkd = !hx_uuid_is_nil(&qkd);
-    hxd_stream_drop(d, s); /* wipes the keys not handed out */
-    pthread_cond_broadcast(&d->changed);
-    pthread_mutex_unlock(&d->lock);
-    hxd_persist_drop(d, &req->ksid);
-    hx_ignore(hxd_send_close(d, &peer, &req->ksid));
-    if (had_qkd) {
-        hx_ignore(hx_qkd_close(&d->qkd, &qkd));
-    }
-    hx_uuid_format(&req->ksid, id);
-    hx_info("key stream closed", HX_F_STR("stream", id));
-    return hx_004_json_status(0, NULL);
-}
-
-/* ---- STATUS (hykex's own command, for operators: `hykex status`) ---- */
-
-static struct json_object *json_time(int64_t t)
-{
-    char buf[32];
-    struct tm tm;
-    time_t tt = (time_t)t;
-
-    if (t == 0 || gmtime_r(&tt, &tm) == NULL) {
-        return NULL; /* JSON null: never */
-    }
-    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return json_object_new_string(buf);
-}
-
-static void add_int(struct json_object *o, const char *k, uint64_t v)
-{
-    json_object_object_add(o, k, json_object_new_int64((int64_t)v));
-}
-
-static struct json_object *peer_status(struct hxd *d, const struct hx_uuid *peer)
-{
-    struct json_object *p = json_object_new_object();
-    struct hx_link_info li;
-    char id[HX_UUID_STR_LEN + 1];
-
-    hx_uuid_format(peer, id);
-    json_object_object_add(p, "uuid", json_object_new_string(id));
-    if (hx_links_info(d->links, peer, &li) != HX_OK) {
-        memset(&li, 0, sizeof(li));
-    }
-    json_object_object_add(p, "up", json_object_new_boolean(li.up));
-    json_object_object_add(p, "last_up", json_time(li.last_up));
-    json_object_object_add(p, "last_down", json_time(li.last_down));
-    add_int(p, "links_made", li.links_made);
-    json_object_object_add(p, "group", li.group[0] ? json_object_new_string(li.group) : NULL);
-    json_object_object_add(p, "cipher", li.cipher[0] ? json_object_new_string(li.cipher) : NULL);
-    json_object_object_add(p, "certificate_expires", json_time(li.cert_not_after));
-    return p;
-}
-
-/* One stream (lock held). */
-static struct json_object *stream_status(struct hxd *d, const struct hxd_stream *s)
-{
-    struct json_object *e = json_object_new_object(), *src = json_object_new_array();
-    char id[HX_UUID_STR_LEN + 1];
-    size_t prepared = 0;
-
-    hx_uuid_format(&s->ksid, id);
-    json_object_object_add(e, "key_stream_id", json_object_new_string(id));
-    hx_uuid_format(&s->peer, id);
-    json_object_object_add(e, "peer", json_object_new_string(id));
-    json_object_object_add(
-        e, "role", json_object_new_string(s->role == HXD_INITIATOR ? "initiator" : "responder"));
-    json_object_object_add(e, "method", json_object_new_string(hx_combine_name(s->uri.method)));
-    for (size_t i = 0; i < s->uri.n_sources; i++) {
-        json_object_array_add(src, json_object_new_string(hx_source_name(s->uri.sources[i])));
-    }
-    json_object_object_add(e, "sources", src);
-    for (size_t i = 0; i < s->n_ready; i++) {
-        prepared += s->ready[i].prepared;
-    }
-    add_int(e, "ready", s->n_ready - prepared);
-    add_int(e, "prepared", prepared);
-    add_int(e, "buffer_depth", d->cfg.buffer_depth);
-    add_int(e, "produced", s->produced);
-    add_int(e, "delivered", s->delivered);
-    add_int(e, "next_index", s->next_get);
-    add_int(e, "failed_batches", s->failed_batches);
-    json_object_object_add(e, "state",
-                           json_object_new_string(s->peer_closed      ? "closed by the peer"
-                                                  : !s->peer_app_open ? "waiting for the peer"
-                                                  : s->failing        ? "failing"
-                                                                      : "producing"));
-    if (s->failing) {
-        json_object_object_add(e, "last_error", json_object_new_string(s->fail_msg));
-    }
-    json_object_object_add(e, "restored", json_object_new_boolean(s->restored));
-    json_object_object_add(e, "opened", json_time(s->opened_at));
-    return e;
-}
-
-static struct json_object *node_status(struct client *c)
-{
-    struct hxd *d = c->a->d;
-    struct json_object *o = hx_004_json_status(0, NULL), *peers = json_object_new_array(),
-                       *streams = json_object_new_array(), *err = json_object_new_object();
-    char id[HX_UUID_STR_LEN + 1];
-
-    hx_uuid_format(&d->cfg.uuid, id);
-    json_object_object_add(o, "node", json_object_new_string(id));
-    json_object_object_add(o, "certificate_expires", json_time(d->cert_not_after));
-    json_object_object_add(o, "store",
-                           json_object_new_string(d->store == NULL    ? "memory only"
-                                                  : d->cfg.store_sync ? "durable (fsync)"
-                                                                      : "durable"));
-    for (size_t i = 0; i < d->cfg.trusted.n; i++) {
-        json_object_array_add(peers, peer_status(d, &d->cfg.trusted.peers[i].uuid));
-    }
-    pthread_mutex_lock(&d->lock);
-    for (size_t i = 0; i < d->max_streams; i++) {
-        if (d->streams[i].used) {
-            json_object_array_add(streams, stream_status(d, &d->streams[i]));
-        }
-    }
-    add_int(o, "batches_ok", d->batches_ok);
-    add_int(err, "batches_failed", d->batches_failed);
-    add_int(err, "confirmation_mismatches", d->confirm_mismatch);
-    add_int(err, "store_errors", d->store_errors);
-    pthread_mutex_unlock(&d->lock);
-    json_object_object_add(o, "errors", err);
-    json_object_object_add(o, "peers", peers);
-    json_object_object_add(o, "streams", streams);
-    return o;
 }
 
 /* ---- connections ---- */
@@ -829,14 +191,9 @@ static void *client_main(void *arg)
                 char full[380];
                 snprintf(full, sizeof(full), "invalid request: %s", msg);
                 r = hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, full);
-            } else if (req.cmd == HX_004_OPEN_CONNECT) {
-                r = open_connect(c, &req);
-            } else if (req.cmd == HX_004_GET_KEY) {
-                r = get_key(c, &req, &keyw);
-            } else if (req.cmd == HX_004_STATUS) {
-                r = node_status(c);
             } else {
-                r = close_stream(c, &req);
+                struct hxd_api_caller who = {c->identity, client_gone, c};
+                r = hxd_api_handle(a->d, &req, &who, &keyw);
             }
             json_object_put(o);
             bool sent = r != NULL ? reply(c, r) : send_all(c, keyw.data, keyw.len);
@@ -862,7 +219,7 @@ out:
 
 static bool uid_allowed(const struct hxd_api *a, uid_t uid, gid_t gid)
 {
-    const struct hxd_config *cfg = &a->d->cfg;
+    const struct hxd_config *cfg = a->cfg;
     char list[256], *save = NULL, *tok;
 
     if (uid == getuid()) {
@@ -925,7 +282,7 @@ static void *accept_main(void *arg)
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
         pthread_mutex_lock(&a->lock);
-        if (a->stopping || a->n_conns >= a->d->cfg.max_clients) {
+        if (a->stopping || a->n_conns >= a->cfg->max_clients) {
             pthread_mutex_unlock(&a->lock);
             close(fd);
             continue;
@@ -985,7 +342,7 @@ static bool is_loopback(const struct sockaddr *sa)
 /* The mutual-TLS API: its context (TLS 1.3, client certificates required) and listener. */
 static hx_err start_tls_api(struct hxd_api *a, char *why, size_t why_len)
 {
-    const struct hxd_config *cfg = &a->d->cfg;
+    const struct hxd_config *cfg = a->cfg;
     struct addrinfo hints, *res = NULL;
     struct acceptor *ac;
     struct stat st;
@@ -1040,6 +397,7 @@ static hx_err start_tls_api(struct hxd_api *a, char *why, size_t why_len)
 
 hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_len)
 {
+    const struct hxd_config *cfg = hxd_svc_config(d);
     struct hxd_api *a = calloc(1, sizeof(*a));
     struct addrinfo hints, *res = NULL;
     struct acceptor *ac;
@@ -1047,9 +405,9 @@ hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_
     int one = 1, rc;
 
     *out = NULL;
-    if (a == NULL || (a->conn_fds = malloc(d->cfg.max_clients * sizeof(int))) == NULL ||
-        (a->threads = calloc(d->cfg.max_clients, sizeof(pthread_t))) == NULL ||
-        (a->has_thread = calloc(d->cfg.max_clients, sizeof(bool))) == NULL) {
+    if (a == NULL || (a->conn_fds = malloc(cfg->max_clients * sizeof(int))) == NULL ||
+        (a->threads = calloc(cfg->max_clients, sizeof(pthread_t))) == NULL ||
+        (a->has_thread = calloc(cfg->max_clients, sizeof(bool))) == NULL) {
         if (a != NULL) {
             free(a->conn_fds);
             free(a->threads);
@@ -1057,28 +415,29 @@ hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_
         free(a);
         return HX_ERR_NOMEM;
     }
-    for (size_t i = 0; i < d->cfg.max_clients; i++) {
+    for (size_t i = 0; i < cfg->max_clients; i++) {
         a->conn_fds[i] = -1;
     }
     a->d = d;
+    a->cfg = cfg;
     a->tcp_fd = a->unix_fd = a->tls_fd = -1;
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->idle, NULL);
     memset(&hints, 0, sizeof(hints));
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE;
-    snprintf(port, sizeof(port), "%u", d->cfg.api.port);
-    if ((rc = getaddrinfo(d->cfg.api.host, port, &hints, &res)) != 0) {
-        snprintf(why, why_len, "hybridization_server_address %s: %s", d->cfg.api.host,
+    snprintf(port, sizeof(port), "%u", cfg->api.port);
+    if ((rc = getaddrinfo(cfg->api.host, port, &hints, &res)) != 0) {
+        snprintf(why, why_len, "hybridization_server_address %s: %s", cfg->api.host,
                  gai_strerror(rc));
         hxd_api_stop(a);
         return HX_ERR_CONFIG;
     }
-    if (!is_loopback(res->ai_addr) && !d->cfg.api_allow_remote) {
+    if (!is_loopback(res->ai_addr) && !cfg->api_allow_remote) {
         snprintf(why, why_len,
                  "hybridization_server_address %s is not loopback: set api.allow_remote to "
                  "serve applications on other hosts",
-                 d->cfg.api.host);
+                 cfg->api.host);
         freeaddrinfo(res);
         hxd_api_stop(a);
         return HX_ERR_CONFIG;
@@ -1086,8 +445,8 @@ hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_
     if ((a->tcp_fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
         setsockopt(a->tcp_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
         bind(a->tcp_fd, res->ai_addr, res->ai_addrlen) != 0 || listen(a->tcp_fd, 256) != 0) {
-        snprintf(why, why_len, "hybridization_server_address %s:%u: %s", d->cfg.api.host,
-                 d->cfg.api.port, strerror(errno));
+        snprintf(why, why_len, "hybridization_server_address %s:%u: %s", cfg->api.host,
+                 cfg->api.port, strerror(errno));
         freeaddrinfo(res);
         hxd_api_stop(a);
         return HX_ERR_IO;
@@ -1099,12 +458,12 @@ hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_
     }
     *ac = (struct acceptor){a, a->tcp_fd, false, false};
     a->tcp_started = pthread_create(&a->tcp_thread, NULL, accept_main, ac) == 0;
-    if (d->cfg.api_unix_socket[0] != '\0') {
+    if (cfg->api_unix_socket[0] != '\0') {
         struct sockaddr_un sa;
         mode_t old;
         memset(&sa, 0, sizeof(sa));
         sa.sun_family = AF_UNIX;
-        memcpy(sa.sun_path, d->cfg.api_unix_socket, strlen(d->cfg.api_unix_socket) + 1);
+        memcpy(sa.sun_path, cfg->api_unix_socket, strlen(cfg->api_unix_socket) + 1);
         unlink(sa.sun_path);
         old = umask(0117);
         if ((a->unix_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
@@ -1123,7 +482,7 @@ hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_
         *ac = (struct acceptor){a, a->unix_fd, true, false};
         a->unix_started = pthread_create(&a->unix_thread, NULL, accept_main, ac) == 0;
     }
-    if (d->cfg.api_tls_port != 0) {
+    if (cfg->api_tls_port != 0) {
         hx_err e = start_tls_api(a, why, why_len);
         if (e != HX_OK) {
             hxd_api_stop(a);
@@ -1161,7 +520,7 @@ void hxd_api_stop(struct hxd_api *a)
         pthread_join(a->unix_thread, NULL);
     }
     pthread_mutex_lock(&a->lock);
-    for (size_t i = 0; a->conn_fds != NULL && i < a->d->cfg.max_clients; i++) {
+    for (size_t i = 0; a->conn_fds != NULL && i < a->cfg->max_clients; i++) {
         if (a->conn_fds[i] >= 0) {
             shutdown(a->conn_fds[i], SHUT_RDWR);
         }
@@ -1172,7 +531,7 @@ void hxd_api_stop(struct hxd_api *a)
     }
     bool idle = a->n_conns == 0;
     pthread_mutex_unlock(&a->lock);
-    for (size_t i = 0; idle && a->has_thread != NULL && i < a->d->cfg.max_clients; i++) {
+    for (size_t i = 0; idle && a->has_thread != NULL && i < a->cfg->max_clients; i++) {
         if (a->has_thread[i]) {
             pthread_join(a->threads[i], NULL);
         }
@@ -1182,7 +541,7 @@ void hxd_api_stop(struct hxd_api *a)
     }
     if (a->unix_fd >= 0) {
         close(a->unix_fd);
-        unlink(a->d->cfg.api_unix_socket);
+        unlink(a->cfg->api_unix_socket);
     }
     if (a->tls_fd >= 0) {
         close(a->tls_fd);

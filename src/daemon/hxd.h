@@ -2,11 +2,12 @@
  * hykexd's state: the configuration, the peer links, the key streams and the worker pools.
  *
  * Threads: an accept thread per API listener and one thread per application connection (its
- * OPEN_CONNECT and GET_KEY block on `changed` until the peer or a key arrives); one I/O thread
- * per peer link; an initiator pool running key-production batches (they wait for the peer's
- * replies) and a responder pool answering them (never waits on the network, so two nodes'
- * initiators can never starve each other). One mutex guards the streams; `changed` is
- * broadcast on every stream change.
+ * OPEN_CONNECT and GET_KEY block in the stream service, daemon/service.c, on `changed` until
+ * the peer or a key arrives); one I/O thread per peer link; an initiator pool running
+ * key-production batches (they wait for the peer's replies) and a responder pool answering them
+ * (never waits on the network, so two nodes' initiators can never starve each other). One
+ * mutex guards the streams; `changed` (a monotonic condition variable: deadlines come from
+ * common/clock.h) is broadcast on every stream change.
  */
 #ifndef HX_DAEMON_HXD_H
 #define HX_DAEMON_HXD_H
@@ -16,7 +17,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "api/uri.h"
 #include "common/clock.h"
 #include "common/secret.h"
 #include "common/uuid.h"
@@ -26,6 +26,7 @@
 #include "hykex/hykex.h"
 #include "peer/link.h"
 #include "proto/etsi004.h"
+#include "proto/uri.h"
 #include "source/qkd.h"
 #include "source/qkd014.h"
 #include "store/store.h"
@@ -183,33 +184,12 @@ struct hxd {
     int64_t cert_not_after; /* this node's certificate expiry (Unix time; 0: unknown) */
 };
 
+/* The stream table (stream.c) and the store (persist.c) have their own headers; they are
+ * included here for the batch protocol's files, which use both. */
+#include "daemon/persist.h"
+#include "daemon/stream.h"
 
-/* streams (stream.c); call with d->lock held unless said otherwise */
-/* The stream table has a hash index by stream id: lookups cost the same with 4 or 4 million
- * slots (limits.max_streams). */
-HX_MUST_CHECK hx_err hxd_streams_init(struct hxd *d);
-void hxd_streams_free(struct hxd *d);
-struct hxd_stream *hxd_stream_find(struct hxd *d, const struct hx_uuid *ksid);
-/* A fresh stream with this id (NULL when the table is full); the caller fills the rest. */
-struct hxd_stream *hxd_stream_new(struct hxd *d, const struct hx_uuid *ksid);
-/* Wipes a stream's keys and frees its slot. */
-void hxd_stream_drop(struct hxd *d, struct hxd_stream *s);
-/* Wipes a responder's pending batch and frees its slot. */
-void hxd_pending_drop(struct hxd_pending *p);
-/* Moves the ready key at pos out of the stream (NULL if none). */
-struct hx_secret *hxd_stream_take(struct hxd_stream *s, uint64_t pos, double *ready_at);
-/* Puts a key taken by hxd_stream_take back (its delivery could not be recorded). */
-void hxd_stream_untake(struct hxd_stream *s, uint64_t pos, double ready_at, struct hx_secret *key);
-/* A ready key (not prepared) at pos? */
-bool hxd_stream_has(const struct hxd_stream *s, uint64_t pos);
-/* A prepared key at pos? */
-bool hxd_stream_has_prepared(const struct hxd_stream *s, uint64_t pos);
-hx_err hxd_stream_add_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *key, bool prepared);
-/* Prepared keys in first..first+count become ready / are wiped. */
-void hxd_stream_ready_range(struct hxd_stream *s, uint64_t first, uint32_t count);
-void hxd_stream_discard_range(struct hxd_stream *s, uint64_t first, uint32_t count);
-/* Wipes the streams whose QoS TTL has passed since they were opened (takes d->lock). */
-void hxd_expire_streams(struct hxd *d);
+/* batches (batch.c) */
 /* Resumes streams whose back-off after a failed batch is over, and refills idle initiator
  * streams (restored ones too) without waiting for demand (main loop, every 200 ms). */
 void hxd_streams_tick(struct hxd *d);
@@ -233,21 +213,5 @@ hx_err hxd_send_join(struct hxd *d, const struct hx_uuid *peer, const struct hx_
 bool hxd_qkd_is_014(const struct hxd *d);
 /* Opens the QKD stream at this node's KME (initiator: new id; responder: the initiator's). */
 hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *msg, size_t msg_len);
-
-/* The durable store (persist.c): no-ops without one. Errors are logged. */
-/* Opens the store of cfg.state_dir and restores its streams; HX_OK without a state_dir. */
-HX_MUST_CHECK hx_err hxd_persist_open(struct hxd *d, char *why, size_t why_len);
-void hxd_persist_close(struct hxd *d);
-/* Hands the state directory and the store's files to uid/gid (before dropping privileges). */
-HX_MUST_CHECK hx_err hxd_persist_chown(struct hxd *d, uid_t uid, gid_t gid, char *why,
-                                       size_t why_len);
-/* Writes a stream's row (lock held: the row is copied from s). */
-hx_err hxd_persist_stream(struct hxd *d, const struct hxd_stream *s);
-void hxd_persist_drop(struct hxd *d, const struct hx_uuid *ksid);
-
-/* API (api/server.c) */
-struct hxd_api;
-HX_MUST_CHECK hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_len);
-void hxd_api_stop(struct hxd_api *a);
 
 #endif

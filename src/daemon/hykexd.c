@@ -23,7 +23,11 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "api/server.h"
 #include "daemon/hxd.h"
+#include "daemon/persist.h"
+#include "daemon/service.h"
+#include "daemon/stream.h"
 
 static const char usage_text[] =
     "usage: hykexd -c CONFIG.json [-p TRUSTED_PEERS.json] [--check-config]\n"
@@ -70,108 +74,74 @@ static bool drop_privileges(uid_t uid, gid_t gid, char *why, size_t why_len)
     return true;
 }
 
-int main(int argc, char **argv)
+/* The command line: -1 to go on, else the exit code (usage printed). */
+static int parse_args(int argc, char **argv, const char **config, const char **peers, bool *check)
 {
-    const char *config = getenv("CFGFILE"), *peers = getenv("TRUSTED_PEERS_INFO");
-    bool check = false;
-    struct hxd *d = calloc(1, sizeof(*d));
-    struct hxd_api *api = NULL;
-    struct hx_links_config lc;
-    struct hx_uuid *peer_ids = NULL;
-    const char **peer_hosts = NULL;
-    uint16_t *peer_ports = NULL;
-    char why[600];
-    enum hx_log_level lvl;
-    sigset_t sigs;
-    int sig, rc = 1;
-
-    if (d == NULL) {
-        return 1;
-    }
     for (int i = 1; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
-            config = argv[++i];
+            *config = argv[++i];
         } else if ((strcmp(argv[i], "-p") == 0 || strcmp(argv[i], "--peers") == 0) &&
                    i + 1 < argc) {
-            peers = argv[++i];
+            *peers = argv[++i];
         } else if (strcmp(argv[i], "--check-config") == 0) {
-            check = true;
+            *check = true;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             fputs(usage_text, stdout);
-            free(d);
             return 0;
         } else {
             fprintf(stderr, "hykexd: unknown argument '%s'\n%s", argv[i], usage_text);
-            free(d);
             return 2;
         }
     }
-    if (config == NULL) {
+    if (*config == NULL) {
         fputs(usage_text, stderr);
-        free(d);
         return 2;
     }
-    if (hxd_config_load(&d->cfg, config, peers, why, sizeof(why)) != HX_OK) {
-        fprintf(stderr, "hykexd: %s\n", why);
-        free(d);
-        return 1;
-    }
-    if (check) {
-        char *text = hxd_config_dump(&d->cfg);
-        printf("%s\n", text != NULL ? text : "{}");
-        free(text);
-        free(d);
-        return 0;
-    }
+    return -1;
+}
+
+/* Test-only misbehaviour (HYKEX_FAULT_PEER, HYKEX_FAULT_DROP_ACK; hxd.h), compiled in with
+ * HYKEX_FAULT_INJECTION only. */
+static void fault_from_env(struct hxd *d)
+{
 #ifdef HYKEX_FAULT_INJECTION
-    {
-        static const char *const names[] = {
-            "", "resp-sig", "resp-tag", "resp-ct", "resp-replay", "fin-sig", "fin-tag"};
-        const char *v = getenv("HYKEX_FAULT_PEER"), *n = getenv("HYKEX_FAULT_DROP_ACK");
-        for (size_t i = 1; v != NULL && i < sizeof(names) / sizeof(names[0]); i++) {
-            if (strcmp(v, names[i]) == 0) {
-                d->fault = (enum hxd_fault)i;
-            }
-        }
-        d->fault_drop_ack = n != NULL ? strtol(n, NULL, 10) : 0;
-        if (d->fault != HXD_FAULT_NONE || d->fault_drop_ack > 0) {
-            fprintf(stderr, "hykexd: fault injection on (HYKEX_FAULT_PEER=%s, DROP_ACK=%ld)\n",
-                    v != NULL ? v : "", d->fault_drop_ack);
+    static const char *const names[] = {"",        "resp-sig", "resp-tag", "resp-ct", "resp-replay",
+                                        "fin-sig", "fin-tag"};
+    const char *v = getenv("HYKEX_FAULT_PEER"), *n = getenv("HYKEX_FAULT_DROP_ACK");
+    for (size_t i = 1; v != NULL && i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(v, names[i]) == 0) {
+            d->fault = (enum hxd_fault)i;
         }
     }
+    d->fault_drop_ack = n != NULL ? strtol(n, NULL, 10) : 0;
+    if (d->fault != HXD_FAULT_NONE || d->fault_drop_ack > 0) {
+        fprintf(stderr, "hykexd: fault injection on (HYKEX_FAULT_PEER=%s, DROP_ACK=%ld)\n",
+                v != NULL ? v : "", d->fault_drop_ack);
+    }
+#else
+    (void)d;
 #endif
-    if (hx_log_level_parse(d->cfg.log_level, &lvl) == HX_OK) {
-        hx_log_set_level(lvl);
+}
+
+/* Our certificate's expiry, for operators (hykex status). */
+static void read_cert_expiry(struct hxd *d)
+{
+    FILE *f = fopen(d->cfg.cert_path, "r");
+    X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+    int days = 0, secs = 0;
+
+    if (x != NULL && ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x)) == 1) {
+        d->cert_not_after = hx_walltime() + (int64_t)days * 86400 + secs;
     }
-    /* Secrets stay out of core dumps and other processes' reach. */
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    {
-        struct rlimit no_core = {0, 0};
-        setrlimit(RLIMIT_CORE, &no_core);
+    X509_free(x);
+    if (f != NULL) {
+        fclose(f);
     }
-    if (hx_secret_heap_init(8u << 20) != HX_OK) {
-        hx_warn("no secure heap (mlock limit?); key material on the normal heap", HX_NOFIELDS);
-    }
-    if (hx_sig_key_load_pem(d->cfg.key_path, &d->sig_key) != HX_OK) {
-        fprintf(stderr,
-                "hykexd: %s: cannot load an ML-DSA private key (mode 0600 required; "
-                "batch signatures need an ML-DSA certificate key)\n",
-                d->cfg.key_path);
-        goto out;
-    }
-    {
-        /* Our certificate's expiry, for operators (hykex status). */
-        FILE *f = fopen(d->cfg.cert_path, "r");
-        X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-        int days = 0, secs = 0;
-        if (x != NULL && ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x)) == 1) {
-            d->cert_not_after = (int64_t)time(NULL) + (int64_t)days * 86400 + secs;
-        }
-        X509_free(x);
-        if (f != NULL) {
-            fclose(f);
-        }
-    }
+}
+
+/* The QKD clients (ETSI 004 and 014) from the configuration. */
+static void qkd_clients_init(struct hxd *d)
+{
     d->qkd.protocol = d->cfg.qkd_protocol == HXD_QKD_004_BINARY ? 2 : 1;
     d->qkd.framing = d->cfg.qkd_framing;
     snprintf(d->qkd.host, sizeof(d->qkd.host), "%s", d->cfg.qkd.host);
@@ -187,13 +157,154 @@ int main(int argc, char **argv)
     snprintf(d->qkd014.key, sizeof(d->qkd014.key), "%s", d->cfg.qkd_tls_key);
     snprintf(d->qkd014.ca, sizeof(d->qkd014.ca), "%s", d->cfg.qkd_tls_ca);
     d->qkd014.timeout_ms = 10000;
+}
+
+/* The trusted peers' ids, hosts and ports, as the link layer takes them (they outlive it). */
+struct peer_lists {
+    struct hx_uuid *ids;
+    const char **hosts;
+    uint16_t *ports;
+};
+
+/* The links to the trusted peers, their frames handed to the batch protocol. */
+static hx_err start_links(struct hxd *d, struct peer_lists *pl, char *why, size_t why_len)
+{
+    struct hx_links_config lc;
+    struct hx_uuid *peer_ids;
+    const char **peer_hosts;
+    uint16_t *peer_ports;
+
+    pl->ids = peer_ids = calloc(d->cfg.trusted.n + 1, sizeof(*peer_ids));
+    pl->hosts = peer_hosts = calloc(d->cfg.trusted.n + 1, sizeof(*peer_hosts));
+    pl->ports = peer_ports = calloc(d->cfg.trusted.n + 1, sizeof(*peer_ports));
+    if (peer_ids == NULL || peer_hosts == NULL || peer_ports == NULL) {
+        snprintf(why, why_len, "out of memory");
+        return HX_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < d->cfg.trusted.n; i++) {
+        peer_ids[i] = d->cfg.trusted.peers[i].uuid;
+        peer_hosts[i] = d->cfg.trusted.peers[i].address.host;
+        peer_ports[i] = d->cfg.trusted.peers[i].address.port;
+    }
+    memset(&lc, 0, sizeof(lc));
+    lc.self = d->cfg.uuid;
+    lc.ca_path = d->cfg.ca_path;
+    lc.cert_path = d->cfg.cert_path;
+    lc.key_path = d->cfg.key_path;
+    lc.groups = d->cfg.tls_groups;
+    lc.listen_host = d->cfg.peer.host;
+    lc.listen_port = d->cfg.peer.port;
+    lc.keepalive_s = d->cfg.keepalive_s;
+    lc.reconnect_max_s = d->cfg.reconnect_max_s;
+    lc.peers = peer_ids;
+    lc.peer_hosts = peer_hosts;
+    lc.peer_ports = peer_ports;
+    lc.n_peers = d->cfg.trusted.n;
+    lc.on_frame = hxd_on_frame;
+    lc.on_state = hxd_on_link;
+    lc.arg = d;
+    return hx_links_start(&lc, &d->links, why, why_len);
+}
+
+/* Serving: "ready" on stdout, then the periodic work until SIGINT or SIGTERM (returned). */
+static int serve(struct hxd *d, const sigset_t *sigs)
+{
+    char id[HX_UUID_STR_LEN + 1];
+    int sig;
+
+    hx_uuid_format(&d->cfg.uuid, id);
+    hx_info("hykexd ready", HX_F_STR("node", id) HX_F_STR("api", d->cfg.api.host) HX_F_U64(
+                                "api_port", d->cfg.api.port) HX_F_U64("peers", d->cfg.trusted.n));
+    printf("ready\n");
+    fflush(stdout);
+    /* Every 200 ms streams whose back-off is over resume; once a second streams whose TTL has
+     * passed are wiped. */
+    for (unsigned tick = 0;; tick++) {
+        struct timespec fifth = {0, 200000000};
+        if ((sig = sigtimedwait(sigs, NULL, &fifth)) > 0) {
+            return sig;
+        }
+        hxd_streams_tick(d);
+        if (tick % 5 == 4) {
+            hxd_svc_expire(d);
+        }
+    }
+}
+
+/* Core dumps off, the secure heap, this node's signing key and certificate expiry. */
+static bool guard_secrets(struct hxd *d)
+{
+    /* Secrets stay out of core dumps and other processes' reach. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+    }
+    if (hx_secret_heap_init(8u << 20) != HX_OK) {
+        hx_warn("no secure heap (mlock limit?); key material on the normal heap", HX_NOFIELDS);
+    }
+    if (hx_sig_key_load_pem(d->cfg.key_path, &d->sig_key) != HX_OK) {
+        fprintf(stderr,
+                "hykexd: %s: cannot load an ML-DSA private key (mode 0600 required; "
+                "batch signatures need an ML-DSA certificate key)\n",
+                d->cfg.key_path);
+        return false;
+    }
+    read_cert_expiry(d);
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = getenv("CFGFILE"), *peers = getenv("TRUSTED_PEERS_INFO");
+    bool check = false;
+    struct hxd *d = calloc(1, sizeof(*d));
+    struct hxd_api *api = NULL;
+    struct peer_lists pl = {NULL, NULL, NULL};
+    char why[600];
+    enum hx_log_level lvl;
+    sigset_t sigs;
+    int sig, rc = 1;
+
+    if (d == NULL) {
+        return 1;
+    }
+    if ((rc = parse_args(argc, argv, &config, &peers, &check)) >= 0) {
+        free(d);
+        return rc;
+    }
+    rc = 1;
+    if (hxd_config_load(&d->cfg, config, peers, why, sizeof(why)) != HX_OK) {
+        fprintf(stderr, "hykexd: %s\n", why);
+        free(d);
+        return 1;
+    }
+    if (check) {
+        char *text = hxd_config_dump(&d->cfg);
+        printf("%s\n", text != NULL ? text : "{}");
+        free(text);
+        free(d);
+        return 0;
+    }
+    fault_from_env(d);
+    if (hx_log_level_parse(d->cfg.log_level, &lvl) == HX_OK) {
+        hx_log_set_level(lvl);
+    }
+    if (!guard_secrets(d)) {
+        goto out;
+    }
+    qkd_clients_init(d);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     d->max_streams = d->cfg.max_streams;
     if (hxd_streams_init(d) != HX_OK) {
         goto out;
     }
     pthread_mutex_init(&d->lock, NULL);
-    pthread_cond_init(&d->changed, NULL);
+    /* Monotonic: every wait on it has a deadline from common/clock.h. */
+    if (hx_cond_init_monotonic(&d->changed) != HX_OK) {
+        fprintf(stderr, "hykexd: cannot make a monotonic condition variable\n");
+        goto out;
+    }
     uid_t run_uid = 0;
     gid_t run_gid = 0;
     bool drop = d->cfg.run_user[0] != '\0';
@@ -219,35 +330,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     hxd_pools_start(d, 4, 2);
-    peer_ids = calloc(d->cfg.trusted.n + 1, sizeof(*peer_ids));
-    peer_hosts = calloc(d->cfg.trusted.n + 1, sizeof(*peer_hosts));
-    peer_ports = calloc(d->cfg.trusted.n + 1, sizeof(*peer_ports));
-    if (peer_ids == NULL || peer_hosts == NULL || peer_ports == NULL) {
-        goto stop;
-    }
-    for (size_t i = 0; i < d->cfg.trusted.n; i++) {
-        peer_ids[i] = d->cfg.trusted.peers[i].uuid;
-        peer_hosts[i] = d->cfg.trusted.peers[i].address.host;
-        peer_ports[i] = d->cfg.trusted.peers[i].address.port;
-    }
-    memset(&lc, 0, sizeof(lc));
-    lc.self = d->cfg.uuid;
-    lc.ca_path = d->cfg.ca_path;
-    lc.cert_path = d->cfg.cert_path;
-    lc.key_path = d->cfg.key_path;
-    lc.groups = d->cfg.tls_groups;
-    lc.listen_host = d->cfg.peer.host;
-    lc.listen_port = d->cfg.peer.port;
-    lc.keepalive_s = d->cfg.keepalive_s;
-    lc.reconnect_max_s = d->cfg.reconnect_max_s;
-    lc.peers = peer_ids;
-    lc.peer_hosts = peer_hosts;
-    lc.peer_ports = peer_ports;
-    lc.n_peers = d->cfg.trusted.n;
-    lc.on_frame = hxd_on_frame;
-    lc.on_state = hxd_on_link;
-    lc.arg = d;
-    if (hx_links_start(&lc, &d->links, why, sizeof(why)) != HX_OK) {
+    if (start_links(d, &pl, why, sizeof(why)) != HX_OK) {
         fprintf(stderr, "hykexd: peer link: %s\n", why);
         goto stop;
     }
@@ -265,27 +348,7 @@ int main(int argc, char **argv)
         hx_info("privileges dropped", HX_F_STR("user", d->cfg.run_user) HX_F_U64("uid", run_uid)
                                           HX_F_U64("gid", run_gid));
     }
-    {
-        char id[HX_UUID_STR_LEN + 1];
-        hx_uuid_format(&d->cfg.uuid, id);
-        hx_info("hykexd ready",
-                HX_F_STR("node", id) HX_F_STR("api", d->cfg.api.host)
-                    HX_F_U64("api_port", d->cfg.api.port) HX_F_U64("peers", d->cfg.trusted.n));
-    }
-    printf("ready\n");
-    fflush(stdout);
-    /* Every 200 ms streams whose back-off is over resume; once a second streams whose TTL has
-     * passed are wiped. */
-    for (unsigned tick = 0;; tick++) {
-        struct timespec fifth = {0, 200000000};
-        if ((sig = sigtimedwait(&sigs, NULL, &fifth)) > 0) {
-            break;
-        }
-        hxd_streams_tick(d);
-        if (tick % 5 == 4) {
-            hxd_expire_streams(d);
-        }
-    }
+    sig = serve(d, &sigs);
     hx_info("stopping", HX_F_I64("signal", sig));
     rc = 0;
 stop:
@@ -300,9 +363,9 @@ stop:
     hxd_persist_close(d);
     free(d->fault_last);
 out:
-    free(peer_ids);
-    free(peer_hosts);
-    free(peer_ports);
+    free(pl.ids);
+    free(pl.hosts);
+    free(pl.ports);
     hxd_streams_free(d);
     hx_sig_key_free(d->sig_key);
     curl_global_cleanup();

@@ -1,16 +1,18 @@
 /*
  * hykexd and its durable store (docs/store.md): opening it, restoring streams at start-up,
- * writing stream rows. Batches and deliveries call the store directly (batch.c, server.c).
+ * writing stream rows. Batches and deliveries call the store directly (batch.c, service.c).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "daemon/hxd.h"
+#include "daemon/persist.h"
+#include "daemon/stream.h"
 
 /* What a restore knows of the stream being loaded. */
 struct restore {
@@ -170,7 +172,7 @@ hx_err hxd_persist_open(struct hxd *d, char *why, size_t why_len)
     memset(&r, 0, sizeof(r));
     r.d = d;
     pthread_mutex_lock(&d->lock);
-    e = hx_store_load(d->store, (int64_t)time(NULL), on_stream, on_key, &r, &expired);
+    e = hx_store_load(d->store, hx_walltime(), on_stream, on_key, &r, &expired);
     finish_stream(&r);
     if (e != HX_OK) {
         for (size_t i = 0; i < d->max_streams; i++) {
@@ -220,17 +222,9 @@ void hxd_persist_close(struct hxd *d)
     d->store = NULL;
 }
 
-hx_err hxd_persist_stream(struct hxd *d, const struct hxd_stream *s)
+void hxd_persist_row(const struct hxd_stream *s, struct hx_store_stream *row)
 {
-    struct hx_store_stream *row;
-    hx_err e;
-
-    if (d->store == NULL) {
-        return HX_OK;
-    }
-    if ((row = calloc(1, sizeof(*row))) == NULL) {
-        return HX_ERR_NOMEM;
-    }
+    memset(row, 0, sizeof(*row));
     row->ksid = s->ksid;
     row->role = s->role == HXD_INITIATOR ? 0 : 1;
     row->peer = s->peer;
@@ -247,12 +241,37 @@ hx_err hxd_persist_stream(struct hxd *d, const struct hxd_stream *s)
     row->peer_closed = s->peer_closed;
     row->opened_at = s->opened_at;
     snprintf(row->owner, sizeof(row->owner), "%s", s->owner);
+}
+
+hx_err hxd_persist_write(struct hxd *d, const struct hx_store_stream *row)
+{
+    hx_err e;
+
+    if (d->store == NULL) {
+        return HX_OK;
+    }
     if ((e = hx_store_put_stream(d->store, row)) != HX_OK) {
         char id[HX_UUID_STR_LEN + 1];
-        hx_uuid_format(&s->ksid, id);
+        hx_uuid_format(&row->ksid, id);
         hx_error("store: writing a stream failed",
                  HX_F_STR("stream", id) HX_F_STR("error", hx_strerror(e)));
     }
+    return e;
+}
+
+hx_err hxd_persist_stream(struct hxd *d, const struct hxd_stream *s)
+{
+    struct hx_store_stream *row;
+    hx_err e;
+
+    if (d->store == NULL) {
+        return HX_OK;
+    }
+    if ((row = calloc(1, sizeof(*row))) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    hxd_persist_row(s, row);
+    e = hxd_persist_write(d, row);
     free(row);
     return e;
 }
@@ -267,4 +286,51 @@ void hxd_persist_drop(struct hxd *d, const struct hx_uuid *ksid)
         hx_error("store: deleting a stream failed",
                  HX_F_STR("stream", id) HX_F_STR("error", hx_strerror(e)));
     }
+}
+
+/* Two copies of a stream's row alike? (Field by field: the struct has padding.) */
+static bool same_row(const struct hx_store_stream *a, const struct hx_store_stream *b)
+{
+    return hx_uuid_equal(&a->ksid, &b->ksid) && a->role == b->role &&
+           hx_uuid_equal(&a->peer, &b->peer) && strcmp(a->src, b->src) == 0 &&
+           strcmp(a->dst, b->dst) == 0 && a->chunk == b->chunk && a->timeout_ms == b->timeout_ms &&
+           a->ttl_s == b->ttl_s && hx_uuid_equal(&a->qkd_ksid, &b->qkd_ksid) &&
+           strcmp(a->peer_sae, b->peer_sae) == 0 && a->qkd_next == b->qkd_next &&
+           a->produced == b->produced && a->next_get == b->next_get &&
+           a->peer_closed == b->peer_closed && a->opened_at == b->opened_at &&
+           strcmp(a->owner, b->owner) == 0;
+}
+
+/*
+ * Writes a stream's row copied under d->lock, after releasing it. Between the copy and the
+ * write another thread may change the stream and write its row, or drop it and delete its
+ * row: so after writing, look again; a stream gone has its row deleted (again), a stream
+ * changed has its newer row written, until the store holds what memory holds.
+ */
+void hxd_persist_settle(struct hxd *d, struct hx_store_stream *row)
+{
+    struct hx_store_stream *now;
+
+    if (d->store == NULL || (now = malloc(sizeof(*now))) == NULL) {
+        hx_ignore(hxd_persist_write(d, row)); /* no store: a no-op; no memory: write once */
+        return;
+    }
+    for (int tries = 0; tries < 8; tries++) {
+        struct hxd_stream *s;
+        hx_ignore(hxd_persist_write(d, row));
+        pthread_mutex_lock(&d->lock);
+        if ((s = hxd_stream_find(d, &row->ksid)) != NULL) {
+            hxd_persist_row(s, now);
+        }
+        pthread_mutex_unlock(&d->lock);
+        if (s == NULL) {
+            hxd_persist_drop(d, &row->ksid);
+            break;
+        }
+        if (same_row(now, row)) {
+            break;
+        }
+        memcpy(row, now, sizeof(*row));
+    }
+    free(now);
 }

@@ -1,12 +1,12 @@
-/* Key streams: the table, its index by stream id, and each stream's ready keys. Callers hold
- * d->lock. */
+/* Key streams: the table, its index by stream id, and each stream's ready keys (stream.h).
+ * Callers hold d->lock. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/log.h"
 #include "daemon/hxd.h"
+#include "daemon/stream.h"
 
 static size_t hash_of(const struct hx_uuid *ksid)
 {
@@ -240,34 +240,4 @@ hx_err hxd_stream_add_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *
     s->ready[i].prepared = prepared;
     s->n_ready++;
     return HX_OK;
-}
-
-void hxd_expire_streams(struct hxd *d)
-{
-    int64_t now = (int64_t)time(NULL);
-    struct hx_uuid gone[64];
-    size_t n = 0;
-
-    pthread_mutex_lock(&d->lock);
-    for (size_t i = 0; i < d->max_streams && n < sizeof(gone) / sizeof(gone[0]); i++) {
-        struct hxd_stream *s = &d->streams[i];
-        char id[HX_UUID_STR_LEN + 1];
-        /* Only established streams: one still waiting for its peer has its OPEN_CONNECT. */
-        if (!s->used || s->qos.ttl_s == 0 || s->opened_at == 0 || !s->peer_app_open ||
-            s->opened_at + (int64_t)s->qos.ttl_s > now) {
-            continue;
-        }
-        hx_uuid_format(&s->ksid, id);
-        hx_info("key stream expired (QoS TTL); its keys are wiped",
-                HX_F_STR("stream", id) HX_F_U64("ttl_s", s->qos.ttl_s));
-        gone[n++] = s->ksid;
-        hxd_stream_drop(d, s); /* wipes the keys; a waiting GET_KEY answers "not open" */
-    }
-    if (n > 0) {
-        pthread_cond_broadcast(&d->changed);
-    }
-    pthread_mutex_unlock(&d->lock);
-    for (size_t i = 0; i < n; i++) {
-        hxd_persist_drop(d, &gone[i]);
-    }
 }

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/uri.h"
+#include "proto/uri.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,4 +1,4 @@
-#include "api/uri.h"
+#include "proto/uri.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -3,9 +3,11 @@
  *   hybrid://<application>@<node uuid>?hybridization=<method>&key_sources=<source>,<source>...
  * Only the source URI's query selects method and sources (as in the reference); a destination
  * without a query is fine, one with a different query is refused (the two nodes would not agree).
+ * A codec like the others in proto/: the daemon (stored streams, STREAM_OPEN) and the API parse
+ * with it; it names the combiners through crypto/combine.h, which is on the same floor.
  */
-#ifndef HX_API_URI_H
-#define HX_API_URI_H
+#ifndef HX_PROTO_URI_H
+#define HX_PROTO_URI_H
 
 #include <stddef.h>
 

@@ -1,0 +1,296 @@
+/*
+ * The API's requests (handlers.h): each calls the stream service once and writes its result
+ * as the reference's reply. The ETSI status of every outcome comes from the service
+ * (hxd_svc_etsi_status); what is added here is the wire form only: key_stream_id, the QoS
+ * counter-proposal, metadata_size, the key reply and hykex's STATUS document.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/handlers.h"
+#include "common/uuid.h"
+
+/* ---- replies ---- */
+
+void hxd_api_dump(struct json_object *o, struct hx_writer *w)
+{
+    switch (json_object_get_type(o)) {
+    case json_type_object: {
+        bool first = true;
+        hx_ignore(hx_write_u8(w, '{'));
+        json_object_object_foreach (o, k, v) {
+            struct json_object *ks = json_object_new_string(k);
+            const char *kt = json_object_to_json_string_ext(ks, JSON_C_TO_STRING_PLAIN);
+            if (!first) {
+                hx_ignore(hx_write_bytes(w, ", ", 2));
+            }
+            first = false;
+            hx_ignore(hx_write_bytes(w, kt, strlen(kt)));
+            hx_ignore(hx_write_bytes(w, ": ", 2));
+            json_object_put(ks);
+            hxd_api_dump(v, w);
+        }
+        hx_ignore(hx_write_u8(w, '}'));
+        break;
+    }
+    case json_type_array:
+        hx_ignore(hx_write_u8(w, '['));
+        for (size_t i = 0; i < json_object_array_length(o); i++) {
+            if (i > 0) {
+                hx_ignore(hx_write_bytes(w, ", ", 2));
+            }
+            hxd_api_dump(json_object_array_get_idx(o, i), w);
+        }
+        hx_ignore(hx_write_u8(w, ']'));
+        break;
+    default: {
+        const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        hx_ignore(hx_write_bytes(w, t, strlen(t)));
+    }
+    }
+}
+
+static struct json_object *failed(const struct hxd_svc_result *r)
+{
+    return hx_004_json_status(r->status, r->msg);
+}
+
+/* ---- OPEN_CONNECT ---- */
+
+static struct json_object *open_connect(struct hxd *d, const struct hx_004_request *req,
+                                        const struct hxd_api_caller *who)
+{
+    struct hxd_svc_open_req q = {.source = req->source,
+                                 .destination = req->destination,
+                                 .ksid = req->ksid,
+                                 .qos = req->qos,
+                                 .identity = who->identity};
+    struct hxd_svc_open_res res;
+    char id[HX_UUID_STR_LEN + 1];
+    struct json_object *o;
+
+    hxd_svc_open(d, &q, &res);
+    if (res.r.err != HXD_SVC_OK) {
+        o = failed(&res.r);
+        if (res.has_qos) {
+            json_object_object_add(o, "qos", hx_004_json_qos(&res.qos));
+        }
+        return o;
+    }
+    hx_uuid_format(&res.ksid, id);
+    o = hx_004_json_status(0, NULL);
+    json_object_object_add(o, "key_stream_id", json_object_new_string(id));
+    return o;
+}
+
+/* ---- GET_KEY ---- */
+
+/* The smallest metadata: what a reference client's "size": 46 holds. */
+static size_t metadata_min(uint64_t age, char *buf, size_t len)
+{
+    return (size_t)snprintf(buf, len, "{\"age\": %" PRIu64 ", \"hops\": 0}", age);
+}
+
+/* The metadata with the method and sources, when the client's buffer allows. */
+static void metadata_full(const struct hxd_svc_get_res *res, char *buf, size_t len)
+{
+    size_t off = (size_t)snprintf(
+        buf, len, "{\"age\": %" PRIu64 ", \"hops\": 0, \"method\": \"%s\", \"sources\": [",
+        res->age_ms, res->method);
+
+    for (size_t i = 0; i < res->n_sources && off < len; i++) {
+        off += (size_t)snprintf(buf + off, len - off, "%s\"%s\"", i ? ", " : "", res->sources[i]);
+    }
+    if (off < len) {
+        snprintf(buf + off, len - off, "]}");
+    }
+}
+
+/* GET_KEY: an error reply, or NULL with the key's reply written into out. */
+static struct json_object *get_key(struct hxd *d, const struct hx_004_request *req,
+                                   const struct hxd_api_caller *who, struct hx_writer *out)
+{
+    struct hxd_svc_get_req q = {.ksid = req->ksid,
+                                .has_index = req->has_index,
+                                .index = req->index,
+                                .identity = who->identity,
+                                .gone = who->gone,
+                                .gone_arg = who->gone_arg};
+    struct hxd_svc_get_res res;
+    char meta_full[512], meta_min[96];
+    size_t min_len = metadata_min(999999999, meta_min, sizeof(meta_min));
+    struct json_object *o;
+    bool ok;
+
+    /* Status 8 must consume nothing: the service checks it before anything moves. */
+    q.metadata_too_small = req->metadata_size != 0 && req->metadata_size < min_len;
+    hxd_svc_get(d, &q, &res);
+    if (res.r.err != HXD_SVC_OK) {
+        o = failed(&res.r);
+        if (res.r.err == HXD_SVC_METADATA) {
+            json_object_object_add(o, "metadata_size", json_object_new_int64((int64_t)min_len));
+        }
+        return o;
+    }
+    metadata_full(&res, meta_full, sizeof(meta_full));
+    metadata_min(res.age_ms, meta_min, sizeof(meta_min));
+    /* written straight into out, wiped after sending; the reference's separators */
+    const char *meta =
+        req->metadata_size == 0 || req->metadata_size >= strlen(meta_full) ? meta_full : meta_min;
+    ok = hx_004_json_write_key_reply(out, hx_secret_data(res.key), hx_secret_len(res.key),
+                                     res.index, meta, true) == HX_OK;
+    hx_secret_free(res.key);
+    if (!ok) { /* out of memory: the key is delivered (recorded) but cannot be sent */
+        hx_writer_reset(out);
+        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "out of memory");
+    }
+    return NULL;
+}
+
+/* ---- CLOSE ---- */
+
+static struct json_object *close_stream(struct hxd *d, const struct hx_004_request *req,
+                                        const struct hxd_api_caller *who)
+{
+    struct hxd_svc_result res;
+
+    hxd_svc_close(d, &req->ksid, who->identity, &res);
+    return res.err != HXD_SVC_OK ? failed(&res) : hx_004_json_status(0, NULL);
+}
+
+/* ---- STATUS (hykex's own command, for operators: `hykex status`) ---- */
+
+static struct json_object *json_time(int64_t t)
+{
+    char buf[32];
+    struct tm tm;
+    time_t tt = (time_t)t;
+
+    if (t == 0 || gmtime_r(&tt, &tm) == NULL) {
+        return NULL; /* JSON null: never */
+    }
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_object_new_string(buf);
+}
+
+static void add_int(struct json_object *o, const char *k, uint64_t v)
+{
+    json_object_object_add(o, k, json_object_new_int64((int64_t)v));
+}
+
+static struct json_object *peer_status(const struct hxd_svc_peer_info *pi)
+{
+    struct json_object *p = json_object_new_object();
+    const struct hx_link_info *li = &pi->link;
+    char id[HX_UUID_STR_LEN + 1];
+
+    hx_uuid_format(&pi->uuid, id);
+    json_object_object_add(p, "uuid", json_object_new_string(id));
+    json_object_object_add(p, "up", json_object_new_boolean(li->up));
+    json_object_object_add(p, "last_up", json_time(li->last_up));
+    json_object_object_add(p, "last_down", json_time(li->last_down));
+    add_int(p, "links_made", li->links_made);
+    json_object_object_add(p, "group", li->group[0] ? json_object_new_string(li->group) : NULL);
+    json_object_object_add(p, "cipher", li->cipher[0] ? json_object_new_string(li->cipher) : NULL);
+    json_object_object_add(p, "certificate_expires", json_time(li->cert_not_after));
+    return p;
+}
+
+static const char *state_name(enum hxd_svc_state s)
+{
+    switch (s) {
+    case HXD_SVC_CLOSED_BY_PEER:
+        return "closed by the peer";
+    case HXD_SVC_WAITING_PEER:
+        return "waiting for the peer";
+    case HXD_SVC_FAILING:
+        return "failing";
+    case HXD_SVC_PRODUCING:
+        break;
+    }
+    return "producing";
+}
+
+static struct json_object *stream_status(const struct hxd_svc_stream_info *s)
+{
+    struct json_object *e = json_object_new_object(), *src = json_object_new_array();
+    char id[HX_UUID_STR_LEN + 1];
+
+    hx_uuid_format(&s->ksid, id);
+    json_object_object_add(e, "key_stream_id", json_object_new_string(id));
+    hx_uuid_format(&s->peer, id);
+    json_object_object_add(e, "peer", json_object_new_string(id));
+    json_object_object_add(e, "role",
+                           json_object_new_string(s->initiator ? "initiator" : "responder"));
+    json_object_object_add(e, "method", json_object_new_string(s->method));
+    for (size_t i = 0; i < s->n_sources; i++) {
+        json_object_array_add(src, json_object_new_string(s->sources[i]));
+    }
+    json_object_object_add(e, "sources", src);
+    add_int(e, "ready", s->ready);
+    add_int(e, "prepared", s->prepared);
+    add_int(e, "buffer_depth", s->buffer_depth);
+    add_int(e, "produced", s->produced);
+    add_int(e, "delivered", s->delivered);
+    add_int(e, "next_index", s->next_index);
+    add_int(e, "failed_batches", s->failed_batches);
+    json_object_object_add(e, "state", json_object_new_string(state_name(s->state)));
+    if (s->failing) {
+        json_object_object_add(e, "last_error", json_object_new_string(s->last_error));
+    }
+    json_object_object_add(e, "restored", json_object_new_boolean(s->restored));
+    json_object_object_add(e, "opened", json_time(s->opened_at));
+    return e;
+}
+
+static struct json_object *node_status(struct hxd *d)
+{
+    static const char *const stores[] = {"memory only", "durable", "durable (fsync)"};
+    struct hxd_svc_status st;
+    struct json_object *o, *peers, *streams, *err;
+    char id[HX_UUID_STR_LEN + 1];
+
+    if (hxd_svc_status(d, &st) != HX_OK) {
+        return hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "out of memory");
+    }
+    o = hx_004_json_status(0, NULL);
+    peers = json_object_new_array();
+    streams = json_object_new_array();
+    err = json_object_new_object();
+    hx_uuid_format(&st.node, id);
+    json_object_object_add(o, "node", json_object_new_string(id));
+    json_object_object_add(o, "certificate_expires", json_time(st.cert_not_after));
+    json_object_object_add(o, "store", json_object_new_string(stores[st.store]));
+    for (size_t i = 0; i < st.n_peers; i++) {
+        json_object_array_add(peers, peer_status(&st.peers[i]));
+    }
+    for (size_t i = 0; i < st.n_streams; i++) {
+        json_object_array_add(streams, stream_status(&st.streams[i]));
+    }
+    add_int(o, "batches_ok", st.batches_ok);
+    add_int(err, "batches_failed", st.batches_failed);
+    add_int(err, "confirmation_mismatches", st.confirm_mismatch);
+    add_int(err, "store_errors", st.store_errors);
+    json_object_object_add(o, "errors", err);
+    json_object_object_add(o, "peers", peers);
+    json_object_object_add(o, "streams", streams);
+    hxd_svc_status_wipe(&st);
+    return o;
+}
+
+struct json_object *hxd_api_handle(struct hxd *d, const struct hx_004_request *req,
+                                   const struct hxd_api_caller *who, struct hx_writer *key_reply)
+{
+    switch (req->cmd) {
+    case HX_004_OPEN_CONNECT:
+        return open_connect(d, req, who);
+    case HX_004_GET_KEY:
+        return get_key(d, req, who, key_reply);
+    case HX_004_STATUS:
+        return node_status(d);
+    default:
+        return close_stream(d, req, who);
+    }
+}

@@ -1,0 +1,44 @@
+/*
+ * Key streams (stream.c): the table of struct hxd_stream, its hash index by stream id, and each
+ * stream's ready keys sorted by position. Callers hold d->lock. The structs are in daemon/hxd.h;
+ * this module calls nothing above it (no store, no peer protocol, no API).
+ */
+#ifndef HX_DAEMON_STREAM_H
+#define HX_DAEMON_STREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/secret.h"
+#include "common/uuid.h"
+
+struct hxd;
+struct hxd_stream;
+struct hxd_pending;
+
+/* The stream table has a hash index by stream id: lookups cost the same with 4 or 4 million
+ * slots (limits.max_streams). */
+HX_MUST_CHECK hx_err hxd_streams_init(struct hxd *d);
+void hxd_streams_free(struct hxd *d);
+struct hxd_stream *hxd_stream_find(struct hxd *d, const struct hx_uuid *ksid);
+/* A fresh stream with this id (NULL when the table is full); the caller fills the rest. */
+struct hxd_stream *hxd_stream_new(struct hxd *d, const struct hx_uuid *ksid);
+/* Wipes a stream's keys and frees its slot. */
+void hxd_stream_drop(struct hxd *d, struct hxd_stream *s);
+/* Wipes a responder's pending batch and frees its slot. */
+void hxd_pending_drop(struct hxd_pending *p);
+/* Moves the ready key at pos out of the stream (NULL if none). */
+struct hx_secret *hxd_stream_take(struct hxd_stream *s, uint64_t pos, double *ready_at);
+/* Puts a key taken by hxd_stream_take back (its delivery could not be recorded). */
+void hxd_stream_untake(struct hxd_stream *s, uint64_t pos, double ready_at, struct hx_secret *key);
+/* A ready key (not prepared) at pos? */
+bool hxd_stream_has(const struct hxd_stream *s, uint64_t pos);
+/* A prepared key at pos? */
+bool hxd_stream_has_prepared(const struct hxd_stream *s, uint64_t pos);
+hx_err hxd_stream_add_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *key, bool prepared);
+/* Prepared keys in first..first+count become ready / are wiped. */
+void hxd_stream_ready_range(struct hxd_stream *s, uint64_t first, uint32_t count);
+void hxd_stream_discard_range(struct hxd_stream *s, uint64_t first, uint32_t count);
+
+#endif
