@@ -250,8 +250,7 @@ void hxd_batch_mark_done(struct hxd_stream *s, uint64_t first, uint32_t count)
     s->failing = false;
 }
 
-void hxd_batch_commit(struct hxd_stream *s, uint64_t first, uint32_t count,
-                      struct hx_secret **keys)
+void hxd_batch_commit(struct hxd_stream *s, uint64_t first, uint32_t count, struct hx_secret **keys)
 {
     for (uint32_t i = 0; i < count; i++) {
         if (hxd_stream_add_key(s, first + i, keys[i], false) == HX_OK) {

@@ -59,8 +59,8 @@ struct hxd_batch {
 };
 
 /* ---- batch.c: shared by both ends ---- */
-HX_MUST_CHECK hx_err hxd_batch_init(struct hxd_batch *b, const struct hxd_stream *s,
-                                    uint64_t first, uint32_t count);
+HX_MUST_CHECK hx_err hxd_batch_init(struct hxd_batch *b, const struct hxd_stream *s, uint64_t first,
+                                    uint32_t count);
 /* Wipes every secret; a zeroed batch is fine. */
 void hxd_batch_free(struct hxd_batch *b);
 /* How this node gets QKD keys for a stream. */
@@ -120,10 +120,8 @@ size_t hxd_source_parts(const struct hxd_batch *b, bool cts_only, struct hx_peer
 
 /* ---- initiator.c / responder.c: the pools' jobs ---- */
 void hxd_initiator_run(struct hxd *d, const struct hx_uuid *ksid);
-void hxd_responder_on_req(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p,
-                          size_t len);
-void hxd_responder_on_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p,
-                          size_t len);
+void hxd_responder_on_req(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len);
+void hxd_responder_on_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len);
 void hxd_responder_on_query(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p,
                             size_t len);
 /* The in-flight slot of the batch starting at first (lock held), or NULL. */

@@ -16,8 +16,7 @@
 /* ---- QKD ---- */
 
 /* ETSI 014: enc_keys at the initiator (ids into the batch), dec_keys at the responder. */
-static hx_err fetch_014(struct hxd *d, struct hxd_batch *b, int *status, char *msg,
-                        size_t msg_len)
+static hx_err fetch_014(struct hxd *d, struct hxd_batch *b, int *status, char *msg, size_t msg_len)
 {
     size_t kb = d->cfg.qkd_key_bytes;
     hx_err e;
@@ -57,8 +56,7 @@ static hx_err fetch_014(struct hxd *d, struct hxd_batch *b, int *status, char *m
 }
 
 /* ETSI 004: GET_KEY by index, a batch on one connection where the dialect allows it. */
-static hx_err fetch_004(struct hxd *d, struct hxd_batch *b, int *status, char *msg,
-                        size_t msg_len)
+static hx_err fetch_004(struct hxd *d, struct hxd_batch *b, int *status, char *msg, size_t msg_len)
 {
     uint32_t st = 0, done = 0;
     char kid[HX_UUID_STR_LEN + 1];
@@ -81,8 +79,7 @@ static hx_err fetch_004(struct hxd *d, struct hxd_batch *b, int *status, char *m
                     HX_F_STR("role", b->s.role == HXD_INITIATOR ? "initiator" : "responder"));
     *status = st == 2 ? HYKEX_STATUS_INSUFFICIENT_KEY : HYKEX_STATUS_NO_QKD_CONNECTION;
     if (msg[0] == '\0') {
-        snprintf(msg, msg_len, "QKD source: status %u for index %" PRIu64, st,
-                 b->qkd_first + done);
+        snprintf(msg, msg_len, "QKD source: status %u for index %" PRIu64, st, b->qkd_first + done);
     }
     return e != HX_OK ? e : HX_ERR_NO_KEY;
 }
@@ -168,8 +165,7 @@ static hx_err keygen_step(struct hxd_batch *b, size_t j, enum hx_kem_alg alg,
     for (uint32_t i = 0; i < b->npub; i++) {
         if ((e = hx_kem_keygen(alg, &b->kkeys[i * n + j], b->kem_msg[j] + i * sz->public_key,
                                sz->public_key, &pl)) != HX_OK) {
-            snprintf(msg, msg_len, "%s key generation failed",
-                     hx_source_name(b->s.uri.sources[j]));
+            snprintf(msg, msg_len, "%s key generation failed", hx_source_name(b->s.uri.sources[j]));
             return e;
         }
     }
@@ -277,8 +273,7 @@ static hx_err decaps_step(struct hxd_batch *b, size_t j, enum hx_kem_alg alg,
     for (uint32_t i = 0; i < b->count; i++) {
         if ((e = hx_kem_decaps(b->kkeys[(b->npub == 1 ? 0 : i) * n + j], cts + i * sz->ciphertext,
                                sz->ciphertext, &b->secrets[i * n + j])) != HX_OK) {
-            snprintf(msg, msg_len, "%s decapsulation failed",
-                     hx_source_name(b->s.uri.sources[j]));
+            snprintf(msg, msg_len, "%s decapsulation failed", hx_source_name(b->s.uri.sources[j]));
             return e;
         }
     }

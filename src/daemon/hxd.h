@@ -102,12 +102,12 @@ struct hxd_stream {
         uint32_t count;
     } retry[4 * HXD_PIPELINE]; /* initiator: failed batches, queried or made again */
     size_t n_retry;
-    uint64_t next_get;  /* next position for a GET_KEY without index */
-    uint64_t want;      /* highest position an application waits for, + 1 */
-    unsigned inflight;  /* initiator: batches queued or running */
-    unsigned queued;    /* initiator: of those, queued jobs that have not picked a batch yet */
-    bool failing;       /* the last batch failed */
-    int64_t retry_at;   /* initiator: no new batch before this deadline (clock.h); 0: none */
+    uint64_t next_get; /* next position for a GET_KEY without index */
+    uint64_t want;     /* highest position an application waits for, + 1 */
+    unsigned inflight; /* initiator: batches queued or running */
+    unsigned queued;   /* initiator: of those, queued jobs that have not picked a batch yet */
+    bool failing;      /* the last batch failed */
+    int64_t retry_at;  /* initiator: no new batch before this deadline (clock.h); 0: none */
     int fail_status;
     char fail_msg[200];
     uint64_t delivered, confirmed_batches, failed_batches;
@@ -179,7 +179,6 @@ struct hxd {
     uint64_t batches_ok, batches_failed, confirm_mismatch, store_errors;
     int64_t cert_not_after; /* this node's certificate expiry (Unix time; 0: unknown) */
 };
-
 
 /* streams (stream.c); call with d->lock held unless said otherwise */
 /* The stream table has a hash index by stream id: lookups cost the same with 4 or 4 million

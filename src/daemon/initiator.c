@@ -37,13 +37,13 @@ struct run {
     struct hxd_batch b;
     uint64_t first;
     uint32_t count;
-    uint64_t serial;     /* the link BATCH_REQ went on: a new link lost the replies */
-    uint8_t *resp;       /* BATCH_RESP, taken from the in-flight slot */
+    uint64_t serial; /* the link BATCH_REQ went on: a new link lost the replies */
+    uint8_t *resp;   /* BATCH_RESP, taken from the in-flight slot */
     size_t resp_len;
-    int ack;             /* BATCH_ACK status; -1: none */
-    bool querying;       /* settling after a BATCH_QUERY, not a BATCH_FIN */
-    struct hx_writer w;  /* the message being sent */
-    int status;          /* ETSI status for the application when the batch fails */
+    int ack;            /* BATCH_ACK status; -1: none */
+    bool querying;      /* settling after a BATCH_QUERY, not a BATCH_FIN */
+    struct hx_writer w; /* the message being sent */
+    int status;         /* ETSI status for the application when the batch fails */
     char msg[200];
 };
 
@@ -392,7 +392,8 @@ static enum phase check_resp(struct run *r)
         pthread_mutex_lock(&d->lock);
         d->confirm_mismatch++;
         pthread_mutex_unlock(&d->lock);
-        snprintf(r->msg, sizeof(r->msg), "key confirmation failed: the nodes derived different keys");
+        snprintf(r->msg, sizeof(r->msg),
+                 "key confirmation failed: the nodes derived different keys");
         return PH_ABORT;
     }
     return PH_FINISH;
@@ -530,9 +531,9 @@ static enum phase fail(struct run *r)
 }
 
 static enum phase (*const phases[PH_DONE])(struct run *) = {
-    [PH_PICK] = pick,           [PH_QUERY] = query,        [PH_REQUEST] = request,
+    [PH_PICK] = pick,           [PH_QUERY] = query,           [PH_REQUEST] = request,
     [PH_WAIT_RESP] = wait_resp, [PH_CHECK_RESP] = check_resp, [PH_FINISH] = finish,
-    [PH_WAIT_ACK] = wait_ack,   [PH_SETTLE] = settle_phase, [PH_ABORT] = abort_batch,
+    [PH_WAIT_ACK] = wait_ack,   [PH_SETTLE] = settle_phase,   [PH_ABORT] = abort_batch,
     [PH_FAIL] = fail,
 };
 

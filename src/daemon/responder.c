@@ -138,8 +138,8 @@ static bool req_admit(struct hxd *d, const struct hx_uuid *peer, const struct hx
 }
 
 /* BATCH_REQ, second step: the request checked against this node's own settings. */
-static bool req_accept(struct hxd *d, const struct hx_peer_req *m, struct hxd_batch *b,
-                       char *msg, size_t msg_len)
+static bool req_accept(struct hxd *d, const struct hx_peer_req *m, struct hxd_batch *b, char *msg,
+                       size_t msg_len)
 {
     if (m->qkd_mode != b->qkd_mode) {
         snprintf(msg, msg_len, "the nodes reach their KMEs with different QKD protocols");
@@ -148,8 +148,9 @@ static bool req_accept(struct hxd *d, const struct hx_peer_req *m, struct hxd_ba
     /* One KEM key pair per batch only if this node allows it too (kem.key_pairs). */
     if (m->key_pairs == HX_PEER_KEY_PAIRS_PER_BATCH &&
         d->cfg.kem_key_pairs != HXD_KEY_PAIRS_PER_BATCH) {
-        snprintf(msg, msg_len, "the responder requires a fresh KEM key pair per position "
-                               "(kem.key_pairs differs between the nodes)");
+        snprintf(msg, msg_len,
+                 "the responder requires a fresh KEM key pair per position "
+                 "(kem.key_pairs differs between the nodes)");
         return false;
     }
     b->qkd_first = m->qkd_first;
@@ -376,8 +377,7 @@ void hxd_responder_on_fin(struct hxd *d, const struct hx_uuid *peer, const uint8
  * a pending (uncommitted) batch is dropped first, so that a BATCH_FIN arriving later cannot
  * commit it; one being committed right now is waited for.
  */
-void hxd_responder_on_query(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p,
-                            size_t len)
+void hxd_responder_on_query(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len)
 {
     struct hx_peer_query m;
     struct hxd_stream *s;

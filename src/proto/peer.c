@@ -98,8 +98,7 @@ hx_err hx_peer_encode_open(struct hx_writer *w, const struct hx_peer_open *m)
     if ((e = hx_write_bytes(w, m->ksid.b, 16)) != HX_OK ||
         (e = hx_peer_write_lp16(w, m->src)) != HX_OK ||
         (e = hx_peer_write_lp16(w, m->dst)) != HX_OK || (e = hx_write_u32(w, m->chunk)) != HX_OK ||
-        (e = hx_write_u32(w, m->timeout_ms)) != HX_OK ||
-        (e = hx_write_u32(w, m->ttl_s)) != HX_OK ||
+        (e = hx_write_u32(w, m->timeout_ms)) != HX_OK || (e = hx_write_u32(w, m->ttl_s)) != HX_OK ||
         (e = hx_write_bytes(w, m->qkd_ksid.b, 16)) != HX_OK) {
         return e;
     }
@@ -131,8 +130,7 @@ hx_err hx_peer_encode_join(struct hx_writer *w, const struct hx_peer_join *m)
     hx_err e;
 
     if ((e = hx_write_bytes(w, m->ksid.b, 16)) != HX_OK ||
-        (e = hx_write_u32(w, m->status)) != HX_OK ||
-        (e = hx_peer_write_lp16(w, m->msg)) != HX_OK) {
+        (e = hx_write_u32(w, m->status)) != HX_OK || (e = hx_peer_write_lp16(w, m->msg)) != HX_OK) {
         return e;
     }
     return hx_peer_write_lp16(w, m->sae);

@@ -85,8 +85,7 @@ enum hx_peer_ack_status {
 void hx_peer_frame_header_encode(uint8_t out[HX_PEER_FRAME_HEADER], uint8_t type, uint32_t len);
 /* HX_ERR_BAD_VALUE for a bad magic or version, or a length above max_payload. */
 HX_MUST_CHECK hx_err hx_peer_frame_header_decode(const uint8_t in[HX_PEER_FRAME_HEADER],
-                                                 size_t max_payload, uint8_t *type,
-                                                 uint32_t *len);
+                                                 size_t max_payload, uint8_t *type, uint32_t *len);
 /*
  * Takes the next frame off buf: HX_OK with *type, the payload view and *consumed (header +
  * payload); HX_ERR_TRUNCATED when buf holds no whole frame yet; HX_ERR_BAD_VALUE as above (the
@@ -126,8 +125,7 @@ struct hx_peer_close { /* STREAM_CLOSE */
     struct hx_uuid ksid;
 };
 HX_MUST_CHECK hx_err hx_peer_encode_close(struct hx_writer *w, const struct hx_peer_close *m);
-HX_MUST_CHECK hx_err hx_peer_decode_close(const uint8_t *p, size_t len,
-                                          struct hx_peer_close *out);
+HX_MUST_CHECK hx_err hx_peer_decode_close(const uint8_t *p, size_t len, struct hx_peer_close *out);
 
 /* ---- batches ---- */
 
@@ -156,10 +154,10 @@ struct hx_peer_req { /* BATCH_REQ */
     struct hx_uuid ksid;
     uint64_t first;
     uint32_t count;
-    uint64_t qkd_first;       /* QKD index of the first position */
-    uint8_t qkd_mode;         /* enum hx_peer_qkd_mode */
-    uint8_t key_pairs;        /* enum hx_peer_key_pairs */
-    const uint8_t *qkd_ids;   /* QKD_014: count x HX_PEER_QKD_ID_LEN bytes; else NULL */
+    uint64_t qkd_first;     /* QKD index of the first position */
+    uint8_t qkd_mode;       /* enum hx_peer_qkd_mode */
+    uint8_t key_pairs;      /* enum hx_peer_key_pairs */
+    const uint8_t *qkd_ids; /* QKD_014: count x HX_PEER_QKD_ID_LEN bytes; else NULL */
     struct hx_peer_part kem[HX_PEER_MAX_PARTS]; /* public keys per KEM source */
     size_t n_kem; /* decoded: 1 part holding every source's keys (the split is the stream's) */
 };
@@ -214,7 +212,6 @@ struct hx_peer_query { /* BATCH_QUERY */
     uint32_t count;
 };
 HX_MUST_CHECK hx_err hx_peer_encode_query(struct hx_writer *w, const struct hx_peer_query *m);
-HX_MUST_CHECK hx_err hx_peer_decode_query(const uint8_t *p, size_t len,
-                                          struct hx_peer_query *out);
+HX_MUST_CHECK hx_err hx_peer_decode_query(const uint8_t *p, size_t len, struct hx_peer_query *out);
 
 #endif
