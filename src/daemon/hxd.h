@@ -3,10 +3,12 @@
  *
  * Threads: an accept thread per API listener and one thread per application connection (its
  * OPEN_CONNECT and GET_KEY block on `changed` until the peer or a key arrives); one I/O thread
- * per peer link; an initiator pool running key-production batches (they wait for the peer's
- * replies) and a responder pool answering them (never waits on the network, so two nodes'
- * initiators can never starve each other). One mutex guards the streams; `changed` is
- * broadcast on every stream change.
+ * per peer link (never blocks on disk: daemon/dispatch.c); an initiator pool running
+ * key-production batches (they wait for the peer's replies) and a responder pool answering them
+ * (never waits on the network, so two nodes' initiators can never starve each other); one
+ * writer thread for the store writes a link's frames decide (daemon/pool.c). One mutex guards
+ * the streams and the pools' queues; `changed` is broadcast on every stream change, `replied`
+ * on every peer reply and link event.
  */
 #ifndef HX_DAEMON_HXD_H
 #define HX_DAEMON_HXD_H
