@@ -142,6 +142,14 @@ static void write_job(struct hxd *d, struct hxd_job *j)
         hxd_persist_drop(d, &j->ksid);
         return;
     }
+    /* A stream dropped since (its application closed it too) keeps no row: writing it now
+     * would bring back what the drop deleted. */
+    pthread_mutex_lock(&d->lock);
+    s = hxd_stream_find(d, &j->ksid);
+    pthread_mutex_unlock(&d->lock);
+    if (s == NULL) {
+        return;
+    }
     hx_ignore(hxd_persist_stream(d, (const struct hxd_stream *)j->msg));
     if (j->type != HXD_WRITE_JOINED) {
         return;
