@@ -176,13 +176,15 @@ static void on_join(struct hxd *d, struct hxd_stream *s, const uint8_t *p, size_
         return;
     }
     memcpy(s->peer_sae, m->sae, sizeof(s->peer_sae));
-    if (m->status == 0) {
+    if (m->status == HYKEX_STATUS_SUCCESS) {
         /* Established at both nodes: from now on it survives restarts. The row is written
          * by the writer thread, which then lets the stream produce (its batches find it). */
         hxd_persist_joined_later(d, s);
     } else {
         s->failing = true;
-        s->fail_status = m->status <= 8 ? (int)m->status : HYKEX_STATUS_NO_QKD_CONNECTION;
+        s->fail_status = m->status <= HYKEX_STATUS_METADATA_TOO_SMALL
+                             ? (int)m->status
+                             : HYKEX_STATUS_NO_QKD_CONNECTION;
         /* the peer's message, cut to what fail_msg holds */
         snprintf(s->fail_msg, sizeof(s->fail_msg), "peer node: %.180s",
                  m->msg[0] != '\0' ? m->msg : "refused the stream");

@@ -365,7 +365,8 @@ static enum phase check_resp(struct run *r)
     }
     if (m.status != HX_PEER_RESP_OK) {
         /* The peer's ETSI status reaches our application: only a valid one. */
-        r->status = m.status <= 8 ? (int)m.status : HYKEX_STATUS_NO_QKD_CONNECTION;
+        r->status = m.status <= HYKEX_STATUS_METADATA_TOO_SMALL ? (int)m.status
+                                                                : HYKEX_STATUS_NO_QKD_CONNECTION;
         if (m.msg[0] != '\0') {
             snprintf(r->msg, sizeof(r->msg), "%s", m.msg);
         } else {
