@@ -3,11 +3,13 @@
  *
  * Threads: an accept thread per API listener and one thread per application connection (its
  * OPEN_CONNECT and GET_KEY block in the stream service, daemon/service.c, on `changed` until
- * the peer or a key arrives); one I/O thread per peer link; an initiator pool running
- * key-production batches (they wait for the peer's replies) and a responder pool answering them
- * (never waits on the network, so two nodes' initiators can never starve each other). One
- * mutex guards the streams; `changed` (a monotonic condition variable: deadlines come from
- * common/clock.h) is broadcast on every stream change.
+ * the peer or a key arrives); one I/O thread per peer link (never blocks on disk:
+ * daemon/dispatch.c); an initiator pool running key-production batches (they wait for the
+ * peer's replies) and a responder pool answering them (never waits on the network, so two
+ * nodes' initiators can never starve each other); one writer thread for the store writes a
+ * link's frames decide (daemon/pool.c). One mutex guards the streams and the pools' queues;
+ * `changed` and `replied` are monotonic condition variables (deadlines from common/clock.h):
+ * `changed` is broadcast on every stream change, `replied` on every peer reply and link event.
  */
 #ifndef HX_DAEMON_HXD_H
 #define HX_DAEMON_HXD_H
@@ -26,22 +28,11 @@
 #include "hykex/hykex.h"
 #include "peer/link.h"
 #include "proto/etsi004.h"
+#include "proto/peer.h"
 #include "proto/uri.h"
 #include "source/qkd.h"
 #include "source/qkd014.h"
 #include "store/store.h"
-
-/* Peer protocol message types (docs/peer-protocol.md). */
-enum {
-    HXP_STREAM_OPEN = 0x10,
-    HXP_STREAM_JOIN = 0x11,
-    HXP_STREAM_CLOSE = 0x12,
-    HXP_BATCH_REQ = 0x20,
-    HXP_BATCH_RESP = 0x21,
-    HXP_BATCH_FIN = 0x22,
-    HXP_BATCH_ACK = 0x23,
-    HXP_BATCH_QUERY = 0x24,
-};
 
 enum hxd_role {
     HXD_INITIATOR = 0, /* this node is the source URI's node */
@@ -114,12 +105,12 @@ struct hxd_stream {
         uint32_t count;
     } retry[4 * HXD_PIPELINE]; /* initiator: failed batches, queried or made again */
     size_t n_retry;
-    uint64_t next_get;  /* next position for a GET_KEY without index */
-    uint64_t want;      /* highest position an application waits for, + 1 */
-    unsigned inflight;  /* initiator: batches queued or running */
-    unsigned queued;    /* initiator: of those, queued jobs that have not picked a batch yet */
-    bool failing;       /* the last batch failed */
-    double retry_after; /* initiator: no new batch before this time (hxd_now); 0: none */
+    uint64_t next_get; /* next position for a GET_KEY without index */
+    uint64_t want;     /* highest position an application waits for, + 1 */
+    unsigned inflight; /* initiator: batches queued or running */
+    unsigned queued;   /* initiator: of those, queued jobs that have not picked a batch yet */
+    bool failing;      /* the last batch failed */
+    int64_t retry_at;  /* initiator: no new batch before this deadline (clock.h); 0: none */
     int fail_status;
     char fail_msg[200];
     uint64_t delivered, confirmed_batches, failed_batches;
@@ -130,10 +121,12 @@ struct hxd_stream {
     struct hxd_pending pending[HXD_PIPELINE];
 };
 
+/* A job for a pool: a batch to make (initiators), a peer message to answer (responders; ksid
+ * then names the peer) or a store write (the writer). */
 struct hxd_job {
     struct hxd_job *next;
     struct hx_uuid ksid;
-    uint8_t type;
+    uint8_t type; /* enum hx_peer_type, or enum hxd_write for the writer */
     uint8_t *msg;
     size_t len;
 };
@@ -143,6 +136,7 @@ struct hxd_pool {
     size_t n;
     struct hxd_job *head, *tail;
     pthread_cond_t wake;
+    bool closed; /* stopped: new jobs are refused (before its start they wait in the queue) */
 };
 
 /*
@@ -172,11 +166,16 @@ struct hxd {
     struct hx_qkd014 qkd014;
     pthread_mutex_t lock;
     pthread_cond_t changed;
+    /* a peer's reply or a link event, for initiator workers waiting on a deadline (monotonic:
+     * daemon/pool.c makes it at start; broadcast by daemon/dispatch.c) */
+    pthread_cond_t replied;
     struct hxd_stream *streams;
     size_t max_streams;
     int32_t *index; /* open addressing: slot + 1, 0 empty, -1 deleted */
     size_t index_mask, index_deleted;
-    struct hxd_pool initiators, responders;
+    /* initiators make batches, responders answer them, the writer (one thread, FIFO) does the
+     * store writes decided on a peer link's I/O thread (daemon/pool.c) */
+    struct hxd_pool initiators, responders, writer;
     struct hx_store *store; /* NULL: memory only (no state_dir) */
     volatile bool stopping;
     /* counters for status and tests */
@@ -196,15 +195,15 @@ void hxd_streams_tick(struct hxd *d);
 /* Queues production for a stream that needs keys (initiator side). */
 void hxd_stream_kick(struct hxd *d, struct hxd_stream *s);
 
-/* jobs (batch.c) */
+/* jobs and pools (pool.c), frames (dispatch.c); the batch protocol is daemon/batch.h */
 void hxd_pools_start(struct hxd *d, size_t n_initiators, size_t n_responders);
 void hxd_pools_stop(struct hxd *d);
 void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, size_t len);
 void hxd_on_link(void *arg, struct hx_link *l, bool up);
-/* Sends a peer message about a stream (no lock held). */
+/* Sends a peer message about a stream (no lock held). Encoders: proto/peer.h. */
 hx_err hxd_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
                 size_t len);
-/* STREAM_OPEN / STREAM_CLOSE (encoders used by the API) */
+/* STREAM_OPEN / STREAM_CLOSE / STREAM_JOIN for the API (no lock held) */
 hx_err hxd_send_open(struct hxd *d, const struct hxd_stream *s);
 hx_err hxd_send_close(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid);
 hx_err hxd_send_join(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid,
@@ -213,5 +212,11 @@ hx_err hxd_send_join(struct hxd *d, const struct hx_uuid *peer, const struct hx_
 bool hxd_qkd_is_014(const struct hxd *d);
 /* Opens the QKD stream at this node's KME (initiator: new id; responder: the initiator's). */
 hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *msg, size_t msg_len);
+
+/* The same through the writer thread (lock held; never blocks on the disk): the row is copied
+ * now and written in order with every other write queued here. Without a running writer (at
+ * shutdown) they write at once. */
+void hxd_persist_stream_later(struct hxd *d, const struct hxd_stream *s);
+void hxd_persist_drop_later(struct hxd *d, const struct hx_uuid *ksid);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * hykexd and its durable store (docs/store.md): opening it, restoring streams at start-up,
- * writing stream rows. Batches and deliveries call the store directly (batch.c, service.c).
+ * writing stream rows. Batches and deliveries call the store directly (the batch protocol
+ * (responder.c, initiator.c), service.c).
  */
 #include <errno.h>
 #include <stdio.h>

@@ -1,25 +1,50 @@
-/* Peer protocol decoders (docs/peer-protocol.md). */
+/* The peer protocol's wire format (docs/peer-protocol.md): every message's encoder and decoder. */
 #include "proto/peer.h"
 
-#include <stdbool.h>
 #include <string.h>
+
+void hx_peer_frame_header_encode(uint8_t out[HX_PEER_FRAME_HEADER], uint8_t type, uint32_t len)
+{
+    out[0] = 'H';
+    out[1] = 'X';
+    out[2] = HX_PEER_VERSION;
+    out[3] = type;
+    out[4] = (uint8_t)(len >> 24);
+    out[5] = (uint8_t)(len >> 16);
+    out[6] = (uint8_t)(len >> 8);
+    out[7] = (uint8_t)len;
+}
+
+hx_err hx_peer_frame_header_decode(const uint8_t in[HX_PEER_FRAME_HEADER], size_t max_payload,
+                                   uint8_t *type, uint32_t *len)
+{
+    uint32_t n = (uint32_t)in[4] << 24 | (uint32_t)in[5] << 16 | (uint32_t)in[6] << 8 | in[7];
+
+    if (in[0] != 'H' || in[1] != 'X' || in[2] != HX_PEER_VERSION || n > max_payload) {
+        return HX_ERR_BAD_VALUE;
+    }
+    *type = in[3];
+    *len = n;
+    return HX_OK;
+}
 
 hx_err hx_peer_frame_next(const uint8_t *buf, size_t len, size_t max_payload, uint8_t *type,
                           const uint8_t **payload, size_t *plen, size_t *consumed)
 {
     uint32_t n;
+    uint8_t t;
+    hx_err e;
 
     if (len < HX_PEER_FRAME_HEADER) {
         return HX_ERR_TRUNCATED;
     }
-    n = (uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 | (uint32_t)buf[6] << 8 | buf[7];
-    if (buf[0] != 'H' || buf[1] != 'X' || buf[2] != 1 || n > max_payload) {
-        return HX_ERR_BAD_VALUE;
+    if ((e = hx_peer_frame_header_decode(buf, max_payload, &t, &n)) != HX_OK) {
+        return e;
     }
     if (len - HX_PEER_FRAME_HEADER < n) {
         return HX_ERR_TRUNCATED;
     }
-    *type = buf[3];
+    *type = t;
     *payload = buf + HX_PEER_FRAME_HEADER;
     *plen = n;
     *consumed = HX_PEER_FRAME_HEADER + (size_t)n;
@@ -64,6 +89,22 @@ hx_err hx_peer_read_lp16(struct hx_reader *r, char *out, size_t cap)
     return HX_OK;
 }
 
+/* ---- streams ---- */
+
+hx_err hx_peer_encode_open(struct hx_writer *w, const struct hx_peer_open *m)
+{
+    hx_err e;
+
+    if ((e = hx_write_bytes(w, m->ksid.b, 16)) != HX_OK ||
+        (e = hx_peer_write_lp16(w, m->src)) != HX_OK ||
+        (e = hx_peer_write_lp16(w, m->dst)) != HX_OK || (e = hx_write_u32(w, m->chunk)) != HX_OK ||
+        (e = hx_write_u32(w, m->timeout_ms)) != HX_OK || (e = hx_write_u32(w, m->ttl_s)) != HX_OK ||
+        (e = hx_write_bytes(w, m->qkd_ksid.b, 16)) != HX_OK) {
+        return e;
+    }
+    return hx_peer_write_lp16(w, m->sae);
+}
+
 hx_err hx_peer_decode_open(const uint8_t *p, size_t len, struct hx_peer_open *out)
 {
     struct hx_reader r;
@@ -82,6 +123,17 @@ hx_err hx_peer_decode_open(const uint8_t *p, size_t len, struct hx_peer_open *ou
         return e;
     }
     return hx_reader_remaining(&r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
+}
+
+hx_err hx_peer_encode_join(struct hx_writer *w, const struct hx_peer_join *m)
+{
+    hx_err e;
+
+    if ((e = hx_write_bytes(w, m->ksid.b, 16)) != HX_OK ||
+        (e = hx_write_u32(w, m->status)) != HX_OK || (e = hx_peer_write_lp16(w, m->msg)) != HX_OK) {
+        return e;
+    }
+    return hx_peer_write_lp16(w, m->sae);
 }
 
 hx_err hx_peer_decode_join(const uint8_t *p, size_t len, struct hx_peer_join *out)
@@ -105,99 +157,282 @@ hx_err hx_peer_decode_join(const uint8_t *p, size_t len, struct hx_peer_join *ou
     return hx_reader_remaining(&r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
 }
 
-static hx_err head(struct hx_reader *r, const uint8_t *p, size_t len, bool counted,
-                   struct hx_peer_batch *out)
+hx_err hx_peer_encode_close(struct hx_writer *w, const struct hx_peer_close *m)
 {
+    return hx_write_bytes(w, m->ksid.b, 16);
+}
+
+hx_err hx_peer_decode_close(const uint8_t *p, size_t len, struct hx_peer_close *out)
+{
+    struct hx_reader r;
     hx_err e;
 
     memset(out, 0, sizeof(*out));
-    hx_reader_init(r, p, len);
-    if ((e = hx_read_bytes(r, out->ksid.b, 16)) != HX_OK ||
-        (e = hx_read_u64(r, &out->first)) != HX_OK) {
+    hx_reader_init(&r, p, len);
+    if ((e = hx_read_bytes(&r, out->ksid.b, 16)) != HX_OK) {
         return e;
     }
-    if (counted) {
-        if ((e = hx_read_u32(r, &out->count)) != HX_OK) {
+    return hx_reader_remaining(&r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
+}
+
+/* ---- batches ---- */
+
+static hx_err write_head(struct hx_writer *w, const struct hx_uuid *ksid, uint64_t first,
+                         uint32_t count)
+{
+    hx_err e;
+
+    if (count == 0 || count > HX_PEER_MAX_BATCH || first > UINT64_MAX - count) {
+        return HX_ERR_INVALID_ARG; /* the receiver would refuse it */
+    }
+    if ((e = hx_write_bytes(w, ksid->b, 16)) != HX_OK || (e = hx_write_u64(w, first)) != HX_OK) {
+        return e;
+    }
+    return hx_write_u32(w, count);
+}
+
+static hx_err read_head(struct hx_reader *r, bool counted, struct hx_uuid *ksid, uint64_t *first,
+                        uint32_t *count)
+{
+    hx_err e;
+
+    if ((e = hx_read_bytes(r, ksid->b, 16)) != HX_OK || (e = hx_read_u64(r, first)) != HX_OK) {
+        return e;
+    }
+    if (!counted) {
+        return HX_OK;
+    }
+    if ((e = hx_read_u32(r, count)) != HX_OK) {
+        return e;
+    }
+    if (*count == 0 || *count > HX_PEER_MAX_BATCH) {
+        return HX_ERR_BAD_VALUE;
+    }
+    if (*first > UINT64_MAX - *count) {
+        return HX_ERR_BAD_VALUE; /* positions must not wrap */
+    }
+    return HX_OK;
+}
+
+static hx_err at_end(const struct hx_reader *r)
+{
+    return hx_reader_remaining(r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
+}
+
+hx_err hx_peer_decode_head(uint8_t type, const uint8_t *p, size_t len, struct hx_peer_head *out)
+{
+    struct hx_reader r;
+    bool counted = type != HX_PEER_BATCH_ACK;
+    hx_err e;
+
+    memset(out, 0, sizeof(*out));
+    if (type < HX_PEER_BATCH_REQ || type > HX_PEER_BATCH_QUERY) {
+        return HX_ERR_INVALID_ARG;
+    }
+    hx_reader_init(&r, p, len);
+    if ((e = read_head(&r, counted, &out->ksid, &out->first, &out->count)) != HX_OK) {
+        return e;
+    }
+    if (type == HX_PEER_BATCH_RESP || type == HX_PEER_BATCH_FIN || type == HX_PEER_BATCH_ACK) {
+        return hx_read_u32(&r, &out->status);
+    }
+    return HX_OK;
+}
+
+static hx_err write_parts(struct hx_writer *w, const struct hx_peer_part *parts, size_t n)
+{
+    hx_err e;
+
+    if (n > HX_PEER_MAX_PARTS) {
+        return HX_ERR_INVALID_ARG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((e = hx_write_bytes(w, parts[i].p, parts[i].len)) != HX_OK) {
             return e;
         }
-        if (out->count == 0 || out->count > HX_PEER_MAX_BATCH) {
-            return HX_ERR_BAD_VALUE;
-        }
-        if (out->first > UINT64_MAX - out->count) {
-            return HX_ERR_BAD_VALUE; /* positions must not wrap */
-        }
     }
     return HX_OK;
 }
 
-static void rest(struct hx_reader *r, const uint8_t *p, size_t len, struct hx_peer_batch *out)
+hx_err hx_peer_encode_req(struct hx_writer *w, const struct hx_peer_req *m)
 {
-    out->rest_len = hx_reader_remaining(r);
-    out->rest = p + (len - out->rest_len);
-}
-
-hx_err hx_peer_decode_req(const uint8_t *p, size_t len, struct hx_peer_batch *out)
-{
-    struct hx_reader r;
     hx_err e;
 
-    if ((e = head(&r, p, len, true, out)) != HX_OK ||
-        (e = hx_read_u64(&r, &out->qkd_first)) != HX_OK) {
+    if (m->qkd_mode > HX_PEER_QKD_014 || m->key_pairs > HX_PEER_KEY_PAIRS_PER_BATCH ||
+        (m->qkd_mode == HX_PEER_QKD_014) != (m->qkd_ids != NULL)) {
+        return HX_ERR_INVALID_ARG;
+    }
+    if ((e = write_head(w, &m->ksid, m->first, m->count)) != HX_OK ||
+        (e = hx_write_u64(w, m->qkd_first)) != HX_OK ||
+        (e = hx_write_u8(w, m->qkd_mode)) != HX_OK || (e = hx_write_u8(w, m->key_pairs)) != HX_OK) {
         return e;
     }
-    rest(&r, p, len, out);
-    return HX_OK;
+    if (m->qkd_ids != NULL &&
+        (e = hx_write_bytes(w, m->qkd_ids, (size_t)m->count * HX_PEER_QKD_ID_LEN)) != HX_OK) {
+        return e;
+    }
+    return write_parts(w, m->kem, m->n_kem);
 }
 
-hx_err hx_peer_decode_resp(const uint8_t *p, size_t len, struct hx_peer_batch *out)
+hx_err hx_peer_decode_req(const uint8_t *p, size_t len, struct hx_peer_req *out)
 {
     struct hx_reader r;
     hx_err e;
 
-    if ((e = head(&r, p, len, true, out)) != HX_OK ||
+    memset(out, 0, sizeof(*out));
+    hx_reader_init(&r, p, len);
+    if ((e = read_head(&r, true, &out->ksid, &out->first, &out->count)) != HX_OK ||
+        (e = hx_read_u64(&r, &out->qkd_first)) != HX_OK ||
+        (e = hx_read_u8(&r, &out->qkd_mode)) != HX_OK ||
+        (e = hx_read_u8(&r, &out->key_pairs)) != HX_OK) {
+        return e;
+    }
+    if (out->qkd_mode > HX_PEER_QKD_014 || out->key_pairs > HX_PEER_KEY_PAIRS_PER_BATCH) {
+        return HX_ERR_BAD_VALUE;
+    }
+    if (out->qkd_mode == HX_PEER_QKD_014 &&
+        (e = hx_read_view(&r, (size_t)out->count * HX_PEER_QKD_ID_LEN, &out->qkd_ids)) != HX_OK) {
+        return e;
+    }
+    out->kem[0].len = hx_reader_remaining(&r);
+    if ((e = hx_read_view(&r, out->kem[0].len, &out->kem[0].p)) != HX_OK) {
+        return e;
+    }
+    out->n_kem = 1;
+    return HX_OK;
+}
+
+static hx_err write_signed(struct hx_writer *w, const struct hx_peer_signed *s)
+{
+    hx_err e;
+
+    if ((e = hx_write_u16(w, s->sig_len)) != HX_OK ||
+        (e = hx_write_bytes(w, s->sig, s->sig_len)) != HX_OK) {
+        return e;
+    }
+    return hx_write_bytes(w, s->tag, HX_PEER_TAG_LEN);
+}
+
+static hx_err read_signed(struct hx_reader *r, struct hx_peer_signed *s)
+{
+    hx_err e;
+
+    if ((e = hx_read_u16(r, &s->sig_len)) != HX_OK ||
+        (e = hx_read_view(r, s->sig_len, &s->sig)) != HX_OK ||
+        (e = hx_read_view(r, HX_PEER_TAG_LEN, &s->tag)) != HX_OK) {
+        return e;
+    }
+    return at_end(r);
+}
+
+hx_err hx_peer_encode_resp(struct hx_writer *w, const struct hx_peer_resp *m)
+{
+    hx_err e;
+
+    if ((e = write_head(w, &m->ksid, m->first, m->count)) != HX_OK ||
+        (e = hx_write_u32(w, m->status)) != HX_OK) {
+        return e;
+    }
+    if (m->status != HX_PEER_RESP_OK) {
+        return hx_peer_write_lp16(w, m->msg);
+    }
+    if ((e = write_parts(w, m->kem, m->n_kem)) != HX_OK) {
+        return e;
+    }
+    return write_signed(w, &m->sig);
+}
+
+hx_err hx_peer_decode_resp(const uint8_t *p, size_t len, size_t kem_len, struct hx_peer_resp *out)
+{
+    struct hx_reader r;
+    hx_err e;
+
+    memset(out, 0, sizeof(*out));
+    hx_reader_init(&r, p, len);
+    if ((e = read_head(&r, true, &out->ksid, &out->first, &out->count)) != HX_OK ||
         (e = hx_read_u32(&r, &out->status)) != HX_OK) {
         return e;
     }
-    rest(&r, p, len, out);
-    return HX_OK;
+    if (out->status != HX_PEER_RESP_OK) {
+        /* A refusal: its message is only shown, so a missing or bad one is no error. */
+        if (hx_peer_read_lp16(&r, out->msg, sizeof(out->msg)) != HX_OK) {
+            out->msg[0] = '\0';
+        }
+        return HX_OK;
+    }
+    if ((e = hx_read_view(&r, kem_len, &out->kem[0].p)) != HX_OK) {
+        return e;
+    }
+    out->kem[0].len = kem_len;
+    out->n_kem = 1;
+    return read_signed(&r, &out->sig);
 }
 
-hx_err hx_peer_decode_fin(const uint8_t *p, size_t len, struct hx_peer_batch *out)
+hx_err hx_peer_encode_fin(struct hx_writer *w, const struct hx_peer_fin *m)
 {
-    return hx_peer_decode_resp(p, len, out); /* same head: id, first, count, status */
+    hx_err e;
+
+    if ((e = write_head(w, &m->ksid, m->first, m->count)) != HX_OK ||
+        (e = hx_write_u32(w, m->status)) != HX_OK) {
+        return e;
+    }
+    return m->status == HX_PEER_FIN_COMMIT ? write_signed(w, &m->sig) : HX_OK;
 }
 
-hx_err hx_peer_decode_ack(const uint8_t *p, size_t len, struct hx_peer_batch *out)
+hx_err hx_peer_decode_fin(const uint8_t *p, size_t len, struct hx_peer_fin *out)
 {
     struct hx_reader r;
     hx_err e;
 
-    if ((e = head(&r, p, len, false, out)) != HX_OK ||
+    memset(out, 0, sizeof(*out));
+    hx_reader_init(&r, p, len);
+    if ((e = read_head(&r, true, &out->ksid, &out->first, &out->count)) != HX_OK ||
         (e = hx_read_u32(&r, &out->status)) != HX_OK) {
         return e;
     }
-    return hx_reader_remaining(&r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
+    return out->status == HX_PEER_FIN_COMMIT ? read_signed(&r, &out->sig) : at_end(&r);
 }
 
-hx_err hx_peer_decode_query(const uint8_t *p, size_t len, struct hx_peer_batch *out)
+hx_err hx_peer_encode_ack(struct hx_writer *w, const struct hx_peer_ack *m)
+{
+    hx_err e;
+
+    if ((e = hx_write_bytes(w, m->ksid.b, 16)) != HX_OK ||
+        (e = hx_write_u64(w, m->first)) != HX_OK) {
+        return e;
+    }
+    return hx_write_u32(w, m->status);
+}
+
+hx_err hx_peer_decode_ack(const uint8_t *p, size_t len, struct hx_peer_ack *out)
+{
+    struct hx_reader r;
+    uint32_t unused;
+    hx_err e;
+
+    memset(out, 0, sizeof(*out));
+    hx_reader_init(&r, p, len);
+    if ((e = read_head(&r, false, &out->ksid, &out->first, &unused)) != HX_OK ||
+        (e = hx_read_u32(&r, &out->status)) != HX_OK) {
+        return e;
+    }
+    return at_end(&r);
+}
+
+hx_err hx_peer_encode_query(struct hx_writer *w, const struct hx_peer_query *m)
+{
+    return write_head(w, &m->ksid, m->first, m->count);
+}
+
+hx_err hx_peer_decode_query(const uint8_t *p, size_t len, struct hx_peer_query *out)
 {
     struct hx_reader r;
     hx_err e;
 
-    if ((e = head(&r, p, len, true, out)) != HX_OK) {
+    memset(out, 0, sizeof(*out));
+    hx_reader_init(&r, p, len);
+    if ((e = read_head(&r, true, &out->ksid, &out->first, &out->count)) != HX_OK) {
         return e;
     }
-    return hx_reader_remaining(&r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
-}
-
-hx_err hx_peer_read_signed(struct hx_reader *r, const uint8_t **sig, uint16_t *sig_len,
-                           const uint8_t **tag)
-{
-    hx_err e;
-
-    if ((e = hx_read_u16(r, sig_len)) != HX_OK || (e = hx_read_view(r, *sig_len, sig)) != HX_OK ||
-        (e = hx_read_view(r, 32, tag)) != HX_OK) {
-        return e;
-    }
-    return hx_reader_remaining(r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
+    return at_end(&r);
 }

@@ -1,0 +1,146 @@
+/*
+ * The batch protocol inside hykexd (docs/peer-protocol.md), split by phase:
+ *
+ *   batch.c          what both ends share: a batch's state, the transcript T, combining,
+ *                    key confirmation, signatures, and the bookkeeping of committed positions
+ *   batch_source.c   where a batch's secrets come from: the QKD fetch and the KEM sources
+ *                    behind one loop (OpenSSH kexgen.c: one flow, per-method steps)
+ *   initiator.c      the initiator's per-batch protocol, driven by a phase table
+ *   responder.c      BATCH_REQ, BATCH_FIN and BATCH_QUERY at the responder
+ *   dispatch.c       frames from a peer link: stream messages, replies, jobs for the pools
+ *   pool.c           worker pools, the store writer, kicking and the periodic tick
+ *   fault.c          test-only misbehaviour (fault_none.c when HYKEX_FAULT_INJECTION is off)
+ *
+ * A batch makes keys for positions first .. first+count-1 of one stream:
+ *   initiator: QKD keys, one KEM key pair per KEM source and position  -> BATCH_REQ
+ *   responder: QKD keys, encapsulations, combine, sign T, tag           -> BATCH_RESP
+ *   initiator: verify, decapsulate, combine, check tag, sign T, tag     -> BATCH_FIN
+ *   responder: verify, commit the keys (store first)                    -> BATCH_ACK
+ *   initiator: commit the keys (store first).
+ */
+#ifndef HX_DAEMON_BATCH_H
+#define HX_DAEMON_BATCH_H
+
+#include "daemon/hxd.h"
+#include "proto/peer.h"
+
+#define HXD_RETRY_BACKOFF_MS 1000 /* after a failed batch, the stream waits this long */
+#define HXD_WAIT_REPLY_MS 15000   /* for a BATCH_RESP or BATCH_ACK */
+#define HXD_CTX_RESP "hykex/1 batch responder"
+#define HXD_CTX_INIT "hykex/1 batch initiator"
+
+/* Store writes queued to the writer thread (struct hxd_job type). */
+enum hxd_write {
+    HXD_WRITE_STREAM = 1, /* msg: a struct hxd_stream copy without its buffers */
+    HXD_WRITE_DROP,       /* ksid: the stream's rows go */
+    HXD_WRITE_JOINED,     /* as STREAM, then the initiator's stream starts producing */
+};
+
+/* One batch at one node: a copy of the stream's fixed fields and every secret of the batch. */
+struct hxd_batch {
+    struct hxd_stream s; /* owns none of the stream's buffers */
+    uint64_t first;
+    uint32_t count;
+    uint64_t qkd_first;      /* QKD index of the first position */
+    uint8_t qkd_mode;        /* enum hx_peer_qkd_mode */
+    uint8_t key_pairs;       /* enum hx_peer_key_pairs */
+    uint32_t npub;           /* KEM public keys per source: count or 1 */
+    struct hx_uuid *qkd_ids; /* ETSI 014: the key ids, count of them */
+    uint8_t *qkd;            /* count x qkd_key_bytes */
+    size_t qkd_len;
+    /* per source: public keys, then (once known) ciphertexts: the transcript's part */
+    uint8_t **kem_msg;
+    size_t kem_len[HX_URI_MAX_SOURCES];
+    size_t pub_len[HX_URI_MAX_SOURCES];
+    struct hx_kem_key **kkeys;  /* initiator: npub x n_sources key pairs, [i * n + src] */
+    struct hx_secret **secrets; /* count x n_sources, [pos * n + src]; NULL for QKD */
+    struct hx_secret **keys;    /* count combined keys */
+    uint8_t T[32];
+};
+
+/* ---- batch.c: shared by both ends ---- */
+HX_MUST_CHECK hx_err hxd_batch_init(struct hxd_batch *b, const struct hxd_stream *s, uint64_t first,
+                                    uint32_t count);
+/* Wipes every secret; a zeroed batch is fine. */
+void hxd_batch_free(struct hxd_batch *b);
+/* How this node gets QKD keys for a stream. */
+uint8_t hxd_batch_qkd_mode(const struct hxd *d, const struct hxd_stream *s);
+/* T over the stream's context and kem_msg (all zero on an internal failure: no tag matches). */
+void hxd_batch_transcript(struct hxd_batch *b);
+/* Combines every position's secrets with the stream's method into b->keys. */
+HX_MUST_CHECK hx_err hxd_batch_combine(struct hxd *d, struct hxd_batch *b);
+/* tag = HMAC(HKDF(K_1 || ... || K_count, salt = T, "hykex/1 confirm"), label) */
+HX_MUST_CHECK hx_err hxd_batch_tag(const struct hxd_batch *b, const char *label, uint8_t tag[32]);
+/* Verifies a peer's signature over T with the key of its current link's certificate. */
+HX_MUST_CHECK hx_err hxd_batch_verify_peer(struct hxd *d, const struct hx_uuid *peer,
+                                           const char *ctx, const uint8_t T[32],
+                                           const struct hx_peer_signed *sig);
+/* Sends on the peer's link; *serial (if not NULL) names the link it went on. */
+hx_err hxd_send_serial(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
+                       size_t len, uint64_t *serial);
+/* Counts and logs a failed store write (with or without d->lock). */
+void hxd_batch_store_failed(struct hxd *d, const char *what, const struct hx_uuid *ksid,
+                            uint64_t first, hx_err e);
+
+/* Committed positions (lock held for all of these). */
+void hxd_batch_mark_done(struct hxd_stream *s, uint64_t first, uint32_t count);
+bool hxd_batch_any_committed(const struct hxd_stream *s, uint64_t first, uint32_t count);
+/* Responder: the keys move into the stream (those taken are set NULL), the positions are done. */
+void hxd_batch_commit(struct hxd_stream *s, uint64_t first, uint32_t count,
+                      struct hx_secret **keys);
+/* Initiator: the keys are held prepared, never served until the responder holds them. */
+void hxd_batch_prepare(struct hxd_stream *s, struct hxd_batch *b);
+/* Initiator: the responder committed a prepared batch. */
+void hxd_batch_make_ready(struct hxd_stream *s, uint64_t first, uint32_t count);
+/* Gives positions up in memory: keys wiped, positions done. The store follows with
+ * hxd_batch_store_give_up, called without the lock. */
+void hxd_batch_give_up(struct hxd_stream *s, uint64_t first, uint32_t count);
+void hxd_batch_store_give_up(struct hxd *d, const struct hx_uuid *ksid, uint64_t first,
+                             uint32_t count);
+
+/* ---- batch_source.c: the secrets of a batch ---- */
+/* QKD keys for the batch's positions from this node's KME (nothing without a QKD source);
+ * on failure *status is the ETSI status and msg says why. */
+HX_MUST_CHECK hx_err hxd_source_fetch_qkd(struct hxd *d, struct hxd_batch *b, int *status,
+                                          char *msg, size_t msg_len);
+/* Initiator: key pairs for every KEM source; kem_msg[j] = the public keys (BATCH_REQ). */
+HX_MUST_CHECK hx_err hxd_source_keygen(struct hxd_batch *b, char *msg, size_t msg_len);
+/* Responder: encapsulates to the public keys in kem (BATCH_REQ's KEM bytes, exactly);
+ * kem_msg[j] = public keys || ciphertexts. */
+HX_MUST_CHECK hx_err hxd_source_encaps(struct hxd_batch *b, const uint8_t *kem, size_t kem_len,
+                                       char *msg, size_t msg_len);
+/* Initiator: the ciphertext bytes a BATCH_RESP carries for this batch. */
+size_t hxd_source_ct_len(const struct hxd_batch *b);
+/* Initiator: decapsulates the ciphertexts (hxd_source_ct_len bytes); kem_msg[j] = public keys
+ * || ciphertexts. */
+HX_MUST_CHECK hx_err hxd_source_decaps(struct hxd_batch *b, const uint8_t *cts, size_t cts_len,
+                                       char *msg, size_t msg_len);
+/* The parts of kem_msg after the first skip bytes of each (0: all; pub_len: ciphertexts). */
+size_t hxd_source_parts(const struct hxd_batch *b, bool cts_only, struct hx_peer_part *parts);
+
+/* ---- initiator.c / responder.c: the pools' jobs ---- */
+void hxd_initiator_run(struct hxd *d, const struct hx_uuid *ksid);
+void hxd_responder_on_req(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len);
+void hxd_responder_on_fin(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len);
+void hxd_responder_on_query(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p,
+                            size_t len);
+/* The in-flight slot of the batch starting at first (lock held), or NULL. */
+struct hxd_inflight *hxd_inflight_of(struct hxd_stream *s, uint64_t first);
+
+/* ---- pool.c ---- */
+/* Queues a job (lock held); dropped when the pool is not running. false: not queued. */
+bool hxd_pool_enqueue(struct hxd_pool *pool, const struct hx_uuid *ksid, uint8_t type,
+                      const uint8_t *msg, size_t len);
+
+/* STREAM_JOIN 0 at the initiator (lock held): the stream's row is written by the writer, then
+ * the stream is marked joined and starts producing (at once without a store). */
+void hxd_persist_joined_later(struct hxd *d, struct hxd_stream *s);
+
+/* ---- fault.c / fault_none.c: test-only misbehaviour (HYKEX_FAULT_INJECTION) ---- */
+/* Alters the BATCH_RESP or BATCH_FIN in w before it is sent (lock held); sig_len: its
+ * signature's length (the message ends with u16 length, signature, 32-byte tag). */
+void hxd_fault_alter(struct hxd *d, uint8_t type, struct hx_writer *w, size_t sig_len);
+/* true: lose this committed batch's ACK with the link (lock held). */
+bool hxd_fault_drop_ack(struct hxd *d);
+
+#endif

@@ -1,0 +1,317 @@
+/*
+ * Where a batch's secrets come from (docs/peer-protocol.md 1-2): the QKD keys from this node's
+ * KME, and the KEM sources behind one loop. Each KEM step (key generation at the initiator,
+ * encapsulation at the responder, decapsulation back at the initiator) is one small function
+ * run for every KEM source in key_sources order, as OpenSSH's kexgen.c drives its per-method
+ * files; X25519 is a KEM here (its "ciphertext" is an ephemeral public key).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "daemon/batch.h"
+
+/* ---- QKD ---- */
+
+/* ETSI 014: enc_keys at the initiator (ids into the batch), dec_keys at the responder. */
+static hx_err fetch_014(struct hxd *d, struct hxd_batch *b, int *status, char *msg, size_t msg_len)
+{
+    size_t kb = d->cfg.qkd_key_bytes;
+    hx_err e;
+
+    if (b->s.peer_sae[0] == '\0' || d->cfg.qkd_sae_id[0] == '\0') {
+        snprintf(msg, msg_len, "QKD source (014): the peer node has no SAE id");
+        *status = HYKEX_STATUS_NO_QKD_CONNECTION;
+        return HX_ERR_CONFIG;
+    }
+    if (b->s.role == HXD_INITIATOR) {
+        if ((b->qkd_ids = calloc(b->count, sizeof(*b->qkd_ids))) == NULL) {
+            return HX_ERR_NOMEM;
+        }
+        e = hx_qkd014_enc(&d->qkd014, b->s.peer_sae, b->count, kb, b->qkd, b->qkd_ids, msg,
+                          msg_len);
+    } else {
+        e = hx_qkd014_dec(&d->qkd014, b->s.peer_sae, b->qkd_ids, b->count, kb, b->qkd, msg,
+                          msg_len);
+    }
+    if (e != HX_OK) {
+        *status =
+            e == HX_ERR_NO_KEY ? HYKEX_STATUS_INSUFFICIENT_KEY : HYKEX_STATUS_NO_QKD_CONNECTION;
+        return e;
+    }
+    for (uint32_t i = 0; i < b->count; i++) {
+        uint8_t acc = 0;
+        for (size_t k = 0; k < kb; k++) {
+            acc |= b->qkd[i * kb + k];
+        }
+        if (acc == 0) {
+            snprintf(msg, msg_len, "QKD source (014): the KME returned an all-zero key");
+            *status = HYKEX_STATUS_INSUFFICIENT_KEY;
+            return HX_ERR_NO_KEY;
+        }
+    }
+    return HX_OK;
+}
+
+/* ETSI 004: GET_KEY by index, a batch on one connection where the dialect allows it. */
+static hx_err fetch_004(struct hxd *d, struct hxd_batch *b, int *status, char *msg, size_t msg_len)
+{
+    uint32_t st = 0, done = 0;
+    char kid[HX_UUID_STR_LEN + 1];
+    hx_err e;
+
+    if (b->qkd_first + b->count > UINT32_MAX) {
+        snprintf(msg, msg_len, "QKD source: position beyond the KME's index range");
+        *status = HYKEX_STATUS_INSUFFICIENT_KEY;
+        return HX_ERR_STATE;
+    }
+    e = hx_qkd_get_many(&d->qkd, &b->s.qkd_ksid, (uint32_t)b->qkd_first, b->count, b->qkd,
+                        d->cfg.qkd_key_bytes, &done, &st, msg, msg_len);
+    if (e == HX_OK && st == 0) {
+        return HX_OK;
+    }
+    hx_uuid_format(&b->s.qkd_ksid, kid);
+    hx_info("QKD key refused",
+            HX_F_STR("qkd_stream", kid) HX_F_U64("index", b->qkd_first + done)
+                HX_F_U64("status", st)
+                    HX_F_STR("role", b->s.role == HXD_INITIATOR ? "initiator" : "responder"));
+    *status = st == 2 ? HYKEX_STATUS_INSUFFICIENT_KEY : HYKEX_STATUS_NO_QKD_CONNECTION;
+    if (msg[0] == '\0') {
+        snprintf(msg, msg_len, "QKD source: status %u for index %" PRIu64, st, b->qkd_first + done);
+    }
+    return e != HX_OK ? e : HX_ERR_NO_KEY;
+}
+
+hx_err hxd_source_fetch_qkd(struct hxd *d, struct hxd_batch *b, int *status, char *msg,
+                            size_t msg_len)
+{
+    bool need = false;
+
+    for (size_t j = 0; j < b->s.uri.n_sources; j++) {
+        need |= b->s.uri.sources[j] == HX_SRC_QKD;
+    }
+    if (!need) {
+        return HX_OK;
+    }
+    b->qkd_len = d->cfg.qkd_key_bytes * b->count;
+    if ((b->qkd = hx_secure_alloc(b->qkd_len)) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    return b->qkd_mode == HX_PEER_QKD_014 ? fetch_014(d, b, status, msg, msg_len)
+                                          : fetch_004(d, b, status, msg, msg_len);
+}
+
+/* ---- KEM sources ---- */
+
+static bool is_kem(enum hx_source_kind k)
+{
+    return k != HX_SRC_QKD;
+}
+
+static enum hx_kem_alg kem_of(enum hx_source_kind k)
+{
+    switch (k) {
+    case HX_SRC_ML_KEM_512:
+        return HX_KEM_ML_KEM_512;
+    case HX_SRC_ML_KEM_768:
+        return HX_KEM_ML_KEM_768;
+    case HX_SRC_ML_KEM_1024:
+        return HX_KEM_ML_KEM_1024;
+    default:
+        return HX_KEM_X25519;
+    }
+}
+
+/* One step for KEM source j (alg, its sizes); in: the peer's bytes still to read, if any. */
+typedef hx_err (*kem_step)(struct hxd_batch *b, size_t j, enum hx_kem_alg alg,
+                           const struct hx_kem_sizes *sz, struct hx_reader *in, char *msg,
+                           size_t msg_len);
+
+/* The one KEM loop: runs step for every KEM source, in key_sources order. */
+static hx_err each_kem(struct hxd_batch *b, kem_step step, struct hx_reader *in, char *msg,
+                       size_t msg_len)
+{
+    hx_err e;
+
+    for (size_t j = 0; j < b->s.uri.n_sources; j++) {
+        struct hx_kem_sizes sz;
+        enum hx_kem_alg alg;
+        if (!is_kem(b->s.uri.sources[j])) {
+            continue;
+        }
+        alg = kem_of(b->s.uri.sources[j]);
+        hx_kem_standard_sizes(alg, &sz);
+        if ((e = step(b, j, alg, &sz, in, msg, msg_len)) != HX_OK) {
+            return e;
+        }
+    }
+    return HX_OK;
+}
+
+static hx_err keygen_step(struct hxd_batch *b, size_t j, enum hx_kem_alg alg,
+                          const struct hx_kem_sizes *sz, struct hx_reader *in, char *msg,
+                          size_t msg_len)
+{
+    size_t n = b->s.uri.n_sources, pl;
+    hx_err e;
+
+    (void)in;
+    b->pub_len[j] = b->kem_len[j] = sz->public_key * b->npub;
+    if ((b->kem_msg[j] = malloc(b->kem_len[j])) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    for (uint32_t i = 0; i < b->npub; i++) {
+        if ((e = hx_kem_keygen(alg, &b->kkeys[i * n + j], b->kem_msg[j] + i * sz->public_key,
+                               sz->public_key, &pl)) != HX_OK) {
+            snprintf(msg, msg_len, "%s key generation failed", hx_source_name(b->s.uri.sources[j]));
+            return e;
+        }
+    }
+    return HX_OK;
+}
+
+hx_err hxd_source_keygen(struct hxd_batch *b, char *msg, size_t msg_len)
+{
+    b->npub = b->key_pairs == HX_PEER_KEY_PAIRS_PER_BATCH ? 1 : b->count;
+    if ((b->kkeys = calloc((size_t)b->npub * b->s.uri.n_sources, sizeof(*b->kkeys))) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    return each_kem(b, keygen_step, NULL, msg, msg_len);
+}
+
+static hx_err encaps_step(struct hxd_batch *b, size_t j, enum hx_kem_alg alg,
+                          const struct hx_kem_sizes *sz, struct hx_reader *in, char *msg,
+                          size_t msg_len)
+{
+    size_t n = b->s.uri.n_sources, cl;
+    struct hx_kem_peer *one = NULL; /* a key per batch: imported (and checked) once */
+    const uint8_t *pubs;
+    uint8_t *cts;
+    hx_err e = HX_OK;
+
+    if (hx_read_view(in, sz->public_key * b->npub, &pubs) != HX_OK) {
+        snprintf(msg, msg_len, "BATCH_REQ too short");
+        return HX_ERR_TRUNCATED;
+    }
+    b->pub_len[j] = sz->public_key * b->npub;
+    b->kem_len[j] = b->pub_len[j] + sz->ciphertext * b->count;
+    if ((b->kem_msg[j] = malloc(b->kem_len[j])) == NULL) {
+        snprintf(msg, msg_len, "out of memory");
+        return HX_ERR_NOMEM;
+    }
+    memcpy(b->kem_msg[j], pubs, b->pub_len[j]);
+    cts = b->kem_msg[j] + b->pub_len[j];
+    if (b->npub == 1 && b->count > 1 &&
+        hx_kem_peer_import(alg, pubs, sz->public_key, &one) != HX_OK) {
+        snprintf(msg, msg_len, "%s public key of the initiator refused",
+                 hx_source_name(b->s.uri.sources[j]));
+        return HX_ERR_BAD_VALUE;
+    }
+    for (uint32_t i = 0; i < b->count && e == HX_OK; i++) {
+        e = one != NULL ? hx_kem_encaps_peer(one, cts + i * sz->ciphertext, sz->ciphertext, &cl,
+                                             &b->secrets[i * n + j])
+                        : hx_kem_encaps(alg, pubs + i * sz->public_key, sz->public_key,
+                                        cts + i * sz->ciphertext, sz->ciphertext, &cl,
+                                        &b->secrets[i * n + j]);
+    }
+    hx_kem_peer_free(one);
+    if (e != HX_OK) {
+        snprintf(msg, msg_len, "%s encapsulation refused the initiator's public key",
+                 hx_source_name(b->s.uri.sources[j]));
+    }
+    return e;
+}
+
+hx_err hxd_source_encaps(struct hxd_batch *b, const uint8_t *kem, size_t kem_len, char *msg,
+                         size_t msg_len)
+{
+    struct hx_reader r;
+    hx_err e;
+
+    b->npub = b->key_pairs == HX_PEER_KEY_PAIRS_PER_BATCH ? 1 : b->count;
+    hx_reader_init(&r, kem, kem_len);
+    if ((e = each_kem(b, encaps_step, &r, msg, msg_len)) != HX_OK) {
+        return e;
+    }
+    if (hx_reader_remaining(&r) != 0) {
+        snprintf(msg, msg_len, "BATCH_REQ has trailing bytes");
+        return HX_ERR_BAD_VALUE;
+    }
+    return HX_OK;
+}
+
+size_t hxd_source_ct_len(const struct hxd_batch *b)
+{
+    size_t total = 0;
+
+    for (size_t j = 0; j < b->s.uri.n_sources; j++) {
+        struct hx_kem_sizes sz;
+        if (is_kem(b->s.uri.sources[j])) {
+            hx_kem_standard_sizes(kem_of(b->s.uri.sources[j]), &sz);
+            total += sz.ciphertext * b->count;
+        }
+    }
+    return total;
+}
+
+static hx_err decaps_step(struct hxd_batch *b, size_t j, enum hx_kem_alg alg,
+                          const struct hx_kem_sizes *sz, struct hx_reader *in, char *msg,
+                          size_t msg_len)
+{
+    size_t n = b->s.uri.n_sources, ct_len = sz->ciphertext * b->count;
+    const uint8_t *cts;
+    uint8_t *grown;
+    hx_err e;
+
+    (void)alg;
+    if (hx_read_view(in, ct_len, &cts) != HX_OK) {
+        snprintf(msg, msg_len, "BATCH_RESP too short");
+        return HX_ERR_TRUNCATED;
+    }
+    for (uint32_t i = 0; i < b->count; i++) {
+        if ((e = hx_kem_decaps(b->kkeys[(b->npub == 1 ? 0 : i) * n + j], cts + i * sz->ciphertext,
+                               sz->ciphertext, &b->secrets[i * n + j])) != HX_OK) {
+            snprintf(msg, msg_len, "%s decapsulation failed", hx_source_name(b->s.uri.sources[j]));
+            return e;
+        }
+    }
+    /* The transcript's part for this source: public keys || ciphertexts. */
+    if ((grown = realloc(b->kem_msg[j], b->pub_len[j] + ct_len)) == NULL) {
+        snprintf(msg, msg_len, "out of memory");
+        return HX_ERR_NOMEM;
+    }
+    memcpy(grown + b->pub_len[j], cts, ct_len);
+    b->kem_msg[j] = grown;
+    b->kem_len[j] = b->pub_len[j] + ct_len;
+    return HX_OK;
+}
+
+hx_err hxd_source_decaps(struct hxd_batch *b, const uint8_t *cts, size_t cts_len, char *msg,
+                         size_t msg_len)
+{
+    struct hx_reader r;
+    hx_err e;
+
+    hx_reader_init(&r, cts, cts_len);
+    if ((e = each_kem(b, decaps_step, &r, msg, msg_len)) != HX_OK) {
+        return e;
+    }
+    return hx_reader_remaining(&r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
+}
+
+size_t hxd_source_parts(const struct hxd_batch *b, bool cts_only, struct hx_peer_part *parts)
+{
+    size_t np = 0;
+
+    for (size_t j = 0; j < b->s.uri.n_sources && np < HX_PEER_MAX_PARTS; j++) {
+        size_t skip = cts_only ? b->pub_len[j] : 0;
+        if (b->kem_msg[j] == NULL) {
+            continue;
+        }
+        parts[np].p = b->kem_msg[j] + skip;
+        parts[np++].len = b->kem_len[j] - skip;
+    }
+    return np;
+}

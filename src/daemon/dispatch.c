@@ -1,0 +1,288 @@
+/*
+ * Frames from a peer link, and the stream messages (docs/peer-protocol.md "Streams").
+ *
+ * hxd_on_frame runs on the link's I/O thread, which must never block (peer/link.h): it decodes,
+ * updates the stream under d->lock and returns. Batch requests go to the responder pool,
+ * replies wake the initiator waiting for them, and store writes go to the writer thread
+ * (pool.c): nothing here touches the disk or does heavy crypto.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "daemon/batch.h"
+
+hx_err hxd_send_open(struct hxd *d, const struct hxd_stream *s)
+{
+    struct hx_peer_open *m = calloc(1, sizeof(*m));
+    struct hx_writer w;
+    hx_err e;
+
+    if (m == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    hx_writer_init_dynamic(&w, 8192);
+    m->ksid = s->ksid;
+    snprintf(m->src, sizeof(m->src), "%s", s->src);
+    snprintf(m->dst, sizeof(m->dst), "%s", s->dst);
+    m->chunk = s->qos.key_chunk_size;
+    m->timeout_ms = s->qos.timeout_ms;
+    m->ttl_s = s->qos.ttl_s;
+    m->qkd_ksid = s->qkd_ksid;
+    snprintf(m->sae, sizeof(m->sae), "%s", d->cfg.qkd_sae_id);
+    if ((e = hx_peer_encode_open(&w, m)) == HX_OK) {
+        e = hxd_send(d, &s->peer, HX_PEER_STREAM_OPEN, w.data, w.len);
+    }
+    hx_writer_wipe(&w);
+    free(m);
+    return e;
+}
+
+hx_err hxd_send_close(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid)
+{
+    struct hx_peer_close m = {.ksid = *ksid};
+    uint8_t buf[16];
+    struct hx_writer w;
+    hx_err e;
+
+    hx_writer_init_fixed(&w, buf, sizeof(buf));
+    if ((e = hx_peer_encode_close(&w, &m)) != HX_OK) {
+        return e;
+    }
+    return hxd_send(d, peer, HX_PEER_STREAM_CLOSE, buf, w.len);
+}
+
+hx_err hxd_send_join(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid,
+                     uint32_t status, const char *msg)
+{
+    struct hx_peer_join m;
+    uint8_t buf[16 + 4 + 2 + HX_PEER_MAX_MSG + 2 + HX_PEER_MAX_SAE];
+    struct hx_writer w;
+
+    memset(&m, 0, sizeof(m));
+    m.ksid = *ksid;
+    m.status = status;
+    snprintf(m.msg, sizeof(m.msg), "%s", msg != NULL ? msg : "");
+    snprintf(m.sae, sizeof(m.sae), "%s", d->cfg.qkd_sae_id);
+    hx_writer_init_fixed(&w, buf, sizeof(buf));
+    if (hx_peer_encode_join(&w, &m) != HX_OK) {
+        return HX_ERR_NOSPACE;
+    }
+    return hxd_send(d, peer, HX_PEER_STREAM_JOIN, buf, w.len);
+}
+
+bool hxd_qkd_is_014(const struct hxd *d)
+{
+    return d->cfg.qkd_protocol == HXD_QKD_014;
+}
+
+hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *msg, size_t msg_len)
+{
+    char src[300], dst[300], self[HX_UUID_STR_LEN + 1], peer[HX_UUID_STR_LEN + 1];
+    const struct hx_uuid *a, *b;
+    struct hx_uuid id;
+    uint32_t st = 0;
+    hx_err e;
+
+    /* Both ends name the link the same way: initiator's node first. */
+    a = copy->role == HXD_INITIATOR ? &d->cfg.uuid : &copy->peer;
+    b = copy->role == HXD_INITIATOR ? &copy->peer : &d->cfg.uuid;
+    hx_uuid_format(a, self);
+    hx_uuid_format(b, peer);
+    snprintf(src, sizeof(src), "qkd://%s@%s", d->cfg.qkd_application, self);
+    snprintf(dst, sizeof(dst), "qkd://%s@%s", d->cfg.qkd_application, peer);
+    memset(&id, 0, sizeof(id));
+    if (copy->role == HXD_RESPONDER && d->cfg.qkd_join != HXD_JOIN_SAME_URIS) {
+        id = copy->qkd_ksid; /* ETSI: the peer joins with the initiator's stream id */
+    }
+    e = hx_qkd_open(&d->qkd, src, dst, d->cfg.qkd_key_bytes, 0, &id, &st, msg, msg_len);
+    if (e != HX_OK) {
+        *status = HYKEX_STATUS_NO_QKD_CONNECTION;
+        return e;
+    }
+    if (st > 1) {
+        *status = st == 7 ? HYKEX_STATUS_QOS_NOT_MET : HYKEX_STATUS_NO_QKD_CONNECTION;
+        return HX_ERR_STATE;
+    }
+    if (copy->role == HXD_RESPONDER && d->cfg.qkd_join != HXD_JOIN_SAME_URIS &&
+        !hx_uuid_equal(&id, &copy->qkd_ksid)) {
+        snprintf(msg, msg_len, "QKD source: the KME did not join the initiator's QKD stream");
+        *status = HYKEX_STATUS_NO_QKD_CONNECTION;
+        return HX_ERR_STATE;
+    }
+    copy->qkd_ksid = id;
+    *status = 0;
+    return HX_OK;
+}
+
+/* STREAM_OPEN: the initiator's application opened a stream whose destination is this node. */
+static void on_stream_open(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len)
+{
+    struct hx_peer_open *m = malloc(sizeof(*m));
+    struct hx_uuid ksid = {{0}};
+    struct hx_uri src_uri, dst_uri;
+    char why[200];
+    struct hxd_stream *s;
+
+    if (m == NULL) {
+        return;
+    }
+    if (hx_peer_decode_open(p, len, m) != HX_OK ||
+        hx_uri_parse(m->src, &src_uri, why, sizeof(why)) != HX_OK ||
+        hx_uri_parse(m->dst, &dst_uri, why, sizeof(why)) != HX_OK ||
+        !hx_uuid_equal(&src_uri.node, peer) || !hx_uuid_equal(&dst_uri.node, &d->cfg.uuid) ||
+        m->chunk == 0 || m->chunk > d->cfg.max_key_chunk) {
+        memcpy(ksid.b, p, 16); /* hxd_on_frame passes >= 16 bytes: refuse under its id */
+        hx_warn("malformed or misdirected STREAM_OPEN from a peer", HX_NOFIELDS);
+        hx_ignore(hxd_send_join(d, peer, &ksid, HYKEX_STATUS_NO_QKD_CONNECTION,
+                                "STREAM_OPEN refused by the responder"));
+        free(m);
+        return;
+    }
+    ksid = m->ksid;
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, &ksid)) != NULL || (s = hxd_stream_new(d, &ksid)) == NULL) {
+        pthread_mutex_unlock(&d->lock);
+        hx_ignore(hxd_send_join(d, peer, &ksid, HYKEX_STATUS_KSID_IN_USE,
+                                "key stream id in use at the responder, or too many streams"));
+        free(m);
+        return;
+    }
+    s->role = HXD_RESPONDER;
+    s->peer = *peer;
+    memcpy(s->src, m->src, sizeof(s->src));
+    memcpy(s->dst, m->dst, sizeof(s->dst));
+    s->uri = src_uri;
+    s->qos.key_chunk_size = m->chunk;
+    s->qos.timeout_ms = m->timeout_ms;
+    s->qos.ttl_s = m->ttl_s;
+    s->qkd_ksid = m->qkd_ksid;
+    memcpy(s->peer_sae, m->sae, sizeof(s->peer_sae));
+    s->opened_at = hx_walltime(); /* the TTL counts from it, across restarts */
+    s->announced = true;
+    pthread_cond_broadcast(&d->changed);
+    pthread_mutex_unlock(&d->lock);
+    free(m);
+}
+
+/* STREAM_JOIN at the initiator (lock held). */
+static void on_join(struct hxd *d, struct hxd_stream *s, const uint8_t *p, size_t len)
+{
+    struct hx_peer_join *m = malloc(sizeof(*m));
+
+    if (m == NULL || s->role != HXD_INITIATOR || hx_peer_decode_join(p, len, m) != HX_OK) {
+        free(m);
+        return;
+    }
+    memcpy(s->peer_sae, m->sae, sizeof(s->peer_sae));
+    if (m->status == HYKEX_STATUS_SUCCESS) {
+        /* Established at both nodes: from now on it survives restarts. The row is written
+         * by the writer thread, which then lets the stream produce (its batches find it). */
+        hxd_persist_joined_later(d, s);
+    } else {
+        s->failing = true;
+        s->fail_status = m->status <= HYKEX_STATUS_METADATA_TOO_SMALL
+                             ? (int)m->status
+                             : HYKEX_STATUS_NO_QKD_CONNECTION;
+        /* the peer's message, cut to what fail_msg holds */
+        snprintf(s->fail_msg, sizeof(s->fail_msg), "peer node: %.180s",
+                 m->msg[0] != '\0' ? m->msg : "refused the stream");
+    }
+    free(m);
+}
+
+/* BATCH_RESP / BATCH_ACK at the initiator (lock held): the reply for the waiting worker. */
+static void on_reply(struct hxd_stream *s, uint8_t type, const uint8_t *p, size_t len)
+{
+    struct hx_peer_head h;
+    struct hx_peer_ack a;
+    struct hxd_inflight *f;
+
+    if (s->role != HXD_INITIATOR) {
+        return;
+    }
+    if (type == HX_PEER_BATCH_RESP) {
+        /* The head only: the worker decodes the body, knowing the stream's sources. */
+        if (hx_peer_decode_head(type, p, len, &h) != HX_OK ||
+            (f = hxd_inflight_of(s, h.first)) == NULL) {
+            return;
+        }
+        free(f->resp);
+        if ((f->resp = malloc(len)) != NULL) {
+            memcpy(f->resp, p, len);
+            f->resp_len = len;
+            f->resp_ready = true;
+        }
+        return;
+    }
+    if (hx_peer_decode_ack(p, len, &a) != HX_OK || (f = hxd_inflight_of(s, a.first)) == NULL) {
+        return;
+    }
+    /* Only after this attempt's FIN or QUERY: an ACK left over from an earlier attempt of the
+     * same positions (an abort's) must not answer this one. */
+    if (f->want_ack) {
+        f->ack_status = a.status > 0x7fffffffu ? HX_PEER_ACK_NOT_COMMITTED : (int)a.status;
+    }
+}
+
+void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, size_t len)
+{
+    struct hxd *d = arg;
+    const struct hx_uuid *peer = hx_link_peer(l);
+    struct hx_uuid ksid;
+    struct hxd_stream *s;
+
+    if (len < 16) {
+        return;
+    }
+    memcpy(ksid.b, p, 16); /* every stream and batch message starts with the stream id */
+    switch (type) {
+    case HX_PEER_STREAM_OPEN:
+        on_stream_open(d, peer, p, len);
+        return;
+    case HX_PEER_BATCH_REQ:
+    case HX_PEER_BATCH_FIN:
+    case HX_PEER_BATCH_QUERY:
+        pthread_mutex_lock(&d->lock);
+        /* the job's ksid field holds the peer */
+        (void)hxd_pool_enqueue(&d->responders, peer, type, p, len);
+        pthread_mutex_unlock(&d->lock);
+        return;
+    default:
+        break;
+    }
+    pthread_mutex_lock(&d->lock);
+    s = hxd_stream_find(d, &ksid);
+    if (s != NULL && hx_uuid_equal(&s->peer, peer)) {
+        struct hx_peer_close c;
+        if (type == HX_PEER_STREAM_JOIN) {
+            on_join(d, s, p, len);
+        } else if (type == HX_PEER_STREAM_CLOSE && hx_peer_decode_close(p, len, &c) == HX_OK) {
+            s->peer_closed = true;
+            if (!s->app_open) {
+                hxd_persist_drop_later(d, &s->ksid);
+                hxd_stream_drop(d, s);
+            } else {
+                hxd_persist_stream_later(d, s);
+            }
+        } else if (type == HX_PEER_BATCH_RESP || type == HX_PEER_BATCH_ACK) {
+            on_reply(s, type, p, len);
+        }
+    }
+    pthread_cond_broadcast(&d->changed);
+    pthread_cond_broadcast(&d->replied);
+    pthread_mutex_unlock(&d->lock);
+}
+
+void hxd_on_link(void *arg, struct hx_link *l, bool up)
+{
+    struct hxd *d = arg;
+
+    (void)l;
+    (void)up;
+    pthread_mutex_lock(&d->lock);
+    pthread_cond_broadcast(&d->changed);
+    pthread_cond_broadcast(&d->replied); /* waiting initiators notice a lost link at once */
+    pthread_mutex_unlock(&d->lock);
+}

@@ -1,0 +1,558 @@
+/*
+ * The initiator's side of a batch (docs/peer-protocol.md "Batches"), run by an initiator pool
+ * worker per batch and driven by a phase table (s2n tls/s2n_handshake_io.c keeps its
+ * handshake in a state_machine[] the same way): each phase does one step and names the next.
+ *
+ *   PICK -> REQUEST -> WAIT_RESP -> CHECK_RESP -> FINISH -> WAIT_ACK -> SETTLE -> DONE
+ *   PICK -> QUERY -> SETTLE           (a prepared batch whose ACK never came)
+ *   CHECK_RESP, FINISH -> ABORT -> FAIL -> DONE;   any phase -> FAIL -> DONE
+ *
+ * No worker ever sleeps out a back-off: FAIL marks the stream and hxd_streams_tick resumes it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "daemon/batch.h"
+
+enum phase {
+    PH_PICK,       /* take a batch: new positions, a retry, or a query */
+    PH_QUERY,      /* BATCH_QUERY about a prepared batch, wait for its ACK */
+    PH_REQUEST,    /* QKD keys, KEM key pairs -> BATCH_REQ */
+    PH_WAIT_RESP,  /* for BATCH_RESP */
+    PH_CHECK_RESP, /* decapsulate, verify the signature, combine, check the tag */
+    PH_FINISH,     /* sign, store prepared -> BATCH_FIN */
+    PH_WAIT_ACK,   /* for BATCH_ACK */
+    PH_SETTLE,     /* the ACK's answer: keys ready, or made again */
+    PH_ABORT,      /* BATCH_FIN abort, then FAIL */
+    PH_FAIL,       /* report, back off, retry the positions */
+    PH_DONE,
+};
+
+/* One batch being made. */
+struct run {
+    struct hxd *d;
+    struct hx_uuid ksid;
+    struct hxd_batch b;
+    uint64_t first;
+    uint32_t count;
+    uint64_t serial; /* the link BATCH_REQ went on: a new link lost the replies */
+    uint8_t *resp;   /* BATCH_RESP, taken from the in-flight slot */
+    size_t resp_len;
+    int ack;            /* BATCH_ACK status; -1: none */
+    bool querying;      /* settling after a BATCH_QUERY, not a BATCH_FIN */
+    struct hx_writer w; /* the message being sent */
+    int status;         /* ETSI status for the application when the batch fails */
+    char msg[200];
+};
+
+struct hxd_inflight *hxd_inflight_of(struct hxd_stream *s, uint64_t first)
+{
+    for (size_t i = 0; i < HXD_PIPELINE; i++) {
+        if (s->fl[i].used && s->fl[i].first == first) {
+            return &s->fl[i];
+        }
+    }
+    return NULL;
+}
+
+/* Records a failed batch; false when the stream is closed or gone (nobody waits for it). */
+static bool fail_stream(struct hxd *d, const struct hx_uuid *ksid, int status, const char *msg)
+{
+    struct hxd_stream *s;
+    char id[HX_UUID_STR_LEN + 1];
+
+    hx_uuid_format(ksid, id);
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, ksid)) == NULL || s->peer_closed) {
+        /* The stream closed under a running batch: nothing failed that anyone waits for. */
+        pthread_mutex_unlock(&d->lock);
+        hx_debug("batch ended by a close", HX_F_STR("stream", id) HX_F_STR("reason", msg));
+        return false;
+    }
+    hx_warn("key production failed",
+            HX_F_STR("stream", id) HX_F_I64("status", status) HX_F_STR("reason", msg));
+    s->failing = true;
+    s->fail_status = status;
+    snprintf(s->fail_msg, sizeof(s->fail_msg), "%s", msg);
+    s->failed_batches++;
+    d->batches_failed++;
+    pthread_cond_broadcast(&d->changed);
+    pthread_mutex_unlock(&d->lock);
+    return true;
+}
+
+/* Waits for the peer's reply to the batch at first (lock held); NULL on timeout or close. */
+static struct hxd_inflight *wait_reply(struct hxd *d, const struct hx_uuid *ksid, uint64_t first,
+                                       bool ack, uint64_t serial)
+{
+    int64_t deadline = hx_deadline_in_ms(HXD_WAIT_REPLY_MS);
+
+    for (;;) {
+        struct hxd_stream *s = hxd_stream_find(d, ksid);
+        struct hxd_inflight *f = s != NULL ? hxd_inflight_of(s, first) : NULL;
+        struct hx_link *l;
+        bool same;
+        /* After STREAM_CLOSE an ACK may still come (the responder queues it first). */
+        if (f == NULL || d->stopping || (!ack && s->peer_closed)) {
+            return NULL;
+        }
+        if (ack ? f->ack_status >= 0 : f->resp_ready) {
+            return f;
+        }
+        /* A link gone (even if already made again) lost the reply: fail now, not at the
+         * timeout; the retry sorts out what the responder had committed. */
+        l = hx_links_get(d->links, &s->peer);
+        same = l != NULL && hx_link_serial(l) == serial;
+        hx_link_put(l);
+        if (!same || hx_deadline_passed(deadline)) {
+            return NULL;
+        }
+        /* Woken by every reply; the 200 ms bound notices a lost link without one. */
+        hx_cond_wait_until(&d->replied, &d->lock,
+                           hx_deadline_min(deadline, hx_deadline_in_ms(200)));
+    }
+}
+
+/* A batch ended at the initiator (lock held): frees its slot; a failed one is made again (or,
+ * when its keys are prepared here, the responder is asked whether it committed them). */
+static void batch_done(struct hxd *d, struct hxd_stream *s, uint64_t first, uint32_t count, bool ok)
+{
+    struct hxd_inflight *f = hxd_inflight_of(s, first);
+    bool listed;
+
+    if (f != NULL) {
+        free(f->resp);
+        memset(f, 0, sizeof(*f));
+    }
+    if (s->inflight > 0) {
+        s->inflight--;
+    }
+    /* The retry list is a set: two attempts of the same positions at once would take each
+     * other's replies (they are matched by first position). */
+    listed = hxd_inflight_of(s, first) != NULL;
+    for (size_t i = 0; i < s->n_retry && !listed; i++) {
+        listed = s->retry[i].first == first;
+    }
+    if (!ok && !listed && !s->peer_closed && s->n_retry < sizeof(s->retry) / sizeof(s->retry[0])) {
+        s->retry[s->n_retry].first = first;
+        s->retry[s->n_retry++].count = count;
+    }
+    hxd_stream_kick(d, s);
+}
+
+/*
+ * The responder answered whether it committed a prepared batch. Committed: the keys become
+ * ready here (durably first, outside the lock). Not committed: they are wiped here too, and
+ * the positions made again (the responder dropped its pending state before answering).
+ */
+static bool settle(struct hxd *d, const struct hx_uuid *ksid, uint64_t first, uint32_t count,
+                   bool committed)
+{
+    struct hxd_stream *s;
+    bool done = false;
+    hx_err e = HX_OK;
+
+    if (d->store != NULL) {
+        e = committed ? hx_store_ready_batch(d->store, ksid, first, count)
+                      : hx_store_discard_batch(d->store, ksid, first, count);
+        if (e != HX_OK && e != HX_ERR_NOT_FOUND) {
+            hxd_batch_store_failed(d, "store: settling a batch failed", ksid, first, e);
+        }
+    }
+    pthread_mutex_lock(&d->lock);
+    /* On a store error memory follows the store: still prepared, asked again later. */
+    if ((s = hxd_stream_find(d, ksid)) != NULL && e == HX_OK) {
+        if (committed) {
+            hxd_batch_make_ready(s, first, count);
+            d->batches_ok++;
+            batch_done(d, s, first, count, true);
+            done = true;
+        } else {
+            hxd_stream_discard_range(s, first, count);
+        }
+        pthread_cond_broadcast(&d->changed);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return done;
+}
+
+/* Marks the free slot f for the batch at first (lock held). */
+static void slot_start(struct hxd_inflight *f, uint64_t first, bool want_ack)
+{
+    f->used = true;
+    f->first = first;
+    f->resp_ready = false;
+    f->want_ack = want_ack; /* a query's answer is an ACK; a batch's only after its FIN */
+    f->ack_status = -1;
+}
+
+static enum phase pick(struct run *r)
+{
+    struct hxd *d = r->d;
+    struct hxd_inflight *f = NULL;
+    struct hxd_stream *s;
+    uint64_t qkd_first;
+    hx_err e;
+
+    pthread_mutex_lock(&d->lock);
+    s = hxd_stream_find(d, &r->ksid);
+    if (s != NULL && s->queued > 0) {
+        s->queued--;
+    }
+    for (size_t i = 0; s != NULL && i < HXD_PIPELINE && f == NULL; i++) {
+        f = s->fl[i].used ? NULL : &s->fl[i];
+    }
+    if (s == NULL || s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed || f == NULL) {
+        if (s != NULL && s->inflight > 0) {
+            s->inflight--;
+        }
+        pthread_mutex_unlock(&d->lock);
+        return PH_DONE;
+    }
+    r->count = d->cfg.batch_size;
+    if (s->n_retry > 0) {
+        /* Oldest failure first: an application waits for the lowest positions. */
+        r->first = s->retry[0].first;
+        r->count = s->retry[0].count;
+        memmove(&s->retry[0], &s->retry[1], --s->n_retry * sizeof(s->retry[0]));
+        if (hxd_inflight_of(s, r->first) != NULL) { /* already being made again: not twice */
+            s->inflight--;
+            pthread_mutex_unlock(&d->lock);
+            return PH_DONE;
+        }
+        if (hxd_stream_has_prepared(s, r->first)) {
+            slot_start(f, r->first, true);
+            pthread_mutex_unlock(&d->lock);
+            return PH_QUERY;
+        }
+    } else {
+        r->first = s->next_first;
+        s->next_first += r->count;
+    }
+    qkd_first = s->qkd_next;
+    s->qkd_next += r->count; /* spent whatever happens: a KME hands out each index once */
+    slot_start(f, r->first, false);
+    e = hxd_batch_init(&r->b, s, r->first, r->count);
+    r->b.qkd_first = qkd_first;
+    r->b.qkd_mode = hxd_batch_qkd_mode(d, s);
+    r->b.key_pairs = (uint8_t)d->cfg.kem_key_pairs;
+    pthread_mutex_unlock(&d->lock);
+    if (e != HX_OK) {
+        snprintf(r->msg, sizeof(r->msg), "out of memory");
+        return PH_FAIL;
+    }
+    return PH_REQUEST;
+}
+
+static enum phase query(struct run *r)
+{
+    struct hxd *d = r->d;
+    struct hx_peer_query m = {.ksid = r->ksid, .first = r->first, .count = r->count};
+    struct hxd_inflight *f;
+    struct hxd_stream *s;
+    struct hx_uuid peer;
+    char id[HX_UUID_STR_LEN + 1];
+
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, &r->ksid)) == NULL) {
+        pthread_mutex_unlock(&d->lock);
+        return PH_DONE;
+    }
+    peer = s->peer;
+    pthread_mutex_unlock(&d->lock);
+    if (hx_peer_encode_query(&r->w, &m) == HX_OK &&
+        hxd_send_serial(d, &peer, HX_PEER_BATCH_QUERY, r->w.data, r->w.len, &r->serial) == HX_OK) {
+        pthread_mutex_lock(&d->lock);
+        if ((f = wait_reply(d, &r->ksid, r->first, true, r->serial)) != NULL) {
+            r->ack = f->ack_status;
+        }
+        pthread_mutex_unlock(&d->lock);
+    }
+    if (r->ack < 0) {
+        snprintf(r->msg, sizeof(r->msg), "peer node unreachable while settling a batch");
+        return PH_FAIL;
+    }
+    hx_uuid_format(&r->ksid, id);
+    hx_info("prepared batch settled with the responder",
+            HX_F_STR("stream", id) HX_F_U64("first", r->first)
+                HX_F_STR("outcome", r->ack == HX_PEER_ACK_COMMITTED ? "committed" : "made again"));
+    r->querying = true;
+    return PH_SETTLE;
+}
+
+static enum phase request(struct run *r)
+{
+    struct hxd *d = r->d;
+    struct hx_peer_req m;
+
+    if (hxd_source_fetch_qkd(d, &r->b, &r->status, r->msg, sizeof(r->msg)) != HX_OK ||
+        hxd_source_keygen(&r->b, r->msg, sizeof(r->msg)) != HX_OK) {
+        return PH_FAIL;
+    }
+    memset(&m, 0, sizeof(m));
+    m.ksid = r->ksid;
+    m.first = r->first;
+    m.count = r->count;
+    m.qkd_first = r->b.qkd_first;
+    m.qkd_mode = r->b.qkd_mode;
+    m.key_pairs = r->b.key_pairs;
+    m.qkd_ids = (const uint8_t *)r->b.qkd_ids;
+    m.n_kem = hxd_source_parts(&r->b, false, m.kem);
+    if (hx_peer_encode_req(&r->w, &m) != HX_OK) {
+        return PH_FAIL;
+    }
+    if (hxd_send_serial(d, &r->b.s.peer, HX_PEER_BATCH_REQ, r->w.data, r->w.len, &r->serial) !=
+        HX_OK) {
+        snprintf(r->msg, sizeof(r->msg), "peer node unreachable (link down)");
+        return PH_FAIL;
+    }
+    return PH_WAIT_RESP;
+}
+
+static enum phase wait_resp(struct run *r)
+{
+    struct hxd *d = r->d;
+    struct hxd_inflight *f;
+
+    pthread_mutex_lock(&d->lock);
+    if ((f = wait_reply(d, &r->ksid, r->first, false, r->serial)) == NULL) {
+        pthread_mutex_unlock(&d->lock);
+        snprintf(r->msg, sizeof(r->msg), "peer node did not answer the key batch");
+        return PH_FAIL;
+    }
+    r->resp = f->resp;
+    r->resp_len = f->resp_len;
+    f->resp = NULL;
+    pthread_mutex_unlock(&d->lock);
+    return PH_CHECK_RESP;
+}
+
+/* BATCH_RESP "positions lost": the responder had committed them; both nodes give them up. */
+static enum phase positions_lost(struct run *r)
+{
+    struct hxd *d = r->d;
+    struct hxd_stream *s;
+
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, &r->ksid)) != NULL) {
+        hxd_batch_give_up(s, r->first, r->count);
+        batch_done(d, s, r->first, r->count, true);
+        pthread_cond_broadcast(&d->changed);
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (s != NULL) {
+        hxd_batch_store_give_up(d, &r->ksid, r->first, r->count);
+    }
+    return PH_DONE;
+}
+
+static enum phase check_resp(struct run *r)
+{
+    struct hxd *d = r->d;
+    struct hx_peer_resp m;
+    uint8_t tag[HX_PEER_TAG_LEN];
+    hx_err e;
+
+    if (hx_peer_decode_resp(r->resp, r->resp_len, hxd_source_ct_len(&r->b), &m) != HX_OK ||
+        m.first != r->first || m.count != r->count) {
+        snprintf(r->msg, sizeof(r->msg), "malformed BATCH_RESP from the peer");
+        return PH_FAIL;
+    }
+    if (m.status == HX_PEER_RESP_POSITIONS_LOST) {
+        return positions_lost(r);
+    }
+    if (m.status != HX_PEER_RESP_OK) {
+        /* The peer's ETSI status reaches our application: only a valid one. */
+        r->status = m.status <= HYKEX_STATUS_METADATA_TOO_SMALL ? (int)m.status
+                                                                : HYKEX_STATUS_NO_QKD_CONNECTION;
+        if (m.msg[0] != '\0') {
+            snprintf(r->msg, sizeof(r->msg), "%s", m.msg);
+        } else {
+            snprintf(r->msg, sizeof(r->msg), "peer node failed the batch (status %u)", m.status);
+        }
+        return PH_FAIL;
+    }
+    if (hxd_source_decaps(&r->b, m.kem[0].p, m.kem[0].len, r->msg, sizeof(r->msg)) != HX_OK) {
+        return PH_FAIL;
+    }
+    hxd_batch_transcript(&r->b);
+    if ((e = hxd_batch_verify_peer(d, &r->b.s.peer, HXD_CTX_RESP, r->b.T, &m.sig)) != HX_OK) {
+        snprintf(r->msg, sizeof(r->msg), "%s",
+                 e == HX_ERR_IO_CLOSED ? "peer link went down during the batch"
+                                       : "peer's batch signature does not verify");
+        return PH_ABORT;
+    }
+    if ((e = hxd_batch_combine(d, &r->b)) != HX_OK ||
+        (e = hxd_batch_tag(&r->b, "responder", tag)) != HX_OK) {
+        snprintf(r->msg, sizeof(r->msg), "combining the batch failed: %s", hx_strerror(e));
+        return PH_ABORT;
+    }
+    if (!hx_ct_equal(tag, m.sig.tag, HX_PEER_TAG_LEN)) {
+        pthread_mutex_lock(&d->lock);
+        d->confirm_mismatch++;
+        pthread_mutex_unlock(&d->lock);
+        snprintf(r->msg, sizeof(r->msg),
+                 "key confirmation failed: the nodes derived different keys");
+        return PH_ABORT;
+    }
+    return PH_FINISH;
+}
+
+static enum phase finish(struct run *r)
+{
+    struct hxd *d = r->d;
+    struct hx_peer_fin m = {.ksid = r->ksid, .first = r->first, .count = r->count};
+    uint8_t tag[HX_PEER_TAG_LEN], sig[HX_SIG_MAX_SIGNATURE];
+    struct hxd_inflight *f;
+    struct hxd_stream *s;
+    size_t sig_len = 0;
+    hx_err e;
+
+    /* Our signature and tag (the tag is derived from the keys: before they move). */
+    hx_writer_reset(&r->w);
+    m.status = HX_PEER_FIN_COMMIT;
+    m.sig.sig = sig;
+    m.sig.tag = tag;
+    if (hx_sig_sign(d->sig_key, (const uint8_t *)HXD_CTX_INIT, strlen(HXD_CTX_INIT), r->b.T,
+                    sizeof(r->b.T), sig, sizeof(sig), &sig_len) != HX_OK ||
+        sig_len > UINT16_MAX || hxd_batch_tag(&r->b, "initiator", tag) != HX_OK) {
+        snprintf(r->msg, sizeof(r->msg), "signing BATCH_FIN failed");
+        return PH_ABORT;
+    }
+    m.sig.sig_len = (uint16_t)sig_len;
+    if (hx_peer_encode_fin(&r->w, &m) != HX_OK) {
+        snprintf(r->msg, sizeof(r->msg), "signing BATCH_FIN failed");
+        return PH_ABORT;
+    }
+    /* Prepared: durable here before the responder may commit (and serve) these positions. */
+    if (d->store != NULL &&
+        (e = hx_store_put_batch(d->store, &r->ksid, r->first, r->count, r->b.keys,
+                                HX_STORE_PREPARED, r->b.qkd_first + r->count)) != HX_OK) {
+        if (e != HX_ERR_NOT_FOUND) { /* not found: the stream was closed meanwhile */
+            hxd_batch_store_failed(d, "store: preparing a batch failed", &r->ksid, r->first, e);
+        }
+        snprintf(r->msg, sizeof(r->msg), "the node's key store failed: %s", hx_strerror(e));
+        return PH_ABORT;
+    }
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, &r->ksid)) == NULL) {
+        pthread_mutex_unlock(&d->lock);
+        return PH_DONE; /* closed: its rows went with it */
+    }
+    hxd_batch_prepare(s, &r->b);
+    if ((f = hxd_inflight_of(s, r->first)) != NULL) {
+        f->want_ack = true; /* before the FIN leaves: its ACK may come at once */
+    }
+    hxd_fault_alter(d, HX_PEER_BATCH_FIN, &r->w, sig_len);
+    pthread_mutex_unlock(&d->lock);
+    if (hxd_send(d, &r->b.s.peer, HX_PEER_BATCH_FIN, r->w.data, r->w.len) != HX_OK) {
+        snprintf(r->msg, sizeof(r->msg), "sending BATCH_FIN failed");
+        return PH_FAIL; /* prepared: the retry asks the responder */
+    }
+    return PH_WAIT_ACK;
+}
+
+static enum phase wait_ack(struct run *r)
+{
+    struct hxd *d = r->d;
+    struct hxd_inflight *f;
+
+    pthread_mutex_lock(&d->lock);
+    if ((f = wait_reply(d, &r->ksid, r->first, true, r->serial)) == NULL) {
+        /* No answer: the keys stay prepared, and the retry asks the responder. */
+        pthread_mutex_unlock(&d->lock);
+        snprintf(r->msg, sizeof(r->msg), "peer node did not confirm the batch");
+        return PH_FAIL;
+    }
+    r->ack = f->ack_status;
+    pthread_mutex_unlock(&d->lock);
+    return PH_SETTLE;
+}
+
+static enum phase settle_phase(struct run *r)
+{
+    struct hxd *d = r->d;
+    struct hxd_stream *s;
+
+    if (settle(d, &r->ksid, r->first, r->count, r->ack == HX_PEER_ACK_COMMITTED)) {
+        return PH_DONE;
+    }
+    if (!r->querying) {
+        snprintf(r->msg, sizeof(r->msg), "peer node did not commit the batch");
+        return PH_FAIL;
+    }
+    pthread_mutex_lock(&d->lock);
+    s = hxd_stream_find(d, &r->ksid);
+    if (s != NULL && !hxd_stream_has_prepared(s, r->first)) {
+        batch_done(d, s, r->first, r->count, false); /* made again at once */
+        pthread_mutex_unlock(&d->lock);
+        return PH_DONE;
+    }
+    pthread_mutex_unlock(&d->lock);
+    /* The store failed: ask again after the back-off. */
+    snprintf(r->msg, sizeof(r->msg), "peer node unreachable while settling a batch");
+    return PH_FAIL;
+}
+
+static enum phase abort_batch(struct run *r)
+{
+    struct hx_peer_fin m = {
+        .ksid = r->ksid, .first = r->first, .count = r->count, .status = HX_PEER_FIN_ABORT};
+
+    hx_writer_reset(&r->w);
+    if (hx_peer_encode_fin(&r->w, &m) == HX_OK) {
+        hx_ignore(hxd_send(r->d, &r->b.s.peer, HX_PEER_BATCH_FIN, r->w.data, r->w.len));
+    }
+    return PH_FAIL;
+}
+
+/*
+ * A batch failed: reports it and frees its worker at once; the stream makes no new batch for
+ * a second (hxd_streams_tick kicks it then). Failing streams (a cut link) must not starve the
+ * others (tests/integration/fault_test.py link_cut_between_two_nodes_then_healed).
+ */
+static enum phase fail(struct run *r)
+{
+    struct hxd *d = r->d;
+    struct hxd_stream *s;
+
+    /* false: closed meanwhile, nothing to report */
+    (void)fail_stream(d, &r->ksid, r->status, r->msg[0] ? r->msg : "key production failed");
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, &r->ksid)) != NULL) {
+        if (!s->peer_closed) {
+            s->retry_at = hx_deadline_in_ms(HXD_RETRY_BACKOFF_MS);
+        }
+        batch_done(d, s, r->first, r->count, false);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return PH_DONE;
+}
+
+static enum phase (*const phases[PH_DONE])(struct run *) = {
+    [PH_PICK] = pick,           [PH_QUERY] = query,           [PH_REQUEST] = request,
+    [PH_WAIT_RESP] = wait_resp, [PH_CHECK_RESP] = check_resp, [PH_FINISH] = finish,
+    [PH_WAIT_ACK] = wait_ack,   [PH_SETTLE] = settle_phase,   [PH_ABORT] = abort_batch,
+    [PH_FAIL] = fail,
+};
+
+void hxd_initiator_run(struct hxd *d, const struct hx_uuid *ksid)
+{
+    struct run r;
+    enum phase ph = PH_PICK;
+
+    memset(&r, 0, sizeof(r));
+    r.d = d;
+    r.ksid = *ksid;
+    r.ack = -1;
+    r.status = HYKEX_STATUS_NO_QKD_CONNECTION;
+    hx_writer_init_dynamic(&r.w, HX_LINK_MAX_FRAME);
+    while (ph != PH_DONE) {
+        ph = phases[ph](&r);
+    }
+    free(r.resp);
+    hx_writer_wipe(&r.w);
+    hxd_batch_free(&r.b);
+}
