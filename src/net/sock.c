@@ -1,4 +1,4 @@
-#define _GNU_SOURCE /* accept4, IP_BIND_ADDRESS_NO_PORT */
+#define _GNU_SOURCE /* accept4, IP_BIND_ADDRESS_NO_PORT, SO_PEERCRED */
 #include "net/sock.h"
 
 #include <arpa/inet.h>
@@ -289,6 +289,22 @@ hx_err hx_net_dial_unix(const char *path, int *out, char *why, size_t why_len)
         return HX_ERR_IO;
     }
     *out = fd;
+    return HX_OK;
+}
+
+hx_err hx_net_peer_cred(int fd, uid_t *uid, gid_t *gid)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    memset(&cred, 0, sizeof(cred));
+    *uid = (uid_t)-1;
+    *gid = (gid_t)-1;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+        return HX_ERR_IO;
+    }
+    *uid = cred.uid;
+    *gid = cred.gid;
     return HX_OK;
 }
 

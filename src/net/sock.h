@@ -53,6 +53,8 @@ HX_MUST_CHECK hx_err hx_net_dial_tcp(const char *host, uint16_t port, const char
 HX_MUST_CHECK hx_err hx_net_dial_unix(const char *path, int *out, char *why, size_t why_len);
 
 bool hx_net_is_loopback(const struct sockaddr *sa);
+/* The uid and gid of the process at the other end of a Unix socket (SO_PEERCRED). */
+HX_MUST_CHECK hx_err hx_net_peer_cred(int fd, uid_t *uid, gid_t *gid);
 /* The connected peer's IP address as text ("127.0.0.2", "::1"); false when unknown. */
 bool hx_net_peer_ip(int fd, char *buf, size_t len);
 

@@ -182,6 +182,11 @@ static void unix_round_trip(void **state)
     assert_int_equal(hx_net_listen_unix(path, 4, 077, &lfd, why, sizeof(why)), HX_OK);
     assert_int_equal(hx_net_dial_unix(path, &cfd, why, sizeof(why)), HX_OK);
     assert_int_equal(hx_net_accept(lfd, &sfd), HX_OK);
+    uid_t uid;
+    gid_t gid;
+    assert_int_equal(hx_net_peer_cred(sfd, &uid, &gid), HX_OK);
+    assert_int_equal(uid, getuid());
+    assert_int_equal(gid, getgid());
     hx_conn_init(&c, cfd);
     hx_conn_init(&s, sfd);
     assert_int_equal(hx_conn_write_all(&c, "ping", 4, HX_DEADLINE_NEVER), HX_OK);
