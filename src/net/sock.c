@@ -144,6 +144,7 @@ hx_err hx_net_accept(int listen_fd, int *out)
     *out = -1;
     for (;;) {
         socklen_t len = sizeof(sa);
+        memset(&sa, 0, sizeof(sa));
         int fd = accept4(listen_fd, (struct sockaddr *)&sa, &len, SOCK_CLOEXEC);
         if (fd >= 0) {
             if (sa.ss_family == AF_INET || sa.ss_family == AF_INET6) {

@@ -1,323 +1,31 @@
-#define _GNU_SOURCE /* pipe2 */
 #include "peer/link.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <arpa/inet.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "common/clock.h"
 #include "common/log.h"
 #include "net/conn.h"
 #include "net/sock.h"
+#include "peer/link_int.h"
 #include "proto/peer.h"
 
 #define FRAME_PING 0x01
-
-/* The IP SAN as text ("10.0.0.1", "::1"); caller frees with OPENSSL_free. */
-static char *ossl_ip_to_text(const ASN1_OCTET_STRING *ip)
-{
-    char buf[INET6_ADDRSTRLEN];
-    int len = ASN1_STRING_length(ip);
-    const unsigned char *p = ASN1_STRING_get0_data(ip);
-
-    if ((len != 4 && len != 16) ||
-        inet_ntop(len == 4 ? AF_INET : AF_INET6, p, buf, sizeof(buf)) == NULL) {
-        return NULL;
-    }
-    return OPENSSL_strdup(buf);
-}
 #define FRAME_PONG 0x02
 
-struct outbuf {
-    struct outbuf *next;
-    size_t len, off;
-    uint8_t data[];
-};
-
-struct hx_link {
-    struct hx_links *ls;
-    struct hx_uuid peer;
-    struct hx_conn io; /* the TLS connection (net/conn.h), non-blocking on the I/O thread */
-    struct hx_sig_key *peer_key;
-    pthread_mutex_t lock; /* queue, up, refs */
-    struct outbuf *head, *tail;
-    int wake[2];
-    bool up;
-    int refs;
-    uint64_t serial; /* unique per link made: tells a reconnection from the same link */
-    uint8_t *rbuf;
-    size_t rlen;
-};
-
-struct slot {
-    struct hx_uuid uuid;
-    char host[256];
-    uint16_t port;
-    struct hx_link *link; /* the up link, holding one reference */
-    bool connector;       /* we connect to this peer */
-    struct hx_link_info info;
-    pthread_t thread;
-    bool thread_started;
-};
-
-struct hx_links {
-    struct hx_links_config cfg;
-    SSL_CTX *ctx;
-    struct slot *slots;
-    size_t n;
-    pthread_mutex_t lock;
-    pthread_cond_t changed;
-    int listen_fd;
-    pthread_t acceptor;
-    bool acceptor_started;
-    volatile bool stopping;
-    int handshakes; /* accept-side handshake threads running */
-    /* accept-side threads, joined (reaped when done, all at stop) */
-    struct {
-        pthread_t t;
-        bool used;
-        volatile bool done;
-    } acc[256];
-};
-
-static uint64_t link_serials;
-
-/* A dial, and each side's TLS handshake, give up after this long. */
-#define HANDSHAKE_MS 10000
 /* A link that went down sooner than this after coming up did not prove the peer accepts us
  * (TLS 1.3: the server checks our certificate after our side's handshake has finished, so a
  * refusal arrives as the first read): the next dial waits its back-off. */
 #define LINK_PROVEN_S 2.0
-
-static void ssl_why(char *why, size_t why_len, const char *what)
-{
-    char err[160];
-    unsigned long e = ERR_get_error();
-
-    ERR_error_string_n(e, err, sizeof(err));
-    snprintf(why, why_len, "%s: %s", what, e != 0 ? err : "failed");
-    ERR_clear_error();
-}
-
-/* ---- TLS set-up ---- */
-
-static hx_err make_ctx(const struct hx_links_config *c, SSL_CTX **out, char *why, size_t why_len)
-{
-    struct stat st;
-    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
-
-    *out = NULL;
-    if (ctx == NULL) {
-        ssl_why(why, why_len, "SSL_CTX_new");
-        return HX_ERR_CRYPTO;
-    }
-    /* TLS 1.3 only, post-quantum hybrid groups first. */
-    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
-    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
-    if (SSL_CTX_set1_groups_list(ctx, c->groups) != 1) {
-        ssl_why(why, why_len, "peer.tls_groups");
-        goto fail;
-    }
-    if (stat(c->key_path, &st) != 0 || (st.st_mode & 077) != 0) {
-        snprintf(why, why_len, "%s: missing, or readable by group or others (chmod 600)",
-                 c->key_path);
-        goto fail;
-    }
-    if (SSL_CTX_use_certificate_chain_file(ctx, c->cert_path) != 1) {
-        ssl_why(why, why_len, c->cert_path);
-        goto fail;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, c->key_path, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-        ssl_why(why, why_len, c->key_path);
-        goto fail;
-    }
-    /* Only the network CA: never the system store. */
-    if (SSL_CTX_load_verify_file(ctx, c->ca_path) != 1) {
-        ssl_why(why, why_len, c->ca_path);
-        goto fail;
-    }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    *out = ctx;
-    return HX_OK;
-fail:
-    SSL_CTX_free(ctx);
-    return HX_ERR_CONFIG;
-}
-
-/* The node UUID in the certificate's SAN (URI:urn:uuid:...). */
-static bool cert_uuid(X509 *cert, struct hx_uuid *out)
-{
-    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-    bool found = false;
-
-    for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names) && !found; i++) {
-        const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
-        if (g->type == GEN_URI) {
-            const char *s = (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
-            int n = ASN1_STRING_length(g->d.uniformResourceIdentifier);
-            if (n == 9 + HX_UUID_STR_LEN && strncmp(s, "urn:uuid:", 9) == 0 &&
-                hx_uuid_parse(s + 9, HX_UUID_STR_LEN, out) == HX_OK) {
-                found = true;
-            }
-        }
-    }
-    GENERAL_NAMES_free(names);
-    return found;
-}
-
-/* Does the certificate carry an IP SAN equal to the textual address ip? */
-static bool cert_has_ip(X509 *cert, const char *ip)
-{
-    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-    bool found = false;
-
-    for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names) && !found; i++) {
-        const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
-        if (g->type == GEN_IPADD) {
-            char *text = ossl_ip_to_text(g->d.iPAddress);
-            found = text != NULL && strcmp(text, ip) == 0;
-            OPENSSL_free(text);
-        }
-    }
-    GENERAL_NAMES_free(names);
-    return found;
-}
-
-static struct slot *slot_of(struct hx_links *ls, const struct hx_uuid *u)
-{
-    for (size_t i = 0; i < ls->n; i++) {
-        if (hx_uuid_equal(&ls->slots[i].uuid, u)) {
-            return &ls->slots[i];
-        }
-    }
-    return NULL;
-}
-
-/*
- * Certificates made by the original system's scripts carry the node's IP address and no UUID.
- * As the original did, accept them when that address is a trusted peer's configured address
- * (the dialled one, or the connection's source), with a warning: an address is a weaker
- * identity than a UUID bound by the CA.
- */
-static bool identify_by_address(struct hx_links *ls, int fd, X509 *cert, bool client,
-                                const struct hx_uuid *expected, struct hx_uuid *out)
-{
-    char ip[INET6_ADDRSTRLEN] = "", id[HX_UUID_STR_LEN + 1];
-
-    if (!hx_net_peer_ip(fd, ip, sizeof(ip))) {
-        return false;
-    }
-    for (size_t i = 0; i < ls->n; i++) {
-        const struct slot *s = &ls->slots[i];
-        if ((client && !hx_uuid_equal(&s->uuid, expected)) || strcmp(s->host, ip) != 0 ||
-            !cert_has_ip(cert, ip)) {
-            continue;
-        }
-        if (!client) {
-            /* Several trusted peers may share an address (one host): ambiguous, refuse. */
-            for (size_t j = i + 1; j < ls->n; j++) {
-                if (strcmp(ls->slots[j].host, ip) == 0) {
-                    return false;
-                }
-            }
-        }
-        *out = s->uuid;
-        hx_uuid_format(out, id);
-        hx_warn(
-            "peer identified by its IP address (certificate without a node UUID, as the "
-            "original system's scripts make them)",
-            HX_F_STR("peer", id) HX_F_STR("address", ip));
-        return true;
-    }
-    return false;
-}
-
-/* TLS handshake (HANDSHAKE_MS at most) on fd, which it owns from here on; identifies the peer. */
-static hx_err handshake(struct hx_links *ls, int fd, bool client, const struct hx_uuid *expected,
-                        struct hx_link **out)
-{
-    struct hx_link *l;
-    X509 *cert;
-    char id[HX_UUID_STR_LEN + 1];
-    hx_err r;
-
-    *out = NULL;
-    if ((l = calloc(1, sizeof(*l))) == NULL) {
-        close(fd);
-        return HX_ERR_NOMEM;
-    }
-    l->ls = ls;
-    hx_conn_init(&l->io, fd);
-    l->serial = __atomic_add_fetch(&link_serials, 1, __ATOMIC_RELAXED);
-    l->wake[0] = l->wake[1] = -1;
-    pthread_mutex_init(&l->lock, NULL);
-    l->refs = 1;
-    r = client ? hx_conn_tls_connect(&l->io, ls->ctx, hx_deadline_in_ms(HANDSHAKE_MS))
-               : hx_conn_tls_accept(&l->io, ls->ctx, hx_deadline_in_ms(HANDSHAKE_MS));
-    if (r != HX_OK) {
-        char why[240], from[INET6_ADDRSTRLEN + 8] = "?";
-        long v = l->io.ssl != NULL ? SSL_get_verify_result(l->io.ssl) : X509_V_OK;
-        ssl_why(why, sizeof(why), r == HX_ERR_IO_TIMEOUT ? "handshake timed out" : "handshake");
-        if (v != X509_V_OK) { /* say which certificate check failed, not only "verify failed" */
-            snprintf(why, sizeof(why), "certificate: %s", X509_verify_cert_error_string(v));
-        }
-        if (!hx_net_peer_ip(fd, from, sizeof(from))) {
-            snprintf(from, sizeof(from), "?");
-        }
-        hx_warn("peer TLS handshake failed", HX_F_STR("from", from) HX_F_STR("reason", why));
-        goto fail;
-    }
-    if ((cert = SSL_get0_peer_certificate(l->io.ssl)) == NULL) {
-        goto fail;
-    }
-    if (!cert_uuid(cert, &l->peer) &&
-        !identify_by_address(ls, fd, cert, client, expected, &l->peer)) {
-        hx_warn(
-            "peer certificate names no node UUID (urn:uuid SAN), and no trusted peer's "
-            "address matches its IP SAN",
-            HX_NOFIELDS);
-        goto fail;
-    }
-    hx_uuid_format(&l->peer, id);
-    if (slot_of(ls, &l->peer) == NULL) {
-        hx_warn("peer is not a trusted peer", HX_F_STR("peer", id));
-        goto fail;
-    }
-    if (hx_sig_key_from_evp(X509_get0_pubkey(cert), &l->peer_key) != HX_OK) {
-        hx_warn("peer certificate key cannot sign batches (ML-DSA, ECDSA, Ed25519 or RSA)",
-                HX_F_STR("peer", id));
-        goto fail;
-    }
-    if (!hx_sig_key_is_pq(l->peer_key)) {
-        hx_warn("peer certificate key is classical: its batch signatures are not post-quantum",
-                HX_F_STR("peer", id) HX_F_STR("key", hx_sig_key_name(l->peer_key)));
-    }
-    if (pipe2(l->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
-        goto fail;
-    }
-    *out = l;
-    return HX_OK;
-fail:
-    hx_conn_wipe(&l->io);
-    hx_sig_key_free(l->peer_key);
-    pthread_mutex_destroy(&l->lock);
-    free(l);
-    return HX_ERR_VERIFY;
-}
 
 /* ---- links ---- */
 
@@ -340,18 +48,24 @@ static void link_free(struct hx_link *l)
     free(l);
 }
 
-void hx_link_put(struct hx_link *l)
+/* Drops n references at once (serve_link's own and the slot's): one decision to free. */
+static void link_put_n(struct hx_link *l, int n)
 {
     bool last;
 
-    if (l == NULL) {
-        return;
-    }
     pthread_mutex_lock(&l->lock);
-    last = --l->refs == 0;
+    l->refs -= n;
+    last = l->refs == 0;
     pthread_mutex_unlock(&l->lock);
     if (last) {
         link_free(l);
+    }
+}
+
+void hx_link_put(struct hx_link *l)
+{
+    if (l != NULL) {
+        link_put_n(l, 1);
     }
 }
 
@@ -635,16 +349,14 @@ static double serve_link(struct hx_links *ls, struct hx_link *l)
     pthread_mutex_unlock(&l->lock);
     pthread_mutex_lock(&ls->lock);
     s->info.last_down = hx_walltime();
-    if (s->link == l) {
+    bool slot_ref = s->link == l;
+    if (slot_ref) {
         s->link = NULL;
-        pthread_mutex_unlock(&ls->lock);
-        hx_link_put(l);
-    } else {
-        pthread_mutex_unlock(&ls->lock);
     }
+    pthread_mutex_unlock(&ls->lock);
     hx_info("peer link down", HX_F_STR("peer", id));
     ls->cfg.on_state(ls->cfg.arg, l, false);
-    hx_link_put(l);
+    link_put_n(l, slot_ref ? 2 : 1); /* ours, and the slot's if the slot still held it */
     return hx_monotime() - up_since;
 }
 
@@ -689,7 +401,7 @@ static void *connector_main(void *arg)
         int fd;
         if (hx_net_dial_tcp(s->host, s->port, ls->cfg.listen_host, hx_deadline_in_ms(HANDSHAKE_MS),
                             &fd, why, sizeof(why)) == HX_OK &&
-            handshake(ls, fd, true, &s->uuid, &l) == HX_OK) {
+            hx_link_handshake(ls, fd, true, &s->uuid, &l) == HX_OK) {
             if (!hx_uuid_equal(&l->peer, &s->uuid)) {
                 hx_warn("peer at this address presents another node's certificate",
                         HX_F_STR("host", s->host));
@@ -719,7 +431,7 @@ static void *accepted_main(void *arg)
     size_t slot = a->slot;
 
     free(a);
-    if (handshake(ls, fd, false, NULL, &l) != HX_OK) {
+    if (hx_link_handshake(ls, fd, false, NULL, &l) != HX_OK) {
         /* handshake closed fd */
     } else if (memcmp(l->peer.b, ls->cfg.self.b, 16) > 0) {
         hx_warn("peer with the larger UUID dialled in; it should wait for our connection",
@@ -815,7 +527,7 @@ hx_err hx_links_start(const struct hx_links_config *cfg, struct hx_links **out, 
         free(ls);
         return e;
     }
-    if ((e = make_ctx(cfg, &ls->ctx, why, why_len)) != HX_OK) {
+    if ((e = hx_link_tls_ctx(cfg, &ls->ctx, why, why_len)) != HX_OK) {
         hx_links_stop(ls);
         return e;
     }
