@@ -11,14 +11,27 @@
 
 #include "common/clock.h"
 
+static void set_blocking(int fd, bool blocking)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    /* Cannot fail on a valid descriptor. */
+    if (fl >= 0) {
+        (void)fcntl(fd, F_SETFL, blocking ? fl & ~O_NONBLOCK : fl | O_NONBLOCK);
+    }
+}
+
+/*
+ * A plain socket stays blocking: a wait without a deadline is then one recv() or send(), as
+ * the API's GET_KEY path had it, and calls that must not wait say MSG_DONTWAIT. OpenSSL reads
+ * and writes the socket without flags, so a TLS connection is made non-blocking instead.
+ */
 void hx_conn_init(struct hx_conn *c, int fd)
 {
     c->fd = fd;
     c->ssl = NULL;
     if (fd >= 0) {
-        int fl = fcntl(fd, F_GETFL);
-        /* Cannot fail on a valid descriptor; a deadline needs a socket that never blocks. */
-        (void)fcntl(fd, F_SETFL, (fl < 0 ? 0 : fl) | O_NONBLOCK);
+        set_blocking(fd, true);
     }
 }
 
@@ -105,7 +118,7 @@ hx_err hx_conn_recv_nb(struct hx_conn *c, void *buf, size_t cap, size_t *got, sh
         return tls_status(c, ret, want);
     }
     for (;;) {
-        ssize_t n = recv(c->fd, buf, cap, 0);
+        ssize_t n = recv(c->fd, buf, cap, MSG_DONTWAIT);
         if (n > 0) {
             *got = (size_t)n;
             return HX_OK;
@@ -136,7 +149,7 @@ hx_err hx_conn_send_nb(struct hx_conn *c, const void *p, size_t n, size_t *put, 
         return tls_status(c, ret, want);
     }
     for (;;) {
-        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w >= 0) {
             *put = (size_t)w;
             return HX_OK;
@@ -152,6 +165,26 @@ bool hx_conn_pending(const struct hx_conn *c)
     return c->ssl != NULL && SSL_pending(c->ssl) > 0;
 }
 
+/* A plain socket with no deadline: one blocking recv (another thread's shutdown() ends it). */
+static hx_err plain_read_blocking(struct hx_conn *c, void *buf, size_t cap, size_t *got)
+{
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, cap, 0);
+        short want;
+        if (n > 0) {
+            *got = (size_t)n;
+            return HX_OK;
+        }
+        if (n == 0) {
+            return HX_ERR_IO_CLOSED;
+        }
+        if (errno != EINTR) {
+            hx_err r = plain_status(POLLIN, &want);
+            return r != HX_OK ? r : HX_ERR_IO; /* EAGAIN: someone made the socket non-blocking */
+        }
+    }
+}
+
 hx_err hx_conn_read_some(struct hx_conn *c, void *buf, size_t cap, size_t *got, int64_t deadline)
 {
     hx_err r;
@@ -160,6 +193,9 @@ hx_err hx_conn_read_some(struct hx_conn *c, void *buf, size_t cap, size_t *got, 
     *got = 0;
     if (cap == 0) {
         return HX_ERR_INVALID_ARG;
+    }
+    if (c->ssl == NULL && deadline == HX_DEADLINE_NEVER) {
+        return plain_read_blocking(c, buf, cap, got);
     }
     while ((r = hx_conn_recv_nb(c, buf, cap, got, &want)) == HX_OK && *got == 0) {
         if ((r = wait_for(c, want, deadline)) != HX_OK) {
@@ -192,6 +228,19 @@ hx_err hx_conn_write_all(struct hx_conn *c, const void *p, size_t n, int64_t dea
 {
     const uint8_t *b = p;
 
+    while (n > 0 && c->ssl == NULL && deadline == HX_DEADLINE_NEVER) {
+        ssize_t w = send(c->fd, b, n, MSG_NOSIGNAL);
+        short want;
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w < 0) {
+            hx_err r = plain_status(POLLOUT, &want);
+            return r != HX_OK ? r : HX_ERR_IO;
+        }
+        b += w;
+        n -= (size_t)w;
+    }
     while (n > 0) {
         size_t put;
         short want;
@@ -213,6 +262,7 @@ hx_err hx_conn_write_all(struct hx_conn *c, const void *p, size_t n, int64_t dea
 
 static hx_err handshake(struct hx_conn *c, SSL_CTX *ctx, bool client, int64_t deadline)
 {
+    set_blocking(c->fd, false);
     if ((c->ssl = SSL_new(ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
         return HX_ERR_NOMEM;
     }

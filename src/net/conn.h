@@ -1,7 +1,7 @@
 /*
  * One connection, plain or TLS, the same calls either way (curl's connection filters,
  * docs/internals/CONNECTION-FILTERS.md: the caller neither knows nor cares whether a TLS
- * filter sits on the socket). The socket is always non-blocking underneath; two ways to use it:
+ * filter sits on the socket). Two ways to use a connection:
  *
  *  - blocking with a deadline (threaded users: API clients, simulator connections, the QKD
  *    client, handshakes): hx_conn_read_some, hx_conn_read_exact, hx_conn_write_all and the TLS
@@ -32,7 +32,8 @@ struct hx_conn {
     SSL *ssl; /* after a TLS handshake (kept after a failed one, for SSL_get_verify_result) */
 };
 
-/* Takes ownership of fd (may be -1) and makes it non-blocking. */
+/* Takes ownership of fd (may be -1). A plain socket is kept blocking (calls that must not wait
+ * pass MSG_DONTWAIT); a TLS handshake makes it non-blocking (OpenSSL passes no flags). */
 void hx_conn_init(struct hx_conn *c, int fd);
 /* Frees the TLS state, closes the socket; safe on a wiped or never-opened connection. */
 void hx_conn_wipe(struct hx_conn *c);

@@ -44,7 +44,7 @@ HX_MUST_CHECK hx_err hx_net_accept(int listen_fd, int *out);
  * Connects to host:port, trying each resolved address until one answers or the deadline
  * (common/clock.h) passes. source, when not NULL, empty or a wildcard (0.0.0.0, ::), is bound
  * as the local address first, so that the other side sees this node's own address (two nodes
- * on one host). The socket comes back non-blocking, close-on-exec, TCP_NODELAY.
+ * on one host). The socket comes back close-on-exec, TCP_NODELAY, for hx_conn_init.
  * HX_ERR_CONFIG: host or source does not resolve; HX_ERR_IO_TIMEOUT; HX_ERR_IO (refused...).
  */
 HX_MUST_CHECK hx_err hx_net_dial_tcp(const char *host, uint16_t port, const char *source,

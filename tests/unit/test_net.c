@@ -68,6 +68,46 @@ static void plain_round_trip(void **state)
     close(lfd);
 }
 
+struct blocked_reader {
+    struct hx_conn *conn;
+    int64_t deadline;
+    hx_err result;
+};
+
+static void *blocked_reader_main(void *arg)
+{
+    struct blocked_reader *b = arg;
+    uint8_t buf[8];
+    size_t got;
+
+    b->result = hx_conn_read_some(b->conn, buf, sizeof(buf), &got, b->deadline);
+    return NULL;
+}
+
+/* How servers stop their connection threads: shutdown() from another thread ends any wait. */
+static void shutdown_ends_a_wait(void **state)
+{
+    (void)state;
+    int64_t deadlines[2] = {HX_DEADLINE_NEVER, 0};
+    struct hx_conn c, s;
+    int lfd;
+
+    deadlines[1] = hx_deadline_in_ms(60000);
+    for (int i = 0; i < 2; i++) {
+        struct blocked_reader b = {&s, deadlines[i], HX_ERR_INTERNAL};
+        pthread_t th;
+        pair(NULL, &lfd, &c, &s);
+        assert_int_equal(pthread_create(&th, NULL, blocked_reader_main, &b), 0);
+        usleep(100000);
+        shutdown(s.fd, SHUT_RDWR);
+        pthread_join(th, NULL);
+        assert_int_equal(b.result, HX_ERR_IO_CLOSED);
+        hx_conn_wipe(&c);
+        hx_conn_wipe(&s);
+        close(lfd);
+    }
+}
+
 static void bounded_reads_refuse_oversize(void **state)
 {
     (void)state;
@@ -332,6 +372,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(plain_round_trip),
+        cmocka_unit_test(shutdown_ends_a_wait),
         cmocka_unit_test(bounded_reads_refuse_oversize),
         cmocka_unit_test(deadlines_expire),
         cmocka_unit_test(dial_from_a_source_address),
