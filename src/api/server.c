@@ -7,13 +7,9 @@
  * integer status and a message; the connection stays usable. Replies use the reference's
  * separators (", " and ": ").
  */
-#define _GNU_SOURCE /* accept4, SO_PEERCRED */
-#include <arpa/inet.h>
+#define _GNU_SOURCE /* POLLRDHUP */
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +17,6 @@
 #include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -31,9 +26,12 @@
 
 #include "api/handlers.h"
 #include "api/server.h"
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/service.h"
+#include "net/conn.h"
+#include "net/sock.h"
 #include "proto/etsi004.h"
 
 struct hxd_api {
@@ -54,10 +52,10 @@ struct hxd_api {
 
 struct client {
     struct hxd_api *a;
-    int fd;
+    int fd; /* conn.fd: for polls that ask whether the application hung up */
     size_t slot;
     char identity[HXD_SVC_MAX_IDENTITY]; /* "uid:N" (Unix), "cert:CN" (mTLS), "" (TCP) */
-    SSL *ssl;                            /* the mutual-TLS API, else NULL */
+    struct hx_conn conn;                 /* plain, or TLS on the mutual-TLS API (net/conn.h) */
     bool tls_conn;                       /* accepted on the mutual-TLS listener */
 };
 
@@ -65,24 +63,7 @@ struct client {
 
 static bool send_all(struct client *c, const void *p, size_t n)
 {
-    const uint8_t *b = p;
-
-    if (c->ssl != NULL) {
-        size_t done = 0;
-        return n == 0 || (SSL_write_ex(c->ssl, p, n, &done) == 1 && done == n);
-    }
-    while (n > 0) {
-        ssize_t r = send(c->fd, b, n, MSG_NOSIGNAL);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            return false;
-        }
-        b += r;
-        n -= (size_t)r;
-    }
-    return true;
+    return hx_conn_write_all(&c->conn, p, n, HX_DEADLINE_NEVER) == HX_OK;
 }
 
 static bool reply(struct client *c, struct json_object *o)
@@ -110,15 +91,15 @@ static bool client_gone(void *arg)
 
 /* ---- connections ---- */
 
-/* recv, or SSL_read on the mutual-TLS API. */
+/*
+ * What has arrived (plain or TLS), up to n bytes; 0 when the connection ended. No deadline: an
+ * idle application may keep its connection; hxd_api_stop ends the wait with shutdown().
+ */
 static ssize_t client_recv(struct client *c, void *buf, size_t n)
 {
-    size_t got = 0;
+    size_t got;
 
-    if (c->ssl == NULL) {
-        return recv(c->fd, buf, n, 0);
-    }
-    return SSL_read_ex(c->ssl, buf, n, &got) == 1 ? (ssize_t)got : 0;
+    return hx_conn_read_some(&c->conn, buf, n, &got, HX_DEADLINE_NEVER) == HX_OK ? (ssize_t)got : 0;
 }
 
 /*
@@ -127,17 +108,14 @@ static ssize_t client_recv(struct client *c, void *buf, size_t n)
  */
 static bool tls_accept(struct client *c)
 {
-    struct timeval tv = {10, 0}, none = {0, 0};
     char cn[64] = "";
     X509 *cert;
 
-    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if ((c->ssl = SSL_new(c->a->tls)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
-        SSL_accept(c->ssl) != 1 || (cert = SSL_get0_peer_certificate(c->ssl)) == NULL ||
+    if (hx_conn_tls_accept(&c->conn, c->a->tls, hx_deadline_in_ms(10000)) != HX_OK ||
+        (cert = SSL_get0_peer_certificate(c->conn.ssl)) == NULL ||
         X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof(cn)) <=
             0) {
-        long v = c->ssl != NULL ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+        long v = c->conn.ssl != NULL ? SSL_get_verify_result(c->conn.ssl) : X509_V_OK;
         char err[160];
         ERR_error_string_n(ERR_peek_last_error(), err, sizeof(err));
         ERR_clear_error();
@@ -145,8 +123,6 @@ static bool tls_accept(struct client *c)
                 HX_F_STR("reason", v != X509_V_OK ? X509_verify_cert_error_string(v) : err));
         return false;
     }
-    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
-    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
     snprintf(c->identity, sizeof(c->identity), "cert:%s", cn);
     return true;
 }
@@ -169,14 +145,11 @@ static void *client_main(void *arg)
     if (c->tls_conn && !tls_accept(c)) {
         goto out;
     }
-    while ((n = client_recv(c, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)) {
+    while ((n = client_recv(c, buf, sizeof(buf))) > 0) {
         struct json_object *o;
         enum hx_json_event ev;
         const char *why;
         hx_err e;
-        if (n < 0) {
-            continue;
-        }
         if (hx_json_stream_feed(s, buf, (size_t)n) != HX_OK) {
             break;
         }
@@ -211,31 +184,40 @@ out:
     a->n_conns--;
     pthread_cond_broadcast(&a->idle);
     pthread_mutex_unlock(&a->lock);
-    SSL_free(c->ssl);
-    close(c->fd);
+    hx_conn_wipe(&c->conn);
     free(c);
     return NULL;
+}
+
+/* Is id in list, a comma-separated list of decimal ids (api.allow_uids, api.allow_gids)? */
+static bool id_listed(const char *list, size_t cap, unsigned long id)
+{
+    const char *p = list, *end = list + strnlen(list, cap);
+
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma != NULL ? comma : end;
+        char num[24], *e;
+        size_t len = (size_t)(stop - p);
+        if (len > 0 && len < sizeof(num)) {
+            memcpy(num, p, len);
+            num[len] = '\0';
+            unsigned long v = strtoul(num, &e, 10);
+            if (*e == '\0' && num[0] >= '0' && num[0] <= '9' && v == id) {
+                return true;
+            }
+        }
+        p = stop + 1;
+    }
+    return false;
 }
 
 static bool uid_allowed(const struct hxd_api *a, uid_t uid, gid_t gid)
 {
     const struct hxd_config *cfg = a->cfg;
-    char list[256], *save = NULL, *tok;
 
-    if (uid == getuid()) {
-        return true;
-    }
-    for (int pass = 0; pass < 2; pass++) {
-        memcpy(list, pass == 0 ? cfg->api_allow_uids : cfg->api_allow_gids, sizeof(list));
-        for (tok = strtok_r(list, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-            char *end;
-            unsigned long v = strtoul(tok, &end, 10);
-            if (*end == '\0' && end != tok && v == (pass == 0 ? uid : gid)) {
-                return true;
-            }
-        }
-    }
-    return false;
+    return uid == getuid() || id_listed(cfg->api_allow_uids, sizeof(cfg->api_allow_uids), uid) ||
+           id_listed(cfg->api_allow_gids, sizeof(cfg->api_allow_gids), gid);
 }
 
 struct acceptor {
@@ -251,35 +233,27 @@ static void *accept_main(void *arg)
     struct hxd_api *a = ac->a;
 
     for (;;) {
-        int fd = accept4(ac->fd, NULL, NULL, SOCK_CLOEXEC), one = 1;
         struct client *c;
         pthread_t t;
         pthread_attr_t attr;
         size_t slot;
+        uid_t uid = 0;
+        gid_t gid = 0;
+        int fd;
 
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) {
-                continue;
-            }
+        if (hx_net_accept(ac->fd, &fd) != HX_OK) {
             if (a->stopping) {
                 break;
             }
-            usleep(100000);
+            usleep(100000); /* out of descriptors: wait for connections to end */
             continue;
         }
-        struct ucred cred;
-        memset(&cred, 0, sizeof(cred));
-        if (ac->unix_socket) {
-            socklen_t len = sizeof(cred);
-            if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
-                !uid_allowed(a, cred.uid, cred.gid)) {
-                hx_warn("API connection refused by the uid/gid allow-list",
-                        HX_F_I64("uid", (int64_t)cred.uid));
-                close(fd);
-                continue;
-            }
-        } else {
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (ac->unix_socket &&
+            (hx_net_peer_cred(fd, &uid, &gid) != HX_OK || !uid_allowed(a, uid, gid))) {
+            hx_warn("API connection refused by the uid/gid allow-list",
+                    HX_F_I64("uid", (int64_t)uid));
+            close(fd);
+            continue;
         }
         pthread_mutex_lock(&a->lock);
         if (a->stopping || a->n_conns >= a->cfg->max_clients) {
@@ -303,10 +277,11 @@ static void *accept_main(void *arg)
             continue;
         }
         c->a = a;
+        hx_conn_init(&c->conn, fd);
         c->fd = fd;
         c->slot = slot;
         if (ac->unix_socket) {
-            snprintf(c->identity, sizeof(c->identity), "uid:%lu", (unsigned long)cred.uid);
+            snprintf(c->identity, sizeof(c->identity), "uid:%lu", (unsigned long)uid);
         }
         c->tls_conn = ac->tls;
         pthread_attr_init(&attr);
@@ -319,7 +294,7 @@ static void *accept_main(void *arg)
             a->conn_fds[slot] = -1;
             a->n_conns--;
             pthread_mutex_unlock(&a->lock);
-            close(fd);
+            hx_conn_wipe(&c->conn);
             free(c);
         }
         pthread_attr_destroy(&attr);
@@ -328,26 +303,13 @@ static void *accept_main(void *arg)
     return NULL;
 }
 
-static bool is_loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (sa->sa_family == AF_INET6) {
-        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
-    }
-    return false;
-}
-
 /* The mutual-TLS API: its context (TLS 1.3, client certificates required) and listener. */
 static hx_err start_tls_api(struct hxd_api *a, char *why, size_t why_len)
 {
     const struct hxd_config *cfg = a->cfg;
-    struct addrinfo hints, *res = NULL;
     struct acceptor *ac;
     struct stat st;
-    char port[8];
-    int one = 1;
+    char lerr[200];
 
     if (cfg->api_tls_cert[0] == '\0' || cfg->api_tls_key[0] == '\0' || cfg->api_tls_ca[0] == '\0') {
         snprintf(why, why_len, "api.tls.port needs api.tls.cert, api.tls.key and api.tls.ca");
@@ -371,22 +333,12 @@ static hx_err start_tls_api(struct hxd_api *a, char *why, size_t why_len)
         return HX_ERR_CONFIG;
     }
     SSL_CTX_set_verify(a->tls, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    snprintf(port, sizeof(port), "%u", cfg->api_tls_port);
-    if (getaddrinfo(cfg->api_tls_host, port, &hints, &res) != 0 ||
-        (a->tls_fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        setsockopt(a->tls_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        bind(a->tls_fd, res->ai_addr, res->ai_addrlen) != 0 || listen(a->tls_fd, 256) != 0) {
-        snprintf(why, why_len, "api.tls %s:%u: %s", cfg->api_tls_host, cfg->api_tls_port,
-                 strerror(errno));
-        if (res != NULL) {
-            freeaddrinfo(res);
-        }
+    /* api.tls.port is checked to be 1..65535 when the configuration is read */
+    if (hx_net_listen_tcp(cfg->api_tls_host, (uint16_t)cfg->api_tls_port, 256, false, &a->tls_fd,
+                          lerr, sizeof(lerr)) != HX_OK) {
+        snprintf(why, why_len, "api.tls %s:%u: %s", cfg->api_tls_host, cfg->api_tls_port, lerr);
         return HX_ERR_IO;
     }
-    freeaddrinfo(res);
     if ((ac = malloc(sizeof(*ac))) == NULL) {
         return HX_ERR_NOMEM;
     }
@@ -399,10 +351,9 @@ hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_
 {
     const struct hxd_config *cfg = hxd_svc_config(d);
     struct hxd_api *a = calloc(1, sizeof(*a));
-    struct addrinfo hints, *res = NULL;
     struct acceptor *ac;
-    char port[8];
-    int one = 1, rc;
+    char err[200];
+    hx_err e;
 
     *out = NULL;
     if (a == NULL || (a->conn_fds = malloc(cfg->max_clients * sizeof(int))) == NULL ||
@@ -422,36 +373,33 @@ hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_
     a->cfg = cfg;
     a->tcp_fd = a->unix_fd = a->tls_fd = -1;
     pthread_mutex_init(&a->lock, NULL);
-    pthread_cond_init(&a->idle, NULL);
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    snprintf(port, sizeof(port), "%u", cfg->api.port);
-    if ((rc = getaddrinfo(cfg->api.host, port, &hints, &res)) != 0) {
-        snprintf(why, why_len, "hybridization_server_address %s: %s", cfg->api.host,
-                 gai_strerror(rc));
-        hxd_api_stop(a);
-        return HX_ERR_CONFIG;
+    if (hx_cond_init_monotonic(&a->idle) != HX_OK) {
+        pthread_mutex_destroy(&a->lock);
+        free(a->conn_fds);
+        free(a->threads);
+        free(a->has_thread);
+        free(a);
+        return HX_ERR_INTERNAL;
     }
-    if (!is_loopback(res->ai_addr) && !cfg->api_allow_remote) {
+    /* Applications on other hosts only when the operator says so (api.allow_remote). */
+    e = hx_net_listen_tcp(cfg->api.host, cfg->api.port, 256, !cfg->api_allow_remote, &a->tcp_fd,
+                          err, sizeof(err));
+    if (e == HX_ERR_CONFIG) {
+        snprintf(why, why_len, "hybridization_server_address %s: %s", cfg->api.host, err);
+    } else if (e == HX_ERR_IO_PERM) {
         snprintf(why, why_len,
                  "hybridization_server_address %s is not loopback: set api.allow_remote to "
                  "serve applications on other hosts",
                  cfg->api.host);
-        freeaddrinfo(res);
-        hxd_api_stop(a);
-        return HX_ERR_CONFIG;
-    }
-    if ((a->tcp_fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        setsockopt(a->tcp_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        bind(a->tcp_fd, res->ai_addr, res->ai_addrlen) != 0 || listen(a->tcp_fd, 256) != 0) {
+        e = HX_ERR_CONFIG;
+    } else if (e != HX_OK) {
         snprintf(why, why_len, "hybridization_server_address %s:%u: %s", cfg->api.host,
-                 cfg->api.port, strerror(errno));
-        freeaddrinfo(res);
-        hxd_api_stop(a);
-        return HX_ERR_IO;
+                 cfg->api.port, err);
     }
-    freeaddrinfo(res);
+    if (e != HX_OK) {
+        hxd_api_stop(a);
+        return e;
+    }
     if ((ac = malloc(sizeof(*ac))) == NULL) {
         hxd_api_stop(a);
         return HX_ERR_NOMEM;
@@ -459,22 +407,13 @@ hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_
     *ac = (struct acceptor){a, a->tcp_fd, false, false};
     a->tcp_started = pthread_create(&a->tcp_thread, NULL, accept_main, ac) == 0;
     if (cfg->api_unix_socket[0] != '\0') {
-        struct sockaddr_un sa;
-        mode_t old;
-        memset(&sa, 0, sizeof(sa));
-        sa.sun_family = AF_UNIX;
-        memcpy(sa.sun_path, cfg->api_unix_socket, strlen(cfg->api_unix_socket) + 1);
-        unlink(sa.sun_path);
-        old = umask(0117);
-        if ((a->unix_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-            bind(a->unix_fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-            listen(a->unix_fd, 256) != 0) {
-            umask(old);
-            snprintf(why, why_len, "api.unix_socket %s: %s", sa.sun_path, strerror(errno));
+        /* 0660: the owner and its group connect; the allow-list then checks the peer's ids. */
+        if ((e = hx_net_listen_unix(cfg->api_unix_socket, 256, 0117, &a->unix_fd, err,
+                                    sizeof(err))) != HX_OK) {
+            snprintf(why, why_len, "api.unix_socket %s: %s", cfg->api_unix_socket, err);
             hxd_api_stop(a);
-            return HX_ERR_IO;
+            return e;
         }
-        umask(old);
         if ((ac = malloc(sizeof(*ac))) == NULL) {
             hxd_api_stop(a);
             return HX_ERR_NOMEM;
@@ -483,8 +422,7 @@ hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_
         a->unix_started = pthread_create(&a->unix_thread, NULL, accept_main, ac) == 0;
     }
     if (cfg->api_tls_port != 0) {
-        hx_err e = start_tls_api(a, why, why_len);
-        if (e != HX_OK) {
+        if ((e = start_tls_api(a, why, why_len)) != HX_OK) {
             hxd_api_stop(a);
             return e;
         }
@@ -495,7 +433,7 @@ hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_
 
 void hxd_api_stop(struct hxd_api *a)
 {
-    struct timespec deadline;
+    int64_t deadline = hx_deadline_in_ms(1000);
 
     if (a == NULL) {
         return;
@@ -525,9 +463,8 @@ void hxd_api_stop(struct hxd_api *a)
             shutdown(a->conn_fds[i], SHUT_RDWR);
         }
     }
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 1;
-    while (a->n_conns > 0 && pthread_cond_timedwait(&a->idle, &a->lock, &deadline) != ETIMEDOUT) {
+    /* A second for the connection threads to see their sockets shut down and leave. */
+    while (a->n_conns > 0 && !hx_cond_wait_until(&a->idle, &a->lock, deadline)) {
     }
     bool idle = a->n_conns == 0;
     pthread_mutex_unlock(&a->lock);

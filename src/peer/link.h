@@ -19,8 +19,9 @@
 #include "common/err.h"
 #include "common/uuid.h"
 #include "crypto/sig.h"
+#include "proto/peer.h"
 
-#define HX_LINK_HEADER 8
+#define HX_LINK_HEADER HX_PEER_FRAME_HEADER /* proto/peer.h: "HX", version, type, u32 length */
 #define HX_LINK_MAX_FRAME (1u << 20)
 
 struct hx_link;

@@ -1,26 +1,21 @@
-#define _GNU_SOURCE /* accept4 */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "net/conn.h"
+#include "net/sock.h"
 #include "proto/etsi004.h"
 #include "sim/server.h"
 
@@ -44,8 +39,7 @@ struct listener {
 
 struct conn {
     struct listener *l;
-    int fd;
-    SSL *ssl;
+    struct hx_conn io;
     size_t slot;
 };
 
@@ -70,59 +64,20 @@ struct sim_server {
 
 static struct sim_server *the_server; /* for the model's drop callback */
 
-/* ---- I/O over TCP or TLS ---- */
+/* ---- I/O over TCP or TLS (net/conn.h) ---- */
 
+/* A KME connection waits for its client as long as it likes: the server stops it by shutting
+ * the socket down (sim_server_stop, the model's "drop"), which ends the read. */
 static ssize_t conn_read(struct conn *c, void *buf, size_t n)
 {
-    if (c->ssl != NULL) {
-        int r = SSL_read(c->ssl, buf, (int)(n > INT32_MAX ? INT32_MAX : n));
-        return r > 0 ? r : (SSL_get_error(c->ssl, r) == SSL_ERROR_ZERO_RETURN ? 0 : -1);
-    }
-    for (;;) {
-        ssize_t r = recv(c->fd, buf, n, 0);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        return r;
-    }
-}
+    size_t got;
 
-static bool conn_read_exact(struct conn *c, uint8_t *buf, size_t n)
-{
-    size_t got = 0;
-
-    while (got < n) {
-        ssize_t r = conn_read(c, buf + got, n - got);
-        if (r <= 0) {
-            return false;
-        }
-        got += (size_t)r;
-    }
-    return true;
+    return hx_conn_read_some(&c->io, buf, n, &got, HX_DEADLINE_NEVER) == HX_OK ? (ssize_t)got : -1;
 }
 
 static bool conn_write(struct conn *c, const void *p, size_t n)
 {
-    const uint8_t *b = p;
-
-    while (n > 0) {
-        ssize_t r;
-        if (c->ssl != NULL) {
-            int w = SSL_write(c->ssl, b, (int)(n > INT32_MAX ? INT32_MAX : n));
-            r = w > 0 ? w : -1;
-        } else {
-            r = send(c->fd, b, n, MSG_NOSIGNAL);
-            if (r < 0 && errno == EINTR) {
-                continue;
-            }
-        }
-        if (r <= 0) {
-            return false;
-        }
-        b += r;
-        n -= (size_t)r;
-    }
-    return true;
+    return hx_conn_write_all(&c->io, p, n, HX_DEADLINE_NEVER) == HX_OK;
 }
 
 /* ---- the JSON dialect ---- */
@@ -254,7 +209,7 @@ static void serve_bin(struct conn *c)
     if (payload == NULL) {
         return;
     }
-    while (conn_read_exact(c, hdr, sizeof(hdr))) {
+    while (hx_conn_read_exact(&c->io, hdr, sizeof(hdr), sizeof(hdr), HX_DEADLINE_NEVER) == HX_OK) {
         struct hx_004_request req;
         struct hx_004_response resp;
         struct sim_result r;
@@ -264,7 +219,8 @@ static void serve_bin(struct conn *c)
         size_t key_len = 0, needed = 0;
 
         if (hx_004_bin_header(f, hdr, &type, &len, why, sizeof(why)) != HX_OK ||
-            !conn_read_exact(c, payload, len)) {
+            hx_conn_read_exact(&c->io, payload, HX_004_BIN_MAX_PAYLOAD, len, HX_DEADLINE_NEVER) !=
+                HX_OK) {
             break; /* wrong version or oversize: the framing is lost; close */
         }
         memset(&resp, 0, sizeof(resp));
@@ -349,16 +305,13 @@ static void *conn_main(void *arg)
     struct conn *c = arg;
     struct sim_server *srv = c->l->srv;
 
-    if (c->l->tls != NULL) {
-        struct timeval tv = {10, 0}, none = {0, 0};
-        setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        if ((c->ssl = SSL_new(c->l->tls)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
-            SSL_accept(c->ssl) != 1) {
-            hx_warn("TLS handshake failed (no or untrusted client certificate?)",
-                    HX_F_STR("kme", srv->net->kmes[c->l->kme].id));
-            goto out;
-        }
-        setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+    /* 10 s for the handshake: a client that connects and says nothing holds no thread long. */
+    if (c->l->tls != NULL &&
+        hx_conn_tls_accept(&c->io, c->l->tls, hx_deadline_in_ms(10000)) != HX_OK) {
+        ERR_clear_error();
+        hx_warn("TLS handshake failed (no or untrusted client certificate?)",
+                HX_F_STR("kme", srv->net->kmes[c->l->kme].id));
+        goto out;
     }
     switch (c->l->dialect) {
     case D_JSON:
@@ -372,16 +325,13 @@ static void *conn_main(void *arg)
         break;
     }
 out:
-    if (c->ssl != NULL) {
-        SSL_shutdown(c->ssl);
-        SSL_free(c->ssl);
-    }
+    hx_conn_tls_close(&c->io);
     pthread_mutex_lock(&srv->lock);
     srv->conn_fd[c->slot] = -1;
     srv->n_conns--;
     pthread_cond_broadcast(&srv->idle);
     pthread_mutex_unlock(&srv->lock);
-    close(c->fd);
+    hx_conn_wipe(&c->io);
     free(c);
     return NULL;
 }
@@ -392,24 +342,19 @@ static void *accept_main(void *arg)
     struct sim_server *srv = l->srv;
 
     for (;;) {
-        int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
         struct conn *c;
         pthread_t t;
         pthread_attr_t attr;
         size_t slot;
+        int fd;
+        hx_err e = hx_net_accept(l->fd, &fd);
 
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) {
-                continue;
-            }
-            if (srv->stopping) {
+        if (e != HX_OK) {
+            if (e == HX_ERR_IO_CLOSED || srv->stopping) {
                 return NULL;
             }
-            if (errno == EMFILE || errno == ENFILE) {
-                usleep(100000);
-                continue;
-            }
-            return NULL;
+            usleep(100000); /* out of descriptors: wait for connections to end */
+            continue;
         }
         pthread_mutex_lock(&srv->lock);
         if (srv->stopping || srv->n_conns >= SIM_MAX_CONNECTIONS) {
@@ -427,16 +372,12 @@ static void *accept_main(void *arg)
             pthread_join(srv->conn_thread[slot], NULL);
             srv->has_thread[slot] = false;
         }
-        if (l->dialect != D_CTL) {
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        }
         if ((c = calloc(1, sizeof(*c))) == NULL) {
             close(fd);
             continue;
         }
         c->l = l;
-        c->fd = fd;
+        hx_conn_init(&c->io, fd);
         c->slot = slot;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 256 * 1024);
@@ -448,7 +389,7 @@ static void *accept_main(void *arg)
             srv->conn_fd[slot] = -1;
             srv->n_conns--;
             pthread_mutex_unlock(&srv->lock);
-            close(fd);
+            hx_conn_wipe(&c->io);
             free(c);
         }
         pthread_attr_destroy(&attr);
@@ -457,61 +398,27 @@ static void *accept_main(void *arg)
 
 static hx_err listen_tcp(const char *host, uint16_t port, int *out, char *why, size_t why_len)
 {
-    struct addrinfo hints, *res = NULL;
-    char ports[8];
-    int fd = -1, one = 1, rc;
+    char err[200];
+    hx_err e = hx_net_listen_tcp(host, port, 128, false, out, err, sizeof(err));
 
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    snprintf(ports, sizeof(ports), "%u", port);
-    if ((rc = getaddrinfo(host, ports, &hints, &res)) != 0) {
-        snprintf(why, why_len, "%s:%u: %s", host, port, gai_strerror(rc));
-        return HX_ERR_CONFIG;
+    if (e != HX_OK) {
+        snprintf(why, why_len, "%s:%u: %s", host, port, err);
     }
-    if ((fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0)) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 128) != 0) {
-        snprintf(why, why_len, "%s:%u: %s", host, port, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-        }
-        freeaddrinfo(res);
-        return HX_ERR_IO;
-    }
-    freeaddrinfo(res);
-    *out = fd;
-    return HX_OK;
+    return e;
 }
 
 static hx_err listen_unix(const char *path, int *out, char *why, size_t why_len)
 {
-    struct sockaddr_un sa;
-    mode_t old;
-    int fd;
+    char err[200];
+    /* the control socket is for the operator only */
+    hx_err e = hx_net_listen_unix(path, 16, 077, out, err, sizeof(err));
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sa.sun_path)) {
+    if (e == HX_ERR_CONFIG) {
         snprintf(why, why_len, "%s: control socket path too long", path);
-        return HX_ERR_CONFIG;
+    } else if (e != HX_OK) {
+        snprintf(why, why_len, "%s: %s", path, err);
     }
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    unlink(path);
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
-        snprintf(why, why_len, "%s: %s", path, strerror(errno));
-        return HX_ERR_IO;
-    }
-    old = umask(077); /* the control socket is for the operator only */
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 16) != 0) {
-        umask(old);
-        snprintf(why, why_len, "%s: %s", path, strerror(errno));
-        close(fd);
-        return HX_ERR_IO;
-    }
-    umask(old);
-    *out = fd;
-    return HX_OK;
+    return e;
 }
 
 static hx_err tls_context(const struct sim_listener *sl, SSL_CTX **out, char *why, size_t why_len)
@@ -603,7 +510,11 @@ hx_err sim_server_start(struct sim_net *net, const char *ctl_path, struct sim_se
     }
     srv->net = net;
     pthread_mutex_init(&srv->lock, NULL);
-    pthread_cond_init(&srv->idle, NULL);
+    if (hx_cond_init_monotonic(&srv->idle) != HX_OK) {
+        pthread_mutex_destroy(&srv->lock);
+        free(srv);
+        return HX_ERR_INTERNAL;
+    }
     for (size_t i = 0; i < SIM_MAX_CONNECTIONS; i++) {
         srv->conn_fd[i] = -1;
     }
@@ -644,7 +555,7 @@ hx_err sim_server_start(struct sim_net *net, const char *ctl_path, struct sim_se
 
 void sim_server_stop(struct sim_server *srv)
 {
-    struct timespec deadline;
+    int64_t deadline;
 
     if (srv == NULL) {
         return;
@@ -667,16 +578,14 @@ void sim_server_stop(struct sim_server *srv)
         sim_014_stop(srv->s014[k]);
     }
     /* Connections: shut them down and give their threads a second to finish. */
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 1;
+    deadline = hx_deadline_in_ms(1000);
     pthread_mutex_lock(&srv->lock);
     for (size_t i = 0; i < SIM_MAX_CONNECTIONS; i++) {
         if (srv->conn_fd[i] >= 0) {
             shutdown(srv->conn_fd[i], SHUT_RDWR);
         }
     }
-    while (srv->n_conns > 0 &&
-           pthread_cond_timedwait(&srv->idle, &srv->lock, &deadline) != ETIMEDOUT) {
+    while (srv->n_conns > 0 && !hx_cond_wait_until(&srv->idle, &srv->lock, deadline)) {
     }
     bool idle = srv->n_conns == 0;
     pthread_mutex_unlock(&srv->lock);
@@ -702,10 +611,10 @@ void sim_server_stop(struct sim_server *srv)
 
 int sim_ctl_client(const char *path, int argc, char **argv)
 {
-    struct sockaddr_un sa;
-    char line[256], reply[65536];
-    size_t n = 0;
-    ssize_t r;
+    char line[256], reply[65536], why[200];
+    struct hx_conn c;
+    size_t n = 0, got;
+    hx_err e;
     int fd;
 
     line[0] = '\0';
@@ -713,29 +622,25 @@ int sim_ctl_client(const char *path, int argc, char **argv)
         size_t len = strlen(line);
         snprintf(line + len, sizeof(line) - len, "%s%s", i ? " " : "", argv[i]);
     }
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        fprintf(stderr, "hykex-qkdsim ctl: socket path too long\n");
-        return 2;
-    }
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        fprintf(stderr, "hykex-qkdsim ctl: %s: %s\n", path, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
+    if ((e = hx_net_dial_unix(path, &fd, why, sizeof(why))) != HX_OK) {
+        if (e == HX_ERR_CONFIG) {
+            fprintf(stderr, "hykex-qkdsim ctl: socket path too long\n");
+            return 2;
         }
+        fprintf(stderr, "hykex-qkdsim ctl: %s: %s\n", path, why);
         return 1;
     }
-    if (send(fd, line, strlen(line), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
-        close(fd);
+    hx_conn_init(&c, fd);
+    if (hx_conn_write_all(&c, line, strlen(line), HX_DEADLINE_NEVER) != HX_OK ||
+        hx_conn_write_all(&c, "\n", 1, HX_DEADLINE_NEVER) != HX_OK) {
+        hx_conn_wipe(&c);
         return 1;
     }
-    while (n < sizeof(reply) - 1 && (r = recv(fd, reply + n, sizeof(reply) - 1 - n, 0)) > 0) {
-        n += (size_t)r;
+    while (n < sizeof(reply) - 1 && hx_conn_read_some(&c, reply + n, sizeof(reply) - 1 - n, &got,
+                                                      HX_DEADLINE_NEVER) == HX_OK) {
+        n += got;
     }
-    close(fd);
+    hx_conn_wipe(&c);
     reply[n] = '\0';
     fputs(reply, stdout);
     return strstr(reply, "\"ok\":true") != NULL ? 0 : 1;

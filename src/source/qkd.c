@@ -1,92 +1,73 @@
 #include "source/qkd.h"
 
-#include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/json.h"
+#include "net/conn.h"
+#include "net/sock.h"
 #include "proto/etsi004.h"
 
+/* One connection to the KME: net/conn.h, and the TLS context made for it (qkd.tls). */
 struct qconn {
-    int fd;
+    struct hx_conn io;
     SSL_CTX *ctx;
-    SSL *ssl;
+    unsigned timeout_ms; /* each connect, read and write waits at most this long (0: no limit) */
 };
+
+static int64_t qdeadline(const struct qconn *q)
+{
+    return q->timeout_ms > 0 ? hx_deadline_in_ms(q->timeout_ms) : HX_DEADLINE_NEVER;
+}
 
 static void qclose(struct qconn *q)
 {
-    if (q->ssl != NULL) {
-        SSL_shutdown(q->ssl);
-        SSL_free(q->ssl);
-    }
+    hx_conn_tls_close(&q->io);
+    hx_conn_wipe(&q->io);
     SSL_CTX_free(q->ctx);
-    if (q->fd >= 0) {
-        close(q->fd);
-    }
-    memset(q, 0, sizeof(*q));
-    q->fd = -1;
+    q->ctx = NULL;
 }
 
 static hx_err qconnect(const struct hx_qkd_client *c, struct qconn *q, char *msg, size_t msg_len)
 {
-    struct addrinfo hints, *res = NULL, *ai;
-    struct timeval tv = {(time_t)(c->timeout_ms / 1000), (long)(c->timeout_ms % 1000) * 1000};
-    char port[8];
-    int one = 1;
+    char why[200];
+    int fd;
+    hx_err e;
 
     memset(q, 0, sizeof(*q));
-    q->fd = -1;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    snprintf(port, sizeof(port), "%u", c->port);
-    if (getaddrinfo(c->host, port, &hints, &res) != 0) {
+    hx_conn_init(&q->io, -1);
+    q->timeout_ms = c->timeout_ms;
+    e = hx_net_dial_tcp(c->host, c->port, NULL, qdeadline(q), &fd, why, sizeof(why));
+    if (e == HX_ERR_CONFIG) {
         snprintf(msg, msg_len, "QKD source: cannot resolve %s", c->host);
         return HX_ERR_IO;
     }
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
-        if ((q->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0)) < 0) {
-            continue;
-        }
-        /* Many short connections: let their TIME_WAIT ports not block a listener's bind. */
-        setsockopt(q->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        setsockopt(q->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        setsockopt(q->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        if (connect(q->fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-            break;
-        }
-        close(q->fd);
-        q->fd = -1;
-    }
-    freeaddrinfo(res);
-    if (q->fd < 0) {
-        snprintf(msg, msg_len, "QKD source: KME at %s:%u unreachable (%s)", c->host, c->port,
-                 strerror(errno));
+    if (e != HX_OK) {
+        snprintf(msg, msg_len, "QKD source: KME at %s:%u unreachable (%s)", c->host, c->port, why);
         return HX_ERR_IO;
     }
-    setsockopt(q->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    hx_conn_init(&q->io, fd);
     if (c->tls_cert[0] != '\0') {
         if ((q->ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
             SSL_CTX_use_certificate_chain_file(q->ctx, c->tls_cert) != 1 ||
             SSL_CTX_use_PrivateKey_file(q->ctx, c->tls_key, SSL_FILETYPE_PEM) != 1 ||
             SSL_CTX_load_verify_file(q->ctx, c->tls_ca) != 1) {
             snprintf(msg, msg_len, "QKD source: TLS client set-up failed (qkd.tls)");
+            ERR_clear_error();
             qclose(q);
             return HX_ERR_CONFIG;
         }
         SSL_CTX_set_verify(q->ctx, SSL_VERIFY_PEER, NULL);
-        if ((q->ssl = SSL_new(q->ctx)) == NULL || SSL_set_fd(q->ssl, q->fd) != 1 ||
-            SSL_connect(q->ssl) != 1) {
+        if (hx_conn_tls_connect(&q->io, q->ctx, qdeadline(q)) != HX_OK) {
             snprintf(msg, msg_len, "QKD source: TLS handshake with the KME failed");
+            ERR_clear_error();
             qclose(q);
             return HX_ERR_IO;
         }
@@ -96,42 +77,20 @@ static hx_err qconnect(const struct hx_qkd_client *c, struct qconn *q, char *msg
 
 static bool qwrite(struct qconn *q, const void *p, size_t n)
 {
-    const uint8_t *b = p;
-
-    while (n > 0) {
-        ssize_t r = q->ssl != NULL ? SSL_write(q->ssl, b, (int)n) : send(q->fd, b, n, MSG_NOSIGNAL);
-        if (r <= 0) {
-            if (q->ssl == NULL && r < 0 && errno == EINTR) {
-                continue;
-            }
-            return false;
-        }
-        b += r;
-        n -= (size_t)r;
-    }
-    return true;
+    return hx_conn_write_all(&q->io, p, n, qdeadline(q)) == HX_OK;
 }
 
+/* What has arrived, up to n bytes; <= 0 when the connection ended or the KME was silent. */
 static ssize_t qread(struct qconn *q, void *p, size_t n)
 {
-    if (q->ssl != NULL) {
-        int r = SSL_read(q->ssl, p, (int)n);
-        return r > 0 ? r : -1;
-    }
-    return recv(q->fd, p, n, 0);
+    size_t got;
+
+    return hx_conn_read_some(&q->io, p, n, &got, qdeadline(q)) == HX_OK ? (ssize_t)got : -1;
 }
 
-static bool qread_exact(struct qconn *q, uint8_t *p, size_t n)
+static bool qread_exact(struct qconn *q, uint8_t *p, size_t cap, size_t n)
 {
-    while (n > 0) {
-        ssize_t r = qread(q, p, n);
-        if (r <= 0) {
-            return false;
-        }
-        p += r;
-        n -= (size_t)r;
-    }
-    return true;
+    return hx_conn_read_exact(&q->io, p, cap, n, qdeadline(q)) == HX_OK;
 }
 
 /* One JSON request/response on a fresh connection. */
@@ -199,12 +158,12 @@ static hx_err bin_reply(const struct hx_qkd_client *c, struct qconn *q, uint8_t 
     char why[200] = "reply larger than its buffer";
     hx_err e;
 
-    if (!qread_exact(q, hdr, sizeof(hdr))) {
+    if (!qread_exact(q, hdr, sizeof(hdr), sizeof(hdr))) {
         snprintf(msg, msg_len, "QKD source: no reply from the KME");
         return HX_ERR_IO;
     }
-    if ((e = hx_004_bin_header(f, hdr, &type, &len, why, sizeof(why))) != HX_OK || len > cap ||
-        !qread_exact(q, payload, len) ||
+    if ((e = hx_004_bin_header(f, hdr, &type, &len, why, sizeof(why))) != HX_OK ||
+        !qread_exact(q, payload, cap, len) ||
         (e = hx_004_bin_decode_response(f, type, payload, len, resp, why, sizeof(why))) != HX_OK) {
         snprintf(msg, msg_len, "QKD source: bad reply from the KME: %s", why);
         return e != HX_OK ? e : HX_ERR_PROTO;

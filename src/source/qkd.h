@@ -2,7 +2,8 @@
  * The node's QKD key source: a client of its KME over ETSI 004 (JSON dialect, or binary in
  * either framing, plain or TLS). Blocking calls, made from worker threads; each call opens its
  * own connection (KMEs differ in how long they keep one; 2.1.1 allows one request per
- * connection anyway). ETSI 014 is not wired in yet (docs/config.md says so).
+ * connection anyway), through net/ (docs/net.md); qkd.timeout_ms bounds the connect and each
+ * read and write on the monotonic clock. ETSI 014 is not wired in yet (docs/config.md says so).
  */
 #ifndef HX_SOURCE_QKD_H
 #define HX_SOURCE_QKD_H
