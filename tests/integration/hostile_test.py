@@ -21,6 +21,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("HYKEX_TEST_LOOPBACK", "127.0.0.3")  # fault_test.py may run at once
 import fault_test as net  # noqa: E402  (same network, same helpers)
+from hxtest import timing  # noqa: E402
 
 check, App, uri = net.check, net.App, net.uri
 R = net.R  # one runner: fault_test.py's network, its folder and programs
@@ -214,6 +215,7 @@ def half_a_message_then_stall():
 
 
 @test
+@timing
 def a_request_every_millisecond_for_ten_seconds():
     """10 s of GET_KEY every 1 ms on one connection (a stream of its own): every request gets its
     reply, in order, and the daemon keeps up."""
