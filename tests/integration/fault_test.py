@@ -24,7 +24,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hxtest import Runner, Skip, check, next_json  # noqa: E402  (one runner, one reply reader)
+from hxtest import Runner, Skip, check, free_loopback, next_json  # noqa: E402
 
 BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 LAB = "--lab" in sys.argv[3:]
@@ -33,10 +33,11 @@ U = {"A": "aaaaaaaa-0000-4000-8000-00000000000a", "B": "bbbbbbbb-0000-4000-8000-
      "C": "cccccccc-0000-4000-8000-00000000000c"}
 if LAB:
     ADDR = {"sim": "10.77.0.10", "A": "10.77.0.11", "B": "10.77.0.12", "C": "10.77.0.13"}
-else:  # 127.0.0.20-23 (HYKEX_TEST_LOOPBACK=127.0.0.3: .30-.33, for a second suite at once)
-    _lo = os.environ.get("HYKEX_TEST_LOOPBACK", "127.0.0.2")
-    ADDR = {"sim": _lo + "0", "A": _lo + "1", "B": _lo + "2", "C": _lo + "3"}
 API, PEER, KME = 5100, 5200, 5300  # ports; every program has its own address
+if not LAB:  # 127.0.0.20-23 (HYKEX_TEST_LOOPBACK=127.0.0.3: .30-.33), or free ones if taken
+    _lo = free_loopback(os.environ.get("HYKEX_TEST_LOOPBACK", "127.0.0.2"),
+                        (API, PEER, KME, KME + 1, KME + 2))
+    ADDR = {"sim": _lo + "0", "A": _lo + "1", "B": _lo + "2", "C": _lo + "3"}
 R = Runner("hykex-fault-")
 test = R.test
 WORK = R.work

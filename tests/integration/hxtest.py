@@ -63,6 +63,35 @@ def free_port(host="127.0.0.1"):
     raise RuntimeError("no free TCP port below the ephemeral range")
 
 
+def free_loopback(preferred, ports):
+    """A loopback prefix for a suite whose programs each have their own address (prefix + "0"
+    to prefix + "3", with fixed ports): preferred (e.g. "127.0.0.2" for 127.0.0.20-23) when no
+    other suite on this machine holds it and every (address, port) binds now, else the first
+    free "127.0.N.1" (127.0.N.10-13). Reserved like free_port, for this process's life."""
+    os.makedirs(_LOCK_DIR, mode=0o1777, exist_ok=True)
+    for prefix in [preferred] + [f"127.0.{n}.1" for n in range(1, 255)]:
+        fd = os.open(os.path.join(_LOCK_DIR, "lo-" + prefix), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        if all(_bindable(prefix + str(i), port) for i in range(4) for port in ports):
+            _held.append(fd)
+            return prefix
+        os.close(fd)
+    raise RuntimeError("no free loopback addresses for the suite")
+
+
+def _bindable(host, port):
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
 def next_json(sock, buf, closed="the other end closed the connection"):
     """The next JSON value from sock: (value, its text, the bytes after it), buf being the bytes
     already received. Waits for a value split over several reads; undecodable bytes (and a UTF-8
