@@ -14,6 +14,16 @@ if(HYKEX_SANITIZE)
   add_link_options(-fsanitize=address,undefined -fno-sanitize-recover=all)
 endif()
 
+if(HYKEX_TSAN)
+  if(HYKEX_SANITIZE OR HYKEX_FUZZ)
+    message(FATAL_ERROR "HYKEX_TSAN cannot be combined with ASan (HYKEX_SANITIZE, HYKEX_FUZZ)")
+  endif()
+  # ThreadSanitizer, halting on the first report (TSAN_OPTIONS halt_on_error=1 in CI); the
+  # suppressions for uninstrumented third-party code are in tests/tsan.supp.
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer -O1)
+  add_link_options(-fsanitize=thread)
+endif()
+
 if(HYKEX_HARDEN)
   add_compile_options(-U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong
                       -fstack-clash-protection -fPIE)

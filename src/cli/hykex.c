@@ -13,7 +13,6 @@
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <sqlite3.h>
-#include <uv.h>
 
 #include "cli/cli.h"
 #include "common/secret.h"
@@ -52,7 +51,6 @@ static int cmd_version(int argc, char **argv)
     printf("libcrypto  %s\n", object_of((const void *)(uintptr_t)OpenSSL_version));
     printf("libssl     %s\n", object_of((const void *)(uintptr_t)SSL_CTX_new));
     printf("json-c     %s\n", json_c_version());
-    printf("libuv      %s\n", uv_version_string());
     printf("sqlite     %s\n", sqlite3_libversion());
     printf("libcurl    %s\n", curl_version());
     printf("microhttpd %s\n", MHD_get_version());

@@ -5,7 +5,7 @@
  * One thread per connection: OPEN_CONNECT blocks until the peer application arrives, which a
  * thread and the model's condition variable express directly. The simulator's load is small
  * (a handful of daemons and test clients); connections are capped (SIM_MAX_CONNECTIONS) so a
- * flood cannot exhaust threads. hykexd itself is event-driven (libuv).
+ * flood cannot exhaust threads. hykexd is threads too (poll on its peer links), no event loop.
  */
 #ifndef HX_SIM_SERVER_H
 #define HX_SIM_SERVER_H

@@ -9,7 +9,8 @@ simulator with a link between every pair. Without --lab every program runs on lo
 namespace with its own address on a bridge, and the tests that need a real path between two
 hosts (cut, loss, delay) run too; without it they are skipped with the reason printed. Every
 test has a bounded duration and asserts exact outcomes: every key delivered at one node is the
-same at the other, and none is delivered twice. Ends with "N passed, M failed, K skipped".
+same at the other, and none is delivered twice. Ends with "N passed, M failed, K skipped" (the
+runner: hxtest.Runner).
 """
 import json
 import os
@@ -18,13 +19,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hxtest import next_json  # noqa: E402  (one JSON reply reader for every test client)
+from hxtest import Runner, Skip, check, free_loopback, next_json  # noqa: E402
 
 BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 LAB = "--lab" in sys.argv[3:]
@@ -33,40 +33,17 @@ U = {"A": "aaaaaaaa-0000-4000-8000-00000000000a", "B": "bbbbbbbb-0000-4000-8000-
      "C": "cccccccc-0000-4000-8000-00000000000c"}
 if LAB:
     ADDR = {"sim": "10.77.0.10", "A": "10.77.0.11", "B": "10.77.0.12", "C": "10.77.0.13"}
-else:  # 127.0.0.20-23 (HYKEX_TEST_LOOPBACK=127.0.0.3: .30-.33, for a second suite at once)
-    _lo = os.environ.get("HYKEX_TEST_LOOPBACK", "127.0.0.2")
-    ADDR = {"sim": _lo + "0", "A": _lo + "1", "B": _lo + "2", "C": _lo + "3"}
 API, PEER, KME = 5100, 5200, 5300  # ports; every program has its own address
-WORK = tempfile.mkdtemp(prefix="hykex-fault-")
+if not LAB:  # 127.0.0.20-23 (HYKEX_TEST_LOOPBACK=127.0.0.3: .30-.33), or free ones if taken
+    _lo = free_loopback(os.environ.get("HYKEX_TEST_LOOPBACK", "127.0.0.2"),
+                        (API, PEER, KME, KME + 1, KME + 2))
+    ADDR = {"sim": _lo + "0", "A": _lo + "1", "B": _lo + "2", "C": _lo + "3"}
+R = Runner("hykex-fault-")
+test = R.test
+WORK = R.work
 CTL = f"{WORK}/sim.ctl"
-procs = {}
-results = []
+procs = R.procs
 rng = random.Random(int(os.environ.get("HYKEX_FAULT_SEED", "0")) or None)
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-class Skip(Exception):
-    pass
-
-
-def test(fn):
-    def run():
-        t0 = time.time()
-        try:
-            fn()
-            results.append((fn.__name__, "ok"))
-            print(f"ok   {fn.__name__} ({time.time() - t0:.1f} s)", flush=True)
-        except Skip as e:
-            results.append((fn.__name__, "skip"))
-            print(f"skip {fn.__name__}: {e}", flush=True)
-        except Exception as e:  # noqa: BLE001
-            results.append((fn.__name__, "fail"))
-            print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}", flush=True)
-    return run
 
 
 def in_ns(node, argv):
@@ -89,11 +66,8 @@ def setup():
            "links": [{"id": a + b, "kmes": [f"KME_{a}", f"KME_{b}"], "rate_bps": 0}
                      for a, b in ("AB", "AC", "BC")]}
     json.dump(net, open(f"{WORK}/net.json", "w"))
-    sim = subprocess.Popen(in_ns("sim", [f"{BIN}/hykex-qkdsim", "-c", f"{WORK}/net.json",
-                                         "--ctl", CTL, "--log-level", "warn"]),
-                           stdout=subprocess.PIPE, stderr=open(f"{WORK}/sim.log", "w"), text=True)
-    check(sim.stdout.readline().strip() == "ready", "simulator did not start")
-    procs["sim"] = sim
+    R.start("sim", in_ns("sim", [f"{BIN}/hykex-qkdsim", "-c", f"{WORK}/net.json", "--ctl", CTL,
+                                 "--log-level", "warn"]), f"{WORK}/sim.log", exit_ok=None)
     for i, n in enumerate(NODES):
         cfg = {"uuid": U[n],
                "logging_config": {"console_log_type": "info"},
@@ -116,14 +90,9 @@ def setup():
 
 
 def start(node):
-    log = open(f"{WORK}/{node}.log", "a")
-    p = subprocess.Popen(in_ns(node, [f"{BIN}/hykexd", "-c", f"{WORK}/{node}.json", "-p",
-                                      f"{WORK}/{node}-peers.json"]),
-                         stdout=subprocess.PIPE, stderr=log, text=True, cwd=WORK)
-    line = p.stdout.readline()
-    if line.strip() != "ready":
-        raise AssertionError(f"hykexd {node} did not start: {line!r}; see {WORK}/{node}.log")
-    procs[node] = p
+    R.start(node, in_ns(node, [f"{BIN}/hykexd", "-c", f"{WORK}/{node}.json", "-p",
+                               f"{WORK}/{node}-peers.json"]),
+            f"{WORK}/{node}.log", exit_ok=None, cwd=WORK)
 
 
 def kill9(node):
@@ -492,33 +461,5 @@ def lossy_slow_link_keys_agree():
     cross_check(*cons[0], 0, 0)
 
 
-def main():
-    try:
-        setup()
-        for t in (three_nodes_all_pairs_at_once, kill9_initiator_and_responder_mid_production,
-                  expired_stream_is_wiped_at_restart, expired_stream_is_wiped_while_running,
-                  kme_paused_then_resumed, a_client_that_hangs_up_loses_no_key,
-                  link_cut_between_two_nodes_then_healed, lossy_slow_link_keys_agree):
-            t()
-    except Exception as e:  # noqa: BLE001
-        results.append(("set-up", "fail"))
-        print(f"FAIL set-up: {type(e).__name__}: {e}", flush=True)
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in procs.values():
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    n = {k: sum(1 for _, r in results if r == k) for k in ("ok", "fail", "skip")}
-    print(f"{n['ok']} passed, {n['fail']} failed, {n['skip']} skipped")
-    if n["fail"]:
-        print(f"logs and configs kept in {WORK}")
-        sys.exit(1)
-    subprocess.run(["rm", "-rf", WORK])
-
-
 if __name__ == "__main__":
-    main()
+    R.run(setup)

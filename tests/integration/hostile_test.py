@@ -9,7 +9,7 @@ Nodes A, B, C and the simulator as in fault_test.py (loopback). While the batter
 stream A-B is consumed at both ends; at the end its keys must agree and must have kept coming.
 Each case sends bytes to A's API and asserts the reply's status and a part of its message; where
 the connection should survive, the same connection must then answer a valid request. Ends with
-"N passed, M failed".
+"N passed, M failed, K skipped" (the runner: hxtest.Runner, shared with fault_test.py).
 """
 import json
 import os
@@ -21,9 +21,11 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("HYKEX_TEST_LOOPBACK", "127.0.0.3")  # fault_test.py may run at once
 import fault_test as net  # noqa: E402  (same network, same helpers)
+from hxtest import timing  # noqa: E402
 
 check, App, uri = net.check, net.App, net.uri
-test, results = net.test, net.results  # one way of running and counting tests
+R = net.R  # one runner: fault_test.py's network, its folder and programs
+test = R.test
 
 
 class Raw:
@@ -69,7 +71,7 @@ def open_req(src=None, dst=None, qos=None, **extra):
 U_C = net.U["C"]
 GOOD_SRC, GOOD_DST = uri("A", "bad"), uri("B", "bad")
 BASE = "hybrid://bad@" + net.U["A"]
-KSID_LIVE = None  # the A-B stream consumed in the background (set in main)
+KSID_LIVE = None  # the A-B stream consumed in the background (set in setup)
 
 # (name, bytes, expected statuses, part of the message (case-insensitive), connection survives
 #  [, further error replies the input causes before the connection serves again])
@@ -213,6 +215,7 @@ def half_a_message_then_stall():
 
 
 @test
+@timing
 def a_request_every_millisecond_for_ten_seconds():
     """10 s of GET_KEY every 1 ms on one connection (a stream of its own): every request gets its
     reply, in order, and the daemon keeps up."""
@@ -262,58 +265,41 @@ def _still_open(s):
         s.setblocking(True)
 
 
-def main():
-    global KSID_LIVE
-    live = None
-    try:
-        net.setup()
-        KSID_LIVE = net.open_pair("A", "B", "live")
-        src, dst = uri("A", "live"), uri("B", "live")
-        live = (net.Consumer("A", KSID_LIVE, src, dst, pace=0.002),
-                net.Consumer("B", KSID_LIVE, src, dst, pace=0.002))
-        for x in live:
-            x.start()
-        for t in (battery_of_malformed_requests, double_close_and_another_clients_stream,
-                  half_a_message_then_stall, a_request_every_millisecond_for_ten_seconds,
-                  a_thousand_idle_connections):
-            t()
-            n = (len(live[0].keys), len(live[1].keys))
-            time.sleep(0.3)
-            if len(live[0].keys) == n[0] or len(live[1].keys) == n[1]:
-                results.append(("other streams keep producing", "fail"))
-                print(f"FAIL the live A-B stream stalled after {t.__name__}", flush=True)
+LIVE = []  # the two consumers of the A-B stream (set in setup)
 
-        @test
-        def other_streams_unharmed():
-            """The A-B stream consumed throughout: keys kept coming and agree at both ends."""
-            for x in live:
-                x.stop.set()
-            for x in live:
-                x.join(20)
-            check(len(live[0].keys) > 500 and len(live[1].keys) > 500,
-                  f"only {len(live[0].keys)} / {len(live[1].keys)} keys")
-            net.cross_check(live[0], live[1], 0, 0)
-        other_streams_unharmed()
-    except Exception as e:  # noqa: BLE001
-        results.append(("set-up", "fail"))
-        print(f"FAIL set-up: {type(e).__name__}: {e}", flush=True)
-    finally:
-        for p in net.procs.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in net.procs.values():
-            try:
-                p.wait(5)
-            except Exception:  # noqa: BLE001
-                p.kill()
-    n_ok = sum(1 for _, r in results if r == "ok")
-    n_fail = sum(1 for _, r in results if r != "ok")
-    print(f"{n_ok} passed, {n_fail} failed")
-    if n_fail:
-        print(f"logs and configs kept in {net.WORK}")
-        sys.exit(1)
-    os.system(f"rm -rf {net.WORK}")
+
+def setup():
+    global KSID_LIVE
+    net.setup()
+    KSID_LIVE = net.open_pair("A", "B", "live")
+    src, dst = uri("A", "live"), uri("B", "live")
+    LIVE[:] = [net.Consumer("A", KSID_LIVE, src, dst, pace=0.002),
+               net.Consumer("B", KSID_LIVE, src, dst, pace=0.002)]
+    for x in LIVE:
+        x.start()
+
+
+def still_producing(case):
+    """After each case: the live A-B stream still delivers at both ends."""
+    n = (len(LIVE[0].keys), len(LIVE[1].keys))
+    time.sleep(0.3)
+    if len(LIVE[0].keys) == n[0] or len(LIVE[1].keys) == n[1]:
+        R.fail("other streams keep producing", f"the live A-B stream stalled after {case.__name__}")
+
+
+def other_streams_unharmed():
+    """The A-B stream consumed throughout: keys kept coming and agree at both ends."""
+    for x in LIVE:
+        x.stop.set()
+    for x in LIVE:
+        x.join(20)
+    check(len(LIVE[0].keys) > 500 and len(LIVE[1].keys) > 500,
+          f"only {len(LIVE[0].keys)} / {len(LIVE[1].keys)} keys")
+    net.cross_check(LIVE[0], LIVE[1], 0, 0)
 
 
 if __name__ == "__main__":
-    main()
+    R.run(setup, order=[battery_of_malformed_requests, double_close_and_another_clients_stream,
+                        half_a_message_then_stall, a_request_every_millisecond_for_ten_seconds,
+                        a_thousand_idle_connections],
+          after_each=still_producing, finish=test(other_streams_unharmed))

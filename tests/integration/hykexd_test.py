@@ -4,10 +4,9 @@
 Usage: hykexd_test.py BIN_DIR REPO_ROOT
 Three nodes (A, B, C) with ML-DSA certificates, one simulator (A's and B's KMEs speak ETSI 004
 JSON, C's 004 binary 1.0.1). Applications are Python clients that speak the reference wire
-format byte for byte. Ends with "N passed, M failed".
+format byte for byte. Ends with "N passed, M failed, K skipped" (the runner: hxtest.Runner).
 """
 import json
-import shutil
 import os
 import re
 import signal
@@ -15,47 +14,26 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hxtest import free_port, next_json  # noqa: E402  (ports safe beside other suites)
+from hxtest import Runner, check, free_port, next_json  # noqa: E402  (one runner, safe ports)
 
 BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 U = {n: f"{c * 8}-{c * 4}-{c * 4}-{c * 4}-{c * 12}"
      for n, c in (("A", "a"), ("B", "b"), ("C", "c"), ("D", "d"), ("E", "e"), ("F", "f"),
                   ("G", "1"))}
-results = []
+R = Runner("hykexd-test-")
+test = R.test
 delivered = []  # every key handed to an application, hex
-
-
-def test(fn):
-    def run():
-        t0 = time.time()
-        try:
-            fn()
-            results.append((fn.__name__, None))
-            print(f"ok   {fn.__name__} ({time.time() - t0:.2f} s)", flush=True)
-        except Exception as e:  # noqa: BLE001
-            results.append((fn.__name__, e))
-            print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}", flush=True)
-    run.__name__ = fn.__name__
-    return run
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-WORK = tempfile.mkdtemp(prefix="hykexd-test-")
+WORK = R.work
 P = {k: free_port() for k in ["kA", "kB", "kC", "kD", "kE", "apiA", "apiB", "apiC", "apiD", "apiE",
                                "apiF", "apiG", "peerA", "peerB", "peerC", "peerD", "peerE",
                                "peerF", "peerG", "apitlsE"]}
 CTL = f"{WORK}/sim.ctl"
-procs = {}
+procs = R.procs
 
 
 class App:
@@ -142,15 +120,10 @@ def pair(a="A", b="B", method="hkdf", sources="ML-KEM-768,QKD", chunk=32, n=3, i
 
 
 def start_daemon(node, env=None):
-    log = open(f"{WORK}/{node}.log", "a")
-    p = subprocess.Popen([f"{BIN}/hykexd", "-c", f"{WORK}/{node}.json", "-p", f"{WORK}/{node}-peers.json"],
-                         stdout=subprocess.PIPE, stderr=log, text=True, cwd=WORK,
-                         env=dict(os.environ, **(env or {})))
-    line = p.stdout.readline()
-    if line.strip() != "ready":
-        raise SystemExit(f"hykexd {node} did not start: {line!r}; see {WORK}/{node}.log")
-    procs[node] = p
-    return p
+    # A daemon's exit is checked at the end: 0 (SIGTERM) or -9 (a test's SIGKILL).
+    return R.start(node, [f"{BIN}/hykexd", "-c", f"{WORK}/{node}.json", "-p", f"{WORK}/{node}-peers.json"],
+                   f"{WORK}/{node}.log", exit_ok=(0, -9), cwd=WORK,
+                   env=dict(os.environ, **(env or {})))
 
 
 def wait_link(a, b, timeout=10):
@@ -192,11 +165,8 @@ def setup():
                   {"id": "bc", "kmes": ["KME_B", "KME_C"], "rate_bps": 0},
                   {"id": "de", "kmes": ["KME_D", "KME_E"], "rate_bps": 0}]}
     json.dump(net, open(f"{WORK}/net.json", "w"))
-    sim = subprocess.Popen([f"{BIN}/hykex-qkdsim", "-c", f"{WORK}/net.json", "--ctl", CTL,
-                            "--log-level", "warn"], stdout=subprocess.PIPE,
-                           stderr=open(f"{WORK}/sim.log", "w"), text=True)
-    check(sim.stdout.readline().strip() == "ready", "simulator")
-    procs["sim"] = sim
+    R.start("sim", [f"{BIN}/hykex-qkdsim", "-c", f"{WORK}/net.json", "--ctl", CTL,
+                    "--log-level", "warn"], f"{WORK}/sim.log", exit_ok=None)
     for n in "ABCDEFG":
         # The reference's config.json, unchanged in shape, plus hykex keys where needed.
         cfg = {"uuid": U[n],
@@ -830,46 +800,16 @@ def check_config_refuses_bad_files():
     check(r.returncode == 0 and U["B"] in r.stdout, "CFGFILE / TRUSTED_PEERS_INFO")
 
 
-def main():
-    try:
-        setup()
-        for t in [reference_client_byte_for_byte, every_method_and_source_set,
-                  binary_qkd_dialect_and_long_keys, etsi_014_key_managers,
-                  certificates_of_the_original_system, lost_ack_keeps_positions_at_both_ends,
-                  kem_key_pairs_per_batch, hostile_peer_batches_refused, streams_bound_to_their_application,
-                  mtls_applications_bound_to_their_certificate,
-                  unix_socket_and_its_allow_list,
-                  hykex_status_and_run,
-                  index_semantics, error_statuses_with_messages,
-                  status_8_and_5, key_confirmation_catches_a_corrupted_qkd_key,
-                  failing_source_fails_closed, peer_killed_and_restarted,
-                  sigterm_stops_within_a_second, check_config_refuses_bad_files,
-                  no_key_ever_reaches_a_log]:
-            # HYKEX_TEST_ONLY=name[,name]: run only these cases (to repeat one while debugging)
-            only = os.environ.get("HYKEX_TEST_ONLY")
-            if only is None or t.__name__ in only.split(","):
-                t()
-    except BaseException as e:  # noqa: BLE001 - a broken set-up is a failure too
-        results.append(("set-up", e))
-        print(f"FAIL set-up: {type(e).__name__}: {e}")
-    finally:
-        for name, p in procs.items():
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-            if name != "sim" and p.returncode not in (0, -9):
-                results.append((f"{name} exit {p.returncode}", AssertionError("unclean exit")))
-                print(f"FAIL daemon {name} exited {p.returncode}; see {WORK}/{name}.log")
-    failed = [n for n, e in results if e]
-    if not failed:
-        shutil.rmtree(WORK, ignore_errors=True)  # kept for a look when something failed
-    else:
-        print(f"logs and configs kept in {WORK}")
-    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
-
-
-sys.exit(main())
+R.run(setup, order=[
+    reference_client_byte_for_byte, every_method_and_source_set,
+    binary_qkd_dialect_and_long_keys, etsi_014_key_managers,
+    certificates_of_the_original_system, lost_ack_keeps_positions_at_both_ends,
+    kem_key_pairs_per_batch, hostile_peer_batches_refused, streams_bound_to_their_application,
+    mtls_applications_bound_to_their_certificate,
+    unix_socket_and_its_allow_list,
+    hykex_status_and_run,
+    index_semantics, error_statuses_with_messages,
+    status_8_and_5, key_confirmation_catches_a_corrupted_qkd_key,
+    failing_source_fails_closed, peer_killed_and_restarted,
+    sigterm_stops_within_a_second, check_config_refuses_bad_files,
+    no_key_ever_reaches_a_log])

@@ -10,24 +10,24 @@ connects to A's peer port as B would, with: a certificate from another CA; a cer
 CA whose UUID is not a trusted peer; B's UUID in a certificate that has expired; B's valid
 certificate over TLS 1.2 only; no client certificate. Each must be refused with its log line, and
 A's status must show no link to B made. A positive control (B's valid certificate, TLS 1.3)
-shows the harness sees a link when there is one. Ends with "N passed, M failed".
+shows the harness sees a link when there is one. Ends with "N passed, M failed, K skipped" (the
+runner: hxtest.Runner).
 """
 import json
 import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hxtest import free_port  # noqa: E402  (ports safe beside other suites)
+from hxtest import Runner, Skip, check, free_port  # noqa: E402  (one runner, safe ports)
 
 BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-WORK = tempfile.mkdtemp(prefix="hykex-peerauth-")
+R = Runner("hykex-peerauth-")
+WORK = R.work
 A, B = "cccccccc-0000-4000-8000-00000000000c", "bbbbbbbb-0000-4000-8000-00000000000b"  # B < A: B dials A
 STRANGER = "eeeeeeee-0000-4000-8000-00000000000e"
-results = []
 OPENSSL = subprocess.run(["bash", "-c", f". {ROOT}/scripts/lib.sh && hx_openssl"],
                          capture_output=True, text=True, check=True).stdout.strip()
 
@@ -70,87 +70,75 @@ def connect(cert_dir, *extra):
 
 
 def case(name, cert_dir, extra, expect_line, expect_reason, link_expected=False):
-    before_log, before_links = len(log()), links_to_b()
-    connect(cert_dir, *extra)
-    time.sleep(0.3)
-    new = log()[before_log:]
-    lines = [x for x in new.splitlines() if expect_line in x]
-    ok = bool(lines) and all(r in lines[0] for r in expect_reason)
-    made = links_to_b() - before_links
-    ok = ok and (made >= 1 if link_expected else made == 0)
-    results.append((name, ok))
-    print(f"{'ok  ' if ok else 'FAIL'} {name}" + ("" if ok else f": links made {made}; log: {new.strip()[-400:]}"),
-          flush=True)
+    """Registers a case: a would-be peer connects; A logs expect_line with every expect_reason
+    in it and makes a link to B only when link_expected."""
+    def run():
+        before_log, before_links = len(log()), links_to_b()
+        connect(cert_dir, *extra)
+        time.sleep(0.3)
+        new = log()[before_log:]
+        lines = [x for x in new.splitlines() if expect_line in x]
+        ok = bool(lines) and all(r in lines[0] for r in expect_reason)
+        made = links_to_b() - before_links
+        ok = ok and (made >= 1 if link_expected else made == 0)
+        check(ok, f"links made {made}; log: {new.strip()[-400:]}")
+    R.test(run, name)
 
 
-def main():
-    proc = None
-    try:
-        run(f"{ROOT}/certificates/create_ca.sh", "--out", "ca")
-        run(f"{ROOT}/certificates/create_ca.sh", "--out", "ca2", "--name", "another CA")
-        run(f"{ROOT}/certificates/generate_cert.sh", "--uuid", A, "--name", "A", "--out", "A")
-        run(f"{ROOT}/certificates/generate_cert.sh", "--uuid", B, "--name", "B", "--out", "B")
-        run(f"{ROOT}/certificates/generate_cert.sh", "--uuid", B, "--name", "B", "--ca", "ca2",
-            "--out", "B_other_ca")
-        run(f"{ROOT}/certificates/generate_cert.sh", "--uuid", STRANGER, "--name", "E",
-            "--out", "stranger")
-        # B's UUID in a certificate that expired in 2021: B's key re-certified with old dates.
-        os.makedirs(f"{WORK}/B_expired", exist_ok=True)
-        run(OPENSSL, "x509", "-x509toreq", "-in", "B/node.crt", "-signkey", "B/node.key",
-            "-copy_extensions", "copyall", "-out", "B_expired/req.csr")
-        run(OPENSSL, "x509", "-req", "-in", "B_expired/req.csr", "-CA", "ca/ca.crt",
-            "-CAkey", "ca/ca.key", "-copy_extensions", "copyall", "-not_before", "20200101000000Z",
-            "-not_after", "20210101000000Z", "-out", "B_expired/node.crt")
-        run("cp", "B/node.key", "B_expired/node.key")
-        cfg = {"uuid": A, "logging_config": {"console_log_type": "info"},
-               "certificate_config": {"cert_authority_path": "A/ca.crt", "cert_path": "A/node.crt",
-                                      "key_path": "A/node.key"},
-               "hybridization_server_address": {"host": "127.0.0.1", "port": P["api"]},
-               "peer_local_address": {"host": "127.0.0.1", "port": P["peer"]},
-               "qkd": {"protocol": "none"},
-               "state_dir": "A-state",
-               "trusted_peers": {B: {"address": {"host": "127.0.0.1", "port": P["peerB"]}}}}
-        if os.getuid() == 0:
-            cfg["user"] = "nobody"  # privileges dropped after binding (checked below)
-            os.chmod(WORK, 0o711)
-        json.dump(cfg, open(f"{WORK}/A.json", "w"))
-        proc = subprocess.Popen([f"{BIN}/hykexd", "-c", "A.json"], cwd=WORK, stdout=subprocess.PIPE,
-                                stderr=open(f"{WORK}/A.log", "w"), text=True)
-        if proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("A did not start")
-        if os.getuid() == 0:
-            uids = [x for x in open(f"/proc/{proc.pid}/status") if x.startswith(("Uid:", "Gid:", "Groups:"))]
-            ok = (uids[0].split()[1:] == ["65534"] * 4 and uids[1].split()[1:] == ["65534"] * 4
-                  and uids[2].split()[1:] == []
-                  and os.stat(f"{WORK}/A-state").st_uid == 65534
-                  and os.stat(f"{WORK}/A-state/hykexd.db").st_uid == 65534
-                  and "privileges dropped" in log())
-            results.append(("runs as user nobody after binding; owns its state_dir", ok))
-            print(f"{'ok  ' if ok else 'FAIL'} runs as user nobody after binding; owns its state_dir"
-                  + ("" if ok else f": {uids}"), flush=True)
-        case("certificate from another CA", "B_other_ca", [], "peer TLS handshake failed",
-             ["certificate:", "issuer"])
-        case("valid certificate, UUID not a trusted peer", "stranger", [],
-             "peer is not a trusted peer", [STRANGER])
-        case("expired certificate with a trusted UUID", "B_expired", [],
-             "peer TLS handshake failed", ["expired"])
-        case("TLS 1.2 only", "B", ["-tls1_2"], "peer TLS handshake failed", ["protocol"])
-        case("no client certificate", None, [], "peer TLS handshake failed", ["certificate"])
-        case("positive control: B's valid certificate over TLS 1.3", "B", [], "peer link up",
-             [B, "X25519MLKEM768"], link_expected=True)
-    except Exception as e:  # noqa: BLE001
-        results.append(("set-up", False))
-        print(f"FAIL set-up: {type(e).__name__}: {e}", flush=True)
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(5)
-    n_fail = sum(1 for _, ok in results if not ok)
-    print(f"{len(results) - n_fail} passed, {n_fail} failed")
-    if n_fail:
-        print(f"logs kept in {WORK}")
-        sys.exit(1)
-    subprocess.run(["rm", "-rf", WORK])
+def setup():
+    run(f"{ROOT}/certificates/create_ca.sh", "--out", "ca")
+    run(f"{ROOT}/certificates/create_ca.sh", "--out", "ca2", "--name", "another CA")
+    run(f"{ROOT}/certificates/generate_cert.sh", "--uuid", A, "--name", "A", "--out", "A")
+    run(f"{ROOT}/certificates/generate_cert.sh", "--uuid", B, "--name", "B", "--out", "B")
+    run(f"{ROOT}/certificates/generate_cert.sh", "--uuid", B, "--name", "B", "--ca", "ca2",
+        "--out", "B_other_ca")
+    run(f"{ROOT}/certificates/generate_cert.sh", "--uuid", STRANGER, "--name", "E",
+        "--out", "stranger")
+    # B's UUID in a certificate that expired in 2021: B's key re-certified with old dates.
+    os.makedirs(f"{WORK}/B_expired", exist_ok=True)
+    run(OPENSSL, "x509", "-x509toreq", "-in", "B/node.crt", "-signkey", "B/node.key",
+        "-copy_extensions", "copyall", "-out", "B_expired/req.csr")
+    run(OPENSSL, "x509", "-req", "-in", "B_expired/req.csr", "-CA", "ca/ca.crt",
+        "-CAkey", "ca/ca.key", "-copy_extensions", "copyall", "-not_before", "20200101000000Z",
+        "-not_after", "20210101000000Z", "-out", "B_expired/node.crt")
+    run("cp", "B/node.key", "B_expired/node.key")
+    cfg = {"uuid": A, "logging_config": {"console_log_type": "info"},
+           "certificate_config": {"cert_authority_path": "A/ca.crt", "cert_path": "A/node.crt",
+                                  "key_path": "A/node.key"},
+           "hybridization_server_address": {"host": "127.0.0.1", "port": P["api"]},
+           "peer_local_address": {"host": "127.0.0.1", "port": P["peer"]},
+           "qkd": {"protocol": "none"},
+           "state_dir": "A-state",
+           "trusted_peers": {B: {"address": {"host": "127.0.0.1", "port": P["peerB"]}}}}
+    if os.getuid() == 0:
+        cfg["user"] = "nobody"  # privileges dropped after binding (checked below)
+        os.chmod(WORK, 0o711)
+    json.dump(cfg, open(f"{WORK}/A.json", "w"))
+    R.start("A", [f"{BIN}/hykexd", "-c", "A.json"], f"{WORK}/A.log", exit_ok=None, cwd=WORK)
 
 
-main()
+@R.test
+def runs_as_user_nobody_after_binding_owns_its_state_dir():
+    if os.getuid() != 0:
+        raise Skip("needs root (the privilege drop)")
+    pid = R.procs["A"].pid
+    uids = [x for x in open(f"/proc/{pid}/status") if x.startswith(("Uid:", "Gid:", "Groups:"))]
+    ok = (uids[0].split()[1:] == ["65534"] * 4 and uids[1].split()[1:] == ["65534"] * 4
+          and uids[2].split()[1:] == []
+          and os.stat(f"{WORK}/A-state").st_uid == 65534
+          and os.stat(f"{WORK}/A-state/hykexd.db").st_uid == 65534
+          and "privileges dropped" in log())
+    check(ok, f"{uids}")
+
+
+case("certificate from another CA", "B_other_ca", [], "peer TLS handshake failed",
+     ["certificate:", "issuer"])
+case("valid certificate with a UUID that is not a trusted peer", "stranger", [],
+     "peer is not a trusted peer", [STRANGER])
+case("expired certificate with a trusted UUID", "B_expired", [],
+     "peer TLS handshake failed", ["expired"])
+case("TLS 1.2 only", "B", ["-tls1_2"], "peer TLS handshake failed", ["protocol"])
+case("no client certificate", None, [], "peer TLS handshake failed", ["certificate"])
+case("positive control: B's valid certificate over TLS 1.3", "B", [], "peer link up",
+     [B, "X25519MLKEM768"], link_expected=True)
+R.run(setup)

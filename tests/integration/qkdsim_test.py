@@ -5,52 +5,33 @@ Usage: qkdsim_test.py HYKEX_QKDSIM REPO_ROOT
 Starts the simulator on loopback with four KMEs (ETSI 004 JSON, JSON in reference_compat mode,
 004 binary 1.0.1 plain and 2.1.1 over TLS with client certificates, 014 over HTTPS with client
 certificates), drives each protocol from both ends of a link, and checks keys and status codes.
-Ends with a line "N passed, M failed".
+Ends with a line "N passed, M failed, K skipped" (the runner: hxtest.Runner).
 """
 import http.client
 import json
-import shutil
 import os
 import socket
 import ssl
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hxtest import free_port, next_json  # noqa: E402  (ports safe beside other suites)
+from hxtest import Runner, check, free_port, next_json  # noqa: E402  (one runner, safe ports)
 
 SIM, ROOT = sys.argv[1], sys.argv[2]
 NODES = {k: f"{k * 8}-{k * 4}-{k * 4}-{k * 4}-{k * 12}" for k in "abcde"}
 QOS = {"key_chunk_size": 32, "max_bps": 0, "min_bps": 0, "jitter": 0, "priority": 0,
        "timeout": 0, "ttl": 0, "metadata_mimetype": "application/json"}
-results = []
+R = Runner("hykex-qkdsim-test-")
+test = R.test
 
 
 def uri(node, app="app"):
     return f"qkd://{app}@{NODES[node]}"
-
-
-def test(fn):
-    def run():
-        t0 = time.time()
-        try:
-            fn()
-            results.append((fn.__name__, None))
-            print(f"ok   {fn.__name__} ({time.time() - t0:.2f} s)", flush=True)
-        except Exception as e:  # noqa: BLE001 - report every failure and go on
-            results.append((fn.__name__, e))
-            print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}", flush=True)
-    return run
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 # ---- clients ----
@@ -160,7 +141,7 @@ def curl(port, path, cert=None, data=None):
 
 # ---- set-up ----
 
-WORK = tempfile.mkdtemp(prefix="hykex-qkdsim-test-")
+WORK = R.work
 PKI = f"{WORK}/pki"
 CTL = f"{WORK}/ctl.sock"
 P = {name: free_port() for name in
@@ -205,12 +186,8 @@ def setup():
     }
     with open(f"{WORK}/network.json", "w") as f:
         json.dump(net, f)
-    proc = subprocess.Popen([SIM, "-c", f"{WORK}/network.json", "--ctl", CTL, "--log-level", "warn"],
-                            stdout=subprocess.PIPE, stderr=open(f"{WORK}/sim.log", "w"), text=True)
-    line = proc.stdout.readline()
-    if line.strip() != "ready":
-        raise SystemExit(f"simulator did not start: {line!r}")
-    return proc
+    R.start("sim", [SIM, "-c", f"{WORK}/network.json", "--ctl", CTL, "--log-level", "warn"],
+            f"{WORK}/sim.log")
 
 
 def pair_json(chunk=32, a="a", b="b"):
@@ -532,38 +509,9 @@ def bench():
           f"004-binary-1.0.1 {rate_bin:.0f}, 014 enc_keys {rate_014:.0f}")
 
 
-def main():
-    proc = setup()
-    try:
-        for t in [json_both_ends_get_the_same_keys, index_selects_the_position,
-                  open_blocks_until_the_peer_with_a_predefined_id,
-                  status_6_timeout_and_status_5_in_use, status_4_no_link_or_bad_request,
-                  status_7_counter_proposal, status_2_empty_pool_and_3_peer_absent,
-                  status_8_metadata_too_small_consumes_nothing,
-                  reference_compat_same_id_and_next_key, binary_101_and_json_share_a_stream,
-                  binary_211_over_tls_with_client_certificates,
-                  etsi_014_with_curl_and_client_certificates, control_pause_corrupt_drop_pools,
-                  hostile_input_never_crashes, concurrent_streams]:
-            t()
-        bench()
-        check(proc.poll() is None, "the simulator died")
-    finally:
-        t0 = time.time()
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        print(f"shutdown took {time.time() - t0:.2f} s (exit {proc.returncode})")
-    failed = [n for n, e in results if e]
-    if proc.returncode != 0:
-        failed.append("clean shutdown")
-    if not failed:
-        shutil.rmtree(WORK, ignore_errors=True)  # kept for a look when something failed
-    else:
-        print(f"logs and configs kept in {WORK}")
-    print(f"{len(results) - len([1 for _, e in results if e])} passed, {len(failed)} failed")
-    return 1 if failed else 0
+def the_simulator_survived():
+    bench()
+    check(R.procs["sim"].poll() is None, "the simulator died")
 
 
-sys.exit(main())
+R.run(setup, finish=the_simulator_survived)
