@@ -5,33 +5,28 @@ Usage: qkdsim_field_test.py HYKEX_QKDSIM REPO_ROOT
 Starts hykex-qkdsim with KMEs in each quirk profile (docs/qkdsim.md "Profiles") and checks that
 each reproduces the behaviour it names, plus the ETSI 014 fixes found with third-party clients
 (error details naming the field, several key_ID in one GET dec_keys, JSON content type) and
-QUBIP's URIs without a node UUID. Ends with a line "N passed, M failed".
+QUBIP's URIs without a node UUID. Ends with a line "N passed, M failed, K skipped" (the runner:
+hxtest.Runner).
 """
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hxtest import free_port, next_json  # noqa: E402
+from hxtest import Runner, check, free_port, next_json  # noqa: E402
 
 SIM, ROOT = sys.argv[1], sys.argv[2]
 NODES = {k: f"{k * 8}-{k * 4}-{k * 4}-{k * 4}-{k * 12}" for k in "abcdef"}
 QOS = {"key_chunk_size": 32, "max_bps": 0, "min_bps": 0, "jitter": 0, "priority": 0,
        "timeout": 0, "ttl": 0, "metadata_mimetype": "application/json"}
-WORK = tempfile.mkdtemp(prefix="hykex-qkdsim-field-")
+R = Runner("hykex-qkdsim-field-")
+test = R.test
+WORK = R.work
 PKI, CTL = f"{WORK}/pki", f"{WORK}/ctl.sock"
 P = {n: free_port() for n in ["a", "b", "c", "d", "e_014", "f_014"]}
-results = []
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 def uri(node, app="app"):
@@ -96,15 +91,13 @@ def setup():
     }
     with open(f"{WORK}/network.json", "w") as f:
         json.dump(net, f)
-    proc = subprocess.Popen([SIM, "-c", f"{WORK}/network.json", "--ctl", CTL, "--log-level", "warn"],
-                            stdout=subprocess.PIPE, stderr=open(f"{WORK}/sim.log", "w"), text=True)
-    if proc.stdout.readline().strip() != "ready":
-        raise SystemExit("simulator did not start")
-    return proc
+    R.start("sim", [SIM, "-c", f"{WORK}/network.json", "--ctl", CTL, "--log-level", "warn"],
+            f"{WORK}/sim.log")
 
 
 # ---- cases ----
 
+@test
 def strict_qos_status_6_then_7_with_a_counter_proposal_that_is_accepted():
     r = call(P["a"], "OPEN_CONNECT", source=uri("a"), destination=uri("b"), qos=QOS)
     check(r["status"] == 6 and "timeout 0" in r["message"], f"timeout 0: {r}")
@@ -121,6 +114,7 @@ def strict_qos_status_6_then_7_with_a_counter_proposal_that_is_accepted():
     check(r["status"] == 0 and r["key_stream_id"] == b["key_stream_id"], f"counter-proposal: {r}")
 
 
+@test
 def zero_keys_for_keys_not_made_yet_then_the_real_key_at_the_same_index():
     b = call(P["b"], "OPEN_CONNECT", source=uri("a"), destination=uri("b"), qos=QOS)
     ks = b["key_stream_id"]
@@ -137,6 +131,7 @@ def zero_keys_for_keys_not_made_yet_then_the_real_key_at_the_same_index():
     check(peer["status"] == 0 and peer["key_buffer"] == r["key_buffer"], "both ends agree")
 
 
+@test
 def own_ids_each_kme_knows_only_its_own_id():
     c = call(P["c"], "OPEN_CONNECT", source=uri("c"), destination=uri("d"), qos=QOS)
     check(c["status"] == 1, f"C opens: {c}")
@@ -150,6 +145,7 @@ def own_ids_each_kme_knows_only_its_own_id():
     check(wrong["status"] == 4, f"D does not know C's id: {wrong}")
 
 
+@test
 def uris_without_a_node_on_a_kme_with_one_link():
     q = dict(QOS)
     c = call(P["c"], "OPEN_CONNECT", source="client://localhost", destination="server://localhost",
@@ -165,6 +161,7 @@ def uris_without_a_node_on_a_kme_with_one_link():
     check(r["status"] == 4, f"no scheme is still refused: {r}")
 
 
+@test
 def etsi014_error_details_name_the_field():
     for body, field in [({"number": "2"}, "number"), ({"size": -8}, "size"),
                         ({"extension_mandatory": [{"x": 1}]}, "extension_mandatory"),
@@ -175,12 +172,14 @@ def etsi014_error_details_name_the_field():
                   f"{body}: {code} {err}")
 
 
+@test
 def etsi014_post_must_be_json():
     code, err = curl(P["f_014"], "/api/v1/keys/SAE_E/enc_keys", "SAE_F", '{"number": 1}',
                      content_type="text/plain")
     check(code == 400 and "application/json" in err["message"], f"text/plain: {code} {err}")
 
 
+@test
 def etsi014_get_dec_keys_with_several_key_ids():
     code, enc = curl(P["f_014"], "/api/v1/keys/SAE_E/enc_keys?number=2&size=128", "SAE_F")
     check(code == 200 and len(enc["keys"]) == 2, f"enc_keys: {code} {enc}")
@@ -191,6 +190,7 @@ def etsi014_get_dec_keys_with_several_key_ids():
     check(code == 400, f"a bad key_ID: {code} {err}")
 
 
+@test
 def etsi014_try_later_and_last_batch_only():
     code, first = curl(P["e_014"], "/api/v1/keys/SAE_F/enc_keys?number=1&size=256", "SAE_E")
     check(code == 200, f"first batch: {code} {first}")
@@ -210,6 +210,7 @@ def etsi014_try_later_and_last_batch_only():
     check(code == 503, f"a standard KME answers 503: {code} {err}")
 
 
+@test
 def check_config_prints_the_profiles():
     out = subprocess.run([SIM, "--check-config", "-c", f"{WORK}/network.json"],
                          capture_output=True, text=True, timeout=10).stdout
@@ -225,42 +226,8 @@ def check_config_prints_the_profiles():
     check(r.returncode != 0 and "profile" in r.stderr and "qubip" in r.stderr, r.stderr)
 
 
-CASES = [strict_qos_status_6_then_7_with_a_counter_proposal_that_is_accepted,
-         zero_keys_for_keys_not_made_yet_then_the_real_key_at_the_same_index,
-         own_ids_each_kme_knows_only_its_own_id, uris_without_a_node_on_a_kme_with_one_link,
-         etsi014_error_details_name_the_field, etsi014_post_must_be_json,
-         etsi014_get_dec_keys_with_several_key_ids, etsi014_try_later_and_last_batch_only,
-         check_config_prints_the_profiles]
+def the_simulator_survived():
+    check(R.procs["sim"].poll() is None, "the simulator died")
 
 
-def main():
-    proc = setup()
-    try:
-        for fn in CASES:
-            t0 = time.time()
-            try:
-                fn()
-                results.append((fn.__name__, None))
-                print(f"ok   {fn.__name__} ({time.time() - t0:.2f} s)", flush=True)
-            except Exception as e:  # noqa: BLE001 - report every failure and go on
-                results.append((fn.__name__, e))
-                print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}", flush=True)
-        check(proc.poll() is None, "the simulator died")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    failed = [n for n, e in results if e]
-    if proc.returncode != 0:
-        failed.append(f"clean shutdown (exit {proc.returncode})")
-    if failed:
-        print(f"logs and configs kept in {WORK}")
-    else:
-        shutil.rmtree(WORK, ignore_errors=True)
-    print(f"{len(results) - len([1 for _, e in results if e])} passed, {len(failed)} failed")
-    return 1 if failed else 0
-
-
-sys.exit(main())
+R.run(setup, finish=the_simulator_survived)
