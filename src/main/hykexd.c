@@ -329,7 +329,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    hxd_pools_start(d, 4, 2);
+    hxd_pools_start(d, 4, hxd_initiator_job, 2, hxd_responder_job);
     if (start_links(d, &pl, why, sizeof(why)) != HX_OK) {
         fprintf(stderr, "hykexd: peer link: %s\n", why);
         goto stop;
