@@ -192,7 +192,6 @@ struct hxd {
     int64_t cert_not_after; /* this node's certificate expiry (Unix time; 0: unknown) */
 };
 
-
 /* batches (batch.c) */
 /* Resumes streams whose back-off after a failed batch is over, and refills idle initiator
  * streams (restored ones too) without waiting for demand (main loop, every 200 ms). */
