@@ -133,7 +133,7 @@ done
 # 4. the driver in Alice and Bob at once
 say "running the request in alice and bob"
 run_driver() {
-    podman exec "${project}_$1_1" hykex run /usr/local/share/hykex/open_connect_request.json \
+    podman exec "${project}_$1_1" hykex run /usr/share/hykex/examples/open_connect_request.json \
         --keys 3 -c /etc/hykex/config.json >"$work/$1.out" 2>"$work/$1.err"
 }
 run_driver alice &
