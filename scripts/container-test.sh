@@ -100,7 +100,7 @@ fi
 
 # 2. the hykex image
 say "building the hykex image"
-podman build --pull=never -f deploy/docker/Dockerfile -t "$image" . >"$work/build.log" 2>&1 || {
+podman build --pull=never --format docker -f deploy/docker/Dockerfile -t "$image" . >"$work/build.log" 2>&1 || {
     tail -n 30 "$work/build.log" >&2
     exit 1
 }
