@@ -6,7 +6,8 @@
 #   include/hykex/  the public headers
 #   share/man/      hykexd(8), hykexd.json(5), hykex(1), hykex-qkdsim(1)  (scdoc, at build time)
 #   share/bash-completion/completions/hykex
-#   <unitdir>/hykexd.service, <sysusersdir>/hykex.conf, <tmpfilesdir>/hykex.conf
+#   lib/systemd/system/hykexd.service, lib/sysusers.d/hykex.conf, lib/tmpfiles.d/hykex.conf
+#     (under prefix /usr: where systemd's pkg-config file says, e.g. /lib/systemd/system on 12)
 #   <sysconfdir>/hykex/config.json.example, trusted_peers_info.json.example
 #
 # HYKEX_PRIVATE_OPENSSL=ON (scripts/package.sh on Debian 12): libcrypto.so.3 and libssl.so.3 of
@@ -114,18 +115,19 @@ if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
   pkg_get_variable(_hx_sysusersdir systemd sysusersdir)
   pkg_get_variable(_hx_tmpfilesdir systemd tmpfilesdir)
 endif()
+# Relative: below whatever prefix `cmake --install --prefix` is given.
 if(NOT _hx_unitdir)
-  set(_hx_unitdir ${CMAKE_INSTALL_PREFIX}/lib/systemd/system)
+  set(_hx_unitdir lib/systemd/system)
 endif()
 if(NOT _hx_sysusersdir)
-  set(_hx_sysusersdir ${CMAKE_INSTALL_PREFIX}/lib/sysusers.d)
+  set(_hx_sysusersdir lib/sysusers.d)
 endif()
 if(NOT _hx_tmpfilesdir)
-  set(_hx_tmpfilesdir ${CMAKE_INSTALL_PREFIX}/lib/tmpfiles.d)
+  set(_hx_tmpfilesdir lib/tmpfiles.d)
 endif()
-set(HYKEX_SYSTEMD_UNITDIR ${_hx_unitdir} CACHE PATH "where hykexd.service is installed")
-set(HYKEX_SYSUSERSDIR ${_hx_sysusersdir} CACHE PATH "where sysusers.d/hykex.conf is installed")
-set(HYKEX_TMPFILESDIR ${_hx_tmpfilesdir} CACHE PATH "where tmpfiles.d/hykex.conf is installed")
+set(HYKEX_SYSTEMD_UNITDIR ${_hx_unitdir} CACHE STRING "where hykexd.service is installed")
+set(HYKEX_SYSUSERSDIR ${_hx_sysusersdir} CACHE STRING "where sysusers.d/hykex.conf is installed")
+set(HYKEX_TMPFILESDIR ${_hx_tmpfilesdir} CACHE STRING "where tmpfiles.d/hykex.conf is installed")
 
 # deploy/systemd/hykexd.service is written for the default prefix (/usr/local, /etc/hykex);
 # the installed copy gets this build's directories.
