@@ -10,8 +10,11 @@
 # Secrets, so the manifest is translated for it (and only for it) by the Python below: each
 # StatefulSet/Deployment becomes a Pod named PREFIX-<name> with the same containers, init
 # container and volumes; its volumeClaimTemplate a PersistentVolumeClaim PREFIX-state-<name>;
-# the Secret volume a hostPath to DIR/nodes/<Node>/certs; a Service name resolves through
-# hostAliases to its pod's fixed address on a network PREFIX. Everything named PREFIX* is removed.
+# the Secret volume a hostPath to DIR/nodes/<Node>/certs; the emptyDir a PersistentVolumeClaim
+# PREFIX-certs-<name> (podman 4.3 would make one volume "certs" shared by all pods); ConfigMaps
+# are renamed PREFIX-<name> (podman keeps each in a volume of its name); a Service name resolves
+# through hostAliases to its pod's fixed address on a network PREFIX. Everything named PREFIX* is
+# removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 image="" name="" certs=""
@@ -57,8 +60,12 @@ docs = [d for d in yaml.safe_load_all(open("deploy/k8s/hykex.yaml")) if d]
 services = [d["metadata"]["name"] for d in docs if d["kind"] == "Service"]
 ip = {s: "%s.%d" % (net, 10 + i) for i, s in enumerate(services)}
 aliases = [{"ip": ip[s], "hostnames": [s]} for s in services]
-cms = [d for d in docs if d["kind"] == "ConfigMap"]
-yaml.safe_dump_all(cms, open(work + "/configmaps.yaml", "w"))
+# podman reads one ConfigMap per --configmap file, and keeps each in a volume of its name: give
+# them our prefix.
+for d in docs:
+    if d["kind"] == "ConfigMap":
+        d["metadata"]["name"] = "%s-%s" % (name, d["metadata"]["name"])
+        yaml.safe_dump(d, open("%s/cm-%s.yaml" % (work, d["metadata"]["name"]), "w"))
 plays = []
 for d in docs:
     if d["kind"] not in ("StatefulSet", "Deployment"):
@@ -70,8 +77,17 @@ for d in docs:
         c["image"] = image
         c.pop("livenessProbe", None)  # podman 4.3 turns probes into health checks; not needed here
         c.pop("readinessProbe", None)
+        c.pop("ports", None)  # podman 4.3 would publish each containerPort on the host
     out = []
     for v in spec.get("volumes", []):
+        if "configMap" in v:
+            v["configMap"]["name"] = "%s-%s" % (name, v["configMap"]["name"])
+        if "emptyDir" in v:  # podman 4.3 makes it a volume named as the pod's volume: name it ours
+            claim = "%s-%s-%s" % (name, v["name"], app)
+            v.pop("emptyDir")
+            v["persistentVolumeClaim"] = {"claimName": claim}
+            out.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim},
+                        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}}})
         if "secret" in v:
             node = app.split("-", 1)[1].capitalize()
             v.pop("secret")
@@ -82,18 +98,21 @@ for d in docs:
                     "metadata": {"name": claim}, "spec": t["spec"]})
         spec["volumes"].append({"name": t["metadata"]["name"],
                                 "persistentVolumeClaim": {"claimName": claim}})
-    out.append({"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "%s-%s" % (name, app), "labels": d["spec"]["template"]["metadata"]["labels"]},
+    # podman 4.3 removes a finished init container while it may still run ("once", the default)
+    # and fails the play; "always" keeps it, which changes nothing else here.
+    meta = {"name": "%s-%s" % (name, app), "labels": d["spec"]["template"]["metadata"]["labels"],
+            "annotations": {"io.podman.annotations.init.container.type": "always"}}
+    out.append({"apiVersion": "v1", "kind": "Pod", "metadata": meta,
                 "spec": spec})
     f = "%s/%s.yaml" % (work, app)
     yaml.safe_dump_all(out, open(f, "w"))
-    svc = app if app in ip else None
-    plays.append("%s %s %s" % (app, f, ip[app]))
+    cm = ["%s/cm-%s.yaml" % (work, v["configMap"]["name"]) for v in spec["volumes"] if "configMap" in v]
+    plays.append("%s %s %s %s" % (app, f, ip[app], ",".join(cm)))
 open(work + "/plays", "w").write("\n".join(plays) + "\n")
 EOF
 
-while read -r app file ip; do
-    podman kube play --network "$name" --ip "$ip" --configmap "$work/configmaps.yaml" "$file" \
+while read -r app file ip cms; do
+    podman kube play --network "$name" --ip "$ip" --configmap "$cms" "$file" \
         >"$work/play-$app.log" 2>&1 || { cat "$work/play-$app.log" >&2; fail "kube play $app"; }
 done <"$work/plays"
 say "played $(wc -l <"$work/plays") pods on network $name ($net.0/24)"
@@ -113,7 +132,7 @@ say "alice, bob and charlie are up with peer links"
 pair() { # a b request-file
     local a=$1 b=$2 req=$3 ka kb
     for n in "$a" "$b"; do
-        podman exec -i "$name-hykex-$n-hykexd" sh -c 'cat >/tmp/req.json && hykex run /tmp/req.json --keys 3 -c /etc/hykex/config.json' \
+        podman exec -i "$name-hykex-$n-hykexd" sh -c 'cat >/tmp/req.json && hykex run /tmp/req.json --keys 3 -c /etc/hykex/conf/config.json' \
             <"$req" >"$work/$n.out" 2>"$work/$n.err" &
         eval "pid_$n=\$!"
     done
