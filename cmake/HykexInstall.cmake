@@ -5,7 +5,7 @@
 #   lib/<triplet>/  libhykex.so.0 (soname libhykex.so.0), libhykex.so, pkgconfig/hykex.pc
 #   include/hykex/  the public headers
 #   share/man/      hykexd(8), hykexd.json(5), hykex(1), hykex-qkdsim(1)  (scdoc, at build time)
-#   share/bash-completion/completions/hykex
+#   share/bash-completion/completions/hykex, share/doc/hykex/*.md (the unit links to them)
 #   lib/systemd/system/hykexd.service, lib/sysusers.d/hykex.conf, lib/tmpfiles.d/hykex.conf
 #     (under prefix /usr: where systemd's pkg-config file says, e.g. /lib/systemd/system on 12)
 #   <sysconfdir>/hykex/config.json.example, trusted_peers_info.json.example
@@ -133,6 +133,11 @@ set(HYKEX_TMPFILESDIR ${_hx_tmpfilesdir} CACHE STRING "where tmpfiles.d/hykex.co
 # the installed copy gets this build's directories.
 file(READ ${CMAKE_SOURCE_DIR}/deploy/systemd/hykexd.service _hx_unit)
 string(REPLACE "/usr/local/bin/" "${CMAKE_INSTALL_FULL_BINDIR}/" _hx_unit "${_hx_unit}")
+string(REPLACE "/usr/local/share/doc/hykex" "${CMAKE_INSTALL_FULL_DOCDIR}" _hx_unit "${_hx_unit}")
+if(HYKEX_SCDOC)
+  # `systemd-analyze verify` runs man for man: links, so only where the pages are installed.
+  string(REPLACE "Documentation=" "Documentation=man:hykexd(8) man:hykexd.json(5) " _hx_unit "${_hx_unit}")
+endif()
 string(REPLACE "/etc/hykex" "${CMAKE_INSTALL_FULL_SYSCONFDIR}/hykex" _hx_unit "${_hx_unit}")
 file(WRITE ${CMAKE_BINARY_DIR}/systemd/hykexd.service "${_hx_unit}")
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
@@ -145,5 +150,9 @@ install(FILES ${CMAKE_SOURCE_DIR}/deploy/systemd/tmpfiles.d/hykex.conf DESTINATI
 install(FILES ${CMAKE_SOURCE_DIR}/deploy/etc/config.json.example
               ${CMAKE_SOURCE_DIR}/deploy/etc/trusted_peers_info.json.example
         DESTINATION ${CMAKE_INSTALL_SYSCONFDIR}/hykex)
+install(FILES ${CMAKE_SOURCE_DIR}/docs/hykexd.md ${CMAKE_SOURCE_DIR}/docs/install.md
+              ${CMAKE_SOURCE_DIR}/docs/api.md ${CMAKE_SOURCE_DIR}/docs/security.md
+              ${CMAKE_SOURCE_DIR}/docs/store.md ${CMAKE_SOURCE_DIR}/docs/peer-protocol.md
+        DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES ${CMAKE_SOURCE_DIR}/requests/open_connect_request.json
         DESTINATION ${CMAKE_INSTALL_DATADIR}/hykex/examples)
