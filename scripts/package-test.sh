@@ -14,8 +14,9 @@
 #   4. deploy/k8s/ with `podman kube play`: three nodes and the simulator, keys agreeing.
 # Base images come from debootstrap with this machine's Debian mirror and are cached as
 # localhost/hykex-pkgtest-base:<release> (--no-keep-base removes them). Everything else is named
-# hykex-pkgtest-<pid>-... and removed at the end. Needs root; installs what it needs through
-# scripts/bootstrap.sh --containers and scripts/package.sh.
+# hykex-pkgtest-<pid>-... and removed at the end; builds use --layers=false so that no unnamed
+# intermediate images are left (other builds' are never pruned). Needs root; installs what it
+# needs through scripts/bootstrap.sh --containers and scripts/package.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -86,7 +87,6 @@ cleanup() {
     podman volume ls -q | grep "^$tag" | xargs -r podman volume rm -f >/dev/null 2>&1
     podman images --format '{{.Repository}}:{{.Tag}}' | grep "^localhost/$tag" |
         xargs -r podman rmi -f >/dev/null 2>&1
-    podman image prune -f >/dev/null 2>&1 # the Dockerfile's build stage
     if [ "$keep_base" = 0 ]; then
         for r in bookworm trixie; do podman rmi -f "localhost/hykex-pkgtest-base:$r" >/dev/null 2>&1; done
     fi
@@ -122,7 +122,7 @@ build_debs() { # release -> $work/debs/<release>
     elif [ "$r" = trixie ]; then
         base_image trixie
         say "building the trixie packages in a trixie container (Dockerfile build stage)"
-        podman build --pull=never --target build --build-arg BASE=localhost/hykex-pkgtest-base:trixie \
+        podman build --pull=never --layers=false --target build --build-arg BASE=localhost/hykex-pkgtest-base:trixie \
             --build-arg LINTIAN=yes -f deploy/docker/Dockerfile -t "localhost/$tag-build:trixie" . \
             >"$work/build-trixie.log" 2>&1 || {
             tail -n 40 "$work/build-trixie.log" >&2
@@ -162,7 +162,7 @@ RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
       --no-install-recommends man-db /tmp/debs/*.deb && rm -rf /var/lib/apt/lists/* /tmp/debs
 EOF
     say "$r: installing the packages into a clean $r image"
-    podman build --pull=never -t "$img" "$work/ctx-$r" >"$work/image-$r.log" 2>&1 || {
+    podman build --pull=never --layers=false -t "$img" "$work/ctx-$r" >"$work/image-$r.log" 2>&1 || {
         tail -n 30 "$work/image-$r.log" >&2
         fail "$r: apt-get install of the packages"
     }
@@ -260,7 +260,7 @@ done
 if printf '%s\n' "${releases[@]}" | grep -qx trixie; then
     say "docker image (deploy/docker/Dockerfile) from the trixie packages"
     # --format docker: the OCI format has no HEALTHCHECK.
-    podman build --pull=never --format docker --build-arg BASE=localhost/hykex-pkgtest-base:trixie \
+    podman build --pull=never --layers=false --format docker --build-arg BASE=localhost/hykex-pkgtest-base:trixie \
         --build-arg LINTIAN=yes -f deploy/docker/Dockerfile -t "localhost/$tag-image:trixie" . \
         >"$work/image-docker.log" 2>&1 || { tail -n 30 "$work/image-docker.log" >&2; fail "docker image"; }
     podman image inspect --format 'health check {{.HealthCheck.Test}}, ports {{.Config.ExposedPorts}}, user {{.Config.User}}' \
