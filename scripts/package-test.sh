@@ -19,7 +19,6 @@
 # needs through scripts/bootstrap.sh --containers and scripts/package.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
 
 releases=(bookworm trixie) keep_base=1 k8s=1
 while [ $# -gt 0 ]; do
