@@ -152,6 +152,24 @@ test_release() { # release
     local r=$1 img=localhost/$tag-node:$1 net=$tag-$1 n pid lib keys_a keys_b
     base_image "$r"
     build_debs "$r"
+    if [ "$r" = "$host_release" ]; then
+        # libhykex-dev: a program built with `pkg-config hykex` against the unpacked packages.
+        local sys=$work/sysroot-$r
+        for d in "$work/debs/$r"/libhykex0_*.deb "$work/debs/$r"/libhykex-dev_*.deb; do dpkg-deb -x "$d" "$sys"; done
+        printf '%s\n' '#include <hykex/hykex.h>' '#include <stdio.h>' \
+            'int main(void) { struct hykex *h; int r = hykex_connect("127.0.0.1:1", &h);' \
+            '  printf("%d %s\n", r, hykex_status_string(HYKEX_STATUS_SUCCESS)); return r == HYKEX_E_CONNECT ? 0 : 1; }' \
+            >"$work/dev.c"
+        export PKG_CONFIG_SYSROOT_DIR=$sys PKG_CONFIG_LIBDIR
+        PKG_CONFIG_LIBDIR=$(echo "$sys"/usr/lib/*/pkgconfig)
+        # shellcheck disable=SC2046
+        cc -o "$work/dev" "$work/dev.c" $(pkg-config --cflags --libs hykex) ||
+            fail "$r: a program does not build with pkg-config hykex"
+        unset PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_LIBDIR
+        LD_LIBRARY_PATH=$(echo "$sys"/usr/lib/*-linux-gnu) "$work/dev" >/dev/null ||
+            fail "$r: the libhykex-dev test program failed"
+        say "$r: libhykex-dev: a program builds with pkg-config hykex and runs"
+    fi
     mkdir -p "$work/ctx-$r/debs"
     cp "$work/debs/$r"/hykex_*.deb "$work/debs/$r"/libhykex0_*.deb "$work/ctx-$r/debs/"
     cat >"$work/ctx-$r/Containerfile" <<EOF
