@@ -21,7 +21,7 @@ PACKAGES=(
     libjson-c-dev libsqlite3-dev libcurl4-gnutls-dev libmicrohttpd-dev
     libcmocka-dev libgnutls28-dev
     clang libclang-rt-dev clang-format clang-tidy cppcheck
-    iproute2 curl python3 gnuplot-nox
+    iproute2 curl python3 gnuplot-nox scdoc
 )
 CONTAINER_PACKAGES=(
     podman podman-compose runc containernetworking-plugins
