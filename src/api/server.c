@@ -492,7 +492,13 @@ void hxd_api_stop(struct hxd_api *a)
         close(a->tls_fd);
     }
     if (!idle) {
-        return; /* connection threads still hold it (and the TLS context) */
+        /* Connection threads still hold it (and the TLS context): left to the process's end. */
+        for (size_t i = 0; a->has_thread != NULL && i < a->cfg->max_clients; i++) {
+            if (a->has_thread[i]) {
+                pthread_detach(a->threads[i]);
+            }
+        }
+        return;
     }
     SSL_CTX_free(a->tls);
     free(a->conn_fds);

@@ -352,6 +352,7 @@ int main(int argc, char **argv)
     hx_info("stopping", HX_F_I64("signal", sig));
     rc = 0;
 stop:
+    hxd_svc_shutdown(d);
     hxd_api_stop(api);
     hxd_pools_stop(d);
     hx_links_stop(d->links);
