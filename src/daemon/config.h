@@ -99,6 +99,7 @@ struct hxd_config {
     uint32_t max_timeout_ms; /* QoS timeouts are cut to it */
     uint32_t max_unjoined;   /* streams a peer may announce that are not joined here */
     uint32_t status_streams; /* STATUS lists this many streams, summarises the rest */
+    uint32_t secure_heap_mb; /* the secure heap the limits may need, at most */
     uint32_t max_streams;
     uint32_t max_clients;
     uint32_t max_key_chunk;

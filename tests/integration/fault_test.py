@@ -43,6 +43,7 @@ test = R.test
 WORK = R.work
 CTL = f"{WORK}/sim.ctl"
 procs = R.procs
+EXTRA_LIMITS = {}  # more "limits" keys for every node (hostile_test.py sets some)
 rng = random.Random(int(os.environ.get("HYKEX_FAULT_SEED", "0")) or None)
 
 
@@ -79,7 +80,7 @@ def setup():
                "api": {"allow_remote": True},
                "peer": {"keepalive_s": 1, "reconnect_max_s": 1},
                "state_dir": f"{WORK}/{n}/state",
-               "limits": {"batch_size": 16, "buffer_depth": 64}}
+               "limits": {"batch_size": 16, "buffer_depth": 64, **EXTRA_LIMITS}}
         json.dump(cfg, open(f"{WORK}/{n}.json", "w"), indent=1)
         peers = {U[m]: {"address": {"host": ADDR[m], "port": PEER}} for m in NODES if m != n}
         json.dump(peers, open(f"{WORK}/{n}-peers.json", "w"), indent=1)
