@@ -441,6 +441,45 @@ static void *accepted_main(void *arg)
     return NULL;
 }
 
+/* Is addr a trusted peer's configured address? (Configured as a name: never; the peer then
+ * competes for the unreserved slots, still PER_SOURCE at most from each address.) */
+static bool trusted_addr(const struct hx_links *ls, const char *addr)
+{
+    for (size_t i = 0; i < ls->n; i++) {
+        if (strcmp(ls->slots[i].host, addr) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * An accept slot for a connection from addr (ls->lock held), reaping finished handshake
+ * threads; SIZE_MAX when refused: ACCEPT_PER_SOURCE from that address already, or only the
+ * trusted peers' reserved slots left.
+ */
+static size_t accept_slot(struct hx_links *ls, const char *addr, bool trusted)
+{
+    size_t slot = SIZE_MAX, same = 0, untrusted = 0;
+
+    for (size_t i = 0; i < ACCEPT_SLOTS; i++) {
+        if (ls->acc[i].used && ls->acc[i].done) {
+            pthread_join(ls->acc[i].t, NULL); /* it has finished: no wait */
+            ls->acc[i].used = false;
+        }
+        if (!ls->acc[i].used) {
+            slot = slot == SIZE_MAX ? i : slot;
+            continue;
+        }
+        same += strcmp(ls->acc[i].addr, addr) == 0;
+        untrusted += !ls->acc[i].trusted;
+    }
+    if (same >= ACCEPT_PER_SOURCE || (!trusted && untrusted >= ACCEPT_SLOTS - ACCEPT_RESERVED)) {
+        return SIZE_MAX;
+    }
+    return slot;
+}
+
 static void *acceptor_main(void *arg)
 {
     struct hx_links *ls = arg;
@@ -464,19 +503,12 @@ static void *acceptor_main(void *arg)
         }
         a->ls = ls;
         a->fd = fd;
-        /* Reap finished handshake threads; refuse when all slots are busy. */
-        size_t slot = SIZE_MAX;
+        char addr[48] = "?";
+        (void)hx_net_peer_ip(fd, addr, sizeof(addr));
+        bool trusted = trusted_addr(ls, addr);
         pthread_mutex_lock(&ls->lock);
-        for (size_t i = 0; i < sizeof(ls->acc) / sizeof(ls->acc[0]); i++) {
-            if (ls->acc[i].used && ls->acc[i].done) {
-                pthread_join(ls->acc[i].t, NULL); /* it has finished: no wait */
-                ls->acc[i].used = false;
-            }
-            if (!ls->acc[i].used && slot == SIZE_MAX) {
-                slot = i;
-            }
-        }
-        if (slot == SIZE_MAX) {
+        size_t slot = accept_slot(ls, addr, trusted);
+        if (slot == SIZE_MAX) { /* no log line: a flood would write one per connection */
             pthread_mutex_unlock(&ls->lock);
             close(fd);
             free(a);
@@ -484,6 +516,8 @@ static void *acceptor_main(void *arg)
         }
         a->slot = slot;
         ls->acc[slot].done = false;
+        ls->acc[slot].trusted = trusted;
+        snprintf(ls->acc[slot].addr, sizeof(ls->acc[slot].addr), "%s", addr);
         ls->handshakes++;
         if (pthread_create(&t, NULL, accepted_main, a) != 0) {
             ls->handshakes--;

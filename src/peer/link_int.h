@@ -14,8 +14,15 @@
 #include "net/conn.h"
 #include "peer/link.h"
 
-/* A dial, and each side's TLS handshake, give up after this long. */
-#define HANDSHAKE_MS 10000
+/* A dial, and each side's TLS handshake, give up after this long: a silent connection holds
+ * an accept slot no longer than this. */
+#define HANDSHAKE_MS 5000
+/* Accept slots: connections in their handshake at once. PER_SOURCE from one address; the last
+ * RESERVED only for connections from a trusted peer's configured address, so that a flood
+ * from elsewhere never locks the trusted peers out (docs/security.md "Resource model"). */
+#define ACCEPT_SLOTS 256
+#define ACCEPT_PER_SOURCE 4
+#define ACCEPT_RESERVED 32
 
 struct outbuf {
     struct outbuf *next;
@@ -66,7 +73,9 @@ struct hx_links {
         pthread_t t;
         bool used;
         volatile bool done;
-    } acc[256];
+        bool trusted;  /* from a trusted peer's configured address */
+        char addr[48]; /* the source address */
+    } acc[ACCEPT_SLOTS];
 };
 
 static inline struct slot *slot_of(struct hx_links *ls, const struct hx_uuid *u)

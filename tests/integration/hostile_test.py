@@ -14,8 +14,10 @@ the connection should survive, the same connection must then answer a valid requ
 import json
 import os
 import socket
+import selectors
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -417,6 +419,78 @@ def a_peer_cannot_fill_the_stream_table():
                                if p["uuid"] == net.U["C"]), 15)
 
 
+class Flood(threading.Thread):
+    """n hostile TCP connections to addr that never speak, from 100 source addresses
+    (127.1.0.1 ...), each reopened as soon as the node closes it."""
+
+    def __init__(self, addr, n=1000):
+        super().__init__(daemon=True)
+        self.addr, self.n, self.opened = addr, n, 0
+        self.stop = threading.Event()
+
+    def _open(self, i):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        try:
+            s.bind((f"127.1.0.{i % 100 + 1}", 0))
+            s.connect_ex(self.addr)
+        except OSError:
+            s.close()
+            return None
+        self.opened += 1
+        return s
+
+    def run(self):
+        sel = selectors.DefaultSelector()
+        for i in range(self.n):
+            s = self._open(i)
+            if s is not None:
+                sel.register(s, selectors.EVENT_READ, i)
+        while not self.stop.is_set():
+            for key, _ in sel.select(0.05):
+                sel.unregister(key.fileobj)
+                key.fileobj.close()  # closed by the node (or refused): reopen at once
+                s = self._open(key.data)
+                if s is not None:
+                    sel.register(s, selectors.EVENT_READ, key.data)
+            missing = self.n - len(sel.get_map())
+            for i in range(missing):  # the node was down: try again
+                s = self._open(i)
+                if s is not None:
+                    sel.register(s, selectors.EVENT_READ, i)
+        for key in list(sel.get_map().values()):
+            key.fileobj.close()
+        sel.close()
+
+
+def links_up(node, peers):
+    return all(p["up"] for p in status(node)["peers"] if p["uuid"] in peers)
+
+
+@test
+def trusted_peers_link_despite_a_flood():
+    """1,000 silent connections from 100 addresses churn against C's peer port while C starts:
+    A and B (trusted peers with valid certificates) still link to it (reserved accept slots,
+    4 per source address, a 5 s handshake deadline). The time it took is printed, not
+    asserted."""
+    net.kill9("C")
+    flood = Flood((net.ADDR["C"], net.PEER))
+    flood.start()
+    try:
+        time.sleep(0.5)
+        t0 = time.time()
+        net.start("C")
+        ok = eventually(lambda: links_up("C", (net.U["A"], net.U["B"])), 30)
+        took = time.time() - t0
+        opened = flood.opened
+    finally:
+        flood.stop.set()
+        flood.join(10)
+    check(opened > 1000, f"the flood made only {opened} connections")
+    check(ok, f"A and B not both linked to C within 30 s of a flood of {opened} connections")
+    print(f"     linked in {took:.1f} s while {opened} hostile connections churned", flush=True)
+
+
 LIVE = []  # the two consumers of the A-B stream (set in setup)
 
 
@@ -457,5 +531,5 @@ if __name__ == "__main__":
                         qos_timeout_is_capped, abandoned_open_connect_is_released_at_both_nodes,
                         status_stays_valid_past_its_bound,
                         limits_the_secure_heap_cannot_hold_are_refused,
-                        a_peer_cannot_fill_the_stream_table],
+                        a_peer_cannot_fill_the_stream_table, trusted_peers_link_despite_a_flood],
           after_each=still_producing, finish=test(other_streams_unharmed))
