@@ -633,7 +633,8 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
     if (beyond_buffer(d, s, pos)) {
         pthread_mutex_unlock(&d->lock);
         fail(&res->r, HXD_SVC_NO_KEY,
-             "position %" PRIu64 " is beyond the key buffer: limits.buffer_depth is %" PRIu32
+             "position %" PRIu64
+             " is too far ahead, beyond the key buffer: limits.buffer_depth is %" PRIu32
              " keys per stream, positions below %" PRIu64 " only",
              pos, d->cfg.buffer_depth, window_end(d, s));
         return;

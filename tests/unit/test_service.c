@@ -447,10 +447,11 @@ static void get_by_index_and_next(void **state)
     /* The key buffer's window: limits.buffer_depth (64) from the lowest position held. */
     get_as(d, k, "", 65536 + 4, &res);
     expect(&res.r, HXD_SVC_NO_KEY, 2,
-           "position 65540 is beyond the key buffer: limits.buffer_depth is 64 keys per stream, "
+           "position 65540 is too far ahead, beyond the key buffer: limits.buffer_depth is 64 keys "
+           "per stream, "
            "positions below 68 only");
     get_as(d, k, "", 68, &res);
-    expect(&res.r, HXD_SVC_NO_KEY, 2, "position 68 is beyond the key buffer");
+    expect(&res.r, HXD_SVC_NO_KEY, 2, "position 68 is too far ahead, beyond the key buffer");
     /* What made it, and how long it waited. */
     commit_keys(d, k, 4, 1);
     get_as(d, k, "", -1, &res);
