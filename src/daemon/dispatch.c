@@ -136,7 +136,8 @@ void hxd_unjoined_drop(struct hxd *d, const struct hx_uuid *peer)
         if (!t->used || t->role != HXD_RESPONDER || !t->announced || t->app_open) {
             continue;
         }
-        if (peer != NULL ? hx_uuid_equal(&t->peer, peer) : hx_deadline_passed(t->join_by)) {
+        if (peer != NULL ? hx_uuid_equal(&t->peer, peer)
+                         : t->join_by != 0 && hx_deadline_passed(t->join_by)) {
             hxd_stream_drop(d, t);
         }
     }
