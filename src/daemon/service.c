@@ -498,29 +498,10 @@ static void position_gone(struct hxd_svc_result *res, uint64_t pos)
          pos);
 }
 
-/*
- * The key buffer's window: positions from the lowest one still held here (or the watermark)
- * up to limits.buffer_depth (at least one batch) further. A position beyond is never made for
- * a GET_KEY. The window starts at the lowest key held, not at the watermark: a client asking
- * ever further ahead, leaving the positions between unclaimed, finds it does not move.
- */
-static uint64_t window_end(const struct hxd *d, const struct hxd_stream *s)
-{
-    uint64_t low = s->produced, depth = d->cfg.buffer_depth;
-
-    if (s->n_ready > 0 && s->ready[0].pos < low) {
-        low = s->ready[0].pos;
-    }
-    if (depth < d->cfg.batch_size) {
-        depth = d->cfg.batch_size;
-    }
-    return low + depth;
-}
-
 static bool beyond_buffer(const struct hxd *d, const struct hxd_stream *s, uint64_t pos)
 {
     return pos >= s->produced && !hxd_stream_has(s, pos) && !hxd_stream_has_prepared(s, pos) &&
-           pos >= window_end(d, s);
+           pos >= hxd_stream_window_end(d, s);
 }
 
 /*
@@ -636,7 +617,7 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
              "position %" PRIu64
              " is too far ahead, beyond the key buffer: limits.buffer_depth is %" PRIu32
              " keys per stream, positions below %" PRIu64 " only",
-             pos, d->cfg.buffer_depth, window_end(d, s));
+             pos, d->cfg.buffer_depth, hxd_stream_window_end(d, s));
         return;
     }
     if (pos + 1 > s->want) {

@@ -226,6 +226,10 @@ def a_request_every_millisecond_for_ten_seconds():
     """10 s of GET_KEY every 1 ms on one connection (a stream of its own): every request gets its
     reply, in order, and the daemon keeps up."""
     ks = net.open_pair("A", "B", "rate1ms")
+    # B's application takes its keys too: production never runs more than limits.buffer_depth
+    # ahead of the slower end (issue 19).
+    other = net.Consumer("B", ks, uri("A", "rate1ms"), uri("B", "rate1ms"))
+    other.start()
     c, answered, ok, t0, i = Raw(), 0, 0, time.time(), 0
     while time.time() - t0 < 10.0:
         r = c.call(req("GET_KEY", key_stream_id=ks, index=i))
@@ -238,6 +242,8 @@ def a_request_every_millisecond_for_ten_seconds():
     check(answered >= 3000 and ok >= 0.9 * answered, f"{answered} answered, {ok} keys in 10 s")
     print(f"     {answered} requests answered, {ok} keys", flush=True)
     c.close()
+    other.stop.set()
+    other.join(20)
 
 
 @test
@@ -319,6 +325,30 @@ def get_key_beyond_the_buffer_makes_nothing():
     b.close()
     # 64 + the pipeline's 3 batches of 16 at most (only when STATUS lists it: 2 are listed)
     check(not produced or produced[0] <= 64 + 48, f"A produced {produced} positions")
+
+
+@test
+def production_waits_for_the_slower_end():
+    """Only A's application takes keys: A gets about limits.buffer_depth of them, then status 2
+    saying the peer node's buffer is full (B holds no more than its window); once B's
+    application takes keys, A's are made again."""
+    ks = net.open_pair("A", "B", "slowend", timeout=1500)
+    a, b = Raw(), Raw("B")
+    i, r = 0, {}
+    while i < 300:
+        r = a.call(req("GET_KEY", key_stream_id=ks, index=i))
+        if r["status"] != 0:
+            break
+        i += 1
+    check(i <= 64 + 16 and r.get("status") == 2 and "key buffer is full" in r.get("message", ""),
+          f"A took {i} keys while B took none; then {str(r)[:200]}")
+    for j in range(i):
+        check(b.call(req("GET_KEY", key_stream_id=ks, index=j))["status"] == 0, f"B key {j}")
+    got = any(a.call(req("GET_KEY", key_stream_id=ks, index=i))["status"] == 0 for _ in range(3))
+    check(got, f"A's position {i} never made after B took its keys")
+    for x in (a, b):
+        x.call(req("CLOSE", key_stream_id=ks))
+        x.close()
 
 
 @test
@@ -528,6 +558,7 @@ if __name__ == "__main__":
     R.run(setup, order=[battery_of_malformed_requests, double_close_and_another_clients_stream,
                         half_a_message_then_stall, a_request_every_millisecond_for_ten_seconds,
                         a_thousand_idle_connections, get_key_beyond_the_buffer_makes_nothing,
+                        production_waits_for_the_slower_end,
                         qos_timeout_is_capped, abandoned_open_connect_is_released_at_both_nodes,
                         status_stays_valid_past_its_bound,
                         limits_the_secure_heap_cannot_hold_are_refused,
