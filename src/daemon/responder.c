@@ -133,9 +133,11 @@ static bool req_admit(struct hxd *d, const struct hx_uuid *peer, const struct hx
         return false;
     }
     /* The slower end: this node's application has not taken the keys below the window
-     * (limits.buffer_depth); the initiator retries after its back-off, by then maybe taken. */
-    if (h->first >= hxd_stream_window_end(d, s)) {
-        uint64_t end = hxd_stream_window_end(d, s);
+     * (limits.buffer_depth, plus the initiator's batches in flight: it fills its own buffer
+     * that far ahead of its application); the initiator retries after its back-off. A stream
+     * so holds at most buffer_depth + HXD_PIPELINE batches here (the secure heap's sizing). */
+    uint64_t end = hxd_stream_window_end(d, s) + (uint64_t)HXD_PIPELINE * d->cfg.batch_size;
+    if (h->first + h->count > end) {
         char msg[200];
         pthread_mutex_unlock(&d->lock);
         snprintf(msg, sizeof(msg),
