@@ -394,7 +394,8 @@ static void *connector_main(void *arg)
         int fd;
         if (hx_net_dial_tcp(s->host, s->port, ls->cfg.listen_host, hx_deadline_in_ms(HANDSHAKE_MS),
                             &fd, why, sizeof(why)) == HX_OK &&
-            hx_link_handshake(ls, fd, true, &s->uuid, &l) == HX_OK) {
+            hx_link_handshake(ls, fd, true, &s->uuid, hx_deadline_in_ms(HANDSHAKE_MS), &l) ==
+                HX_OK) {
             if (!hx_uuid_equal(&l->peer, &s->uuid)) {
                 hx_warn("peer at this address presents another node's certificate",
                         HX_F_STR("host", s->host));
@@ -413,6 +414,7 @@ struct accepted {
     struct hx_links *ls;
     int fd;
     size_t slot;
+    bool trusted; /* from a trusted peer's configured address */
 };
 
 static void *accepted_main(void *arg)
@@ -422,9 +424,12 @@ static void *accepted_main(void *arg)
     struct hx_link *l = NULL;
     int fd = a->fd;
     size_t slot = a->slot;
+    bool trusted = a->trusted;
 
     free(a);
-    if (hx_link_handshake(ls, fd, false, NULL, &l) != HX_OK) {
+    if (hx_link_handshake(ls, fd, false, NULL,
+                          hx_deadline_in_ms(trusted ? HANDSHAKE_MS : UNTRUSTED_HANDSHAKE_MS),
+                          &l) != HX_OK) {
         /* handshake closed fd */
     } else if (memcmp(l->peer.b, ls->cfg.self.b, 16) > 0) {
         hx_warn("peer with the larger UUID dialled in; it should wait for our connection",
@@ -515,6 +520,7 @@ static void *acceptor_main(void *arg)
             continue;
         }
         a->slot = slot;
+        a->trusted = trusted;
         ls->acc[slot].done = false;
         ls->acc[slot].trusted = trusted;
         snprintf(ls->acc[slot].addr, sizeof(ls->acc[slot].addr), "%s", addr);

@@ -427,7 +427,10 @@ def link_cut_between_two_nodes_then_healed():
     ab = open_pair("A", "B", "cut", timeout=1500)
     ac = open_pair("A", "C", "uncut", timeout=1500)
     other = Consumer("A", ac, uri("A", "uncut"), uri("C", "uncut"), pace=0.001)
+    # C's application takes its keys too: production waits for the slower end (issue 19)
+    other_c = Consumer("C", ac, uri("A", "uncut"), uri("C", "uncut"), pace=0.001)
     other.start()
+    other_c.start()
     app = App("A")
     check(app.call("GET_KEY", key_stream_id=ab)["status"] == 0, "before the cut")
     cut("A", "B", True)
@@ -449,8 +452,10 @@ def link_cut_between_two_nodes_then_healed():
     while time.time() - t0 < 20 and not ok:
         ok = app.call("GET_KEY", key_stream_id=ab)["status"] == 0
     check(ok, "A-B did not heal within 20 s")
-    other.stop.set()
-    other.join(10)
+    for x in (other, other_c):
+        x.stop.set()
+    for x in (other, other_c):
+        x.join(10)
     app.close()
 
 
