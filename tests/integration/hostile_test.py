@@ -502,8 +502,8 @@ def links_up(node, peers):
 def trusted_peers_link_despite_a_flood():
     """1,000 silent connections from 100 addresses churn against C's peer port while C starts:
     A and B (trusted peers with valid certificates) still link to it (reserved accept slots,
-    4 per source address, a 5 s handshake deadline for other addresses). The time it took is printed, not
-    asserted."""
+    4 per source address, a 5 s handshake deadline for other addresses). The time it took is
+    printed, not asserted."""
     net.kill9("C")
     flood = Flood((net.ADDR["C"], net.PEER))
     flood.start()
