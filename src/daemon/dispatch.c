@@ -169,11 +169,16 @@ static void on_stream_open(struct hxd *d, const struct hx_uuid *peer, const uint
     }
     ksid = m->ksid;
     pthread_mutex_lock(&d->lock);
-    /* A peer's quota: what it announced and nobody joined counts against it alone. */
-    if (unjoined_of(d, peer) >= d->cfg.max_unjoined) {
+    /* A peer's quota: what it announced and nobody joined counts against it alone, and all the
+     * peers together leave a share of the table to the local applications. */
+    size_t quota = d->max_streams / (d->cfg.trusted.n + 1);
+    if (quota > d->cfg.max_unjoined) {
+        quota = d->cfg.max_unjoined;
+    }
+    if (unjoined_of(d, peer) >= quota) {
         pthread_mutex_unlock(&d->lock);
         hx_warn("STREAM_OPEN refused: the peer has too many streams not joined here",
-                HX_F_UUID("peer", peer) HX_F_U64("limit", d->cfg.max_unjoined));
+                HX_F_UUID("peer", peer) HX_F_U64("limit", quota));
         hx_ignore(hxd_send_join(d, peer, &ksid, HYKEX_STATUS_NO_QKD_CONNECTION,
                                 "too many key streams announced and not joined at the responder "
                                 "(limits.max_unjoined_per_peer)"));
