@@ -70,11 +70,18 @@ static bool send_all(struct client *c, const void *p, size_t n)
 static bool reply(struct client *c, struct json_object *o)
 {
     struct hx_writer w;
+    hx_err e;
     bool ok;
 
     hx_writer_init_dynamic(&w, 1u << 20);
-    hxd_api_dump(o, &w);
-    ok = send_all(c, w.data, w.len);
+    if ((e = hxd_api_dump(o, &w)) != HX_OK) {
+        /* Never half a reply: the client would read invalid JSON and wait for the rest. */
+        hx_warn("API reply too large to write: connection closed",
+                HX_F_STR("error", hx_strerror(e)) HX_F_I64("cap", 1 << 20));
+        ok = false;
+    } else {
+        ok = send_all(c, w.data, w.len);
+    }
     hx_writer_wipe(&w); /* it may hold a key */
     json_object_put(o);
     return ok;

@@ -188,7 +188,17 @@ static const struct hx_cfg_opt table[] = {
                    "ready keys kept ahead of demand per stream"),
     HX_CFG_OPT_INT("limits.default_timeout_ms", C, default_timeout_ms, 1, 3600000, "10000", 0,
                    "OPEN_CONNECT / GET_KEY wait when QoS timeout is 0"),
-    HX_CFG_OPT_INT("limits.max_streams", C, max_streams, 1, 1000000, "4096", 0, "open key streams"),
+    HX_CFG_OPT_INT("limits.max_timeout_ms", C, max_timeout_ms, 1, 3600000, "60000", 0,
+                   "longest OPEN_CONNECT / GET_KEY wait: larger QoS timeouts are cut to it"),
+    HX_CFG_OPT_INT("limits.max_unjoined_per_peer", C, max_unjoined, 1, 1000000, "64", 0,
+                   "streams a peer node may announce that no local application joined yet; "
+                   "each expires after limits.max_timeout_ms"),
+    HX_CFG_OPT_INT("limits.status_streams", C, status_streams, 0, 1000, "1000", 0,
+                   "streams STATUS lists one by one; the rest are counted by state"),
+    HX_CFG_OPT_INT("limits.max_streams", C, max_streams, 1, 1000000, "256", 0, "open key streams"),
+    HX_CFG_OPT_INT("limits.secure_heap_mb", C, secure_heap_mb, 1, 1048576, "256", 0,
+                   "largest secure heap (MiB) the limits may ask for: streams x (buffer_depth + "
+                   "3 batches) x max_key_chunk, else the config is refused"),
     HX_CFG_OPT_INT("limits.max_clients", C, max_clients, 1, 1000000, "4096", 0,
                    "application connections"),
     HX_CFG_OPT_INT("limits.max_key_chunk", C, max_key_chunk, 16, 65535, "4096", 0,

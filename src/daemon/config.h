@@ -96,6 +96,10 @@ struct hxd_config {
     int kem_key_pairs; /* enum hxd_key_pairs */
     uint32_t buffer_depth;
     uint32_t default_timeout_ms;
+    uint32_t max_timeout_ms; /* QoS timeouts are cut to it */
+    uint32_t max_unjoined;   /* streams a peer may announce that are not joined here */
+    uint32_t status_streams; /* STATUS lists this many streams, summarises the rest */
+    uint32_t secure_heap_mb; /* the secure heap the limits may need, at most */
     uint32_t max_streams;
     uint32_t max_clients;
     uint32_t max_key_chunk;

@@ -86,6 +86,7 @@ struct hxd_stream {
     struct hx_uuid qkd_ksid; /* nil: no QKD source or not opened */
     char peer_sae[64];       /* ETSI 014: the peer node's SAE id (from STREAM_OPEN / JOIN) */
     bool announced;          /* responder: the initiator's STREAM_OPEN arrived */
+    int64_t join_by;         /* responder, announced: dropped unless joined by then (clock.h) */
     bool app_open;           /* the local application holds it open */
     bool peer_app_open;      /* the peer application has opened it (JOIN seen) */
     bool peer_closed;
@@ -216,6 +217,9 @@ hx_err hxd_send_open(struct hxd *d, const struct hxd_stream *s);
 hx_err hxd_send_close(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid);
 hx_err hxd_send_join(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid,
                      uint32_t status, const char *msg);
+/* Drops the streams announced by a peer and never joined here once their time is up (main
+ * loop, lock held), or all of that peer's when peer is given (its link went down). */
+void hxd_unjoined_drop(struct hxd *d, const struct hx_uuid *peer);
 /* true when this node's QKD source is ETSI 014 (no QKD streams to open). */
 bool hxd_qkd_is_014(const struct hxd *d);
 /* Opens the QKD stream at this node's KME (initiator: new id; responder: the initiator's). */

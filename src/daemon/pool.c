@@ -283,8 +283,12 @@ void hxd_stream_kick(struct hxd *d, struct hxd_stream *s)
         s->retry_at > 0) { /* backing off after a failure: hxd_streams_tick resumes it */
         return;
     }
-    /* Up to HXD_PIPELINE batches at once, while keys are wanted or the buffer has room. */
+    /* Up to HXD_PIPELINE batches at once, while keys are wanted or the buffer has room, and
+     * while the secure heap holds another batch (twice, with its scratch) and 256 KiB for
+     * OpenSSL: a full heap holds production back (hxd_streams_tick tries again), it never
+     * spills keys onto the normal heap. */
     while (s->inflight < HXD_PIPELINE &&
+           hx_secret_heap_room() / 2 > batch * s->qos.key_chunk_size + (256u << 10) &&
            (s->n_retry > s->queued ||
             s->n_ready + (uint64_t)s->inflight * batch < d->cfg.buffer_depth ||
             s->want > s->next_first)) {
@@ -299,6 +303,7 @@ void hxd_stream_kick(struct hxd *d, struct hxd_stream *s)
 void hxd_streams_tick(struct hxd *d)
 {
     pthread_mutex_lock(&d->lock);
+    hxd_unjoined_drop(d, NULL); /* announced by a peer, never joined in time */
     for (size_t i = 0; i < d->max_streams; i++) {
         struct hxd_stream *s = &d->streams[i];
         if (s->used && s->retry_at > 0 && hx_deadline_passed(s->retry_at)) {
