@@ -25,6 +25,7 @@
 #include "crypto/kem.h"
 #include "crypto/sig.h"
 #include "daemon/config.h"
+#include "daemon/metrics.h"
 #include "hykex/hykex.h"
 #include "peer/link.h"
 #include "proto/etsi004.h"
@@ -181,6 +182,8 @@ struct hxd {
     /* counters for status and tests */
     uint64_t batches_ok, batches_failed, confirm_mismatch, store_errors;
     int64_t cert_not_after; /* this node's certificate expiry (Unix time; 0: unknown) */
+    /* lock-free counters for the metrics endpoint (metrics.h) */
+    struct hxd_metrics metrics;
 };
 
 /* The stream table (stream.c) and the store (persist.c) have their own headers; they are
