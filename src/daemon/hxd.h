@@ -7,7 +7,8 @@
  * daemon/dispatch.c); an initiator pool running key-production batches (they wait for the
  * peer's replies) and a responder pool answering them (never waits on the network, so two
  * nodes' initiators can never starve each other); one writer thread for the store writes a
- * link's frames decide (daemon/pool.c). One mutex guards the streams and the pools' queues;
+ * link's frames decide (daemon/pool.c); with metrics.port, one libmicrohttpd thread serving the
+ * metrics (daemon/metrics_server.c: d->lock for a status copy per scrape). One mutex guards the streams and the pools' queues;
  * `changed` and `replied` are monotonic condition variables (deadlines from common/clock.h):
  * `changed` is broadcast on every stream change, `replied` on every peer reply and link event.
  */
