@@ -202,7 +202,7 @@ def exposition_passes_promtool_and_counts_keys():
     for n, o in (("A", "B"), ("B", "A")):
         v = scrape(n)
         peer = f'{{peer="{U[o]}"}}'
-        check(v["hykex_keys_delivered_total" + peer] == 5, f"{n}: delivered {v}")
+        check(v["hykex_keys_delivered_total" + peer] == 5, f"{n}: delivered {v['hykex_keys_delivered_total' + peer]}")
         check(v["hykex_keys_produced_total" + peer] >= 5, f"{n}: produced")
         check(v["hykex_batches_committed_total"] >= 1, f"{n}: batches")
         check(v["hykex_peer_link_up" + peer] == 1
@@ -279,6 +279,28 @@ def failures_counted_by_cause():
 
 
 @test
+def link_state_and_reconnects():
+    """B stopped: A shows the link down; B back: up again, and one more link made."""
+    peer = f'{{peer="{U["B"]}"}}'
+
+    def wait_for(cond, what):
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            v = scrape("A")
+            if cond(v):
+                return v
+            time.sleep(0.2)
+        raise AssertionError(f"{what}: {v['hykex_peer_link_up' + peer]} "
+                             f"{v['hykex_peer_links_established_total' + peer]}")
+    before = scrape("A")["hykex_peer_links_established_total" + peer]
+    check(R.stop("B") == 0, "B did not stop cleanly")
+    wait_for(lambda v: v["hykex_peer_link_up" + peer] == 0, "link still up")
+    start_daemon("B")
+    wait_for(lambda v: v["hykex_peer_link_up" + peer] == 1
+             and v["hykex_peer_links_established_total" + peer] >= before + 1, "no reconnect")
+
+
+@test
 def prometheus_reads_the_key_rate():
     """Debian's prometheus scrapes both nodes every second while an application takes keys; the
     key rate read back through its HTTP API is above zero at both nodes."""
@@ -349,5 +371,5 @@ def alert_rules_in_the_docs():
 
 
 R.run(setup, order=[off_by_default_and_loopback_only, exposition_passes_promtool_and_counts_keys,
-                    open_streams_by_state, failures_counted_by_cause,
+                    open_streams_by_state, failures_counted_by_cause, link_state_and_reconnects,
                     prometheus_reads_the_key_rate, alert_rules_in_the_docs])
