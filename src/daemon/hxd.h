@@ -8,9 +8,10 @@
  * peer's replies) and a responder pool answering them (never waits on the network, so two
  * nodes' initiators can never starve each other); one writer thread for the store writes a
  * link's frames decide (daemon/pool.c); with metrics.port, one libmicrohttpd thread serving the
- * metrics (daemon/metrics_server.c: d->lock for a status copy per scrape). One mutex guards the streams and the pools' queues;
- * `changed` and `replied` are monotonic condition variables (deadlines from common/clock.h):
- * `changed` is broadcast on every stream change, `replied` on every peer reply and link event.
+ * metrics (daemon/metrics_server.c: d->lock for a status copy per scrape). One mutex guards the
+ * streams and the pools' queues; `changed` and `replied` are monotonic condition variables
+ * (deadlines from common/clock.h): `changed` is broadcast on every stream change, `replied` on
+ * every peer reply and link event.
  */
 #ifndef HX_DAEMON_HXD_H
 #define HX_DAEMON_HXD_H
