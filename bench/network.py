@@ -18,7 +18,7 @@ repeated runs with min and max. Writes bench/results/network.json (network_lab.j
 lab), and with gnuplot latency.png (latency distribution) and scaling.png (throughput against
 concurrent streams and connections).
 
-Usage: bench/network.py BIN_DIR [--quick] [--lab-only]
+Usage: bench/network.py BIN_DIR [--quick] [--lab-only | --no-lab]
 """
 import json
 import os
@@ -233,6 +233,9 @@ def lab_pass():
     real veth links, with their own addresses, cost beside loopback. Root only."""
     if os.geteuid() != 0:
         progress("namespace lab: skipped (needs root for network namespaces)")
+        return None
+    if "--no-lab" in sys.argv:
+        progress("namespace lab: skipped (--no-lab)")
         return None
     work = tempfile.mkdtemp(prefix="hykex-bench-lab-")
     lab = f"{ROOT}/scripts/netlab.sh"

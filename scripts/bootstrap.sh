@@ -21,7 +21,7 @@ PACKAGES=(
     libjson-c-dev libsqlite3-dev libcurl4-gnutls-dev libmicrohttpd-dev
     libcmocka-dev libgnutls28-dev
     clang libclang-rt-dev clang-format clang-tidy cppcheck
-    iproute2 curl python3 gnuplot-nox
+    iproute2 curl python3 gnuplot-nox scdoc
 )
 # The metrics test (tests/integration/metrics_test.py): promtool checks hykexd's exposition and
 # docs/metrics.md's alert rules, a real prometheus scrapes a two-node network on its own port.

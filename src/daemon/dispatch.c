@@ -72,11 +72,6 @@ hx_err hxd_send_join(struct hxd *d, const struct hx_uuid *peer, const struct hx_
     return hxd_send(d, peer, HX_PEER_STREAM_JOIN, buf, w.len);
 }
 
-bool hxd_qkd_is_014(const struct hxd *d)
-{
-    return d->cfg.qkd_protocol == HXD_QKD_014;
-}
-
 hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *msg, size_t msg_len)
 {
     char src[300], dst[300], self[HX_UUID_STR_LEN + 1], peer[HX_UUID_STR_LEN + 1];

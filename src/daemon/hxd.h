@@ -17,6 +17,7 @@
 #define HX_DAEMON_HXD_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -134,7 +135,15 @@ struct hxd_job {
     size_t len;
 };
 
+struct hxd;
+struct hxd_job;
+/* What a pool's threads do with a job (no lock held): the initiator's batch, the responder's
+ * frames, the writer's rows. Handed to hxd_pools_start by main, so that the pools (pool.c)
+ * call nothing above them. */
+typedef void (*hxd_job_fn)(struct hxd *d, struct hxd_job *j);
+
 struct hxd_pool {
+    hxd_job_fn run;
     pthread_t *threads;
     size_t n;
     struct hxd_job *head, *tail;
@@ -180,18 +189,13 @@ struct hxd {
      * store writes decided on a peer link's I/O thread (daemon/pool.c) */
     struct hxd_pool initiators, responders, writer;
     struct hx_store *store; /* NULL: memory only (no state_dir) */
-    volatile bool stopping;
+    atomic_bool stopping;   /* read without the lock by every thread */
     /* counters for status and tests */
     uint64_t batches_ok, batches_failed, confirm_mismatch, store_errors;
     int64_t cert_not_after; /* this node's certificate expiry (Unix time; 0: unknown) */
     /* lock-free counters for the metrics endpoint (metrics.h) */
     struct hxd_metrics metrics;
 };
-
-/* The stream table (stream.c) and the store (persist.c) have their own headers; they are
- * included here for the batch protocol's files, which use both. */
-#include "daemon/persist.h"
-#include "daemon/stream.h"
 
 /* batches (batch.c) */
 /* Resumes streams whose back-off after a failed batch is over, and refills idle initiator
@@ -201,7 +205,11 @@ void hxd_streams_tick(struct hxd *d);
 void hxd_stream_kick(struct hxd *d, struct hxd_stream *s);
 
 /* jobs and pools (pool.c), frames (dispatch.c); the batch protocol is daemon/batch.h */
-void hxd_pools_start(struct hxd *d, size_t n_initiators, size_t n_responders);
+void hxd_pools_start(struct hxd *d, size_t n_initiators, hxd_job_fn initiate, size_t n_responders,
+                     hxd_job_fn respond);
+/* The pools' job functions (initiator.c, responder.c). */
+void hxd_initiator_job(struct hxd *d, struct hxd_job *j);
+void hxd_responder_job(struct hxd *d, struct hxd_job *j);
 void hxd_pools_stop(struct hxd *d);
 void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, size_t len);
 void hxd_on_link(void *arg, struct hx_link *l, bool up);

@@ -588,3 +588,8 @@ void hxd_initiator_run(struct hxd *d, const struct hx_uuid *ksid)
     hx_writer_wipe(&r.w);
     hxd_batch_free(&r.b);
 }
+
+void hxd_initiator_job(struct hxd *d, struct hxd_job *j)
+{
+    hxd_initiator_run(d, &j->ksid);
+}

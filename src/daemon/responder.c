@@ -414,3 +414,15 @@ void hxd_responder_on_query(struct hxd *d, const struct hx_uuid *peer, const uin
     send_ack(d, peer, &m.ksid, m.first,
              committed ? HX_PEER_ACK_COMMITTED : HX_PEER_ACK_NOT_COMMITTED);
 }
+
+void hxd_responder_job(struct hxd *d, struct hxd_job *j)
+{
+    /* j->ksid holds the peer; the message names the stream */
+    if (j->type == HX_PEER_BATCH_REQ) {
+        hxd_responder_on_req(d, &j->ksid, j->msg, j->len);
+    } else if (j->type == HX_PEER_BATCH_QUERY) {
+        hxd_responder_on_query(d, &j->ksid, j->msg, j->len);
+    } else {
+        hxd_responder_on_fin(d, &j->ksid, j->msg, j->len);
+    }
+}

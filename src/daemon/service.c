@@ -664,3 +664,11 @@ const struct hxd_config *hxd_svc_config(const struct hxd *d)
 {
     return &d->cfg;
 }
+
+void hxd_svc_shutdown(struct hxd *d)
+{
+    pthread_mutex_lock(&d->lock);
+    d->stopping = true;
+    pthread_cond_broadcast(&d->changed);
+    pthread_mutex_unlock(&d->lock);
+}

@@ -169,6 +169,9 @@ void hxd_svc_status_wipe(struct hxd_svc_status *st);
 /* Wipes the established streams whose QoS TTL has passed since they were opened (wall clock:
  * opened_at survives restarts); a GET_KEY waiting on one answers "closed". Main loop. */
 void hxd_svc_expire(struct hxd *d);
+/* Shutdown: every call waiting (OPEN_CONNECT, GET_KEY) returns now, and later ones at once, so
+ * that the API's connection threads can leave before the API stops (main, on SIGTERM). */
+void hxd_svc_shutdown(struct hxd *d);
 
 /* The node's configuration, for the API's listeners. */
 const struct hxd_config *hxd_svc_config(const struct hxd *d);

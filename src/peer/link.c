@@ -542,7 +542,11 @@ hx_err hx_links_start(const struct hx_links_config *cfg, struct hx_links **out, 
         hx_links_stop(ls);
         return e;
     }
+    /* Published before any link thread exists: a frame they hand to the daemon's workers can
+     * make those read it, and pthread_create orders this write before everything they do. */
+    *out = ls;
     if (pthread_create(&ls->acceptor, NULL, acceptor_main, ls) != 0) {
+        *out = NULL;
         hx_links_stop(ls);
         return HX_ERR_INTERNAL;
     }
@@ -560,7 +564,6 @@ hx_err hx_links_start(const struct hx_links_config *cfg, struct hx_links **out, 
             free(ca);
         }
     }
-    *out = ls;
     return HX_OK;
 }
 

@@ -7,6 +7,7 @@
 #define HX_PEER_LINK_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include <openssl/ssl.h>
@@ -59,13 +60,13 @@ struct hx_links {
     int listen_fd;
     pthread_t acceptor;
     bool acceptor_started;
-    volatile bool stopping;
-    int handshakes; /* accept-side handshake threads running */
+    atomic_bool stopping; /* read by every link thread without the lock */
+    int handshakes;       /* accept-side handshake threads running */
     /* accept-side threads, joined (reaped when done, all at stop) */
     struct {
         pthread_t t;
         bool used;
-        volatile bool done;
+        bool done; /* under ls->lock */
     } acc[256];
 };
 

@@ -430,8 +430,11 @@ def link_cut_between_two_nodes_then_healed():
     r, took = failed
     check(r["status"] in (2, 6), f"cut link: {r}")
     check(took < 1.5 + 1.0, f"answer took {took:.1f} s for a 1.5 s timeout")
-    time.sleep(1.0)
-    check(len(other.keys) > n_other + 50, "A-C stopped producing while A-B was cut")
+    # A-C goes on: 50 keys in a second (ASan); under ThreadSanitizer, which slows every program
+    # 5-15 times, 5 keys in 3 s still tell a stream that produces from one that stopped
+    tsan = os.environ.get("HYKEX_TSAN") == "1"
+    time.sleep(3.0 if tsan else 1.0)
+    check(len(other.keys) > n_other + (5 if tsan else 50), "A-C stopped producing while A-B was cut")
     cut("A", "B", False)
     t0, ok = time.time(), False
     while time.time() - t0 < 20 and not ok:

@@ -18,6 +18,8 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "daemon/hxd.h"
+#include "daemon/persist.h"
+#include "daemon/stream.h"
 #include "daemon/service.h"
 
 #define SELF "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"

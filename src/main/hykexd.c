@@ -332,7 +332,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    hxd_pools_start(d, 4, 2);
+    hxd_pools_start(d, 4, hxd_initiator_job, 2, hxd_responder_job);
     if (start_links(d, &pl, why, sizeof(why)) != HX_OK) {
         fprintf(stderr, "hykexd: peer link: %s\n", why);
         goto stop;
@@ -360,6 +360,7 @@ int main(int argc, char **argv)
     rc = 0;
 stop:
     hxd_metrics_server_stop(metrics);
+    hxd_svc_shutdown(d);
     hxd_api_stop(api);
     hxd_pools_stop(d);
     hx_links_stop(d->links);
