@@ -56,14 +56,19 @@ class App:
 
 
 def both(fn):
-    """fn(node) at A and B at once; their results by node."""
-    out = {}
+    """fn(node) at A and B at once; their results by node (an exception in either is raised)."""
+    out, errors = {}, []
 
     def run(n):
-        out[n] = fn(n)
+        try:
+            out[n] = fn(n)
+        except Exception as e:  # noqa: BLE001 - handed to the caller
+            errors.append(e)
     ts = [threading.Thread(target=run, args=(n,)) for n in "AB"]
     [t.start() for t in ts]
     [t.join(60) for t in ts]
+    if errors:
+        raise errors[0]
     return out
 
 
@@ -259,6 +264,9 @@ def failures_counted_by_cause():
     apps = {n: App(n) for n in "AB"}
     out = both(lambda n: apps[n].open("paused", ksid))
     check(all(r["status"] == 0 for r in out.values()), f"open: {out}")
+    deadline = time.time() + 30  # keys ready at both ends first: the 16 taken below come at once
+    while time.time() < deadline and not all(scrape(n)["hykex_keys_ready"] >= 32 for n in "AB"):
+        time.sleep(0.2)
     ctl("pause", "ab")
     try:
         both(lambda n: [apps[n].call("GET_KEY", key_stream_id=ksid, index=i) for i in range(16)])
