@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything hykex needs on Debian 12 or 13, idempotently:
-#   - Debian packages (compiler, cmake, libraries, test and fuzz tools);
+#   - Debian packages (compiler, cmake, libraries, test and fuzz tools, prometheus/promtool);
 #   - OpenSSL >= 3.5: the system one if pkg-config finds it, otherwise Debian 13's
 #     source package built once into ${HYKEX_DEPS:-$HOME/.cache/hykex}/openssl-<version>.
 # A second run installs nothing and prints where OpenSSL is.
@@ -23,6 +23,13 @@ PACKAGES=(
     clang libclang-rt-dev clang-format clang-tidy cppcheck
     iproute2 curl python3 gnuplot-nox scdoc
 )
+# The metrics test (tests/integration/metrics_test.py): promtool checks hykexd's exposition and
+# docs/metrics.md's alert rules, a real prometheus scrapes a two-node network on its own port.
+# Always installed, so CI (scripts/test.sh) runs it. On a machine booted with systemd, Debian's
+# package also enables its own prometheus.service (port 9090); `systemctl disable --now
+# prometheus` if that is unwanted: the test does not use it.
+MONITORING_PACKAGES=(prometheus)
+PACKAGES+=("${MONITORING_PACKAGES[@]}")
 CONTAINER_PACKAGES=(
     podman podman-compose runc containernetworking-plugins
     golang-github-containernetworking-plugin-dnsname debootstrap uidmap

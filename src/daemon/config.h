@@ -82,6 +82,9 @@ struct hxd_config {
     char api_allow_uids[256];
     char api_allow_gids[256];
     bool api_allow_remote;
+    /* hykex: metrics endpoint (docs/metrics.md) */
+    struct hxd_addr metrics; /* port 0: off */
+    bool metrics_allow_remote;
     char api_tls_host[256];
     uint32_t api_tls_port;
     char api_tls_cert[HXD_MAX_PATH], api_tls_key[HXD_MAX_PATH], api_tls_ca[HXD_MAX_PATH];

@@ -91,7 +91,9 @@ hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *m
     if (copy->role == HXD_RESPONDER && d->cfg.qkd_join != HXD_JOIN_SAME_URIS) {
         id = copy->qkd_ksid; /* ETSI: the peer joins with the initiator's stream id */
     }
+    double t0 = hx_monotime();
     e = hx_qkd_open(&d->qkd, src, dst, d->cfg.qkd_key_bytes, 0, &id, &st, msg, msg_len);
+    hxd_metrics_kme(&d->metrics, HXD_KME_OPEN, t0, e == HX_OK && st <= 1);
     if (e != HX_OK) {
         *status = HYKEX_STATUS_NO_QKD_CONNECTION;
         return e;

@@ -7,9 +7,11 @@
  * daemon/dispatch.c); an initiator pool running key-production batches (they wait for the
  * peer's replies) and a responder pool answering them (never waits on the network, so two
  * nodes' initiators can never starve each other); one writer thread for the store writes a
- * link's frames decide (daemon/pool.c). One mutex guards the streams and the pools' queues;
- * `changed` and `replied` are monotonic condition variables (deadlines from common/clock.h):
- * `changed` is broadcast on every stream change, `replied` on every peer reply and link event.
+ * link's frames decide (daemon/pool.c); with metrics.port, one libmicrohttpd thread serving the
+ * metrics (daemon/metrics_server.c: d->lock for a status copy per scrape). One mutex guards the
+ * streams and the pools' queues; `changed` and `replied` are monotonic condition variables
+ * (deadlines from common/clock.h): `changed` is broadcast on every stream change, `replied` on
+ * every peer reply and link event.
  */
 #ifndef HX_DAEMON_HXD_H
 #define HX_DAEMON_HXD_H
@@ -26,6 +28,7 @@
 #include "crypto/kem.h"
 #include "crypto/sig.h"
 #include "daemon/config.h"
+#include "daemon/metrics.h"
 #include "hykex/hykex.h"
 #include "peer/link.h"
 #include "proto/etsi004.h"
@@ -191,6 +194,8 @@ struct hxd {
     /* counters for status and tests */
     uint64_t batches_ok, batches_failed, confirm_mismatch, store_errors;
     int64_t cert_not_after; /* this node's certificate expiry (Unix time; 0: unknown) */
+    /* lock-free counters for the metrics endpoint (metrics.h) */
+    struct hxd_metrics metrics;
 };
 
 /* batches (batch.c) */

@@ -281,6 +281,7 @@ static void fin_commit(struct hxd *d, const struct hx_uuid *peer, struct hxd_str
 {
     hxd_batch_commit(s, pend->first, pend->count, pend->keys);
     d->batches_ok++;
+    hxd_metrics_produced(&d->metrics, &s->peer, pend->count);
     /* Queue the ACK before the lock goes: the application may take a key and CLOSE at once,
      * and the peer must see the ACK before that STREAM_CLOSE. */
     if (hxd_fault_drop_ack(d)) {

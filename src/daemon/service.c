@@ -647,6 +647,7 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
         return;
     }
     s->delivered++;
+    hxd_metrics_delivered(&d->metrics, &s->peer);
     hxd_stream_kick(d, s);
     res->age_ms = (uint64_t)((hx_monotime() - ready_at) * 1000.0);
     res->method = hx_combine_name(s->uri.method);

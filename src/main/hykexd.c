@@ -27,6 +27,7 @@
 
 #include "api/server.h"
 #include "daemon/hxd.h"
+#include "daemon/metrics_server.h"
 #include "daemon/persist.h"
 #include "daemon/service.h"
 #include "daemon/stream.h"
@@ -312,6 +313,7 @@ int main(int argc, char **argv)
     bool check = false;
     struct hxd *d = calloc(1, sizeof(*d));
     struct hxd_api *api = NULL;
+    struct hxd_metrics_server *metrics = NULL;
     struct peer_lists pl = {NULL, NULL, NULL};
     char why[600];
     size_t heap = 0;
@@ -345,6 +347,7 @@ int main(int argc, char **argv)
         return 0;
     }
     fault_from_env(d);
+    hxd_metrics_init(&d->metrics, &d->cfg);
     if (hx_log_level_parse(d->cfg.log_level, &lvl) == HX_OK) {
         hx_log_set_level(lvl);
     }
@@ -396,6 +399,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "hykexd: API: %s\n", why);
         goto stop;
     }
+    if (hxd_metrics_server_start(d, &metrics, why, sizeof(why)) != HX_OK) {
+        fprintf(stderr, "hykexd: metrics: %s\n", why);
+        goto stop;
+    }
     /* Sockets bound, keys and store open: the rest runs unprivileged. */
     if (drop && geteuid() == 0) {
         if (!drop_privileges(run_uid, run_gid, why, sizeof(why))) {
@@ -410,6 +417,7 @@ int main(int argc, char **argv)
     hx_info("stopping", HX_F_I64("signal", sig));
     rc = 0;
 stop:
+    hxd_metrics_server_stop(metrics);
     hxd_svc_shutdown(d);
     hxd_api_stop(api);
     hxd_pools_stop(d);
