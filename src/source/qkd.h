@@ -42,6 +42,14 @@ HX_MUST_CHECK hx_err hx_qkd_get(const struct hx_qkd_client *c, const struct hx_u
 HX_MUST_CHECK hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_uuid *ksid,
                                      uint32_t first, uint32_t count, uint8_t *keys, size_t len,
                                      uint32_t *done, uint32_t *status, char *msg, size_t msg_len);
+/*
+ * A JSON-dialect GET_KEY reply (text) checked strictly: *status is the KME's status, or 4 when
+ * key_buffer is not exactly len JSON integers 0..255 (msg names kme and the fault; nothing is
+ * coerced). HX_ERR_PROTO for text that is no JSON object. Used by hx_qkd_get and the tests.
+ */
+HX_MUST_CHECK hx_err hx_qkd_parse_key_reply(const char *json, size_t json_len, const char *kme,
+                                            uint8_t *key, size_t len, uint32_t *status, char *msg,
+                                            size_t msg_len);
 HX_MUST_CHECK hx_err hx_qkd_close(const struct hx_qkd_client *c, const struct hx_uuid *ksid);
 
 #endif
