@@ -23,8 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if ((key = malloc(len)) == NULL) {
         abort();
     }
-    hx_ignore(hx_qkd_parse_key_reply((const char *)data + 1, size - 1, "fuzz:1", key, len, &status, msg,
-                                 sizeof(msg));
+    hx_ignore(hx_qkd_parse_key_reply((const char *)data + 1, size - 1, "fuzz:1", key, len, &status,
+                                     msg, sizeof(msg)));
     if (memchr(msg, '\0', sizeof(msg)) == NULL) {
         abort();
     }
