@@ -48,6 +48,7 @@ struct hxd_batch {
     struct hx_uuid *qkd_ids; /* ETSI 014: the key ids, count of them */
     uint8_t *qkd;            /* count x qkd_key_bytes */
     size_t qkd_len;
+    uint32_t qkd_done; /* 004: keys the KME gave before it said "not there yet" */
     /* per source: public keys, then (once known) ciphertexts: the transcript's part */
     uint8_t **kem_msg;
     size_t kem_len[HX_URI_MAX_SOURCES];

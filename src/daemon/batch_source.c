@@ -69,11 +69,13 @@ static hx_err fetch_004(struct hxd *d, struct hxd_batch *b, int *status, char *m
     }
     e = hx_qkd_get_many(&d->qkd, &b->s.qkd_ksid, (uint32_t)b->qkd_first, b->count, b->qkd,
                         d->cfg.qkd_key_bytes, &done, &st, msg, msg_len);
+    b->qkd_done = done;
     if (e == HX_OK && st == 0) {
         return HX_OK;
     }
     hx_uuid_format(&b->s.qkd_ksid, kid);
-    hx_info("QKD key refused",
+    hx_info(e == HX_OK && st == 2 ? "QKD key not there yet: asked again at the same index"
+                                  : "QKD key refused",
             HX_F_STR("qkd_stream", kid) HX_F_U64("index", b->qkd_first + done)
                 HX_F_U64("status", st)
                     HX_F_STR("role", b->s.role == HXD_INITIATOR ? "initiator" : "responder"));

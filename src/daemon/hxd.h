@@ -95,7 +95,8 @@ struct hxd_stream {
     size_t n_ready, cap_ready;
     uint64_t produced;   /* every position below is committed (contiguous watermark) */
     uint64_t next_first; /* initiator: first position of the next new batch */
-    uint64_t qkd_next;   /* initiator: next QKD index (a failed batch burns its QKD keys) */
+    uint64_t qkd_next;   /* initiator: next QKD index (a batch the peer failed burns its keys;
+                            one the KME had no key for yet gives them back: qkd_free) */
     struct {
         uint64_t first, count;
     } done_above[4 * HXD_PIPELINE]; /* committed runs above the watermark */
@@ -105,6 +106,11 @@ struct hxd_stream {
         uint32_t count;
     } retry[4 * HXD_PIPELINE]; /* initiator: failed batches, queried or made again */
     size_t n_retry;
+    struct {
+        uint64_t first;
+        uint32_t count;
+    } qkd_free[4 * HXD_PIPELINE]; /* initiator: QKD ranges taken but not spent (no key yet) */
+    size_t n_qkd_free;
     uint64_t next_get; /* next position for a GET_KEY without index */
     uint64_t want;     /* highest position an application waits for, + 1 */
     unsigned inflight; /* initiator: batches queued or running */

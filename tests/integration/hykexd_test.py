@@ -754,6 +754,14 @@ def no_key_ever_reaches_a_log():
     for k in delivered:
         check(k[:16] not in logs, "a key's bytes are in a log")
     check("level=debug" in logs, "the logs were not at debug level")
+    # logging_config.filename (every node's config names hybrid.log, file_log_type debug)
+    path = f"{WORK}/hybrid.log"
+    check(os.path.exists(path), "logging_config.filename ignored: no hybrid.log")
+    check(os.stat(path).st_mode & 0o777 == 0o600, f"log file mode {os.stat(path).st_mode:o}")
+    flog = open(path).read().lower()
+    check("level=debug" in flog and "hykexd ready" in flog, "the log file is not at debug level")
+    for k in delivered:
+        check(k[:16] not in flog, "a key's bytes are in the log file")
 
 
 @test
