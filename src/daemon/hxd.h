@@ -111,6 +111,7 @@ struct hxd_stream {
         uint32_t count;
     } qkd_free[4 * HXD_PIPELINE]; /* initiator: QKD ranges taken but not spent (no key yet) */
     size_t n_qkd_free;
+    bool qkd_waiting;  /* initiator: the KME had no key yet; no new batch until one is made */
     uint64_t next_get; /* next position for a GET_KEY without index */
     uint64_t want;     /* highest position an application waits for, + 1 */
     unsigned inflight; /* initiator: batches queued or running */

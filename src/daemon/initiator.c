@@ -71,8 +71,13 @@ static bool fail_stream(struct hxd *d, const struct hx_uuid *ksid, int status, c
         hx_debug("batch ended by a close", HX_F_STR("stream", id) HX_F_STR("reason", msg));
         return false;
     }
-    hx_warn("key production failed",
-            HX_F_STR("stream", id) HX_F_I64("status", status) HX_F_STR("reason", msg));
+    if (status == HYKEX_STATUS_INSUFFICIENT_KEY) { /* a wait for the KME, not a fault */
+        hx_info("key production waits for QKD keys",
+                HX_F_STR("stream", id) HX_F_STR("reason", msg));
+    } else {
+        hx_warn("key production failed",
+                HX_F_STR("stream", id) HX_F_I64("status", status) HX_F_STR("reason", msg));
+    }
     s->failing = true;
     s->fail_status = status;
     snprintf(s->fail_msg, sizeof(s->fail_msg), "%s", msg);
@@ -188,6 +193,24 @@ static void slot_start(struct hxd_inflight *f, uint64_t first, bool want_ack)
     f->ack_status = -1;
 }
 
+/* Positions to make again, kept in order: the lowest first, which an application waits for
+ * (lock held; false when the list is full). */
+static bool retry_add(struct hxd_stream *s, uint64_t first, uint32_t count)
+{
+    size_t i;
+
+    if (s->n_retry == sizeof(s->retry) / sizeof(s->retry[0])) {
+        return false;
+    }
+    for (i = s->n_retry; i > 0 && s->retry[i - 1].first > first; i--) {
+        s->retry[i] = s->retry[i - 1];
+    }
+    s->retry[i].first = first;
+    s->retry[i].count = count;
+    s->n_retry++;
+    return true;
+}
+
 /*
  * QKD indices this stream took for a batch but did not spend, because the KME had no key there
  * yet (status 2, an all-zero key): given back, so that the same indices are asked again and
@@ -261,10 +284,9 @@ static bool qkd_not_yet(struct run *r)
     }
     pthread_mutex_lock(&d->lock);
     if ((s = hxd_stream_find(d, &r->ksid)) != NULL) {
+        s->qkd_waiting = true;
         qkd_give_back(s, r->b.qkd_first + done, r->count - done);
-        if (done > 0 && s->n_retry < sizeof(s->retry) / sizeof(s->retry[0])) {
-            s->retry[s->n_retry].first = r->first + done;
-            s->retry[s->n_retry++].count = r->count - done;
+        if (done > 0 && retry_add(s, r->first + done, r->count - done)) {
             r->count = r->b.count = done;
             go_on = true;
         } else if (done > 0) {
@@ -273,6 +295,22 @@ static bool qkd_not_yet(struct run *r)
     }
     pthread_mutex_unlock(&d->lock);
     return go_on;
+}
+
+/* Every QKD key of the batch was there: the stream may start new batches again. */
+static void qkd_made(struct run *r)
+{
+    struct hxd_stream *s;
+
+    if (r->b.qkd_mode != HX_PEER_QKD_004) {
+        return;
+    }
+    pthread_mutex_lock(&r->d->lock);
+    if ((s = hxd_stream_find(r->d, &r->ksid)) != NULL && s->qkd_waiting) {
+        s->qkd_waiting = false;
+        hxd_stream_kick(r->d, s);
+    }
+    pthread_mutex_unlock(&r->d->lock);
 }
 
 static enum phase pick(struct run *r)
@@ -291,7 +329,11 @@ static enum phase pick(struct run *r)
     for (size_t i = 0; s != NULL && i < HXD_PIPELINE && f == NULL; i++) {
         f = s->fl[i].used ? NULL : &s->fl[i];
     }
-    if (s == NULL || s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed || f == NULL) {
+    /* 004 QKD: not before this node's KME has opened its end (service.c opens it after
+     * STREAM_OPEN, and the JOIN may come first). */
+    if (s == NULL || s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed || f == NULL ||
+        (hxd_batch_qkd_mode(d, s) == HX_PEER_QKD_004 &&
+         (!s->qkd_open || (s->qkd_waiting && s->n_retry == 0)))) {
         if (s != NULL && s->inflight > 0) {
             s->inflight--;
         }
@@ -324,8 +366,7 @@ static enum phase pick(struct run *r)
         bool room = s->n_retry < sizeof(s->retry) / sizeof(s->retry[0]);
         qkd_first = qkd_take(s, &r->count, !retrying || room);
         if (retrying && r->count < want) {
-            s->retry[s->n_retry].first = r->first + r->count;
-            s->retry[s->n_retry++].count = want - r->count;
+            (void)retry_add(s, r->first + r->count, want - r->count); /* room checked */
         }
     } else {
         qkd_first = s->qkd_next;
@@ -335,7 +376,7 @@ static enum phase pick(struct run *r)
         s->next_first += r->count;
     }
     slot_start(f, r->first, false);
-    e = hxd_batch_init(&r->b, s, r->first, r->count);
+    e = hxd_batch_init(&r->b, d, s, r->first, r->count);
     r->b.qkd_first = qkd_first;
     r->b.qkd_mode = hxd_batch_qkd_mode(d, s);
     r->b.key_pairs = (uint8_t)d->cfg.kem_key_pairs;
@@ -388,9 +429,12 @@ static enum phase request(struct run *r)
     struct hxd *d = r->d;
     struct hx_peer_req m;
 
-    if ((hxd_source_fetch_qkd(d, &r->b, &r->status, r->msg, sizeof(r->msg)) != HX_OK &&
-         !qkd_not_yet(r)) ||
-        hxd_source_keygen(&r->b, r->msg, sizeof(r->msg)) != HX_OK) {
+    if (hxd_source_fetch_qkd(d, &r->b, &r->status, r->msg, sizeof(r->msg)) == HX_OK) {
+        qkd_made(r);
+    } else if (!qkd_not_yet(r)) {
+        return PH_FAIL;
+    }
+    if (hxd_source_keygen(&r->b, r->msg, sizeof(r->msg)) != HX_OK) {
         return PH_FAIL;
     }
     memset(&m, 0, sizeof(m));

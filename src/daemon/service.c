@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "daemon/batch.h"
 #include "daemon/hxd.h"
 #include "daemon/persist.h"
 #include "daemon/service.h"
@@ -277,6 +278,7 @@ static bool open_initiator(struct hxd *d, const struct hxd_svc_open_req *req,
                            const struct open_plan *p, struct hx_uuid *ksid,
                            struct hxd_svc_result *res)
 {
+    char id[HX_UUID_STR_LEN + 1];
     struct hxd_stream *s, copy;
 
     if (hx_uuid_is_nil(ksid) && hx_uuid_generate(ksid) != HX_OK) {
@@ -303,30 +305,52 @@ static bool open_initiator(struct hxd *d, const struct hxd_svc_open_req *req,
     s->app_open = true;
     s->opened_at = hx_walltime(); /* TTL: kept in the store, counts across restarts */
     snprintf(s->owner, sizeof(s->owner), "%s", req->identity);
-    copy = *s;
-    pthread_mutex_unlock(&d->lock);
-    /* The QKD stream at our KME first: its id travels in STREAM_OPEN. */
-    if (!open_qkd(d, p, &copy, res)) {
-        drop_opening(d, ksid);
-        return false;
-    }
-    pthread_mutex_lock(&d->lock);
-    if ((s = hxd_stream_find(d, ksid)) == NULL) {
+    /* Announced first, then the QKD stream opened at both KMEs at once: a KME may hold
+     * OPEN_CONNECT until the other end opens (qkd.qos.timeout). The QKD stream id travels in
+     * STREAM_OPEN: chosen here (qkd.join stream-id), or none (same-uris: each KME its own). */
+    if (d->cfg.qkd_join != HXD_JOIN_SAME_URIS && hxd_batch_qkd_mode(d, s) == HX_PEER_QKD_004 &&
+        hx_uuid_generate(&s->qkd_ksid) != HX_OK) {
+        hxd_stream_drop(d, s);
         pthread_mutex_unlock(&d->lock);
-        fail(res, HXD_SVC_REFUSED, "stream closed while opening");
+        fail(res, HXD_SVC_REFUSED, "random number generator failed");
         return false;
     }
-    s->qkd_ksid = copy.qkd_ksid;
     copy = *s;
     /* Announce it (without the lock: the peer protocol's senders take none); wait for the peer
      * node's link if it is not up yet. */
+    bool sent = false;
     for (;;) {
         hx_err e;
         pthread_mutex_unlock(&d->lock);
         e = hxd_send_open(d, &copy);
         pthread_mutex_lock(&d->lock);
-        if (e == HX_OK || !wait_change(d, p->deadline)) {
+        if ((sent = e == HX_OK) || !wait_change(d, p->deadline)) {
             break;
+        }
+    }
+    if (!sent) {
+        hx_uuid_format(&p->peer, id);
+        if ((s = hxd_stream_find(d, ksid)) != NULL) {
+            hxd_stream_drop(d, s);
+        }
+        pthread_mutex_unlock(&d->lock);
+        fail_upstream(res, HYKEX_STATUS_NO_QKD_CONNECTION, "");
+        snprintf(res->msg, sizeof(res->msg), "peer node %s unreachable (no link to it)", id);
+        return false;
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (!open_qkd(d, p, &copy, res)) {
+        drop_opening(d, ksid);
+        hx_ignore(hxd_send_close(d, &p->peer, ksid));
+        return false;
+    }
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, ksid)) != NULL) {
+        s->qkd_ksid = copy.qkd_ksid; /* this node's KME's id (same-uris: maybe its own) */
+        s->qkd_open = true;
+        if (s->peer_app_open) { /* joined meanwhile: the row again, with the id; produce */
+            hxd_persist_stream_later(d, s);
+            hxd_stream_kick(d, s);
         }
     }
     while ((s = hxd_stream_find(d, ksid)) != NULL && !s->peer_app_open && !s->failing &&
@@ -413,6 +437,7 @@ static bool open_responder(struct hxd *d, const struct hxd_svc_open_req *req,
     if ((s = hxd_stream_find(d, ksid)) != NULL) {
         s->peer_app_open = true;
         s->qkd_open = true;
+        s->qkd_ksid = copy.qkd_ksid; /* this node's own KME's id for it */
         if (row != NULL) {
             hxd_persist_row(s, row);
         } else {

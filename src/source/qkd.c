@@ -1,5 +1,6 @@
 #include "source/qkd.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,8 +303,36 @@ hx_err hx_qkd_parse_key_reply(const char *json, size_t json_len, const char *kme
     return HX_OK;
 }
 
-hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *dst, uint32_t chunk,
-                   uint32_t timeout_ms, struct hx_uuid *ksid, uint32_t *status, char *msg,
+/* The qos object of a JSON OPEN_CONNECT reply (a counter-proposal): its integer fields. */
+static void qos_from_reply(struct json_object *o, struct hykex_qos *qos)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } f[] = {
+        {"key_chunk_size", offsetof(struct hykex_qos, key_chunk_size)},
+        {"max_bps", offsetof(struct hykex_qos, max_bps)},
+        {"min_bps", offsetof(struct hykex_qos, min_bps)},
+        {"jitter", offsetof(struct hykex_qos, jitter)},
+        {"priority", offsetof(struct hykex_qos, priority)},
+        {"timeout", offsetof(struct hykex_qos, timeout_ms)},
+        {"ttl", offsetof(struct hykex_qos, ttl_s)},
+    };
+    struct json_object *q, *v;
+
+    if (!json_object_object_get_ex(o, "qos", &q) || !json_object_is_type(q, json_type_object)) {
+        return;
+    }
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+        if (json_object_object_get_ex(q, f[i].name, &v) && json_object_is_type(v, json_type_int) &&
+            json_object_get_int64(v) >= 0 && json_object_get_int64(v) <= UINT32_MAX) {
+            *(uint32_t *)((char *)qos + f[i].off) = (uint32_t)json_object_get_int64(v);
+        }
+    }
+}
+
+hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *dst,
+                   struct hykex_qos *qos, struct hx_uuid *ksid, uint32_t *status, char *msg,
                    size_t msg_len)
 {
     struct hx_004_request req;
@@ -313,8 +342,7 @@ hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *d
     req.cmd = HX_004_OPEN_CONNECT;
     snprintf(req.source, sizeof(req.source), "%s", src);
     snprintf(req.destination, sizeof(req.destination), "%s", dst);
-    req.qos.key_chunk_size = chunk;
-    req.qos.timeout_ms = timeout_ms;
+    req.qos = *qos;
     snprintf(req.qos.metadata_mimetype, sizeof(req.qos.metadata_mimetype), "application/json");
     req.ksid = *ksid;
     msg[0] = '\0';
@@ -327,6 +355,8 @@ hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *d
         *status = r.status;
         if (r.status <= 1) {
             *ksid = r.ksid;
+        } else if (r.status == HYKEX_STATUS_QOS_NOT_MET) {
+            *qos = r.qos;
         }
         return HX_OK;
     }
@@ -335,10 +365,15 @@ hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *d
         return e;
     }
     *status = get_status(o, msg, msg_len);
+    if (*status == HYKEX_STATUS_QOS_NOT_MET) {
+        qos_from_reply(o, qos);
+    }
     if (*status <= 1 && json_object_object_get_ex(o, "key_stream_id", &id) &&
         hx_uuid_parse(json_object_get_string(id), (size_t)json_object_get_string_len(id), ksid) !=
             HX_OK) {
-        snprintf(msg, msg_len, "QKD source: the KME returned a malformed key_stream_id");
+        snprintf(msg, msg_len,
+                 "QKD source: the KME returned a key_stream_id that is not a UUID (hykex needs "
+                 "one)");
         *status = HYKEX_STATUS_NO_QKD_CONNECTION;
     }
     json_object_put(o);
