@@ -269,4 +269,25 @@ def own_stream_id_at_each_kme():
     check("does not verify" not in log_of("R") + log_of("S"), "a batch signature failed")
 
 
+@test
+def refused_link_backs_off():
+    """S stops trusting R (its trusted peers file lists nobody): R, which dials, backs off
+    exponentially with jitter up to peer.reconnect_max_s (10 s) instead of redialling in a
+    loop. Counted over 30 s: the dials S refused, and R's log lines about them."""
+    R.stop("S")
+    json.dump({}, open(f"{WORK}/S-none.json", "w"))
+    start("S", args=["-c", f"{WORK}/S.json", "-p", f"{WORK}/S-none.json"])
+    s0, r0 = len(log_of("S").splitlines()), len(log_of("R").splitlines())
+    time.sleep(30)
+    s_lines = log_of("S").splitlines()[s0:]
+    r_lines = log_of("R").splitlines()[r0:]
+    refused = [ln for ln in s_lines if "not a trusted peer" in ln]
+    about = [ln for ln in r_lines if "peer" in ln and "level=debug" not in ln]
+    print(f"    30 s: S refused {len(refused)} dials from R; R logged {len(about)} lines about it")
+    check(1 <= len(refused) <= 12, f"{len(refused)} dials in 30 s")
+    check(len(about) <= 2 * len(refused) + 2, f"R logged {len(about)} lines: {about[:6]}")
+    R.stop("S")
+    start("S")
+
+
 R.run(setup=setup)
