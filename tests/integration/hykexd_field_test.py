@@ -10,6 +10,8 @@ Usage: hykexd_field_test.py BIN_DIR REPO_ROOT
 - P and Q: KMEs in the "qubip" profile (strict QoS with status 6/7, all-zero keys for keys not
   made yet) on a slow link (768 bit/s: three 32-byte keys a second).
 - R and S: KMEs in the "own-ids" profile (each KME its own stream id), qkd.join same-uris.
+- T and V: ETSI 014 KMEs in the "try-later-014" profile (HTTP 400 "try again later" on an empty
+  pool, as next-door-key-simulator) on a slow link.
 Ends with "N passed, M failed, K skipped" (the runner: hxtest.Runner).
 """
 import json
@@ -29,12 +31,14 @@ BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 U = {"Alice": "a" * 8 + "-aaaa-aaaa-aaaa-" + "a" * 12, "Bob": "b" * 8 + "-bbbb-bbbb-bbbb-" + "b" * 12,
      "Charlie": "c" * 8 + "-cccc-cccc-cccc-" + "c" * 12,
      "P": "11111111-1111-4111-8111-111111111111", "Q": "22222222-2222-4222-8222-222222222222",
-     "R": "33333333-3333-4333-8333-333333333333", "S": "44444444-4444-4444-8444-444444444444"}
+     "R": "33333333-3333-4333-8333-333333333333", "S": "44444444-4444-4444-8444-444444444444",
+     "T": "55555555-5555-4555-8555-555555555555", "V": "66666666-6666-4666-8666-666666666666"}
 R = Runner("hykexd-field-")
 test = R.test
 WORK = R.work
-PORTS = {k: free_port() for k in ["kA", "kB", "kP", "kQ", "kR", "kS", "apiP", "apiQ", "apiR",
-                                   "apiS", "peerP", "peerQ", "peerR", "peerS"]}
+PORTS = {k: free_port() for k in ["kA", "kB", "kP", "kQ", "kR", "kS", "kT", "kV", "apiP", "apiQ",
+                                   "apiR", "apiS", "apiT", "apiV", "peerP", "peerQ", "peerR",
+                                   "peerS", "peerT", "peerV"]}
 # Alice, Bob and Charlie on their own loopback addresses (prefix + 0, 1, 2); Alice's peer port
 # on the wildcard address.
 ORIG_PORTS = {"api": free_port(), "peer": free_port(), "peerA": free_port("0.0.0.0")}
@@ -133,19 +137,34 @@ def setup():
     # The original's certificates: classic keys, an IP SAN only, no node UUID.
     run(f"{ROOT}/certificates/create_ca.sh", "--classic", "--out", "ca_orig")
     run(f"{ROOT}/certificates/create_ca.sh", "--out", "ca")
-    for n in "PQRS":
+    for n in "PQRSTV":
         run(f"{ROOT}/certificates/generate_cert.sh", "--uuid", U[n], "--name", n, "--ip",
             "127.0.0.1", "--out", n)
+    # ETSI 014 runs over GnuTLS (libmicrohttpd, libcurl): a classic PKI for KMEs and SAEs.
+    run(f"{ROOT}/certificates/create_ca.sh", "--classic", "--out", "ca014")
+    for n, extra in (("KME_T", ["--ip", "127.0.0.1"]), ("KME_V", ["--ip", "127.0.0.1"]),
+                     ("SAE_T", []), ("SAE_V", [])):
+        run(f"{ROOT}/certificates/generate_cert.sh", "--classic", "--name", n, "--ca", "ca014",
+            "--out", n, *extra)
     net = {"kmes": [], "links": [
         {"id": "ab", "kmes": ["KME_Alice", "KME_Bob"], "rate_bps": 0},
         # 768 bit/s = three 32-byte keys a second; a pool of four keys
         {"id": "pq", "kmes": ["KME_P", "KME_Q"], "rate_bps": 768, "capacity_bits": 1024},
-        {"id": "rs", "kmes": ["KME_R", "KME_S"], "rate_bps": 0}]}
+        {"id": "rs", "kmes": ["KME_R", "KME_S"], "rate_bps": 0},
+        # 768 bit/s again, a pool of eight keys: enc_keys for 4 keys often finds it empty
+        {"id": "tv", "kmes": ["KME_T", "KME_V"], "rate_bps": 768, "capacity_bits": 2048}]}
     for n, k, profile in (("Alice", "kA", "standard"), ("Bob", "kB", "standard"),
                           ("P", "kP", "qubip"), ("Q", "kQ", "qubip"), ("R", "kR", "own-ids"),
                           ("S", "kS", "own-ids")):
         net["kmes"].append({"id": "KME_" + n, "node": U[n], "profile": profile,
                             "etsi004_json": {"port": PORTS[k]}})
+    for n in "TV":
+        net["kmes"].append({"id": "KME_" + n, "node": U[n], "saes": ["SAE_" + n],
+                            "profile": "try-later-014",
+                            "etsi014": {"port": PORTS["k" + n],
+                                        "cert": f"{WORK}/KME_{n}/node.crt",
+                                        "key": f"{WORK}/KME_{n}/node.key",
+                                        "ca": f"{WORK}/ca014/ca.crt"}})
     json.dump(net, open(f"{WORK}/net.json", "w"))
     R.start("sim", [f"{BIN}/hykex-qkdsim", "-c", f"{WORK}/net.json", "--ctl", CTL,
                     "--log-level", "warn"], f"{WORK}/sim.log", exit_ok=None)
@@ -172,7 +191,7 @@ def setup():
         json.dump(peers, open(f"{WORK}/{n}/trusted_peers_info.json", "w"), indent=2)
     for n in ("Alice", "Bob"):
         start(n, cwd=f"{WORK}/{n}", args=["-c", "config.json", "-p", "trusted_peers_info.json"])
-    for n, m in (("P", "Q"), ("Q", "P"), ("R", "S"), ("S", "R")):
+    for n, m in (("P", "Q"), ("Q", "P"), ("R", "S"), ("S", "R"), ("T", "V"), ("V", "T")):
         cfg = {"uuid": U[n],
                "certificate_config": {"cert_authority_path": f"{n}/ca.crt",
                                       "cert_path": f"{n}/node.crt", "key_path": f"{n}/node.key"},
@@ -184,6 +203,11 @@ def setup():
             cfg["qkd"] = {"qos": {"min_bps": 0}}
         if n in "RS":
             cfg["qkd"] = {"join": "same-uris"}
+        if n in "TV":
+            cfg["qkd"] = {"protocol": "etsi014", "sae_id": f"SAE_{n}",
+                          "tls": {"cert": f"SAE_{n}/node.crt", "key": f"SAE_{n}/node.key",
+                                  "ca": "ca014/ca.crt"}}
+            cfg["limits"] = {"batch_size": 4}
         json.dump(cfg, open(f"{WORK}/{n}.json", "w"), indent=1)
         json.dump({U[m]: {"address": {"host": "127.0.0.1", "port": PORTS["peer" + m]}}},
                   open(f"{WORK}/{n}-peers.json", "w"))
@@ -258,6 +282,39 @@ def strict_qos_kme_and_keys_not_made_yet():
     made = subprocess.run([f"{BIN}/hykex-qkdsim", "ctl", CTL, "pools"], capture_output=True,
                           text=True, timeout=10).stdout
     print(f"    P/Q: {len(p)} and {len(q)} keys in 10 s; simulator pools: {made.strip()[:300]}")
+
+
+def for_seconds(secs):
+    """GET_KEY at index 0, 1, ... for secs seconds: status 2 (not yet) is asked again."""
+    def body(c, ks):
+        keys, t0, i = [], time.time(), 0
+        while time.time() - t0 < secs:
+            g = c.call("GET_KEY", key_stream_id=ks, index=i)
+            if g.get("status") == 0:
+                keys.append(bytes(g["key_buffer"]).hex())
+                i += 1
+            elif g.get("status") != 2:
+                keys.append(g)
+                break
+        delivered.extend(k for k in keys if isinstance(k, str))
+        return keys
+    return body
+
+
+@test
+def etsi014_try_again_later():
+    """An ETSI 014 KME whose empty pool answers HTTP 400 "try again later": that is no key
+    yet (status 2 while waiting, asked again after the back-off), never status 4; keys agree."""
+    out = both("T", "V", for_seconds(10), timeout=5000)
+    check(out.get("T_open", {}).get("status") == 0, f"open at T: {out.get('T_open')}")
+    check(out.get("V_open", {}).get("status") == 0, f"open at V: {out.get('V_open')}")
+    t, v = out.get("T", []), out.get("V", [])
+    check(all(isinstance(k, str) for k in t + v), f"an error: {t[-1:]} {v[-1:]}")
+    n = min(len(t), len(v))
+    check(n >= 8, f"only {len(t)} / {len(v)} keys in 10 s")
+    check(t[:n] == v[:n], "keys differ between T and V")
+    check("try again later" in log_of("T"), "the KME never said 'try again later'")
+    print(f"    T/V: {len(t)} and {len(v)} keys in 10 s")
 
 
 @test
