@@ -346,6 +346,13 @@ hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *d
     snprintf(req.qos.metadata_mimetype, sizeof(req.qos.metadata_mimetype), "application/json");
     req.ksid = *ksid;
     msg[0] = '\0';
+    /* The KME may hold OPEN_CONNECT up to qos->timeout ms for the other end: wait that long
+     * for its reply, and the client's own timeout on top. */
+    struct hx_qkd_client oc = *c;
+    if (qos->timeout_ms > 0 && oc.timeout_ms > 0) {
+        oc.timeout_ms = c->timeout_ms + qos->timeout_ms;
+    }
+    c = &oc;
     if (c->protocol == 2) {
         uint8_t payload[2048];
         struct hx_004_response r;
