@@ -225,12 +225,68 @@ static void on_stream_open(struct hxd *d, const struct hx_uuid *peer, const uint
     free(m);
 }
 
-/* STREAM_JOIN at the initiator (lock held). */
+/*
+ * STREAM_JOIN with a status at the responder (lock held): the initiator gave the stream up
+ * (its KME refused). The reason waits for this node's application, which gets it instead of
+ * "did not open in time"; a stream nobody here opened yet goes.
+ */
+static void on_refused(struct hxd *d, struct hxd_stream *s, const struct hx_peer_join *m)
+{
+    struct hxd_refused *r = &d->refused[d->refused_next++ % HXD_REFUSED_KEEP];
+    int st = m->status <= HYKEX_STATUS_METADATA_TOO_SMALL ? (int)m->status
+                                                          : HYKEX_STATUS_NO_QKD_CONNECTION;
+
+    r->ksid = s->ksid;
+    memcpy(r->src, s->src, sizeof(r->src));
+    memcpy(r->dst, s->dst, sizeof(r->dst));
+    r->status = st;
+    snprintf(r->msg, sizeof(r->msg), "peer node: %.180s",
+             m->msg[0] != '\0' ? m->msg : "gave the stream up");
+    r->until = hx_deadline_in_ms(HXD_REFUSED_S * 1000);
+    hx_warn("peer node gave a stream up",
+            HX_F_UUID("stream", &s->ksid) HX_F_I64("status", st) HX_F_STR("reason", r->msg));
+    if (!s->app_open) {
+        hxd_persist_drop_later(d, &s->ksid);
+        hxd_stream_drop(d, s);
+        return;
+    }
+    s->failing = true;
+    s->fail_status = st;
+    snprintf(s->fail_msg, sizeof(s->fail_msg), "%s", r->msg);
+}
+
+bool hxd_refused_find(struct hxd *d, const struct hx_uuid *ksid, const char *src, const char *dst,
+                      int *status, char *msg, size_t msg_len)
+{
+    for (size_t i = 0; i < HXD_REFUSED_KEEP; i++) {
+        struct hxd_refused *r = &d->refused[i];
+        if (r->until == 0 || hx_deadline_passed(r->until)) {
+            continue;
+        }
+        if (!hx_uuid_is_nil(ksid) ? hx_uuid_equal(&r->ksid, ksid)
+                                  : strcmp(r->src, src) == 0 && strcmp(r->dst, dst) == 0) {
+            *status = r->status;
+            snprintf(msg, msg_len, "%s", r->msg);
+            r->until = 0; /* told once */
+            return true;
+        }
+    }
+    return false;
+}
+
+/* STREAM_JOIN at the initiator, or a refusal at the responder (lock held). */
 static void on_join(struct hxd *d, struct hxd_stream *s, const uint8_t *p, size_t len)
 {
     struct hx_peer_join *m = malloc(sizeof(*m));
 
-    if (m == NULL || s->role != HXD_INITIATOR || hx_peer_decode_join(p, len, m) != HX_OK) {
+    if (m == NULL || hx_peer_decode_join(p, len, m) != HX_OK) {
+        free(m);
+        return;
+    }
+    if (s->role != HXD_INITIATOR) {
+        if (m->status != HYKEX_STATUS_SUCCESS && !s->peer_app_open) {
+            on_refused(d, s, m);
+        }
         free(m);
         return;
     }

@@ -341,6 +341,9 @@ static bool open_initiator(struct hxd *d, const struct hxd_svc_open_req *req,
     pthread_mutex_unlock(&d->lock);
     if (!open_qkd(d, p, &copy, res)) {
         drop_opening(d, ksid);
+        /* the peer node's application learns the same reason (then the close, for nodes
+         * that do not know a refusal in this direction) */
+        hx_ignore(hxd_send_join(d, &p->peer, ksid, (uint32_t)res->status, res->msg));
         hx_ignore(hxd_send_close(d, &p->peer, ksid));
         return false;
     }
@@ -403,7 +406,18 @@ static bool open_responder(struct hxd *d, const struct hxd_svc_open_req *req,
     struct hxd_stream *s, copy;
     struct hx_store_stream *row = NULL;
 
-    while ((s = find_announced(d, req, p, ksid)) == NULL && wait_change(d, p->deadline)) {
+    int why_status;
+    while ((s = find_announced(d, req, p, ksid)) == NULL &&
+           !hxd_refused_find(d, ksid, req->source, req->destination, &why_status, res->msg,
+                             sizeof(res->msg)) &&
+           wait_change(d, p->deadline)) {
+    }
+    if (s == NULL && res->msg[0] != '\0') { /* the peer node gave it up, and said why */
+        pthread_mutex_unlock(&d->lock);
+        char why[sizeof(res->msg)];
+        snprintf(why, sizeof(why), "%s", res->msg);
+        fail_upstream(res, why_status, why);
+        return false;
     }
     if (s == NULL) {
         pthread_mutex_unlock(&d->lock);

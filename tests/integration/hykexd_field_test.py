@@ -322,6 +322,30 @@ def etsi014_try_again_later():
 
 
 @test
+def kme_refusal_reaches_both_applications():
+    """P asks its strict KME for timeout 0 (qkd.qos.timeout 0): the KME answers 6 "timeout 0 is
+    not a wait". P's application gets status 4 with the KME's answer, logged at warn, and Q's
+    application the same reason from the peer node, not "did not open in time"."""
+    cfg = json.load(open(f"{WORK}/P.json"))
+    cfg["qkd"] = {"qos": {"timeout": 0}}
+    json.dump(cfg, open(f"{WORK}/P-t0.json", "w"))
+    R.stop("P")
+    start("P", args=["-c", f"{WORK}/P-t0.json", "-p", f"{WORK}/P-peers.json"])
+    wait_for("P and Q link again", lambda: log_of("P").split("hykexd ready")[-1].count(
+        "peer link up") > 0)
+    out = both("P", "Q", take(1), app="refused")
+    p, q = out.get("P_open", {}), out.get("Q_open", {})
+    check(p.get("status") == 4 and "timeout 0 is not a wait" in p.get("message", "") and
+          "refused OPEN_CONNECT with status 6" in p.get("message", ""), f"at P: {p}")
+    check(q.get("status") == 4 and "timeout 0 is not a wait" in q.get("message", "") and
+          q.get("message", "").startswith("peer node: "), f"at Q: {q}")
+    check(any("level=warn" in ln and "KME refused OPEN_CONNECT" in ln
+              for ln in log_of("P").splitlines()), "P did not log the refusal at warn")
+    R.stop("P")
+    start("P")
+
+
+@test
 def own_stream_id_at_each_kme():
     """KMEs that give each end its own stream id (qkd.join same-uris): each node uses its own
     KME's id and the batch transcript binds what both ends share: keys agree."""
