@@ -212,60 +212,6 @@ static bool retry_add(struct hxd_stream *s, uint64_t first, uint32_t count)
 }
 
 /*
- * QKD indices this stream took for a batch but did not spend, because the KME had no key there
- * yet (status 2, an all-zero key): given back, so that the same indices are asked again and
- * never run ahead of what the KME can give (lock held). Full list: they are skipped.
- */
-static void qkd_give_back(struct hxd_stream *s, uint64_t first, uint32_t count)
-{
-    size_t i;
-
-    if (count == 0) {
-        return;
-    }
-    if (s->qkd_next == first + count) {
-        s->qkd_next = first;
-        /* ranges given back earlier that now end at the top go back too */
-        while (s->n_qkd_free > 0 &&
-               s->qkd_free[s->n_qkd_free - 1].first + s->qkd_free[s->n_qkd_free - 1].count ==
-                   s->qkd_next) {
-            s->qkd_next = s->qkd_free[--s->n_qkd_free].first;
-        }
-        return;
-    }
-    if (s->n_qkd_free == sizeof(s->qkd_free) / sizeof(s->qkd_free[0])) {
-        return;
-    }
-    for (i = s->n_qkd_free; i > 0 && s->qkd_free[i - 1].first > first; i--) {
-        s->qkd_free[i] = s->qkd_free[i - 1];
-    }
-    s->qkd_free[i].first = first;
-    s->qkd_free[i].count = count;
-    s->n_qkd_free++;
-}
-
-/* The QKD range for a batch of *count positions (lock held): the lowest range given back (and
- * *count cut to it when it is shorter, if may_cut), else fresh indices. */
-static uint64_t qkd_take(struct hxd_stream *s, uint32_t *count, bool may_cut)
-{
-    uint64_t q = s->qkd_next;
-
-    if (s->n_qkd_free > 0 && (may_cut || s->qkd_free[0].count >= *count)) {
-        q = s->qkd_free[0].first;
-        if (s->qkd_free[0].count <= *count) {
-            *count = s->qkd_free[0].count;
-            memmove(&s->qkd_free[0], &s->qkd_free[1], --s->n_qkd_free * sizeof(s->qkd_free[0]));
-        } else {
-            s->qkd_free[0].first += *count;
-            s->qkd_free[0].count -= *count;
-        }
-        return q;
-    }
-    s->qkd_next += *count;
-    return q;
-}
-
-/*
  * The initiator's KME had no key yet at some index of this batch (request phase, before the
  * peer heard of it): the QKD indices not spent go back to the stream. With some keys fetched,
  * the batch goes on with those positions and the rest are made again later (true); with none,
@@ -285,12 +231,12 @@ static bool qkd_not_yet(struct run *r)
     pthread_mutex_lock(&d->lock);
     if ((s = hxd_stream_find(d, &r->ksid)) != NULL) {
         s->qkd_waiting = true;
-        qkd_give_back(s, r->b.qkd_first + done, r->count - done);
+        hxd_qkd_give_back(s, r->b.qkd_first + done, r->count - done);
         if (done > 0 && retry_add(s, r->first + done, r->count - done)) {
             r->count = r->b.count = done;
             go_on = true;
         } else if (done > 0) {
-            qkd_give_back(s, r->b.qkd_first, done); /* no room to split: all made again */
+            hxd_qkd_give_back(s, r->b.qkd_first, done); /* no room to split: all made again */
         }
     }
     pthread_mutex_unlock(&d->lock);
@@ -364,7 +310,7 @@ static enum phase pick(struct run *r)
         /* A retry's positions are cut only when the rest can wait in the retry list. */
         uint32_t want = r->count;
         bool room = s->n_retry < sizeof(s->retry) / sizeof(s->retry[0]);
-        qkd_first = qkd_take(s, &r->count, !retrying || room);
+        qkd_first = hxd_qkd_take(s, &r->count, !retrying || room);
         if (retrying && r->count < want) {
             (void)retry_add(s, r->first + r->count, want - r->count); /* room checked */
         }
