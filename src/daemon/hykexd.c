@@ -249,6 +249,8 @@ static bool open_log_file(const struct hxd_config *cfg, char *why, size_t why_le
     if (log_fd < 0) {
         log_fd = fd;
         hx_log_set_file(log_fd, lvl);
+        hx_debug("log file open",
+                 HX_F_STR("file", cfg->log_filename) HX_F_STR("level", hx_log_level_name(lvl)));
     } else if (dup2(fd, log_fd) >= 0) {
         close(fd);
     } else {

@@ -122,6 +122,24 @@ static struct hxd_inflight *wait_reply(struct hxd *d, const struct hx_uuid *ksid
 
 /* A batch ended at the initiator (lock held): frees its slot; a failed one is made again (or,
  * when its keys are prepared here, the responder is asked whether it committed them). */
+/* Positions to make again, kept in order: the lowest first, which an application waits for
+ * (lock held; false when the list is full). */
+static bool retry_add(struct hxd_stream *s, uint64_t first, uint32_t count)
+{
+    size_t i;
+
+    if (s->n_retry == sizeof(s->retry) / sizeof(s->retry[0])) {
+        return false;
+    }
+    for (i = s->n_retry; i > 0 && s->retry[i - 1].first > first; i--) {
+        s->retry[i] = s->retry[i - 1];
+    }
+    s->retry[i].first = first;
+    s->retry[i].count = count;
+    s->n_retry++;
+    return true;
+}
+
 static void batch_done(struct hxd *d, struct hxd_stream *s, uint64_t first, uint32_t count, bool ok)
 {
     struct hxd_inflight *f = hxd_inflight_of(s, first);
@@ -140,9 +158,8 @@ static void batch_done(struct hxd *d, struct hxd_stream *s, uint64_t first, uint
     for (size_t i = 0; i < s->n_retry && !listed; i++) {
         listed = s->retry[i].first == first;
     }
-    if (!ok && !listed && !s->peer_closed && s->n_retry < sizeof(s->retry) / sizeof(s->retry[0])) {
-        s->retry[s->n_retry].first = first;
-        s->retry[s->n_retry++].count = count;
+    if (!ok && !listed && !s->peer_closed) {
+        (void)retry_add(s, first, count); /* full: the positions are given up */
     }
     hxd_stream_kick(d, s);
 }
@@ -193,24 +210,6 @@ static void slot_start(struct hxd_inflight *f, uint64_t first, bool want_ack)
     f->ack_status = -1;
 }
 
-/* Positions to make again, kept in order: the lowest first, which an application waits for
- * (lock held; false when the list is full). */
-static bool retry_add(struct hxd_stream *s, uint64_t first, uint32_t count)
-{
-    size_t i;
-
-    if (s->n_retry == sizeof(s->retry) / sizeof(s->retry[0])) {
-        return false;
-    }
-    for (i = s->n_retry; i > 0 && s->retry[i - 1].first > first; i--) {
-        s->retry[i] = s->retry[i - 1];
-    }
-    s->retry[i].first = first;
-    s->retry[i].count = count;
-    s->n_retry++;
-    return true;
-}
-
 /*
  * The initiator's KME had no key yet at some index of this batch (request phase, before the
  * peer heard of it): the QKD indices not spent go back to the stream. With some keys fetched,
@@ -243,7 +242,8 @@ static bool qkd_not_yet(struct run *r)
     return go_on;
 }
 
-/* Every QKD key of the batch was there: the stream may start new batches again. */
+/* Every QKD key of the batch was there: with nothing left to make again, the stream may run
+ * batches side by side again. */
 static void qkd_made(struct run *r)
 {
     struct hxd_stream *s;
@@ -252,11 +252,24 @@ static void qkd_made(struct run *r)
         return;
     }
     pthread_mutex_lock(&r->d->lock);
-    if ((s = hxd_stream_find(r->d, &r->ksid)) != NULL && s->qkd_waiting) {
+    /* positions still to make again: keep going one batch at a time, lowest first */
+    if ((s = hxd_stream_find(r->d, &r->ksid)) != NULL && s->qkd_waiting && s->n_retry == 0) {
         s->qkd_waiting = false;
         hxd_stream_kick(r->d, s);
     }
     pthread_mutex_unlock(&r->d->lock);
+}
+
+/* While the KME has no key yet, one batch at a time, the lowest positions first: the few keys
+ * the link makes go to the positions an application waits for (lock held). */
+static bool qkd_busy(const struct hxd_stream *s)
+{
+    for (size_t i = 0; i < HXD_PIPELINE; i++) {
+        if (s->fl[i].used) {
+            return true;
+        }
+    }
+    return false;
 }
 
 static enum phase pick(struct run *r)
@@ -279,7 +292,7 @@ static enum phase pick(struct run *r)
      * STREAM_OPEN, and the JOIN may come first). */
     if (s == NULL || s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed || f == NULL ||
         (hxd_batch_qkd_mode(d, s) == HX_PEER_QKD_004 &&
-         (!s->qkd_open || (s->qkd_waiting && s->n_retry == 0)))) {
+         (!s->qkd_open || (s->qkd_waiting && qkd_busy(s))))) {
         if (s != NULL && s->inflight > 0) {
             s->inflight--;
         }

@@ -236,7 +236,7 @@ def original_files_on_one_host():
         check("level=debug" not in log_of(n), f"{n}: the console is not at console_log_type")
         for k in delivered:
             check(k[:16] not in text.lower(), "a key is in the log file")
-    # file_log_type debug: Alice's ended batch is logged at debug in her file only
+    # file_log_type debug: debug lines in the file only
     check("level=debug" in open(f"{WORK}/Alice/hybrid.log").read(),
           "the log file is not at file_log_type debug")
 
