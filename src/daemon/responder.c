@@ -132,21 +132,6 @@ static bool req_admit(struct hxd *d, const struct hx_uuid *peer, const struct hx
                      "stream not open at the responder");
         return false;
     }
-    /* The slower end: this node's application has not taken the keys below the window
-     * (limits.buffer_depth, plus the initiator's batches in flight: it fills its own buffer
-     * that far ahead of its application); the initiator retries after its back-off. A stream
-     * so holds at most buffer_depth + HXD_PIPELINE batches here (the secure heap's sizing). */
-    uint64_t end = hxd_stream_window_end(d, s) + (uint64_t)HXD_PIPELINE * d->cfg.batch_size;
-    if (h->first + h->count > end) {
-        char msg[200];
-        pthread_mutex_unlock(&d->lock);
-        snprintf(msg, sizeof(msg),
-                 "the peer node's key buffer is full (limits.buffer_depth): its application "
-                 "has not taken the keys below position %" PRIu64,
-                 end);
-        send_refusal(d, peer, &h->ksid, h->first, h->count, HYKEX_STATUS_INSUFFICIENT_KEY, msg);
-        return false;
-    }
     e = hxd_batch_init(b, d, s, h->first, h->count);
     b->qkd_mode = hxd_batch_qkd_mode(d, s);
     pthread_mutex_unlock(&d->lock);

@@ -37,8 +37,7 @@ bool hxd_stream_has(const struct hxd_stream *s, uint64_t pos);
 /*
  * The key buffer's window: positions from the lowest one still held here (or the watermark)
  * up to limits.buffer_depth (at least one batch) further; the end is returned. Nothing beyond
- * is made: GET_KEY refuses it (service.c) and the responder refuses batches there
- * (responder.c), so production never runs further ahead of the slower end. The window starts
+ * is made for a GET_KEY: it refuses it (service.c). The window starts
  * at the lowest key held, not at the watermark: a client asking ever further ahead, leaving
  * the positions between unclaimed, finds it does not move.
  */

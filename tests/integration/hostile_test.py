@@ -331,31 +331,6 @@ def get_key_beyond_the_buffer_makes_nothing():
 
 
 @test
-def production_waits_for_the_slower_end():
-    """Only A's application takes keys: A gets limits.buffer_depth + 3 batches of them, then
-    status 2 saying the peer node's buffer is full (B holds no more than that); once B's
-    application takes keys, A's are made again."""
-    ks = net.open_pair("A", "B", "slowend", timeout=1500)
-    a, b = Raw(), Raw("B")
-    i, r = 0, {}
-    while i < 300:
-        r = a.call(req("GET_KEY", key_stream_id=ks, index=i))
-        if r["status"] != 0:
-            break
-        i += 1
-    # B holds at most buffer_depth + the 3 batches in flight (64 + 48)
-    check(i <= 64 + 48 and r.get("status") == 2 and "key buffer is full" in r.get("message", ""),
-          f"A took {i} keys while B took none; then {str(r)[:200]}")
-    for j in range(i):
-        check(b.call(req("GET_KEY", key_stream_id=ks, index=j))["status"] == 0, f"B key {j}")
-    got = any(a.call(req("GET_KEY", key_stream_id=ks, index=i))["status"] == 0 for _ in range(3))
-    check(got, f"A's position {i} never made after B took its keys")
-    for x in (a, b):
-        x.call(req("CLOSE", key_stream_id=ks))
-        x.close()
-
-
-@test
 def qos_timeout_is_capped():
     """OPEN_CONNECT with timeout 4294967295 ms and no peer application: answered after
     limits.max_timeout_ms (8 s here), not after 49.7 days."""
@@ -562,7 +537,6 @@ if __name__ == "__main__":
     R.run(setup, order=[battery_of_malformed_requests, double_close_and_another_clients_stream,
                         half_a_message_then_stall, a_request_every_millisecond_for_ten_seconds,
                         a_thousand_idle_connections, get_key_beyond_the_buffer_makes_nothing,
-                        production_waits_for_the_slower_end,
                         qos_timeout_is_capped, abandoned_open_connect_is_released_at_both_nodes,
                         status_stays_valid_past_its_bound,
                         limits_the_secure_heap_cannot_hold_are_refused,
