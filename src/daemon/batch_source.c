@@ -110,18 +110,10 @@ static bool is_kem(enum hx_source_kind k)
     return k != HX_SRC_QKD;
 }
 
+/* Every KEM of crypto/kem.h (ML-KEM, X25519, Classic McEliece, sntrup) is a source kind. */
 static enum hx_kem_alg kem_of(enum hx_source_kind k)
 {
-    switch (k) {
-    case HX_SRC_ML_KEM_512:
-        return HX_KEM_ML_KEM_512;
-    case HX_SRC_ML_KEM_768:
-        return HX_KEM_ML_KEM_768;
-    case HX_SRC_ML_KEM_1024:
-        return HX_KEM_ML_KEM_1024;
-    default:
-        return HX_KEM_X25519;
-    }
+    return hx_source_kem(k);
 }
 
 /* One step for KEM source j (alg, its sizes); in: the peer's bytes still to read, if any. */

@@ -180,7 +180,7 @@ static bool check_open(const struct hxd *d, const struct hxd_svc_open_req *req, 
                        struct hxd_svc_open_res *res)
 {
     struct hx_uri dst;
-    char why[256], id[HX_UUID_STR_LEN + 1];
+    char why[400], id[HX_UUID_STR_LEN + 1];
 
     if (hx_uri_parse(req->source, &p->src, why, sizeof(why)) != HX_OK) {
         fail(&res->r, HXD_SVC_REFUSED, "source: %s", why);
