@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "daemon/batch.h"
 #include "daemon/hxd.h"
 #include "daemon/persist.h"
 #include "daemon/service.h"
@@ -231,6 +232,13 @@ static bool check_open(const struct hxd *d, const struct hxd_svc_open_req *req, 
                          "configured (qkd_address)");
             return false;
         }
+    }
+    if (hxd_source_batch_cap(&p->src, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH, 1) == 0) {
+        fail(&res->r, HXD_SVC_REFUSED,
+             "key_sources: the public keys of one batch exceed the peer protocol's %u MiB "
+             "BATCH_REQ limit (fewer Classic McEliece sources, or kem.key_pairs = per-batch)",
+             HX_PEER_MAX_KEM_FRAME >> 20);
+        return false;
     }
     p->qos = req->qos;
     if (!check_qos(d, p, res)) {
