@@ -351,6 +351,11 @@ static void batch_fin_ack_query(void **state)
     struct hx_writer w;
 
     (void)state;
+    /* whole structs zeroed, padding too: they are compared with memcmp below */
+    memset(&a, 0, sizeof(a));
+    memset(&aout, 0, sizeof(aout));
+    memset(&q, 0, sizeof(q));
+    memset(&qout, 0, sizeof(qout));
     memset(&m, 0, sizeof(m));
     memcpy(m.ksid.b, head_bytes, 16);
     m.first = 256;
