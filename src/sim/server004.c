@@ -346,6 +346,7 @@ static void *accept_main(void *arg)
         pthread_t t;
         pthread_attr_t attr;
         size_t slot;
+        bool joined;
         int fd;
         hx_err e = hx_net_accept(l->fd, &fd);
 
@@ -367,10 +368,14 @@ static void *accept_main(void *arg)
         srv->conn_fd[slot] = fd;
         srv->conn_kme[slot] = l->kme;
         srv->n_conns++;
+        /* The slot's previous thread (its connection has ended) is joined here; the slot's
+         * thread fields are shared by every listener's accept thread: under the lock. */
+        joined = srv->has_thread[slot];
+        t = srv->conn_thread[slot];
+        srv->has_thread[slot] = false;
         pthread_mutex_unlock(&srv->lock);
-        if (srv->has_thread[slot]) {
-            pthread_join(srv->conn_thread[slot], NULL);
-            srv->has_thread[slot] = false;
+        if (joined) {
+            pthread_join(t, NULL);
         }
         if ((c = calloc(1, sizeof(*c))) == NULL) {
             close(fd);
@@ -381,14 +386,17 @@ static void *accept_main(void *arg)
         c->slot = slot;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 256 * 1024);
+        pthread_mutex_lock(&srv->lock);
         if (pthread_create(&t, &attr, conn_main, c) == 0) {
             srv->conn_thread[slot] = t;
             srv->has_thread[slot] = true;
+            c = NULL;
         } else {
-            pthread_mutex_lock(&srv->lock);
             srv->conn_fd[slot] = -1;
             srv->n_conns--;
-            pthread_mutex_unlock(&srv->lock);
+        }
+        pthread_mutex_unlock(&srv->lock);
+        if (c != NULL) {
             hx_conn_wipe(&c->io);
             free(c);
         }

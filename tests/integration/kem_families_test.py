@@ -74,6 +74,8 @@ def pair(a, method, sources, n):
             if t_first is None:
                 t_first = time.monotonic() - t0
             keys.append(bytes(g["key_buffer"]).hex() if g["status"] == 0 else g)
+            if g["status"] != 0:
+                break  # a failed stream fails every later key too: say so at once
         out[node] = (r, keys, t_open, t_first)
         out[node + "_done"] = True
         barrier.wait()
@@ -88,6 +90,7 @@ def pair(a, method, sources, n):
     rb, kb, _, _ = out[b]
     check(ra["status"] == 0 and rb["status"] == 0, f"{sources}: open {ra} / {rb}")
     check(all(isinstance(k, str) for k in ka + kb), f"{sources}: keys {ka} / {kb}")
+    check(len(ka) == n and len(kb) == n, f"{sources}: {len(ka)} / {len(kb)} of {n} keys")
     check(ka == kb, f"{method} {sources}: keys differ between the nodes")
     check(len(set(ka)) == n, f"{method} {sources}: keys repeat")
     check(all(len(k) == 64 for k in ka), "key length")
