@@ -21,7 +21,7 @@ key at both ends) for ML-KEM-768 + Classic-McEliece-348864 + QKD and sntrup761 +
 beside ML-KEM-768 + QKD, with KEM key pairs per batch and per position, over L as well
 (--kem-families-only: that section alone, into bench/results/kem_families.json).
 
-Usage: bench/network.py BIN_DIR [--quick] [--lab-only | --kem-families-only]
+Usage: bench/network.py BIN_DIR [--quick] [--lab-only | --kem-families-only | --no-lab]
 """
 import json
 import os
@@ -299,6 +299,9 @@ def lab_pass():
     real veth links, with their own addresses, cost beside loopback. Root only."""
     if os.geteuid() != 0:
         progress("namespace lab: skipped (needs root for network namespaces)")
+        return None
+    if "--no-lab" in sys.argv:
+        progress("namespace lab: skipped (--no-lab)")
         return None
     work = tempfile.mkdtemp(prefix="hykex-bench-lab-")
     lab = f"{ROOT}/scripts/netlab.sh"

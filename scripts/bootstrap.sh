@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything hykex needs on Debian 12 or 13, idempotently:
-#   - Debian packages (compiler, cmake, libraries, test and fuzz tools);
+#   - Debian packages (compiler, cmake, libraries, test and fuzz tools, prometheus/promtool);
 #   - OpenSSL >= 3.5: the system one if pkg-config finds it, otherwise Debian 13's
 #     source package built once into ${HYKEX_DEPS:-$HOME/.cache/hykex}/openssl-<version>;
 #   - libmceliece and libntruprime (Classic McEliece, sntrup): the system's (Debian 13:
@@ -24,8 +24,15 @@ PACKAGES=(
     libjson-c-dev libsqlite3-dev libcurl4-gnutls-dev libmicrohttpd-dev
     libcmocka-dev libgnutls28-dev
     clang libclang-rt-dev clang-format clang-tidy cppcheck
-    iproute2 curl python3 gnuplot-nox
+    iproute2 curl python3 gnuplot-nox scdoc
 )
+# The metrics test (tests/integration/metrics_test.py): promtool checks hykexd's exposition and
+# docs/metrics.md's alert rules, a real prometheus scrapes a two-node network on its own port.
+# Always installed, so CI (scripts/test.sh) runs it. On a machine booted with systemd, Debian's
+# package also enables its own prometheus.service (port 9090); `systemctl disable --now
+# prometheus` if that is unwanted: the test does not use it.
+MONITORING_PACKAGES=(prometheus)
+PACKAGES+=("${MONITORING_PACKAGES[@]}")
 CONTAINER_PACKAGES=(
     podman podman-compose runc containernetworking-plugins
     golang-github-containernetworking-plugin-dnsname debootstrap uidmap

@@ -100,7 +100,7 @@ fi
 
 # 2. the hykex image
 say "building the hykex image"
-podman build --pull=never -f deploy/docker/Dockerfile -t "$image" . >"$work/build.log" 2>&1 || {
+podman build --pull=never --format docker -f deploy/docker/Dockerfile -t "$image" . >"$work/build.log" 2>&1 || {
     tail -n 30 "$work/build.log" >&2
     exit 1
 }
@@ -133,7 +133,7 @@ done
 # 4. the driver in Alice and Bob at once
 say "running the request in alice and bob"
 run_driver() {
-    podman exec "${project}_$1_1" hykex run /usr/local/share/hykex/open_connect_request.json \
+    podman exec "${project}_$1_1" hykex run /usr/share/hykex/examples/open_connect_request.json \
         --keys 3 -c /etc/hykex/config.json >"$work/$1.out" 2>"$work/$1.err"
 }
 run_driver alice &

@@ -14,42 +14,60 @@
 
 /* ---- replies ---- */
 
-void hxd_api_dump(struct json_object *o, struct hx_writer *w)
+/* Appends n bytes; remembers the first failure (a reply cut at w's cap is never sent). */
+static void put(struct hx_writer *w, const void *p, size_t n, hx_err *err)
+{
+    hx_err e;
+
+    if (*err == HX_OK && (e = hx_write_bytes(w, p, n)) != HX_OK) {
+        *err = e;
+    }
+}
+
+static void dump(struct json_object *o, struct hx_writer *w, hx_err *err)
 {
     switch (json_object_get_type(o)) {
     case json_type_object: {
         bool first = true;
-        hx_ignore(hx_write_u8(w, '{'));
+        put(w, "{", 1, err);
         json_object_object_foreach (o, k, v) {
             struct json_object *ks = json_object_new_string(k);
             const char *kt = json_object_to_json_string_ext(ks, JSON_C_TO_STRING_PLAIN);
             if (!first) {
-                hx_ignore(hx_write_bytes(w, ", ", 2));
+                put(w, ", ", 2, err);
             }
             first = false;
-            hx_ignore(hx_write_bytes(w, kt, strlen(kt)));
-            hx_ignore(hx_write_bytes(w, ": ", 2));
+            put(w, kt, strlen(kt), err);
+            put(w, ": ", 2, err);
             json_object_put(ks);
-            hxd_api_dump(v, w);
+            dump(v, w, err);
         }
-        hx_ignore(hx_write_u8(w, '}'));
+        put(w, "}", 1, err);
         break;
     }
     case json_type_array:
-        hx_ignore(hx_write_u8(w, '['));
+        put(w, "[", 1, err);
         for (size_t i = 0; i < json_object_array_length(o); i++) {
             if (i > 0) {
-                hx_ignore(hx_write_bytes(w, ", ", 2));
+                put(w, ", ", 2, err);
             }
-            hxd_api_dump(json_object_array_get_idx(o, i), w);
+            dump(json_object_array_get_idx(o, i), w, err);
         }
-        hx_ignore(hx_write_u8(w, ']'));
+        put(w, "]", 1, err);
         break;
     default: {
         const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-        hx_ignore(hx_write_bytes(w, t, strlen(t)));
+        put(w, t, strlen(t), err);
     }
     }
+}
+
+hx_err hxd_api_dump(struct json_object *o, struct hx_writer *w)
+{
+    hx_err err = HX_OK;
+
+    dump(o, w, &err);
+    return err;
 }
 
 static struct json_object *failed(const struct hxd_svc_result *r)
@@ -66,7 +84,9 @@ static struct json_object *open_connect(struct hxd *d, const struct hx_004_reque
                                  .destination = req->destination,
                                  .ksid = req->ksid,
                                  .qos = req->qos,
-                                 .identity = who->identity};
+                                 .identity = who->identity,
+                                 .gone = who->gone,
+                                 .gone_arg = who->gone_arg};
     struct hxd_svc_open_res res;
     char id[HX_UUID_STR_LEN + 1];
     struct json_object *o;
@@ -249,7 +269,9 @@ static struct json_object *node_status(struct hxd *d)
 {
     static const char *const stores[] = {"memory only", "durable", "durable (fsync)"};
     struct hxd_svc_status st;
-    struct json_object *o, *peers, *streams, *err;
+    struct json_object *o, *peers, *streams, *err, *states;
+    uint64_t by_state[HXD_SVC_CLOSED_BY_PEER + 1] = {0};
+    size_t max_listed = hxd_svc_config(d)->status_streams;
     char id[HX_UUID_STR_LEN + 1];
 
     if (hxd_svc_status(d, &st) != HX_OK) {
@@ -259,6 +281,7 @@ static struct json_object *node_status(struct hxd *d)
     peers = json_object_new_array();
     streams = json_object_new_array();
     err = json_object_new_object();
+    states = json_object_new_object();
     hx_uuid_format(&st.node, id);
     json_object_object_add(o, "node", json_object_new_string(id));
     json_object_object_add(o, "certificate_expires", json_time(st.cert_not_after));
@@ -266,9 +289,21 @@ static struct json_object *node_status(struct hxd *d)
     for (size_t i = 0; i < st.n_peers; i++) {
         json_object_array_add(peers, peer_status(&st.peers[i]));
     }
+    /* At most limits.status_streams listed (1000 at most, each ~600 bytes: the reply stays
+     * below the writer's 1 MiB cap); all counted by state, so the reply is valid JSON for any
+     * number of streams. */
     for (size_t i = 0; i < st.n_streams; i++) {
-        json_object_array_add(streams, stream_status(&st.streams[i]));
+        if (i < max_listed) {
+            json_object_array_add(streams, stream_status(&st.streams[i]));
+        }
+        by_state[st.streams[i].state]++;
     }
+    add_int(o, "streams_total", st.n_streams);
+    add_int(o, "streams_listed", st.n_streams < max_listed ? st.n_streams : max_listed);
+    for (size_t i = 0; i < sizeof(by_state) / sizeof(by_state[0]); i++) {
+        add_int(states, state_name((enum hxd_svc_state)i), by_state[i]);
+    }
+    json_object_object_add(o, "streams_by_state", states);
     add_int(o, "batches_ok", st.batches_ok);
     add_int(err, "batches_failed", st.batches_failed);
     add_int(err, "confirmation_mismatches", st.confirm_mismatch);

@@ -30,7 +30,8 @@ struct hxd_api_caller {
 struct json_object *hxd_api_handle(struct hxd *d, const struct hx_004_request *req,
                                    const struct hxd_api_caller *who, struct hx_writer *key_reply);
 
-/* o as JSON text with the reference's separators, appended to w. */
-void hxd_api_dump(struct json_object *o, struct hx_writer *w);
+/* o as JSON text with the reference's separators, appended to w; an error when w's cap cut it
+ * (then w holds no valid reply: close the connection, send nothing). */
+HX_MUST_CHECK hx_err hxd_api_dump(struct json_object *o, struct hx_writer *w);
 
 #endif

@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -47,7 +48,7 @@ struct hxd_api {
     pthread_t *threads; /* per slot: the connection's thread, joined before the slot's reuse */
     bool *has_thread;
     size_t n_conns;
-    bool stopping;
+    atomic_bool stopping; /* read without the lock by accept threads */
 };
 
 struct client {
@@ -69,11 +70,18 @@ static bool send_all(struct client *c, const void *p, size_t n)
 static bool reply(struct client *c, struct json_object *o)
 {
     struct hx_writer w;
+    hx_err e;
     bool ok;
 
     hx_writer_init_dynamic(&w, 1u << 20);
-    hxd_api_dump(o, &w);
-    ok = send_all(c, w.data, w.len);
+    if ((e = hxd_api_dump(o, &w)) != HX_OK) {
+        /* Never half a reply: the client would read invalid JSON and wait for the rest. */
+        hx_warn("API reply too large to write: connection closed",
+                HX_F_STR("error", hx_strerror(e)) HX_F_I64("cap", 1 << 20));
+        ok = false;
+    } else {
+        ok = send_all(c, w.data, w.len);
+    }
     hx_writer_wipe(&w); /* it may hold a key */
     json_object_put(o);
     return ok;
@@ -255,23 +263,6 @@ static void *accept_main(void *arg)
             close(fd);
             continue;
         }
-        pthread_mutex_lock(&a->lock);
-        if (a->stopping || a->n_conns >= a->cfg->max_clients) {
-            pthread_mutex_unlock(&a->lock);
-            close(fd);
-            continue;
-        }
-        for (slot = 0; a->conn_fds[slot] >= 0; slot++) {
-        }
-        a->conn_fds[slot] = fd;
-        a->n_conns++;
-        pthread_mutex_unlock(&a->lock);
-        /* Threads are joined, not detached: an exiting thread's OpenSSL state must be gone
-         * before the process is. The slot's previous thread has finished its work. */
-        if (a->has_thread[slot]) {
-            pthread_join(a->threads[slot], NULL);
-            a->has_thread[slot] = false;
-        }
         if ((c = calloc(1, sizeof(*c))) == NULL) {
             close(fd);
             continue;
@@ -279,21 +270,45 @@ static void *accept_main(void *arg)
         c->a = a;
         hx_conn_init(&c->conn, fd);
         c->fd = fd;
-        c->slot = slot;
         if (ac->unix_socket) {
             snprintf(c->identity, sizeof(c->identity), "uid:%lu", (unsigned long)uid);
         }
         c->tls_conn = ac->tls;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 256 * 1024);
+        /*
+         * Slots are shared by the accept threads of every listener: their bookkeeping happens
+         * under the lock. Threads are joined, not detached (an exiting thread's OpenSSL state
+         * must be gone before the process is); a free slot's thread has cleared its fd under
+         * this lock as its last use of it, so joining it here cannot wait for the lock.
+         */
+        pthread_mutex_lock(&a->lock);
+        if (a->stopping || a->n_conns >= a->cfg->max_clients) {
+            pthread_mutex_unlock(&a->lock);
+            pthread_attr_destroy(&attr);
+            hx_conn_wipe(&c->conn);
+            free(c);
+            continue;
+        }
+        for (slot = 0; a->conn_fds[slot] >= 0; slot++) {
+        }
+        if (a->has_thread[slot]) {
+            pthread_join(a->threads[slot], NULL);
+            a->has_thread[slot] = false;
+        }
+        c->slot = slot;
+        a->conn_fds[slot] = fd;
+        a->n_conns++;
         if (pthread_create(&t, &attr, client_main, c) == 0) {
             a->threads[slot] = t;
             a->has_thread[slot] = true;
+            c = NULL;
         } else {
-            pthread_mutex_lock(&a->lock);
             a->conn_fds[slot] = -1;
             a->n_conns--;
-            pthread_mutex_unlock(&a->lock);
+        }
+        pthread_mutex_unlock(&a->lock);
+        if (c != NULL) {
             hx_conn_wipe(&c->conn);
             free(c);
         }
@@ -484,7 +499,13 @@ void hxd_api_stop(struct hxd_api *a)
         close(a->tls_fd);
     }
     if (!idle) {
-        return; /* connection threads still hold it (and the TLS context) */
+        /* Connection threads still hold it (and the TLS context): left to the process's end. */
+        for (size_t i = 0; a->has_thread != NULL && i < a->cfg->max_clients; i++) {
+            if (a->has_thread[i]) {
+                pthread_detach(a->threads[i]);
+            }
+        }
+        return;
     }
     SSL_CTX_free(a->tls);
     free(a->conn_fds);

@@ -352,7 +352,14 @@ static void print_status_table(struct json_object *o)
                jstr(p, "group"), jstr(p, "cipher"), jstr(p, "certificate_expires"),
                jint(p, "links_made"));
     }
-    printf("streams (%zu)\n", json_object_array_length(streams));
+    if (jget(o, "streams_total") != NULL &&
+        jint(o, "streams_total") > (int64_t)json_object_array_length(streams)) {
+        printf("streams (%zu listed of %" PRId64 ": limits.status_streams; by state %s)\n",
+               json_object_array_length(streams), jint(o, "streams_total"),
+               json_object_to_json_string_ext(jget(o, "streams_by_state"), JSON_C_TO_STRING_PLAIN));
+    } else {
+        printf("streams (%zu)\n", json_object_array_length(streams));
+    }
     for (size_t i = 0; i < json_object_array_length(streams); i++) {
         struct json_object *e = json_object_array_get_idx(streams, i), *src = jget(e, "sources");
         char sources[160] = "";

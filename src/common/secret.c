@@ -11,6 +11,8 @@ struct hx_secret {
     bool secure;
 };
 
+static size_t heap_total; /* the secure heap's size (set once, before any thread) */
+
 hx_err hx_secret_heap_init(size_t heap_size)
 {
     int rc;
@@ -23,6 +25,7 @@ hx_err hx_secret_heap_init(size_t heap_size)
     if (rc == 0) {
         return HX_ERR_UNSUPPORTED;
     }
+    heap_total = heap_size;
     /* rc == 2: the heap works but mlock failed; the pages may be swapped. Still guarded. */
     return HX_OK;
 }
@@ -32,11 +35,22 @@ bool hx_secret_heap_active(void)
     return CRYPTO_secure_malloc_initialized() != 0;
 }
 
+size_t hx_secret_heap_room(void)
+{
+    size_t used = CRYPTO_secure_used();
+
+    if (!CRYPTO_secure_malloc_initialized()) {
+        return SIZE_MAX;
+    }
+    return heap_total > used ? heap_total - used : 0;
+}
+
 void *hx_secure_alloc(size_t len)
 {
     void *p = OPENSSL_secure_zalloc(len);
 
-    return p != NULL ? p : OPENSSL_zalloc(len);
+    /* With a secure heap, key material never lands on the normal heap: a full heap fails. */
+    return p != NULL || CRYPTO_secure_malloc_initialized() ? p : OPENSSL_zalloc(len);
 }
 
 void hx_secure_free(void *p, size_t len)
@@ -63,12 +77,11 @@ hx_err hx_secret_new(size_t len, struct hx_secret **out)
         return HX_ERR_NOMEM;
     }
     /*
-     * Without a secure heap OpenSSL itself uses the normal heap. With one that is full we do
-     * the same rather than fail the key exchange: the bytes are still zeroed and wiped on
-     * free, only not mlock'd; hx_secret_is_secure() tells.
+     * Without a secure heap OpenSSL itself uses the normal heap. With one that is full the
+     * secret is refused (HX_ERR_NOMEM): key material never lands on the normal heap; the
+     * daemon sizes the heap from its limits and holds production back while it is full.
      */
-    if ((s->bytes = OPENSSL_secure_zalloc(len)) == NULL &&
-        (s->bytes = OPENSSL_zalloc(len)) == NULL) {
+    if ((s->bytes = hx_secure_alloc(len)) == NULL) {
         free(s);
         return HX_ERR_NOMEM;
     }

@@ -28,16 +28,20 @@ struct hx_secret;
 HX_MUST_CHECK hx_err hx_secret_heap_init(size_t heap_size);
 /* true when secrets are being placed in the secure heap. */
 bool hx_secret_heap_active(void);
+/* Bytes still free in the secure heap (SIZE_MAX without one). */
+size_t hx_secret_heap_room(void);
 
 /*
  * Raw zeroed scratch memory for key material that does not fit struct hx_secret (buffers
- * of several keys): the secure heap when it has room, else the normal heap. Free it only
+ * of several keys): the secure heap when there is one (NULL when it is full), else the normal
+ * heap. Free it only
  * with hx_secure_free, which wipes it and returns it to the heap it came from.
  */
 void *hx_secure_alloc(size_t len);
 void hx_secure_free(void *p, size_t len);
 
-/* A zero-filled secret of len bytes (1 .. HX_SECRET_MAX_LEN). */
+/* A zero-filled secret of len bytes (1 .. HX_SECRET_MAX_LEN); HX_ERR_NOMEM when the secure
+ * heap is full (never the normal heap while there is a secure heap). */
 HX_MUST_CHECK hx_err hx_secret_new(size_t len, struct hx_secret **out);
 /* A secret holding a copy of len bytes at p. The caller still wipes its own copy. */
 HX_MUST_CHECK hx_err hx_secret_from(const void *p, size_t len, struct hx_secret **out);

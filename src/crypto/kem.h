@@ -45,6 +45,8 @@ enum hx_kem_alg {
 #define HX_KEM_MAX_OPENSSL_PUBLIC 1568
 /* Largest public key of any algorithm (Classic-McEliece-8192128): allocate, never on a stack. */
 #define HX_KEM_MAX_PUBLIC 1357824
+/* Largest secret (decapsulation) key held in struct hx_secret (Classic-McEliece-8192128). */
+#define HX_KEM_MAX_SECRET_KEY 14120
 /* Largest ciphertext of any algorithm (sntrup1277). */
 #define HX_KEM_MAX_CIPHERTEXT 1847
 

@@ -76,6 +76,11 @@ static const struct djb algs[HX_KEM_ALG_COUNT] = {
 _Static_assert(mceliece6960119_PUBLICKEYBYTES == 677 * 1547, "6960119 row layout");
 _Static_assert(mceliece8192128_PUBLICKEYBYTES <= HX_KEM_MAX_PUBLIC, "HX_KEM_MAX_PUBLIC");
 _Static_assert(sntrup1277_CIPHERTEXTBYTES <= HX_KEM_MAX_CIPHERTEXT, "HX_KEM_MAX_CIPHERTEXT");
+_Static_assert(mceliece8192128_SECRETKEYBYTES <= HX_KEM_MAX_SECRET_KEY &&
+                   mceliece8192128f_SECRETKEYBYTES <= HX_KEM_MAX_SECRET_KEY &&
+                   mceliece6960119_SECRETKEYBYTES <= HX_KEM_MAX_SECRET_KEY &&
+                   sntrup1277_SECRETKEYBYTES <= HX_KEM_MAX_SECRET_KEY,
+               "HX_KEM_MAX_SECRET_KEY");
 
 static const struct djb *get(enum hx_kem_alg alg)
 {

@@ -308,3 +308,8 @@ void hxd_batch_store_give_up(struct hxd *d, const struct hx_uuid *ksid, uint64_t
         hxd_batch_store_failed(d, "store: giving positions up failed", ksid, first, e);
     }
 }
+
+bool hxd_qkd_is_014(const struct hxd *d)
+{
+    return d->cfg.qkd_protocol == HXD_QKD_014;
+}

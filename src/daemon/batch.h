@@ -22,6 +22,8 @@
 #define HX_DAEMON_BATCH_H
 
 #include "daemon/hxd.h"
+#include "daemon/persist.h"
+#include "daemon/stream.h"
 #include "proto/peer.h"
 
 #define HXD_RETRY_BACKOFF_MS 1000 /* after a failed batch, the stream waits this long */

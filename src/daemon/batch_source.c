@@ -19,6 +19,7 @@
 static hx_err fetch_014(struct hxd *d, struct hxd_batch *b, int *status, char *msg, size_t msg_len)
 {
     size_t kb = d->cfg.qkd_key_bytes;
+    double t0 = hx_monotime();
     hx_err e;
 
     if (b->s.peer_sae[0] == '\0' || d->cfg.qkd_sae_id[0] == '\0') {
@@ -36,6 +37,8 @@ static hx_err fetch_014(struct hxd *d, struct hxd_batch *b, int *status, char *m
         e = hx_qkd014_dec(&d->qkd014, b->s.peer_sae, b->qkd_ids, b->count, kb, b->qkd, msg,
                           msg_len);
     }
+    hxd_metrics_kme(&d->metrics, b->s.role == HXD_INITIATOR ? HXD_KME_ENC_KEYS : HXD_KME_DEC_KEYS,
+                    t0, e == HX_OK);
     if (e != HX_OK) {
         *status =
             e == HX_ERR_NO_KEY ? HYKEX_STATUS_INSUFFICIENT_KEY : HYKEX_STATUS_NO_QKD_CONNECTION;
@@ -60,6 +63,7 @@ static hx_err fetch_004(struct hxd *d, struct hxd_batch *b, int *status, char *m
 {
     uint32_t st = 0, done = 0;
     char kid[HX_UUID_STR_LEN + 1];
+    double t0 = hx_monotime();
     hx_err e;
 
     if (b->qkd_first + b->count > UINT32_MAX) {
@@ -69,6 +73,7 @@ static hx_err fetch_004(struct hxd *d, struct hxd_batch *b, int *status, char *m
     }
     e = hx_qkd_get_many(&d->qkd, &b->s.qkd_ksid, (uint32_t)b->qkd_first, b->count, b->qkd,
                         d->cfg.qkd_key_bytes, &done, &st, msg, msg_len);
+    hxd_metrics_kme(&d->metrics, HXD_KME_GET_KEY, t0, e == HX_OK && st == 0);
     if (e == HX_OK && st == 0) {
         return HX_OK;
     }

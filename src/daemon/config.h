@@ -82,6 +82,9 @@ struct hxd_config {
     char api_allow_uids[256];
     char api_allow_gids[256];
     bool api_allow_remote;
+    /* hykex: metrics endpoint (docs/metrics.md) */
+    struct hxd_addr metrics; /* port 0: off */
+    bool metrics_allow_remote;
     char api_tls_host[256];
     uint32_t api_tls_port;
     char api_tls_cert[HXD_MAX_PATH], api_tls_key[HXD_MAX_PATH], api_tls_ca[HXD_MAX_PATH];
@@ -96,6 +99,10 @@ struct hxd_config {
     int kem_key_pairs; /* enum hxd_key_pairs */
     uint32_t buffer_depth;
     uint32_t default_timeout_ms;
+    uint32_t max_timeout_ms; /* QoS timeouts are cut to it */
+    uint32_t max_unjoined;   /* streams a peer may announce that are not joined here */
+    uint32_t status_streams; /* STATUS lists this many streams, summarises the rest */
+    uint32_t secure_heap_mb; /* the secure heap the limits may need, at most */
     uint32_t max_streams;
     uint32_t max_clients;
     uint32_t max_key_chunk;

@@ -72,11 +72,6 @@ hx_err hxd_send_join(struct hxd *d, const struct hx_uuid *peer, const struct hx_
     return hxd_send(d, peer, HX_PEER_STREAM_JOIN, buf, w.len);
 }
 
-bool hxd_qkd_is_014(const struct hxd *d)
-{
-    return d->cfg.qkd_protocol == HXD_QKD_014;
-}
-
 hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *msg, size_t msg_len)
 {
     char src[300], dst[300], self[HX_UUID_STR_LEN + 1], peer[HX_UUID_STR_LEN + 1];
@@ -96,7 +91,9 @@ hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *m
     if (copy->role == HXD_RESPONDER && d->cfg.qkd_join != HXD_JOIN_SAME_URIS) {
         id = copy->qkd_ksid; /* ETSI: the peer joins with the initiator's stream id */
     }
+    double t0 = hx_monotime();
     e = hx_qkd_open(&d->qkd, src, dst, d->cfg.qkd_key_bytes, 0, &id, &st, msg, msg_len);
+    hxd_metrics_kme(&d->metrics, HXD_KME_OPEN, t0, e == HX_OK && st <= 1);
     if (e != HX_OK) {
         *status = HYKEX_STATUS_NO_QKD_CONNECTION;
         return e;
@@ -114,6 +111,33 @@ hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *m
     copy->qkd_ksid = id;
     *status = 0;
     return HX_OK;
+}
+
+/* Streams this peer announced that no application here joined yet (lock held). */
+static size_t unjoined_of(const struct hxd *d, const struct hx_uuid *peer)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < d->max_streams; i++) {
+        const struct hxd_stream *t = &d->streams[i];
+        n += t->used && t->role == HXD_RESPONDER && t->announced && !t->app_open &&
+             hx_uuid_equal(&t->peer, peer);
+    }
+    return n;
+}
+
+void hxd_unjoined_drop(struct hxd *d, const struct hx_uuid *peer)
+{
+    for (size_t i = 0; i < d->max_streams; i++) {
+        struct hxd_stream *t = &d->streams[i];
+        if (!t->used || t->role != HXD_RESPONDER || !t->announced || t->app_open) {
+            continue;
+        }
+        if (peer != NULL ? hx_uuid_equal(&t->peer, peer)
+                         : t->join_by != 0 && hx_deadline_passed(t->join_by)) {
+            hxd_stream_drop(d, t);
+        }
+    }
 }
 
 /* STREAM_OPEN: the initiator's application opened a stream whose destination is this node. */
@@ -142,6 +166,22 @@ static void on_stream_open(struct hxd *d, const struct hx_uuid *peer, const uint
     }
     ksid = m->ksid;
     pthread_mutex_lock(&d->lock);
+    /* A peer's quota: what it announced and nobody joined counts against it alone, and all the
+     * peers together leave a share of the table to the local applications. */
+    size_t quota = d->max_streams / (d->cfg.trusted.n + 1);
+    if (quota > d->cfg.max_unjoined) {
+        quota = d->cfg.max_unjoined;
+    }
+    if (unjoined_of(d, peer) >= quota) {
+        pthread_mutex_unlock(&d->lock);
+        hx_warn("STREAM_OPEN refused: the peer has too many streams not joined here",
+                HX_F_UUID("peer", peer) HX_F_U64("limit", quota));
+        hx_ignore(hxd_send_join(d, peer, &ksid, HYKEX_STATUS_NO_QKD_CONNECTION,
+                                "too many key streams announced and not joined at the responder "
+                                "(limits.max_unjoined_per_peer)"));
+        free(m);
+        return;
+    }
     if ((s = hxd_stream_find(d, &ksid)) != NULL || (s = hxd_stream_new(d, &ksid)) == NULL) {
         pthread_mutex_unlock(&d->lock);
         hx_ignore(hxd_send_join(d, peer, &ksid, HYKEX_STATUS_KSID_IN_USE,
@@ -161,6 +201,7 @@ static void on_stream_open(struct hxd *d, const struct hx_uuid *peer, const uint
     memcpy(s->peer_sae, m->sae, sizeof(s->peer_sae));
     s->opened_at = hx_walltime(); /* the TTL counts from it, across restarts */
     s->announced = true;
+    s->join_by = hx_deadline_in_ms(d->cfg.max_timeout_ms);
     pthread_cond_broadcast(&d->changed);
     pthread_mutex_unlock(&d->lock);
     free(m);
@@ -279,9 +320,10 @@ void hxd_on_link(void *arg, struct hx_link *l, bool up)
 {
     struct hxd *d = arg;
 
-    (void)l;
-    (void)up;
     pthread_mutex_lock(&d->lock);
+    if (!up) { /* its announcements go with it: the initiator's OPEN_CONNECT fails anyway */
+        hxd_unjoined_drop(d, hx_link_peer(l));
+    }
     pthread_cond_broadcast(&d->changed);
     pthread_cond_broadcast(&d->replied); /* waiting initiators notice a lost link at once */
     pthread_mutex_unlock(&d->lock);

@@ -7,14 +7,17 @@
  * daemon/dispatch.c); an initiator pool running key-production batches (they wait for the
  * peer's replies) and a responder pool answering them (never waits on the network, so two
  * nodes' initiators can never starve each other); one writer thread for the store writes a
- * link's frames decide (daemon/pool.c). One mutex guards the streams and the pools' queues;
- * `changed` and `replied` are monotonic condition variables (deadlines from common/clock.h):
- * `changed` is broadcast on every stream change, `replied` on every peer reply and link event.
+ * link's frames decide (daemon/pool.c); with metrics.port, one libmicrohttpd thread serving the
+ * metrics (daemon/metrics_server.c: d->lock for a status copy per scrape). One mutex guards the
+ * streams and the pools' queues; `changed` and `replied` are monotonic condition variables
+ * (deadlines from common/clock.h): `changed` is broadcast on every stream change, `replied` on
+ * every peer reply and link event.
  */
 #ifndef HX_DAEMON_HXD_H
 #define HX_DAEMON_HXD_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -25,6 +28,7 @@
 #include "crypto/kem.h"
 #include "crypto/sig.h"
 #include "daemon/config.h"
+#include "daemon/metrics.h"
 #include "hykex/hykex.h"
 #include "peer/link.h"
 #include "proto/etsi004.h"
@@ -85,6 +89,7 @@ struct hxd_stream {
     struct hx_uuid qkd_ksid; /* nil: no QKD source or not opened */
     char peer_sae[64];       /* ETSI 014: the peer node's SAE id (from STREAM_OPEN / JOIN) */
     bool announced;          /* responder: the initiator's STREAM_OPEN arrived */
+    int64_t join_by;         /* responder, announced: dropped unless joined by then (clock.h) */
     bool app_open;           /* the local application holds it open */
     bool peer_app_open;      /* the peer application has opened it (JOIN seen) */
     bool peer_closed;
@@ -131,7 +136,15 @@ struct hxd_job {
     size_t len;
 };
 
+struct hxd;
+struct hxd_job;
+/* What a pool's threads do with a job (no lock held): the initiator's batch, the responder's
+ * frames, the writer's rows. Handed to hxd_pools_start by main, so that the pools (pool.c)
+ * call nothing above them. */
+typedef void (*hxd_job_fn)(struct hxd *d, struct hxd_job *j);
+
 struct hxd_pool {
+    hxd_job_fn run;
     pthread_t *threads;
     size_t n;
     struct hxd_job *head, *tail;
@@ -177,16 +190,13 @@ struct hxd {
      * store writes decided on a peer link's I/O thread (daemon/pool.c) */
     struct hxd_pool initiators, responders, writer;
     struct hx_store *store; /* NULL: memory only (no state_dir) */
-    volatile bool stopping;
+    atomic_bool stopping;   /* read without the lock by every thread */
     /* counters for status and tests */
     uint64_t batches_ok, batches_failed, confirm_mismatch, store_errors;
     int64_t cert_not_after; /* this node's certificate expiry (Unix time; 0: unknown) */
+    /* lock-free counters for the metrics endpoint (metrics.h) */
+    struct hxd_metrics metrics;
 };
-
-/* The stream table (stream.c) and the store (persist.c) have their own headers; they are
- * included here for the batch protocol's files, which use both. */
-#include "daemon/persist.h"
-#include "daemon/stream.h"
 
 /* batches (batch.c) */
 /* Resumes streams whose back-off after a failed batch is over, and refills idle initiator
@@ -196,7 +206,11 @@ void hxd_streams_tick(struct hxd *d);
 void hxd_stream_kick(struct hxd *d, struct hxd_stream *s);
 
 /* jobs and pools (pool.c), frames (dispatch.c); the batch protocol is daemon/batch.h */
-void hxd_pools_start(struct hxd *d, size_t n_initiators, size_t n_responders);
+void hxd_pools_start(struct hxd *d, size_t n_initiators, hxd_job_fn initiate, size_t n_responders,
+                     hxd_job_fn respond);
+/* The pools' job functions (initiator.c, responder.c). */
+void hxd_initiator_job(struct hxd *d, struct hxd_job *j);
+void hxd_responder_job(struct hxd *d, struct hxd_job *j);
 void hxd_pools_stop(struct hxd *d);
 void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, size_t len);
 void hxd_on_link(void *arg, struct hx_link *l, bool up);
@@ -208,6 +222,9 @@ hx_err hxd_send_open(struct hxd *d, const struct hxd_stream *s);
 hx_err hxd_send_close(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid);
 hx_err hxd_send_join(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid,
                      uint32_t status, const char *msg);
+/* Drops the streams announced by a peer and never joined here once their time is up (main
+ * loop, lock held), or all of that peer's when peer is given (its link went down). */
+void hxd_unjoined_drop(struct hxd *d, const struct hx_uuid *peer);
 /* true when this node's QKD source is ETSI 014 (no QKD streams to open). */
 bool hxd_qkd_is_014(const struct hxd *d);
 /* Opens the QKD stream at this node's KME (initiator: new id; responder: the initiator's). */

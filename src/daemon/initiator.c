@@ -44,6 +44,8 @@ struct run {
     bool querying;      /* settling after a BATCH_QUERY, not a BATCH_FIN */
     struct hx_writer w; /* the message being sent */
     int status;         /* ETSI status for the application when the batch fails */
+    /* the phase that went to PH_ABORT or PH_FAIL (metrics) */
+    enum phase failed_in;
     char msg[200];
 };
 
@@ -167,6 +169,7 @@ static bool settle(struct hxd *d, const struct hx_uuid *ksid, uint64_t first, ui
         if (committed) {
             hxd_batch_make_ready(s, first, count);
             d->batches_ok++;
+            hxd_metrics_produced(&d->metrics, &s->peer, count);
             batch_done(d, s, first, count, true);
             done = true;
         } else {
@@ -510,6 +513,29 @@ static enum phase abort_batch(struct run *r)
     return PH_FAIL;
 }
 
+/* The metrics' name for the phase a batch failed in (docs/metrics.md). */
+static enum hxd_fail_cause fail_cause(enum phase ph)
+{
+    switch (ph) {
+    case PH_QUERY:
+        return HXD_FAIL_QUERY;
+    case PH_REQUEST:
+        return HXD_FAIL_REQUEST;
+    case PH_WAIT_RESP:
+        return HXD_FAIL_WAIT_RESP;
+    case PH_CHECK_RESP:
+        return HXD_FAIL_CHECK_RESP;
+    case PH_FINISH:
+        return HXD_FAIL_FINISH;
+    case PH_WAIT_ACK:
+        return HXD_FAIL_WAIT_ACK;
+    case PH_SETTLE:
+        return HXD_FAIL_SETTLE;
+    default:
+        return HXD_FAIL_OTHER;
+    }
+}
+
 /*
  * A batch failed: reports it and frees its worker at once; the stream makes no new batch for
  * a second (hxd_streams_tick kicks it then). Failing streams (a cut link) must not starve the
@@ -521,7 +547,9 @@ static enum phase fail(struct run *r)
     struct hxd_stream *s;
 
     /* false: closed meanwhile, nothing to report */
-    (void)fail_stream(d, &r->ksid, r->status, r->msg[0] ? r->msg : "key production failed");
+    if (fail_stream(d, &r->ksid, r->status, r->msg[0] ? r->msg : "key production failed")) {
+        hxd_metrics_batch_failed(&d->metrics, fail_cause(r->failed_in));
+    }
     pthread_mutex_lock(&d->lock);
     if ((s = hxd_stream_find(d, &r->ksid)) != NULL) {
         if (!s->peer_closed) {
@@ -552,9 +580,18 @@ void hxd_initiator_run(struct hxd *d, const struct hx_uuid *ksid)
     r.status = HYKEX_STATUS_NO_QKD_CONNECTION;
     hx_writer_init_dynamic(&r.w, HX_LINK_MAX_KEM_FRAME); /* BATCH_REQ: public keys */
     while (ph != PH_DONE) {
-        ph = phases[ph](&r);
+        enum phase next = phases[ph](&r);
+        if ((next == PH_ABORT || next == PH_FAIL) && ph != PH_ABORT) {
+            r.failed_in = ph;
+        }
+        ph = next;
     }
     free(r.resp);
     hx_writer_wipe(&r.w);
     hxd_batch_free(&r.b);
+}
+
+void hxd_initiator_job(struct hxd *d, struct hxd_job *j)
+{
+    hxd_initiator_run(d, &j->ksid);
 }

@@ -171,27 +171,6 @@ static void write_job(struct hxd *d, struct hxd_job *j)
 
 /* ---- pools ---- */
 
-static void run_job(struct hxd *d, enum pool_kind kind, struct hxd_job *j)
-{
-    switch (kind) {
-    case POOL_INITIATORS:
-        hxd_initiator_run(d, &j->ksid);
-        break;
-    case POOL_RESPONDERS: /* j->ksid holds the peer; the message names the stream */
-        if (j->type == HX_PEER_BATCH_REQ) {
-            hxd_responder_on_req(d, &j->ksid, j->msg, j->len);
-        } else if (j->type == HX_PEER_BATCH_QUERY) {
-            hxd_responder_on_query(d, &j->ksid, j->msg, j->len);
-        } else {
-            hxd_responder_on_fin(d, &j->ksid, j->msg, j->len);
-        }
-        break;
-    case POOL_WRITER:
-        write_job(d, j);
-        break;
-    }
-}
-
 static void *pool_main(void *arg)
 {
     struct pool_arg *pa = arg;
@@ -211,7 +190,7 @@ static void *pool_main(void *arg)
             pool->tail = NULL;
         }
         pthread_mutex_unlock(&d->lock);
-        run_job(d, pa->kind, j);
+        pool->run(d, j);
         free(j->msg);
         free(j);
         pthread_mutex_lock(&d->lock);
@@ -222,8 +201,10 @@ static void *pool_main(void *arg)
     return NULL;
 }
 
-static void start_pool(struct hxd *d, struct hxd_pool *pool, size_t n, enum pool_kind kind)
+static void start_pool(struct hxd *d, struct hxd_pool *pool, size_t n, enum pool_kind kind,
+                       hxd_job_fn run)
 {
+    pool->run = run;
     pthread_cond_init(&pool->wake, NULL);
     pool->threads = calloc(n, sizeof(*pool->threads));
     for (size_t i = 0; pool->threads != NULL && i < n; i++) {
@@ -242,16 +223,17 @@ static void start_pool(struct hxd *d, struct hxd_pool *pool, size_t n, enum pool
     }
 }
 
-void hxd_pools_start(struct hxd *d, size_t n_initiators, size_t n_responders)
+void hxd_pools_start(struct hxd *d, size_t n_initiators, hxd_job_fn initiate, size_t n_responders,
+                     hxd_job_fn respond)
 {
     /* Before any link is up (hykexd.c starts the links after the pools); never destroyed, as
      * the links may still broadcast it after the pools stopped. */
     if (hx_cond_init_monotonic(&d->replied) != HX_OK) {
         pthread_cond_init(&d->replied, NULL); /* waits then count on the wall clock */
     }
-    start_pool(d, &d->initiators, n_initiators, POOL_INITIATORS);
-    start_pool(d, &d->responders, n_responders, POOL_RESPONDERS);
-    start_pool(d, &d->writer, 1, POOL_WRITER);
+    start_pool(d, &d->initiators, n_initiators, POOL_INITIATORS, initiate);
+    start_pool(d, &d->responders, n_responders, POOL_RESPONDERS, respond);
+    start_pool(d, &d->writer, 1, POOL_WRITER, write_job);
 }
 
 static void stop_pool(struct hxd *d, struct hxd_pool *pool)
@@ -301,8 +283,12 @@ void hxd_stream_kick(struct hxd *d, struct hxd_stream *s)
         s->retry_at > 0) { /* backing off after a failure: hxd_streams_tick resumes it */
         return;
     }
-    /* Up to HXD_PIPELINE batches at once, while keys are wanted or the buffer has room. */
+    /* Up to HXD_PIPELINE batches at once, while keys are wanted or the buffer has room, and
+     * while the secure heap holds another batch (twice, with its scratch) and 256 KiB for
+     * OpenSSL: a full heap holds production back (hxd_streams_tick tries again), it never
+     * spills keys onto the normal heap. */
     while (s->inflight < HXD_PIPELINE &&
+           hx_secret_heap_room() / 2 > batch * s->qos.key_chunk_size + (256u << 10) &&
            (s->n_retry > s->queued ||
             s->n_ready + (uint64_t)s->inflight * batch < d->cfg.buffer_depth ||
             s->want > s->next_first)) {
@@ -317,6 +303,7 @@ void hxd_stream_kick(struct hxd *d, struct hxd_stream *s)
 void hxd_streams_tick(struct hxd *d)
 {
     pthread_mutex_lock(&d->lock);
+    hxd_unjoined_drop(d, NULL); /* announced by a peer, never joined in time */
     for (size_t i = 0; i < d->max_streams; i++) {
         struct hxd_stream *s = &d->streams[i];
         if (s->used && s->retry_at > 0 && hx_deadline_passed(s->retry_at)) {

@@ -8,6 +8,7 @@
  *                the ACK, so an ACK always means the batch is durable here
  *   BATCH_QUERY  "did you commit this batch?", answered once and for all
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,21 @@ static bool req_admit(struct hxd *d, const struct hx_uuid *peer, const struct hx
         pthread_mutex_unlock(&d->lock);
         send_refusal(d, peer, &h->ksid, h->first, h->count, HYKEX_STATUS_PEER_NOT_CONNECTED_GET,
                      "stream not open at the responder");
+        return false;
+    }
+    /* The slower end: this node's application has not taken the keys below the window
+     * (limits.buffer_depth, plus the initiator's batches in flight: it fills its own buffer
+     * that far ahead of its application); the initiator retries after its back-off. A stream
+     * so holds at most buffer_depth + HXD_PIPELINE batches here (the secure heap's sizing). */
+    uint64_t end = hxd_stream_window_end(d, s) + (uint64_t)HXD_PIPELINE * d->cfg.batch_size;
+    if (h->first + h->count > end) {
+        char msg[200];
+        pthread_mutex_unlock(&d->lock);
+        snprintf(msg, sizeof(msg),
+                 "the peer node's key buffer is full (limits.buffer_depth): its application "
+                 "has not taken the keys below position %" PRIu64,
+                 end);
+        send_refusal(d, peer, &h->ksid, h->first, h->count, HYKEX_STATUS_INSUFFICIENT_KEY, msg);
         return false;
     }
     e = hxd_batch_init(b, s, h->first, h->count);
@@ -265,6 +281,7 @@ static void fin_commit(struct hxd *d, const struct hx_uuid *peer, struct hxd_str
 {
     hxd_batch_commit(s, pend->first, pend->count, pend->keys);
     d->batches_ok++;
+    hxd_metrics_produced(&d->metrics, &s->peer, pend->count);
     /* Queue the ACK before the lock goes: the application may take a key and CLOSE at once,
      * and the peer must see the ACK before that STREAM_CLOSE. */
     if (hxd_fault_drop_ack(d)) {
@@ -412,4 +429,16 @@ void hxd_responder_on_query(struct hxd *d, const struct hx_uuid *peer, const uin
     pthread_mutex_unlock(&d->lock);
     send_ack(d, peer, &m.ksid, m.first,
              committed ? HX_PEER_ACK_COMMITTED : HX_PEER_ACK_NOT_COMMITTED);
+}
+
+void hxd_responder_job(struct hxd *d, struct hxd_job *j)
+{
+    /* j->ksid holds the peer; the message names the stream */
+    if (j->type == HX_PEER_BATCH_REQ) {
+        hxd_responder_on_req(d, &j->ksid, j->msg, j->len);
+    } else if (j->type == HX_PEER_BATCH_QUERY) {
+        hxd_responder_on_query(d, &j->ksid, j->msg, j->len);
+    } else {
+        hxd_responder_on_fin(d, &j->ksid, j->msg, j->len);
+    }
 }

@@ -21,9 +21,6 @@
 _Static_assert(HXD_SVC_MAX_IDENTITY == HXD_MAX_OWNER, "an identity is a stream's owner");
 _Static_assert(HXD_SVC_MAX_URI == HX_004_MAX_URI, "a request's URI fits a stream");
 
-/* GET_KEY may ask this far beyond the production watermark, no further. */
-#define MAX_AHEAD 65536u
-
 /* How often a wait re-checks without a broadcast: link state changes without one too. */
 #define RECHECK_MS 250
 
@@ -95,9 +92,24 @@ static bool wait_change(struct hxd *d, int64_t deadline)
     return true;
 }
 
+/* A QoS timeout as a deadline: 0 is the node's default; none is longer than
+ * limits.max_timeout_ms (a client's 49.7 days would hold a thread and a stream that long). */
 static int64_t deadline_of(const struct hxd *d, uint32_t timeout_ms)
 {
-    return hx_deadline_in_ms(timeout_ms != 0 ? timeout_ms : d->cfg.default_timeout_ms);
+    uint32_t ms = timeout_ms != 0 ? timeout_ms : d->cfg.default_timeout_ms;
+
+    return hx_deadline_in_ms(ms < d->cfg.max_timeout_ms ? ms : d->cfg.max_timeout_ms);
+}
+
+/* wait_change for an OPEN_CONNECT: also false once its client has hung up (*gone set). */
+static bool wait_open(struct hxd *d, const struct hxd_svc_open_req *req, int64_t deadline,
+                      bool *gone)
+{
+    if (req->gone != NULL && req->gone(req->gone_arg)) {
+        *gone = true;
+        return false;
+    }
+    return wait_change(d, deadline);
 }
 
 /*
@@ -286,6 +298,7 @@ static bool open_initiator(struct hxd *d, const struct hxd_svc_open_req *req,
                            struct hxd_svc_result *res)
 {
     struct hxd_stream *s, copy;
+    bool gone = false;
 
     if (hx_uuid_is_nil(ksid) && hx_uuid_generate(ksid) != HX_OK) {
         pthread_mutex_unlock(&d->lock);
@@ -333,18 +346,20 @@ static bool open_initiator(struct hxd *d, const struct hxd_svc_open_req *req,
         pthread_mutex_unlock(&d->lock);
         e = hxd_send_open(d, &copy);
         pthread_mutex_lock(&d->lock);
-        if (e == HX_OK || !wait_change(d, p->deadline)) {
+        if (e == HX_OK || !wait_open(d, req, p->deadline, &gone)) {
             break;
         }
     }
-    while ((s = hxd_stream_find(d, ksid)) != NULL && !s->peer_app_open && !s->failing &&
-           wait_change(d, p->deadline)) {
+    while ((s = hxd_stream_find(d, ksid)) != NULL && !s->peer_app_open && !s->failing && !gone &&
+           wait_open(d, req, p->deadline, &gone)) {
     }
     if (s != NULL && s->peer_app_open) {
         pthread_mutex_unlock(&d->lock);
         return true;
     }
-    if (s != NULL && s->failing) {
+    if (gone) {
+        fail(res, HXD_SVC_FAILED, "the client went away");
+    } else if (s != NULL && s->failing) {
         fail_upstream(res, s->fail_status, s->fail_msg);
     } else {
         fail(res, HXD_SVC_TIMEOUT, "peer application did not open the key stream in time");
@@ -386,12 +401,17 @@ static bool open_responder(struct hxd *d, const struct hxd_svc_open_req *req,
 {
     struct hxd_stream *s, copy;
     struct hx_store_stream *row = NULL;
+    bool gone = false;
 
-    while ((s = find_announced(d, req, p, ksid)) == NULL && wait_change(d, p->deadline)) {
+    while ((s = find_announced(d, req, p, ksid)) == NULL && wait_open(d, req, p->deadline, &gone)) {
     }
     if (s == NULL) {
         pthread_mutex_unlock(&d->lock);
-        fail(res, HXD_SVC_TIMEOUT, "the peer application did not open the key stream in time");
+        if (gone) {
+            fail(res, HXD_SVC_FAILED, "the client went away");
+        } else {
+            fail(res, HXD_SVC_TIMEOUT, "the peer application did not open the key stream in time");
+        }
         return false;
     }
     if (s->app_open) {
@@ -484,6 +504,12 @@ static void position_gone(struct hxd_svc_result *res, uint64_t pos)
          "position %" PRIu64
          " was already delivered at this node (or given up after a link failure)",
          pos);
+}
+
+static bool beyond_buffer(const struct hxd *d, const struct hxd_stream *s, uint64_t pos)
+{
+    return pos >= s->produced && !hxd_stream_has(s, pos) && !hxd_stream_has_prepared(s, pos) &&
+           pos >= hxd_stream_window_end(d, s);
 }
 
 /*
@@ -593,10 +619,13 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
         position_gone(&res->r, pos);
         return;
     }
-    if (pos >= s->produced + MAX_AHEAD) {
+    if (beyond_buffer(d, s, pos)) {
         pthread_mutex_unlock(&d->lock);
         fail(&res->r, HXD_SVC_NO_KEY,
-             "position %" PRIu64 " is too far ahead of production (%" PRIu64 ")", pos, s->produced);
+             "position %" PRIu64
+             " is too far ahead, beyond the key buffer: limits.buffer_depth is %" PRIu32
+             " keys per stream, positions below %" PRIu64 " only",
+             pos, d->cfg.buffer_depth, hxd_stream_window_end(d, s));
         return;
     }
     if (pos + 1 > s->want) {
@@ -626,6 +655,7 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
         return;
     }
     s->delivered++;
+    hxd_metrics_delivered(&d->metrics, &s->peer);
     hxd_stream_kick(d, s);
     res->age_ms = (uint64_t)((hx_monotime() - ready_at) * 1000.0);
     res->method = hx_combine_name(s->uri.method);
@@ -670,4 +700,12 @@ void hxd_svc_close(struct hxd *d, const struct hx_uuid *ksid, const char *identi
 const struct hxd_config *hxd_svc_config(const struct hxd *d)
 {
     return &d->cfg;
+}
+
+void hxd_svc_shutdown(struct hxd *d)
+{
+    pthread_mutex_lock(&d->lock);
+    d->stopping = true;
+    pthread_cond_broadcast(&d->changed);
+    pthread_mutex_unlock(&d->lock);
 }

@@ -67,6 +67,9 @@ struct hxd_svc_open_req {
     struct hx_uuid ksid;              /* nil: none given (this node or the peer picks one) */
     struct hykex_qos qos;
     const char *identity; /* who opens it; only that identity may use it ("": anyone) */
+    hxd_svc_gone_fn gone; /* asked on every wake-up of the wait (at least every 250 ms): a
+                           * client gone ends it; NULL: never */
+    void *gone_arg;
 };
 
 struct hxd_svc_open_res {
@@ -81,7 +84,8 @@ struct hxd_svc_open_res {
  * sources and QoS; reopens a stream restored after a restart; as the source node creates the
  * stream, opens its QKD stream, announces it and waits for the peer application; as the
  * destination waits for the source node's announcement and joins it. Blocks until the QoS
- * timeout at most.
+ * timeout at most (cut to limits.max_timeout_ms), or until the client hangs up: then the stream
+ * is dropped here and at the peer node.
  */
 void hxd_svc_open(struct hxd *d, const struct hxd_svc_open_req *req, struct hxd_svc_open_res *res);
 
@@ -169,6 +173,9 @@ void hxd_svc_status_wipe(struct hxd_svc_status *st);
 /* Wipes the established streams whose QoS TTL has passed since they were opened (wall clock:
  * opened_at survives restarts); a GET_KEY waiting on one answers "closed". Main loop. */
 void hxd_svc_expire(struct hxd *d);
+/* Shutdown: every call waiting (OPEN_CONNECT, GET_KEY) returns now, and later ones at once, so
+ * that the API's connection threads can leave before the API stops (main, on SIGTERM). */
+void hxd_svc_shutdown(struct hxd *d);
 
 /* The node's configuration, for the API's listeners. */
 const struct hxd_config *hxd_svc_config(const struct hxd *d);

@@ -160,6 +160,19 @@ bool hxd_stream_has(const struct hxd_stream *s, uint64_t pos)
     return found && !s->ready[i].prepared;
 }
 
+uint64_t hxd_stream_window_end(const struct hxd *d, const struct hxd_stream *s)
+{
+    uint64_t low = s->produced, depth = d->cfg.buffer_depth;
+
+    if (s->n_ready > 0 && s->ready[0].pos < low) {
+        low = s->ready[0].pos;
+    }
+    if (depth < d->cfg.batch_size) {
+        depth = d->cfg.batch_size;
+    }
+    return low + depth;
+}
+
 bool hxd_stream_has_prepared(const struct hxd_stream *s, uint64_t pos)
 {
     bool found;

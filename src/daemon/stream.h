@@ -34,6 +34,15 @@ struct hx_secret *hxd_stream_take(struct hxd_stream *s, uint64_t pos, double *re
 void hxd_stream_untake(struct hxd_stream *s, uint64_t pos, double ready_at, struct hx_secret *key);
 /* A ready key (not prepared) at pos? */
 bool hxd_stream_has(const struct hxd_stream *s, uint64_t pos);
+/*
+ * The key buffer's window: positions from the lowest one still held here (or the watermark)
+ * up to limits.buffer_depth (at least one batch) further; the end is returned. Nothing beyond
+ * is made: GET_KEY refuses it (service.c) and the responder refuses batches there
+ * (responder.c), so production never runs further ahead of the slower end. The window starts
+ * at the lowest key held, not at the watermark: a client asking ever further ahead, leaving
+ * the positions between unclaimed, finds it does not move.
+ */
+uint64_t hxd_stream_window_end(const struct hxd *d, const struct hxd_stream *s);
 /* A prepared key at pos? */
 bool hxd_stream_has_prepared(const struct hxd_stream *s, uint64_t pos);
 hx_err hxd_stream_add_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *key, bool prepared);

@@ -394,7 +394,8 @@ static void *connector_main(void *arg)
         int fd;
         if (hx_net_dial_tcp(s->host, s->port, ls->cfg.listen_host, hx_deadline_in_ms(HANDSHAKE_MS),
                             &fd, why, sizeof(why)) == HX_OK &&
-            hx_link_handshake(ls, fd, true, &s->uuid, &l) == HX_OK) {
+            hx_link_handshake(ls, fd, true, &s->uuid, hx_deadline_in_ms(HANDSHAKE_MS), &l) ==
+                HX_OK) {
             if (!hx_uuid_equal(&l->peer, &s->uuid)) {
                 hx_warn("peer at this address presents another node's certificate",
                         HX_F_STR("host", s->host));
@@ -413,6 +414,7 @@ struct accepted {
     struct hx_links *ls;
     int fd;
     size_t slot;
+    bool trusted; /* from a trusted peer's configured address */
 };
 
 static void *accepted_main(void *arg)
@@ -422,9 +424,12 @@ static void *accepted_main(void *arg)
     struct hx_link *l = NULL;
     int fd = a->fd;
     size_t slot = a->slot;
+    bool trusted = a->trusted;
 
     free(a);
-    if (hx_link_handshake(ls, fd, false, NULL, &l) != HX_OK) {
+    if (hx_link_handshake(ls, fd, false, NULL,
+                          hx_deadline_in_ms(trusted ? HANDSHAKE_MS : UNTRUSTED_HANDSHAKE_MS),
+                          &l) != HX_OK) {
         /* handshake closed fd */
     } else if (memcmp(l->peer.b, ls->cfg.self.b, 16) > 0) {
         hx_warn("peer with the larger UUID dialled in; it should wait for our connection",
@@ -439,6 +444,45 @@ static void *accepted_main(void *arg)
     pthread_cond_broadcast(&ls->changed);
     pthread_mutex_unlock(&ls->lock);
     return NULL;
+}
+
+/* Is addr a trusted peer's configured address? (Configured as a name: never; the peer then
+ * competes for the unreserved slots, still PER_SOURCE at most from each address.) */
+static bool trusted_addr(const struct hx_links *ls, const char *addr)
+{
+    for (size_t i = 0; i < ls->n; i++) {
+        if (strcmp(ls->slots[i].host, addr) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * An accept slot for a connection from addr (ls->lock held), reaping finished handshake
+ * threads; SIZE_MAX when refused: ACCEPT_PER_SOURCE from that address already, or only the
+ * trusted peers' reserved slots left.
+ */
+static size_t accept_slot(struct hx_links *ls, const char *addr, bool trusted)
+{
+    size_t slot = SIZE_MAX, same = 0, untrusted = 0;
+
+    for (size_t i = 0; i < ACCEPT_SLOTS; i++) {
+        if (ls->acc[i].used && ls->acc[i].done) {
+            pthread_join(ls->acc[i].t, NULL); /* it has finished: no wait */
+            ls->acc[i].used = false;
+        }
+        if (!ls->acc[i].used) {
+            slot = slot == SIZE_MAX ? i : slot;
+            continue;
+        }
+        same += strcmp(ls->acc[i].addr, addr) == 0;
+        untrusted += !ls->acc[i].trusted;
+    }
+    if (same >= ACCEPT_PER_SOURCE || (!trusted && untrusted >= ACCEPT_SLOTS - ACCEPT_RESERVED)) {
+        return SIZE_MAX;
+    }
+    return slot;
 }
 
 static void *acceptor_main(void *arg)
@@ -464,26 +508,22 @@ static void *acceptor_main(void *arg)
         }
         a->ls = ls;
         a->fd = fd;
-        /* Reap finished handshake threads; refuse when all slots are busy. */
-        size_t slot = SIZE_MAX;
+        char addr[48] = "?";
+        (void)hx_net_peer_ip(fd, addr, sizeof(addr));
+        bool trusted = trusted_addr(ls, addr);
         pthread_mutex_lock(&ls->lock);
-        for (size_t i = 0; i < sizeof(ls->acc) / sizeof(ls->acc[0]); i++) {
-            if (ls->acc[i].used && ls->acc[i].done) {
-                pthread_join(ls->acc[i].t, NULL); /* it has finished: no wait */
-                ls->acc[i].used = false;
-            }
-            if (!ls->acc[i].used && slot == SIZE_MAX) {
-                slot = i;
-            }
-        }
-        if (slot == SIZE_MAX) {
+        size_t slot = accept_slot(ls, addr, trusted);
+        if (slot == SIZE_MAX) { /* no log line: a flood would write one per connection */
             pthread_mutex_unlock(&ls->lock);
             close(fd);
             free(a);
             continue;
         }
         a->slot = slot;
+        a->trusted = trusted;
         ls->acc[slot].done = false;
+        ls->acc[slot].trusted = trusted;
+        snprintf(ls->acc[slot].addr, sizeof(ls->acc[slot].addr), "%s", addr);
         ls->handshakes++;
         if (pthread_create(&t, NULL, accepted_main, a) != 0) {
             ls->handshakes--;
@@ -542,7 +582,11 @@ hx_err hx_links_start(const struct hx_links_config *cfg, struct hx_links **out, 
         hx_links_stop(ls);
         return e;
     }
+    /* Published before any link thread exists: a frame they hand to the daemon's workers can
+     * make those read it, and pthread_create orders this write before everything they do. */
+    *out = ls;
     if (pthread_create(&ls->acceptor, NULL, acceptor_main, ls) != 0) {
+        *out = NULL;
         hx_links_stop(ls);
         return HX_ERR_INTERNAL;
     }
@@ -560,7 +604,6 @@ hx_err hx_links_start(const struct hx_links_config *cfg, struct hx_links **out, 
             free(ca);
         }
     }
-    *out = ls;
     return HX_OK;
 }
 

@@ -7,6 +7,7 @@
 #define HX_PEER_LINK_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include <openssl/ssl.h>
@@ -14,8 +15,17 @@
 #include "net/conn.h"
 #include "peer/link.h"
 
-/* A dial, and each side's TLS handshake, give up after this long. */
+/* A dial, and each side's TLS handshake with a trusted peer's address, give up after this
+ * long (a lossy link needs retransmissions); a connection from any other address gets
+ * UNTRUSTED_HANDSHAKE_MS: a silent one holds an accept slot no longer than that. */
 #define HANDSHAKE_MS 10000
+#define UNTRUSTED_HANDSHAKE_MS 5000
+/* Accept slots: connections in their handshake at once. PER_SOURCE from one address; the last
+ * RESERVED only for connections from a trusted peer's configured address, so that a flood
+ * from elsewhere never locks the trusted peers out (docs/security.md "Resource model"). */
+#define ACCEPT_SLOTS 256
+#define ACCEPT_PER_SOURCE 4
+#define ACCEPT_RESERVED 32
 
 struct outbuf {
     struct outbuf *next;
@@ -59,14 +69,16 @@ struct hx_links {
     int listen_fd;
     pthread_t acceptor;
     bool acceptor_started;
-    volatile bool stopping;
-    int handshakes; /* accept-side handshake threads running */
+    atomic_bool stopping; /* read by every link thread without the lock */
+    int handshakes;       /* accept-side handshake threads running */
     /* accept-side threads, joined (reaped when done, all at stop) */
     struct {
         pthread_t t;
         bool used;
-        volatile bool done;
-    } acc[256];
+        bool done;     /* under ls->lock */
+        bool trusted;  /* from a trusted peer's configured address */
+        char addr[48]; /* the source address */
+    } acc[ACCEPT_SLOTS];
 };
 
 static inline struct slot *slot_of(struct hx_links *ls, const struct hx_uuid *u)
@@ -83,11 +95,12 @@ static inline struct slot *slot_of(struct hx_links *ls, const struct hx_uuid *u)
 HX_MUST_CHECK hx_err hx_link_tls_ctx(const struct hx_links_config *c, SSL_CTX **out, char *why,
                                      size_t why_len);
 /*
- * TLS handshake (HANDSHAKE_MS at most) on fd, which it owns from here on (closed on failure);
- * identifies the peer (its certificate's node UUID, or a trusted peer's address) and returns a
- * link with one reference, not yet up. HX_ERR_VERIFY when the peer is refused.
+ * TLS handshake (until deadline, common/clock.h) on fd, which it owns from here on (closed on
+ * failure); identifies the peer (its certificate's node UUID, or a trusted peer's address) and
+ * returns a link with one reference, not yet up. HX_ERR_VERIFY when the peer is refused.
  */
 HX_MUST_CHECK hx_err hx_link_handshake(struct hx_links *ls, int fd, bool client,
-                                       const struct hx_uuid *expected, struct hx_link **out);
+                                       const struct hx_uuid *expected, int64_t deadline,
+                                       struct hx_link **out);
 
 #endif

@@ -168,9 +168,9 @@ static bool identify_by_address(struct hx_links *ls, int fd, X509 *cert, bool cl
     return false;
 }
 
-/* TLS handshake (HANDSHAKE_MS at most) on fd, which it owns from here on; identifies the peer. */
+/* TLS handshake (until deadline) on fd, which it owns from here on; identifies the peer. */
 hx_err hx_link_handshake(struct hx_links *ls, int fd, bool client, const struct hx_uuid *expected,
-                         struct hx_link **out)
+                         int64_t deadline, struct hx_link **out)
 {
     struct hx_link *l;
     X509 *cert;
@@ -188,8 +188,8 @@ hx_err hx_link_handshake(struct hx_links *ls, int fd, bool client, const struct 
     l->wake[0] = l->wake[1] = -1;
     pthread_mutex_init(&l->lock, NULL);
     l->refs = 1;
-    r = client ? hx_conn_tls_connect(&l->io, ls->ctx, hx_deadline_in_ms(HANDSHAKE_MS))
-               : hx_conn_tls_accept(&l->io, ls->ctx, hx_deadline_in_ms(HANDSHAKE_MS));
+    r = client ? hx_conn_tls_connect(&l->io, ls->ctx, deadline)
+               : hx_conn_tls_accept(&l->io, ls->ctx, deadline);
     if (r != HX_OK) {
         char why[240], from[INET6_ADDRSTRLEN + 8] = "?";
         long v = l->io.ssl != NULL ? SSL_get_verify_result(l->io.ssl) : X509_V_OK;

@@ -2,6 +2,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -59,7 +60,7 @@ struct sim_server {
     pthread_t conn_thread[SIM_MAX_CONNECTIONS];
     bool has_thread[SIM_MAX_CONNECTIONS];
     size_t n_conns;
-    bool stopping;
+    atomic_bool stopping; /* read without the lock by accept threads */
 };
 
 static struct sim_server *the_server; /* for the model's drop callback */
@@ -346,7 +347,6 @@ static void *accept_main(void *arg)
         pthread_t t;
         pthread_attr_t attr;
         size_t slot;
-        bool joined;
         int fd;
         hx_err e = hx_net_accept(l->fd, &fd);
 
@@ -357,36 +357,37 @@ static void *accept_main(void *arg)
             usleep(100000); /* out of descriptors: wait for connections to end */
             continue;
         }
-        pthread_mutex_lock(&srv->lock);
-        if (srv->stopping || srv->n_conns >= SIM_MAX_CONNECTIONS) {
-            pthread_mutex_unlock(&srv->lock);
-            close(fd); /* over the cap: refuse rather than queue forever */
-            continue;
-        }
-        for (slot = 0; srv->conn_fd[slot] >= 0; slot++) {
-        }
-        srv->conn_fd[slot] = fd;
-        srv->conn_kme[slot] = l->kme;
-        srv->n_conns++;
-        /* The slot's previous thread (its connection has ended) is joined here; the slot's
-         * thread fields are shared by every listener's accept thread: under the lock. */
-        joined = srv->has_thread[slot];
-        t = srv->conn_thread[slot];
-        srv->has_thread[slot] = false;
-        pthread_mutex_unlock(&srv->lock);
-        if (joined) {
-            pthread_join(t, NULL);
-        }
         if ((c = calloc(1, sizeof(*c))) == NULL) {
             close(fd);
             continue;
         }
         c->l = l;
         hx_conn_init(&c->io, fd);
-        c->slot = slot;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 256 * 1024);
+        /*
+         * The slot's bookkeeping happens under the lock: accept threads of several listeners
+         * share the slots. A slot is free once its thread has cleared conn_fd (under this lock,
+         * its last use of it), so joining that thread here cannot wait for the lock.
+         */
         pthread_mutex_lock(&srv->lock);
+        if (srv->stopping || srv->n_conns >= SIM_MAX_CONNECTIONS) {
+            pthread_mutex_unlock(&srv->lock);
+            pthread_attr_destroy(&attr);
+            hx_conn_wipe(&c->io); /* over the cap: refuse rather than queue forever */
+            free(c);
+            continue;
+        }
+        for (slot = 0; srv->conn_fd[slot] >= 0; slot++) {
+        }
+        if (srv->has_thread[slot]) {
+            pthread_join(srv->conn_thread[slot], NULL);
+            srv->has_thread[slot] = false;
+        }
+        c->slot = slot;
+        srv->conn_fd[slot] = fd;
+        srv->conn_kme[slot] = l->kme;
+        srv->n_conns++;
         if (pthread_create(&t, &attr, conn_main, c) == 0) {
             srv->conn_thread[slot] = t;
             srv->has_thread[slot] = true;

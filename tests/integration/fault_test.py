@@ -43,6 +43,7 @@ test = R.test
 WORK = R.work
 CTL = f"{WORK}/sim.ctl"
 procs = R.procs
+EXTRA_LIMITS = {}  # more "limits" keys for every node (hostile_test.py sets some)
 rng = random.Random(int(os.environ.get("HYKEX_FAULT_SEED", "0")) or None)
 
 
@@ -79,7 +80,7 @@ def setup():
                "api": {"allow_remote": True},
                "peer": {"keepalive_s": 1, "reconnect_max_s": 1},
                "state_dir": f"{WORK}/{n}/state",
-               "limits": {"batch_size": 16, "buffer_depth": 64}}
+               "limits": {"batch_size": 16, "buffer_depth": 64, **EXTRA_LIMITS}}
         json.dump(cfg, open(f"{WORK}/{n}.json", "w"), indent=1)
         peers = {U[m]: {"address": {"host": ADDR[m], "port": PEER}} for m in NODES if m != n}
         json.dump(peers, open(f"{WORK}/{n}-peers.json", "w"), indent=1)
@@ -373,20 +374,31 @@ def a_client_that_hangs_up_loses_no_key():
     up before the QoS timeout: when the key is made, it is not delivered to the gone client but
     to the next request for it, equal to the other node's."""
     ksid = open_pair("A", "B", "hangup", timeout=5000)
-    a = App("A")
+    a, b = App("A"), App("B")
     check(a.call("GET_KEY", key_stream_id=ksid, index=0)["status"] == 0, "first key")
     sim_ctl("pause", "AB")
+    time.sleep(0.5)  # batches in flight settle
+    st = [x for x in a.call("STATUS")["streams"] if x["key_stream_id"] == ksid]
+    check(len(st) == 1, "the stream is not in A's STATUS")
+    # The first position not made yet, inside the key buffer's window at both nodes (issue 19:
+    # limits.buffer_depth from the lowest key held): take the keys below it first.
+    pos = st[0]["produced"]
+    for i in range(0, max(pos - 63, 1)):
+        if i > 0:
+            check(a.call("GET_KEY", key_stream_id=ksid, index=i)["status"] == 0, f"A key {i}")
+        check(b.call("GET_KEY", key_stream_id=ksid, index=i)["status"] == 0, f"B key {i}")
     gone = App("A")
     gone.s.sendall(json.dumps({"command": "GET_KEY", "data": {"key_stream_id": ksid,
-                                                              "index": 200}}).encode())
+                                                              "index": pos}}).encode())
     time.sleep(0.5)
     gone.close()
     sim_ctl("resume", "AB")
-    time.sleep(2.0)  # production reaches position 200 while the gone request still waits
-    r = a.call("GET_KEY", key_stream_id=ksid, index=200)
-    rb = App("B").call("GET_KEY", key_stream_id=ksid, index=200)
+    time.sleep(2.0)  # production reaches pos while the gone request still waits
+    r = a.call("GET_KEY", key_stream_id=ksid, index=pos)
+    rb = b.call("GET_KEY", key_stream_id=ksid, index=pos)
     check(r["status"] == 0 and rb["status"] == 0 and r["key_buffer"] == rb["key_buffer"],
-          f"position 200 after the client hung up: {r} / {rb}")
+          f"position {pos} after the client hung up: {r} / {rb}")
+    b.close()
     a.close()
 
 
@@ -415,7 +427,10 @@ def link_cut_between_two_nodes_then_healed():
     ab = open_pair("A", "B", "cut", timeout=1500)
     ac = open_pair("A", "C", "uncut", timeout=1500)
     other = Consumer("A", ac, uri("A", "uncut"), uri("C", "uncut"), pace=0.001)
+    # C's application takes its keys too: production waits for the slower end (issue 19)
+    other_c = Consumer("C", ac, uri("A", "uncut"), uri("C", "uncut"), pace=0.001)
     other.start()
+    other_c.start()
     app = App("A")
     check(app.call("GET_KEY", key_stream_id=ab)["status"] == 0, "before the cut")
     cut("A", "B", True)
@@ -430,15 +445,20 @@ def link_cut_between_two_nodes_then_healed():
     r, took = failed
     check(r["status"] in (2, 6), f"cut link: {r}")
     check(took < 1.5 + 1.0, f"answer took {took:.1f} s for a 1.5 s timeout")
-    time.sleep(1.0)
-    check(len(other.keys) > n_other + 50, "A-C stopped producing while A-B was cut")
+    # A-C goes on: 50 keys in a second (ASan); under ThreadSanitizer, which slows every program
+    # 5-15 times, 5 keys in 3 s still tell a stream that produces from one that stopped
+    tsan = os.environ.get("HYKEX_TSAN") == "1"
+    time.sleep(3.0 if tsan else 1.0)
+    check(len(other.keys) > n_other + (5 if tsan else 50), "A-C stopped producing while A-B was cut")
     cut("A", "B", False)
     t0, ok = time.time(), False
     while time.time() - t0 < 20 and not ok:
         ok = app.call("GET_KEY", key_stream_id=ab)["status"] == 0
     check(ok, "A-B did not heal within 20 s")
-    other.stop.set()
-    other.join(10)
+    for x in (other, other_c):
+        x.stop.set()
+    for x in (other, other_c):
+        x.join(10)
     app.close()
 
 

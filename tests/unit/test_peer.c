@@ -177,7 +177,7 @@ static void stream_open(void **state)
 
 static void stream_join_and_close(void **state)
 {
-    struct hx_peer_join m, out;
+    struct hx_peer_join m, out = {0};
     struct hx_peer_close c = {{{0}}}, cout;
     uint8_t buf[1024];
     struct hx_writer w;
@@ -345,13 +345,13 @@ static void batch_resp(void **state)
 static void batch_fin_ack_query(void **state)
 {
     struct hx_peer_fin m, out;
-    struct hx_peer_ack a = {{{0}}, 0, 0}, aout;
-    struct hx_peer_query q = {{{0}}, 0, 0}, qout;
+    struct hx_peer_ack a, aout;
+    struct hx_peer_query q, qout;
     uint8_t sig[3] = {9, 9, 9}, tag[32], buf[256];
     struct hx_writer w;
 
     (void)state;
-    /* whole structs zeroed, padding too: they are compared with memcmp below */
+    /* compared with memcmp below: the padding must be equal too */
     memset(&a, 0, sizeof(a));
     memset(&aout, 0, sizeof(aout));
     memset(&q, 0, sizeof(q));

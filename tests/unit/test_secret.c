@@ -51,26 +51,38 @@ static void lives_in_the_secure_heap(void **state)
     assert_true(CRYPTO_secure_used() < used);
 }
 
-static void falls_back_when_the_secure_heap_is_full(void **state)
+static void refuses_when_the_secure_heap_is_full(void **state)
 {
     struct hx_secret *big[8] = {0};
-    size_t secure = 0, insecure = 0;
+    size_t secure = 0, refused = 0;
+    void *raw;
 
     (void)state;
-    /* 8 x 64 KiB cannot all fit in the 256 KiB secure heap of this test. */
+    /* 8 x 64 KiB cannot all fit in the 256 KiB secure heap of this test: the rest are refused,
+     * never placed on the normal heap (issue 19). */
     for (size_t i = 0; i < 8; i++) {
-        assert_int_equal(hx_secret_new(HX_SECRET_MAX_LEN, &big[i]), HX_OK);
-        if (hx_secret_is_secure(big[i])) {
+        hx_err e = hx_secret_new(HX_SECRET_MAX_LEN, &big[i]);
+        if (e == HX_OK) {
+            assert_true(hx_secret_is_secure(big[i]));
             secure++;
         } else {
-            insecure++;
+            assert_int_equal(e, HX_ERR_NOMEM);
+            assert_null(big[i]);
+            refused++;
         }
     }
     assert_true(secure >= 1);
-    assert_true(insecure >= 1);
+    assert_true(refused >= 1);
+    assert_true(hx_secret_heap_room() < HX_SECRET_MAX_LEN);
+    raw = hx_secure_alloc(HX_SECRET_MAX_LEN);
+    assert_null(raw);
     for (size_t i = 0; i < 8; i++) {
         hx_secret_free(big[i]);
     }
+    /* Freed: room again. */
+    assert_int_equal(hx_secret_new(HX_SECRET_MAX_LEN, &big[0]), HX_OK);
+    assert_true(hx_secret_is_secure(big[0]));
+    hx_secret_free(big[0]);
 }
 
 static void copies_and_compares(void **state)
@@ -120,7 +132,7 @@ int main(void)
         cmocka_unit_test(new_secret_is_zeroed_and_sized),
         cmocka_unit_test(rejects_bad_lengths),
         cmocka_unit_test(lives_in_the_secure_heap),
-        cmocka_unit_test(falls_back_when_the_secure_heap_is_full),
+        cmocka_unit_test(refuses_when_the_secure_heap_is_full),
         cmocka_unit_test(copies_and_compares),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -18,7 +18,10 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "daemon/hxd.h"
+#include "daemon/persist.h"
+#include "daemon/stream.h"
 #include "daemon/service.h"
+#include "api/handlers.h"
 
 #define SELF "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
 #define PEER "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
@@ -388,6 +391,59 @@ static void open_responder_by_id_and_by_uris(void **state)
     daemon_free(d);
 }
 
+/* Issue 19: streams a peer announced and nobody here joined go when their time is up, or all of
+ * that peer's at once when its link goes; joined ones and other peers' stay. */
+static void unjoined_streams_expire_and_go_with_the_link(void **state)
+{
+    struct hxd *d = daemon_new(false);
+    const char *a = "11111111-1111-4111-8111-111111111111",
+               *b = "22222222-2222-4222-8222-222222222222",
+               *c = "33333333-3333-4333-8333-333333333333",
+               *j = "44444444-4444-4444-8444-444444444444";
+
+    (void)state;
+    announce(d, a, SRC_PEER, 0);
+    announce(d, b, SRC_PEER, 0);
+    announce(d, c, SRC_PEER, 0);
+    open_responder(d, j, "");
+    pthread_mutex_lock(&d->lock);
+    hxd_stream_find(d, ID(a))->join_by = hx_deadline_in_ms(0) - 1; /* its time is up */
+    hxd_stream_find(d, ID(b))->join_by = hx_deadline_in_ms(60000);
+    hxd_stream_find(d, ID(c))->join_by = hx_deadline_in_ms(60000);
+    hxd_stream_find(d, ID(c))->peer = uuid_of(OTHER);
+    hxd_unjoined_drop(d, NULL);
+    assert_null(hxd_stream_find(d, ID(a)));
+    assert_non_null(hxd_stream_find(d, ID(b)));
+    hxd_unjoined_drop(d, ID(PEER)); /* PEER's link went down */
+    assert_null(hxd_stream_find(d, ID(b)));
+    assert_non_null(hxd_stream_find(d, ID(c))); /* another peer's */
+    assert_non_null(hxd_stream_find(d, ID(j))); /* joined: an application holds it */
+    pthread_mutex_unlock(&d->lock);
+    daemon_free(d);
+}
+
+/* Issue 19: a reply is never cut at the writer's cap (the client would read invalid JSON). */
+static void a_reply_is_never_cut(void **state)
+{
+    struct json_object *o = json_object_new_object();
+    struct hx_writer w;
+    char big[2048];
+
+    (void)state;
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    json_object_object_add(o, "status", json_object_new_int(0));
+    json_object_object_add(o, "message", json_object_new_string(big));
+    hx_writer_init_dynamic(&w, 1024);
+    assert_int_not_equal(hxd_api_dump(o, &w), HX_OK);
+    hx_writer_wipe(&w);
+    hx_writer_init_dynamic(&w, 4096);
+    assert_int_equal(hxd_api_dump(o, &w), HX_OK);
+    assert_int_equal(w.data[w.len - 1], '}');
+    hx_writer_wipe(&w);
+    json_object_put(o);
+}
+
 static void ownership(void **state)
 {
     struct hxd *d = daemon_new(false);
@@ -444,8 +500,14 @@ static void get_by_index_and_next(void **state)
     get_as(d, k, "", 1, &res);
     expect(&res.r, HXD_SVC_NO_KEY, 2,
            "position 1 was already delivered at this node (or given up after a link failure)");
+    /* The key buffer's window: limits.buffer_depth (64) from the lowest position held. */
     get_as(d, k, "", 65536 + 4, &res);
-    expect(&res.r, HXD_SVC_NO_KEY, 2, "position 65540 is too far ahead of production (4)");
+    expect(&res.r, HXD_SVC_NO_KEY, 2,
+           "position 65540 is too far ahead, beyond the key buffer: limits.buffer_depth is 64 keys "
+           "per stream, "
+           "positions below 68 only");
+    get_as(d, k, "", 68, &res);
+    expect(&res.r, HXD_SVC_NO_KEY, 2, "position 68 is too far ahead, beyond the key buffer");
     /* What made it, and how long it waited. */
     commit_keys(d, k, 4, 1);
     get_as(d, k, "", -1, &res);
@@ -692,6 +754,8 @@ int main(void)
         cmocka_unit_test(open_initiator_without_link),
         cmocka_unit_test(open_responder_by_id_and_by_uris),
         cmocka_unit_test(ownership),
+        cmocka_unit_test(unjoined_streams_expire_and_go_with_the_link),
+        cmocka_unit_test(a_reply_is_never_cut),
         cmocka_unit_test(get_by_index_and_next),
         cmocka_unit_test(waits_and_wakes),
         cmocka_unit_test(close_stream),

@@ -5,7 +5,9 @@
  *
  * Also reads the reference module's CFGFILE and TRUSTED_PEERS_INFO environment variables.
  */
+#include <inttypes.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +26,9 @@
 #include <openssl/x509.h>
 
 #include "api/server.h"
+#include "crypto/kem.h"
 #include "daemon/hxd.h"
+#include "daemon/metrics_server.h"
 #include "daemon/persist.h"
 #include "daemon/service.h"
 #include "daemon/stream.h"
@@ -231,8 +235,60 @@ static int serve(struct hxd *d, const sigset_t *sigs)
     }
 }
 
+/* An allocation in the secure heap: a power of two, at least 32 bytes (its buddy allocator). */
+static uint64_t heap_slot(uint64_t n)
+{
+    uint64_t slot = 32;
+
+    while (slot < n) {
+        slot <<= 1;
+    }
+    return slot;
+}
+
+/*
+ * The secure heap the limits need, as a power of two: every stream holding its buffer
+ * (limits.buffer_depth keys) and the batches in flight (HXD_PIPELINE x limits.batch_size),
+ * each key of limits.max_key_chunk bytes, plus the workers' scratch (a batch's QKD bytes and
+ * KEM secrets per pool thread) and 1 MiB for OpenSSL's own. False when it is above
+ * limits.secure_heap_mb: why then gives the arithmetic.
+ */
+static bool secure_heap_size(const struct hxd_config *c, size_t *size, char *why, size_t why_len)
+{
+    uint64_t slot = heap_slot(c->max_key_chunk), per_stream, keys, scratch, need, heap = 1;
+    uint64_t cap = (uint64_t)c->secure_heap_mb << 20;
+
+    per_stream = (uint64_t)c->buffer_depth + (uint64_t)HXD_PIPELINE * c->batch_size;
+    keys = (uint64_t)c->max_streams * per_stream * slot;
+    /* per position in flight: its key, QKD bytes, KEM secrets, and one KEM secret key as large
+     * as Classic McEliece's (a key pair per position; per batch it is far less) */
+    scratch = 6u * c->batch_size *
+                  (slot + heap_slot(c->qkd_key_bytes) + 256 + heap_slot(HX_KEM_MAX_SECRET_KEY)) +
+              (1u << 20);
+    need = keys + scratch;
+    while (heap < need) {
+        heap <<= 1;
+    }
+    if (heap > cap || heap > SIZE_MAX / 2) {
+        snprintf(why, why_len,
+                 "limits: the secure heap would need %" PRIu32
+                 " streams (limits.max_streams) x %" PRIu64 " keys (limits.buffer_depth %" PRIu32
+                 " + %d batches of limits.batch_size %" PRIu32 ") x %" PRIu64
+                 " bytes (limits.max_key_chunk %" PRIu32
+                 ", as the heap allocates it)"
+                 " = %" PRIu64 " bytes + %" PRIu64 " scratch = %" PRIu64
+                 " MiB as a power of two, above limits.secure_heap_mb %" PRIu32
+                 ": lower those limits or raise limits.secure_heap_mb",
+                 c->max_streams, per_stream, c->buffer_depth, HXD_PIPELINE, c->batch_size, slot,
+                 c->max_key_chunk, keys, scratch, heap >> 20, c->secure_heap_mb);
+        return false;
+    }
+    *size = (size_t)heap;
+    return true;
+}
+
 /* Core dumps off, the secure heap, this node's signing key and certificate expiry. */
-static bool guard_secrets(struct hxd *d)
+static bool guard_secrets(struct hxd *d, size_t heap)
 {
     /* Secrets stay out of core dumps and other processes' reach. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -240,9 +296,11 @@ static bool guard_secrets(struct hxd *d)
         struct rlimit no_core = {0, 0};
         setrlimit(RLIMIT_CORE, &no_core);
     }
-    if (hx_secret_heap_init(8u << 20) != HX_OK) {
-        hx_warn("no secure heap (mlock limit?); key material on the normal heap", HX_NOFIELDS);
+    if (hx_secret_heap_init(heap) != HX_OK) {
+        fprintf(stderr, "hykexd: cannot set up the secure heap of %zu bytes (limits.*)\n", heap);
+        return false;
     }
+    hx_info("secure heap", HX_F_U64("bytes", heap));
     if (hx_sig_key_load_pem(d->cfg.key_path, &d->sig_key) != HX_OK) {
         fprintf(stderr,
                 "hykexd: %s: cannot load an ML-DSA private key (mode 0600 required; "
@@ -260,8 +318,10 @@ int main(int argc, char **argv)
     bool check = false;
     struct hxd *d = calloc(1, sizeof(*d));
     struct hxd_api *api = NULL;
+    struct hxd_metrics_server *metrics = NULL;
     struct peer_lists pl = {NULL, NULL, NULL};
     char why[600];
+    size_t heap = 0;
     enum hx_log_level lvl;
     sigset_t sigs;
     int sig, rc = 1;
@@ -279,6 +339,11 @@ int main(int argc, char **argv)
         free(d);
         return 1;
     }
+    if (!secure_heap_size(&d->cfg, &heap, why, sizeof(why))) {
+        fprintf(stderr, "hykexd: %s: %s\n", config, why);
+        free(d);
+        return 1;
+    }
     if (check) {
         char *text = hxd_config_dump(&d->cfg);
         printf("%s\n", text != NULL ? text : "{}");
@@ -287,10 +352,11 @@ int main(int argc, char **argv)
         return 0;
     }
     fault_from_env(d);
+    hxd_metrics_init(&d->metrics, &d->cfg);
     if (hx_log_level_parse(d->cfg.log_level, &lvl) == HX_OK) {
         hx_log_set_level(lvl);
     }
-    if (!guard_secrets(d)) {
+    if (!guard_secrets(d, heap)) {
         goto out;
     }
     qkd_clients_init(d);
@@ -329,13 +395,17 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    hxd_pools_start(d, 4, 2);
+    hxd_pools_start(d, 4, hxd_initiator_job, 2, hxd_responder_job);
     if (start_links(d, &pl, why, sizeof(why)) != HX_OK) {
         fprintf(stderr, "hykexd: peer link: %s\n", why);
         goto stop;
     }
     if (hxd_api_start(d, &api, why, sizeof(why)) != HX_OK) {
         fprintf(stderr, "hykexd: API: %s\n", why);
+        goto stop;
+    }
+    if (hxd_metrics_server_start(d, &metrics, why, sizeof(why)) != HX_OK) {
+        fprintf(stderr, "hykexd: metrics: %s\n", why);
         goto stop;
     }
     /* Sockets bound, keys and store open: the rest runs unprivileged. */
@@ -352,6 +422,8 @@ int main(int argc, char **argv)
     hx_info("stopping", HX_F_I64("signal", sig));
     rc = 0;
 stop:
+    hxd_metrics_server_stop(metrics);
+    hxd_svc_shutdown(d);
     hxd_api_stop(api);
     hxd_pools_stop(d);
     hx_links_stop(d->links);
