@@ -14,6 +14,8 @@ static enum hx_log_level current_level = HX_LOG_INFO;
 static hx_log_sink_fn sink_fn;
 static void *sink_arg;
 static bool timestamps = true;
+static int file_fd = -1; /* a second destination (logging_config.filename), its own level */
+static enum hx_log_level file_level = HX_LOG_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -29,7 +31,13 @@ enum hx_log_level hx_log_get_level(void)
 
 bool hx_log_enabled(enum hx_log_level level)
 {
-    return level <= current_level;
+    return level <= current_level || (file_fd >= 0 && level <= file_level);
+}
+
+void hx_log_set_file(int fd, enum hx_log_level level)
+{
+    file_level = level;
+    file_fd = fd;
 }
 
 void hx_log_set_sink(hx_log_sink_fn fn, void *arg)
@@ -220,13 +228,16 @@ void hx_log_emit(enum hx_log_level level, const char *func, int line_no, const c
         l.len += sizeof(marker) - 1;
     }
     l.buf[l.len] = '\0';
-    if (sink_fn != NULL) {
+    if (level <= current_level && sink_fn != NULL) {
         sink_fn(sink_arg, level, l.buf, l.len);
-        return;
     }
-    /* One write(2) per line: lines from several threads never interleave. */
+    /* One write(2) per line: lines from several threads never interleave (the file is opened
+     * O_APPEND, so neither do lines of several processes sharing it). */
     l.buf[l.len] = '\n';
-    if (write(STDERR_FILENO, l.buf, l.len + 1) < 0) {
+    if (level <= current_level && sink_fn == NULL && write(STDERR_FILENO, l.buf, l.len + 1) < 0) {
+        /* Nowhere left to report it. */
+    }
+    if (file_fd >= 0 && level <= file_level && write(file_fd, l.buf, l.len + 1) < 0) {
         /* Nowhere left to report it. */
     }
 }

@@ -84,6 +84,12 @@ enum hx_log_level hx_log_get_level(void);
 bool hx_log_enabled(enum hx_log_level level);
 /* NULL sink: back to stderr. */
 void hx_log_set_sink(hx_log_sink_fn fn, void *arg);
+/*
+ * Also writes every line at or below level to fd (a log file opened O_APPEND; -1: none). The
+ * console level (hx_log_set_level) and the file's are independent. Replace the file under a
+ * running process with dup2 onto the same fd (hykexd does on SIGHUP).
+ */
+void hx_log_set_file(int fd, enum hx_log_level level);
 /* Omit the timestamp (stable output for tests and for journald, which stamps lines itself). */
 void hx_log_set_timestamps(bool on);
 /* "error", "warn", "info", "debug" (also "warning", and the reference's "critical"). */

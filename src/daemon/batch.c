@@ -71,8 +71,8 @@ void hxd_batch_free(struct hxd_batch *b)
     memset(b, 0, sizeof(*b));
 }
 
-hx_err hxd_batch_init(struct hxd_batch *b, const struct hxd_stream *s, uint64_t first,
-                      uint32_t count)
+hx_err hxd_batch_init(struct hxd_batch *b, const struct hxd *d, const struct hxd_stream *s,
+                      uint64_t first, uint32_t count)
 {
     size_t n = s->uri.n_sources;
 
@@ -85,6 +85,11 @@ hx_err hxd_batch_init(struct hxd_batch *b, const struct hxd_stream *s, uint64_t 
     b->first = first;
     b->count = count;
     b->npub = count;
+    /* The transcript binds the QKD stream id both ends share: with qkd.join same-uris each KME
+     * may have given its end an id of its own, so none is bound (the URIs are). */
+    if (d->cfg.qkd_join != HXD_JOIN_SAME_URIS) {
+        b->qkd_shared = s->qkd_ksid;
+    }
     b->kem_msg = calloc(n, sizeof(*b->kem_msg));
     b->secrets = calloc((size_t)count * n, sizeof(*b->secrets));
     b->keys = calloc(count, sizeof(*b->keys));
@@ -114,7 +119,7 @@ void hxd_batch_transcript(struct hxd_batch *b)
         hx_write_u8(&w, b->qkd_mode) != HX_OK || hx_write_u8(&w, b->key_pairs) != HX_OK ||
         hx_write_u8(&w, (uint8_t)b->s.uri.method) != HX_OK ||
         hx_write_u8(&w, (uint8_t)b->s.uri.n_sources) != HX_OK ||
-        hx_write_bytes(&w, b->s.qkd_ksid.b, 16) != HX_OK) {
+        hx_write_bytes(&w, b->qkd_shared.b, 16) != HX_OK) {
         memset(b->T, 0, sizeof(b->T));
         return;
     }

@@ -50,6 +50,8 @@ struct hxd_batch {
     struct hx_uuid *qkd_ids; /* ETSI 014: the key ids, count of them */
     uint8_t *qkd;            /* count x qkd_key_bytes */
     size_t qkd_len;
+    uint32_t qkd_done;         /* 004: keys the KME gave before it said "not there yet" */
+    struct hx_uuid qkd_shared; /* the QKD stream id the transcript binds (nil: none shared) */
     /* per source: public keys, then (once known) ciphertexts: the transcript's part */
     uint8_t **kem_msg;
     size_t kem_len[HX_URI_MAX_SOURCES];
@@ -61,11 +63,18 @@ struct hxd_batch {
 };
 
 /* ---- batch.c: shared by both ends ---- */
-HX_MUST_CHECK hx_err hxd_batch_init(struct hxd_batch *b, const struct hxd_stream *s, uint64_t first,
-                                    uint32_t count);
+HX_MUST_CHECK hx_err hxd_batch_init(struct hxd_batch *b, const struct hxd *d,
+                                    const struct hxd_stream *s, uint64_t first, uint32_t count);
 /* Wipes every secret; a zeroed batch is fine. */
 void hxd_batch_free(struct hxd_batch *b);
 /* How this node gets QKD keys for a stream. */
+/*
+ * The initiator's ETSI 004 QKD indices (lock held): hxd_qkd_take gives a batch of *count
+ * positions its first index (the lowest range given back first, *count cut to it if may_cut,
+ * else fresh indices); hxd_qkd_give_back returns indices a batch took but did not spend.
+ */
+uint64_t hxd_qkd_take(struct hxd_stream *s, uint32_t *count, bool may_cut);
+void hxd_qkd_give_back(struct hxd_stream *s, uint64_t first, uint32_t count);
 uint8_t hxd_batch_qkd_mode(const struct hxd *d, const struct hxd_stream *s);
 /* T over the stream's context and kem_msg (all zero on an internal failure: no tag matches). */
 void hxd_batch_transcript(struct hxd_batch *b);

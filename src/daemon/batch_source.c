@@ -74,11 +74,13 @@ static hx_err fetch_004(struct hxd *d, struct hxd_batch *b, int *status, char *m
     e = hx_qkd_get_many(&d->qkd, &b->s.qkd_ksid, (uint32_t)b->qkd_first, b->count, b->qkd,
                         d->cfg.qkd_key_bytes, &done, &st, msg, msg_len);
     hxd_metrics_kme(&d->metrics, HXD_KME_GET_KEY, t0, e == HX_OK && st == 0);
+    b->qkd_done = done;
     if (e == HX_OK && st == 0) {
         return HX_OK;
     }
     hx_uuid_format(&b->s.qkd_ksid, kid);
-    hx_info("QKD key refused",
+    hx_info(e == HX_OK && st == 2 ? "QKD key not there yet: asked again at the same index"
+                                  : "QKD key refused",
             HX_F_STR("qkd_stream", kid) HX_F_U64("index", b->qkd_first + done)
                 HX_F_U64("status", st)
                     HX_F_STR("role", b->s.role == HXD_INITIATOR ? "initiator" : "responder"));
@@ -87,6 +89,60 @@ static hx_err fetch_004(struct hxd *d, struct hxd_batch *b, int *status, char *m
         snprintf(msg, msg_len, "QKD source: status %u for index %" PRIu64, st, b->qkd_first + done);
     }
     return e != HX_OK ? e : HX_ERR_NO_KEY;
+}
+
+/*
+ * QKD indices this stream took for a batch but did not spend, because the KME had no key there
+ * yet (status 2, an all-zero key): given back, so that the same indices are asked again and
+ * never run ahead of what the KME can give (lock held). Full list: they are skipped.
+ */
+void hxd_qkd_give_back(struct hxd_stream *s, uint64_t first, uint32_t count)
+{
+    size_t i;
+
+    if (count == 0) {
+        return;
+    }
+    if (s->qkd_next == first + count) {
+        s->qkd_next = first;
+        /* ranges given back earlier that now end at the top go back too */
+        while (s->n_qkd_free > 0 &&
+               s->qkd_free[s->n_qkd_free - 1].first + s->qkd_free[s->n_qkd_free - 1].count ==
+                   s->qkd_next) {
+            s->qkd_next = s->qkd_free[--s->n_qkd_free].first;
+        }
+        return;
+    }
+    if (s->n_qkd_free == sizeof(s->qkd_free) / sizeof(s->qkd_free[0])) {
+        return;
+    }
+    for (i = s->n_qkd_free; i > 0 && s->qkd_free[i - 1].first > first; i--) {
+        s->qkd_free[i] = s->qkd_free[i - 1];
+    }
+    s->qkd_free[i].first = first;
+    s->qkd_free[i].count = count;
+    s->n_qkd_free++;
+}
+
+/* The QKD range for a batch of *count positions (lock held): the lowest range given back (and
+ * *count cut to it when it is shorter, if may_cut), else fresh indices. */
+uint64_t hxd_qkd_take(struct hxd_stream *s, uint32_t *count, bool may_cut)
+{
+    uint64_t q = s->qkd_next;
+
+    if (s->n_qkd_free > 0 && (may_cut || s->qkd_free[0].count >= *count)) {
+        q = s->qkd_free[0].first;
+        if (s->qkd_free[0].count <= *count) {
+            *count = s->qkd_free[0].count;
+            memmove(&s->qkd_free[0], &s->qkd_free[1], --s->n_qkd_free * sizeof(s->qkd_free[0]));
+        } else {
+            s->qkd_free[0].first += *count;
+            s->qkd_free[0].count -= *count;
+        }
+        return q;
+    }
+    s->qkd_next += *count;
+    return q;
 }
 
 hx_err hxd_source_fetch_qkd(struct hxd *d, struct hxd_batch *b, int *status, char *msg,

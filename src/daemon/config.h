@@ -77,6 +77,9 @@ struct hxd_config {
     char qkd_application[64];
     uint32_t qkd_key_bytes;
     uint32_t qkd_pipeline;
+    struct {
+        uint32_t timeout_ms, min_bps, max_bps, jitter, priority, ttl;
+    } qkd_qos; /* what OPEN_CONNECT asks the KME for (key_chunk_size: qkd_key_bytes) */
     /* hykex: API */
     char api_unix_socket[108];
     char api_allow_uids[256];

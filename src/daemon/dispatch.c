@@ -72,12 +72,54 @@ hx_err hxd_send_join(struct hxd *d, const struct hx_uuid *peer, const struct hx_
     return hxd_send(d, peer, HX_PEER_STREAM_JOIN, buf, w.len);
 }
 
+/* The QoS this node asks its KME for (qkd.qos, docs/hykexd.md); the KME's wait is cut to the
+ * application's timeout when that is shorter. */
+static void qkd_qos(const struct hxd *d, const struct hxd_stream *s, struct hykex_qos *q)
+{
+    memset(q, 0, sizeof(*q));
+    q->key_chunk_size = d->cfg.qkd_key_bytes;
+    q->timeout_ms = d->cfg.qkd_qos.timeout_ms;
+    if (s->qos.timeout_ms > 0 && s->qos.timeout_ms < q->timeout_ms) {
+        q->timeout_ms = s->qos.timeout_ms;
+    }
+    q->min_bps = d->cfg.qkd_qos.min_bps;
+    q->max_bps = d->cfg.qkd_qos.max_bps;
+    q->jitter = d->cfg.qkd_qos.jitter;
+    q->priority = d->cfg.qkd_qos.priority;
+    q->ttl_s = d->cfg.qkd_qos.ttl;
+}
+
+/* The KME refused OPEN_CONNECT with st: the application's status, and a message naming the
+ * KME and its answer (logged at warn). */
+static int kme_refused(struct hxd *d, uint32_t st, const struct hykex_qos *q, bool retried,
+                       char *msg, size_t msg_len)
+{
+    char kme[HXD_MAX_HOST + 8], said[200];
+    const char *m = strncmp(msg, "QKD source: ", 12) == 0 ? msg + 12 : msg;
+
+    snprintf(kme, sizeof(kme), "%s:%u", d->cfg.qkd.host, d->cfg.qkd.port);
+    snprintf(said, sizeof(said), "%s", m[0] != '\0' ? m : hykex_status_string((int)st));
+    snprintf(msg, msg_len, "KME %s refused OPEN_CONNECT with status %u: %s%s", kme, st, said,
+             retried ? " (after retrying with its counter-proposal)" : "");
+    hx_warn("KME refused OPEN_CONNECT", HX_F_STR("kme", kme) HX_F_U64("status", st) HX_F_STR(
+                                            "kme_message", said) HX_F_BOOL("retried", retried));
+    /* 6 from a KME that was given a wait: the other end did not open in time; any other
+     * refusal is the KME's, status 4 (7 only if the counter-proposal was refused again). */
+    if (st == HYKEX_STATUS_TIMEOUT && q->timeout_ms > 0) {
+        return HYKEX_STATUS_TIMEOUT;
+    }
+    return st == HYKEX_STATUS_QOS_NOT_MET ? HYKEX_STATUS_QOS_NOT_MET
+                                          : HYKEX_STATUS_NO_QKD_CONNECTION;
+}
+
 hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *msg, size_t msg_len)
 {
     char src[300], dst[300], self[HX_UUID_STR_LEN + 1], peer[HX_UUID_STR_LEN + 1];
     const struct hx_uuid *a, *b;
+    struct hykex_qos qos;
     struct hx_uuid id;
     uint32_t st = 0;
+    bool retried = false;
     hx_err e;
 
     /* Both ends name the link the same way: initiator's node first. */
@@ -88,27 +130,44 @@ hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *m
     snprintf(src, sizeof(src), "qkd://%s@%s", d->cfg.qkd_application, self);
     snprintf(dst, sizeof(dst), "qkd://%s@%s", d->cfg.qkd_application, peer);
     memset(&id, 0, sizeof(id));
-    if (copy->role == HXD_RESPONDER && d->cfg.qkd_join != HXD_JOIN_SAME_URIS) {
-        id = copy->qkd_ksid; /* ETSI: the peer joins with the initiator's stream id */
+    if (d->cfg.qkd_join != HXD_JOIN_SAME_URIS) {
+        /* ETSI: both ends open the id the initiator announced (nil: the KME makes one) */
+        id = copy->qkd_ksid;
     }
-    double t0 = hx_monotime();
-    e = hx_qkd_open(&d->qkd, src, dst, d->cfg.qkd_key_bytes, 0, &id, &st, msg, msg_len);
-    hxd_metrics_kme(&d->metrics, HXD_KME_OPEN, t0, e == HX_OK && st <= 1);
-    if (e != HX_OK) {
-        *status = HYKEX_STATUS_NO_QKD_CONNECTION;
-        return e;
+    qkd_qos(d, copy, &qos);
+    for (;;) {
+        struct hx_uuid got = id;
+        double t0 = hx_monotime();
+        e = hx_qkd_open(&d->qkd, src, dst, &qos, &got, &st, msg, msg_len);
+        hxd_metrics_kme(&d->metrics, HXD_KME_OPEN, t0, e == HX_OK && st <= 1);
+        if (e != HX_OK) {
+            *status = HYKEX_STATUS_NO_QKD_CONNECTION;
+            hx_warn("KME unreachable", HX_F_STR("reason", msg));
+            return e;
+        }
+        if (st == HYKEX_STATUS_QOS_NOT_MET && !retried &&
+            qos.key_chunk_size == d->cfg.qkd_key_bytes) {
+            /* ETSI 004: status 7 carries a counter-proposal; accepted once */
+            hx_info("KME counter-proposed the QoS: asking again with it",
+                    HX_F_U64("timeout", qos.timeout_ms) HX_F_U64("min_bps", qos.min_bps)
+                        HX_F_U64("max_bps", qos.max_bps) HX_F_U64("jitter", qos.jitter));
+            retried = true;
+            continue;
+        }
+        id = got;
+        break;
     }
     if (st > 1) {
-        *status = st == 7 ? HYKEX_STATUS_QOS_NOT_MET : HYKEX_STATUS_NO_QKD_CONNECTION;
+        *status = kme_refused(d, st, &qos, retried, msg, msg_len);
         return HX_ERR_STATE;
     }
     if (copy->role == HXD_RESPONDER && d->cfg.qkd_join != HXD_JOIN_SAME_URIS &&
-        !hx_uuid_equal(&id, &copy->qkd_ksid)) {
+        !hx_uuid_is_nil(&copy->qkd_ksid) && !hx_uuid_equal(&id, &copy->qkd_ksid)) {
         snprintf(msg, msg_len, "QKD source: the KME did not join the initiator's QKD stream");
         *status = HYKEX_STATUS_NO_QKD_CONNECTION;
         return HX_ERR_STATE;
     }
-    copy->qkd_ksid = id;
+    copy->qkd_ksid = id; /* this node's own KME's id for the stream (same-uris: maybe its own) */
     *status = 0;
     return HX_OK;
 }
@@ -207,12 +266,68 @@ static void on_stream_open(struct hxd *d, const struct hx_uuid *peer, const uint
     free(m);
 }
 
-/* STREAM_JOIN at the initiator (lock held). */
+/*
+ * STREAM_JOIN with a status at the responder (lock held): the initiator gave the stream up
+ * (its KME refused). The reason waits for this node's application, which gets it instead of
+ * "did not open in time"; a stream nobody here opened yet goes.
+ */
+static void on_refused(struct hxd *d, struct hxd_stream *s, const struct hx_peer_join *m)
+{
+    struct hxd_refused *r = &d->refused[d->refused_next++ % HXD_REFUSED_KEEP];
+    int st = m->status <= HYKEX_STATUS_METADATA_TOO_SMALL ? (int)m->status
+                                                          : HYKEX_STATUS_NO_QKD_CONNECTION;
+
+    r->ksid = s->ksid;
+    memcpy(r->src, s->src, sizeof(r->src));
+    memcpy(r->dst, s->dst, sizeof(r->dst));
+    r->status = st;
+    snprintf(r->msg, sizeof(r->msg), "peer node: %.180s",
+             m->msg[0] != '\0' ? m->msg : "gave the stream up");
+    r->until = hx_deadline_in_ms(HXD_REFUSED_S * 1000);
+    hx_warn("peer node gave a stream up",
+            HX_F_UUID("stream", &s->ksid) HX_F_I64("status", st) HX_F_STR("reason", r->msg));
+    if (!s->app_open) {
+        hxd_persist_drop_later(d, &s->ksid);
+        hxd_stream_drop(d, s);
+        return;
+    }
+    s->failing = true;
+    s->fail_status = st;
+    snprintf(s->fail_msg, sizeof(s->fail_msg), "%s", r->msg);
+}
+
+bool hxd_refused_find(struct hxd *d, const struct hx_uuid *ksid, const char *src, const char *dst,
+                      int *status, char *msg, size_t msg_len)
+{
+    for (size_t i = 0; i < HXD_REFUSED_KEEP; i++) {
+        struct hxd_refused *r = &d->refused[i];
+        if (r->until == 0 || hx_deadline_passed(r->until)) {
+            continue;
+        }
+        if (!hx_uuid_is_nil(ksid) ? hx_uuid_equal(&r->ksid, ksid)
+                                  : strcmp(r->src, src) == 0 && strcmp(r->dst, dst) == 0) {
+            *status = r->status;
+            snprintf(msg, msg_len, "%s", r->msg);
+            r->until = 0; /* told once */
+            return true;
+        }
+    }
+    return false;
+}
+
+/* STREAM_JOIN at the initiator, or a refusal at the responder (lock held). */
 static void on_join(struct hxd *d, struct hxd_stream *s, const uint8_t *p, size_t len)
 {
     struct hx_peer_join *m = malloc(sizeof(*m));
 
-    if (m == NULL || s->role != HXD_INITIATOR || hx_peer_decode_join(p, len, m) != HX_OK) {
+    if (m == NULL || hx_peer_decode_join(p, len, m) != HX_OK) {
+        free(m);
+        return;
+    }
+    if (s->role != HXD_INITIATOR) {
+        if (m->status != HYKEX_STATUS_SUCCESS && !s->peer_app_open) {
+            on_refused(d, s, m);
+        }
         free(m);
         return;
     }

@@ -100,7 +100,8 @@ struct hxd_stream {
     size_t n_ready, cap_ready;
     uint64_t produced;   /* every position below is committed (contiguous watermark) */
     uint64_t next_first; /* initiator: first position of the next new batch */
-    uint64_t qkd_next;   /* initiator: next QKD index (a failed batch burns its QKD keys) */
+    uint64_t qkd_next;   /* initiator: next QKD index (a batch the peer failed burns its keys;
+                            one the KME had no key for yet gives them back: qkd_free) */
     struct {
         uint64_t first, count;
     } done_above[4 * HXD_PIPELINE]; /* committed runs above the watermark */
@@ -110,6 +111,12 @@ struct hxd_stream {
         uint32_t count;
     } retry[4 * HXD_PIPELINE]; /* initiator: failed batches, queried or made again */
     size_t n_retry;
+    struct {
+        uint64_t first;
+        uint32_t count;
+    } qkd_free[4 * HXD_PIPELINE]; /* initiator: QKD ranges taken but not spent (no key yet) */
+    size_t n_qkd_free;
+    bool qkd_waiting;  /* initiator: the KME had no key yet; no new batch until one is made */
     uint64_t next_get; /* next position for a GET_KEY without index */
     uint64_t want;     /* highest position an application waits for, + 1 */
     unsigned inflight; /* initiator: batches queued or running */
@@ -167,8 +174,22 @@ enum hxd_fault {
     HXD_FAULT_FIN_TAG,     /* initiator: ... of the confirmation tag */
 };
 
+/* A stream the initiator gave up before this node's application opened it (STREAM_JOIN with
+ * a status, initiator -> responder): its reason, for that application (docs/peer-protocol.md). */
+#define HXD_REFUSED_KEEP 8
+#define HXD_REFUSED_S 60
+struct hxd_refused {
+    struct hx_uuid ksid;
+    char src[HX_004_MAX_URI + 1], dst[HX_004_MAX_URI + 1];
+    int status;
+    char msg[200];
+    int64_t until; /* deadline (clock.h); 0: empty */
+};
+
 struct hxd {
     struct hxd_config cfg;
+    struct hxd_refused refused[HXD_REFUSED_KEEP]; /* ring, under lock */
+    size_t refused_next;
     enum hxd_fault fault; /* HYKEX_FAULT_PEER */
     long fault_drop_ack;  /* HYKEX_FAULT_DROP_ACK: the n-th committed batch's ACK is lost */
     uint8_t *fault_last;  /* HXD_FAULT_RESP_REPLAY: the previous BATCH_RESP */
@@ -229,6 +250,10 @@ void hxd_unjoined_drop(struct hxd *d, const struct hx_uuid *peer);
 bool hxd_qkd_is_014(const struct hxd *d);
 /* Opens the QKD stream at this node's KME (initiator: new id; responder: the initiator's). */
 hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *msg, size_t msg_len);
+/* The reason a peer node gave up the stream ksid (nil: by src and dst URIs) before this node's
+ * application opened it, once (lock held); false: none. */
+bool hxd_refused_find(struct hxd *d, const struct hx_uuid *ksid, const char *src, const char *dst,
+                      int *status, char *msg, size_t msg_len);
 
 /* The same through the writer thread (lock held; never blocks on the disk): the row is copied
  * now and written in order with every other write queued here. Without a running writer (at

@@ -73,8 +73,13 @@ static bool fail_stream(struct hxd *d, const struct hx_uuid *ksid, int status, c
         hx_debug("batch ended by a close", HX_F_STR("stream", id) HX_F_STR("reason", msg));
         return false;
     }
-    hx_warn("key production failed",
-            HX_F_STR("stream", id) HX_F_I64("status", status) HX_F_STR("reason", msg));
+    if (status == HYKEX_STATUS_INSUFFICIENT_KEY) { /* a wait for the KME, not a fault */
+        hx_info("key production waits for QKD keys",
+                HX_F_STR("stream", id) HX_F_STR("reason", msg));
+    } else {
+        hx_warn("key production failed",
+                HX_F_STR("stream", id) HX_F_I64("status", status) HX_F_STR("reason", msg));
+    }
     s->failing = true;
     s->fail_status = status;
     snprintf(s->fail_msg, sizeof(s->fail_msg), "%s", msg);
@@ -119,6 +124,24 @@ static struct hxd_inflight *wait_reply(struct hxd *d, const struct hx_uuid *ksid
 
 /* A batch ended at the initiator (lock held): frees its slot; a failed one is made again (or,
  * when its keys are prepared here, the responder is asked whether it committed them). */
+/* Positions to make again, kept in order: the lowest first, which an application waits for
+ * (lock held; false when the list is full). */
+static bool retry_add(struct hxd_stream *s, uint64_t first, uint32_t count)
+{
+    size_t i;
+
+    if (s->n_retry == sizeof(s->retry) / sizeof(s->retry[0])) {
+        return false;
+    }
+    for (i = s->n_retry; i > 0 && s->retry[i - 1].first > first; i--) {
+        s->retry[i] = s->retry[i - 1];
+    }
+    s->retry[i].first = first;
+    s->retry[i].count = count;
+    s->n_retry++;
+    return true;
+}
+
 static void batch_done(struct hxd *d, struct hxd_stream *s, uint64_t first, uint32_t count, bool ok)
 {
     struct hxd_inflight *f = hxd_inflight_of(s, first);
@@ -137,9 +160,8 @@ static void batch_done(struct hxd *d, struct hxd_stream *s, uint64_t first, uint
     for (size_t i = 0; i < s->n_retry && !listed; i++) {
         listed = s->retry[i].first == first;
     }
-    if (!ok && !listed && !s->peer_closed && s->n_retry < sizeof(s->retry) / sizeof(s->retry[0])) {
-        s->retry[s->n_retry].first = first;
-        s->retry[s->n_retry++].count = count;
+    if (!ok && !listed && !s->peer_closed) {
+        (void)retry_add(s, first, count); /* full: the positions are given up */
     }
     hxd_stream_kick(d, s);
 }
@@ -191,6 +213,68 @@ static void slot_start(struct hxd_inflight *f, uint64_t first, bool want_ack)
     f->ack_status = -1;
 }
 
+/*
+ * The initiator's KME had no key yet at some index of this batch (request phase, before the
+ * peer heard of it): the QKD indices not spent go back to the stream. With some keys fetched,
+ * the batch goes on with those positions and the rest are made again later (true); with none,
+ * it fails and waits its back-off (false).
+ */
+static bool qkd_not_yet(struct run *r)
+{
+    struct hxd *d = r->d;
+    struct hxd_stream *s;
+    uint32_t done = r->b.qkd_done;
+    bool go_on = false;
+
+    if (r->b.qkd_mode != HX_PEER_QKD_004 || r->status != HYKEX_STATUS_INSUFFICIENT_KEY ||
+        done >= r->count) {
+        return false;
+    }
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, &r->ksid)) != NULL) {
+        s->qkd_waiting = true;
+        hxd_qkd_give_back(s, r->b.qkd_first + done, r->count - done);
+        if (done > 0 && retry_add(s, r->first + done, r->count - done)) {
+            r->count = r->b.count = done;
+            go_on = true;
+        } else if (done > 0) {
+            hxd_qkd_give_back(s, r->b.qkd_first, done); /* no room to split: all made again */
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    return go_on;
+}
+
+/* Every QKD key of the batch was there: with nothing left to make again, the stream may run
+ * batches side by side again. */
+static void qkd_made(struct run *r)
+{
+    struct hxd_stream *s;
+
+    if (r->b.qkd_mode != HX_PEER_QKD_004) {
+        return;
+    }
+    pthread_mutex_lock(&r->d->lock);
+    /* positions still to make again: keep going one batch at a time, lowest first */
+    if ((s = hxd_stream_find(r->d, &r->ksid)) != NULL && s->qkd_waiting && s->n_retry == 0) {
+        s->qkd_waiting = false;
+        hxd_stream_kick(r->d, s);
+    }
+    pthread_mutex_unlock(&r->d->lock);
+}
+
+/* While the KME has no key yet, one batch at a time, the lowest positions first: the few keys
+ * the link makes go to the positions an application waits for (lock held). */
+static bool qkd_busy(const struct hxd_stream *s)
+{
+    for (size_t i = 0; i < HXD_PIPELINE; i++) {
+        if (s->fl[i].used) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static enum phase pick(struct run *r)
 {
     struct hxd *d = r->d;
@@ -207,7 +291,11 @@ static enum phase pick(struct run *r)
     for (size_t i = 0; s != NULL && i < HXD_PIPELINE && f == NULL; i++) {
         f = s->fl[i].used ? NULL : &s->fl[i];
     }
-    if (s == NULL || s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed || f == NULL) {
+    /* 004 QKD: not before this node's KME has opened its end (service.c opens it after
+     * STREAM_OPEN, and the JOIN may come first). */
+    if (s == NULL || s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed || f == NULL ||
+        (hxd_batch_qkd_mode(d, s) == HX_PEER_QKD_004 &&
+         (!s->qkd_open || (s->qkd_waiting && qkd_busy(s))))) {
         if (s != NULL && s->inflight > 0) {
             s->inflight--;
         }
@@ -217,6 +305,7 @@ static enum phase pick(struct run *r)
     /* capped so that the batch's frames fit (Classic McEliece public keys are large) */
     r->count = hxd_source_batch_cap(&s->uri, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH,
                                     (uint32_t)d->cfg.batch_size);
+    bool is004 = hxd_batch_qkd_mode(d, s) == HX_PEER_QKD_004, retrying = s->n_retry > 0;
     if (s->n_retry > 0) {
         /* Oldest failure first: an application waits for the lowest positions. */
         r->first = s->retry[0].first;
@@ -234,12 +323,24 @@ static enum phase pick(struct run *r)
         }
     } else {
         r->first = s->next_first;
+    }
+    if (is004) {
+        /* A retry's positions are cut only when the rest can wait in the retry list. */
+        uint32_t want = r->count;
+        bool room = s->n_retry < sizeof(s->retry) / sizeof(s->retry[0]);
+        qkd_first = hxd_qkd_take(s, &r->count, !retrying || room);
+        if (retrying && r->count < want) {
+            (void)retry_add(s, r->first + r->count, want - r->count); /* room checked */
+        }
+    } else {
+        qkd_first = s->qkd_next;
+        s->qkd_next += r->count; /* 014 and KEM-only: the index is a counter, nothing more */
+    }
+    if (!retrying) {
         s->next_first += r->count;
     }
-    qkd_first = s->qkd_next;
-    s->qkd_next += r->count; /* spent whatever happens: a KME hands out each index once */
     slot_start(f, r->first, false);
-    e = hxd_batch_init(&r->b, s, r->first, r->count);
+    e = hxd_batch_init(&r->b, d, s, r->first, r->count);
     r->b.qkd_first = qkd_first;
     r->b.qkd_mode = hxd_batch_qkd_mode(d, s);
     r->b.key_pairs = (uint8_t)d->cfg.kem_key_pairs;
@@ -292,8 +393,12 @@ static enum phase request(struct run *r)
     struct hxd *d = r->d;
     struct hx_peer_req m;
 
-    if (hxd_source_fetch_qkd(d, &r->b, &r->status, r->msg, sizeof(r->msg)) != HX_OK ||
-        hxd_source_keygen(&r->b, r->msg, sizeof(r->msg)) != HX_OK) {
+    if (hxd_source_fetch_qkd(d, &r->b, &r->status, r->msg, sizeof(r->msg)) == HX_OK) {
+        qkd_made(r);
+    } else if (!qkd_not_yet(r)) {
+        return PH_FAIL;
+    }
+    if (hxd_source_keygen(&r->b, r->msg, sizeof(r->msg)) != HX_OK) {
         return PH_FAIL;
     }
     memset(&m, 0, sizeof(m));

@@ -147,7 +147,7 @@ static bool req_admit(struct hxd *d, const struct hx_uuid *peer, const struct hx
         send_refusal(d, peer, &h->ksid, h->first, h->count, HYKEX_STATUS_INSUFFICIENT_KEY, msg);
         return false;
     }
-    e = hxd_batch_init(b, s, h->first, h->count);
+    e = hxd_batch_init(b, d, s, h->first, h->count);
     b->qkd_mode = hxd_batch_qkd_mode(d, s);
     pthread_mutex_unlock(&d->lock);
     return e == HX_OK;

@@ -261,15 +261,43 @@ static bool check_open(const struct hxd *d, const struct hxd_svc_open_req *req, 
 }
 
 /* Opens the stream's QKD stream at this node's KME, if it has a QKD source that needs one. */
-static bool open_qkd(struct hxd *d, const struct open_plan *p, struct hxd_stream *copy,
-                     struct hxd_svc_result *res)
+/*
+ * Opens this node's QKD stream. A KME may hold OPEN_CONNECT until the other end opens (ETSI
+ * 004, qkd.qos.timeout): it is asked in slices of at most QKD_OPEN_SLICE_MS, and asked again
+ * after a slice that ended with status 6 while the application still waits and its deadline
+ * has not passed, so that an application that hung up releases its stream within a slice.
+ */
+#define QKD_OPEN_SLICE_MS 2000u
+
+static bool open_qkd(struct hxd *d, const struct hxd_svc_open_req *req, const struct open_plan *p,
+                     struct hxd_stream *copy, struct hxd_svc_result *res)
 {
     char msg[300];
     int status = 0;
 
     for (size_t i = 0; i < p->src.n_sources; i++) {
-        if (p->src.sources[i] == HX_SRC_QKD && !hxd_qkd_is_014(d) &&
-            hxd_qkd_open(d, copy, &status, msg, sizeof(msg)) != HX_OK) {
+        if (p->src.sources[i] != HX_SRC_QKD || hxd_qkd_is_014(d)) {
+            continue;
+        }
+        for (;;) {
+            int left = hx_deadline_poll_ms(p->deadline);
+            copy->qos.timeout_ms = left < 0 || (unsigned)left > QKD_OPEN_SLICE_MS
+                                       ? QKD_OPEN_SLICE_MS
+                                       : (left > 0 ? (uint32_t)left : 1u);
+            if (hxd_qkd_open(d, copy, &status, msg, sizeof(msg)) == HX_OK) {
+                break;
+            }
+            if (status == HYKEX_STATUS_TIMEOUT && !hx_deadline_passed(p->deadline) &&
+                (req->gone == NULL || !req->gone(req->gone_arg))) {
+                continue; /* the other end has not opened yet: ask again */
+            }
+            if (status == HYKEX_STATUS_TIMEOUT) {
+                char why[sizeof(msg) + 64];
+                snprintf(why, sizeof(why),
+                         "peer application did not open the key stream in time (%s)", msg);
+                fail_upstream(res, status, why);
+                return false;
+            }
             fail_upstream(res, status, msg);
             return false;
         }
@@ -297,6 +325,7 @@ static bool open_initiator(struct hxd *d, const struct hxd_svc_open_req *req,
                            const struct open_plan *p, struct hx_uuid *ksid,
                            struct hxd_svc_result *res)
 {
+    char id[HX_UUID_STR_LEN + 1];
     struct hxd_stream *s, copy;
     bool gone = false;
 
@@ -324,30 +353,63 @@ static bool open_initiator(struct hxd *d, const struct hxd_svc_open_req *req,
     s->app_open = true;
     s->opened_at = hx_walltime(); /* TTL: kept in the store, counts across restarts */
     snprintf(s->owner, sizeof(s->owner), "%s", req->identity);
-    copy = *s;
-    pthread_mutex_unlock(&d->lock);
-    /* The QKD stream at our KME first: its id travels in STREAM_OPEN. */
-    if (!open_qkd(d, p, &copy, res)) {
-        drop_opening(d, ksid);
-        return false;
-    }
-    pthread_mutex_lock(&d->lock);
-    if ((s = hxd_stream_find(d, ksid)) == NULL) {
+    /* Announced first, then the QKD stream opened at both KMEs at once: a KME may hold
+     * OPEN_CONNECT until the other end opens (qkd.qos.timeout). The QKD stream id travels in
+     * STREAM_OPEN: chosen here (qkd.join stream-id), or none (same-uris: each KME its own). */
+    if (d->cfg.qkd_join != HXD_JOIN_SAME_URIS && hxd_batch_qkd_mode(d, s) == HX_PEER_QKD_004 &&
+        hx_uuid_generate(&s->qkd_ksid) != HX_OK) {
+        hxd_stream_drop(d, s);
         pthread_mutex_unlock(&d->lock);
-        fail(res, HXD_SVC_REFUSED, "stream closed while opening");
+        fail(res, HXD_SVC_REFUSED, "random number generator failed");
         return false;
     }
-    s->qkd_ksid = copy.qkd_ksid;
     copy = *s;
     /* Announce it (without the lock: the peer protocol's senders take none); wait for the peer
      * node's link if it is not up yet. */
+    bool sent = false;
     for (;;) {
         hx_err e;
         pthread_mutex_unlock(&d->lock);
         e = hxd_send_open(d, &copy);
         pthread_mutex_lock(&d->lock);
-        if (e == HX_OK || !wait_open(d, req, p->deadline, &gone)) {
+        if ((sent = e == HX_OK) || !wait_open(d, req, p->deadline, &gone)) {
             break;
+        }
+    }
+    if (!sent && !gone) {
+        hx_uuid_format(&p->peer, id);
+        if ((s = hxd_stream_find(d, ksid)) != NULL) {
+            hxd_stream_drop(d, s);
+        }
+        pthread_mutex_unlock(&d->lock);
+        fail_upstream(res, HYKEX_STATUS_NO_QKD_CONNECTION, "");
+        snprintf(res->msg, sizeof(res->msg), "peer node %s unreachable (no link to it)", id);
+        return false;
+    }
+    if (!sent) { /* the application hung up while the link was down */
+        if ((s = hxd_stream_find(d, ksid)) != NULL) {
+            hxd_stream_drop(d, s);
+        }
+        pthread_mutex_unlock(&d->lock);
+        fail(res, HXD_SVC_FAILED, "the client went away");
+        return false;
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (!open_qkd(d, req, p, &copy, res)) {
+        drop_opening(d, ksid);
+        /* the peer node's application learns the same reason (then the close, for nodes
+         * that do not know a refusal in this direction) */
+        hx_ignore(hxd_send_join(d, &p->peer, ksid, (uint32_t)res->status, res->msg));
+        hx_ignore(hxd_send_close(d, &p->peer, ksid));
+        return false;
+    }
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, ksid)) != NULL) {
+        s->qkd_ksid = copy.qkd_ksid; /* this node's KME's id (same-uris: maybe its own) */
+        s->qkd_open = true;
+        if (s->peer_app_open) { /* joined meanwhile: the row again, with the id; produce */
+            hxd_persist_stream_later(d, s);
+            hxd_stream_kick(d, s);
         }
     }
     while ((s = hxd_stream_find(d, ksid)) != NULL && !s->peer_app_open && !s->failing && !gone &&
@@ -403,7 +465,18 @@ static bool open_responder(struct hxd *d, const struct hxd_svc_open_req *req,
     struct hx_store_stream *row = NULL;
     bool gone = false;
 
-    while ((s = find_announced(d, req, p, ksid)) == NULL && wait_open(d, req, p->deadline, &gone)) {
+    int why_status;
+    while ((s = find_announced(d, req, p, ksid)) == NULL &&
+           !hxd_refused_find(d, ksid, req->source, req->destination, &why_status, res->msg,
+                             sizeof(res->msg)) &&
+           wait_open(d, req, p->deadline, &gone)) {
+    }
+    if (s == NULL && res->msg[0] != '\0') { /* the peer node gave it up, and said why */
+        pthread_mutex_unlock(&d->lock);
+        char why[sizeof(res->msg)];
+        snprintf(why, sizeof(why), "%s", res->msg);
+        fail_upstream(res, why_status, why);
+        return false;
     }
     if (s == NULL) {
         pthread_mutex_unlock(&d->lock);
@@ -431,7 +504,7 @@ static bool open_responder(struct hxd *d, const struct hxd_svc_open_req *req,
     *ksid = s->ksid;
     copy = *s;
     pthread_mutex_unlock(&d->lock);
-    if (!open_qkd(d, p, &copy, res)) {
+    if (!open_qkd(d, req, p, &copy, res)) {
         hx_ignore(hxd_send_join(d, &p->peer, ksid, (uint32_t)res->status, res->msg));
         drop_opening(d, ksid);
         return false;
@@ -441,6 +514,7 @@ static bool open_responder(struct hxd *d, const struct hxd_svc_open_req *req,
     if ((s = hxd_stream_find(d, ksid)) != NULL) {
         s->peer_app_open = true;
         s->qkd_open = true;
+        s->qkd_ksid = copy.qkd_ksid; /* this node's own KME's id for it */
         if (row != NULL) {
             hxd_persist_row(s, row);
         } else {

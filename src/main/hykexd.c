@@ -11,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,7 +41,8 @@ static const char usage_text[] =
     "The hybridization module: serves ETSI 004 OPEN_CONNECT / GET_KEY / CLOSE to applications\n"
     "and derives every key from QKD, ML-KEM and X25519 sources agreed with the peer node.\n"
     "--check-config prints the effective configuration and exits. Prints 'ready' on stdout\n"
-    "once serving; SIGTERM or SIGINT stops it. See docs/hykexd.md.\n";
+    "once serving; SIGTERM or SIGINT stops it; SIGHUP reopens logging_config.filename (after\n"
+    "logrotate has moved it). See docs/hykexd.md.\n";
 
 /* The uid and gid of the `user` / `group` config keys; false (why says) if unknown. */
 static bool run_as(const struct hxd_config *cfg, uid_t *uid, gid_t *gid, char *why, size_t why_len)
@@ -198,6 +201,13 @@ static hx_err start_links(struct hxd *d, struct peer_lists *pl, char *why, size_
     lc.groups = d->cfg.tls_groups;
     lc.listen_host = d->cfg.peer.host;
     lc.listen_port = d->cfg.peer.port;
+    /* Outgoing links come from the node's own address: peer_local_address.host when specific,
+     * else certificate_config.certificate_ip (a peer identifies us by it: IP SAN). */
+    if ((lc.listen_host[0] == '\0' || strcmp(lc.listen_host, "0.0.0.0") == 0 ||
+         strcmp(lc.listen_host, "::") == 0) &&
+        d->cfg.certificate_ip[0] != '\0') {
+        lc.source_host = d->cfg.certificate_ip;
+    }
     lc.keepalive_s = d->cfg.keepalive_s;
     lc.reconnect_max_s = d->cfg.reconnect_max_s;
     lc.peers = peer_ids;
@@ -211,6 +221,50 @@ static hx_err start_links(struct hxd *d, struct peer_lists *pl, char *why, size_
 }
 
 /* Serving: "ready" on stdout, then the periodic work until SIGINT or SIGTERM (returned). */
+/*
+ * logging_config.filename: a log file at file_log_type, mode 0600 (keys are never logged, but
+ * stream ids and peers are nobody else's business). Opened O_APPEND; on SIGHUP the same fd is
+ * pointed at a freshly opened file of that name (dup2), so that logrotate can move it away.
+ */
+static int log_fd = -1;
+
+static bool open_log_file(const struct hxd_config *cfg, char *why, size_t why_len)
+{
+    enum hx_log_level lvl;
+    int fd;
+
+    if (cfg->log_filename[0] == '\0') {
+        return true;
+    }
+    if (hx_log_level_parse(cfg->file_log_type, &lvl) != HX_OK) {
+        snprintf(why, why_len, "logging_config.file_log_type: unknown level '%s'",
+                 cfg->file_log_type);
+        return false;
+    }
+    fd = open(cfg->log_filename, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 || fchmod(fd, 0600) != 0) {
+        snprintf(why, why_len, "logging_config.filename: cannot open %s for appending",
+                 cfg->log_filename);
+        if (fd >= 0) {
+            close(fd);
+        }
+        return false;
+    }
+    if (log_fd < 0) {
+        log_fd = fd;
+        hx_log_set_file(log_fd, lvl);
+        hx_debug("log file open",
+                 HX_F_STR("file", cfg->log_filename) HX_F_STR("level", hx_log_level_name(lvl)));
+    } else if (dup2(fd, log_fd) >= 0) {
+        close(fd);
+    } else {
+        close(fd);
+        snprintf(why, why_len, "logging_config.filename: cannot reopen %s", cfg->log_filename);
+        return false;
+    }
+    return true;
+}
+
 static int serve(struct hxd *d, const sigset_t *sigs)
 {
     char id[HX_UUID_STR_LEN + 1];
@@ -225,7 +279,15 @@ static int serve(struct hxd *d, const sigset_t *sigs)
      * passed are wiped. */
     for (unsigned tick = 0;; tick++) {
         struct timespec fifth = {0, 200000000};
-        if ((sig = sigtimedwait(sigs, NULL, &fifth)) > 0) {
+        if ((sig = sigtimedwait(sigs, NULL, &fifth)) == SIGHUP) {
+            char why[600];
+            if (!open_log_file(&d->cfg, why, sizeof(why))) {
+                hx_warn("log file not reopened: still writing to the old one",
+                        HX_F_STR("why", why));
+            } else {
+                hx_info("log file reopened", HX_F_STR("file", d->cfg.log_filename));
+            }
+        } else if (sig > 0) {
             return sig;
         }
         hxd_streams_tick(d);
@@ -356,6 +418,16 @@ int main(int argc, char **argv)
     if (hx_log_level_parse(d->cfg.log_level, &lvl) == HX_OK) {
         hx_log_set_level(lvl);
     }
+    if (!open_log_file(&d->cfg, why, sizeof(why))) {
+        fprintf(stderr, "hykexd: %s\n", why);
+        goto out;
+    }
+    if (d->cfg.self_listed) {
+        char self[HX_UUID_STR_LEN + 1];
+        hx_uuid_format(&d->cfg.uuid, self);
+        hx_info("this node's own entry in the trusted peers is not a peer: ignored",
+                HX_F_STR("node", self));
+    }
     if (!guard_secrets(d, heap)) {
         goto out;
     }
@@ -392,6 +464,7 @@ int main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 

@@ -392,8 +392,9 @@ static void *connector_main(void *arg)
         struct hx_link *l = NULL;
         char why[200];
         int fd;
-        if (hx_net_dial_tcp(s->host, s->port, ls->cfg.listen_host, hx_deadline_in_ms(HANDSHAKE_MS),
-                            &fd, why, sizeof(why)) == HX_OK &&
+        if (hx_net_dial_tcp(s->host, s->port,
+                            ls->cfg.source_host != NULL ? ls->cfg.source_host : ls->cfg.listen_host,
+                            hx_deadline_in_ms(HANDSHAKE_MS), &fd, why, sizeof(why)) == HX_OK &&
             hx_link_handshake(ls, fd, true, &s->uuid, hx_deadline_in_ms(HANDSHAKE_MS), &l) ==
                 HX_OK) {
             if (!hx_uuid_equal(&l->peer, &s->uuid)) {

@@ -35,6 +35,7 @@ struct hx_links_config {
     const char *groups;
     const char *listen_host;
     uint16_t listen_port;
+    const char *source_host; /* outgoing links' source address (NULL: listen_host) */
     unsigned keepalive_s, reconnect_max_s;
     const struct hx_uuid *peers; /* trusted peer UUIDs */
     const char *const *peer_hosts;

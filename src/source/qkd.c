@@ -1,5 +1,6 @@
 #include "source/qkd.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,13 @@ static void qclose(struct qconn *q)
     hx_conn_wipe(&q->io);
     SSL_CTX_free(q->ctx);
     q->ctx = NULL;
+}
+
+/* "host:port" of the KME, for messages. */
+static const char *kme_name(const struct hx_qkd_client *c, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s:%u", c->host, c->port);
+    return buf;
 }
 
 static hx_err qconnect(const struct hx_qkd_client *c, struct qconn *q, char *msg, size_t msg_len)
@@ -211,9 +219,33 @@ static uint32_t get_status(struct json_object *o, char *msg, size_t msg_len)
     return (uint32_t)json_object_get_int(s);
 }
 
-/* A GET_KEY reply's status, and its key_buffer (exactly len bytes, each 0..255) into key. */
-static uint32_t key_from_reply(struct json_object *o, uint8_t *key, size_t len, char *msg,
-                               size_t msg_len)
+static const char *json_type_word(struct json_object *v)
+{
+    switch (json_object_get_type(v)) {
+    case json_type_null:
+        return "null";
+    case json_type_boolean:
+        return "a boolean";
+    case json_type_double:
+        return "a number with a fraction";
+    case json_type_string:
+        return "a string";
+    case json_type_array:
+        return "an array";
+    case json_type_object:
+        return "an object";
+    default:
+        return "an integer";
+    }
+}
+
+/*
+ * A GET_KEY reply's status, and its key_buffer into key. Strict (fail closed): an array of
+ * exactly len elements, each a JSON integer 0..255; nothing is coerced. kme names the KME in
+ * the message.
+ */
+static uint32_t key_from_reply(struct json_object *o, const char *kme, uint8_t *key, size_t len,
+                               char *msg, size_t msg_len)
 {
     struct json_object *kb;
     uint32_t status = get_status(o, msg, msg_len);
@@ -222,24 +254,85 @@ static uint32_t key_from_reply(struct json_object *o, uint8_t *key, size_t len, 
         return status;
     }
     if (!json_object_object_get_ex(o, "key_buffer", &kb) ||
-        !json_object_is_type(kb, json_type_array) || json_object_array_length(kb) != len) {
-        snprintf(msg, msg_len, "QKD source: key_buffer missing or not %zu bytes", len);
+        !json_object_is_type(kb, json_type_array)) {
+        snprintf(msg, msg_len, "QKD source: KME %s: reply without a key_buffer array", kme);
+        return HYKEX_STATUS_NO_QKD_CONNECTION;
+    }
+    if (json_object_array_length(kb) != len) {
+        snprintf(msg, msg_len, "QKD source: KME %s: key_buffer of %zu bytes, asked for %zu", kme,
+                 json_object_array_length(kb), len);
+        hx_json_wipe(kb);
         return HYKEX_STATUS_NO_QKD_CONNECTION;
     }
     for (size_t i = 0; i < len; i++) {
-        int64_t v = json_object_get_int64(json_object_array_get_idx(kb, i));
-        key[i] = (uint8_t)v;
+        struct json_object *el = json_object_array_get_idx(kb, i);
+        int64_t v = json_object_is_type(el, json_type_int) ? json_object_get_int64(el) : -1;
         if (v < 0 || v > 255) {
-            snprintf(msg, msg_len, "QKD source: key_buffer value out of 0..255");
+            snprintf(msg, msg_len,
+                     "QKD source: KME %s: key_buffer element %zu is %s, not an "
+                     "integer 0..255: reply refused",
+                     kme, i,
+                     json_object_is_type(el, json_type_int) ? "out of range" : json_type_word(el));
             status = HYKEX_STATUS_NO_QKD_CONNECTION;
+            break;
         }
+        key[i] = (uint8_t)v;
+    }
+    if (status != 0) {
+        OPENSSL_cleanse(key, len);
     }
     hx_json_wipe(kb); /* the key's copy in json-c's objects, before they are freed */
     return status;
 }
 
-hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *dst, uint32_t chunk,
-                   uint32_t timeout_ms, struct hx_uuid *ksid, uint32_t *status, char *msg,
+hx_err hx_qkd_parse_key_reply(const char *json, size_t json_len, const char *kme, uint8_t *key,
+                              size_t len, uint32_t *status, char *msg, size_t msg_len)
+{
+    static const struct hx_json_limits lim = {
+        .max_message = 1u << 20, .max_depth = 8, .max_string = 4096, .max_members = 70000};
+    struct json_object *o = NULL;
+    char why[200];
+
+    msg[0] = '\0';
+    if (hx_json_parse_object(json, json_len, &lim, &o, why, sizeof(why)) != HX_OK) {
+        snprintf(msg, msg_len, "QKD source: KME %s: malformed reply: %s", kme, why);
+        return HX_ERR_PROTO;
+    }
+    *status = key_from_reply(o, kme, key, len, msg, msg_len);
+    json_object_put(o);
+    return HX_OK;
+}
+
+/* The qos object of a JSON OPEN_CONNECT reply (a counter-proposal): its integer fields. */
+static void qos_from_reply(struct json_object *o, struct hykex_qos *qos)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } f[] = {
+        {"key_chunk_size", offsetof(struct hykex_qos, key_chunk_size)},
+        {"max_bps", offsetof(struct hykex_qos, max_bps)},
+        {"min_bps", offsetof(struct hykex_qos, min_bps)},
+        {"jitter", offsetof(struct hykex_qos, jitter)},
+        {"priority", offsetof(struct hykex_qos, priority)},
+        {"timeout", offsetof(struct hykex_qos, timeout_ms)},
+        {"ttl", offsetof(struct hykex_qos, ttl_s)},
+    };
+    struct json_object *q, *v;
+
+    if (!json_object_object_get_ex(o, "qos", &q) || !json_object_is_type(q, json_type_object)) {
+        return;
+    }
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+        if (json_object_object_get_ex(q, f[i].name, &v) && json_object_is_type(v, json_type_int) &&
+            json_object_get_int64(v) >= 0 && json_object_get_int64(v) <= UINT32_MAX) {
+            *(uint32_t *)((char *)qos + f[i].off) = (uint32_t)json_object_get_int64(v);
+        }
+    }
+}
+
+hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *dst,
+                   struct hykex_qos *qos, struct hx_uuid *ksid, uint32_t *status, char *msg,
                    size_t msg_len)
 {
     struct hx_004_request req;
@@ -249,11 +342,17 @@ hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *d
     req.cmd = HX_004_OPEN_CONNECT;
     snprintf(req.source, sizeof(req.source), "%s", src);
     snprintf(req.destination, sizeof(req.destination), "%s", dst);
-    req.qos.key_chunk_size = chunk;
-    req.qos.timeout_ms = timeout_ms;
+    req.qos = *qos;
     snprintf(req.qos.metadata_mimetype, sizeof(req.qos.metadata_mimetype), "application/json");
     req.ksid = *ksid;
     msg[0] = '\0';
+    /* The KME may hold OPEN_CONNECT up to qos->timeout ms for the other end: wait that long
+     * for its reply, and the client's own timeout on top. */
+    struct hx_qkd_client oc = *c;
+    if (qos->timeout_ms > 0 && oc.timeout_ms > 0) {
+        oc.timeout_ms = c->timeout_ms + qos->timeout_ms;
+    }
+    c = &oc;
     if (c->protocol == 2) {
         uint8_t payload[2048];
         struct hx_004_response r;
@@ -263,6 +362,8 @@ hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *d
         *status = r.status;
         if (r.status <= 1) {
             *ksid = r.ksid;
+        } else if (r.status == HYKEX_STATUS_QOS_NOT_MET) {
+            *qos = r.qos;
         }
         return HX_OK;
     }
@@ -271,10 +372,15 @@ hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *d
         return e;
     }
     *status = get_status(o, msg, msg_len);
+    if (*status == HYKEX_STATUS_QOS_NOT_MET) {
+        qos_from_reply(o, qos);
+    }
     if (*status <= 1 && json_object_object_get_ex(o, "key_stream_id", &id) &&
         hx_uuid_parse(json_object_get_string(id), (size_t)json_object_get_string_len(id), ksid) !=
             HX_OK) {
-        snprintf(msg, msg_len, "QKD source: the KME returned a malformed key_stream_id");
+        snprintf(msg, msg_len,
+                 "QKD source: the KME returned a key_stream_id that is not a UUID (hykex needs "
+                 "one)");
         *status = HYKEX_STATUS_NO_QKD_CONNECTION;
     }
     json_object_put(o);
@@ -312,13 +418,15 @@ static void get_request(struct hx_004_request *req, const struct hx_uuid *ksid, 
 }
 
 /* A binary GET_KEY reply's status, and its key (exactly len bytes) into key. */
-static uint32_t key_from_bin(const struct hx_004_response *r, uint8_t *key, size_t len, char *msg,
-                             size_t msg_len)
+static uint32_t key_from_bin(const struct hx_qkd_client *c, const struct hx_004_response *r,
+                             uint8_t *key, size_t len, char *msg, size_t msg_len)
 {
     uint32_t status = r->status;
+    char kn[280];
 
     if (status == 0 && r->key_len != len) {
-        snprintf(msg, msg_len, "QKD source: key of %zu bytes, asked for %zu", r->key_len, len);
+        snprintf(msg, msg_len, "QKD source: KME %s: key of %zu bytes, asked for %zu: reply refused",
+                 kme_name(c, kn, sizeof(kn)), r->key_len, len);
         status = HYKEX_STATUS_NO_QKD_CONNECTION;
     } else if (status == 0) {
         memcpy(key, r->key, len);
@@ -343,16 +451,17 @@ hx_err hx_qkd_get(const struct hx_qkd_client *c, const struct hx_uuid *ksid, uin
         }
         e = bin_rpc(c, &req, payload, HX_004_BIN_MAX_PAYLOAD, &r, msg, msg_len);
         if (e == HX_OK) {
-            *status = key_from_bin(&r, key, len, msg, msg_len);
+            *status = key_from_bin(c, &r, key, len, msg, msg_len);
         }
         OPENSSL_clear_free(payload, HX_004_BIN_MAX_PAYLOAD);
         return e;
     }
     struct json_object *o;
+    char kn[280];
     if ((e = json_rpc(c, &req, &o, msg, msg_len)) != HX_OK) {
         return e;
     }
-    *status = key_from_reply(o, key, len, msg, msg_len);
+    *status = key_from_reply(o, kme_name(c, kn, sizeof(kn)), key, len, msg, msg_len);
     json_object_put(o);
     refuse_zero_key(key, len, status, msg, msg_len);
     return HX_OK;
@@ -396,11 +505,13 @@ static hx_err json_get_request(struct hx_writer *w, const struct hx_uuid *ksid, 
 }
 
 /* Reads the next GET_KEY reply object from the stream into key (len bytes). */
-static hx_err json_get_reply(struct qconn *q, struct hx_json_stream *in, uint8_t *key, size_t len,
-                             uint32_t *status, char *msg, size_t msg_len)
+static hx_err json_get_reply(const struct hx_qkd_client *c, struct qconn *q,
+                             struct hx_json_stream *in, uint8_t *key, size_t len, uint32_t *status,
+                             char *msg, size_t msg_len)
 {
     struct json_object *r = NULL;
     const char *why;
+    char kn[280];
     uint8_t buf[8192];
     hx_err e = HX_OK;
 
@@ -425,7 +536,7 @@ static hx_err json_get_reply(struct qconn *q, struct hx_json_stream *in, uint8_t
             return e;
         }
     }
-    *status = key_from_reply(r, key, len, msg, msg_len);
+    *status = key_from_reply(r, kme_name(c, kn, sizeof(kn)), key, len, msg, msg_len);
     refuse_zero_key(key, len, status, msg, msg_len);
     json_object_put(r);
     return HX_OK;
@@ -469,7 +580,8 @@ static hx_err bin_get_many(const struct hx_qkd_client *c, const struct hx_uuid *
             struct hx_004_response r;
             if ((e = bin_reply(c, &q, payload, HX_004_BIN_MAX_PAYLOAD, &r, msg, msg_len)) ==
                     HX_OK &&
-                (*status = key_from_bin(&r, keys + (size_t)*done * len, len, msg, msg_len)) == 0) {
+                (*status = key_from_bin(c, &r, keys + (size_t)*done * len, len, msg, msg_len)) ==
+                    0) {
                 (*done)++;
             }
         }
@@ -533,7 +645,7 @@ hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_uuid *ksid
         /* In order, up to the first failure (the connection then closes with any replies left
          * unread); *done counts the keys fetched. */
         for (uint32_t i = 0; i < n && e == HX_OK && *status == 0; i++) {
-            if ((e = json_get_reply(&q, in, keys + (size_t)*done * len, len, status, msg,
+            if ((e = json_get_reply(c, &q, in, keys + (size_t)*done * len, len, status, msg,
                                     msg_len)) == HX_OK &&
                 *status == 0) {
                 (*done)++;

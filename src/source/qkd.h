@@ -26,10 +26,14 @@ struct hx_qkd_client {
     unsigned pipeline; /* JSON: GET_KEY requests written at once (0 or 1: one at a time) */
 };
 
-/* OPEN_CONNECT; *ksid in/out (nil: the KME makes one). Returns the ETSI status in *status. */
+/*
+ * OPEN_CONNECT with qos (key_chunk_size, timeout, bps, ... as given; the mimetype is JSON);
+ * *ksid in/out (nil: the KME makes one). Returns the ETSI status in *status; with status 7 the
+ * KME's counter-proposal replaces *qos.
+ */
 HX_MUST_CHECK hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *dst,
-                                 uint32_t chunk, uint32_t timeout_ms, struct hx_uuid *ksid,
-                                 uint32_t *status, char *msg, size_t msg_len);
+                                 struct hykex_qos *qos, struct hx_uuid *ksid, uint32_t *status,
+                                 char *msg, size_t msg_len);
 /* GET_KEY at index into key (len bytes exactly). A key of all zero bytes is refused. */
 HX_MUST_CHECK hx_err hx_qkd_get(const struct hx_qkd_client *c, const struct hx_uuid *ksid,
                                 uint32_t index, uint8_t *key, size_t len, uint32_t *status,
@@ -42,6 +46,14 @@ HX_MUST_CHECK hx_err hx_qkd_get(const struct hx_qkd_client *c, const struct hx_u
 HX_MUST_CHECK hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_uuid *ksid,
                                      uint32_t first, uint32_t count, uint8_t *keys, size_t len,
                                      uint32_t *done, uint32_t *status, char *msg, size_t msg_len);
+/*
+ * A JSON-dialect GET_KEY reply (text) checked strictly: *status is the KME's status, or 4 when
+ * key_buffer is not exactly len JSON integers 0..255 (msg names kme and the fault; nothing is
+ * coerced). HX_ERR_PROTO for text that is no JSON object. Used by hx_qkd_get and the tests.
+ */
+HX_MUST_CHECK hx_err hx_qkd_parse_key_reply(const char *json, size_t json_len, const char *kme,
+                                            uint8_t *key, size_t len, uint32_t *status, char *msg,
+                                            size_t msg_len);
 HX_MUST_CHECK hx_err hx_qkd_close(const struct hx_qkd_client *c, const struct hx_uuid *ksid);
 
 #endif

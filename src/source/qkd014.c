@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 #include <json-c/json.h>
@@ -71,6 +72,26 @@ static long post(const struct hx_qkd014 *c, const char *path, const char *json, 
     return code;
 }
 
+/* Base64 of exactly bytes bytes: 4 * ceil(bytes / 3) characters of the standard alphabet, and
+ * '=' padding exactly where the size needs it (nothing else: no spaces, no line breaks). */
+static bool base64_exact(const char *t, size_t tl, size_t bytes)
+{
+    size_t pad = (3 - bytes % 3) % 3;
+
+    if (tl != 4 * ((bytes + 2) / 3)) {
+        return false;
+    }
+    for (size_t i = 0; i < tl; i++) {
+        char ch = t[i];
+        bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                  (ch >= '0' && ch <= '9') || ch == '+' || ch == '/';
+        if (i >= tl - pad ? ch != '=' : !ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
 hx_err hx_qkd014_parse_keys(const char *json, size_t len, uint32_t count, size_t bytes,
                             uint8_t *keys, struct hx_uuid *ids, bool ids_given, char *msg,
                             size_t msg_len)
@@ -92,14 +113,24 @@ hx_err hx_qkd014_parse_keys(const char *json, size_t len, uint32_t count, size_t
         struct json_object *k = json_object_array_get_idx(arr, i), *id, *val;
         struct hx_uuid u;
         uint8_t dec[8192 + 3];
-        size_t slot = i;
+        size_t slot = i, tl;
+        const char *t;
         int n;
         if (!json_object_object_get_ex(k, "key_ID", &id) ||
             !json_object_object_get_ex(k, "key", &val) ||
+            !json_object_is_type(id, json_type_string) ||
             hx_uuid_parse(json_object_get_string(id), (size_t)json_object_get_string_len(id), &u) !=
-                HX_OK ||
-            (size_t)json_object_get_string_len(val) > 4 * ((sizeof(dec) - 3) / 3)) {
-            snprintf(msg, msg_len, "QKD source (014): a key without a valid key_ID or key");
+                HX_OK) {
+            snprintf(msg, msg_len, "QKD source (014): key %u has no valid key_ID: reply refused",
+                     i);
+            goto out;
+        }
+        t = json_object_get_string(val);
+        tl = (size_t)json_object_get_string_len(val);
+        if (!json_object_is_type(val, json_type_string) || !base64_exact(t, tl, bytes)) {
+            snprintf(msg, msg_len,
+                     "QKD source (014): key %u is not base64 of exactly %zu bytes: reply refused",
+                     i, bytes);
             goto out;
         }
         if (ids_given) {
@@ -112,20 +143,11 @@ hx_err hx_qkd014_parse_keys(const char *json, size_t len, uint32_t count, size_t
         } else {
             ids[i] = u;
         }
-        n = EVP_DecodeBlock(dec, (const unsigned char *)json_object_get_string(val),
-                            json_object_get_string_len(val));
-        /* EVP_DecodeBlock counts padding as zero bytes: remove them. */
-        const char *t = json_object_get_string(val);
-        size_t tl = (size_t)json_object_get_string_len(val);
-        if (n >= 0 && tl >= 1 && t[tl - 1] == '=') {
-            n--;
-        }
-        if (n >= 0 && tl >= 2 && t[tl - 2] == '=') {
-            n--;
-        }
-        if (n < 0 || (size_t)n != bytes) {
+        /* EVP_DecodeBlock counts padding as zero bytes: the size is already checked above. */
+        n = EVP_DecodeBlock(dec, (const unsigned char *)t, (int)tl);
+        if (n < 0 || (size_t)n < bytes) {
             OPENSSL_cleanse(dec, sizeof(dec));
-            snprintf(msg, msg_len, "QKD source (014): key of the wrong size");
+            snprintf(msg, msg_len, "QKD source (014): key %u is not valid base64", i);
             goto out;
         }
         memcpy(keys + slot * bytes, dec, bytes);
@@ -138,6 +160,18 @@ out:
     return e;
 }
 
+static bool try_later(const struct body *b)
+{
+    static const char needle[] = "try again later";
+
+    for (size_t i = 0; b->p != NULL && i + sizeof(needle) - 1 <= b->len; i++) {
+        if (strncasecmp(b->p + i, needle, sizeof(needle) - 1) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static hx_err status_error(long code, const struct body *b, char *msg, size_t msg_len)
 {
     if (code == 0) {
@@ -145,7 +179,8 @@ static hx_err status_error(long code, const struct body *b, char *msg, size_t ms
     }
     snprintf(msg, msg_len, "QKD source (014): HTTP %ld from the KME: %.*s", code,
              (int)(b->len > 120 ? 120 : b->len), b->p != NULL ? b->p : "");
-    return code == 503 ? HX_ERR_NO_KEY : HX_ERR_STATE;
+    /* 503, or 400 "try again later" (next-door-key-simulator): no key yet, asked again later */
+    return code == 503 || (code == 400 && try_later(b)) ? HX_ERR_NO_KEY : HX_ERR_STATE;
 }
 
 hx_err hx_qkd014_enc(const struct hx_qkd014 *c, const char *slave_sae, uint32_t count, size_t bytes,

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -135,6 +136,34 @@ static void parses_level_names(void **state)
     assert_string_equal(hx_log_level_name(HX_LOG_INFO), "info");
 }
 
+/* The log file (logging_config.filename) has its own level, independent of the console's. */
+static void file_has_its_own_level(void **state)
+{
+    char buf[4096];
+    ssize_t n;
+    int p[2];
+
+    (void)state;
+    assert_int_equal(pipe(p), 0);
+    hx_log_set_level(HX_LOG_WARN);
+    hx_log_set_file(p[1], HX_LOG_DEBUG);
+    hx_debug("to the file only", HX_NOFIELDS);
+    hx_warn("to both", HX_NOFIELDS);
+    hx_log_set_file(-1, HX_LOG_INFO);
+    hx_debug("to neither", HX_NOFIELDS);
+    close(p[1]);
+    n = read(p[0], buf, sizeof(buf) - 1);
+    close(p[0]);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "level=debug"));
+    assert_non_null(strstr(buf, "msg=\"to the file only\"\n"));
+    assert_non_null(strstr(buf, "msg=\"to both\"\n"));
+    assert_null(strstr(buf, "to neither"));
+    assert_int_equal(cap.n, 1); /* the console: the warning only */
+    assert_non_null(strstr(cap.lines[0], "to both"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -145,6 +174,7 @@ int main(void)
         cmocka_unit_test_setup(cuts_long_lines_and_says_so, reset),
         cmocka_unit_test_setup(has_timestamps_by_default, reset),
         cmocka_unit_test_setup(parses_level_names, reset),
+        cmocka_unit_test_setup(file_has_its_own_level, reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

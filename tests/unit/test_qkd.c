@@ -1,0 +1,122 @@
+/* source/qkd + source/qkd014: KME key replies are type-checked strictly and fail closed (issue 19
+ * item 6): nothing a KME sends is coerced into key bytes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "hykex/hykex.h"
+#include "source/qkd.h"
+#include "source/qkd014.h"
+
+/* key_buffer of 4 elements: the first three fine, the last one is `last`. */
+static uint32_t reply4(const char *last, char *msg, size_t msg_len)
+{
+    char json[200];
+    uint8_t key[4];
+    uint32_t st = 99;
+
+    snprintf(json, sizeof(json), "{\"status\": 0, \"key_buffer\": [1, 2, 3, %s]}", last);
+    assert_int_equal(
+        hx_qkd_parse_key_reply(json, strlen(json), "kme:1", key, sizeof(key), &st, msg, msg_len),
+        HX_OK);
+    return st;
+}
+
+static void json_key_buffer_strict(void **state)
+{
+    static const char *bad[] = {"\"4\"", "4.0", "4.5", "true", "null", "256", "-1", "[4]", "{}"};
+    char msg[200];
+    uint8_t key[4];
+    uint32_t st;
+
+    (void)state;
+    assert_int_equal(reply4("255", msg, sizeof(msg)), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(reply4(bad[i], msg, sizeof(msg)), HYKEX_STATUS_NO_QKD_CONNECTION);
+        assert_non_null(strstr(msg, "KME kme:1"));
+        assert_non_null(strstr(msg, "element 3"));
+    }
+    /* exact length: one short, one long */
+    const char *shorter = "{\"status\": 0, \"key_buffer\": [1, 2, 3]}";
+    const char *longer = "{\"status\": 0, \"key_buffer\": [1, 2, 3, 4, 5]}";
+    assert_int_equal(
+        hx_qkd_parse_key_reply(shorter, strlen(shorter), "kme:1", key, 4, &st, msg, sizeof(msg)),
+        HX_OK);
+    assert_int_equal(st, HYKEX_STATUS_NO_QKD_CONNECTION);
+    assert_non_null(strstr(msg, "3 bytes, asked for 4"));
+    assert_int_equal(
+        hx_qkd_parse_key_reply(longer, strlen(longer), "kme:1", key, 4, &st, msg, sizeof(msg)),
+        HX_OK);
+    assert_int_equal(st, HYKEX_STATUS_NO_QKD_CONNECTION);
+    /* key_buffer not an array, or a string status */
+    const char *str = "{\"status\": 0, \"key_buffer\": \"AQIDBA==\"}";
+    assert_int_equal(
+        hx_qkd_parse_key_reply(str, strlen(str), "kme:1", key, 4, &st, msg, sizeof(msg)), HX_OK);
+    assert_int_equal(st, HYKEX_STATUS_NO_QKD_CONNECTION);
+    const char *sst = "{\"status\": \"0\", \"key_buffer\": [1, 2, 3, 4]}";
+    assert_int_equal(
+        hx_qkd_parse_key_reply(sst, strlen(sst), "kme:1", key, 4, &st, msg, sizeof(msg)), HX_OK);
+    assert_int_equal(st, HYKEX_STATUS_NO_QKD_CONNECTION);
+    /* the KME's own status passes through */
+    const char *two = "{\"status\": 2, \"message\": \"not yet\"}";
+    assert_int_equal(
+        hx_qkd_parse_key_reply(two, strlen(two), "kme:1", key, 4, &st, msg, sizeof(msg)), HX_OK);
+    assert_int_equal(st, 2);
+}
+
+static hx_err parse014(const char *key, const char *id, size_t bytes, char *msg, size_t msg_len)
+{
+    char json[400];
+    uint8_t keys[16];
+    struct hx_uuid ids[1];
+
+    snprintf(json, sizeof(json), "{\"keys\": [{\"key_ID\": %s, \"key\": %s}]}", id, key);
+    return hx_qkd014_parse_keys(json, strlen(json), 1, bytes, keys, ids, false, msg, msg_len);
+}
+
+#define ID "\"01010101-0101-0101-0101-010101010101\""
+
+static void etsi014_key_strict(void **state)
+{
+    char msg[200];
+
+    (void)state;
+    /* 4 bytes = "AQIDBA==", 5 bytes = "AQIDBAU=", 6 bytes = "AQIDBAUG" */
+    assert_int_equal(parse014("\"AQIDBA==\"", ID, 4, msg, sizeof(msg)), HX_OK);
+    assert_int_equal(parse014("\"AQIDBAU=\"", ID, 5, msg, sizeof(msg)), HX_OK);
+    assert_int_equal(parse014("\"AQIDBAUG\"", ID, 6, msg, sizeof(msg)), HX_OK);
+    static const char *bad4[] = {
+        "\"AQIDBA\"",      /* padding missing */
+        "\"AQIDBA=\"",     /* padding short */
+        "\"AQID BA==\"",   /* a space inside */
+        "\"AQIDBA==\\n\"", /* a line break after */
+        "\"AQI*BA==\"",    /* not the alphabet */
+        "\"AQIDBAU=\"",    /* 5 bytes */
+        "\"AQID\"",        /* 3 bytes */
+        "\"A=IDBA==\"",    /* '=' inside */
+        "12345678",        /* not a string */
+        "[1, 2, 3, 4]",    "null",
+    };
+    for (size_t i = 0; i < sizeof(bad4) / sizeof(bad4[0]); i++) {
+        assert_int_equal(parse014(bad4[i], ID, 4, msg, sizeof(msg)), HX_ERR_PROTO);
+    }
+    assert_non_null(strstr(msg, "refused"));
+    /* key_ID must be a string holding a UUID */
+    assert_int_equal(parse014("\"AQIDBA==\"", "1", 4, msg, sizeof(msg)), HX_ERR_PROTO);
+    assert_int_equal(parse014("\"AQIDBA==\"", "[" ID "]", 4, msg, sizeof(msg)), HX_ERR_PROTO);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(json_key_buffer_strict),
+        cmocka_unit_test(etsi014_key_strict),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
