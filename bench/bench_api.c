@@ -5,8 +5,9 @@
  *   bench_api latency A B N                   GET_KEY latency from a filled buffer (p50/p99 us)
  *   bench_api echo N REQ REP                   bare TCP echo of REQ/REP-byte messages (p50/p99 us)
  *   bench_api throughput A B CONNS SECONDS    GET_KEY requests/s over CONNS connections
- *   bench_api open A B N                       OPEN_CONNECT latency on a warm peer link (p50/p99
- * us)
+ *   bench_api open A B N [SOURCES]             OPEN_CONNECT latency on a warm peer link (p50/p99
+ * us), and from OPEN_CONNECT to the first key at both ends (first_key_*; SOURCES default
+ * ML-KEM-768,QKD)
  *   bench_api streams A B K SECONDS PID_A      K streams open at once: aggregate keys/s produced
  *                                              (STATUS) and node A's RSS growth per stream
  *
@@ -355,31 +356,56 @@ static int bench_throughput(const char *A, const char *B, int conns, double seco
     return ok == conns ? 0 : 1;
 }
 
-static int bench_open(const char *A, const char *B, uint64_t n)
+/* Index 0 at both ends: the key of the stream's first batch. */
+static int first_key(struct opener p[2])
 {
-    double *lat = malloc(n * sizeof(double)), p50, p99;
+    for (int i = 0; i < 2; i++) {
+        uint8_t key[64];
+        size_t len = sizeof(key);
+        uint32_t st, idx = 0;
+        if (hykex_get_key(p[i].h, p[i].ksid, &idx, key, &len, NULL, 0, &st) != 0 || st != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int bench_open(const char *A, const char *B, uint64_t n, const char *sources)
+{
+    double *lat = malloc(n * sizeof(double)), *first = malloc(n * sizeof(double)), p50, p99, f50,
+           f99;
     uint64_t done = 0;
 
-    for (uint64_t i = 0; i < n; i++) {
+    for (uint64_t i = 0; i < n && lat != NULL && first != NULL; i++) {
         struct opener p[2];
         char app[48];
         double t0 = now();
         snprintf(app, sizeof(app), "open%ld-%llu", (long)getpid(), (unsigned long long)i);
-        if (open_pair(p, A, B, app, "hkdf", "ML-KEM-768,QKD") != 0) {
+        if (open_pair(p, A, B, app, "hkdf", sources) != 0) {
             close_pair(p);
             break;
         }
-        lat[done++] = (now() - t0) * 1e6;
+        lat[done] = (now() - t0) * 1e6;
+        if (first_key(p) != 0) {
+            close_pair(p);
+            break;
+        }
+        first[done++] = (now() - t0) * 1e6;
         close_pair(p);
     }
     if (done == 0) {
         free(lat);
+        free(first);
         return 1;
     }
     percentiles(lat, done, &p50, &p99);
-    printf("{\"bench\": \"open\", \"pairs\": %llu, \"p50_us\": %.1f, \"p99_us\": %.1f}\n",
-           (unsigned long long)done, p50, p99);
+    percentiles(first, done, &f50, &f99);
+    printf(
+        "{\"bench\": \"open\", \"sources\": \"%s\", \"pairs\": %llu, \"p50_us\": %.1f, "
+        "\"p99_us\": %.1f, \"first_key_p50_us\": %.1f, \"first_key_p99_us\": %.1f}\n",
+        sources, (unsigned long long)done, p50, p99, f50, f99);
     free(lat);
+    free(first);
     return done == n ? 0 : 1;
 }
 
@@ -523,7 +549,8 @@ int main(int argc, char **argv)
                                 strtod(argv[5], NULL));
     }
     if (argc >= 5 && strcmp(argv[1], "open") == 0) {
-        return bench_open(argv[2], argv[3], strtoull(argv[4], NULL, 10));
+        return bench_open(argv[2], argv[3], strtoull(argv[4], NULL, 10),
+                          argc >= 6 ? argv[5] : "ML-KEM-768,QKD");
     }
     fprintf(stderr, "usage: see the comment at the top of bench/bench_api.c\n");
     return 2;

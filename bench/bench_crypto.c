@@ -1,6 +1,8 @@
 /*
  * bench_crypto: operations per second of hykex's crypto wrappers (KEM, ML-DSA, combiners).
- * Prints one JSON object: {"results": [{"group", "alg", "op", "ops_per_s": [rep, ...]}]}.
+ * Prints one JSON object: {"results": [{"group", "alg", "op", "ops_per_s": [rep, ...]}]}; each
+ * KEM also gets a row {"group": "kem-sizes", "alg", "public_key", "ciphertext", "shared_secret"}.
+ * KEMs: ML-KEM and X25519 (OpenSSL), Classic McEliece and sntrup (libmceliece, libntruprime).
  * bench/crypto runs it beside `openssl speed` and makes the table.
  *
  * Usage: bench_crypto [--seconds S] [--reps R]   (defaults 0.5 s per measurement, 3 reps)
@@ -33,13 +35,15 @@ static double measure(op_fn fn, void *arg, double seconds)
     unsigned long n = 0;
 
     do {
-        for (int i = 0; i < 8; i++) {
+        /* slow operations (Classic McEliece keygen: tens to hundreds of ms) one at a time */
+        int batch = n > 0 && now() - start > seconds / 8 ? 1 : (n == 0 ? 1 : 8);
+        for (int i = 0; i < batch; i++) {
             if (!fn(arg)) {
                 fprintf(stderr, "bench_crypto: operation failed\n");
                 exit(1);
             }
         }
-        n += 8;
+        n += (unsigned long)batch;
         t = now();
     } while (t - start < seconds);
     return (double)n / (t - start);
@@ -51,7 +55,8 @@ struct kem_state {
     enum hx_kem_alg alg;
     struct hx_kem_key *key;
     struct hx_kem_peer *peer;
-    uint8_t pub[HX_KEM_MAX_PUBLIC], ct[HX_KEM_MAX_CIPHERTEXT];
+    uint8_t *pub, *scratch; /* HX_KEM_MAX_PUBLIC bytes each (too big for a stack) */
+    uint8_t ct[HX_KEM_MAX_CIPHERTEXT];
     size_t pub_len, ct_len;
 };
 
@@ -59,9 +64,8 @@ static bool kem_keygen(void *arg)
 {
     struct kem_state *s = arg;
     struct hx_kem_key *k = NULL;
-    uint8_t pub[HX_KEM_MAX_PUBLIC];
     size_t len;
-    bool ok = hx_kem_keygen(s->alg, &k, pub, sizeof(pub), &len) == HX_OK;
+    bool ok = hx_kem_keygen(s->alg, &k, s->scratch, HX_KEM_MAX_PUBLIC, &len) == HX_OK;
 
     hx_kem_key_free(k);
     return ok;
@@ -192,18 +196,31 @@ int main(int argc, char **argv)
     for (int a = 0; a < HX_KEM_ALG_COUNT; a++) {
         struct kem_state s = {.alg = (enum hx_kem_alg)a};
         struct hx_secret *ss = NULL;
-        if (hx_kem_keygen(s.alg, &s.key, s.pub, sizeof(s.pub), &s.pub_len) != HX_OK ||
+        struct hx_kem_sizes sz;
+        s.pub = malloc(HX_KEM_MAX_PUBLIC);
+        s.scratch = malloc(HX_KEM_MAX_PUBLIC);
+        if (s.pub == NULL || s.scratch == NULL ||
+            hx_kem_keygen(s.alg, &s.key, s.pub, HX_KEM_MAX_PUBLIC, &s.pub_len) != HX_OK ||
             hx_kem_encaps(s.alg, s.pub, s.pub_len, s.ct, sizeof(s.ct), &s.ct_len, &ss) != HX_OK ||
             hx_kem_peer_import(s.alg, s.pub, s.pub_len, &s.peer) != HX_OK) {
             return 1;
         }
         hx_secret_free(ss);
+        hx_kem_standard_sizes(s.alg, &sz);
+        printf(
+            "%s\n  {\"group\": \"kem-sizes\", \"alg\": \"%s\", \"public_key\": %zu, "
+            "\"ciphertext\": %zu, \"shared_secret\": %zu}",
+            first_result ? "" : ",", hx_kem_name(s.alg), sz.public_key, sz.ciphertext,
+            sz.shared_secret);
+        first_result = false;
         emit("kem", hx_kem_name(s.alg), "keygen", kem_keygen, &s, seconds, reps);
         emit("kem", hx_kem_name(s.alg), "encaps", kem_encaps_prepared, &s, seconds, reps);
         emit("kem", hx_kem_name(s.alg), "import+encaps", kem_encaps, &s, seconds, reps);
         emit("kem", hx_kem_name(s.alg), "decaps", kem_decaps, &s, seconds, reps);
         hx_kem_key_free(s.key);
         hx_kem_peer_free(s.peer);
+        free(s.pub);
+        free(s.scratch);
     }
     for (int a = 0; a < HX_SIG_ALG_COUNT; a++) {
         struct sig_state s;

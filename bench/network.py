@@ -16,9 +16,12 @@ in the namespace lab (scripts/netlab.sh: the simulator and the nodes on their ow
 production, GET_KEY latency and OPEN_CONNECT over veth links. Every figure is the median of
 repeated runs with min and max. Writes bench/results/network.json (network_lab.json for the
 lab), and with gnuplot latency.png (latency distribution) and scaling.png (throughput against
-concurrent streams and connections).
+concurrent streams and connections). KEM families: production and OPEN_CONNECT (to the first
+key at both ends) for ML-KEM-768 + Classic-McEliece-348864 + QKD and sntrup761 + X25519 + QKD
+beside ML-KEM-768 + QKD, with KEM key pairs per batch and per position, over L as well
+(--kem-families-only: that section alone, into bench/results/kem_families.json).
 
-Usage: bench/network.py BIN_DIR [--quick] [--lab-only | --no-lab]
+Usage: bench/network.py BIN_DIR [--quick] [--lab-only | --kem-families-only | --no-lab]
 """
 import json
 import os
@@ -227,6 +230,69 @@ class Network:
         self.procs = []
 
 
+FAMILIES = ["ML-KEM-768,QKD", "ML-KEM-768,Classic-McEliece-348864,QKD", "sntrup761,X25519,QKD"]
+
+
+def kem_families(net, A, B):
+    """Production (keys taken at both ends) and OPEN_CONNECT to the first key at both ends, per
+    source set and kem.key_pairs mode. Classic McEliece key generation (~0.1-0.2 s a pair) bounds
+    its per-position rate: fewer keys are asked of it there."""
+    out = {}
+    for pairs in ("per-batch", "per-position"):
+        net.start_nodes(64, key_pairs=pairs)
+        for sources in FAMILIES:
+            slow = "McEliece" in sources and pairs == "per-position"
+            n = (15 if QUICK else 45) if slow else (500 if QUICK else 3000)
+            n_open = (2 if QUICK else 5) if slow else (10 if QUICK else 50)
+            progress(f"KEM families: {sources}, key pairs {pairs}")
+            rate = [bench("rate", A, B, n, "hkdf", sources)["keys_per_s"] for _ in range(REPS)]
+            op = [bench("open", A, B, n_open, sources) for _ in range(REPS)]
+            out[f"{sources} {pairs}"] = {
+                "keys_per_s": summary(rate),
+                "open_connect_p50_us": summary([x["p50_us"] for x in op]),
+                "first_key_p50_us": summary([x["first_key_p50_us"] for x in op]),
+                "first_key_p99_us": summary([x["first_key_p99_us"] for x in op])}
+    return out
+
+
+def print_kem_families(fam, L):
+    m = lambda s: f"{s['median']:.0f} [{s['min']:.0f}-{s['max']:.0f}]"  # noqa: E731
+    for k, v in fam.items():
+        print(f"{k}: {m(v['keys_per_s'])} keys/s" + (f" ({v['keys_per_s']['median'] / L:.2f} L)" if L else "")
+              + f"; OPEN_CONNECT p50 {m(v['open_connect_p50_us'])} us; first key p50 "
+              f"{m(v['first_key_p50_us'])} us, p99 {v['first_key_p99_us']['median']:.0f} us")
+
+
+def crypto_limit():
+    """L = 1 / (ML-KEM-768 keygen + encaps + decaps) from bench/results/crypto.json, or None."""
+    try:
+        cr = json.load(open(f"{ROOT}/bench/results/crypto.json"))["results"]
+        ops = {r["op"]: r["hykex"]["median"] for r in cr
+               if r.get("alg") == "ML-KEM-768" and r["op"] in ("keygen", "encaps", "decaps")}
+        return 1.0 / sum(1.0 / ops[o] for o in ("keygen", "encaps", "decaps"))
+    except (OSError, KeyError, ValueError, ZeroDivisionError):
+        return None
+
+
+def kem_families_only():
+    work = tempfile.mkdtemp(prefix="hykex-bench-kem-")
+    net = None
+    try:
+        net = Network(work)
+        fam = kem_families(net, net.api("A"), net.api("B"))
+        L = crypto_limit()
+        out = {"benchmark": "kem-families", "reps": REPS, "quick": QUICK, "batch_size": 64,
+               "crypto_limit_L_keys_per_s": L, "families": fam}
+        os.makedirs(f"{ROOT}/bench/results", exist_ok=True)
+        json.dump(out, open(f"{ROOT}/bench/results/kem_families.json", "w"), indent=1)
+        print_kem_families(fam, L)
+        print("wrote bench/results/kem_families.json")
+    finally:
+        if net is not None:
+            net.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def lab_pass():
     """Production (both key-pair modes), GET_KEY latency and OPEN_CONNECT with each program on
     its own host of the namespace lab, the applications on this host across the bridge: what
@@ -355,6 +421,7 @@ def main():
                 "ready_keys_per_s": summary([bench("streams", A, B, 1, 2.0 if QUICK else 3.0,
                                                    procs[1].pid)["keys_per_s"] for _ in range(REPS)])}
         out["production_by_key_pairs"] = kp
+        out["kem_families"] = kem_families(net, A, B)
 
         # Durability: the same production (applications taking keys at both ends, so every
         # delivery is recorded too) and GET_KEY latency, store off / on / on with fsync.
@@ -397,6 +464,8 @@ def main():
             L = None
         if L is not None:
             out["crypto_limit_L_keys_per_s"] = L
+            for k, v in out["kem_families"].items():
+                v["keys_per_s_over_L"] = v["keys_per_s"]["median"] / L
             out["production_over_L"] = {
                 "hkdf ML-KEM-768,QKD, applications at both ends": rates["hkdf ML-KEM-768,QKD"]["median"] / L,
                 "one stream, keys ready, no application": sc["1"]["keys_per_s"]["median"] / L}
@@ -434,6 +503,7 @@ def main():
         for pairs, v in kp.items():
             print(f"{'KEM key pairs ' + pairs + ': keys/s taken; ready':52} {m(v['keys_per_s']):>18} ; "
                   f"{m(v['ready_keys_per_s'])}")
+        print_kem_families(out["kem_families"], L)
         if L is not None:
             print(f"{'crypto limit L, ML-KEM-768 (keys/s)':52} {L:>28.0f}")
             for k, v in out["production_over_L"].items():
@@ -464,5 +534,7 @@ def main():
 
 if "--lab-only" in sys.argv:  # the namespace-lab pass alone (root)
     print(json.dumps(lab_pass(), indent=1))
+elif "--kem-families-only" in sys.argv:
+    kem_families_only()
 else:
     main()

@@ -33,7 +33,7 @@ _hykex()
         open) opts+=' --chunk --timeout --ksid' ;;
         get) opts+=' --index' ;;
         status) opts+=' --json' ;;
-        kem) opts='ML-KEM-512 ML-KEM-768 ML-KEM-1024 X25519 selftest' ;;
+        kem) opts='ML-KEM-512 ML-KEM-768 ML-KEM-1024 X25519 Classic-McEliece-348864 Classic-McEliece-348864f Classic-McEliece-460896 Classic-McEliece-460896f Classic-McEliece-6688128 Classic-McEliece-6688128f Classic-McEliece-6960119 Classic-McEliece-6960119f Classic-McEliece-8192128 Classic-McEliece-8192128f sntrup653 sntrup761 sntrup857 sntrup953 sntrup1013 sntrup1277 selftest' ;;
         sig) opts='ML-DSA-44 ML-DSA-65 ML-DSA-87 selftest' ;;
         version | uuid | help) opts='' ;;
     esac

@@ -2,7 +2,10 @@
 # Installs everything hykex needs on Debian 12 or 13, idempotently:
 #   - Debian packages (compiler, cmake, libraries, test and fuzz tools, prometheus/promtool);
 #   - OpenSSL >= 3.5: the system one if pkg-config finds it, otherwise Debian 13's
-#     source package built once into ${HYKEX_DEPS:-$HOME/.cache/hykex}/openssl-<version>.
+#     source package built once into ${HYKEX_DEPS:-$HOME/.cache/hykex}/openssl-<version>;
+#   - libmceliece and libntruprime (Classic McEliece, sntrup): the system's (Debian 13:
+#     libmceliece-dev, libntruprime-dev) if present, otherwise Debian 13's -dev packages unpacked
+#     once into ${HYKEX_DEPS}/pqc-<versions> (only their headers and static archives are used).
 # A second run installs nothing and prints where OpenSSL is.
 # --containers: also what scripts/container-test.sh needs (podman, podman-compose, runc, CNI
 # plugins with container DNS, debootstrap).
@@ -150,8 +153,84 @@ ensure_openssl() {
     say "OpenSSL: $("$prefix/bin/openssl" version) in $prefix"
 }
 
+PQC_PACKAGES=(libmceliece-dev libntruprime-dev)
+
+find_cached_pqc() {
+    local d
+    for d in "$DEPS"/pqc-*/.hykex-complete; do
+        if [ -f "$d" ]; then printf '%s\n' "${d%/.hykex-complete}"; fi
+    done | sort -V | tail -n1
+}
+
+# Debian 13's binary -dev packages of libmceliece and libntruprime, unpacked into the cache.
+# (Their source packages would be built like OpenSSL's, but they need libcpucycles and
+# librandombytes built first, and the mirror this machine reads serves the -dev packages but
+# not every source file; the static archives in -dev are what hykex links, and hykex itself
+# supplies the randombytes() they call, over OpenSSL's RAND_bytes.)
+fetch_pqc() {
+    local mirror work lists keyring prefix vers="" p v
+    mirror=$(debian_mirror)
+    work=$(mktemp -d "${TMPDIR:-/tmp}/hykex-pqc.XXXXXX")
+    BOOTSTRAP_TMP=$work
+    lists="$work/lists"
+    mkdir -p "$lists/partial" "$work/cache/archives/partial" "$work/debs" "$work/root"
+    keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    printf 'deb [signed-by=%s] %s trixie main\n' "$keyring" "$mirror" >"$work/sources.list"
+    local aptopts=(-o "Dir::Etc::SourceList=$work/sources.list"
+                   -o "Dir::Etc::SourceParts=/dev/null"
+                   -o "Dir::State::Lists=$lists" -o "Dir::State::status=/dev/null"
+                   -o "Dir::Cache=$work/cache"
+                   -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache="
+                   -o "APT::Sandbox::User=root")
+    say "reading Debian 13 (trixie) package index from the machine's mirror"
+    apt-get "${aptopts[@]}" update -q >&2 || die "apt-get update of the trixie index failed"
+    for p in "${PQC_PACKAGES[@]}"; do
+        v=$(apt-cache "${aptopts[@]}" show "$p" 2>/dev/null | awk '/^Version: /{print $2; exit}')
+        [ -n "$v" ] || die "no $p in trixie"
+        say "downloading $p $v"
+        (cd "$work/debs" && apt-get "${aptopts[@]}" download "$p=$v" >&2) \
+            || die "could not download $p $v"
+        vers="$vers-${v#0~}"
+    done
+    for p in "$work"/debs/*.deb; do
+        say "unpacking $(basename "$p")"
+        dpkg-deb -x "$p" "$work/root" || die "dpkg-deb could not unpack $p"
+    done
+    prefix="$DEPS/pqc$vers"
+    rm -rf "$prefix"
+    mkdir -p "$prefix/include" "$prefix/lib"
+    cp "$work"/root/usr/include/mceliece.h "$work"/root/usr/include/ntruprime.h "$prefix/include/"
+    cp "$work"/root/usr/lib/*/libmceliece.a "$work"/root/usr/lib/*/libntruprime.a "$prefix/lib/"
+    printf 'debian-packages=%s\n' "${PQC_PACKAGES[*]}" >"$prefix/.hykex-complete"
+    say "libmceliece and libntruprime installed in $prefix"
+    rm -rf "$work"
+}
+
+ensure_pqc() {
+    local prefix
+    if [ -f /usr/include/mceliece.h ] && [ -f /usr/include/ntruprime.h ]; then
+        say "libmceliece, libntruprime: system packages"
+        return
+    fi
+    if [ "${HYKEX_SKIP_APT:-0}" != 1 ] && apt-cache show "${PQC_PACKAGES[@]}" >/dev/null 2>&1; then
+        say "installing Debian packages: ${PQC_PACKAGES[*]}"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            "${PQC_PACKAGES[@]}" >&2
+        return
+    fi
+    prefix=$(find_cached_pqc)
+    if [ -z "$prefix" ]; then
+        say "libmceliece, libntruprime: not packaged for this system; fetching Debian 13's once"
+        fetch_pqc
+        prefix=$(find_cached_pqc)
+        [ -n "$prefix" ] || die "libmceliece/libntruprime fetch finished but no prefix in $DEPS"
+    fi
+    say "libmceliece, libntruprime: $prefix"
+}
+
 BOOTSTRAP_TMP=""
 trap '[ -z "$BOOTSTRAP_TMP" ] || rm -rf "$BOOTSTRAP_TMP"' EXIT
 install_packages
 ensure_openssl
+ensure_pqc
 say "done"

@@ -57,6 +57,17 @@ if ! pkg-config --atleast-version=3.5 openssl 2>/dev/null; then
     say "OpenSSL 3.5 from $HYKEX_OPENSSL_ROOT, carried privately by libhykex0"
 fi
 
+# libmceliece, libntruprime: Debian 13's -dev packages, else the copy scripts/bootstrap.sh
+# unpacked (its headers and static archives; the build profile drops the two Build-Depends).
+if [ ! -f /usr/include/mceliece.h ] || [ ! -f /usr/include/ntruprime.h ]; then
+    pqc=$(for d in "${HYKEX_DEPS:-$HOME/.cache/hykex}"/pqc-*/.hykex-complete; do
+              [ -f "$d" ] && dirname "$d"; done | sort -V | tail -n1)
+    [ -n "$pqc" ] || { say "no libmceliece/libntruprime: run scripts/bootstrap.sh"; exit 1; }
+    export HYKEX_PQC_ROOT=$pqc
+    export DEB_BUILD_PROFILES="pkg.hykex.cached-pqc${DEB_BUILD_PROFILES:+ $DEB_BUILD_PROFILES}"
+    say "libmceliece, libntruprime from $HYKEX_PQC_ROOT (linked statically)"
+fi
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/hykex-package.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 src=$work/hykex

@@ -89,7 +89,8 @@ static const struct command commands[] = {
      cmd_status},
     {"kdf", "<alg> ...", "one KDF call with explicit inputs (known-answer checks)", cmd_kdf},
     {"combine", "<method> ...", "combine keys as hykexd does (known-answer checks)", cmd_combine},
-    {"kem", "<alg> selftest", "ML-KEM / X25519 round trips and sizes", cmd_kem},
+    {"kem", "<alg> selftest", "ML-KEM, X25519, Classic McEliece, sntrup round trips and sizes",
+     cmd_kem},
     {"sig", "<alg> selftest", "ML-DSA sign/verify round trips and sizes", cmd_sig},
     {"help", "", "this text", cmd_help},
 };

@@ -1,5 +1,7 @@
 #include "crypto/kem.h"
 
+#include "crypto/kem_djb.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -9,7 +11,8 @@
 
 struct hx_kem_key {
     enum hx_kem_alg alg;
-    EVP_PKEY *pkey;
+    EVP_PKEY *pkey;       /* OpenSSL's algorithms */
+    struct hx_secret *sk; /* libmceliece/libntruprime: the secret key */
 };
 
 static const struct {
@@ -20,7 +23,30 @@ static const struct {
     [HX_KEM_ML_KEM_768] = {"ML-KEM-768", {1184, 1088, 32}},
     [HX_KEM_ML_KEM_1024] = {"ML-KEM-1024", {1568, 1568, 32}},
     [HX_KEM_X25519] = {"X25519", {32, 32, 32}},
+    /* Classic McEliece round 4 (libmceliece checks these against its own at compile time) */
+    [HX_KEM_MCELIECE_348864] = {"Classic-McEliece-348864", {261120, 96, 32}},
+    [HX_KEM_MCELIECE_348864F] = {"Classic-McEliece-348864f", {261120, 96, 32}},
+    [HX_KEM_MCELIECE_460896] = {"Classic-McEliece-460896", {524160, 156, 32}},
+    [HX_KEM_MCELIECE_460896F] = {"Classic-McEliece-460896f", {524160, 156, 32}},
+    [HX_KEM_MCELIECE_6688128] = {"Classic-McEliece-6688128", {1044992, 208, 32}},
+    [HX_KEM_MCELIECE_6688128F] = {"Classic-McEliece-6688128f", {1044992, 208, 32}},
+    [HX_KEM_MCELIECE_6960119] = {"Classic-McEliece-6960119", {1047319, 194, 32}},
+    [HX_KEM_MCELIECE_6960119F] = {"Classic-McEliece-6960119f", {1047319, 194, 32}},
+    [HX_KEM_MCELIECE_8192128] = {"Classic-McEliece-8192128", {1357824, 208, 32}},
+    [HX_KEM_MCELIECE_8192128F] = {"Classic-McEliece-8192128f", {1357824, 208, 32}},
+    /* NTRU Prime round 3, sntrup */
+    [HX_KEM_SNTRUP653] = {"sntrup653", {994, 897, 32}},
+    [HX_KEM_SNTRUP761] = {"sntrup761", {1158, 1039, 32}},
+    [HX_KEM_SNTRUP857] = {"sntrup857", {1322, 1184, 32}},
+    [HX_KEM_SNTRUP953] = {"sntrup953", {1505, 1349, 32}},
+    [HX_KEM_SNTRUP1013] = {"sntrup1013", {1623, 1455, 32}},
+    [HX_KEM_SNTRUP1277] = {"sntrup1277", {2067, 1847, 32}},
 };
+
+int hx_kem_is_djb(enum hx_kem_alg alg)
+{
+    return alg >= HX_KEM_MCELIECE_348864 && alg < HX_KEM_ALG_COUNT;
+}
 
 const char *hx_kem_name(enum hx_kem_alg alg)
 {
@@ -84,12 +110,15 @@ hx_err hx_kem_openssl_sizes(enum hx_kem_alg alg, struct hx_kem_sizes *out)
 {
     EVP_PKEY *pkey = NULL;
     EVP_PKEY_CTX *ctx = NULL;
-    uint8_t pub[HX_KEM_MAX_PUBLIC];
+    uint8_t pub[HX_KEM_MAX_OPENSSL_PUBLIC];
     size_t ct = 0, ss = 0;
     hx_err e;
 
     if ((unsigned)alg >= HX_KEM_ALG_COUNT) {
         return HX_ERR_INVALID_ARG;
+    }
+    if (hx_kem_is_djb(alg)) {
+        return HX_ERR_UNSUPPORTED;
     }
     if ((e = new_pkey(alg, &pkey)) != HX_OK) {
         return e;
@@ -137,6 +166,19 @@ hx_err hx_kem_keygen(enum hx_kem_alg alg, struct hx_kem_key **key, uint8_t *pub,
         return HX_ERR_NOMEM;
     }
     k->alg = alg;
+    if (hx_kem_is_djb(alg)) {
+        if (pub_cap < kems[alg].sizes.public_key) {
+            e = HX_ERR_NOSPACE;
+        } else if ((e = hx_kem_djb_keypair(alg, &k->sk, pub)) == HX_OK) {
+            *pub_len = kems[alg].sizes.public_key;
+        }
+        if (e != HX_OK) {
+            hx_kem_key_free(k);
+            return e;
+        }
+        *key = k;
+        return HX_OK;
+    }
     if ((e = new_pkey(alg, &k->pkey)) != HX_OK ||
         (e = raw_public(k->pkey, pub, pub_cap, pub_len)) != HX_OK) {
         hx_kem_key_free(k);
@@ -186,6 +228,7 @@ static hx_err peer_key(enum hx_kem_alg alg, const uint8_t *pub, size_t len, EVP_
 struct hx_kem_peer {
     enum hx_kem_alg alg;
     EVP_PKEY *pkey;
+    uint8_t *pub; /* libmceliece/libntruprime: a checked copy of the public key */
 };
 
 hx_err hx_kem_peer_import(enum hx_kem_alg alg, const uint8_t *pub, size_t pub_len,
@@ -202,6 +245,19 @@ hx_err hx_kem_peer_import(enum hx_kem_alg alg, const uint8_t *pub, size_t pub_le
         return HX_ERR_NOMEM;
     }
     p->alg = alg;
+    if (hx_kem_is_djb(alg)) {
+        if ((e = hx_kem_djb_check_public(alg, pub, pub_len)) != HX_OK) {
+            free(p);
+            return e;
+        }
+        if ((p->pub = malloc(pub_len)) == NULL) {
+            free(p);
+            return HX_ERR_NOMEM;
+        }
+        memcpy(p->pub, pub, pub_len);
+        *out = p;
+        return HX_OK;
+    }
     if ((e = peer_key(alg, pub, pub_len, &p->pkey)) != HX_OK) {
         free(p);
         return e;
@@ -216,6 +272,7 @@ void hx_kem_peer_free(struct hx_kem_peer *peer)
         return;
     }
     EVP_PKEY_free(peer->pkey);
+    free(peer->pub);
     free(peer);
 }
 
@@ -231,6 +288,12 @@ hx_err hx_kem_encaps_peer(const struct hx_kem_peer *peer, uint8_t *ct, size_t ct
     *ss = NULL;
     if (ct_cap < kems[alg].sizes.ciphertext) {
         return HX_ERR_NOSPACE;
+    }
+    if (hx_kem_is_djb(alg)) {
+        if ((e = hx_kem_djb_enc(alg, peer->pub, ct, ss)) == HX_OK) {
+            *ct_len = kems[alg].sizes.ciphertext;
+        }
+        return e;
     }
     if (alg == HX_KEM_X25519) {
         if ((e = new_pkey(alg, &eph)) == HX_OK &&
@@ -298,6 +361,9 @@ hx_err hx_kem_decaps(const struct hx_kem_key *key, const uint8_t *ct, size_t ct_
     if (key->alg == HX_KEM_X25519) {
         return hx_kem_x25519(key, ct, ct_len, ss); /* the ciphertext is the peer's public key */
     }
+    if (hx_kem_is_djb(key->alg)) {
+        return hx_kem_djb_dec(key->alg, key->sk, ct, ss);
+    }
     if ((e = hx_secret_new(kems[key->alg].sizes.shared_secret, ss)) != HX_OK) {
         return e;
     }
@@ -325,6 +391,7 @@ void hx_kem_key_free(struct hx_kem_key *key)
         return;
     }
     EVP_PKEY_free(key->pkey); /* OpenSSL wipes private key material on free */
+    hx_secret_free(key->sk);  /* so does hx_secret */
     free(key);
 }
 

@@ -1,5 +1,7 @@
 /*
- * Key encapsulation: ML-KEM-512/768/1024 (FIPS 203) and X25519 (RFC 7748) in the same shape.
+ * Key encapsulation: ML-KEM-512/768/1024 (FIPS 203) and X25519 (RFC 7748) from OpenSSL,
+ * Classic McEliece (libmceliece) and Streamlined NTRU Prime (libntruprime, crypto/kem_djb.c),
+ * all in the same shape.
  *
  * The holder of a decapsulation key publishes its public key; the other side encapsulates to it
  * (getting a ciphertext and a shared secret) and the holder decapsulates the ciphertext to the
@@ -20,12 +22,33 @@ enum hx_kem_alg {
     HX_KEM_ML_KEM_768,
     HX_KEM_ML_KEM_1024,
     HX_KEM_X25519,
+    HX_KEM_MCELIECE_348864, /* "Classic-McEliece-348864" ... as liboqs names them */
+    HX_KEM_MCELIECE_348864F,
+    HX_KEM_MCELIECE_460896,
+    HX_KEM_MCELIECE_460896F,
+    HX_KEM_MCELIECE_6688128,
+    HX_KEM_MCELIECE_6688128F,
+    HX_KEM_MCELIECE_6960119,
+    HX_KEM_MCELIECE_6960119F,
+    HX_KEM_MCELIECE_8192128,
+    HX_KEM_MCELIECE_8192128F,
+    HX_KEM_SNTRUP653, /* "sntrup761" ... as liboqs and OpenSSH name them */
+    HX_KEM_SNTRUP761,
+    HX_KEM_SNTRUP857,
+    HX_KEM_SNTRUP953,
+    HX_KEM_SNTRUP1013,
+    HX_KEM_SNTRUP1277,
     HX_KEM_ALG_COUNT,
 };
 
-/* Largest public key and ciphertext of any algorithm here (ML-KEM-1024). */
-#define HX_KEM_MAX_PUBLIC 1568
-#define HX_KEM_MAX_CIPHERTEXT 1568
+/* Largest of the OpenSSL algorithms (ML-KEM-1024): small enough for the stack. */
+#define HX_KEM_MAX_OPENSSL_PUBLIC 1568
+/* Largest public key of any algorithm (Classic-McEliece-8192128): allocate, never on a stack. */
+#define HX_KEM_MAX_PUBLIC 1357824
+/* Largest secret (decapsulation) key held in struct hx_secret (Classic-McEliece-8192128). */
+#define HX_KEM_MAX_SECRET_KEY 14120
+/* Largest ciphertext of any algorithm (sntrup1277). */
+#define HX_KEM_MAX_CIPHERTEXT 1847
 
 struct hx_kem_sizes {
     size_t public_key;
@@ -38,14 +61,17 @@ struct hx_kem_key;
 /* "ML-KEM-768", "X25519"; parse is case-insensitive. */
 const char *hx_kem_name(enum hx_kem_alg alg);
 HX_MUST_CHECK hx_err hx_kem_parse(const char *name, enum hx_kem_alg *out);
-/* The sizes FIPS 203 and RFC 7748 fix. */
+/* The sizes FIPS 203, RFC 7748, the Classic McEliece and NTRU Prime specifications fix. */
 void hx_kem_standard_sizes(enum hx_kem_alg alg, struct hx_kem_sizes *out);
-/* The sizes OpenSSL reports for a real key (checked against the standard's by the tests). */
+/* The sizes OpenSSL reports for a real key (checked against the standard's by the tests);
+ * HX_ERR_UNSUPPORTED for an algorithm OpenSSL does not provide. */
 HX_MUST_CHECK hx_err hx_kem_openssl_sizes(enum hx_kem_alg alg, struct hx_kem_sizes *out);
 
 /* A new key pair; its public key (standard encoding) into pub (cap bytes). */
 HX_MUST_CHECK hx_err hx_kem_keygen(enum hx_kem_alg alg, struct hx_kem_key **key, uint8_t *pub,
                                    size_t pub_cap, size_t *pub_len);
+/* True for the algorithms of libmceliece/libntruprime (not OpenSSL's). */
+int hx_kem_is_djb(enum hx_kem_alg alg);
 /* Encapsulates to a peer's public key. A malformed public key gives HX_ERR_BAD_VALUE. */
 HX_MUST_CHECK hx_err hx_kem_encaps(enum hx_kem_alg alg, const uint8_t *pub, size_t pub_len,
                                    uint8_t *ct, size_t ct_cap, size_t *ct_len,

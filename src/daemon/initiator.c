@@ -302,7 +302,9 @@ static enum phase pick(struct run *r)
         pthread_mutex_unlock(&d->lock);
         return PH_DONE;
     }
-    r->count = d->cfg.batch_size;
+    /* capped so that the batch's frames fit (Classic McEliece public keys are large) */
+    r->count = hxd_source_batch_cap(&s->uri, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH,
+                                    (uint32_t)d->cfg.batch_size);
     bool is004 = hxd_batch_qkd_mode(d, s) == HX_PEER_QKD_004, retrying = s->n_retry > 0;
     if (s->n_retry > 0) {
         /* Oldest failure first: an application waits for the lowest positions. */
@@ -681,7 +683,7 @@ void hxd_initiator_run(struct hxd *d, const struct hx_uuid *ksid)
     r.ksid = *ksid;
     r.ack = -1;
     r.status = HYKEX_STATUS_NO_QKD_CONNECTION;
-    hx_writer_init_dynamic(&r.w, HX_LINK_MAX_FRAME);
+    hx_writer_init_dynamic(&r.w, HX_LINK_MAX_KEM_FRAME); /* BATCH_REQ: public keys */
     while (ph != PH_DONE) {
         enum phase next = phases[ph](&r);
         if ((next == PH_ABORT || next == PH_FAIL) && ph != PH_ABORT) {

@@ -193,7 +193,7 @@ static bool check_open(const struct hxd *d, const struct hxd_svc_open_req *req, 
                        struct hxd_svc_open_res *res)
 {
     struct hx_uri dst;
-    char why[256], id[HX_UUID_STR_LEN + 1];
+    char why[400], id[HX_UUID_STR_LEN + 1];
 
     if (hx_uri_parse(req->source, &p->src, why, sizeof(why)) != HX_OK) {
         fail(&res->r, HXD_SVC_REFUSED, "source: %s", why);
@@ -244,6 +244,13 @@ static bool check_open(const struct hxd *d, const struct hxd_svc_open_req *req, 
                          "configured (qkd_address)");
             return false;
         }
+    }
+    if (hxd_source_batch_cap(&p->src, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH, 1) == 0) {
+        fail(&res->r, HXD_SVC_REFUSED,
+             "key_sources: the public keys of one batch exceed the peer protocol's %u MiB "
+             "BATCH_REQ limit (fewer Classic McEliece sources, or kem.key_pairs = per-batch)",
+             HX_PEER_MAX_KEM_FRAME >> 20);
+        return false;
     }
     p->qos = req->qos;
     if (!check_qos(d, p, res)) {

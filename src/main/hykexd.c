@@ -28,6 +28,7 @@
 #include <openssl/x509.h>
 
 #include "api/server.h"
+#include "crypto/kem.h"
 #include "daemon/hxd.h"
 #include "daemon/metrics_server.h"
 #include "daemon/persist.h"
@@ -321,7 +322,11 @@ static bool secure_heap_size(const struct hxd_config *c, size_t *size, char *why
 
     per_stream = (uint64_t)c->buffer_depth + (uint64_t)HXD_PIPELINE * c->batch_size;
     keys = (uint64_t)c->max_streams * per_stream * slot;
-    scratch = 6u * c->batch_size * (slot + heap_slot(c->qkd_key_bytes) + 256) + (1u << 20);
+    /* per position in flight: its key, QKD bytes, KEM secrets, and one KEM secret key as large
+     * as Classic McEliece's (a key pair per position; per batch it is far less) */
+    scratch = 6u * c->batch_size *
+                  (slot + heap_slot(c->qkd_key_bytes) + 256 + heap_slot(HX_KEM_MAX_SECRET_KEY)) +
+              (1u << 20);
     need = keys + scratch;
     while (heap < need) {
         heap <<= 1;

@@ -130,7 +130,7 @@ hx_err hx_link_send(struct hx_link *l, uint8_t type, const uint8_t *p, size_t le
 {
     struct outbuf *b;
 
-    if (len > HX_LINK_MAX_FRAME) {
+    if (len > hx_peer_frame_max(type)) {
         return HX_ERR_TOO_LARGE;
     }
     if ((b = malloc(sizeof(*b) + HX_LINK_HEADER + len)) == NULL) {
@@ -170,8 +170,8 @@ static bool deliver_frames(struct hx_link *l)
     uint8_t type;
     hx_err e;
 
-    while ((e = hx_peer_frame_next(l->rbuf + off, l->rlen - off, HX_LINK_MAX_FRAME, &type, &payload,
-                                   &plen, &used)) == HX_OK) {
+    while ((e = hx_peer_frame_next(l->rbuf + off, l->rlen - off, HX_LINK_MAX_KEM_FRAME, &type,
+                                   &payload, &plen, &used)) == HX_OK) {
         if (type == FRAME_PING) {
             if (hx_link_send(l, FRAME_PONG, payload, plen) != HX_OK) {
                 return false;
@@ -250,7 +250,7 @@ static void run_link(struct hx_links *ls, struct hx_link *l)
 {
     uint64_t ka_ms = (uint64_t)ls->cfg.keepalive_s * 1000;
     int64_t next_ping = hx_deadline_in_ms(ka_ms), silent = hx_deadline_in_ms(3 * ka_ms);
-    size_t cap = HX_LINK_HEADER + HX_LINK_MAX_FRAME + 16384;
+    size_t cap = HX_LINK_HEADER + HX_LINK_MAX_KEM_FRAME + 16384;
     bool want_write = false;
 
     if ((l->rbuf = malloc(cap)) == NULL) {

@@ -7,7 +7,8 @@
  * Each link has one I/O thread (poll + non-blocking OpenSSL: an SSL object must not be used by
  * two threads at once). Other threads queue frames with hx_link_send; received frames go to
  * the daemon's handler on the I/O thread, which must not block. Frames: "HX", version 1,
- * type, u32 BE payload length (<= HX_LINK_MAX_FRAME), payload (docs/peer-protocol.md).
+ * type, u32 BE payload length (<= hx_peer_frame_max(type): HX_LINK_MAX_FRAME, or
+ * HX_LINK_MAX_KEM_FRAME for a BATCH_REQ), payload (docs/peer-protocol.md).
  */
 #ifndef HX_PEER_LINK_H
 #define HX_PEER_LINK_H
@@ -22,7 +23,8 @@
 #include "proto/peer.h"
 
 #define HX_LINK_HEADER HX_PEER_FRAME_HEADER /* proto/peer.h: "HX", version, type, u32 length */
-#define HX_LINK_MAX_FRAME (1u << 20)
+#define HX_LINK_MAX_FRAME HX_PEER_MAX_FRAME
+#define HX_LINK_MAX_KEM_FRAME HX_PEER_MAX_KEM_FRAME
 
 struct hx_link;
 struct hx_links;

@@ -15,12 +15,18 @@ void hx_peer_frame_header_encode(uint8_t out[HX_PEER_FRAME_HEADER], uint8_t type
     out[7] = (uint8_t)len;
 }
 
+size_t hx_peer_frame_max(uint8_t type)
+{
+    return type == HX_PEER_BATCH_REQ ? HX_PEER_MAX_KEM_FRAME : HX_PEER_MAX_FRAME;
+}
+
 hx_err hx_peer_frame_header_decode(const uint8_t in[HX_PEER_FRAME_HEADER], size_t max_payload,
                                    uint8_t *type, uint32_t *len)
 {
     uint32_t n = (uint32_t)in[4] << 24 | (uint32_t)in[5] << 16 | (uint32_t)in[6] << 8 | in[7];
 
-    if (in[0] != 'H' || in[1] != 'X' || in[2] != HX_PEER_VERSION || n > max_payload) {
+    if (in[0] != 'H' || in[1] != 'X' || in[2] != HX_PEER_VERSION || n > max_payload ||
+        n > hx_peer_frame_max(in[3])) {
         return HX_ERR_BAD_VALUE;
     }
     *type = in[3];

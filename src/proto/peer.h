@@ -81,9 +81,20 @@ enum hx_peer_ack_status {
 
 #define HX_PEER_FRAME_HEADER 8
 #define HX_PEER_VERSION 1
+/*
+ * Payload limits (docs/security.md). Every frame: 1 MiB. A BATCH_REQ carries the initiator's
+ * KEM public keys (a Classic McEliece key is 261 KB to 1.3 MB), so it alone may reach 4 MiB.
+ * Links are mutually authenticated TLS: no frame is read before the peer's certificate and node
+ * id are checked, so the larger limit is only ever offered to a trusted peer.
+ */
+#define HX_PEER_MAX_FRAME (1u << 20)
+#define HX_PEER_MAX_KEM_FRAME (4u << 20)
 
+/* The protocol's payload limit for a frame of this type (one of the two above). */
+size_t hx_peer_frame_max(uint8_t type);
 void hx_peer_frame_header_encode(uint8_t out[HX_PEER_FRAME_HEADER], uint8_t type, uint32_t len);
-/* HX_ERR_BAD_VALUE for a bad magic or version, or a length above max_payload. */
+/* HX_ERR_BAD_VALUE for a bad magic or version, or a length above max_payload or above
+ * hx_peer_frame_max(type). */
 HX_MUST_CHECK hx_err hx_peer_frame_header_decode(const uint8_t in[HX_PEER_FRAME_HEADER],
                                                  size_t max_payload, uint8_t *type, uint32_t *len);
 /*

@@ -4,16 +4,45 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const source_names[] = {"QKD", "ML-KEM-512", "ML-KEM-768", "ML-KEM-1024",
-                                           "X25519"};
+_Static_assert(HX_SRC_KEM(HX_KEM_X25519) == HX_SRC_X25519, "source kinds follow crypto/kem.h");
+_Static_assert(HX_SRC_KEM(HX_KEM_MCELIECE_348864) == HX_SRC_MCELIECE_348864, "source kinds");
 
-/* liboqs names the reference accepted; OpenSSL offers none of them. */
-static const char *const foreign[] = {"Kyber",  "HQC",  "BIKE",    "FrodoKEM", "Classic-McEliece",
-                                      "sntrup", "NTRU", "mceliece"};
+/* liboqs names the reference accepted that no library of hykex offers (and variants of the
+ * offered families that the libraries do not have, such as Classic McEliece's "pc"). */
+static const char *const foreign[] = {"Kyber",  "HQC",  "BIKE",     "FrodoKEM",        "eFrodoKEM",
+                                      "sntrup", "NTRU", "mceliece", "Classic-McEliece"};
+
+#define SUPPORTED                                        \
+    "QKD, ML-KEM-512, ML-KEM-768, ML-KEM-1024, X25519, " \
+    "Classic-McEliece-348864/460896/6688128/6960119/8192128[f], sntrup653/761/857/953/1013/1277"
 
 const char *hx_source_name(enum hx_source_kind k)
 {
-    return (unsigned)k < sizeof(source_names) / sizeof(source_names[0]) ? source_names[k] : "?";
+    if (k == HX_SRC_QKD) {
+        return "QKD";
+    }
+    return (unsigned)k < HX_SRC_COUNT ? hx_kem_name(hx_source_kem(k)) : "?";
+}
+
+enum hx_kem_alg hx_source_kem(enum hx_source_kind k)
+{
+    return (enum hx_kem_alg)((int)k - 1);
+}
+
+/* name -> source kind; HX_ERR_UNSUPPORTED when no library here offers it. */
+static hx_err source_parse(const char *name, enum hx_source_kind *out)
+{
+    enum hx_kem_alg alg;
+
+    if (strcasecmp(name, "QKD") == 0) {
+        *out = HX_SRC_QKD;
+        return HX_OK;
+    }
+    if (hx_kem_parse(name, &alg) != HX_OK) {
+        return HX_ERR_UNSUPPORTED;
+    }
+    *out = HX_SRC_KEM(alg);
+    return HX_OK;
 }
 
 static hx_err parse_sources(const char *v, size_t len, struct hx_uri *u, char *why, size_t why_len)
@@ -24,7 +53,7 @@ static hx_err parse_sources(const char *v, size_t len, struct hx_uri *u, char *w
     while (i <= len) {
         size_t j = i;
         char name[48];
-        size_t k;
+        enum hx_source_kind k;
 
         while (j < len && v[j] != ',') {
             j++;
@@ -35,29 +64,23 @@ static hx_err parse_sources(const char *v, size_t len, struct hx_uri *u, char *w
         }
         memcpy(name, v + i, j - i);
         name[j - i] = '\0';
-        for (k = 0; k < sizeof(source_names) / sizeof(source_names[0]); k++) {
-            if (strcasecmp(name, source_names[k]) == 0) {
-                break;
-            }
-        }
-        if (k == sizeof(source_names) / sizeof(source_names[0])) {
+        if (source_parse(name, &k) != HX_OK) {
             const char *kind = "unknown";
             for (size_t f = 0; f < sizeof(foreign) / sizeof(foreign[0]); f++) {
                 if (strncasecmp(name, foreign[f], strlen(foreign[f])) == 0) {
-                    kind = "not offered by OpenSSL";
+                    kind =
+                        "not offered by OpenSSL, libmceliece or libntruprime (HQC, BIKE, "
+                        "FrodoKEM refused)";
                 }
             }
-            snprintf(why, why_len,
-                     "key_sources: '%s' is %s; supported: QKD, ML-KEM-512, ML-KEM-768, "
-                     "ML-KEM-1024, X25519",
-                     name, kind);
+            snprintf(why, why_len, "key_sources: '%s' is %s; supported: " SUPPORTED, name, kind);
             return HX_ERR_UNSUPPORTED;
         }
         if (u->n_sources >= HX_URI_MAX_SOURCES) {
             snprintf(why, why_len, "key_sources: at most %d sources", HX_URI_MAX_SOURCES);
             return HX_ERR_BAD_VALUE;
         }
-        u->sources[u->n_sources++] = (enum hx_source_kind)k;
+        u->sources[u->n_sources++] = k;
         i = j + 1;
     }
     if (u->n_sources < HX_COMBINE_MIN_SOURCES) {

@@ -14,17 +14,22 @@
 #include "common/err.h"
 #include "common/uuid.h"
 #include "crypto/combine.h"
+#include "crypto/kem.h"
 
 #define HX_URI_MAX_SOURCES 8
 #define HX_URI_MAX_APP 128
 
+/* QKD, then every KEM of crypto/kem.h in its order: source kind k > 0 is KEM k - 1. */
 enum hx_source_kind {
     HX_SRC_QKD = 0,
     HX_SRC_ML_KEM_512,
     HX_SRC_ML_KEM_768,
     HX_SRC_ML_KEM_1024,
     HX_SRC_X25519,
+    HX_SRC_MCELIECE_348864, /* ... through sntrup1277: HX_SRC_KEM(HX_KEM_...) */
+    HX_SRC_COUNT = 1 + HX_KEM_ALG_COUNT,
 };
+#define HX_SRC_KEM(alg) ((enum hx_source_kind)(1 + (int)(alg)))
 
 struct hx_uri {
     char app[HX_URI_MAX_APP + 1];
@@ -36,6 +41,8 @@ struct hx_uri {
 };
 
 const char *hx_source_name(enum hx_source_kind k);
+/* The KEM of a source kind other than QKD. */
+enum hx_kem_alg hx_source_kem(enum hx_source_kind k);
 
 /* Parses s; why names the problem ("key_sources: 'Kyber512' is not supported (...)"). */
 HX_MUST_CHECK hx_err hx_uri_parse(const char *s, struct hx_uri *out, char *why, size_t why_len);

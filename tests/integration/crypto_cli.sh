@@ -96,4 +96,13 @@ echo "refusals: all exit 2 with a message"
 # Round trips and sizes, through the command line.
 "$hykex" kem ML-KEM-768 selftest --runs 20 | grep -q 'round trips: 20 of 20 agree' || fail "kem selftest"
 "$hykex" sig ML-DSA-65 selftest --runs 3 | grep -q 'sign/verify: 3 of 3 valid' || fail "sig selftest"
+# Classic McEliece (libmceliece) and sntrup (libntruprime) through the same command.
+out=$("$hykex" kem Classic-McEliece-348864 selftest --runs 2) || fail "McEliece selftest: $out"
+echo "$out" | grep -q 'public key 261120 bytes, ciphertext 96 bytes' || fail "McEliece sizes: $out"
+echo "$out" | grep -q 'round trips: 2 of 2 agree; tampered ciphertexts: all gave a different' \
+    || fail "McEliece round trips: $out"
+out=$("$hykex" kem sntrup761 selftest --runs 20) || fail "sntrup761 selftest: $out"
+echo "$out" | grep -q 'public key 1158 bytes, ciphertext 1039 bytes' || fail "sntrup761 sizes: $out"
+echo "$out" | grep -q 'round trips: 20 of 20 agree' || fail "sntrup761 round trips: $out"
+expect_usage "Classic-McEliece-348864\[f\]" kem HQC-256 selftest
 echo "crypto_cli: all checks passed"

@@ -111,6 +111,30 @@ static void frame_header(void **state)
     }
 }
 
+/* Only a BATCH_REQ (the public keys) may exceed 1 MiB, up to 4 MiB; the caller's max still
+ * applies below those. */
+static void frame_limits_by_type(void **state)
+{
+    uint8_t h[HX_PEER_FRAME_HEADER], type;
+    uint32_t len;
+
+    (void)state;
+    assert_int_equal(hx_peer_frame_max(HX_PEER_BATCH_REQ), 4u << 20);
+    assert_int_equal(hx_peer_frame_max(HX_PEER_BATCH_RESP), 1u << 20);
+    assert_int_equal(hx_peer_frame_max(HX_PEER_PING), 1u << 20);
+    hx_peer_frame_header_encode(h, HX_PEER_BATCH_REQ, 1357824 + 4096); /* McEliece-8192128 */
+    assert_int_equal(hx_peer_frame_header_decode(h, HX_PEER_MAX_KEM_FRAME, &type, &len), HX_OK);
+    assert_int_equal(hx_peer_frame_header_decode(h, 1u << 20, &type, &len), HX_ERR_BAD_VALUE);
+    hx_peer_frame_header_encode(h, HX_PEER_BATCH_REQ, (4u << 20) + 1);
+    assert_int_equal(hx_peer_frame_header_decode(h, UINT32_MAX, &type, &len), HX_ERR_BAD_VALUE);
+    hx_peer_frame_header_encode(h, HX_PEER_BATCH_RESP, (1u << 20) + 1);
+    assert_int_equal(hx_peer_frame_header_decode(h, HX_PEER_MAX_KEM_FRAME, &type, &len),
+                     HX_ERR_BAD_VALUE);
+    hx_peer_frame_header_encode(h, HX_PEER_PING, 2u << 20);
+    assert_int_equal(hx_peer_frame_header_decode(h, HX_PEER_MAX_KEM_FRAME, &type, &len),
+                     HX_ERR_BAD_VALUE);
+}
+
 static void stream_open(void **state)
 {
     static struct hx_peer_open m, out;
@@ -395,11 +419,9 @@ static void batch_fin_ack_query(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(frame_header),
-        cmocka_unit_test(stream_open),
-        cmocka_unit_test(stream_join_and_close),
-        cmocka_unit_test(batch_req),
-        cmocka_unit_test(batch_resp),
+        cmocka_unit_test(frame_header),        cmocka_unit_test(frame_limits_by_type),
+        cmocka_unit_test(stream_open),         cmocka_unit_test(stream_join_and_close),
+        cmocka_unit_test(batch_req),           cmocka_unit_test(batch_resp),
         cmocka_unit_test(batch_fin_ack_query),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -215,6 +215,53 @@ static void too_long(void **state)
     assert_int_equal(strlen(why), 7);
 }
 
+/* Classic McEliece and sntrup by their liboqs names (any case), with the other sources; the
+ * families no library here offers stay refused by name. */
+static void code_based_and_ntru_prime_sources(void **state)
+{
+    struct hx_uri u;
+    char why[256];
+    static const struct {
+        const char *name;
+        enum hx_kem_alg alg;
+    } ok[] = {
+        {"Classic-McEliece-348864", HX_KEM_MCELIECE_348864},
+        {"classic-mceliece-348864f", HX_KEM_MCELIECE_348864F},
+        {"Classic-McEliece-460896", HX_KEM_MCELIECE_460896},
+        {"Classic-McEliece-6688128f", HX_KEM_MCELIECE_6688128F},
+        {"Classic-McEliece-6960119", HX_KEM_MCELIECE_6960119},
+        {"Classic-McEliece-8192128f", HX_KEM_MCELIECE_8192128F},
+        {"sntrup761", HX_KEM_SNTRUP761},
+        {"SNTRUP1277", HX_KEM_SNTRUP1277},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        char s[256];
+        snprintf(s, sizeof(s), BASE "?key_sources=QKD,ML-KEM-768,%s,X25519", ok[i].name);
+        assert_int_equal(parse(s, &u, why, sizeof(why)), HX_OK);
+        assert_int_equal(u.n_sources, 4);
+        assert_int_equal(u.sources[2], HX_SRC_KEM(ok[i].alg));
+        assert_int_equal(hx_source_kem(u.sources[2]), ok[i].alg);
+        assert_string_equal(hx_source_name(u.sources[2]), hx_kem_name(ok[i].alg));
+        assert_int_equal(hx_source_kem(u.sources[1]), HX_KEM_ML_KEM_768);
+    }
+    assert_string_equal(hx_source_name(HX_SRC_QKD), "QKD");
+    assert_string_equal(hx_source_name(HX_SRC_X25519), "X25519");
+    assert_string_equal(hx_source_name(HX_SRC_MCELIECE_348864), "Classic-McEliece-348864");
+    refused(BASE "?key_sources=QKD,HQC-256", HX_ERR_UNSUPPORTED,
+            "'HQC-256' is not offered by OpenSSL, libmceliece or libntruprime (HQC, BIKE, "
+            "FrodoKEM refused)");
+    refused(BASE "?key_sources=QKD,BIKE-L5", HX_ERR_UNSUPPORTED, "HQC, BIKE, FrodoKEM refused");
+    refused(BASE "?key_sources=QKD,FrodoKEM-640-AES", HX_ERR_UNSUPPORTED, "not offered");
+    refused(BASE "?key_sources=QKD,Classic-McEliece-348864pc", HX_ERR_UNSUPPORTED, "not offered");
+    refused(BASE "?key_sources=QKD,sntrup4591761", HX_ERR_UNSUPPORTED, "not offered");
+    refused(BASE "?key_sources=QKD,RSA", HX_ERR_UNSUPPORTED,
+            "supported: QKD, ML-KEM-512, ML-KEM-768, ML-KEM-1024, X25519, "
+            "Classic-McEliece-348864/460896/6688128/6960119/8192128[f], "
+            "sntrup653/761/857/953/1013/1277");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -222,6 +269,7 @@ int main(void)
         cmocka_unit_test(every_error),
         cmocka_unit_test(cut_at_every_byte),
         cmocka_unit_test(too_long),
+        cmocka_unit_test(code_based_and_ntru_prime_sources),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
