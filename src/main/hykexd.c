@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -228,8 +229,41 @@ static hx_err start_links(struct hxd *d, struct peer_lists *pl, char *why, size_
  */
 static int log_fd = -1;
 
+/*
+ * Where logging_config.filename goes. A relative name (the original's "hybrid.log") is put in
+ * systemd's LogsDirectory ($LOGS_DIRECTORY) when hykexd runs under it, else in state_dir (made
+ * 0700 if missing, as the store would), else the working directory as the original did: a
+ * service's working directory (/etc/hykex) is not writable.
+ */
+static bool log_path(const struct hxd_config *cfg, char *out, size_t cap)
+{
+    const char *dir = getenv("LOGS_DIRECTORY"), *colon;
+    size_t dlen;
+    int n;
+
+    if (cfg->log_filename[0] == '/') {
+        n = snprintf(out, cap, "%s", cfg->log_filename);
+        return n > 0 && (size_t)n < cap;
+    }
+    if (dir == NULL || dir[0] == '\0') {
+        dir = cfg->state_dir[0] != '\0' ? cfg->state_dir : NULL;
+        if (dir != NULL && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+            dir = NULL;
+        }
+    }
+    if (dir == NULL) {
+        n = snprintf(out, cap, "%s", cfg->log_filename);
+        return n > 0 && (size_t)n < cap;
+    }
+    colon = strchr(dir, ':'); /* LOGS_DIRECTORY may list several: the first */
+    dlen = colon != NULL ? (size_t)(colon - dir) : strlen(dir);
+    n = snprintf(out, cap, "%.*s/%s", (int)dlen, dir, cfg->log_filename);
+    return n > 0 && (size_t)n < cap;
+}
+
 static bool open_log_file(const struct hxd_config *cfg, char *why, size_t why_len)
 {
+    char path[HXD_MAX_PATH * 2 + 2];
     enum hx_log_level lvl;
     int fd;
 
@@ -241,10 +275,13 @@ static bool open_log_file(const struct hxd_config *cfg, char *why, size_t why_le
                  cfg->file_log_type);
         return false;
     }
-    fd = open(cfg->log_filename, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (!log_path(cfg, path, sizeof(path))) {
+        snprintf(why, why_len, "logging_config.filename: path too long");
+        return false;
+    }
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0 || fchmod(fd, 0600) != 0) {
-        snprintf(why, why_len, "logging_config.filename: cannot open %s for appending",
-                 cfg->log_filename);
+        snprintf(why, why_len, "logging_config.filename: cannot open %s for appending", path);
         if (fd >= 0) {
             close(fd);
         }
@@ -253,8 +290,7 @@ static bool open_log_file(const struct hxd_config *cfg, char *why, size_t why_le
     if (log_fd < 0) {
         log_fd = fd;
         hx_log_set_file(log_fd, lvl);
-        hx_debug("log file open",
-                 HX_F_STR("file", cfg->log_filename) HX_F_STR("level", hx_log_level_name(lvl)));
+        hx_debug("log file open", HX_F_STR("file", path) HX_F_STR("level", hx_log_level_name(lvl)));
     } else if (dup2(fd, log_fd) >= 0) {
         close(fd);
     } else {
