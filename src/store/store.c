@@ -1,5 +1,6 @@
 /* The durable key store: SQLite (WAL) + AES-256-GCM sealed keys. docs/store.md has the schema. */
 #include "store/store.h"
+#include "store/seal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,9 +15,6 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#define STORAGE_KEY_LEN 32
-#define NONCE_LEN 12
-#define TAG_LEN 16
 #define SCHEMA_VERSION 2 /* 2: streams.owner */
 
 static const char schema[] =
@@ -88,148 +86,6 @@ struct hx_store {
     sqlite3_stmt *st[S_COUNT];
     struct hx_secret *key;
 };
-
-/* ---- files ---- */
-
-static hx_err make_dir(const char *dir, char *why, size_t why_len)
-{
-    struct stat sb;
-
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        snprintf(why, why_len, "cannot create state directory %s: %s", dir, strerror(errno));
-        return HX_ERR_IO;
-    }
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        snprintf(why, why_len, "state directory %s is not a directory", dir);
-        return HX_ERR_IO;
-    }
-    if ((sb.st_mode & 022) != 0 || sb.st_uid != geteuid()) {
-        snprintf(why, why_len, "state directory %s is writable by others or not ours", dir);
-        return HX_ERR_IO_PERM;
-    }
-    return HX_OK;
-}
-
-/* Reads the storage key, or makes one (O_EXCL: two starts never make two keys). */
-static hx_err storage_key(const char *dir, struct hx_secret **out, char *why, size_t why_len)
-{
-    char path[4096];
-    uint8_t buf[STORAGE_KEY_LEN + 1];
-    struct stat sb;
-    ssize_t n;
-    int fd;
-    hx_err e;
-
-    snprintf(path, sizeof(path), "%s/storage.key", dir);
-    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 && errno == ENOENT) {
-        if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
-            snprintf(why, why_len, "cannot create %s: %s", path, strerror(errno));
-            return HX_ERR_IO;
-        }
-        if (RAND_priv_bytes(buf, STORAGE_KEY_LEN) != 1) {
-            close(fd);
-            unlink(path);
-            snprintf(why, why_len, "no randomness for the storage key");
-            return HX_ERR_RANDOM;
-        }
-        if (write(fd, buf, STORAGE_KEY_LEN) != STORAGE_KEY_LEN || fsync(fd) != 0) {
-            OPENSSL_cleanse(buf, sizeof(buf));
-            close(fd);
-            unlink(path);
-            snprintf(why, why_len, "cannot write %s", path);
-            return HX_ERR_IO;
-        }
-        close(fd);
-        e = hx_secret_from(buf, STORAGE_KEY_LEN, out);
-        OPENSSL_cleanse(buf, sizeof(buf));
-        return e;
-    }
-    if (fd < 0) {
-        snprintf(why, why_len, "cannot open %s: %s", path, strerror(errno));
-        return HX_ERR_IO;
-    }
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (sb.st_mode & 077) != 0 ||
-        sb.st_uid != geteuid()) {
-        close(fd);
-        snprintf(why, why_len, "%s must be a regular file of ours with mode 0600", path);
-        return HX_ERR_IO_PERM;
-    }
-    n = read(fd, buf, sizeof(buf));
-    close(fd);
-    if (n != STORAGE_KEY_LEN) {
-        OPENSSL_cleanse(buf, sizeof(buf));
-        snprintf(why, why_len, "%s must hold exactly %d bytes", path, STORAGE_KEY_LEN);
-        return HX_ERR_BAD_VALUE;
-    }
-    e = hx_secret_from(buf, STORAGE_KEY_LEN, out);
-    OPENSSL_cleanse(buf, sizeof(buf));
-    return e;
-}
-
-/* ---- sealing ---- */
-
-static void aad_of(const struct hx_uuid *ksid, uint64_t pos, uint8_t aad[24])
-{
-    memcpy(aad, ksid->b, 16);
-    for (int i = 0; i < 8; i++) {
-        aad[16 + i] = (uint8_t)(pos >> (56 - 8 * i));
-    }
-}
-
-/* out: nonce || ciphertext || tag (len + 28 bytes). */
-static hx_err seal(const struct hx_store *st, const struct hx_uuid *ksid, uint64_t pos,
-                   const struct hx_secret *k, uint8_t *out)
-{
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    size_t len = hx_secret_len(k);
-    uint8_t aad[24];
-    int n, ok;
-
-    aad_of(ksid, pos, aad);
-    ok = c != NULL && RAND_bytes(out, NONCE_LEN) == 1 &&
-         EVP_EncryptInit_ex2(c, EVP_aes_256_gcm(), hx_secret_data(st->key), out, NULL) == 1 &&
-         EVP_EncryptUpdate(c, NULL, &n, aad, sizeof(aad)) == 1 &&
-         EVP_EncryptUpdate(c, out + NONCE_LEN, &n, hx_secret_data(k), (int)len) == 1 &&
-         EVP_EncryptFinal_ex(c, out + NONCE_LEN + n, &n) == 1 &&
-         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, TAG_LEN, out + NONCE_LEN + len) == 1;
-    EVP_CIPHER_CTX_free(c);
-    return ok ? HX_OK : HX_ERR_CRYPTO;
-}
-
-static hx_err unseal(const struct hx_store *st, const struct hx_uuid *ksid, uint64_t pos,
-                     const uint8_t *in, size_t in_len, struct hx_secret **out)
-{
-    EVP_CIPHER_CTX *c;
-    struct hx_secret *k = NULL;
-    size_t len;
-    uint8_t aad[24];
-    int n, ok;
-    hx_err e;
-
-    if (in_len <= NONCE_LEN + TAG_LEN || in_len - NONCE_LEN - TAG_LEN > HX_SECRET_MAX_LEN) {
-        return HX_ERR_VERIFY;
-    }
-    len = in_len - NONCE_LEN - TAG_LEN;
-    if ((e = hx_secret_new(len, &k)) != HX_OK) {
-        return e;
-    }
-    aad_of(ksid, pos, aad);
-    c = EVP_CIPHER_CTX_new();
-    ok = c != NULL &&
-         EVP_DecryptInit_ex2(c, EVP_aes_256_gcm(), hx_secret_data(st->key), in, NULL) == 1 &&
-         EVP_DecryptUpdate(c, NULL, &n, aad, sizeof(aad)) == 1 &&
-         EVP_DecryptUpdate(c, hx_secret_data_mut(k), &n, in + NONCE_LEN, (int)len) == 1 &&
-         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, (void *)(in + NONCE_LEN + len)) ==
-             1 &&
-         EVP_DecryptFinal_ex(c, hx_secret_data_mut(k) + n, &n) == 1;
-    EVP_CIPHER_CTX_free(c);
-    if (!ok) {
-        hx_secret_free(k);
-        return HX_ERR_VERIFY;
-    }
-    *out = k;
-    return HX_OK;
-}
 
 /* ---- statements ---- */
 
@@ -365,14 +221,14 @@ hx_err hx_store_open(const char *dir, enum hx_store_sync sync, struct hx_store *
     hx_err e;
 
     *out = NULL;
-    if ((e = make_dir(dir, why, why_len)) != HX_OK) {
+    if ((e = hx_store_make_dir(dir, why, why_len)) != HX_OK) {
         return e;
     }
     if ((st = calloc(1, sizeof(*st))) == NULL) {
         return HX_ERR_NOMEM;
     }
     pthread_mutex_init(&st->lock, NULL);
-    if ((e = storage_key(dir, &st->key, why, why_len)) != HX_OK) {
+    if ((e = hx_store_storage_key(dir, &st->key, why, why_len)) != HX_OK) {
         goto fail;
     }
     /* The database and SQLite's -wal and -shm files (made with its mode) are ours alone. */
@@ -523,7 +379,7 @@ hx_err hx_store_put_batch(struct hx_store *st, const struct hx_uuid *ksid, uint6
             e = HX_ERR_NOMEM;
             goto out;
         }
-        if ((e = seal(st, ksid, first + i, keys[i], buf)) != HX_OK) {
+        if ((e = hx_store_seal(st->key, ksid, first + i, keys[i], buf)) != HX_OK) {
             goto out;
         }
         s = stmt(st, S_INSERT_KEY);
@@ -695,8 +551,8 @@ static hx_err load_keys(struct hx_store *st, const struct hx_uuid *ksid, hx_stor
         int state = sqlite3_column_int(s, 1);
         struct hx_secret *k = NULL;
         if (state != HX_STORE_DELIVERED &&
-            (e = unseal(st, ksid, pos, sqlite3_column_blob(s, 2),
-                        (size_t)sqlite3_column_bytes(s, 2), &k)) != HX_OK) {
+            (e = hx_store_unseal(st->key, ksid, pos, sqlite3_column_blob(s, 2),
+                                 (size_t)sqlite3_column_bytes(s, 2), &k)) != HX_OK) {
             break;
         }
         if ((e = key_fn(arg, ksid, pos, (enum hx_store_key_state)state, k)) != HX_OK) {
