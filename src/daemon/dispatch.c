@@ -185,6 +185,13 @@ static size_t unjoined_of(const struct hxd *d, const struct hx_uuid *peer)
     return n;
 }
 
+void hxd_unjoined_expire(struct hxd *d)
+{
+    pthread_mutex_lock(&d->lock);
+    hxd_unjoined_drop(d, NULL);
+    pthread_mutex_unlock(&d->lock);
+}
+
 void hxd_unjoined_drop(struct hxd *d, const struct hx_uuid *peer)
 {
     for (size_t i = 0; i < d->max_streams; i++) {

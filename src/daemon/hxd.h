@@ -246,6 +246,8 @@ hx_err hxd_send_join(struct hxd *d, const struct hx_uuid *peer, const struct hx_
 /* Drops the streams announced by a peer and never joined here once their time is up (main
  * loop, lock held), or all of that peer's when peer is given (its link went down). */
 void hxd_unjoined_drop(struct hxd *d, const struct hx_uuid *peer);
+/* hxd_unjoined_drop(d, NULL) with the lock taken (main loop, every 200 ms). */
+void hxd_unjoined_expire(struct hxd *d);
 /* true when this node's QKD source is ETSI 014 (no QKD streams to open). */
 bool hxd_qkd_is_014(const struct hxd *d);
 /* Opens the QKD stream at this node's KME (initiator: new id; responder: the initiator's). */

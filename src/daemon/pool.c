@@ -303,7 +303,6 @@ void hxd_stream_kick(struct hxd *d, struct hxd_stream *s)
 void hxd_streams_tick(struct hxd *d)
 {
     pthread_mutex_lock(&d->lock);
-    hxd_unjoined_drop(d, NULL); /* announced by a peer, never joined in time */
     for (size_t i = 0; i < d->max_streams; i++) {
         struct hxd_stream *s = &d->streams[i];
         if (s->used && s->retry_at > 0 && hx_deadline_passed(s->retry_at)) {

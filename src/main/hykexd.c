@@ -326,6 +326,7 @@ static int serve(struct hxd *d, const sigset_t *sigs)
         } else if (sig > 0) {
             return sig;
         }
+        hxd_unjoined_expire(d); /* announced by a peer, never joined in time */
         hxd_streams_tick(d);
         if (tick % 5 == 4) {
             hxd_svc_expire(d);
