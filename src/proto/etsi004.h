@@ -49,6 +49,15 @@ const char *hx_004_command_name(enum hx_004_command cmd);
 
 /* ---- JSON ---- */
 
+/* The integer fields of an ETSI 004 QoS object, by JSON name and offset in struct hykex_qos:
+ * the request decoder here and the QKD client's reading of a KME's counter-proposal share it. */
+#define HX_004_QOS_INT_FIELDS 7
+struct hx_004_qos_field {
+    const char *name;
+    size_t off;
+};
+extern const struct hx_004_qos_field hx_004_qos_fields[HX_004_QOS_INT_FIELDS];
+
 /*
  * A request object, checked field by field: unknown commands and fields, wrong types, numbers
  * outside 0..2^32-1, URIs over HX_004_MAX_URI and malformed stream ids are refused with a

@@ -96,20 +96,19 @@ static hx_err get_ksid(struct json_object *v, bool null_ok, struct hx_uuid *out,
     return HX_OK;
 }
 
+const struct hx_004_qos_field hx_004_qos_fields[HX_004_QOS_INT_FIELDS] = {
+    {"key_chunk_size", offsetof(struct hykex_qos, key_chunk_size)},
+    {"max_bps", offsetof(struct hykex_qos, max_bps)},
+    {"min_bps", offsetof(struct hykex_qos, min_bps)},
+    {"jitter", offsetof(struct hykex_qos, jitter)},
+    {"priority", offsetof(struct hykex_qos, priority)},
+    {"timeout", offsetof(struct hykex_qos, timeout_ms)},
+    {"ttl", offsetof(struct hykex_qos, ttl_s)},
+};
+
 static hx_err decode_qos(struct json_object *q, struct hykex_qos *qos, char *why, size_t why_len)
 {
-    static const struct {
-        const char *name;
-        size_t off;
-    } fields[] = {
-        {"key_chunk_size", offsetof(struct hykex_qos, key_chunk_size)},
-        {"max_bps", offsetof(struct hykex_qos, max_bps)},
-        {"min_bps", offsetof(struct hykex_qos, min_bps)},
-        {"jitter", offsetof(struct hykex_qos, jitter)},
-        {"priority", offsetof(struct hykex_qos, priority)},
-        {"timeout", offsetof(struct hykex_qos, timeout_ms)},
-        {"ttl", offsetof(struct hykex_qos, ttl_s)},
-    };
+    const struct hx_004_qos_field *fields = hx_004_qos_fields;
     char name[64];
     hx_err e;
 
@@ -127,7 +126,7 @@ static hx_err decode_qos(struct json_object *q, struct hykex_qos *qos, char *why
             }
             continue;
         }
-        for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        for (i = 0; i < HX_004_QOS_INT_FIELDS; i++) {
             if (strcmp(key, fields[i].name) == 0) {
                 if ((e = get_u32(val, name, (uint32_t *)((char *)qos + fields[i].off), why,
                                  why_len)) != HX_OK) {
@@ -136,7 +135,7 @@ static hx_err decode_qos(struct json_object *q, struct hykex_qos *qos, char *why
                 break;
             }
         }
-        if (i == sizeof(fields) / sizeof(fields[0])) {
+        if (i == HX_004_QOS_INT_FIELDS) {
             return fail(why, why_len, HX_ERR_UNKNOWN_FIELD, "%s: unknown QoS field", name);
         }
     }

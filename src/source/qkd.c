@@ -306,24 +306,13 @@ hx_err hx_qkd_parse_key_reply(const char *json, size_t json_len, const char *kme
 /* The qos object of a JSON OPEN_CONNECT reply (a counter-proposal): its integer fields. */
 static void qos_from_reply(struct json_object *o, struct hykex_qos *qos)
 {
-    static const struct {
-        const char *name;
-        size_t off;
-    } f[] = {
-        {"key_chunk_size", offsetof(struct hykex_qos, key_chunk_size)},
-        {"max_bps", offsetof(struct hykex_qos, max_bps)},
-        {"min_bps", offsetof(struct hykex_qos, min_bps)},
-        {"jitter", offsetof(struct hykex_qos, jitter)},
-        {"priority", offsetof(struct hykex_qos, priority)},
-        {"timeout", offsetof(struct hykex_qos, timeout_ms)},
-        {"ttl", offsetof(struct hykex_qos, ttl_s)},
-    };
+    const struct hx_004_qos_field *f = hx_004_qos_fields;
     struct json_object *q, *v;
 
     if (!json_object_object_get_ex(o, "qos", &q) || !json_object_is_type(q, json_type_object)) {
         return;
     }
-    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+    for (size_t i = 0; i < HX_004_QOS_INT_FIELDS; i++) {
         if (json_object_object_get_ex(q, f[i].name, &v) && json_object_is_type(v, json_type_int) &&
             json_object_get_int64(v) >= 0 && json_object_get_int64(v) <= UINT32_MAX) {
             *(uint32_t *)((char *)qos + f[i].off) = (uint32_t)json_object_get_int64(v);
