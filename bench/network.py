@@ -40,7 +40,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.abspath(sys.argv[1])
 QUICK = "--quick" in sys.argv
 REPS = 1 if QUICK else 3
-DEPTH = 65536  # keys buffered per stream: a stream must not fill up within a scaling window
+DEPTH = 16384  # keys buffered per stream: a stream must not fill up within a scaling window
+# The nodes' limits for that: up to 1 024 streams at once, each buffering DEPTH keys of 32 bytes
+# (every key here is 32 bytes: limits.max_key_chunk), all in the secure heap (hykexd sizes it
+# from these limits and refuses a config it cannot hold: 1 100 x (16 384 + 192) x 32 bytes
+# needs 1 GiB, mlocked, per node).
+MAX_STREAMS = 1100
+SECURE_HEAP_MB = 1024
 QKD_PIPELINE = 32  # our simulator parses request streams (the reference KME would need 1)
 U = {"A": "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa", "B": "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb"}
 
@@ -192,7 +198,8 @@ class Network:
                "hybridization_server_address": {"host": a[n], "port": p["api" + n]},
                "qkd_address": {"host": a["sim"], "port": p["k" + n]},
                "peer_local_address": {"host": a[n], "port": p["peer" + n]},
-               "limits": {"buffer_depth": DEPTH, "batch_size": batch},
+               "limits": {"buffer_depth": DEPTH, "batch_size": batch, "max_streams": MAX_STREAMS,
+                          "max_key_chunk": 32, "secure_heap_mb": SECURE_HEAP_MB},
                "qkd": {"pipeline": QKD_PIPELINE}, "kem": {"key_pairs": key_pairs},
                "api": {"allow_remote": self.lab},  # the lab's applications run on this host
                "trusted_peers": {U[m]: {"address": {"host": a[m], "port": p["peer" + m]}}}}
