@@ -275,12 +275,13 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
         return;
     }
     if (beyond_buffer(d, s, pos)) {
+        uint64_t end = hxd_stream_window_end(d, s); /* read under the lock (TSan found it after) */
         pthread_mutex_unlock(&d->lock);
         hxd_svc_fail(&res->r, HXD_SVC_NO_KEY,
                      "position %" PRIu64
                      " is too far ahead, beyond the key buffer: limits.buffer_depth is %" PRIu32
                      " keys per stream, positions below %" PRIu64 " only",
-                     pos, d->cfg.buffer_depth, hxd_stream_window_end(d, s));
+                     pos, d->cfg.buffer_depth, end);
         return;
     }
     if (pos + 1 > s->want) {
