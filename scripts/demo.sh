@@ -40,7 +40,8 @@ done
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    pkill -f "$bin/hykexd -c config.json" 2>/dev/null || true # also a restarted Bob
+    # the restarted Bob (step 6) wrote its PID: stop only what this demo started
+    [ -f "$demo/Bob/restarted.pid" ] && kill "$(cat "$demo/Bob/restarted.pid")" 2>/dev/null || true
     wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -64,13 +65,10 @@ step "4. Start the QKD simulator and the three hybridization modules"
 start hykex-qkdsim "$demo/qkdsim.log" "$bin/hykex-qkdsim" -c examples/qkdsim/three-nodes.json \
     --ctl "$demo/qkdsim.ctl"
 for node in Alice Bob Charlie; do
-    (cd "$demo/$node" && start "hykexd $node" "$demo/$node/hykexd.log" \
-        "$bin/hykexd" -c config.json -p trusted_peers_info.json) &
-    wait $!
+    # env -C: started in its own folder and exec'd, so the PID recorded is the daemon's
+    start "hykexd $node" "$demo/$node/hykexd.log" \
+        env -C "$demo/$node" "$bin/hykexd" -c config.json -p trusted_peers_info.json
 done
-# The subshells above exited; find the daemons for the cleanup.
-mapfile -t more < <(pgrep -f "$bin/hykexd -c config.json" || true)
-pids+=("${more[@]}")
 sleep 1
 grep -h 'peer link up' "$demo"/*/hykexd.log | sed -E 's/.*func=serve_link line=[0-9]+ //' | sort | uniq -c
 
@@ -152,6 +150,7 @@ os.kill(int(bob[0]), signal.SIGKILL)
 print(f"Bob (pid {bob[0]}) killed after 3 keys; restarting it")
 p = subprocess.Popen([f"{bin_}/hykexd", "-c", "config.json", "-p", "trusted_peers_info.json"], cwd=f"{demo}/Bob",
                      stdout=subprocess.PIPE, stderr=open(f"{demo}/Bob/hykexd.log", "a"), text=True, start_new_session=True)
+open(f"{demo}/Bob/restarted.pid", "w").write(str(p.pid))  # for the demo's cleanup
 assert p.stdout.readline().strip() == "ready"
 time.sleep(0.5)
 apps["Bob"] = App(B[1])                      # the application reconnects
