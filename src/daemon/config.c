@@ -228,6 +228,17 @@ static const struct hx_cfg_opt table[] = {
                    "and this group (default: the user's primary group)"),
     HX_CFG_OPT_STR("log_level", C, log_level, 0, "\"\"", 0,
                    "error, warn, info, debug (default: logging_config.console_log_type)"),
+    /* Relay across trusted nodes (docs/relay.md): opt-in, nothing changes while off. */
+    HX_CFG_OPT_BOOL("relay.enabled", C, relay_enabled, "false",
+                    "take part in the relay's topology protocol (docs/relay.md)"),
+    HX_CFG_OPT_INT("relay.announce_s", C, relay_announce_s, 1, 600, "10", 0,
+                   "seconds between this node's topology announcements (each lives 4 periods)"),
+    HX_CFG_OPT_INT("relay.max_nodes", C, relay_max_nodes, 2, 4096, "1024", 0,
+                   "nodes the topology map holds"),
+    HX_CFG_OPT_INT("relay.max_hops", C, relay_max_hops, 1, 16, "8", 0,
+                   "longest relay path, in hops"),
+    HX_CFG_OPT_STR("relay.avoid", C, relay_avoid, 0, "\"\"", 0,
+                   "comma-separated node UUIDs never to relay through"),
     HX_CFG_OPT_CUSTOM("trusted_peers", C, trusted, parse_peers, print_peers, NULL, "{}", 0,
                       "node UUID -> {address}, as trusted_peers_info.json"),
 };

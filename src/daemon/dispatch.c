@@ -12,6 +12,8 @@
 
 #include "common/log.h"
 #include "daemon/batch.h"
+#include "daemon/relay.h"
+#include "proto/peer_topo.h"
 
 hx_err hxd_send_open(struct hxd *d, const struct hxd_stream *s)
 {
@@ -396,6 +398,10 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
     struct hx_uuid ksid;
     struct hxd_stream *s;
 
+    if (type == HX_PEER_TOPO_ANNOUNCE) { /* the relay's (dropped while it is off) */
+        hxd_relay_on_frame(d, peer, p, len);
+        return;
+    }
     if (len < 16) {
         return;
     }
@@ -442,6 +448,7 @@ void hxd_on_link(void *arg, struct hx_link *l, bool up)
 {
     struct hxd *d = arg;
 
+    hxd_relay_link_changed(d);
     pthread_mutex_lock(&d->lock);
     if (!up) { /* its announcements go with it: the initiator's OPEN_CONNECT fails anyway */
         hxd_unjoined_drop(d, hx_link_peer(l));

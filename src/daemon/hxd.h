@@ -217,6 +217,8 @@ struct hxd {
     int64_t cert_not_after; /* this node's certificate expiry (Unix time; 0: unknown) */
     /* lock-free counters for the metrics endpoint (metrics.h) */
     struct hxd_metrics metrics;
+    /* the relay's topology protocol (daemon/relay.h); NULL unless relay.enabled */
+    struct hxd_relay *relay;
 };
 
 /* batches (batch.c) */

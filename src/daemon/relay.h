@@ -1,0 +1,56 @@
+/*
+ * The relay across trusted nodes, as far as it is built (docs/relay.md): the topology protocol.
+ * Opt-in (relay.enabled): while off, hxd_relay_start does nothing, every TOPO_ANNOUNCE that
+ * arrives is dropped unread and the daemon behaves exactly as without this module.
+ *
+ * Threads: a link's I/O thread only copies an announcement into a bounded inbox
+ * (hxd_relay_on_frame: no crypto there); the main loop's tick (hxd_relay_tick, every 200 ms)
+ * verifies the inbox (certificate against the network CA, UUID SAN, ML-DSA signature), updates
+ * the map, floods what is new to the other neighbours, forgets what expired and announces this
+ * node when its period is over or a link changed. One mutex (r->lock) guards the inbox, the
+ * map and the counters; nothing slow runs under it; it is never taken with d->lock held.
+ */
+#ifndef HX_DAEMON_RELAY_H
+#define HX_DAEMON_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/uuid.h"
+#include "daemon/topology.h"
+
+struct hxd;
+struct hxd_relay;
+
+/* Starts the topology protocol when relay.enabled (after the links are up); else HX_OK and
+ * nothing. HX_ERR_CONFIG with why for a bad relay.avoid or an unreadable certificate. */
+HX_MUST_CHECK hx_err hxd_relay_start(struct hxd *d, char *why, size_t why_len);
+/* After the links are stopped (no frame arrives any more). */
+void hxd_relay_stop(struct hxd *d);
+/* A TOPO_ANNOUNCE from neighbour `from` (a link's I/O thread): queued, or dropped when the
+ * relay is off or the inbox is full. */
+void hxd_relay_on_frame(struct hxd *d, const struct hx_uuid *from, const uint8_t *p, size_t len);
+/* A link came up or went down: announce at the next tick. */
+void hxd_relay_link_changed(struct hxd *d);
+/* Main loop, every 200 ms. */
+void hxd_relay_tick(struct hxd *d);
+
+/* What STATUS shows of the relay: the map, and the path to every node on it. */
+struct hxd_relay_node_view {
+    struct hx_topo_node node;
+    int64_t age_ms, expires_in_ms; /* expires_in_ms < 0: never (this node) */
+    bool reachable;
+    struct hx_topo_path path; /* reachable: under the node's policy (max hops, avoid, QKD) */
+};
+struct hxd_relay_view {
+    size_t n;
+    struct hxd_relay_node_view *nodes; /* sorted by UUID */
+    uint64_t accepted, refused, dropped, forgotten, announced;
+};
+/* NULL in *out when the relay is off. */
+HX_MUST_CHECK hx_err hxd_relay_view(struct hxd *d, struct hxd_relay_view **out);
+void hxd_relay_view_free(struct hxd_relay_view *v);
+
+#endif

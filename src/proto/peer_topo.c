@@ -1,0 +1,114 @@
+/* TOPO_ANNOUNCE, the relay's link-state message (proto/peer_topo.h, docs/relay.md). */
+#include "proto/peer_topo.h"
+
+#include <string.h>
+
+/* What the decoder refuses, checked before encoding too. */
+static hx_err check(const struct hx_peer_topo *m)
+{
+    if (m->n_neigh > HX_TOPO_MAX_NEIGH || m->lifetime_s == 0 ||
+        m->lifetime_s > HX_TOPO_MAX_LIFETIME_S || m->cert_len == 0 ||
+        m->cert_len > HX_TOPO_MAX_CERT) {
+        return HX_ERR_BAD_VALUE;
+    }
+    for (size_t i = 0; i < m->n_neigh; i++) {
+        if ((m->neigh[i].flags & ~HX_TOPO_QKD) != 0 ||
+            hx_uuid_equal(&m->neigh[i].node, &m->origin)) {
+            return HX_ERR_BAD_VALUE;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (hx_uuid_equal(&m->neigh[i].node, &m->neigh[j].node)) {
+                return HX_ERR_BAD_VALUE;
+            }
+        }
+    }
+    return HX_OK;
+}
+
+hx_err hx_peer_encode_topo_body(struct hx_writer *w, const struct hx_peer_topo *m)
+{
+    hx_err e;
+
+    if (check(m) != HX_OK) {
+        return HX_ERR_INVALID_ARG;
+    }
+    if ((e = hx_write_bytes(w, m->origin.b, 16)) != HX_OK ||
+        (e = hx_write_u64(w, m->seq)) != HX_OK || (e = hx_write_u32(w, m->lifetime_s)) != HX_OK ||
+        (e = hx_write_u8(w, (uint8_t)m->n_neigh)) != HX_OK) {
+        return e;
+    }
+    for (size_t i = 0; i < m->n_neigh; i++) {
+        if ((e = hx_write_bytes(w, m->neigh[i].node.b, 16)) != HX_OK ||
+            (e = hx_write_u8(w, m->neigh[i].flags)) != HX_OK ||
+            (e = hx_write_u32(w, m->neigh[i].key_avail)) != HX_OK) {
+            return e;
+        }
+    }
+    if ((e = hx_write_u16(w, (uint16_t)m->cert_len)) != HX_OK) {
+        return e;
+    }
+    return hx_write_bytes(w, m->cert, m->cert_len);
+}
+
+hx_err hx_peer_encode_topo_sig(struct hx_writer *w, const uint8_t *sig, size_t len)
+{
+    hx_err e;
+
+    if (len == 0 || len > HX_TOPO_MAX_SIG) {
+        return HX_ERR_INVALID_ARG;
+    }
+    if ((e = hx_write_u16(w, (uint16_t)len)) != HX_OK) {
+        return e;
+    }
+    return hx_write_bytes(w, sig, len);
+}
+
+hx_err hx_peer_decode_topo(const uint8_t *p, size_t len, struct hx_peer_topo *out)
+{
+    struct hx_reader r;
+    uint16_t n16;
+    uint8_t n;
+    hx_err e;
+
+    memset(out, 0, sizeof(*out));
+    hx_reader_init(&r, p, len);
+    if ((e = hx_read_bytes(&r, out->origin.b, 16)) != HX_OK ||
+        (e = hx_read_u64(&r, &out->seq)) != HX_OK ||
+        (e = hx_read_u32(&r, &out->lifetime_s)) != HX_OK || (e = hx_read_u8(&r, &n)) != HX_OK) {
+        return e;
+    }
+    if (n > HX_TOPO_MAX_NEIGH) {
+        return HX_ERR_TOO_LARGE;
+    }
+    out->n_neigh = n;
+    for (size_t i = 0; i < n; i++) {
+        if ((e = hx_read_bytes(&r, out->neigh[i].node.b, 16)) != HX_OK ||
+            (e = hx_read_u8(&r, &out->neigh[i].flags)) != HX_OK ||
+            (e = hx_read_u32(&r, &out->neigh[i].key_avail)) != HX_OK) {
+            return e;
+        }
+    }
+    if ((e = hx_read_u16(&r, &n16)) != HX_OK) {
+        return e;
+    }
+    out->cert_len = n16;
+    if ((e = hx_read_view(&r, out->cert_len, &out->cert)) != HX_OK) {
+        return e;
+    }
+    out->signed_part = p;
+    out->signed_len = r.off;
+    if ((e = hx_read_u16(&r, &n16)) != HX_OK) {
+        return e;
+    }
+    out->sig_len = n16;
+    if (out->sig_len == 0 || out->sig_len > HX_TOPO_MAX_SIG) {
+        return HX_ERR_BAD_VALUE;
+    }
+    if ((e = hx_read_view(&r, out->sig_len, &out->sig)) != HX_OK) {
+        return e;
+    }
+    if (hx_reader_remaining(&r) != 0) {
+        return HX_ERR_TOO_LARGE; /* trailing bytes */
+    }
+    return check(out);
+}
