@@ -265,6 +265,60 @@ static struct json_object *stream_status(const struct hxd_svc_stream_info *s)
     return e;
 }
 
+/* The relay's map (relay.enabled only): every node with its neighbours and this node's path to
+ * it, at most HXD_RELAY_LISTED nodes (each up to ~5 KB with 64 neighbours: the reply stays
+ * below 1 MiB); "nodes_total" counts them all. */
+#define HXD_RELAY_LISTED 128
+static struct json_object *relay_status(const struct hxd_relay_view *v)
+{
+    struct json_object *o = json_object_new_object(), *nodes = json_object_new_array();
+    char id[HX_UUID_STR_LEN + 1];
+
+    json_object_object_add(o, "enabled", json_object_new_boolean(true));
+    add_int(o, "nodes_total", v->n);
+    add_int(o, "announcements_accepted", v->accepted);
+    add_int(o, "announcements_refused", v->refused);
+    add_int(o, "announcements_dropped", v->dropped);
+    add_int(o, "nodes_forgotten", v->forgotten);
+    add_int(o, "announced", v->announced);
+    for (size_t i = 0; i < v->n && i < HXD_RELAY_LISTED; i++) {
+        const struct hxd_relay_node_view *nv = &v->nodes[i];
+        struct json_object *e = json_object_new_object(), *nb = json_object_new_array();
+        hx_uuid_format(&nv->node.id, id);
+        json_object_object_add(e, "uuid", json_object_new_string(id));
+        add_int(e, "seq", nv->node.seq);
+        add_int(e, "age_ms", (uint64_t)(nv->age_ms > 0 ? nv->age_ms : 0));
+        json_object_object_add(e, "expires_in_ms",
+                               nv->expires_in_ms < 0 ? NULL
+                                                     : json_object_new_int64(nv->expires_in_ms));
+        for (size_t k = 0; k < nv->node.n_neigh; k++) {
+            struct json_object *n = json_object_new_object();
+            hx_uuid_format(&nv->node.neigh[k].node, id);
+            json_object_object_add(n, "uuid", json_object_new_string(id));
+            json_object_object_add(
+                n, "qkd", json_object_new_boolean((nv->node.neigh[k].flags & HX_TOPO_QKD) != 0));
+            add_int(n, "key_available", nv->node.neigh[k].key_avail);
+            json_object_array_add(nb, n);
+        }
+        json_object_object_add(e, "neighbours", nb);
+        if (nv->reachable) {
+            struct json_object *path = json_object_new_array();
+            for (size_t k = 0; k <= nv->path.hops; k++) {
+                hx_uuid_format(&nv->path.node[k], id);
+                json_object_array_add(path, json_object_new_string(id));
+            }
+            json_object_object_add(e, "path", path);
+            add_int(e, "hops", nv->path.hops);
+        } else {
+            json_object_object_add(e, "path", NULL);
+            json_object_object_add(e, "hops", NULL);
+        }
+        json_object_array_add(nodes, e);
+    }
+    json_object_object_add(o, "nodes", nodes);
+    return o;
+}
+
 static struct json_object *node_status(struct hxd *d)
 {
     static const char *const stores[] = {"memory only", "durable", "durable (fsync)"};
@@ -311,6 +365,9 @@ static struct json_object *node_status(struct hxd *d)
     json_object_object_add(o, "errors", err);
     json_object_object_add(o, "peers", peers);
     json_object_object_add(o, "streams", streams);
+    if (st.relay != NULL) { /* absent while relay.enabled is off: STATUS as before */
+        json_object_object_add(o, "relay", relay_status(st.relay));
+    }
     hxd_svc_status_wipe(&st);
     return o;
 }

@@ -381,6 +381,10 @@ static void print_status_table(struct json_object *o)
            ", key confirmation mismatches %" PRId64 ", store errors %" PRId64 "\n",
            jint(o, "batches_ok"), jint(err, "batches_failed"), jint(err, "confirmation_mismatches"),
            jint(err, "store_errors"));
+    if (jget(o, "relay") != NULL) {
+        printf("relay: %" PRId64 " nodes on the map (hykex route)\n",
+               jint(jget(o, "relay"), "nodes_total"));
+    }
 }
 
 int cmd_status(int argc, char **argv)
@@ -419,4 +423,101 @@ int cmd_status(int argc, char **argv)
     free(text);
     hykex_disconnect(h);
     return rc == 0 ? 0 : 1;
+}
+
+/* The relay's map from a STATUS reply: every node, or only `only`, with this node's path. */
+static int print_routes(struct json_object *relay, const char *only)
+{
+    struct json_object *nodes = jget(relay, "nodes");
+    bool shown = false;
+
+    if (only == NULL) {
+        printf("relay map: %" PRId64 " nodes (announcements accepted %" PRId64 ", refused %" PRId64
+               ", dropped %" PRId64 ")\n",
+               jint(relay, "nodes_total"), jint(relay, "announcements_accepted"),
+               jint(relay, "announcements_refused"), jint(relay, "announcements_dropped"));
+    }
+    for (size_t i = 0; i < json_object_array_length(nodes); i++) {
+        struct json_object *e = json_object_array_get_idx(nodes, i), *path = jget(e, "path"),
+                           *nb = jget(e, "neighbours");
+        size_t qkd = 0;
+        if (only != NULL && strcmp(jstr(e, "uuid"), only) != 0) {
+            continue;
+        }
+        shown = true;
+        for (size_t k = 0; k < json_object_array_length(nb); k++) {
+            qkd += json_object_get_boolean(jget(json_object_array_get_idx(nb, k), "qkd")) ? 1u : 0u;
+        }
+        printf("  %s  neighbours %zu (QKD %zu)  ", jstr(e, "uuid"), json_object_array_length(nb),
+               qkd);
+        if (path == NULL) {
+            printf("no path\n");
+            continue;
+        }
+        printf("hops %" PRId64 ":", jint(e, "hops"));
+        for (size_t k = 0; k < json_object_array_length(path); k++) {
+            printf("%s%s", k ? " > " : " ",
+                   json_object_get_string(json_object_array_get_idx(path, k)));
+        }
+        printf("\n");
+        if (only != NULL) {
+            return 0;
+        }
+    }
+    if (only != NULL) {
+        fprintf(stderr, "hykex route: %s is not on the map%s\n", only,
+                shown ? " or has no path" : "");
+        return 1;
+    }
+    return 0;
+}
+
+int cmd_route(int argc, char **argv)
+{
+    char address[320] = "127.0.0.1:65430";
+    const char *only = NULL;
+    struct hykex *h;
+    bool json = false;
+    int a, rc;
+
+    for (int i = 1; i < argc;) {
+        if ((a = address_option(argc, argv, &i, address, sizeof(address), "route")) != 0) {
+            if (a != 1) {
+                return a;
+            }
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+            i++;
+        } else if (argv[i][0] != '-' && only == NULL) {
+            only = argv[i++];
+        } else {
+            return cli_usage_error("route",
+                                   "usage: hykex route [NODE-UUID] [--json] [--address HOST:PORT "
+                                   "| --unix PATH | -c CONFIG.json]");
+        }
+    }
+    if (connect_or_fail("route", address, &h) != 0) {
+        return 1;
+    }
+    char *text = NULL;
+    rc = hykex_raw_call(h, "{\"command\": \"STATUS\"}", &text);
+    hykex_disconnect(h);
+    struct json_object *o = rc == 0 && text != NULL ? json_tokener_parse(text) : NULL;
+    struct json_object *relay = o != NULL ? jget(o, "relay") : NULL;
+    if (o == NULL) {
+        fprintf(stderr, "hykex route: no STATUS reply\n");
+        rc = 1;
+    } else if (relay == NULL) {
+        fprintf(stderr, "hykex route: the relay is off on this node (relay.enabled)\n");
+        rc = 1;
+    } else if (json) {
+        printf("%s\n", json_object_to_json_string_ext(relay, JSON_C_TO_STRING_PRETTY |
+                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
+        rc = 0;
+    } else {
+        rc = print_routes(relay, only);
+    }
+    json_object_put(o);
+    free(text);
+    return rc;
 }

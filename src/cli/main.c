@@ -87,6 +87,9 @@ static const struct command commands[] = {
      "the node's peers (up/down, TLS group, certificate expiry), streams (method, sources, "
      "counters, state) and error counters",
      cmd_status},
+    {"route", "[NODE]",
+     "the relay's map (relay.enabled): every node, its neighbours and this node's path to it",
+     cmd_route},
     {"kdf", "<alg> ...", "one KDF call with explicit inputs (known-answer checks)", cmd_kdf},
     {"combine", "<method> ...", "combine keys as hykexd does (known-answer checks)", cmd_combine},
     {"kem", "<alg> selftest", "ML-KEM, X25519, Classic McEliece, sntrup round trips and sizes",
