@@ -205,6 +205,31 @@ static void send_all(struct hxd *d, const struct hx_uuid *except, const struct h
     }
 }
 
+hx_err hxd_relay_check_cert(const struct hx_certid *ca, const struct hx_peer_topo *m,
+                            struct hx_sig_key **key, int64_t *not_after, char *why, size_t why_len)
+{
+    struct hx_uuid named;
+    hx_err e;
+
+    if ((e = hx_certid_verify(ca, m->cert, m->cert_len, &named, key, not_after, why, why_len)) !=
+        HX_OK) {
+        return e;
+    }
+    if (!hx_uuid_equal(&named, &m->origin)) {
+        snprintf(why, why_len, "the certificate names another node");
+        hx_sig_key_free(*key);
+        *key = NULL;
+        return HX_ERR_VERIFY;
+    }
+    return HX_OK;
+}
+
+hx_err hxd_relay_check_sig(const struct hx_sig_key *key, const struct hx_peer_topo *m)
+{
+    return hx_sig_verify(key, (const uint8_t *)HX_TOPO_SIG_CTX, strlen(HX_TOPO_SIG_CTX),
+                         m->signed_part, m->signed_len, m->sig, m->sig_len);
+}
+
 /* The key that verifies origin's signatures, from the certificate in its announcement: from
  * the cache when it is the same certificate and still valid, else checked against the CA. */
 static const struct hx_sig_key *origin_key(struct hxd_relay *r, const struct hx_peer_topo *m,
@@ -213,7 +238,6 @@ static const struct hx_sig_key *origin_key(struct hxd_relay *r, const struct hx_
     struct hx_iov part = {m->cert, m->cert_len};
     struct known_key *k = NULL;
     struct hx_sig_key *key = NULL;
-    struct hx_uuid named;
     uint8_t h[32];
     int64_t not_after = 0;
 
@@ -231,13 +255,7 @@ static const struct hx_sig_key *origin_key(struct hxd_relay *r, const struct hx_
         (k->not_after == 0 || hx_walltime() < k->not_after)) {
         return k->key;
     }
-    if (hx_certid_verify(r->ca, m->cert, m->cert_len, &named, &key, &not_after, why, why_len) !=
-        HX_OK) {
-        return NULL;
-    }
-    if (!hx_uuid_equal(&named, &m->origin)) {
-        snprintf(why, why_len, "the certificate names another node");
-        hx_sig_key_free(key);
+    if (hxd_relay_check_cert(r->ca, m, &key, &not_after, why, why_len) != HX_OK) {
         return NULL;
     }
     if (k == NULL) {
@@ -285,8 +303,7 @@ static void take(struct hxd *d, struct hxd_relay *r, const struct inbox_item *it
     if ((key = origin_key(r, m, why, sizeof(why))) == NULL) {
         goto refused;
     }
-    if (hx_sig_verify(key, (const uint8_t *)HX_TOPO_SIG_CTX, strlen(HX_TOPO_SIG_CTX),
-                      m->signed_part, m->signed_len, m->sig, m->sig_len) != HX_OK) {
+    if (hxd_relay_check_sig(key, m) != HX_OK) {
         snprintf(why, sizeof(why), "bad signature");
         goto refused;
     }

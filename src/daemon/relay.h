@@ -37,6 +37,16 @@ void hxd_relay_link_changed(struct hxd *d);
 /* Main loop, every 200 ms. */
 void hxd_relay_tick(struct hxd *d);
 
+/* The checks of an announcement before the map takes it (also for the unit tests): its
+ * certificate is the network CA's and names the origin (HX_OK with the origin's key, which
+ * the caller frees); its signature verifies under that key (HX_ERR_VERIFY otherwise). */
+struct hx_certid;
+struct hx_sig_key;
+HX_MUST_CHECK hx_err hxd_relay_check_cert(const struct hx_certid *ca, const struct hx_peer_topo *m,
+                                          struct hx_sig_key **key, int64_t *not_after, char *why,
+                                          size_t why_len);
+HX_MUST_CHECK hx_err hxd_relay_check_sig(const struct hx_sig_key *key, const struct hx_peer_topo *m);
+
 /* What STATUS shows of the relay: the map, and the path to every node on it. */
 struct hxd_relay_node_view {
     struct hx_topo_node node;

@@ -106,7 +106,7 @@ size_t hx_topo_age(struct hx_topo *t, int64_t now_ms)
     size_t kept = 0, gone;
 
     for (size_t i = 0; i < t->n; i++) {
-        if (t->nodes[i].expires_ms > now_ms) {
+        if (t->nodes[i].expires_ms > now_ms || hx_uuid_equal(&t->nodes[i].id, &t->self)) {
             if (kept != i) {
                 t->nodes[kept] = t->nodes[i];
             }
