@@ -108,17 +108,17 @@ static struct json_object *open_connect(struct hxd *d, const struct hx_004_reque
 /* ---- GET_KEY ---- */
 
 /* The smallest metadata: what a reference client's "size": 46 holds. */
-static size_t metadata_min(uint64_t age, char *buf, size_t len)
+static size_t metadata_min(uint64_t age, unsigned hops, char *buf, size_t len)
 {
-    return (size_t)snprintf(buf, len, "{\"age\": %" PRIu64 ", \"hops\": 0}", age);
+    return (size_t)snprintf(buf, len, "{\"age\": %" PRIu64 ", \"hops\": %u}", age, hops);
 }
 
 /* The metadata with the method and sources, when the client's buffer allows. */
 static void metadata_full(const struct hxd_svc_get_res *res, char *buf, size_t len)
 {
     size_t off = (size_t)snprintf(
-        buf, len, "{\"age\": %" PRIu64 ", \"hops\": 0, \"method\": \"%s\", \"sources\": [",
-        res->age_ms, res->method);
+        buf, len, "{\"age\": %" PRIu64 ", \"hops\": %u, \"method\": \"%s\", \"sources\": [",
+        res->age_ms, res->hops, res->method);
 
     for (size_t i = 0; i < res->n_sources && off < len; i++) {
         off += (size_t)snprintf(buf + off, len - off, "%s\"%s\"", i ? ", " : "", res->sources[i]);
@@ -140,7 +140,8 @@ static struct json_object *get_key(struct hxd *d, const struct hx_004_request *r
                                 .gone_arg = who->gone_arg};
     struct hxd_svc_get_res res;
     char meta_full[512], meta_min[96];
-    size_t min_len = metadata_min(999999999, meta_min, sizeof(meta_min));
+    /* hops 0: what the reference's "size": 46 holds (a relayed key's 1-digit count fits too) */
+    size_t min_len = metadata_min(999999999, 0, meta_min, sizeof(meta_min));
     struct json_object *o;
     bool ok;
 
@@ -155,7 +156,7 @@ static struct json_object *get_key(struct hxd *d, const struct hx_004_request *r
         return o;
     }
     metadata_full(&res, meta_full, sizeof(meta_full));
-    metadata_min(res.age_ms, meta_min, sizeof(meta_min));
+    metadata_min(res.age_ms, res.hops, meta_min, sizeof(meta_min));
     /* written straight into out, wiped after sending; the reference's separators */
     const char *meta =
         req->metadata_size == 0 || req->metadata_size >= strlen(meta_full) ? meta_full : meta_min;

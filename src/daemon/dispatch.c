@@ -395,13 +395,22 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
 {
     struct hxd *d = arg;
     const struct hx_uuid *peer = hx_link_peer(l);
-    struct hx_uuid ksid;
-    struct hxd_stream *s;
 
     if (type == HX_PEER_TOPO_ANNOUNCE) { /* the relay's (dropped while it is off) */
         hxd_relay_on_frame(d, peer, p, len);
-        return;
+    } else if (type == HX_PEER_RELAY_FWD) {
+        hxd_relay_on_fwd(d, peer, p, len);
+    } else {
+        hxd_on_peer_frame(d, peer, type, p, len);
     }
+}
+
+void hxd_on_peer_frame(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
+                       size_t len)
+{
+    struct hx_uuid ksid;
+    struct hxd_stream *s;
+
     if (len < 16) {
         return;
     }

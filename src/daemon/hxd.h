@@ -237,6 +237,9 @@ void hxd_responder_job(struct hxd *d, struct hxd_job *j);
 void hxd_pools_stop(struct hxd *d);
 void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, size_t len);
 void hxd_on_link(void *arg, struct hx_link *l, bool up);
+/* A stream or batch message from peer, over its link or (relay.enabled) over relays. */
+void hxd_on_peer_frame(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
+                       size_t len);
 /* Sends a peer message about a stream (no lock held). Encoders: proto/peer.h. */
 hx_err hxd_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
                 size_t len);

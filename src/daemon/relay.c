@@ -15,47 +15,11 @@
 #include "common/log.h"
 #include "crypto/kdf.h"
 #include "daemon/hxd.h"
+#include "daemon/relay_int.h"
 #include "peer/certid.h"
 #include "proto/peer_topo.h"
 
-#define RELAY_INBOX 256    /* announcements waiting for the tick; more are dropped */
-#define RELAY_MAX_AVOID 32 /* relay.avoid: 1 023 characters hold 27 UUIDs */
-
-struct inbox_item {
-    struct hx_uuid from;
-    uint8_t *p;
-    size_t len;
-};
-
-/* A verified certificate: its key serves the node's next announcements while the same
- * certificate comes with them and has not expired. */
-struct known_key {
-    struct hx_uuid node;
-    uint8_t cert_hash[32];
-    struct hx_sig_key *key;
-    int64_t not_after;
-};
-
-struct hxd_relay {
-    pthread_mutex_t lock;
-    struct hx_topo topo;
-    struct inbox_item inbox[RELAY_INBOX];
-    size_t n_inbox;
-    uint64_t accepted, refused, dropped, forgotten, announced;
-    /* main thread only: */
-    struct hx_certid *ca;
-    uint8_t *cert; /* this node's certificate, DER */
-    size_t cert_len;
-    uint64_t seq;
-    int64_t next_announce; /* clock.h deadline */
-    struct known_key *keys;
-    size_t n_keys, max_keys;
-    struct hx_uuid avoid[RELAY_MAX_AVOID];
-    size_t n_avoid;
-    atomic_bool links_changed;
-};
-
-static int64_t now_ms(void)
+int64_t hxd_relay_now_ms(void)
 {
     return hx_monotime_ns() / 1000000;
 }
@@ -112,7 +76,7 @@ static void relay_free(struct hxd_relay *r)
     free(r);
 }
 
-hx_err hxd_relay_start(struct hxd *d, char *why, size_t why_len)
+hx_err hxd_relay_start(struct hxd *d, hxd_relay_deliver_fn deliver, char *why, size_t why_len)
 {
     struct hxd_relay *r;
     hx_err e;
@@ -125,6 +89,7 @@ hx_err hxd_relay_start(struct hxd *d, char *why, size_t why_len)
         return HX_ERR_NOMEM;
     }
     pthread_mutex_init(&r->lock, NULL);
+    r->deliver = deliver;
     atomic_init(&r->links_changed, true);
     r->max_keys = d->cfg.relay_max_nodes;
     if ((e = parse_avoid(r, d->cfg.relay_avoid, why, why_len)) != HX_OK) {
@@ -258,8 +223,10 @@ static const struct hx_sig_key *origin_key(struct hxd_relay *r, const struct hx_
     if (hxd_relay_check_cert(r->ca, m, &key, &not_after, why, why_len) != HX_OK) {
         return NULL;
     }
+    pthread_mutex_lock(&r->lock);
     if (k == NULL) {
         if (r->n_keys >= r->max_keys) {
+            pthread_mutex_unlock(&r->lock);
             snprintf(why, why_len, "too many nodes (relay.max_nodes)");
             hx_sig_key_free(key);
             return NULL;
@@ -271,7 +238,8 @@ static const struct hx_sig_key *origin_key(struct hxd_relay *r, const struct hx_
     memcpy(k->cert_hash, h, sizeof(h));
     k->key = key;
     k->not_after = not_after;
-    return key;
+    pthread_mutex_unlock(&r->lock);
+    return key; /* only this thread replaces it */
 }
 
 /* One announcement from the inbox (main thread, no lock held). */
@@ -308,7 +276,7 @@ static void take(struct hxd *d, struct hxd_relay *r, const struct inbox_item *it
         goto refused;
     }
     pthread_mutex_lock(&r->lock);
-    e = hx_topo_accept(&r->topo, m, now_ms(), &v);
+    e = hx_topo_accept(&r->topo, m, hxd_relay_now_ms(), &v);
     if (v != HX_TOPO_STALE) {
         r->accepted++;
     }
@@ -380,7 +348,7 @@ static void announce(struct hxd *d, struct hxd_relay *r)
         goto out;
     }
     pthread_mutex_lock(&r->lock);
-    e = hx_topo_accept(&r->topo, m, now_ms(), &v);
+    e = hx_topo_accept(&r->topo, m, hxd_relay_now_ms(), &v);
     r->announced++;
     pthread_mutex_unlock(&r->lock);
     if (e != HX_OK) {
@@ -412,7 +380,7 @@ void hxd_relay_tick(struct hxd *d)
     }
     free(batch);
     pthread_mutex_lock(&r->lock);
-    gone = hx_topo_age(&r->topo, now_ms());
+    gone = hx_topo_age(&r->topo, hxd_relay_now_ms());
     r->forgotten += gone;
     pthread_mutex_unlock(&r->lock);
     if (gone > 0) {
@@ -445,7 +413,7 @@ hx_err hxd_relay_view(struct hxd *d, struct hxd_relay_view **out)
     pol.avoid = r->avoid;
     pol.n_avoid = r->n_avoid;
     pthread_mutex_lock(&r->lock);
-    now = now_ms();
+    now = hxd_relay_now_ms();
     if (r->topo.n > 0 && (v->nodes = calloc(r->topo.n, sizeof(*v->nodes))) == NULL) {
         pthread_mutex_unlock(&r->lock);
         free(v);

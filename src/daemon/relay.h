@@ -23,10 +23,18 @@
 
 struct hxd;
 struct hxd_relay;
+struct hx_sig_key;
 
-/* Starts the topology protocol when relay.enabled (after the links are up); else HX_OK and
- * nothing. HX_ERR_CONFIG with why for a bad relay.avoid or an unreadable certificate. */
-HX_MUST_CHECK hx_err hxd_relay_start(struct hxd *d, char *why, size_t why_len);
+/* Hands a message that arrived over relays to the stream and batch protocol as if from node
+ * `from` (dispatch.c's hxd_on_peer_frame; passed in so that the relay calls nothing above it). */
+typedef void (*hxd_relay_deliver_fn)(struct hxd *d, const struct hx_uuid *from, uint8_t type,
+                                     const uint8_t *p, size_t len);
+
+/* Starts the topology protocol when relay.enabled (before the links start: their threads read
+ * d->relay); else HX_OK and nothing. HX_ERR_CONFIG with why for a bad relay.avoid or an
+ * unreadable certificate. */
+HX_MUST_CHECK hx_err hxd_relay_start(struct hxd *d, hxd_relay_deliver_fn deliver, char *why,
+                                     size_t why_len);
 /* After the links are stopped (no frame arrives any more). */
 void hxd_relay_stop(struct hxd *d);
 /* A TOPO_ANNOUNCE from neighbour `from` (a link's I/O thread): queued, or dropped when the
@@ -36,6 +44,30 @@ void hxd_relay_on_frame(struct hxd *d, const struct hx_uuid *from, const uint8_t
 void hxd_relay_link_changed(struct hxd *d);
 /* Main loop, every 200 ms. */
 void hxd_relay_tick(struct hxd *d);
+
+/*
+ * Forwarding (daemon/relay_fwd.c, docs/relay.md "Forwarding"): stream and batch messages to a
+ * node without a direct link go over the map's path, wrapped in RELAY_FWD. All of these are
+ * no-ops (or "no route") while the relay is off. Lock order: d->lock, then the relay's lock;
+ * the relay never takes d->lock while holding its own.
+ */
+/* A RELAY_FWD from neighbour `from` (I/O thread): passed on to the next hop, or, at its end,
+ * delivered (only from a node whose certificate this node has verified). */
+void hxd_relay_on_fwd(struct hxd *d, const struct hx_uuid *from, const uint8_t *p, size_t len);
+/* Sends one message to peer over the current path; *serial (may be NULL) gets the first hop's
+ * link serial. HX_ERR_IO_CLOSED when the relay is off or has no path. */
+HX_MUST_CHECK hx_err hxd_relay_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type,
+                                    const uint8_t *p, size_t len, uint64_t *serial);
+/* The serial of the first hop's link on the current path to peer; 0: no path. A new path
+ * (a relay gone) gives another serial, so batches in flight fail and are made again. */
+uint64_t hxd_relay_serial(struct hxd *d, const struct hx_uuid *peer);
+/* A copy of peer's verified signature key (ML-DSA only); HX_ERR_NOT_FOUND when none. */
+HX_MUST_CHECK hx_err hxd_relay_peer_key(struct hxd *d, const struct hx_uuid *peer,
+                                        struct hx_sig_key **out);
+/* Can a stream reach peer over relays now? false with why (for OPEN_CONNECT) otherwise. */
+bool hxd_relay_reaches(const struct hxd *d, const struct hx_uuid *peer, char *why, size_t why_len);
+/* Relays between this node and peer on the current path (0: direct, or no path). */
+unsigned hxd_relay_relays(const struct hxd *d, const struct hx_uuid *peer);
 
 /* The checks of an announcement before the map takes it (also for the unit tests): its
  * certificate is the network CA's and names the origin (HX_OK with the origin's key, which

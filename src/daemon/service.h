@@ -110,6 +110,7 @@ struct hxd_svc_get_res {
     const char *method;
     const char *sources[HX_URI_MAX_SOURCES];
     size_t n_sources;
+    unsigned hops; /* relays between the two nodes on the current path (0: direct) */
 };
 
 /*

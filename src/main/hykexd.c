@@ -509,7 +509,7 @@ int main(int argc, char **argv)
 
     hxd_pools_start(d, 4, hxd_initiator_job, 2, hxd_responder_job);
     /* before the links: their I/O threads read d->relay */
-    if (hxd_relay_start(d, why, sizeof(why)) != HX_OK) {
+    if (hxd_relay_start(d, hxd_on_peer_frame, why, sizeof(why)) != HX_OK) {
         fprintf(stderr, "hykexd: relay: %s\n", why);
         goto stop;
     }

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "proto/peer.h"
+
 /* What the decoder refuses, checked before encoding too. */
 static hx_err check(const struct hx_peer_topo *m)
 {
@@ -111,4 +113,90 @@ hx_err hx_peer_decode_topo(const uint8_t *p, size_t len, struct hx_peer_topo *ou
         return HX_ERR_TOO_LARGE; /* trailing bytes */
     }
     return check(out);
+}
+
+/* ---- RELAY_FWD ---- */
+
+bool hx_peer_fwd_type_ok(uint8_t type)
+{
+    switch (type) {
+    case HX_PEER_STREAM_OPEN:
+    case HX_PEER_STREAM_JOIN:
+    case HX_PEER_STREAM_CLOSE:
+    case HX_PEER_BATCH_REQ:
+    case HX_PEER_BATCH_RESP:
+    case HX_PEER_BATCH_FIN:
+    case HX_PEER_BATCH_ACK:
+    case HX_PEER_BATCH_QUERY:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static hx_err check_fwd(const struct hx_peer_fwd *m)
+{
+    if (m->n < 2 || m->n > HX_RELAY_MAX_PATH || m->at < 1 || m->at >= m->n ||
+        !hx_peer_fwd_type_ok(m->type)) {
+        return HX_ERR_BAD_VALUE;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (hx_uuid_equal(&m->path[i], &m->path[j])) {
+                return HX_ERR_BAD_VALUE; /* a loop */
+            }
+        }
+    }
+    return HX_OK;
+}
+
+hx_err hx_peer_encode_fwd(struct hx_writer *w, const struct hx_peer_fwd *m)
+{
+    hx_err e;
+
+    if (check_fwd(m) != HX_OK) {
+        return HX_ERR_INVALID_ARG;
+    }
+    if ((e = hx_write_u8(w, (uint8_t)m->n)) != HX_OK) {
+        return e;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        if ((e = hx_write_bytes(w, m->path[i].b, 16)) != HX_OK) {
+            return e;
+        }
+    }
+    if ((e = hx_write_u8(w, m->at)) != HX_OK || (e = hx_write_u8(w, m->type)) != HX_OK) {
+        return e;
+    }
+    return hx_write_bytes(w, m->p, m->len);
+}
+
+hx_err hx_peer_decode_fwd(const uint8_t *p, size_t len, struct hx_peer_fwd *out)
+{
+    struct hx_reader r;
+    uint8_t n;
+    hx_err e;
+
+    memset(out, 0, sizeof(*out));
+    hx_reader_init(&r, p, len);
+    if ((e = hx_read_u8(&r, &n)) != HX_OK) {
+        return e;
+    }
+    if (n < 2 || n > HX_RELAY_MAX_PATH) {
+        return HX_ERR_BAD_VALUE;
+    }
+    out->n = n;
+    for (size_t i = 0; i < n; i++) {
+        if ((e = hx_read_bytes(&r, out->path[i].b, 16)) != HX_OK) {
+            return e;
+        }
+    }
+    if ((e = hx_read_u8(&r, &out->at)) != HX_OK || (e = hx_read_u8(&r, &out->type)) != HX_OK) {
+        return e;
+    }
+    out->len = hx_reader_remaining(&r);
+    if ((e = hx_read_view(&r, out->len, &out->p)) != HX_OK) {
+        return e;
+    }
+    return check_fwd(out);
 }

@@ -19,6 +19,7 @@
 #ifndef HX_PROTO_PEER_TOPO_H
 #define HX_PROTO_PEER_TOPO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,5 +64,34 @@ HX_MUST_CHECK hx_err hx_peer_encode_topo_body(struct hx_writer *w, const struct 
 /* Appends u16 length | signature. */
 HX_MUST_CHECK hx_err hx_peer_encode_topo_sig(struct hx_writer *w, const uint8_t *sig, size_t len);
 HX_MUST_CHECK hx_err hx_peer_decode_topo(const uint8_t *p, size_t len, struct hx_peer_topo *out);
+
+/*
+ * RELAY_FWD: a stream or batch message between two nodes without a direct link, carried hop by
+ * hop over the peer links (docs/relay.md "Forwarding"):
+ *
+ *   u8 n (path nodes, 2..HX_RELAY_MAX_PATH) | n x node (16) | u8 at (the receiver's place in
+ *   the path, 1..n-1) | u8 inner type | inner payload (the rest)
+ *
+ * The path names each node once; the inner type is a STREAM_* or BATCH_* message. What the
+ * relays carry is the end-to-end batch protocol unchanged: its signatures and confirmation tags
+ * are the ends' (a relay can drop or delay a message, not forge one that verifies).
+ */
+#define HX_PEER_RELAY_FWD 0x41
+#define HX_RELAY_MAX_PATH 17 /* 16 hops */
+#define HX_RELAY_FWD_HEAD (1 + HX_RELAY_MAX_PATH * 16 + 2) /* at most, before the payload */
+
+struct hx_peer_fwd {
+    size_t n;
+    struct hx_uuid path[HX_RELAY_MAX_PATH];
+    uint8_t at;
+    uint8_t type;
+    const uint8_t *p; /* the inner payload (a view) */
+    size_t len;
+};
+
+/* true for the message types a relay carries (STREAM_OPEN/JOIN/CLOSE, BATCH_*). */
+bool hx_peer_fwd_type_ok(uint8_t type);
+HX_MUST_CHECK hx_err hx_peer_encode_fwd(struct hx_writer *w, const struct hx_peer_fwd *m);
+HX_MUST_CHECK hx_err hx_peer_decode_fwd(const uint8_t *p, size_t len, struct hx_peer_fwd *out);
 
 #endif

@@ -1,0 +1,235 @@
+/*
+ * The relay's forwarding (daemon/relay.h, docs/relay.md "Forwarding"): stream and batch
+ * messages between nodes without a direct link travel in RELAY_FWD over the map's path. A relay
+ * only passes them on; the ends run the batch protocol unchanged, so its signatures and key
+ * confirmation (daemon/batch.c) are what a relay cannot forge. Runs on the links' I/O threads
+ * (on_fwd) and on the workers that send (send, serial, peer key): nothing here blocks or does
+ * heavy crypto; path searches run under the relay's lock.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "daemon/hxd.h"
+#include "daemon/relay_int.h"
+#include "proto/peer_topo.h"
+
+/* The current path to peer (relay lock held); HX_ERR_NOT_FOUND when none. */
+static hx_err path_to(const struct hxd *d, const struct hxd_relay *r, const struct hx_uuid *peer,
+                      struct hx_topo_path *p)
+{
+    struct hx_topo_policy pol = {.max_hops = d->cfg.relay_max_hops,
+                                 .avoid = r->avoid,
+                                 .n_avoid = r->n_avoid};
+    hx_err e = hx_topo_path(&r->topo, peer, &pol, p);
+
+    return e == HX_OK && p->hops == 0 ? HX_ERR_NOT_FOUND : e;
+}
+
+static bool key_known(const struct hxd_relay *r, const struct hx_uuid *node)
+{
+    for (size_t i = 0; i < r->n_keys; i++) {
+        if (hx_uuid_equal(&r->keys[i].node, node)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Queues a RELAY_FWD on the link to `to`; *serial gets its serial. */
+static hx_err send_fwd(struct hxd *d, const struct hx_uuid *to, const struct hx_peer_fwd *m,
+                       uint64_t *serial)
+{
+    struct hx_link *l = hx_links_get(d->links, to);
+    struct hx_writer w;
+    hx_err e;
+
+    if (l == NULL) {
+        return HX_ERR_IO_CLOSED;
+    }
+    hx_writer_init_dynamic(&w, HX_PEER_MAX_KEM_FRAME);
+    if ((e = hx_peer_encode_fwd(&w, m)) == HX_OK) {
+        if (serial != NULL) {
+            *serial = hx_link_serial(l);
+        }
+        e = hx_link_send(l, HX_PEER_RELAY_FWD, w.data, w.len);
+    }
+    hx_writer_wipe(&w);
+    hx_link_put(l);
+    return e;
+}
+
+void hxd_relay_on_fwd(struct hxd *d, const struct hx_uuid *from, const uint8_t *p, size_t len)
+{
+    struct hxd_relay *r = d->relay;
+    struct hx_peer_fwd *m;
+    bool known;
+
+    if (r == NULL || (m = malloc(sizeof(*m))) == NULL) {
+        return; /* relay off: not ours to read */
+    }
+    if (hx_peer_decode_fwd(p, len, m) != HX_OK || !hx_uuid_equal(&m->path[m->at - 1], from) ||
+        !hx_uuid_equal(&m->path[m->at], &d->cfg.uuid) ||
+        m->len > hx_peer_frame_max(m->type)) {
+        hx_warn("relay: malformed or misdirected RELAY_FWD refused", HX_F_UUID("from", from));
+        goto dropped;
+    }
+    if (m->at + 1u < m->n) { /* a relay: pass it on as it came */
+        m->at++;
+        if (send_fwd(d, &m->path[m->at], m, NULL) != HX_OK) {
+            hx_debug("relay: next hop down, message dropped", HX_F_UUID("next", &m->path[m->at]));
+            goto dropped;
+        }
+        pthread_mutex_lock(&r->lock);
+        r->forwarded++;
+        pthread_mutex_unlock(&r->lock);
+        free(m);
+        return;
+    }
+    /* The end: only from a node whose certificate (network CA, UUID SAN) was verified here. */
+    pthread_mutex_lock(&r->lock);
+    known = key_known(r, &m->path[0]);
+    r->delivered += known;
+    pthread_mutex_unlock(&r->lock);
+    if (!known || m->len < 16) {
+        hx_warn("relay: message from a node not on the map refused", HX_F_UUID("origin", &m->path[0]));
+        goto dropped;
+    }
+    r->deliver(d, &m->path[0], m->type, m->p, m->len);
+    free(m);
+    return;
+dropped:
+    pthread_mutex_lock(&r->lock);
+    r->fwd_dropped++;
+    pthread_mutex_unlock(&r->lock);
+    free(m);
+}
+
+hx_err hxd_relay_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
+                      size_t len, uint64_t *serial)
+{
+    struct hxd_relay *r = d->relay;
+    struct hx_topo_path path;
+    struct hx_peer_fwd *m;
+    hx_err e;
+
+    if (r == NULL || !hx_peer_fwd_type_ok(type)) {
+        return HX_ERR_IO_CLOSED;
+    }
+    pthread_mutex_lock(&r->lock);
+    e = path_to(d, r, peer, &path);
+    pthread_mutex_unlock(&r->lock);
+    if (e != HX_OK) {
+        return HX_ERR_IO_CLOSED;
+    }
+    if ((m = calloc(1, sizeof(*m))) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    m->n = path.hops + 1;
+    memcpy(m->path, path.node, m->n * sizeof(path.node[0]));
+    m->at = 1;
+    m->type = type;
+    m->p = p;
+    m->len = len;
+    e = send_fwd(d, &m->path[1], m, serial);
+    free(m);
+    return e;
+}
+
+uint64_t hxd_relay_serial(struct hxd *d, const struct hx_uuid *peer)
+{
+    struct hxd_relay *r = d->relay;
+    struct hx_topo_path path;
+    struct hx_link *l;
+    uint64_t serial = 0;
+    hx_err e;
+
+    if (r == NULL) {
+        return 0;
+    }
+    pthread_mutex_lock(&r->lock);
+    e = path_to(d, r, peer, &path);
+    pthread_mutex_unlock(&r->lock);
+    if (e == HX_OK && (l = hx_links_get(d->links, &path.node[1])) != NULL) {
+        serial = hx_link_serial(l);
+        hx_link_put(l);
+    }
+    return serial;
+}
+
+hx_err hxd_relay_peer_key(struct hxd *d, const struct hx_uuid *peer, struct hx_sig_key **out)
+{
+    struct hxd_relay *r = d->relay;
+    uint8_t pub[HX_SIG_MAX_PUBLIC];
+    size_t len = 0;
+    enum hx_sig_alg alg = HX_SIG_ALG_COUNT;
+    hx_err e = HX_ERR_NOT_FOUND;
+
+    *out = NULL;
+    if (r == NULL) {
+        return HX_ERR_NOT_FOUND;
+    }
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < r->n_keys; i++) {
+        if (hx_uuid_equal(&r->keys[i].node, peer)) {
+            alg = hx_sig_key_alg(r->keys[i].key);
+            e = alg == HX_SIG_ALG_COUNT ? HX_ERR_UNSUPPORTED
+                                        : hx_sig_public(r->keys[i].key, pub, sizeof(pub), &len);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (e != HX_OK) {
+        return e;
+    }
+    return hx_sig_key_from_public(alg, pub, len, out);
+}
+
+bool hxd_relay_reaches(const struct hxd *d, const struct hx_uuid *peer, char *why, size_t why_len)
+{
+    struct hxd_relay *r = d->relay;
+    struct hx_topo_path path;
+    bool known;
+    hx_err e;
+
+    if (r == NULL) {
+        snprintf(why, why_len, "the relay is off (relay.enabled)");
+        return false;
+    }
+    pthread_mutex_lock(&r->lock);
+    known = hx_topo_find(&r->topo, peer) != NULL;
+    e = path_to(d, r, peer, &path);
+    pthread_mutex_unlock(&r->lock);
+    if (!known) {
+        snprintf(why, why_len, "the node is not on the relay's map");
+        return false;
+    }
+    if (e != HX_OK) {
+        snprintf(why, why_len,
+                 "the relay's map has no path to it within relay.max_hops %u avoiding relay.avoid",
+                 d->cfg.relay_max_hops);
+        return false;
+    }
+    return true;
+}
+
+unsigned hxd_relay_relays(const struct hxd *d, const struct hx_uuid *peer)
+{
+    struct hxd_relay *r = d->relay;
+    struct hx_topo_path path;
+    struct hx_link *l;
+    hx_err e;
+
+    if (r == NULL) {
+        return 0;
+    }
+    if ((l = hx_links_get(d->links, peer)) != NULL) {
+        hx_link_put(l);
+        return 0; /* direct */
+    }
+    pthread_mutex_lock(&r->lock);
+    e = path_to(d, r, peer, &path);
+    pthread_mutex_unlock(&r->lock);
+    return e == HX_OK ? (unsigned)(path.hops - 1) : 0;
+}
