@@ -282,6 +282,9 @@ static struct json_object *relay_status(const struct hxd_relay_view *v)
     add_int(o, "announcements_dropped", v->dropped);
     add_int(o, "nodes_forgotten", v->forgotten);
     add_int(o, "announced", v->announced);
+    add_int(o, "messages_forwarded", v->forwarded);
+    add_int(o, "messages_delivered", v->delivered);
+    add_int(o, "messages_dropped", v->fwd_dropped);
     for (size_t i = 0; i < v->n && i < HXD_RELAY_LISTED; i++) {
         const struct hxd_relay_node_view *nv = &v->nodes[i];
         struct json_object *e = json_object_new_object(), *nb = json_object_new_array();

@@ -442,6 +442,9 @@ hx_err hxd_relay_view(struct hxd *d, struct hxd_relay_view **out)
     v->dropped = r->dropped;
     v->forgotten = r->forgotten;
     v->announced = r->announced;
+    v->forwarded = r->forwarded;
+    v->delivered = r->delivered;
+    v->fwd_dropped = r->fwd_dropped;
     pthread_mutex_unlock(&r->lock);
     free(paths);
     free(reach);

@@ -90,6 +90,7 @@ struct hxd_relay_view {
     size_t n;
     struct hxd_relay_node_view *nodes; /* sorted by UUID */
     uint64_t accepted, refused, dropped, forgotten, announced;
+    uint64_t forwarded, delivered, fwd_dropped; /* RELAY_FWD passed on, arrived, refused/lost */
 };
 /* NULL in *out when the relay is off. */
 HX_MUST_CHECK hx_err hxd_relay_view(struct hxd *d, struct hxd_relay_view **out);
