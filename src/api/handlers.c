@@ -292,9 +292,9 @@ static struct json_object *relay_status(const struct hxd_relay_view *v)
         json_object_object_add(e, "uuid", json_object_new_string(id));
         add_int(e, "seq", nv->node.seq);
         add_int(e, "age_ms", (uint64_t)(nv->age_ms > 0 ? nv->age_ms : 0));
-        json_object_object_add(e, "expires_in_ms",
-                               nv->expires_in_ms < 0 ? NULL
-                                                     : json_object_new_int64(nv->expires_in_ms));
+        json_object_object_add(
+            e, "expires_in_ms",
+            nv->expires_in_ms < 0 ? NULL : json_object_new_int64(nv->expires_in_ms));
         for (size_t k = 0; k < nv->node.n_neigh; k++) {
             struct json_object *n = json_object_new_object();
             hx_uuid_format(&nv->node.neigh[k].node, id);

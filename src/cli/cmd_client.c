@@ -511,8 +511,8 @@ int cmd_route(int argc, char **argv)
         fprintf(stderr, "hykex route: the relay is off on this node (relay.enabled)\n");
         rc = 1;
     } else if (json) {
-        printf("%s\n", json_object_to_json_string_ext(relay, JSON_C_TO_STRING_PRETTY |
-                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
+        printf("%s\n", json_object_to_json_string_ext(
+                           relay, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
         rc = 0;
     } else {
         rc = print_routes(relay, only);

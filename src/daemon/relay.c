@@ -44,8 +44,8 @@ static hx_err parse_avoid(struct hxd_relay *r, const char *list, char *why, size
             return HX_ERR_CONFIG;
         }
         if (hx_uuid_parse(s, len, &r->avoid[r->n_avoid]) != HX_OK) {
-            snprintf(why, why_len, "relay.avoid: '%.*s' is not a node UUID", (int)(len > 40 ? 40 : len),
-                     s);
+            snprintf(why, why_len, "relay.avoid: '%.*s' is not a node UUID",
+                     (int)(len > 40 ? 40 : len), s);
             return HX_ERR_CONFIG;
         }
         r->n_avoid++;
@@ -112,9 +112,9 @@ hx_err hxd_relay_start(struct hxd *d, hxd_relay_deliver_fn deliver, char *why, s
         goto fail;
     }
     d->relay = r;
-    hx_info("relay: topology protocol on", HX_F_U64("announce_s", d->cfg.relay_announce_s)
-                                               HX_F_U64("max_nodes", d->cfg.relay_max_nodes)
-                                                   HX_F_U64("avoid", r->n_avoid));
+    hx_info("relay: topology protocol on",
+            HX_F_U64("announce_s", d->cfg.relay_announce_s)
+                HX_F_U64("max_nodes", d->cfg.relay_max_nodes) HX_F_U64("avoid", r->n_avoid));
     return HX_OK;
 fail:
     relay_free(r);
@@ -333,10 +333,10 @@ static void announce(struct hxd *d, struct hxd_relay *r)
         }
         hx_link_put(l);
         /* QKD behind the link: this node has a KME; the key estimate is not measured yet. */
-        m->neigh[m->n_neigh++] = (struct hx_topo_neigh){
-            .node = d->cfg.trusted.peers[i].uuid,
-            .flags = d->cfg.qkd_protocol != HXD_QKD_NONE ? HX_TOPO_QKD : 0,
-            .key_avail = 0};
+        m->neigh[m->n_neigh++] =
+            (struct hx_topo_neigh){.node = d->cfg.trusted.peers[i].uuid,
+                                   .flags = d->cfg.qkd_protocol != HXD_QKD_NONE ? HX_TOPO_QKD : 0,
+                                   .key_avail = 0};
     }
     m->cert = r->cert;
     m->cert_len = r->cert_len;

@@ -77,7 +77,8 @@ struct hx_sig_key;
 HX_MUST_CHECK hx_err hxd_relay_check_cert(const struct hx_certid *ca, const struct hx_peer_topo *m,
                                           struct hx_sig_key **key, int64_t *not_after, char *why,
                                           size_t why_len);
-HX_MUST_CHECK hx_err hxd_relay_check_sig(const struct hx_sig_key *key, const struct hx_peer_topo *m);
+HX_MUST_CHECK hx_err hxd_relay_check_sig(const struct hx_sig_key *key,
+                                         const struct hx_peer_topo *m);
 
 /* What STATUS shows of the relay: the map, and the path to every node on it. */
 struct hxd_relay_node_view {

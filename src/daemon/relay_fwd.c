@@ -19,9 +19,8 @@
 static hx_err path_to(const struct hxd *d, const struct hxd_relay *r, const struct hx_uuid *peer,
                       struct hx_topo_path *p)
 {
-    struct hx_topo_policy pol = {.max_hops = d->cfg.relay_max_hops,
-                                 .avoid = r->avoid,
-                                 .n_avoid = r->n_avoid};
+    struct hx_topo_policy pol = {
+        .max_hops = d->cfg.relay_max_hops, .avoid = r->avoid, .n_avoid = r->n_avoid};
     hx_err e = hx_topo_path(&r->topo, peer, &pol, p);
 
     return e == HX_OK && p->hops == 0 ? HX_ERR_NOT_FOUND : e;
@@ -70,8 +69,7 @@ void hxd_relay_on_fwd(struct hxd *d, const struct hx_uuid *from, const uint8_t *
         return; /* relay off: not ours to read */
     }
     if (hx_peer_decode_fwd(p, len, m) != HX_OK || !hx_uuid_equal(&m->path[m->at - 1], from) ||
-        !hx_uuid_equal(&m->path[m->at], &d->cfg.uuid) ||
-        m->len > hx_peer_frame_max(m->type)) {
+        !hx_uuid_equal(&m->path[m->at], &d->cfg.uuid) || m->len > hx_peer_frame_max(m->type)) {
         hx_warn("relay: malformed or misdirected RELAY_FWD refused", HX_F_UUID("from", from));
         goto dropped;
     }
@@ -93,7 +91,8 @@ void hxd_relay_on_fwd(struct hxd *d, const struct hx_uuid *from, const uint8_t *
     r->delivered += known;
     pthread_mutex_unlock(&r->lock);
     if (!known || m->len < 16) {
-        hx_warn("relay: message from a node not on the map refused", HX_F_UUID("origin", &m->path[0]));
+        hx_warn("relay: message from a node not on the map refused",
+                HX_F_UUID("origin", &m->path[0]));
         goto dropped;
     }
     r->deliver(d, &m->path[0], m->type, m->p, m->len);

@@ -92,9 +92,8 @@ hx_err hx_topo_accept(struct hx_topo *t, const struct hx_peer_topo *m, int64_t n
     n->id = m->origin;
     n->seq = m->seq;
     n->heard_ms = now_ms;
-    n->expires_ms = hx_uuid_equal(&m->origin, &t->self)
-                        ? INT64_MAX
-                        : now_ms + (int64_t)m->lifetime_s * 1000;
+    n->expires_ms =
+        hx_uuid_equal(&m->origin, &t->self) ? INT64_MAX : now_ms + (int64_t)m->lifetime_s * 1000;
     n->n_neigh = m->n_neigh;
     memcpy(n->neigh, m->neigh, m->n_neigh * sizeof(m->neigh[0]));
     *verdict = found ? HX_TOPO_REPLACED : HX_TOPO_NEW;
@@ -251,6 +250,9 @@ hx_err hx_topo_paths(const struct hx_topo *t, const struct hx_topo_policy *pol,
     bool found;
     hx_err r;
 
+    if (t->n == 0) {
+        return HX_OK;
+    }
     for (size_t i = 0; i < t->n; i++) {
         reachable[i] = false;
     }
@@ -282,7 +284,7 @@ hx_err hx_topo_path(const struct hx_topo *t, const struct hx_uuid *dst,
 
     memset(out, 0, sizeof(*out));
     src = slot_of(t, &t->self, &found);
-    if (!found) {
+    if (!found || t->n == 0) {
         return HX_ERR_NOT_FOUND;
     }
     goal = slot_of(t, dst, &found);

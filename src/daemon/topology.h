@@ -48,16 +48,16 @@ enum hx_topo_verdict {
 };
 
 struct hx_topo_policy {
-    unsigned max_hops;         /* 0: HX_TOPO_MAX_HOPS */
-    bool need_qkd;             /* every hop must carry QKD */
+    unsigned max_hops;           /* 0: HX_TOPO_MAX_HOPS */
+    bool need_qkd;               /* every hop must carry QKD */
     const struct hx_uuid *avoid; /* never relay through these (the ends may be listed) */
     size_t n_avoid;
 };
 
 struct hx_topo_path {
-    size_t hops;                                  /* links; 0 when dst is self */
-    struct hx_uuid node[HX_TOPO_MAX_HOPS + 1];    /* self, relays..., dst */
-    uint32_t key_avail;                           /* the bottleneck estimate; 0: unknown */
+    size_t hops;                               /* links; 0 when dst is self */
+    struct hx_uuid node[HX_TOPO_MAX_HOPS + 1]; /* self, relays..., dst */
+    uint32_t key_avail;                        /* the bottleneck estimate; 0: unknown */
 };
 
 /* An empty map for node self, holding at most max nodes (self included). */

@@ -77,7 +77,7 @@ HX_MUST_CHECK hx_err hx_peer_decode_topo(const uint8_t *p, size_t len, struct hx
  * are the ends' (a relay can drop or delay a message, not forge one that verifies).
  */
 #define HX_PEER_RELAY_FWD 0x41
-#define HX_RELAY_MAX_PATH 17 /* 16 hops */
+#define HX_RELAY_MAX_PATH 17                               /* 16 hops */
 #define HX_RELAY_FWD_HEAD (1 + HX_RELAY_MAX_PATH * 16 + 2) /* at most, before the payload */
 
 struct hx_peer_fwd {

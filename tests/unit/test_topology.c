@@ -51,8 +51,8 @@ static void msg(struct hx_peer_topo *m, int origin, uint64_t seq, const int *nei
     m->seq = seq;
     m->lifetime_s = 40;
     for (size_t i = 0; i < n; i++) {
-        m->neigh[i] = (struct hx_topo_neigh){.node = id(neigh[i]), .flags = HX_TOPO_QKD,
-                                             .key_avail = key};
+        m->neigh[i] =
+            (struct hx_topo_neigh){.node = id(neigh[i]), .flags = HX_TOPO_QKD, .key_avail = key};
     }
     m->n_neigh = n;
     m->cert = fake_cert;
@@ -334,7 +334,7 @@ static void build(struct hx_topo *t, const int (*links)[3], size_t n_links, int 
 static void path_choice(void **state)
 {
     /* 0-1-3 with 10 bytes, 0-2-3 with 50, 0-4-5-3 with 1000: fewest hops, then most key */
-    const int links[][3] = {{0, 1, 10}, {1, 3, 500}, {0, 2, 50}, {2, 3, 60},
+    const int links[][3] = {{0, 1, 10},   {1, 3, 500},  {0, 2, 50},  {2, 3, 60},
                             {0, 4, 1000}, {4, 5, 1000}, {5, 3, 1000}};
     struct hx_topo_policy pol = {0};
     struct hx_topo_path p;
@@ -431,8 +431,8 @@ static X509 *make_cert(EVP_PKEY *key, EVP_PKEY *ca_key, X509 *ca, const char *sa
                                (const unsigned char *)(is_ca ? "test CA" : "node"), -1, -1, 0);
     X509_set_issuer_name(x, X509_get_subject_name(ca != NULL ? ca : x));
     X509V3_set_ctx(&ctx, ca != NULL ? ca : x, x, NULL, NULL, 0);
-    ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, is_ca ? "critical,CA:TRUE"
-                                                                        : "CA:FALSE");
+    ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
+                              is_ca ? "critical,CA:TRUE" : "CA:FALSE");
     X509_add_ext(x, ext, -1);
     X509_EXTENSION_free(ext);
     if (is_ca) {
@@ -491,8 +491,8 @@ static void announcements_checked(void **state)
     X509 *c1 = make_cert(k1, ca_key, ca, u1, false);
     X509 *c1_other = make_cert(k1, other_ca_key, other_ca, u1, false);
     X509 *c1_nouuid = make_cert(k1, ca_key, ca, "DNS:node1.example", false);
-    X509 *c2 = make_cert(k2, ca_key, ca, "URI:urn:uuid:02020202-0202-0202-0202-020202020202",
-                         false);
+    X509 *c2 =
+        make_cert(k2, ca_key, ca, "URI:urn:uuid:02020202-0202-0202-0202-020202020202", false);
     char path[] = "/tmp/hykex-test-topo-XXXXXX", why[200];
     static uint8_t der[HX_TOPO_MAX_CERT], buf[HX_TOPO_MAX_CERT + 8192];
     static struct hx_peer_topo d;
