@@ -270,6 +270,22 @@ static struct json_object *stream_status(const struct hxd_svc_stream_info *s)
  * it, at most HXD_RELAY_LISTED nodes (each up to ~5 KB with 64 neighbours: the reply stays
  * below 1 MiB); "nodes_total" counts them all. */
 #define HXD_RELAY_LISTED 128
+static struct json_object *path_json(bool reachable, const struct hx_topo_path *p)
+{
+    struct json_object *a;
+    char id[HX_UUID_STR_LEN + 1];
+
+    if (!reachable) {
+        return NULL; /* JSON null: no path */
+    }
+    a = json_object_new_array();
+    for (size_t k = 0; k <= p->hops; k++) {
+        hx_uuid_format(&p->node[k], id);
+        json_object_array_add(a, json_object_new_string(id));
+    }
+    return a;
+}
+
 static struct json_object *relay_status(const struct hxd_relay_view *v)
 {
     struct json_object *o = json_object_new_object(), *nodes = json_object_new_array();
@@ -305,18 +321,10 @@ static struct json_object *relay_status(const struct hxd_relay_view *v)
             json_object_array_add(nb, n);
         }
         json_object_object_add(e, "neighbours", nb);
-        if (nv->reachable) {
-            struct json_object *path = json_object_new_array();
-            for (size_t k = 0; k <= nv->path.hops; k++) {
-                hx_uuid_format(&nv->path.node[k], id);
-                json_object_array_add(path, json_object_new_string(id));
-            }
-            json_object_object_add(e, "path", path);
-            add_int(e, "hops", nv->path.hops);
-        } else {
-            json_object_object_add(e, "path", NULL);
-            json_object_object_add(e, "hops", NULL);
-        }
+        json_object_object_add(e, "path", path_json(nv->reachable, &nv->path));
+        json_object_object_add(
+            e, "hops", nv->reachable ? json_object_new_int64((int64_t)nv->path.hops) : NULL);
+        json_object_object_add(e, "qkd_path", path_json(nv->qkd_reachable, &nv->qkd_path));
         json_object_array_add(nodes, e);
     }
     json_object_object_add(o, "nodes", nodes);

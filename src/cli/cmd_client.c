@@ -459,7 +459,8 @@ static int print_routes(struct json_object *relay, const char *only)
             printf("%s%s", k ? " > " : " ",
                    json_object_get_string(json_object_array_get_idx(path, k)));
         }
-        printf("\n");
+        printf("%s\n", jget(e, "qkd_path") != NULL ? "  (QKD on every hop of a path)"
+                                                   : "  (no path with QKD on every hop)");
         if (only != NULL) {
             return 0;
         }

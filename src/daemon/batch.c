@@ -100,8 +100,11 @@ hx_err hxd_batch_init(struct hxd_batch *b, const struct hxd *d, const struct hxd
     b->count = count;
     b->npub = count;
     /* The transcript binds the QKD stream id both ends share: with qkd.join same-uris each KME
-     * may have given its end an id of its own, so none is bound (the URIs are). */
-    if (d->cfg.qkd_join != HXD_JOIN_SAME_URIS) {
+     * may have given its end an id of its own, so none is bound (the URIs are); nor over relays,
+     * where each link has its own QKD stream (docs/relay.md). */
+    struct hx_uuid relay_link;
+    if (d->cfg.qkd_join != HXD_JOIN_SAME_URIS &&
+        !hxd_relay_qkd_link_peer(d, &s->ksid, &relay_link)) {
         b->qkd_shared = s->qkd_ksid;
     }
     b->kem_msg = calloc(n, sizeof(*b->kem_msg));

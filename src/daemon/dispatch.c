@@ -124,9 +124,13 @@ hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *m
     bool retried = false;
     hx_err e;
 
-    /* Both ends name the link the same way: initiator's node first. */
-    a = copy->role == HXD_INITIATOR ? &d->cfg.uuid : &copy->peer;
-    b = copy->role == HXD_INITIATOR ? &copy->peer : &d->cfg.uuid;
+    struct hx_uuid relay_peer;
+    /* Both ends name the link the same way: initiator's node first. Over relays (docs/relay.md)
+     * this node's QKD link ends at the first (initiator) or last (responder) relay. */
+    const struct hx_uuid *other =
+        hxd_relay_qkd_link_peer(d, &copy->ksid, &relay_peer) ? &relay_peer : &copy->peer;
+    a = copy->role == HXD_INITIATOR ? &d->cfg.uuid : other;
+    b = copy->role == HXD_INITIATOR ? other : &d->cfg.uuid;
     hx_uuid_format(a, self);
     hx_uuid_format(b, peer);
     snprintf(src, sizeof(src), "qkd://%s@%s", d->cfg.qkd_application, self);

@@ -62,6 +62,7 @@ static void relay_free(struct hxd_relay *r)
     if (r == NULL) {
         return;
     }
+    hxd_relay_qkd_stop(r);
     for (size_t i = 0; i < r->n_inbox; i++) {
         free(r->inbox[i].p);
     }
@@ -112,6 +113,11 @@ hx_err hxd_relay_start(struct hxd *d, hxd_relay_deliver_fn deliver, char *why, s
         goto fail;
     }
     d->relay = r;
+    if ((e = hxd_relay_qkd_start(d)) != HX_OK) {
+        snprintf(why, why_len, "relay: cannot start the QKD worker");
+        d->relay = NULL;
+        goto fail;
+    }
     hx_info("relay: topology protocol on",
             HX_F_U64("announce_s", d->cfg.relay_announce_s)
                 HX_F_U64("max_nodes", d->cfg.relay_max_nodes) HX_F_U64("avoid", r->n_avoid));
@@ -397,10 +403,9 @@ hx_err hxd_relay_view(struct hxd *d, struct hxd_relay_view **out)
 {
     struct hxd_relay *r = d->relay;
     struct hxd_relay_view *v;
-    struct hx_topo_path *paths = NULL;
-    bool *reach = NULL;
-    struct hx_topo_policy pol = {.max_hops = d->cfg.relay_max_hops,
-                                 .need_qkd = d->cfg.qkd_protocol != HXD_QKD_NONE};
+    struct hx_topo_path *paths = NULL, *qpaths = NULL;
+    bool *reach = NULL, *qreach = NULL;
+    struct hx_topo_policy pol = {.max_hops = d->cfg.relay_max_hops}, qpol;
     int64_t now;
 
     *out = NULL;
@@ -412,6 +417,8 @@ hx_err hxd_relay_view(struct hxd *d, struct hxd_relay_view **out)
     }
     pol.avoid = r->avoid;
     pol.n_avoid = r->n_avoid;
+    qpol = pol;
+    qpol.need_qkd = true;
     pthread_mutex_lock(&r->lock);
     now = hxd_relay_now_ms();
     if (r->topo.n > 0 && (v->nodes = calloc(r->topo.n, sizeof(*v->nodes))) == NULL) {
@@ -422,10 +429,15 @@ hx_err hxd_relay_view(struct hxd *d, struct hxd_relay_view **out)
     v->n = r->topo.n;
     if (v->n > 0 && ((paths = calloc(v->n, sizeof(*paths))) == NULL ||
                      (reach = calloc(v->n, sizeof(*reach))) == NULL ||
-                     hx_topo_paths(&r->topo, &pol, paths, reach) != HX_OK)) {
+                     (qpaths = calloc(v->n, sizeof(*qpaths))) == NULL ||
+                     (qreach = calloc(v->n, sizeof(*qreach))) == NULL ||
+                     hx_topo_paths(&r->topo, &pol, paths, reach) != HX_OK ||
+                     hx_topo_paths(&r->topo, &qpol, qpaths, qreach) != HX_OK)) {
         pthread_mutex_unlock(&r->lock);
         free(paths);
         free(reach);
+        free(qpaths);
+        free(qreach);
         hxd_relay_view_free(v);
         return HX_ERR_NOMEM;
     }
@@ -436,6 +448,8 @@ hx_err hxd_relay_view(struct hxd *d, struct hxd_relay_view **out)
         nv->expires_in_ms = nv->node.expires_ms == INT64_MAX ? -1 : nv->node.expires_ms - now;
         nv->reachable = reach[i];
         nv->path = paths[i];
+        nv->qkd_reachable = qreach[i];
+        nv->qkd_path = qpaths[i];
     }
     v->accepted = r->accepted;
     v->refused = r->refused;
@@ -448,6 +462,8 @@ hx_err hxd_relay_view(struct hxd *d, struct hxd_relay_view **out)
     pthread_mutex_unlock(&r->lock);
     free(paths);
     free(reach);
+    free(qpaths);
+    free(qreach);
     *out = v;
     return HX_OK;
 }

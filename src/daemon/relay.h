@@ -65,9 +65,20 @@ uint64_t hxd_relay_serial(struct hxd *d, const struct hx_uuid *peer);
 HX_MUST_CHECK hx_err hxd_relay_peer_key(struct hxd *d, const struct hx_uuid *peer,
                                         struct hx_sig_key **out);
 /* Can a stream reach peer over relays now? false with why (for OPEN_CONNECT) otherwise. */
-bool hxd_relay_reaches(const struct hxd *d, const struct hx_uuid *peer, char *why, size_t why_len);
+bool hxd_relay_reaches(const struct hxd *d, const struct hx_uuid *peer, bool need_qkd, char *why,
+                       size_t why_len);
 /* Relays between this node and peer on the current path (0: direct, or no path). */
 unsigned hxd_relay_relays(const struct hxd *d, const struct hx_uuid *peer);
+
+/* The QKD part over relays (daemon/relay_qkd.c). Can this node carry it (an ETSI 004 KME)? */
+bool hxd_relay_qkd_ready(const struct hxd *d);
+/* The node at the other end of this node's QKD link for a stream over relays (the first relay
+ * at the initiator, the last at the responder); false: none (a direct stream). */
+bool hxd_relay_qkd_link_peer(const struct hxd *d, const struct hx_uuid *ksid, struct hx_uuid *out);
+/* The responder: the accumulator of the batch of ksid at first (len bytes) and the index of its
+ * keys on this node's QKD link, taken (once); false: none arrived (a direct stream). */
+bool hxd_relay_qkd_material(struct hxd *d, const struct hx_uuid *ksid, uint64_t first,
+                            uint64_t *index, uint8_t *acc, size_t len);
 
 /* The checks of an announcement before the map takes it (also for the unit tests): its
  * certificate is the network CA's and names the origin (HX_OK with the origin's key, which
@@ -84,8 +95,9 @@ HX_MUST_CHECK hx_err hxd_relay_check_sig(const struct hx_sig_key *key,
 struct hxd_relay_node_view {
     struct hx_topo_node node;
     int64_t age_ms, expires_in_ms; /* expires_in_ms < 0: never (this node) */
-    bool reachable;
-    struct hx_topo_path path; /* reachable: under the node's policy (max hops, avoid, QKD) */
+    bool reachable, qkd_reachable;
+    struct hx_topo_path path;     /* reachable: under relay.max_hops and relay.avoid */
+    struct hx_topo_path qkd_path; /* qkd_reachable: the same with QKD on every hop */
 };
 struct hxd_relay_view {
     size_t n;

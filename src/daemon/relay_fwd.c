@@ -6,6 +6,7 @@
  * (on_fwd) and on the workers that send (send, serial, peer key): nothing here blocks or does
  * heavy crypto; path searches run under the relay's lock.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +18,12 @@
 
 /* The current path to peer (relay lock held); HX_ERR_NOT_FOUND when none. */
 static hx_err path_to(const struct hxd *d, const struct hxd_relay *r, const struct hx_uuid *peer,
-                      struct hx_topo_path *p)
+                      bool need_qkd, struct hx_topo_path *p)
 {
-    struct hx_topo_policy pol = {
-        .max_hops = d->cfg.relay_max_hops, .avoid = r->avoid, .n_avoid = r->n_avoid};
+    struct hx_topo_policy pol = {.max_hops = d->cfg.relay_max_hops,
+                                 .need_qkd = need_qkd,
+                                 .avoid = r->avoid,
+                                 .n_avoid = r->n_avoid};
     hx_err e = hx_topo_path(&r->topo, peer, &pol, p);
 
     return e == HX_OK && p->hops == 0 ? HX_ERR_NOT_FOUND : e;
@@ -73,7 +76,11 @@ void hxd_relay_on_fwd(struct hxd *d, const struct hx_uuid *from, const uint8_t *
         hx_warn("relay: malformed or misdirected RELAY_FWD refused", HX_F_UUID("from", from));
         goto dropped;
     }
-    if (m->at + 1u < m->n) { /* a relay: pass it on as it came */
+    if (m->at + 1u < m->n) { /* a relay: pass it on as it came (a QKD stream's: by the worker) */
+        if (hxd_relay_qkd_take(d, m, p, len)) {
+            free(m);
+            return;
+        }
         m->at++;
         if (send_fwd(d, &m->path[m->at], m, NULL) != HX_OK) {
             hx_debug("relay: next hop down, message dropped", HX_F_UUID("next", &m->path[m->at]));
@@ -95,6 +102,7 @@ void hxd_relay_on_fwd(struct hxd *d, const struct hx_uuid *from, const uint8_t *
                 HX_F_UUID("origin", &m->path[0]));
         goto dropped;
     }
+    hxd_relay_qkd_arrived(d, m);
     r->deliver(d, &m->path[0], m->type, m->p, m->len);
     free(m);
     return;
@@ -113,14 +121,26 @@ hx_err hxd_relay_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, c
     struct hx_peer_fwd *m;
     hx_err e;
 
-    if (r == NULL || !hx_peer_fwd_type_ok(type)) {
+    if (r == NULL || !hx_peer_fwd_type_ok(type) || len < 16) {
         return HX_ERR_IO_CLOSED;
     }
-    pthread_mutex_lock(&r->lock);
-    e = path_to(d, r, peer, &path);
-    pthread_mutex_unlock(&r->lock);
-    if (e != HX_OK) {
-        return HX_ERR_IO_CLOSED;
+    /* A stream whose QKD part is relayed keeps the path its QKD links were opened along. */
+    if (!hxd_relay_qkd_pinned(d, (const struct hx_uuid *)p, &path)) {
+        bool qkd = type == HX_PEER_STREAM_OPEN && r->qkd != NULL;
+        pthread_mutex_lock(&r->lock);
+        e = path_to(d, r, peer, qkd, &path);
+        pthread_mutex_unlock(&r->lock);
+        if (e != HX_OK && qkd) { /* a stream without QKD: any path */
+            pthread_mutex_lock(&r->lock);
+            e = path_to(d, r, peer, false, &path);
+            pthread_mutex_unlock(&r->lock);
+        }
+        if (e != HX_OK) {
+            return HX_ERR_IO_CLOSED;
+        }
+        if (type == HX_PEER_STREAM_OPEN) {
+            hxd_relay_qkd_pin(d, p, len, &path); /* only when the stream has QKD */
+        }
     }
     if ((m = calloc(1, sizeof(*m))) == NULL) {
         return HX_ERR_NOMEM;
@@ -148,7 +168,7 @@ uint64_t hxd_relay_serial(struct hxd *d, const struct hx_uuid *peer)
         return 0;
     }
     pthread_mutex_lock(&r->lock);
-    e = path_to(d, r, peer, &path);
+    e = path_to(d, r, peer, false, &path);
     pthread_mutex_unlock(&r->lock);
     if (e == HX_OK && (l = hx_links_get(d->links, &path.node[1])) != NULL) {
         serial = hx_link_serial(l);
@@ -185,10 +205,12 @@ hx_err hxd_relay_peer_key(struct hxd *d, const struct hx_uuid *peer, struct hx_s
     return hx_sig_key_from_public(alg, pub, len, out);
 }
 
-bool hxd_relay_reaches(const struct hxd *d, const struct hx_uuid *peer, char *why, size_t why_len)
+bool hxd_relay_reaches(const struct hxd *d, const struct hx_uuid *peer, bool need_qkd, char *why,
+                       size_t why_len)
 {
     struct hxd_relay *r = d->relay;
-    struct hx_topo_path path;
+    struct hx_topo_path path, qpath;
+    size_t no_qkd_at = SIZE_MAX;
     bool known;
     hx_err e;
 
@@ -198,10 +220,42 @@ bool hxd_relay_reaches(const struct hxd *d, const struct hx_uuid *peer, char *wh
     }
     pthread_mutex_lock(&r->lock);
     known = hx_topo_find(&r->topo, peer) != NULL;
-    e = path_to(d, r, peer, &path);
+    e = path_to(d, r, peer, false, &path);
+    if (e == HX_OK && need_qkd && path_to(d, r, peer, true, &qpath) != HX_OK) {
+        /* name the first hop of the shortest path that cannot carry the QKD part */
+        for (size_t i = 0; i < path.hops; i++) {
+            const struct hx_topo_node *a = hx_topo_find(&r->topo, &path.node[i]);
+            for (size_t k = 0; a != NULL && k < a->n_neigh; k++) {
+                if (hx_uuid_equal(&a->neigh[k].node, &path.node[i + 1]) &&
+                    (a->neigh[k].flags & HX_TOPO_QKD) == 0 && no_qkd_at == SIZE_MAX) {
+                    no_qkd_at = i;
+                }
+            }
+            const struct hx_topo_node *b = hx_topo_find(&r->topo, &path.node[i + 1]);
+            for (size_t k = 0; b != NULL && k < b->n_neigh; k++) {
+                if (hx_uuid_equal(&b->neigh[k].node, &path.node[i]) &&
+                    (b->neigh[k].flags & HX_TOPO_QKD) == 0 && no_qkd_at == SIZE_MAX) {
+                    no_qkd_at = i;
+                }
+            }
+        }
+        e = HX_ERR_UNSUPPORTED;
+    }
     pthread_mutex_unlock(&r->lock);
     if (!known) {
         snprintf(why, why_len, "the node is not on the relay's map");
+        return false;
+    }
+    if (e == HX_ERR_UNSUPPORTED) {
+        char a[HX_UUID_STR_LEN + 1] = "?", b[HX_UUID_STR_LEN + 1] = "?";
+        if (no_qkd_at != SIZE_MAX) {
+            hx_uuid_format(&path.node[no_qkd_at], a);
+            hx_uuid_format(&path.node[no_qkd_at + 1], b);
+        }
+        snprintf(why, why_len,
+                 "key_sources include QKD, and no path to it has QKD on every hop (the hop %s - "
+                 "%s has none): use key_sources without QKD",
+                 a, b);
         return false;
     }
     if (e != HX_OK) {
@@ -228,7 +282,12 @@ unsigned hxd_relay_relays(const struct hxd *d, const struct hx_uuid *peer)
         return 0; /* direct */
     }
     pthread_mutex_lock(&r->lock);
-    e = path_to(d, r, peer, &path);
+    e = path_to(d, r, peer, false, &path);
     pthread_mutex_unlock(&r->lock);
     return e == HX_OK ? (unsigned)(path.hops - 1) : 0;
+}
+
+bool hxd_relay_qkd_ready(const struct hxd *d)
+{
+    return d->relay != NULL && d->relay->qkd != NULL;
 }

@@ -49,7 +49,26 @@ struct hxd_relay {
     struct hx_uuid avoid[RELAY_MAX_AVOID];
     size_t n_avoid;
     atomic_bool links_changed;
+    struct relay_qkd *qkd; /* the QKD part over relays (relay_qkd.c); NULL: no ETSI 004 KME */
 };
+
+/* relay_qkd.c: the worker and its tables. */
+struct hx_peer_fwd;
+HX_MUST_CHECK hx_err hxd_relay_qkd_start(struct hxd *d);
+void hxd_relay_qkd_stop(struct hxd_relay *r);
+/* A relay's RELAY_FWD (I/O thread): true when the QKD worker took it (a STREAM_OPEN or a
+ * BATCH_REQ of a QKD stream), which then passes it on; false: pass it on as it is. */
+bool hxd_relay_qkd_take(struct hxd *d, const struct hx_peer_fwd *m, const uint8_t *frame,
+                        size_t len);
+/* The end (I/O thread, before delivering): a QKD stream's STREAM_OPEN records the node at the
+ * other end of this node's QKD link; a BATCH_REQ's accumulator waits for the responder. */
+void hxd_relay_qkd_arrived(struct hxd *d, const struct hx_peer_fwd *m);
+/* The initiator's STREAM_OPEN of a QKD stream over relays: the path is pinned (its QKD links are
+ * opened along it) and its first hop is this node's QKD link. */
+void hxd_relay_qkd_pin(struct hxd *d, const uint8_t *open, size_t len,
+                       const struct hx_topo_path *path);
+/* The pinned path of a stream; false: none. */
+bool hxd_relay_qkd_pinned(struct hxd *d, const struct hx_uuid *ksid, struct hx_topo_path *path);
 
 /* Monotonic ms, the map's time. */
 int64_t hxd_relay_now_ms(void);

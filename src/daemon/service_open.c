@@ -114,19 +114,22 @@ static bool check_open(const struct hxd *d, const struct hxd_svc_open_req *req, 
                          id);
             return false;
         }
-        if (!hxd_relay_reaches(d, &p->peer, rwhy, sizeof(rwhy))) {
+        bool qkd = false;
+        for (size_t i = 0; i < p->src.n_sources; i++) {
+            qkd |= p->src.sources[i] == HX_SRC_QKD;
+        }
+        if (qkd && (!hxd_relay_qkd_ready(d) || d->cfg.qkd_join == HXD_JOIN_SAME_URIS)) {
+            hxd_svc_fail(&res->r, HXD_SVC_REFUSED,
+                         "key_sources: node %s is reached over relays, and this node relays the "
+                         "QKD part only with an ETSI 004 KME and qkd.join stream-id "
+                         "(docs/relay.md): use key_sources without QKD",
+                         id);
+            return false;
+        }
+        if (!hxd_relay_reaches(d, &p->peer, qkd, rwhy, sizeof(rwhy))) {
             hxd_svc_fail(&res->r, HXD_SVC_REFUSED,
                          "node %s is not a trusted peer of this node, and %s", id, rwhy);
             return false;
-        }
-        for (size_t i = 0; i < p->src.n_sources; i++) {
-            if (p->src.sources[i] == HX_SRC_QKD) {
-                hxd_svc_fail(&res->r, HXD_SVC_REFUSED,
-                             "key_sources: node %s is reached over relays, and relaying the QKD "
-                             "part is not built yet (docs/relay.md): use key_sources without QKD",
-                             id);
-                return false;
-            }
         }
     }
     for (size_t i = 0, q = 0; i < p->src.n_sources; i++) {

@@ -137,7 +137,9 @@ bool hx_peer_fwd_type_ok(uint8_t type)
 static hx_err check_fwd(const struct hx_peer_fwd *m)
 {
     if (m->n < 2 || m->n > HX_RELAY_MAX_PATH || m->at < 1 || m->at >= m->n ||
-        !hx_peer_fwd_type_ok(m->type)) {
+        !hx_peer_fwd_type_ok(m->type) ||
+        (m->has_qkd && (m->type != HX_PEER_BATCH_REQ || m->qkd_acc_len == 0 ||
+                        m->qkd_acc_len > HX_RELAY_MAX_ACC))) {
         return HX_ERR_BAD_VALUE;
     }
     for (size_t i = 0; i < m->n; i++) {
@@ -165,7 +167,13 @@ hx_err hx_peer_encode_fwd(struct hx_writer *w, const struct hx_peer_fwd *m)
             return e;
         }
     }
-    if ((e = hx_write_u8(w, m->at)) != HX_OK || (e = hx_write_u8(w, m->type)) != HX_OK) {
+    if ((e = hx_write_u8(w, m->at)) != HX_OK || (e = hx_write_u8(w, m->type)) != HX_OK ||
+        (e = hx_write_u8(w, m->has_qkd ? 1 : 0)) != HX_OK) {
+        return e;
+    }
+    if (m->has_qkd && ((e = hx_write_u64(w, m->qkd_index)) != HX_OK ||
+                       (e = hx_write_u32(w, (uint32_t)m->qkd_acc_len)) != HX_OK ||
+                       (e = hx_write_bytes(w, m->qkd_acc, m->qkd_acc_len)) != HX_OK)) {
         return e;
     }
     return hx_write_bytes(w, m->p, m->len);
@@ -174,7 +182,7 @@ hx_err hx_peer_encode_fwd(struct hx_writer *w, const struct hx_peer_fwd *m)
 hx_err hx_peer_decode_fwd(const uint8_t *p, size_t len, struct hx_peer_fwd *out)
 {
     struct hx_reader r;
-    uint8_t n;
+    uint8_t n, q;
     hx_err e;
 
     memset(out, 0, sizeof(*out));
@@ -191,8 +199,27 @@ hx_err hx_peer_decode_fwd(const uint8_t *p, size_t len, struct hx_peer_fwd *out)
             return e;
         }
     }
-    if ((e = hx_read_u8(&r, &out->at)) != HX_OK || (e = hx_read_u8(&r, &out->type)) != HX_OK) {
+    if ((e = hx_read_u8(&r, &out->at)) != HX_OK || (e = hx_read_u8(&r, &out->type)) != HX_OK ||
+        (e = hx_read_u8(&r, &q)) != HX_OK) {
         return e;
+    }
+    if (q > 1) {
+        return HX_ERR_BAD_VALUE;
+    }
+    if (q == 1) {
+        uint32_t n32;
+        out->has_qkd = true;
+        if ((e = hx_read_u64(&r, &out->qkd_index)) != HX_OK ||
+            (e = hx_read_u32(&r, &n32)) != HX_OK) {
+            return e;
+        }
+        if (n32 == 0 || n32 > HX_RELAY_MAX_ACC) {
+            return HX_ERR_BAD_VALUE;
+        }
+        out->qkd_acc_len = n32;
+        if ((e = hx_read_view(&r, out->qkd_acc_len, &out->qkd_acc)) != HX_OK) {
+            return e;
+        }
     }
     out->len = hx_reader_remaining(&r);
     if ((e = hx_read_view(&r, out->len, &out->p)) != HX_OK) {

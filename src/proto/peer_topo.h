@@ -70,21 +70,29 @@ HX_MUST_CHECK hx_err hx_peer_decode_topo(const uint8_t *p, size_t len, struct hx
  * hop over the peer links (docs/relay.md "Forwarding"):
  *
  *   u8 n (path nodes, 2..HX_RELAY_MAX_PATH) | n x node (16) | u8 at (the receiver's place in
- *   the path, 1..n-1) | u8 inner type | inner payload (the rest)
+ *   the path, 1..n-1) | u8 inner type | u8 qkd (0, or 1: the relayed QKD part follows)
+ *   [| u64 index on the receiver's incoming link | u32 length | accumulator] | inner payload
+ *
+ * The accumulator (a BATCH_REQ's QKD part on its way, docs/relay.md "QKD part") is the first
+ * link's keys XOR the receiver's incoming link's keys, count x key bytes: a one-time pad.
  *
  * The path names each node once; the inner type is a STREAM_* or BATCH_* message. What the
  * relays carry is the end-to-end batch protocol unchanged: its signatures and confirmation tags
  * are the ends' (a relay can drop or delay a message, not forge one that verifies).
  */
 #define HX_PEER_RELAY_FWD 0x41
-#define HX_RELAY_MAX_PATH 17                               /* 16 hops */
-#define HX_RELAY_FWD_HEAD (1 + HX_RELAY_MAX_PATH * 16 + 2) /* at most, before the payload */
+#define HX_RELAY_MAX_PATH 17             /* 16 hops */
+#define HX_RELAY_MAX_ACC (1024u * 4096u) /* HX_PEER_MAX_BATCH x the largest qkd.key_bytes */
 
 struct hx_peer_fwd {
     size_t n;
     struct hx_uuid path[HX_RELAY_MAX_PATH];
     uint8_t at;
     uint8_t type;
+    bool has_qkd;
+    uint64_t qkd_index;     /* has_qkd: index of the keys on the receiver's incoming link */
+    const uint8_t *qkd_acc; /* has_qkd: the accumulator (a view) */
+    size_t qkd_acc_len;
     const uint8_t *p; /* the inner payload (a view) */
     size_t len;
 };

@@ -2,13 +2,14 @@
 """The relay across trusted nodes (docs/relay.md): real daemons on loopback addresses.
 
 Usage: relay_test.py BIN_DIR REPO_ROOT
-Five nodes with ML-DSA certificates, each on its own loopback address (127.0.N.x), each with
+Five nodes with ML-DSA certificates, A-D each on its own loopback address (127.0.N.x), each with
 relay.enabled and a trusted-peers file listing only its neighbours; one QKD simulator whose
-links join only neighbours. First the line A-B-C-D (E not started): the topology converges, the
-ends A and D get equal keys over the relays B and C (ML-KEM + X25519, end to end), metadata.hops
-counts the relays, and the middle nodes' logs and stores never hold a delivered key. Then E
-joins (A-E-C: a ring A-B-C-E) and B is killed while A and D take keys: later batches go
-through E and every key still agrees. Ends with "N passed, M failed, K skipped".
+links join only neighbours (E has no KME). First the line A-B-C-D (E not started): the topology
+converges; the ends A and D get equal keys over the relays B and C, end-to-end ML-KEM + X25519,
+and ML-KEM + QKD with the QKD part relayed hop by hop; metadata.hops counts the relays; the
+middle nodes' logs and stores never hold a delivered key. Then E joins (A-E-C: a ring A-B-C-E)
+and B is killed while A and D take keys: later batches go through E and every key still agrees;
+a QKD stream is then refused, naming the hop without QKD. Ends with "N passed, M failed, K skipped".
 """
 import json
 import os
@@ -105,10 +106,11 @@ def setup():
     for n in NODES:
         run(f"{ROOT}/certificates/generate_cert.sh", "--uuid", U[n], "--name", n, "--ip", ADDR[n],
             "--out", n)
+    # E has no KME: its links cannot carry the QKD part
     net = {"kmes": [{"id": f"KME_{n}", "node": U[n], "etsi004_json": {"port": P["kme" + n]}}
-                    for n in NODES],
+                    for n in "ABCD"],
            "links": [{"id": a + b, "kmes": [f"KME_{a}", f"KME_{b}"], "rate_bps": 0}
-                     for a, b in LINKS]}
+                     for a, b in LINKS if "E" not in (a, b)]}
     json.dump(net, open(f"{WORK}/net.json", "w"))
     R.start("sim", [f"{BIN}/hykex-qkdsim", "-c", f"{WORK}/net.json", "--ctl", f"{WORK}/sim.ctl",
                     "--log-level", "warn"], f"{WORK}/sim.log", exit_ok=None)
@@ -119,7 +121,7 @@ def setup():
                "certificate_config": {"cert_authority_path": f"{n}/ca.crt",
                                       "cert_path": f"{n}/node.crt", "key_path": f"{n}/node.key"},
                "hybridization_server_address": {"host": "127.0.0.1", "port": P["api" + n]},
-               "qkd_address": {"host": "127.0.0.1", "port": P["kme" + n]},
+               "qkd_address": {"host": "127.0.0.1", "port": P["kme" + n] if n != "E" else 0},
                "peer_local_address": {"host": ADDR[n], "port": PORT[n]},
                "peer": {"keepalive_s": 1, "reconnect_max_s": 1},
                "state_dir": f"{n}/state",
@@ -197,11 +199,28 @@ def keys_between_the_ends_agree():
 
 
 @test
-def relayed_qkd_and_unknown_nodes_refused():
-    """A stream over relays asking for QKD is refused with a message saying why; a node not on
-    the map is refused as before, with the relay's reason."""
-    r = App("A").open("A", "D", str(uuid.uuid4()), "ML-KEM-768,QKD")
-    check(r["status"] != 0 and "relaying the QKD part is not built yet" in r.get("message", ""), f"{r}")
+def qkd_part_relayed_hop_by_hop():
+    """ML-KEM-768 + QKD between A and D: A's QKD key of the link A-B reaches D through B and C
+    (each XORs its two links' keys into the accumulator, D removes its own link's): 24 keys
+    agree (the combiner over the relayed QKD part and the end-to-end ML-KEM part, key-confirmed),
+    metadata.hops is 2, and both relays took part."""
+    before = {n: status(n)["relay"]["messages_forwarded"] for n in "BC"}
+    ka, kd, replies = take_keys("A", "D", 24, sources="ML-KEM-768,QKD")
+    check(ka == kd, f"keys differ: {ka[:2]} {kd[:2]}")
+    check(all(isinstance(k, str) and len(k) == 64 for k in ka) and len(set(ka)) == 24, "keys")
+    check(all(r["metadata"]["hops"] == 2 and "QKD" in r["metadata"]["sources"] for r in replies),
+          f"metadata: {replies[0]['metadata']}")
+    for n in "BC":
+        check(status(n)["relay"]["messages_forwarded"] > before[n], f"{n} relayed nothing")
+        check("QKD links of a relayed stream opened" in open(f"{WORK}/{n}.log").read(),
+              f"{n} opened no QKD link")
+    for n in "AD":
+        check(status(n)["errors"]["confirmation_mismatches"] == 0, f"{n}: mismatches")
+
+
+@test
+def unknown_nodes_refused():
+    """A node not on the map is refused as before, with the relay's reason."""
     other = str(uuid.uuid4())
     r = App("A").call("OPEN_CONNECT", source=uri("A"),
                       destination=f"hybrid://SPI_1@{other}?hybridization=hkdf&key_sources={SUITE}",
@@ -253,6 +272,15 @@ def relay_killed_mid_stream_reroutes():
     for n in "AD":
         st = status(n)
         check(st["errors"]["confirmation_mismatches"] == 0, f"{n}: {st['errors']}")
+
+
+@test
+def qkd_refused_over_a_hop_without_qkd():
+    """With B gone the only path from A to D goes through E, which has no KME: a stream with QKD
+    is refused with a message naming the hop."""
+    r = App("A").open("A", "D", str(uuid.uuid4()), "ML-KEM-768,QKD")
+    check(r["status"] != 0 and "has none" in r.get("message", "") and U["E"] in r["message"],
+          f"{r}")
 
 
 @test
