@@ -104,7 +104,7 @@ hx_err hxd_batch_init(struct hxd_batch *b, const struct hxd *d, const struct hxd
      * where each link has its own QKD stream (docs/relay.md). */
     struct hx_uuid relay_link;
     if (d->cfg.qkd_join != HXD_JOIN_SAME_URIS &&
-        !hxd_relay_qkd_link_peer(d, &s->ksid, &relay_link)) {
+        !hxd_relay_qkd_link_peer(d, &s->ksid, &s->peer, &relay_link)) {
         b->qkd_shared = s->qkd_ksid;
     }
     b->kem_msg = calloc(n, sizeof(*b->kem_msg));

@@ -108,7 +108,7 @@ static hx_err fetch_004(struct hxd *d, struct hxd_batch *b, int *status, char *m
         return HX_ERR_STATE;
     }
     if (b->s.role == HXD_RESPONDER &&
-        hxd_relay_qkd_material(d, &b->s.ksid, b->first, &relayed, b->qkd, b->qkd_len)) {
+        hxd_relay_qkd_material(d, &b->s.ksid, &b->s.peer, b->first, &relayed, b->qkd, b->qkd_len)) {
         return fetch_relayed(d, b, relayed, status, msg, msg_len);
     }
     e = hx_qkd_get_many(&d->qkd, &b->s.qkd_ksid, (uint32_t)b->qkd_first, b->count, b->qkd,

@@ -127,8 +127,9 @@ hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *m
     struct hx_uuid relay_peer;
     /* Both ends name the link the same way: initiator's node first. Over relays (docs/relay.md)
      * this node's QKD link ends at the first (initiator) or last (responder) relay. */
-    const struct hx_uuid *other =
-        hxd_relay_qkd_link_peer(d, &copy->ksid, &relay_peer) ? &relay_peer : &copy->peer;
+    const struct hx_uuid *other = hxd_relay_qkd_link_peer(d, &copy->ksid, &copy->peer, &relay_peer)
+                                      ? &relay_peer
+                                      : &copy->peer;
     a = copy->role == HXD_INITIATOR ? &d->cfg.uuid : other;
     b = copy->role == HXD_INITIATOR ? other : &d->cfg.uuid;
     hx_uuid_format(a, self);

@@ -72,13 +72,15 @@ unsigned hxd_relay_relays(const struct hxd *d, const struct hx_uuid *peer);
 
 /* The QKD part over relays (daemon/relay_qkd.c). Can this node carry it (an ETSI 004 KME)? */
 bool hxd_relay_qkd_ready(const struct hxd *d);
-/* The node at the other end of this node's QKD link for a stream over relays (the first relay
- * at the initiator, the last at the responder); false: none (a direct stream). */
-bool hxd_relay_qkd_link_peer(const struct hxd *d, const struct hx_uuid *ksid, struct hx_uuid *out);
+/* The node at the other end of this node's QKD link for a stream with peer over relays (the
+ * first relay at the initiator, the last at the responder); false: none (a direct stream, or
+ * what arrived named another peer). */
+bool hxd_relay_qkd_link_peer(const struct hxd *d, const struct hx_uuid *ksid,
+                             const struct hx_uuid *peer, struct hx_uuid *out);
 /* The responder: the accumulator of the batch of ksid at first (len bytes) and the index of its
  * keys on this node's QKD link, taken (once); false: none arrived (a direct stream). */
-bool hxd_relay_qkd_material(struct hxd *d, const struct hx_uuid *ksid, uint64_t first,
-                            uint64_t *index, uint8_t *acc, size_t len);
+bool hxd_relay_qkd_material(struct hxd *d, const struct hx_uuid *ksid, const struct hx_uuid *peer,
+                            uint64_t first, uint64_t *index, uint8_t *acc, size_t len);
 
 /* The checks of an announcement before the map takes it (also for the unit tests): its
  * certificate is the network CA's and names the origin (HX_OK with the origin's key, which

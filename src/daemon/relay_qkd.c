@@ -38,7 +38,7 @@ struct rq_stream {
     uint64_t out_next;
     /* the ends: the node at the other end of this node's QKD link; A: the pinned path */
     bool end;
-    struct hx_uuid link_peer;
+    struct hx_uuid link_peer, other_end; /* the stream's peer node: only its stream uses it */
     size_t n_path;
     struct hx_uuid path[HX_RELAY_MAX_PATH];
     uint64_t touched;
@@ -46,7 +46,7 @@ struct rq_stream {
 
 struct rq_material {
     bool used;
-    struct hx_uuid ksid;
+    struct hx_uuid ksid, origin;
     uint64_t first, index;
     uint8_t *acc;
     size_t len;
@@ -438,6 +438,7 @@ void hxd_relay_qkd_arrived(struct hxd *d, const struct hx_peer_fwd *m)
             struct rq_stream *s = stream_of(q, &ksid, true);
             s->end = true;
             s->link_peer = m->path[m->n - 2]; /* C's QKD link: from the last relay */
+            s->other_end = m->path[0];
             pthread_mutex_unlock(&q->lock);
         }
         return;
@@ -466,6 +467,7 @@ void hxd_relay_qkd_arrived(struct hxd *d, const struct hx_peer_fwd *m)
         slot->len = m->qkd_acc_len;
         slot->used = true;
         slot->ksid = h.ksid;
+        slot->origin = m->path[0];
         slot->first = h.first;
         slot->index = m->qkd_index;
     }
@@ -485,6 +487,7 @@ void hxd_relay_qkd_pin(struct hxd *d, const uint8_t *open, size_t len,
     struct rq_stream *s = stream_of(q, &ksid, true);
     s->end = true;
     s->link_peer = path->node[1]; /* A's QKD link: to the first relay */
+    s->other_end = path->node[path->hops];
     s->n_path = path->hops + 1;
     memcpy(s->path, path->node, s->n_path * sizeof(path->node[0]));
     pthread_mutex_unlock(&q->lock);
@@ -510,7 +513,8 @@ bool hxd_relay_qkd_pinned(struct hxd *d, const struct hx_uuid *ksid, struct hx_t
     return pinned;
 }
 
-bool hxd_relay_qkd_link_peer(const struct hxd *d, const struct hx_uuid *ksid, struct hx_uuid *out)
+bool hxd_relay_qkd_link_peer(const struct hxd *d, const struct hx_uuid *ksid,
+                             const struct hx_uuid *peer, struct hx_uuid *out)
 {
     struct relay_qkd *q = d->relay != NULL ? d->relay->qkd : NULL;
     struct rq_stream *s;
@@ -520,7 +524,7 @@ bool hxd_relay_qkd_link_peer(const struct hxd *d, const struct hx_uuid *ksid, st
         return false;
     }
     pthread_mutex_lock(&q->lock);
-    if ((s = stream_of(q, ksid, false)) != NULL && s->end) {
+    if ((s = stream_of(q, ksid, false)) != NULL && s->end && hx_uuid_equal(&s->other_end, peer)) {
         *out = s->link_peer;
         found = true;
     }
@@ -528,8 +532,8 @@ bool hxd_relay_qkd_link_peer(const struct hxd *d, const struct hx_uuid *ksid, st
     return found;
 }
 
-bool hxd_relay_qkd_material(struct hxd *d, const struct hx_uuid *ksid, uint64_t first,
-                            uint64_t *index, uint8_t *acc, size_t len)
+bool hxd_relay_qkd_material(struct hxd *d, const struct hx_uuid *ksid, const struct hx_uuid *peer,
+                            uint64_t first, uint64_t *index, uint8_t *acc, size_t len)
 {
     struct relay_qkd *q = d->relay != NULL ? d->relay->qkd : NULL;
     bool found = false;
@@ -540,7 +544,8 @@ bool hxd_relay_qkd_material(struct hxd *d, const struct hx_uuid *ksid, uint64_t 
     pthread_mutex_lock(&q->lock);
     for (size_t i = 0; i < RQ_MATERIAL; i++) {
         struct rq_material *m = &q->material[i];
-        if (m->used && hx_uuid_equal(&m->ksid, ksid) && m->first == first) {
+        if (m->used && hx_uuid_equal(&m->ksid, ksid) && m->first == first &&
+            hx_uuid_equal(&m->origin, peer)) {
             found = m->len == len;
             if (found) {
                 memcpy(acc, m->acc, len);
