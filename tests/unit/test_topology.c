@@ -157,6 +157,93 @@ static void codec_refusals(void **state)
     assert_int_not_equal(hx_peer_decode_topo(buf, len - 5, &d), HX_OK);
 }
 
+/* RELAY_FWD: layout, with and without the relayed QKD part, and refusals. */
+static void relay_fwd_codec(void **state)
+{
+    static struct hx_peer_fwd m, d;
+    static uint8_t buf[1024], big[1025];
+    const uint8_t inner[20] = {0xaa}, acc[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    struct hx_writer w;
+    size_t len;
+
+    (void)state;
+    memset(&m, 0, sizeof(m));
+    m.n = 3;
+    m.path[0] = id(1);
+    m.path[1] = id(2);
+    m.path[2] = id(3);
+    m.at = 1;
+    m.type = 0x10; /* STREAM_OPEN */
+    m.p = inner;
+    m.len = sizeof(inner);
+    hx_writer_init_fixed(&w, buf, sizeof(buf));
+    assert_int_equal(hx_peer_encode_fwd(&w, &m), HX_OK);
+    len = w.len;
+    assert_int_equal(len, 1 + 3 * 16 + 3 + 20);
+    assert_int_equal(buf[49], 1);    /* at */
+    assert_int_equal(buf[50], 0x10); /* inner type */
+    assert_int_equal(buf[51], 0);    /* no QKD part */
+    assert_int_equal(hx_peer_decode_fwd(buf, len, &d), HX_OK);
+    assert_int_equal(d.n, 3);
+    assert_memory_equal(d.path[2].b, id(3).b, 16);
+    assert_false(d.has_qkd);
+    assert_int_equal(d.len, 20);
+    assert_ptr_equal(d.p, buf + 52);
+    /* any cut refuses, except an inner payload cut short (the inner decoder judges that) */
+    for (size_t cut = 0; cut < 52; cut++) {
+        assert_int_not_equal(hx_peer_decode_fwd(buf, cut, &d), HX_OK);
+    }
+    /* with the accumulator: only on a BATCH_REQ */
+    m.type = 0x20;
+    m.has_qkd = true;
+    m.qkd_index = 0x0102030405060708ull;
+    m.qkd_acc = acc;
+    m.qkd_acc_len = sizeof(acc);
+    hx_writer_init_fixed(&w, buf, sizeof(buf));
+    assert_int_equal(hx_peer_encode_fwd(&w, &m), HX_OK);
+    len = w.len;
+    assert_int_equal(len, 52 + 8 + 4 + 8 + 20);
+    assert_int_equal(hx_peer_decode_fwd(buf, len, &d), HX_OK);
+    assert_true(d.has_qkd && d.qkd_index == m.qkd_index && d.qkd_acc_len == 8);
+    assert_memory_equal(d.qkd_acc, acc, 8);
+    for (size_t cut = 0; cut < 72; cut++) {
+        assert_int_not_equal(hx_peer_decode_fwd(buf, cut, &d), HX_OK);
+    }
+    buf[50] = 0x21; /* an accumulator on a BATCH_RESP */
+    assert_int_equal(hx_peer_decode_fwd(buf, len, &d), HX_ERR_BAD_VALUE);
+    buf[50] = 0x20;
+    buf[51] = 2; /* unknown QKD flag */
+    assert_int_equal(hx_peer_decode_fwd(buf, len, &d), HX_ERR_BAD_VALUE);
+    buf[51] = 1;
+    memset(buf + 60, 0, 4); /* accumulator of length 0 */
+    assert_int_not_equal(hx_peer_decode_fwd(buf, len, &d), HX_OK);
+    /* a loop, at 0, at past the end, a path of 1, a type a relay does not carry */
+    m.has_qkd = false;
+    m.path[2] = id(1);
+    hx_writer_init_fixed(&w, buf, sizeof(buf));
+    assert_int_equal(hx_peer_encode_fwd(&w, &m), HX_ERR_INVALID_ARG);
+    m.path[2] = id(3);
+    m.at = 0;
+    assert_int_equal(hx_peer_encode_fwd(&w, &m), HX_ERR_INVALID_ARG);
+    m.at = 3;
+    assert_int_equal(hx_peer_encode_fwd(&w, &m), HX_ERR_INVALID_ARG);
+    m.at = 1;
+    m.type = 0x40; /* TOPO_ANNOUNCE */
+    assert_int_equal(hx_peer_encode_fwd(&w, &m), HX_ERR_INVALID_ARG);
+    m.type = 0x41; /* RELAY_FWD in RELAY_FWD */
+    assert_int_equal(hx_peer_encode_fwd(&w, &m), HX_ERR_INVALID_ARG);
+    m.type = 0x20;
+    assert_int_equal(hx_peer_encode_fwd(&w, &m), HX_OK);
+    memcpy(big, buf, w.len);
+    big[0] = 1; /* n = 1 */
+    assert_int_equal(hx_peer_decode_fwd(big, w.len, &d), HX_ERR_BAD_VALUE);
+    big[0] = HX_RELAY_MAX_PATH + 1;
+    assert_int_equal(hx_peer_decode_fwd(big, w.len, &d), HX_ERR_BAD_VALUE);
+    big[0] = 3;
+    memcpy(big + 1 + 32, id(1).b, 16); /* path[2] = path[0] */
+    assert_int_equal(hx_peer_decode_fwd(big, w.len, &d), HX_ERR_BAD_VALUE);
+}
+
 /* ---- the map ---- */
 
 static void replace_and_age(void **state)
@@ -568,6 +655,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(codec_round_trip_and_cuts),
         cmocka_unit_test(codec_refusals),
+        cmocka_unit_test(relay_fwd_codec),
         cmocka_unit_test(replace_and_age),
         cmocka_unit_test(flooding_converges),
         cmocka_unit_test(path_choice),
