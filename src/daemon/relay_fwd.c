@@ -124,6 +124,15 @@ hx_err hxd_relay_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, c
     if (r == NULL || !hx_peer_fwd_type_ok(type) || len < 16) {
         return HX_ERR_IO_CLOSED;
     }
+    /* A trusted peer's QKD stream opens over its own link (its QKD part is that link's, never
+     * relayed: a relay that saw its STREAM_OPEN would open QKD links for it). Its batches may
+     * still travel over relays while the link is down: they pass unread. */
+    if (type == HX_PEER_STREAM_OPEN && hxd_config_peer(&d->cfg, peer) != NULL) {
+        struct hx_uuid ksid, qid;
+        if (hxd_relay_qkd_open_has_qkd(p, len, &ksid, &qid)) {
+            return HX_ERR_IO_CLOSED;
+        }
+    }
     /* A stream whose QKD part is relayed keeps the path its QKD links were opened along. */
     if (!hxd_relay_qkd_pinned(d, (const struct hx_uuid *)p, &path)) {
         bool qkd = type == HX_PEER_STREAM_OPEN && r->qkd != NULL;

@@ -357,7 +357,8 @@ void hxd_relay_qkd_stop(struct hxd_relay *r)
 }
 
 /* Does a STREAM_OPEN's source URI list QKD? */
-static bool open_has_qkd(const uint8_t *p, size_t len, struct hx_uuid *ksid, struct hx_uuid *qid)
+bool hxd_relay_qkd_open_has_qkd(const uint8_t *p, size_t len, struct hx_uuid *ksid,
+                                struct hx_uuid *qid)
 {
     struct hx_peer_open *o = malloc(sizeof(*o));
     struct hx_uri u;
@@ -388,7 +389,7 @@ bool hxd_relay_qkd_take(struct hxd *d, const struct hx_peer_fwd *m, const uint8_
         return false;
     }
     if (m->type == HX_PEER_STREAM_OPEN) {
-        take = open_has_qkd(m->p, m->len, &ksid, &qid) && !hx_uuid_is_nil(&qid);
+        take = hxd_relay_qkd_open_has_qkd(m->p, m->len, &ksid, &qid) && !hx_uuid_is_nil(&qid);
     } else if (m->type == HX_PEER_BATCH_REQ && m->len >= 16) {
         memcpy(ksid.b, m->p, 16);
         pthread_mutex_lock(&q->lock);
@@ -433,7 +434,7 @@ void hxd_relay_qkd_arrived(struct hxd *d, const struct hx_peer_fwd *m)
         return;
     }
     if (m->type == HX_PEER_STREAM_OPEN) {
-        if (open_has_qkd(m->p, m->len, &ksid, &qid)) {
+        if (hxd_relay_qkd_open_has_qkd(m->p, m->len, &ksid, &qid)) {
             pthread_mutex_lock(&q->lock);
             struct rq_stream *s = stream_of(q, &ksid, true);
             s->end = true;
@@ -480,7 +481,7 @@ void hxd_relay_qkd_pin(struct hxd *d, const uint8_t *open, size_t len,
     struct relay_qkd *q = d->relay != NULL ? d->relay->qkd : NULL;
     struct hx_uuid ksid, qid;
 
-    if (q == NULL || !open_has_qkd(open, len, &ksid, &qid)) {
+    if (q == NULL || !hxd_relay_qkd_open_has_qkd(open, len, &ksid, &qid)) {
         return;
     }
     pthread_mutex_lock(&q->lock);
