@@ -33,13 +33,13 @@ hx_err hxd_send_serial(struct hxd *d, const struct hx_uuid *peer, uint8_t type, 
     return e;
 }
 
-uint64_t hxd_peer_serial(struct hxd *d, const struct hx_uuid *peer)
+uint64_t hxd_peer_serial(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid)
 {
     struct hx_link *l = hx_links_get(d->links, peer);
     uint64_t serial;
 
     if (l == NULL) {
-        return hxd_relay_serial(d, peer); /* 0 while the relay is off */
+        return hxd_relay_serial(d, peer, ksid); /* 0 while the relay is off */
     }
     serial = hx_link_serial(l);
     hx_link_put(l);

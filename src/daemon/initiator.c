@@ -109,7 +109,7 @@ static struct hxd_inflight *wait_reply(struct hxd *d, const struct hx_uuid *ksid
         }
         /* A link gone (even if already made again) lost the reply: fail now, not at the
          * timeout; the retry sorts out what the responder had committed. */
-        same = hxd_peer_serial(d, &s->peer) == serial; /* direct or the relay's first hop */
+        same = hxd_peer_serial(d, &s->peer, &s->ksid) == serial; /* direct or the relay path */
         if (!same || hx_deadline_passed(deadline)) {
             return NULL;
         }

@@ -58,9 +58,10 @@ void hxd_relay_on_fwd(struct hxd *d, const struct hx_uuid *from, const uint8_t *
  * link serial. HX_ERR_IO_CLOSED when the relay is off or has no path. */
 HX_MUST_CHECK hx_err hxd_relay_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type,
                                     const uint8_t *p, size_t len, uint64_t *serial);
-/* The serial of the first hop's link on the current path to peer; 0: no path. A new path
- * (a relay gone) gives another serial, so batches in flight fail and are made again. */
-uint64_t hxd_relay_serial(struct hxd *d, const struct hx_uuid *peer);
+/* The serial a message of stream ksid to peer would go under now (the first hop's link and the
+ * whole path); 0: no path. A new path, or a relay gone from a pinned one, gives another serial,
+ * so batches in flight fail at once and are made again. */
+uint64_t hxd_relay_serial(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid);
 /* A copy of peer's verified signature key (ML-DSA only); HX_ERR_NOT_FOUND when none. */
 HX_MUST_CHECK hx_err hxd_relay_peer_key(struct hxd *d, const struct hx_uuid *peer,
                                         struct hx_sig_key **out);

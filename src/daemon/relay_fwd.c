@@ -29,6 +29,42 @@ static hx_err path_to(const struct hxd *d, const struct hxd_relay *r, const stru
     return e == HX_OK && p->hops == 0 ? HX_ERR_NOT_FOUND : e;
 }
 
+/* The serial a relayed message is sent under: the first hop's link serial and the whole path,
+ * so that a batch in flight fails as soon as either changes (a relay gone from the map). */
+static uint64_t path_serial(uint64_t link_serial, const struct hx_topo_path *p)
+{
+    uint64_t h = 1469598103934665603ull ^ link_serial; /* FNV-1a */
+
+    for (size_t i = 0; i <= p->hops; i++) {
+        for (size_t k = 0; k < sizeof(p->node[i].b); k++) {
+            h = (h ^ p->node[i].b[k]) * 1099511628211ull;
+        }
+    }
+    return h | 1; /* never 0: "no link" */
+}
+
+/* The path a message of stream ksid to peer takes now: the pinned one (a relayed QKD stream;
+ * HX_ERR_NOT_FOUND when a link of it has left the map), else the map's best. */
+static hx_err current_path(struct hxd *d, struct hxd_relay *r, const struct hx_uuid *peer,
+                           const struct hx_uuid *ksid, bool qkd_open, struct hx_topo_path *path)
+{
+    hx_err e;
+
+    if (ksid != NULL && hxd_relay_qkd_pinned(d, ksid, path)) {
+        pthread_mutex_lock(&r->lock);
+        e = hx_topo_path_valid(&r->topo, path, true) ? HX_OK : HX_ERR_NOT_FOUND;
+        pthread_mutex_unlock(&r->lock);
+        return e;
+    }
+    pthread_mutex_lock(&r->lock);
+    e = path_to(d, r, peer, qkd_open, path);
+    if (e != HX_OK && qkd_open) { /* a stream without QKD: any path */
+        e = path_to(d, r, peer, false, path);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return e;
+}
+
 static bool key_known(const struct hxd_relay *r, const struct hx_uuid *node)
 {
     for (size_t i = 0; i < r->n_keys; i++) {
@@ -119,6 +155,8 @@ hx_err hxd_relay_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, c
     struct hxd_relay *r = d->relay;
     struct hx_topo_path path;
     struct hx_peer_fwd *m;
+    uint64_t link_serial = 0;
+    bool pinned;
     hx_err e;
 
     if (r == NULL || !hx_peer_fwd_type_ok(type) || len < 16) {
@@ -134,22 +172,13 @@ hx_err hxd_relay_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, c
         }
     }
     /* A stream whose QKD part is relayed keeps the path its QKD links were opened along. */
-    if (!hxd_relay_qkd_pinned(d, (const struct hx_uuid *)p, &path)) {
-        bool qkd = type == HX_PEER_STREAM_OPEN && r->qkd != NULL;
-        pthread_mutex_lock(&r->lock);
-        e = path_to(d, r, peer, qkd, &path);
-        pthread_mutex_unlock(&r->lock);
-        if (e != HX_OK && qkd) { /* a stream without QKD: any path */
-            pthread_mutex_lock(&r->lock);
-            e = path_to(d, r, peer, false, &path);
-            pthread_mutex_unlock(&r->lock);
-        }
-        if (e != HX_OK) {
-            return HX_ERR_IO_CLOSED;
-        }
-        if (type == HX_PEER_STREAM_OPEN) {
-            hxd_relay_qkd_pin(d, p, len, &path); /* only when the stream has QKD */
-        }
+    pinned = hxd_relay_qkd_pinned(d, (const struct hx_uuid *)p, &path);
+    if (current_path(d, r, peer, (const struct hx_uuid *)p,
+                     type == HX_PEER_STREAM_OPEN && r->qkd != NULL, &path) != HX_OK) {
+        return HX_ERR_IO_CLOSED;
+    }
+    if (!pinned && type == HX_PEER_STREAM_OPEN) {
+        hxd_relay_qkd_pin(d, p, len, &path); /* only when the stream has QKD */
     }
     if ((m = calloc(1, sizeof(*m))) == NULL) {
         return HX_ERR_NOMEM;
@@ -160,27 +189,27 @@ hx_err hxd_relay_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, c
     m->type = type;
     m->p = p;
     m->len = len;
-    e = send_fwd(d, &m->path[1], m, serial);
+    e = send_fwd(d, &m->path[1], m, &link_serial);
+    if (serial != NULL) {
+        *serial = path_serial(link_serial, &path);
+    }
     free(m);
     return e;
 }
 
-uint64_t hxd_relay_serial(struct hxd *d, const struct hx_uuid *peer)
+uint64_t hxd_relay_serial(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid)
 {
     struct hxd_relay *r = d->relay;
     struct hx_topo_path path;
     struct hx_link *l;
     uint64_t serial = 0;
-    hx_err e;
 
     if (r == NULL) {
         return 0;
     }
-    pthread_mutex_lock(&r->lock);
-    e = path_to(d, r, peer, false, &path);
-    pthread_mutex_unlock(&r->lock);
-    if (e == HX_OK && (l = hx_links_get(d->links, &path.node[1])) != NULL) {
-        serial = hx_link_serial(l);
+    if (current_path(d, r, peer, ksid, false, &path) == HX_OK &&
+        (l = hx_links_get(d->links, &path.node[1])) != NULL) {
+        serial = path_serial(hx_link_serial(l), &path);
         hx_link_put(l);
     }
     return serial;

@@ -304,3 +304,18 @@ hx_err hx_topo_path(const struct hx_topo *t, const struct hx_uuid *dst,
     free(mk);
     return r;
 }
+
+bool hx_topo_path_valid(const struct hx_topo *t, const struct hx_topo_path *path, bool need_qkd)
+{
+    for (size_t i = 0; i < path->hops; i++) {
+        const struct hx_topo_node *a = hx_topo_find(t, &path->node[i]);
+        const struct hx_topo_node *b = hx_topo_find(t, &path->node[i + 1]);
+        const struct hx_topo_neigh *ab = a != NULL ? neigh_of(a, &path->node[i + 1]) : NULL;
+        const struct hx_topo_neigh *ba = b != NULL ? neigh_of(b, &path->node[i]) : NULL;
+        if (ab == NULL || ba == NULL ||
+            (need_qkd && ((ab->flags & HX_TOPO_QKD) == 0 || (ba->flags & HX_TOPO_QKD) == 0))) {
+            return false;
+        }
+    }
+    return true;
+}

@@ -85,6 +85,9 @@ const struct hx_topo_node *hx_topo_find(const struct hx_topo *t, const struct hx
 HX_MUST_CHECK hx_err hx_topo_path(const struct hx_topo *t, const struct hx_uuid *dst,
                                   const struct hx_topo_policy *pol, struct hx_topo_path *out);
 
+/* Is every link of path still on the map (announced by both ends; with need_qkd, with QKD)? */
+bool hx_topo_path_valid(const struct hx_topo *t, const struct hx_topo_path *path, bool need_qkd);
+
 /* The paths to every node of the map at once (paths and reachable hold t->n entries, in the
  * map's order): one search, for STATUS. */
 HX_MUST_CHECK hx_err hx_topo_paths(const struct hx_topo *t, const struct hx_topo_policy *pol,

@@ -485,6 +485,15 @@ static void path_ties_one_sided_and_qkd(void **state)
     assert_int_equal(hx_topo_path(&t, idp(3), &qkd, &p), HX_ERR_NOT_FOUND);
     assert_int_equal(hx_topo_path(&t, idp(3), NULL, &p), HX_OK);
     assert_int_equal(p.hops, 3);
+    /* a pinned path stays valid while both ends of each link announce it, with QKD if asked */
+    assert_true(hx_topo_path_valid(&t, &p, false));
+    assert_false(hx_topo_path_valid(&t, &p, true)); /* hop 1-2: no QKD at node 1 */
+    msg(&m, 2, 2, (const int[]){3}, 1, 0);          /* node 2 drops its link to 1 */
+    assert_int_equal(hx_topo_accept(&t, &m, 0, &v), HX_OK);
+    assert_false(hx_topo_path_valid(&t, &p, false));
+    msg(&m, 2, 3, (const int[]){1, 3}, 2, 0);
+    assert_int_equal(hx_topo_accept(&t, &m, 0, &v), HX_OK);
+    assert_true(hx_topo_path_valid(&t, &p, false));
     /* node 3 claims a link to 0 that 0 does not announce: not taken */
     msg(&m, 3, 2, (const int[]){2, 0}, 2, 0);
     assert_int_equal(hx_topo_accept(&t, &m, 0, &v), HX_OK);
