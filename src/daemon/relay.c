@@ -143,12 +143,13 @@ void hxd_relay_on_frame(struct hxd *d, const struct hx_uuid *from, const uint8_t
     }
     copy = len > 0 ? malloc(len) : NULL;
     pthread_mutex_lock(&r->lock);
-    if (copy == NULL || r->n_inbox >= RELAY_INBOX) {
+    if (copy == NULL || r->n_inbox >= RELAY_INBOX || r->inbox_bytes + len > RELAY_INBOX_BYTES) {
         r->dropped++;
         free(copy);
     } else {
         memcpy(copy, p, len);
         r->inbox[r->n_inbox++] = (struct inbox_item){.from = *from, .p = copy, .len = len};
+        r->inbox_bytes += len;
     }
     pthread_mutex_unlock(&r->lock);
 }
@@ -379,6 +380,7 @@ void hxd_relay_tick(struct hxd *d)
     n = r->n_inbox;
     memcpy(batch, r->inbox, n * sizeof(*batch));
     r->n_inbox = 0;
+    r->inbox_bytes = 0;
     pthread_mutex_unlock(&r->lock);
     for (size_t i = 0; i < n; i++) {
         take(d, r, &batch[i]);

@@ -9,8 +9,9 @@
 #include "daemon/relay.h"
 #include "peer/certid.h"
 
-#define RELAY_INBOX 256    /* announcements waiting for the tick; more are dropped */
-#define RELAY_MAX_AVOID 32 /* relay.avoid: 1 023 characters hold 27 UUIDs */
+#define RELAY_INBOX 256              /* announcements waiting for the tick; more are dropped */
+#define RELAY_INBOX_BYTES (8u << 20) /* and at most this many bytes of them */
+#define RELAY_MAX_AVOID 32           /* relay.avoid: 1 023 characters hold 27 UUIDs */
 
 struct inbox_item {
     struct hx_uuid from;
@@ -32,7 +33,7 @@ struct hxd_relay {
     hxd_relay_deliver_fn deliver;
     struct hx_topo topo;
     struct inbox_item inbox[RELAY_INBOX];
-    size_t n_inbox;
+    size_t n_inbox, inbox_bytes;
     uint64_t accepted, refused, dropped, forgotten, announced;
     uint64_t forwarded, delivered, fwd_dropped; /* RELAY_FWD */
     /* verified keys of the nodes on the map: written by the main thread (under the lock),

@@ -29,6 +29,7 @@
 #define RQ_STREAMS 256 /* QKD streams relayed (relays) or over relays (ends); the oldest go */
 #define RQ_MATERIAL 32 /* accumulators waiting for their BATCH_REQ's responder job */
 #define RQ_QUEUE 256   /* messages waiting for the worker; more are dropped */
+#define RQ_QUEUE_BYTES (32u << 20) /* and at most this many bytes of them */
 
 struct rq_stream {
     bool used, failed;
@@ -64,7 +65,7 @@ struct relay_qkd {
     pthread_t thread;
     bool started, stop;
     struct rq_job *head, *tail;
-    size_t queued;
+    size_t queued, queued_bytes;
     struct rq_stream streams[RQ_STREAMS];
     struct rq_material material[RQ_MATERIAL];
     uint64_t clock;
@@ -286,6 +287,7 @@ static void *worker(void *arg)
         q->head = j->next;
         q->tail = q->head == NULL ? NULL : q->tail;
         q->queued--;
+        q->queued_bytes -= j->len;
         pthread_mutex_unlock(&q->lock);
         if (m != NULL && hx_peer_decode_fwd(j->p, j->len, m) == HX_OK) {
             if (m->type == HX_PEER_STREAM_OPEN) {
@@ -406,7 +408,7 @@ bool hxd_relay_qkd_take(struct hxd *d, const struct hx_peer_fwd *m, const uint8_
     memcpy(j->p, frame, len);
     j->len = len;
     pthread_mutex_lock(&q->lock);
-    if (q->queued >= RQ_QUEUE || q->stop) {
+    if (q->queued >= RQ_QUEUE || q->queued_bytes + len > RQ_QUEUE_BYTES || q->stop) {
         pthread_mutex_unlock(&q->lock);
         free(j->p);
         free(j);
@@ -419,6 +421,7 @@ bool hxd_relay_qkd_take(struct hxd *d, const struct hx_peer_fwd *m, const uint8_
     }
     q->tail = j;
     q->queued++;
+    q->queued_bytes += len;
     pthread_cond_signal(&q->wake);
     pthread_mutex_unlock(&q->lock);
     return true;
