@@ -231,6 +231,8 @@ static const struct hx_cfg_opt table[] = {
     /* Relay across trusted nodes (docs/relay.md): opt-in, nothing changes while off. */
     HX_CFG_OPT_BOOL("relay.enabled", C, relay_enabled, "false",
                     "take part in the relay's topology protocol (docs/relay.md)"),
+    HX_CFG_OPT_BOOL("relay.transit", C, relay_transit, "true",
+                    "relay other nodes' streams (false: use relays for its own streams only)"),
     HX_CFG_OPT_INT("relay.announce_s", C, relay_announce_s, 1, 600, "10", 0,
                    "seconds between this node's topology announcements (each lives 4 periods)"),
     HX_CFG_OPT_INT("relay.max_nodes", C, relay_max_nodes, 2, 4096, "1024", 0,

@@ -113,6 +113,7 @@ struct hxd_config {
     char run_user[64], run_group[64]; /* privileges dropped to these after binding */
     /* hykex: relay across trusted nodes (docs/relay.md); off by default */
     bool relay_enabled;
+    bool relay_transit;        /* relay other nodes' messages (else only its own streams) */
     uint32_t relay_announce_s; /* announcement period; lifetime 4 periods */
     uint32_t relay_max_nodes;  /* nodes the map holds */
     uint32_t relay_max_hops;   /* longest path shown or used */

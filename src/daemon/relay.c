@@ -330,6 +330,7 @@ static void announce(struct hxd *d, struct hxd_relay *r)
     r->seq = wall_ms > r->seq ? wall_ms : r->seq + 1;
     m->seq = r->seq;
     m->lifetime_s = 4 * d->cfg.relay_announce_s;
+    m->node_flags = d->cfg.relay_transit ? HX_TOPO_TRANSIT : 0;
     if (m->lifetime_s > HX_TOPO_MAX_LIFETIME_S) {
         m->lifetime_s = HX_TOPO_MAX_LIFETIME_S;
     }

@@ -112,6 +112,11 @@ void hxd_relay_on_fwd(struct hxd *d, const struct hx_uuid *from, const uint8_t *
         hx_warn("relay: malformed or misdirected RELAY_FWD refused", HX_F_UUID("from", from));
         goto dropped;
     }
+    if (m->at + 1u < m->n && !d->cfg.relay_transit) {
+        hx_warn("relay: RELAY_FWD to pass on refused (relay.transit is false)",
+                HX_F_UUID("from", from));
+        goto dropped;
+    }
     if (m->at + 1u < m->n) { /* a relay: pass it on as it came (a QKD stream's: by the worker) */
         if (hxd_relay_qkd_take(d, m, p, len)) {
             free(m);

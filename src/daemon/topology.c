@@ -94,6 +94,7 @@ hx_err hx_topo_accept(struct hx_topo *t, const struct hx_peer_topo *m, int64_t n
     n->heard_ms = now_ms;
     n->expires_ms =
         hx_uuid_equal(&m->origin, &t->self) ? INT64_MAX : now_ms + (int64_t)m->lifetime_s * 1000;
+    n->node_flags = m->node_flags;
     n->n_neigh = m->n_neigh;
     memcpy(n->neigh, m->neigh, m->n_neigh * sizeof(m->neigh[0]));
     *verdict = found ? HX_TOPO_REPLACED : HX_TOPO_NEW;
@@ -192,8 +193,10 @@ static hx_err search(const struct hx_topo *t, const struct hx_topo_policy *pol, 
         n_next = 0;
         for (size_t f = 0; f < n_front; f++) {
             const struct hx_topo_node *u = &t->nodes[frontier[f]];
-            /* relays only: the path may not go on through an avoided node */
-            if (frontier[f] != src && avoided(pol, &u->id)) {
+            /* relays only: the path may not go on through an avoided node, or one that does
+             * not relay for others */
+            if (frontier[f] != src &&
+                (avoided(pol, &u->id) || (u->node_flags & HX_TOPO_TRANSIT) == 0)) {
                 continue;
             }
             for (size_t k = 0; k < u->n_neigh; k++) {

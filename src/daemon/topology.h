@@ -9,6 +9,8 @@
  * node that does not confirm it); a link carries QKD only if both ends flag it so, and its
  * available key is the smaller of the two estimates.
  *
+ * A node that does not announce HX_TOPO_TRANSIT is never a relay on a path (it may be an end).
+ *
  * Path choice: fewest hops; among equal hop counts the most available key (the largest
  * bottleneck: the smallest estimate along the path); then the smaller node UUIDs hop by hop,
  * so that every node computes the same path from the same map.
@@ -31,6 +33,7 @@ struct hx_topo_node {
     uint64_t seq;
     int64_t expires_ms; /* monotonic ms; the node's own entry never expires */
     int64_t heard_ms;   /* when this version arrived */
+    uint8_t node_flags; /* HX_TOPO_TRANSIT: may be a relay */
     size_t n_neigh;
     struct hx_topo_neigh neigh[HX_TOPO_MAX_NEIGH];
 };

@@ -9,8 +9,8 @@
 static hx_err check(const struct hx_peer_topo *m)
 {
     if (m->n_neigh > HX_TOPO_MAX_NEIGH || m->lifetime_s == 0 ||
-        m->lifetime_s > HX_TOPO_MAX_LIFETIME_S || m->cert_len == 0 ||
-        m->cert_len > HX_TOPO_MAX_CERT) {
+        (m->node_flags & ~HX_TOPO_TRANSIT) != 0 || m->lifetime_s > HX_TOPO_MAX_LIFETIME_S ||
+        m->cert_len == 0 || m->cert_len > HX_TOPO_MAX_CERT) {
         return HX_ERR_BAD_VALUE;
     }
     for (size_t i = 0; i < m->n_neigh; i++) {
@@ -36,6 +36,7 @@ hx_err hx_peer_encode_topo_body(struct hx_writer *w, const struct hx_peer_topo *
     }
     if ((e = hx_write_bytes(w, m->origin.b, 16)) != HX_OK ||
         (e = hx_write_u64(w, m->seq)) != HX_OK || (e = hx_write_u32(w, m->lifetime_s)) != HX_OK ||
+        (e = hx_write_u8(w, m->node_flags)) != HX_OK ||
         (e = hx_write_u8(w, (uint8_t)m->n_neigh)) != HX_OK) {
         return e;
     }
@@ -76,7 +77,8 @@ hx_err hx_peer_decode_topo(const uint8_t *p, size_t len, struct hx_peer_topo *ou
     hx_reader_init(&r, p, len);
     if ((e = hx_read_bytes(&r, out->origin.b, 16)) != HX_OK ||
         (e = hx_read_u64(&r, &out->seq)) != HX_OK ||
-        (e = hx_read_u32(&r, &out->lifetime_s)) != HX_OK || (e = hx_read_u8(&r, &n)) != HX_OK) {
+        (e = hx_read_u32(&r, &out->lifetime_s)) != HX_OK ||
+        (e = hx_read_u8(&r, &out->node_flags)) != HX_OK || (e = hx_read_u8(&r, &n)) != HX_OK) {
         return e;
     }
     if (n > HX_TOPO_MAX_NEIGH) {

@@ -3,7 +3,7 @@
  * kept apart from proto/peer.c so that the link-state protocol stays opt-in (relay.enabled) and
  * its codec is fuzzed on its own.
  *
- *   signed part: origin (16) | u64 sequence | u32 lifetime s | u8 n neighbours
+ *   signed part: origin (16) | u64 sequence | u32 lifetime s | u8 node flags | u8 n neighbours
  *                | n x (neighbour (16) | u8 flags | u32 available key, bytes)
  *                | u16 certificate length | origin's certificate (DER)
  *   then:        u16 signature length | signature (the origin's certificate key, context
@@ -34,7 +34,8 @@
 #define HX_TOPO_MAX_CERT 16384
 #define HX_TOPO_MAX_SIG 4627 /* ML-DSA-87 (crypto/sig.h HX_SIG_MAX_SIGNATURE) */
 #define HX_TOPO_MAX_LIFETIME_S 3600
-#define HX_TOPO_QKD 0x01 /* the link to this neighbour has QKD behind it */
+#define HX_TOPO_QKD 0x01     /* neighbour flag: the link has QKD behind it */
+#define HX_TOPO_TRANSIT 0x01 /* node flag: relays for others (relay.transit) */
 #define HX_TOPO_SIG_CTX "hykex/1 topology"
 
 struct hx_topo_neigh {
@@ -47,6 +48,7 @@ struct hx_peer_topo {
     struct hx_uuid origin;
     uint64_t seq;        /* higher replaces lower */
     uint32_t lifetime_s; /* forgotten this long after it arrived unless replaced */
+    uint8_t node_flags;  /* HX_TOPO_TRANSIT or 0 */
     size_t n_neigh;
     struct hx_topo_neigh neigh[HX_TOPO_MAX_NEIGH];
     const uint8_t *cert; /* the origin's certificate, DER */

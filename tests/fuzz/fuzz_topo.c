@@ -60,6 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         back.origin = self;
         back.seq = 1;
         back.lifetime_s = 1;
+        back.node_flags = HX_TOPO_TRANSIT;
         back.n_neigh = 1;
         back.neigh[0] = (struct hx_topo_neigh){.node = m.origin, .flags = HX_TOPO_QKD};
         if (hx_topo_accept(&t, &back, 0, &v) != HX_OK) {

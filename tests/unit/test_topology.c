@@ -50,6 +50,7 @@ static void msg(struct hx_peer_topo *m, int origin, uint64_t seq, const int *nei
     m->origin = id(origin);
     m->seq = seq;
     m->lifetime_s = 40;
+    m->node_flags = HX_TOPO_TRANSIT;
     for (size_t i = 0; i < n; i++) {
         m->neigh[i] =
             (struct hx_topo_neigh){.node = id(neigh[i]), .flags = HX_TOPO_QKD, .key_avail = key};
@@ -83,14 +84,16 @@ static void codec_round_trip_and_cuts(void **state)
     msg(&m, 1, 0x0102030405060708ull, nb, 2, 77);
     m.neigh[1].flags = 0;
     len = encode(&m, buf, sizeof(buf));
-    /* 16 + 8 + 4 + 1 + 2 x 21 + 2 + 3 + 2 + 5 */
-    assert_int_equal(len, 83);
+    /* 16 + 8 + 4 + 1 + 1 + 2 x 21 + 2 + 3 + 2 + 5 */
+    assert_int_equal(len, 84);
     assert_int_equal(buf[16], 0x01);
-    assert_int_equal(buf[28], 2);
+    assert_int_equal(buf[28], HX_TOPO_TRANSIT);
+    assert_int_equal(buf[29], 2);
     assert_int_equal(hx_peer_decode_topo(buf, len, &d), HX_OK);
     assert_memory_equal(d.origin.b, m.origin.b, 16);
     assert_true(d.seq == m.seq);
     assert_int_equal(d.lifetime_s, 40);
+    assert_int_equal(d.node_flags, HX_TOPO_TRANSIT);
     assert_int_equal(d.n_neigh, 2);
     assert_int_equal(d.neigh[0].key_avail, 77);
     assert_int_equal(d.neigh[0].flags, HX_TOPO_QKD);
@@ -119,7 +122,11 @@ static void codec_refusals(void **state)
     /* unknown flag bits */
     msg(&m, 1, 1, nb, 2, 0);
     len = encode(&m, buf, sizeof(buf));
-    buf[16 + 8 + 4 + 1 + 16] = 0x02;
+    buf[16 + 8 + 4 + 2 + 16] = 0x02;
+    assert_int_equal(hx_peer_decode_topo(buf, len, &d), HX_ERR_BAD_VALUE);
+    /* unknown node flag bits */
+    len = encode(&m, buf, sizeof(buf));
+    buf[28] = 0x03;
     assert_int_equal(hx_peer_decode_topo(buf, len, &d), HX_ERR_BAD_VALUE);
     /* the origin as its own neighbour; a neighbour twice: the encoder refuses too */
     hx_writer_init_fixed(&w, buf, sizeof(buf));
@@ -129,7 +136,7 @@ static void codec_refusals(void **state)
     assert_int_equal(hx_peer_encode_topo_body(&w, &m), HX_ERR_INVALID_ARG);
     msg(&m, 1, 1, nb, 2, 0);
     len = encode(&m, buf, sizeof(buf));
-    memset(buf + 16 + 8 + 4 + 1 + 21, 2, 16); /* second neighbour = first */
+    memset(buf + 16 + 8 + 4 + 2 + 21, 2, 16); /* second neighbour = first */
     assert_int_equal(hx_peer_decode_topo(buf, len, &d), HX_ERR_BAD_VALUE);
     /* lifetime 0 and above the maximum */
     msg(&m, 1, 1, nb, 2, 0);
@@ -142,7 +149,7 @@ static void codec_refusals(void **state)
     /* 65 neighbours */
     msg(&m, 1, 1, nb, 0, 0);
     len = encode(&m, buf, sizeof(buf));
-    buf[28] = HX_TOPO_MAX_NEIGH + 1;
+    buf[29] = HX_TOPO_MAX_NEIGH + 1;
     assert_int_equal(hx_peer_decode_topo(buf, len, &d), HX_ERR_TOO_LARGE);
     /* no certificate, no signature */
     msg(&m, 1, 1, nb, 0, 0);
@@ -442,6 +449,23 @@ static void path_choice(void **state)
     /* an avoided node may still be the end */
     assert_int_equal(hx_topo_path(&t, idp(2), &pol, &p), HX_OK);
     assert_int_equal(p.hops, 1);
+    /* node 2 stops relaying for others (relay.transit false): the other 2-hop path */
+    {
+        static struct hx_peer_topo m2;
+        enum hx_topo_verdict v2;
+        const struct hx_topo_node *n2 = hx_topo_find(&t, idp(2));
+        memset(&m2, 0, sizeof(m2));
+        m2.origin = id(2);
+        m2.seq = 2;
+        m2.lifetime_s = 40;
+        m2.n_neigh = n2->n_neigh;
+        memcpy(m2.neigh, n2->neigh, sizeof(n2->neigh));
+        assert_int_equal(hx_topo_accept(&t, &m2, 0, &v2), HX_OK);
+        pol.n_avoid = 0;
+        assert_int_equal(hx_topo_path(&t, idp(3), &pol, &p), HX_OK);
+        assert_memory_equal(p.node[1].b, id(1).b, 16);
+        assert_int_equal(hx_topo_path(&t, idp(2), &pol, &p), HX_OK); /* still an end */
+    }
     /* at most 1 hop: 3 out of reach */
     pol.n_avoid = 0;
     pol.max_hops = 1;
