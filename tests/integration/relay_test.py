@@ -9,7 +9,8 @@ converges; the ends A and D get equal keys over the relays B and C, end-to-end M
 and ML-KEM + QKD with the QKD part relayed hop by hop; metadata.hops counts the relays; the
 middle nodes' logs and stores never hold a delivered key. Then E joins (A-E-C: a ring A-B-C-E)
 and B is killed while A and D take keys: later batches go through E and every key still agrees;
-a QKD stream is then refused, naming the hop without QKD. Ends with "N passed, M failed, K skipped".
+a QKD stream is then refused, naming the hop without QKD; E restarted with relay.transit false
+is no relay any more. Ends with "N passed, M failed, K skipped".
 """
 import json
 import os
@@ -281,6 +282,28 @@ def qkd_refused_over_a_hop_without_qkd():
     r = App("A").open("A", "D", str(uuid.uuid4()), "ML-KEM-768,QKD")
     check(r["status"] != 0 and "has none" in r.get("message", "") and U["E"] in r["message"],
           f"{r}")
+
+
+@test
+def no_transit_node_is_never_a_relay():
+    """E restarted with relay.transit false (B is dead, so E is the only way from A to D): it
+    announces itself as no relay, A's map has no path to D any more, and an OPEN_CONNECT from A
+    to D is refused saying so."""
+    seq = route("A", "E")["seq"]
+    R.stop("E")
+    cfg = json.load(open(f"{WORK}/E.json"))
+    cfg["relay"]["transit"] = False
+    json.dump(cfg, open(f"{WORK}/E.json", "w"))
+    start_daemon("E")
+    # E back on A's map, linked to A and C again (its restarted announcement)
+    e = wait_until("E linked again", lambda: (lambda x: x if x and x["seq"] > seq and x["path"]
+                                              and len(x["neighbours"]) == 2 else None)(
+        route("A", "E")))
+    check(e["path"] == [U["A"], U["E"]], f"E itself stays reachable: {e}")
+    d = route("A", "D")
+    check(d is not None and d["path"] is None, f"A's path to D over E: {d}")
+    r = App("A").open("A", "D", str(uuid.uuid4()))
+    check(r["status"] != 0 and "no path" in r.get("message", ""), f"{r}")
 
 
 @test
