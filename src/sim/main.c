@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cmdline.h"
 #include "common/log.h"
 #include "common/secret.h"
 #include "sim/model.h"
@@ -21,6 +22,12 @@ static const char usage_text[] =
     "       hykex-qkdsim ctl SOCKET pause|resume|drain LINK\n"
     "       hykex-qkdsim ctl SOCKET corrupt|drop KME\n"
     "       hykex-qkdsim ctl SOCKET pools\n"
+    "  -c, --config FILE    the network: KMEs, links, listeners (docs/qkdsim.md)\n"
+    "      --ctl SOCKET     listen for control commands on this Unix socket\n"
+    "      --log-level L    error, warn, info or debug\n"
+    "      --check-config   check NETWORK.json, print the network and exit\n"
+    "  -h, --help           this text\n"
+    "      --version        the version\n"
     "Simulates KMEs and the QKD links between them (docs/qkdsim.md). Serves ETSI 004 JSON,\n"
     "ETSI 004 binary (1.0.1 or 2.1.1 framing, optional TLS with client certificates) and ETSI\n"
     "014 (HTTPS, client certificates) per KME as NETWORK.json says. Prints 'ready' on stdout\n"
@@ -62,6 +69,84 @@ static void print_network(const struct sim_net *net)
     }
 }
 
+static const char ctl_usage[] =
+    "usage: hykex-qkdsim ctl SOCKET pause|resume|drain LINK\n"
+    "       hykex-qkdsim ctl SOCKET corrupt|drop KME\n"
+    "       hykex-qkdsim ctl SOCKET pools\n"
+    "Sends one command to a running simulator's control socket (--ctl) and prints its JSON\n"
+    "reply: pause, resume or drain a link's key pool; corrupt the next key of a KME or drop its\n"
+    "connections; pools prints every link's pool.\n"
+    "  -h, --help           this text\n"
+    "      --version        the version\n";
+
+/* hykex-qkdsim ctl SOCKET VERB [ARG] */
+static int ctl_main(int argc, char **argv)
+{
+    static const struct option options[] = {HX_CMDLINE_STD_OPTIONS};
+    static const struct hx_cmdline cl = {"hykex-qkdsim ctl", ctl_usage, "h", options, 0};
+    int ch, ex;
+
+    hx_cmdline_begin();
+    while ((ch = hx_cmdline_next(&cl, argc, argv, &ex)) != -1) {
+        if (ch == -2) {
+            return ex;
+        }
+    }
+    if (argc - optind < 2 || argc - optind > 3) {
+        return hx_cmdline_error(&cl, "give SOCKET and a command (%d operands given)",
+                                argc - optind);
+    }
+    return sim_ctl_client(argv[optind], argc - optind - 1, argv + optind + 1);
+}
+
+/* The command line: -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, const char **config, const char **ctl, bool *check)
+{
+    enum { OPT_CTL = HX_OPT_FIRST, OPT_LOG_LEVEL, OPT_CHECK };
+    static const struct option options[] = {{"config", required_argument, NULL, 'c'},
+                                            {"ctl", required_argument, NULL, OPT_CTL},
+                                            {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+                                            {"check-config", no_argument, NULL, OPT_CHECK},
+                                            HX_CMDLINE_STD_OPTIONS};
+    static const struct hx_cmdline cl = {"hykex-qkdsim", usage_text, "hc:", options, 1};
+    enum hx_log_level lvl;
+    int ch, ex;
+
+    hx_cmdline_begin();
+    while ((ch = hx_cmdline_next(&cl, argc, argv, &ex)) != -1) {
+        switch (ch) {
+        case -2:
+            return ex;
+        case 'c':
+            *config = optarg;
+            break;
+        case OPT_CTL:
+            *ctl = optarg;
+            break;
+        case OPT_LOG_LEVEL:
+            if (hx_log_level_parse(optarg, &lvl) != HX_OK) {
+                return hx_cmdline_error(&cl, "unknown log level '%s' (error, warn, info, debug)",
+                                        optarg);
+            }
+            hx_log_set_level(lvl);
+            break;
+        case OPT_CHECK:
+            *check = true;
+            break;
+        }
+    }
+    if (optind < argc && strcmp(argv[optind], "ctl") == 0) {
+        return ctl_main(argc - optind, argv + optind);
+    }
+    if (optind < argc) {
+        return hx_cmdline_error(&cl, "unknown command '%s' (only ctl)", argv[optind]);
+    }
+    if (*config == NULL) {
+        return hx_cmdline_error(&cl, "no network: give -c NETWORK.json");
+    }
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     const char *config = NULL, *ctl = NULL;
@@ -72,38 +157,10 @@ int main(int argc, char **argv)
     sigset_t sigs;
     int sig;
 
-    if (argc >= 2 && strcmp(argv[1], "ctl") == 0) {
-        if (argc < 4) {
-            fputs(usage_text, stderr);
-            return 2;
-        }
-        return sim_ctl_client(argv[2], argc - 3, argv + 3);
-    }
-    for (int i = 1; i < argc; i++) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
-            config = argv[++i];
-        } else if (strcmp(argv[i], "--ctl") == 0 && i + 1 < argc) {
-            ctl = argv[++i];
-        } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
-            enum hx_log_level lvl;
-            if (hx_log_level_parse(argv[++i], &lvl) != HX_OK) {
-                fprintf(stderr, "hykex-qkdsim: unknown log level '%s'\n", argv[i]);
-                return 2;
-            }
-            hx_log_set_level(lvl);
-        } else if (strcmp(argv[i], "--check-config") == 0) {
-            check = true;
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(usage_text, stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "hykex-qkdsim: unknown argument '%s'\n%s", argv[i], usage_text);
-            return 2;
-        }
-    }
-    if (config == NULL) {
-        fputs(usage_text, stderr);
-        return 2;
+    int rc;
+
+    if ((rc = parse_args(argc, argv, &config, &ctl, &check)) >= 0) {
+        return rc;
     }
     if (hx_secret_heap_init(1u << 20) != HX_OK) {
         hx_warn("no secure heap (mlock limit?); keys on the normal heap", HX_NOFIELDS);
