@@ -37,7 +37,7 @@ static int address_from_config(const char *cmd, const char *path, char address[C
 
 int cli_address_option(const char *cmd, int ch, const char *value, char address[CLI_ADDRESS_MAX])
 {
-    size_t n = strlen(value);
+    size_t n = value != NULL ? strlen(value) : 0;
 
     switch (ch) {
     case 'c':

@@ -72,7 +72,7 @@ expect_usage "length must be" kdf sskdf-kmac256 --ikm $K --length -1
 expect_usage "length must be" kdf sskdf-kmac256 --ikm $K --length 12abc
 expect_usage "required" kdf hkdf-sha256 --ikm $K
 expect_usage "must not be empty" kdf hkdf-sha256 --ikm "" --length 16
-expect_usage "unknown argument" kdf hkdf-sha256 --ikm $K --length 16 --bogus 1
+expect_usage "unknown option '--bogus'" kdf hkdf-sha256 --ikm $K --length 16 --bogus 1
 expect_usage "needs a value" kdf hkdf-sha256 --ikm $K --length
 expect_usage "unknown method 'sha3'" combine sha3 --key $K --key $K --length 16
 expect_usage "at least 2 keys" combine hkdf --key $K --length 16
