@@ -3,8 +3,10 @@
 #
 # Runs the seed's Docker workflow for real, with Debian's podman (no Docker engine here):
 #   1. a Debian 13 base image made with debootstrap from this machine's own Debian mirror,
-#      tagged as the Dockerfile's base (docker.io/library/debian:trixie-slim): nothing is pulled;
-#   2. the hykex image from deploy/docker/Dockerfile (apt-get inside the build);
+#      under a name of ours (localhost/hykex-base:trixie), never the official image's name, so
+#      it shadows nothing: nothing is pulled;
+#   2. the hykex image from deploy/docker/Dockerfile (apt-get inside the build), given that
+#      base with --build-arg BASE (the Dockerfile's default stays the official debian:trixie-slim);
 #   3. the compose topology of deploy/docker/compose.yml (simulator, Alice, Bob, Charlie) with
 #      podman-compose, certificates from deploy/docker/make-certs.sh in a scratch copy;
 #   4. the driver inside two node containers at once, as the seed's README does (exec into the
@@ -25,7 +27,7 @@ case ${1:-} in
     --no-keep-base) keep_base=0 ;;
     "" | --keep-base) ;;
     -h | --help)
-        sed -n '2,19s/^# \{0,1\}//p' "$0"
+        sed -n '2,21s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     *)
@@ -44,7 +46,7 @@ scripts/bootstrap.sh --containers >&2
 
 work=$(mktemp -d /tmp/hykex-containers.XXXXXX)
 project=hykextest$$
-base=docker.io/library/debian:trixie-slim
+base=localhost/hykex-base:trixie
 image=localhost/hykex:test$$
 compose=(podman-compose -p "$project" -f "$work/docker/compose.yml")
 
@@ -100,7 +102,8 @@ fi
 
 # 2. the hykex image
 say "building the hykex image"
-podman build --pull=never --format docker -f deploy/docker/Dockerfile -t "$image" . >"$work/build.log" 2>&1 || {
+podman build --pull=never --format docker --build-arg BASE="$base" -f deploy/docker/Dockerfile \
+    -t "$image" . >"$work/build.log" 2>&1 || {
     tail -n 30 "$work/build.log" >&2
     exit 1
 }
