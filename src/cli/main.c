@@ -166,6 +166,9 @@ static const char *usage(void)
     }
     if (off < sizeof(usage_text)) {
         snprintf(usage_text + off, sizeof(usage_text) - off,
+                 "\noptions:\n"
+                 "  -h, --help           this text\n"
+                 "      --version        the version\n"
                  "\n'hykex COMMAND --help' prints a command's options. Exit status: 0 success,\n"
                  "1 failure, 2 usage error.\n");
     }
