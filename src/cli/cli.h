@@ -63,7 +63,8 @@ int cli_read_json(const char *cmd, const char *path, struct json_object **out);
 
 /*
  * One of the address options (ch from hx_cmdline_next) into address: 1 if ch was one (0 if
- * not), or -1 after printing why its value cannot be used (exit 2).
+ * not), or after printing why its value cannot be used, minus the exit code: -2 for a value
+ * that cannot be an address, -1 for a config file that cannot be read.
  */
 int cli_address_option(const char *cmd, int ch, const char *value, char address[CLI_ADDRESS_MAX]);
 

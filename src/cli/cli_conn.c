@@ -13,10 +13,10 @@
 static int address_from_config(const char *cmd, const char *path, char address[CLI_ADDRESS_MAX])
 {
     struct json_object *o = NULL, *a, *h, *p;
-    int rc = -1;
+    int rc = -EXIT_USAGE;
 
     if (cli_read_json(cmd, path, &o) != 0) {
-        return -1;
+        return -1; /* the file cannot be read: a failure (exit 1) */
     }
     if (!json_object_object_get_ex(o, "hybridization_server_address", &a) ||
         !json_object_object_get_ex(a, "host", &h) || !json_object_is_type(h, json_type_string) ||
@@ -47,7 +47,7 @@ int cli_address_option(const char *cmd, int ch, const char *value, char address[
             value[n - 1] == ':') {
             cli_usage_error(cmd, "--address '%.300s' is not HOST:PORT (IPv6 as [addr]:port)",
                             value);
-            return -1;
+            return -EXIT_USAGE;
         }
         snprintf(address, CLI_ADDRESS_MAX, "%s", value);
         return 1;
@@ -55,7 +55,7 @@ int cli_address_option(const char *cmd, int ch, const char *value, char address[
         if (value[0] != '/' || n >= 108) {
             cli_usage_error(cmd, "--unix '%.300s' must be an absolute path shorter than 108 bytes",
                             value);
-            return -1;
+            return -EXIT_USAGE;
         }
         snprintf(address, CLI_ADDRESS_MAX, "%s", value);
         return 1;

@@ -93,7 +93,7 @@ int cmd_run(int argc, char **argv)
             return ex;
         }
         if ((rc = cli_address_option("run", ch, optarg, address)) < 0) {
-            return EXIT_USAGE;
+            return -rc;
         } else if (rc == 0 && (ch != 'n' || cli_parse_u64(optarg, 0, 1000000, &keys) != 0)) {
             return hx_cmdline_error(&run_cmdline, "--keys must be 0..1000000, not '%s'", optarg);
         }
@@ -110,10 +110,15 @@ int cmd_run(int argc, char **argv)
         json_object_put(o);
         return cli_fail("run", "%s is not an ETSI 004 request: %s", file, why);
     }
-    json_object_put(o);
     if (req.cmd != HX_004_OPEN_CONNECT) {
-        return cli_fail("run", "%s holds a request other than OPEN_CONNECT", file);
+        struct json_object *c = NULL;
+        json_object_object_get_ex(o, "command", &c);
+        rc = cli_fail("run", "%s is a %.40s request, not OPEN_CONNECT", file,
+                      json_object_get_string(c));
+        json_object_put(o);
+        return rc;
     }
+    json_object_put(o);
     if (!hx_uuid_is_nil(&req.ksid)) {
         hx_uuid_format(&req.ksid, ksid);
     }
@@ -177,7 +182,7 @@ int cmd_open(int argc, char **argv)
             return ex;
         }
         if ((rc = cli_address_option("open", ch, optarg, address)) < 0) {
-            return EXIT_USAGE;
+            return -rc;
         } else if (rc == 1) {
             continue;
         } else if (ch == OPT_CHUNK) {
@@ -239,7 +244,7 @@ int cmd_get(int argc, char **argv)
             return ex;
         }
         if ((rc = cli_address_option("get", ch, optarg, address)) < 0) {
-            return EXIT_USAGE;
+            return -rc;
         } else if (rc == 0 && ch == 'i') {
             if (cli_parse_u64(optarg, 0, UINT32_MAX, &n) != 0) {
                 return hx_cmdline_error(&get_cmdline, "--index must be 0..4294967295, not '%s'",
@@ -283,8 +288,8 @@ int cmd_close(int argc, char **argv)
         if (ch == -2) {
             return ex;
         }
-        if (cli_address_option("close", ch, optarg, address) < 0) {
-            return EXIT_USAGE;
+        if ((rc = cli_address_option("close", ch, optarg, address)) < 0) {
+            return -rc;
         }
     }
     if (argc - optind != 1) {

@@ -162,21 +162,48 @@ static void print_section(const char *name, struct json_object *v, int depth)
     }
 }
 
+/* Sections shown first, in this order, where present; the others follow in hykexd's order. */
+static const char *const first_sections[] = {"kme", "peers", "streams"};
+
+static bool is_first_section(const char *key)
+{
+    for (size_t i = 0; i < sizeof(first_sections) / sizeof(first_sections[0]); i++) {
+        if (strcmp(key, first_sections[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void print_sections(struct json_object *o, int depth)
 {
+    struct json_object *v;
+
     if (depth > 4) {
         printf("  %s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
         return;
     }
-    json_object_object_foreach (o, k, v) {
-        if (!is_scalar(v)) {
-            print_section(k, v, depth);
+    for (size_t i = 0; depth == 0 && i < sizeof(first_sections) / sizeof(first_sections[0]); i++) {
+        if (json_object_object_get_ex(o, first_sections[i], &v) && !is_scalar(v)) {
+            print_section(first_sections[i], v, depth);
+        }
+    }
+    json_object_object_foreach (o, k, w) {
+        if (!is_scalar(w) && (depth > 0 || !is_first_section(k))) {
+            print_section(k, w, depth);
         }
     }
 }
 
 static void print_document(struct json_object *o)
 {
+    struct json_object *st;
+
+    /* The reply's ETSI status says only that STATUS was answered: shown when it is not 0. */
+    if (json_object_object_get_ex(o, "status", &st) && json_object_is_type(st, json_type_int) &&
+        json_object_get_int64(st) == 0) {
+        json_object_object_del(o, "status");
+    }
     print_scalars(o, "");
     print_sections(o, 0);
 }
@@ -206,7 +233,7 @@ int cmd_status(int argc, char **argv)
             return ex;
         }
         if ((rc = cli_address_option("status", ch, optarg, address)) < 0) {
-            return EXIT_USAGE;
+            return -rc;
         }
         json = json || ch == 'j';
     }
