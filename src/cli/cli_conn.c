@@ -37,8 +37,15 @@ static int address_from_config(const char *cmd, const char *path, char address[C
 
 int cli_address_option(const char *cmd, int ch, const char *value, char address[CLI_ADDRESS_MAX])
 {
-    size_t n = value != NULL ? strlen(value) : 0;
+    size_t n;
 
+    if (ch != 'c' && ch != CLI_OPT_ADDRESS && ch != CLI_OPT_UNIX) {
+        return 0;
+    }
+    if (value == NULL) { /* getopt_long gives every one of them a value; checked all the same */
+        return -EXIT_USAGE;
+    }
+    n = strlen(value);
     switch (ch) {
     case 'c':
         return address_from_config(cmd, value, address);
