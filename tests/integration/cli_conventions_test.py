@@ -116,6 +116,25 @@ def missing_value_exits_2_naming_the_option():
     check(not bad, "; ".join(bad))
 
 
+@R.test
+def qkdsim_check_config_json_is_the_network():
+    net = f"{ROOT}/examples/qkdsim/three-nodes.json"
+    given = json.load(open(net))
+    r = run(f"{BIN}/hykex-qkdsim", "--check-config", "--json", "-c", net)
+    check(r.returncode == 0, f"exit {r.returncode}: {r.stderr}")
+    doc = json.loads(r.stdout)
+    check([k["id"] for k in doc["kmes"]] == [k["id"] for k in given["kmes"]]
+          and [k["node"] for k in doc["kmes"]] == [k["node"] for k in given["kmes"]]
+          and [x["id"] for x in doc["links"]] == [x["id"] for x in given["links"]]
+          and [x["kmes"] for x in doc["links"]] == [x["kmes"] for x in given["links"]],
+          f"--check-config --json differs from {net}: {r.stdout[:400]}")
+    text = run(f"{BIN}/hykex-qkdsim", "--check-config", "-c", net).stdout
+    check(all(f"kme {k['id']} node {k['node']}" in text for k in doc["kmes"]),
+          f"the text and the JSON disagree:\n{text}")
+    r = run(f"{BIN}/hykex-qkdsim", "--json", "-c", net)
+    check(r.returncode == 2 and "--json goes with --check-config" in r.stderr, r.stderr)
+
+
 def complete(*words):
     """What the bash completion offers for the last of words (the programs from BIN)."""
     script = (f'export PATH={BIN}:$PATH; . {ROOT}/completion/hykex.bash; '
