@@ -482,22 +482,29 @@ static const char kem_usage_tail[] =
     "  -h, --help           this text\n"
     "      --version        the version\n";
 
-/* The usage with every KEM's name (kem.h), built once. */
+/* Every KEM's name (kem.h), space-separated, built once. */
+static const char *kem_names(void)
+{
+    static char names[1024];
+    size_t off = 0;
+
+    if (names[0] != '\0') {
+        return names;
+    }
+    for (int i = 0; i < HX_KEM_ALG_COUNT && off < sizeof(names); i++) {
+        off += (size_t)snprintf(names + off, sizeof(names) - off, "%s%s", i ? " " : "",
+                                hx_kem_name((enum hx_kem_alg)i));
+    }
+    return names;
+}
+
+/* The usage with every KEM's name, built once. */
 static const char *kem_usage(void)
 {
     static char text[2048];
-    size_t off;
 
-    if (text[0] != '\0') {
-        return text;
-    }
-    off = (size_t)snprintf(text, sizeof(text), "%s", kem_usage_head);
-    for (int i = 0; i < HX_KEM_ALG_COUNT && off < sizeof(text); i++) {
-        off += (size_t)snprintf(text + off, sizeof(text) - off, " %s",
-                                hx_kem_name((enum hx_kem_alg)i));
-    }
-    if (off < sizeof(text)) {
-        snprintf(text + off, sizeof(text) - off, "%s", kem_usage_tail);
+    if (text[0] == '\0') {
+        snprintf(text, sizeof(text), "%s %s%s", kem_usage_head, kem_names(), kem_usage_tail);
     }
     return text;
 }
@@ -556,7 +563,7 @@ int cmd_kem(int argc, char **argv)
         return rc;
     }
     if (hx_kem_parse(name, &alg) != HX_OK) {
-        return cli_usage_error("kem", "unknown KEM '%s' (see hykex kem --help)", name);
+        return cli_usage_error("kem", "unknown KEM '%s' (one of: %s)", name, kem_names());
     }
     hx_kem_standard_sizes(alg, &std);
     /* libmceliece/libntruprime: the sizes their headers give (checked at compile time) */
