@@ -11,7 +11,8 @@
 #      podman-compose, certificates from deploy/docker/make-certs.sh in a scratch copy;
 #   4. the driver inside two node containers at once, as the seed's README does (exec into the
 #      node, run the request): both must print the same keys;
-#   5. removes what it made: containers, network, volumes, the hykex image and the scratch copy.
+#   5. removes what it made: containers, network, volumes, the hykex image and the scratch copy
+#      (by their names; it never prunes, so other builds' images stay).
 #      The base image stays as a cache (like OpenSSL in ~/.cache/hykex) unless --no-keep-base;
 #      it is rebuilt when missing.
 #
@@ -76,7 +77,6 @@ cleanup() {
     podman volume ls -q | grep "^${project}_" | xargs -r podman volume rm -f >/dev/null 2>&1
     podman network ls -q | grep "^${project}_" | xargs -r podman network rm -f >/dev/null 2>&1
     podman rmi -f "$image" >/dev/null 2>&1
-    podman image prune -f >/dev/null 2>&1 # the build stage
     [ "$keep_base" = 1 ] || podman rmi -f "$base" >/dev/null 2>&1
     rm -rf "$work"
 }
@@ -102,7 +102,9 @@ fi
 
 # 2. the hykex image
 say "building the hykex image"
-podman build --pull=never --format docker --build-arg BASE="$base" -f deploy/docker/Dockerfile \
+# --layers=false: no unnamed intermediate images are left, so nothing needs pruning (a prune
+# would also remove other builds' dangling images).
+podman build --pull=never --layers=false --format docker --build-arg BASE="$base" -f deploy/docker/Dockerfile \
     -t "$image" . >"$work/build.log" 2>&1 || {
     tail -n 30 "$work/build.log" >&2
     exit 1
