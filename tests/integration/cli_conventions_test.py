@@ -229,6 +229,13 @@ def errors_name_the_address_and_why():
                   f"wants {words}")
 
 
+@R.test
+def qkdsim_ctl_names_the_socket():
+    r = run(f"{BIN}/hykex-qkdsim", "ctl", f"{WORK}/no-sim.ctl", "pools")
+    check(r.returncode == 1 and f"control socket {WORK}/no-sim.ctl: No such file or directory"
+          in r.stderr, f"exit {r.returncode}: {r.stderr.strip()!r}")
+
+
 def fake_hykexd(path, document):
     """A stand-in hykexd on a Unix socket: answers each STATUS request with document."""
     srv = socket.socket(socket.AF_UNIX)
