@@ -1,8 +1,11 @@
 /*
  * hykex status: hykexd's STATUS document, as JSON (--json, exactly what hykexd sent) or for a
- * person. The person's view knows no field names beyond a preferred order: top-level values
- * first, then each object as a section, then each list of objects as a table whose columns are
- * the union of its elements' keys. A field hykexd adds shows up without a change here.
+ * person. The person's view knows no field names beyond an order: the top-level values first
+ * (node, version, uptime before the others), then kme, peers and streams, then the other
+ * objects and lists in the document's order; an object is a section of "name value" lines, a
+ * list of objects a table whose columns are the union of its elements' keys. A field hykexd
+ * adds shows up without a change here. Control characters in values are shown as '?', so a
+ * value cannot move the cursor or colour the terminal.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -35,6 +38,24 @@ static bool is_scalar(struct json_object *v)
     return !json_object_is_type(v, json_type_object) && !json_object_is_type(v, json_type_array);
 }
 
+/* Control characters (a newline, an escape sequence) replaced by '?', in place. */
+static char *unctrl(char *s)
+{
+    for (char *p = s; *p != '\0'; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            *p = '?';
+        }
+    }
+    return s;
+}
+
+/* A member name, for printing: at most CELL_MAX - 1 bytes, no control characters. */
+static const char *name_of(const char *k, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s", k);
+    return unctrl(buf);
+}
+
 /* One value as a table cell: scalars as they are, lists of scalars comma-separated, else JSON. */
 static void cell(struct json_object *v, char *out, size_t cap)
 {
@@ -65,6 +86,7 @@ static void cell(struct json_object *v, char *out, size_t cap)
     } else {
         snprintf(out, cap, "%s", json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
     }
+    unctrl(out);
 }
 
 /* The object's scalar members as "key value" lines, preferred keys first. */
@@ -78,8 +100,9 @@ static void print_scalars(struct json_object *o, const char *indent)
             if ((size_t)rank(k) != r || !is_scalar(v)) {
                 continue;
             }
+            char name[CELL_MAX];
             cell(v, buf, sizeof(buf));
-            printf("%s%-24s %s\n", indent, k, buf);
+            printf("%s%-24s %s\n", indent, name_of(k, name, sizeof(name)), buf);
         }
     }
 }
@@ -98,7 +121,7 @@ static bool is_table(struct json_object *v)
 }
 
 /* A list of objects as a table: one row each, the union of their keys as columns. */
-static void print_table(const char *name, struct json_object *arr, const char *note)
+static void print_table(const char *name, struct json_object *arr)
 {
     const char *cols[MAX_COLUMNS];
     size_t ncols = 0, width[MAX_COLUMNS], n = json_object_array_length(arr);
@@ -125,9 +148,9 @@ static void print_table(const char *name, struct json_object *arr, const char *n
             width[c] = strlen(buf) > width[c] ? strlen(buf) : width[c];
         }
     }
-    printf("\n%s (%zu%s)\n", name, n, note);
+    printf("\n%s (%zu)\n", name_of(name, buf, sizeof(buf)), n);
     for (size_t c = 0; c < ncols; c++) {
-        printf("%s%-*s", c ? "  " : "  ", c + 1 < ncols ? (int)width[c] : 0, cols[c]);
+        printf("  %-*s", c + 1 < ncols ? (int)width[c] : 0, name_of(cols[c], buf, sizeof(buf)));
     }
     printf("\n");
     for (size_t i = 0; i < n; i++) {
@@ -146,17 +169,17 @@ static void print_sections(struct json_object *o, int depth);
 
 static void print_section(const char *name, struct json_object *v, int depth)
 {
-    char buf[CELL_MAX];
+    char buf[CELL_MAX], shown[CELL_MAX];
 
     if (json_object_is_type(v, json_type_object)) {
-        printf("\n%s\n", name);
+        printf("\n%s\n", name_of(name, buf, sizeof(buf)));
         print_scalars(v, "  ");
         print_sections(v, depth + 1);
     } else if (is_table(v)) {
-        print_table(name, v, "");
+        print_table(name, v);
     } else {
         cell(v, buf, sizeof(buf)); /* an empty list, or a list of plain values */
-        printf("\n%s (%zu)%s%s\n", name, json_object_array_length(v),
+        printf("\n%s (%zu)%s%s\n", name_of(name, shown, sizeof(shown)), json_object_array_length(v),
                json_object_array_length(v) > 0 ? ": " : "",
                json_object_array_length(v) > 0 ? buf : "");
     }

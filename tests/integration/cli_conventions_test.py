@@ -273,7 +273,8 @@ def status_table_shows_fields_it_does_not_know():
            "uptime_s": 12345, "a_new_top_level_field": "present",
            "kme": {"reachable": True, "latency_ms": 3.5, "some_new_kme_field": "kme-extra"},
            "peers": [{"uuid": "bbbbbbbb-0000-4000-8000-00000000000b", "up": True,
-                      "keys_per_s_1m": 41.5, "a_new_peer_column": "col-value"},
+                      "keys_per_s_1m": 41.5, "a_new_peer_column": "col-value",
+                      "last_error": "bad\x1b[31mred\nline"},
                      {"uuid": "cccccccc-0000-4000-8000-00000000000c", "up": False}],
            "streams": [], "certificates": [{"what": "own", "expires": "2027-01-01T00:00:00Z"}],
            "errors": {"batches_failed": 0, "brand_new_counter": 77}}
@@ -297,6 +298,7 @@ def status_table_shows_fields_it_does_not_know():
     missing = [w for w in want if w not in out]
     check(not missing, f"table lacks {missing}:\n{out}")
     check(lines[0].split() == ["node", doc["node"]], f"the node is not the first line: {lines[0]}")
+    check("\x1b" not in out and "bad?[31mred?line" in out, f"control characters shown raw: {out!r}")
     row_c = [x for x in lines if "cccccccc" in x][0]
     check(row_c.split()[1] == "no" and "-" in row_c.split()[2:], f"peer C's row: {row_c}")
 
