@@ -239,13 +239,14 @@ static const struct hx_cmdline status_cmdline = {
     "hykexd's STATUS: the node, its peers (up/down, TLS group, certificate expiry), its streams\n"
     "(method, sources, counters, state), the KME and the error counters, as tables; every field\n"
     "hykexd sends is shown.\n"
-    "  -j, --json           the STATUS document as hykexd sent it (JSON)\n" CLI_ADDRESS_USAGE,
+    "  -j, --json           the STATUS document as hykexd sent it (JSON)\n" CLI_ADDRESS_USAGE
+    "Exit status 1 when hykexd cannot be reached or answers STATUS with a status other than 0.\n",
     CLI_ADDRESS_SHORTOPTS "j", status_options, 0};
 
 int cmd_status(int argc, char **argv)
 {
     char address[CLI_ADDRESS_MAX] = CLI_DEFAULT_ADDRESS, *text = NULL;
-    struct json_object *o = NULL;
+    struct json_object *o = NULL, *st = NULL, *msg = NULL;
     struct hykex *h;
     bool json = false;
     int rc, ch, ex;
@@ -271,14 +272,21 @@ int cmd_status(int argc, char **argv)
     if (rc != 0) {
         return cli_call_failed("status", address, rc);
     }
-    if (json) {
+    o = json_tokener_parse(text);
+    if (json || o == NULL || !json_object_is_type(o, json_type_object)) {
         printf("%s\n", text);
-    } else if ((o = json_tokener_parse(text)) != NULL && json_object_is_type(o, json_type_object)) {
-        print_document(o);
     } else {
-        printf("%s\n", text);
+        print_document(o); /* takes the "status": 0 out */
+    }
+    /* Not hykexd (a KME answers STATUS with status 4), or hykexd refusing: not healthy. */
+    if (o != NULL && json_object_object_get_ex(o, "status", &st) &&
+        json_object_get_int64(st) != 0) {
+        json_object_object_get_ex(o, "message", &msg);
+        rc = cli_fail("status", "%s%s answered STATUS with status %" PRId64 " (%.200s)",
+                      address[0] == '/' ? "Unix socket " : "", address, json_object_get_int64(st),
+                      msg != NULL ? json_object_get_string(msg) : "no message");
     }
     json_object_put(o);
     free(text);
-    return 0;
+    return rc;
 }

@@ -236,14 +236,14 @@ def qkdsim_ctl_names_the_socket():
           in r.stderr, f"exit {r.returncode}: {r.stderr.strip()!r}")
 
 
-def fake_hykexd(path, document):
-    """A stand-in hykexd on a Unix socket: answers each STATUS request with document."""
+def fake_hykexd(path, document, conns=2):
+    """A stand-in hykexd on a Unix socket: answers conns STATUS requests with document."""
     srv = socket.socket(socket.AF_UNIX)
     srv.bind(path)
     srv.listen(4)
 
     def serve():
-        for _ in range(2):
+        for _ in range(conns):
             conn, _ = srv.accept()
             with conn:
                 req, _, _ = next_json(conn, b"")
@@ -301,6 +301,18 @@ def status_table_shows_fields_it_does_not_know():
     check("\x1b" not in out and "bad?[31mred?line" in out, f"control characters shown raw: {out!r}")
     row_c = [x for x in lines if "cccccccc" in x][0]
     check(row_c.split()[1] == "no" and "-" in row_c.split()[2:], f"peer C's row: {row_c}")
+
+
+@R.test
+def status_answered_with_an_error_status_exits_1():
+    """A KME (or anything not hykexd) answers STATUS with status 4: not a healthy node."""
+    sock = f"{WORK}/kme.sock"
+    t = fake_hykexd(sock, {"status": 4, "message": "unknown command STATUS"}, conns=1)
+    r = run(HYKEX, "status", "--unix", sock)
+    t.join(5)
+    check(r.returncode == 1 and f"Unix socket {sock} answered STATUS with status 4 "
+          "(unknown command STATUS)" in r.stderr and "status" in r.stdout,
+          f"exit {r.returncode}: {r.stderr.strip()!r} {r.stdout!r}")
 
 
 @R.test
