@@ -152,16 +152,22 @@ def tls_handshakes(work):
 
 class Network:
     """The simulator and nodes A and B: on loopback (free ports), or in the namespace lab
-    (scripts/netlab.sh: hosts hx-sim, hx-A, hx-B with their own addresses on a bridge, which
-    this host reaches; fixed ports). procs[0] is the simulator, procs[1] and [2] A and B."""
+    (scripts/netlab.sh: hosts sim, A, B of the lab run HYKEX_LAB with their own addresses on a
+    bridge, which this host reaches; fixed ports). procs[0] is the simulator, procs[1] and [2]
+    A and B."""
 
-    LAB = {"sim": "10.77.0.10", "A": "10.77.0.11", "B": "10.77.0.12"}
+    @staticmethod
+    def lab_addresses():
+        """The hosts' addresses in the lab run HYKEX_LAB names."""
+        return {n: subprocess.run([f"{ROOT}/scripts/netlab.sh", "addr", n], check=True,
+                                  capture_output=True, text=True).stdout.strip()
+                for n in ("sim", "A", "B")}
 
     def __init__(self, work, lab=False):
         self.work, self.lab, self.procs = work, lab, []
         keys = ["kA", "kB", "apiA", "apiB", "peerA", "peerB"]
         if lab:
-            self.addr = dict(self.LAB)
+            self.addr = self.lab_addresses()
             self.port = {"kA": 5300, "kB": 5301, "apiA": 5100, "apiB": 5100, "peerA": 5200, "peerB": 5200}
         else:
             self.addr = {k: "127.0.0.1" for k in ("sim", "A", "B")}
@@ -312,13 +318,15 @@ def lab_pass():
         return None
     work = tempfile.mkdtemp(prefix="hykex-bench-lab-")
     lab = f"{ROOT}/scripts/netlab.sh"
-    subprocess.run([lab, "up", "sim", "A", "B"], check=True, capture_output=True)
+    # A lab run of our own: its id in HYKEX_LAB for every netlab.sh call, removed at the end.
+    os.environ["HYKEX_LAB"] = subprocess.run([lab, "up", "sim", "A", "B"], check=True,
+                                             capture_output=True, text=True).stdout.strip()
     net = None
     try:
         net = Network(work, lab=True)
         A, B = net.api("A"), net.api("B")
         out = {"benchmark": "network-lab", "reps": REPS, "quick": QUICK,
-               "hosts": Network.LAB, "production": {}}
+               "hosts": net.addr, "production": {}}
         for pairs in ("per-position", "per-batch"):
             progress(f"namespace lab: key production, KEM key pairs {pairs}")
             net.start_nodes(64, key_pairs=pairs)
@@ -341,7 +349,7 @@ def lab_pass():
     finally:
         if net is not None:
             net.stop()
-        subprocess.run([lab, "down"], capture_output=True)
+        subprocess.run([lab, "down", os.environ.pop("HYKEX_LAB")], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -522,7 +530,7 @@ def main():
         print(f"{'bare TLS 1.3 handshake, openssl s_time (us)':52} {m(out['tls13_handshake_us']):>28}")
         lb = out["lab"]
         if lb is not None:
-            print(f"\nthe same in the namespace lab (sim, A, B on their own hosts {Network.LAB['A']}...; "
+            print(f"\nthe same in the namespace lab (sim, A, B on their own hosts {lb['hosts']['A']}...; "
                   f"applications on this host across the bridge)")
             for pairs, v in lb["production"].items():
                 print(f"{'KEM key pairs ' + pairs + ': keys/s taken; ready':52} {m(v['keys_per_s']):>18} ; "

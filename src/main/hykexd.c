@@ -1,7 +1,7 @@
 /*
  * hykexd: the hybridization module of one trusted node.
  *
- *   hykexd -c config.json [-p trusted_peers_info.json] [--check-config]
+ *   hykexd -c config.json [-p trusted_peers_info.json] [--check-config] | --help | --version
  *
  * Also reads the reference module's CFGFILE and TRUSTED_PEERS_INFO environment variables.
  */
@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cmdline.h"
 #include "common/log.h"
 #include "common/secret.h"
 #include <curl/curl.h>
@@ -39,6 +40,11 @@
 static const char usage_text[] =
     "usage: hykexd -c CONFIG.json [-p TRUSTED_PEERS.json] [--check-config]\n"
     "       (or CFGFILE=CONFIG.json TRUSTED_PEERS_INFO=PEERS.json hykexd)\n"
+    "  -c, --config FILE    the node's configuration (docs/hykexd.md, hykexd.json(5))\n"
+    "  -p, --peers FILE     the trusted peers (trusted_peers_info.json)\n"
+    "      --check-config   check the configuration, print it and exit\n"
+    "  -h, --help           this text\n"
+    "      --version        the version\n"
     "The hybridization module: serves ETSI 004 OPEN_CONNECT / GET_KEY / CLOSE to applications\n"
     "and derives every key from QKD, ML-KEM and X25519 sources agreed with the peer node.\n"
     "--check-config prints the effective configuration and exits. Prints 'ready' on stdout\n"
@@ -82,28 +88,38 @@ static bool drop_privileges(uid_t uid, gid_t gid, char *why, size_t why_len)
     return true;
 }
 
-/* The command line: -1 to go on, else the exit code (usage printed). */
+/* The command line: -1 to go on, else the exit code (usage or version printed). */
 static int parse_args(int argc, char **argv, const char **config, const char **peers, bool *check)
 {
-    for (int i = 1; i < argc; i++) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
-            *config = argv[++i];
-        } else if ((strcmp(argv[i], "-p") == 0 || strcmp(argv[i], "--peers") == 0) &&
-                   i + 1 < argc) {
-            *peers = argv[++i];
-        } else if (strcmp(argv[i], "--check-config") == 0) {
+    enum { OPT_CHECK = HX_OPT_FIRST };
+    static const struct option options[] = {{"config", required_argument, NULL, 'c'},
+                                            {"peers", required_argument, NULL, 'p'},
+                                            {"check-config", no_argument, NULL, OPT_CHECK},
+                                            HX_CMDLINE_STD_OPTIONS};
+    static const struct hx_cmdline cl = {"hykexd", usage_text, "hc:p:", options, 0};
+    int ch, ex;
+
+    hx_cmdline_begin();
+    while ((ch = hx_cmdline_next(&cl, argc, argv, &ex)) != -1) {
+        switch (ch) {
+        case -2:
+            return ex;
+        case 'c':
+            *config = optarg;
+            break;
+        case 'p':
+            *peers = optarg;
+            break;
+        case OPT_CHECK:
             *check = true;
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(usage_text, stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "hykexd: unknown argument '%s'\n%s", argv[i], usage_text);
-            return 2;
+            break;
         }
     }
+    if (optind < argc) {
+        return hx_cmdline_error(&cl, "takes no operands ('%s' given)", argv[optind]);
+    }
     if (*config == NULL) {
-        fputs(usage_text, stderr);
-        return 2;
+        return hx_cmdline_error(&cl, "no configuration: give -c CONFIG.json (or CFGFILE)");
     }
     return -1;
 }

@@ -633,10 +633,11 @@ int sim_ctl_client(const char *path, int argc, char **argv)
     }
     if ((e = hx_net_dial_unix(path, &fd, why, sizeof(why))) != HX_OK) {
         if (e == HX_ERR_CONFIG) {
-            fprintf(stderr, "hykex-qkdsim ctl: socket path too long\n");
+            fprintf(stderr, "hykex-qkdsim ctl: control socket path too long: %.200s\n", path);
             return 2;
         }
-        fprintf(stderr, "hykex-qkdsim ctl: %s: %s\n", path, why);
+        fprintf(stderr, "hykex-qkdsim ctl: cannot connect to the control socket %s: %s\n", path,
+                why);
         return 1;
     }
     hx_conn_init(&c, fd);

@@ -585,6 +585,23 @@ def mtls_applications_bound_to_their_certificate():
     d_app.call("CLOSE", key_stream_id=ks)
 
 
+def table_row(text, section, key):
+    """The row of hykex status's table section (e.g. "streams (2)") that holds key, as a dict
+    column -> cell (columns cut at the header's column starts), or None."""
+    lines = text.splitlines()
+    for i, x in enumerate(lines):
+        if x.startswith(section + " (") and i + 1 < len(lines):
+            head = lines[i + 1]
+            starts = [m.start() for m in re.finditer(r"(?<=  )\S", head)]
+            for row in lines[i + 2:]:
+                if not row.startswith("  "):
+                    break
+                if key in row:
+                    cuts = starts + [len(row) + 1]
+                    return {head[a:b].strip(): row[a:b].strip() for a, b in zip(cuts, cuts[1:])}
+    return None
+
+
 @test
 def hykex_status_and_run():
     r = subprocess.run([f"{BIN}/hykex", "status", "--json", "--address", f"127.0.0.1:{P['apiA']}"],
@@ -605,10 +622,11 @@ def hykex_status_and_run():
     check(c.get(ks)["status"] == 0, "GET_KEY")
     r = subprocess.run([f"{BIN}/hykex", "status", "--address", f"127.0.0.1:{P['apiA']}"],
                        capture_output=True, text=True, timeout=30)
-    line = [x for x in r.stdout.splitlines() if ks in x]
-    check(r.returncode == 0 and r.stdout.startswith(f"node {U['A']}") and len(line) == 1 and
-          "initiator" in line[0] and "hkdf-sha256 [QKD,ML-KEM-768]" in line[0] and "delivered 1" in line[0]
-          and "producing" in line[0], f"hykex status table: {r.stdout}")
+    row = table_row(r.stdout, "streams", ks)
+    check(r.returncode == 0 and r.stdout.split()[:2] == ["node", U["A"]] and row is not None and
+          row.get("role") == "initiator" and row.get("method") == "hkdf-sha256"
+          and row.get("sources") == "QKD,ML-KEM-768" and row.get("delivered") == "1"
+          and row.get("state") == "producing", f"hykex status table: {row}\n{r.stdout}")
     c.call("CLOSE", key_stream_id=ks)
     # hykex run at both ends, like the original driver.py
     req = json.load(open(f"{ROOT}/requests/open_connect_request.json"))
