@@ -189,6 +189,11 @@ static bool settle(struct hxd *d, const struct hx_uuid *ksid, uint64_t first, ui
     /* On a store error memory follows the store: still prepared, asked again later. */
     if ((s = hxd_stream_find(d, ksid)) != NULL && e == HX_OK) {
         if (committed) {
+            struct hxd_inflight *f = hxd_inflight_of(s, first);
+            if (f != NULL) { /* the batch's latency, for the stagger (pool.c): 1/8 weight */
+                int64_t ns = hx_monotime_ns() - f->started;
+                s->batch_ns = s->batch_ns == 0 ? ns : s->batch_ns + (ns - s->batch_ns) / 8;
+            }
             hxd_batch_make_ready(s, first, count);
             d->batches_ok++;
             hxd_metrics_produced(&d->metrics, &s->peer, count);
@@ -208,6 +213,7 @@ static void slot_start(struct hxd_inflight *f, uint64_t first, bool want_ack)
 {
     f->used = true;
     f->first = first;
+    f->started = hx_monotime_ns();
     f->resp_ready = false;
     f->want_ack = want_ack; /* a query's answer is an ACK; a batch's only after its FIN */
     f->ack_status = -1;
@@ -318,6 +324,7 @@ static enum phase pick(struct run *r)
         }
         if (hxd_stream_has_prepared(s, r->first)) {
             slot_start(f, r->first, true);
+            hxd_stream_kick(d, s); /* the stream's next job, behind the other streams' */
             pthread_mutex_unlock(&d->lock);
             return PH_QUERY;
         }
@@ -340,6 +347,7 @@ static enum phase pick(struct run *r)
         s->next_first += r->count;
     }
     slot_start(f, r->first, false);
+    hxd_stream_kick(d, s); /* the stream's next job, behind the other streams' */
     e = hxd_batch_init(&r->b, d, s, r->first, r->count);
     r->b.qkd_first = qkd_first;
     r->b.qkd_mode = hxd_batch_qkd_mode(d, s);
