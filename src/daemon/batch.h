@@ -28,7 +28,6 @@
 
 #define HXD_RETRY_BACKOFF_MS 1000 /* after a failed batch, the stream waits this long */
 #define HXD_WAIT_REPLY_MS 15000   /* for a BATCH_RESP or BATCH_ACK */
-#define HXD_STAGGER_MAX_MS 50     /* the longest wait between two batch starts of a stream */
 #define HXD_CTX_RESP "hykex/1 batch responder"
 #define HXD_CTX_INIT "hykex/1 batch initiator"
 

@@ -58,7 +58,6 @@ struct hxd_key {
 struct hxd_inflight {
     bool used;
     uint64_t first;
-    int64_t started; /* when the batch was picked (clock.h): its latency, for the stagger */
     uint8_t *resp;
     size_t resp_len;
     bool resp_ready;
@@ -123,8 +122,6 @@ struct hxd_stream {
     unsigned inflight; /* initiator: batches queued or running */
     unsigned queued;   /* initiator: of those, queued jobs that have not picked a batch yet (at
                           most one: streams take turns in the queue, pool.c) */
-    int64_t next_start; /* initiator: earliest start of a batch beside those in flight (clock.h) */
-    int64_t batch_ns;   /* initiator: a batch's latency, pick to keys ready (moving average) */
     bool failing;      /* the last batch failed */
     int64_t retry_at;  /* initiator: no new batch before this deadline (clock.h); 0: none */
     int fail_status;
@@ -141,7 +138,6 @@ struct hxd_stream {
  * then names the peer) or a store write (the writer). */
 struct hxd_job {
     struct hxd_job *next;
-    int64_t not_before; /* not run before this deadline (clock.h); 0: at once */
     struct hx_uuid ksid;
     uint8_t type; /* enum hx_peer_type, or enum hxd_write for the writer */
     uint8_t *msg;

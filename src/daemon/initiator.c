@@ -189,11 +189,6 @@ static bool settle(struct hxd *d, const struct hx_uuid *ksid, uint64_t first, ui
     /* On a store error memory follows the store: still prepared, asked again later. */
     if ((s = hxd_stream_find(d, ksid)) != NULL && e == HX_OK) {
         if (committed) {
-            struct hxd_inflight *f = hxd_inflight_of(s, first);
-            if (f != NULL) { /* the batch's latency, for the stagger (pool.c): 1/8 weight */
-                int64_t ns = hx_monotime_ns() - f->started;
-                s->batch_ns = s->batch_ns == 0 ? ns : s->batch_ns + (ns - s->batch_ns) / 8;
-            }
             hxd_batch_make_ready(s, first, count);
             d->batches_ok++;
             hxd_metrics_produced(&d->metrics, &s->peer, count);
@@ -213,7 +208,6 @@ static void slot_start(struct hxd_inflight *f, uint64_t first, bool want_ack)
 {
     f->used = true;
     f->first = first;
-    f->started = hx_monotime_ns();
     f->resp_ready = false;
     f->want_ack = want_ack; /* a query's answer is an ACK; a batch's only after its FIN */
     f->ack_status = -1;

@@ -45,9 +45,8 @@ static bool push(struct hxd_pool *pool, struct hxd_job *j)
     return true;
 }
 
-/* A job for pool, run at once or not before not_before (clock.h; 0: at once). */
-static bool enqueue_at(struct hxd_pool *pool, const struct hx_uuid *ksid, uint8_t type,
-                       const uint8_t *msg, size_t len, int64_t not_before)
+bool hxd_pool_enqueue(struct hxd_pool *pool, const struct hx_uuid *ksid, uint8_t type,
+                      const uint8_t *msg, size_t len)
 {
     struct hxd_job *j = calloc(1, sizeof(*j));
 
@@ -56,7 +55,6 @@ static bool enqueue_at(struct hxd_pool *pool, const struct hx_uuid *ksid, uint8_
     }
     j->ksid = *ksid;
     j->type = type;
-    j->not_before = not_before;
     if (len > 0) {
         if ((j->msg = malloc(len)) == NULL) {
             free(j);
@@ -66,12 +64,6 @@ static bool enqueue_at(struct hxd_pool *pool, const struct hx_uuid *ksid, uint8_
         j->len = len;
     }
     return push(pool, j);
-}
-
-bool hxd_pool_enqueue(struct hxd_pool *pool, const struct hx_uuid *ksid, uint8_t type,
-                      const uint8_t *msg, size_t len)
-{
-    return enqueue_at(pool, ksid, type, msg, len, 0);
 }
 
 /* ---- the writer ---- */
@@ -179,37 +171,6 @@ static void write_job(struct hxd *d, struct hxd_job *j)
 
 /* ---- pools ---- */
 
-/* Takes the first job due (lock held); NULL when none is, *until then set to the earliest
- * not_before of those waiting (HX_DEADLINE_NEVER: the queue is empty). */
-static struct hxd_job *take_due(struct hxd_pool *pool, int64_t *until)
-{
-    struct hxd_job *prev = NULL, *j;
-    int64_t now = 0;
-
-    *until = HX_DEADLINE_NEVER;
-    for (j = pool->head; j != NULL; prev = j, j = j->next) {
-        if (j->not_before != 0 && now == 0) {
-            now = hx_monotime_ns();
-        }
-        if (j->not_before == 0 || j->not_before <= now) {
-            break;
-        }
-        *until = hx_deadline_min(*until, j->not_before);
-    }
-    if (j == NULL) {
-        return NULL;
-    }
-    if (prev != NULL) {
-        prev->next = j->next;
-    } else {
-        pool->head = j->next;
-    }
-    if (pool->tail == j) {
-        pool->tail = prev;
-    }
-    return j;
-}
-
 static void *pool_main(void *arg)
 {
     struct pool_arg *pa = arg;
@@ -219,15 +180,14 @@ static void *pool_main(void *arg)
     pthread_mutex_lock(&d->lock);
     /* The writer drains its queue before it stops: what was decided gets written. */
     while (!d->stopping || (pa->kind == POOL_WRITER && pool->head != NULL)) {
-        int64_t until;
-        struct hxd_job *j = take_due(pool, &until);
+        struct hxd_job *j = pool->head;
         if (j == NULL) {
-            (void)hx_cond_wait_until(&pool->wake, &d->lock, until);
+            pthread_cond_wait(&pool->wake, &d->lock);
             continue;
         }
-        if (pool->head != NULL) {
-            /* Jobs left (some perhaps not due yet): another thread takes over the watch. */
-            pthread_cond_signal(&pool->wake);
+        pool->head = j->next;
+        if (pool->head == NULL) {
+            pool->tail = NULL;
         }
         pthread_mutex_unlock(&d->lock);
         pool->run(d, j);
@@ -245,9 +205,7 @@ static void start_pool(struct hxd *d, struct hxd_pool *pool, size_t n, enum pool
                        hxd_job_fn run)
 {
     pool->run = run;
-    if (hx_cond_init_monotonic(&pool->wake) != HX_OK) { /* jobs' not_before are monotonic */
-        pthread_cond_init(&pool->wake, NULL);
-    }
+    pthread_cond_init(&pool->wake, NULL);
     pool->threads = calloc(n, sizeof(*pool->threads));
     for (size_t i = 0; pool->threads != NULL && i < n; i++) {
         struct pool_arg *pa = malloc(sizeof(*pa));
@@ -317,23 +275,9 @@ void hxd_pools_stop(struct hxd *d)
 
 /* ---- scheduling ---- */
 
-/*
- * The stagger: a batch started beside others waits a share of a batch's latency after the
- * previous start, so that the batches in flight end one after another, each arriving while the
- * keys of the one before are taken, instead of together after a gap (issue 18: batches started
- * together share the cores and end together).
- */
-static int64_t stagger_ns(const struct hxd_stream *s)
-{
-    int64_t ns = s->batch_ns / HXD_PIPELINE, max = (int64_t)HXD_STAGGER_MAX_MS * 1000000;
-
-    return ns < max ? ns : max;
-}
-
 void hxd_stream_kick(struct hxd *d, struct hxd_stream *s)
 {
     uint64_t batch = d->cfg.batch_size;
-    int64_t now, at = 0;
 
     if (s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed || d->stopping ||
         s->retry_at > 0) { /* backing off after a failure: hxd_streams_tick resumes it */
@@ -341,29 +285,22 @@ void hxd_stream_kick(struct hxd *d, struct hxd_stream *s)
     }
     /*
      * Up to HXD_PIPELINE batches at once, while keys are wanted or the buffer has room (a
-     * refill starts as soon as a batch fits: the low-water mark is the buffer's depth), and
-     * while the secure heap holds another batch (twice, with its scratch) and 256 KiB for
-     * OpenSSL: a full heap holds production back (hxd_streams_tick tries again), it never
-     * spills keys onto the normal heap. One job per stream waits in the queue at a time: the
-     * next is queued when a worker picks it (initiator.c), behind every other stream's, so
-     * that streams take turns and none starves the others.
+     * refill starts as soon as a batch fits), and while the secure heap holds another batch
+     * (twice, with its scratch) and 256 KiB for OpenSSL: a full heap holds production back
+     * (hxd_streams_tick tries again), it never spills keys onto the normal heap.
+     *
+     * One job per stream waits in the queue at a time: the next is queued when a worker picks
+     * it (initiator.c), behind every other stream's, so that streams take turns for the
+     * workers (round robin) and none waits for another's whole pipeline.
      */
-    if (s->queued > 0 || s->inflight >= HXD_PIPELINE ||
-        hx_secret_heap_room() / 2 <= batch * s->qos.key_chunk_size + (256u << 10) ||
-        !(s->n_retry > 0 || s->n_ready + (uint64_t)s->inflight * batch < d->cfg.buffer_depth ||
-          s->want > s->next_first)) {
-        return;
+    if (s->queued == 0 && s->inflight < HXD_PIPELINE &&
+        hx_secret_heap_room() / 2 > batch * s->qos.key_chunk_size + (256u << 10) &&
+        (s->n_retry > 0 || s->n_ready + (uint64_t)s->inflight * batch < d->cfg.buffer_depth ||
+         s->want > s->next_first) &&
+        hxd_pool_enqueue(&d->initiators, &s->ksid, HX_PEER_BATCH_REQ, NULL, 0)) {
+        s->inflight++;
+        s->queued++;
     }
-    now = hx_monotime_ns();
-    if (s->inflight > 0 && s->next_start > now) {
-        at = s->next_start;
-    }
-    if (!enqueue_at(&d->initiators, &s->ksid, HX_PEER_BATCH_REQ, NULL, 0, at)) {
-        return;
-    }
-    s->next_start = (at != 0 ? at : now) + stagger_ns(s);
-    s->inflight++;
-    s->queued++;
 }
 
 void hxd_streams_tick(struct hxd *d)
