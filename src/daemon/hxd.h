@@ -206,6 +206,9 @@ struct hxd {
     pthread_cond_t replied;
     struct hxd_stream *streams;
     size_t max_streams;
+    /* per stream slot: the GET_KEYs waiting for that stream's keys (stream.c), so that a batch
+     * wakes its own stream's applications, not every waiting one (`changed` is for the rest) */
+    pthread_cond_t *wake;
     int32_t *index; /* open addressing: slot + 1, 0 empty, -1 deleted */
     size_t index_mask, index_deleted;
     /* initiators make batches, responders answer them, the writer (one thread, FIFO) does the

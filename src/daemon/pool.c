@@ -266,6 +266,7 @@ void hxd_pools_stop(struct hxd *d)
     pthread_mutex_lock(&d->lock);
     d->stopping = true;
     pthread_cond_broadcast(&d->changed);
+    hxd_streams_wake_all(d);
     pthread_cond_broadcast(&d->replied);
     pthread_mutex_unlock(&d->lock);
     stop_pool(d, &d->initiators);
