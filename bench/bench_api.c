@@ -610,9 +610,10 @@ static void print_tail(const char *name, struct drainer *w, uint64_t k, int end)
     }
     qsort(v, n, sizeof(*v), cmp_double);
 #define PCT(q) (n ? v[(size_t)((q) * (double)n) < n ? (size_t)((q) * (double)n) : n - 1] : 0.0)
-    printf(", \"%s\": {\"calls\": %zu, \"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, "
-           "\"max_us\": %.1f}",
-           name, n, PCT(0.5), PCT(0.99), PCT(0.999), n ? v[n - 1] : 0.0);
+    printf(
+        ", \"%s\": {\"calls\": %zu, \"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, "
+        "\"max_us\": %.1f}",
+        name, n, PCT(0.5), PCT(0.99), PCT(0.999), n ? v[n - 1] : 0.0);
 #undef PCT
     free(v);
 }
@@ -661,10 +662,11 @@ static int bench_drain(const char *A, const char *B, uint64_t k, double seconds,
             mismatch += memcmp(a->keys + 32 * j, b->keys + 32 * j, 32) != 0;
         }
     }
-    printf("{\"bench\": \"drain\", \"streams\": %llu, \"seconds\": %.2f, \"keys_per_s\": %.1f, "
-           "\"mismatched_keys\": %llu, \"ends_ok\": %llu",
-           (unsigned long long)k, seconds, (double)taken_a / seconds,
-           (unsigned long long)mismatch, (unsigned long long)ok);
+    printf(
+        "{\"bench\": \"drain\", \"streams\": %llu, \"seconds\": %.2f, \"keys_per_s\": %.1f, "
+        "\"mismatched_keys\": %llu, \"ends_ok\": %llu",
+        (unsigned long long)k, seconds, (double)taken_a / seconds, (unsigned long long)mismatch,
+        (unsigned long long)ok);
     print_tail("A", w, k, 0);
     print_tail("B", w, k, 1);
     printf("}\n");

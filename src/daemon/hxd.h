@@ -2,11 +2,11 @@
  * hykexd's state: the configuration, the peer links, the key streams and the worker pools.
  *
  * Threads: an accept thread per API listener and one thread per application connection (its
- * OPEN_CONNECT and GET_KEY block in the stream service, daemon/service.c, on `changed` until
- * the peer or a key arrives); one I/O thread per peer link (never blocks on disk:
- * daemon/dispatch.c); an initiator pool running key-production batches (they wait for the
- * peer's replies) and a responder pool answering them (never waits on the network, so two
- * nodes' initiators can never starve each other); one writer thread for the store writes a
+ * OPEN_CONNECT blocks in the stream service, daemon/service.c, on `changed` until the peer
+ * arrives, its GET_KEY on its stream's `wake` until a key does); one I/O thread per peer link
+ * (never blocks on disk: daemon/dispatch.c); an initiator pool running key-production batches (they
+ * wait for the peer's replies) and a responder pool answering them (never waits on the network, so
+ * two nodes' initiators can never starve each other); one writer thread for the store writes a
  * link's frames decide (daemon/pool.c); with metrics.port, one libmicrohttpd thread serving the
  * metrics (daemon/metrics_server.c: d->lock for a status copy per scrape). One mutex guards the
  * streams and the pools' queues; `changed` and `replied` are monotonic condition variables

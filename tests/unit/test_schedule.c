@@ -55,7 +55,8 @@ static struct hxd *daemon_new(void)
     assert_non_null(d);
     assert_true(fd >= 0);
     assert_non_null(f = fdopen(fd, "w"));
-    fprintf(f, "{\"uuid\": \"" SELF "\", \"certificate_config\": {\"cert_authority_path\": "
+    fprintf(f, "{\"uuid\": \"" SELF
+               "\", \"certificate_config\": {\"cert_authority_path\": "
                "\"ca\", \"cert_path\": \"crt\", \"key_path\": \"key\"}, \"trusted_peers\": {\"" PEER
                "\": {\"address\": {\"host\": \"127.0.0.1\", \"port\": 9}}}, \"limits\": "
                "{\"max_streams\": 8, \"max_key_chunk\": 64}}");
@@ -102,7 +103,8 @@ static struct hxd_stream *stream_new(struct hxd *d, const char *ksid)
     assert_non_null(s = hxd_stream_new(d, (struct hx_uuid[1]){uuid_of(ksid)}));
     s->role = HXD_INITIATOR;
     s->peer = uuid_of(PEER);
-    snprintf(s->src, sizeof(s->src), "hybrid://a@" SELF "?hybridization=hkdf&key_sources=ML-KEM-768,X25519");
+    snprintf(s->src, sizeof(s->src),
+             "hybrid://a@" SELF "?hybridization=hkdf&key_sources=ML-KEM-768,X25519");
     assert_int_equal(hx_uri_parse(s->src, &s->uri, why, sizeof(why)), HX_OK);
     s->qos.key_chunk_size = 32;
     s->app_open = s->peer_app_open = true;
@@ -194,10 +196,10 @@ static void streams_take_turns(void **state)
     pthread_mutex_lock(&d->lock);
     s[0] = hxd_stream_find(d, (struct hx_uuid[1]){uuid_of(X)});
     assert_non_null(s[0]);
-    assert_true(s[0]->retry_at > 0);      /* the failed batch: backing off */
-    assert_int_equal(s[0]->n_retry, 1);   /* its positions made again later */
+    assert_true(s[0]->retry_at > 0);    /* the failed batch: backing off */
+    assert_int_equal(s[0]->n_retry, 1); /* its positions made again later */
     assert_int_equal(s[0]->retry[0].first, 0);
-    assert_int_equal(s[0]->inflight, 1);  /* the queued job only */
+    assert_int_equal(s[0]->inflight, 1); /* the queued job only */
     assert_int_equal(s[0]->queued, 1);
     pthread_mutex_unlock(&d->lock);
     run_head(d);
