@@ -98,10 +98,12 @@ struct hxd_stream {
     /* keys */
     struct hxd_key *ready; /* sorted by pos */
     size_t n_ready, cap_ready;
-    uint64_t produced;   /* every position below is committed (contiguous watermark) */
-    uint64_t next_first; /* initiator: first position of the next new batch */
-    uint64_t qkd_next;   /* initiator: next QKD index (a batch the peer failed burns its keys;
-                            one the KME had no key for yet gives them back: qkd_free) */
+    uint64_t produced;     /* every position below is committed (contiguous watermark) */
+    uint64_t next_first;   /* initiator: first position of the next new batch */
+    uint64_t qkd_next;     /* initiator: next QKD index (a batch the peer failed burns its keys;
+                              one the KME had no key for yet gives them back: qkd_free) */
+    uint64_t qkd_reserved; /* initiator, durable store: QKD indices below are reserved in the
+                              store (initiator.c asks the KME for none above) */
     struct {
         uint64_t first, count;
     } done_above[4 * HXD_PIPELINE]; /* committed runs above the watermark */
