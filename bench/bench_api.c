@@ -552,6 +552,9 @@ static void *drain_end(void *arg)
     struct drainer *w = arg;
 
     pthread_barrier_wait(&drain_go);
+    while (now() < w->t0) { /* every end starts at t0 (the plot's time 0) */
+        usleep(1000);
+    }
     w->ok = 1;
     while (now() < w->end) {
         uint8_t key[64];
