@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -146,6 +147,7 @@ static void *client_main(void *arg)
     uint8_t buf[16384];
     ssize_t n;
 
+    (void)prctl(PR_SET_NAME, "hx-api", 0, 0, 0); /* for top -H, perf, the debugger */
     hx_writer_init_dynamic(&keyw, 1u << 20);
     if (hx_json_stream_new(&lim, &s) != HX_OK) {
         goto out;

@@ -205,6 +205,11 @@ static const struct hx_cfg_opt table[] = {
                     "must allow it)"),
     HX_CFG_OPT_INT("limits.buffer_depth", C, buffer_depth, 1, 65536, "64", 0,
                    "ready keys kept ahead of demand per stream"),
+    HX_CFG_OPT_INT("limits.initiator_workers", C, initiator_workers, 1, 256, "4", 0,
+                   "initiator worker threads: batches this node makes at once over all its "
+                   "streams (each waits for the peer's replies)"),
+    HX_CFG_OPT_INT("limits.responder_workers", C, responder_workers, 1, 256, "2", 0,
+                   "responder worker threads: the peer's batch messages answered at once"),
     HX_CFG_OPT_INT("limits.default_timeout_ms", C, default_timeout_ms, 1, 3600000, "10000", 0,
                    "OPEN_CONNECT / GET_KEY wait when QoS timeout is 0"),
     HX_CFG_OPT_INT("limits.max_timeout_ms", C, max_timeout_ms, 1, 3600000, "60000", 0,

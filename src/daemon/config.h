@@ -101,6 +101,8 @@ struct hxd_config {
     uint32_t batch_size;
     int kem_key_pairs; /* enum hxd_key_pairs */
     uint32_t buffer_depth;
+    uint32_t initiator_workers; /* batches this node makes at once, over all its streams */
+    uint32_t responder_workers; /* the peer's batch messages answered at once */
     uint32_t default_timeout_ms;
     uint32_t max_timeout_ms; /* QoS timeouts are cut to it */
     uint32_t max_unjoined;   /* streams a peer may announce that are not joined here */

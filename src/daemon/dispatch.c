@@ -432,6 +432,9 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
         } else if (type == HX_PEER_BATCH_RESP || type == HX_PEER_BATCH_ACK) {
             on_reply(s, type, p, len);
         }
+        if (s->used && (type == HX_PEER_STREAM_JOIN || type == HX_PEER_STREAM_CLOSE)) {
+            hxd_stream_wake(d, s); /* failing or peer_closed (a drop woke its own) */
+        }
     }
     pthread_cond_broadcast(&d->changed);
     pthread_cond_broadcast(&d->replied);

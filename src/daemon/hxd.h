@@ -2,11 +2,11 @@
  * hykexd's state: the configuration, the peer links, the key streams and the worker pools.
  *
  * Threads: an accept thread per API listener and one thread per application connection (its
- * OPEN_CONNECT and GET_KEY block in the stream service, daemon/service.c, on `changed` until
- * the peer or a key arrives); one I/O thread per peer link (never blocks on disk:
- * daemon/dispatch.c); an initiator pool running key-production batches (they wait for the
- * peer's replies) and a responder pool answering them (never waits on the network, so two
- * nodes' initiators can never starve each other); one writer thread for the store writes a
+ * OPEN_CONNECT blocks in the stream service, daemon/service.c, on `changed` until the peer
+ * arrives, its GET_KEY on its stream's `wake` until a key does); one I/O thread per peer link
+ * (never blocks on disk: daemon/dispatch.c); an initiator pool running key-production batches (they
+ * wait for the peer's replies) and a responder pool answering them (never waits on the network, so
+ * two nodes' initiators can never starve each other); one writer thread for the store writes a
  * link's frames decide (daemon/pool.c); with metrics.port, one libmicrohttpd thread serving the
  * metrics (daemon/metrics_server.c: d->lock for a status copy per scrape). One mutex guards the
  * streams and the pools' queues; `changed` and `replied` are monotonic condition variables
@@ -98,10 +98,12 @@ struct hxd_stream {
     /* keys */
     struct hxd_key *ready; /* sorted by pos */
     size_t n_ready, cap_ready;
-    uint64_t produced;   /* every position below is committed (contiguous watermark) */
-    uint64_t next_first; /* initiator: first position of the next new batch */
-    uint64_t qkd_next;   /* initiator: next QKD index (a batch the peer failed burns its keys;
-                            one the KME had no key for yet gives them back: qkd_free) */
+    uint64_t produced;     /* every position below is committed (contiguous watermark) */
+    uint64_t next_first;   /* initiator: first position of the next new batch */
+    uint64_t qkd_next;     /* initiator: next QKD index (a batch the peer failed burns its keys;
+                              one the KME had no key for yet gives them back: qkd_free) */
+    uint64_t qkd_reserved; /* initiator, durable store: QKD indices below are reserved in the
+                              store (initiator.c asks the KME for none above) */
     struct {
         uint64_t first, count;
     } done_above[4 * HXD_PIPELINE]; /* committed runs above the watermark */
@@ -120,7 +122,8 @@ struct hxd_stream {
     uint64_t next_get; /* next position for a GET_KEY without index */
     uint64_t want;     /* highest position an application waits for, + 1 */
     unsigned inflight; /* initiator: batches queued or running */
-    unsigned queued;   /* initiator: of those, queued jobs that have not picked a batch yet */
+    unsigned queued;   /* initiator: of those, queued jobs that have not picked a batch yet (at
+                          most one: streams take turns in the queue, pool.c) */
     bool failing;      /* the last batch failed */
     int64_t retry_at;  /* initiator: no new batch before this deadline (clock.h); 0: none */
     int fail_status;
@@ -205,6 +208,9 @@ struct hxd {
     pthread_cond_t replied;
     struct hxd_stream *streams;
     size_t max_streams;
+    /* per stream slot: the GET_KEYs waiting for that stream's keys (stream.c), so that a batch
+     * wakes its own stream's applications, not every waiting one (`changed` is for the rest) */
+    pthread_cond_t *wake;
     int32_t *index; /* open addressing: slot + 1, 0 empty, -1 deleted */
     size_t index_mask, index_deleted;
     /* initiators make batches, responders answer them, the writer (one thread, FIFO) does the

@@ -365,8 +365,9 @@ static uint64_t heap_slot(uint64_t n)
  * The secure heap the limits need, as a power of two: every stream holding its buffer
  * (limits.buffer_depth keys) and the batches in flight (HXD_PIPELINE x limits.batch_size),
  * each key of limits.max_key_chunk bytes, plus the workers' scratch (a batch's QKD bytes and
- * KEM secrets per pool thread) and 1 MiB for OpenSSL's own. False when it is above
- * limits.secure_heap_mb: why then gives the arithmetic.
+ * KEM secrets per pool thread, limits.initiator_workers + limits.responder_workers of them)
+ * and 1 MiB for OpenSSL's own. False when it is above limits.secure_heap_mb: why then gives
+ * the arithmetic.
  */
 static bool secure_heap_size(const struct hxd_config *c, size_t *size, char *why, size_t why_len)
 {
@@ -377,7 +378,7 @@ static bool secure_heap_size(const struct hxd_config *c, size_t *size, char *why
     keys = (uint64_t)c->max_streams * per_stream * slot;
     /* per position in flight: its key, QKD bytes, KEM secrets, and one KEM secret key as large
      * as Classic McEliece's (a key pair per position; per batch it is far less) */
-    scratch = 6u * c->batch_size *
+    scratch = ((uint64_t)c->initiator_workers + c->responder_workers) * c->batch_size *
                   (slot + heap_slot(c->qkd_key_bytes) + 256 + heap_slot(HX_KEM_MAX_SECRET_KEY)) +
               (1u << 20);
     need = keys + scratch;
@@ -521,7 +522,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    hxd_pools_start(d, 4, hxd_initiator_job, 2, hxd_responder_job);
+    hxd_pools_start(d, d->cfg.initiator_workers, hxd_initiator_job, d->cfg.responder_workers,
+                    hxd_responder_job);
     if (start_links(d, &pl, why, sizeof(why)) != HX_OK) {
         fprintf(stderr, "hykexd: peer link: %s\n", why);
         goto stop;

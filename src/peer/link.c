@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -300,6 +301,7 @@ static double serve_link(struct hx_links *ls, struct hx_link *l)
     struct hx_link *old = NULL;
     char id[HX_UUID_STR_LEN + 1];
 
+    (void)prctl(PR_SET_NAME, "hx-link", 0, 0, 0); /* for top -H, perf, the debugger */
     hx_uuid_format(&l->peer, id);
     pthread_mutex_lock(&ls->lock);
     s = slot_of(ls, &l->peer);

@@ -824,6 +824,13 @@ def peer_killed_and_restarted():
     procs["B"].send_signal(signal.SIGKILL)
     procs["B"].wait()
     c = App("A")
+    # A learns of the dead link when its link thread reads the closed connection; an open
+    # issued before that (a loaded machine) is announced on a link about to go down and waits
+    # for the peer application instead (status 6): this case is about a peer known to be down
+    t0 = time.time()
+    while time.time() - t0 < 10 and any(p["uuid"] == U["B"] and p["up"]
+                                        for p in c.call("STATUS").get("peers", [])):
+        time.sleep(0.05)
     r = c.open(uri("A", app="k"), uri("B", app="k"), {"timeout": 300})
     # issue 12: status 6 means only "the peer application did not open in time"; a peer node
     # that cannot be reached is status 4 and says so
