@@ -49,7 +49,7 @@ static void per_peer(FILE *f, const struct hxd_metrics *m, const char *name, con
     char id[HX_UUID_STR_LEN + 1];
 
     head(f, name, "counter", help);
-    for (size_t i = 0; i < m->n_peers; i++) {
+    for (size_t i = 0; i < hxd_metrics_n_peers(m); i++) {
         hx_uuid_format(&m->peers[i], id);
         fprintf(f, "%s{peer=\"%s\"} %" PRIu64 "\n", name, id, hxd_metrics_load(&counters[i]));
     }

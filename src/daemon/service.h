@@ -141,7 +141,8 @@ struct hxd_svc_stream_info {
     bool failing;         /* the last batch failed (also when closed by the peer since) */
     char last_error[200]; /* failing: why */
     bool restored;
-    int64_t opened_at; /* Unix time */
+    int64_t opened_at;       /* Unix time */
+    double keys_per_s;       /* produced over the last minute (since opened, when younger) */
 };
 
 struct hxd_svc_peer_info {
@@ -158,6 +159,14 @@ enum hxd_svc_store {
 struct hxd_svc_status {
     struct hx_uuid node;
     int64_t cert_not_after; /* Unix time; 0: unknown */
+    int64_t ca_not_after;   /* the CA's */
+    uint32_t cert_warn_days;
+    int64_t started_at; /* Unix time */
+    uint64_t reloads, reloads_refused;
+    int64_t last_reload_at; /* 0: never */
+    char last_reload[400];
+    bool kme_configured;
+    uint64_t kme_last_at, kme_last_us, kme_last_ok; /* the last KME call (metrics.h) */
     enum hxd_svc_store store;
     struct hxd_svc_peer_info *peers; /* the trusted peers, in configuration order */
     size_t n_peers;

@@ -16,6 +16,42 @@
 
 /* ---- STATUS ---- */
 
+#define RATE_EVERY_S 10
+#define RATE_SAMPLES (sizeof(((struct hxd_stream *)0)->rate) / sizeof(((struct hxd_stream *)0)->rate[0]))
+
+/* Keys produced per second over the last minute: from the oldest sample at most ~60 s old
+ * (lock held). */
+static double keys_per_s(const struct hxd_stream *s, int64_t now)
+{
+    int64_t t0 = 0;
+    uint64_t n0 = 0;
+
+    for (size_t i = 0; i < RATE_SAMPLES; i++) {
+        if (s->rate[i].t != 0 && now - s->rate[i].t <= 60 + RATE_EVERY_S / 2 &&
+            (t0 == 0 || s->rate[i].t < t0)) {
+            t0 = s->rate[i].t;
+            n0 = s->rate[i].produced;
+        }
+    }
+    if (t0 == 0 || now <= t0 || s->produced < n0) {
+        return 0;
+    }
+    return (double)(s->produced - n0) / (double)(now - t0);
+}
+
+/* One sample of what a stream has produced, every RATE_EVERY_S (lock held; once a second). */
+static void sample_rate(struct hxd_stream *s, int64_t now)
+{
+    size_t last = (s->rate_next + RATE_SAMPLES - 1) % RATE_SAMPLES;
+
+    if (s->rate[last].t != 0 && now - s->rate[last].t < RATE_EVERY_S) {
+        return;
+    }
+    s->rate[s->rate_next].t = now;
+    s->rate[s->rate_next].produced = s->produced;
+    s->rate_next = (s->rate_next + 1) % RATE_SAMPLES;
+}
+
 static void stream_info(const struct hxd *d, const struct hxd_stream *s,
                         struct hxd_svc_stream_info *e)
 {
@@ -49,25 +85,46 @@ static void stream_info(const struct hxd *d, const struct hxd_stream *s,
     }
     e->restored = s->restored;
     e->opened_at = s->opened_at;
+    e->keys_per_s = keys_per_s(s, hx_walltime());
 }
 
 hx_err hxd_svc_status(struct hxd *d, struct hxd_svc_status *out)
 {
     size_t n = 0;
 
+    struct hx_uuid peers[HXD_MAX_PEERS];
+    size_t n_peers;
+
     memset(out, 0, sizeof(*out));
     out->node = d->cfg.uuid;
-    out->cert_not_after = d->cert_not_after;
     out->store = d->store == NULL    ? HXD_SVC_STORE_MEMORY
                  : d->cfg.store_sync ? HXD_SVC_STORE_FSYNC
                                      : HXD_SVC_STORE_DURABLE;
-    if (d->cfg.trusted.n > 0 &&
-        (out->peers = calloc(d->cfg.trusted.n, sizeof(*out->peers))) == NULL) {
+    out->kme_configured = d->cfg.qkd_protocol != HXD_QKD_NONE;
+    out->kme_last_at = hxd_metrics_load(&d->metrics.kme_last_at);
+    out->kme_last_us = hxd_metrics_load(&d->metrics.kme_last_us);
+    out->kme_last_ok = hxd_metrics_load(&d->metrics.kme_last_ok);
+    /* The trusted peers and what a reload changes, under the lock a reload takes. */
+    pthread_mutex_lock(&d->lock);
+    n_peers = d->cfg.trusted.n;
+    for (size_t i = 0; i < n_peers; i++) {
+        peers[i] = d->cfg.trusted.peers[i].uuid;
+    }
+    out->cert_not_after = d->cert_not_after;
+    out->ca_not_after = d->ca_not_after;
+    out->cert_warn_days = d->cfg.cert_warn_days;
+    out->started_at = d->started_at;
+    out->reloads = d->reloads;
+    out->reloads_refused = d->reloads_refused;
+    out->last_reload_at = d->last_reload_at;
+    memcpy(out->last_reload, d->last_reload, sizeof(out->last_reload));
+    pthread_mutex_unlock(&d->lock);
+    if (n_peers > 0 && (out->peers = calloc(n_peers, sizeof(*out->peers))) == NULL) {
         return HX_ERR_NOMEM;
     }
-    for (size_t i = 0; i < d->cfg.trusted.n; i++) {
+    for (size_t i = 0; i < n_peers; i++) {
         struct hxd_svc_peer_info *p = &out->peers[out->n_peers++];
-        p->uuid = d->cfg.trusted.peers[i].uuid;
+        p->uuid = peers[i];
         if (hx_links_info(d->links, &p->uuid, &p->link) != HX_OK) {
             memset(&p->link, 0, sizeof(p->link));
         }
@@ -113,6 +170,9 @@ void hxd_svc_expire(struct hxd *d)
     for (size_t i = 0; i < d->max_streams && n < sizeof(gone) / sizeof(gone[0]); i++) {
         struct hxd_stream *s = &d->streams[i];
         char id[HX_UUID_STR_LEN + 1];
+        if (s->used) {
+            sample_rate(s, now); /* for keys/s in STATUS */
+        }
         /* Only established streams: one still waiting for its peer has its OPEN_CONNECT. */
         if (!s->used || s->qos.ttl_s == 0 || s->opened_at == 0 || !s->peer_app_open ||
             s->opened_at + (int64_t)s->qos.ttl_s > now) {
