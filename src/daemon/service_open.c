@@ -61,7 +61,7 @@ static bool check_qos(const struct hxd *d, struct open_plan *p, struct hxd_svc_o
 }
 
 /* The URIs, this node's part, the peer, the sources and the QoS; false: res says why. */
-static bool check_open(const struct hxd *d, const struct hxd_svc_open_req *req, struct open_plan *p,
+static bool check_open(struct hxd *d, const struct hxd_svc_open_req *req, struct open_plan *p,
                        struct hxd_svc_open_res *res)
 {
     struct hx_uri dst;
@@ -104,7 +104,10 @@ static bool check_open(const struct hxd *d, const struct hxd_svc_open_req *req, 
                      "this node (%s) must be exactly one of source and destination", id);
         return false;
     }
-    if (hxd_config_peer(&d->cfg, &p->peer) == NULL) {
+    pthread_mutex_lock(&d->lock); /* a reload changes the trusted peers under it */
+    bool trusted = hxd_config_peer(&d->cfg, &p->peer) != NULL;
+    pthread_mutex_unlock(&d->lock);
+    if (!trusted) {
         hx_uuid_format(&p->peer, id);
         hxd_svc_fail(&res->r, HXD_SVC_REFUSED, "node %s is not a trusted peer of this node", id);
         return false;
