@@ -411,6 +411,7 @@ int main(int argc, char **argv)
     }
     d->config_path = config;
     d->peers_path = peers;
+    d->started_at = hx_walltime();
     if (check) {
         char *text = hxd_config_dump(&d->cfg);
         printf("%s\n", text != NULL ? text : "{}");
@@ -496,7 +497,6 @@ int main(int argc, char **argv)
         hx_info("privileges dropped", HX_F_STR("user", d->cfg.run_user) HX_F_U64("uid", run_uid)
                                           HX_F_U64("gid", run_gid));
     }
-    d->started_at = hx_walltime();
     sig = serve(d, &sigs);
     hx_info("stopping", HX_F_I64("signal", sig));
     rc = 0;
