@@ -391,6 +391,23 @@ static struct json_object *node_status(struct hxd *d)
     return o;
 }
 
+/* ---- RELOAD (hykex reload: as SIGHUP, for the daemon's own user) ---- */
+
+static struct json_object *reload(struct hxd *d, const struct hxd_api_caller *who)
+{
+    struct hxd_svc_result res;
+    char result[400];
+    struct json_object *o;
+
+    hxd_svc_reload(d, who->identity, &res, result, sizeof(result));
+    if (res.err != HXD_SVC_OK) {
+        return failed(&res);
+    }
+    o = hx_004_json_status(0, NULL);
+    json_object_object_add(o, "result", json_object_new_string(result));
+    return o;
+}
+
 struct json_object *hxd_api_handle(struct hxd *d, const struct hx_004_request *req,
                                    const struct hxd_api_caller *who, struct hx_writer *key_reply)
 {
@@ -401,6 +418,8 @@ struct json_object *hxd_api_handle(struct hxd *d, const struct hx_004_request *r
         return get_key(d, req, who, key_reply);
     case HX_004_STATUS:
         return node_status(d);
+    case HX_004_RELOAD:
+        return reload(d, who);
     default:
         return close_stream(d, req, who);
     }

@@ -34,5 +34,6 @@ int cmd_open(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_close(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_reload(int argc, char **argv);
 
 #endif

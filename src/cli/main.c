@@ -87,6 +87,7 @@ static const struct command commands[] = {
      "the node's peers (up/down, TLS group, certificate expiry), streams (method, sources, "
      "counters, state) and error counters",
      cmd_status},
+    {"reload", "--unix PATH", "hykexd reads its config, peers and certificates again", cmd_reload},
     {"kdf", "<alg> ...", "one KDF call with explicit inputs (known-answer checks)", cmd_kdf},
     {"combine", "<method> ...", "combine keys as hykexd does (known-answer checks)", cmd_combine},
     {"kem", "<alg> selftest", "ML-KEM, X25519, Classic McEliece, sntrup round trips and sizes",

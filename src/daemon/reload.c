@@ -138,6 +138,7 @@ static void refuse(struct hxd *d, const char *why)
     d->reloads_refused++;
     d->last_reload_at = hx_walltime();
     snprintf(d->last_reload, sizeof(d->last_reload), "refused: %.380s", why);
+    pthread_cond_broadcast(&d->changed); /* a RELOAD request waits for the outcome */
     pthread_mutex_unlock(&d->lock);
 }
 
@@ -247,6 +248,7 @@ bool hxd_reload(struct hxd *d)
     snprintf(d->last_reload, sizeof(d->last_reload), "applied: %.180s%s%.180s",
              applied[0] != '\0' ? applied : "nothing changed",
              restart[0] != '\0' ? "; needs a restart: " : "", restart);
+    pthread_cond_broadcast(&d->changed); /* a RELOAD request waits for the outcome */
     pthread_mutex_unlock(&d->lock);
 out:
     free(pl);

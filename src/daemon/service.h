@@ -175,6 +175,14 @@ struct hxd_svc_status {
     uint64_t batches_ok, batches_failed, confirm_mismatch, store_errors;
 };
 
+/*
+ * RELOAD (hykex reload): only for identity "uid:N" with N the daemon's uid or 0 (its Unix
+ * socket); raises SIGHUP at the daemon and waits (30 s at most) for that reload's outcome:
+ * applied (result says what) or refused (res says why).
+ */
+void hxd_svc_reload(struct hxd *d, const char *identity, struct hxd_svc_result *res,
+                    char *result, size_t cap);
+
 /* A snapshot of the node for operators (hykex status); release it with hxd_svc_status_wipe. */
 HX_MUST_CHECK hx_err hxd_svc_status(struct hxd *d, struct hxd_svc_status *out);
 void hxd_svc_status_wipe(struct hxd_svc_status *st);

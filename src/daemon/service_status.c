@@ -3,15 +3,18 @@
  * node for operators, and the TTL sweep of the main loop. Both take d->lock for the copy or the
  * sweep only; store deletes run after it is released.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
 #include "daemon/hxd.h"
 #include "daemon/persist.h"
 #include "daemon/service.h"
+#include "daemon/service_int.h"
 #include "daemon/stream.h"
 
 /* ---- STATUS ---- */
@@ -149,6 +152,64 @@ hx_err hxd_svc_status(struct hxd *d, struct hxd_svc_status *out)
     out->store_errors = d->store_errors;
     pthread_mutex_unlock(&d->lock);
     return HX_OK;
+}
+
+/* ---- RELOAD ---- */
+
+#define RELOAD_WAIT_MS 30000
+
+/* The caller of the daemon's own uid, or root, on the Unix socket ("uid:N"). */
+static bool may_reload(const char *identity)
+{
+    uint64_t uid = 0;
+    const char *p;
+
+    if (identity == NULL || strncmp(identity, "uid:", 4) != 0 || identity[4] == '\0') {
+        return false;
+    }
+    for (p = identity + 4; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9' || uid > UINT32_MAX) {
+            return false;
+        }
+        uid = uid * 10 + (uint64_t)(*p - '0');
+    }
+    return uid == 0 || uid == (uint64_t)geteuid();
+}
+
+void hxd_svc_reload(struct hxd *d, const char *identity, struct hxd_svc_result *res,
+                    char *result, size_t cap)
+{
+    int64_t deadline = hx_deadline_in_ms(RELOAD_WAIT_MS);
+    uint64_t before;
+
+    memset(res, 0, sizeof(*res));
+    result[0] = '\0';
+    if (!may_reload(identity)) {
+        hxd_svc_fail(res, HXD_SVC_REFUSED,
+                     "RELOAD: only the daemon's own user or root, over its Unix socket "
+                     "(api.unix_socket); or send hykexd SIGHUP");
+        return;
+    }
+    pthread_mutex_lock(&d->lock);
+    before = d->reloads + d->reloads_refused;
+    pthread_mutex_unlock(&d->lock);
+    /* The main thread takes it (sigtimedwait) and reloads there, as for an operator's kill. */
+    if (kill(getpid(), SIGHUP) != 0) {
+        hxd_svc_fail(res, HXD_SVC_FAILED, "RELOAD: cannot signal the daemon");
+        return;
+    }
+    pthread_mutex_lock(&d->lock);
+    while (d->reloads + d->reloads_refused == before && hxd_svc_wait_change(d, deadline)) {
+    }
+    if (d->reloads + d->reloads_refused == before) {
+        hxd_svc_fail(res, HXD_SVC_FAILED, "RELOAD: no outcome within %d s; see the log",
+                     RELOAD_WAIT_MS / 1000);
+    } else if (strncmp(d->last_reload, "refused", 7) == 0) {
+        hxd_svc_fail(res, HXD_SVC_REFUSED, "reload %.280s", d->last_reload);
+    } else {
+        snprintf(result, cap, "%s", d->last_reload);
+    }
+    pthread_mutex_unlock(&d->lock);
 }
 
 void hxd_svc_status_wipe(struct hxd_svc_status *st)

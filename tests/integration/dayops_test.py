@@ -98,6 +98,8 @@ def config(n):
            "hybridization_server_address": {"host": "127.0.0.1", "port": P["api" + n]},
            "peer_local_address": {"host": "127.0.0.1", "port": P["peer" + n]},
            "peer": {"reconnect_max_s": 1}}
+    if n == "A":  # hykex reload goes over it
+        cfg["api"] = {"unix_socket": f"{WORK}/A.sock"}
     if n in "AB":
         cfg["qkd_address"] = {"host": "127.0.0.1", "port": P["k" + n]}
     else:
@@ -388,6 +390,31 @@ def broken_config_refused_node_runs_on():
     open(f"{WORK}/B.json", "w").write(good)
     hup("B")
     wait(lambda: NET["ab"].keys >= n + 5, "A-B keys after the refused reloads")
+
+
+@R.test
+def hykex_reload_over_the_unix_socket_only():
+    n, before = NET["ab"].keys, status("A")["reloads"]
+    r = subprocess.run([f"{BIN}/hykex", "reload", "--unix", f"{WORK}/A.sock"], capture_output=True,
+                       text=True, timeout=60)
+    check(r.returncode == 0 and r.stdout.startswith("applied: nothing changed"),
+          f"exit {r.returncode}: {r.stdout} {r.stderr}")
+    good = open(f"{WORK}/A.json").read()
+    cfg = json.loads(good)
+    cfg["certificate_config"]["cert_path"] = "missing.crt"
+    json.dump(cfg, open(f"{WORK}/A.json", "w"))
+    r = subprocess.run([f"{BIN}/hykex", "reload", "--unix", f"{WORK}/A.sock"], capture_output=True,
+                       text=True, timeout=60)
+    open(f"{WORK}/A.json", "w").write(good)
+    check(r.returncode == 1 and "refused" in r.stderr and "missing.crt" in r.stderr,
+          f"exit {r.returncode}: {r.stdout} {r.stderr}")
+    # over TCP: any local process may connect there, so no reload
+    reply = App("A").call("RELOAD")
+    check(reply["status"] == 4 and "daemon's own user or root" in reply["message"], f"{reply}")
+    after = status("A")["reloads"]
+    check(after["applied"] == before["applied"] + 1 and after["refused"] == before["refused"] + 1,
+          f"{before} -> {after}")
+    wait(lambda: NET["ab"].keys >= n + 5, "A-B keys after the reloads of A")
 
 
 @R.test
