@@ -432,6 +432,29 @@ def remove_a_peer_by_sighup():
     check(not peer(status("D"), "C"), "C is not in D's STATUS")
 
 
+@R.test
+def truthful_messages_node_unreachable_vs_application_not_open():
+    """C still trusts D, but D no longer trusts C (remove_a_peer_by_sighup): no link. Whichever
+    end C is, OPEN_CONNECT says the peer node is unreachable (4), not that its application did
+    not open (6); with the link up and no application at the other end it says the latter."""
+    check(not peer(status("C"), "D")[0]["up"], "C-D link down")
+    q = {"timeout": 1500}
+    for src, dst in (("C", "D"), ("D", "C")):
+        app = App("C")
+        r = app.call("OPEN_CONNECT", source=uri(src, "ML-KEM-768,X25519"),
+                     destination=uri(dst, "ML-KEM-768,X25519"),
+                     qos={"key_chunk_size": 32, "max_bps": 32, "min_bps": 32, "jitter": 0,
+                          "priority": 0, "metadata_mimetype": "application/json", **q})
+        check(r["status"] == 4 and f"peer node {U['D']} unreachable" in r["message"],
+              f"C as {'initiator' if src == 'C' else 'responder'}: {r}")
+    for src, dst in (("A", "C"), ("C", "A")):  # link up, nobody opens at A
+        r = App("C").call("OPEN_CONNECT", source=uri(src, "ML-KEM-768,X25519"),
+                          destination=uri(dst, "ML-KEM-768,X25519"),
+                          qos={"key_chunk_size": 32, "max_bps": 32, "min_bps": 32, "jitter": 0,
+                               "priority": 0, "metadata_mimetype": "application/json", **q})
+        check(r["status"] == 6 and "application did not open" in r["message"], f"{r}")
+
+
 def finish():
     gap = NET["ab"].finish() if "ab" in NET else float("inf")
     check(NET["ab"].keys > 0 and not NET["ab"].bad and gap < GAP_BOUND_S,
