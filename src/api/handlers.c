@@ -240,9 +240,9 @@ static struct json_object *cert_expiry(const char *what, const char *peer, int64
     json_object_object_add(c, "expires", json_time(not_after));
     json_object_object_add(c, "days_left",
                            not_after != 0 ? json_object_new_int64(left / 86400) : NULL);
-    json_object_object_add(c, "warning",
-                           json_object_new_boolean(not_after != 0 &&
-                                                   left <= (int64_t)warn_days * 86400));
+    json_object_object_add(
+        c, "warning",
+        json_object_new_boolean(not_after != 0 && left <= (int64_t)warn_days * 86400));
     return c;
 }
 
@@ -258,28 +258,25 @@ static void operator_status(struct json_object *o, const struct hxd_svc_status *
              HYKEX_VERSION_PATCH);
     json_object_object_add(o, "version", json_object_new_string(version));
     json_object_object_add(o, "started", json_time(st->started_at));
-    add_int(o, "uptime_s", st->started_at != 0 && now > st->started_at
-                               ? (uint64_t)(now - st->started_at)
-                               : 0);
+    add_int(o, "uptime_s",
+            st->started_at != 0 && now > st->started_at ? (uint64_t)(now - st->started_at) : 0);
     add_int(rl, "applied", st->reloads);
     add_int(rl, "refused", st->reloads_refused);
     json_object_object_add(rl, "last", json_time(st->last_reload_at));
-    json_object_object_add(rl, "last_result", st->last_reload[0] != '\0'
-                                                  ? json_object_new_string(st->last_reload)
-                                                  : NULL);
+    json_object_object_add(
+        rl, "last_result",
+        st->last_reload[0] != '\0' ? json_object_new_string(st->last_reload) : NULL);
     json_object_object_add(o, "reloads", rl);
     json_object_object_add(kme, "configured", json_object_new_boolean(st->kme_configured));
     json_object_object_add(kme, "last_request", json_time((int64_t)st->kme_last_at));
-    json_object_object_add(kme, "last_ok", st->kme_last_at != 0
-                                               ? json_object_new_boolean(st->kme_last_ok != 0)
-                                               : NULL);
-    json_object_object_add(kme, "last_latency_ms",
-                           st->kme_last_at != 0
-                               ? json_object_new_double((double)st->kme_last_us / 1000.0)
-                               : NULL);
+    json_object_object_add(
+        kme, "last_ok",
+        st->kme_last_at != 0 ? json_object_new_boolean(st->kme_last_ok != 0) : NULL);
+    json_object_object_add(
+        kme, "last_latency_ms",
+        st->kme_last_at != 0 ? json_object_new_double((double)st->kme_last_us / 1000.0) : NULL);
     json_object_object_add(o, "kme", kme);
-    json_object_array_add(certs, cert_expiry("node", NULL, st->cert_not_after,
-                                             st->cert_warn_days));
+    json_object_array_add(certs, cert_expiry("node", NULL, st->cert_not_after, st->cert_warn_days));
     json_object_array_add(certs, cert_expiry("ca", NULL, st->ca_not_after, st->cert_warn_days));
     for (size_t i = 0; i < st->n_peers; i++) {
         if (st->peers[i].link.cert_not_after != 0) {

@@ -45,8 +45,7 @@ int cmd_reload(int argc, char **argv)
         return 1;
     }
     if (hykex_raw_call(h, "{\"command\": \"RELOAD\"}", &text) != 0 || text == NULL ||
-        (o = json_tokener_parse(text)) == NULL ||
-        !json_object_object_get_ex(o, "status", &st)) {
+        (o = json_tokener_parse(text)) == NULL || !json_object_object_get_ex(o, "status", &st)) {
         fprintf(stderr, "hykex reload: no answer from hykexd at %s\n", path);
     } else if (json_object_get_int(st) != 0) {
         fprintf(stderr, "hykex reload: %s\n",

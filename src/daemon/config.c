@@ -345,11 +345,16 @@ char *hxd_config_dump(const struct hxd_config *cfg)
 
 /* What a reload applies; every other option needs a restart (docs/hykexd.md "Reload"). */
 static const char *const live_options[] = {
-    "logging_config.console_log_type", "logging_config.colorless_console_log",
-    "logging_config.file_log_type",    "logging_config.filename",
-    "log_level",                       "certificate_config.cert_authority_path",
-    "certificate_config.cert_path",    "certificate_config.key_path",
-    "peer.tls_groups",                 "trusted_peers",
+    "logging_config.console_log_type",
+    "logging_config.colorless_console_log",
+    "logging_config.file_log_type",
+    "logging_config.filename",
+    "log_level",
+    "certificate_config.cert_authority_path",
+    "certificate_config.cert_path",
+    "certificate_config.key_path",
+    "peer.tls_groups",
+    "trusted_peers",
     "certificate_config.expiry_warning_days",
 };
 

@@ -94,7 +94,7 @@ struct hxd_stream {
     bool peer_app_open;      /* the peer application has opened it (JOIN seen) */
     bool peer_closed;
     bool qkd_open;
-    bool restored; /* restored from the store; its application has not reopened it yet */
+    bool restored;     /* restored from the store; its application has not reopened it yet */
     bool peer_removed; /* its peer node was removed from the trusted peers (reload) */
     /* keys */
     struct hxd_key *ready; /* sorted by pos */
@@ -227,8 +227,8 @@ struct hxd {
     int64_t started_at;                   /* Unix time */
     int64_t ca_not_after;                 /* the CA certificate's expiry */
     uint64_t reloads, reloads_refused;
-    int64_t last_reload_at; /* Unix time; 0: never */
-    char last_reload[400];  /* what the last reload applied, or why it was refused */
+    int64_t last_reload_at;    /* Unix time; 0: never */
+    char last_reload[400];     /* what the last reload applied, or why it was refused */
     int64_t next_expiry_check; /* clock.h deadline of the next expiry warning; 0: at once */
     /* lock-free counters for the metrics endpoint (metrics.h) */
     struct hxd_metrics metrics;

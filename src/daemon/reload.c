@@ -208,8 +208,9 @@ bool hxd_reload(struct hxd *d)
         added += hxd_config_peer(&d->cfg, &nc->trusted.peers[i].uuid) == NULL;
     }
     if (hx_links_update(d->links, &lc, creds, &swapped) != HX_OK) {
-        refuse(d, "trusted_peers: more peers added than the running node has slots for "
-                  "(restart it)");
+        refuse(d,
+               "trusted_peers: more peers added than the running node has slots for "
+               "(restart it)");
         goto out;
     }
     hx_links_creds_info(d->links, &ci);
@@ -272,8 +273,8 @@ static void warn_expiry(const char *what, const char *peer, int64_t not_after, i
     }
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     if (not_after <= now) {
-        hx_error("certificate has expired", HX_F_STR("certificate", what) HX_F_STR("peer", peer)
-                                                HX_F_STR("expired", when));
+        hx_error("certificate has expired",
+                 HX_F_STR("certificate", what) HX_F_STR("peer", peer) HX_F_STR("expired", when));
     } else {
         hx_warn("certificate expires soon: replace it and send SIGHUP (docs/hykexd.md)",
                 HX_F_STR("certificate", what) HX_F_STR("peer", peer) HX_F_STR("expires", when)

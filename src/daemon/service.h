@@ -141,8 +141,8 @@ struct hxd_svc_stream_info {
     bool failing;         /* the last batch failed (also when closed by the peer since) */
     char last_error[200]; /* failing: why */
     bool restored;
-    int64_t opened_at;       /* Unix time */
-    double keys_per_s;       /* produced over the last minute (since opened, when younger) */
+    int64_t opened_at; /* Unix time */
+    double keys_per_s; /* produced over the last minute (since opened, when younger) */
 };
 
 struct hxd_svc_peer_info {
@@ -180,8 +180,8 @@ struct hxd_svc_status {
  * socket); raises SIGHUP at the daemon and waits (30 s at most) for that reload's outcome:
  * applied (result says what) or refused (res says why).
  */
-void hxd_svc_reload(struct hxd *d, const char *identity, struct hxd_svc_result *res,
-                    char *result, size_t cap);
+void hxd_svc_reload(struct hxd *d, const char *identity, struct hxd_svc_result *res, char *result,
+                    size_t cap);
 
 /* A snapshot of the node for operators (hykex status); release it with hxd_svc_status_wipe. */
 HX_MUST_CHECK hx_err hxd_svc_status(struct hxd *d, struct hxd_svc_status *out);

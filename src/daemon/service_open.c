@@ -197,8 +197,7 @@ static void peer_did_not_open(struct hxd *d, const struct hx_uuid *peer, const c
         hx_uuid_format(peer, id);
         hxd_svc_fail_upstream(res, HYKEX_STATUS_NO_QKD_CONNECTION, "");
         snprintf(res->msg, sizeof(res->msg),
-                 "peer node %s unreachable (no link to it) while waiting for its application",
-                 id);
+                 "peer node %s unreachable (no link to it) while waiting for its application", id);
         return;
     }
     hxd_svc_fail(res, HXD_SVC_TIMEOUT, "%s", msg);
@@ -331,8 +330,7 @@ static bool open_initiator(struct hxd *d, const struct hxd_svc_open_req *req,
     }
     pthread_mutex_unlock(&d->lock);
     if (timed_out) { /* the link layer's lock is never taken under d->lock */
-        peer_did_not_open(d, &p->peer, "peer application did not open the key stream in time",
-                          res);
+        peer_did_not_open(d, &p->peer, "peer application did not open the key stream in time", res);
     }
     hx_ignore(hxd_send_close(d, &p->peer, ksid));
     return false;

@@ -20,7 +20,8 @@
 /* ---- STATUS ---- */
 
 #define RATE_EVERY_S 10
-#define RATE_SAMPLES (sizeof(((struct hxd_stream *)0)->rate) / sizeof(((struct hxd_stream *)0)->rate[0]))
+#define RATE_SAMPLES \
+    (sizeof(((struct hxd_stream *)0)->rate) / sizeof(((struct hxd_stream *)0)->rate[0]))
 
 /* Keys produced per second over the last minute: from the oldest sample at most ~60 s old
  * (lock held). */
@@ -176,8 +177,8 @@ static bool may_reload(const char *identity)
     return uid == 0 || uid == (uint64_t)geteuid();
 }
 
-void hxd_svc_reload(struct hxd *d, const char *identity, struct hxd_svc_result *res,
-                    char *result, size_t cap)
+void hxd_svc_reload(struct hxd *d, const char *identity, struct hxd_svc_result *res, char *result,
+                    size_t cap)
 {
     int64_t deadline = hx_deadline_in_ms(RELOAD_WAIT_MS);
     uint64_t before;

@@ -418,8 +418,7 @@ static void *connector_main(void *arg)
         if (hx_net_dial_tcp(host, port,
                             ls->cfg.source_host != NULL ? ls->cfg.source_host : ls->cfg.listen_host,
                             hx_deadline_in_ms(HANDSHAKE_MS), &fd, why, sizeof(why)) == HX_OK &&
-            hx_link_handshake(ls, fd, true, &uuid, hx_deadline_in_ms(HANDSHAKE_MS), &l) ==
-                HX_OK) {
+            hx_link_handshake(ls, fd, true, &uuid, hx_deadline_in_ms(HANDSHAKE_MS), &l) == HX_OK) {
             made = true;
             if (!hx_uuid_equal(&l->peer, &uuid)) {
                 hx_warn("peer at this address presents another node's certificate",

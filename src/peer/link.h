@@ -74,8 +74,8 @@ HX_MUST_CHECK hx_err hx_link_check_creds(const struct hx_links_config *c,
                                          struct hx_link_creds_info *info, char *why,
                                          size_t why_len);
 /* The checks above, then the TLS context and the signing key: one reference, or why. */
-HX_MUST_CHECK hx_err hx_link_creds_new(const struct hx_links_config *c,
-                                       struct hx_link_creds **out, char *why, size_t why_len);
+HX_MUST_CHECK hx_err hx_link_creds_new(const struct hx_links_config *c, struct hx_link_creds **out,
+                                       char *why, size_t why_len);
 void hx_link_creds_put(struct hx_link_creds *cr);
 /* The expiries of the links' current set. */
 void hx_links_creds_info(struct hx_links *ls, struct hx_link_creds_info *out);

@@ -38,7 +38,7 @@ int64_t hx_link_cert_not_after(const X509 *x)
 }
 
 /* The certificates of a PEM file (the first is the leaf); NULL with why when none parses. */
-static STACK_OF(X509) *read_certs(const char *path, const char *what, char *why, size_t why_len)
+static STACK_OF(X509) * read_certs(const char *path, const char *what, char *why, size_t why_len)
 {
     STACK_OF(X509) *sk = sk_X509_new_null();
     FILE *f = fopen(path, "r");
@@ -105,8 +105,8 @@ static bool in_validity(X509 *x, const char *what, const char *path, char *why, 
 }
 
 /* The leaf against the CA file (intermediates from the certificate file). */
-static bool verifies(X509 *leaf, STACK_OF(X509) *chain, STACK_OF(X509) *cas, const char *cert_path,
-                     const char *ca_path, char *why, size_t why_len)
+static bool verifies(X509 *leaf, STACK_OF(X509) * chain, STACK_OF(X509) * cas,
+                     const char *cert_path, const char *ca_path, char *why, size_t why_len)
 {
     X509_STORE *st = X509_STORE_new();
     X509_STORE_CTX *vc = X509_STORE_CTX_new();
@@ -217,8 +217,7 @@ static bool creds_digest(const struct hx_links_config *c, uint8_t out[32])
         for (size_t k = 0; k < 8; k++) {
             n[k] = (uint8_t)(len >> (8 * k));
         }
-        ok = ok && EVP_DigestUpdate(md, n, sizeof(n)) == 1 &&
-             EVP_DigestUpdate(md, text, len) == 1;
+        ok = ok && EVP_DigestUpdate(md, n, sizeof(n)) == 1 && EVP_DigestUpdate(md, text, len) == 1;
         if (text != NULL) {
             OPENSSL_clear_free(text, len);
         }

@@ -51,7 +51,7 @@ struct hx_link {
     struct hx_conn io; /* the TLS connection (net/conn.h), non-blocking on the I/O thread */
     struct hx_sig_key *peer_key;
     struct hx_link_creds *creds; /* the set it was made with (a reference) */
-    pthread_mutex_t lock; /* queue, up, refs */
+    pthread_mutex_t lock;        /* queue, up, refs */
     struct outbuf *head, *tail;
     int wake[2];
     bool up;
