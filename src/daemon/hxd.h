@@ -230,6 +230,7 @@ struct hxd {
     int64_t last_reload_at;    /* Unix time; 0: never */
     char last_reload[400];     /* what the last reload applied, or why it was refused */
     int64_t next_expiry_check; /* clock.h deadline of the next expiry warning; 0: at once */
+    unsigned expiry_looks; /* since the start or the last reload: the first two a minute apart */
     /* lock-free counters for the metrics endpoint (metrics.h) */
     struct hxd_metrics metrics;
 };

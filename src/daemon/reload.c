@@ -223,6 +223,7 @@ bool hxd_reload(struct hxd *d)
     d->cert_not_after = ci.cert_not_after;
     d->ca_not_after = ci.ca_not_after;
     d->next_expiry_check = 0; /* warn about the new set at the next tick */
+    d->expiry_looks = 0;
     pthread_cond_broadcast(&d->changed);
     pthread_cond_broadcast(&d->replied);
     pthread_mutex_unlock(&d->lock);
@@ -292,7 +293,9 @@ void hxd_reload_tick(struct hxd *d)
     if (d->next_expiry_check != 0 && !hx_deadline_passed(d->next_expiry_check)) {
         return;
     }
-    d->next_expiry_check = hx_deadline_in_ms(EXPIRY_CHECK_MS);
+    /* the first look after a start or a reload comes before the peers' links are up: look
+     * again a minute later for their certificates, then daily */
+    d->next_expiry_check = hx_deadline_in_ms(d->expiry_looks++ > 0 ? EXPIRY_CHECK_MS : 60000);
     pthread_mutex_lock(&d->lock);
     ahead = (int64_t)d->cfg.cert_warn_days * 86400;
     own = d->cert_not_after;
