@@ -187,7 +187,7 @@ bool hxd_reload(struct hxd *d)
         goto out;
     }
     if (hx_log_level_parse(nc->log_level, &lvl) != HX_OK ||
-        hx_log_level_parse(nc->file_log_type, &lvl) != HX_OK) {
+        (nc->log_filename[0] != '\0' && hx_log_level_parse(nc->file_log_type, &lvl) != HX_OK)) {
         refuse(d, "log_level / logging_config: unknown level (error, warn, info, debug)");
         goto out;
     }

@@ -404,6 +404,14 @@ int main(int argc, char **argv)
         return 1;
     }
     /* What cannot work stops here, --check-config included (as sshd -t). */
+    if (hx_log_level_parse(d->cfg.log_level, &lvl) != HX_OK) {
+        fprintf(stderr,
+                "hykexd: %s: key 'log_level' (or logging_config.console_log_type): unknown "
+                "level '%s' (error, warn, info, debug)\n",
+                config, d->cfg.log_level);
+        free(d);
+        return 1;
+    }
     if (hxd_check_creds(&d->cfg, why, sizeof(why)) != HX_OK) {
         fprintf(stderr, "hykexd: %s: %s\n", config, why);
         free(d);
@@ -421,9 +429,7 @@ int main(int argc, char **argv)
     }
     fault_from_env(d);
     hxd_metrics_init(&d->metrics, &d->cfg);
-    if (hx_log_level_parse(d->cfg.log_level, &lvl) == HX_OK) {
-        hx_log_set_level(lvl);
-    }
+    hx_log_set_level(lvl); /* checked above */
     if (!open_log_file(&d->cfg, why, sizeof(why))) {
         fprintf(stderr, "hykexd: %s\n", why);
         goto out;
