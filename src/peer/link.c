@@ -362,15 +362,18 @@ static double serve_link(struct hx_links *ls, struct hx_link *l)
 }
 
 /*
- * Waits secs, or less when the links stop. The waits of every connector share ls->changed,
- * which hx_links_stop broadcasts.
+ * Waits secs, or less when the links stop or a reload changed the peers (a retired slot's
+ * connector ends, a changed address is dialled at once). The waits of every connector share
+ * ls->changed, which hx_links_stop and hx_links_update broadcast.
  */
 static void sleep_interruptible(struct hx_links *ls, double secs)
 {
     int64_t end = hx_deadline_in_s(secs);
 
     pthread_mutex_lock(&ls->lock);
-    while (!ls->stopping && !hx_cond_wait_until(&ls->changed, &ls->lock, end)) {
+    uint64_t gen = ls->reloads;
+    while (!ls->stopping && ls->reloads == gen &&
+           !hx_cond_wait_until(&ls->changed, &ls->lock, end)) {
     }
     pthread_mutex_unlock(&ls->lock);
 }

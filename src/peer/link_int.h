@@ -81,6 +81,7 @@ struct hx_links {
     size_t n;                    /* slots in use (retired ones among them) */
     size_t refreshing;           /* slot being re-established; SIZE_MAX: none */
     int64_t refresh_until;       /* give up waiting for it then (clock.h) */
+    uint64_t reloads;            /* hx_links_update calls: connectors' waits end on a change */
     pthread_mutex_t lock;
     pthread_cond_t changed;
     int listen_fd;

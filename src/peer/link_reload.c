@@ -125,6 +125,7 @@ hx_err hx_links_update(struct hx_links *ls, const struct hx_links_config *cfg,
     } else {
         old = creds; /* the same files: the links keep the set they have */
     }
+    ls->reloads++;
     pthread_cond_broadcast(&ls->changed); /* retired connectors stop waiting out back-off */
     pthread_mutex_unlock(&ls->lock);
     hx_link_creds_put(old);
