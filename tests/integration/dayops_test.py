@@ -440,7 +440,10 @@ def remove_a_peer_by_sighup():
     cd.stop.set()
     cd.t.join(60)
     msgs = " ".join(str(b) for b in cd.bad)
+    print(f"     C-D after D removed C (index, C's status and message, D's): {cd.bad[0]}",
+          flush=True)
     check("removed from this node's trusted peers" in msgs, f"D's message: {cd.bad}")
+    check("peer node unreachable" in msgs, f"C's message: {cd.bad}")  # C trusts D still
     wait(lambda: not peer(status("C"), "D")[0]["up"], "C's link to D down")
     check(not peer(status("D"), "C"), "C is not in D's STATUS")
 
