@@ -86,33 +86,6 @@ struct hx_link *hx_links_get(struct hx_links *ls, const struct hx_uuid *peer)
     return l;
 }
 
-hx_err hx_links_info(struct hx_links *ls, const struct hx_uuid *peer, struct hx_link_info *out)
-{
-    struct slot *s;
-
-    pthread_mutex_lock(&ls->lock);
-    if ((s = slot_of(ls, peer)) == NULL) {
-        pthread_mutex_unlock(&ls->lock);
-        return HX_ERR_NOT_FOUND;
-    }
-    *out = s->info;
-    out->up = s->link != NULL;
-    out->stale_creds = s->link != NULL && s->link->creds != ls->creds;
-    pthread_mutex_unlock(&ls->lock);
-    return HX_OK;
-}
-
-void hx_links_drop(struct hx_links *ls, const struct hx_uuid *peer)
-{
-    struct slot *s;
-
-    pthread_mutex_lock(&ls->lock);
-    if ((s = slot_of(ls, peer)) != NULL && s->link != NULL) {
-        shutdown(s->link->io.fd, SHUT_RDWR);
-    }
-    pthread_mutex_unlock(&ls->lock);
-}
-
 const struct hx_uuid *hx_link_peer(const struct hx_link *l)
 {
     return &l->peer;

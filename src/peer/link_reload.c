@@ -1,9 +1,10 @@
 /*
- * A running link layer changed in place (link.h "Reload"): the trusted peers replaced, the
+ * A running link layer as the main loop and operators see and change it (link.h "Reload"):
+ * what each peer's link looks like, a link dropped, the trusted peers replaced, the
  * credentials set swapped, and the links made with a replaced set (or to a peer whose
  * certificate is about to expire) re-established one at a time, so that the streams over the
- * others keep producing. Everything here runs on the main thread under ls->lock; links end on
- * their own I/O threads after their socket is shut down.
+ * others keep producing. Everything here runs under ls->lock; links end on their own I/O
+ * threads after their socket is shut down.
  */
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +18,33 @@
 #define REFRESH_WAIT_MS 30000
 /* A link to a peer whose certificate nears its end is made again at most this often (s). */
 #define RENEW_EVERY_S 3600
+
+hx_err hx_links_info(struct hx_links *ls, const struct hx_uuid *peer, struct hx_link_info *out)
+{
+    struct slot *s;
+
+    pthread_mutex_lock(&ls->lock);
+    if ((s = slot_of(ls, peer)) == NULL) {
+        pthread_mutex_unlock(&ls->lock);
+        return HX_ERR_NOT_FOUND;
+    }
+    *out = s->info;
+    out->up = s->link != NULL;
+    out->stale_creds = s->link != NULL && s->link->creds != ls->creds;
+    pthread_mutex_unlock(&ls->lock);
+    return HX_OK;
+}
+
+void hx_links_drop(struct hx_links *ls, const struct hx_uuid *peer)
+{
+    struct slot *s;
+
+    pthread_mutex_lock(&ls->lock);
+    if ((s = slot_of(ls, peer)) != NULL && s->link != NULL) {
+        shutdown(s->link->io.fd, SHUT_RDWR);
+    }
+    pthread_mutex_unlock(&ls->lock);
+}
 
 static bool listed(const struct hx_links_config *cfg, const struct hx_uuid *u, size_t *at)
 {
