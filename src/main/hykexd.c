@@ -240,7 +240,7 @@ static bool open_log_file(const struct hxd_config *cfg, char *why, size_t why_le
     }
     fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0 || fchmod(fd, 0600) != 0) {
-        snprintf(why, why_len, "logging_config.filename: cannot open %s for appending", path);
+        snprintf(why, why_len, "logging_config.filename: cannot open %.400s for appending", path);
         if (fd >= 0) {
             close(fd);
         }
