@@ -138,6 +138,7 @@ static const struct command commands[] = {
     {"get", "KSID", "GET_KEY (--index N)", cmd_get},
     {"close", "KSID", "CLOSE", cmd_close},
     {"status", "[--json]", "the node, its peers, streams, KME and error counters", cmd_status},
+    {"reload", "--unix PATH", "hykexd reads its config, peers and certificates again", cmd_reload},
     {"kdf", "ALG ...", "one KDF call with explicit inputs (known-answer checks)", cmd_kdf},
     {"combine", "METHOD ...", "combine keys as hykexd does (known-answer checks)", cmd_combine},
     {"kem", "ALG selftest", "ML-KEM, X25519, Classic McEliece, sntrup round trips and sizes",

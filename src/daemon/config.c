@@ -235,6 +235,10 @@ static const struct hx_cfg_opt table[] = {
                    "error, warn, info, debug (default: logging_config.console_log_type)"),
     HX_CFG_OPT_CUSTOM("trusted_peers", C, trusted, parse_peers, print_peers, NULL, "{}", 0,
                       "node UUID -> {address}, as trusted_peers_info.json"),
+    /* Day-2 operations: reload and certificate expiry (docs/hykexd.md "Reload"). */
+    HX_CFG_OPT_INT("certificate_config.expiry_warning_days", C, cert_warn_days, 0, 3650, "14", 0,
+                   "warn (log once a day, hykex status) this many days before this node's, the "
+                   "CA's or a peer's certificate expires"),
 };
 #undef C
 #define N (sizeof(table) / sizeof(table[0]))
@@ -342,6 +346,43 @@ char *hxd_config_dump(const struct hxd_config *cfg)
         o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
     return s;
+}
+
+/* What a reload applies; every other option needs a restart (docs/hykexd.md "Reload"). */
+static const char *const live_options[] = {
+    "logging_config.console_log_type",
+    "logging_config.colorless_console_log",
+    "logging_config.file_log_type",
+    "logging_config.filename",
+    "log_level",
+    "certificate_config.cert_authority_path",
+    "certificate_config.cert_path",
+    "certificate_config.key_path",
+    "peer.tls_groups",
+    "trusted_peers",
+    "certificate_config.expiry_warning_days",
+};
+
+size_t hxd_config_changed(const struct hxd_config *a, const struct hxd_config *b,
+                          const char **names, bool *live, size_t cap)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < N; i++) {
+        const struct hx_cfg_opt *o = &table[i];
+        if (memcmp((const char *)a + o->offset, (const char *)b + o->offset, o->size) == 0) {
+            continue;
+        }
+        if (n < cap) {
+            names[n] = o->name;
+            live[n] = false;
+            for (size_t k = 0; k < sizeof(live_options) / sizeof(live_options[0]); k++) {
+                live[n] = live[n] || strcmp(live_options[k], o->name) == 0;
+            }
+        }
+        n++;
+    }
+    return n;
 }
 
 const struct hxd_peer *hxd_config_peer(const struct hxd_config *cfg, const struct hx_uuid *uuid)

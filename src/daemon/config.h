@@ -116,6 +116,8 @@ struct hxd_config {
     /* trusted peers (inline "trusted_peers", or trusted_peers_info.json) */
     struct hxd_peers trusted;
     bool self_listed; /* this node's own entry was in the list, and was dropped */
+    /* hykex: day-2 operations (docs/hykexd.md "Reload") */
+    uint32_t cert_warn_days; /* warn this many days ahead of a certificate's expiry */
 };
 
 /*
@@ -126,6 +128,12 @@ HX_MUST_CHECK hx_err hxd_config_load(struct hxd_config *cfg, const char *config_
                                      const char *peers_path, char *why, size_t why_len);
 /* The effective configuration as JSON text (malloc'd). */
 char *hxd_config_dump(const struct hxd_config *cfg);
+/*
+ * The options whose values differ between a and b (their dotted names, at most cap; returns how
+ * many differ), and whether each can change while hykexd runs (SIGHUP, docs/hykexd.md).
+ */
+size_t hxd_config_changed(const struct hxd_config *a, const struct hxd_config *b,
+                          const char **names, bool *live, size_t cap);
 const struct hxd_peer *hxd_config_peer(const struct hxd_config *cfg, const struct hx_uuid *uuid);
 
 #endif

@@ -94,7 +94,8 @@ struct hxd_stream {
     bool peer_app_open;      /* the peer application has opened it (JOIN seen) */
     bool peer_closed;
     bool qkd_open;
-    bool restored; /* restored from the store; its application has not reopened it yet */
+    bool restored;     /* restored from the store; its application has not reopened it yet */
+    bool peer_removed; /* its peer node was removed from the trusted peers (reload) */
     /* keys */
     struct hxd_key *ready; /* sorted by pos */
     size_t n_ready, cap_ready;
@@ -130,6 +131,12 @@ struct hxd_stream {
     char fail_msg[200];
     uint64_t delivered, confirmed_batches, failed_batches;
     int64_t opened_at; /* Unix time: TTL counts from it */
+    /* keys/s over the last minute: produced, sampled every 10 s by hxd_svc_expire */
+    struct {
+        int64_t t; /* Unix time; 0: empty */
+        uint64_t produced;
+    } rate[7];
+    size_t rate_next;
     /* initiator: the replies of the batches in flight */
     struct hxd_inflight fl[HXD_PIPELINE];
     /* responder: batches awaiting BATCH_FIN */
@@ -221,9 +228,24 @@ struct hxd {
     /* counters for status and tests */
     uint64_t batches_ok, batches_failed, confirm_mismatch, store_errors;
     int64_t cert_not_after; /* this node's certificate expiry (Unix time; 0: unknown) */
+    /* day-2 operations (daemon/reload.c; the main thread writes, STATUS reads, under lock) */
+    const char *config_path, *peers_path; /* what a reload reads again */
+    int64_t started_at;                   /* Unix time */
+    int64_t ca_not_after;                 /* the CA certificate's expiry */
+    uint64_t reloads, reloads_refused;
+    int64_t last_reload_at;    /* Unix time; 0: never */
+    char last_reload[400];     /* what the last reload applied, or why it was refused */
+    int64_t next_expiry_check; /* clock.h deadline of the next expiry warning; 0: at once */
+    unsigned expiry_looks; /* since the start or the last reload: the first two a minute apart */
     /* lock-free counters for the metrics endpoint (metrics.h) */
     struct hxd_metrics metrics;
 };
+
+/* Signs with the key of the certificate the link to peer was made with (the one the peer
+ * verifies with; d->sig_key when no link is up). */
+HX_MUST_CHECK hx_err hxd_sign(struct hxd *d, const struct hx_uuid *peer, const char *ctx,
+                              const uint8_t *msg, size_t len, uint8_t *sig, size_t cap,
+                              size_t *sig_len);
 
 /* batches (batch.c) */
 /* Resumes streams whose back-off after a failed batch is over, and refills idle initiator

@@ -529,8 +529,8 @@ static enum phase finish(struct run *r)
     m.status = HX_PEER_FIN_COMMIT;
     m.sig.sig = sig;
     m.sig.tag = tag;
-    if (hx_sig_sign(d->sig_key, (const uint8_t *)HXD_CTX_INIT, strlen(HXD_CTX_INIT), r->b.T,
-                    sizeof(r->b.T), sig, sizeof(sig), &sig_len) != HX_OK ||
+    if (hxd_sign(d, &r->b.s.peer, HXD_CTX_INIT, r->b.T, sizeof(r->b.T), sig, sizeof(sig),
+                 &sig_len) != HX_OK ||
         sig_len > UINT16_MAX || hxd_batch_tag(&r->b, "initiator", tag) != HX_OK) {
         snprintf(r->msg, sizeof(r->msg), "signing BATCH_FIN failed");
         return PH_ABORT;

@@ -239,8 +239,7 @@ void hxd_responder_on_req(struct hxd *d, const struct hx_uuid *peer, const uint8
     resp.n_kem = hxd_source_parts(&b, true, resp.kem);
     if (hxd_batch_combine(d, &b) != HX_OK || hxd_batch_tag(&b, "responder", tag_r) != HX_OK ||
         hxd_batch_tag(&b, "initiator", tag_i) != HX_OK ||
-        hx_sig_sign(d->sig_key, (const uint8_t *)HXD_CTX_RESP, strlen(HXD_CTX_RESP), b.T,
-                    sizeof(b.T), sig, sizeof(sig), &sig_len) != HX_OK ||
+        hxd_sign(d, peer, HXD_CTX_RESP, b.T, sizeof(b.T), sig, sizeof(sig), &sig_len) != HX_OK ||
         sig_len > UINT16_MAX) {
         snprintf(msg, sizeof(msg), "responder could not combine or sign the batch");
         goto refuse;

@@ -203,6 +203,8 @@ static void no_key(const struct hxd_stream *s, uint64_t pos, struct hxd_svc_resu
 {
     if (pos < s->produced) {
         position_gone(res, pos);
+    } else if (s->peer_removed) { /* a reload removed its peer node: fail_msg says so */
+        hxd_svc_fail_upstream(res, s->fail_status, s->fail_msg);
     } else if (s->peer_closed) {
         hxd_svc_fail(res, HXD_SVC_PEER_CLOSED, "peer application closed the key stream");
     } else if (s->failing && s->fail_status != 0) {

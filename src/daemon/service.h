@@ -142,6 +142,7 @@ struct hxd_svc_stream_info {
     char last_error[200]; /* failing: why */
     bool restored;
     int64_t opened_at; /* Unix time */
+    double keys_per_s; /* produced over the last minute (since opened, when younger) */
 };
 
 struct hxd_svc_peer_info {
@@ -158,6 +159,14 @@ enum hxd_svc_store {
 struct hxd_svc_status {
     struct hx_uuid node;
     int64_t cert_not_after; /* Unix time; 0: unknown */
+    int64_t ca_not_after;   /* the CA's */
+    uint32_t cert_warn_days;
+    int64_t started_at; /* Unix time */
+    uint64_t reloads, reloads_refused;
+    int64_t last_reload_at; /* 0: never */
+    char last_reload[400];
+    bool kme_configured;
+    uint64_t kme_last_at, kme_last_us, kme_last_ok; /* the last KME call (metrics.h) */
     enum hxd_svc_store store;
     struct hxd_svc_peer_info *peers; /* the trusted peers, in configuration order */
     size_t n_peers;
@@ -165,6 +174,14 @@ struct hxd_svc_status {
     size_t n_streams;
     uint64_t batches_ok, batches_failed, confirm_mismatch, store_errors;
 };
+
+/*
+ * RELOAD (hykex reload): only for identity "uid:N" with N the daemon's uid or 0 (its Unix
+ * socket); raises SIGHUP at the daemon and waits (30 s at most) for that reload's outcome:
+ * applied (result says what) or refused (res says why).
+ */
+void hxd_svc_reload(struct hxd *d, const char *identity, struct hxd_svc_result *res, char *result,
+                    size_t cap);
 
 /* A snapshot of the node for operators (hykex status); release it with hxd_svc_status_wipe. */
 HX_MUST_CHECK hx_err hxd_svc_status(struct hxd *d, struct hxd_svc_status *out);

@@ -139,7 +139,8 @@ static bool handle_json(struct conn *c, const struct hx_004_request *req, struct
         sim_close(net, c->l->kme, &id, &r);
         return add_json(out, hx_004_json_status(r.status, r.message));
     case HX_004_STATUS:
-        break; /* hykexd's own command: a KME does not know it */
+    case HX_004_RELOAD:
+        break; /* hykexd's own commands: a KME does not know them */
     }
     return add_json(out, hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "unknown command"));
 }
@@ -261,6 +262,7 @@ static void serve_bin(struct conn *c)
                 resp.status = (uint32_t)r.status;
                 break;
             case HX_004_STATUS:
+            case HX_004_RELOAD:
                 resp.status = HYKEX_STATUS_NO_QKD_CONNECTION;
                 break;
             }

@@ -854,9 +854,13 @@ def sigterm_stops_within_a_second():
 
 @test
 def check_config_refuses_bad_files():
+    # The example config names certificates the demo makes: without them it is refused.
     r = subprocess.run([f"{BIN}/hykexd", "--check-config", "-c", f"{ROOT}/nodes/Alice/config.json"],
-                       capture_output=True, text=True)
-    check(r.returncode == 0 and '"uuid": "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"' in r.stdout, r.stderr)
+                       capture_output=True, text=True, cwd=WORK)
+    check(r.returncode == 1 and "certs/node.key: missing" in r.stderr, r.stderr)
+    r = subprocess.run([f"{BIN}/hykexd", "--check-config", "-c", f"{WORK}/A.json"],
+                       capture_output=True, text=True, cwd=WORK)
+    check(r.returncode == 0 and f'"uuid": "{U["A"]}"' in r.stdout, r.stderr)
     bad = json.load(open(f"{WORK}/A.json"))
     bad["hybridization_server_address"]["port"] = 70000
     json.dump(bad, open(f"{WORK}/bad.json", "w"))
