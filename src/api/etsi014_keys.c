@@ -45,13 +45,40 @@ struct hxd_014 {
     pthread_mutex_t lock;
     pthread_cond_t wake; /* monotonic: a pair broke, or stop */
     atomic_bool stopping;
-    struct pair *pairs; /* (local, remote, direction) */
-    size_t n_pairs;
+    /* under lock: the remote SAEs (api.etsi014.remote_saes, then those the peers announced;
+     * only ever appended), and their pairs by (local, remote, direction), made with them */
+    struct hxd_014_saes remotes;
+    struct pair **pairs;
+    pthread_t manager;
+    bool manager_started;
 };
 
+/* The pair of a local and a remote SAE (lock held, or the remote's index read under it). */
 static struct pair *pair_of(struct hxd_014 *e, size_t local, size_t remote, bool master_local)
 {
-    return &e->pairs[(local * e->c->remote.n + remote) * 2 + (master_local ? 0 : 1)];
+    return e->pairs[(local * HXD_014_MAX_SAES + remote) * 2 + (master_local ? 0 : 1)];
+}
+
+/* The verdict on a call, and the pair it is about (NULL: refused, or the pair could not be
+ * made: 503). */
+static struct pair *authorize(struct hxd_014 *e, const char *caller, const char *other,
+                              bool caller_is_master, struct hxd_014_verdict *v)
+{
+    struct pair *p = NULL;
+
+    pthread_mutex_lock(&e->lock);
+    hxd_014_authorize(&e->c->local, &e->remotes, caller, other, v);
+    if (v->http == 0) {
+        p = pair_of(e, (size_t)v->local, (size_t)v->remote, caller_is_master);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return p;
+}
+
+/* The remote SAE of a pair (its entry never moves). */
+static const struct hxd_014_sae *remote_of(const struct pair *p)
+{
+    return &p->e->remotes.saes[p->remote];
 }
 
 static void set_error(struct pair *p, const char *msg)
@@ -119,8 +146,8 @@ static void open_pair(struct pair *p)
     hx_info("ETSI 014 pair stream open",
             HX_F_STR("stream", id) HX_F_STR("master", p->master_local
                                                           ? e->c->local.saes[p->local].id
-                                                          : e->c->remote.saes[p->remote].id)
-                HX_F_STR("slave", p->master_local ? e->c->remote.saes[p->remote].id
+                                                          : remote_of(p)->id)
+                HX_F_STR("slave", p->master_local ? remote_of(p)->id
                                                   : e->c->local.saes[p->local].id));
 }
 
@@ -158,14 +185,16 @@ static void pair_broken(struct pair *p)
     pthread_mutex_unlock(&p->e->lock);
 }
 
-/* The pair's key-ID key, if its stream is open. */
-static bool pair_kid(struct pair *p, uint8_t kid[HXD_014_KID_LEN])
+/* The pair's key-ID key, if its stream is open; else why not (why_len bytes, may be NULL). */
+static bool pair_kid(struct pair *p, uint8_t kid[HXD_014_KID_LEN], char *why, size_t why_len)
 {
     bool ok;
 
     pthread_mutex_lock(&p->e->lock);
     if ((ok = p->ready)) {
         memcpy(kid, p->kid, HXD_014_KID_LEN);
+    } else if (why != NULL) {
+        snprintf(why, why_len, "%s", p->last_error);
     }
     pthread_mutex_unlock(&p->e->lock);
     return ok;
@@ -181,10 +210,106 @@ static void make_uri(char *out, size_t cap, const struct hx_uuid *node,
              c->method, c->key_sources);
 }
 
+/* A new pair and its opener (lock held). */
+static hx_err new_pair(struct hxd_014 *e, size_t l, size_t r, bool master_local)
+{
+    const struct hxd_014_sae *ls = &e->c->local.saes[l], *rs = &e->remotes.saes[r];
+    const struct hx_uuid *me = &e->cfg->uuid;
+    struct pair *p = calloc(1, sizeof(*p));
+
+    if (p == NULL || (p->kid = hx_secure_alloc(HXD_014_KID_LEN)) == NULL) {
+        free(p);
+        return HX_ERR_NOMEM;
+    }
+    p->e = e;
+    p->local = l;
+    p->remote = r;
+    p->master_local = master_local;
+    if (master_local) {
+        hxd_014_pair_ksid(ls->id, me, rs->id, &rs->node, &p->ksid);
+        make_uri(p->src, sizeof(p->src), me, e->c);
+        make_uri(p->dst, sizeof(p->dst), &rs->node, e->c);
+    } else {
+        hxd_014_pair_ksid(rs->id, &rs->node, ls->id, me, &p->ksid);
+        make_uri(p->src, sizeof(p->src), &rs->node, e->c);
+        make_uri(p->dst, sizeof(p->dst), me, e->c);
+    }
+    if (pthread_mutex_init(&p->take, NULL) != 0) {
+        hx_secure_free(p->kid, HXD_014_KID_LEN);
+        free(p);
+        return HX_ERR_NOMEM;
+    }
+    p->take_init = true;
+    /* in the table before its thread runs: stop finds it either way */
+    e->pairs[(l * HXD_014_MAX_SAES + r) * 2 + (master_local ? 0 : 1)] = p;
+    p->started = pthread_create(&p->thread, NULL, opener_main, p) == 0;
+    return p->started ? HX_OK : HX_ERR_NOMEM;
+}
+
+/* A remote SAE and its pairs with every local SAE (lock held). */
+static hx_err add_remote(struct hxd_014 *e, const struct hxd_014_sae *sae)
+{
+    size_t r = e->remotes.n;
+    hx_err err;
+
+    if (r == HXD_014_MAX_SAES) {
+        return HX_ERR_TOO_LARGE;
+    }
+    e->remotes.saes[r] = *sae;
+    e->remotes.n++;
+    for (size_t l = 0; l < e->c->local.n; l++) {
+        if ((err = new_pair(e, l, r, true)) != HX_OK || (err = new_pair(e, l, r, false)) != HX_OK) {
+            return err;
+        }
+    }
+    return HX_OK;
+}
+
+/* How often the node announces its SAEs to its peers and takes in theirs. */
+#define ANNOUNCE_MS 2000
+
+/*
+ * The manager: announces this node's SAEs to the peers (again every ANNOUNCE_MS: a link that
+ * comes back hears them within that), and makes pairs for the SAEs the peers announced.
+ */
+static void *manager_main(void *arg)
+{
+    struct hxd_014 *e = arg;
+    struct hxd_014_sae *learned = calloc(HXD_014_MAX_SAES, sizeof(*learned));
+
+    while (learned != NULL && !e->stopping) {
+        hxd_svc_014_announce(e->d);
+        size_t n = hxd_svc_014_learned(e->d, learned, HXD_014_MAX_SAES);
+        pthread_mutex_lock(&e->lock);
+        for (size_t i = 0; i < n; i++) {
+            if (hxd_014_sae_index(&e->remotes, learned[i].id) >= 0) {
+                continue; /* known: from the configuration, or announced before */
+            }
+            hx_err err = add_remote(e, &learned[i]);
+            char node[HX_UUID_STR_LEN + 1];
+            hx_uuid_format(&learned[i].node, node);
+            if (err != HX_OK) {
+                hx_warn_r(err, "ETSI 014: cannot take an SAE announced by a peer",
+                          HX_F_STR("sae", learned[i].id) HX_F_STR("peer", node));
+            } else {
+                hx_info("ETSI 014: SAE learned from a peer",
+                        HX_F_STR("sae", learned[i].id) HX_F_STR("peer", node));
+            }
+        }
+        if (!e->stopping) {
+            (void)hx_cond_wait_until(&e->wake, &e->lock, hx_deadline_in_ms(ANNOUNCE_MS));
+        }
+        pthread_mutex_unlock(&e->lock);
+    }
+    free(learned);
+    return NULL;
+}
+
 hx_err hxd_014_keys_start(struct hxd *d, struct hxd_014 **out)
 {
     const struct hxd_config *cfg = hxd_svc_config(d);
     struct hxd_014 *e = calloc(1, sizeof(*e));
+    hx_err err = HX_OK;
 
     *out = NULL;
     if (e == NULL) {
@@ -193,47 +318,24 @@ hx_err hxd_014_keys_start(struct hxd *d, struct hxd_014 **out)
     e->d = d;
     e->cfg = cfg;
     e->c = &cfg->e014;
-    e->n_pairs = e->c->local.n * e->c->remote.n * 2;
     pthread_mutex_init(&e->lock, NULL);
     if (hx_cond_init_monotonic(&e->wake) != HX_OK ||
-        (e->n_pairs > 0 && (e->pairs = calloc(e->n_pairs, sizeof(*e->pairs))) == NULL)) {
+        (e->pairs = calloc(e->c->local.n * HXD_014_MAX_SAES * 2, sizeof(*e->pairs))) == NULL) {
         pthread_mutex_destroy(&e->lock);
         free(e);
         return HX_ERR_NOMEM;
     }
-    for (size_t l = 0; l < e->c->local.n; l++) {
-        for (size_t r = 0; r < e->c->remote.n; r++) {
-            for (int dir = 0; dir < 2; dir++) {
-                struct pair *p = pair_of(e, l, r, dir == 0);
-                const struct hxd_014_sae *ls = &e->c->local.saes[l], *rs = &e->c->remote.saes[r];
-                p->e = e;
-                p->local = l;
-                p->remote = r;
-                p->master_local = dir == 0;
-                p->take_init = pthread_mutex_init(&p->take, NULL) == 0;
-                if ((p->kid = hx_secure_alloc(HXD_014_KID_LEN)) == NULL) {
-                    hxd_014_keys_stop(e);
-                    return HX_ERR_NOMEM;
-                }
-                if (p->master_local) {
-                    hxd_014_pair_ksid(ls->id, &cfg->uuid, rs->id, &rs->node, &p->ksid);
-                    make_uri(p->src, sizeof(p->src), &cfg->uuid, e->c);
-                    make_uri(p->dst, sizeof(p->dst), &rs->node, e->c);
-                } else {
-                    hxd_014_pair_ksid(rs->id, &rs->node, ls->id, &cfg->uuid, &p->ksid);
-                    make_uri(p->src, sizeof(p->src), &rs->node, e->c);
-                    make_uri(p->dst, sizeof(p->dst), &cfg->uuid, e->c);
-                }
-            }
-        }
+    pthread_mutex_lock(&e->lock);
+    for (size_t r = 0; r < e->c->remote.n && err == HX_OK; r++) {
+        err = add_remote(e, &e->c->remote.saes[r]);
     }
-    for (size_t i = 0; i < e->n_pairs; i++) {
-        struct pair *p = &e->pairs[i];
-        p->started = pthread_create(&p->thread, NULL, opener_main, p) == 0;
-        if (!p->started) {
-            hxd_014_keys_stop(e);
-            return HX_ERR_NOMEM;
-        }
+    pthread_mutex_unlock(&e->lock);
+    if (err == HX_OK) {
+        e->manager_started = pthread_create(&e->manager, NULL, manager_main, e) == 0;
+    }
+    if (err != HX_OK || !e->manager_started) {
+        hxd_014_keys_stop(e);
+        return err != HX_OK ? err : HX_ERR_NOMEM;
     }
     *out = e;
     return HX_OK;
@@ -248,16 +350,22 @@ void hxd_014_keys_stop(struct hxd_014 *e)
     e->stopping = true;
     pthread_cond_broadcast(&e->wake);
     pthread_mutex_unlock(&e->lock);
-    for (size_t i = 0; i < e->n_pairs; i++) {
-        if (e->pairs[i].started) {
-            pthread_join(e->pairs[i].thread, NULL);
+    if (e->manager_started) {
+        pthread_join(e->manager, NULL);
+    }
+    for (size_t i = 0; i < e->c->local.n * HXD_014_MAX_SAES * 2; i++) {
+        struct pair *p = e->pairs[i];
+        if (p == NULL) {
+            continue;
         }
-        if (e->pairs[i].take_init) {
-            pthread_mutex_destroy(&e->pairs[i].take);
+        if (p->started) {
+            pthread_join(p->thread, NULL);
         }
-        if (e->pairs[i].kid != NULL) {
-            hx_secure_free(e->pairs[i].kid, HXD_014_KID_LEN);
+        if (p->take_init) {
+            pthread_mutex_destroy(&p->take);
         }
+        hx_secure_free(p->kid, HXD_014_KID_LEN);
+        free(p);
     }
     free(e->pairs);
     pthread_cond_destroy(&e->wake);
@@ -318,13 +426,15 @@ int hxd_014_status(struct hxd_014 *e, const char *caller, const char *slave, str
     char me[HX_UUID_STR_LEN + 1], peer[HX_UUID_STR_LEN + 1];
     int rc;
 
-    hxd_014_authorize(e->c, caller, slave, &v);
+    p = authorize(e, caller, slave, true, &v);
     if ((rc = refused(&v, slave, w)) != 0) {
         return rc;
     }
-    p = pair_of(e, (size_t)v.local, (size_t)v.remote, true);
+    if (p == NULL) {
+        return error_reply(w, 503, "this SAE pair could not be set up", slave);
+    }
     hx_uuid_format(&e->cfg->uuid, me);
-    hx_uuid_format(&e->c->remote.saes[v.remote].node, peer);
+    hx_uuid_format(&remote_of(p)->node, peer);
     if ((o = json_object_new_object()) == NULL) {
         return error_reply(w, 503, "out of memory", NULL);
     }
@@ -360,12 +470,15 @@ int hxd_014_enc_keys(struct hxd_014 *e, const char *caller, const char *slave,
     uint8_t kid[HXD_014_KID_LEN];
     uint32_t number = rq->number != 0 ? rq->number : 1;
     uint32_t bits = rq->size_bits != 0 ? rq->size_bits : e->c->key_size_bits;
-    char detail[120];
+    char detail[120], why[200];
     int rc;
 
-    hxd_014_authorize(e->c, caller, slave, &v);
+    p = authorize(e, caller, slave, true, &v);
     if ((rc = refused(&v, slave, w)) != 0) {
         return rc;
+    }
+    if (p == NULL) {
+        return error_reply(w, 503, "this SAE pair could not be set up", slave);
     }
     if (rq->extension_mandatory) {
         return error_reply(w, 400, "extension_mandatory: no extension is supported",
@@ -386,10 +499,8 @@ int hxd_014_enc_keys(struct hxd_014 *e, const char *caller, const char *slave,
                  MIN_KEY_BITS, e->c->key_size_bits);
         return error_reply(w, 400, "size is not valid", detail);
     }
-    p = pair_of(e, (size_t)v.local, (size_t)v.remote, true);
-    if (!pair_kid(p, kid)) {
-        return error_reply(w, 503, "the key stream to the slave SAE's node is not open yet",
-                           p->last_error);
+    if (!pair_kid(p, kid, why, sizeof(why))) {
+        return error_reply(w, 503, "the key stream to the slave SAE's node is not open yet", why);
     }
     hx_writer_reset(w);
     if (hx_014_write_keys_begin(w) != HX_OK) {
@@ -446,8 +557,10 @@ static int unknown_id(struct hxd_014 *e, const struct hxd_014_verdict *v, const 
     uint32_t size;
 
     for (size_t l = 0; l < e->c->local.n; l++) {
+        pthread_mutex_lock(&e->lock);
         struct pair *o = pair_of(e, l, (size_t)v->remote, false);
-        bool theirs = l != (size_t)v->local && pair_kid(o, kid) &&
+        pthread_mutex_unlock(&e->lock);
+        bool theirs = l != (size_t)v->local && o != NULL && pair_kid(o, kid, NULL, 0) &&
                       hxd_014_key_id_open(kid, id, &pos, &size) == HX_OK;
         OPENSSL_cleanse(kid, sizeof(kid));
         if (theirs) {
@@ -467,20 +580,22 @@ int hxd_014_dec_keys(struct hxd_014 *e, const char *caller, const char *master,
     uint8_t kid[HXD_014_KID_LEN];
     uint64_t pos[HX_014_MAX_KEYS];
     uint32_t size[HX_014_MAX_KEYS];
-    char text[HX_UUID_STR_LEN + 1];
+    char text[HX_UUID_STR_LEN + 1], why[200];
     int rc;
 
-    hxd_014_authorize(e->c, caller, master, &v);
+    p = authorize(e, caller, master, false, &v);
     if ((rc = refused(&v, master, w)) != 0) {
         return rc;
+    }
+    if (p == NULL) {
+        return error_reply(w, 503, "this SAE pair could not be set up", master);
     }
     if (n == 0 || n > e->c->max_keys_per_request || n > HX_014_MAX_KEYS) {
         return error_reply(w, 400, "too many key IDs", "max_key_per_request");
     }
-    p = pair_of(e, (size_t)v.local, (size_t)v.remote, false);
-    if (!pair_kid(p, kid)) {
+    if (!pair_kid(p, kid, why, sizeof(why))) {
         return error_reply(w, 503, "the key stream from the master SAE's node is not open yet",
-                           p->last_error);
+                           why);
     }
     /* Every id checked before any key moves. */
     for (size_t i = 0; i < n; i++) {

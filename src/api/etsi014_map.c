@@ -127,43 +127,33 @@ hx_err hxd_014_key_id_open(const uint8_t kid[HXD_014_KID_LEN], const struct hx_u
     return HX_OK;
 }
 
-int hxd_014_local_index(const struct hxd_014_config *c, const char *sae)
+int hxd_014_sae_index(const struct hxd_014_saes *l, const char *sae)
 {
-    for (size_t i = 0; i < c->local.n; i++) {
-        if (strcmp(c->local.saes[i].id, sae) == 0) {
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->saes[i].id, sae) == 0) {
             return (int)i;
         }
     }
     return -1;
 }
 
-int hxd_014_remote_index(const struct hxd_014_config *c, const char *sae)
-{
-    for (size_t i = 0; i < c->remote.n; i++) {
-        if (strcmp(c->remote.saes[i].id, sae) == 0) {
-            return (int)i;
-        }
-    }
-    return -1;
-}
-
-void hxd_014_authorize(const struct hxd_014_config *c, const char *caller, const char *other,
-                       struct hxd_014_verdict *v)
+void hxd_014_authorize(const struct hxd_014_saes *local, const struct hxd_014_saes *remote,
+                       const char *caller, const char *other, struct hxd_014_verdict *v)
 {
     memset(v, 0, sizeof(*v));
-    if ((v->local = hxd_014_local_index(c, caller)) < 0) {
+    if ((v->local = hxd_014_sae_index(local, caller)) < 0) {
         v->http = 401; /* not an SAE of this node: ETSI 014 "unauthorized" */
         return;
     }
-    if (hxd_014_local_index(c, other) >= 0) {
+    if (hxd_014_sae_index(local, other) >= 0) {
         v->http = 400;
         v->msg = "the other SAE is attached to this node too: keys go between SAEs of two "
                  "nodes";
         return;
     }
-    if ((v->remote = hxd_014_remote_index(c, other)) < 0) {
+    if ((v->remote = hxd_014_sae_index(remote, other)) < 0) {
         v->http = 400;
-        v->msg = "unknown SAE ID (not in api.etsi014.remote_saes)";
+        v->msg = "unknown SAE ID (attached to no peer node of this one)";
         return;
     }
 }

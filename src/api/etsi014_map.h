@@ -3,8 +3,8 @@
  * their own (tests/unit/test_etsi014_map.c). docs/etsi014.md explains the design.
  *
  * - Who may call: the caller of every 014 call is a local SAE (api.etsi014.local_saes); the
- *   other SAE named in the URL must be a remote one (api.etsi014.remote_saes), attached to a
- *   trusted peer node. Anything else: 401 for the caller, 400 for the other SAE.
+ *   other SAE named in the URL must be a remote one, attached to a trusted peer node (announced
+ *   by it, or api.etsi014.remote_saes). Anything else: 401 for the caller, 400 for the other.
  * - Each ordered SAE pair (master, slave) has its own key stream, initiated by the master's
  *   node, its id derived from the two SAE ids and the two node UUIDs, so that both nodes open
  *   the same stream without a message of their own; owned by the identity "etsi014", so no 004
@@ -46,10 +46,8 @@ HX_MUST_CHECK hx_err hxd_014_key_id_open(const uint8_t kid[HXD_014_KID_LEN],
                                          const struct hx_uuid *id, uint64_t *pos,
                                          uint32_t *size_bytes);
 
-/* A local SAE's index in api.etsi014.local_saes, or -1. */
-int hxd_014_local_index(const struct hxd_014_config *c, const char *sae);
-/* A remote SAE's index in api.etsi014.remote_saes, or -1. */
-int hxd_014_remote_index(const struct hxd_014_config *c, const char *sae);
+/* An SAE's index in a list, or -1. */
+int hxd_014_sae_index(const struct hxd_014_saes *l, const char *sae);
 
 /* Why a call is refused before any key moves: the HTTP status and the message. */
 struct hxd_014_verdict {
@@ -58,8 +56,9 @@ struct hxd_014_verdict {
     int local, remote; /* allowed: the indices of the caller and of the other SAE */
 };
 
-/* The caller (the certificate's common name) and the other SAE of a 014 URL. */
-void hxd_014_authorize(const struct hxd_014_config *c, const char *caller, const char *other,
-                       struct hxd_014_verdict *v);
+/* The caller (the certificate's common name) and the other SAE of a 014 URL, against the
+ * local SAEs and the remote ones (configured or announced by the peers). */
+void hxd_014_authorize(const struct hxd_014_saes *local, const struct hxd_014_saes *remote,
+                       const char *caller, const char *other, struct hxd_014_verdict *v);
 
 #endif

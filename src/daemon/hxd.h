@@ -217,6 +217,12 @@ struct hxd {
     int64_t cert_not_after; /* this node's certificate expiry (Unix time; 0: unknown) */
     /* lock-free counters for the metrics endpoint (metrics.h) */
     struct hxd_metrics metrics;
+    /* ETSI 014: the SAEs each trusted peer announced (SAE_LIST), by trusted-peer index, under
+     * lock (etsi014_peers.c) */
+    struct hxd_014_learned {
+        bool has;
+        struct hx_peer_sae_list list;
+    } e014_learned[HXD_MAX_PEERS];
 };
 
 /* batches (batch.c) */

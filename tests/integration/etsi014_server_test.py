@@ -116,7 +116,8 @@ def make_pki():
 def config(node):
     other = "B" if node == "A" else "A"
     local = ["SAE_A"] if node == "A" else ["SAE_B", "SAE_C"]
-    remote = {"SAE_B": U["B"], "SAE_C": U["B"]} if node == "A" else {"SAE_A": U["A"]}
+    # A knows SAE_B from its configuration and learns SAE_C from B; B learns SAE_A from A.
+    remote = {"SAE_B": U["B"]} if node == "A" else {}
     return {"uuid": U[node],
             "certificate_config": {"cert_authority_path": f"{node}/ca.crt",
                                    "cert_path": f"{node}/node.crt",
@@ -159,10 +160,10 @@ def setup():
 def check_config_shows_etsi014():
     """--check-config prints api.etsi014 with its SAEs; a remote SAE on a node that is not a
     trusted peer, and a port without certificates, are refused with the key named."""
-    r = subprocess.run([f"{BIN}/hykexd", "--check-config", "-c", f"{WORK}/B.json"],
+    r = subprocess.run([f"{BIN}/hykexd", "--check-config", "-c", f"{WORK}/A.json"],
                        capture_output=True, text=True, cwd=WORK, timeout=30)
     eff = json.loads(r.stdout)["api"]["etsi014"]
-    check(eff["local_saes"] == ["SAE_B", "SAE_C"] and eff["remote_saes"] == {"SAE_A": U["A"]}
+    check(eff["local_saes"] == ["SAE_A"] and eff["remote_saes"] == {"SAE_B": U["B"]}
           and eff["key_size"] == 256, f"effective: {eff}")
     bad = config("A")
     bad["api"]["etsi014"]["remote_saes"] = {"SAE_B": str(uuid.uuid4())}
@@ -222,9 +223,20 @@ def enc_post_requests_dec_get_curl():
 
 
 @test
+def saes_learned_over_peer_links():
+    """Node B has no remote_saes in its configuration: it learned SAE_A from node A's SAE_LIST,
+    and node A learned SAE_C (not configured there) from B's. Both log it."""
+    for node, sae in (("B", "SAE_A"), ("A", "SAE_C")):
+        log = open(f"{WORK}/{node}.log").read()
+        check("SAE learned from a peer" in log and f"sae={sae}" in log,
+              f"{node} should log that it learned {sae}")
+
+
+@test
 def other_direction_and_second_slave():
     """B's SAEs are masters too (streams initiated by node B), and SAE_C at B is a slave of
-    SAE_A on its own stream: every pair gets its own identical keys."""
+    SAE_A on its own stream (a pair both nodes learned over the peer link): every pair gets its
+    own identical keys."""
     code, reply = py("SAE_B", "enc_keys", "SAE_A", params={"number": 1})
     master = keys_of(reply)
     code2, reply2 = py("SAE_A", "dec_keys", "SAE_B", "POST",

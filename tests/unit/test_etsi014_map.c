@@ -133,7 +133,7 @@ static void key_id_refusals(void **state)
 
 static void authorize(void **state)
 {
-    static struct hxd_014_config c;
+    static struct hxd_014_config c; /* local and remote SAEs as the 014 server holds them */
     struct hxd_014_verdict v;
 
     (void)state;
@@ -147,22 +147,24 @@ static void authorize(void **state)
     c.remote.saes[1].node = node_a;
     c.remote.n = 2;
 
-    hxd_014_authorize(&c, "SAE_C", "SAE_D", &v);
+    hxd_014_authorize(&c.local, &c.remote, "SAE_C", "SAE_D", &v);
     assert_int_equal(v.http, 0);
     assert_int_equal(v.local, 1);
     assert_int_equal(v.remote, 1);
-    hxd_014_authorize(&c, "SAE_X", "SAE_A", &v); /* not attached here */
+    hxd_014_authorize(&c.local, &c.remote, "SAE_X", "SAE_A", &v); /* not attached here */
     assert_int_equal(v.http, 401);
-    hxd_014_authorize(&c, "SAE_A", "SAE_B", &v); /* a remote SAE calling this node */
+    hxd_014_authorize(&c.local, &c.remote, "SAE_A", "SAE_B", &v); /* a remote SAE calling this node */
     assert_int_equal(v.http, 401);
-    hxd_014_authorize(&c, "SAE_B", "SAE_C", &v); /* both here */
+    hxd_014_authorize(&c.local, &c.remote, "SAE_B", "SAE_C", &v); /* both here */
     assert_int_equal(v.http, 400);
     assert_non_null(strstr(v.msg, "this node"));
-    hxd_014_authorize(&c, "SAE_B", "SAE_Q", &v);
+    hxd_014_authorize(&c.local, &c.remote, "SAE_B", "SAE_Q", &v);
     assert_int_equal(v.http, 400);
     assert_non_null(strstr(v.msg, "unknown SAE ID"));
-    hxd_014_authorize(&c, "sae_b", "SAE_A", &v); /* ids are case-sensitive */
+    hxd_014_authorize(&c.local, &c.remote, "sae_b", "SAE_A", &v); /* ids are case-sensitive */
     assert_int_equal(v.http, 401);
+    assert_int_equal(hxd_014_sae_index(&c.remote, "SAE_D"), 1);
+    assert_int_equal(hxd_014_sae_index(&c.remote, "SAE_B"), -1);
 }
 
 int main(void)
