@@ -1,8 +1,9 @@
 /*
  * hykexd's ETSI 014 request parsers (proto/etsi014.c) on arbitrary bytes. Byte 0 picks one:
  * 0 the enc_keys POST body, 1 the dec_keys POST body, 2 the enc_keys GET query, 3 the dec_keys
- * GET query (parameters as "key=value" lines, as the HTTP library hands them over). The rest is
- * the input. Every accepted request is checked against its limits; the key IDs of an accepted
+ * GET query (parameters as "key=value" lines, as the HTTP library hands them over), 4 the peer
+ * message that carries a node's SAEs (SAE_LIST, proto/peer.c: what it accepts encodes to the
+ * same bytes). The rest is the input. Every accepted request is checked against its limits; the key IDs of an accepted
  * dec_keys request go through the reply writer and back through hykexd's own 014 client
  * parser (source/qkd014.c), which must read the same ids and key bytes.
  */
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "proto/etsi014.h"
+#include "proto/peer.h"
 #include "source/qkd014.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -44,6 +46,27 @@ static void round_trip(const struct hx_uuid *ids, size_t n)
     for (size_t i = 0; i < n; i++) {
         memset(key, (int)i, sizeof(key));
         if (!hx_uuid_equal(&ids[i], &back[i]) || memcmp(got + i * 16, key, 16) != 0) {
+            abort();
+        }
+    }
+    hx_writer_wipe(&w);
+}
+
+static void sae_list(const uint8_t *p, size_t len)
+{
+    static struct hx_peer_sae_list m;
+    struct hx_writer w;
+
+    if (hx_peer_decode_sae_list(p, len, &m) != HX_OK) {
+        return;
+    }
+    hx_writer_init_dynamic(&w, len + 16);
+    if (m.n > HX_PEER_MAX_SAES || hx_peer_encode_sae_list(&w, &m) != HX_OK || w.len != len ||
+        (len > 0 && memcmp(w.data, p, len) != 0)) {
+        abort();
+    }
+    for (size_t i = 0; i < m.n; i++) {
+        if (strnlen(m.ids[i], sizeof(m.ids[i])) == sizeof(m.ids[i])) {
             abort();
         }
     }
@@ -93,7 +116,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     memcpy(text, data + 1, size - 1);
     text[size - 1] = '\0';
-    switch (data[0] % 4) {
+    switch (data[0] % 5) {
+    case 4:
+        sae_list(data + 1, size - 1);
+        break;
     case 0:
         if (hx_014_parse_key_req(text, size - 1, &rq, &prob) == HX_OK &&
             (rq.number > (1u << 30) || rq.size_bits > (1u << 30))) {
@@ -114,7 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
         break;
-    default:
+    case 3:
         if (hx_014_parse_key_id_query(params, split_params(text, params), ids, MAX_IDS, &n,
                                       &prob) == HX_OK) {
             if (n == 0 || n > MAX_IDS) {
