@@ -128,8 +128,7 @@ static void open_pair(struct pair *p)
         hxd_svc_close(e->d, &p->ksid, HXD_014_IDENTITY, &cres);
         return;
     }
-    hx_err r = hxd_014_kid_derive(hx_secret_data(gres.key), hx_secret_len(gres.key), &p->ksid,
-                                  kid);
+    hx_err r = hxd_014_kid_derive(hx_secret_data(gres.key), hx_secret_len(gres.key), &p->ksid, kid);
     hx_secret_free(gres.key);
     if (r != HX_OK) {
         set_error(p, "cannot derive the key-ID key");
@@ -143,12 +142,11 @@ static void open_pair(struct pair *p)
     pthread_mutex_unlock(&e->lock);
     OPENSSL_cleanse(kid, sizeof(kid));
     hx_uuid_format(&p->ksid, id);
-    hx_info("ETSI 014 pair stream open",
-            HX_F_STR("stream", id) HX_F_STR("master", p->master_local
-                                                          ? e->c->local.saes[p->local].id
-                                                          : remote_of(p)->id)
-                HX_F_STR("slave", p->master_local ? remote_of(p)->id
-                                                  : e->c->local.saes[p->local].id));
+    hx_info(
+        "ETSI 014 pair stream open",
+        HX_F_STR("stream", id) HX_F_STR(
+            "master", p->master_local ? e->c->local.saes[p->local].id : remote_of(p)->id)
+            HX_F_STR("slave", p->master_local ? remote_of(p)->id : e->c->local.saes[p->local].id));
 }
 
 static void *opener_main(void *arg)
@@ -452,8 +450,8 @@ int hxd_014_status(struct hxd_014 *e, const char *caller, const char *slave, str
     json_object_object_add(o, "min_key_size", json_object_new_int(MIN_KEY_BITS));
     json_object_object_add(o, "max_SAE_ID_count", json_object_new_int(0));
     hx_writer_reset(w);
-    const char *text = json_object_to_json_string_ext(
-        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    const char *text =
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     rc = hx_write_bytes(w, text, strlen(text)) == HX_OK ? 200 : 503;
     json_object_put(o);
     return rc;
@@ -634,8 +632,7 @@ int hxd_014_dec_keys(struct hxd_014 *e, const char *caller, const char *master,
             goto out;
         }
         hx_err r = size[i] <= hx_secret_len(res.key)
-                       ? hx_014_write_keys_add(w, i == 0, &ids[i], hx_secret_data(res.key),
-                                               size[i])
+                       ? hx_014_write_keys_add(w, i == 0, &ids[i], hx_secret_data(res.key), size[i])
                        : HX_ERR_BAD_VALUE;
         hx_secret_free(res.key);
         if (r != HX_OK) {

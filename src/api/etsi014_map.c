@@ -18,8 +18,12 @@ void hxd_014_pair_ksid(const char *master, const struct hx_uuid *master_node, co
     static const char label[] = "hykex etsi014 pair stream v1";
     uint8_t ml = (uint8_t)strlen(master), sl = (uint8_t)strlen(slave), h[32];
     struct hx_iov parts[] = {
-        {label, sizeof(label)}, {master_node->b, 16}, {slave_node->b, 16},
-        {&ml, 1},               {master, ml},         {&sl, 1},
+        {label, sizeof(label)},
+        {master_node->b, 16},
+        {slave_node->b, 16},
+        {&ml, 1},
+        {master, ml},
+        {&sl, 1},
         {slave, sl},
     };
 
@@ -147,8 +151,9 @@ void hxd_014_authorize(const struct hxd_014_saes *local, const struct hxd_014_sa
     }
     if (hxd_014_sae_index(local, other) >= 0) {
         v->http = 400;
-        v->msg = "the other SAE is attached to this node too: keys go between SAEs of two "
-                 "nodes";
+        v->msg =
+            "the other SAE is attached to this node too: keys go between SAEs of two "
+            "nodes";
         return;
     }
     if ((v->remote = hxd_014_sae_index(remote, other)) < 0) {

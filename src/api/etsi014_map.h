@@ -35,8 +35,7 @@ void hxd_014_pair_ksid(const char *master, const struct hx_uuid *master_node, co
                        const struct hx_uuid *slave_node, struct hx_uuid *out);
 
 /* The key-ID cipher's key from the stream's key at position 0 (any length from 16 bytes). */
-HX_MUST_CHECK hx_err hxd_014_kid_derive(const uint8_t *key0, size_t len,
-                                        const struct hx_uuid *ksid,
+HX_MUST_CHECK hx_err hxd_014_kid_derive(const uint8_t *key0, size_t len, const struct hx_uuid *ksid,
                                         uint8_t kid[HXD_014_KID_LEN]);
 /* The key_ID of position pos (1..HXD_014_MAX_POS) with size_bytes (1..65535). */
 HX_MUST_CHECK hx_err hxd_014_key_id_make(const uint8_t kid[HXD_014_KID_LEN], uint64_t pos,
@@ -51,8 +50,8 @@ int hxd_014_sae_index(const struct hxd_014_saes *l, const char *sae);
 
 /* Why a call is refused before any key moves: the HTTP status and the message. */
 struct hxd_014_verdict {
-    int http;        /* 0: allowed; 401 or 400 */
-    const char *msg; /* 400: for the reply */
+    int http;          /* 0: allowed; 401 or 400 */
+    const char *msg;   /* 400: for the reply */
     int local, remote; /* allowed: the indices of the caller and of the other SAE */
 };
 

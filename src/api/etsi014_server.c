@@ -86,8 +86,7 @@ static bool caller_sae(struct evhttp_request *req, char *out, size_t cap)
         return false; /* none, or two common names: which one would be the SAE? */
     }
     int n = X509_NAME_get_text_by_NID(name, NID_commonName, out, (int)cap);
-    return n > 0 && (size_t)n < cap && strlen(out) == (size_t)n &&
-           hx_014_sae_id_ok(out, (size_t)n);
+    return n > 0 && (size_t)n < cap && strlen(out) == (size_t)n && hx_014_sae_id_ok(out, (size_t)n);
 }
 
 static hx_err make_ctx(struct hxd_014_server *s, char *why, size_t why_len)
@@ -182,7 +181,8 @@ static bool query_params(struct evhttp_request *req, struct evkeyvalq *kv,
     if (evhttp_parse_query_str(q, kv) != 0) {
         return false;
     }
-    TAILQ_FOREACH (e, kv, next) {
+    TAILQ_FOREACH(e, kv, next)
+    {
         if (*n == MAX_PARAMS) {
             return false;
         }
@@ -307,8 +307,7 @@ static void handle(struct evhttp_request *req, void *arg)
         goto out;
     }
     if (!split_path(u != NULL ? evhttp_uri_get_path(u) : NULL, sae, sizeof(sae), &op) ||
-        (strcmp(op, "status") != 0 && strcmp(op, "enc_keys") != 0 &&
-         strcmp(op, "dec_keys") != 0)) {
+        (strcmp(op, "status") != 0 && strcmp(op, "enc_keys") != 0 && strcmp(op, "dec_keys") != 0)) {
         code = 404;
         goto out;
     }
@@ -340,8 +339,8 @@ static void handle(struct evhttp_request *req, void *arg)
         code = dec_keys(s, req, caller, sae, params, n_params, &w);
     }
 out:
-    hx_debug("ETSI 014 request", HX_F_STR("sae", caller) HX_F_STR("call", op)
-                                     HX_F_I64("http", code));
+    hx_debug("ETSI 014 request",
+             HX_F_STR("sae", caller) HX_F_STR("call", op) HX_F_I64("http", code));
     reply(req, code, code == 401 ? NULL : &w);
     hx_writer_wipe(&w);
     evhttp_clear_headers(&kv);
@@ -373,8 +372,7 @@ static hx_err start_loop(struct hxd_014_server *s, struct loop *l)
     }
     if (evutil_make_socket_nonblocking(fd) != 0 ||
         (lis = evconnlistener_new(l->base, NULL, NULL,
-                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd)) ==
-            NULL) {
+                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd)) == NULL) {
         close(fd);
         return HX_ERR_IO;
     }
@@ -401,8 +399,7 @@ static void use_threads(void)
     threads_rc = evthread_use_pthreads(); /* loopbreak from another thread */
 }
 
-hx_err hxd_014_server_start(struct hxd *d, struct hxd_014_server **out, char *why,
-                            size_t why_len)
+hx_err hxd_014_server_start(struct hxd *d, struct hxd_014_server **out, char *why, size_t why_len)
 {
     const struct hxd_config *cfg = hxd_svc_config(d);
     struct hxd_014_server *s;
@@ -442,8 +439,7 @@ hx_err hxd_014_server_start(struct hxd *d, struct hxd_014_server **out, char *wh
     }
     for (size_t i = 0; i < s->n_loops; i++) {
         if ((e = start_loop(s, &s->loops[i])) != HX_OK) {
-            snprintf(why, why_len, "api.etsi014: cannot start an event loop: %s",
-                     hx_strerror(e));
+            snprintf(why, why_len, "api.etsi014: cannot start an event loop: %s", hx_strerror(e));
             hxd_014_server_stop(s);
             return e;
         }

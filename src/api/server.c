@@ -42,7 +42,7 @@ struct hxd_api {
     int tcp_fd, unix_fd, tls_fd;
     pthread_t tcp_thread, unix_thread, tls_thread;
     bool tcp_started, unix_started, tls_started;
-    SSL_CTX *tls; /* the mutual-TLS API (api.tls.*), or NULL */
+    SSL_CTX *tls;                /* the mutual-TLS API (api.tls.*), or NULL */
     struct hxd_014_server *e014; /* the ETSI 014 server (api.etsi014.*), or NULL */
     pthread_mutex_t lock;
     pthread_cond_t idle;

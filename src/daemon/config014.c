@@ -6,8 +6,7 @@
 
 #include "proto/uri.h"
 
-static hx_err add_sae(struct hxd_014_saes *l, const char *id, size_t len, char *why,
-                      size_t why_len)
+static hx_err add_sae(struct hxd_014_saes *l, const char *id, size_t len, char *why, size_t why_len)
 {
     if (!hx_014_sae_id_ok(id, len)) {
         snprintf(why, why_len,
@@ -142,8 +141,8 @@ hx_err hxd_014_config_check(const struct hxd_config *cfg, const char *path, char
         }
         for (size_t j = 0; j < c->local.n; j++) {
             if (strcmp(c->local.saes[j].id, r->id) == 0) {
-                snprintf(why, why_len,
-                         "%s: key 'api.etsi014': SAE '%s' is both local and remote", path, r->id);
+                snprintf(why, why_len, "%s: key 'api.etsi014': SAE '%s' is both local and remote",
+                         path, r->id);
                 return HX_ERR_CONFIG;
             }
         }

@@ -22,7 +22,7 @@ hx_err hxd_014_parse_remote(struct json_object *v, void *field, char *why, size_
 struct json_object *hxd_014_print_remote(const void *field);
 
 /* With api.etsi014.port set: everything it needs, consistent; why names the key. */
-HX_MUST_CHECK hx_err hxd_014_config_check(const struct hxd_config *cfg, const char *path,
-                                          char *why, size_t why_len);
+HX_MUST_CHECK hx_err hxd_014_config_check(const struct hxd_config *cfg, const char *path, char *why,
+                                          size_t why_len);
 
 #endif

@@ -40,7 +40,8 @@ void hxd_014_on_sae_list(struct hxd *d, const struct hx_uuid *peer, const uint8_
     d->e014_learned[i].has = true;
     pthread_mutex_unlock(&d->lock);
     if (changed) {
-        hx_info("ETSI 014 SAEs announced by a peer", HX_F_UUID("peer", peer) HX_F_U64("saes", m->n));
+        hx_info("ETSI 014 SAEs announced by a peer",
+                HX_F_UUID("peer", peer) HX_F_U64("saes", m->n));
     }
     free(m);
 }

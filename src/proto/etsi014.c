@@ -94,8 +94,7 @@ hx_err hx_014_parse_key_req(const char *body, size_t len, struct hx_014_key_req 
     json_object_object_foreach (o, k, v) {
         if (strcmp(k, "number") == 0 || strcmp(k, "size") == 0) {
             if (!json_number(v, k[0] == 'n' ? &out->number : &out->size_bits)) {
-                e = problem(prob, HX_ERR_BAD_VALUE, "number and size must be integers 0..2^30",
-                            k);
+                e = problem(prob, HX_ERR_BAD_VALUE, "number and size must be integers 0..2^30", k);
                 break;
             }
         } else if (strcmp(k, "additional_slave_SAE_IDs") == 0) {
@@ -163,8 +162,7 @@ hx_err hx_014_parse_key_query(const struct hx_014_param *params, size_t n_params
             return problem(prob, HX_ERR_BAD_VALUE, "parameter given twice", k);
         }
         if (!parse_number(v, dst)) {
-            return problem(prob, HX_ERR_BAD_VALUE, "number and size must be integers 0..2^30",
-                           k);
+            return problem(prob, HX_ERR_BAD_VALUE, "number and size must be integers 0..2^30", k);
         }
         *have = true;
     }
@@ -207,8 +205,7 @@ hx_err hx_014_parse_key_ids(const char *body, size_t len, struct hx_uuid *ids, s
     for (size_t i = 0; i < json_object_array_length(list); i++) {
         struct json_object *entry = json_object_array_get_idx(list, i), *id = NULL;
         if (!json_object_is_type(entry, json_type_object)) {
-            e = problem(prob, HX_ERR_BAD_TYPE, "each key_IDs element must be an object",
-                        "key_IDs");
+            e = problem(prob, HX_ERR_BAD_TYPE, "each key_IDs element must be an object", "key_IDs");
             goto out;
         }
         json_object_object_foreach (entry, ek, ev) {
@@ -283,7 +280,7 @@ hx_err hx_014_write_error(struct hx_writer *w, const char *msg, const char *deta
         json_object_object_add(e, "message", json_object_new_string(detail));
     }
     r = put(w, json_object_to_json_string_ext(
-                             o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+                   o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 out:
     json_object_put(o);
     return r;

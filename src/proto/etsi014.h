@@ -65,9 +65,9 @@ HX_MUST_CHECK hx_err hx_014_parse_key_query(const struct hx_014_param *params, s
 HX_MUST_CHECK hx_err hx_014_parse_key_ids(const char *body, size_t len, struct hx_uuid *ids,
                                           size_t cap, size_t *n, struct hx_014_problem *prob);
 /* The dec_keys GET query: key_ID=<uuid>, one or more times (014 6.4), into ids (1..cap). */
-HX_MUST_CHECK hx_err hx_014_parse_key_id_query(const struct hx_014_param *params,
-                                               size_t n_params, struct hx_uuid *ids, size_t cap,
-                                               size_t *n, struct hx_014_problem *prob);
+HX_MUST_CHECK hx_err hx_014_parse_key_id_query(const struct hx_014_param *params, size_t n_params,
+                                               struct hx_uuid *ids, size_t cap, size_t *n,
+                                               struct hx_014_problem *prob);
 
 /* {"message": msg, "details": [{"message": detail}]} (no details when detail is ""). */
 HX_MUST_CHECK hx_err hx_014_write_error(struct hx_writer *w, const char *msg, const char *detail);
@@ -77,8 +77,9 @@ HX_MUST_CHECK hx_err hx_014_write_error(struct hx_writer *w, const char *msg, co
  * standard base64 into w, which the caller wipes), then end.
  */
 HX_MUST_CHECK hx_err hx_014_write_keys_begin(struct hx_writer *w);
-HX_MUST_CHECK hx_err hx_014_write_keys_add(struct hx_writer *w, bool first, const struct hx_uuid *id,
-                                           const uint8_t *key, size_t len);
+HX_MUST_CHECK hx_err hx_014_write_keys_add(struct hx_writer *w, bool first,
+                                           const struct hx_uuid *id, const uint8_t *key,
+                                           size_t len);
 HX_MUST_CHECK hx_err hx_014_write_keys_end(struct hx_writer *w);
 
 #endif

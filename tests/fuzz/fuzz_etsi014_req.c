@@ -3,9 +3,9 @@
  * 0 the enc_keys POST body, 1 the dec_keys POST body, 2 the enc_keys GET query, 3 the dec_keys
  * GET query (parameters as "key=value" lines, as the HTTP library hands them over), 4 the peer
  * message that carries a node's SAEs (SAE_LIST, proto/peer.c: what it accepts encodes to the
- * same bytes). The rest is the input. Every accepted request is checked against its limits; the key IDs of an accepted
- * dec_keys request go through the reply writer and back through hykexd's own 014 client
- * parser (source/qkd014.c), which must read the same ids and key bytes.
+ * same bytes). The rest is the input. Every accepted request is checked against its limits; the key
+ * IDs of an accepted dec_keys request go through the reply writer and back through hykexd's own 014
+ * client parser (source/qkd014.c), which must read the same ids and key bytes.
  */
 #include <stdbool.h>
 #include <stdint.h>

@@ -48,9 +48,10 @@ static void refused_req(const char *s, const char *want)
 
 static void key_request(void **state)
 {
-    static const char full[] = "{\"number\": 3, \"size\": 512, \"additional_slave_SAE_IDs\": "
-                               "[\"SAE_C\"], \"extension_mandatory\": [{\"a\": 1}], "
-                               "\"extension_optional\": [{\"b\": 2}]}";
+    static const char full[] =
+        "{\"number\": 3, \"size\": 512, \"additional_slave_SAE_IDs\": "
+        "[\"SAE_C\"], \"extension_mandatory\": [{\"a\": 1}], "
+        "\"extension_optional\": [{\"b\": 2}]}";
     struct hx_014_key_req rq;
     struct hx_014_problem p;
 
@@ -264,9 +265,9 @@ static void replies(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(key_request), cmocka_unit_test(key_query),
+        cmocka_unit_test(key_request),     cmocka_unit_test(key_query),
         cmocka_unit_test(key_ids_request), cmocka_unit_test(key_id_query),
-        cmocka_unit_test(sae_ids), cmocka_unit_test(replies),
+        cmocka_unit_test(sae_ids),         cmocka_unit_test(replies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

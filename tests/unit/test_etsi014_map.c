@@ -138,12 +138,12 @@ static void authorize(void **state)
 
     (void)state;
     memset(&c, 0, sizeof(c));
-    strcpy(c.local.saes[0].id, "SAE_B");
-    strcpy(c.local.saes[1].id, "SAE_C");
+    snprintf(c.local.saes[0].id, sizeof(c.local.saes[0].id), "%s", "SAE_B");
+    snprintf(c.local.saes[1].id, sizeof(c.local.saes[1].id), "%s", "SAE_C");
     c.local.n = 2;
-    strcpy(c.remote.saes[0].id, "SAE_A");
+    snprintf(c.remote.saes[0].id, sizeof(c.remote.saes[0].id), "%s", "SAE_A");
     c.remote.saes[0].node = node_a;
-    strcpy(c.remote.saes[1].id, "SAE_D");
+    snprintf(c.remote.saes[1].id, sizeof(c.remote.saes[1].id), "%s", "SAE_D");
     c.remote.saes[1].node = node_a;
     c.remote.n = 2;
 
@@ -153,7 +153,8 @@ static void authorize(void **state)
     assert_int_equal(v.remote, 1);
     hxd_014_authorize(&c.local, &c.remote, "SAE_X", "SAE_A", &v); /* not attached here */
     assert_int_equal(v.http, 401);
-    hxd_014_authorize(&c.local, &c.remote, "SAE_A", "SAE_B", &v); /* a remote SAE calling this node */
+    hxd_014_authorize(&c.local, &c.remote, "SAE_A", "SAE_B",
+                      &v); /* a remote SAE calling this node */
     assert_int_equal(v.http, 401);
     hxd_014_authorize(&c.local, &c.remote, "SAE_B", "SAE_C", &v); /* both here */
     assert_int_equal(v.http, 400);

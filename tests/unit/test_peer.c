@@ -438,7 +438,10 @@ static void sae_list(void **state)
     hx_writer_init_fixed(&w, buf, sizeof(buf));
     assert_int_equal(hx_peer_encode_sae_list(&w, &m), HX_OK);
     assert_int_equal(w.len, 2 + 1 + 5 + 1 + 5);
-    assert_memory_equal(buf, "\x00\x02\x05SAE_B\x05" "enc-2", 14);
+    assert_memory_equal(buf,
+                        "\x00\x02\x05SAE_B\x05"
+                        "enc-2",
+                        14);
     assert_int_equal(hx_peer_decode_sae_list(buf, w.len, &out), HX_OK);
     assert_memory_equal(&out, &m, sizeof(m));
     cuts_and_extra(dec_sae_list, buf, w.len);
@@ -453,9 +456,15 @@ static void sae_list(void **state)
     } bad[] = {
         {"\x00\x02\x01x\x01x", 6},
         {"\x00\x01\x00", 3},
-        {"\x00\x01\x41" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 68},
-        {"\x00\x01\x03" "a/b", 6},
-        {"\x00\x01\x03" "a b", 6},
+        {"\x00\x01\x41"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+         68},
+        {"\x00\x01\x03"
+         "a/b",
+         6},
+        {"\x00\x01\x03"
+         "a b",
+         6},
         {"\x01\x01", 2},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -489,8 +498,7 @@ int main(void)
         cmocka_unit_test(frame_header),        cmocka_unit_test(frame_limits_by_type),
         cmocka_unit_test(stream_open),         cmocka_unit_test(stream_join_and_close),
         cmocka_unit_test(batch_req),           cmocka_unit_test(batch_resp),
-        cmocka_unit_test(batch_fin_ack_query),
-        cmocka_unit_test(sae_list), /* ETSI 014 */
+        cmocka_unit_test(batch_fin_ack_query), cmocka_unit_test(sae_list), /* ETSI 014 */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
