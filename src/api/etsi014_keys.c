@@ -116,6 +116,11 @@ static void open_pair(struct pair *p)
     char id[HX_UUID_STR_LEN + 1];
 
     hxd_svc_open(e->d, &oreq, &ores);
+    if (ores.r.err == HXD_SVC_IN_USE) {
+        /* this node's end is left from before (its peer restarted, or closed it): gone, then
+         * opened again on the next round */
+        hxd_svc_close(e->d, &p->ksid, HXD_014_IDENTITY, &cres);
+    }
     if (ores.r.err != HXD_SVC_OK) {
         set_error(p, ores.r.msg);
         return;
@@ -266,6 +271,59 @@ static hx_err add_remote(struct hxd_014 *e, const struct hxd_014_sae *sae)
 /* How often the node announces its SAEs to its peers and takes in theirs. */
 #define ANNOUNCE_MS 2000
 
+/* The peers' boot ids as the manager last saw them. */
+struct boots {
+    struct hx_uuid node[HXD_MAX_PEERS], boot[HXD_MAX_PEERS];
+    size_t n;
+};
+
+/*
+ * A peer that restarted lost the key-ID keys of its pairs with this node (and, without a
+ * store, their streams): this node's ends of them are closed, and the openers open them anew
+ * with the peer. Manager thread, no lock held.
+ */
+static void peer_restarted(struct hxd_014 *e, const struct hx_uuid *node)
+{
+    size_t cap = e->c->local.n * HXD_014_MAX_SAES * 2;
+
+    for (size_t i = 0; i < cap; i++) {
+        struct hxd_svc_result res;
+        pthread_mutex_lock(&e->lock);
+        struct pair *p = e->pairs[i];
+        bool hit = p != NULL && hx_uuid_equal(&remote_of(p)->node, node);
+        pthread_mutex_unlock(&e->lock);
+        if (hit) {
+            hxd_svc_close(e->d, &p->ksid, HXD_014_IDENTITY, &res);
+            pair_broken(p);
+        }
+    }
+}
+
+static void check_boots(struct hxd_014 *e, struct boots *b)
+{
+    for (size_t i = 0; i < e->cfg->trusted.n && i < HXD_MAX_PEERS; i++) {
+        const struct hx_uuid *node = &e->cfg->trusted.peers[i].uuid;
+        struct hx_uuid boot;
+        size_t k;
+        if (!hxd_svc_014_peer_boot(e->d, node, &boot)) {
+            continue;
+        }
+        for (k = 0; k < b->n && !hx_uuid_equal(&b->node[k], node); k++) {
+        }
+        if (k == b->n) {
+            b->node[b->n] = *node;
+            b->boot[b->n++] = boot;
+            continue;
+        }
+        if (!hx_uuid_equal(&b->boot[k], &boot)) {
+            b->boot[k] = boot;
+            hx_info("ETSI 014: a peer restarted: its SAE pairs are opened anew",
+                    HX_F_UUID("peer", node));
+            peer_restarted(e, node);
+        }
+    }
+}
+
 /*
  * The manager: announces this node's SAEs to the peers (again every ANNOUNCE_MS: a link that
  * comes back hears them within that), and makes pairs for the SAEs the peers announced.
@@ -274,9 +332,11 @@ static void *manager_main(void *arg)
 {
     struct hxd_014 *e = arg;
     struct hxd_014_sae *learned = calloc(HXD_014_MAX_SAES, sizeof(*learned));
+    struct boots *boots = calloc(1, sizeof(*boots));
 
-    while (learned != NULL && !e->stopping) {
+    while (learned != NULL && boots != NULL && !e->stopping) {
         hxd_svc_014_announce(e->d);
+        check_boots(e, boots);
         size_t n = hxd_svc_014_learned(e->d, learned, HXD_014_MAX_SAES);
         pthread_mutex_lock(&e->lock);
         for (size_t i = 0; i < n; i++) {
@@ -300,6 +360,7 @@ static void *manager_main(void *arg)
         pthread_mutex_unlock(&e->lock);
     }
     free(learned);
+    free(boots);
     return NULL;
 }
 

@@ -216,7 +216,7 @@ static int enc_keys(struct hxd_014_server *s, struct evhttp_request *req, const 
                     struct hx_writer *w)
 {
     struct hx_014_key_req rq;
-    struct hx_014_problem prob;
+    struct hx_014_problem prob = {"", ""};
     hx_err e;
 
     if (evhttp_request_get_command(req) == EVHTTP_REQ_GET) {
@@ -241,7 +241,7 @@ static int dec_keys(struct hxd_014_server *s, struct evhttp_request *req, const 
                     struct hx_writer *w)
 {
     struct hx_uuid *ids = calloc(HX_014_MAX_KEYS, sizeof(*ids));
-    struct hx_014_problem prob;
+    struct hx_014_problem prob = {"", ""};
     size_t n = 0;
     hx_err e;
     int rc;

@@ -35,6 +35,7 @@ void hxd_014_on_sae_list(struct hxd *d, const struct hx_uuid *peer, const uint8_
     }
     pthread_mutex_lock(&d->lock);
     changed = !d->e014_learned[i].has || d->e014_learned[i].list.n != m->n ||
+              !hx_uuid_equal(&d->e014_learned[i].list.boot, &m->boot) ||
               memcmp(d->e014_learned[i].list.ids, m->ids, m->n * sizeof(m->ids[0])) != 0;
     d->e014_learned[i].list = *m;
     d->e014_learned[i].has = true;
@@ -55,6 +56,14 @@ void hxd_svc_014_announce(struct hxd *d)
     if (m == NULL) {
         return;
     }
+    pthread_mutex_lock(&d->lock);
+    if (hx_uuid_is_nil(&d->e014_boot) && hx_uuid_generate(&d->e014_boot) != HX_OK) {
+        pthread_mutex_unlock(&d->lock);
+        free(m);
+        return;
+    }
+    m->boot = d->e014_boot;
+    pthread_mutex_unlock(&d->lock);
     for (size_t i = 0; i < local->n && i < HX_PEER_MAX_SAES; i++) {
         memcpy(m->ids[i], local->saes[i].id, sizeof(m->ids[i]));
         m->n++;
@@ -97,4 +106,18 @@ size_t hxd_svc_014_learned(struct hxd *d, struct hxd_014_sae *out, size_t cap)
     }
     pthread_mutex_unlock(&d->lock);
     return n;
+}
+
+bool hxd_svc_014_peer_boot(struct hxd *d, const struct hx_uuid *peer, struct hx_uuid *boot)
+{
+    int i = peer_index(d, peer);
+    bool has = false;
+
+    pthread_mutex_lock(&d->lock);
+    if (i >= 0 && d->e014_learned[i].has) {
+        *boot = d->e014_learned[i].list.boot;
+        has = true;
+    }
+    pthread_mutex_unlock(&d->lock);
+    return has;
 }

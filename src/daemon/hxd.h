@@ -223,6 +223,7 @@ struct hxd {
         bool has;
         struct hx_peer_sae_list list;
     } e014_learned[HXD_MAX_PEERS];
+    struct hx_uuid e014_boot; /* this start's boot id in SAE_LIST (random, under lock) */
 };
 
 /* batches (batch.c) */

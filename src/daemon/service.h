@@ -183,6 +183,9 @@ void hxd_svc_014_announce(struct hxd *d);
 /* The SAEs the peers announced, each with its node, into out (at most cap); how many. An SAE
  * announced by two peers (the first claim stands), or that is local here, is left out. */
 size_t hxd_svc_014_learned(struct hxd *d, struct hxd_014_sae *out, size_t cap);
+/* The boot id of the peer's last SAE_LIST (it changes when the peer restarts); false: none
+ * yet. */
+bool hxd_svc_014_peer_boot(struct hxd *d, const struct hx_uuid *peer, struct hx_uuid *boot);
 
 /* The node's configuration, for the API's listeners. */
 const struct hxd_config *hxd_svc_config(const struct hxd *d);

@@ -454,7 +454,7 @@ hx_err hx_peer_encode_sae_list(struct hx_writer *w, const struct hx_peer_sae_lis
     if (m->n > HX_PEER_MAX_SAES) {
         return HX_ERR_INVALID_ARG;
     }
-    if ((e = hx_write_u16(w, m->n)) != HX_OK) {
+    if ((e = hx_write_bytes(w, m->boot.b, 16)) != HX_OK || (e = hx_write_u16(w, m->n)) != HX_OK) {
         return e;
     }
     for (size_t i = 0; i < m->n; i++) {
@@ -478,7 +478,7 @@ hx_err hx_peer_decode_sae_list(const uint8_t *p, size_t len, struct hx_peer_sae_
 
     memset(out, 0, sizeof(*out));
     hx_reader_init(&r, p, len);
-    if ((e = hx_read_u16(&r, &n)) != HX_OK) {
+    if ((e = hx_read_bytes(&r, out->boot.b, 16)) != HX_OK || (e = hx_read_u16(&r, &n)) != HX_OK) {
         return e;
     }
     if (n > HX_PEER_MAX_SAES) {

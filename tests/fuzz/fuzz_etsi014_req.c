@@ -102,7 +102,7 @@ static size_t split_params(char *text, struct hx_014_param *params)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct hx_014_key_req rq;
-    struct hx_014_problem prob;
+    struct hx_014_problem prob = {"", ""};
     struct hx_014_param params[MAX_PARAMS];
     struct hx_uuid ids[MAX_IDS];
     size_t n = 0;

@@ -117,7 +117,9 @@ def config(node):
     other = "B" if node == "A" else "A"
     local = ["SAE_A"] if node == "A" else ["SAE_B", "SAE_C"]
     # A knows SAE_B from its configuration and learns SAE_C from B; B learns SAE_A from A.
-    remote = {"SAE_B": U["B"]} if node == "A" else {}
+    # SAE_GHOST is configured at A as attached to B, but B does not have it: its pair's stream
+    # never opens.
+    remote = {"SAE_B": U["B"], "SAE_GHOST": U["B"]} if node == "A" else {}
     return {"uuid": U[node],
             "certificate_config": {"cert_authority_path": f"{node}/ca.crt",
                                    "cert_path": f"{node}/node.crt",
@@ -145,13 +147,8 @@ def setup():
         json.dump(config(n), open(f"{WORK}/{n}.json", "w"), indent=1)
         R.start(n, [f"{BIN}/hykexd", "-c", f"{WORK}/{n}.json"], f"{WORK}/{n}.log", cwd=WORK)
     # Every pair's stream is open when each master sees stored keys for its slave.
-    deadline = time.time() + 60
-    pairs = [("SAE_A", "SAE_B"), ("SAE_A", "SAE_C"), ("SAE_B", "SAE_A"), ("SAE_C", "SAE_A")]
-    while time.time() < deadline:
-        if all(py(m, "status", s)[1].get("stored_key_count", 0) > 0 for m, s in pairs):
-            return
-        time.sleep(0.3)
-    raise RuntimeError("the SAE pairs' streams did not open")
+    if not pairs_ready():
+        raise RuntimeError("the SAE pairs' streams did not open")
 
 
 # ---- cases ----
@@ -163,7 +160,8 @@ def check_config_shows_etsi014():
     r = subprocess.run([f"{BIN}/hykexd", "--check-config", "-c", f"{WORK}/A.json"],
                        capture_output=True, text=True, cwd=WORK, timeout=30)
     eff = json.loads(r.stdout)["api"]["etsi014"]
-    check(eff["local_saes"] == ["SAE_A"] and eff["remote_saes"] == {"SAE_B": U["B"]}
+    check(eff["local_saes"] == ["SAE_A"] and
+          eff["remote_saes"] == {"SAE_B": U["B"], "SAE_GHOST": U["B"]}
           and eff["key_size"] == 256, f"effective: {eff}")
     bad = config("A")
     bad["api"]["etsi014"]["remote_saes"] = {"SAE_B": str(uuid.uuid4())}
@@ -319,6 +317,49 @@ def bad_requests_400():
                       cert=(f"{WORK}/SAE_A.crt", f"{WORK}/SAE_A.key"),
                       verify=f"{WORK}/saeca.crt", timeout=30)
     error(r.status_code, r.json(), 400, "not a JSON object")
+
+
+@test
+def no_key_503():
+    """A pair whose stream cannot open (SAE_GHOST's node does not have it): enc_keys and status
+    still answer, enc_keys with 503 and a message saying why, by both clients."""
+    for code, reply in (py("SAE_A", "enc_keys", "SAE_GHOST"), curl("SAE_A", "enc_keys", "SAE_GHOST")):
+        error(code, reply, 503, "not open yet")
+        check(isinstance(reply.get("details"), list), f"details: {reply}")
+    code, st = py("SAE_A", "status", "SAE_GHOST")
+    check(code == 200 and st["stored_key_count"] == 0, f"status: {code} {st}")
+
+
+def pairs_ready(deadline_s=60):
+    pairs = [("SAE_A", "SAE_B"), ("SAE_A", "SAE_C"), ("SAE_B", "SAE_A"), ("SAE_C", "SAE_A")]
+    deadline = time.time() + deadline_s
+    while time.time() < deadline:
+        try:
+            if all(py(m, "status", s)[1].get("stored_key_count", 0) > 0 for m, s in pairs):
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+@test
+def peer_restart():
+    """Node B restarts (memory store): node A sees its new boot id in SAE_LIST, closes its ends
+    of their pairs, and both open them anew: keys agree again. A key handed to SAE_A before the
+    restart and not fetched by SAE_B is gone with B's memory: dec_keys answers 400."""
+    code, reply = py("SAE_A", "enc_keys", "SAE_B")
+    old = list(keys_of(reply))
+    check(R.stop("B") == 0, "B stopped cleanly")
+    R.start("B", [f"{BIN}/hykexd", "-c", f"{WORK}/B.json"], f"{WORK}/B.log", cwd=WORK)
+    check(pairs_ready(), "the pairs did not open again after B's restart")
+    for m, s in (("SAE_A", "SAE_B"), ("SAE_C", "SAE_A")):
+        code, reply = py(m, "enc_keys", s, params={"number": 2})
+        master = keys_of(reply)
+        code2, reply2 = curl(s, "dec_keys", m, body={"key_IDs": [{"key_ID": i} for i in master]})
+        check(code == 200 and code2 == 200 and keys_of(reply2) == master, f"{m}->{s}: {reply2}")
+    error(*py("SAE_B", "dec_keys", "SAE_A", params={"key_ID": old[0]}), 400, "key_ID unknown")
+    check("a peer restarted" in open(f"{WORK}/A.log").read(), "A should log B's restart")
 
 
 def tls_client(version_max=None, cert=True):

@@ -36,7 +36,7 @@ static hx_err key_req(const char *s, size_t len, struct hx_014_key_req *rq,
 static void refused_req(const char *s, const char *want)
 {
     struct hx_014_key_req rq;
-    struct hx_014_problem p;
+    struct hx_014_problem p = {"", ""};
 
     if (key_req(s, strlen(s), &rq, &p) == HX_OK) {
         fail_msg("accepted: %s", s);
@@ -53,7 +53,7 @@ static void key_request(void **state)
         "[\"SAE_C\"], \"extension_mandatory\": [{\"a\": 1}], "
         "\"extension_optional\": [{\"b\": 2}]}";
     struct hx_014_key_req rq;
-    struct hx_014_problem p;
+    struct hx_014_problem p = {"", ""};
 
     (void)state;
     assert_int_equal(key_req(full, strlen(full), &rq, &p), HX_OK);
@@ -99,7 +99,7 @@ static void key_query(void **state)
     struct hx_014_param bad[] = {{"size", "12a"}}, neg[] = {{"size", "-1"}},
                         huge[] = {{"number", "99999999999"}}, empty[] = {{"number", ""}};
     struct hx_014_key_req rq;
-    struct hx_014_problem p;
+    struct hx_014_problem p = {"", ""};
 
     (void)state;
     assert_int_equal(hx_014_parse_key_query(ok, 2, &rq, &p), HX_OK);
@@ -134,7 +134,7 @@ static void key_ids_request(void **state)
     static const char full[] = "{\"key_IDs\": [{\"key_ID\": \"" ID1 "\"}, {\"key_ID\": \"" ID2
                                "\", \"master_SAE_ID\": \"SAE_A\"}]}";
     struct hx_uuid ids[2], want;
-    struct hx_014_problem p;
+    struct hx_014_problem p = {"", ""};
     size_t n;
 
     (void)state;
@@ -170,7 +170,7 @@ static void key_id_query(void **state)
     struct hx_014_param two[] = {{"key_ID", ID1}, {"key_ID", ID2}};
     struct hx_014_param bad[] = {{"key_ID", "nope"}}, other[] = {{"number", "1"}};
     struct hx_uuid ids[2];
-    struct hx_014_problem p;
+    struct hx_014_problem p = {"", ""};
     size_t n;
 
     (void)state;
