@@ -286,6 +286,19 @@ out:
     return r;
 }
 
+char *hx_014_error_json(const char *msg, const char *detail)
+{
+    struct hx_writer w;
+    char *out = NULL;
+
+    hx_writer_init_dynamic(&w, 64 * 1024);
+    if (hx_014_write_error(&w, msg, detail) == HX_OK && hx_write_u8(&w, 0) == HX_OK) {
+        out = strdup((const char *)w.data);
+    }
+    hx_writer_wipe(&w);
+    return out;
+}
+
 hx_err hx_014_write_keys_begin(struct hx_writer *w)
 {
     return put(w, "{\"keys\":[");

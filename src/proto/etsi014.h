@@ -69,8 +69,10 @@ HX_MUST_CHECK hx_err hx_014_parse_key_id_query(const struct hx_014_param *params
                                                struct hx_uuid *ids, size_t cap, size_t *n,
                                                struct hx_014_problem *prob);
 
-/* {"message": msg, "details": [{"message": detail}]} (no details when detail is ""). */
+/* {"message": msg, "details": [{"message": detail}]} (no details when detail is "" or NULL). */
 HX_MUST_CHECK hx_err hx_014_write_error(struct hx_writer *w, const char *msg, const char *detail);
+/* The same as a malloc'd string (NULL when out of memory): the simulator's 014 KMEs. */
+char *hx_014_error_json(const char *msg, const char *detail);
 
 /*
  * The key container, one key at a time: begin, then add (id and key bytes, written as padded

@@ -226,6 +226,11 @@ static void replies(void **state)
     assert_false(json_object_object_get_ex(o, "details", &d));
     json_object_put(o);
 
+    char *text = hx_014_error_json("no key", NULL); /* the simulator's KMEs use this one */
+    assert_non_null(text);
+    assert_string_equal(text, "{\"message\":\"no key\"}");
+    free(text);
+
     /* 1, 2 and 3 bytes past a multiple of 3, and more than one 48-byte base64 piece */
     static const size_t lens[] = {32, 33, 31};
     for (size_t li = 0; li < 3; li++) {
