@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/queue.h> /* TAILQ_*, over libevent's key-value lists */
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -426,6 +429,12 @@ hx_err hxd_014_server_start(struct hxd *d, struct hxd_014_server **out, char *wh
         snprintf(why, why_len, "api.etsi014 %s:%u: %s", s->c->host, s->c->port, err);
         hxd_014_server_stop(s);
         return e;
+    }
+    /* A reply's headers and body may leave in two TLS records: without TCP_NODELAY the second
+     * waits for the client's delayed ACK (40 ms). Accepted sockets inherit it on Linux. */
+    int one = 1;
+    if (setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+        hx_warn("ETSI 014 server: TCP_NODELAY not set", HX_NOFIELDS);
     }
     if ((e = hxd_014_keys_start(d, &s->keys)) != HX_OK) {
         snprintf(why, why_len, "api.etsi014: cannot start the SAE pairs: %s", hx_strerror(e));

@@ -22,10 +22,11 @@ import uuid
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import etsi014_net as net  # noqa: E402  (the PKI and configs, shared with bench/etsi014.py)
 from hxtest import Runner, Skip, check, free_port  # noqa: E402  (one runner, safe ports)
 
 BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-U = {"A": "a" * 8 + "-aaaa-aaaa-aaaa-" + "a" * 12, "B": "b" * 8 + "-bbbb-bbbb-bbbb-" + "b" * 12}
+U = net.U
 R = Runner("hykex-etsi014-")
 test = R.test
 WORK = R.work
@@ -86,61 +87,18 @@ def error(code, body, want_code, want_text):
           f"message should name '{want_text}': {body}")
 
 
-def sh(*argv):
-    subprocess.run(list(argv), check=True, capture_output=True, cwd=WORK)
-
-
-def make_pki():
-    """The nodes' network PKI (ML-DSA, the project's scripts) and the SAEs' PKI (ECDSA P-256:
-    the clients' own OpenSSL 3.0 has no ML-DSA)."""
-    sh(f"{ROOT}/certificates/create_ca.sh", "--out", "ca")
-    for n in "AB":
-        sh(f"{ROOT}/certificates/generate_cert.sh", "--uuid", U[n], "--name", n, "--ip",
-           "127.0.0.1", "--out", n)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    sh("openssl", "req", "-x509", *ec, "-keyout", "saeca.key", "-out", "saeca.crt", "-days", "2",
-       "-subj", "/CN=SAE CA")
-    names = [("kmeA", "IP:127.0.0.1"), ("kmeB", "IP:127.0.0.1"), ("SAE_A", None),
-             ("SAE_B", None), ("SAE_C", None), ("SAE_X", None)]
-    for name, san in names:
-        sh("openssl", "req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj",
-           f"/CN={name}")
-        ext = f"{WORK}/{name}.ext"
-        with open(ext, "w") as f:
-            f.write(f"subjectAltName={san}\n" if san else "extendedKeyUsage=clientAuth\n")
-        sh("openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", "saeca.crt", "-CAkey",
-           "saeca.key", "-CAcreateserial", "-days", "2", "-out", f"{name}.crt", "-extfile", ext)
-        os.chmod(f"{WORK}/{name}.key", 0o600)
-
-
 def config(node):
-    other = "B" if node == "A" else "A"
     local = ["SAE_A"] if node == "A" else ["SAE_B", "SAE_C"]
     # A knows SAE_B from its configuration and learns SAE_C from B; B learns SAE_A from A.
     # SAE_GHOST is configured at A as attached to B, but B does not have it: its pair's stream
     # never opens.
     remote = {"SAE_B": U["B"], "SAE_GHOST": U["B"]} if node == "A" else {}
-    return {"uuid": U[node],
-            "certificate_config": {"cert_authority_path": f"{node}/ca.crt",
-                                   "cert_path": f"{node}/node.crt",
-                                   "key_path": f"{node}/node.key"},
-            "hybridization_server_address": {"host": "127.0.0.1", "port": P["api" + node]},
-            "qkd_address": {"host": "127.0.0.1", "port": P["k" + node]},
-            "peer_local_address": {"host": "127.0.0.1", "port": P["peer" + node]},
-            "trusted_peers": {U[other]: {"address": {"host": "127.0.0.1",
-                                                     "port": P["peer" + other]}}},
-            "api": {"etsi014": {"host": "127.0.0.1", "port": P["e" + node],
-                                "cert": f"kme{node}.crt", "key": f"kme{node}.key",
-                                "ca": "saeca.crt", "local_saes": local, "remote_saes": remote,
-                                "key_sources": "QKD,ML-KEM-768", "max_keys_per_request": 16}}}
+    return net.node_config(node, P, local, remote, max_keys_per_request=16)
 
 
 def setup():
-    make_pki()
-    net = {"kmes": [{"id": "KME_A", "node": U["A"], "etsi004_json": {"port": P["kA"]}},
-                    {"id": "KME_B", "node": U["B"], "etsi004_json": {"port": P["kB"]}}],
-           "links": [{"id": "ab", "kmes": ["KME_A", "KME_B"], "rate_bps": 0}]}
-    json.dump(net, open(f"{WORK}/net.json", "w"))
+    net.make_pki(WORK, ROOT, ["SAE_A", "SAE_B", "SAE_C", "SAE_X"])
+    net.write(f"{WORK}/net.json", net.sim_net(WORK, P))
     R.start("sim", [f"{BIN}/hykex-qkdsim", "-c", f"{WORK}/net.json", "--log-level", "warn"],
             f"{WORK}/sim.log", exit_ok=None)
     for n in "AB":

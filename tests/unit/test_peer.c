@@ -440,7 +440,10 @@ static void sae_list(void **state)
     assert_int_equal(hx_peer_encode_sae_list(&w, &m), HX_OK);
     assert_int_equal(w.len, 16 + 2 + 1 + 5 + 1 + 5);
     assert_memory_equal(buf, m.boot.b, 16);
-    assert_memory_equal(buf + 16, "\x00\x02\x05SAE_B\x05" "enc-2", 14);
+    assert_memory_equal(buf + 16,
+                        "\x00\x02\x05SAE_B\x05"
+                        "enc-2",
+                        14);
     assert_int_equal(hx_peer_decode_sae_list(buf, w.len, &out), HX_OK);
     assert_memory_equal(&out, &m, sizeof(m));
     cuts_and_extra(dec_sae_list, buf, w.len);
@@ -457,9 +460,15 @@ static void sae_list(void **state)
     } bad[] = {
         {"\x00\x02\x01x\x01x", 6},
         {"\x00\x01\x00", 3},
-        {"\x00\x01\x41" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 68},
-        {"\x00\x01\x03" "a/b", 6},
-        {"\x00\x01\x03" "a b", 6},
+        {"\x00\x01\x41"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+         68},
+        {"\x00\x01\x03"
+         "a/b",
+         6},
+        {"\x00\x01\x03"
+         "a b",
+         6},
         {"\x01\x01", 2},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
