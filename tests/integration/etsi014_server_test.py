@@ -5,7 +5,8 @@ Usage: etsi014_server_test.py BIN_DIR REPO_ROOT
 Two nodes (A, B) with ETSI 004 JSON KMEs from the simulator. SAE_A is attached to node A,
 SAE_B and SAE_C to node B; SAE_X has a certificate from the SAEs' CA but belongs to no node.
 The clients are curl (command line) and Python `requests` (urllib3 over the ssl module); every
-call and error of the standard is made by both. Ends with "N passed, M failed, K skipped" (the
+call and error of the standard is made by both. A C program on libcurl (hykexd's own 014
+client, tests/integration/etsi014_c_client.c) takes and fetches keys too. Ends with "N passed, M failed, K skipped" (the
 runner: hxtest.Runner).
 """
 import base64
@@ -204,6 +205,28 @@ def other_direction_and_second_slave():
                                                                           for i in master_c]})
     check(code == 200 and code2 == 200 and keys_of(reply2) == master_c, f"A->C: {reply2}")
     check(not set(master_c.values()) & set(master.values()), "pairs share keys")
+
+
+def c_client(sae, op, other, *args):
+    """hykexd's 014 client in C (libcurl): {key_ID: key bytes}, or the exception's message."""
+    node = NODE_OF[sae]
+    r = subprocess.run([f"{BIN}/etsi014_c_client", f"https://127.0.0.1:{P['e' + node]}",
+                        f"{WORK}/{sae}.crt", f"{WORK}/{sae}.key", f"{WORK}/saeca.crt", op, other,
+                        *map(str, args)], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, f"C client {op}: {r.returncode} {r.stderr}")
+    return {line.split()[0]: bytes.fromhex(line.split()[1]) for line in r.stdout.splitlines()}
+
+
+@test
+def c_client_libcurl():
+    """C SAEs on libcurl: a C master at A and a C slave at B get the same 4 keys; a Python
+    master's keys (128 bits) fetched by a C slave are the same bytes too."""
+    master = c_client("SAE_A", "enc", "SAE_B", 4, 32)
+    check(len(master) == 4 and all(len(k) == 32 for k in master.values()), f"enc: {master}")
+    check(c_client("SAE_B", "dec", "SAE_A", 32, *master) == master, "C slave")
+    code, reply = py("SAE_A", "enc_keys", "SAE_B", params={"number": 2, "size": 128})
+    py_keys = keys_of(reply)
+    check(c_client("SAE_B", "dec", "SAE_A", 16, *py_keys) == py_keys, "Python master, C slave")
 
 
 @test
