@@ -1,11 +1,8 @@
 /*
- * The ETSI 014 calls on hybrid key streams (the design: etsi014_map.h, docs/etsi014.md).
- *
- * Threads: one opener thread per ordered SAE pair keeps its stream open (hxd_svc_open, which
- * blocks until the peer node joins or a deadline), takes the stream's position 0 for the
- * key-ID cipher, and opens it again when a request finds it closed. The calls below run on the
- * 014 server's event-loop threads; each takes e->lock only to read a pair's state, and calls
- * the stream service (which waits up to api.etsi014.timeout_ms for keys) without it.
+ * The ETSI 014 calls on the SAE pairs' hybrid key streams (the design: etsi014_map.h,
+ * docs/etsi014.md; the pairs themselves: etsi014_pairs.h). The calls run on the 014 server's
+ * event-loop threads; each takes e->lock only to read a pair's state, and calls the stream
+ * service (which waits up to api.etsi014.timeout_ms for keys) without it.
  */
 #ifndef HX_API_ETSI014_KEYS_H
 #define HX_API_ETSI014_KEYS_H
@@ -18,11 +15,6 @@
 
 struct hxd;
 struct hxd_014;
-
-/* Starts the pairs' opener threads (api.etsi014.port set). */
-HX_MUST_CHECK hx_err hxd_014_keys_start(struct hxd *d, struct hxd_014 **out);
-/* Stops them (after hxd_svc_shutdown, which ends their waits) and frees e; NULL: no-op. */
-void hxd_014_keys_stop(struct hxd_014 *e);
 
 /*
  * The three calls: each returns the HTTP status and writes the reply body into w (nothing for

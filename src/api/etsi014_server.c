@@ -27,6 +27,7 @@
 #include <openssl/x509.h>
 
 #include "api/etsi014_keys.h"
+#include "api/etsi014_pairs.h"
 #include "common/log.h"
 #include "daemon/service.h"
 #include "net/sock.h"
@@ -436,7 +437,7 @@ hx_err hxd_014_server_start(struct hxd *d, struct hxd_014_server **out, char *wh
     if (setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
         hx_warn("ETSI 014 server: TCP_NODELAY not set", HX_NOFIELDS);
     }
-    if ((e = hxd_014_keys_start(d, &s->keys)) != HX_OK) {
+    if ((e = hxd_014_pairs_start(d, &s->keys)) != HX_OK) {
         snprintf(why, why_len, "api.etsi014: cannot start the SAE pairs: %s", hx_strerror(e));
         hxd_014_server_stop(s);
         return e;
@@ -478,7 +479,7 @@ void hxd_014_server_stop(struct hxd_014_server *s)
         }
     }
     free(s->loops);
-    hxd_014_keys_stop(s->keys);
+    hxd_014_pairs_stop(s->keys);
     if (s->fd >= 0) {
         close(s->fd);
     }
