@@ -134,7 +134,15 @@ static void *opener_main(void *arg)
         if (e->stopping) {
             break;
         }
-        open_pair(p);
+        /* The master's side opens only once the slave's node has said it has the slave: a
+         * stream announced for an SAE nobody there has would hold a place in that node's quota
+         * of streams not joined yet (limits.max_unjoined_per_peer), again and again. */
+        if (p->master_local && !hxd_svc_014_announced(e->d, &hxd_014_pair_remote(p)->node,
+                                                      hxd_014_pair_remote(p)->id)) {
+            set_error(p, "the slave SAE's node has not announced it (yet)");
+        } else {
+            open_pair(p);
+        }
         pthread_mutex_lock(&e->lock);
         if (!p->ready && !e->stopping) {
             (void)hx_cond_wait_until(&e->wake, &e->lock, hx_deadline_in_ms(RETRY_MS));

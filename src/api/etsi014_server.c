@@ -119,8 +119,10 @@ static hx_err make_ctx(struct hxd_014_server *s, char *why, size_t why_len)
         return HX_ERR_CONFIG;
     }
     SSL_CTX_set_verify(s->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-    SSL_CTX_set_options(s->ctx, SSL_OP_NO_RENEGOTIATION);
+    /* Every connection proves its certificate afresh: no session cache, no tickets. */
+    SSL_CTX_set_options(s->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
     SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_OFF);
+    (void)SSL_CTX_set_num_tickets(s->ctx, 0);
     return HX_OK;
 }
 

@@ -121,3 +121,17 @@ bool hxd_svc_014_peer_boot(struct hxd *d, const struct hx_uuid *peer, struct hx_
     pthread_mutex_unlock(&d->lock);
     return has;
 }
+
+bool hxd_svc_014_announced(struct hxd *d, const struct hx_uuid *peer, const char *sae)
+{
+    int i = peer_index(d, peer);
+    bool has = false;
+
+    pthread_mutex_lock(&d->lock);
+    for (size_t k = 0; i >= 0 && d->e014_learned[i].has && k < d->e014_learned[i].list.n && !has;
+         k++) {
+        has = strcmp(d->e014_learned[i].list.ids[k], sae) == 0;
+    }
+    pthread_mutex_unlock(&d->lock);
+    return has;
+}
