@@ -3,7 +3,9 @@
  * 0 the enc_keys POST body, 1 the dec_keys POST body, 2 the enc_keys GET query, 3 the dec_keys
  * GET query (parameters as "key=value" lines, as the HTTP library hands them over), 4 the peer
  * message that carries a node's SAEs (SAE_LIST, proto/peer.c: what it accepts encodes to the
- * same bytes). The rest is the input. Every accepted request is checked against its limits; the key
+ * same bytes), 5 the SAE lists of the configuration (api.etsi014.local_saes as "l",
+ * remote_saes as "r" in a JSON object: what they accept is within their limits). The rest is
+ * the input. Every accepted request is checked against its limits; the key
  * IDs of an accepted dec_keys request go through the reply writer and back through hykexd's own 014
  * client parser (source/qkd014.c), which must read the same ids and key bytes.
  */
@@ -12,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json.h"
+#include "daemon/config014.h"
 #include "proto/etsi014.h"
 #include "proto/peer.h"
 #include "source/qkd014.h"
@@ -73,6 +77,38 @@ static void sae_list(const uint8_t *p, size_t len)
     hx_writer_wipe(&w);
 }
 
+static void config_lists(const char *text, size_t len)
+{
+    static const struct hx_json_limits lim = {
+        .max_message = 1u << 20, .max_depth = 8, .max_string = 4096, .max_members = 4096};
+    static struct hxd_014_saes l;
+    struct json_object *o = NULL, *v;
+    char why[300];
+
+    if (hx_json_parse_object(text, len, &lim, &o, why, sizeof(why)) != HX_OK) {
+        return;
+    }
+    if (json_object_object_get_ex(o, "l", &v) &&
+        hxd_014_parse_local(v, &l, why, sizeof(why)) == HX_OK) {
+        for (size_t i = 0; i < l.n; i++) {
+            if (l.n > HXD_014_MAX_SAES || !hx_014_sae_id_ok(l.saes[i].id, strlen(l.saes[i].id))) {
+                abort();
+            }
+        }
+        json_object_put(hxd_014_print_local(&l));
+    }
+    if (json_object_object_get_ex(o, "r", &v) &&
+        hxd_014_parse_remote(v, &l, why, sizeof(why)) == HX_OK) {
+        for (size_t i = 0; i < l.n; i++) {
+            if (l.n > HXD_014_MAX_SAES || !hx_014_sae_id_ok(l.saes[i].id, strlen(l.saes[i].id))) {
+                abort();
+            }
+        }
+        json_object_put(hxd_014_print_remote(&l));
+    }
+    json_object_put(o);
+}
+
 /* "k=v\n" lines into params (in place in text); false when there are too many. */
 static size_t split_params(char *text, struct hx_014_param *params)
 {
@@ -116,7 +152,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     memcpy(text, data + 1, size - 1);
     text[size - 1] = '\0';
-    switch (data[0] % 5) {
+    switch (data[0] % 6) {
+    case 5:
+        config_lists(text, size - 1);
+        break;
     case 4:
         sae_list(data + 1, size - 1);
         break;
