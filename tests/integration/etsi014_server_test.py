@@ -114,8 +114,10 @@ def setup():
 
 @test
 def check_config_shows_etsi014():
-    """--check-config prints api.etsi014 with its SAEs; a remote SAE on a node that is not a
-    trusted peer, and a port without certificates, are refused with the key named."""
+    """--check-config prints api.etsi014 with its SAEs; every inconsistent option is refused at
+    start with the key named: a remote SAE on a node that is not a trusted peer, a port without
+    certificates, no local SAE, bad or repeated SAE ids, an SAE both local and remote, sources
+    the stream service would refuse, a key size that is not whole bytes, an unknown key."""
     r = subprocess.run([f"{BIN}/hykexd", "--check-config", "-c", f"{WORK}/A.json"],
                        capture_output=True, text=True, cwd=WORK, timeout=30)
     eff = json.loads(r.stdout)["api"]["etsi014"]
@@ -129,12 +131,28 @@ def check_config_shows_etsi014():
                        capture_output=True, text=True, cwd=WORK, timeout=30)
     check(r.returncode == 1 and "api.etsi014.remote_saes" in r.stderr and
           "not a trusted peer" in r.stderr, f"unknown peer: {r.stderr}")
-    bad = config("A")
-    del bad["api"]["etsi014"]["cert"]
-    json.dump(bad, open(f"{WORK}/bad2.json", "w"))
-    r = subprocess.run([f"{BIN}/hykexd", "--check-config", "-c", f"{WORK}/bad2.json"],
-                       capture_output=True, text=True, cwd=WORK, timeout=30)
-    check(r.returncode == 1 and "needs cert, key and ca" in r.stderr, f"no cert: {r.stderr}")
+    refusals = [
+        ({"cert": None}, "needs cert, key and ca"),
+        ({"local_saes": []}, "api.etsi014.local_saes"),
+        ({"local_saes": ["SAE A"]}, "is not an SAE id"),
+        ({"local_saes": ["SAE_A", "SAE_A"]}, "listed twice"),
+        ({"local_saes": ["SAE_A", "SAE_B"]}, "both local and remote"),
+        ({"remote_saes": {"SAE_B": "not-a-uuid"}}, "expected the UUID"),
+        ({"key_sources": "QKD,Kyber512"}, "key_sources"),
+        ({"key_size": 260}, "multiple of 8"),
+        ({"colour": "blue"}, "colour"),
+    ]
+    for i, (change, text) in enumerate(refusals):
+        bad = config("A")
+        for k, v in change.items():
+            if v is None:
+                del bad["api"]["etsi014"][k]
+            else:
+                bad["api"]["etsi014"][k] = v
+        json.dump(bad, open(f"{WORK}/bad{i + 2}.json", "w"))
+        r = subprocess.run([f"{BIN}/hykexd", "--check-config", "-c", f"{WORK}/bad{i + 2}.json"],
+                           capture_output=True, text=True, cwd=WORK, timeout=30)
+        check(r.returncode == 1 and text in r.stderr, f"{change}: {r.returncode} {r.stderr}")
 
 
 @test
