@@ -311,6 +311,18 @@ def bad_requests_400():
           "key_ID UUID")
     error(*py("SAE_B", "dec_keys", "SAE_A", "POST", {"key_IDs": []}), 400, "non-empty")
     error(*py("SAE_B", "dec_keys", "SAE_A"), 400, "needs a key_ID")
+    kw = {"cert": (f"{WORK}/SAE_A.crt", f"{WORK}/SAE_A.key"), "verify": f"{WORK}/saeca.crt",
+          "timeout": 30}
+    check(requests.get(url("A", "SAE_B", "keys"), **kw).status_code == 404, "unknown call: 404")
+    check(requests.get(f"https://127.0.0.1:{P['eA']}/api/v2/keys/SAE_B/status",
+                       **kw).status_code == 404, "another path: 404")
+    check(requests.post(url("A", "SAE_B", "status"), data="{}", **kw).status_code == 405,
+          "status by POST: 405")
+    check(requests.put(url("A", "SAE_B", "enc_keys"), data="{}", **kw).status_code in (405, 501),
+          "PUT: refused")
+    error(*py("SAE_A", "enc_keys", "SAE_B", "POST", None), 400, "not a JSON object")
+    r = requests.post(url("A", "SAE_B", "enc_keys"), data="{}", **kw)
+    error(r.status_code, r.json(), 400, "Content-Type: application/json")
     r = requests.post(url("A", "SAE_B", "enc_keys"), data="{not json",
                       headers={"Content-Type": "application/json"},
                       cert=(f"{WORK}/SAE_A.crt", f"{WORK}/SAE_A.key"),
