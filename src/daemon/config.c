@@ -6,6 +6,7 @@
 
 #include "common/config.h"
 #include "common/json.h"
+#include "daemon/config014.h"
 
 static const char *const qkd_protocols[] = {"none", "etsi004-json", "etsi004-binary", "etsi014",
                                             NULL};
@@ -180,6 +181,34 @@ static const struct hx_cfg_opt table[] = {
     HX_CFG_OPT_STR("api.tls.key", C, api_tls_key, 0, "\"\"", 0, "its key (mode 0600)"),
     HX_CFG_OPT_STR("api.tls.ca", C, api_tls_ca, 0, "\"\"", 0,
                    "CA of the applications' client certificates"),
+    /* ---- ETSI 014 server for applications (config014.c, docs/etsi014.md) ---- */
+    HX_CFG_OPT_STR("api.etsi014.host", C, e014.host, 1, "\"127.0.0.1\"", 0,
+                   "address of the ETSI 014 server (HTTPS)"),
+    HX_CFG_OPT_INT("api.etsi014.port", C, e014.port, 0, 65535, "0", 0,
+                   "serve ETSI GS QKD 014 to SAEs on this port (0: off)"),
+    HX_CFG_OPT_STR("api.etsi014.cert", C, e014.cert, 0, "\"\"", 0,
+                   "the 014 server's certificate (PEM)"),
+    HX_CFG_OPT_STR("api.etsi014.key", C, e014.key, 0, "\"\"", 0, "its key (PEM, mode 0600)"),
+    HX_CFG_OPT_STR("api.etsi014.ca", C, e014.ca, 0, "\"\"", 0,
+                   "CA of the SAEs' client certificates (the SAE id is their common name)"),
+    HX_CFG_OPT_CUSTOM("api.etsi014.local_saes", C, e014.local, hxd_014_parse_local,
+                      hxd_014_print_local, NULL, "[]", 0, "the SAEs attached to this node"),
+    HX_CFG_OPT_CUSTOM("api.etsi014.remote_saes", C, e014.remote, hxd_014_parse_remote,
+                      hxd_014_print_remote, NULL, "{}", 0,
+                      "SAE id -> UUID of the trusted peer node it is attached to"),
+    HX_CFG_OPT_STR("api.etsi014.hybridization", C, e014.method, 1, "\"hkdf-sha256\"", 0,
+                   "combiner of the SAE pairs' key streams"),
+    HX_CFG_OPT_STR("api.etsi014.key_sources", C, e014.key_sources, 1, "\"QKD,ML-KEM-768\"", 0,
+                   "key sources of the SAE pairs' key streams"),
+    HX_CFG_OPT_INT("api.etsi014.key_size", C, e014.key_size_bits, 128, 65535 * 8, "256", 0,
+                   "key_size (bits, a multiple of 8): the size of a key, and the largest"),
+    HX_CFG_OPT_INT("api.etsi014.max_keys_per_request", C, e014.max_keys_per_request, 1,
+                   HX_014_MAX_KEYS, "128", 0, "max_key_per_request"),
+    HX_CFG_OPT_INT("api.etsi014.timeout_ms", C, e014.timeout_ms, 1, 600000, "5000", 0,
+                   "how long enc_keys / dec_keys wait for keys before 503"),
+    HX_CFG_OPT_INT("api.etsi014.threads", C, e014.threads, 1, 64, "4", 0,
+                   "HTTPS event loops (each serves one request at a time)"),
+    /* ---- end of ETSI 014 ---- */
     HX_CFG_OPT_STR("metrics.host", C, metrics.host, 1, "\"127.0.0.1\"", 0,
                    "address of the Prometheus metrics endpoint (docs/metrics.md)"),
     HX_CFG_OPT_INT("metrics.port", C, metrics.port, 0, 65535, "0", 0,
@@ -327,6 +356,9 @@ hx_err hxd_config_load(struct hxd_config *cfg, const char *config_path, const ch
             cfg->trusted.peers[i] = cfg->trusted.peers[--cfg->trusted.n];
             break;
         }
+    }
+    if ((e = hxd_014_config_check(cfg, config_path, why, why_len)) != HX_OK) {
+        return e;
     }
     if (cfg->log_level[0] == '\0') {
         memcpy(cfg->log_level, cfg->console_log_type, sizeof(cfg->log_level));

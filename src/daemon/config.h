@@ -52,6 +52,34 @@ enum hxd_key_pairs {
     HXD_KEY_PAIRS_PER_BATCH,        /* one per batch and KEM source, encapsulated to count times */
 };
 
+/* ---- hykex: the ETSI 014 server for applications (api.etsi014, docs/etsi014.md) ---- */
+#define HXD_014_MAX_SAES 256  /* local and remote SAEs, each */
+#define HXD_014_MAX_SAE_ID 64 /* a certificate's common name is at most 64 bytes */
+
+struct hxd_014_sae {
+    char id[HXD_014_MAX_SAE_ID + 1];
+    struct hx_uuid node; /* remote: the trusted peer it is attached to; local: nil */
+};
+
+struct hxd_014_saes {
+    struct hxd_014_sae saes[HXD_014_MAX_SAES];
+    size_t n;
+};
+
+struct hxd_014_config {
+    char host[HXD_MAX_HOST];
+    uint32_t port; /* 0: off */
+    char cert[HXD_MAX_PATH], key[HXD_MAX_PATH], ca[HXD_MAX_PATH];
+    struct hxd_014_saes local, remote;
+    char method[32];
+    char key_sources[128];
+    uint32_t key_size_bits;
+    uint32_t max_keys_per_request;
+    uint32_t timeout_ms;
+    uint32_t threads;
+};
+/* ---- end of ETSI 014 ---- */
+
 struct hxd_config {
     struct hx_uuid uuid;
     /* reference: logging_config */
@@ -91,6 +119,7 @@ struct hxd_config {
     char api_tls_host[256];
     uint32_t api_tls_port;
     char api_tls_cert[HXD_MAX_PATH], api_tls_key[HXD_MAX_PATH], api_tls_ca[HXD_MAX_PATH];
+    struct hxd_014_config e014; /* hykex: the ETSI 014 server (api.etsi014) */
     /* hykex: peer link */
     char tls_groups[256];
     uint32_t keepalive_s;

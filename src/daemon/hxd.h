@@ -239,6 +239,13 @@ struct hxd {
     unsigned expiry_looks; /* since the start or the last reload: the first two a minute apart */
     /* lock-free counters for the metrics endpoint (metrics.h) */
     struct hxd_metrics metrics;
+    /* ETSI 014: the SAEs each trusted peer announced (SAE_LIST), by trusted-peer index, under
+     * lock (etsi014_peers.c) */
+    struct hxd_014_learned {
+        bool has;
+        struct hx_peer_sae_list list;
+    } e014_learned[HXD_MAX_PEERS];
+    struct hx_uuid e014_boot; /* this start's boot id in SAE_LIST (random, under lock) */
 };
 
 /* Signs with the key of the certificate the link to peer was made with (the one the peer

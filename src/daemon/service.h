@@ -194,6 +194,18 @@ void hxd_svc_expire(struct hxd *d);
  * that the API's connection threads can leave before the API stops (main, on SIGTERM). */
 void hxd_svc_shutdown(struct hxd *d);
 
+/* ---- ETSI 014: SAEs over the peer links (daemon/etsi014_peers.c, docs/etsi014.md) ---- */
+/* Sends this node's api.etsi014.local_saes (SAE_LIST) to every trusted peer whose link is up. */
+void hxd_svc_014_announce(struct hxd *d);
+/* The SAEs the peers announced, each with its node, into out (at most cap); how many. An SAE
+ * announced by two peers (the first claim stands), or that is local here, is left out. */
+size_t hxd_svc_014_learned(struct hxd *d, struct hxd_014_sae *out, size_t cap);
+/* Whether the peer's last SAE_LIST names sae. */
+bool hxd_svc_014_announced(struct hxd *d, const struct hx_uuid *peer, const char *sae);
+/* The boot id of the peer's last SAE_LIST (it changes when the peer restarts); false: none
+ * yet. */
+bool hxd_svc_014_peer_boot(struct hxd *d, const struct hx_uuid *peer, struct hx_uuid *boot);
+
 /* The node's configuration, for the API's listeners. */
 const struct hxd_config *hxd_svc_config(const struct hxd *d);
 
