@@ -14,6 +14,7 @@
 #include "daemon/batch.h"
 #include "daemon/relay.h"
 #include "proto/peer_topo.h"
+#include "daemon/etsi014_peers.h"
 
 hx_err hxd_send_open(struct hxd *d, const struct hxd_stream *s)
 {
@@ -416,6 +417,10 @@ void hxd_on_peer_frame(struct hxd *d, const struct hx_uuid *peer, uint8_t type, 
     struct hx_uuid ksid;
     struct hxd_stream *s;
 
+    if (type == HX_PEER_SAE_LIST) { /* ETSI 014: not about a stream */
+        hxd_014_on_sae_list(d, peer, p, len);
+        return;
+    }
     if (len < 16) {
         return;
     }
@@ -451,6 +456,9 @@ void hxd_on_peer_frame(struct hxd *d, const struct hx_uuid *peer, uint8_t type, 
             }
         } else if (type == HX_PEER_BATCH_RESP || type == HX_PEER_BATCH_ACK) {
             on_reply(s, type, p, len);
+        }
+        if (s->used && (type == HX_PEER_STREAM_JOIN || type == HX_PEER_STREAM_CLOSE)) {
+            hxd_stream_wake(d, s); /* failing or peer_closed (a drop woke its own) */
         }
     }
     pthread_cond_broadcast(&d->changed);

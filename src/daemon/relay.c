@@ -161,12 +161,29 @@ void hxd_relay_link_changed(struct hxd *d)
     }
 }
 
+/* The trusted peers now (a reload changes them under d->lock); returns how many. */
+static size_t trusted_now(struct hxd *d, struct hx_uuid out[HXD_MAX_PEERS])
+{
+    size_t n;
+
+    pthread_mutex_lock(&d->lock);
+    n = d->cfg.trusted.n < HXD_MAX_PEERS ? d->cfg.trusted.n : HXD_MAX_PEERS;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = d->cfg.trusted.peers[i].uuid;
+    }
+    pthread_mutex_unlock(&d->lock);
+    return n;
+}
+
 /* Sends one frame to every neighbour whose link is up, but except (may be NULL). */
 static void send_all(struct hxd *d, const struct hx_uuid *except, const struct hx_uuid *origin,
                      const uint8_t *p, size_t len)
 {
-    for (size_t i = 0; i < d->cfg.trusted.n; i++) {
-        const struct hx_uuid *to = &d->cfg.trusted.peers[i].uuid;
+    struct hx_uuid peers[HXD_MAX_PEERS];
+    size_t n = trusted_now(d, peers);
+
+    for (size_t i = 0; i < n; i++) {
+        const struct hx_uuid *to = &peers[i];
         struct hx_link *l;
         if ((except != NULL && hx_uuid_equal(to, except)) || hx_uuid_equal(to, origin) ||
             (l = hx_links_get(d->links, to)) == NULL) {
@@ -334,15 +351,17 @@ static void announce(struct hxd *d, struct hxd_relay *r)
     if (m->lifetime_s > HX_TOPO_MAX_LIFETIME_S) {
         m->lifetime_s = HX_TOPO_MAX_LIFETIME_S;
     }
-    for (size_t i = 0; i < d->cfg.trusted.n && m->n_neigh < HX_TOPO_MAX_NEIGH; i++) {
-        struct hx_link *l = hx_links_get(d->links, &d->cfg.trusted.peers[i].uuid);
+    struct hx_uuid peers[HXD_MAX_PEERS];
+    size_t n_peers = trusted_now(d, peers);
+    for (size_t i = 0; i < n_peers && m->n_neigh < HX_TOPO_MAX_NEIGH; i++) {
+        struct hx_link *l = hx_links_get(d->links, &peers[i]);
         if (l == NULL) {
             continue;
         }
         hx_link_put(l);
         /* QKD behind the link: this node has a KME; the key estimate is not measured yet. */
         m->neigh[m->n_neigh++] =
-            (struct hx_topo_neigh){.node = d->cfg.trusted.peers[i].uuid,
+            (struct hx_topo_neigh){.node = peers[i],
                                    .flags = d->cfg.qkd_protocol != HXD_QKD_NONE ? HX_TOPO_QKD : 0,
                                    .key_avail = 0};
     }

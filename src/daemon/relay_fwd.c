@@ -170,9 +170,13 @@ hx_err hxd_relay_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, c
     /* A trusted peer's QKD stream opens over its own link (its QKD part is that link's, never
      * relayed: a relay that saw its STREAM_OPEN would open QKD links for it). Its batches may
      * still travel over relays while the link is down: they pass unread. */
-    if (type == HX_PEER_STREAM_OPEN && hxd_config_peer(&d->cfg, peer) != NULL) {
+    if (type == HX_PEER_STREAM_OPEN) {
         struct hx_uuid ksid, qid;
-        if (hxd_relay_qkd_open_has_qkd(p, len, &ksid, &qid)) {
+        bool trusted;
+        pthread_mutex_lock(&d->lock); /* a reload changes the trusted peers under it */
+        trusted = hxd_config_peer(&d->cfg, peer) != NULL;
+        pthread_mutex_unlock(&d->lock);
+        if (trusted && hxd_relay_qkd_open_has_qkd(p, len, &ksid, &qid)) {
             return HX_ERR_IO_CLOSED;
         }
     }
