@@ -306,7 +306,7 @@ static int serve(struct hxd *d, const sigset_t *sigs)
         }
         hxd_unjoined_expire(d); /* announced by a peer, never joined in time */
         hxd_streams_tick(d);
-        hxd_relay_tick(d); /* relay.enabled only: topology announcements */
+        hxd_relay_tick(d);  /* relay.enabled only: topology announcements */
         hxd_reload_tick(d); /* links made with a replaced certificate; expiry warnings */
         if (tick % 5 == 4) {
             hxd_svc_expire(d);
