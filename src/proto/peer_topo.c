@@ -5,6 +5,13 @@
 
 #include "proto/peer.h"
 
+/* The relay's types beside the other messages' (proto/peer.h): one value, one message. */
+_Static_assert(HX_PEER_TOPO_ANNOUNCE != HX_PEER_SAE_LIST && HX_PEER_RELAY_FWD != HX_PEER_SAE_LIST,
+               "relay message types collide with SAE_LIST");
+_Static_assert(HX_PEER_TOPO_ANNOUNCE > HX_PEER_BATCH_QUERY &&
+                   HX_PEER_RELAY_FWD > HX_PEER_BATCH_QUERY,
+               "relay message types collide with the stream and batch messages");
+
 /* What the decoder refuses, checked before encoding too. */
 static hx_err check(const struct hx_peer_topo *m)
 {

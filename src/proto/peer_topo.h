@@ -28,7 +28,7 @@
 #include "common/uuid.h"
 
 /* The frame type (docs/peer-protocol.md "Relay"); a node without relay.enabled ignores it. */
-#define HX_PEER_TOPO_ANNOUNCE 0x40
+#define HX_PEER_TOPO_ANNOUNCE 0x50
 
 #define HX_TOPO_MAX_NEIGH 64 /* = HXD_MAX_PEERS: a node announces its trusted peers */
 #define HX_TOPO_MAX_CERT 16384
@@ -82,7 +82,7 @@ HX_MUST_CHECK hx_err hx_peer_decode_topo(const uint8_t *p, size_t len, struct hx
  * relays carry is the end-to-end batch protocol unchanged: its signatures and confirmation tags
  * are the ends' (a relay can drop or delay a message, not forge one that verifies).
  */
-#define HX_PEER_RELAY_FWD 0x41
+#define HX_PEER_RELAY_FWD 0x51
 #define HX_RELAY_MAX_PATH 17             /* 16 hops */
 #define HX_RELAY_MAX_ACC (1024u * 4096u) /* HX_PEER_MAX_BATCH x the largest qkd.key_bytes */
 

@@ -235,9 +235,9 @@ static void relay_fwd_codec(void **state)
     m.at = 3;
     assert_int_equal(hx_peer_encode_fwd(&w, &m), HX_ERR_INVALID_ARG);
     m.at = 1;
-    m.type = 0x40; /* TOPO_ANNOUNCE */
+    m.type = 0x50; /* TOPO_ANNOUNCE */
     assert_int_equal(hx_peer_encode_fwd(&w, &m), HX_ERR_INVALID_ARG);
-    m.type = 0x41; /* RELAY_FWD in RELAY_FWD */
+    m.type = 0x51; /* RELAY_FWD in RELAY_FWD */
     assert_int_equal(hx_peer_encode_fwd(&w, &m), HX_ERR_INVALID_ARG);
     m.type = 0x20;
     assert_int_equal(hx_peer_encode_fwd(&w, &m), HX_OK);
