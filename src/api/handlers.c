@@ -109,17 +109,17 @@ static struct json_object *open_connect(struct hxd *d, const struct hx_004_reque
 /* ---- GET_KEY ---- */
 
 /* The smallest metadata: what a reference client's "size": 46 holds. */
-static size_t metadata_min(uint64_t age, char *buf, size_t len)
+static size_t metadata_min(uint64_t age, unsigned hops, char *buf, size_t len)
 {
-    return (size_t)snprintf(buf, len, "{\"age\": %" PRIu64 ", \"hops\": 0}", age);
+    return (size_t)snprintf(buf, len, "{\"age\": %" PRIu64 ", \"hops\": %u}", age, hops);
 }
 
 /* The metadata with the method and sources, when the client's buffer allows. */
 static void metadata_full(const struct hxd_svc_get_res *res, char *buf, size_t len)
 {
     size_t off = (size_t)snprintf(
-        buf, len, "{\"age\": %" PRIu64 ", \"hops\": 0, \"method\": \"%s\", \"sources\": [",
-        res->age_ms, res->method);
+        buf, len, "{\"age\": %" PRIu64 ", \"hops\": %u, \"method\": \"%s\", \"sources\": [",
+        res->age_ms, res->hops, res->method);
 
     for (size_t i = 0; i < res->n_sources && off < len; i++) {
         off += (size_t)snprintf(buf + off, len - off, "%s\"%s\"", i ? ", " : "", res->sources[i]);
@@ -141,7 +141,8 @@ static struct json_object *get_key(struct hxd *d, const struct hx_004_request *r
                                 .gone_arg = who->gone_arg};
     struct hxd_svc_get_res res;
     char meta_full[512], meta_min[96];
-    size_t min_len = metadata_min(999999999, meta_min, sizeof(meta_min));
+    /* hops 0: what the reference's "size": 46 holds (a relayed key's 1-digit count fits too) */
+    size_t min_len = metadata_min(999999999, 0, meta_min, sizeof(meta_min));
     struct json_object *o;
     bool ok;
 
@@ -156,7 +157,7 @@ static struct json_object *get_key(struct hxd *d, const struct hx_004_request *r
         return o;
     }
     metadata_full(&res, meta_full, sizeof(meta_full));
-    metadata_min(res.age_ms, meta_min, sizeof(meta_min));
+    metadata_min(res.age_ms, res.hops, meta_min, sizeof(meta_min));
     /* written straight into out, wiped after sending; the reference's separators */
     const char *meta =
         req->metadata_size == 0 || req->metadata_size >= strlen(meta_full) ? meta_full : meta_min;
@@ -337,6 +338,71 @@ static struct json_object *stream_status(const struct hxd_svc_stream_info *s)
     return e;
 }
 
+/* The relay's map (relay.enabled only): every node with its neighbours and this node's path to
+ * it, at most HXD_RELAY_LISTED nodes (each up to ~5 KB with 64 neighbours: the reply stays
+ * below 1 MiB); "nodes_total" counts them all. */
+#define HXD_RELAY_LISTED 128
+static struct json_object *path_json(bool reachable, const struct hx_topo_path *p)
+{
+    struct json_object *a;
+    char id[HX_UUID_STR_LEN + 1];
+
+    if (!reachable) {
+        return NULL; /* JSON null: no path */
+    }
+    a = json_object_new_array();
+    for (size_t k = 0; k <= p->hops; k++) {
+        hx_uuid_format(&p->node[k], id);
+        json_object_array_add(a, json_object_new_string(id));
+    }
+    return a;
+}
+
+static struct json_object *relay_status(const struct hxd_relay_view *v)
+{
+    struct json_object *o = json_object_new_object(), *nodes = json_object_new_array();
+    char id[HX_UUID_STR_LEN + 1];
+
+    json_object_object_add(o, "enabled", json_object_new_boolean(true));
+    add_int(o, "nodes_total", v->n);
+    add_int(o, "announcements_accepted", v->accepted);
+    add_int(o, "announcements_refused", v->refused);
+    add_int(o, "announcements_dropped", v->dropped);
+    add_int(o, "nodes_forgotten", v->forgotten);
+    add_int(o, "announced", v->announced);
+    add_int(o, "messages_forwarded", v->forwarded);
+    add_int(o, "messages_delivered", v->delivered);
+    add_int(o, "messages_dropped", v->fwd_dropped);
+    for (size_t i = 0; i < v->n && i < HXD_RELAY_LISTED; i++) {
+        const struct hxd_relay_node_view *nv = &v->nodes[i];
+        struct json_object *e = json_object_new_object(), *nb = json_object_new_array();
+        hx_uuid_format(&nv->node.id, id);
+        json_object_object_add(e, "uuid", json_object_new_string(id));
+        add_int(e, "seq", nv->node.seq);
+        add_int(e, "age_ms", (uint64_t)(nv->age_ms > 0 ? nv->age_ms : 0));
+        json_object_object_add(
+            e, "expires_in_ms",
+            nv->expires_in_ms < 0 ? NULL : json_object_new_int64(nv->expires_in_ms));
+        for (size_t k = 0; k < nv->node.n_neigh; k++) {
+            struct json_object *n = json_object_new_object();
+            hx_uuid_format(&nv->node.neigh[k].node, id);
+            json_object_object_add(n, "uuid", json_object_new_string(id));
+            json_object_object_add(
+                n, "qkd", json_object_new_boolean((nv->node.neigh[k].flags & HX_TOPO_QKD) != 0));
+            add_int(n, "key_available", nv->node.neigh[k].key_avail);
+            json_object_array_add(nb, n);
+        }
+        json_object_object_add(e, "neighbours", nb);
+        json_object_object_add(e, "path", path_json(nv->reachable, &nv->path));
+        json_object_object_add(
+            e, "hops", nv->reachable ? json_object_new_int64((int64_t)nv->path.hops) : NULL);
+        json_object_object_add(e, "qkd_path", path_json(nv->qkd_reachable, &nv->qkd_path));
+        json_object_array_add(nodes, e);
+    }
+    json_object_object_add(o, "nodes", nodes);
+    return o;
+}
+
 static struct json_object *node_status(struct hxd *d)
 {
     static const char *const stores[] = {"memory only", "durable", "durable (fsync)"};
@@ -384,6 +450,9 @@ static struct json_object *node_status(struct hxd *d)
     json_object_object_add(o, "errors", err);
     json_object_object_add(o, "peers", peers);
     json_object_object_add(o, "streams", streams);
+    if (st.relay != NULL) { /* absent while relay.enabled is off: STATUS as before */
+        json_object_object_add(o, "relay", relay_status(st.relay));
+    }
     hxd_svc_status_wipe(&st);
     return o;
 }

@@ -86,6 +86,7 @@ int cmd_open(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_close(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_route(int argc, char **argv);
 int cmd_reload(int argc, char **argv);
 
 #endif

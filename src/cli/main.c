@@ -138,6 +138,8 @@ static const struct command commands[] = {
     {"get", "KSID", "GET_KEY (--index N)", cmd_get},
     {"close", "KSID", "CLOSE", cmd_close},
     {"status", "[--json]", "the node, its peers, streams, KME and error counters", cmd_status},
+    {"route", "[NODE]", "the relay's map (relay.enabled) and this node's path to each node",
+     cmd_route},
     {"reload", "--unix PATH", "hykexd reads its config, peers and certificates again", cmd_reload},
     {"kdf", "ALG ...", "one KDF call with explicit inputs (known-answer checks)", cmd_kdf},
     {"combine", "METHOD ...", "combine keys as hykexd does (known-answer checks)", cmd_combine},

@@ -14,6 +14,7 @@
 #include "crypto/combine.h"
 #include "crypto/kdf.h"
 #include "daemon/batch.h"
+#include "daemon/relay.h"
 
 hx_err hxd_send_serial(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
                        size_t len, uint64_t *serial)
@@ -21,8 +22,8 @@ hx_err hxd_send_serial(struct hxd *d, const struct hx_uuid *peer, uint8_t type, 
     struct hx_link *l = hx_links_get(d->links, peer);
     hx_err e;
 
-    if (l == NULL) {
-        return HX_ERR_IO_CLOSED;
+    if (l == NULL) { /* no direct link: over relays when relay.enabled (docs/relay.md) */
+        return hxd_relay_send(d, peer, type, p, len, serial);
     }
     if (serial != NULL) {
         *serial = hx_link_serial(l);
@@ -30,6 +31,19 @@ hx_err hxd_send_serial(struct hxd *d, const struct hx_uuid *peer, uint8_t type, 
     e = hx_link_send(l, type, p, len);
     hx_link_put(l);
     return e;
+}
+
+uint64_t hxd_peer_serial(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid)
+{
+    struct hx_link *l = hx_links_get(d->links, peer);
+    uint64_t serial;
+
+    if (l == NULL) {
+        return hxd_relay_serial(d, peer, ksid); /* 0 while the relay is off */
+    }
+    serial = hx_link_serial(l);
+    hx_link_put(l);
+    return serial;
 }
 
 hx_err hxd_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
@@ -100,8 +114,11 @@ hx_err hxd_batch_init(struct hxd_batch *b, const struct hxd *d, const struct hxd
     b->count = count;
     b->npub = count;
     /* The transcript binds the QKD stream id both ends share: with qkd.join same-uris each KME
-     * may have given its end an id of its own, so none is bound (the URIs are). */
-    if (d->cfg.qkd_join != HXD_JOIN_SAME_URIS) {
+     * may have given its end an id of its own, so none is bound (the URIs are); nor over relays,
+     * where each link has its own QKD stream (docs/relay.md). */
+    struct hx_uuid relay_link;
+    if (d->cfg.qkd_join != HXD_JOIN_SAME_URIS &&
+        !hxd_relay_qkd_link_peer(d, &s->ksid, &s->peer, &relay_link)) {
         b->qkd_shared = s->qkd_ksid;
     }
     b->kem_msg = calloc(n, sizeof(*b->kem_msg));
@@ -222,10 +239,16 @@ hx_err hxd_batch_verify_peer(struct hxd *d, const struct hx_uuid *peer, const ch
                              const uint8_t T[32], const struct hx_peer_signed *sig)
 {
     struct hx_link *l = hx_links_get(d->links, peer);
+    struct hx_sig_key *key = NULL;
     hx_err e;
 
-    if (l == NULL) {
-        return HX_ERR_IO_CLOSED;
+    if (l == NULL) { /* a node reached over relays: its key from its verified certificate */
+        if ((e = hxd_relay_peer_key(d, peer, &key)) != HX_OK) {
+            return HX_ERR_IO_CLOSED;
+        }
+        e = hx_sig_verify(key, (const uint8_t *)ctx, strlen(ctx), T, 32, sig->sig, sig->sig_len);
+        hx_sig_key_free(key);
+        return e;
     }
     e = hx_sig_verify(hx_link_peer_key(l), (const uint8_t *)ctx, strlen(ctx), T, 32, sig->sig,
                       sig->sig_len);

@@ -86,7 +86,10 @@ HX_MUST_CHECK hx_err hxd_batch_tag(const struct hxd_batch *b, const char *label,
 HX_MUST_CHECK hx_err hxd_batch_verify_peer(struct hxd *d, const struct hx_uuid *peer,
                                            const char *ctx, const uint8_t T[32],
                                            const struct hx_peer_signed *sig);
-/* Sends on the peer's link; *serial (if not NULL) names the link it went on. */
+/* The serial of the link a message of stream ksid to peer leaves on now (its own, or with
+ * relay.enabled the relay's serial of the current path); 0: none. */
+uint64_t hxd_peer_serial(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid);
+/* Sends on the peer's link (or over relays); *serial (if not NULL) names the link it went on. */
 hx_err hxd_send_serial(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
                        size_t len, uint64_t *serial);
 /* Counts and logs a failed store write (with or without d->lock). */

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "daemon/batch.h"
+#include "daemon/relay.h"
 
 /* ---- QKD ---- */
 
@@ -58,18 +59,57 @@ static hx_err fetch_014(struct hxd *d, struct hxd_batch *b, int *status, char *m
     return HX_OK;
 }
 
+/* The responder of a stream over relays (docs/relay.md "QKD part"): b->qkd holds the relays'
+ * accumulator (the first link's keys XOR this node's link's); this node's keys at the index the
+ * last relay used recover the first link's, the batch's QKD secret at both ends. */
+static hx_err fetch_relayed(struct hxd *d, struct hxd_batch *b, uint64_t index, int *status,
+                            char *msg, size_t msg_len)
+{
+    uint8_t *own = hx_secure_alloc(b->qkd_len);
+    uint32_t st = 0, done = 0;
+    hx_err e;
+
+    *status = HYKEX_STATUS_NO_QKD_CONNECTION;
+    if (own == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    if (index + b->count > UINT32_MAX) {
+        snprintf(msg, msg_len, "QKD source: relayed index beyond the KME's index range");
+        hx_secure_free(own, b->qkd_len);
+        return HX_ERR_STATE;
+    }
+    e = hx_qkd_get_many(&d->qkd, &b->s.qkd_ksid, (uint32_t)index, b->count, own,
+                        d->cfg.qkd_key_bytes, &done, &st, msg, msg_len);
+    if (e == HX_OK && st == 0) {
+        for (size_t i = 0; i < b->qkd_len; i++) {
+            b->qkd[i] ^= own[i];
+        }
+        b->qkd_done = b->count;
+    } else if (msg[0] == '\0') {
+        snprintf(msg, msg_len, "QKD source: status %u for relayed index %" PRIu64, st,
+                 index + done);
+    }
+    hx_secure_free(own, b->qkd_len);
+    return e != HX_OK ? e : st != 0 ? HX_ERR_NO_KEY : HX_OK;
+}
+
 /* ETSI 004: GET_KEY by index, a batch on one connection where the dialect allows it. */
 static hx_err fetch_004(struct hxd *d, struct hxd_batch *b, int *status, char *msg, size_t msg_len)
 {
     uint32_t st = 0, done = 0;
     char kid[HX_UUID_STR_LEN + 1];
     double t0 = hx_monotime();
+    uint64_t relayed;
     hx_err e;
 
     if (b->qkd_first + b->count > UINT32_MAX) {
         snprintf(msg, msg_len, "QKD source: position beyond the KME's index range");
         *status = HYKEX_STATUS_INSUFFICIENT_KEY;
         return HX_ERR_STATE;
+    }
+    if (b->s.role == HXD_RESPONDER &&
+        hxd_relay_qkd_material(d, &b->s.ksid, &b->s.peer, b->first, &relayed, b->qkd, b->qkd_len)) {
+        return fetch_relayed(d, b, relayed, status, msg, msg_len);
     }
     e = hx_qkd_get_many(&d->qkd, &b->s.qkd_ksid, (uint32_t)b->qkd_first, b->count, b->qkd,
                         d->cfg.qkd_key_bytes, &done, &st, msg, msg_len);

@@ -142,6 +142,13 @@ struct hxd_config {
     uint32_t max_key_chunk;
     char log_level[16];
     char run_user[64], run_group[64]; /* privileges dropped to these after binding */
+    /* hykex: relay across trusted nodes (docs/relay.md); off by default */
+    bool relay_enabled;
+    bool relay_transit;        /* relay other nodes' messages (else only its own streams) */
+    uint32_t relay_announce_s; /* announcement period; lifetime 4 periods */
+    uint32_t relay_max_nodes;  /* nodes the map holds */
+    uint32_t relay_max_hops;   /* longest path shown or used */
+    char relay_avoid[1024];    /* comma-separated node UUIDs never to relay through */
     /* trusted peers (inline "trusted_peers", or trusted_peers_info.json) */
     struct hxd_peers trusted;
     bool self_listed; /* this node's own entry was in the list, and was dropped */

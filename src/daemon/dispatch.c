@@ -12,6 +12,8 @@
 
 #include "common/log.h"
 #include "daemon/batch.h"
+#include "daemon/relay.h"
+#include "proto/peer_topo.h"
 #include "daemon/etsi014_peers.h"
 
 hx_err hxd_send_open(struct hxd *d, const struct hxd_stream *s)
@@ -123,9 +125,14 @@ hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *m
     bool retried = false;
     hx_err e;
 
-    /* Both ends name the link the same way: initiator's node first. */
-    a = copy->role == HXD_INITIATOR ? &d->cfg.uuid : &copy->peer;
-    b = copy->role == HXD_INITIATOR ? &copy->peer : &d->cfg.uuid;
+    struct hx_uuid relay_peer;
+    /* Both ends name the link the same way: initiator's node first. Over relays (docs/relay.md)
+     * this node's QKD link ends at the first (initiator) or last (responder) relay. */
+    const struct hx_uuid *other = hxd_relay_qkd_link_peer(d, &copy->ksid, &copy->peer, &relay_peer)
+                                      ? &relay_peer
+                                      : &copy->peer;
+    a = copy->role == HXD_INITIATOR ? &d->cfg.uuid : other;
+    b = copy->role == HXD_INITIATOR ? other : &d->cfg.uuid;
     hx_uuid_format(a, self);
     hx_uuid_format(b, peer);
     snprintf(src, sizeof(src), "qkd://%s@%s", d->cfg.qkd_application, self);
@@ -394,6 +401,19 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
 {
     struct hxd *d = arg;
     const struct hx_uuid *peer = hx_link_peer(l);
+
+    if (type == HX_PEER_TOPO_ANNOUNCE) { /* the relay's (dropped while it is off) */
+        hxd_relay_on_frame(d, peer, p, len);
+    } else if (type == HX_PEER_RELAY_FWD) {
+        hxd_relay_on_fwd(d, peer, p, len);
+    } else {
+        hxd_on_peer_frame(d, peer, type, p, len);
+    }
+}
+
+void hxd_on_peer_frame(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
+                       size_t len)
+{
     struct hx_uuid ksid;
     struct hxd_stream *s;
 
@@ -450,6 +470,7 @@ void hxd_on_link(void *arg, struct hx_link *l, bool up)
 {
     struct hxd *d = arg;
 
+    hxd_relay_link_changed(d);
     pthread_mutex_lock(&d->lock);
     if (!up) { /* its announcements go with it: the initiator's OPEN_CONNECT fails anyway */
         hxd_unjoined_drop(d, hx_link_peer(l));

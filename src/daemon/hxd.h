@@ -239,6 +239,8 @@ struct hxd {
     unsigned expiry_looks; /* since the start or the last reload: the first two a minute apart */
     /* lock-free counters for the metrics endpoint (metrics.h) */
     struct hxd_metrics metrics;
+    /* the relay's topology protocol (daemon/relay.h); NULL unless relay.enabled */
+    struct hxd_relay *relay;
     /* ETSI 014: the SAEs each trusted peer announced (SAE_LIST), by trusted-peer index, under
      * lock (etsi014_peers.c) */
     struct hxd_014_learned {
@@ -270,6 +272,9 @@ void hxd_responder_job(struct hxd *d, struct hxd_job *j);
 void hxd_pools_stop(struct hxd *d);
 void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, size_t len);
 void hxd_on_link(void *arg, struct hx_link *l, bool up);
+/* A stream or batch message from peer, over its link or (relay.enabled) over relays. */
+void hxd_on_peer_frame(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
+                       size_t len);
 /* Sends a peer message about a stream (no lock held). Encoders: proto/peer.h. */
 hx_err hxd_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
                 size_t len);

@@ -100,7 +100,6 @@ static struct hxd_inflight *wait_reply(struct hxd *d, const struct hx_uuid *ksid
     for (;;) {
         struct hxd_stream *s = hxd_stream_find(d, ksid);
         struct hxd_inflight *f = s != NULL ? hxd_inflight_of(s, first) : NULL;
-        struct hx_link *l;
         bool same;
         /* After STREAM_CLOSE an ACK may still come (the responder queues it first). */
         if (f == NULL || d->stopping || (!ack && s->peer_closed)) {
@@ -111,9 +110,7 @@ static struct hxd_inflight *wait_reply(struct hxd *d, const struct hx_uuid *ksid
         }
         /* A link gone (even if already made again) lost the reply: fail now, not at the
          * timeout; the retry sorts out what the responder had committed. */
-        l = hx_links_get(d->links, &s->peer);
-        same = l != NULL && hx_link_serial(l) == serial;
-        hx_link_put(l);
+        same = hxd_peer_serial(d, &s->peer, &s->ksid) == serial; /* direct or the relay path */
         if (!same || hx_deadline_passed(deadline)) {
             return NULL;
         }

@@ -15,6 +15,7 @@
 #include "daemon/batch.h"
 #include "daemon/hxd.h"
 #include "daemon/persist.h"
+#include "daemon/relay.h"
 #include "daemon/service.h"
 #include "daemon/service_int.h"
 #include "daemon/stream.h"
@@ -263,6 +264,7 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
 {
     struct hxd_stream *s;
     struct hx_secret *key;
+    struct hx_uuid peer;
     uint64_t pos;
     int64_t deadline;
     double ready_at = 0;
@@ -331,7 +333,9 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
     for (size_t i = 0; i < s->uri.n_sources && i < HX_URI_MAX_SOURCES; i++) {
         res->sources[res->n_sources++] = hx_source_name(s->uri.sources[i]);
     }
+    peer = s->peer;
     pthread_mutex_unlock(&d->lock);
+    res->hops = hxd_relay_relays(d, &peer); /* 0 unless relay.enabled and no direct link */
     res->key = key;
     res->index = pos;
     hxd_svc_succeed(&res->r);

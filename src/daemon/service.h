@@ -24,6 +24,7 @@
 #include "common/secret.h"
 #include "common/uuid.h"
 #include "daemon/config.h"
+#include "daemon/relay.h"
 #include "hykex/hykex.h"
 #include "peer/link.h"
 #include "proto/uri.h"
@@ -109,6 +110,7 @@ struct hxd_svc_get_res {
     const char *method;
     const char *sources[HX_URI_MAX_SOURCES];
     size_t n_sources;
+    unsigned hops; /* relays between the two nodes on the current path (0: direct) */
 };
 
 /*
@@ -173,6 +175,7 @@ struct hxd_svc_status {
     struct hxd_svc_stream_info *streams; /* the streams in table order */
     size_t n_streams;
     uint64_t batches_ok, batches_failed, confirm_mismatch, store_errors;
+    struct hxd_relay_view *relay; /* the relay's map and paths; NULL unless relay.enabled */
 };
 
 /*

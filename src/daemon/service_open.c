@@ -15,6 +15,7 @@
 #include "daemon/batch.h"
 #include "daemon/hxd.h"
 #include "daemon/persist.h"
+#include "daemon/relay.h"
 #include "daemon/service.h"
 #include "daemon/service_int.h"
 #include "daemon/stream.h"
@@ -108,9 +109,31 @@ static bool check_open(struct hxd *d, const struct hxd_svc_open_req *req, struct
     bool trusted = hxd_config_peer(&d->cfg, &p->peer) != NULL;
     pthread_mutex_unlock(&d->lock);
     if (!trusted) {
+        /* relay.enabled: any node on the map with a path (docs/relay.md); else refused */
+        char rwhy[200];
         hx_uuid_format(&p->peer, id);
-        hxd_svc_fail(&res->r, HXD_SVC_REFUSED, "node %s is not a trusted peer of this node", id);
-        return false;
+        if (d->relay == NULL) {
+            hxd_svc_fail(&res->r, HXD_SVC_REFUSED, "node %s is not a trusted peer of this node",
+                         id);
+            return false;
+        }
+        bool qkd = false;
+        for (size_t i = 0; i < p->src.n_sources; i++) {
+            qkd |= p->src.sources[i] == HX_SRC_QKD;
+        }
+        if (qkd && (!hxd_relay_qkd_ready(d) || d->cfg.qkd_join == HXD_JOIN_SAME_URIS)) {
+            hxd_svc_fail(&res->r, HXD_SVC_REFUSED,
+                         "key_sources: node %s is reached over relays, and this node relays the "
+                         "QKD part only with an ETSI 004 KME and qkd.join stream-id "
+                         "(docs/relay.md): use key_sources without QKD",
+                         id);
+            return false;
+        }
+        if (!hxd_relay_reaches(d, &p->peer, qkd, rwhy, sizeof(rwhy))) {
+            hxd_svc_fail(&res->r, HXD_SVC_REFUSED,
+                         "node %s is not a trusted peer of this node, and %s", id, rwhy);
+            return false;
+        }
     }
     for (size_t i = 0, q = 0; i < p->src.n_sources; i++) {
         if (p->src.sources[i] == HX_SRC_QKD && (++q > 1 || d->cfg.qkd_protocol == HXD_QKD_NONE)) {

@@ -152,6 +152,10 @@ hx_err hxd_svc_status(struct hxd *d, struct hxd_svc_status *out)
     out->confirm_mismatch = d->confirm_mismatch;
     out->store_errors = d->store_errors;
     pthread_mutex_unlock(&d->lock);
+    if (hxd_relay_view(d, &out->relay) != HX_OK) { /* its own lock, never under d->lock */
+        hxd_svc_status_wipe(out);
+        return HX_ERR_NOMEM;
+    }
     return HX_OK;
 }
 
@@ -217,6 +221,7 @@ void hxd_svc_status_wipe(struct hxd_svc_status *st)
 {
     free(st->peers);
     free(st->streams);
+    hxd_relay_view_free(st->relay);
     memset(st, 0, sizeof(*st));
 }
 

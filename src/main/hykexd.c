@@ -34,6 +34,7 @@
 #include "daemon/hxd.h"
 #include "daemon/metrics_server.h"
 #include "daemon/persist.h"
+#include "daemon/relay.h"
 #include "daemon/reload.h"
 #include "daemon/service.h"
 #include "daemon/stream.h"
@@ -305,6 +306,7 @@ static int serve(struct hxd *d, const sigset_t *sigs)
         }
         hxd_unjoined_expire(d); /* announced by a peer, never joined in time */
         hxd_streams_tick(d);
+        hxd_relay_tick(d);  /* relay.enabled only: topology announcements */
         hxd_reload_tick(d); /* links made with a replaced certificate; expiry warnings */
         if (tick % 5 == 4) {
             hxd_svc_expire(d);
@@ -499,6 +501,11 @@ int main(int argc, char **argv)
 
     hxd_pools_start(d, d->cfg.initiator_workers, hxd_initiator_job, d->cfg.responder_workers,
                     hxd_responder_job);
+    /* before the links: their I/O threads read d->relay */
+    if (hxd_relay_start(d, hxd_on_peer_frame, why, sizeof(why)) != HX_OK) {
+        fprintf(stderr, "hykexd: relay: %s\n", why);
+        goto stop;
+    }
     if (start_links(d, why, sizeof(why)) != HX_OK) {
         fprintf(stderr, "hykexd: peer link: %s\n", why);
         goto stop;
@@ -530,6 +537,7 @@ stop:
     hxd_api_stop(api);
     hxd_pools_stop(d);
     hx_links_stop(d->links);
+    hxd_relay_stop(d);
     for (size_t i = 0; d->streams != NULL && i < d->max_streams; i++) {
         if (d->streams[i].used) {
             hxd_stream_drop(d, &d->streams[i]);

@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "net/sock.h"
+#include "peer/certid.h"
 #include "peer/link_int.h"
 
 static uint64_t link_serials;
@@ -88,27 +89,6 @@ hx_err hx_link_tls_ctx(const struct hx_links_config *c, SSL_CTX **out, char *why
 fail:
     SSL_CTX_free(ctx);
     return HX_ERR_CONFIG;
-}
-
-/* The node UUID in the certificate's SAN (URI:urn:uuid:...). */
-static bool cert_uuid(X509 *cert, struct hx_uuid *out)
-{
-    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-    bool found = false;
-
-    for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names) && !found; i++) {
-        const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
-        if (g->type == GEN_URI) {
-            const char *s = (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
-            int n = ASN1_STRING_length(g->d.uniformResourceIdentifier);
-            if (n == 9 + HX_UUID_STR_LEN && strncmp(s, "urn:uuid:", 9) == 0 &&
-                hx_uuid_parse(s + 9, HX_UUID_STR_LEN, out) == HX_OK) {
-                found = true;
-            }
-        }
-    }
-    GENERAL_NAMES_free(names);
-    return found;
 }
 
 /* Does the certificate carry an IP SAN equal to the textual address ip? */
@@ -215,7 +195,7 @@ hx_err hx_link_handshake(struct hx_links *ls, int fd, bool client, const struct 
     if ((cert = SSL_get0_peer_certificate(l->io.ssl)) == NULL) {
         goto fail;
     }
-    if (!cert_uuid(cert, &l->peer) &&
+    if (!hx_certid_uuid(cert, &l->peer) &&
         !identify_by_address(ls, fd, cert, client, expected, &l->peer)) {
         hx_warn(
             "peer certificate names no node UUID (urn:uuid SAN), and no trusted peer's "

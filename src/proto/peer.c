@@ -19,7 +19,9 @@ void hx_peer_frame_header_encode(uint8_t out[HX_PEER_FRAME_HEADER], uint8_t type
 
 size_t hx_peer_frame_max(uint8_t type)
 {
-    return type == HX_PEER_BATCH_REQ ? HX_PEER_MAX_KEM_FRAME : HX_PEER_MAX_FRAME;
+    /* 0x51 RELAY_FWD (proto/peer_topo.h) may carry a BATCH_REQ: its batches are capped to leave
+     * room for the relay's header (docs/relay.md) */
+    return type == HX_PEER_BATCH_REQ || type == 0x51 ? HX_PEER_MAX_KEM_FRAME : HX_PEER_MAX_FRAME;
 }
 
 hx_err hx_peer_frame_header_decode(const uint8_t in[HX_PEER_FRAME_HEADER], size_t max_payload,

@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""The relay across trusted nodes (docs/relay.md): real daemons on loopback addresses.
+
+Usage: relay_test.py BIN_DIR REPO_ROOT
+Five nodes with ML-DSA certificates, A-D each on its own loopback address (127.0.N.x), each with
+relay.enabled and a trusted-peers file listing only its neighbours; one QKD simulator whose
+links join only neighbours (E has no KME). First the line A-B-C-D (E not started): the topology
+converges; the ends A and D get equal keys over the relays B and C, end-to-end ML-KEM + X25519,
+and ML-KEM + QKD with the QKD part relayed hop by hop; metadata.hops counts the relays; the
+middle nodes' logs and stores never hold a delivered key. Then E joins (A-E-C: a ring A-B-C-E)
+and B is killed while A and D take keys: later batches go through E and every key still agrees;
+a QKD stream is then refused, naming the hop without QKD; E restarted with relay.transit false
+is no relay any more. Ends with "N passed, M failed, K skipped".
+"""
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hxtest import Runner, check, free_loopback, free_port, next_json  # noqa: E402
+
+BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+NODES = "ABCDE"
+U = {n: f"{c * 8}-{c * 4}-{c * 4}-{c * 4}-{c * 12}" for n, c in zip(NODES, "abcde")}
+LINKS = [("A", "B"), ("B", "C"), ("C", "D"), ("A", "E"), ("E", "C")]
+R = Runner("hykex-relay-test-")
+test = R.test
+WORK = R.work
+P = {f"{k}{n}": free_port() for n in NODES for k in ("api", "kme")}
+PEER_PORT = free_port()
+# A-D each on its own loopback address (prefix + 0..3, all with one port); E on 127.0.0.1
+PREFIX = free_loopback("127.0.0.6", [PEER_PORT])
+ADDR = {n: f"{PREFIX}{i}" for i, n in enumerate("ABCD")}
+ADDR["E"] = "127.0.0.1"
+PORT = {n: PEER_PORT for n in "ABCD"}
+PORT["E"] = free_port()
+SUITE = "ML-KEM-768,X25519"
+delivered = {}  # node -> [key hex]
+
+
+def neighbours(n):
+    return [b if a == n else a for a, b in LINKS if n in (a, b)]
+
+
+class App:
+    def __init__(self, node):
+        self.s = __import__("socket").create_connection(("127.0.0.1", P["api" + node]), timeout=60)
+        self.buf = b""
+        self.node = node
+
+    def call(self, command, **data):
+        self.s.sendall(json.dumps({"command": command, "data": data}).encode())
+        obj, _, self.buf = next_json(self.s, self.buf, "daemon closed the connection")
+        return obj
+
+    def open(self, src, dst, ksid, sources=SUITE):
+        q = {"key_chunk_size": 32, "max_bps": 32, "min_bps": 32, "jitter": 0, "priority": 0,
+             "timeout": 20000, "ttl": 0, "metadata_mimetype": "application/json"}
+        return self.call("OPEN_CONNECT", source=uri(src, sources), destination=uri(dst, sources),
+                         qos=q, key_stream_id=ksid)
+
+    def get(self, ksid, index):
+        r = self.call("GET_KEY", key_stream_id=ksid, index=index)
+        if r.get("status") == 0:
+            delivered.setdefault(self.node, []).append(bytes(r["key_buffer"]).hex())
+        return r
+
+
+def uri(node, sources=SUITE):
+    return f"hybrid://SPI_1@{U[node]}?hybridization=hkdf&key_sources={sources}"
+
+
+def status(node):
+    return App(node).call("STATUS")
+
+
+def route(node, to):
+    for e in status(node).get("relay", {}).get("nodes", []):
+        if e["uuid"] == U[to]:
+            return e
+    return None
+
+
+def wait_until(what, fn, timeout=30):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def start_daemon(n):
+    return R.start(n, [f"{BIN}/hykexd", "-c", f"{WORK}/{n}.json", "-p", f"{WORK}/{n}-peers.json"],
+                   f"{WORK}/{n}.log", exit_ok=(0, -9), cwd=WORK)
+
+
+def setup():
+    def run(*a):
+        subprocess.run(list(a), check=True, capture_output=True, cwd=WORK)
+    run(f"{ROOT}/certificates/create_ca.sh", "--out", "ca")
+    for n in NODES:
+        run(f"{ROOT}/certificates/generate_cert.sh", "--uuid", U[n], "--name", n, "--ip", ADDR[n],
+            "--out", n)
+    # E has no KME: its links cannot carry the QKD part
+    net = {"kmes": [{"id": f"KME_{n}", "node": U[n], "etsi004_json": {"port": P["kme" + n]}}
+                    for n in "ABCD"],
+           "links": [{"id": a + b, "kmes": [f"KME_{a}", f"KME_{b}"], "rate_bps": 0}
+                     for a, b in LINKS if "E" not in (a, b)]}
+    json.dump(net, open(f"{WORK}/net.json", "w"))
+    R.start("sim", [f"{BIN}/hykex-qkdsim", "-c", f"{WORK}/net.json", "--ctl", f"{WORK}/sim.ctl",
+                    "--log-level", "warn"], f"{WORK}/sim.log", exit_ok=None)
+    for n in NODES:
+        cfg = {"uuid": U[n],
+               "logging_config": {"console_log_type": "debug", "file_log_type": "debug",
+                                  "filename": f"{n}.file.log"},
+               "certificate_config": {"cert_authority_path": f"{n}/ca.crt",
+                                      "cert_path": f"{n}/node.crt", "key_path": f"{n}/node.key"},
+               "hybridization_server_address": {"host": "127.0.0.1", "port": P["api" + n]},
+               "qkd_address": {"host": "127.0.0.1", "port": P["kme" + n] if n != "E" else 0},
+               "peer_local_address": {"host": ADDR[n], "port": PORT[n]},
+               "peer": {"keepalive_s": 1, "reconnect_max_s": 1},
+               "state_dir": f"{n}/state",
+               "relay": {"enabled": True, "announce_s": 1},
+               # small batches, few ready keys: production goes on while keys are taken
+               "limits": {"batch_size": 4, "buffer_depth": 8}}
+        json.dump(cfg, open(f"{WORK}/{n}.json", "w"), indent=1)
+        peers = {U[m]: {"address": {"host": ADDR[m], "port": PORT[m]}} for m in neighbours(n)}
+        json.dump(peers, open(f"{WORK}/{n}-peers.json", "w"), indent=1)
+    for n in "ABCD":
+        start_daemon(n)
+
+
+def take_keys(a, b, n, ksid=None, during=None, sources=SUITE):
+    """Applications at a and b open one stream and each take keys 0..n-1 by index; during(i) runs
+    at a after key i. Returns (keys at a, keys at b, the replies at a)."""
+    ksid = ksid or str(uuid.uuid4())
+    out = {}
+
+    def app(node):
+        c = App(node)
+        r = c.open(a, b, ksid, sources)
+        out[node + "open"] = r
+        if r["status"] != 0:
+            return
+        keys, replies = [], []
+        for i in range(n):
+            g = c.get(ksid, i)
+            replies.append(g)
+            keys.append(bytes(g["key_buffer"]).hex() if g["status"] == 0 else g)
+            if during is not None and node == a:
+                during(i)
+        out[node] = keys
+        out[node + "replies"] = replies
+        c.call("CLOSE", key_stream_id=ksid)
+
+    ts = [threading.Thread(target=app, args=(x,)) for x in (a, b)]
+    [t.start() for t in ts]
+    [t.join(180) for t in ts]
+    check(out.get(a + "open", {}).get("status") == 0, f"open at {a}: {out.get(a + 'open')}")
+    check(out.get(b + "open", {}).get("status") == 0, f"open at {b}: {out.get(b + 'open')}")
+    return out[a], out[b], out[a + "replies"]
+
+
+# ---- tests ----
+
+@test
+def topology_converges_on_the_line():
+    """A learns every node of the line A-B-C-D from flooded, signed announcements; its path to
+    D is A-B-C-D, 3 hops, and `hykex route` prints it."""
+    e = wait_until("A's path to D", lambda: (lambda x: x if x and x["path"] else None)(route("A", "D")))
+    check(e["hops"] == 3 and e["path"] == [U["A"], U["B"], U["C"], U["D"]], f"path: {e}")
+    st = status("A")["relay"]
+    check(st["nodes_total"] == 4 and st["announcements_refused"] == 0, f"map: {st}")
+    d = wait_until("D's path to A", lambda: (lambda x: x if x and x["path"] else None)(route("D", "A")))
+    check(d["path"] == [U["D"], U["C"], U["B"], U["A"]], f"D's path: {d}")
+    out = subprocess.run([f"{BIN}/hykex", "route", U["D"], "--address",
+                          f"127.0.0.1:{P['apiA']}"], capture_output=True, text=True, timeout=30)
+    check(out.returncode == 0 and "hops 3" in out.stdout and U["C"] in out.stdout,
+          f"hykex route: {out.returncode} {out.stdout} {out.stderr}")
+
+
+@test
+def keys_between_the_ends_agree():
+    """A and D share no link: their 40 keys (10 batches) agree, each is distinct, and
+    metadata.hops is 2 (the relays B and C)."""
+    ka, kd, replies = take_keys("A", "D", 40)
+    check(ka == kd, f"keys differ: {ka[:2]} {kd[:2]}")
+    check(all(isinstance(k, str) and len(k) == 64 for k in ka) and len(set(ka)) == 40, "keys")
+    check(all(r["metadata"]["hops"] == 2 for r in replies), f"hops: {replies[0]['metadata']}")
+    for n in "BC":
+        st = status(n)
+        check(st["relay"]["messages_forwarded"] > 0 and st["streams"] == [],
+              f"{n} forwarded nothing, or holds a stream: {st['relay']}")
+
+
+@test
+def qkd_part_relayed_hop_by_hop():
+    """ML-KEM-768 + QKD between A and D: A's QKD key of the link A-B reaches D through B and C
+    (each XORs its two links' keys into the accumulator, D removes its own link's): 24 keys
+    agree (the combiner over the relayed QKD part and the end-to-end ML-KEM part, key-confirmed),
+    metadata.hops is 2, and both relays took part."""
+    before = {n: status(n)["relay"]["messages_forwarded"] for n in "BC"}
+    ka, kd, replies = take_keys("A", "D", 24, sources="ML-KEM-768,QKD")
+    check(ka == kd, f"keys differ: {ka[:2]} {kd[:2]}")
+    check(all(isinstance(k, str) and len(k) == 64 for k in ka) and len(set(ka)) == 24, "keys")
+    check(all(r["metadata"]["hops"] == 2 and "QKD" in r["metadata"]["sources"] for r in replies),
+          f"metadata: {replies[0]['metadata']}")
+    for n in "BC":
+        check(status(n)["relay"]["messages_forwarded"] > before[n], f"{n} relayed nothing")
+        check("QKD links of a relayed stream opened" in open(f"{WORK}/{n}.log").read(),
+              f"{n} opened no QKD link")
+    for n in "AD":
+        check(status(n)["errors"]["confirmation_mismatches"] == 0, f"{n}: mismatches")
+
+
+@test
+def unknown_nodes_refused():
+    """A node not on the map is refused as before, with the relay's reason."""
+    other = str(uuid.uuid4())
+    r = App("A").call("OPEN_CONNECT", source=uri("A"),
+                      destination=f"hybrid://SPI_1@{other}?hybridization=hkdf&key_sources={SUITE}",
+                      qos={"key_chunk_size": 32, "timeout": 1000})
+    check(r["status"] != 0 and "not on the relay's map" in r.get("message", ""), f"{r}")
+
+
+@test
+def middle_nodes_never_hold_a_delivered_key():
+    """No key delivered at A or D appears in B's or C's log files or store (as hex, or as the
+    raw bytes)."""
+    keys = delivered.get("A", []) + delivered.get("D", [])
+    check(len(keys) >= 40, f"{len(keys)} keys delivered")
+    for n in "BC":
+        blobs = []
+        for root, _, files in os.walk(f"{WORK}/{n}"):
+            blobs += [open(os.path.join(root, f), "rb").read() for f in files]
+        for f in (f"{WORK}/{n}.log", f"{WORK}/{n}.file.log"):
+            if os.path.exists(f):
+                blobs.append(open(f, "rb").read())
+        check(len(blobs) > 0, f"nothing of {n} to look at")
+        for k in keys:
+            raw = bytes.fromhex(k)
+            check(not any(k.encode() in b or raw in b for b in blobs), f"{n} holds a key")
+
+
+@test
+def relay_killed_mid_stream_reroutes():
+    """E joins (ring A-B-C-E): A's path to D stays via B (fewer hops tie, smaller UUID). B is
+    killed while the applications take keys: later batches go via E, and every key agrees."""
+    start_daemon("E")
+    wait_until("E on A's map", lambda: route("A", "E") and route("A", "E")["path"])
+    e = route("A", "D")
+    check(e["path"][1] == U["B"], f"path before: {e}")
+
+    def kill_b(i):
+        if i == 10:
+            os.kill(R.procs["B"].pid, 9)
+            R.procs["B"].wait()
+
+    ka, kd, replies = take_keys("A", "D", 60, during=kill_b)
+    check(ka == kd, "keys differ after the relay was killed")
+    check(all(isinstance(k, str) for k in ka) and len(set(ka)) == 60, f"keys: {ka}")
+    e = route("A", "D")
+    check(e is not None and e["path"] == [U["A"], U["E"], U["C"], U["D"]], f"path after: {e}")
+    fw, failed = status("E")["relay"]["messages_forwarded"], status("A")["errors"]["batches_failed"]
+    print(f"     E forwarded {fw} messages; A's failed (and remade) batches: {failed}")
+    check(fw > 0, "E forwarded nothing")
+    for n in "AD":
+        st = status(n)
+        check(st["errors"]["confirmation_mismatches"] == 0, f"{n}: {st['errors']}")
+
+
+@test
+def qkd_refused_over_a_hop_without_qkd():
+    """With B gone the only path from A to D goes through E, which has no KME: a stream with QKD
+    is refused with a message naming the hop."""
+    r = App("A").open("A", "D", str(uuid.uuid4()), "ML-KEM-768,QKD")
+    check(r["status"] != 0 and "has none" in r.get("message", "") and U["E"] in r["message"],
+          f"{r}")
+
+
+@test
+def no_transit_node_is_never_a_relay():
+    """E restarted with relay.transit false (B is dead, so E is the only way from A to D): it
+    announces itself as no relay, A's map has no path to D any more, and an OPEN_CONNECT from A
+    to D is refused saying so."""
+    seq = route("A", "E")["seq"]
+    R.stop("E")
+    cfg = json.load(open(f"{WORK}/E.json"))
+    cfg["relay"]["transit"] = False
+    json.dump(cfg, open(f"{WORK}/E.json", "w"))
+    start_daemon("E")
+    # E back on A's map, linked to A and C again (its restarted announcement)
+    e = wait_until("E linked again", lambda: (lambda x: x if x and x["seq"] > seq and x["path"]
+                                              and len(x["neighbours"]) == 2 else None)(
+        route("A", "E")))
+    check(e["path"] == [U["A"], U["E"]], f"E itself stays reachable: {e}")
+    d = route("A", "D")
+    check(d is not None and d["path"] is None, f"A's path to D over E: {d}")
+    r = App("A").open("A", "D", str(uuid.uuid4()))
+    check(r["status"] != 0 and "no path" in r.get("message", ""), f"{r}")
+
+
+@test
+def dead_node_ages_out():
+    """B (killed) leaves everyone's map once its last announcement expires (4 x announce_s)."""
+    wait_until("B gone from A's map", lambda: route("A", "B") is None, timeout=20)
+    check(status("A")["relay"]["nodes_forgotten"] >= 1, "nothing forgotten")
+
+
+R.run(setup=setup)
