@@ -88,6 +88,20 @@ static hx_err fetch_004(struct hxd *d, struct hxd_batch *b, int *status, char *m
     if (msg[0] == '\0') {
         snprintf(msg, msg_len, "QKD source: status %u for index %" PRIu64, st, b->qkd_first + done);
     }
+    if ((e >= HX_ERR_IO && e <= HX_ERR_IO_NOT_FOUND) ||
+        (e == HX_OK && st == HYKEX_STATUS_NO_QKD_CONNECTION)) {
+        /* The KME is away, or answers that the stream is not open there (it restarted): the
+         * stream reopens it (qkd_recover.c); the message names the KME. */
+        struct hxd_stream *s;
+        pthread_mutex_lock(&d->lock);
+        if ((s = hxd_stream_find(d, &b->s.ksid)) != NULL) {
+            hxd_qkd_lost(d, s, msg);
+            if (s->qkd_lost) {
+                snprintf(msg, msg_len, "%s", s->fail_msg);
+            }
+        }
+        pthread_mutex_unlock(&d->lock);
+    }
     return e != HX_OK ? e : HX_ERR_NO_KEY;
 }
 

@@ -117,6 +117,15 @@ struct hxd_stream {
     } qkd_free[4 * HXD_PIPELINE]; /* initiator: QKD ranges taken but not spent (no key yet) */
     size_t n_qkd_free;
     bool qkd_waiting;  /* initiator: the KME had no key yet; no new batch until one is made */
+    /* KME recovery (qkd_recover.c): the KME lost this node's QKD stream or is away; no batch
+     * is made until it is reopened. Attempts run on an initiator worker, one at a time, when
+     * qkd_reopen_at has passed (back-off) or at once when the peer node reopens its end. */
+    bool qkd_lost;
+    bool qkd_reopen_queued; /* an attempt is queued or running */
+    bool qkd_reopen_quiet;  /* the next attempt answers the peer's QKD_REOPEN: none sent back */
+    int64_t qkd_reopen_at;  /* clock.h deadline of the next attempt */
+    double qkd_backoff_s;   /* the next back-off step */
+    uint64_t qkd_reconnects; /* reopen attempts made (STATUS) */
     uint64_t next_get; /* next position for a GET_KEY without index */
     uint64_t want;     /* highest position an application waits for, + 1 */
     unsigned inflight; /* initiator: batches queued or running */
@@ -252,6 +261,21 @@ void hxd_unjoined_expire(struct hxd *d);
 bool hxd_qkd_is_014(const struct hxd *d);
 /* Opens the QKD stream at this node's KME (initiator: new id; responder: the initiator's). */
 hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *msg, size_t msg_len);
+/* The same; quiet: nothing logged (the caller logs once per back-off step); *kme_status: the
+ * KME's own answer (UINT32_MAX when it was not reached). */
+hx_err hxd_qkd_open_ex(struct hxd *d, struct hxd_stream *copy, bool quiet, uint32_t *kme_status,
+                       int *status, char *msg, size_t msg_len);
+/*
+ * KME recovery (qkd_recover.c). hxd_qkd_lost: a GET_KEY at this node's KME found the QKD stream
+ * gone (status 4) or the KME away (no answer): the stream stops producing and reopens it (lock
+ * held). hxd_qkd_reopen_tick: queues the attempts that are due (main loop, lock held).
+ * hxd_qkd_reopen_run: one attempt (an initiator worker, no lock). hxd_qkd_on_peer_reopen: the
+ * peer node reopens its end: this node reopens its own at once (link thread, lock held).
+ */
+void hxd_qkd_lost(struct hxd *d, struct hxd_stream *s, const char *why);
+void hxd_qkd_reopen_tick(struct hxd *d, struct hxd_stream *s);
+void hxd_qkd_reopen_run(struct hxd *d, const struct hx_uuid *ksid);
+void hxd_qkd_on_peer_reopen(struct hxd *d, struct hxd_stream *s);
 /* The reason a peer node gave up the stream ksid (nil: by src and dst URIs) before this node's
  * application opened it, once (lock held); false: none. */
 bool hxd_refused_find(struct hxd *d, const struct hx_uuid *ksid, const char *src, const char *dst,

@@ -698,5 +698,9 @@ void hxd_initiator_run(struct hxd *d, const struct hx_uuid *ksid)
 
 void hxd_initiator_job(struct hxd *d, struct hxd_job *j)
 {
+    if (j->type == HX_PEER_QKD_REOPEN) { /* KME recovery: one attempt (qkd_recover.c) */
+        hxd_qkd_reopen_run(d, &j->ksid);
+        return;
+    }
     hxd_initiator_run(d, &j->ksid);
 }

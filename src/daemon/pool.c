@@ -280,7 +280,8 @@ void hxd_stream_kick(struct hxd *d, struct hxd_stream *s)
     uint64_t batch = d->cfg.batch_size;
 
     if (s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed || d->stopping ||
-        s->retry_at > 0) { /* backing off after a failure: hxd_streams_tick resumes it */
+        s->retry_at > 0 || /* backing off after a failure: hxd_streams_tick resumes it */
+        s->qkd_lost) {     /* until the KME has reopened the QKD stream (qkd_recover.c) */
         return;
     }
     /* Up to HXD_PIPELINE batches at once, while keys are wanted or the buffer has room, and
@@ -305,6 +306,7 @@ void hxd_streams_tick(struct hxd *d)
     pthread_mutex_lock(&d->lock);
     for (size_t i = 0; i < d->max_streams; i++) {
         struct hxd_stream *s = &d->streams[i];
+        hxd_qkd_reopen_tick(d, s);
         if (s->used && s->retry_at > 0 && hx_deadline_passed(s->retry_at)) {
             s->retry_at = 0;
             hxd_stream_kick(d, s);

@@ -142,6 +142,8 @@ struct hxd_svc_stream_info {
     char last_error[200]; /* failing: why */
     bool restored;
     int64_t opened_at; /* Unix time */
+    /* field2 (KME recovery, flow control): reopen attempts of its QKD stream (qkd_recover.c) */
+    uint64_t qkd_reconnects;
 };
 
 struct hxd_svc_peer_info {

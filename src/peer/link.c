@@ -247,8 +247,9 @@ static bool write_queued(struct hx_link *l, bool *want_write, int64_t *next_ping
 }
 
 /*
- * Logs "peer link up" once the link has proved itself: the peer sent a frame (the PING that
- * run_link sends first is answered at once) or the link stayed up LINK_PROVEN_S. A peer that
+ * Logs "peer link up" once the link has proved itself: at once on the accepting side (it has
+ * checked the peer), else when the peer sent a frame (the PING that run_link sends first is
+ * answered at once) or the link stayed up LINK_PROVEN_S. A peer that
  * refuses us closes the link before either, and the refusal is then one line (serve_link's
  * caller), not an "up" and a "down" per attempt.
  */
@@ -280,6 +281,7 @@ static void run_link(struct hx_links *ls, struct hx_link *l, double up_since)
     if ((l->rbuf = malloc(cap)) == NULL) {
         return;
     }
+    announce_link(l, up_since); /* the accepting side: at once */
     while (!ls->stopping) {
         struct pollfd pfd[2] = {{l->io.fd, POLLIN, 0}, {l->wake[0], POLLIN, 0}};
         char drain[64];
@@ -480,13 +482,9 @@ static void *accepted_main(void *arg)
                 HX_NOFIELDS);
         link_free(l);
     } else {
-        bool proven = false;
-        char id[HX_UUID_STR_LEN + 1];
-        hx_uuid_format(&l->peer, id);
+        bool proven;
+        l->heard = true; /* this side checked the peer: up at once (announce_link) */
         serve_link(ls, l, &proven);
-        if (!proven && !ls->stopping) {
-            hx_warn("peer closed the link right after the handshake", HX_F_STR("peer", id));
-        }
     }
     pthread_mutex_lock(&ls->lock);
     ls->handshakes--;

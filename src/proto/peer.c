@@ -181,6 +181,56 @@ hx_err hx_peer_decode_close(const uint8_t *p, size_t len, struct hx_peer_close *
     return hx_reader_remaining(&r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
 }
 
+/* ---- KME recovery and flow control ---- */
+
+hx_err hx_peer_encode_qkd_reopen(struct hx_writer *w, const struct hx_peer_qkd_reopen *m)
+{
+    return hx_write_bytes(w, m->ksid.b, 16);
+}
+
+hx_err hx_peer_decode_qkd_reopen(const uint8_t *p, size_t len, struct hx_peer_qkd_reopen *out)
+{
+    struct hx_reader r;
+    hx_err e;
+
+    memset(out, 0, sizeof(*out));
+    hx_reader_init(&r, p, len);
+    if ((e = hx_read_bytes(&r, out->ksid.b, 16)) != HX_OK) {
+        return e;
+    }
+    return hx_reader_remaining(&r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
+}
+
+hx_err hx_peer_encode_window(struct hx_writer *w, const struct hx_peer_window *m)
+{
+    hx_err e;
+
+    if (m->limit >= (1ull << 63)) {
+        return HX_ERR_BAD_VALUE;
+    }
+    if ((e = hx_write_bytes(w, m->ksid.b, 16)) != HX_OK) {
+        return e;
+    }
+    return hx_write_u64(w, m->limit);
+}
+
+hx_err hx_peer_decode_window(const uint8_t *p, size_t len, struct hx_peer_window *out)
+{
+    struct hx_reader r;
+    hx_err e;
+
+    memset(out, 0, sizeof(*out));
+    hx_reader_init(&r, p, len);
+    if ((e = hx_read_bytes(&r, out->ksid.b, 16)) != HX_OK ||
+        (e = hx_read_u64(&r, &out->limit)) != HX_OK) {
+        return e;
+    }
+    if (out->limit >= (1ull << 63)) { /* positions never get there: a hostile value */
+        return HX_ERR_BAD_VALUE;
+    }
+    return hx_reader_remaining(&r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
+}
+
 /* ---- batches ---- */
 
 static hx_err write_head(struct hx_writer *w, const struct hx_uuid *ksid, uint64_t first,

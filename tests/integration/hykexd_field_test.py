@@ -375,4 +375,83 @@ def refused_link_backs_off():
     start("S")
 
 
+@test
+def kme_restart_streams_resume():
+    """The simulator (every KME) restarts under two producing streams, Alice-Bob (qkd.join
+    stream-id: the same key_stream_id reopened) and R-S (same-uris, own-ids KMEs: each node
+    gets a new id of its own KME's): while the KMEs are away GET_KEY answers status 4 naming
+    the KME, the nodes reopen their QKD streams by themselves with back-off (counted in
+    STATUS, one log line per attempt), and keys resume, the same at both ends, without the
+    applications reopening. Keys delivered before stay as they were."""
+    down, back = threading.Event(), threading.Event()
+
+    def body(c, ks):
+        keys, i, seen = [], 0, None
+        for i in range(5):
+            g = c.call("GET_KEY", key_stream_id=ks, index=i)
+            keys.append(bytes(g["key_buffer"]).hex() if g.get("status") == 0 else g)
+        i = 5
+        down.wait(60)
+        while i < 5 + 2000 and seen is None:  # drains what was made before the KMEs went
+            g = c.call("GET_KEY", key_stream_id=ks, index=i)
+            if g.get("status") == 0:
+                keys.append(bytes(g["key_buffer"]).hex())
+                i += 1
+            else:
+                seen = g
+        back.wait(60)
+        t0, end = time.time(), i + 5
+        while time.time() - t0 < 60 and i < end:
+            g = c.call("GET_KEY", key_stream_id=ks, index=i)
+            if g.get("status") == 0:
+                keys.append(bytes(g["key_buffer"]).hex())
+                i += 1
+            elif g.get("status") in (2, 4):
+                time.sleep(0.3)
+            else:
+                keys.append(g)
+                break
+        delivered.extend(k for k in keys if isinstance(k, str))
+        st = c.call("STATUS")
+        rec = [x.get("qkd_reconnects") for x in st.get("streams", []) if x.get("key_stream_id") == ks]
+        return {"keys": keys, "down": seen, "reconnects": rec}
+
+    outs = {}
+    runs = [threading.Thread(target=lambda a=a, b=b: outs.__setitem__(
+        a, both(a, b, body, app="restart", timeout=3000))) for a, b in (("Alice", "Bob"),
+                                                                        ("R", "S"))]
+    [t.start() for t in runs]
+    time.sleep(3)
+    sim_argv = [f"{BIN}/hykex-qkdsim", "-c", f"{WORK}/net.json", "--ctl", CTL, "--log-level",
+                "warn"]
+    marks = {n: len(log_of(n).splitlines()) for n in ("Alice", "Bob", "R", "S")}
+    R.stop("sim")
+    down.set()
+    time.sleep(6)  # a few back-off steps with the KMEs away
+    R.start("sim", sim_argv, f"{WORK}/sim.log", exit_ok=None)
+    back.set()
+    [t.join(150) for t in runs]
+    for a, b in (("Alice", "Bob"), ("R", "S")):
+        out = outs.get(a, {})
+        check(out.get(a + "_open", {}).get("status") == 0, f"open at {a}: {out.get(a + '_open')}")
+        ka, kb = out.get(a, {}).get("keys", []), out.get(b, {}).get("keys", [])
+        check(all(isinstance(k, str) for k in ka + kb), f"{a}/{b}: an error: {ka[-1:]} {kb[-1:]}")
+        check(len(ka) >= 10 and ka == kb, f"{a}/{b}: {len(ka)} / {len(kb)} keys, equal: {ka == kb}")
+        for n in (a, b):
+            d = out.get(n, {}).get("down") or {}
+            msg = d.get("message", "")
+            check(d.get("status") == 4 and "KME 127.0.0.1:" in msg,
+                  f"{n}: GET_KEY while the KMEs were away: {d}")
+            lines = log_of(n).splitlines()[marks[n]:]
+            steps = [ln for ln in lines if "did not reopen the QKD stream" in ln]
+            check(any("QKD stream reopened at the KME" in ln for ln in lines),
+                  f"{n}: no 'reopened' line")
+            check(len(steps) <= 8, f"{n}: {len(steps)} reopen attempts logged in ~6 s")
+            rec = out.get(n, {}).get("reconnects")
+            check(rec is not None and len(rec) == 1 and rec[0] >= 1,
+                  f"{n}: qkd_reconnects in STATUS: {rec}")
+        print(f"    {a}/{b}: {len(ka)} keys agree; reopen attempts {out[a]['reconnects']} / "
+              f"{out[b]['reconnects']}; while away: {out[a]['down'].get('message')}")
+
+
 R.run(setup=setup)
