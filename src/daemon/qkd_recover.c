@@ -108,7 +108,7 @@ void hxd_qkd_reopen_run(struct hxd *d, const struct hx_uuid *ksid)
 {
     struct hxd_stream *s, *copy = NULL;
     char id[HX_UUID_STR_LEN + 1], kme[HXD_MAX_HOST + 8], msg[300] = "";
-    struct hx_uuid peer;
+    struct hx_uuid peer, s_qkd_ksid;
     uint32_t kme_status = UINT32_MAX;
     uint64_t attempt;
     int status = 0;
@@ -128,6 +128,7 @@ void hxd_qkd_reopen_run(struct hxd *d, const struct hx_uuid *ksid)
         return;
     }
     *copy = *s; /* only its ids, URIs and QoS are read */
+    s_qkd_ksid = s->qkd_ksid;
     quiet = s->qkd_reopen_quiet;
     s->qkd_reopen_quiet = false;
     attempt = ++s->qkd_reconnects;
@@ -147,6 +148,12 @@ void hxd_qkd_reopen_run(struct hxd *d, const struct hx_uuid *ksid)
     ok = hxd_qkd_open_ex(d, copy, true, &kme_status, &status, msg, sizeof(msg)) == HX_OK ||
          /* 5: the id is still open at this KME: it lost nothing (only the peer's KME did) */
          kme_status == HYKEX_STATUS_KSID_IN_USE;
+    if (ok && kme_status == 0 && d->cfg.qkd_join != HXD_JOIN_SAME_URIS &&
+        !hx_uuid_equal(&copy->qkd_ksid, &s_qkd_ksid)) {
+        /* stream-id: both ends and every batch transcript use the one id; another is no use */
+        snprintf(msg, sizeof(msg), "the KME gave another key_stream_id, not the stream's");
+        ok = false;
+    }
 
     pthread_mutex_lock(&d->lock);
     if ((s = hxd_stream_find(d, ksid)) == NULL) {
