@@ -447,6 +447,8 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
             }
         } else if (type == HX_PEER_BATCH_RESP || type == HX_PEER_BATCH_ACK) {
             on_reply(s, type, p, len);
+        } else if (type == HX_PEER_STREAM_WINDOW) {
+            hxd_window_on_update(d, s, p, len);
         } else if (type == HX_PEER_QKD_REOPEN) {
             struct hx_peer_qkd_reopen m;
             if (hx_peer_decode_qkd_reopen(p, len, &m) == HX_OK) {
@@ -466,6 +468,8 @@ void hxd_on_link(void *arg, struct hx_link *l, bool up)
     pthread_mutex_lock(&d->lock);
     if (!up) { /* its announcements go with it: the initiator's OPEN_CONNECT fails anyway */
         hxd_unjoined_drop(d, hx_link_peer(l));
+    } else { /* an update lost with the old link must not hold the peer's streams back */
+        hxd_window_announce_peer(d, hx_link_peer(l));
     }
     pthread_cond_broadcast(&d->changed);
     pthread_cond_broadcast(&d->replied); /* waiting initiators notice a lost link at once */

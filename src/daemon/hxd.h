@@ -126,6 +126,11 @@ struct hxd_stream {
     int64_t qkd_reopen_at;  /* clock.h deadline of the next attempt */
     double qkd_backoff_s;   /* the next back-off step */
     uint64_t qkd_reconnects; /* reopen attempts made (STATUS) */
+    /* The responder's window (window.c): initiator: no new batch reaches peer_limit (once one
+     * is known); responder: the limit it last announced. */
+    bool peer_limit_known;
+    uint64_t peer_limit;
+    uint64_t window_sent;
     uint64_t next_get; /* next position for a GET_KEY without index */
     uint64_t want;     /* highest position an application waits for, + 1 */
     unsigned inflight; /* initiator: batches queued or running */
@@ -276,6 +281,16 @@ void hxd_qkd_lost(struct hxd *d, struct hxd_stream *s, const char *why);
 void hxd_qkd_reopen_tick(struct hxd *d, struct hxd_stream *s);
 void hxd_qkd_reopen_run(struct hxd *d, const struct hx_uuid *ksid);
 void hxd_qkd_on_peer_reopen(struct hxd *d, struct hxd_stream *s);
+/*
+ * The responder's window (window.c; all with the lock held). hxd_window_announce: the
+ * responder sends STREAM_WINDOW when it is due (force: always). hxd_window_announce_peer: to
+ * a peer whose link came up. hxd_window_allows: may the initiator make count positions from
+ * first? hxd_window_on_update: a STREAM_WINDOW arrived at the initiator.
+ */
+void hxd_window_announce(struct hxd *d, struct hxd_stream *s, bool force);
+void hxd_window_announce_peer(struct hxd *d, const struct hx_uuid *peer);
+bool hxd_window_allows(const struct hxd_stream *s, uint64_t first, uint32_t count);
+void hxd_window_on_update(struct hxd *d, struct hxd_stream *s, const uint8_t *p, size_t len);
 /* The reason a peer node gave up the stream ksid (nil: by src and dst URIs) before this node's
  * application opened it, once (lock held); false: none. */
 bool hxd_refused_find(struct hxd *d, const struct hx_uuid *ksid, const char *src, const char *dst,

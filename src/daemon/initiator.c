@@ -321,6 +321,11 @@ static enum phase pick(struct run *r)
             pthread_mutex_unlock(&d->lock);
             return PH_QUERY;
         }
+    } else if (!hxd_window_allows(s, s->next_first, r->count)) {
+        /* beyond the responder's window: wait for its update without holding this worker */
+        s->inflight--;
+        pthread_mutex_unlock(&d->lock);
+        return PH_DONE;
     } else {
         r->first = s->next_first;
     }

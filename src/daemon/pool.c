@@ -292,7 +292,10 @@ void hxd_stream_kick(struct hxd *d, struct hxd_stream *s)
            hx_secret_heap_room() / 2 > batch * s->qos.key_chunk_size + (256u << 10) &&
            (s->n_retry > s->queued ||
             s->n_ready + (uint64_t)s->inflight * batch < d->cfg.buffer_depth ||
-            s->want > s->next_first)) {
+            s->want > s->next_first) &&
+           /* the responder's window (window.c): new positions only below its limit */
+           (s->n_retry > s->queued ||
+            hxd_window_allows(s, s->next_first + (uint64_t)s->queued * batch, (uint32_t)batch))) {
         if (!hxd_pool_enqueue(&d->initiators, &s->ksid, HX_PEER_BATCH_REQ, NULL, 0)) {
             break;
         }

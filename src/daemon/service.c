@@ -194,6 +194,13 @@ static void no_key(const struct hxd_stream *s, uint64_t pos, struct hxd_svc_resu
         position_gone(res, pos);
     } else if (s->peer_closed) {
         hxd_svc_fail(res, HXD_SVC_PEER_CLOSED, "peer application closed the key stream");
+    } else if (s->role == HXD_INITIATOR && !s->failing &&
+               !hxd_window_allows(s, pos < s->next_first ? s->next_first : pos, 1)) {
+        hxd_svc_fail(res, HXD_SVC_NO_KEY,
+                     "no key ready for position %" PRIu64 ": the peer node takes positions "
+                     "below %" PRIu64 " only until its application takes its keys "
+                     "(limits.buffer_depth)",
+                     pos, s->peer_limit);
     } else if (s->failing && s->fail_status != 0) {
         hxd_svc_fail_upstream(res, s->fail_status, s->fail_msg);
     } else if (s->failing) {
@@ -313,6 +320,7 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
     s->delivered++;
     hxd_metrics_delivered(&d->metrics, &s->peer);
     hxd_stream_kick(d, s);
+    hxd_window_announce(d, s, false); /* the responder's window moved */
     res->age_ms = (uint64_t)((hx_monotime() - ready_at) * 1000.0);
     res->method = hx_combine_name(s->uri.method);
     for (size_t i = 0; i < s->uri.n_sources && i < HX_URI_MAX_SOURCES; i++) {

@@ -404,6 +404,9 @@ static bool open_responder(struct hxd *d, const struct hxd_svc_open_req *req,
     }
     free(row);
     hx_ignore(hxd_send_join(d, &p->peer, ksid, 0, NULL));
+    pthread_mutex_lock(&d->lock); /* the window follows the JOIN: known before any batch */
+    hxd_window_announce(d, hxd_stream_find(d, ksid), true);
+    pthread_mutex_unlock(&d->lock);
     return true;
 }
 

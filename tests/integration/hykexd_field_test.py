@@ -454,4 +454,67 @@ def kme_restart_streams_resume():
               f"{out[b]['reconnects']}; while away: {out[a]['down'].get('message')}")
 
 
+@test
+def responder_window_bounds_production():
+    """Issue 19: Bob's application (the responder end) opens a stream and takes no key while
+    Alice's (the initiator end) takes keys as fast as it can. Bob announces his window and
+    Alice makes nothing beyond it: Bob never holds more than limits.buffer_depth (64) keys
+    (STATUS ready), Alice's GET_KEY past the window answers status 2 naming Bob's limit, another
+    stream between the two keeps producing meanwhile, and once Bob takes his keys they equal
+    Alice's and production goes on."""
+    ready, stop, opened = [], threading.Event(), {}
+    src, dst = huri("Alice", app="lazy"), huri("Bob", app="lazy")
+
+    def lazy_bob():
+        c = App(*api_of("Bob"))
+        opened["Bob"] = (c, c.open(src, dst, timeout=2000))
+
+    def watch():
+        w = App(*api_of("Bob"))
+        while not stop.is_set():
+            st = w.call("STATUS")
+            ready.extend(x.get("ready", 0) for x in st.get("streams", [])
+                         if x.get("key_stream_id") == opened.get("ks"))
+            time.sleep(0.05)
+
+    tb = threading.Thread(target=lazy_bob)
+    tb.start()
+    a = App(*api_of("Alice"))
+    r = a.open(src, dst, timeout=2000)
+    tb.join(30)
+    check(r.get("status") == 0 and opened.get("Bob", (0, {}))[1].get("status") == 0,
+          f"open: {r} / {opened.get('Bob')}")
+    ks = opened["ks"] = r["key_stream_id"]
+    tw = threading.Thread(target=watch)
+    tw.start()
+    keys, last = [], None
+    for i in range(400):
+        g = a.call("GET_KEY", key_stream_id=ks, index=i)
+        if g.get("status") != 0:
+            last = g
+            break
+        keys.append(bytes(g["key_buffer"]).hex())
+    # the other stream, while this one waits for Bob's application
+    out = both("Alice", "Bob", take(30), app="busy")
+    agree(out, "Alice", "Bob", 30)
+    stop.set()
+    tw.join(10)
+    print(f"    Alice took {len(keys)} keys, then: {last}; Bob held at most {max(ready or [0])}")
+    check(64 <= len(keys) < 400, f"Alice took {len(keys)} keys")
+    check(last is not None and last.get("status") == 2 and "takes positions below" in
+          last.get("message", ""), f"past the window: {last}")
+    check(ready and max(ready) <= 64, f"Bob held up to {max(ready or [0])} keys (depth 64)")
+    c = opened["Bob"][0]
+    mine = []
+    for i in range(len(keys)):
+        g = c.call("GET_KEY", key_stream_id=ks, index=i)
+        mine.append(bytes(g["key_buffer"]).hex() if g.get("status") == 0 else g)
+    check(mine == keys, f"Bob's keys differ from Alice's: {mine[:2]} / {keys[:2]}")
+    g = a.call("GET_KEY", key_stream_id=ks, index=len(keys))
+    check(g.get("status") == 0, f"Alice after Bob took his keys: {g}")
+    delivered.extend(keys)
+    a.call("CLOSE", key_stream_id=ks)
+    c.call("CLOSE", key_stream_id=ks)
+
+
 R.run(setup=setup)
