@@ -62,7 +62,6 @@ static hx_err fetch_014(struct hxd *d, struct hxd_batch *b, int *status, char *m
 static hx_err fetch_004(struct hxd *d, struct hxd_batch *b, int *status, char *msg, size_t msg_len)
 {
     uint32_t st = 0, done = 0;
-    char kid[HX_UUID_STR_LEN + 1];
     double t0 = hx_monotime();
     hx_err e;
 
@@ -78,10 +77,9 @@ static hx_err fetch_004(struct hxd *d, struct hxd_batch *b, int *status, char *m
     if (e == HX_OK && st == 0) {
         return HX_OK;
     }
-    hx_uuid_format(&b->s.qkd_ksid, kid);
     hx_info(e == HX_OK && st == 2 ? "QKD key not there yet: asked again at the same index"
                                   : "QKD key refused",
-            HX_F_STR("qkd_stream", kid) HX_F_U64("index", b->qkd_first + done)
+            HX_F_STR("qkd_stream", b->s.qkd_ksid.s) HX_F_U64("index", b->qkd_first + done)
                 HX_F_U64("status", st)
                     HX_F_STR("role", b->s.role == HXD_INITIATOR ? "initiator" : "responder"));
     *status = st == 2 ? HYKEX_STATUS_INSUFFICIENT_KEY : HYKEX_STATUS_NO_QKD_CONNECTION;

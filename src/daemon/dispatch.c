@@ -128,7 +128,7 @@ hx_err hxd_qkd_open_ex(struct hxd *d, struct hxd_stream *copy, bool quiet, uint3
     char src[300], dst[300], self[HX_UUID_STR_LEN + 1], peer[HX_UUID_STR_LEN + 1];
     const struct hx_uuid *a, *b;
     struct hykex_qos qos;
-    struct hx_uuid id;
+    struct hx_qkd_ksid id;
     uint32_t st = 0;
     bool retried = false;
     hx_err e;
@@ -148,7 +148,7 @@ hx_err hxd_qkd_open_ex(struct hxd *d, struct hxd_stream *copy, bool quiet, uint3
     qkd_qos(d, copy, &qos);
     *kme_status = UINT32_MAX;
     for (;;) {
-        struct hx_uuid got = id;
+        struct hx_qkd_ksid got = id;
         double t0 = hx_monotime();
         e = hx_qkd_open(&d->qkd, src, dst, &qos, &got, &st, msg, msg_len);
         hxd_metrics_kme(&d->metrics, HXD_KME_OPEN, t0, e == HX_OK && st <= 1);
@@ -178,7 +178,7 @@ hx_err hxd_qkd_open_ex(struct hxd *d, struct hxd_stream *copy, bool quiet, uint3
         return HX_ERR_STATE;
     }
     if (copy->role == HXD_RESPONDER && d->cfg.qkd_join != HXD_JOIN_SAME_URIS &&
-        !hx_uuid_is_nil(&copy->qkd_ksid) && !hx_uuid_equal(&id, &copy->qkd_ksid)) {
+        !hx_qkd_ksid_is_none(&copy->qkd_ksid) && !hx_qkd_ksid_equal(&id, &copy->qkd_ksid)) {
         snprintf(msg, msg_len, "QKD source: the KME did not join the initiator's QKD stream");
         *status = HYKEX_STATUS_NO_QKD_CONNECTION;
         return HX_ERR_STATE;

@@ -86,7 +86,7 @@ struct hxd_stream {
     char src[HX_004_MAX_URI + 1], dst[HX_004_MAX_URI + 1];
     struct hx_uri uri; /* method and sources (from the source URI) */
     struct hykex_qos qos;
-    struct hx_uuid qkd_ksid; /* nil: no QKD source or not opened */
+    struct hx_qkd_ksid qkd_ksid; /* the KME's id as it gave it; none: no QKD source or not opened */
     char peer_sae[64];       /* ETSI 014: the peer node's SAE id (from STREAM_OPEN / JOIN) */
     bool announced;          /* responder: the initiator's STREAM_OPEN arrived */
     int64_t join_by;         /* responder, announced: dropped unless joined by then (clock.h) */

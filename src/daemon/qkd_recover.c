@@ -108,7 +108,8 @@ void hxd_qkd_reopen_run(struct hxd *d, const struct hx_uuid *ksid)
 {
     struct hxd_stream *s, *copy = NULL;
     char id[HX_UUID_STR_LEN + 1], kme[HXD_MAX_HOST + 8], msg[300] = "";
-    struct hx_uuid peer, s_qkd_ksid;
+    struct hx_uuid peer;
+    struct hx_qkd_ksid s_qkd_ksid;
     uint32_t kme_status = UINT32_MAX;
     uint64_t attempt;
     int status = 0;
@@ -149,7 +150,7 @@ void hxd_qkd_reopen_run(struct hxd *d, const struct hx_uuid *ksid)
          /* 5: the id is still open at this KME: it lost nothing (only the peer's KME did) */
          kme_status == HYKEX_STATUS_KSID_IN_USE;
     if (ok && kme_status == 0 && d->cfg.qkd_join != HXD_JOIN_SAME_URIS &&
-        !hx_uuid_equal(&copy->qkd_ksid, &s_qkd_ksid)) {
+        !hx_qkd_ksid_equal(&copy->qkd_ksid, &s_qkd_ksid)) {
         /* stream-id: both ends and every batch transcript use the one id; another is no use */
         snprintf(msg, sizeof(msg), "the KME gave another key_stream_id, not the stream's");
         ok = false;
@@ -163,7 +164,7 @@ void hxd_qkd_reopen_run(struct hxd *d, const struct hx_uuid *ksid)
     }
     s->qkd_reopen_queued = false;
     if (ok) {
-        if (!hx_uuid_equal(&s->qkd_ksid, &copy->qkd_ksid) && kme_status == 0) {
+        if (strcmp(s->qkd_ksid.s, copy->qkd_ksid.s) != 0 && kme_status == 0) {
             s->qkd_ksid = copy->qkd_ksid; /* same-uris: the KME's new id for this end */
             hxd_persist_stream_later(d, s);
         }

@@ -338,7 +338,8 @@ void hxd_svc_close(struct hxd *d, const struct hx_uuid *ksid, const char *identi
                    struct hxd_svc_result *res)
 {
     struct hxd_stream *s;
-    struct hx_uuid peer, qkd;
+    struct hx_uuid peer;
+    struct hx_qkd_ksid qkd;
     char id[HX_UUID_STR_LEN + 1];
 
     memset(res, 0, sizeof(*res));
@@ -353,7 +354,7 @@ void hxd_svc_close(struct hxd *d, const struct hx_uuid *ksid, const char *identi
     pthread_mutex_unlock(&d->lock);
     hxd_persist_drop(d, ksid);
     hx_ignore(hxd_send_close(d, &peer, ksid));
-    if (!hx_uuid_is_nil(&qkd)) {
+    if (!hx_qkd_ksid_is_none(&qkd)) {
         hx_ignore(hx_qkd_close(&d->qkd, &qkd));
     }
     hx_uuid_format(ksid, id);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/qkdid.h"
 #include "common/err.h"
 #include "common/uuid.h"
 
@@ -119,7 +120,10 @@ struct hx_peer_open { /* STREAM_OPEN */
     struct hx_uuid ksid;
     char src[HX_PEER_MAX_URI + 1], dst[HX_PEER_MAX_URI + 1];
     uint32_t chunk, timeout_ms, ttl_s;
-    struct hx_uuid qkd_ksid; /* nil: no QKD source, or ETSI 014 */
+    /* none: no QKD source, or ETSI 014. On the wire: 16 bytes when it is a UUID's lowercase
+     * text (zeros for none); an opaque id (common/qkdid.h) as zeros there and an lp16 text
+     * after the SAE id, which older decoders never see for UUIDs. */
+    struct hx_qkd_ksid qkd_ksid;
     char sae[HX_PEER_MAX_SAE + 1];
 };
 HX_MUST_CHECK hx_err hx_peer_encode_open(struct hx_writer *w, const struct hx_peer_open *m);

@@ -320,8 +320,40 @@ static void qos_from_reply(struct json_object *o, struct hykex_qos *qos)
     }
 }
 
+/*
+ * The stream id into a request: a UUID (binary: always; JSON: sent back as the KME gave it,
+ * case included), or an opaque id (JSON only). false, with status 4 and msg, when an opaque
+ * id would go to a binary KME (configuration changed under a stored stream).
+ */
+static bool put_ksid(const struct hx_qkd_client *c, struct hx_004_request *req,
+                     const struct hx_qkd_ksid *id, uint32_t *status, char *msg, size_t msg_len)
+{
+    memset(&req->ksid, 0, sizeof(req->ksid));
+    memset(&req->ksid_text, 0, sizeof(req->ksid_text));
+    if (hx_qkd_ksid_is_none(id)) {
+        return true;
+    }
+    if (hx_qkd_ksid_to_uuid(id, &req->ksid)) {
+        if (c->protocol == 1 && !hx_qkd_ksid_is_canonical_uuid(id)) {
+            req->ksid_text = *id;
+        }
+        return true;
+    }
+    if (c->protocol != 1) {
+        char kn[280];
+        snprintf(msg, msg_len,
+                 "QKD source: KME %s: key_stream_id %.64s is not a UUID: the binary dialect "
+                 "carries UUIDs only",
+                 kme_name(c, kn, sizeof(kn)), id->s);
+        *status = HYKEX_STATUS_NO_QKD_CONNECTION;
+        return false;
+    }
+    req->ksid_text = *id;
+    return true;
+}
+
 hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *dst,
-                   struct hykex_qos *qos, struct hx_uuid *ksid, uint32_t *status, char *msg,
+                   struct hykex_qos *qos, struct hx_qkd_ksid *ksid, uint32_t *status, char *msg,
                    size_t msg_len)
 {
     struct hx_004_request req;
@@ -333,8 +365,10 @@ hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *d
     snprintf(req.destination, sizeof(req.destination), "%s", dst);
     req.qos = *qos;
     snprintf(req.qos.metadata_mimetype, sizeof(req.qos.metadata_mimetype), "application/json");
-    req.ksid = *ksid;
     msg[0] = '\0';
+    if (!put_ksid(c, &req, ksid, status, msg, msg_len)) {
+        return HX_OK;
+    }
     /* The KME may hold OPEN_CONNECT up to qos->timeout ms for the other end: wait that long
      * for its reply, and the client's own timeout on top. */
     struct hx_qkd_client oc = *c;
@@ -350,7 +384,7 @@ hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *d
         }
         *status = r.status;
         if (r.status <= 1) {
-            *ksid = r.ksid;
+            hx_qkd_ksid_from_uuid(ksid, &r.ksid);
         } else if (r.status == HYKEX_STATUS_QOS_NOT_MET) {
             *qos = r.qos;
         }
@@ -364,13 +398,20 @@ hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *d
     if (*status == HYKEX_STATUS_QOS_NOT_MET) {
         qos_from_reply(o, qos);
     }
-    if (*status <= 1 && json_object_object_get_ex(o, "key_stream_id", &id) &&
-        hx_uuid_parse(json_object_get_string(id), (size_t)json_object_get_string_len(id), ksid) !=
-            HX_OK) {
-        snprintf(msg, msg_len,
-                 "QKD source: the KME returned a key_stream_id that is not a UUID (hykex needs "
-                 "one)");
-        *status = HYKEX_STATUS_NO_QKD_CONNECTION;
+    /* A JSON-dialect KME's id is opaque: kept as given if bounded and printable. */
+    if (*status <= 1 && json_object_object_get_ex(o, "key_stream_id", &id)) {
+        char why[120], kn[280];
+        struct hx_qkd_ksid got;
+        if (!json_object_is_type(id, json_type_string) ||
+            hx_qkd_ksid_set(&got, json_object_get_string(id), (size_t)json_object_get_string_len(id),
+                            why, sizeof(why)) != HX_OK) {
+            snprintf(msg, msg_len, "QKD source: KME %s returned a malformed %s",
+                     kme_name(c, kn, sizeof(kn)),
+                     json_object_is_type(id, json_type_string) ? why : "key_stream_id (no string)");
+            *status = HYKEX_STATUS_NO_QKD_CONNECTION;
+        } else {
+            *ksid = got;
+        }
     }
     json_object_put(o);
     return HX_OK;
@@ -396,11 +437,16 @@ static void refuse_zero_key(const uint8_t *key, size_t len, uint32_t *status, ch
     }
 }
 
-static void get_request(struct hx_004_request *req, const struct hx_uuid *ksid, uint32_t index)
+/* A GET_KEY request; the id as put_ksid puts it (checked by the callers: ksid_ok). */
+static void get_request(const struct hx_qkd_client *c, struct hx_004_request *req,
+                        const struct hx_qkd_ksid *ksid, uint32_t index)
 {
+    uint32_t st;
+    char m[8];
+
     memset(req, 0, sizeof(*req));
     req->cmd = HX_004_GET_KEY;
-    req->ksid = *ksid;
+    (void)put_ksid(c, req, ksid, &st, m, sizeof(m));
     req->has_index = true;
     req->index = index;
     req->metadata_size = 1024;
@@ -424,14 +470,17 @@ static uint32_t key_from_bin(const struct hx_qkd_client *c, const struct hx_004_
     return status;
 }
 
-hx_err hx_qkd_get(const struct hx_qkd_client *c, const struct hx_uuid *ksid, uint32_t index,
+hx_err hx_qkd_get(const struct hx_qkd_client *c, const struct hx_qkd_ksid *ksid, uint32_t index,
                   uint8_t *key, size_t len, uint32_t *status, char *msg, size_t msg_len)
 {
     struct hx_004_request req;
     hx_err e;
 
-    get_request(&req, ksid, index);
+    get_request(c, &req, ksid, index);
     msg[0] = '\0';
+    if (!put_ksid(c, &req, ksid, status, msg, msg_len)) {
+        return HX_OK;
+    }
     if (c->protocol == 2) {
         uint8_t *payload = malloc(HX_004_BIN_MAX_PAYLOAD);
         struct hx_004_response r;
@@ -456,14 +505,18 @@ hx_err hx_qkd_get(const struct hx_qkd_client *c, const struct hx_uuid *ksid, uin
     return HX_OK;
 }
 
-hx_err hx_qkd_close(const struct hx_qkd_client *c, const struct hx_uuid *ksid)
+hx_err hx_qkd_close(const struct hx_qkd_client *c, const struct hx_qkd_ksid *ksid)
 {
     struct hx_004_request req;
     char msg[200];
 
+    uint32_t st;
+
     memset(&req, 0, sizeof(req));
     req.cmd = HX_004_CLOSE;
-    req.ksid = *ksid;
+    if (!put_ksid(c, &req, ksid, &st, msg, sizeof(msg))) {
+        return HX_ERR_BAD_VALUE;
+    }
     if (c->protocol == 2) {
         uint8_t payload[64];
         struct hx_004_response r;
@@ -476,14 +529,15 @@ hx_err hx_qkd_close(const struct hx_qkd_client *c, const struct hx_uuid *ksid)
 }
 
 /* Appends one JSON GET_KEY request for index to w. */
-static hx_err json_get_request(struct hx_writer *w, const struct hx_uuid *ksid, uint32_t index)
+static hx_err json_get_request(const struct hx_qkd_client *c, struct hx_writer *w,
+                               const struct hx_qkd_ksid *ksid, uint32_t index)
 {
     struct hx_004_request req;
     struct json_object *o;
     const char *text;
     hx_err e;
 
-    get_request(&req, ksid, index);
+    get_request(c, &req, ksid, index);
     if ((o = hx_004_json_encode_request(&req)) == NULL) {
         return HX_ERR_NOMEM;
     }
@@ -535,7 +589,7 @@ static hx_err json_get_reply(const struct hx_qkd_client *c, struct qconn *q,
  * Binary 1.0.1: the GET_KEYs on one connection, up to c->pipeline written at once, their
  * replies read in order (the frames are length-delimited, so a KME reads them one by one).
  */
-static hx_err bin_get_many(const struct hx_qkd_client *c, const struct hx_uuid *ksid,
+static hx_err bin_get_many(const struct hx_qkd_client *c, const struct hx_qkd_ksid *ksid,
                            uint32_t first, uint32_t count, uint8_t *keys, size_t len,
                            uint32_t *done, uint32_t *status, char *msg, size_t msg_len)
 {
@@ -558,7 +612,7 @@ static hx_err bin_get_many(const struct hx_qkd_client *c, const struct hx_uuid *
         hx_writer_reset(&w);
         for (uint32_t i = 0; i < n && e == HX_OK; i++) {
             struct hx_004_request req;
-            get_request(&req, ksid, first + *done + i);
+            get_request(c, &req, ksid, first + *done + i);
             e = hx_004_bin_encode_request((enum hx_004_framing)c->framing, &req, &w);
         }
         if (e == HX_OK && !qwrite(&q, w.data, w.len)) {
@@ -581,7 +635,7 @@ static hx_err bin_get_many(const struct hx_qkd_client *c, const struct hx_uuid *
     return e;
 }
 
-hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_uuid *ksid, uint32_t first,
+hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_qkd_ksid *ksid, uint32_t first,
                        uint32_t count, uint8_t *keys, size_t len, uint32_t *done, uint32_t *status,
                        char *msg, size_t msg_len)
 {
@@ -594,6 +648,10 @@ hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_uuid *ksid
     *done = 0;
     *status = 0;
     msg[0] = '\0';
+    struct hx_004_request check;
+    if (!put_ksid(c, &check, ksid, status, msg, msg_len)) {
+        return HX_OK;
+    }
     if (c->protocol != 1 && c->framing == HX_004_FRAMING_101) {
         return bin_get_many(c, ksid, first, count, keys, len, done, status, msg, msg_len);
     }
@@ -625,7 +683,7 @@ hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_uuid *ksid
         uint32_t n = count - *done < window ? count - *done : window;
         hx_writer_reset(&w);
         for (uint32_t i = 0; i < n && e == HX_OK; i++) {
-            e = json_get_request(&w, ksid, first + *done + i);
+            e = json_get_request(c, &w, ksid, first + *done + i);
         }
         if (e == HX_OK && !qwrite(&q, w.data, w.len)) {
             snprintf(msg, msg_len, "QKD source: sending to the KME failed");

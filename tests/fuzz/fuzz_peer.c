@@ -63,6 +63,7 @@ static void strings(const uint8_t *p, size_t len, uint8_t which)
         if (strnlen(open.src, sizeof(open.src)) == sizeof(open.src) ||
             strnlen(open.dst, sizeof(open.dst)) == sizeof(open.dst) ||
             strnlen(open.sae, sizeof(open.sae)) == sizeof(open.sae) ||
+            strnlen(open.qkd_ksid.s, sizeof(open.qkd_ksid.s)) == sizeof(open.qkd_ksid.s) ||
             hx_peer_encode_open(&w, &open) != HX_OK) {
             abort();
         }
