@@ -101,7 +101,7 @@ static bool handle_json(struct conn *c, const struct hx_004_request *req, struct
     struct hx_uuid id = req->ksid;
     struct hykex_qos qos = req->qos;
     struct json_object *o;
-    char text[HX_UUID_STR_LEN + 4]; /* either form */
+    char text[HX_QKD_KSID_MAX + 1]; /* either form */
     bool opaque = (net->kmes[c->l->kme].quirks & SIM_QUIRK_OPAQUE_IDS) != 0;
 
     if (!hx_qkd_ksid_is_none(&req->ksid_text) && !sim_opaque_parse(req->ksid_text.s, &id)) {
@@ -113,7 +113,9 @@ static bool handle_json(struct conn *c, const struct hx_004_request *req, struct
         sim_open(net, c->l->kme, req->source, req->destination, &qos, &id, c->l->compat, &r);
         o = hx_004_json_status(r.status, r.message);
         if (r.status == 0 || r.status == 1) {
-            if (opaque) {
+            if (!hx_qkd_ksid_is_none(&req->ksid_text)) { /* a given id goes back as given */
+                snprintf(text, sizeof(text), "%s", req->ksid_text.s);
+            } else if (opaque && hx_uuid_is_nil(&req->ksid)) { /* one this KME makes */
                 sim_opaque_format(&id, text);
             } else {
                 hx_uuid_format(&id, text);

@@ -10,6 +10,8 @@ Usage: hykexd_field_test.py BIN_DIR REPO_ROOT
 - P and Q: KMEs in the "qubip" profile (strict QoS with status 6/7, all-zero keys for keys not
   made yet) on a slow link (768 bit/s: three 32-byte keys a second).
 - R and S: KMEs in the "own-ids" profile (each KME its own stream id), qkd.join same-uris.
+- W and X: KMEs in the "own-ids" and "opaque-ids" profiles (each KME its own stream id, and
+  no UUID), qkd.join same-uris; W keeps a store (state_dir).
 - T and V: ETSI 014 KMEs in the "try-later-014" profile (HTTP 400 "try again later" on an empty
   pool, as next-door-key-simulator) on a slow link.
 Ends with "N passed, M failed, K skipped" (the runner: hxtest.Runner).
@@ -32,13 +34,15 @@ U = {"Alice": "a" * 8 + "-aaaa-aaaa-aaaa-" + "a" * 12, "Bob": "b" * 8 + "-bbbb-b
      "Charlie": "c" * 8 + "-cccc-cccc-cccc-" + "c" * 12,
      "P": "11111111-1111-4111-8111-111111111111", "Q": "22222222-2222-4222-8222-222222222222",
      "R": "33333333-3333-4333-8333-333333333333", "S": "44444444-4444-4444-8444-444444444444",
-     "T": "55555555-5555-4555-8555-555555555555", "V": "66666666-6666-4666-8666-666666666666"}
+     "T": "55555555-5555-4555-8555-555555555555", "V": "66666666-6666-4666-8666-666666666666",
+     "W": "77777777-7777-4777-8777-777777777777", "X": "88888888-8888-4888-8888-888888888888"}
 R = Runner("hykexd-field-")
 test = R.test
 WORK = R.work
 PORTS = {k: free_port() for k in ["kA", "kB", "kP", "kQ", "kR", "kS", "kT", "kV", "apiP", "apiQ",
                                    "apiR", "apiS", "apiT", "apiV", "peerP", "peerQ", "peerR",
-                                   "peerS", "peerT", "peerV"]}
+                                   "peerS", "peerT", "peerV", "kW", "kX", "apiW", "apiX",
+                                   "peerW", "peerX"]}
 # Alice, Bob and Charlie on their own loopback addresses (prefix + 0, 1, 2); Alice's peer port
 # on the wildcard address.
 ORIG_PORTS = {"api": free_port(), "peer": free_port(), "peerA": free_port("0.0.0.0")}
@@ -138,7 +142,7 @@ def setup():
     # The original's certificates: classic keys, an IP SAN only, no node UUID.
     run(f"{ROOT}/certificates/create_ca.sh", "--classic", "--out", "ca_orig")
     run(f"{ROOT}/certificates/create_ca.sh", "--out", "ca")
-    for n in "PQRSTV":
+    for n in "PQRSTVWX":
         run(f"{ROOT}/certificates/generate_cert.sh", "--uuid", U[n], "--name", n, "--ip",
             "127.0.0.1", "--out", n)
     # ETSI 014 runs over GnuTLS (libmicrohttpd, libcurl): a classic PKI for KMEs and SAEs.
@@ -153,10 +157,12 @@ def setup():
         {"id": "pq", "kmes": ["KME_P", "KME_Q"], "rate_bps": 768, "capacity_bits": 1024},
         {"id": "rs", "kmes": ["KME_R", "KME_S"], "rate_bps": 0},
         # 768 bit/s again, a pool of eight keys: enc_keys for 4 keys often finds it empty
-        {"id": "tv", "kmes": ["KME_T", "KME_V"], "rate_bps": 768, "capacity_bits": 2048}]}
+        {"id": "tv", "kmes": ["KME_T", "KME_V"], "rate_bps": 768, "capacity_bits": 2048},
+        {"id": "wx", "kmes": ["KME_W", "KME_X"], "rate_bps": 0}]}
     for n, k, profile in (("Alice", "kA", "standard"), ("Bob", "kB", "standard"),
                           ("P", "kP", "qubip"), ("Q", "kQ", "qubip"), ("R", "kR", "own-ids"),
-                          ("S", "kS", "own-ids")):
+                          ("S", "kS", "own-ids"), ("W", "kW", ["own-ids", "opaque-ids"]),
+                          ("X", "kX", ["own-ids", "opaque-ids"])):
         net["kmes"].append({"id": "KME_" + n, "node": U[n], "profile": profile,
                             "etsi004_json": {"port": PORTS[k]}})
     for n in "TV":
@@ -192,7 +198,8 @@ def setup():
         json.dump(peers, open(f"{WORK}/{n}/trusted_peers_info.json", "w"), indent=2)
     for n in ("Alice", "Bob"):
         start(n, cwd=f"{WORK}/{n}", args=["-c", "config.json", "-p", "trusted_peers_info.json"])
-    for n, m in (("P", "Q"), ("Q", "P"), ("R", "S"), ("S", "R"), ("T", "V"), ("V", "T")):
+    for n, m in (("P", "Q"), ("Q", "P"), ("R", "S"), ("S", "R"), ("T", "V"), ("V", "T"),
+                 ("W", "X"), ("X", "W")):
         cfg = {"uuid": U[n],
                "certificate_config": {"cert_authority_path": f"{n}/ca.crt",
                                       "cert_path": f"{n}/node.crt", "key_path": f"{n}/node.key"},
@@ -202,8 +209,10 @@ def setup():
                "log_level": "info"}
         if n == "P":  # min_bps 0: the strict KME counter-proposes, P retries with it
             cfg["qkd"] = {"qos": {"min_bps": 0}}
-        if n in "RS":
+        if n in "RSWX":
             cfg["qkd"] = {"join": "same-uris"}
+        if n == "W":
+            cfg["state_dir"] = f"{WORK}/W-state"
         if n in "TV":
             cfg["qkd"] = {"protocol": "etsi014", "sae_id": f"SAE_{n}",
                           "tls": {"cert": f"SAE_{n}/node.crt", "key": f"SAE_{n}/node.key",
@@ -347,6 +356,29 @@ def own_stream_id_at_each_kme():
     out = both("R", "S", take(20))
     agree(out, "R", "S", 20)
     check("does not verify" not in log_of("R") + log_of("S"), "a batch signature failed")
+
+
+@test
+def opaque_kme_stream_ids():
+    """KMEs whose key_stream_ids are no UUIDs ("ks-" and hex, as a JSON-dialect KME is free to
+    give): each node keeps its own KME's id as given, uses it for GET_KEY and CLOSE and keeps
+    it in its store row; keys agree at both ends."""
+    import sqlite3
+    rows = []
+
+    def body(c, ks):
+        keys = take(20)(c, ks)
+        if os.path.exists(f"{WORK}/W-state/hykexd.db") and not rows:
+            db = sqlite3.connect(f"file:{WORK}/W-state/hykexd.db?mode=ro", uri=True)
+            rows.extend(db.execute("SELECT qkd_ksid, typeof(qkd_ksid) FROM streams").fetchall())
+            db.close()
+        return keys
+    out = both("W", "X", body)
+    agree(out, "W", "X", 20)
+    print(f"    W's store row: {rows}")
+    check(len(rows) == 1 and rows[0][0].startswith("ks-") and rows[0][1] == "text",
+          f"W's store row holds {rows}")
+    check("not a UUID" not in log_of("W") + log_of("X"), "an opaque id was refused")
 
 
 @test
