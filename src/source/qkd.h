@@ -57,6 +57,12 @@ HX_MUST_CHECK hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct
 HX_MUST_CHECK hx_err hx_qkd_parse_key_reply(const char *json, size_t json_len, const char *kme,
                                             uint8_t *key, size_t len, uint32_t *status, char *msg,
                                             size_t msg_len);
+/* A JSON-dialect OPEN_CONNECT reply (text) as hx_qkd_open reads it: *status, the
+ * counter-proposal (7) into qos, the key_stream_id (0, 1) into ksid; a malformed id is status 4
+ * with msg naming kme and the fault. HX_ERR_PROTO for text that is no JSON object. */
+HX_MUST_CHECK hx_err hx_qkd_parse_open_reply(const char *json, size_t json_len, const char *kme,
+                                             struct hykex_qos *qos, struct hx_qkd_ksid *ksid,
+                                             uint32_t *status, char *msg, size_t msg_len);
 HX_MUST_CHECK hx_err hx_qkd_close(const struct hx_qkd_client *c, const struct hx_qkd_ksid *ksid);
 
 #endif
