@@ -405,6 +405,15 @@ def refused_link_backs_off():
     check(not any("peer link up" in ln for ln in about), f"R logged refused links as up")
     R.stop("S")
     start("S")
+    linked("R", "S", 30)  # R redials after its back-off (up to peer.reconnect_max_s)
+
+
+def linked(a, b, timeout):
+    """Waits until a's link to b is up (a's STATUS)."""
+    def up():
+        st = App(*api_of(a)).call("STATUS")
+        return any(p.get("uuid") == U[b] and p.get("up") for p in st.get("peers", []))
+    wait_for(f"{a} and {b} link", up, timeout)
 
 
 @test
@@ -416,6 +425,8 @@ def kme_restart_streams_resume():
     STATUS, one log line per attempt), and keys resume, the same at both ends, without the
     applications reopening. Keys delivered before stay as they were."""
     down, back = threading.Event(), threading.Event()
+    linked("R", "S", 30)
+    linked("Alice", "Bob", 30)
 
     def body(c, ks):
         keys, i, seen = [], 0, None
