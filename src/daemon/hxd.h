@@ -285,11 +285,13 @@ void hxd_qkd_on_peer_reopen(struct hxd *d, struct hxd_stream *s);
  * The responder's window (window.c; all with the lock held). hxd_window_announce: the
  * responder sends STREAM_WINDOW when it is due (force: always). hxd_window_announce_peer: to
  * a peer whose link came up. hxd_window_allows: may the initiator make count positions from
- * first? hxd_window_on_update: a STREAM_WINDOW arrived at the initiator.
+ * first? hxd_window_cut: how many of them it may make. hxd_window_on_update: a STREAM_WINDOW arrived at the initiator.
  */
 void hxd_window_announce(struct hxd *d, struct hxd_stream *s, bool force);
 void hxd_window_announce_peer(struct hxd *d, const struct hx_uuid *peer);
 bool hxd_window_allows(const struct hxd_stream *s, uint64_t first, uint32_t count);
+/* count cut so that first + count stays within the window (0: no room). */
+uint32_t hxd_window_cut(const struct hxd_stream *s, uint64_t first, uint32_t count);
 void hxd_window_on_update(struct hxd *d, struct hxd_stream *s, const uint8_t *p, size_t len);
 /* The reason a peer node gave up the stream ksid (nil: by src and dst URIs) before this node's
  * application opened it, once (lock held); false: none. */

@@ -321,7 +321,7 @@ static enum phase pick(struct run *r)
             pthread_mutex_unlock(&d->lock);
             return PH_QUERY;
         }
-    } else if (!hxd_window_allows(s, s->next_first, r->count)) {
+    } else if ((r->count = hxd_window_cut(s, s->next_first, r->count)) == 0) {
         /* beyond the responder's window: wait for its update without holding this worker */
         s->inflight--;
         pthread_mutex_unlock(&d->lock);

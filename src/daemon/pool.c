@@ -295,7 +295,7 @@ void hxd_stream_kick(struct hxd *d, struct hxd_stream *s)
             s->want > s->next_first) &&
            /* the responder's window (window.c): new positions only below its limit */
            (s->n_retry > s->queued ||
-            hxd_window_allows(s, s->next_first + (uint64_t)s->queued * batch, (uint32_t)batch))) {
+            hxd_window_allows(s, s->next_first + (uint64_t)s->queued * batch, 1))) {
         if (!hxd_pool_enqueue(&d->initiators, &s->ksid, HX_PEER_BATCH_REQ, NULL, 0)) {
             break;
         }
