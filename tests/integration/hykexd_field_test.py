@@ -368,10 +368,14 @@ def opaque_kme_stream_ids():
 
     def body(c, ks):
         keys = take(20)(c, ks)
-        if os.path.exists(f"{WORK}/W-state/hykexd.db") and not rows:
+        # W's writer thread rewrites the row with the KME's id once W's KME has answered (the
+        # JOIN may have written it first): read it until it has one, both ends still open
+        t0 = time.time()
+        while time.time() - t0 < 10 and not (rows and rows[0][0]):
             db = sqlite3.connect(f"file:{WORK}/W-state/hykexd.db?mode=ro", uri=True)
-            rows.extend(db.execute("SELECT qkd_ksid, typeof(qkd_ksid) FROM streams").fetchall())
+            rows[:] = db.execute("SELECT qkd_ksid, typeof(qkd_ksid) FROM streams").fetchall()
             db.close()
+            time.sleep(0.1)
         return keys
     out = both("W", "X", body)
     agree(out, "W", "X", 20)
