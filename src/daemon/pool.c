@@ -164,6 +164,11 @@ static void write_job(struct hxd *d, struct hxd_job *j)
         return;
     }
     if (s->role == HXD_INITIATOR) {
+        /* qkd.join same-uris: the KME's id may have come while this row was written (the
+         * opener saw no JOIN yet, so it wrote none): the row again, with it */
+        if (strcmp(s->qkd_ksid.s, ((const struct hxd_stream *)j->msg)->qkd_ksid.s) != 0) {
+            hxd_persist_stream_later(d, s);
+        }
         joined(d, s);
     }
     pthread_mutex_unlock(&d->lock);
