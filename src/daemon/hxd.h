@@ -124,6 +124,7 @@ struct hxd_stream {
     bool qkd_reopen_queued; /* an attempt is queued or running */
     bool qkd_reopen_quiet;  /* the next attempt answers the peer's QKD_REOPEN: none sent back */
     int64_t qkd_reopen_at;  /* clock.h deadline of the next attempt */
+    int64_t qkd_peer_next;  /* a peer's QKD_REOPEN starts no attempt before this (a bound) */
     double qkd_backoff_s;   /* the next back-off step */
     uint64_t qkd_reconnects; /* reopen attempts made (STATUS) */
     /* The responder's window (window.c): initiator: no new batch reaches peer_limit (once one

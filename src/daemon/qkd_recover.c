@@ -79,9 +79,12 @@ void hxd_qkd_on_peer_reopen(struct hxd *d, struct hxd_stream *s)
 {
     char id[HX_UUID_STR_LEN + 1];
 
-    if (!s->qkd_open || hxd_qkd_is_014(d) || s->peer_closed) {
-        return;
+    if (!s->qkd_open || hxd_qkd_is_014(d) || s->peer_closed ||
+        (s->qkd_peer_next != 0 && !hx_deadline_passed(s->qkd_peer_next))) {
+        return; /* at most one attempt per REOPEN_FIRST_S for a peer's asking: a peer that
+                 * sends QKD_REOPEN in a loop does not make this node hammer its KME */
     }
+    s->qkd_peer_next = hx_deadline_in_ms((uint64_t)(REOPEN_FIRST_S * 1000));
     if (!s->qkd_lost) {
         s->qkd_lost = true;
         s->qkd_backoff_s = REOPEN_FIRST_S;
