@@ -10,6 +10,11 @@
  * ML-KEM-768,QKD)
  *   bench_api streams A B K SECONDS PID_A      K streams open at once: aggregate keys/s produced
  *                                              (STATUS) and node A's RSS growth per stream
+ *   bench_api drain A B K SECONDS [SAMPLES]    K streams, an application at each end of each
+ *                                              taking keys back to back for SECONDS: GET_KEY
+ *                                              latency p50/p99/p99.9/max per end, keys/s, and
+ *                                              whether both ends got the same keys; SAMPLES: a
+ *                                              file of "seconds latency_us end" per call
  *
  * A and B are HOST:PORT of two nodes' APIs. Prints one JSON object. Used by bench/run.sh.
  */
@@ -528,8 +533,179 @@ out:
     return rc;
 }
 
+/* ---- the draining application ---- */
+
+/* One end of one stream: GET_KEY back to back, each call's start and latency kept. */
+struct drainer {
+    struct opener *o;
+    double t0, end;
+    size_t n, cap;
+    double *at, *lat; /* start (s after t0) and latency (us) of call i */
+    uint8_t *keys;    /* 32 bytes per call: the ends are compared afterwards */
+    int ok;
+};
+
+static pthread_barrier_t drain_go;
+
+static void *drain_end(void *arg)
+{
+    struct drainer *w = arg;
+
+    pthread_barrier_wait(&drain_go);
+    while (now() < w->t0) { /* every end starts at t0 (the plot's time 0) */
+        usleep(1000);
+    }
+    w->ok = 1;
+    while (now() < w->end) {
+        uint8_t key[64];
+        size_t len = sizeof(key);
+        uint32_t st, idx = (uint32_t)w->n;
+        double t0;
+        if (w->n == w->cap) {
+            size_t cap = w->cap ? 2 * w->cap : 4096;
+            double *at = realloc(w->at, cap * sizeof(double));
+            double *lat = at != NULL ? realloc(w->lat, cap * sizeof(double)) : NULL;
+            uint8_t *keys = lat != NULL ? realloc(w->keys, cap * 32) : NULL;
+            if (at != NULL) {
+                w->at = at;
+            }
+            if (lat != NULL) {
+                w->lat = lat;
+            }
+            if (keys == NULL) {
+                w->ok = 0;
+                break;
+            }
+            w->keys = keys;
+            w->cap = cap;
+        }
+        t0 = now();
+        if (hykex_get_key(w->o->h, w->o->ksid, &idx, key, &len, NULL, 0, &st) != 0 || st != 0 ||
+            len != 32) {
+            fprintf(stderr, "bench_api: GET_KEY %zu failed (status %u)\n", w->n, st);
+            w->ok = 0;
+            break;
+        }
+        w->at[w->n] = t0 - w->t0;
+        w->lat[w->n] = (now() - t0) * 1e6;
+        memcpy(w->keys + 32 * w->n, key, 32);
+        w->n++;
+    }
+    return NULL;
+}
+
+/* Prints `"NAME": {p50, p99, p99.9, max}` of every call at one end (all its streams). */
+static void print_tail(const char *name, struct drainer *w, uint64_t k, int end)
+{
+    size_t n = 0, j = 0;
+    double *v;
+
+    for (uint64_t i = 0; i < k; i++) {
+        n += w[2 * i + (uint64_t)end].n;
+    }
+    if ((v = malloc((n ? n : 1) * sizeof(double))) == NULL) {
+        return;
+    }
+    for (uint64_t i = 0; i < k; i++) {
+        struct drainer *x = &w[2 * i + (uint64_t)end];
+        memcpy(v + j, x->lat, x->n * sizeof(double));
+        j += x->n;
+    }
+    qsort(v, n, sizeof(*v), cmp_double);
+#define PCT(q) (n ? v[(size_t)((q) * (double)n) < n ? (size_t)((q) * (double)n) : n - 1] : 0.0)
+    printf(
+        ", \"%s\": {\"calls\": %zu, \"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, "
+        "\"max_us\": %.1f}",
+        name, n, PCT(0.5), PCT(0.99), PCT(0.999), n ? v[n - 1] : 0.0);
+#undef PCT
+    free(v);
+}
+
+static int bench_drain(const char *A, const char *B, uint64_t k, double seconds,
+                       const char *samples)
+{
+    struct opener *p = calloc(k, 2 * sizeof(*p));
+    struct drainer *w = calloc(k, 2 * sizeof(*w));
+    pthread_t *t = calloc(k, 2 * sizeof(*t));
+    uint64_t opened = 0, taken_a = 0, mismatch = 0, ok = 0;
+    double t0;
+    int rc = 1;
+
+    if (p == NULL || w == NULL || t == NULL) {
+        goto out;
+    }
+    for (; opened < k; opened++) {
+        char app[48];
+        snprintf(app, sizeof(app), "dr%ld-%llu", (long)getpid(), (unsigned long long)opened);
+        if (open_pair(&p[2 * opened], A, B, app, "hkdf", "ML-KEM-768,QKD") != 0) {
+            fprintf(stderr, "bench_api: OPEN_CONNECT %llu failed\n", (unsigned long long)opened);
+            close_pair(&p[2 * opened]);
+            goto out;
+        }
+    }
+    pthread_barrier_init(&drain_go, NULL, (unsigned)(2 * k + 1));
+    t0 = now() + 0.05;
+    for (uint64_t i = 0; i < 2 * k; i++) {
+        w[i].o = &p[i];
+        w[i].t0 = t0;
+        w[i].end = t0 + seconds;
+        pthread_create(&t[i], NULL, drain_end, &w[i]);
+    }
+    pthread_barrier_wait(&drain_go);
+    for (uint64_t i = 0; i < 2 * k; i++) {
+        pthread_join(t[i], NULL);
+    }
+    pthread_barrier_destroy(&drain_go);
+    for (uint64_t i = 0; i < k; i++) {
+        struct drainer *a = &w[2 * i], *b = &w[2 * i + 1];
+        size_t both = a->n < b->n ? a->n : b->n;
+        taken_a += a->n;
+        ok += (uint64_t)(a->ok + b->ok);
+        for (size_t j = 0; j < both; j++) {
+            mismatch += memcmp(a->keys + 32 * j, b->keys + 32 * j, 32) != 0;
+        }
+    }
+    printf(
+        "{\"bench\": \"drain\", \"streams\": %llu, \"seconds\": %.2f, \"keys_per_s\": %.1f, "
+        "\"mismatched_keys\": %llu, \"ends_ok\": %llu",
+        (unsigned long long)k, seconds, (double)taken_a / seconds, (unsigned long long)mismatch,
+        (unsigned long long)ok);
+    print_tail("A", w, k, 0);
+    print_tail("B", w, k, 1);
+    printf("}\n");
+    if (samples != NULL) {
+        FILE *f = fopen(samples, "w");
+        for (uint64_t i = 0; f != NULL && i < 2 * k; i++) {
+            for (size_t j = 0; j < w[i].n; j++) {
+                fprintf(f, "%.6f %.1f %c\n", w[i].at[j], w[i].lat[j], i % 2 ? 'B' : 'A');
+            }
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+    }
+    rc = mismatch == 0 && ok == 2 * k ? 0 : 1;
+out:
+    for (uint64_t i = 0; i < opened; i++) {
+        close_pair(&p[2 * i]);
+    }
+    for (uint64_t i = 0; w != NULL && i < 2 * k; i++) {
+        free(w[i].at);
+        free(w[i].lat);
+        free(w[i].keys);
+    }
+    free(p);
+    free(w);
+    free(t);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 6 && strcmp(argv[1], "drain") == 0) {
+        return bench_drain(argv[2], argv[3], strtoull(argv[4], NULL, 10), strtod(argv[5], NULL),
+                           argc >= 7 ? argv[6] : NULL);
+    }
     if (argc >= 7 && strcmp(argv[1], "streams") == 0) {
         return bench_streams(argv[2], argv[3], strtoull(argv[4], NULL, 10), strtod(argv[5], NULL),
                              strtol(argv[6], NULL, 10));

@@ -21,7 +21,16 @@ key at both ends) for ML-KEM-768 + Classic-McEliece-348864 + QKD and sntrup761 +
 beside ML-KEM-768 + QKD, with KEM key pairs per batch and per position, over L as well
 (--kem-families-only: that section alone, into bench/results/kem_families.json).
 
-Usage: bench/network.py BIN_DIR [--quick] [--lab-only | --kem-families-only | --no-lab]
+The draining application (issue 18): with the default limits (buffer_depth 64, batch_size 16),
+an application at each end of 1 and of 64 streams takes keys back to back for 10 s: GET_KEY
+latency p50/p99/p99.9/max at both ends and keys/s, beside the filled-buffer latency and the
+echo; drain.png plots every call's latency over time (--drain-only: that section alone, into
+bench/results/drain.json).
+
+Usage: bench/network.py BIN_DIR [--quick] [--lab-only | --kem-families-only | --drain-only
+       [--reps N] [--extra] | --no-lab]
+(--extra: the draining cases on one stream with the store, with 1 and 2 worker threads per
+pool, and with batch sizes 8 and 32.)
 """
 import json
 import os
@@ -152,16 +161,22 @@ def tls_handshakes(work):
 
 class Network:
     """The simulator and nodes A and B: on loopback (free ports), or in the namespace lab
-    (scripts/netlab.sh: hosts hx-sim, hx-A, hx-B with their own addresses on a bridge, which
-    this host reaches; fixed ports). procs[0] is the simulator, procs[1] and [2] A and B."""
+    (scripts/netlab.sh: hosts sim, A, B of the lab run HYKEX_LAB with their own addresses on a
+    bridge, which this host reaches; fixed ports). procs[0] is the simulator, procs[1] and [2]
+    A and B."""
 
-    LAB = {"sim": "10.77.0.10", "A": "10.77.0.11", "B": "10.77.0.12"}
+    @staticmethod
+    def lab_addresses():
+        """The hosts' addresses in the lab run HYKEX_LAB names."""
+        return {n: subprocess.run([f"{ROOT}/scripts/netlab.sh", "addr", n], check=True,
+                                  capture_output=True, text=True).stdout.strip()
+                for n in ("sim", "A", "B")}
 
     def __init__(self, work, lab=False):
         self.work, self.lab, self.procs = work, lab, []
         keys = ["kA", "kB", "apiA", "apiB", "peerA", "peerB"]
         if lab:
-            self.addr = dict(self.LAB)
+            self.addr = self.lab_addresses()
             self.port = {"kA": 5300, "kB": 5301, "apiA": 5100, "apiB": 5100, "peerA": 5200, "peerB": 5200}
         else:
             self.addr = {k: "127.0.0.1" for k in ("sim", "A", "B")}
@@ -189,7 +204,7 @@ class Network:
     def api(self, n):
         return f"{self.addr[n]}:{self.port['api' + n]}"
 
-    def node_config(self, n, m, batch, store, key_pairs):
+    def node_config(self, n, m, batch, store, key_pairs, depth=DEPTH, workers=None):
         work, a, p = self.work, self.addr, self.port
         cfg = {"uuid": U[n],
                "logging_config": {"console_log_type": "warning"},
@@ -198,11 +213,13 @@ class Network:
                "hybridization_server_address": {"host": a[n], "port": p["api" + n]},
                "qkd_address": {"host": a["sim"], "port": p["k" + n]},
                "peer_local_address": {"host": a[n], "port": p["peer" + n]},
-               "limits": {"buffer_depth": DEPTH, "batch_size": batch, "max_streams": MAX_STREAMS,
+               "limits": {"buffer_depth": depth, "batch_size": batch, "max_streams": MAX_STREAMS,
                           "max_key_chunk": 32, "secure_heap_mb": SECURE_HEAP_MB},
                "qkd": {"pipeline": QKD_PIPELINE}, "kem": {"key_pairs": key_pairs},
                "api": {"allow_remote": self.lab},  # the lab's applications run on this host
                "trusted_peers": {U[m]: {"address": {"host": a[m], "port": p["peer" + m]}}}}
+        if workers is not None:  # (initiator, responder) worker threads
+            cfg["limits"]["initiator_workers"], cfg["limits"]["responder_workers"] = workers
         if store is not None:
             shutil.rmtree(f"{work}/{n}-state", ignore_errors=True)
             cfg["state_dir"] = f"{work}/{n}-state"
@@ -215,15 +232,17 @@ class Network:
         p.stdout.readline()
         return p
 
-    def start_nodes(self, batch, store=None, key_pairs="per-position"):
+    def start_nodes(self, batch, store=None, key_pairs="per-position", depth=DEPTH, workers=None):
         """(Re)starts nodes A and B with limits.batch_size = batch, the durable store off
-        (None), on ("normal") or on with fsync ("fsync"), and kem.key_pairs = key_pairs."""
+        (None), on ("normal") or on with fsync ("fsync"), kem.key_pairs = key_pairs,
+        limits.buffer_depth = depth and workers = (limits.initiator_workers,
+        limits.responder_workers) (None: the defaults)."""
         for p in self.procs[1:]:
             p.terminate()
             p.wait(10)
         del self.procs[1:]
         for n, m in (("A", "B"), ("B", "A")):
-            self.node_config(n, m, batch, store, key_pairs)
+            self.node_config(n, m, batch, store, key_pairs, depth, workers)
             self.procs.append(self.start_node(n))
         time.sleep(1.0)
 
@@ -235,6 +254,123 @@ class Network:
             except subprocess.TimeoutExpired:
                 p.kill()
         self.procs = []
+
+
+DRAIN_SECONDS = 3 if QUICK else 10  # --quick: a smoke test of the section
+DRAIN_STREAMS = (1, 64)
+
+
+# The draining cases beyond the default one (--drain-only --extra): one stream each, the
+# store on (fsync off / on), the worker pools at 1 and 2 threads (initiators = responders), and
+# the batch size below and above the default (the trade-off between a batch's cadence and the
+# ML-DSA signatures per key).
+DRAIN_EXTRA = [("store", {"store": "normal"}), ("store + fsync", {"store": "fsync"}),
+               ("1 worker per pool", {"workers": (1, 1)}), ("2 workers per pool", {"workers": (2, 2)}),
+               ("batch_size 8", {"batch": 8}), ("batch_size 32", {"batch": 32})]
+
+
+def drain_case(net, A, B, reps, k, samples=None, batch=16, **node):
+    """K streams drained with buffer_depth 64 and limits.batch_size = batch (16: the default);
+    node: start_nodes' store / workers. Median [min-max] over reps of each end's p50/p99/p99.9/
+    max and of keys/s (taken at A, i.e. pairs of keys). Fresh nodes for each run."""
+    runs = []
+    for i in range(reps):
+        net.start_nodes(batch, depth=64, **node)
+        runs.append(bench("drain", A, B, k, DRAIN_SECONDS, *([samples] if samples and i == 0 else [])))
+    v = {"streams": k, "batch_size": batch, "keys_per_s": summary([r["keys_per_s"] for r in runs]),
+         "mismatched_keys": sum(r["mismatched_keys"] for r in runs), **{k2: str(v2) for k2, v2 in node.items()}}
+    for end in "AB":
+        v[end] = {q: summary([r[end][q] for r in runs]) for q in ("p50_us", "p99_us", "p999_us", "max_us")}
+    return v
+
+
+def drain_pass(net, A, B, reps, extra=False):
+    """The draining application: the default limits (buffer_depth 64, batch_size 16), an
+    application at each end of K streams taking keys back to back for DRAIN_SECONDS (the first
+    run's samples feed drain.png); with extra, the DRAIN_EXTRA cases on one stream."""
+    out, res = {}, f"{ROOT}/bench/results"
+    os.makedirs(res, exist_ok=True)
+    for k in DRAIN_STREAMS:
+        progress(f"draining application: {k} stream(s), {reps} run(s)")
+        out[f"{k} stream(s)"] = drain_case(net, A, B, reps, k, f"{res}/drain_{k}.dat")
+    for name, node in DRAIN_EXTRA if extra else []:
+        progress(f"draining application: 1 stream, {name}, {reps} run(s)")
+        out[f"1 stream, {name}"] = drain_case(net, A, B, reps, 1, **node)
+    return out
+
+
+def plot_drain():
+    """bench/results/drain.png: every GET_KEY's latency against the time it was asked, both
+    ends, 1 stream and 64 streams (the first run of each)."""
+    res = f"{ROOT}/bench/results"
+    if shutil.which("gnuplot") is None:
+        progress("gnuplot not found (scripts/bootstrap.sh installs it): no plot")
+        return
+    panels = []
+    for k in DRAIN_STREAMS:
+        for end in "AB":
+            panels.append(f"'{res}/drain_{k}.dat' using 1:(strcol(3) eq '{end}' ? $2/1000 : 1/0) "
+                          f"with points pt 7 ps 0.25 title '{k} stream(s), node {end}'")
+    script = f"""
+set terminal pngcairo size 1100,640 noenhanced
+set output '{res}/drain.png'
+set title 'GET_KEY latency over time, applications taking keys back to back (buffer_depth 64, batch_size 16)'
+set grid
+set logscale y
+set xlabel 'seconds'
+set ylabel 'GET_KEY latency (ms)'
+set key outside right
+plot {", ".join(panels)}
+"""
+    r = subprocess.run(["gnuplot"], input=script, capture_output=True, text=True)
+    progress(f"gnuplot failed: {r.stderr.strip()}" if r.returncode != 0 else "wrote bench/results/drain.png")
+
+
+def print_drain(dr, lat=None, echo=None):
+    m = lambda s: f"{s['median']:.0f} [{s['min']:.0f}-{s['max']:.0f}]"  # noqa: E731
+    print(f"\nGET_KEY while draining (buffer_depth 64, batch_size 16, {DRAIN_SECONDS} s, "
+          f"ML-KEM-768 + QKD, 32-byte keys), us; median [min-max]")
+    print(f"{'case':30} {'end':>3} {'p50':>16} {'p99':>18} {'p99.9':>18} {'max':>20} {'keys/s':>20}")
+    for k, v in dr.items():
+        for end in "AB":
+            e = v[end]
+            print(f"{k:30} {end:>3} {m(e['p50_us']):>16} {m(e['p99_us']):>18} "
+                  f"{m(e['p999_us']):>18} {m(e['max_us']):>20} {m(v['keys_per_s']) if end == 'A' else '':>20}")
+        if v["mismatched_keys"]:
+            print(f"  !! {v['mismatched_keys']} keys differed between the ends")
+    if lat is not None:
+        print(f"{'filled buffer':30} {'A':>3} {m(lat['p50']):>16} {m(lat['p99']):>18}")
+    if echo is not None:
+        print(f"{'bare TCP echo':30} {'':>3} {m(echo['p50']):>16} {m(echo['p99']):>18}")
+
+
+def drain_only():
+    """The draining section alone, with the filled-buffer latency and the echo beside it."""
+    work = tempfile.mkdtemp(prefix="hykex-bench-drain-")
+    net = None
+    reps = REPS if "--reps" not in sys.argv else int(sys.argv[sys.argv.index("--reps") + 1])
+    try:
+        net = Network(work)
+        A, B = net.api("A"), net.api("B")
+        net.start_nodes(64)
+        n_lat = 2000 if QUICK else 10000
+        progress("GET_KEY latency from a filled buffer, and a bare TCP echo")
+        lat = [bench("latency", A, B, n_lat) for _ in range(reps)]
+        echo = [bench("echo", n_lat, 170, 260) for _ in range(reps)]
+        out = {"benchmark": "drain", "reps": reps, "seconds": DRAIN_SECONDS,
+               "get_key_latency_filled_us": {"p50": summary([x["p50_us"] for x in lat]),
+                                             "p99": summary([x["p99_us"] for x in lat])},
+               "tcp_echo_latency_us": {"p50": summary([x["p50_us"] for x in echo]),
+                                       "p99": summary([x["p99_us"] for x in echo])},
+               "drain": drain_pass(net, A, B, reps, "--extra" in sys.argv)}
+        json.dump(out, open(f"{ROOT}/bench/results/drain.json", "w"), indent=1)
+        plot_drain()
+        print_drain(out["drain"], out["get_key_latency_filled_us"], out["tcp_echo_latency_us"])
+        print("wrote bench/results/drain.json")
+    finally:
+        if net is not None:
+            net.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 FAMILIES = ["ML-KEM-768,QKD", "ML-KEM-768,Classic-McEliece-348864,QKD", "sntrup761,X25519,QKD"]
@@ -312,13 +448,15 @@ def lab_pass():
         return None
     work = tempfile.mkdtemp(prefix="hykex-bench-lab-")
     lab = f"{ROOT}/scripts/netlab.sh"
-    subprocess.run([lab, "up", "sim", "A", "B"], check=True, capture_output=True)
+    # A lab run of our own: its id in HYKEX_LAB for every netlab.sh call, removed at the end.
+    os.environ["HYKEX_LAB"] = subprocess.run([lab, "up", "sim", "A", "B"], check=True,
+                                             capture_output=True, text=True).stdout.strip()
     net = None
     try:
         net = Network(work, lab=True)
         A, B = net.api("A"), net.api("B")
         out = {"benchmark": "network-lab", "reps": REPS, "quick": QUICK,
-               "hosts": Network.LAB, "production": {}}
+               "hosts": net.addr, "production": {}}
         for pairs in ("per-position", "per-batch"):
             progress(f"namespace lab: key production, KEM key pairs {pairs}")
             net.start_nodes(64, key_pairs=pairs)
@@ -341,7 +479,7 @@ def lab_pass():
     finally:
         if net is not None:
             net.stop()
-        subprocess.run([lab, "down"], capture_output=True)
+        subprocess.run([lab, "down", os.environ.pop("HYKEX_LAB")], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -429,6 +567,8 @@ def main():
                                                    procs[1].pid)["keys_per_s"] for _ in range(REPS)])}
         out["production_by_key_pairs"] = kp
         out["kem_families"] = kem_families(net, A, B)
+        out["drain"] = drain_pass(net, A, B, REPS)
+        plot_drain()
 
         # Durability: the same production (applications taking keys at both ends, so every
         # delivery is recorded too) and GET_KEY latency, store off / on / on with fsync.
@@ -511,6 +651,7 @@ def main():
             print(f"{'KEM key pairs ' + pairs + ': keys/s taken; ready':52} {m(v['keys_per_s']):>18} ; "
                   f"{m(v['ready_keys_per_s'])}")
         print_kem_families(out["kem_families"], L)
+        print_drain(out["drain"], out["get_key_latency_us"], out["tcp_echo_latency_us"])
         if L is not None:
             print(f"{'crypto limit L, ML-KEM-768 (keys/s)':52} {L:>28.0f}")
             for k, v in out["production_over_L"].items():
@@ -522,7 +663,7 @@ def main():
         print(f"{'bare TLS 1.3 handshake, openssl s_time (us)':52} {m(out['tls13_handshake_us']):>28}")
         lb = out["lab"]
         if lb is not None:
-            print(f"\nthe same in the namespace lab (sim, A, B on their own hosts {Network.LAB['A']}...; "
+            print(f"\nthe same in the namespace lab (sim, A, B on their own hosts {lb['hosts']['A']}...; "
                   f"applications on this host across the bridge)")
             for pairs, v in lb["production"].items():
                 print(f"{'KEM key pairs ' + pairs + ': keys/s taken; ready':52} {m(v['keys_per_s']):>18} ; "
@@ -541,6 +682,8 @@ def main():
 
 if "--lab-only" in sys.argv:  # the namespace-lab pass alone (root)
     print(json.dumps(lab_pass(), indent=1))
+elif "--drain-only" in sys.argv:
+    drain_only()
 elif "--kem-families-only" in sys.argv:
     kem_families_only()
 else:

@@ -2,9 +2,10 @@
 # Issues a node certificate whose identity is the node's UUID.
 #
 # Usage: certificates/generate_cert.sh --uuid UUID --out DIR [--ca DIR] [--name CN]
-#            [--ip ADDR]... [--dns NAME]... [--alg ML-DSA-65 | --classic] [--days 365]
+#            [--ip ADDR]... [--dns NAME]... [--alg ML-DSA-65 | --classic] [--days 365] [--force]
 #        certificates/generate_cert.sh --name CN --out DIR ...      (no UUID: SAE or KME)
 # Writes DIR/node.key (0600), DIR/node.crt and DIR/ca.crt (the CA certificate, not its key).
+# An existing DIR/node.key (a live node's key) is replaced only with --force.
 #
 # The certificate carries SAN URI:urn:uuid:<uuid>, which hykexd checks against its trusted
 # peers; --ip / --dns add the addresses the node is reached at. Usable for TLS server and
@@ -15,7 +16,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../scripts/lib.sh"
 
-uuid="" out="" ca=ca name="" alg=ML-DSA-65 days=365
+uuid="" out="" ca=ca name="" alg=ML-DSA-65 days=365 force=0
 sans=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -28,7 +29,8 @@ while [ $# -gt 0 ]; do
         --alg) alg=$2; shift 2 ;;
         --classic) alg=EC-P256; shift ;;
         --days) days=$2; shift 2 ;;
-        -h | --help) sed -n '2,11s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        --force) force=1; shift ;;
+        -h | --help) sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "generate_cert.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -51,6 +53,10 @@ esac
 [ -f "$ca/ca.key" ] && [ -f "$ca/ca.crt" ] \
     || { echo "generate_cert.sh: no CA in '$ca' (run certificates/create_ca.sh)" >&2; exit 1; }
 [ -n "$name" ] || name=$uuid
+if [ -e "$out/node.key" ] && [ "$force" != 1 ]; then
+    echo "generate_cert.sh: $out/node.key exists (a node's key); use --force to replace it" >&2
+    exit 1
+fi
 
 openssl=$(hx_openssl)
 # genkey OPENSSL ALG FILE: a private key (EC-P256 = ECDSA on P-256, for --classic).

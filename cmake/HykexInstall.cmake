@@ -5,7 +5,8 @@
 #   lib/<triplet>/  libhykex.so.0 (soname libhykex.so.0), libhykex.so, pkgconfig/hykex.pc
 #   include/hykex/  the public headers
 #   share/man/      hykexd(8), hykexd.json(5), hykex(1), hykex-qkdsim(1)  (scdoc, at build time)
-#   share/bash-completion/completions/hykex, share/doc/hykex/*.md (the unit links to them)
+#   share/bash-completion/completions/hykex (hykexd, hykex-qkdsim: links to it),
+#   share/doc/hykex/*.md (the unit links to them)
 #   lib/systemd/system/hykexd.service, lib/sysusers.d/hykex.conf, lib/tmpfiles.d/hykex.conf
 #     (under prefix /usr: where systemd's pkg-config file says, e.g. /lib/systemd/system on 12)
 #   <sysconfdir>/hykex/config.json.example, trusted_peers_info.json.example
@@ -105,6 +106,14 @@ endif()
 
 install(FILES ${CMAKE_SOURCE_DIR}/completion/hykex.bash
         DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME hykex)
+# bash-completion loads a command's file by its name: hykexd and hykex-qkdsim link to hykex's.
+# (The Debian package makes the same links with debian/hykex.links.)
+install(CODE "
+  foreach(_p hykexd hykex-qkdsim)
+    file(CREATE_LINK hykex
+         \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_DATADIR}/bash-completion/completions/\${_p}\"
+         SYMBOLIC)
+  endforeach()")
 
 # --- systemd: the unit, the user, the state directory -----------------------------------------
 # Under prefix /usr they go where systemd looks (its pkg-config variables); under any other

@@ -3,13 +3,16 @@
 #
 # Runs the seed's Docker workflow for real, with Debian's podman (no Docker engine here):
 #   1. a Debian 13 base image made with debootstrap from this machine's own Debian mirror,
-#      tagged as the Dockerfile's base (docker.io/library/debian:trixie-slim): nothing is pulled;
-#   2. the hykex image from deploy/docker/Dockerfile (apt-get inside the build);
+#      under a name of ours (localhost/hykex-base:trixie), never the official image's name, so
+#      it shadows nothing: nothing is pulled;
+#   2. the hykex image from deploy/docker/Dockerfile (apt-get inside the build), given that
+#      base with --build-arg BASE (the Dockerfile's default stays the official debian:trixie-slim);
 #   3. the compose topology of deploy/docker/compose.yml (simulator, Alice, Bob, Charlie) with
 #      podman-compose, certificates from deploy/docker/make-certs.sh in a scratch copy;
 #   4. the driver inside two node containers at once, as the seed's README does (exec into the
 #      node, run the request): both must print the same keys;
-#   5. removes what it made: containers, network, volumes, the hykex image and the scratch copy.
+#   5. removes what it made: containers, network, volumes, the hykex image and the scratch copy
+#      (by their names; it never prunes, so other builds' images stay).
 #      The base image stays as a cache (like OpenSSL in ~/.cache/hykex) unless --no-keep-base;
 #      it is rebuilt when missing.
 #
@@ -25,7 +28,7 @@ case ${1:-} in
     --no-keep-base) keep_base=0 ;;
     "" | --keep-base) ;;
     -h | --help)
-        sed -n '2,19s/^# \{0,1\}//p' "$0"
+        sed -n '2,21s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     *)
@@ -44,7 +47,7 @@ scripts/bootstrap.sh --containers >&2
 
 work=$(mktemp -d /tmp/hykex-containers.XXXXXX)
 project=hykextest$$
-base=docker.io/library/debian:trixie-slim
+base=localhost/hykex-base:trixie
 image=localhost/hykex:test$$
 compose=(podman-compose -p "$project" -f "$work/docker/compose.yml")
 
@@ -74,7 +77,6 @@ cleanup() {
     podman volume ls -q | grep "^${project}_" | xargs -r podman volume rm -f >/dev/null 2>&1
     podman network ls -q | grep "^${project}_" | xargs -r podman network rm -f >/dev/null 2>&1
     podman rmi -f "$image" >/dev/null 2>&1
-    podman image prune -f >/dev/null 2>&1 # the build stage
     [ "$keep_base" = 1 ] || podman rmi -f "$base" >/dev/null 2>&1
     rm -rf "$work"
 }
@@ -100,7 +102,10 @@ fi
 
 # 2. the hykex image
 say "building the hykex image"
-podman build --pull=never --format docker -f deploy/docker/Dockerfile -t "$image" . >"$work/build.log" 2>&1 || {
+# --layers=false: no unnamed intermediate images are left, so nothing needs pruning (a prune
+# would also remove other builds' dangling images).
+podman build --pull=never --layers=false --format docker --build-arg BASE="$base" -f deploy/docker/Dockerfile \
+    -t "$image" . >"$work/build.log" 2>&1 || {
     tail -n 30 "$work/build.log" >&2
     exit 1
 }

@@ -115,9 +115,10 @@ PY
 agreed=$?
 
 step "6. A node crashes: Bob killed (kill -9) in the middle of a stream, then restarted"
-python3 - "$bin" "$demo" <<'PY' || agreed=1
+# Bob's PID is the one start() recorded (qkdsim, Alice, Bob, Charlie): no search by name.
+python3 - "$bin" "$demo" "${pids[2]}" <<'PY' || agreed=1
 import hashlib, json, os, signal, socket, subprocess, sys, threading, time, uuid
-bin_, demo = sys.argv[1], sys.argv[2]
+bin_, demo, bob_pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
 A, B = ("aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa", "127.0.0.11"), ("bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb", "127.0.0.12")
 ks = str(uuid.uuid4())
 uri = lambda n: f"hybrid://crashdemo@{n[0]}?hybridization=hkdf&key_sources=ML-KEM-768,QKD"
@@ -144,10 +145,8 @@ ts = [threading.Thread(target=lambda n=n: out.__setitem__(n, apps[n].open())) fo
 keys = {n: [] for n in apps}
 for n in apps:
     keys[n] += [bytes(apps[n].call("GET_KEY", key_stream_id=ks, index=i)["key_buffer"]) for i in range(3)]
-bob = [p for p in os.listdir("/proc") if p.isdigit() and os.path.exists(f"/proc/{p}/cwd")
-       and os.readlink(f"/proc/{p}/cwd") == f"{demo}/Bob" and "hykexd" in open(f"/proc/{p}/cmdline").read()]
-os.kill(int(bob[0]), signal.SIGKILL)
-print(f"Bob (pid {bob[0]}) killed after 3 keys; restarting it")
+os.kill(bob_pid, signal.SIGKILL)
+print(f"Bob (pid {bob_pid}) killed after 3 keys; restarting it")
 p = subprocess.Popen([f"{bin_}/hykexd", "-c", "config.json", "-p", "trusted_peers_info.json"], cwd=f"{demo}/Bob",
                      stdout=subprocess.PIPE, stderr=open(f"{demo}/Bob/hykexd.log", "a"), text=True, start_new_session=True)
 open(f"{demo}/Bob/restarted.pid", "w").write(str(p.pid))  # for the demo's cleanup

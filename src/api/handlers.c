@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "api/handlers.h"
+#include "common/clock.h"
 #include "common/uuid.h"
 
 /* ---- replies ---- */
@@ -215,7 +216,77 @@ static struct json_object *peer_status(const struct hxd_svc_peer_info *pi)
     json_object_object_add(p, "group", li->group[0] ? json_object_new_string(li->group) : NULL);
     json_object_object_add(p, "cipher", li->cipher[0] ? json_object_new_string(li->cipher) : NULL);
     json_object_object_add(p, "certificate_expires", json_time(li->cert_not_after));
+    /* since when the link is in its state; the attempts this node made to dial it */
+    json_object_object_add(p, "state", json_object_new_string(li->up ? "up" : "down"));
+    json_object_object_add(p, "since", json_time(li->up ? li->last_up : li->last_down));
+    add_int(p, "reconnect_attempts", li->dials);
+    add_int(p, "reconnect_failures", li->dial_failures);
+    json_object_object_add(p, "certificate_replaced_since_link",
+                           json_object_new_boolean(li->stale_creds));
     return p;
+}
+
+/* One certificate's expiry, and whether it is within the warning threshold. */
+static struct json_object *cert_expiry(const char *what, const char *peer, int64_t not_after,
+                                       uint32_t warn_days)
+{
+    struct json_object *c = json_object_new_object();
+    int64_t left = not_after - hx_walltime();
+
+    json_object_object_add(c, "certificate", json_object_new_string(what));
+    if (peer != NULL) {
+        json_object_object_add(c, "peer", json_object_new_string(peer));
+    }
+    json_object_object_add(c, "expires", json_time(not_after));
+    json_object_object_add(c, "days_left",
+                           not_after != 0 ? json_object_new_int64(left / 86400) : NULL);
+    json_object_object_add(
+        c, "warning",
+        json_object_new_boolean(not_after != 0 && left <= (int64_t)warn_days * 86400));
+    return c;
+}
+
+/* Version, uptime, reloads, the KME's last answer, every certificate's expiry. */
+static void operator_status(struct json_object *o, const struct hxd_svc_status *st)
+{
+    struct json_object *certs = json_object_new_array(), *kme = json_object_new_object(),
+                       *rl = json_object_new_object();
+    char version[32], id[HX_UUID_STR_LEN + 1];
+    int64_t now = hx_walltime();
+
+    snprintf(version, sizeof(version), "%d.%d.%d", HYKEX_VERSION_MAJOR, HYKEX_VERSION_MINOR,
+             HYKEX_VERSION_PATCH);
+    json_object_object_add(o, "version", json_object_new_string(version));
+    json_object_object_add(o, "started", json_time(st->started_at));
+    add_int(o, "uptime_s",
+            st->started_at != 0 && now > st->started_at ? (uint64_t)(now - st->started_at) : 0);
+    add_int(rl, "applied", st->reloads);
+    add_int(rl, "refused", st->reloads_refused);
+    json_object_object_add(rl, "last", json_time(st->last_reload_at));
+    json_object_object_add(
+        rl, "last_result",
+        st->last_reload[0] != '\0' ? json_object_new_string(st->last_reload) : NULL);
+    json_object_object_add(o, "reloads", rl);
+    json_object_object_add(kme, "configured", json_object_new_boolean(st->kme_configured));
+    json_object_object_add(kme, "last_request", json_time((int64_t)st->kme_last_at));
+    json_object_object_add(
+        kme, "last_ok",
+        st->kme_last_at != 0 ? json_object_new_boolean(st->kme_last_ok != 0) : NULL);
+    json_object_object_add(
+        kme, "last_latency_ms",
+        st->kme_last_at != 0 ? json_object_new_double((double)st->kme_last_us / 1000.0) : NULL);
+    json_object_object_add(o, "kme", kme);
+    json_object_array_add(certs, cert_expiry("node", NULL, st->cert_not_after, st->cert_warn_days));
+    json_object_array_add(certs, cert_expiry("ca", NULL, st->ca_not_after, st->cert_warn_days));
+    for (size_t i = 0; i < st->n_peers; i++) {
+        if (st->peers[i].link.cert_not_after != 0) {
+            hx_uuid_format(&st->peers[i].uuid, id);
+            json_object_array_add(certs, cert_expiry("peer", id, st->peers[i].link.cert_not_after,
+                                                     st->cert_warn_days));
+        }
+    }
+    json_object_object_add(o, "certificates", certs);
+    add_int(o, "certificate_warning_days", st->cert_warn_days);
 }
 
 static const char *state_name(enum hxd_svc_state s)
@@ -263,6 +334,7 @@ static struct json_object *stream_status(const struct hxd_svc_stream_info *s)
     }
     json_object_object_add(e, "restored", json_object_new_boolean(s->restored));
     json_object_object_add(e, "opened", json_time(s->opened_at));
+    json_object_object_add(e, "keys_per_s_1min", json_object_new_double(s->keys_per_s));
     return e;
 }
 
@@ -287,6 +359,7 @@ static struct json_object *node_status(struct hxd *d)
     json_object_object_add(o, "node", json_object_new_string(id));
     json_object_object_add(o, "certificate_expires", json_time(st.cert_not_after));
     json_object_object_add(o, "store", json_object_new_string(stores[st.store]));
+    operator_status(o, &st);
     for (size_t i = 0; i < st.n_peers; i++) {
         json_object_array_add(peers, peer_status(&st.peers[i]));
     }
@@ -316,6 +389,23 @@ static struct json_object *node_status(struct hxd *d)
     return o;
 }
 
+/* ---- RELOAD (hykex reload: as SIGHUP, for the daemon's own user) ---- */
+
+static struct json_object *reload(struct hxd *d, const struct hxd_api_caller *who)
+{
+    struct hxd_svc_result res;
+    char result[400];
+    struct json_object *o;
+
+    hxd_svc_reload(d, who->identity, &res, result, sizeof(result));
+    if (res.err != HXD_SVC_OK) {
+        return failed(&res);
+    }
+    o = hx_004_json_status(0, NULL);
+    json_object_object_add(o, "result", json_object_new_string(result));
+    return o;
+}
+
 struct json_object *hxd_api_handle(struct hxd *d, const struct hx_004_request *req,
                                    const struct hxd_api_caller *who, struct hx_writer *key_reply)
 {
@@ -326,6 +416,8 @@ struct json_object *hxd_api_handle(struct hxd *d, const struct hx_004_request *r
         return get_key(d, req, who, key_reply);
     case HX_004_STATUS:
         return node_status(d);
+    case HX_004_RELOAD:
+        return reload(d, who);
     default:
         return close_stream(d, req, who);
     }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "api/etsi014_server.h"
 #include "api/handlers.h"
 #include "api/server.h"
 #include "common/clock.h"
@@ -41,7 +43,8 @@ struct hxd_api {
     int tcp_fd, unix_fd, tls_fd;
     pthread_t tcp_thread, unix_thread, tls_thread;
     bool tcp_started, unix_started, tls_started;
-    SSL_CTX *tls; /* the mutual-TLS API (api.tls.*), or NULL */
+    SSL_CTX *tls;                /* the mutual-TLS API (api.tls.*), or NULL */
+    struct hxd_014_server *e014; /* the ETSI 014 server (api.etsi014.*), or NULL */
     pthread_mutex_t lock;
     pthread_cond_t idle;
     int *conn_fds;
@@ -146,6 +149,7 @@ static void *client_main(void *arg)
     uint8_t buf[16384];
     ssize_t n;
 
+    (void)prctl(PR_SET_NAME, "hx-api", 0, 0, 0); /* for top -H, perf, the debugger */
     hx_writer_init_dynamic(&keyw, 1u << 20);
     if (hx_json_stream_new(&lim, &s) != HX_OK) {
         goto out;
@@ -442,6 +446,10 @@ hx_err hxd_api_start(struct hxd *d, struct hxd_api **out, char *why, size_t why_
             return e;
         }
     }
+    if ((e = hxd_014_server_start(d, &a->e014, why, why_len)) != HX_OK) {
+        hxd_api_stop(a);
+        return e;
+    }
     *out = a;
     return HX_OK;
 }
@@ -453,6 +461,7 @@ void hxd_api_stop(struct hxd_api *a)
     if (a == NULL) {
         return;
     }
+    hxd_014_server_stop(a->e014);
     a->stopping = true;
     if (a->tcp_fd >= 0) {
         shutdown(a->tcp_fd, SHUT_RDWR);

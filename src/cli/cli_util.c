@@ -4,10 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
 #include <openssl/crypto.h>
 
 #include "cli/cli.h"
+#include "common/config.h"
 #include "common/hex.h"
+#include "common/json.h"
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -19,6 +22,41 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     return EXIT_USAGE;
+}
+
+int cli_fail(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "hykex %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+int cli_read_json(const char *cmd, const char *path, struct json_object **out)
+{
+    char *text = NULL, why[300];
+    size_t len;
+    hx_err e;
+
+    *out = NULL;
+    errno = 0;
+    if ((e = hx_read_file(path, 1u << 20, &text, &len)) != HX_OK) {
+        const char *reason = e == HX_ERR_TOO_LARGE ? "larger than 1 MiB"
+                             : errno != 0          ? strerror(errno)
+                             : e == HX_ERR_IO      ? "not a regular file"
+                                                   : hx_strerror(e);
+        return cli_fail(cmd, "cannot read %s: %s", path, reason);
+    }
+    e = hx_json_parse_object(text, len, NULL, out, why, sizeof(why));
+    free(text);
+    if (e != HX_OK) {
+        return cli_fail(cmd, "%s is not a JSON object: %s", path, why);
+    }
+    return 0;
 }
 
 int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -72,29 +110,4 @@ void cli_print_hex(const uint8_t *p, size_t n)
         putchar(digits[p[i] & 0x0f]);
     }
     putchar('\n');
-}
-
-int cli_option(int argc, char **argv, int *i, const char *name, const char **value)
-{
-    size_t nl = strlen(name);
-
-    if (strncmp(argv[*i], name, nl) != 0) {
-        return 0;
-    }
-    if (argv[*i][nl] == '=') {
-        *value = argv[*i] + nl + 1;
-        (*i)++;
-        return 1;
-    }
-    if (argv[*i][nl] != '\0') {
-        return 0;
-    }
-    if (*i + 1 >= argc) {
-        *value = NULL; /* present without a value */
-        (*i)++;
-        return 1;
-    }
-    *value = argv[*i + 1];
-    *i += 2;
-    return 1;
 }

@@ -9,55 +9,9 @@
 #include <openssl/crypto.h>
 
 #include "cli/cli.h"
-#include "common/config.h"
 #include "common/json.h"
 #include "hykex/hykex.h"
 #include "proto/etsi004.h"
-
-/* --address HOST:PORT | --unix PATH | -c CONFIG.json (its hybridization_server_address). */
-static int address_option(int argc, char **argv, int *i, char *out, size_t cap, const char *cmd)
-{
-    const char *v;
-
-    if (cli_option(argc, argv, i, "--address", &v) || cli_option(argc, argv, i, "--unix", &v)) {
-        if (v == NULL) {
-            return cli_usage_error(cmd, "%s needs a value", argv[*i - 1]);
-        }
-        snprintf(out, cap, "%s", v);
-        return 1;
-    }
-    if (cli_option(argc, argv, i, "-c", &v)) {
-        char *text = NULL, why[200];
-        size_t len;
-        struct json_object *o = NULL, *a, *h, *p;
-        if (v == NULL || hx_read_file(v, 1u << 20, &text, &len) != HX_OK ||
-            hx_json_parse_object(text, len, NULL, &o, why, sizeof(why)) != HX_OK ||
-            !json_object_object_get_ex(o, "hybridization_server_address", &a) ||
-            !json_object_object_get_ex(a, "host", &h) ||
-            !json_object_object_get_ex(a, "port", &p)) {
-            free(text);
-            json_object_put(o);
-            return cli_usage_error(cmd, "-c: cannot read hybridization_server_address from %s",
-                                   v != NULL ? v : "(none)");
-        }
-        snprintf(out, cap, "%s:%d", json_object_get_string(h), json_object_get_int(p));
-        free(text);
-        json_object_put(o);
-        return 1;
-    }
-    return 0;
-}
-
-static int connect_or_fail(const char *cmd, const char *address, struct hykex **h)
-{
-    int rc = hykex_connect(address, h);
-
-    if (rc != 0) {
-        fprintf(stderr, "hykex %s: cannot reach hykexd at %s\n", cmd, address);
-        return 1;
-    }
-    return 0;
-}
 
 static void print_status(const char *cmd, uint32_t status, const struct hykex *h, const char *extra)
 {
@@ -75,7 +29,8 @@ static void print_status(const char *cmd, uint32_t status, const struct hykex *h
     json_object_put(o);
 }
 
-static int do_get(struct hykex *h, const char *ksid, const uint32_t *want_index)
+static int do_get(struct hykex *h, const char *address, const char *ksid,
+                  const uint32_t *want_index)
 {
     uint8_t key[65536];
     size_t len = sizeof(key);
@@ -86,8 +41,8 @@ static int do_get(struct hykex *h, const char *ksid, const uint32_t *want_index)
     struct json_object *o, *kb;
 
     if (rc != 0) {
-        fprintf(stderr, "hykex get: hykexd connection failed (%d)\n", rc);
-        return 1;
+        OPENSSL_cleanse(key, sizeof(key));
+        return cli_call_failed("get", address, rc);
     }
     if (status != 0) {
         print_status("GET_KEY", status, h, NULL);
@@ -111,61 +66,71 @@ static int do_get(struct hykex *h, const char *ksid, const uint32_t *want_index)
     return 0;
 }
 
+static const struct option run_options[] = {
+    CLI_ADDRESS_OPTIONS, {"keys", required_argument, NULL, 'n'}, HX_CMDLINE_STD_OPTIONS};
+static const struct hx_cmdline run_cmdline = {
+    "hykex run",
+    "usage: hykex run [OPTIONS] REQUEST.json\n"
+    "Sends the OPEN_CONNECT request in REQUEST.json to hykexd, then GET_KEY for positions\n"
+    "0..N-1, then CLOSE; prints each reply as JSON (like the reference driver.py).\n"
+    "  -n, --keys N         GET_KEY calls (0..1000000, default 1)\n" CLI_ADDRESS_USAGE,
+    CLI_ADDRESS_SHORTOPTS "n:", run_options, 0};
+
 int cmd_run(int argc, char **argv)
 {
-    char address[320] = "127.0.0.1:65430", ksid[HYKEX_KSID_LEN + 1] = "", why[300];
-    const char *file = NULL, *v;
+    char address[CLI_ADDRESS_MAX] = CLI_DEFAULT_ADDRESS, ksid[HYKEX_KSID_LEN + 1] = "", why[300];
+    const char *file;
     uint64_t keys = 1;
     struct json_object *o = NULL;
     struct hx_004_request req;
     struct hykex *h = NULL;
-    char *text = NULL;
-    size_t len;
     uint32_t status;
-    int rc, a;
+    int rc, ch, ex;
 
-    for (int i = 1; i < argc;) {
-        if ((a = address_option(argc, argv, &i, address, sizeof(address), "run")) != 0) {
-            if (a != 1) {
-                return a;
-            }
-        } else if (cli_option(argc, argv, &i, "--keys", &v)) {
-            if (v == NULL || cli_parse_u64(v, 0, 1000000, &keys) != 0) {
-                return cli_usage_error("run", "--keys must be 0..1000000");
-            }
-        } else if (argv[i][0] != '-' && file == NULL) {
-            file = argv[i++];
-        } else {
-            return cli_usage_error("run",
-                                   "usage: hykex run REQUEST.json [--keys N] "
-                                   "[--address HOST:PORT | --unix PATH | -c CONFIG.json]");
+    hx_cmdline_begin();
+    while ((ch = hx_cmdline_next(&run_cmdline, argc, argv, &ex)) != -1) {
+        if (ch == -2) {
+            return ex;
+        }
+        if ((rc = cli_address_option("run", ch, optarg, address)) < 0) {
+            return -rc;
+        } else if (rc == 0 && (ch != 'n' || cli_parse_u64(optarg, 0, 1000000, &keys) != 0)) {
+            return hx_cmdline_error(&run_cmdline, "--keys must be 0..1000000, not '%s'", optarg);
         }
     }
-    if (file == NULL) {
-        return cli_usage_error("run",
-                               "usage: hykex run REQUEST.json [--keys N] "
-                               "[--address HOST:PORT | --unix PATH | -c CONFIG.json]");
+    if (argc - optind != 1) {
+        return hx_cmdline_error(&run_cmdline, "give one REQUEST.json (%d operands given)",
+                                argc - optind);
     }
-    if (hx_read_file(file, 1u << 20, &text, &len) != HX_OK ||
-        hx_json_parse_object(text, len, NULL, &o, why, sizeof(why)) != HX_OK ||
-        hx_004_json_decode_request(o, &req, why, sizeof(why)) != HX_OK ||
-        req.cmd != HX_004_OPEN_CONNECT) {
-        free(text);
+    file = argv[optind];
+    if (cli_read_json("run", file, &o) != 0) {
+        return 1;
+    }
+    if (hx_004_json_decode_request(o, &req, why, sizeof(why)) != HX_OK) {
         json_object_put(o);
-        return cli_usage_error("run", "%s: not an OPEN_CONNECT request (%s)", file, why);
+        return cli_fail("run", "%s is not an ETSI 004 request: %s", file, why);
     }
-    free(text);
+    if (req.cmd != HX_004_OPEN_CONNECT) {
+        struct json_object *c = NULL;
+        json_object_object_get_ex(o, "command", &c);
+        rc = cli_fail("run", "%s is a %.40s request, not OPEN_CONNECT", file,
+                      json_object_get_string(c));
+        json_object_put(o);
+        return rc;
+    }
     json_object_put(o);
     if (!hx_uuid_is_nil(&req.ksid)) {
         hx_uuid_format(&req.ksid, ksid);
     }
-    if (connect_or_fail("run", address, &h) != 0) {
+    if (cli_connect("run", address, &h) != 0) {
         return 1;
     }
     rc = hykex_open_connect(h, req.source, req.destination, &req.qos, ksid, &status);
     if (rc != 0 || status != 0) {
         if (rc == 0) {
             print_status("OPEN_CONNECT", status, h, NULL);
+        } else {
+            cli_call_failed("run", address, rc);
         }
         hykex_disconnect(h);
         return 1;
@@ -174,7 +139,7 @@ int cmd_run(int argc, char **argv)
     rc = 0;
     for (uint64_t k = 0; k < keys && rc == 0; k++) {
         uint32_t index = (uint32_t)k;
-        rc = do_get(h, ksid, &index);
+        rc = do_get(h, address, ksid, &index);
     }
     if (hykex_close(h, ksid, &status) == 0) {
         print_status("CLOSE", status, h, NULL);
@@ -183,240 +148,165 @@ int cmd_run(int argc, char **argv)
     return rc;
 }
 
+enum { OPT_CHUNK = CLI_OPT_NEXT, OPT_TIMEOUT, OPT_KSID };
+
+static const struct option open_options[] = {CLI_ADDRESS_OPTIONS,
+                                             {"chunk", required_argument, NULL, OPT_CHUNK},
+                                             {"timeout", required_argument, NULL, OPT_TIMEOUT},
+                                             {"ksid", required_argument, NULL, OPT_KSID},
+                                             HX_CMDLINE_STD_OPTIONS};
+static const struct hx_cmdline open_cmdline = {
+    "hykex open",
+    "usage: hykex open [OPTIONS] SOURCE DESTINATION\n"
+    "OPEN_CONNECT at hykexd (SOURCE and DESTINATION are qkd:// URIs); prints the reply as JSON\n"
+    "with the key stream id.\n"
+    "      --chunk N        key_chunk_size in bytes (1..65535, default 32)\n"
+    "      --timeout MS     QoS timeout in milliseconds\n"
+    "      --ksid UUID      join or predefine this key stream id\n" CLI_ADDRESS_USAGE,
+    CLI_ADDRESS_SHORTOPTS, open_options, 0};
+
 int cmd_open(int argc, char **argv)
 {
-    char address[320] = "127.0.0.1:65430", ksid[HYKEX_KSID_LEN + 1] = "";
-    const char *src = NULL, *dst = NULL, *v;
+    char address[CLI_ADDRESS_MAX] = CLI_DEFAULT_ADDRESS, ksid[HYKEX_KSID_LEN + 1] = "";
     struct hykex_qos qos;
     struct hykex *h;
     uint64_t n;
     uint32_t status;
-    int a;
+    int rc, ch, ex;
 
     memset(&qos, 0, sizeof(qos));
     qos.key_chunk_size = 32;
-    for (int i = 1; i < argc;) {
-        if ((a = address_option(argc, argv, &i, address, sizeof(address), "open")) != 0) {
-            if (a != 1) {
-                return a;
-            }
-        } else if (cli_option(argc, argv, &i, "--chunk", &v)) {
-            if (v == NULL || cli_parse_u64(v, 1, 65535, &n) != 0) {
-                return cli_usage_error("open", "--chunk must be 1..65535 bytes");
+    hx_cmdline_begin();
+    while ((ch = hx_cmdline_next(&open_cmdline, argc, argv, &ex)) != -1) {
+        if (ch == -2) {
+            return ex;
+        }
+        if ((rc = cli_address_option("open", ch, optarg, address)) < 0) {
+            return -rc;
+        } else if (rc == 1) {
+            continue;
+        } else if (ch == OPT_CHUNK) {
+            if (cli_parse_u64(optarg, 1, 65535, &n) != 0) {
+                return hx_cmdline_error(&open_cmdline, "--chunk must be 1..65535 bytes, not '%s'",
+                                        optarg);
             }
             qos.key_chunk_size = (uint32_t)n;
-        } else if (cli_option(argc, argv, &i, "--timeout", &v)) {
-            if (v == NULL || cli_parse_u64(v, 0, UINT32_MAX, &n) != 0) {
-                return cli_usage_error("open", "--timeout must be milliseconds");
+        } else if (ch == OPT_TIMEOUT) {
+            if (cli_parse_u64(optarg, 0, UINT32_MAX, &n) != 0) {
+                return hx_cmdline_error(&open_cmdline, "--timeout must be milliseconds, not '%s'",
+                                        optarg);
             }
             qos.timeout_ms = (uint32_t)n;
-        } else if (cli_option(argc, argv, &i, "--ksid", &v)) {
-            if (v == NULL || strlen(v) != HYKEX_KSID_LEN) {
-                return cli_usage_error("open", "--ksid must be a UUID");
+        } else if (ch == OPT_KSID) {
+            if (cli_check_ksid("open", optarg) != 0) {
+                return EXIT_USAGE;
             }
-            memcpy(ksid, v, HYKEX_KSID_LEN + 1);
-        } else if (argv[i][0] != '-' && src == NULL) {
-            src = argv[i++];
-        } else if (argv[i][0] != '-' && dst == NULL) {
-            dst = argv[i++];
-        } else {
-            return cli_usage_error("open", "unknown argument '%s'", argv[i]);
+            memcpy(ksid, optarg, HYKEX_KSID_LEN + 1);
         }
     }
-    if (src == NULL || dst == NULL) {
-        return cli_usage_error("open",
-                               "usage: hykex open SOURCE DESTINATION [--chunk N] "
-                               "[--timeout MS] [--ksid UUID] [--address HOST:PORT]");
+    if (argc - optind != 2) {
+        return hx_cmdline_error(&open_cmdline, "give SOURCE and DESTINATION (%d operands given)",
+                                argc - optind);
     }
-    if (connect_or_fail("open", address, &h) != 0) {
+    if (cli_connect("open", address, &h) != 0) {
         return 1;
     }
-    if (hykex_open_connect(h, src, dst, &qos, ksid, &status) != 0) {
+    if ((rc = hykex_open_connect(h, argv[optind], argv[optind + 1], &qos, ksid, &status)) != 0) {
         hykex_disconnect(h);
-        return 1;
+        return cli_call_failed("open", address, rc);
     }
     print_status("OPEN_CONNECT", status, h, status == 0 ? ksid : NULL);
     hykex_disconnect(h);
     return status == 0 ? 0 : 1;
 }
 
+static const struct option get_options[] = {
+    CLI_ADDRESS_OPTIONS, {"index", required_argument, NULL, 'i'}, HX_CMDLINE_STD_OPTIONS};
+static const struct hx_cmdline get_cmdline = {
+    "hykex get",
+    "usage: hykex get [OPTIONS] KEY_STREAM_ID\n"
+    "GET_KEY at hykexd; prints the reply as JSON (key_buffer, index, metadata).\n"
+    "  -i, --index N        the key at this position (default: the next one)\n" CLI_ADDRESS_USAGE,
+    CLI_ADDRESS_SHORTOPTS "i:", get_options, 0};
+
 int cmd_get(int argc, char **argv)
 {
-    char address[320] = "127.0.0.1:65430";
-    const char *ksid = NULL, *v;
+    char address[CLI_ADDRESS_MAX] = CLI_DEFAULT_ADDRESS;
     uint64_t n;
     uint32_t index = 0;
     bool have_index = false;
     struct hykex *h;
-    int rc, a;
+    int rc, ch, ex;
 
-    for (int i = 1; i < argc;) {
-        if ((a = address_option(argc, argv, &i, address, sizeof(address), "get")) != 0) {
-            if (a != 1) {
-                return a;
-            }
-        } else if (cli_option(argc, argv, &i, "--index", &v)) {
-            if (v == NULL || cli_parse_u64(v, 0, UINT32_MAX, &n) != 0) {
-                return cli_usage_error("get", "--index must be 0..4294967295");
+    hx_cmdline_begin();
+    while ((ch = hx_cmdline_next(&get_cmdline, argc, argv, &ex)) != -1) {
+        if (ch == -2) {
+            return ex;
+        }
+        if ((rc = cli_address_option("get", ch, optarg, address)) < 0) {
+            return -rc;
+        } else if (rc == 0 && ch == 'i') {
+            if (cli_parse_u64(optarg, 0, UINT32_MAX, &n) != 0) {
+                return hx_cmdline_error(&get_cmdline, "--index must be 0..4294967295, not '%s'",
+                                        optarg);
             }
             index = (uint32_t)n;
             have_index = true;
-        } else if (argv[i][0] != '-' && ksid == NULL) {
-            ksid = argv[i++];
-        } else {
-            return cli_usage_error("get", "unknown argument '%s'", argv[i]);
         }
     }
-    if (ksid == NULL) {
-        return cli_usage_error("get", "usage: hykex get KEY_STREAM_ID [--index N] [--address ...]");
+    if (argc - optind != 1) {
+        return hx_cmdline_error(&get_cmdline, "give one KEY_STREAM_ID (%d operands given)",
+                                argc - optind);
     }
-    if (connect_or_fail("get", address, &h) != 0) {
+    if (cli_check_ksid("get", argv[optind]) != 0) {
+        return EXIT_USAGE;
+    }
+    if (cli_connect("get", address, &h) != 0) {
         return 1;
     }
-    rc = do_get(h, ksid, have_index ? &index : NULL);
+    rc = do_get(h, address, argv[optind], have_index ? &index : NULL);
     hykex_disconnect(h);
     return rc;
 }
 
+static const struct option close_options[] = {CLI_ADDRESS_OPTIONS, HX_CMDLINE_STD_OPTIONS};
+static const struct hx_cmdline close_cmdline = {
+    "hykex close",
+    "usage: hykex close [OPTIONS] KEY_STREAM_ID\n"
+    "CLOSE at hykexd; prints the reply as JSON.\n" CLI_ADDRESS_USAGE,
+    CLI_ADDRESS_SHORTOPTS, close_options, 0};
+
 int cmd_close(int argc, char **argv)
 {
-    char address[320] = "127.0.0.1:65430";
-    const char *ksid = NULL;
+    char address[CLI_ADDRESS_MAX] = CLI_DEFAULT_ADDRESS;
     struct hykex *h;
     uint32_t status;
-    int a;
+    int rc, ch, ex;
 
-    for (int i = 1; i < argc;) {
-        if ((a = address_option(argc, argv, &i, address, sizeof(address), "close")) != 0) {
-            if (a != 1) {
-                return a;
-            }
-        } else if (argv[i][0] != '-' && ksid == NULL) {
-            ksid = argv[i++];
-        } else {
-            return cli_usage_error("close", "unknown argument '%s'", argv[i]);
+    hx_cmdline_begin();
+    while ((ch = hx_cmdline_next(&close_cmdline, argc, argv, &ex)) != -1) {
+        if (ch == -2) {
+            return ex;
+        }
+        if ((rc = cli_address_option("close", ch, optarg, address)) < 0) {
+            return -rc;
         }
     }
-    if (ksid == NULL) {
-        return cli_usage_error("close", "usage: hykex close KEY_STREAM_ID [--address ...]");
+    if (argc - optind != 1) {
+        return hx_cmdline_error(&close_cmdline, "give one KEY_STREAM_ID (%d operands given)",
+                                argc - optind);
     }
-    if (connect_or_fail("close", address, &h) != 0) {
+    if (cli_check_ksid("close", argv[optind]) != 0) {
+        return EXIT_USAGE;
+    }
+    if (cli_connect("close", address, &h) != 0) {
         return 1;
     }
-    if (hykex_close(h, ksid, &status) != 0) {
+    if ((rc = hykex_close(h, argv[optind], &status)) != 0) {
         hykex_disconnect(h);
-        return 1;
+        return cli_call_failed("close", address, rc);
     }
     print_status("CLOSE", status, h, NULL);
     hykex_disconnect(h);
     return status == 0 ? 0 : 1;
-}
-
-static const char *jstr(struct json_object *o, const char *k)
-{
-    struct json_object *v;
-
-    return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
-               ? json_object_get_string(v)
-               : "-";
-}
-
-static int64_t jint(struct json_object *o, const char *k)
-{
-    struct json_object *v;
-
-    return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
-}
-
-static struct json_object *jget(struct json_object *o, const char *k)
-{
-    struct json_object *v = NULL;
-
-    return json_object_object_get_ex(o, k, &v) ? v : NULL;
-}
-
-/* The STATUS reply for a person: one line per peer and per stream. */
-static void print_status_table(struct json_object *o)
-{
-    struct json_object *peers = jget(o, "peers"), *streams = jget(o, "streams"),
-                       *err = jget(o, "errors");
-
-    printf("node %s  certificate expires %s  store: %s\n", jstr(o, "node"),
-           jstr(o, "certificate_expires"), jstr(o, "store"));
-    printf("peers (%zu)\n", json_object_array_length(peers));
-    for (size_t i = 0; i < json_object_array_length(peers); i++) {
-        struct json_object *p = json_object_array_get_idx(peers, i);
-        bool up = json_object_get_boolean(jget(p, "up"));
-        printf("  %s  %-4s since %-20s  %s  %s  certificate expires %s  links made %" PRId64 "\n",
-               jstr(p, "uuid"), up ? "up" : "down", jstr(p, up ? "last_up" : "last_down"),
-               jstr(p, "group"), jstr(p, "cipher"), jstr(p, "certificate_expires"),
-               jint(p, "links_made"));
-    }
-    if (jget(o, "streams_total") != NULL &&
-        jint(o, "streams_total") > (int64_t)json_object_array_length(streams)) {
-        printf("streams (%zu listed of %" PRId64 ": limits.status_streams; by state %s)\n",
-               json_object_array_length(streams), jint(o, "streams_total"),
-               json_object_to_json_string_ext(jget(o, "streams_by_state"), JSON_C_TO_STRING_PLAIN));
-    } else {
-        printf("streams (%zu)\n", json_object_array_length(streams));
-    }
-    for (size_t i = 0; i < json_object_array_length(streams); i++) {
-        struct json_object *e = json_object_array_get_idx(streams, i), *src = jget(e, "sources");
-        char sources[160] = "";
-        size_t off = 0;
-        for (size_t j = 0; j < json_object_array_length(src) && off < sizeof(sources); j++) {
-            off += (size_t)snprintf(sources + off, sizeof(sources) - off, "%s%s", j ? "," : "",
-                                    json_object_get_string(json_object_array_get_idx(src, j)));
-        }
-        printf("  %s  %-9s peer %s  %s [%s]  ready %" PRId64 "/%" PRId64 " (+%" PRId64
-               " prepared)  produced %" PRId64 "  delivered %" PRId64 "  next %" PRId64
-               "  failed batches %" PRId64 "  %s%s%s\n",
-               jstr(e, "key_stream_id"), jstr(e, "role"), jstr(e, "peer"), jstr(e, "method"),
-               sources, jint(e, "ready"), jint(e, "buffer_depth"), jint(e, "prepared"),
-               jint(e, "produced"), jint(e, "delivered"), jint(e, "next_index"),
-               jint(e, "failed_batches"), jstr(e, "state"), jget(e, "last_error") ? ": " : "",
-               jget(e, "last_error") ? jstr(e, "last_error") : "");
-    }
-    printf("batches committed %" PRId64 "; errors: batches failed %" PRId64
-           ", key confirmation mismatches %" PRId64 ", store errors %" PRId64 "\n",
-           jint(o, "batches_ok"), jint(err, "batches_failed"), jint(err, "confirmation_mismatches"),
-           jint(err, "store_errors"));
-}
-
-int cmd_status(int argc, char **argv)
-{
-    char address[320] = "127.0.0.1:65430";
-    struct hykex *h;
-    bool json = false;
-    int a;
-
-    for (int i = 1; i < argc;) {
-        if ((a = address_option(argc, argv, &i, address, sizeof(address), "status")) != 0) {
-            if (a != 1) {
-                return a;
-            }
-        } else if (strcmp(argv[i], "--json") == 0) {
-            json = true;
-            i++;
-        } else {
-            return cli_usage_error("status",
-                                   "usage: hykex status [--json] [--address HOST:PORT | --unix "
-                                   "PATH | -c CONFIG.json]");
-        }
-    }
-    if (connect_or_fail("status", address, &h) != 0) {
-        return 1;
-    }
-    char *text = NULL;
-    int rc = hykex_raw_call(h, "{\"command\": \"STATUS\"}", &text);
-    struct json_object *o = rc == 0 && text != NULL && !json ? json_tokener_parse(text) : NULL;
-    if (o != NULL && jget(o, "peers") != NULL && jget(o, "streams") != NULL) {
-        print_status_table(o);
-    } else if (rc == 0 && text != NULL) {
-        printf("%s\n", text);
-    }
-    json_object_put(o);
-    free(text);
-    hykex_disconnect(h);
-    return rc == 0 ? 0 : 1;
 }

@@ -1,4 +1,4 @@
-/* hykex kdf | combine | kem | sig: the crypto core's command-line face, for known-answer checks. */
+/* hykex kdf | combine: the crypto core's command-line face, for known-answer checks. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,8 +11,6 @@
 #include "common/uuid.h"
 #include "crypto/combine.h"
 #include "crypto/kdf.h"
-#include "crypto/kem.h"
-#include "crypto/sig.h"
 
 /* ---- hykex kdf ------------------------------------------------------------------------- */
 
@@ -22,47 +20,60 @@ static const char kdf_usage[] =
     "                 --ikm HEX [--salt HEX] [--info HEX] --length N\n"
     "HKDF (RFC 5869): IKM, salt, info. SSKDF (SP 800-56C r2 one-step): Z = ikm, salt = the\n"
     "HMAC / KMAC key, FixedInfo = info. An empty salt means the default (zeros). Prints the\n"
-    "output as lowercase hex.\n";
+    "output as lowercase hex.\n"
+    "      --ikm HEX        the input keying material (Z for SSKDF)\n"
+    "      --salt HEX       HKDF's salt, SSKDF's HMAC / KMAC key\n"
+    "      --info HEX       HKDF's info, SSKDF's FixedInfo\n"
+    "      --length N       output bytes\n"
+    "  -h, --help           this text\n"
+    "      --version        the version\n";
+
+enum { OPT_IKM = HX_OPT_FIRST, OPT_SALT, OPT_INFO, OPT_LENGTH };
+
+static const struct option kdf_options[] = {{"ikm", required_argument, NULL, OPT_IKM},
+                                            {"salt", required_argument, NULL, OPT_SALT},
+                                            {"info", required_argument, NULL, OPT_INFO},
+                                            {"length", required_argument, NULL, OPT_LENGTH},
+                                            HX_CMDLINE_STD_OPTIONS};
+static const struct hx_cmdline kdf_cmdline = {"hykex kdf", kdf_usage, "h", kdf_options, 0};
 
 int cmd_kdf(int argc, char **argv)
 {
     enum hx_kdf_alg alg;
-    const char *ikm_s = NULL, *salt_s = "", *info_s = "", *len_s = NULL, *v;
+    const char *ikm_s = NULL, *salt_s = "", *info_s = "", *len_s = NULL;
     uint8_t *ikm = NULL, *salt = NULL, *info = NULL, *out = NULL;
     size_t ikm_len = 0, salt_len = 0, info_len = 0;
     uint64_t len;
-    int rc = EXIT_USAGE;
+    int rc = EXIT_USAGE, ch, ex;
     hx_err e;
 
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs(kdf_usage, stdout);
-        return 0;
+    hx_cmdline_begin();
+    while ((ch = hx_cmdline_next(&kdf_cmdline, argc, argv, &ex)) != -1) {
+        switch (ch) {
+        case -2:
+            return ex;
+        case OPT_IKM:
+            ikm_s = optarg;
+            break;
+        case OPT_SALT:
+            salt_s = optarg;
+            break;
+        case OPT_INFO:
+            info_s = optarg;
+            break;
+        case OPT_LENGTH:
+            len_s = optarg;
+            break;
+        }
     }
-    if (argc < 2) {
-        fputs(kdf_usage, stderr);
-        return EXIT_USAGE;
+    if (argc - optind != 1) {
+        return hx_cmdline_error(&kdf_cmdline, "give one KDF (%d operands given)", argc - optind);
     }
-    if (hx_kdf_parse(argv[1], &alg) != HX_OK) {
+    if (hx_kdf_parse(argv[optind], &alg) != HX_OK) {
         return cli_usage_error("kdf",
                                "unknown KDF '%s' (hkdf-sha256, hkdf-sha384, sskdf-hmac-sha256, "
                                "sskdf-hmac-sha384, sskdf-kmac128, sskdf-kmac256)",
-                               argv[1]);
-    }
-    for (int i = 2; i < argc;) {
-        if (cli_option(argc, argv, &i, "--ikm", &v)) {
-            ikm_s = v;
-        } else if (cli_option(argc, argv, &i, "--salt", &v)) {
-            salt_s = v;
-        } else if (cli_option(argc, argv, &i, "--info", &v)) {
-            info_s = v;
-        } else if (cli_option(argc, argv, &i, "--length", &v)) {
-            len_s = v;
-        } else {
-            return cli_usage_error("kdf", "unknown argument '%s' (see hykex kdf --help)", argv[i]);
-        }
-        if (v == NULL) {
-            return cli_usage_error("kdf", "%s needs a value", argv[i - 1]);
-        }
+                               argv[optind]);
     }
     if (ikm_s == NULL || len_s == NULL) {
         return cli_usage_error("kdf", "--ikm and --length are required");
@@ -115,9 +126,20 @@ static const char combine_usage[] =
     "once per key. Output: lowercase hex.\n"
     "methods: ";
 
-#define KEM_NAMES                                                                                 \
-    "ML-KEM-512|ML-KEM-768|ML-KEM-1024|X25519|Classic-McEliece-348864[f]|-460896[f]|-6688128[f]|" \
-    "-6960119[f]|-8192128[f]|sntrup653|sntrup761|sntrup857|sntrup953|sntrup1013|sntrup1277"
+static const char combine_options_usage[] =
+    "      --key HEX        a key, in key_sources order (2 or more)\n"
+    "      --length N       output bytes\n"
+    "      --name NAME      a key's source name, once per --key\n"
+    "      --stream-id UUID  the key stream id (default: the nil UUID)\n"
+    "      --position N     the key's position in the stream (default 0)\n"
+    "      --transcript HEX  the batch transcript hash (default: empty)\n"
+    "      --psk HEX        TS 103 744: the pre-shared key\n"
+    "      --label HEX      TS 103 744: the label, once or once per --key (CasKDF)\n"
+    "      --context HEX    TS 103 744: the context\n"
+    "      --ma HEX         TS 103 744: MA, once or once per --key (CasKDF)\n"
+    "      --mb HEX         TS 103 744: MB, once or once per --key (CasKDF)\n"
+    "  -h, --help           this text\n"
+    "      --version        the version\n";
 
 #define MAX_KEYS HX_COMBINE_MAX_SOURCES
 
@@ -140,47 +162,89 @@ static int push(const char **list, size_t *n, const char *v, const char *opt)
     return 0;
 }
 
-static int parse_combine_args(int argc, char **argv, struct combine_args *a)
-{
-    const char *v;
+enum {
+    OPT_KEY = HX_OPT_FIRST + 8,
+    OPT_NAME,
+    OPT_LABEL,
+    OPT_MA,
+    OPT_MB,
+    OPT_CLENGTH,
+    OPT_STREAM_ID,
+    OPT_POSITION,
+    OPT_TRANSCRIPT,
+    OPT_PSK,
+    OPT_CONTEXT
+};
 
-    for (int i = 2; i < argc;) {
-        int rc = 0;
-        const char *opt = argv[i];
-        if (cli_option(argc, argv, &i, "--key", &v)) {
-            rc = v != NULL ? push(a->keys, &a->n_keys, v, "--key") : 0;
-        } else if (cli_option(argc, argv, &i, "--name", &v)) {
-            rc = v != NULL ? push(a->names, &a->n_names, v, "--name") : 0;
-        } else if (cli_option(argc, argv, &i, "--label", &v)) {
-            rc = v != NULL ? push(a->labels, &a->n_labels, v, "--label") : 0;
-        } else if (cli_option(argc, argv, &i, "--ma", &v)) {
-            rc = v != NULL ? push(a->mas, &a->n_mas, v, "--ma") : 0;
-        } else if (cli_option(argc, argv, &i, "--mb", &v)) {
-            rc = v != NULL ? push(a->mbs, &a->n_mbs, v, "--mb") : 0;
-        } else if (cli_option(argc, argv, &i, "--length", &v)) {
-            a->length = v;
-        } else if (cli_option(argc, argv, &i, "--stream-id", &v)) {
-            a->stream_id = v;
-        } else if (cli_option(argc, argv, &i, "--position", &v)) {
-            a->position = v;
-        } else if (cli_option(argc, argv, &i, "--transcript", &v)) {
-            a->transcript = v;
-        } else if (cli_option(argc, argv, &i, "--psk", &v)) {
-            a->psk = v;
-        } else if (cli_option(argc, argv, &i, "--context", &v)) {
-            a->context = v;
-        } else {
-            return cli_usage_error("combine", "unknown argument '%s' (see hykex combine --help)",
-                                   opt);
+static const struct option combine_options[] = {
+    {"key", required_argument, NULL, OPT_KEY},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"label", required_argument, NULL, OPT_LABEL},
+    {"ma", required_argument, NULL, OPT_MA},
+    {"mb", required_argument, NULL, OPT_MB},
+    {"length", required_argument, NULL, OPT_CLENGTH},
+    {"stream-id", required_argument, NULL, OPT_STREAM_ID},
+    {"position", required_argument, NULL, OPT_POSITION},
+    {"transcript", required_argument, NULL, OPT_TRANSCRIPT},
+    {"psk", required_argument, NULL, OPT_PSK},
+    {"context", required_argument, NULL, OPT_CONTEXT},
+    HX_CMDLINE_STD_OPTIONS};
+
+/* The options into a; the method's name in *method. 0, or the exit code. */
+static int parse_combine_args(const struct hx_cmdline *cl, int argc, char **argv,
+                              struct combine_args *a, const char **method)
+{
+    int ch, ex, rc;
+
+    hx_cmdline_begin();
+    while ((ch = hx_cmdline_next(cl, argc, argv, &ex)) != -1) {
+        rc = 0;
+        switch (ch) {
+        case -2:
+            return ex;
+        case OPT_KEY:
+            rc = push(a->keys, &a->n_keys, optarg, "--key");
+            break;
+        case OPT_NAME:
+            rc = push(a->names, &a->n_names, optarg, "--name");
+            break;
+        case OPT_LABEL:
+            rc = push(a->labels, &a->n_labels, optarg, "--label");
+            break;
+        case OPT_MA:
+            rc = push(a->mas, &a->n_mas, optarg, "--ma");
+            break;
+        case OPT_MB:
+            rc = push(a->mbs, &a->n_mbs, optarg, "--mb");
+            break;
+        case OPT_CLENGTH:
+            a->length = optarg;
+            break;
+        case OPT_STREAM_ID:
+            a->stream_id = optarg;
+            break;
+        case OPT_POSITION:
+            a->position = optarg;
+            break;
+        case OPT_TRANSCRIPT:
+            a->transcript = optarg;
+            break;
+        case OPT_PSK:
+            a->psk = optarg;
+            break;
+        case OPT_CONTEXT:
+            a->context = optarg;
+            break;
         }
         if (rc != 0) {
             return rc;
         }
-        if (v == NULL) {
-            return cli_usage_error("combine", "%s needs a value", opt);
-        }
     }
-    return 0;
+    if (argc - optind != 1) {
+        return hx_cmdline_error(cl, "give one method (%d operands given)", argc - optind);
+    }
+    *method = argv[optind];
+    return -1;
 }
 
 /* Hex options decoded; every buffer freed by free_decoded. */
@@ -270,25 +334,22 @@ int cmd_combine(int argc, char **argv)
     uint64_t len = 0, pos = 0;
     bool explicit_ts;
     int rc = EXIT_USAGE;
+    const char *method = NULL;
+    static char usage_text[4096];
     hx_err e;
 
     memset(&a, 0, sizeof(a));
     memset(&d, 0, sizeof(d));
     memset(&in, 0, sizeof(in));
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("%s%s\n", combine_usage, hx_combine_names());
-        return 0;
-    }
-    if (argc < 2) {
-        fprintf(stderr, "%s%s\n", combine_usage, hx_combine_names());
-        return EXIT_USAGE;
-    }
-    if (hx_combine_parse(argv[1], &m) != HX_OK) {
-        return cli_usage_error("combine", "unknown method '%s' (one of: %s)", argv[1],
-                               hx_combine_names());
-    }
-    if ((rc = parse_combine_args(argc, argv, &a)) != 0) {
+    snprintf(usage_text, sizeof(usage_text), "%s%s\n%s", combine_usage, hx_combine_names(),
+             combine_options_usage);
+    struct hx_cmdline cl = {"hykex combine", usage_text, "h", combine_options, 0};
+    if ((rc = parse_combine_args(&cl, argc, argv, &a, &method)) >= 0) {
         return rc;
+    }
+    if (hx_combine_parse(method, &m) != HX_OK) {
+        return cli_usage_error("combine", "unknown method '%s' (one of: %s)", method,
+                               hx_combine_names());
     }
     rc = EXIT_USAGE;
     if (a.n_keys < HX_COMBINE_MIN_SOURCES) {
@@ -397,179 +458,4 @@ out:
     hx_secret_free(key);
     free_decoded(&d);
     return rc;
-}
-
-/* ---- hykex kem / sig selftest ---------------------------------------------------------- */
-
-static int parse_selftest(const char *cmd, int argc, char **argv, uint64_t *runs,
-                          const char **key_path)
-{
-    const char *v;
-
-    if (argc < 3 || strcmp(argv[2], "selftest") != 0) {
-        return cli_usage_error(cmd, "usage: hykex %s <algorithm> selftest [--runs N]%s", cmd,
-                               key_path != NULL ? " [--key PEM]" : "");
-    }
-    for (int i = 3; i < argc;) {
-        const char *opt = argv[i];
-        if (cli_option(argc, argv, &i, "--runs", &v)) {
-            if (v == NULL || cli_parse_u64(v, 1, 1000000, runs) != 0) {
-                return cli_usage_error(cmd, "--runs must be a whole number from 1 to 1000000");
-            }
-        } else if (key_path != NULL && cli_option(argc, argv, &i, "--key", &v)) {
-            if (v == NULL) {
-                return cli_usage_error(cmd, "--key needs a PEM file");
-            }
-            *key_path = v;
-        } else {
-            return cli_usage_error(cmd, "unknown argument '%s'", opt);
-        }
-    }
-    return 0;
-}
-
-int cmd_kem(int argc, char **argv)
-{
-    enum hx_kem_alg alg;
-    struct hx_kem_sizes std, ossl;
-    uint64_t runs = 100, agree = 0;
-    uint8_t *pub = NULL, ct[HX_KEM_MAX_CIPHERTEXT];
-    size_t pub_len = 0, ct_len = 0;
-    bool tamper_ok = true, djb;
-    int rc;
-
-    if (argc < 2) {
-        return cli_usage_error("kem", "usage: hykex kem <%s> selftest [--runs N]", KEM_NAMES);
-    }
-    if (hx_kem_parse(argv[1], &alg) != HX_OK) {
-        return cli_usage_error("kem", "unknown KEM '%s' (%s)", argv[1], KEM_NAMES);
-    }
-    if ((rc = parse_selftest("kem", argc, argv, &runs, NULL)) != 0) {
-        return rc;
-    }
-    hx_kem_standard_sizes(alg, &std);
-    /* libmceliece/libntruprime: the sizes their headers give (checked at compile time) */
-    djb = hx_kem_is_djb(alg) != 0;
-    if (djb) {
-        ossl = std;
-    } else if (hx_kem_openssl_sizes(alg, &ossl) != HX_OK) {
-        fprintf(stderr, "hykex kem: OpenSSL does not provide %s\n", hx_kem_name(alg));
-        return 1;
-    }
-    if ((pub = malloc(std.public_key)) == NULL) {
-        fprintf(stderr, "hykex kem: out of memory\n");
-        return 1;
-    }
-    for (uint64_t r = 0; r < runs; r++) {
-        struct hx_kem_key *key = NULL;
-        struct hx_secret *s1 = NULL, *s2 = NULL, *s3 = NULL;
-        if (hx_kem_keygen(alg, &key, pub, std.public_key, &pub_len) == HX_OK &&
-            hx_kem_encaps(alg, pub, pub_len, ct, sizeof(ct), &ct_len, &s1) == HX_OK &&
-            hx_kem_decaps(key, ct, ct_len, &s2) == HX_OK && hx_secret_equal(s1, s2)) {
-            agree++;
-            /* A flipped ciphertext bit must not give the same secret (ML-KEM, Classic
-             * McEliece, sntrup: implicit rejection; for X25519 a different or refused point). */
-            ct[r % ct_len] ^= 0x01;
-            if (hx_kem_decaps(key, ct, ct_len, &s3) == HX_OK && hx_secret_equal(s1, s3)) {
-                tamper_ok = false;
-            }
-        }
-        hx_secret_free(s1);
-        hx_secret_free(s2);
-        hx_secret_free(s3);
-        hx_kem_key_free(key);
-    }
-    printf("%s: public key %zu bytes, ciphertext %zu bytes, shared secret %zu bytes\n",
-           hx_kem_name(alg), ossl.public_key, ossl.ciphertext, ossl.shared_secret);
-    printf("standard (%s): %zu / %zu / %zu bytes: %s\n",
-           alg == HX_KEM_X25519 ? "RFC 7748"
-           : djb                ? (alg < HX_KEM_SNTRUP653 ? "libmceliece" : "libntruprime")
-                                : "FIPS 203",
-           std.public_key, std.ciphertext, std.shared_secret,
-           memcmp(&std, &ossl, sizeof(std)) == 0 ? "match" : "MISMATCH");
-    free(pub);
-    printf("round trips: %llu of %llu agree; tampered ciphertexts: %s\n", (unsigned long long)agree,
-           (unsigned long long)runs,
-           tamper_ok ? "all gave a different secret" : "SOME GAVE THE SAME SECRET");
-    return agree == runs && tamper_ok && memcmp(&std, &ossl, sizeof(std)) == 0 ? 0 : 1;
-}
-
-int cmd_sig(int argc, char **argv)
-{
-    enum hx_sig_alg alg;
-    struct hx_sig_sizes std;
-    struct hx_sig_key *key = NULL;
-    const char *key_path = NULL;
-    uint64_t runs = 10, good = 0, refused = 0;
-    static const uint8_t ctx[] = "hykex selftest", other_ctx[] = "hykex other";
-    uint8_t msg[64], sig[HX_SIG_MAX_SIGNATURE], pub[HX_SIG_MAX_PUBLIC];
-    size_t sig_len = 0, pub_len = 0;
-    int rc;
-    hx_err e;
-
-    if (argc < 2) {
-        return cli_usage_error("sig",
-                               "usage: hykex sig <ML-DSA-44|ML-DSA-65|ML-DSA-87> selftest "
-                               "[--runs N] [--key PEM]");
-    }
-    if (hx_sig_parse(argv[1], &alg) != HX_OK) {
-        return cli_usage_error("sig",
-                               "unknown signature algorithm '%s' (ML-DSA-44, ML-DSA-65, "
-                               "ML-DSA-87)",
-                               argv[1]);
-    }
-    if ((rc = parse_selftest("sig", argc, argv, &runs, &key_path)) != 0) {
-        return rc;
-    }
-    e = key_path != NULL ? hx_sig_key_load_pem(key_path, &key) : hx_sig_keygen(alg, &key);
-    if (e != HX_OK) {
-        fprintf(stderr, "hykex sig: %s: %s\n", key_path != NULL ? key_path : "keygen",
-                hx_strerror(e));
-        return 1;
-    }
-    if (hx_sig_key_alg(key) != alg) {
-        fprintf(stderr, "hykex sig: %s holds an %s key, not %s\n", key_path,
-                hx_sig_name(hx_sig_key_alg(key)), hx_sig_name(alg));
-        hx_sig_key_free(key);
-        return 1;
-    }
-    hx_sig_standard_sizes(alg, &std);
-    if (hx_sig_public(key, pub, sizeof(pub), &pub_len) != HX_OK) {
-        hx_sig_key_free(key);
-        return 1;
-    }
-    for (uint64_t r = 0; r < runs; r++) {
-        memset(msg, (int)(r & 0xff), sizeof(msg));
-        if (hx_sig_sign(key, ctx, sizeof(ctx) - 1, msg, sizeof(msg), sig, sizeof(sig), &sig_len) !=
-            HX_OK) {
-            continue;
-        }
-        if (hx_sig_verify(key, ctx, sizeof(ctx) - 1, msg, sizeof(msg), sig, sig_len) == HX_OK) {
-            good++;
-        }
-        /* Wrong context, altered message, altered signature: all must be refused. */
-        bool r1 = hx_sig_verify(key, other_ctx, sizeof(other_ctx) - 1, msg, sizeof(msg), sig,
-                                sig_len) == HX_ERR_VERIFY;
-        msg[r % sizeof(msg)] ^= 1;
-        bool r2 = hx_sig_verify(key, ctx, sizeof(ctx) - 1, msg, sizeof(msg), sig, sig_len) ==
-                  HX_ERR_VERIFY;
-        msg[r % sizeof(msg)] ^= 1;
-        sig[r % sig_len] ^= 0x80;
-        bool r3 = hx_sig_verify(key, ctx, sizeof(ctx) - 1, msg, sizeof(msg), sig, sig_len) ==
-                  HX_ERR_VERIFY;
-        refused += r1 && r2 && r3;
-    }
-    printf("%s: public key %zu bytes, signature %zu bytes%s\n", hx_sig_name(alg), pub_len, sig_len,
-           key_path != NULL ? " (key from PEM)" : "");
-    printf("standard (FIPS 204): %zu / %zu bytes: %s\n", std.public_key, std.signature,
-           std.public_key == pub_len && std.signature == sig_len ? "match" : "MISMATCH");
-    printf(
-        "sign/verify: %llu of %llu valid; wrong context, altered message and altered "
-        "signature refused in %llu of %llu\n",
-        (unsigned long long)good, (unsigned long long)runs, (unsigned long long)refused,
-        (unsigned long long)runs);
-    hx_sig_key_free(key);
-    return good == runs && refused == runs && std.public_key == pub_len && std.signature == sig_len
-               ? 0
-               : 1;
 }

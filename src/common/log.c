@@ -1,6 +1,7 @@
 #include "common/log.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -10,34 +11,38 @@
 /* A line longer than this is cut and marked with truncated=true. */
 #define LINE_MAX_BYTES 2048
 
-static enum hx_log_level current_level = HX_LOG_INFO;
+/* The levels and the file change while threads log (hykexd's reload): relaxed atomics. */
+static atomic_int current_level = HX_LOG_INFO;
 static hx_log_sink_fn sink_fn;
 static void *sink_arg;
 static bool timestamps = true;
-static int file_fd = -1; /* a second destination (logging_config.filename), its own level */
-static enum hx_log_level file_level = HX_LOG_INFO;
+static atomic_int file_fd = -1; /* a second destination (logging_config.filename), its own level */
+static atomic_int file_level = HX_LOG_INFO;
+
+#define LOAD(v) atomic_load_explicit(&(v), memory_order_relaxed)
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void hx_log_set_level(enum hx_log_level level)
 {
-    current_level = level;
+    atomic_store_explicit(&current_level, (int)level, memory_order_relaxed);
 }
 
 enum hx_log_level hx_log_get_level(void)
 {
-    return current_level;
+    return (enum hx_log_level)LOAD(current_level);
 }
 
 bool hx_log_enabled(enum hx_log_level level)
 {
-    return level <= current_level || (file_fd >= 0 && level <= file_level);
+    return (int)level <= LOAD(current_level) ||
+           (LOAD(file_fd) >= 0 && (int)level <= LOAD(file_level));
 }
 
 void hx_log_set_file(int fd, enum hx_log_level level)
 {
-    file_level = level;
-    file_fd = fd;
+    atomic_store_explicit(&file_level, (int)level, memory_order_relaxed);
+    atomic_store_explicit(&file_fd, fd, memory_order_relaxed);
 }
 
 void hx_log_set_sink(hx_log_sink_fn fn, void *arg)
@@ -228,16 +233,18 @@ void hx_log_emit(enum hx_log_level level, const char *func, int line_no, const c
         l.len += sizeof(marker) - 1;
     }
     l.buf[l.len] = '\0';
-    if (level <= current_level && sink_fn != NULL) {
+    if ((int)level <= LOAD(current_level) && sink_fn != NULL) {
         sink_fn(sink_arg, level, l.buf, l.len);
     }
     /* One write(2) per line: lines from several threads never interleave (the file is opened
      * O_APPEND, so neither do lines of several processes sharing it). */
     l.buf[l.len] = '\n';
-    if (level <= current_level && sink_fn == NULL && write(STDERR_FILENO, l.buf, l.len + 1) < 0) {
+    if ((int)level <= LOAD(current_level) && sink_fn == NULL &&
+        write(STDERR_FILENO, l.buf, l.len + 1) < 0) {
         /* Nowhere left to report it. */
     }
-    if (file_fd >= 0 && level <= file_level && write(file_fd, l.buf, l.len + 1) < 0) {
+    int fd = LOAD(file_fd);
+    if (fd >= 0 && (int)level <= LOAD(file_level) && write(fd, l.buf, l.len + 1) < 0) {
         /* Nowhere left to report it. */
     }
 }

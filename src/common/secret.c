@@ -37,11 +37,14 @@ bool hx_secret_heap_active(void)
 
 size_t hx_secret_heap_room(void)
 {
-    size_t used = CRYPTO_secure_used();
+    size_t used;
 
+    /* Before the heap is made, OpenSSL 3.5's CRYPTO_secure_used() takes a lock it has not
+     * made yet (a crash): ask it only once there is a heap. */
     if (!CRYPTO_secure_malloc_initialized()) {
         return SIZE_MAX;
     }
+    used = CRYPTO_secure_used();
     return heap_total > used ? heap_total - used : 0;
 }
 

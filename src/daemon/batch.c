@@ -38,6 +38,20 @@ hx_err hxd_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const u
     return hxd_send_serial(d, peer, type, p, len, NULL);
 }
 
+hx_err hxd_sign(struct hxd *d, const struct hx_uuid *peer, const char *ctx, const uint8_t *msg,
+                size_t len, uint8_t *sig, size_t cap, size_t *sig_len)
+{
+    /* After a certificate rotation the link may still be one made with the old certificate:
+     * the peer checks with the key it saw there. (A link replaced between this and the send
+     * fails one batch's check, which is retried.) */
+    struct hx_link *l = hx_links_get(d->links, peer);
+    hx_err e = hx_sig_sign(l != NULL ? hx_link_own_key(l) : d->sig_key, (const uint8_t *)ctx,
+                           strlen(ctx), msg, len, sig, cap, sig_len);
+
+    hx_link_put(l);
+    return e;
+}
+
 void hxd_batch_free(struct hxd_batch *b)
 {
     size_t n = b->s.uri.n_sources;

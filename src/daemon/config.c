@@ -6,6 +6,7 @@
 
 #include "common/config.h"
 #include "common/json.h"
+#include "daemon/config014.h"
 
 static const char *const qkd_protocols[] = {"none", "etsi004-json", "etsi004-binary", "etsi014",
                                             NULL};
@@ -180,6 +181,34 @@ static const struct hx_cfg_opt table[] = {
     HX_CFG_OPT_STR("api.tls.key", C, api_tls_key, 0, "\"\"", 0, "its key (mode 0600)"),
     HX_CFG_OPT_STR("api.tls.ca", C, api_tls_ca, 0, "\"\"", 0,
                    "CA of the applications' client certificates"),
+    /* ---- ETSI 014 server for applications (config014.c, docs/etsi014.md) ---- */
+    HX_CFG_OPT_STR("api.etsi014.host", C, e014.host, 1, "\"127.0.0.1\"", 0,
+                   "address of the ETSI 014 server (HTTPS)"),
+    HX_CFG_OPT_INT("api.etsi014.port", C, e014.port, 0, 65535, "0", 0,
+                   "serve ETSI GS QKD 014 to SAEs on this port (0: off)"),
+    HX_CFG_OPT_STR("api.etsi014.cert", C, e014.cert, 0, "\"\"", 0,
+                   "the 014 server's certificate (PEM)"),
+    HX_CFG_OPT_STR("api.etsi014.key", C, e014.key, 0, "\"\"", 0, "its key (PEM, mode 0600)"),
+    HX_CFG_OPT_STR("api.etsi014.ca", C, e014.ca, 0, "\"\"", 0,
+                   "CA of the SAEs' client certificates (the SAE id is their common name)"),
+    HX_CFG_OPT_CUSTOM("api.etsi014.local_saes", C, e014.local, hxd_014_parse_local,
+                      hxd_014_print_local, NULL, "[]", 0, "the SAEs attached to this node"),
+    HX_CFG_OPT_CUSTOM("api.etsi014.remote_saes", C, e014.remote, hxd_014_parse_remote,
+                      hxd_014_print_remote, NULL, "{}", 0,
+                      "SAE id -> UUID of the trusted peer node it is attached to"),
+    HX_CFG_OPT_STR("api.etsi014.hybridization", C, e014.method, 1, "\"hkdf-sha256\"", 0,
+                   "combiner of the SAE pairs' key streams"),
+    HX_CFG_OPT_STR("api.etsi014.key_sources", C, e014.key_sources, 1, "\"QKD,ML-KEM-768\"", 0,
+                   "key sources of the SAE pairs' key streams"),
+    HX_CFG_OPT_INT("api.etsi014.key_size", C, e014.key_size_bits, 128, 65535 * 8, "256", 0,
+                   "key_size (bits, a multiple of 8): the size of a key, and the largest"),
+    HX_CFG_OPT_INT("api.etsi014.max_keys_per_request", C, e014.max_keys_per_request, 1,
+                   HX_014_MAX_KEYS, "128", 0, "max_key_per_request"),
+    HX_CFG_OPT_INT("api.etsi014.timeout_ms", C, e014.timeout_ms, 1, 600000, "5000", 0,
+                   "how long enc_keys / dec_keys wait for keys before 503"),
+    HX_CFG_OPT_INT("api.etsi014.threads", C, e014.threads, 1, 64, "4", 0,
+                   "HTTPS event loops (each serves one request at a time)"),
+    /* ---- end of ETSI 014 ---- */
     HX_CFG_OPT_STR("metrics.host", C, metrics.host, 1, "\"127.0.0.1\"", 0,
                    "address of the Prometheus metrics endpoint (docs/metrics.md)"),
     HX_CFG_OPT_INT("metrics.port", C, metrics.port, 0, 65535, "0", 0,
@@ -205,6 +234,11 @@ static const struct hx_cfg_opt table[] = {
                     "must allow it)"),
     HX_CFG_OPT_INT("limits.buffer_depth", C, buffer_depth, 1, 65536, "64", 0,
                    "ready keys kept ahead of demand per stream"),
+    HX_CFG_OPT_INT("limits.initiator_workers", C, initiator_workers, 1, 256, "4", 0,
+                   "initiator worker threads: batches this node makes at once over all its "
+                   "streams (each waits for the peer's replies)"),
+    HX_CFG_OPT_INT("limits.responder_workers", C, responder_workers, 1, 256, "2", 0,
+                   "responder worker threads: the peer's batch messages answered at once"),
     HX_CFG_OPT_INT("limits.default_timeout_ms", C, default_timeout_ms, 1, 3600000, "10000", 0,
                    "OPEN_CONNECT / GET_KEY wait when QoS timeout is 0"),
     HX_CFG_OPT_INT("limits.max_timeout_ms", C, max_timeout_ms, 1, 3600000, "60000", 0,
@@ -230,6 +264,10 @@ static const struct hx_cfg_opt table[] = {
                    "error, warn, info, debug (default: logging_config.console_log_type)"),
     HX_CFG_OPT_CUSTOM("trusted_peers", C, trusted, parse_peers, print_peers, NULL, "{}", 0,
                       "node UUID -> {address}, as trusted_peers_info.json"),
+    /* Day-2 operations: reload and certificate expiry (docs/hykexd.md "Reload"). */
+    HX_CFG_OPT_INT("certificate_config.expiry_warning_days", C, cert_warn_days, 0, 3650, "14", 0,
+                   "warn (log once a day, hykex status) this many days before this node's, the "
+                   "CA's or a peer's certificate expires"),
 };
 #undef C
 #define N (sizeof(table) / sizeof(table[0]))
@@ -319,6 +357,9 @@ hx_err hxd_config_load(struct hxd_config *cfg, const char *config_path, const ch
             break;
         }
     }
+    if ((e = hxd_014_config_check(cfg, config_path, why, why_len)) != HX_OK) {
+        return e;
+    }
     if (cfg->log_level[0] == '\0') {
         memcpy(cfg->log_level, cfg->console_log_type, sizeof(cfg->log_level));
     }
@@ -337,6 +378,43 @@ char *hxd_config_dump(const struct hxd_config *cfg)
         o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
     return s;
+}
+
+/* What a reload applies; every other option needs a restart (docs/hykexd.md "Reload"). */
+static const char *const live_options[] = {
+    "logging_config.console_log_type",
+    "logging_config.colorless_console_log",
+    "logging_config.file_log_type",
+    "logging_config.filename",
+    "log_level",
+    "certificate_config.cert_authority_path",
+    "certificate_config.cert_path",
+    "certificate_config.key_path",
+    "peer.tls_groups",
+    "trusted_peers",
+    "certificate_config.expiry_warning_days",
+};
+
+size_t hxd_config_changed(const struct hxd_config *a, const struct hxd_config *b,
+                          const char **names, bool *live, size_t cap)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < N; i++) {
+        const struct hx_cfg_opt *o = &table[i];
+        if (memcmp((const char *)a + o->offset, (const char *)b + o->offset, o->size) == 0) {
+            continue;
+        }
+        if (n < cap) {
+            names[n] = o->name;
+            live[n] = false;
+            for (size_t k = 0; k < sizeof(live_options) / sizeof(live_options[0]); k++) {
+                live[n] = live[n] || strcmp(live_options[k], o->name) == 0;
+            }
+        }
+        n++;
+    }
+    return n;
 }
 
 const struct hxd_peer *hxd_config_peer(const struct hxd_config *cfg, const struct hx_uuid *uuid)

@@ -52,6 +52,34 @@ enum hxd_key_pairs {
     HXD_KEY_PAIRS_PER_BATCH,        /* one per batch and KEM source, encapsulated to count times */
 };
 
+/* ---- hykex: the ETSI 014 server for applications (api.etsi014, docs/etsi014.md) ---- */
+#define HXD_014_MAX_SAES 256  /* local and remote SAEs, each */
+#define HXD_014_MAX_SAE_ID 64 /* a certificate's common name is at most 64 bytes */
+
+struct hxd_014_sae {
+    char id[HXD_014_MAX_SAE_ID + 1];
+    struct hx_uuid node; /* remote: the trusted peer it is attached to; local: nil */
+};
+
+struct hxd_014_saes {
+    struct hxd_014_sae saes[HXD_014_MAX_SAES];
+    size_t n;
+};
+
+struct hxd_014_config {
+    char host[HXD_MAX_HOST];
+    uint32_t port; /* 0: off */
+    char cert[HXD_MAX_PATH], key[HXD_MAX_PATH], ca[HXD_MAX_PATH];
+    struct hxd_014_saes local, remote;
+    char method[32];
+    char key_sources[128];
+    uint32_t key_size_bits;
+    uint32_t max_keys_per_request;
+    uint32_t timeout_ms;
+    uint32_t threads;
+};
+/* ---- end of ETSI 014 ---- */
+
 struct hxd_config {
     struct hx_uuid uuid;
     /* reference: logging_config */
@@ -91,6 +119,7 @@ struct hxd_config {
     char api_tls_host[256];
     uint32_t api_tls_port;
     char api_tls_cert[HXD_MAX_PATH], api_tls_key[HXD_MAX_PATH], api_tls_ca[HXD_MAX_PATH];
+    struct hxd_014_config e014; /* hykex: the ETSI 014 server (api.etsi014) */
     /* hykex: peer link */
     char tls_groups[256];
     uint32_t keepalive_s;
@@ -101,6 +130,8 @@ struct hxd_config {
     uint32_t batch_size;
     int kem_key_pairs; /* enum hxd_key_pairs */
     uint32_t buffer_depth;
+    uint32_t initiator_workers; /* batches this node makes at once, over all its streams */
+    uint32_t responder_workers; /* the peer's batch messages answered at once */
     uint32_t default_timeout_ms;
     uint32_t max_timeout_ms; /* QoS timeouts are cut to it */
     uint32_t max_unjoined;   /* streams a peer may announce that are not joined here */
@@ -114,6 +145,8 @@ struct hxd_config {
     /* trusted peers (inline "trusted_peers", or trusted_peers_info.json) */
     struct hxd_peers trusted;
     bool self_listed; /* this node's own entry was in the list, and was dropped */
+    /* hykex: day-2 operations (docs/hykexd.md "Reload") */
+    uint32_t cert_warn_days; /* warn this many days ahead of a certificate's expiry */
 };
 
 /*
@@ -124,6 +157,12 @@ HX_MUST_CHECK hx_err hxd_config_load(struct hxd_config *cfg, const char *config_
                                      const char *peers_path, char *why, size_t why_len);
 /* The effective configuration as JSON text (malloc'd). */
 char *hxd_config_dump(const struct hxd_config *cfg);
+/*
+ * The options whose values differ between a and b (their dotted names, at most cap; returns how
+ * many differ), and whether each can change while hykexd runs (SIGHUP, docs/hykexd.md).
+ */
+size_t hxd_config_changed(const struct hxd_config *a, const struct hxd_config *b,
+                          const char **names, bool *live, size_t cap);
 const struct hxd_peer *hxd_config_peer(const struct hxd_config *cfg, const struct hx_uuid *uuid);
 
 #endif

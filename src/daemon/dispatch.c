@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "daemon/batch.h"
+#include "daemon/etsi014_peers.h"
 
 hx_err hxd_send_open(struct hxd *d, const struct hxd_stream *s)
 {
@@ -412,6 +413,10 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
     struct hx_uuid ksid;
     struct hxd_stream *s;
 
+    if (type == HX_PEER_SAE_LIST) { /* ETSI 014: not about a stream */
+        hxd_014_on_sae_list(d, peer, p, len);
+        return;
+    }
     if (len < 16) {
         return;
     }
@@ -454,6 +459,9 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
             if (hx_peer_decode_qkd_reopen(p, len, &m) == HX_OK) {
                 hxd_qkd_on_peer_reopen(d, s);
             }
+        }
+        if (s->used && (type == HX_PEER_STREAM_JOIN || type == HX_PEER_STREAM_CLOSE)) {
+            hxd_stream_wake(d, s); /* failing or peer_closed (a drop woke its own) */
         }
     }
     pthread_cond_broadcast(&d->changed);

@@ -2,11 +2,11 @@
  * hykexd's state: the configuration, the peer links, the key streams and the worker pools.
  *
  * Threads: an accept thread per API listener and one thread per application connection (its
- * OPEN_CONNECT and GET_KEY block in the stream service, daemon/service.c, on `changed` until
- * the peer or a key arrives); one I/O thread per peer link (never blocks on disk:
- * daemon/dispatch.c); an initiator pool running key-production batches (they wait for the
- * peer's replies) and a responder pool answering them (never waits on the network, so two
- * nodes' initiators can never starve each other); one writer thread for the store writes a
+ * OPEN_CONNECT blocks in the stream service, daemon/service.c, on `changed` until the peer
+ * arrives, its GET_KEY on its stream's `wake` until a key does); one I/O thread per peer link
+ * (never blocks on disk: daemon/dispatch.c); an initiator pool running key-production batches (they
+ * wait for the peer's replies) and a responder pool answering them (never waits on the network, so
+ * two nodes' initiators can never starve each other); one writer thread for the store writes a
  * link's frames decide (daemon/pool.c); with metrics.port, one libmicrohttpd thread serving the
  * metrics (daemon/metrics_server.c: d->lock for a status copy per scrape). One mutex guards the
  * streams and the pools' queues; `changed` and `replied` are monotonic condition variables
@@ -94,14 +94,17 @@ struct hxd_stream {
     bool peer_app_open;      /* the peer application has opened it (JOIN seen) */
     bool peer_closed;
     bool qkd_open;
-    bool restored; /* restored from the store; its application has not reopened it yet */
+    bool restored;     /* restored from the store; its application has not reopened it yet */
+    bool peer_removed; /* its peer node was removed from the trusted peers (reload) */
     /* keys */
     struct hxd_key *ready; /* sorted by pos */
     size_t n_ready, cap_ready;
-    uint64_t produced;   /* every position below is committed (contiguous watermark) */
-    uint64_t next_first; /* initiator: first position of the next new batch */
-    uint64_t qkd_next;   /* initiator: next QKD index (a batch the peer failed burns its keys;
-                            one the KME had no key for yet gives them back: qkd_free) */
+    uint64_t produced;     /* every position below is committed (contiguous watermark) */
+    uint64_t next_first;   /* initiator: first position of the next new batch */
+    uint64_t qkd_next;     /* initiator: next QKD index (a batch the peer failed burns its keys;
+                              one the KME had no key for yet gives them back: qkd_free) */
+    uint64_t qkd_reserved; /* initiator, durable store: QKD indices below are reserved in the
+                              store (initiator.c asks the KME for none above) */
     struct {
         uint64_t first, count;
     } done_above[4 * HXD_PIPELINE]; /* committed runs above the watermark */
@@ -135,13 +138,20 @@ struct hxd_stream {
     uint64_t next_get; /* next position for a GET_KEY without index */
     uint64_t want;     /* highest position an application waits for, + 1 */
     unsigned inflight; /* initiator: batches queued or running */
-    unsigned queued;   /* initiator: of those, queued jobs that have not picked a batch yet */
+    unsigned queued;   /* initiator: of those, queued jobs that have not picked a batch yet (at
+                          most one: streams take turns in the queue, pool.c) */
     bool failing;      /* the last batch failed */
     int64_t retry_at;  /* initiator: no new batch before this deadline (clock.h); 0: none */
     int fail_status;
     char fail_msg[200];
     uint64_t delivered, confirmed_batches, failed_batches;
     int64_t opened_at; /* Unix time: TTL counts from it */
+    /* keys/s over the last minute: produced, sampled every 10 s by hxd_svc_expire */
+    struct {
+        int64_t t; /* Unix time; 0: empty */
+        uint64_t produced;
+    } rate[7];
+    size_t rate_next;
     /* initiator: the replies of the batches in flight */
     struct hxd_inflight fl[HXD_PIPELINE];
     /* responder: batches awaiting BATCH_FIN */
@@ -220,6 +230,9 @@ struct hxd {
     pthread_cond_t replied;
     struct hxd_stream *streams;
     size_t max_streams;
+    /* per stream slot: the GET_KEYs waiting for that stream's keys (stream.c), so that a batch
+     * wakes its own stream's applications, not every waiting one (`changed` is for the rest) */
+    pthread_cond_t *wake;
     int32_t *index; /* open addressing: slot + 1, 0 empty, -1 deleted */
     size_t index_mask, index_deleted;
     /* initiators make batches, responders answer them, the writer (one thread, FIFO) does the
@@ -230,9 +243,31 @@ struct hxd {
     /* counters for status and tests */
     uint64_t batches_ok, batches_failed, confirm_mismatch, store_errors;
     int64_t cert_not_after; /* this node's certificate expiry (Unix time; 0: unknown) */
+    /* day-2 operations (daemon/reload.c; the main thread writes, STATUS reads, under lock) */
+    const char *config_path, *peers_path; /* what a reload reads again */
+    int64_t started_at;                   /* Unix time */
+    int64_t ca_not_after;                 /* the CA certificate's expiry */
+    uint64_t reloads, reloads_refused;
+    int64_t last_reload_at;    /* Unix time; 0: never */
+    char last_reload[400];     /* what the last reload applied, or why it was refused */
+    int64_t next_expiry_check; /* clock.h deadline of the next expiry warning; 0: at once */
+    unsigned expiry_looks; /* since the start or the last reload: the first two a minute apart */
     /* lock-free counters for the metrics endpoint (metrics.h) */
     struct hxd_metrics metrics;
+    /* ETSI 014: the SAEs each trusted peer announced (SAE_LIST), by trusted-peer index, under
+     * lock (etsi014_peers.c) */
+    struct hxd_014_learned {
+        bool has;
+        struct hx_peer_sae_list list;
+    } e014_learned[HXD_MAX_PEERS];
+    struct hx_uuid e014_boot; /* this start's boot id in SAE_LIST (random, under lock) */
 };
+
+/* Signs with the key of the certificate the link to peer was made with (the one the peer
+ * verifies with; d->sig_key when no link is up). */
+HX_MUST_CHECK hx_err hxd_sign(struct hxd *d, const struct hx_uuid *peer, const char *ctx,
+                              const uint8_t *msg, size_t len, uint8_t *sig, size_t cap,
+                              size_t *sig_len);
 
 /* batches (batch.c) */
 /* Resumes streams whose back-off after a failed batch is over, and refills idle initiator

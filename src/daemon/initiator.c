@@ -86,6 +86,7 @@ static bool fail_stream(struct hxd *d, const struct hx_uuid *ksid, int status, c
     s->failed_batches++;
     d->batches_failed++;
     pthread_cond_broadcast(&d->changed);
+    hxd_stream_wake(d, s);
     pthread_mutex_unlock(&d->lock);
     return true;
 }
@@ -163,6 +164,7 @@ static void batch_done(struct hxd *d, struct hxd_stream *s, uint64_t first, uint
     if (!ok && !listed && !s->peer_closed) {
         (void)retry_add(s, first, count); /* full: the positions are given up */
     }
+    hxd_stream_wake(d, s); /* keys, the watermark, or the last batch of a closed stream */
     hxd_stream_kick(d, s);
 }
 
@@ -318,6 +320,7 @@ static enum phase pick(struct run *r)
         }
         if (hxd_stream_has_prepared(s, r->first)) {
             slot_start(f, r->first, true);
+            hxd_stream_kick(d, s); /* the stream's next job, behind the other streams' */
             pthread_mutex_unlock(&d->lock);
             return PH_QUERY;
         }
@@ -345,6 +348,7 @@ static enum phase pick(struct run *r)
         s->next_first += r->count;
     }
     slot_start(f, r->first, false);
+    hxd_stream_kick(d, s); /* the stream's next job, behind the other streams' */
     e = hxd_batch_init(&r->b, d, s, r->first, r->count);
     r->b.qkd_first = qkd_first;
     r->b.qkd_mode = hxd_batch_qkd_mode(d, s);
@@ -530,8 +534,8 @@ static enum phase finish(struct run *r)
     m.status = HX_PEER_FIN_COMMIT;
     m.sig.sig = sig;
     m.sig.tag = tag;
-    if (hx_sig_sign(d->sig_key, (const uint8_t *)HXD_CTX_INIT, strlen(HXD_CTX_INIT), r->b.T,
-                    sizeof(r->b.T), sig, sizeof(sig), &sig_len) != HX_OK ||
+    if (hxd_sign(d, &r->b.s.peer, HXD_CTX_INIT, r->b.T, sizeof(r->b.T), sig, sizeof(sig),
+                 &sig_len) != HX_OK ||
         sig_len > UINT16_MAX || hxd_batch_tag(&r->b, "initiator", tag) != HX_OK) {
         snprintf(r->msg, sizeof(r->msg), "signing BATCH_FIN failed");
         return PH_ABORT;

@@ -44,10 +44,34 @@ void hxd_metrics_init(struct hxd_metrics *m, const struct hxd_config *cfg)
     }
 }
 
-/* The peer's slot (at most HXD_MAX_PEERS compares, no lock: the list never changes), or -1. */
+void hxd_metrics_add_peers(struct hxd_metrics *m, const struct hxd_config *cfg)
+{
+    size_t n = __atomic_load_n(&m->n_peers, __ATOMIC_ACQUIRE);
+
+    for (size_t i = 0; i < cfg->trusted.n && n < HXD_MAX_PEERS; i++) {
+        bool known = false;
+        for (size_t k = 0; k < n && !known; k++) {
+            known = hx_uuid_equal(&m->peers[k], &cfg->trusted.peers[i].uuid);
+        }
+        if (!known) {
+            m->peers[n++] = cfg->trusted.peers[i].uuid; /* written before it is counted */
+            __atomic_store_n(&m->n_peers, n, __ATOMIC_RELEASE);
+        }
+    }
+}
+
+size_t hxd_metrics_n_peers(const struct hxd_metrics *m)
+{
+    return __atomic_load_n(&m->n_peers, __ATOMIC_ACQUIRE);
+}
+
+/* The peer's slot (at most HXD_MAX_PEERS compares, no lock: the list only grows, each entry
+ * written before the count that shows it), or -1. */
 static int peer_slot(const struct hxd_metrics *m, const struct hx_uuid *peer)
 {
-    for (size_t i = 0; i < m->n_peers; i++) {
+    size_t n = hxd_metrics_n_peers(m);
+
+    for (size_t i = 0; i < n; i++) {
         if (hx_uuid_equal(&m->peers[i], peer)) {
             return (int)i;
         }
@@ -97,4 +121,7 @@ void hxd_metrics_kme(struct hxd_metrics *m, enum hxd_kme_op op, double started, 
     if (!ok) {
         add(&m->kme[op].errors, 1);
     }
+    __atomic_store_n(&m->kme_last_us, (uint64_t)(s * 1e6), __ATOMIC_RELAXED);
+    __atomic_store_n(&m->kme_last_ok, (uint64_t)ok, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->kme_last_at, (uint64_t)hx_walltime(), __ATOMIC_RELAXED);
 }

@@ -58,6 +58,9 @@ struct hxd_metrics {
     uint64_t delivered[HXD_MAX_PEERS];   /* keys handed to applications, per peer */
     uint64_t failed[HXD_FAIL_N];
     struct hxd_metrics_kme kme[HXD_KME_N];
+    /* the last KME call, for hykex status: when (Unix time; 0: none), how long, whether it
+     * gave what was asked */
+    uint64_t kme_last_at, kme_last_us, kme_last_ok;
 };
 
 extern const char *const hxd_metrics_fail_names[HXD_FAIL_N];
@@ -65,6 +68,12 @@ extern const char *const hxd_metrics_kme_names[HXD_KME_N];
 
 /* Zeroes the counters and takes the peer list from the configuration (before any thread). */
 void hxd_metrics_init(struct hxd_metrics *m, const struct hxd_config *cfg);
+
+/* Peers a reload added get counters too (main thread; the list only grows: a removed peer's
+ * counters stay, as counters do). */
+void hxd_metrics_add_peers(struct hxd_metrics *m, const struct hxd_config *cfg);
+/* How many peers have counters (acquire: their entries are written). */
+size_t hxd_metrics_n_peers(const struct hxd_metrics *m);
 
 /* The hooks: any thread, with or without d->lock. */
 void hxd_metrics_produced(struct hxd_metrics *m, const struct hx_uuid *peer, uint64_t n);

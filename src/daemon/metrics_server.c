@@ -49,7 +49,7 @@ static void per_peer(FILE *f, const struct hxd_metrics *m, const char *name, con
     char id[HX_UUID_STR_LEN + 1];
 
     head(f, name, "counter", help);
-    for (size_t i = 0; i < m->n_peers; i++) {
+    for (size_t i = 0; i < hxd_metrics_n_peers(m); i++) {
         hx_uuid_format(&m->peers[i], id);
         fprintf(f, "%s{peer=\"%s\"} %" PRIu64 "\n", name, id, hxd_metrics_load(&counters[i]));
     }
@@ -99,6 +99,20 @@ static void peers(FILE *f, const struct hxd_svc_status *st)
         hx_uuid_format(&st->peers[i].uuid, id);
         fprintf(f, "hykex_peer_links_established_total{peer=\"%s\"} %" PRIu64 "\n", id,
                 st->peers[i].link.links_made);
+    }
+    head(f, "hykex_peer_dial_attempts_total", "counter",
+         "Connections this node tried to the peer node (the node with the smaller UUID dials).");
+    for (size_t i = 0; i < st->n_peers; i++) {
+        hx_uuid_format(&st->peers[i].uuid, id);
+        fprintf(f, "hykex_peer_dial_attempts_total{peer=\"%s\"} %" PRIu64 "\n", id,
+                st->peers[i].link.dials);
+    }
+    head(f, "hykex_peer_dial_failures_total", "counter",
+         "Of those, the ones that made no link (peer down, refused, handshake failed).");
+    for (size_t i = 0; i < st->n_peers; i++) {
+        hx_uuid_format(&st->peers[i].uuid, id);
+        fprintf(f, "hykex_peer_dial_failures_total{peer=\"%s\"} %" PRIu64 "\n", id,
+                st->peers[i].link.dial_failures);
     }
     head(f, "hykex_peer_certificate_expiry_timestamp_seconds", "gauge",
          "Expiry (Unix time) of the peer node's certificate, as seen on its last link.");
@@ -173,6 +187,25 @@ char *hxd_metrics_render(struct hxd *d, size_t *len)
         head(f, "hykex_certificate_expiry_timestamp_seconds", "gauge",
              "Expiry (Unix time) of this node's certificate.");
         fprintf(f, "hykex_certificate_expiry_timestamp_seconds %" PRId64 "\n", st.cert_not_after);
+    }
+    if (st.ca_not_after != 0) {
+        head(f, "hykex_ca_certificate_expiry_timestamp_seconds", "gauge",
+             "Expiry (Unix time) of the network CA's certificate.");
+        fprintf(f, "hykex_ca_certificate_expiry_timestamp_seconds %" PRId64 "\n", st.ca_not_after);
+    }
+    head(f, "hykex_start_time_seconds", "gauge", "When hykexd started (Unix time).");
+    fprintf(f, "hykex_start_time_seconds %" PRId64 "\n", st.started_at);
+    head(f, "hykex_reloads_total", "counter",
+         "Reloads (SIGHUP, hykex reload): applied, or refused (the node ran on unchanged).");
+    fprintf(f, "hykex_reloads_total{result=\"applied\"} %" PRIu64 "\n", st.reloads);
+    fprintf(f, "hykex_reloads_total{result=\"refused\"} %" PRIu64 "\n", st.reloads_refused);
+    if (st.kme_last_at != 0) {
+        head(f, "hykex_kme_last_request_ok", "gauge",
+             "1 when this node's last call to its KME gave what was asked.");
+        fprintf(f, "hykex_kme_last_request_ok %d\n", st.kme_last_ok != 0 ? 1 : 0);
+        head(f, "hykex_kme_last_request_timestamp_seconds", "gauge",
+             "When this node last called its KME (Unix time).");
+        fprintf(f, "hykex_kme_last_request_timestamp_seconds %" PRIu64 "\n", st.kme_last_at);
     }
     counters(f, d, &st);
     kme_histogram(f, &d->metrics);

@@ -16,6 +16,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "common/log.h"
 #include "daemon/batch.h"
@@ -181,7 +182,10 @@ static void *pool_main(void *arg)
     struct pool_arg *pa = arg;
     struct hxd *d = pa->d;
     struct hxd_pool *pool = pa->pool;
+    static const char *const names[] = {"hx-initiator", "hx-responder", "hx-writer"};
 
+    /* named for top -H, perf and the debugger (15 bytes at most) */
+    (void)prctl(PR_SET_NAME, names[pa->kind], 0, 0, 0);
     pthread_mutex_lock(&d->lock);
     /* The writer drains its queue before it stops: what was decided gets written. */
     while (!d->stopping || (pa->kind == POOL_WRITER && pool->head != NULL)) {
@@ -271,6 +275,7 @@ void hxd_pools_stop(struct hxd *d)
     pthread_mutex_lock(&d->lock);
     d->stopping = true;
     pthread_cond_broadcast(&d->changed);
+    hxd_streams_wake_all(d);
     pthread_cond_broadcast(&d->replied);
     pthread_mutex_unlock(&d->lock);
     stop_pool(d, &d->initiators);
@@ -289,21 +294,23 @@ void hxd_stream_kick(struct hxd *d, struct hxd_stream *s)
         s->qkd_lost) {     /* until the KME has reopened the QKD stream (qkd_recover.c) */
         return;
     }
-    /* Up to HXD_PIPELINE batches at once, while keys are wanted or the buffer has room, and
-     * while the secure heap holds another batch (twice, with its scratch) and 256 KiB for
-     * OpenSSL: a full heap holds production back (hxd_streams_tick tries again), it never
-     * spills keys onto the normal heap. */
-    while (s->inflight < HXD_PIPELINE &&
-           hx_secret_heap_room() / 2 > batch * s->qos.key_chunk_size + (256u << 10) &&
-           (s->n_retry > s->queued ||
-            s->n_ready + (uint64_t)s->inflight * batch < d->cfg.buffer_depth ||
-            s->want > s->next_first) &&
-           /* the responder's window (window.c): new positions only below its limit */
-           (s->n_retry > s->queued ||
-            hxd_window_allows(s, s->next_first + (uint64_t)s->queued * batch, 1))) {
-        if (!hxd_pool_enqueue(&d->initiators, &s->ksid, HX_PEER_BATCH_REQ, NULL, 0)) {
-            break;
-        }
+    /*
+     * Up to HXD_PIPELINE batches at once, while keys are wanted or the buffer has room (a
+     * refill starts as soon as a batch fits), and while the secure heap holds another batch
+     * (twice, with its scratch) and 256 KiB for OpenSSL: a full heap holds production back
+     * (hxd_streams_tick tries again), it never spills keys onto the normal heap.
+     *
+     * One job per stream waits in the queue at a time: the next is queued when a worker picks
+     * it (initiator.c), behind every other stream's, so that streams take turns for the
+     * workers (round robin) and none waits for another's whole pipeline.
+     */
+    if (s->queued == 0 && s->inflight < HXD_PIPELINE &&
+        hx_secret_heap_room() / 2 > batch * s->qos.key_chunk_size + (256u << 10) &&
+        (s->n_retry > 0 || s->n_ready + (uint64_t)s->inflight * batch < d->cfg.buffer_depth ||
+         s->want > s->next_first) &&
+        /* the responder's window (window.c): new positions only below its limit */
+        (s->n_retry > 0 || hxd_window_allows(s, s->next_first, 1)) &&
+        hxd_pool_enqueue(&d->initiators, &s->ksid, HX_PEER_BATCH_REQ, NULL, 0)) {
         s->inflight++;
         s->queued++;
     }

@@ -117,6 +117,7 @@ static bool req_admit(struct hxd *d, const struct hx_uuid *peer, const struct hx
         hxd_batch_any_committed(s, h->first, h->count)) {
         hxd_batch_give_up(s, h->first, h->count);
         pthread_cond_broadcast(&d->changed);
+        hxd_stream_wake(d, s);
         pthread_mutex_unlock(&d->lock);
         hxd_batch_store_give_up(d, &h->ksid, h->first, h->count);
         hx_uuid_format(&h->ksid, id);
@@ -238,8 +239,7 @@ void hxd_responder_on_req(struct hxd *d, const struct hx_uuid *peer, const uint8
     resp.n_kem = hxd_source_parts(&b, true, resp.kem);
     if (hxd_batch_combine(d, &b) != HX_OK || hxd_batch_tag(&b, "responder", tag_r) != HX_OK ||
         hxd_batch_tag(&b, "initiator", tag_i) != HX_OK ||
-        hx_sig_sign(d->sig_key, (const uint8_t *)HXD_CTX_RESP, strlen(HXD_CTX_RESP), b.T,
-                    sizeof(b.T), sig, sizeof(sig), &sig_len) != HX_OK ||
+        hxd_sign(d, peer, HXD_CTX_RESP, b.T, sizeof(b.T), sig, sizeof(sig), &sig_len) != HX_OK ||
         sig_len > UINT16_MAX) {
         snprintf(msg, sizeof(msg), "responder could not combine or sign the batch");
         goto refuse;
@@ -363,6 +363,7 @@ void hxd_responder_on_fin(struct hxd *d, const struct hx_uuid *peer, const uint8
     pd = pending_of(s, m.first, m.count);
     if (ack == HX_PEER_ACK_COMMITTED && pd != NULL) {
         fin_commit(d, peer, s, &pend);
+        hxd_stream_wake(d, s); /* its keys are ready */
     } else if (s != NULL) {
         s->failed_batches++;
     }

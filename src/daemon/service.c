@@ -165,6 +165,17 @@ static bool beyond_buffer(const struct hxd *d, const struct hxd_stream *s, uint6
            pos >= hxd_stream_window_end(d, s);
 }
 
+/* Waits for a change of the stream s (its keys, its end: hxd_stream_wake) until deadline;
+ * false when it has passed (or the daemon stops). Lock held. */
+static bool wait_stream(struct hxd *d, const struct hxd_stream *s, int64_t deadline)
+{
+    if (d->stopping || hx_deadline_passed(deadline)) {
+        return false;
+    }
+    (void)hxd_stream_wait(d, s, hx_deadline_min(deadline, hx_deadline_in_ms(RECHECK_MS)));
+    return true;
+}
+
 /*
  * Waits until the key at pos is ready, the stream closes, the peer closed it with nothing in
  * flight, or the deadline. A failed batch is retried (after a second): wait out the timeout
@@ -178,7 +189,7 @@ static struct hxd_stream *wait_key(struct hxd *d, const struct hx_uuid *ksid, ui
     *waited = false;
     while ((s = hxd_stream_find(d, ksid)) != NULL && s->app_open && !hxd_stream_has(s, pos) &&
            pos >= s->produced && /* below the watermark and not here: taken or given up */
-           !(s->peer_closed && s->inflight == 0) && hxd_svc_wait_change(d, deadline)) {
+           !(s->peer_closed && s->inflight == 0) && wait_stream(d, s, deadline)) {
         *waited = true;
         if (s->role == HXD_INITIATOR) {
             hxd_stream_kick(d, s);
@@ -192,6 +203,8 @@ static void no_key(const struct hxd_stream *s, uint64_t pos, struct hxd_svc_resu
 {
     if (pos < s->produced) {
         position_gone(res, pos);
+    } else if (s->peer_removed) { /* a reload removed its peer node: fail_msg says so */
+        hxd_svc_fail_upstream(res, s->fail_status, s->fail_msg);
     } else if (s->peer_closed) {
         hxd_svc_fail(res, HXD_SVC_PEER_CLOSED, "peer application closed the key stream");
     } else if (s->role == HXD_INITIATOR && !s->failing &&
@@ -372,5 +385,6 @@ void hxd_svc_shutdown(struct hxd *d)
     pthread_mutex_lock(&d->lock);
     d->stopping = true;
     pthread_cond_broadcast(&d->changed);
+    hxd_streams_wake_all(d);
     pthread_mutex_unlock(&d->lock);
 }

@@ -142,6 +142,7 @@ struct hxd_svc_stream_info {
     char last_error[200]; /* failing: why */
     bool restored;
     int64_t opened_at; /* Unix time */
+    double keys_per_s; /* produced over the last minute (since opened, when younger) */
     /* field2 (KME recovery, flow control): reopen attempts of its QKD stream (qkd_recover.c) */
     uint64_t qkd_reconnects;
 };
@@ -160,6 +161,14 @@ enum hxd_svc_store {
 struct hxd_svc_status {
     struct hx_uuid node;
     int64_t cert_not_after; /* Unix time; 0: unknown */
+    int64_t ca_not_after;   /* the CA's */
+    uint32_t cert_warn_days;
+    int64_t started_at; /* Unix time */
+    uint64_t reloads, reloads_refused;
+    int64_t last_reload_at; /* 0: never */
+    char last_reload[400];
+    bool kme_configured;
+    uint64_t kme_last_at, kme_last_us, kme_last_ok; /* the last KME call (metrics.h) */
     enum hxd_svc_store store;
     struct hxd_svc_peer_info *peers; /* the trusted peers, in configuration order */
     size_t n_peers;
@@ -167,6 +176,14 @@ struct hxd_svc_status {
     size_t n_streams;
     uint64_t batches_ok, batches_failed, confirm_mismatch, store_errors;
 };
+
+/*
+ * RELOAD (hykex reload): only for identity "uid:N" with N the daemon's uid or 0 (its Unix
+ * socket); raises SIGHUP at the daemon and waits (30 s at most) for that reload's outcome:
+ * applied (result says what) or refused (res says why).
+ */
+void hxd_svc_reload(struct hxd *d, const char *identity, struct hxd_svc_result *res, char *result,
+                    size_t cap);
 
 /* A snapshot of the node for operators (hykex status); release it with hxd_svc_status_wipe. */
 HX_MUST_CHECK hx_err hxd_svc_status(struct hxd *d, struct hxd_svc_status *out);
@@ -178,6 +195,18 @@ void hxd_svc_expire(struct hxd *d);
 /* Shutdown: every call waiting (OPEN_CONNECT, GET_KEY) returns now, and later ones at once, so
  * that the API's connection threads can leave before the API stops (main, on SIGTERM). */
 void hxd_svc_shutdown(struct hxd *d);
+
+/* ---- ETSI 014: SAEs over the peer links (daemon/etsi014_peers.c, docs/etsi014.md) ---- */
+/* Sends this node's api.etsi014.local_saes (SAE_LIST) to every trusted peer whose link is up. */
+void hxd_svc_014_announce(struct hxd *d);
+/* The SAEs the peers announced, each with its node, into out (at most cap); how many. An SAE
+ * announced by two peers (the first claim stands), or that is local here, is left out. */
+size_t hxd_svc_014_learned(struct hxd *d, struct hxd_014_sae *out, size_t cap);
+/* Whether the peer's last SAE_LIST names sae. */
+bool hxd_svc_014_announced(struct hxd *d, const struct hx_uuid *peer, const char *sae);
+/* The boot id of the peer's last SAE_LIST (it changes when the peer restarts); false: none
+ * yet. */
+bool hxd_svc_014_peer_boot(struct hxd *d, const struct hx_uuid *peer, struct hx_uuid *boot);
 
 /* The node's configuration, for the API's listeners. */
 const struct hxd_config *hxd_svc_config(const struct hxd *d);

@@ -61,7 +61,7 @@ static bool check_qos(const struct hxd *d, struct open_plan *p, struct hxd_svc_o
 }
 
 /* The URIs, this node's part, the peer, the sources and the QoS; false: res says why. */
-static bool check_open(const struct hxd *d, const struct hxd_svc_open_req *req, struct open_plan *p,
+static bool check_open(struct hxd *d, const struct hxd_svc_open_req *req, struct open_plan *p,
                        struct hxd_svc_open_res *res)
 {
     struct hx_uri dst;
@@ -104,7 +104,10 @@ static bool check_open(const struct hxd *d, const struct hxd_svc_open_req *req, 
                      "this node (%s) must be exactly one of source and destination", id);
         return false;
     }
-    if (hxd_config_peer(&d->cfg, &p->peer) == NULL) {
+    pthread_mutex_lock(&d->lock); /* a reload changes the trusted peers under it */
+    bool trusted = hxd_config_peer(&d->cfg, &p->peer) != NULL;
+    pthread_mutex_unlock(&d->lock);
+    if (!trusted) {
         hx_uuid_format(&p->peer, id);
         hxd_svc_fail(&res->r, HXD_SVC_REFUSED, "node %s is not a trusted peer of this node", id);
         return false;
@@ -177,6 +180,27 @@ static bool open_qkd(struct hxd *d, const struct hxd_svc_open_req *req, const st
         }
     }
     return true;
+}
+
+/*
+ * No peer application in time: but when the link to the peer node is down, the peer node is
+ * what is missing, and the application is told so (status 4), not that the other application
+ * did not open (status 6: only that). No lock held.
+ */
+static void peer_did_not_open(struct hxd *d, const struct hx_uuid *peer, const char *msg,
+                              struct hxd_svc_result *res)
+{
+    struct hx_link_info li;
+    char id[HX_UUID_STR_LEN + 1];
+
+    if (hx_links_info(d->links, peer, &li) == HX_OK && !li.up) {
+        hx_uuid_format(peer, id);
+        hxd_svc_fail_upstream(res, HYKEX_STATUS_NO_QKD_CONNECTION, "");
+        snprintf(res->msg, sizeof(res->msg),
+                 "peer node %s unreachable (no link to it) while waiting for its application", id);
+        return;
+    }
+    hxd_svc_fail(res, HXD_SVC_TIMEOUT, "%s", msg);
 }
 
 /* Drops a stream that failed to open, if it is still there. */
@@ -295,17 +319,21 @@ static bool open_initiator(struct hxd *d, const struct hxd_svc_open_req *req,
         pthread_mutex_unlock(&d->lock);
         return true;
     }
+    bool timed_out = false;
     if (gone) {
         hxd_svc_fail(res, HXD_SVC_FAILED, "the client went away");
     } else if (s != NULL && s->failing) {
         hxd_svc_fail_upstream(res, s->fail_status, s->fail_msg);
     } else {
-        hxd_svc_fail(res, HXD_SVC_TIMEOUT, "peer application did not open the key stream in time");
+        timed_out = true;
     }
     if (s != NULL) {
         hxd_stream_drop(d, s);
     }
     pthread_mutex_unlock(&d->lock);
+    if (timed_out) { /* the link layer's lock is never taken under d->lock */
+        peer_did_not_open(d, &p->peer, "peer application did not open the key stream in time", res);
+    }
     hx_ignore(hxd_send_close(d, &p->peer, ksid));
     return false;
 }
@@ -359,8 +387,8 @@ static bool open_responder(struct hxd *d, const struct hxd_svc_open_req *req,
         if (gone) {
             hxd_svc_fail(res, HXD_SVC_FAILED, "the client went away");
         } else {
-            hxd_svc_fail(res, HXD_SVC_TIMEOUT,
-                         "the peer application did not open the key stream in time");
+            peer_did_not_open(d, &p->peer,
+                              "the peer application did not open the key stream in time", res);
         }
         return false;
     }

@@ -52,10 +52,18 @@ hx_err hxd_streams_init(struct hxd *d)
     }
     if (d->max_streams > INT32_MAX / 2 ||
         (d->streams = calloc(d->max_streams, sizeof(*d->streams))) == NULL ||
-        (d->index = calloc(cap, sizeof(*d->index))) == NULL) {
+        (d->index = calloc(cap, sizeof(*d->index))) == NULL ||
+        (d->wake = calloc(d->max_streams, sizeof(*d->wake))) == NULL) {
         free(d->streams);
+        free(d->index);
         d->streams = NULL;
+        d->index = NULL;
         return HX_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < d->max_streams; i++) {
+        if (hx_cond_init_monotonic(&d->wake[i]) != HX_OK) {
+            pthread_cond_init(&d->wake[i], NULL); /* waits then count on the wall clock */
+        }
     }
     d->index_mask = cap - 1;
     d->index_deleted = 0;
@@ -64,6 +72,11 @@ hx_err hxd_streams_init(struct hxd *d)
 
 void hxd_streams_free(struct hxd *d)
 {
+    for (size_t i = 0; d->wake != NULL && i < d->max_streams; i++) {
+        pthread_cond_destroy(&d->wake[i]);
+    }
+    free(d->wake);
+    d->wake = NULL;
     free(d->index);
     free(d->streams);
     d->index = NULL;
@@ -131,9 +144,29 @@ void hxd_stream_drop(struct hxd *d, struct hxd_stream *s)
         hxd_pending_drop(&s->pending[i]);
     }
     memset(s, 0, sizeof(*s));
+    pthread_cond_broadcast(&d->wake[slot]); /* its GET_KEYs find it gone */
     if (d->index_deleted > (d->index_mask + 1) / 4) {
         index_rebuild(d);
     }
+}
+
+void hxd_stream_wake(struct hxd *d, const struct hxd_stream *s)
+{
+    pthread_cond_broadcast(&d->wake[s - d->streams]);
+}
+
+void hxd_streams_wake_all(struct hxd *d)
+{
+    for (size_t i = 0; i < d->max_streams; i++) {
+        if (d->streams[i].used) {
+            pthread_cond_broadcast(&d->wake[i]);
+        }
+    }
+}
+
+bool hxd_stream_wait(struct hxd *d, const struct hxd_stream *s, int64_t deadline)
+{
+    return hx_cond_wait_until(&d->wake[s - d->streams], &d->lock, deadline);
 }
 
 static size_t slot_of(const struct hxd_stream *s, uint64_t pos, bool *found)

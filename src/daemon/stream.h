@@ -24,8 +24,19 @@ void hxd_streams_free(struct hxd *d);
 struct hxd_stream *hxd_stream_find(struct hxd *d, const struct hx_uuid *ksid);
 /* A fresh stream with this id (NULL when the table is full); the caller fills the rest. */
 struct hxd_stream *hxd_stream_new(struct hxd *d, const struct hx_uuid *ksid);
-/* Wipes a stream's keys and frees its slot. */
+/* Wipes a stream's keys and frees its slot (its waiting GET_KEYs are woken). */
 void hxd_stream_drop(struct hxd *d, struct hxd_stream *s);
+/*
+ * The GET_KEYs waiting for a stream's keys wait on their stream's own condition variable
+ * (monotonic), not on d->changed: a batch of one stream wakes its own applications only.
+ * Whoever changes what they wait for (keys, the watermark, failing, peer_closed, the stream's
+ * end, the daemon stopping) wakes them: hxd_stream_wake (lock held).
+ */
+void hxd_stream_wake(struct hxd *d, const struct hxd_stream *s);
+/* Every stream's waiters (the daemon stops). */
+void hxd_streams_wake_all(struct hxd *d);
+/* Waits for hxd_stream_wake(s) until deadline (lock held); true when the deadline passed. */
+bool hxd_stream_wait(struct hxd *d, const struct hxd_stream *s, int64_t deadline);
 /* Wipes a responder's pending batch and frees its slot. */
 void hxd_pending_drop(struct hxd_pending *p);
 /* Moves the ready key at pos out of the stream (NULL if none). */

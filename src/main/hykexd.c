@@ -1,7 +1,7 @@
 /*
  * hykexd: the hybridization module of one trusted node.
  *
- *   hykexd -c config.json [-p trusted_peers_info.json] [--check-config]
+ *   hykexd -c config.json [-p trusted_peers_info.json] [--check-config] | --help | --version
  *
  * Also reads the reference module's CFGFILE and TRUSTED_PEERS_INFO environment variables.
  */
@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cmdline.h"
 #include "common/log.h"
 #include "common/secret.h"
 #include <curl/curl.h>
@@ -33,17 +34,27 @@
 #include "daemon/hxd.h"
 #include "daemon/metrics_server.h"
 #include "daemon/persist.h"
+#include "daemon/reload.h"
 #include "daemon/service.h"
 #include "daemon/stream.h"
 
 static const char usage_text[] =
     "usage: hykexd -c CONFIG.json [-p TRUSTED_PEERS.json] [--check-config]\n"
     "       (or CFGFILE=CONFIG.json TRUSTED_PEERS_INFO=PEERS.json hykexd)\n"
+    "  -c, --config FILE    the node's configuration (docs/hykexd.md, hykexd.json(5))\n"
+    "  -p, --peers FILE     the trusted peers (trusted_peers_info.json)\n"
+    "      --check-config   check the configuration, print it and exit\n"
+    "  -h, --help           this text\n"
+    "      --version        the version\n"
     "The hybridization module: serves ETSI 004 OPEN_CONNECT / GET_KEY / CLOSE to applications\n"
     "and derives every key from QKD, ML-KEM and X25519 sources agreed with the peer node.\n"
-    "--check-config prints the effective configuration and exits. Prints 'ready' on stdout\n"
-    "once serving; SIGTERM or SIGINT stops it; SIGHUP reopens logging_config.filename (after\n"
-    "logrotate has moved it). See docs/hykexd.md.\n";
+    "--check-config checks the configuration, the trusted peers and the certificates (they\n"
+    "verify against the CA, name this node, are valid now, match the key; the key is mode\n"
+    "0600), prints the effective configuration and exits. Prints 'ready' on stdout once\n"
+    "serving; SIGTERM or SIGINT stops it; SIGHUP reloads: the config, the trusted peers and\n"
+    "the certificates are read again and applied, or refused as a whole (the reason logged,\n"
+    "the node running on), and logging_config.filename is reopened (logrotate). Settings\n"
+    "that need a restart are logged as such. See docs/hykexd.md.\n";
 
 /* The uid and gid of the `user` / `group` config keys; false (why says) if unknown. */
 static bool run_as(const struct hxd_config *cfg, uid_t *uid, gid_t *gid, char *why, size_t why_len)
@@ -82,28 +93,38 @@ static bool drop_privileges(uid_t uid, gid_t gid, char *why, size_t why_len)
     return true;
 }
 
-/* The command line: -1 to go on, else the exit code (usage printed). */
+/* The command line: -1 to go on, else the exit code (usage or version printed). */
 static int parse_args(int argc, char **argv, const char **config, const char **peers, bool *check)
 {
-    for (int i = 1; i < argc; i++) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
-            *config = argv[++i];
-        } else if ((strcmp(argv[i], "-p") == 0 || strcmp(argv[i], "--peers") == 0) &&
-                   i + 1 < argc) {
-            *peers = argv[++i];
-        } else if (strcmp(argv[i], "--check-config") == 0) {
+    enum { OPT_CHECK = HX_OPT_FIRST };
+    static const struct option options[] = {{"config", required_argument, NULL, 'c'},
+                                            {"peers", required_argument, NULL, 'p'},
+                                            {"check-config", no_argument, NULL, OPT_CHECK},
+                                            HX_CMDLINE_STD_OPTIONS};
+    static const struct hx_cmdline cl = {"hykexd", usage_text, "hc:p:", options, 0};
+    int ch, ex;
+
+    hx_cmdline_begin();
+    while ((ch = hx_cmdline_next(&cl, argc, argv, &ex)) != -1) {
+        switch (ch) {
+        case -2:
+            return ex;
+        case 'c':
+            *config = optarg;
+            break;
+        case 'p':
+            *peers = optarg;
+            break;
+        case OPT_CHECK:
             *check = true;
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(usage_text, stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "hykexd: unknown argument '%s'\n%s", argv[i], usage_text);
-            return 2;
+            break;
         }
     }
+    if (optind < argc) {
+        return hx_cmdline_error(&cl, "takes no operands ('%s' given)", argv[optind]);
+    }
     if (*config == NULL) {
-        fputs(usage_text, stderr);
-        return 2;
+        return hx_cmdline_error(&cl, "no configuration: give -c CONFIG.json (or CFGFILE)");
     }
     return -1;
 }
@@ -131,22 +152,6 @@ static void fault_from_env(struct hxd *d)
 #endif
 }
 
-/* Our certificate's expiry, for operators (hykex status). */
-static void read_cert_expiry(struct hxd *d)
-{
-    FILE *f = fopen(d->cfg.cert_path, "r");
-    X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-    int days = 0, secs = 0;
-
-    if (x != NULL && ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x)) == 1) {
-        d->cert_not_after = hx_walltime() + (int64_t)days * 86400 + secs;
-    }
-    X509_free(x);
-    if (f != NULL) {
-        fclose(f);
-    }
-}
-
 /* The QKD clients (ETSI 004 and 014) from the configuration. */
 static void qkd_clients_init(struct hxd *d)
 {
@@ -167,58 +172,28 @@ static void qkd_clients_init(struct hxd *d)
     d->qkd014.timeout_ms = 10000;
 }
 
-/* The trusted peers' ids, hosts and ports, as the link layer takes them (they outlive it). */
-struct peer_lists {
-    struct hx_uuid *ids;
-    const char **hosts;
-    uint16_t *ports;
-};
-
-/* The links to the trusted peers, their frames handed to the batch protocol. */
-static hx_err start_links(struct hxd *d, struct peer_lists *pl, char *why, size_t why_len)
+/* The links to the trusted peers, their frames handed to the batch protocol; the expiries of
+ * the certificates they use, for hykex status. */
+static hx_err start_links(struct hxd *d, char *why, size_t why_len)
 {
+    struct hxd_peer_lists *pl = calloc(1, sizeof(*pl));
     struct hx_links_config lc;
-    struct hx_uuid *peer_ids;
-    const char **peer_hosts;
-    uint16_t *peer_ports;
+    struct hx_link_creds_info ci;
+    hx_err e;
 
-    pl->ids = peer_ids = calloc(d->cfg.trusted.n + 1, sizeof(*peer_ids));
-    pl->hosts = peer_hosts = calloc(d->cfg.trusted.n + 1, sizeof(*peer_hosts));
-    pl->ports = peer_ports = calloc(d->cfg.trusted.n + 1, sizeof(*peer_ports));
-    if (peer_ids == NULL || peer_hosts == NULL || peer_ports == NULL) {
+    if (pl == NULL) {
         snprintf(why, why_len, "out of memory");
         return HX_ERR_NOMEM;
     }
-    for (size_t i = 0; i < d->cfg.trusted.n; i++) {
-        peer_ids[i] = d->cfg.trusted.peers[i].uuid;
-        peer_hosts[i] = d->cfg.trusted.peers[i].address.host;
-        peer_ports[i] = d->cfg.trusted.peers[i].address.port;
+    hxd_links_config_of(d, &d->cfg, pl, &lc);
+    e = hx_links_start(&lc, &d->links, why, why_len); /* the lists are copied into its slots */
+    free(pl);
+    if (e == HX_OK) {
+        hx_links_creds_info(d->links, &ci);
+        d->cert_not_after = ci.cert_not_after;
+        d->ca_not_after = ci.ca_not_after;
     }
-    memset(&lc, 0, sizeof(lc));
-    lc.self = d->cfg.uuid;
-    lc.ca_path = d->cfg.ca_path;
-    lc.cert_path = d->cfg.cert_path;
-    lc.key_path = d->cfg.key_path;
-    lc.groups = d->cfg.tls_groups;
-    lc.listen_host = d->cfg.peer.host;
-    lc.listen_port = d->cfg.peer.port;
-    /* Outgoing links come from the node's own address: peer_local_address.host when specific,
-     * else certificate_config.certificate_ip (a peer identifies us by it: IP SAN). */
-    if ((lc.listen_host[0] == '\0' || strcmp(lc.listen_host, "0.0.0.0") == 0 ||
-         strcmp(lc.listen_host, "::") == 0) &&
-        d->cfg.certificate_ip[0] != '\0') {
-        lc.source_host = d->cfg.certificate_ip;
-    }
-    lc.keepalive_s = d->cfg.keepalive_s;
-    lc.reconnect_max_s = d->cfg.reconnect_max_s;
-    lc.peers = peer_ids;
-    lc.peer_hosts = peer_hosts;
-    lc.peer_ports = peer_ports;
-    lc.n_peers = d->cfg.trusted.n;
-    lc.on_frame = hxd_on_frame;
-    lc.on_state = hxd_on_link;
-    lc.arg = d;
-    return hx_links_start(&lc, &d->links, why, why_len);
+    return e;
 }
 
 /* Serving: "ready" on stdout, then the periodic work until SIGINT or SIGTERM (returned). */
@@ -281,7 +256,7 @@ static bool open_log_file(const struct hxd_config *cfg, char *why, size_t why_le
     }
     fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0 || fchmod(fd, 0600) != 0) {
-        snprintf(why, why_len, "logging_config.filename: cannot open %s for appending", path);
+        snprintf(why, why_len, "logging_config.filename: cannot open %.400s for appending", path);
         if (fd >= 0) {
             close(fd);
         }
@@ -293,6 +268,7 @@ static bool open_log_file(const struct hxd_config *cfg, char *why, size_t why_le
         hx_debug("log file open", HX_F_STR("file", path) HX_F_STR("level", hx_log_level_name(lvl)));
     } else if (dup2(fd, log_fd) >= 0) {
         close(fd);
+        hx_log_set_file(log_fd, lvl); /* a reload may have changed the level */
     } else {
         close(fd);
         snprintf(why, why_len, "logging_config.filename: cannot reopen %s", cfg->log_filename);
@@ -317,6 +293,7 @@ static int serve(struct hxd *d, const sigset_t *sigs)
         struct timespec fifth = {0, 200000000};
         if ((sig = sigtimedwait(sigs, NULL, &fifth)) == SIGHUP) {
             char why[600];
+            (void)hxd_reload(d); /* daemon/reload.c: applied, or refused and logged */
             if (!open_log_file(&d->cfg, why, sizeof(why))) {
                 hx_warn("log file not reopened: still writing to the old one",
                         HX_F_STR("why", why));
@@ -328,6 +305,7 @@ static int serve(struct hxd *d, const sigset_t *sigs)
         }
         hxd_unjoined_expire(d); /* announced by a peer, never joined in time */
         hxd_streams_tick(d);
+        hxd_reload_tick(d); /* links made with a replaced certificate; expiry warnings */
         if (tick % 5 == 4) {
             hxd_svc_expire(d);
         }
@@ -349,8 +327,9 @@ static uint64_t heap_slot(uint64_t n)
  * The secure heap the limits need, as a power of two: every stream holding its buffer
  * (limits.buffer_depth keys) and the batches in flight (HXD_PIPELINE x limits.batch_size),
  * each key of limits.max_key_chunk bytes, plus the workers' scratch (a batch's QKD bytes and
- * KEM secrets per pool thread) and 1 MiB for OpenSSL's own. False when it is above
- * limits.secure_heap_mb: why then gives the arithmetic.
+ * KEM secrets per pool thread, limits.initiator_workers + limits.responder_workers of them)
+ * and 1 MiB for OpenSSL's own. False when it is above limits.secure_heap_mb: why then gives
+ * the arithmetic.
  */
 static bool secure_heap_size(const struct hxd_config *c, size_t *size, char *why, size_t why_len)
 {
@@ -361,7 +340,7 @@ static bool secure_heap_size(const struct hxd_config *c, size_t *size, char *why
     keys = (uint64_t)c->max_streams * per_stream * slot;
     /* per position in flight: its key, QKD bytes, KEM secrets, and one KEM secret key as large
      * as Classic McEliece's (a key pair per position; per batch it is far less) */
-    scratch = 6u * c->batch_size *
+    scratch = ((uint64_t)c->initiator_workers + c->responder_workers) * c->batch_size *
                   (slot + heap_slot(c->qkd_key_bytes) + 256 + heap_slot(HX_KEM_MAX_SECRET_KEY)) +
               (1u << 20);
     need = keys + scratch;
@@ -407,7 +386,6 @@ static bool guard_secrets(struct hxd *d, size_t heap)
                 d->cfg.key_path);
         return false;
     }
-    read_cert_expiry(d);
     return true;
 }
 
@@ -418,7 +396,6 @@ int main(int argc, char **argv)
     struct hxd *d = calloc(1, sizeof(*d));
     struct hxd_api *api = NULL;
     struct hxd_metrics_server *metrics = NULL;
-    struct peer_lists pl = {NULL, NULL, NULL};
     char why[600];
     size_t heap = 0;
     enum hx_log_level lvl;
@@ -443,6 +420,23 @@ int main(int argc, char **argv)
         free(d);
         return 1;
     }
+    /* What cannot work stops here, --check-config included (as sshd -t). */
+    if (hx_log_level_parse(d->cfg.log_level, &lvl) != HX_OK) {
+        fprintf(stderr,
+                "hykexd: %s: key 'log_level' (or logging_config.console_log_type): unknown "
+                "level '%s' (error, warn, info, debug)\n",
+                config, d->cfg.log_level);
+        free(d);
+        return 1;
+    }
+    if (hxd_check_creds(&d->cfg, why, sizeof(why)) != HX_OK) {
+        fprintf(stderr, "hykexd: %s: %s\n", config, why);
+        free(d);
+        return 1;
+    }
+    d->config_path = config;
+    d->peers_path = peers;
+    d->started_at = hx_walltime();
     if (check) {
         char *text = hxd_config_dump(&d->cfg);
         printf("%s\n", text != NULL ? text : "{}");
@@ -452,9 +446,7 @@ int main(int argc, char **argv)
     }
     fault_from_env(d);
     hxd_metrics_init(&d->metrics, &d->cfg);
-    if (hx_log_level_parse(d->cfg.log_level, &lvl) == HX_OK) {
-        hx_log_set_level(lvl);
-    }
+    hx_log_set_level(lvl); /* checked above */
     if (!open_log_file(&d->cfg, why, sizeof(why))) {
         fprintf(stderr, "hykexd: %s\n", why);
         goto out;
@@ -505,8 +497,9 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    hxd_pools_start(d, 4, hxd_initiator_job, 2, hxd_responder_job);
-    if (start_links(d, &pl, why, sizeof(why)) != HX_OK) {
+    hxd_pools_start(d, d->cfg.initiator_workers, hxd_initiator_job, d->cfg.responder_workers,
+                    hxd_responder_job);
+    if (start_links(d, why, sizeof(why)) != HX_OK) {
         fprintf(stderr, "hykexd: peer link: %s\n", why);
         goto stop;
     }
@@ -545,9 +538,6 @@ stop:
     hxd_persist_close(d);
     free(d->fault_last);
 out:
-    free(pl.ids);
-    free(pl.hosts);
-    free(pl.ports);
     hxd_streams_free(d);
     hx_sig_key_free(d->sig_key);
     curl_global_cleanup();

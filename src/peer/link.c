@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,6 +44,7 @@ static void link_free(struct hx_link *l)
         close(l->wake[1]);
     }
     hx_sig_key_free(l->peer_key);
+    hx_link_creds_put(l->creds);
     OPENSSL_clear_free(l->rbuf, l->rlen);
     pthread_mutex_destroy(&l->lock);
     free(l);
@@ -85,32 +87,6 @@ struct hx_link *hx_links_get(struct hx_links *ls, const struct hx_uuid *peer)
     return l;
 }
 
-hx_err hx_links_info(struct hx_links *ls, const struct hx_uuid *peer, struct hx_link_info *out)
-{
-    struct slot *s;
-
-    pthread_mutex_lock(&ls->lock);
-    if ((s = slot_of(ls, peer)) == NULL) {
-        pthread_mutex_unlock(&ls->lock);
-        return HX_ERR_NOT_FOUND;
-    }
-    *out = s->info;
-    out->up = s->link != NULL;
-    pthread_mutex_unlock(&ls->lock);
-    return HX_OK;
-}
-
-void hx_links_drop(struct hx_links *ls, const struct hx_uuid *peer)
-{
-    struct slot *s;
-
-    pthread_mutex_lock(&ls->lock);
-    if ((s = slot_of(ls, peer)) != NULL && s->link != NULL) {
-        shutdown(s->link->io.fd, SHUT_RDWR);
-    }
-    pthread_mutex_unlock(&ls->lock);
-}
-
 const struct hx_uuid *hx_link_peer(const struct hx_link *l)
 {
     return &l->peer;
@@ -119,6 +95,11 @@ const struct hx_uuid *hx_link_peer(const struct hx_link *l)
 const struct hx_sig_key *hx_link_peer_key(const struct hx_link *l)
 {
     return l->peer_key;
+}
+
+const struct hx_sig_key *hx_link_own_key(const struct hx_link *l)
+{
+    return l->creds->key;
 }
 
 uint64_t hx_link_serial(const struct hx_link *l)
@@ -331,9 +312,15 @@ static double serve_link(struct hx_links *ls, struct hx_link *l, bool *proven)
     struct hx_link *old = NULL;
     char id[HX_UUID_STR_LEN + 1];
 
+    (void)prctl(PR_SET_NAME, "hx-link", 0, 0, 0); /* for top -H, perf, the debugger */
     hx_uuid_format(&l->peer, id);
     pthread_mutex_lock(&ls->lock);
-    s = slot_of(ls, &l->peer);
+    if ((s = slot_of(ls, &l->peer)) == NULL) { /* removed by a reload during the handshake */
+        pthread_mutex_unlock(&ls->lock);
+        hx_info("peer removed from the trusted peers: link not kept", HX_F_STR("peer", id));
+        link_free(l);
+        return 0;
+    }
     old = s->link;
     l->up = true;
     l->refs++; /* the slot's reference */
@@ -350,17 +337,13 @@ static double serve_link(struct hx_links *ls, struct hx_link *l, bool *proven)
         int nid = (int)SSL_get_negotiated_group(l->io.ssl);
         const char *group = SSL_group_to_name(l->io.ssl, nid);
         X509 *cert = SSL_get0_peer_certificate(l->io.ssl);
-        int days = 0, secs = 0;
         pthread_mutex_lock(&ls->lock);
         s->info.up = true;
         s->info.last_up = hx_walltime();
         s->info.links_made++;
         snprintf(s->info.group, sizeof(s->info.group), "%s", group != NULL ? group : "?");
         snprintf(s->info.cipher, sizeof(s->info.cipher), "%s", SSL_get_cipher_name(l->io.ssl));
-        s->info.cert_not_after =
-            cert != NULL && ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(cert)) == 1
-                ? s->info.last_up + (int64_t)days * 86400 + secs
-                : 0;
+        s->info.cert_not_after = hx_link_cert_not_after(cert);
         pthread_mutex_unlock(&ls->lock);
     }
     ls->cfg.on_state(ls->cfg.arg, l, true);
@@ -385,15 +368,18 @@ static double serve_link(struct hx_links *ls, struct hx_link *l, bool *proven)
 }
 
 /*
- * Waits secs, or less when the links stop. The waits of every connector share ls->changed,
- * which hx_links_stop broadcasts.
+ * Waits secs, or less when the links stop or a reload changed the peers (a retired slot's
+ * connector ends, a changed address is dialled at once). The waits of every connector share
+ * ls->changed, which hx_links_stop and hx_links_update broadcast.
  */
 static void sleep_interruptible(struct hx_links *ls, double secs)
 {
     int64_t end = hx_deadline_in_s(secs);
 
     pthread_mutex_lock(&ls->lock);
-    while (!ls->stopping && !hx_cond_wait_until(&ls->changed, &ls->lock, end)) {
+    uint64_t gen = ls->reloads;
+    while (!ls->stopping && ls->reloads == gen &&
+           !hx_cond_wait_until(&ls->changed, &ls->lock, end)) {
     }
     pthread_mutex_unlock(&ls->lock);
 }
@@ -416,23 +402,37 @@ static void *connector_main(void *arg)
     struct hx_links *ls = ca->ls;
     struct slot *s = &ls->slots[ca->slot];
     struct hx_backoff bo;
+    struct hx_uuid uuid;
 
     free(ca);
     hx_backoff_init(&bo, 0.1, ls->cfg.reconnect_max_s);
-    while (!ls->stopping) {
+    for (;;) {
         struct hx_link *l = NULL;
-        bool proven = false, refused = false;
-        char why[200];
+        bool proven = false, refused = false, made = false;
+        char why[200], host[sizeof(s->host)];
+        uint16_t port;
         double wait_s;
         int fd;
-        if (hx_net_dial_tcp(s->host, s->port,
+        /* The slot's address under the lock: a reload may change it (or retire the slot). */
+        pthread_mutex_lock(&ls->lock);
+        if (ls->stopping || s->retired) {
+            s->thread_done = true;
+            pthread_mutex_unlock(&ls->lock);
+            break;
+        }
+        memcpy(host, s->host, sizeof(host));
+        port = s->port;
+        uuid = s->uuid;
+        s->info.dials++;
+        pthread_mutex_unlock(&ls->lock);
+        if (hx_net_dial_tcp(host, port,
                             ls->cfg.source_host != NULL ? ls->cfg.source_host : ls->cfg.listen_host,
                             hx_deadline_in_ms(HANDSHAKE_MS), &fd, why, sizeof(why)) == HX_OK &&
-            hx_link_handshake(ls, fd, true, &s->uuid, hx_deadline_in_ms(HANDSHAKE_MS), &l) ==
-                HX_OK) {
-            if (!hx_uuid_equal(&l->peer, &s->uuid)) {
+            hx_link_handshake(ls, fd, true, &uuid, hx_deadline_in_ms(HANDSHAKE_MS), &l) == HX_OK) {
+            made = true;
+            if (!hx_uuid_equal(&l->peer, &uuid)) {
                 hx_warn("peer at this address presents another node's certificate",
-                        HX_F_STR("host", s->host));
+                        HX_F_STR("host", host));
                 link_free(l);
             } else if (serve_link(ls, l, &proven) >= LINK_PROVEN_S && proven) {
                 hx_backoff_reset(&bo);
@@ -441,19 +441,42 @@ static void *connector_main(void *arg)
                 refused = !proven;
             }
         }
+        if (!made) {
+            pthread_mutex_lock(&ls->lock);
+            s->info.dial_failures++;
+            pthread_mutex_unlock(&ls->lock);
+        }
         wait_s = hx_backoff_next(&bo);
         if (refused && !ls->stopping) {
             /* One line per back-off step: the link itself logged nothing (serve_link). */
             char id[HX_UUID_STR_LEN + 1];
-            hx_uuid_format(&s->uuid, id);
+            hx_uuid_format(&uuid, id);
             hx_warn("peer closed the link right after the handshake: it does not accept this "
                     "node (is this node in its trusted peers?)",
-                    HX_F_STR("peer", id) HX_F_STR("host", s->host)
+                    HX_F_STR("peer", id) HX_F_STR("host", host)
                         HX_F_U64("retry_in_ms", (uint64_t)(wait_s * 1000)));
         }
         sleep_interruptible(ls, wait_s);
     }
     return NULL;
+}
+
+bool hx_link_start_connector(struct hx_links *ls, size_t i)
+{
+    struct connector_arg *ca = malloc(sizeof(*ca));
+
+    if (ca == NULL) {
+        return false;
+    }
+    ca->ls = ls;
+    ca->slot = i;
+    ls->slots[i].thread_done = false;
+    if (pthread_create(&ls->slots[i].thread, NULL, connector_main, ca) != 0) {
+        free(ca);
+        return false;
+    }
+    ls->slots[i].thread_started = true;
+    return true;
 }
 
 struct accepted {
@@ -496,14 +519,16 @@ static void *accepted_main(void *arg)
 
 /* Is addr a trusted peer's configured address? (Configured as a name: never; the peer then
  * competes for the unreserved slots, still PER_SOURCE at most from each address.) */
-static bool trusted_addr(const struct hx_links *ls, const char *addr)
+static bool trusted_addr(struct hx_links *ls, const char *addr)
 {
-    for (size_t i = 0; i < ls->n; i++) {
-        if (strcmp(ls->slots[i].host, addr) == 0) {
-            return true;
-        }
+    bool found = false;
+
+    pthread_mutex_lock(&ls->lock);
+    for (size_t i = 0; i < ls->n && !found; i++) {
+        found = !ls->slots[i].retired && strcmp(ls->slots[i].host, addr) == 0;
     }
-    return false;
+    pthread_mutex_unlock(&ls->lock);
+    return found;
 }
 
 /*
@@ -595,12 +620,21 @@ hx_err hx_links_start(const struct hx_links_config *cfg, struct hx_links **out, 
     hx_err e;
 
     *out = NULL;
-    if (ls == NULL || (ls->slots = calloc(cfg->n_peers + 1, sizeof(*ls->slots))) == NULL) {
+    if (cfg->n_peers > HX_LINKS_MAX_SLOTS / 2) {
+        free(ls);
+        snprintf(why, why_len, "more than %d trusted peers", HX_LINKS_MAX_SLOTS / 2);
+        return HX_ERR_TOO_LARGE;
+    }
+    if (ls == NULL || (ls->slots = calloc(HX_LINKS_MAX_SLOTS, sizeof(*ls->slots))) == NULL) {
         free(ls);
         return HX_ERR_NOMEM;
     }
     ls->cfg = *cfg;
+    ls->cfg.peers = NULL; /* the caller's lists are read here only: the slots hold them */
+    ls->cfg.peer_hosts = NULL;
+    ls->cfg.peer_ports = NULL;
     ls->listen_fd = -1;
+    ls->refreshing = SIZE_MAX;
     pthread_mutex_init(&ls->lock, NULL);
     if ((e = hx_cond_init_monotonic(&ls->changed)) != HX_OK) {
         pthread_mutex_destroy(&ls->lock);
@@ -608,7 +642,7 @@ hx_err hx_links_start(const struct hx_links_config *cfg, struct hx_links **out, 
         free(ls);
         return e;
     }
-    if ((e = hx_link_tls_ctx(cfg, &ls->ctx, why, why_len)) != HX_OK) {
+    if ((e = hx_link_creds_new(cfg, &ls->creds, why, why_len)) != HX_OK) {
         hx_links_stop(ls);
         return e;
     }
@@ -639,19 +673,13 @@ hx_err hx_links_start(const struct hx_links_config *cfg, struct hx_links **out, 
         return HX_ERR_INTERNAL;
     }
     ls->acceptor_started = true;
+    pthread_mutex_lock(&ls->lock); /* slot bookkeeping is under it (a reload joins) */
     for (size_t i = 0; i < ls->n; i++) {
-        struct connector_arg *ca;
-        if (!ls->slots[i].connector || (ca = malloc(sizeof(*ca))) == NULL) {
-            continue;
-        }
-        ca->ls = ls;
-        ca->slot = i;
-        if (pthread_create(&ls->slots[i].thread, NULL, connector_main, ca) == 0) {
-            ls->slots[i].thread_started = true;
-        } else {
-            free(ca);
+        if (ls->slots[i].connector) {
+            (void)hx_link_start_connector(ls, i);
         }
     }
+    pthread_mutex_unlock(&ls->lock);
     return HX_OK;
 }
 
@@ -701,7 +729,7 @@ void hx_links_stop(struct hx_links *ls)
             pthread_join(ls->acc[i].t, NULL);
         }
     }
-    SSL_CTX_free(ls->ctx);
+    hx_link_creds_put(ls->creds);
     free(ls->slots);
     pthread_cond_destroy(&ls->changed);
     pthread_mutex_destroy(&ls->lock);

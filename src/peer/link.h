@@ -52,12 +52,60 @@ HX_MUST_CHECK hx_err hx_links_start(const struct hx_links_config *cfg, struct hx
                                     char *why, size_t why_len);
 void hx_links_stop(struct hx_links *ls);
 
+/*
+ * Credentials: the node's certificate, key and CA as one reference-counted set (a TLS context
+ * and the signing key that goes with the certificate). hx_links_update swaps a new set in; links
+ * made with the old one keep it until they end, and sign their batches with its key (the peer
+ * verifies with the certificate it saw on that link).
+ */
+struct hx_link_creds;
+struct hx_link_creds_info {
+    int64_t cert_not_after; /* Unix time */
+    int64_t ca_not_after;
+    bool names_uuid; /* the certificate names node UUIDs (else an IP-only one) */
+};
+/*
+ * What cannot work, one reason each in why: the key file missing, readable by group or others,
+ * not parsing, not matching the certificate; the certificate or CA missing, not parsing, not
+ * valid yet or expired; the certificate not verifying against the CA; a certificate naming node
+ * UUIDs none of which is c->self. IP-only certificates (no UUID SAN) pass.
+ */
+HX_MUST_CHECK hx_err hx_link_check_creds(const struct hx_links_config *c,
+                                         struct hx_link_creds_info *info, char *why,
+                                         size_t why_len);
+/* The checks above, then the TLS context and the signing key: one reference, or why. */
+HX_MUST_CHECK hx_err hx_link_creds_new(const struct hx_links_config *c, struct hx_link_creds **out,
+                                       char *why, size_t why_len);
+void hx_link_creds_put(struct hx_link_creds *cr);
+/* The expiries of the links' current set. */
+void hx_links_creds_info(struct hx_links *ls, struct hx_link_creds_info *out);
+
+/*
+ * Reload: the trusted peers become cfg's (peers, peer_hosts, peer_ports, n_peers; the rest of
+ * cfg is not looked at): a removed peer's link is closed and its connector ends, an added one is
+ * dialled (or awaited), a changed address is dialled anew. creds (NULL: unchanged) replaces the
+ * set for every new link when its files differ from the current set's (*swapped says whether);
+ * the reference is the links' from here on. HX_ERR_TOO_LARGE when the slots for peers are used
+ * up (nothing changed then; creds released).
+ */
+HX_MUST_CHECK hx_err hx_links_update(struct hx_links *ls, const struct hx_links_config *cfg,
+                                     struct hx_link_creds *creds, bool *swapped);
+/*
+ * One step of re-establishing the links (main loop): when no re-establishment is under way,
+ * closes one up link made with a replaced credentials set, or whose peer certificate expires
+ * within renew_s and that has been up an hour; it comes back at once, made with the current
+ * sets. Returns whether it closed one.
+ */
+bool hx_links_refresh(struct hx_links *ls, int64_t renew_s);
+
 /* The up link to a peer (with a reference the caller drops with hx_link_put), or NULL. */
 struct hx_link *hx_links_get(struct hx_links *ls, const struct hx_uuid *peer);
 void hx_link_put(struct hx_link *l);
 const struct hx_uuid *hx_link_peer(const struct hx_link *l);
 /* The peer's certificate key, for verifying its batch signatures. */
 const struct hx_sig_key *hx_link_peer_key(const struct hx_link *l);
+/* The signing key of the certificate this link was made with. */
+const struct hx_sig_key *hx_link_own_key(const struct hx_link *l);
 /* A number no other link of this process has: a reconnected peer's link has a new one. */
 uint64_t hx_link_serial(const struct hx_link *l);
 /* What an operator sees of the link to one peer (hykex status). */
@@ -69,6 +117,9 @@ struct hx_link_info {
     char group[48];         /* TLS key exchange group of the last link */
     char cipher[48];        /* its cipher suite */
     int64_t cert_not_after; /* expiry (Unix time) of the peer's certificate; 0: unknown */
+    uint64_t dials;         /* connection attempts to this peer (we dial it) */
+    uint64_t dial_failures; /* of those, the ones that made no link */
+    bool stale_creds;       /* the up link was made with a replaced credentials set */
 };
 /* HX_ERR_NOT_FOUND when peer is not a trusted peer. */
 HX_MUST_CHECK hx_err hx_links_info(struct hx_links *ls, const struct hx_uuid *peer,

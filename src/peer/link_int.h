@@ -27,6 +27,18 @@
 #define ACCEPT_PER_SOURCE 4
 #define ACCEPT_RESERVED 32
 
+/* Slots for peers: the trusted peers of the start, and those a reload adds. */
+#define HX_LINKS_MAX_SLOTS 256
+
+/* A credentials set (link.h); refs is atomic: links drop theirs from their I/O threads. */
+struct hx_link_creds {
+    atomic_int refs;
+    SSL_CTX *ctx;
+    struct hx_sig_key *key;
+    uint8_t digest[32]; /* over the files and the groups: tells a changed set */
+    int64_t cert_not_after, ca_not_after;
+};
+
 struct outbuf {
     struct outbuf *next;
     size_t len, off;
@@ -38,7 +50,8 @@ struct hx_link {
     struct hx_uuid peer;
     struct hx_conn io; /* the TLS connection (net/conn.h), non-blocking on the I/O thread */
     struct hx_sig_key *peer_key;
-    pthread_mutex_t lock; /* queue, up, refs */
+    struct hx_link_creds *creds; /* the set it was made with (a reference) */
+    pthread_mutex_t lock;        /* queue, up, refs */
     struct outbuf *head, *tail;
     int wake[2];
     bool up;
@@ -60,13 +73,18 @@ struct slot {
     struct hx_link_info info;
     pthread_t thread;
     bool thread_started;
+    bool thread_done; /* the connector has returned (joined before the slot is used again) */
+    bool retired;     /* removed by a reload: no longer a trusted peer */
 };
 
 struct hx_links {
     struct hx_links_config cfg;
-    SSL_CTX *ctx;
-    struct slot *slots;
-    size_t n;
+    struct hx_link_creds *creds; /* the current set (under lock); each link holds its own */
+    struct slot *slots;          /* HX_LINKS_MAX_SLOTS; they never move */
+    size_t n;                    /* slots in use (retired ones among them) */
+    size_t refreshing;           /* slot being re-established; SIZE_MAX: none */
+    int64_t refresh_until;       /* give up waiting for it then (clock.h) */
+    uint64_t reloads;            /* hx_links_update calls: connectors' waits end on a change */
     pthread_mutex_t lock;
     pthread_cond_t changed;
     int listen_fd;
@@ -84,15 +102,22 @@ struct hx_links {
     } acc[ACCEPT_SLOTS];
 };
 
+/* The slot of a trusted peer (ls->lock held), NULL when it is not one (or no more). */
 static inline struct slot *slot_of(struct hx_links *ls, const struct hx_uuid *u)
 {
     for (size_t i = 0; i < ls->n; i++) {
-        if (hx_uuid_equal(&ls->slots[i].uuid, u)) {
+        if (!ls->slots[i].retired && hx_uuid_equal(&ls->slots[i].uuid, u)) {
             return &ls->slots[i];
         }
     }
     return NULL;
 }
+
+/* Unix time of the certificate's notAfter; 0 when unreadable. */
+int64_t hx_link_cert_not_after(const X509 *x);
+struct hx_link_creds *hx_link_creds_get(struct hx_link_creds *cr);
+/* Starts slot i's connector thread (ls->lock held); false when it could not. */
+bool hx_link_start_connector(struct hx_links *ls, size_t i);
 
 /* The TLS 1.3 context of the links: our certificate, the network CA, peer.tls_groups. */
 HX_MUST_CHECK hx_err hx_link_tls_ctx(const struct hx_links_config *c, SSL_CTX **out, char *why,

@@ -140,32 +140,38 @@ static bool identify_by_address(struct hx_links *ls, int fd, X509 *cert, bool cl
 {
     char ip[INET6_ADDRSTRLEN] = "", id[HX_UUID_STR_LEN + 1];
 
+    bool found = false;
+
     if (!hx_net_peer_ip(fd, ip, sizeof(ip))) {
         return false;
     }
-    for (size_t i = 0; i < ls->n; i++) {
+    pthread_mutex_lock(&ls->lock); /* a reload may change the slots */
+    for (size_t i = 0; i < ls->n && !found; i++) {
         const struct slot *s = &ls->slots[i];
-        if ((client && !hx_uuid_equal(&s->uuid, expected)) || strcmp(s->host, ip) != 0 ||
-            !cert_has_ip(cert, ip)) {
+        if (s->retired || (client && !hx_uuid_equal(&s->uuid, expected)) ||
+            strcmp(s->host, ip) != 0 || !cert_has_ip(cert, ip)) {
             continue;
         }
+        found = true;
+        *out = s->uuid;
         if (!client) {
             /* Several trusted peers may share an address (one host): ambiguous, refuse. */
             for (size_t j = i + 1; j < ls->n; j++) {
-                if (strcmp(ls->slots[j].host, ip) == 0) {
-                    return false;
+                if (!ls->slots[j].retired && strcmp(ls->slots[j].host, ip) == 0) {
+                    found = false;
                 }
             }
         }
-        *out = s->uuid;
+    }
+    pthread_mutex_unlock(&ls->lock);
+    if (found) {
         hx_uuid_format(out, id);
         hx_warn(
             "peer identified by its IP address (certificate without a node UUID, as the "
             "original system's scripts make them)",
             HX_F_STR("peer", id) HX_F_STR("address", ip));
-        return true;
     }
-    return false;
+    return found;
 }
 
 /* TLS handshake (until deadline) on fd, which it owns from here on; identifies the peer. */
@@ -188,8 +194,11 @@ hx_err hx_link_handshake(struct hx_links *ls, int fd, bool client, const struct 
     l->wake[0] = l->wake[1] = -1;
     pthread_mutex_init(&l->lock, NULL);
     l->refs = 1;
-    r = client ? hx_conn_tls_connect(&l->io, ls->ctx, deadline)
-               : hx_conn_tls_accept(&l->io, ls->ctx, deadline);
+    pthread_mutex_lock(&ls->lock); /* the set of the moment; a reload may swap it */
+    l->creds = hx_link_creds_get(ls->creds);
+    pthread_mutex_unlock(&ls->lock);
+    r = client ? hx_conn_tls_connect(&l->io, l->creds->ctx, deadline)
+               : hx_conn_tls_accept(&l->io, l->creds->ctx, deadline);
     if (r != HX_OK) {
         char why[240], from[INET6_ADDRSTRLEN + 8] = "?";
         long v = l->io.ssl != NULL ? SSL_get_verify_result(l->io.ssl) : X509_V_OK;
@@ -215,7 +224,10 @@ hx_err hx_link_handshake(struct hx_links *ls, int fd, bool client, const struct 
         goto fail;
     }
     hx_uuid_format(&l->peer, id);
-    if (slot_of(ls, &l->peer) == NULL) {
+    pthread_mutex_lock(&ls->lock);
+    bool trusted = slot_of(ls, &l->peer) != NULL;
+    pthread_mutex_unlock(&ls->lock);
+    if (!trusted) {
         hx_warn("peer is not a trusted peer", HX_F_STR("peer", id));
         goto fail;
     }
@@ -236,6 +248,7 @@ hx_err hx_link_handshake(struct hx_links *ls, int fd, bool client, const struct 
 fail:
     hx_conn_wipe(&l->io);
     hx_sig_key_free(l->peer_key);
+    hx_link_creds_put(l->creds);
     pthread_mutex_destroy(&l->lock);
     free(l);
     return HX_ERR_VERIFY;

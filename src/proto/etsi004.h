@@ -33,6 +33,7 @@ enum hx_004_command {
     HX_004_GET_KEY,
     HX_004_CLOSE,
     HX_004_STATUS, /* hykex's own: the node's peers and streams (no "data" needed) */
+    HX_004_RELOAD, /* hykex's own: reload as SIGHUP does (no "data"; the daemon's user only) */
 };
 
 struct hx_004_request {

@@ -19,6 +19,8 @@ const char *hx_004_command_name(enum hx_004_command cmd)
         return "CLOSE";
     case HX_004_STATUS:
         return "STATUS";
+    case HX_004_RELOAD:
+        return "RELOAD";
     }
     return "?";
 }
@@ -188,6 +190,9 @@ hx_err hx_004_json_decode_request_ex(struct json_object *o, struct hx_004_reques
     } else if (strcmp(c, "STATUS") == 0) {
         req->cmd = HX_004_STATUS;
         return HX_OK; /* no data */
+    } else if (strcmp(c, "RELOAD") == 0) {
+        req->cmd = HX_004_RELOAD;
+        return HX_OK; /* no data */
     } else {
         return fail(why, why_len, HX_ERR_UNSUPPORTED,
                     "command: unknown command (OPEN_CONNECT, GET_KEY, CLOSE)");
@@ -295,7 +300,7 @@ struct json_object *hx_004_json_encode_request(const struct hx_004_request *req)
             hx_uuid_format(&req->ksid, id);
             json_object_object_add(d, "key_stream_id", json_object_new_string(id));
         }
-    } else if (req->cmd != HX_004_STATUS) {
+    } else if (req->cmd != HX_004_STATUS && req->cmd != HX_004_RELOAD) {
         hx_uuid_format(&req->ksid, id);
         json_object_object_add(d, "key_stream_id",
                                json_object_new_string(hx_qkd_ksid_is_none(&req->ksid_text)

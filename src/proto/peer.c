@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "proto/etsi014.h" /* SAE ids (the SAE_LIST message) */
+
 void hx_peer_frame_header_encode(uint8_t out[HX_PEER_FRAME_HEADER], uint8_t type, uint32_t len)
 {
     out[0] = 'H';
@@ -514,4 +516,67 @@ hx_err hx_peer_decode_query(const uint8_t *p, size_t len, struct hx_peer_query *
         return e;
     }
     return at_end(&r);
+}
+
+/* ---- ETSI 014: SAE_LIST (peer.h) ---- */
+
+hx_err hx_peer_encode_sae_list(struct hx_writer *w, const struct hx_peer_sae_list *m)
+{
+    hx_err e;
+
+    if (m->n > HX_PEER_MAX_SAES) {
+        return HX_ERR_INVALID_ARG;
+    }
+    if ((e = hx_write_bytes(w, m->boot.b, 16)) != HX_OK || (e = hx_write_u16(w, m->n)) != HX_OK) {
+        return e;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        size_t n = strlen(m->ids[i]);
+        if (!hx_014_sae_id_ok(m->ids[i], n)) {
+            return HX_ERR_INVALID_ARG; /* the receiver would refuse it */
+        }
+        if ((e = hx_write_u8(w, (uint8_t)n)) != HX_OK ||
+            (e = hx_write_bytes(w, m->ids[i], n)) != HX_OK) {
+            return e;
+        }
+    }
+    return HX_OK;
+}
+
+hx_err hx_peer_decode_sae_list(const uint8_t *p, size_t len, struct hx_peer_sae_list *out)
+{
+    struct hx_reader r;
+    uint16_t n;
+    hx_err e;
+
+    memset(out, 0, sizeof(*out));
+    hx_reader_init(&r, p, len);
+    if ((e = hx_read_bytes(&r, out->boot.b, 16)) != HX_OK || (e = hx_read_u16(&r, &n)) != HX_OK) {
+        return e;
+    }
+    if (n > HX_PEER_MAX_SAES) {
+        return HX_ERR_TOO_LARGE;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint8_t l;
+        if ((e = hx_read_u8(&r, &l)) != HX_OK) {
+            return e;
+        }
+        if (l == 0 || l > HX_PEER_MAX_SAE_ID) {
+            return HX_ERR_BAD_VALUE;
+        }
+        if ((e = hx_read_bytes(&r, out->ids[i], l)) != HX_OK) {
+            return e;
+        }
+        if (!hx_014_sae_id_ok(out->ids[i], l)) {
+            return HX_ERR_BAD_VALUE;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(out->ids[j], out->ids[i]) == 0) {
+                return HX_ERR_BAD_VALUE;
+            }
+        }
+    }
+    out->n = n;
+    return hx_reader_remaining(&r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
 }

@@ -249,4 +249,25 @@ struct hx_peer_query { /* BATCH_QUERY */
 HX_MUST_CHECK hx_err hx_peer_encode_query(struct hx_writer *w, const struct hx_peer_query *m);
 HX_MUST_CHECK hx_err hx_peer_decode_query(const uint8_t *p, size_t len, struct hx_peer_query *out);
 
+/* ---- ETSI 014: the SAEs attached to a node (docs/etsi014.md, docs/peer-protocol.md) ---- */
+
+/* SAE_LIST: sent by each node to its peers every few seconds; replaces what the peer announced
+ * before. Payload: the sender's boot id (16 bytes, random at each start: a new one tells the
+ * receiver that the sender restarted), u16 count (0..HX_PEER_MAX_SAES), then per SAE a u8
+ * length (1..64) and its id (printable ASCII without / ? # % or space, hx_014_sae_id_ok); no id
+ * twice. */
+#define HX_PEER_SAE_LIST 0x40
+#define HX_PEER_MAX_SAES 256
+#define HX_PEER_MAX_SAE_ID 64
+
+struct hx_peer_sae_list {
+    struct hx_uuid boot;
+    uint16_t n;
+    char ids[HX_PEER_MAX_SAES][HX_PEER_MAX_SAE_ID + 1];
+};
+HX_MUST_CHECK hx_err hx_peer_encode_sae_list(struct hx_writer *w, const struct hx_peer_sae_list *m);
+HX_MUST_CHECK hx_err hx_peer_decode_sae_list(const uint8_t *p, size_t len,
+                                             struct hx_peer_sae_list *out);
+/* ---- end of ETSI 014 ---- */
+
 #endif

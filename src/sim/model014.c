@@ -10,6 +10,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "proto/etsi014.h"
+
 static bool kme_has_sae(const struct sim_kme *k, const char *sae)
 {
     for (size_t i = 0; i < k->saes.n; i++) {
@@ -30,21 +32,10 @@ static size_t kme_of_sae(const struct sim_net *net, const char *sae)
     return SIZE_MAX;
 }
 
-/* {"message": msg, "details": [{"message": detail}]} */
+/* {"message": msg, "details": [{"message": detail}]}: the same writer as hykexd's 014 server. */
 static int error_body(int http, char **body, const char *msg, const char *detail)
 {
-    struct json_object *o = json_object_new_object(), *d;
-
-    json_object_object_add(o, "message", json_object_new_string(msg));
-    if (detail != NULL) {
-        d = json_object_new_array();
-        struct json_object *e = json_object_new_object();
-        json_object_object_add(e, "message", json_object_new_string(detail));
-        json_object_array_add(d, e);
-        json_object_object_add(o, "details", d);
-    }
-    *body = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-    json_object_put(o);
+    *body = hx_014_error_json(msg, detail);
     return http;
 }
 

@@ -150,7 +150,8 @@ static bool handle_json(struct conn *c, const struct hx_004_request *req, struct
         sim_close(net, c->l->kme, &id, &r);
         return add_json(out, hx_004_json_status(r.status, r.message));
     case HX_004_STATUS:
-        break; /* hykexd's own command: a KME does not know it */
+    case HX_004_RELOAD:
+        break; /* hykexd's own commands: a KME does not know them */
     }
     return add_json(out, hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, "unknown command"));
 }
@@ -275,6 +276,7 @@ static void serve_bin(struct conn *c)
                 resp.status = (uint32_t)r.status;
                 break;
             case HX_004_STATUS:
+            case HX_004_RELOAD:
                 resp.status = HYKEX_STATUS_NO_QKD_CONNECTION;
                 break;
             }
@@ -647,10 +649,11 @@ int sim_ctl_client(const char *path, int argc, char **argv)
     }
     if ((e = hx_net_dial_unix(path, &fd, why, sizeof(why))) != HX_OK) {
         if (e == HX_ERR_CONFIG) {
-            fprintf(stderr, "hykex-qkdsim ctl: socket path too long\n");
+            fprintf(stderr, "hykex-qkdsim ctl: control socket path too long: %.200s\n", path);
             return 2;
         }
-        fprintf(stderr, "hykex-qkdsim ctl: %s: %s\n", path, why);
+        fprintf(stderr, "hykex-qkdsim ctl: cannot connect to the control socket %s: %s\n", path,
+                why);
         return 1;
     }
     hx_conn_init(&c, fd);

@@ -19,6 +19,7 @@
 #include "common/config.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "proto/etsi014.h"
 #include "sim/server.h"
 
 #define BODY_MAX (64 * 1024)
@@ -54,19 +55,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, int code, char *body
 
 static enum MHD_Result bad_request(struct MHD_Connection *conn, const char *msg, const char *detail)
 {
-    struct json_object *o = json_object_new_object();
-    char *body;
-
-    json_object_object_add(o, "message", json_object_new_string(msg));
-    if (detail != NULL) {
-        struct json_object *d = json_object_new_array(), *e = json_object_new_object();
-        json_object_object_add(e, "message", json_object_new_string(detail));
-        json_object_array_add(d, e);
-        json_object_object_add(o, "details", d);
-    }
-    body = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-    json_object_put(o);
-    return respond(conn, 400, body);
+    return respond(conn, 400, hx_014_error_json(msg, detail));
 }
 
 /*

@@ -505,6 +505,20 @@ hx_err hx_store_deliver(struct hx_store *st, const struct hx_uuid *ksid, uint64_
     return end(st, e);
 }
 
+hx_err hx_store_reserve_qkd(struct hx_store *st, const struct hx_uuid *ksid, uint64_t qkd_next)
+{
+    sqlite3_stmt *s;
+    hx_err e;
+
+    if ((e = begin(st)) != HX_OK) {
+        return e;
+    }
+    s = stmt(st, S_SET_QKD_NEXT);
+    bind_id(s, 1, ksid);
+    bind_u64(s, 2, qkd_next);
+    return end(st, run(s));
+}
+
 hx_err hx_store_produced(struct hx_store *st, const struct hx_uuid *ksid, uint64_t *out)
 {
     hx_err e;

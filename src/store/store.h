@@ -95,6 +95,13 @@ HX_MUST_CHECK hx_err hx_store_give_up(struct hx_store *st, const struct hx_uuid 
  */
 HX_MUST_CHECK hx_err hx_store_deliver(struct hx_store *st, const struct hx_uuid *ksid, uint64_t pos,
                                       uint64_t next_get);
+/*
+ * Raises the stream's qkd_next to at least qkd_next (never lowers it), in one transaction: the
+ * initiator reserves QKD indices here before its KME hands them out, so that after a crash it
+ * never asks for an index it already took (an ETSI 004 KME serves each index once).
+ */
+HX_MUST_CHECK hx_err hx_store_reserve_qkd(struct hx_store *st, const struct hx_uuid *ksid,
+                                          uint64_t qkd_next);
 /* The stream's watermark: every position below is committed here (or given up). */
 HX_MUST_CHECK hx_err hx_store_produced(struct hx_store *st, const struct hx_uuid *ksid,
                                        uint64_t *out);

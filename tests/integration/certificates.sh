@@ -35,6 +35,17 @@ grep -q 'TLS Web Server Authentication, TLS Web Client Authentication' <<<"$text
 end=$(date -d "$("$openssl" x509 -in alice/node.crt -noout -enddate | cut -d= -f2)" +%s)
 [ $((end - $(date +%s))) -le $((366 * 86400)) ] || fail "node certificate longer than a year"
 
+# A live node key is not overwritten without --force (exit 1, the key untouched); with it, it is.
+before=$(sha256sum alice/node.key)
+if "$root/certificates/generate_cert.sh" --uuid "$u" --out alice >/dev/null 2>err.txt; then
+    fail "node key overwritten without --force"
+fi
+grep -q -- 'alice/node.key exists.*--force' err.txt || fail "refusal does not name the key and --force: $(cat err.txt)"
+[ "$(sha256sum alice/node.key)" = "$before" ] || fail "refused run changed the key"
+"$root/certificates/generate_cert.sh" --uuid "$u" --out alice --force >/dev/null
+[ "$(sha256sum alice/node.key)" != "$before" ] || fail "--force did not replace the key"
+[ "$(stat -c %a alice/node.key)" = 600 ] || fail "replaced key mode"
+
 # Other algorithms, and refusals with exit status 2.
 "$root/certificates/generate_cert.sh" --uuid "$u" --alg ML-DSA-87 --out bob >/dev/null
 "$openssl" x509 -in bob/node.crt -noout -text | grep -q 'Public Key Algorithm: ML-DSA-87' \

@@ -34,10 +34,17 @@ if grep -E '^(COPY|ADD) ' "$df" | grep -qiE 'ca\.key|\.key'; then fail "Dockerfi
 grep -qF '**/*.key' "$root/.dockerignore" || fail ".dockerignore must exclude keys"
 echo "ok   Dockerfile: multi-stage, trixie base, user $last_user, no key copied"
 
+# --check-config also checks the certificates: each node gets the ones the deployment docs
+# make (a CA, a certificate naming the node's UUID) in a copy of its folder.
+(cd "$tmp" && "$root/certificates/create_ca.sh" --out ca >/dev/null 2>&1) || fail "create_ca.sh"
 for node in Alice Bob Charlie; do
     grep -q "./nodes/$node:/etc/hykex:ro" "$root/deploy/docker/compose.yml" || fail "compose: $node"
-    (cd "$root/deploy/docker/nodes/$node" &&
+    cp -r "$root/deploy/docker/nodes/$node" "$tmp/$node"
+    uuid=$(sed -n 's/^ *"uuid": *"\([0-9a-f-]*\)".*/\1/p' "$tmp/$node/config.json" | head -n1)
+    (cd "$tmp" && "$root/certificates/generate_cert.sh" --uuid "$uuid" --ca ca \
+        --out "$node/certs" >/dev/null 2>&1) || fail "generate_cert.sh for $node"
+    (cd "$tmp/$node" &&
         "$bin/hykexd" --check-config -c config.json -p trusted_peers_info.json >/dev/null) ||
-        fail "deploy/docker/nodes/$node: config does not load"
+        fail "deploy/docker/nodes/$node: config or certificates refused"
 done
-echo "ok   compose nodes Alice, Bob, Charlie; their configs load (hykexd --check-config)"
+echo "ok   compose nodes Alice, Bob, Charlie; their configs and certificates pass hykexd --check-config"

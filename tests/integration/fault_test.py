@@ -5,7 +5,7 @@ Usage: fault_test.py BIN_DIR REPO_ROOT [--lab]
 
 Three nodes (A, B, C, as the seed's Alice, Bob and Charlie) with durable stores, and the QKD
 simulator with a link between every pair. Without --lab every program runs on loopback (its own
-127.0.0.x address); with --lab (root, after `scripts/netlab.sh up`) each runs in its own network
+127.0.0.x address); with --lab (root, after `export HYKEX_LAB=$(scripts/netlab.sh up)`) each runs in its own network
 namespace with its own address on a bridge, and the tests that need a real path between two
 hosts (cut, loss, delay) run too; without it they are skipped with the reason printed. Every
 test has a bounded duration and asserts exact outcomes: every key delivered at one node is the
@@ -31,8 +31,10 @@ LAB = "--lab" in sys.argv[3:]
 NODES = "ABC"
 U = {"A": "aaaaaaaa-0000-4000-8000-00000000000a", "B": "bbbbbbbb-0000-4000-8000-00000000000b",
      "C": "cccccccc-0000-4000-8000-00000000000c"}
-if LAB:
-    ADDR = {"sim": "10.77.0.10", "A": "10.77.0.11", "B": "10.77.0.12", "C": "10.77.0.13"}
+if LAB:  # the addresses of the lab run HYKEX_LAB names (fault_test.sh made it)
+    ADDR = {n: subprocess.run([f"{ROOT}/scripts/netlab.sh", "addr", n], check=True,
+                              capture_output=True, text=True).stdout.strip()
+            for n in ("sim", "A", "B", "C")}
 API, PEER, KME = 5100, 5200, 5300  # ports; every program has its own address
 if not LAB:  # 127.0.0.20-23 (HYKEX_TEST_LOOPBACK=127.0.0.3: .30-.33), or free ones if taken
     _lo = free_loopback(os.environ.get("HYKEX_TEST_LOOPBACK", "127.0.0.2"),

@@ -8,6 +8,8 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "fault_test.sh: lab run skipped: building network namespaces needs root"
     exit 0
 fi
-trap '"$root/scripts/netlab.sh" down' EXIT
-"$root/scripts/netlab.sh" up
+# A lab of our own (its run id in HYKEX_LAB for every netlab.sh call), removed on exit.
+HYKEX_LAB=$("$root/scripts/netlab.sh" up)
+export HYKEX_LAB
+trap '"$root/scripts/netlab.sh" down "$HYKEX_LAB"' EXIT
 python3 "$root/tests/integration/fault_test.py" "$bin" "$root" --lab

@@ -206,7 +206,9 @@ def setup():
                "hybridization_server_address": {"host": "127.0.0.1", "port": PORTS["api" + n]},
                "qkd_address": {"host": "127.0.0.1", "port": PORTS["k" + n]},
                "peer_local_address": {"host": "127.0.0.1", "port": PORTS["peer" + n]},
-               "log_level": "info"}
+               # T and V at debug: their batches' every step is in the kept logs if the
+               # 'try again later' case ever fails again (it got no key at all once, under load)
+               "log_level": "debug" if n in "TV" else "info"}
         if n == "P":  # min_bps 0: the strict KME counter-proposes, P retries with it
             cfg["qkd"] = {"qos": {"min_bps": 0}}
         if n in "RSWX":

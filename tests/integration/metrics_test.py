@@ -226,6 +226,16 @@ def exposition_passes_promtool_and_counts_keys():
               f"{n}: errors where none happened: "
               f"{ {k: x for k, x in v.items() if ('error' in k or 'fail' in k or 'mismatch' in k) and x} }")
         check(any(k.startswith("hykex_build_info{version=") for k in v), f"{n}: build info")
+        # day-2 figures: CA expiry, start time, reloads, dials, the KME's last call
+        check(v["hykex_ca_certificate_expiry_timestamp_seconds"] > now + 86400
+              and 0 < v["hykex_start_time_seconds"] <= now
+              and v['hykex_reloads_total{result="applied"}'] == 0
+              and v['hykex_reloads_total{result="refused"}'] == 0
+              and v["hykex_kme_last_request_ok"] in (0, 1)
+              and v["hykex_kme_last_request_timestamp_seconds"] <= now + 1
+              and "hykex_peer_dial_attempts_total" + peer in v
+              and v["hykex_peer_dial_failures_total" + peer]
+              <= v["hykex_peer_dial_attempts_total" + peer], f"{n}: day-2 figures")
     code, body, _ = http(P["mA"], "/")
     check(code == 404 and "/metrics" in body, f"other path: {code} {body}")
     code, _, _ = http(P["mA"], "/metrics", method="POST")

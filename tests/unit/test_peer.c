@@ -534,6 +534,86 @@ static void batch_fin_ack_query(void **state)
     assert_int_equal(hx_peer_decode_query(buf, 28, &qout), HX_ERR_BAD_VALUE);
 }
 
+/* ---- ETSI 014: SAE_LIST ---- */
+
+static hx_err dec_sae_list(const uint8_t *p, size_t len)
+{
+    static struct hx_peer_sae_list m;
+    return hx_peer_decode_sae_list(p, len, &m);
+}
+
+static void sae_list(void **state)
+{
+    static struct hx_peer_sae_list m, out;
+    uint8_t buf[16 + 2 + HX_PEER_MAX_SAES * (1 + HX_PEER_MAX_SAE_ID) + 8], bad_buf[128];
+    struct hx_writer w;
+
+    (void)state;
+    memset(&m, 0, sizeof(m));
+    fill_uuid(&m.boot, 0x11);
+    m.n = 2;
+    snprintf(m.ids[0], sizeof(m.ids[0]), "SAE_B");
+    snprintf(m.ids[1], sizeof(m.ids[1]), "enc-2");
+    hx_writer_init_fixed(&w, buf, sizeof(buf));
+    assert_int_equal(hx_peer_encode_sae_list(&w, &m), HX_OK);
+    assert_int_equal(w.len, 16 + 2 + 1 + 5 + 1 + 5);
+    assert_memory_equal(buf, m.boot.b, 16);
+    assert_memory_equal(buf + 16,
+                        "\x00\x02\x05SAE_B\x05"
+                        "enc-2",
+                        14);
+    assert_int_equal(hx_peer_decode_sae_list(buf, w.len, &out), HX_OK);
+    assert_memory_equal(&out, &m, sizeof(m));
+    cuts_and_extra(dec_sae_list, buf, w.len);
+    /* none: a node with no 014 SAEs */
+    memcpy(bad_buf, m.boot.b, 16);
+    memcpy(bad_buf + 16, "\x00\x00", 2);
+    assert_int_equal(hx_peer_decode_sae_list(bad_buf, 18, &out), HX_OK);
+    assert_int_equal(out.n, 0);
+    /* refused: an id twice, an empty id, one too long, characters a URL path cannot carry,
+     * more than HX_PEER_MAX_SAES */
+    static const struct {
+        const char *p;
+        size_t len;
+    } bad[] = {
+        {"\x00\x02\x01x\x01x", 6},
+        {"\x00\x01\x00", 3},
+        {"\x00\x01\x41"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+         68},
+        {"\x00\x01\x03"
+         "a/b",
+         6},
+        {"\x00\x01\x03"
+         "a b",
+         6},
+        {"\x01\x01", 2},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memcpy(bad_buf + 16, bad[i].p, bad[i].len);
+        assert_int_not_equal(hx_peer_decode_sae_list(bad_buf, 16 + bad[i].len, &out), HX_OK);
+        assert_int_equal(out.n, 0);
+    }
+    /* the encoder refuses what the decoder would */
+    snprintf(m.ids[1], sizeof(m.ids[1]), "a b");
+    hx_writer_reset(&w);
+    assert_int_equal(hx_peer_encode_sae_list(&w, &m), HX_ERR_INVALID_ARG);
+    /* the most: HX_PEER_MAX_SAES ids of 64 bytes */
+    memset(&m, 0, sizeof(m));
+    m.n = HX_PEER_MAX_SAES;
+    for (size_t i = 0; i < HX_PEER_MAX_SAES; i++) {
+        memset(m.ids[i], 'a', HX_PEER_MAX_SAE_ID);
+        snprintf(m.ids[i], 5, "%04zx", i);
+        m.ids[i][4] = 'a';
+    }
+    hx_writer_reset(&w);
+    assert_int_equal(hx_peer_encode_sae_list(&w, &m), HX_OK);
+    assert_int_equal(hx_peer_decode_sae_list(buf, w.len, &out), HX_OK);
+    assert_int_equal(out.n, HX_PEER_MAX_SAES);
+}
+
+/* ---- end of ETSI 014 ---- */
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -542,7 +622,7 @@ int main(void)
         cmocka_unit_test(recovery_and_window),
         cmocka_unit_test(stream_open_opaque_qkd_id),
         cmocka_unit_test(batch_req),           cmocka_unit_test(batch_resp),
-        cmocka_unit_test(batch_fin_ack_query),
+        cmocka_unit_test(batch_fin_ack_query), cmocka_unit_test(sae_list), /* ETSI 014 */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

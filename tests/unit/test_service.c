@@ -177,7 +177,7 @@ static void commit_keys(struct hxd *d, const char *ksid, uint64_t first, uint32_
     if (first == s->produced) {
         s->produced = first + count;
     }
-    pthread_cond_broadcast(&d->changed);
+    hxd_stream_wake(d, s); /* as a batch wakes its stream's GET_KEYs */
     pthread_mutex_unlock(&d->lock);
 }
 

@@ -178,6 +178,22 @@ static void keys_and_stream_survive_reopen(void **state)
     }
 }
 
+/* QKD indices reserved before the KME hands them out survive a restart; a lower reservation
+ * (or batch) never lowers them. */
+static void qkd_reservation_survives_reopen(void **state)
+{
+    struct fixture *f = *state;
+    struct seen s;
+
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 4, f->keys, HX_STORE_READY, 77), HX_OK);
+    assert_int_equal(hx_store_reserve_qkd(f->st, &f->ksid, 269), HX_OK);
+    assert_int_equal(hx_store_reserve_qkd(f->st, &f->ksid, 100), HX_OK);
+    reopen(f);
+    load(f, &s, 1001);
+    assert_int_equal(s.n_streams, 1);
+    assert_int_equal(s.last.qkd_next, 269);
+}
+
 static void prepared_then_ready_or_discarded(void **state)
 {
     struct fixture *f = *state;
@@ -433,6 +449,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(files_are_private, setup, teardown),
         cmocka_unit_test_setup_teardown(keys_and_stream_survive_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(qkd_reservation_survives_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(prepared_then_ready_or_discarded, setup, teardown),
         cmocka_unit_test_setup_teardown(delivered_once_and_purged_below_watermark, setup, teardown),
         cmocka_unit_test_setup_teardown(given_up_positions_count_as_delivered, setup, teardown),

@@ -1,0 +1,220 @@
+/*
+ * daemon/pool.c's scheduling of key production (hxd_stream_kick) and the initiator's pick
+ * (initiator.c) on a struct hxd in memory, with the pools not started so that the jobs stay in
+ * the initiators' queue where the test can read them. The link layer's lookups are wrapped
+ * (-Wl,--wrap): no peer link is up, so a batch a job runs fails when it would send BATCH_REQ,
+ * after its pick, which is what is checked here.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "daemon/batch.h"
+
+#define SELF "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+#define PEER "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
+#define X "11111111-1111-4111-8111-111111111111"
+#define Y "22222222-2222-4222-8222-222222222222"
+#define Z "33333333-3333-4333-8333-333333333333"
+
+struct hx_link *__wrap_hx_links_get(struct hx_links *ls, const struct hx_uuid *peer);
+
+/* No link is up. */
+struct hx_link *__wrap_hx_links_get(struct hx_links *ls, const struct hx_uuid *peer)
+{
+    (void)ls;
+    (void)peer;
+    return NULL;
+}
+
+static struct hx_uuid uuid_of(const char *s)
+{
+    struct hx_uuid u;
+
+    assert_int_equal(hx_uuid_parse(s, strlen(s), &u), HX_OK);
+    return u;
+}
+
+/* A daemon of node SELF (memory only, pools not started: their jobs stay queued). */
+static struct hxd *daemon_new(void)
+{
+    char path[] = "/tmp/hykex-test-schedule-XXXXXX", why[300];
+    struct hxd *d = calloc(1, sizeof(*d));
+    int fd = mkstemp(path);
+    FILE *f;
+
+    assert_non_null(d);
+    assert_true(fd >= 0);
+    assert_non_null(f = fdopen(fd, "w"));
+    fprintf(f, "{\"uuid\": \"" SELF
+               "\", \"certificate_config\": {\"cert_authority_path\": "
+               "\"ca\", \"cert_path\": \"crt\", \"key_path\": \"key\"}, \"trusted_peers\": {\"" PEER
+               "\": {\"address\": {\"host\": \"127.0.0.1\", \"port\": 9}}}, \"limits\": "
+               "{\"max_streams\": 8, \"max_key_chunk\": 64}}");
+    fclose(f);
+    if (hxd_config_load(&d->cfg, path, NULL, why, sizeof(why)) != HX_OK) {
+        fail_msg("config: %s", why);
+    }
+    unlink(path);
+    d->max_streams = d->cfg.max_streams;
+    assert_int_equal(hxd_streams_init(d), HX_OK);
+    pthread_mutex_init(&d->lock, NULL);
+    assert_int_equal(hx_cond_init_monotonic(&d->changed), HX_OK);
+    assert_int_equal(hx_cond_init_monotonic(&d->replied), HX_OK);
+    return d;
+}
+
+static void daemon_free(struct hxd *d)
+{
+    struct hxd_job *j;
+
+    while ((j = d->initiators.head) != NULL) {
+        d->initiators.head = j->next;
+        free(j->msg);
+        free(j);
+    }
+    for (size_t i = 0; i < d->max_streams; i++) {
+        if (d->streams[i].used) {
+            hxd_stream_drop(d, &d->streams[i]);
+        }
+    }
+    hxd_streams_free(d);
+    pthread_cond_destroy(&d->changed);
+    pthread_cond_destroy(&d->replied);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}
+
+/* An initiator stream both applications have opened (ML-KEM-768 and X25519: no KME needed). */
+static struct hxd_stream *stream_new(struct hxd *d, const char *ksid)
+{
+    struct hxd_stream *s;
+    char why[256];
+
+    assert_non_null(s = hxd_stream_new(d, (struct hx_uuid[1]){uuid_of(ksid)}));
+    s->role = HXD_INITIATOR;
+    s->peer = uuid_of(PEER);
+    snprintf(s->src, sizeof(s->src),
+             "hybrid://a@" SELF "?hybridization=hkdf&key_sources=ML-KEM-768,X25519");
+    assert_int_equal(hx_uri_parse(s->src, &s->uri, why, sizeof(why)), HX_OK);
+    s->qos.key_chunk_size = 32;
+    s->app_open = s->peer_app_open = true;
+    return s;
+}
+
+/* The stream ids of the queued initiator jobs, in order, as "X Y ..." (lock not needed: the
+ * pools never started). */
+static void queue_text(struct hxd *d, char *out, size_t cap)
+{
+    static const char *const names[] = {X, Y, Z};
+    size_t len = 0;
+
+    out[0] = '\0';
+    for (const struct hxd_job *j = d->initiators.head; j != NULL; j = j->next) {
+        const char *name = "?";
+        for (size_t i = 0; i < 3; i++) {
+            if (hx_uuid_equal(&j->ksid, (struct hx_uuid[1]){uuid_of(names[i])})) {
+                name = (const char *[]){"X", "Y", "Z"}[i];
+            }
+        }
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? " " : "", name);
+    }
+}
+
+/* Runs the first queued initiator job as a worker would (its batch fails at BATCH_REQ). */
+static void run_head(struct hxd *d)
+{
+    struct hxd_job *j = d->initiators.head;
+
+    assert_non_null(j);
+    d->initiators.head = j->next;
+    if (d->initiators.head == NULL) {
+        d->initiators.tail = NULL;
+    }
+    hxd_initiator_job(d, j);
+    free(j->msg);
+    free(j);
+}
+
+/* However often a stream is kicked, one job of it waits in the queue at a time. */
+static void one_queued_job_per_stream(void **state)
+{
+    struct hxd *d = daemon_new();
+    struct hxd_stream *x, *y;
+    char q[64];
+
+    (void)state;
+    pthread_mutex_lock(&d->lock);
+    x = stream_new(d, X);
+    y = stream_new(d, Y);
+    for (int i = 0; i < 5; i++) {
+        hxd_stream_kick(d, x);
+    }
+    hxd_stream_kick(d, y);
+    hxd_stream_kick(d, x);
+    assert_int_equal(x->queued, 1);
+    assert_int_equal(x->inflight, 1);
+    assert_int_equal(y->queued, 1);
+    pthread_mutex_unlock(&d->lock);
+    queue_text(d, q, sizeof(q));
+    assert_string_equal(q, "X Y");
+    daemon_free(d);
+}
+
+/* A worker that picks a stream's job queues that stream's next one behind every other
+ * stream's: with three streams wanting keys, the workers take them in turn, X Y Z X Y Z, and
+ * no stream's whole pipeline goes before another's first batch. */
+static void streams_take_turns(void **state)
+{
+    struct hxd *d = daemon_new();
+    struct hxd_stream *s[3];
+    char q[64];
+
+    (void)state;
+    pthread_mutex_lock(&d->lock);
+    s[0] = stream_new(d, X);
+    s[1] = stream_new(d, Y);
+    s[2] = stream_new(d, Z);
+    for (int i = 0; i < 3; i++) {
+        hxd_stream_kick(d, s[i]);
+    }
+    pthread_mutex_unlock(&d->lock);
+    queue_text(d, q, sizeof(q));
+    assert_string_equal(q, "X Y Z");
+    run_head(d); /* X picks positions 0..15 and queues X's next, then fails: no link */
+    queue_text(d, q, sizeof(q));
+    assert_string_equal(q, "Y Z X");
+    pthread_mutex_lock(&d->lock);
+    s[0] = hxd_stream_find(d, (struct hx_uuid[1]){uuid_of(X)});
+    assert_non_null(s[0]);
+    assert_true(s[0]->retry_at > 0);    /* the failed batch: backing off */
+    assert_int_equal(s[0]->n_retry, 1); /* its positions made again later */
+    assert_int_equal(s[0]->retry[0].first, 0);
+    assert_int_equal(s[0]->inflight, 1); /* the queued job only */
+    assert_int_equal(s[0]->queued, 1);
+    pthread_mutex_unlock(&d->lock);
+    run_head(d);
+    queue_text(d, q, sizeof(q));
+    assert_string_equal(q, "Z X Y");
+    daemon_free(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(one_queued_job_per_stream),
+        cmocka_unit_test(streams_take_turns),
+    };
+
+    hx_log_set_level(HX_LOG_ERROR); /* the failed batches' warnings are expected here */
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
