@@ -199,14 +199,24 @@ static struct hxd_stream *wait_key(struct hxd *d, const struct hx_uuid *ksid, ui
 }
 
 /* No key at pos after the wait: why (lock held). */
-static void no_key(const struct hxd_stream *s, uint64_t pos, struct hxd_svc_result *res)
+static void no_key(struct hxd *d, const struct hxd_stream *s, uint64_t pos,
+                   struct hxd_svc_result *res)
 {
+    struct hx_link_info li;
+
     if (pos < s->produced) {
         position_gone(res, pos);
     } else if (s->peer_removed) { /* a reload removed its peer node: fail_msg says so */
         hxd_svc_fail_upstream(res, s->fail_status, s->fail_msg);
     } else if (s->peer_closed) {
         hxd_svc_fail(res, HXD_SVC_PEER_CLOSED, "peer application closed the key stream");
+    } else if (s->role == HXD_INITIATOR && !s->failing &&
+               !hxd_window_allows(s, pos < s->next_first ? s->next_first : pos, 1) &&
+               hx_links_info(d->links, &s->peer, &li) == HX_OK && !li.up) {
+        /* held at the responder's window, and that node is gone: say the latter */
+        hxd_svc_fail_upstream(res, HYKEX_STATUS_NO_QKD_CONNECTION, "");
+        snprintf(res->msg, sizeof(res->msg),
+                 "peer node unreachable (no link to it): no key for position %" PRIu64, pos);
     } else if (s->role == HXD_INITIATOR && !s->failing &&
                !hxd_window_allows(s, pos < s->next_first ? s->next_first : pos, 1)) {
         hxd_svc_fail(res, HXD_SVC_NO_KEY,
@@ -323,7 +333,7 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
         return;
     }
     if ((key = hxd_stream_take(s, pos, &ready_at)) == NULL) {
-        no_key(s, pos, &res->r);
+        no_key(d, s, pos, &res->r);
         pthread_mutex_unlock(&d->lock);
         return;
     }
