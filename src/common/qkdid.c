@@ -19,8 +19,7 @@ hx_err hx_qkd_ksid_set(struct hx_qkd_ksid *out, const char *s, size_t len, char 
         unsigned char c = (unsigned char)s[i];
         if (c < 0x21 || c > 0x7e) {
             snprintf(why, why_len,
-                     "key_stream_id: byte %zu is 0x%02x, not printable ASCII without spaces", i,
-                     c);
+                     "key_stream_id: byte %zu is 0x%02x, not printable ASCII without spaces", i, c);
             return HX_ERR_BAD_VALUE;
         }
     }

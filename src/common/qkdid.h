@@ -23,8 +23,8 @@ struct hx_qkd_ksid {
  * Takes exactly len bytes of s as an id: HX_ERR_TOO_LARGE past HX_QKD_KSID_MAX, HX_ERR_BAD_VALUE
  * for an empty one or a byte outside 0x21..0x7e (why names the fault and the position).
  */
-HX_MUST_CHECK hx_err hx_qkd_ksid_set(struct hx_qkd_ksid *out, const char *s, size_t len,
-                                     char *why, size_t why_len);
+HX_MUST_CHECK hx_err hx_qkd_ksid_set(struct hx_qkd_ksid *out, const char *s, size_t len, char *why,
+                                     size_t why_len);
 /* The lowercase text of u ("" for the nil UUID). */
 void hx_qkd_ksid_from_uuid(struct hx_qkd_ksid *out, const struct hx_uuid *u);
 /* true and *out when the id is a UUID in text form (either case). */

@@ -103,9 +103,8 @@ static int kme_refused(struct hxd *d, uint32_t st, const struct hykex_qos *q, bo
     snprintf(msg, msg_len, "KME %s refused OPEN_CONNECT with status %u: %s%s", kme, st, said,
              retried ? " (after retrying with its counter-proposal)" : "");
     if (!quiet) {
-        hx_warn("KME refused OPEN_CONNECT",
-                HX_F_STR("kme", kme) HX_F_U64("status", st) HX_F_STR("kme_message", said)
-                    HX_F_BOOL("retried", retried));
+        hx_warn("KME refused OPEN_CONNECT", HX_F_STR("kme", kme) HX_F_U64("status", st) HX_F_STR(
+                                                "kme_message", said) HX_F_BOOL("retried", retried));
     }
     /* 6 from a KME that was given a wait: the other end did not open in time; any other
      * refusal is the KME's, status 4 (7 only if the counter-proposal was refused again). */
@@ -165,9 +164,9 @@ hx_err hxd_qkd_open_ex(struct hxd *d, struct hxd_stream *copy, bool quiet, uint3
             qos.key_chunk_size == d->cfg.qkd_key_bytes) {
             /* ETSI 004: status 7 carries a counter-proposal; accepted once */
             HX_LOG_AT(quiet ? HX_LOG_DEBUG : HX_LOG_INFO,
-                   "KME counter-proposed the QoS: asking again with it",
-                    HX_F_U64("timeout", qos.timeout_ms) HX_F_U64("min_bps", qos.min_bps)
-                        HX_F_U64("max_bps", qos.max_bps) HX_F_U64("jitter", qos.jitter));
+                      "KME counter-proposed the QoS: asking again with it",
+                      HX_F_U64("timeout", qos.timeout_ms) HX_F_U64("min_bps", qos.min_bps)
+                          HX_F_U64("max_bps", qos.max_bps) HX_F_U64("jitter", qos.jitter));
             retried = true;
             continue;
         }

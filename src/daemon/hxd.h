@@ -87,11 +87,11 @@ struct hxd_stream {
     struct hx_uri uri; /* method and sources (from the source URI) */
     struct hykex_qos qos;
     struct hx_qkd_ksid qkd_ksid; /* the KME's id as it gave it; none: no QKD source or not opened */
-    char peer_sae[64];       /* ETSI 014: the peer node's SAE id (from STREAM_OPEN / JOIN) */
-    bool announced;          /* responder: the initiator's STREAM_OPEN arrived */
-    int64_t join_by;         /* responder, announced: dropped unless joined by then (clock.h) */
-    bool app_open;           /* the local application holds it open */
-    bool peer_app_open;      /* the peer application has opened it (JOIN seen) */
+    char peer_sae[64];           /* ETSI 014: the peer node's SAE id (from STREAM_OPEN / JOIN) */
+    bool announced;              /* responder: the initiator's STREAM_OPEN arrived */
+    int64_t join_by;             /* responder, announced: dropped unless joined by then (clock.h) */
+    bool app_open;               /* the local application holds it open */
+    bool peer_app_open;          /* the peer application has opened it (JOIN seen) */
     bool peer_closed;
     bool qkd_open;
     bool restored;     /* restored from the store; its application has not reopened it yet */
@@ -119,16 +119,16 @@ struct hxd_stream {
         uint32_t count;
     } qkd_free[4 * HXD_PIPELINE]; /* initiator: QKD ranges taken but not spent (no key yet) */
     size_t n_qkd_free;
-    bool qkd_waiting;  /* initiator: the KME had no key yet; no new batch until one is made */
+    bool qkd_waiting; /* initiator: the KME had no key yet; no new batch until one is made */
     /* KME recovery (qkd_recover.c): the KME lost this node's QKD stream or is away; no batch
      * is made until it is reopened. Attempts run on an initiator worker, one at a time, when
      * qkd_reopen_at has passed (back-off) or at once when the peer node reopens its end. */
     bool qkd_lost;
-    bool qkd_reopen_queued; /* an attempt is queued or running */
-    bool qkd_reopen_quiet;  /* the next attempt answers the peer's QKD_REOPEN: none sent back */
-    int64_t qkd_reopen_at;  /* clock.h deadline of the next attempt */
-    int64_t qkd_peer_next;  /* a peer's QKD_REOPEN starts no attempt before this (a bound) */
-    double qkd_backoff_s;   /* the next back-off step */
+    bool qkd_reopen_queued;  /* an attempt is queued or running */
+    bool qkd_reopen_quiet;   /* the next attempt answers the peer's QKD_REOPEN: none sent back */
+    int64_t qkd_reopen_at;   /* clock.h deadline of the next attempt */
+    int64_t qkd_peer_next;   /* a peer's QKD_REOPEN starts no attempt before this (a bound) */
+    double qkd_backoff_s;    /* the next back-off step */
     uint64_t qkd_reconnects; /* reopen attempts made (STATUS) */
     /* The responder's window (window.c): initiator: no new batch reaches peer_limit (once one
      * is known); responder: the limit it last announced. */
@@ -321,7 +321,8 @@ void hxd_qkd_on_peer_reopen(struct hxd *d, struct hxd_stream *s);
  * The responder's window (window.c; all with the lock held). hxd_window_announce: the
  * responder sends STREAM_WINDOW when it is due (force: always). hxd_window_announce_peer: to
  * a peer whose link came up. hxd_window_allows: may the initiator make count positions from
- * first? hxd_window_cut: how many of them it may make. hxd_window_on_update: a STREAM_WINDOW arrived at the initiator.
+ * first? hxd_window_cut: how many of them it may make. hxd_window_on_update: a STREAM_WINDOW
+ * arrived at the initiator.
  */
 void hxd_window_announce(struct hxd *d, struct hxd_stream *s, bool force);
 void hxd_window_announce_peer(struct hxd *d, const struct hx_uuid *peer);

@@ -220,8 +220,10 @@ static void no_key(struct hxd *d, const struct hxd_stream *s, uint64_t pos,
     } else if (s->role == HXD_INITIATOR && !s->failing &&
                !hxd_window_allows(s, pos < s->next_first ? s->next_first : pos, 1)) {
         hxd_svc_fail(res, HXD_SVC_NO_KEY,
-                     "no key ready for position %" PRIu64 ": the peer node takes positions "
-                     "below %" PRIu64 " only until its application takes its keys "
+                     "no key ready for position %" PRIu64
+                     ": the peer node takes positions "
+                     "below %" PRIu64
+                     " only until its application takes its keys "
                      "(limits.buffer_depth)",
                      pos, s->peer_limit);
     } else if (s->failing && s->fail_status != 0) {

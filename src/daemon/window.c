@@ -49,8 +49,8 @@ void hxd_window_announce(struct hxd *d, struct hxd_stream *s, bool force)
               : s->produced;
     tight = s->window_sent < top + d->cfg.batch_size;
     /* else a batch's worth more, or all keys taken (the application waits for the next ones) */
-    if (force || (end > s->window_sent && (tight || end - s->window_sent >= d->cfg.batch_size ||
-                                           s->n_ready == 0))) {
+    if (force || (end > s->window_sent &&
+                  (tight || end - s->window_sent >= d->cfg.batch_size || s->n_ready == 0))) {
         send_window(d, s, end);
     }
 }

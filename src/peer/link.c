@@ -451,10 +451,11 @@ static void *connector_main(void *arg)
             /* One line per back-off step: the link itself logged nothing (serve_link). */
             char id[HX_UUID_STR_LEN + 1];
             hx_uuid_format(&uuid, id);
-            hx_warn("peer closed the link right after the handshake: it does not accept this "
-                    "node (is this node in its trusted peers?)",
-                    HX_F_STR("peer", id) HX_F_STR("host", host)
-                        HX_F_U64("retry_in_ms", (uint64_t)(wait_s * 1000)));
+            hx_warn(
+                "peer closed the link right after the handshake: it does not accept this "
+                "node (is this node in its trusted peers?)",
+                HX_F_STR("peer", id) HX_F_STR("host", host)
+                    HX_F_U64("retry_in_ms", (uint64_t)(wait_s * 1000)));
         }
         sleep_interruptible(ls, wait_s);
     }

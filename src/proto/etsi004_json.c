@@ -302,10 +302,9 @@ struct json_object *hx_004_json_encode_request(const struct hx_004_request *req)
         }
     } else if (req->cmd != HX_004_STATUS && req->cmd != HX_004_RELOAD) {
         hx_uuid_format(&req->ksid, id);
-        json_object_object_add(d, "key_stream_id",
-                               json_object_new_string(hx_qkd_ksid_is_none(&req->ksid_text)
-                                                          ? id
-                                                          : req->ksid_text.s));
+        json_object_object_add(
+            d, "key_stream_id",
+            json_object_new_string(hx_qkd_ksid_is_none(&req->ksid_text) ? id : req->ksid_text.s));
         if (req->cmd == HX_004_GET_KEY && req->has_index) {
             json_object_object_add(d, "index", json_object_new_int64(req->index));
         }

@@ -102,7 +102,8 @@ hx_err hx_peer_read_lp16(struct hx_reader *r, char *out, size_t cap)
 hx_err hx_peer_encode_open(struct hx_writer *w, const struct hx_peer_open *m)
 {
     struct hx_uuid qkd;
-    bool opaque = !hx_qkd_ksid_is_none(&m->qkd_ksid) && !hx_qkd_ksid_is_canonical_uuid(&m->qkd_ksid);
+    bool opaque =
+        !hx_qkd_ksid_is_none(&m->qkd_ksid) && !hx_qkd_ksid_is_canonical_uuid(&m->qkd_ksid);
     hx_err e;
 
     memset(&qkd, 0, sizeof(qkd));

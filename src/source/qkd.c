@@ -504,9 +504,9 @@ static hx_err bin_get_many(const struct hx_qkd_client *c, const struct hx_qkd_ks
     return e;
 }
 
-hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_qkd_ksid *ksid, uint32_t first,
-                       uint32_t count, uint8_t *keys, size_t len, uint32_t *done, uint32_t *status,
-                       char *msg, size_t msg_len)
+hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_qkd_ksid *ksid,
+                       uint32_t first, uint32_t count, uint8_t *keys, size_t len, uint32_t *done,
+                       uint32_t *status, char *msg, size_t msg_len)
 {
     static const struct hx_json_limits lim = {
         .max_message = 1u << 20, .max_depth = 8, .max_string = 4096, .max_members = 70000};

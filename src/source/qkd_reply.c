@@ -141,8 +141,10 @@ uint32_t hx_qkd_open_from_reply(struct json_object *o, const char *kme, struct h
         char why[120];
         struct hx_qkd_ksid got;
         if (!json_object_is_type(id, json_type_string)) {
-            snprintf(msg, msg_len, "QKD source: KME %s returned a key_stream_id that is %s, not a "
-                     "string", kme, json_object_is_type(id, json_type_null) ? "null" : "no string");
+            snprintf(msg, msg_len,
+                     "QKD source: KME %s returned a key_stream_id that is %s, not a "
+                     "string",
+                     kme, json_object_is_type(id, json_type_null) ? "null" : "no string");
             return HYKEX_STATUS_NO_QKD_CONNECTION;
         }
         if (hx_qkd_ksid_set(&got, json_object_get_string(id),

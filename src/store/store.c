@@ -274,8 +274,8 @@ hx_err hx_store_open(const char *dir, enum hx_store_sync sync, struct hx_store *
     sqlite3_finalize(q);
     q = NULL;
     if ((v == 1 &&
-         sqlite3_exec(st->db, "ALTER TABLE streams ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
-                      NULL, NULL, NULL) != SQLITE_OK) ||
+         sqlite3_exec(st->db, "ALTER TABLE streams ADD COLUMN owner TEXT NOT NULL DEFAULT ''", NULL,
+                      NULL, NULL) != SQLITE_OK) ||
         ((v == 1 || v == 2) && sqlite3_exec(st->db, upgrade_v3, NULL, NULL, NULL) != SQLITE_OK)) {
         snprintf(why, why_len, "cannot upgrade the store %s to schema %d", path, SCHEMA_VERSION);
         e = HX_ERR_IO;

@@ -95,7 +95,8 @@ static void recovery(const uint8_t *p, size_t len)
     }
     if (hx_peer_decode_window(p, len, &win) == HX_OK) {
         hx_writer_reset(&w);
-        if (len != 16 + 8 || win.limit >= (1ull << 63) || hx_peer_encode_window(&w, &win) != HX_OK) {
+        if (len != 16 + 8 || win.limit >= (1ull << 63) ||
+            hx_peer_encode_window(&w, &win) != HX_OK) {
             abort();
         }
         same_bytes(p, len);

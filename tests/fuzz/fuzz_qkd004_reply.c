@@ -31,8 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* the same bytes as an OPEN_CONNECT reply: an id taken is bounded and printable */
     struct hykex_qos qos = {0};
     struct hx_qkd_ksid id = {{0}};
-    if (hx_qkd_parse_open_reply((const char *)data + 1, size - 1, "fuzz:1", &qos, &id, &status,
-                                msg, sizeof(msg)) == HX_OK) {
+    if (hx_qkd_parse_open_reply((const char *)data + 1, size - 1, "fuzz:1", &qos, &id, &status, msg,
+                                sizeof(msg)) == HX_OK) {
         char why[120];
         struct hx_qkd_ksid again;
         if (!hx_qkd_ksid_is_none(&id) &&

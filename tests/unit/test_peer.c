@@ -246,9 +246,9 @@ static void stream_open_opaque_qkd_id(void **state)
     memset(w.data + base + 2, 'x', HX_QKD_KSID_MAX + 1);
     assert_int_equal(hx_peer_decode_open(w.data, w.len, &out), HX_ERR_TOO_LARGE);
     /* an upper-case UUID is opaque text too: kept as given, both ways */
-    assert_int_equal(hx_qkd_ksid_set(&m.qkd_ksid, "00000000-0000-4000-8000-0000000000AB", 36, why,
-                                     sizeof(why)),
-                     HX_OK);
+    assert_int_equal(
+        hx_qkd_ksid_set(&m.qkd_ksid, "00000000-0000-4000-8000-0000000000AB", 36, why, sizeof(why)),
+        HX_OK);
     hx_writer_reset(&w);
     assert_int_equal(hx_peer_encode_open(&w, &m), HX_OK);
     assert_int_equal(hx_peer_decode_open(w.data, w.len, &out), HX_OK);
@@ -619,8 +619,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(frame_header),        cmocka_unit_test(frame_limits_by_type),
         cmocka_unit_test(stream_open),         cmocka_unit_test(stream_join_and_close),
-        cmocka_unit_test(recovery_and_window),
-        cmocka_unit_test(stream_open_opaque_qkd_id),
+        cmocka_unit_test(recovery_and_window), cmocka_unit_test(stream_open_opaque_qkd_id),
         cmocka_unit_test(batch_req),           cmocka_unit_test(batch_resp),
         cmocka_unit_test(batch_fin_ack_query), cmocka_unit_test(sae_list), /* ETSI 014 */
     };

@@ -133,28 +133,28 @@ static void json_open_reply_opaque_ids(void **state)
 
     (void)state;
     memset(&q, 0, sizeof(q));
-    assert_int_equal(open_reply("{\"status\": 0, \"key_stream_id\": \"stream#1/a\"}", &id, &q, msg,
-                                sizeof(msg)),
-                     0);
+    assert_int_equal(
+        open_reply("{\"status\": 0, \"key_stream_id\": \"stream#1/a\"}", &id, &q, msg, sizeof(msg)),
+        0);
     assert_string_equal(id.s, "stream#1/a");
     assert_int_equal(open_reply("{\"status\": 1, \"key_stream_id\": "
                                 "\"ABCDEF01-2345-4678-89AB-CDEF01234567\"}",
                                 &id, &q, msg, sizeof(msg)),
                      1);
     assert_string_equal(id.s, "ABCDEF01-2345-4678-89AB-CDEF01234567"); /* as given */
-    assert_int_equal(open_reply("{\"status\": 0, \"key_stream_id\": \"a b\"}", &id, &q, msg,
-                                sizeof(msg)),
-                     HYKEX_STATUS_NO_QKD_CONNECTION);
+    assert_int_equal(
+        open_reply("{\"status\": 0, \"key_stream_id\": \"a b\"}", &id, &q, msg, sizeof(msg)),
+        HYKEX_STATUS_NO_QKD_CONNECTION);
     assert_non_null(strstr(msg, "kme:7"));
     assert_non_null(strstr(msg, "printable"));
     assert_true(hx_qkd_ksid_is_none(&id));
-    assert_int_equal(open_reply("{\"status\": 0, \"key_stream_id\": 17}", &id, &q, msg,
-                                sizeof(msg)),
-                     HYKEX_STATUS_NO_QKD_CONNECTION);
+    assert_int_equal(
+        open_reply("{\"status\": 0, \"key_stream_id\": 17}", &id, &q, msg, sizeof(msg)),
+        HYKEX_STATUS_NO_QKD_CONNECTION);
     assert_non_null(strstr(msg, "not a string"));
-    assert_int_equal(open_reply("{\"status\": 0, \"key_stream_id\": \"\"}", &id, &q, msg,
-                                sizeof(msg)),
-                     HYKEX_STATUS_NO_QKD_CONNECTION);
+    assert_int_equal(
+        open_reply("{\"status\": 0, \"key_stream_id\": \"\"}", &id, &q, msg, sizeof(msg)),
+        HYKEX_STATUS_NO_QKD_CONNECTION);
     assert_non_null(strstr(msg, "empty"));
     snprintf(big, sizeof(big), "{\"status\": 0, \"key_stream_id\": \"%0129d\"}", 0);
     assert_int_equal(open_reply(big, &id, &q, msg, sizeof(msg)), HYKEX_STATUS_NO_QKD_CONNECTION);

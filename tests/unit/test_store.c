@@ -381,8 +381,7 @@ static void opaque_qkd_ksid_survives_reopen(void **state)
     char why[120];
 
     stream_row(f, &r);
-    assert_int_equal(hx_qkd_ksid_set(&r.qkd_ksid, "ks-0a1b/stream:7", 16, why, sizeof(why)),
-                     HX_OK);
+    assert_int_equal(hx_qkd_ksid_set(&r.qkd_ksid, "ks-0a1b/stream:7", 16, why, sizeof(why)), HX_OK);
     assert_int_equal(hx_store_put_stream(f->st, &r), HX_OK);
     reopen(f);
     load(f, &s, 1001);
