@@ -124,7 +124,7 @@ hx_err hx_peer_encode_open(struct hx_writer *w, const struct hx_peer_open *m)
 hx_err hx_peer_decode_open(const uint8_t *p, size_t len, struct hx_peer_open *out)
 {
     struct hx_reader r;
-    struct hx_uuid qkd;
+    struct hx_uuid qkd = {{0}};
     hx_err e;
 
     memset(out, 0, sizeof(*out));
