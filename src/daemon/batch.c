@@ -99,6 +99,25 @@ void hxd_batch_free(struct hxd_batch *b)
     memset(b, 0, sizeof(*b));
 }
 
+/*
+ * The 16 bytes a transcript binds for the shared QKD stream id: the UUID itself (as always),
+ * or for an opaque id (common/qkdid.h) the first 16 bytes of SHA-256("hykex/1 qkd ksid" ||
+ * id): both ends hold the same text, so both bind the same bytes. None: zeros.
+ */
+static void shared_id(const struct hx_qkd_ksid *id, struct hx_uuid *out)
+{
+    uint8_t h[32];
+    struct hx_iov parts[2] = {{"hykex/1 qkd ksid", 16}, {id->s, strlen(id->s)}};
+
+    memset(out, 0, sizeof(*out));
+    if (hx_qkd_ksid_is_none(id) || hx_qkd_ksid_to_uuid(id, out)) {
+        return;
+    }
+    if (hx_hash(HX_MD_SHA256, parts, 2, h) == HX_OK) {
+        memcpy(out->b, h, sizeof(out->b));
+    }
+}
+
 hx_err hxd_batch_init(struct hxd_batch *b, const struct hxd *d, const struct hxd_stream *s,
                       uint64_t first, uint32_t count)
 {
@@ -119,7 +138,7 @@ hx_err hxd_batch_init(struct hxd_batch *b, const struct hxd *d, const struct hxd
     struct hx_uuid relay_link;
     if (d->cfg.qkd_join != HXD_JOIN_SAME_URIS &&
         !hxd_relay_qkd_link_peer(d, &s->ksid, &s->peer, &relay_link)) {
-        b->qkd_shared = s->qkd_ksid;
+        shared_id(&s->qkd_ksid, &b->qkd_shared);
     }
     b->kem_msg = calloc(n, sizeof(*b->kem_msg));
     b->secrets = calloc((size_t)count * n, sizeof(*b->secrets));

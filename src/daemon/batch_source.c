@@ -97,7 +97,6 @@ static hx_err fetch_relayed(struct hxd *d, struct hxd_batch *b, uint64_t index, 
 static hx_err fetch_004(struct hxd *d, struct hxd_batch *b, int *status, char *msg, size_t msg_len)
 {
     uint32_t st = 0, done = 0;
-    char kid[HX_UUID_STR_LEN + 1];
     double t0 = hx_monotime();
     uint64_t relayed;
     hx_err e;
@@ -118,15 +117,28 @@ static hx_err fetch_004(struct hxd *d, struct hxd_batch *b, int *status, char *m
     if (e == HX_OK && st == 0) {
         return HX_OK;
     }
-    hx_uuid_format(&b->s.qkd_ksid, kid);
     hx_info(e == HX_OK && st == 2 ? "QKD key not there yet: asked again at the same index"
                                   : "QKD key refused",
-            HX_F_STR("qkd_stream", kid) HX_F_U64("index", b->qkd_first + done)
+            HX_F_STR("qkd_stream", b->s.qkd_ksid.s) HX_F_U64("index", b->qkd_first + done)
                 HX_F_U64("status", st)
                     HX_F_STR("role", b->s.role == HXD_INITIATOR ? "initiator" : "responder"));
     *status = st == 2 ? HYKEX_STATUS_INSUFFICIENT_KEY : HYKEX_STATUS_NO_QKD_CONNECTION;
     if (msg[0] == '\0') {
         snprintf(msg, msg_len, "QKD source: status %u for index %" PRIu64, st, b->qkd_first + done);
+    }
+    if ((e >= HX_ERR_IO && e <= HX_ERR_IO_NOT_FOUND) ||
+        (e == HX_OK && st == HYKEX_STATUS_NO_QKD_CONNECTION)) {
+        /* The KME is away, or answers that the stream is not open there (it restarted): the
+         * stream reopens it (qkd_recover.c); the message names the KME. */
+        struct hxd_stream *s;
+        pthread_mutex_lock(&d->lock);
+        if ((s = hxd_stream_find(d, &b->s.ksid)) != NULL) {
+            hxd_qkd_lost(d, s, msg);
+            if (s->qkd_lost) {
+                snprintf(msg, msg_len, "%s", s->fail_msg);
+            }
+        }
+        pthread_mutex_unlock(&d->lock);
     }
     return e != HX_OK ? e : HX_ERR_NO_KEY;
 }

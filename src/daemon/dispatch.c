@@ -95,7 +95,7 @@ static void qkd_qos(const struct hxd *d, const struct hxd_stream *s, struct hyke
 /* The KME refused OPEN_CONNECT with st: the application's status, and a message naming the
  * KME and its answer (logged at warn). */
 static int kme_refused(struct hxd *d, uint32_t st, const struct hykex_qos *q, bool retried,
-                       char *msg, size_t msg_len)
+                       bool quiet, char *msg, size_t msg_len)
 {
     char kme[HXD_MAX_HOST + 8], said[200];
     const char *m = strncmp(msg, "QKD source: ", 12) == 0 ? msg + 12 : msg;
@@ -104,8 +104,10 @@ static int kme_refused(struct hxd *d, uint32_t st, const struct hykex_qos *q, bo
     snprintf(said, sizeof(said), "%s", m[0] != '\0' ? m : hykex_status_string((int)st));
     snprintf(msg, msg_len, "KME %s refused OPEN_CONNECT with status %u: %s%s", kme, st, said,
              retried ? " (after retrying with its counter-proposal)" : "");
-    hx_warn("KME refused OPEN_CONNECT", HX_F_STR("kme", kme) HX_F_U64("status", st) HX_F_STR(
-                                            "kme_message", said) HX_F_BOOL("retried", retried));
+    if (!quiet) {
+        hx_warn("KME refused OPEN_CONNECT", HX_F_STR("kme", kme) HX_F_U64("status", st) HX_F_STR(
+                                                "kme_message", said) HX_F_BOOL("retried", retried));
+    }
     /* 6 from a KME that was given a wait: the other end did not open in time; any other
      * refusal is the KME's, status 4 (7 only if the counter-proposal was refused again). */
     if (st == HYKEX_STATUS_TIMEOUT && q->timeout_ms > 0) {
@@ -117,10 +119,18 @@ static int kme_refused(struct hxd *d, uint32_t st, const struct hykex_qos *q, bo
 
 hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *msg, size_t msg_len)
 {
+    uint32_t kme_status;
+
+    return hxd_qkd_open_ex(d, copy, false, &kme_status, status, msg, msg_len);
+}
+
+hx_err hxd_qkd_open_ex(struct hxd *d, struct hxd_stream *copy, bool quiet, uint32_t *kme_status,
+                       int *status, char *msg, size_t msg_len)
+{
     char src[300], dst[300], self[HX_UUID_STR_LEN + 1], peer[HX_UUID_STR_LEN + 1];
     const struct hx_uuid *a, *b;
     struct hykex_qos qos;
-    struct hx_uuid id;
+    struct hx_qkd_ksid id;
     uint32_t st = 0;
     bool retried = false;
     hx_err e;
@@ -143,22 +153,27 @@ hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *m
         id = copy->qkd_ksid;
     }
     qkd_qos(d, copy, &qos);
+    *kme_status = UINT32_MAX;
     for (;;) {
-        struct hx_uuid got = id;
+        struct hx_qkd_ksid got = id;
         double t0 = hx_monotime();
         e = hx_qkd_open(&d->qkd, src, dst, &qos, &got, &st, msg, msg_len);
         hxd_metrics_kme(&d->metrics, HXD_KME_OPEN, t0, e == HX_OK && st <= 1);
         if (e != HX_OK) {
             *status = HYKEX_STATUS_NO_QKD_CONNECTION;
-            hx_warn("KME unreachable", HX_F_STR("reason", msg));
+            if (!quiet) {
+                hx_warn("KME unreachable", HX_F_STR("reason", msg));
+            }
             return e;
         }
+        *kme_status = st;
         if (st == HYKEX_STATUS_QOS_NOT_MET && !retried &&
             qos.key_chunk_size == d->cfg.qkd_key_bytes) {
             /* ETSI 004: status 7 carries a counter-proposal; accepted once */
-            hx_info("KME counter-proposed the QoS: asking again with it",
-                    HX_F_U64("timeout", qos.timeout_ms) HX_F_U64("min_bps", qos.min_bps)
-                        HX_F_U64("max_bps", qos.max_bps) HX_F_U64("jitter", qos.jitter));
+            HX_LOG_AT(quiet ? HX_LOG_DEBUG : HX_LOG_INFO,
+                      "KME counter-proposed the QoS: asking again with it",
+                      HX_F_U64("timeout", qos.timeout_ms) HX_F_U64("min_bps", qos.min_bps)
+                          HX_F_U64("max_bps", qos.max_bps) HX_F_U64("jitter", qos.jitter));
             retried = true;
             continue;
         }
@@ -166,11 +181,11 @@ hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *m
         break;
     }
     if (st > 1) {
-        *status = kme_refused(d, st, &qos, retried, msg, msg_len);
+        *status = kme_refused(d, st, &qos, retried, quiet, msg, msg_len);
         return HX_ERR_STATE;
     }
     if (copy->role == HXD_RESPONDER && d->cfg.qkd_join != HXD_JOIN_SAME_URIS &&
-        !hx_uuid_is_nil(&copy->qkd_ksid) && !hx_uuid_equal(&id, &copy->qkd_ksid)) {
+        !hx_qkd_ksid_is_none(&copy->qkd_ksid) && !hx_qkd_ksid_equal(&id, &copy->qkd_ksid)) {
         snprintf(msg, msg_len, "QKD source: the KME did not join the initiator's QKD stream");
         *status = HYKEX_STATUS_NO_QKD_CONNECTION;
         return HX_ERR_STATE;
@@ -456,6 +471,13 @@ void hxd_on_peer_frame(struct hxd *d, const struct hx_uuid *peer, uint8_t type, 
             }
         } else if (type == HX_PEER_BATCH_RESP || type == HX_PEER_BATCH_ACK) {
             on_reply(s, type, p, len);
+        } else if (type == HX_PEER_STREAM_WINDOW) {
+            hxd_window_on_update(d, s, p, len);
+        } else if (type == HX_PEER_QKD_REOPEN) {
+            struct hx_peer_qkd_reopen m;
+            if (hx_peer_decode_qkd_reopen(p, len, &m) == HX_OK) {
+                hxd_qkd_on_peer_reopen(d, s);
+            }
         }
         if (s->used && (type == HX_PEER_STREAM_JOIN || type == HX_PEER_STREAM_CLOSE)) {
             hxd_stream_wake(d, s); /* failing or peer_closed (a drop woke its own) */
@@ -474,6 +496,8 @@ void hxd_on_link(void *arg, struct hx_link *l, bool up)
     pthread_mutex_lock(&d->lock);
     if (!up) { /* its announcements go with it: the initiator's OPEN_CONNECT fails anyway */
         hxd_unjoined_drop(d, hx_link_peer(l));
+    } else { /* an update lost with the old link must not hold the peer's streams back */
+        hxd_window_announce_peer(d, hx_link_peer(l));
     }
     pthread_cond_broadcast(&d->changed);
     pthread_cond_broadcast(&d->replied); /* waiting initiators notice a lost link at once */

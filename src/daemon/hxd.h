@@ -86,12 +86,12 @@ struct hxd_stream {
     char src[HX_004_MAX_URI + 1], dst[HX_004_MAX_URI + 1];
     struct hx_uri uri; /* method and sources (from the source URI) */
     struct hykex_qos qos;
-    struct hx_uuid qkd_ksid; /* nil: no QKD source or not opened */
-    char peer_sae[64];       /* ETSI 014: the peer node's SAE id (from STREAM_OPEN / JOIN) */
-    bool announced;          /* responder: the initiator's STREAM_OPEN arrived */
-    int64_t join_by;         /* responder, announced: dropped unless joined by then (clock.h) */
-    bool app_open;           /* the local application holds it open */
-    bool peer_app_open;      /* the peer application has opened it (JOIN seen) */
+    struct hx_qkd_ksid qkd_ksid; /* the KME's id as it gave it; none: no QKD source or not opened */
+    char peer_sae[64];           /* ETSI 014: the peer node's SAE id (from STREAM_OPEN / JOIN) */
+    bool announced;              /* responder: the initiator's STREAM_OPEN arrived */
+    int64_t join_by;             /* responder, announced: dropped unless joined by then (clock.h) */
+    bool app_open;               /* the local application holds it open */
+    bool peer_app_open;          /* the peer application has opened it (JOIN seen) */
     bool peer_closed;
     bool qkd_open;
     bool restored;     /* restored from the store; its application has not reopened it yet */
@@ -119,7 +119,22 @@ struct hxd_stream {
         uint32_t count;
     } qkd_free[4 * HXD_PIPELINE]; /* initiator: QKD ranges taken but not spent (no key yet) */
     size_t n_qkd_free;
-    bool qkd_waiting;  /* initiator: the KME had no key yet; no new batch until one is made */
+    bool qkd_waiting; /* initiator: the KME had no key yet; no new batch until one is made */
+    /* KME recovery (qkd_recover.c): the KME lost this node's QKD stream or is away; no batch
+     * is made until it is reopened. Attempts run on an initiator worker, one at a time, when
+     * qkd_reopen_at has passed (back-off) or at once when the peer node reopens its end. */
+    bool qkd_lost;
+    bool qkd_reopen_queued;  /* an attempt is queued or running */
+    bool qkd_reopen_quiet;   /* the next attempt answers the peer's QKD_REOPEN: none sent back */
+    int64_t qkd_reopen_at;   /* clock.h deadline of the next attempt */
+    int64_t qkd_peer_next;   /* a peer's QKD_REOPEN starts no attempt before this (a bound) */
+    double qkd_backoff_s;    /* the next back-off step */
+    uint64_t qkd_reconnects; /* reopen attempts made (STATUS) */
+    /* The responder's window (window.c): initiator: no new batch reaches peer_limit (once one
+     * is known); responder: the limit it last announced. */
+    bool peer_limit_known;
+    uint64_t peer_limit;
+    uint64_t window_sent;
     uint64_t next_get; /* next position for a GET_KEY without index */
     uint64_t want;     /* highest position an application waits for, + 1 */
     unsigned inflight; /* initiator: batches queued or running */
@@ -292,6 +307,34 @@ void hxd_unjoined_expire(struct hxd *d);
 bool hxd_qkd_is_014(const struct hxd *d);
 /* Opens the QKD stream at this node's KME (initiator: new id; responder: the initiator's). */
 hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *msg, size_t msg_len);
+/* The same; quiet: nothing logged (the caller logs once per back-off step); *kme_status: the
+ * KME's own answer (UINT32_MAX when it was not reached). */
+hx_err hxd_qkd_open_ex(struct hxd *d, struct hxd_stream *copy, bool quiet, uint32_t *kme_status,
+                       int *status, char *msg, size_t msg_len);
+/*
+ * KME recovery (qkd_recover.c). hxd_qkd_lost: a GET_KEY at this node's KME found the QKD stream
+ * gone (status 4) or the KME away (no answer): the stream stops producing and reopens it (lock
+ * held). hxd_qkd_reopen_tick: queues the attempts that are due (main loop, lock held).
+ * hxd_qkd_reopen_run: one attempt (an initiator worker, no lock). hxd_qkd_on_peer_reopen: the
+ * peer node reopens its end: this node reopens its own at once (link thread, lock held).
+ */
+void hxd_qkd_lost(struct hxd *d, struct hxd_stream *s, const char *why);
+void hxd_qkd_reopen_tick(struct hxd *d, struct hxd_stream *s);
+void hxd_qkd_reopen_run(struct hxd *d, const struct hx_uuid *ksid);
+void hxd_qkd_on_peer_reopen(struct hxd *d, struct hxd_stream *s);
+/*
+ * The responder's window (window.c; all with the lock held). hxd_window_announce: the
+ * responder sends STREAM_WINDOW when it is due (force: always). hxd_window_announce_peer: to
+ * a peer whose link came up. hxd_window_allows: may the initiator make count positions from
+ * first? hxd_window_cut: how many of them it may make. hxd_window_on_update: a STREAM_WINDOW
+ * arrived at the initiator.
+ */
+void hxd_window_announce(struct hxd *d, struct hxd_stream *s, bool force);
+void hxd_window_announce_peer(struct hxd *d, const struct hx_uuid *peer);
+bool hxd_window_allows(const struct hxd_stream *s, uint64_t first, uint32_t count);
+/* count cut so that first + count stays within the window (0: no room). */
+uint32_t hxd_window_cut(const struct hxd_stream *s, uint64_t first, uint32_t count);
+void hxd_window_on_update(struct hxd *d, struct hxd_stream *s, const uint8_t *p, size_t len);
 /* The reason a peer node gave up the stream ksid (nil: by src and dst URIs) before this node's
  * application opened it, once (lock held); false: none. */
 bool hxd_refused_find(struct hxd *d, const struct hx_uuid *ksid, const char *src, const char *dst,

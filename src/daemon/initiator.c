@@ -321,6 +321,11 @@ static enum phase pick(struct run *r)
             pthread_mutex_unlock(&d->lock);
             return PH_QUERY;
         }
+    } else if ((r->count = hxd_window_cut(s, s->next_first, r->count)) == 0) {
+        /* beyond the responder's window: wait for its update without holding this worker */
+        s->inflight--;
+        pthread_mutex_unlock(&d->lock);
+        return PH_DONE;
     } else {
         r->first = s->next_first;
     }
@@ -699,5 +704,9 @@ void hxd_initiator_run(struct hxd *d, const struct hx_uuid *ksid)
 
 void hxd_initiator_job(struct hxd *d, struct hxd_job *j)
 {
+    if (j->type == HX_PEER_QKD_REOPEN) { /* KME recovery: one attempt (qkd_recover.c) */
+        hxd_qkd_reopen_run(d, &j->ksid);
+        return;
+    }
     hxd_initiator_run(d, &j->ksid);
 }

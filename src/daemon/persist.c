@@ -118,7 +118,7 @@ static hx_err on_stream(void *arg, const struct hx_store_stream *row)
     snprintf(s->owner, sizeof(s->owner), "%s", row->owner);
     /* Both applications had opened it: it resumes as it was. */
     s->announced = s->app_open = s->peer_app_open = s->restored = true;
-    s->qkd_open = !hx_uuid_is_nil(&s->qkd_ksid);
+    s->qkd_open = !hx_qkd_ksid_is_none(&s->qkd_ksid);
     r->s = s;
     r->max_pos = s->produced;
     r->streams++;
@@ -295,7 +295,7 @@ static bool same_row(const struct hx_store_stream *a, const struct hx_store_stre
     return hx_uuid_equal(&a->ksid, &b->ksid) && a->role == b->role &&
            hx_uuid_equal(&a->peer, &b->peer) && strcmp(a->src, b->src) == 0 &&
            strcmp(a->dst, b->dst) == 0 && a->chunk == b->chunk && a->timeout_ms == b->timeout_ms &&
-           a->ttl_s == b->ttl_s && hx_uuid_equal(&a->qkd_ksid, &b->qkd_ksid) &&
+           a->ttl_s == b->ttl_s && strcmp(a->qkd_ksid.s, b->qkd_ksid.s) == 0 &&
            strcmp(a->peer_sae, b->peer_sae) == 0 && a->qkd_next == b->qkd_next &&
            a->produced == b->produced && a->next_get == b->next_get &&
            a->peer_closed == b->peer_closed && a->opened_at == b->opened_at &&

@@ -165,6 +165,11 @@ static void write_job(struct hxd *d, struct hxd_job *j)
         return;
     }
     if (s->role == HXD_INITIATOR) {
+        /* qkd.join same-uris: the KME's id may have come while this row was written (the
+         * opener saw no JOIN yet, so it wrote none): the row again, with it */
+        if (strcmp(s->qkd_ksid.s, ((const struct hxd_stream *)j->msg)->qkd_ksid.s) != 0) {
+            hxd_persist_stream_later(d, s);
+        }
         joined(d, s);
     }
     pthread_mutex_unlock(&d->lock);
@@ -285,7 +290,8 @@ void hxd_stream_kick(struct hxd *d, struct hxd_stream *s)
     uint64_t batch = d->cfg.batch_size;
 
     if (s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed || d->stopping ||
-        s->retry_at > 0) { /* backing off after a failure: hxd_streams_tick resumes it */
+        s->retry_at > 0 || /* backing off after a failure: hxd_streams_tick resumes it */
+        s->qkd_lost) {     /* until the KME has reopened the QKD stream (qkd_recover.c) */
         return;
     }
     /*
@@ -302,6 +308,8 @@ void hxd_stream_kick(struct hxd *d, struct hxd_stream *s)
         hx_secret_heap_room() / 2 > batch * s->qos.key_chunk_size + (256u << 10) &&
         (s->n_retry > 0 || s->n_ready + (uint64_t)s->inflight * batch < d->cfg.buffer_depth ||
          s->want > s->next_first) &&
+        /* the responder's window (window.c): new positions only below its limit */
+        (s->n_retry > 0 || hxd_window_allows(s, s->next_first, 1)) &&
         hxd_pool_enqueue(&d->initiators, &s->ksid, HX_PEER_BATCH_REQ, NULL, 0)) {
         s->inflight++;
         s->queued++;
@@ -313,6 +321,7 @@ void hxd_streams_tick(struct hxd *d)
     pthread_mutex_lock(&d->lock);
     for (size_t i = 0; i < d->max_streams; i++) {
         struct hxd_stream *s = &d->streams[i];
+        hxd_qkd_reopen_tick(d, s);
         if (s->used && s->retry_at > 0 && hx_deadline_passed(s->retry_at)) {
             s->retry_at = 0;
             hxd_stream_kick(d, s);

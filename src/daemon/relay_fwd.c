@@ -171,7 +171,8 @@ hx_err hxd_relay_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, c
      * relayed: a relay that saw its STREAM_OPEN would open QKD links for it). Its batches may
      * still travel over relays while the link is down: they pass unread. */
     if (type == HX_PEER_STREAM_OPEN) {
-        struct hx_uuid ksid, qid;
+        struct hx_uuid ksid;
+        struct hx_qkd_ksid qid;
         bool trusted;
         pthread_mutex_lock(&d->lock); /* a reload changes the trusted peers under it */
         trusted = hxd_config_peer(&d->cfg, peer) != NULL;

@@ -70,7 +70,7 @@ void hxd_relay_qkd_pin(struct hxd *d, const uint8_t *open, size_t len,
                        const struct hx_topo_path *path);
 /* Does this STREAM_OPEN payload name QKD among its sources (*ksid, *qid: its ids)? */
 bool hxd_relay_qkd_open_has_qkd(const uint8_t *p, size_t len, struct hx_uuid *ksid,
-                                struct hx_uuid *qid);
+                                struct hx_qkd_ksid *qid);
 /* The pinned path of a stream; false: none. */
 bool hxd_relay_qkd_pinned(struct hxd *d, const struct hx_uuid *ksid, struct hx_topo_path *path);
 

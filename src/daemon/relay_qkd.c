@@ -35,7 +35,8 @@ struct rq_stream {
     bool used, failed;
     struct hx_uuid ksid;
     /* relays: the QKD streams of the incoming and outgoing links */
-    struct hx_uuid in_id, out_id, prev, next;
+    struct hx_qkd_ksid in_id, out_id; /* the two links' QKD stream ids at this node's KME */
+    struct hx_uuid prev, next;
     uint64_t out_next;
     /* the ends: the node at the other end of this node's QKD link; A: the pinned path */
     bool end;
@@ -119,7 +120,7 @@ static void qkd_uri(const struct hxd *d, const struct hx_uuid *node, char *out, 
 
 /* OPEN_CONNECT of one link's QKD stream, from's node first (as hxd_qkd_open names links). */
 static bool open_link(struct hxd *d, const struct hx_uuid *from, const struct hx_uuid *to,
-                      struct hx_uuid *id)
+                      struct hx_qkd_ksid *id)
 {
     char src[300], dst[300], msg[200] = "";
     struct hykex_qos qos = {.key_chunk_size = d->cfg.qkd_key_bytes,
@@ -129,13 +130,13 @@ static bool open_link(struct hxd *d, const struct hx_uuid *from, const struct hx
                             .jitter = d->cfg.qkd_qos.jitter,
                             .priority = d->cfg.qkd_qos.priority,
                             .ttl_s = d->cfg.qkd_qos.ttl};
-    struct hx_uuid got = *id;
+    struct hx_qkd_ksid got = *id;
     uint32_t st = 0;
 
     qkd_uri(d, from, src, sizeof(src));
     qkd_uri(d, to, dst, sizeof(dst));
     if (hx_qkd_open(&d->qkd, src, dst, &qos, &got, &st, msg, sizeof(msg)) != HX_OK || st > 1 ||
-        !hx_uuid_equal(&got, id)) {
+        !hx_qkd_ksid_equal(&got, id)) {
         hx_warn("relay: the KME did not open a relayed stream's QKD link",
                 HX_F_STR("src", src) HX_F_STR("dst", dst) HX_F_U64("status", st)
                     HX_F_STR("kme_message", msg));
@@ -168,16 +169,18 @@ static void forward(struct hxd *d, struct hx_peer_fwd *m)
 static void relay_open(struct hxd *d, struct relay_qkd *q, struct hx_peer_fwd *m)
 {
     struct hx_peer_open *o = malloc(sizeof(*o));
-    struct hx_uuid in_id, out_id, prev = m->path[m->at - 1], next = m->path[m->at + 1];
+    struct hx_qkd_ksid in_id, out_id;
+    struct hx_uuid out_uuid, prev = m->path[m->at - 1], next = m->path[m->at + 1];
     struct hx_writer w;
     struct rq_stream *s;
     bool ok;
 
     hx_writer_init_dynamic(&w, HX_PEER_MAX_FRAME);
     if (o == NULL || hx_peer_decode_open(m->p, m->len, o) != HX_OK ||
-        hx_uuid_generate(&out_id) != HX_OK) {
+        hx_uuid_generate(&out_uuid) != HX_OK) {
         goto out;
     }
+    hx_qkd_ksid_from_uuid(&out_id, &out_uuid);
     in_id = o->qkd_ksid;
     o->qkd_ksid = out_id;
     if (hx_peer_encode_open(&w, o) != HX_OK) {
@@ -360,7 +363,7 @@ void hxd_relay_qkd_stop(struct hxd_relay *r)
 
 /* Does a STREAM_OPEN's source URI list QKD? */
 bool hxd_relay_qkd_open_has_qkd(const uint8_t *p, size_t len, struct hx_uuid *ksid,
-                                struct hx_uuid *qid)
+                                struct hx_qkd_ksid *qid)
 {
     struct hx_peer_open *o = malloc(sizeof(*o));
     struct hx_uri u;
@@ -383,7 +386,8 @@ bool hxd_relay_qkd_take(struct hxd *d, const struct hx_peer_fwd *m, const uint8_
                         size_t len)
 {
     struct relay_qkd *q = d->relay->qkd;
-    struct hx_uuid ksid, qid;
+    struct hx_uuid ksid;
+    struct hx_qkd_ksid qid;
     struct rq_job *j;
     bool take = false;
 
@@ -391,7 +395,7 @@ bool hxd_relay_qkd_take(struct hxd *d, const struct hx_peer_fwd *m, const uint8_
         return false;
     }
     if (m->type == HX_PEER_STREAM_OPEN) {
-        take = hxd_relay_qkd_open_has_qkd(m->p, m->len, &ksid, &qid) && !hx_uuid_is_nil(&qid);
+        take = hxd_relay_qkd_open_has_qkd(m->p, m->len, &ksid, &qid) && !hx_qkd_ksid_is_none(&qid);
     } else if (m->type == HX_PEER_BATCH_REQ && m->len >= 16) {
         memcpy(ksid.b, m->p, 16);
         pthread_mutex_lock(&q->lock);
@@ -430,7 +434,8 @@ bool hxd_relay_qkd_take(struct hxd *d, const struct hx_peer_fwd *m, const uint8_
 void hxd_relay_qkd_arrived(struct hxd *d, const struct hx_peer_fwd *m)
 {
     struct relay_qkd *q = d->relay->qkd;
-    struct hx_uuid ksid, qid;
+    struct hx_uuid ksid;
+    struct hx_qkd_ksid qid;
     struct rq_material *slot = NULL;
 
     if (q == NULL) {
@@ -482,7 +487,8 @@ void hxd_relay_qkd_pin(struct hxd *d, const uint8_t *open, size_t len,
                        const struct hx_topo_path *path)
 {
     struct relay_qkd *q = d->relay != NULL ? d->relay->qkd : NULL;
-    struct hx_uuid ksid, qid;
+    struct hx_uuid ksid;
+    struct hx_qkd_ksid qid;
 
     if (q == NULL || !hxd_relay_qkd_open_has_qkd(open, len, &ksid, &qid)) {
         return;

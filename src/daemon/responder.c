@@ -275,6 +275,7 @@ static void fin_commit(struct hxd *d, const struct hx_uuid *peer, struct hxd_str
     } else {
         send_ack(d, peer, &s->ksid, pend->first, HX_PEER_ACK_COMMITTED);
     }
+    hxd_window_announce(d, s, true); /* an initiator that restarted learns it again */
 }
 
 /* BATCH_FIN, decoded; one whose commit lacks a valid signature and tag is an abort. */

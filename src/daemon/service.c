@@ -200,14 +200,33 @@ static struct hxd_stream *wait_key(struct hxd *d, const struct hx_uuid *ksid, ui
 }
 
 /* No key at pos after the wait: why (lock held). */
-static void no_key(const struct hxd_stream *s, uint64_t pos, struct hxd_svc_result *res)
+static void no_key(struct hxd *d, const struct hxd_stream *s, uint64_t pos,
+                   struct hxd_svc_result *res)
 {
+    struct hx_link_info li;
+
     if (pos < s->produced) {
         position_gone(res, pos);
     } else if (s->peer_removed) { /* a reload removed its peer node: fail_msg says so */
         hxd_svc_fail_upstream(res, s->fail_status, s->fail_msg);
     } else if (s->peer_closed) {
         hxd_svc_fail(res, HXD_SVC_PEER_CLOSED, "peer application closed the key stream");
+    } else if (s->role == HXD_INITIATOR && !s->failing &&
+               !hxd_window_allows(s, pos < s->next_first ? s->next_first : pos, 1) &&
+               hx_links_info(d->links, &s->peer, &li) == HX_OK && !li.up) {
+        /* held at the responder's window, and that node is gone: say the latter */
+        hxd_svc_fail_upstream(res, HYKEX_STATUS_NO_QKD_CONNECTION, "");
+        snprintf(res->msg, sizeof(res->msg),
+                 "peer node unreachable (no link to it): no key for position %" PRIu64, pos);
+    } else if (s->role == HXD_INITIATOR && !s->failing &&
+               !hxd_window_allows(s, pos < s->next_first ? s->next_first : pos, 1)) {
+        hxd_svc_fail(res, HXD_SVC_NO_KEY,
+                     "no key ready for position %" PRIu64
+                     ": the peer node takes positions "
+                     "below %" PRIu64
+                     " only until its application takes its keys "
+                     "(limits.buffer_depth)",
+                     pos, s->peer_limit);
     } else if (s->failing && s->fail_status != 0) {
         hxd_svc_fail_upstream(res, s->fail_status, s->fail_msg);
     } else if (s->failing) {
@@ -318,7 +337,7 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
         return;
     }
     if ((key = hxd_stream_take(s, pos, &ready_at)) == NULL) {
-        no_key(s, pos, &res->r);
+        no_key(d, s, pos, &res->r);
         pthread_mutex_unlock(&d->lock);
         return;
     }
@@ -328,6 +347,7 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
     s->delivered++;
     hxd_metrics_delivered(&d->metrics, &s->peer);
     hxd_stream_kick(d, s);
+    hxd_window_announce(d, s, false); /* the responder's window moved */
     res->age_ms = (uint64_t)((hx_monotime() - ready_at) * 1000.0);
     res->method = hx_combine_name(s->uri.method);
     for (size_t i = 0; i < s->uri.n_sources && i < HX_URI_MAX_SOURCES; i++) {
@@ -347,7 +367,8 @@ void hxd_svc_close(struct hxd *d, const struct hx_uuid *ksid, const char *identi
                    struct hxd_svc_result *res)
 {
     struct hxd_stream *s;
-    struct hx_uuid peer, qkd;
+    struct hx_uuid peer;
+    struct hx_qkd_ksid qkd;
     char id[HX_UUID_STR_LEN + 1];
 
     memset(res, 0, sizeof(*res));
@@ -362,7 +383,7 @@ void hxd_svc_close(struct hxd *d, const struct hx_uuid *ksid, const char *identi
     pthread_mutex_unlock(&d->lock);
     hxd_persist_drop(d, ksid);
     hx_ignore(hxd_send_close(d, &peer, ksid));
-    if (!hx_uuid_is_nil(&qkd)) {
+    if (!hx_qkd_ksid_is_none(&qkd)) {
         hx_ignore(hx_qkd_close(&d->qkd, &qkd));
     }
     hx_uuid_format(ksid, id);

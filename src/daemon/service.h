@@ -145,6 +145,8 @@ struct hxd_svc_stream_info {
     bool restored;
     int64_t opened_at; /* Unix time */
     double keys_per_s; /* produced over the last minute (since opened, when younger) */
+    /* field2 (KME recovery, flow control): reopen attempts of its QKD stream (qkd_recover.c) */
+    uint64_t qkd_reconnects;
 };
 
 struct hxd_svc_peer_info {

@@ -247,6 +247,7 @@ static bool open_initiator(struct hxd *d, const struct hxd_svc_open_req *req,
                            struct hxd_svc_result *res)
 {
     char id[HX_UUID_STR_LEN + 1];
+    struct hx_uuid qkd_id = {{0}};
     struct hxd_stream *s, copy;
     bool gone = false;
 
@@ -278,12 +279,13 @@ static bool open_initiator(struct hxd *d, const struct hxd_svc_open_req *req,
      * OPEN_CONNECT until the other end opens (qkd.qos.timeout). The QKD stream id travels in
      * STREAM_OPEN: chosen here (qkd.join stream-id), or none (same-uris: each KME its own). */
     if (d->cfg.qkd_join != HXD_JOIN_SAME_URIS && hxd_batch_qkd_mode(d, s) == HX_PEER_QKD_004 &&
-        hx_uuid_generate(&s->qkd_ksid) != HX_OK) {
+        hx_uuid_generate(&qkd_id) != HX_OK) {
         hxd_stream_drop(d, s);
         pthread_mutex_unlock(&d->lock);
         hxd_svc_fail(res, HXD_SVC_REFUSED, "random number generator failed");
         return false;
     }
+    hx_qkd_ksid_from_uuid(&s->qkd_ksid, &qkd_id); /* none when not generated (nil) */
     copy = *s;
     /* Announce it (without the lock: the peer protocol's senders take none); wait for the peer
      * node's link if it is not up yet. */
@@ -455,6 +457,9 @@ static bool open_responder(struct hxd *d, const struct hxd_svc_open_req *req,
     }
     free(row);
     hx_ignore(hxd_send_join(d, &p->peer, ksid, 0, NULL));
+    pthread_mutex_lock(&d->lock); /* the window follows the JOIN: known before any batch */
+    hxd_window_announce(d, hxd_stream_find(d, ksid), true);
+    pthread_mutex_unlock(&d->lock);
     return true;
 }
 

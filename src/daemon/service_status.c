@@ -90,6 +90,7 @@ static void stream_info(const struct hxd *d, const struct hxd_stream *s,
     e->restored = s->restored;
     e->opened_at = s->opened_at;
     e->keys_per_s = keys_per_s(s, hx_walltime());
+    e->qkd_reconnects = s->qkd_reconnects;
 }
 
 hx_err hxd_svc_status(struct hxd *d, struct hxd_svc_status *out)

@@ -187,6 +187,7 @@ static bool read_available(struct hx_link *l, size_t cap, bool *want_write, int6
             return true;
         }
         l->rlen += got;
+        l->heard = true;
         *silent = hx_deadline_in_ms(3ull * l->ls->cfg.keepalive_s * 1000);
         if (!deliver_frames(l)) {
             return false;
@@ -226,17 +227,42 @@ static bool write_queued(struct hx_link *l, bool *want_write, int64_t *next_ping
     return ok;
 }
 
-/* The I/O loop of an up link; returns when it goes down. */
-static void run_link(struct hx_links *ls, struct hx_link *l)
+/*
+ * Logs "peer link up" once the link has proved itself: at once on the accepting side (it has
+ * checked the peer), else when the peer sent a frame (the PING that run_link sends first is
+ * answered at once) or the link stayed up LINK_PROVEN_S. A peer that
+ * refuses us closes the link before either, and the refusal is then one line (serve_link's
+ * caller), not an "up" and a "down" per attempt.
+ */
+static void announce_link(struct hx_link *l, double up_since)
+{
+    char id[HX_UUID_STR_LEN + 1];
+    int nid = (int)SSL_get_negotiated_group(l->io.ssl);
+    const char *group = SSL_group_to_name(l->io.ssl, nid);
+
+    if (l->announced || (!l->heard && hx_monotime() - up_since < LINK_PROVEN_S)) {
+        return;
+    }
+    l->announced = true;
+    hx_uuid_format(&l->peer, id);
+    hx_info("peer link up", HX_F_STR("peer", id) HX_F_STR("tls", SSL_get_version(l->io.ssl))
+                                HX_F_STR("group", group != NULL ? group : "?")
+                                    HX_F_STR("cipher", SSL_get_cipher_name(l->io.ssl)));
+}
+
+/* The I/O loop of an up link; returns when it goes down. The first PING goes at once: the
+ * peer's PONG tells that it accepted us (announce_link). */
+static void run_link(struct hx_links *ls, struct hx_link *l, double up_since)
 {
     uint64_t ka_ms = (uint64_t)ls->cfg.keepalive_s * 1000;
-    int64_t next_ping = hx_deadline_in_ms(ka_ms), silent = hx_deadline_in_ms(3 * ka_ms);
+    int64_t next_ping = hx_deadline_in_ms(0), silent = hx_deadline_in_ms(3 * ka_ms);
     size_t cap = HX_LINK_HEADER + HX_LINK_MAX_KEM_FRAME + 16384;
     bool want_write = false;
 
     if ((l->rbuf = malloc(cap)) == NULL) {
         return;
     }
+    announce_link(l, up_since); /* the accepting side: at once */
     while (!ls->stopping) {
         struct pollfd pfd[2] = {{l->io.fd, POLLIN, 0}, {l->wake[0], POLLIN, 0}};
         char drain[64];
@@ -259,6 +285,7 @@ static void run_link(struct hx_links *ls, struct hx_link *l)
             !write_queued(l, &want_write, &next_ping)) {
             return;
         }
+        announce_link(l, up_since);
         if (hx_deadline_passed(next_ping)) {
             uint8_t nonce[8] = {0};
             if (hx_link_send(l, FRAME_PING, nonce, sizeof(nonce)) != HX_OK) {
@@ -273,8 +300,12 @@ static void run_link(struct hx_links *ls, struct hx_link *l)
     }
 }
 
-/* Registers an identified link, runs it, unregisters it; returns how long it was up (s). */
-static double serve_link(struct hx_links *ls, struct hx_link *l)
+/*
+ * Registers an identified link, runs it, unregisters it; returns how long it was up (s).
+ * *proven: it proved itself (announce_link); when not, nothing was logged about it and the
+ * caller logs the refusal once.
+ */
+static double serve_link(struct hx_links *ls, struct hx_link *l, bool *proven)
 {
     double up_since = hx_monotime();
     struct slot *s;
@@ -306,9 +337,6 @@ static double serve_link(struct hx_links *ls, struct hx_link *l)
         int nid = (int)SSL_get_negotiated_group(l->io.ssl);
         const char *group = SSL_group_to_name(l->io.ssl, nid);
         X509 *cert = SSL_get0_peer_certificate(l->io.ssl);
-        hx_info("peer link up", HX_F_STR("peer", id) HX_F_STR("tls", SSL_get_version(l->io.ssl))
-                                    HX_F_STR("group", group != NULL ? group : "?")
-                                        HX_F_STR("cipher", SSL_get_cipher_name(l->io.ssl)));
         pthread_mutex_lock(&ls->lock);
         s->info.up = true;
         s->info.last_up = hx_walltime();
@@ -319,7 +347,8 @@ static double serve_link(struct hx_links *ls, struct hx_link *l)
         pthread_mutex_unlock(&ls->lock);
     }
     ls->cfg.on_state(ls->cfg.arg, l, true);
-    run_link(ls, l);
+    run_link(ls, l, up_since);
+    *proven = l->announced;
     pthread_mutex_lock(&l->lock);
     l->up = false;
     pthread_mutex_unlock(&l->lock);
@@ -330,7 +359,9 @@ static double serve_link(struct hx_links *ls, struct hx_link *l)
         s->link = NULL;
     }
     pthread_mutex_unlock(&ls->lock);
-    hx_info("peer link down", HX_F_STR("peer", id));
+    if (*proven) {
+        hx_info("peer link down", HX_F_STR("peer", id));
+    }
     ls->cfg.on_state(ls->cfg.arg, l, false);
     link_put_n(l, slot_ref ? 2 : 1); /* ours, and the slot's if the slot still held it */
     return hx_monotime() - up_since;
@@ -377,9 +408,10 @@ static void *connector_main(void *arg)
     hx_backoff_init(&bo, 0.1, ls->cfg.reconnect_max_s);
     for (;;) {
         struct hx_link *l = NULL;
+        bool proven = false, refused = false, made = false;
         char why[200], host[sizeof(s->host)];
         uint16_t port;
-        bool made = false;
+        double wait_s;
         int fd;
         /* The slot's address under the lock: a reload may change it (or retire the slot). */
         pthread_mutex_lock(&ls->lock);
@@ -402,9 +434,11 @@ static void *connector_main(void *arg)
                 hx_warn("peer at this address presents another node's certificate",
                         HX_F_STR("host", host));
                 link_free(l);
-            } else if (serve_link(ls, l) >= LINK_PROVEN_S) {
+            } else if (serve_link(ls, l, &proven) >= LINK_PROVEN_S && proven) {
                 hx_backoff_reset(&bo);
                 continue; /* it was a good link: redial at once */
+            } else {
+                refused = !proven;
             }
         }
         if (!made) {
@@ -412,7 +446,18 @@ static void *connector_main(void *arg)
             s->info.dial_failures++;
             pthread_mutex_unlock(&ls->lock);
         }
-        sleep_interruptible(ls, hx_backoff_next(&bo));
+        wait_s = hx_backoff_next(&bo);
+        if (refused && !ls->stopping) {
+            /* One line per back-off step: the link itself logged nothing (serve_link). */
+            char id[HX_UUID_STR_LEN + 1];
+            hx_uuid_format(&uuid, id);
+            hx_warn(
+                "peer closed the link right after the handshake: it does not accept this "
+                "node (is this node in its trusted peers?)",
+                HX_F_STR("peer", id) HX_F_STR("host", host)
+                    HX_F_U64("retry_in_ms", (uint64_t)(wait_s * 1000)));
+        }
+        sleep_interruptible(ls, wait_s);
     }
     return NULL;
 }
@@ -461,7 +506,9 @@ static void *accepted_main(void *arg)
                 HX_NOFIELDS);
         link_free(l);
     } else {
-        serve_link(ls, l);
+        bool proven;
+        l->heard = true; /* this side checked the peer: up at once (announce_link) */
+        serve_link(ls, l, &proven);
     }
     pthread_mutex_lock(&ls->lock);
     ls->handshakes--;

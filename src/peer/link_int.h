@@ -59,6 +59,9 @@ struct hx_link {
     uint64_t serial; /* unique per link made: tells a reconnection from the same link */
     uint8_t *rbuf;
     size_t rlen;
+    /* I/O thread only: a frame came from the peer; "peer link up" was logged (the link proved
+     * itself: the peer answered, or stayed LINK_PROVEN_S; see announce_link in link.c) */
+    bool heard, announced;
 };
 
 struct slot {

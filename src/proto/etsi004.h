@@ -18,6 +18,7 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/qkdid.h"
 #include "common/uuid.h"
 #include "hykex/hykex.h"
 
@@ -41,6 +42,10 @@ struct hx_004_request {
     char destination[HX_004_MAX_URI + 1];
     struct hykex_qos qos;
     struct hx_uuid ksid; /* nil: none given */
+    /* JSON, towards or from a KME: a key_stream_id that is not a UUID (an opaque one, which
+     * a JSON-dialect KME is free to issue). When set, the encoder sends it instead of ksid;
+     * hx_004_json_decode_request_ex with opaque_ids fills it for an id that is no UUID. */
+    struct hx_qkd_ksid ksid_text;
     bool has_index;
     uint32_t index;
     uint32_t metadata_size; /* GET_KEY: the client's metadata capacity (0: not given) */
@@ -66,6 +71,11 @@ extern const struct hx_004_qos_field hx_004_qos_fields[HX_004_QOS_INT_FIELDS];
  */
 HX_MUST_CHECK hx_err hx_004_json_decode_request(struct json_object *o, struct hx_004_request *req,
                                                 char *why, size_t why_len);
+/* The same; opaque_ids: a key_stream_id that is no UUID goes to req->ksid_text (bounded,
+ * printable: common/qkdid.h) instead of being refused (a KME's side of the JSON dialect). */
+HX_MUST_CHECK hx_err hx_004_json_decode_request_ex(struct json_object *o,
+                                                   struct hx_004_request *req, bool opaque_ids,
+                                                   char *why, size_t why_len);
 /* {"status": N, "message": "..."} (the message only for a non-zero status). */
 struct json_object *hx_004_json_status(int status, const char *message);
 /* The 8 QoS fields under their JSON names. */

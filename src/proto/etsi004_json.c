@@ -74,10 +74,11 @@ static hx_err get_string(struct json_object *v, const char *name, char *out, siz
     return HX_OK;
 }
 
-static hx_err get_ksid(struct json_object *v, bool null_ok, struct hx_uuid *out, char *why,
-                       size_t why_len)
+static hx_err get_ksid(struct json_object *v, bool null_ok, bool opaque_ok, struct hx_uuid *out,
+                       struct hx_qkd_ksid *text, char *why, size_t why_len)
 {
     memset(out, 0, sizeof(*out));
+    memset(text, 0, sizeof(*text));
     if (v == NULL || json_object_is_type(v, json_type_null) ||
         (json_object_is_type(v, json_type_string) && json_object_get_string_len(v) == 0)) {
         if (null_ok) {
@@ -92,6 +93,12 @@ static hx_err get_ksid(struct json_object *v, bool null_ok, struct hx_uuid *out,
     }
     if (hx_uuid_parse(json_object_get_string(v), (size_t)json_object_get_string_len(v), out) !=
         HX_OK) {
+        if (opaque_ok) {
+            char w[120];
+            hx_err e = hx_qkd_ksid_set(text, json_object_get_string(v),
+                                       (size_t)json_object_get_string_len(v), w, sizeof(w));
+            return e == HX_OK ? HX_OK : fail(why, why_len, e, "data.%s", w);
+        }
         return fail(why, why_len, HX_ERR_BAD_UUID,
                     "data.key_stream_id: not a UUID (8-4-4-4-12 hex digits)");
     }
@@ -146,6 +153,12 @@ static hx_err decode_qos(struct json_object *q, struct hykex_qos *qos, char *why
 
 hx_err hx_004_json_decode_request(struct json_object *o, struct hx_004_request *req, char *why,
                                   size_t why_len)
+{
+    return hx_004_json_decode_request_ex(o, req, false, why, why_len);
+}
+
+hx_err hx_004_json_decode_request_ex(struct json_object *o, struct hx_004_request *req,
+                                     bool opaque_ids, char *why, size_t why_len)
 {
     struct json_object *cmd = NULL, *data = NULL, *ksid = NULL, *meta = NULL;
     const char *c;
@@ -220,7 +233,8 @@ hx_err hx_004_json_decode_request(struct json_object *o, struct hx_004_request *
         return fail(why, why_len, HX_ERR_MISSING_FIELD, "data.%s: required",
                     have_src ? "destination" : "source");
     }
-    if ((e = get_ksid(ksid, req->cmd == HX_004_OPEN_CONNECT, &req->ksid, why, why_len)) != HX_OK) {
+    if ((e = get_ksid(ksid, req->cmd == HX_004_OPEN_CONNECT, opaque_ids, &req->ksid,
+                      &req->ksid_text, why, why_len)) != HX_OK) {
         return e;
     }
     if (meta != NULL) {
@@ -280,13 +294,17 @@ struct json_object *hx_004_json_encode_request(const struct hx_004_request *req)
         json_object_object_add(d, "destination", json_object_new_string(req->destination));
         q = hx_004_json_qos(&req->qos);
         json_object_object_add(d, "qos", q);
-        if (!hx_uuid_is_nil(&req->ksid)) {
+        if (!hx_qkd_ksid_is_none(&req->ksid_text)) {
+            json_object_object_add(d, "key_stream_id", json_object_new_string(req->ksid_text.s));
+        } else if (!hx_uuid_is_nil(&req->ksid)) {
             hx_uuid_format(&req->ksid, id);
             json_object_object_add(d, "key_stream_id", json_object_new_string(id));
         }
     } else if (req->cmd != HX_004_STATUS && req->cmd != HX_004_RELOAD) {
         hx_uuid_format(&req->ksid, id);
-        json_object_object_add(d, "key_stream_id", json_object_new_string(id));
+        json_object_object_add(
+            d, "key_stream_id",
+            json_object_new_string(hx_qkd_ksid_is_none(&req->ksid_text) ? id : req->ksid_text.s));
         if (req->cmd == HX_004_GET_KEY && req->has_index) {
             json_object_object_add(d, "index", json_object_new_int64(req->index));
         }

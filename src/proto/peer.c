@@ -103,21 +103,30 @@ hx_err hx_peer_read_lp16(struct hx_reader *r, char *out, size_t cap)
 
 hx_err hx_peer_encode_open(struct hx_writer *w, const struct hx_peer_open *m)
 {
+    struct hx_uuid qkd;
+    bool opaque =
+        !hx_qkd_ksid_is_none(&m->qkd_ksid) && !hx_qkd_ksid_is_canonical_uuid(&m->qkd_ksid);
     hx_err e;
 
+    memset(&qkd, 0, sizeof(qkd));
+    if (!opaque && !hx_qkd_ksid_is_none(&m->qkd_ksid) && !hx_qkd_ksid_to_uuid(&m->qkd_ksid, &qkd)) {
+        return HX_ERR_BAD_VALUE;
+    }
     if ((e = hx_write_bytes(w, m->ksid.b, 16)) != HX_OK ||
         (e = hx_peer_write_lp16(w, m->src)) != HX_OK ||
         (e = hx_peer_write_lp16(w, m->dst)) != HX_OK || (e = hx_write_u32(w, m->chunk)) != HX_OK ||
         (e = hx_write_u32(w, m->timeout_ms)) != HX_OK || (e = hx_write_u32(w, m->ttl_s)) != HX_OK ||
-        (e = hx_write_bytes(w, m->qkd_ksid.b, 16)) != HX_OK) {
+        (e = hx_write_bytes(w, qkd.b, 16)) != HX_OK ||
+        (e = hx_peer_write_lp16(w, m->sae)) != HX_OK) {
         return e;
     }
-    return hx_peer_write_lp16(w, m->sae);
+    return opaque ? hx_peer_write_lp16(w, m->qkd_ksid.s) : HX_OK;
 }
 
 hx_err hx_peer_decode_open(const uint8_t *p, size_t len, struct hx_peer_open *out)
 {
     struct hx_reader r;
+    struct hx_uuid qkd = {{0}};
     hx_err e;
 
     memset(out, 0, sizeof(*out));
@@ -128,9 +137,24 @@ hx_err hx_peer_decode_open(const uint8_t *p, size_t len, struct hx_peer_open *ou
         (e = hx_read_u32(&r, &out->chunk)) != HX_OK ||
         (e = hx_read_u32(&r, &out->timeout_ms)) != HX_OK ||
         (e = hx_read_u32(&r, &out->ttl_s)) != HX_OK ||
-        (e = hx_read_bytes(&r, out->qkd_ksid.b, 16)) != HX_OK ||
+        (e = hx_read_bytes(&r, qkd.b, 16)) != HX_OK ||
         (e = hx_peer_read_lp16(&r, out->sae, sizeof(out->sae))) != HX_OK) {
         return e;
+    }
+    hx_qkd_ksid_from_uuid(&out->qkd_ksid, &qkd);
+    if (hx_reader_remaining(&r) > 0) { /* an opaque QKD stream id: the 16 bytes are zeros */
+        char text[HX_QKD_KSID_MAX + 1], why[120];
+        if (!hx_uuid_is_nil(&qkd)) {
+            return HX_ERR_BAD_VALUE;
+        }
+        if ((e = hx_peer_read_lp16(&r, text, sizeof(text))) != HX_OK ||
+            (e = hx_qkd_ksid_set(&out->qkd_ksid, text, strlen(text), why, sizeof(why))) != HX_OK) {
+            return e;
+        }
+        /* a UUID's text goes in the 16 bytes: one form per id */
+        if (hx_qkd_ksid_is_canonical_uuid(&out->qkd_ksid)) {
+            return HX_ERR_BAD_VALUE;
+        }
     }
     return hx_reader_remaining(&r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
 }
@@ -181,6 +205,56 @@ hx_err hx_peer_decode_close(const uint8_t *p, size_t len, struct hx_peer_close *
     hx_reader_init(&r, p, len);
     if ((e = hx_read_bytes(&r, out->ksid.b, 16)) != HX_OK) {
         return e;
+    }
+    return hx_reader_remaining(&r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
+}
+
+/* ---- KME recovery and flow control ---- */
+
+hx_err hx_peer_encode_qkd_reopen(struct hx_writer *w, const struct hx_peer_qkd_reopen *m)
+{
+    return hx_write_bytes(w, m->ksid.b, 16);
+}
+
+hx_err hx_peer_decode_qkd_reopen(const uint8_t *p, size_t len, struct hx_peer_qkd_reopen *out)
+{
+    struct hx_reader r;
+    hx_err e;
+
+    memset(out, 0, sizeof(*out));
+    hx_reader_init(&r, p, len);
+    if ((e = hx_read_bytes(&r, out->ksid.b, 16)) != HX_OK) {
+        return e;
+    }
+    return hx_reader_remaining(&r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
+}
+
+hx_err hx_peer_encode_window(struct hx_writer *w, const struct hx_peer_window *m)
+{
+    hx_err e;
+
+    if (m->limit >= (1ull << 63)) {
+        return HX_ERR_BAD_VALUE;
+    }
+    if ((e = hx_write_bytes(w, m->ksid.b, 16)) != HX_OK) {
+        return e;
+    }
+    return hx_write_u64(w, m->limit);
+}
+
+hx_err hx_peer_decode_window(const uint8_t *p, size_t len, struct hx_peer_window *out)
+{
+    struct hx_reader r;
+    hx_err e;
+
+    memset(out, 0, sizeof(*out));
+    hx_reader_init(&r, p, len);
+    if ((e = hx_read_bytes(&r, out->ksid.b, 16)) != HX_OK ||
+        (e = hx_read_u64(&r, &out->limit)) != HX_OK) {
+        return e;
+    }
+    if (out->limit >= (1ull << 63)) { /* positions never get there: a hostile value */
+        return HX_ERR_BAD_VALUE;
     }
     return hx_reader_remaining(&r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
 }

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/qkdid.h"
 #include "common/err.h"
 #include "common/uuid.h"
 
@@ -38,6 +39,8 @@ enum hx_peer_type {
     HX_PEER_STREAM_OPEN = 0x10,
     HX_PEER_STREAM_JOIN = 0x11,
     HX_PEER_STREAM_CLOSE = 0x12,
+    HX_PEER_QKD_REOPEN = 0x13, /* KME recovery and flow control, below */
+    HX_PEER_STREAM_WINDOW = 0x14,
     HX_PEER_BATCH_REQ = 0x20,
     HX_PEER_BATCH_RESP = 0x21,
     HX_PEER_BATCH_FIN = 0x22,
@@ -117,7 +120,10 @@ struct hx_peer_open { /* STREAM_OPEN */
     struct hx_uuid ksid;
     char src[HX_PEER_MAX_URI + 1], dst[HX_PEER_MAX_URI + 1];
     uint32_t chunk, timeout_ms, ttl_s;
-    struct hx_uuid qkd_ksid; /* nil: no QKD source, or ETSI 014 */
+    /* none: no QKD source, or ETSI 014. On the wire: 16 bytes when it is a UUID's lowercase
+     * text (zeros for none); an opaque id (common/qkdid.h) as zeros there and an lp16 text
+     * after the SAE id, which older decoders never see for UUIDs. */
+    struct hx_qkd_ksid qkd_ksid;
     char sae[HX_PEER_MAX_SAE + 1];
 };
 HX_MUST_CHECK hx_err hx_peer_encode_open(struct hx_writer *w, const struct hx_peer_open *m);
@@ -137,6 +143,24 @@ struct hx_peer_close { /* STREAM_CLOSE */
 };
 HX_MUST_CHECK hx_err hx_peer_encode_close(struct hx_writer *w, const struct hx_peer_close *m);
 HX_MUST_CHECK hx_err hx_peer_decode_close(const uint8_t *p, size_t len, struct hx_peer_close *out);
+
+/* ---- KME recovery and flow control (docs/peer-protocol.md "Recovery and window") ---- */
+
+struct hx_peer_qkd_reopen { /* QKD_REOPEN: the sender reopens its QKD stream at its KME */
+    struct hx_uuid ksid;
+};
+HX_MUST_CHECK hx_err hx_peer_encode_qkd_reopen(struct hx_writer *w,
+                                               const struct hx_peer_qkd_reopen *m);
+HX_MUST_CHECK hx_err hx_peer_decode_qkd_reopen(const uint8_t *p, size_t len,
+                                               struct hx_peer_qkd_reopen *out);
+
+struct hx_peer_window { /* STREAM_WINDOW: the responder takes batches below limit only */
+    struct hx_uuid ksid;
+    uint64_t limit; /* first position it will not accept yet; below 2^63 */
+};
+HX_MUST_CHECK hx_err hx_peer_encode_window(struct hx_writer *w, const struct hx_peer_window *m);
+HX_MUST_CHECK hx_err hx_peer_decode_window(const uint8_t *p, size_t len,
+                                           struct hx_peer_window *out);
 
 /* ---- batches ---- */
 

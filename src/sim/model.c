@@ -82,6 +82,7 @@ static const struct {
     {"own-ids", SIM_QUIRK_OWN_IDS},
     {"try-later-014", SIM_QUIRK_TRY_LATER_014},
     {"last-batch-014", SIM_QUIRK_LAST_BATCH_014},
+    {"opaque-ids", SIM_QUIRK_OPAQUE_IDS},
     {"qubip", SIM_QUIRK_STRICT_QOS | SIM_QUIRK_ZERO_KEYS},
 };
 
@@ -98,8 +99,8 @@ static hx_err profile_one(struct json_object *e, unsigned *quirks, char *why, si
         }
     }
     snprintf(why, why_len,
-             "expected standard, strict-qos, zero-keys, own-ids, try-later-014, last-batch-014 "
-             "or qubip");
+             "expected standard, strict-qos, zero-keys, own-ids, try-later-014, last-batch-014, "
+             "opaque-ids or qubip");
     return HX_ERR_BAD_VALUE;
 }
 
@@ -487,4 +488,37 @@ hx_err sim_link_key(const struct sim_link *l, const uint8_t salt[16], uint32_t i
     info[n++] = (uint8_t)(index >> 8);
     info[n++] = (uint8_t)index;
     return hx_kdf_derive(HX_KDF_HKDF_SHA256, l->seed, sizeof(l->seed), salt, 16, info, n, out, len);
+}
+
+/*
+ * SIM_QUIRK_OPAQUE_IDS: the KME's text for a stream id, "ks-" and the 32 hex digits of the
+ * model's UUID (no UUID form), and back. A text it did not give out names no stream.
+ */
+void sim_opaque_format(const struct hx_uuid *id, char out[SIM_OPAQUE_ID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+
+    memcpy(out, "ks-", 3);
+    for (size_t i = 0; i < 16; i++) {
+        out[3 + 2 * i] = hex[id->b[i] >> 4];
+        out[4 + 2 * i] = hex[id->b[i] & 15];
+    }
+    out[35] = '\0';
+}
+
+bool sim_opaque_parse(const char *text, struct hx_uuid *id)
+{
+    memset(id, 0, sizeof(*id));
+    if (strlen(text) != 35 || strncmp(text, "ks-", 3) != 0) {
+        return false;
+    }
+    for (size_t i = 0; i < 32; i++) {
+        char ch = text[3 + i];
+        int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+        if (v < 0) {
+            return false;
+        }
+        id->b[i / 2] = (uint8_t)(id->b[i / 2] | (i % 2 == 0 ? v << 4 : v));
+    }
+    return true;
 }

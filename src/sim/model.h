@@ -78,6 +78,9 @@ enum sim_quirk {
     /* ETSI 014: only the last enc_keys batch of a master/slave pair can be fetched by
      * dec_keys; an enc_keys call forgets the pair's earlier keys. */
     SIM_QUIRK_LAST_BATCH_014 = 1u << 4,
+    /* ETSI 004 JSON: the stream ids this KME gives out are not UUIDs ("ks-" and 32 hex
+     * digits), and it takes them back in GET_KEY and CLOSE (a JSON-dialect KME is free to). */
+    SIM_QUIRK_OPAQUE_IDS = 1u << 5,
 };
 
 struct sim_kme {
@@ -163,6 +166,11 @@ void sim_net_free(struct sim_net *net);
 void sim_net_stop(struct sim_net *net);
 /* The names of the single quirks in `quirks`, comma-separated ("" for none). */
 void sim_profile_format(unsigned quirks, char *out, size_t cap);
+/* SIM_QUIRK_OPAQUE_IDS: a stream id as such a KME gives it out ("ks-" and 32 hex digits, no
+ * UUID form), and back (false: not one it gave out). */
+#define SIM_OPAQUE_ID_LEN 35
+void sim_opaque_format(const struct hx_uuid *id, char out[SIM_OPAQUE_ID_LEN + 1]);
+bool sim_opaque_parse(const char *text, struct hx_uuid *id);
 size_t sim_kme_find_by_node(const struct sim_net *net, const struct hx_uuid *node);
 
 /*

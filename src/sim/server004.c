@@ -101,14 +101,25 @@ static bool handle_json(struct conn *c, const struct hx_004_request *req, struct
     struct hx_uuid id = req->ksid;
     struct hykex_qos qos = req->qos;
     struct json_object *o;
-    char text[HX_UUID_STR_LEN + 1];
+    char text[HX_QKD_KSID_MAX + 1]; /* either form */
+    bool opaque = (net->kmes[c->l->kme].quirks & SIM_QUIRK_OPAQUE_IDS) != 0;
 
+    if (!hx_qkd_ksid_is_none(&req->ksid_text) && !sim_opaque_parse(req->ksid_text.s, &id)) {
+        return add_json(out, hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION,
+                                                "key_stream_id was not given out by this KME"));
+    }
     switch (req->cmd) {
     case HX_004_OPEN_CONNECT:
         sim_open(net, c->l->kme, req->source, req->destination, &qos, &id, c->l->compat, &r);
         o = hx_004_json_status(r.status, r.message);
         if (r.status == 0 || r.status == 1) {
-            hx_uuid_format(&id, text);
+            if (!hx_qkd_ksid_is_none(&req->ksid_text)) { /* a given id goes back as given */
+                snprintf(text, sizeof(text), "%s", req->ksid_text.s);
+            } else if (opaque && hx_uuid_is_nil(&req->ksid)) { /* one this KME makes */
+                sim_opaque_format(&id, text);
+            } else {
+                hx_uuid_format(&id, text);
+            }
             json_object_object_add(o, "key_stream_id", json_object_new_string(text));
         }
         if (r.status == 7 || (r.status <= 1 && !c->l->compat)) {
@@ -176,7 +187,10 @@ static void serve_json(struct conn *c)
             if (ev == HX_JSON_ERROR) {
                 snprintf(msg, sizeof(msg), "malformed request: %s", why);
                 ok = add_json(&out, hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, msg));
-            } else if (hx_004_json_decode_request(o, &req, msg, sizeof(msg)) != HX_OK) {
+            } else if (hx_004_json_decode_request_ex(
+                           o, &req,
+                           (c->l->srv->net->kmes[c->l->kme].quirks & SIM_QUIRK_OPAQUE_IDS) != 0,
+                           msg, sizeof(msg)) != HX_OK) {
                 char full[340];
                 snprintf(full, sizeof(full), "invalid request: %s", msg);
                 ok = add_json(&out, hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, full));

@@ -15,6 +15,7 @@
 #include "net/conn.h"
 #include "net/sock.h"
 #include "proto/etsi004.h"
+#include "source/qkd_int.h"
 
 /* One connection to the KME: net/conn.h, and the TLS context made for it (qkd.tls). */
 struct qconn {
@@ -205,123 +206,40 @@ static hx_err bin_rpc(const struct hx_qkd_client *c, const struct hx_004_request
     return e;
 }
 
-static uint32_t get_status(struct json_object *o, char *msg, size_t msg_len)
-{
-    struct json_object *s, *m;
-
-    if (!json_object_object_get_ex(o, "status", &s) || !json_object_is_type(s, json_type_int)) {
-        snprintf(msg, msg_len, "QKD source: the KME's reply has no integer status");
-        return HYKEX_STATUS_NO_QKD_CONNECTION;
-    }
-    if (json_object_get_int(s) != 0 && json_object_object_get_ex(o, "message", &m)) {
-        snprintf(msg, msg_len, "QKD source: %s", json_object_get_string(m));
-    }
-    return (uint32_t)json_object_get_int(s);
-}
-
-static const char *json_type_word(struct json_object *v)
-{
-    switch (json_object_get_type(v)) {
-    case json_type_null:
-        return "null";
-    case json_type_boolean:
-        return "a boolean";
-    case json_type_double:
-        return "a number with a fraction";
-    case json_type_string:
-        return "a string";
-    case json_type_array:
-        return "an array";
-    case json_type_object:
-        return "an object";
-    default:
-        return "an integer";
-    }
-}
-
 /*
- * A GET_KEY reply's status, and its key_buffer into key. Strict (fail closed): an array of
- * exactly len elements, each a JSON integer 0..255; nothing is coerced. kme names the KME in
- * the message.
+ * The stream id into a request: a UUID (binary: always; JSON: sent back as the KME gave it,
+ * case included), or an opaque id (JSON only). false, with status 4 and msg, when an opaque
+ * id would go to a binary KME (configuration changed under a stored stream).
  */
-static uint32_t key_from_reply(struct json_object *o, const char *kme, uint8_t *key, size_t len,
-                               char *msg, size_t msg_len)
+static bool put_ksid(const struct hx_qkd_client *c, struct hx_004_request *req,
+                     const struct hx_qkd_ksid *id, uint32_t *status, char *msg, size_t msg_len)
 {
-    struct json_object *kb;
-    uint32_t status = get_status(o, msg, msg_len);
-
-    if (status != 0) {
-        return status;
+    memset(&req->ksid, 0, sizeof(req->ksid));
+    memset(&req->ksid_text, 0, sizeof(req->ksid_text));
+    if (hx_qkd_ksid_is_none(id)) {
+        return true;
     }
-    if (!json_object_object_get_ex(o, "key_buffer", &kb) ||
-        !json_object_is_type(kb, json_type_array)) {
-        snprintf(msg, msg_len, "QKD source: KME %s: reply without a key_buffer array", kme);
-        return HYKEX_STATUS_NO_QKD_CONNECTION;
-    }
-    if (json_object_array_length(kb) != len) {
-        snprintf(msg, msg_len, "QKD source: KME %s: key_buffer of %zu bytes, asked for %zu", kme,
-                 json_object_array_length(kb), len);
-        hx_json_wipe(kb);
-        return HYKEX_STATUS_NO_QKD_CONNECTION;
-    }
-    for (size_t i = 0; i < len; i++) {
-        struct json_object *el = json_object_array_get_idx(kb, i);
-        int64_t v = json_object_is_type(el, json_type_int) ? json_object_get_int64(el) : -1;
-        if (v < 0 || v > 255) {
-            snprintf(msg, msg_len,
-                     "QKD source: KME %s: key_buffer element %zu is %s, not an "
-                     "integer 0..255: reply refused",
-                     kme, i,
-                     json_object_is_type(el, json_type_int) ? "out of range" : json_type_word(el));
-            status = HYKEX_STATUS_NO_QKD_CONNECTION;
-            break;
+    if (hx_qkd_ksid_to_uuid(id, &req->ksid)) {
+        if (c->protocol == 1 && !hx_qkd_ksid_is_canonical_uuid(id)) {
+            req->ksid_text = *id;
         }
-        key[i] = (uint8_t)v;
+        return true;
     }
-    if (status != 0) {
-        OPENSSL_cleanse(key, len);
+    if (c->protocol != 1) {
+        char kn[280];
+        snprintf(msg, msg_len,
+                 "QKD source: KME %s: key_stream_id %.64s is not a UUID: the binary dialect "
+                 "carries UUIDs only",
+                 kme_name(c, kn, sizeof(kn)), id->s);
+        *status = HYKEX_STATUS_NO_QKD_CONNECTION;
+        return false;
     }
-    hx_json_wipe(kb); /* the key's copy in json-c's objects, before they are freed */
-    return status;
-}
-
-hx_err hx_qkd_parse_key_reply(const char *json, size_t json_len, const char *kme, uint8_t *key,
-                              size_t len, uint32_t *status, char *msg, size_t msg_len)
-{
-    static const struct hx_json_limits lim = {
-        .max_message = 1u << 20, .max_depth = 8, .max_string = 4096, .max_members = 70000};
-    struct json_object *o = NULL;
-    char why[200];
-
-    msg[0] = '\0';
-    if (hx_json_parse_object(json, json_len, &lim, &o, why, sizeof(why)) != HX_OK) {
-        snprintf(msg, msg_len, "QKD source: KME %s: malformed reply: %s", kme, why);
-        return HX_ERR_PROTO;
-    }
-    *status = key_from_reply(o, kme, key, len, msg, msg_len);
-    json_object_put(o);
-    return HX_OK;
-}
-
-/* The qos object of a JSON OPEN_CONNECT reply (a counter-proposal): its integer fields. */
-static void qos_from_reply(struct json_object *o, struct hykex_qos *qos)
-{
-    const struct hx_004_qos_field *f = hx_004_qos_fields;
-    struct json_object *q, *v;
-
-    if (!json_object_object_get_ex(o, "qos", &q) || !json_object_is_type(q, json_type_object)) {
-        return;
-    }
-    for (size_t i = 0; i < HX_004_QOS_INT_FIELDS; i++) {
-        if (json_object_object_get_ex(q, f[i].name, &v) && json_object_is_type(v, json_type_int) &&
-            json_object_get_int64(v) >= 0 && json_object_get_int64(v) <= UINT32_MAX) {
-            *(uint32_t *)((char *)qos + f[i].off) = (uint32_t)json_object_get_int64(v);
-        }
-    }
+    req->ksid_text = *id;
+    return true;
 }
 
 hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *dst,
-                   struct hykex_qos *qos, struct hx_uuid *ksid, uint32_t *status, char *msg,
+                   struct hykex_qos *qos, struct hx_qkd_ksid *ksid, uint32_t *status, char *msg,
                    size_t msg_len)
 {
     struct hx_004_request req;
@@ -333,8 +251,10 @@ hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *d
     snprintf(req.destination, sizeof(req.destination), "%s", dst);
     req.qos = *qos;
     snprintf(req.qos.metadata_mimetype, sizeof(req.qos.metadata_mimetype), "application/json");
-    req.ksid = *ksid;
     msg[0] = '\0';
+    if (!put_ksid(c, &req, ksid, status, msg, msg_len)) {
+        return HX_OK;
+    }
     /* The KME may hold OPEN_CONNECT up to qos->timeout ms for the other end: wait that long
      * for its reply, and the client's own timeout on top. */
     struct hx_qkd_client oc = *c;
@@ -350,28 +270,18 @@ hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *d
         }
         *status = r.status;
         if (r.status <= 1) {
-            *ksid = r.ksid;
+            hx_qkd_ksid_from_uuid(ksid, &r.ksid);
         } else if (r.status == HYKEX_STATUS_QOS_NOT_MET) {
             *qos = r.qos;
         }
         return HX_OK;
     }
-    struct json_object *o, *id;
+    struct json_object *o;
+    char kn[280];
     if ((e = json_rpc(c, &req, &o, msg, msg_len)) != HX_OK) {
         return e;
     }
-    *status = get_status(o, msg, msg_len);
-    if (*status == HYKEX_STATUS_QOS_NOT_MET) {
-        qos_from_reply(o, qos);
-    }
-    if (*status <= 1 && json_object_object_get_ex(o, "key_stream_id", &id) &&
-        hx_uuid_parse(json_object_get_string(id), (size_t)json_object_get_string_len(id), ksid) !=
-            HX_OK) {
-        snprintf(msg, msg_len,
-                 "QKD source: the KME returned a key_stream_id that is not a UUID (hykex needs "
-                 "one)");
-        *status = HYKEX_STATUS_NO_QKD_CONNECTION;
-    }
+    *status = hx_qkd_open_from_reply(o, kme_name(c, kn, sizeof(kn)), qos, ksid, msg, msg_len);
     json_object_put(o);
     return HX_OK;
 }
@@ -396,11 +306,16 @@ static void refuse_zero_key(const uint8_t *key, size_t len, uint32_t *status, ch
     }
 }
 
-static void get_request(struct hx_004_request *req, const struct hx_uuid *ksid, uint32_t index)
+/* A GET_KEY request; the id as put_ksid puts it (checked by the callers: ksid_ok). */
+static void get_request(const struct hx_qkd_client *c, struct hx_004_request *req,
+                        const struct hx_qkd_ksid *ksid, uint32_t index)
 {
+    uint32_t st;
+    char m[8];
+
     memset(req, 0, sizeof(*req));
     req->cmd = HX_004_GET_KEY;
-    req->ksid = *ksid;
+    (void)put_ksid(c, req, ksid, &st, m, sizeof(m));
     req->has_index = true;
     req->index = index;
     req->metadata_size = 1024;
@@ -424,14 +339,17 @@ static uint32_t key_from_bin(const struct hx_qkd_client *c, const struct hx_004_
     return status;
 }
 
-hx_err hx_qkd_get(const struct hx_qkd_client *c, const struct hx_uuid *ksid, uint32_t index,
+hx_err hx_qkd_get(const struct hx_qkd_client *c, const struct hx_qkd_ksid *ksid, uint32_t index,
                   uint8_t *key, size_t len, uint32_t *status, char *msg, size_t msg_len)
 {
     struct hx_004_request req;
     hx_err e;
 
-    get_request(&req, ksid, index);
+    get_request(c, &req, ksid, index);
     msg[0] = '\0';
+    if (!put_ksid(c, &req, ksid, status, msg, msg_len)) {
+        return HX_OK;
+    }
     if (c->protocol == 2) {
         uint8_t *payload = malloc(HX_004_BIN_MAX_PAYLOAD);
         struct hx_004_response r;
@@ -450,20 +368,24 @@ hx_err hx_qkd_get(const struct hx_qkd_client *c, const struct hx_uuid *ksid, uin
     if ((e = json_rpc(c, &req, &o, msg, msg_len)) != HX_OK) {
         return e;
     }
-    *status = key_from_reply(o, kme_name(c, kn, sizeof(kn)), key, len, msg, msg_len);
+    *status = hx_qkd_key_from_reply(o, kme_name(c, kn, sizeof(kn)), key, len, msg, msg_len);
     json_object_put(o);
     refuse_zero_key(key, len, status, msg, msg_len);
     return HX_OK;
 }
 
-hx_err hx_qkd_close(const struct hx_qkd_client *c, const struct hx_uuid *ksid)
+hx_err hx_qkd_close(const struct hx_qkd_client *c, const struct hx_qkd_ksid *ksid)
 {
     struct hx_004_request req;
     char msg[200];
 
+    uint32_t st;
+
     memset(&req, 0, sizeof(req));
     req.cmd = HX_004_CLOSE;
-    req.ksid = *ksid;
+    if (!put_ksid(c, &req, ksid, &st, msg, sizeof(msg))) {
+        return HX_ERR_BAD_VALUE;
+    }
     if (c->protocol == 2) {
         uint8_t payload[64];
         struct hx_004_response r;
@@ -476,14 +398,15 @@ hx_err hx_qkd_close(const struct hx_qkd_client *c, const struct hx_uuid *ksid)
 }
 
 /* Appends one JSON GET_KEY request for index to w. */
-static hx_err json_get_request(struct hx_writer *w, const struct hx_uuid *ksid, uint32_t index)
+static hx_err json_get_request(const struct hx_qkd_client *c, struct hx_writer *w,
+                               const struct hx_qkd_ksid *ksid, uint32_t index)
 {
     struct hx_004_request req;
     struct json_object *o;
     const char *text;
     hx_err e;
 
-    get_request(&req, ksid, index);
+    get_request(c, &req, ksid, index);
     if ((o = hx_004_json_encode_request(&req)) == NULL) {
         return HX_ERR_NOMEM;
     }
@@ -525,7 +448,7 @@ static hx_err json_get_reply(const struct hx_qkd_client *c, struct qconn *q,
             return e;
         }
     }
-    *status = key_from_reply(r, kme_name(c, kn, sizeof(kn)), key, len, msg, msg_len);
+    *status = hx_qkd_key_from_reply(r, kme_name(c, kn, sizeof(kn)), key, len, msg, msg_len);
     refuse_zero_key(key, len, status, msg, msg_len);
     json_object_put(r);
     return HX_OK;
@@ -535,7 +458,7 @@ static hx_err json_get_reply(const struct hx_qkd_client *c, struct qconn *q,
  * Binary 1.0.1: the GET_KEYs on one connection, up to c->pipeline written at once, their
  * replies read in order (the frames are length-delimited, so a KME reads them one by one).
  */
-static hx_err bin_get_many(const struct hx_qkd_client *c, const struct hx_uuid *ksid,
+static hx_err bin_get_many(const struct hx_qkd_client *c, const struct hx_qkd_ksid *ksid,
                            uint32_t first, uint32_t count, uint8_t *keys, size_t len,
                            uint32_t *done, uint32_t *status, char *msg, size_t msg_len)
 {
@@ -558,7 +481,7 @@ static hx_err bin_get_many(const struct hx_qkd_client *c, const struct hx_uuid *
         hx_writer_reset(&w);
         for (uint32_t i = 0; i < n && e == HX_OK; i++) {
             struct hx_004_request req;
-            get_request(&req, ksid, first + *done + i);
+            get_request(c, &req, ksid, first + *done + i);
             e = hx_004_bin_encode_request((enum hx_004_framing)c->framing, &req, &w);
         }
         if (e == HX_OK && !qwrite(&q, w.data, w.len)) {
@@ -581,9 +504,9 @@ static hx_err bin_get_many(const struct hx_qkd_client *c, const struct hx_uuid *
     return e;
 }
 
-hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_uuid *ksid, uint32_t first,
-                       uint32_t count, uint8_t *keys, size_t len, uint32_t *done, uint32_t *status,
-                       char *msg, size_t msg_len)
+hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_qkd_ksid *ksid,
+                       uint32_t first, uint32_t count, uint8_t *keys, size_t len, uint32_t *done,
+                       uint32_t *status, char *msg, size_t msg_len)
 {
     static const struct hx_json_limits lim = {
         .max_message = 1u << 20, .max_depth = 8, .max_string = 4096, .max_members = 70000};
@@ -594,6 +517,10 @@ hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_uuid *ksid
     *done = 0;
     *status = 0;
     msg[0] = '\0';
+    struct hx_004_request check;
+    if (!put_ksid(c, &check, ksid, status, msg, msg_len)) {
+        return HX_OK;
+    }
     if (c->protocol != 1 && c->framing == HX_004_FRAMING_101) {
         return bin_get_many(c, ksid, first, count, keys, len, done, status, msg, msg_len);
     }
@@ -625,7 +552,7 @@ hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_uuid *ksid
         uint32_t n = count - *done < window ? count - *done : window;
         hx_writer_reset(&w);
         for (uint32_t i = 0; i < n && e == HX_OK; i++) {
-            e = json_get_request(&w, ksid, first + *done + i);
+            e = json_get_request(c, &w, ksid, first + *done + i);
         }
         if (e == HX_OK && !qwrite(&q, w.data, w.len)) {
             snprintf(msg, msg_len, "QKD source: sending to the KME failed");

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/qkdid.h"
 #include "common/uuid.h"
 #include "hykex/hykex.h"
 
@@ -28,14 +29,16 @@ struct hx_qkd_client {
 
 /*
  * OPEN_CONNECT with qos (key_chunk_size, timeout, bps, ... as given; the mimetype is JSON);
- * *ksid in/out (nil: the KME makes one). Returns the ETSI status in *status; with status 7 the
+ * *ksid in/out (none: the KME makes one). A JSON-dialect KME's id may be any bounded printable
+ * string (common/qkdid.h), kept as given; the binary dialects carry UUIDs only (an opaque id is
+ * refused with status 4 and a message). Returns the ETSI status in *status; with status 7 the
  * KME's counter-proposal replaces *qos.
  */
 HX_MUST_CHECK hx_err hx_qkd_open(const struct hx_qkd_client *c, const char *src, const char *dst,
-                                 struct hykex_qos *qos, struct hx_uuid *ksid, uint32_t *status,
+                                 struct hykex_qos *qos, struct hx_qkd_ksid *ksid, uint32_t *status,
                                  char *msg, size_t msg_len);
 /* GET_KEY at index into key (len bytes exactly). A key of all zero bytes is refused. */
-HX_MUST_CHECK hx_err hx_qkd_get(const struct hx_qkd_client *c, const struct hx_uuid *ksid,
+HX_MUST_CHECK hx_err hx_qkd_get(const struct hx_qkd_client *c, const struct hx_qkd_ksid *ksid,
                                 uint32_t index, uint8_t *key, size_t len, uint32_t *status,
                                 char *msg, size_t msg_len);
 /*
@@ -43,7 +46,7 @@ HX_MUST_CHECK hx_err hx_qkd_get(const struct hx_qkd_client *c, const struct hx_u
  * connection where the dialect allows it (JSON, binary 1.0.1; 2.1.1 takes one per request).
  * Stops at the first non-zero status, which *status and msg report, with *done keys fetched.
  */
-HX_MUST_CHECK hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_uuid *ksid,
+HX_MUST_CHECK hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_qkd_ksid *ksid,
                                      uint32_t first, uint32_t count, uint8_t *keys, size_t len,
                                      uint32_t *done, uint32_t *status, char *msg, size_t msg_len);
 /*
@@ -54,6 +57,12 @@ HX_MUST_CHECK hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct
 HX_MUST_CHECK hx_err hx_qkd_parse_key_reply(const char *json, size_t json_len, const char *kme,
                                             uint8_t *key, size_t len, uint32_t *status, char *msg,
                                             size_t msg_len);
-HX_MUST_CHECK hx_err hx_qkd_close(const struct hx_qkd_client *c, const struct hx_uuid *ksid);
+/* A JSON-dialect OPEN_CONNECT reply (text) as hx_qkd_open reads it: *status, the
+ * counter-proposal (7) into qos, the key_stream_id (0, 1) into ksid; a malformed id is status 4
+ * with msg naming kme and the fault. HX_ERR_PROTO for text that is no JSON object. */
+HX_MUST_CHECK hx_err hx_qkd_parse_open_reply(const char *json, size_t json_len, const char *kme,
+                                             struct hykex_qos *qos, struct hx_qkd_ksid *ksid,
+                                             uint32_t *status, char *msg, size_t msg_len);
+HX_MUST_CHECK hx_err hx_qkd_close(const struct hx_qkd_client *c, const struct hx_qkd_ksid *ksid);
 
 #endif

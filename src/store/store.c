@@ -15,13 +15,13 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#define SCHEMA_VERSION 2 /* 2: streams.owner */
+#define SCHEMA_VERSION 3 /* 2: streams.owner; 3: streams.qkd_ksid is the KME's text */
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS streams ("
     " ksid BLOB PRIMARY KEY, role INTEGER NOT NULL, peer BLOB NOT NULL,"
     " src TEXT NOT NULL, dst TEXT NOT NULL, chunk INTEGER NOT NULL, timeout_ms INTEGER NOT NULL,"
-    " ttl_s INTEGER NOT NULL, qkd_ksid BLOB NOT NULL, peer_sae TEXT NOT NULL,"
+    " ttl_s INTEGER NOT NULL, qkd_ksid TEXT NOT NULL, peer_sae TEXT NOT NULL,"
     " qkd_next INTEGER NOT NULL, produced INTEGER NOT NULL, next_get INTEGER NOT NULL,"
     " peer_closed INTEGER NOT NULL, opened_at INTEGER NOT NULL,"
     " owner TEXT NOT NULL DEFAULT '') WITHOUT ROWID;"
@@ -29,6 +29,17 @@ static const char schema[] =
     " ksid BLOB NOT NULL REFERENCES streams(ksid) ON DELETE CASCADE,"
     " pos INTEGER NOT NULL, state INTEGER NOT NULL, sealed BLOB,"
     " PRIMARY KEY (ksid, pos)) WITHOUT ROWID;";
+
+/* v2 -> v3: the QKD stream id becomes the KME's text (opaque ids, common/qkdid.h); a stored
+ * 16-byte UUID becomes its lowercase text, the nil one "" (none). The column keeps its
+ * declared type (BLOB: no affinity, so the text stays text); new stores declare TEXT. */
+static const char upgrade_v3[] =
+    "UPDATE streams SET qkd_ksid = CASE"
+    " WHEN typeof(qkd_ksid) != 'blob' THEN qkd_ksid"
+    " WHEN length(qkd_ksid) != 16 OR qkd_ksid = zeroblob(16) THEN ''"
+    " ELSE lower(substr(hex(qkd_ksid), 1, 8) || '-' || substr(hex(qkd_ksid), 9, 4) || '-' ||"
+    " substr(hex(qkd_ksid), 13, 4) || '-' || substr(hex(qkd_ksid), 17, 4) || '-' ||"
+    " substr(hex(qkd_ksid), 21, 12)) END;";
 
 enum stmt {
     S_BEGIN,
@@ -262,14 +273,15 @@ hx_err hx_store_open(const char *dir, enum hx_store_sync sync, struct hx_store *
     v = sqlite3_column_int(q, 0);
     sqlite3_finalize(q);
     q = NULL;
-    if (v == 1 &&
-        sqlite3_exec(st->db, "ALTER TABLE streams ADD COLUMN owner TEXT NOT NULL DEFAULT ''", NULL,
-                     NULL, NULL) != SQLITE_OK) {
+    if ((v == 1 &&
+         sqlite3_exec(st->db, "ALTER TABLE streams ADD COLUMN owner TEXT NOT NULL DEFAULT ''", NULL,
+                      NULL, NULL) != SQLITE_OK) ||
+        ((v == 1 || v == 2) && sqlite3_exec(st->db, upgrade_v3, NULL, NULL, NULL) != SQLITE_OK)) {
         snprintf(why, why_len, "cannot upgrade the store %s to schema %d", path, SCHEMA_VERSION);
         e = HX_ERR_IO;
         goto fail;
     }
-    if (v == 0 || v == 1) {
+    if (v >= 0 && v <= 2) {
         snprintf(pragmas, sizeof(pragmas), "PRAGMA user_version=%d", SCHEMA_VERSION);
         if (sqlite3_exec(st->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
             snprintf(why, why_len, "cannot set up the store %s", path);
@@ -331,7 +343,7 @@ hx_err hx_store_put_stream(struct hx_store *st, const struct hx_store_stream *r)
     sqlite3_bind_int64(s, 6, r->chunk);
     sqlite3_bind_int64(s, 7, r->timeout_ms);
     sqlite3_bind_int64(s, 8, r->ttl_s);
-    bind_id(s, 9, &r->qkd_ksid);
+    sqlite3_bind_text(s, 9, r->qkd_ksid.s, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 10, r->peer_sae, -1, SQLITE_STATIC);
     bind_u64(s, 11, r->qkd_next);
     bind_u64(s, 12, r->produced);
@@ -544,6 +556,24 @@ static void column_id(sqlite3_stmt *s, int col, struct hx_uuid *out)
     }
 }
 
+/* A KME's stream id: text (v3); a 16-byte blob left by an older hykexd is its UUID. Anything
+ * else (a row edited by hand) reads as none: the stream then has no QKD stream open. */
+static void column_qkd_ksid(sqlite3_stmt *s, int col, struct hx_qkd_ksid *out)
+{
+    char why[120];
+
+    memset(out, 0, sizeof(*out));
+    if (sqlite3_column_type(s, col) == SQLITE_BLOB) {
+        struct hx_uuid u;
+        column_id(s, col, &u);
+        hx_qkd_ksid_from_uuid(out, &u);
+    } else if (sqlite3_column_type(s, col) == SQLITE_TEXT && sqlite3_column_bytes(s, col) > 0 &&
+               hx_qkd_ksid_set(out, (const char *)sqlite3_column_text(s, col),
+                               (size_t)sqlite3_column_bytes(s, col), why, sizeof(why)) != HX_OK) {
+        memset(out, 0, sizeof(*out));
+    }
+}
+
 static void column_text(sqlite3_stmt *s, int col, char *out, size_t cap)
 {
     const unsigned char *t = sqlite3_column_text(s, col);
@@ -607,7 +637,7 @@ hx_err hx_store_load(struct hx_store *st, int64_t now, hx_store_stream_fn stream
         r->chunk = (uint32_t)sqlite3_column_int64(s, 5);
         r->timeout_ms = (uint32_t)sqlite3_column_int64(s, 6);
         r->ttl_s = (uint32_t)sqlite3_column_int64(s, 7);
-        column_id(s, 8, &r->qkd_ksid);
+        column_qkd_ksid(s, 8, &r->qkd_ksid);
         column_text(s, 9, r->peer_sae, sizeof(r->peer_sae));
         r->qkd_next = (uint64_t)sqlite3_column_int64(s, 10);
         r->produced = (uint64_t)sqlite3_column_int64(s, 11);

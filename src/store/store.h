@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/qkdid.h"
 #include "common/secret.h"
 #include "common/uuid.h"
 
@@ -40,7 +41,7 @@ struct hx_store_stream {
     struct hx_uuid peer;
     char src[HX_STORE_MAX_URI + 1], dst[HX_STORE_MAX_URI + 1];
     uint32_t chunk, timeout_ms, ttl_s;
-    struct hx_uuid qkd_ksid;
+    struct hx_qkd_ksid qkd_ksid; /* as the KME gave it (v3: text; "" none) */
     char peer_sae[HX_STORE_MAX_SAE];
     uint64_t qkd_next; /* initiator: the next unspent QKD index */
     uint64_t produced; /* every position below is committed (or given up); kept by the store */

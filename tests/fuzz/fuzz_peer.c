@@ -63,6 +63,7 @@ static void strings(const uint8_t *p, size_t len, uint8_t which)
         if (strnlen(open.src, sizeof(open.src)) == sizeof(open.src) ||
             strnlen(open.dst, sizeof(open.dst)) == sizeof(open.dst) ||
             strnlen(open.sae, sizeof(open.sae)) == sizeof(open.sae) ||
+            strnlen(open.qkd_ksid.s, sizeof(open.qkd_ksid.s)) == sizeof(open.qkd_ksid.s) ||
             hx_peer_encode_open(&w, &open) != HX_OK) {
             abort();
         }
@@ -80,6 +81,25 @@ static void strings(const uint8_t *p, size_t len, uint8_t which)
             memcmp(&join, &join2, sizeof(join)) != 0) {
             abort();
         }
+    }
+}
+
+/* KME recovery and flow control: QKD_REOPEN is a stream id; STREAM_WINDOW re-encodes the same. */
+static void recovery(const uint8_t *p, size_t len)
+{
+    struct hx_peer_qkd_reopen reopen;
+    struct hx_peer_window win;
+
+    if (hx_peer_decode_qkd_reopen(p, len, &reopen) == HX_OK && len != 16) {
+        abort();
+    }
+    if (hx_peer_decode_window(p, len, &win) == HX_OK) {
+        hx_writer_reset(&w);
+        if (len != 16 + 8 || win.limit >= (1ull << 63) ||
+            hx_peer_encode_window(&w, &win) != HX_OK) {
+            abort();
+        }
+        same_bytes(p, len);
     }
 }
 
@@ -153,6 +173,7 @@ static void batches(const uint8_t *p, size_t len, uint8_t sel)
         if (hx_peer_decode_close(p, len, &close) == HX_OK && len != 16) {
             abort();
         }
+        recovery(p, len);
         for (uint8_t t = HX_PEER_BATCH_REQ; t <= HX_PEER_BATCH_QUERY; t++) {
             if (hx_peer_decode_head(t, p, len, &head) == HX_OK && t != HX_PEER_BATCH_ACK &&
                 (head.count == 0 || head.count > HX_PEER_MAX_BATCH)) {

@@ -28,6 +28,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (memchr(msg, '\0', sizeof(msg)) == NULL) {
         abort();
     }
+    /* the same bytes as an OPEN_CONNECT reply: an id taken is bounded and printable */
+    struct hykex_qos qos = {0};
+    struct hx_qkd_ksid id = {{0}};
+    if (hx_qkd_parse_open_reply((const char *)data + 1, size - 1, "fuzz:1", &qos, &id, &status, msg,
+                                sizeof(msg)) == HX_OK) {
+        char why[120];
+        struct hx_qkd_ksid again;
+        if (!hx_qkd_ksid_is_none(&id) &&
+            hx_qkd_ksid_set(&again, id.s, strlen(id.s), why, sizeof(why)) != HX_OK) {
+            abort();
+        }
+    }
     free(key);
     return 0;
 }

@@ -348,13 +348,15 @@ def kme_paused_then_resumed():
     """The simulator's A-B link paused: GET_KEY fails with a status and a message naming the QKD
     source, within the QoS timeout; after resume keys flow again without restarts."""
     ksid = open_pair("A", "B", "pause", timeout=1500)
-    ca = App("A")
+    ca, cb = App("A"), App("B")
     r = ca.call("GET_KEY", key_stream_id=ksid)
     check(r["status"] == 0, f"before pause: {r}")
     sim_ctl("pause", "AB")
     t0, failed = time.time(), None  # what is ready drains first
     while time.time() - t0 < 20 and failed is None:
         t1 = time.time()
+        # B's application takes its keys too: B's window (buffer_depth) moves with them
+        cb.call("GET_KEY", key_stream_id=ksid)
         r = ca.call("GET_KEY", key_stream_id=ksid)
         if r["status"] != 0:
             failed = (r, time.time() - t1)
@@ -368,6 +370,7 @@ def kme_paused_then_resumed():
         ok = ca.call("GET_KEY", key_stream_id=ksid)["status"] == 0
     check(ok, "no key after resume")
     ca.close()
+    cb.close()
 
 
 @test

@@ -20,13 +20,14 @@ from hxtest import Runner, check, free_port, next_json  # noqa: E402
 
 SIM, ROOT = sys.argv[1], sys.argv[2]
 NODES = {k: f"{k * 8}-{k * 4}-{k * 4}-{k * 4}-{k * 12}" for k in "abcdef"}
+NODES.update({"g": "77777777-7777-4777-8777-777777777777", "h": "88888888-8888-4888-8888-888888888888"})
 QOS = {"key_chunk_size": 32, "max_bps": 0, "min_bps": 0, "jitter": 0, "priority": 0,
        "timeout": 0, "ttl": 0, "metadata_mimetype": "application/json"}
 R = Runner("hykex-qkdsim-field-")
 test = R.test
 WORK = R.work
 PKI, CTL = f"{WORK}/pki", f"{WORK}/ctl.sock"
-P = {n: free_port() for n in ["a", "b", "c", "d", "e_014", "f_014"]}
+P = {n: free_port() for n in ["a", "b", "c", "d", "e_014", "f_014", "g", "h"]}
 
 
 def uri(node, app="app"):
@@ -81,12 +82,17 @@ def setup():
              "etsi014": dict(port=P["e_014"], **tls("KME_E"))},
             {"id": "KME_F", "node": NODES["f"], "saes": ["SAE_F"],
              "etsi014": dict(port=P["f_014"], **tls("KME_F"))},
+            {"id": "KME_G", "node": NODES["g"], "profile": "opaque-ids",
+             "etsi004_json": {"port": P["g"]}},
+            {"id": "KME_H", "node": NODES["h"], "profile": "opaque-ids",
+             "etsi004_json": {"port": P["h"]}},
         ],
         "links": [
             # 256 bits a second, a pool of two 32-byte keys: "not made yet" is easy to reach
             {"id": "ab", "kmes": ["KME_A", "KME_B"], "rate_bps": 256, "capacity_bits": 512},
             {"id": "cd", "kmes": ["KME_C", "KME_D"], "rate_bps": 0, "capacity_bits": 1 << 20},
             {"id": "ef", "kmes": ["KME_E", "KME_F"], "rate_bps": 256, "capacity_bits": 1024},
+            {"id": "gh", "kmes": ["KME_G", "KME_H"], "rate_bps": 0},
         ],
     }
     with open(f"{WORK}/network.json", "w") as f:
@@ -143,6 +149,32 @@ def own_ids_each_kme_knows_only_its_own_id():
           f"same key under two ids: {kc} {kd}")
     wrong = call(P["d"], "GET_KEY", key_stream_id=c["key_stream_id"], index=6)
     check(wrong["status"] == 4, f"D does not know C's id: {wrong}")
+
+
+@test
+def opaque_ids_are_no_uuids_and_come_back():
+    """A KME in the opaque-ids profile makes stream ids that are no UUIDs ("ks-" and 32 hex
+    digits), takes them back in OPEN_CONNECT, GET_KEY and CLOSE, and knows no other; a standard
+    KME still refuses a key_stream_id that is not a UUID."""
+    g = call(P["g"], "OPEN_CONNECT", source=uri("g"), destination=uri("h"), qos=QOS)
+    ks = g.get("key_stream_id", "")
+    check(g["status"] == 1 and ks.startswith("ks-") and len(ks) == 35 and "-" not in ks[3:],
+          f"G's id: {g}")
+    h = call(P["h"], "OPEN_CONNECT", source=uri("g"), destination=uri("h"), qos=QOS,
+             key_stream_id=ks)
+    check(h["status"] == 0 and h["key_stream_id"] == ks, f"H joins by it: {h}")
+    kg = call(P["g"], "GET_KEY", key_stream_id=ks, index=3)
+    kh = call(P["h"], "GET_KEY", key_stream_id=ks, index=3)
+    check(kg["status"] == 0 and kg["key_buffer"] == kh.get("key_buffer"), f"keys: {kg} {kh}")
+    made_up = call(P["g"], "GET_KEY", key_stream_id="ks-" + "0" * 31 + "z", index=0)
+    check(made_up["status"] == 4 and "not given out" in made_up["message"], f"made up: {made_up}")
+    spaced = call(P["g"], "GET_KEY", key_stream_id="ks 1", index=0)
+    check(spaced["status"] == 4 and "printable" in spaced["message"], f"a space: {spaced}")
+    std = call(P["b"], "GET_KEY", key_stream_id=ks, index=0)
+    check(std["status"] == 4 and "not a UUID" in std["message"], f"standard KME: {std}")
+    for port in (P["g"], P["h"]):
+        c = call(port, "CLOSE", key_stream_id=ks)
+        check(c["status"] == 0, f"CLOSE: {c}")
 
 
 @test
@@ -215,7 +247,8 @@ def check_config_prints_the_profiles():
     out = subprocess.run([SIM, "--check-config", "-c", f"{WORK}/network.json"],
                          capture_output=True, text=True, timeout=10).stdout
     check("kme KME_A " in out and " profile strict-qos,zero-keys\n" in out
-          and " profile own-ids\n" in out and " profile try-later-014,last-batch-014" in out,
+          and " profile own-ids\n" in out and " profile try-later-014,last-batch-014" in out
+          and " profile opaque-ids\n" in out,
           out[:600])
     bad = dict(json.load(open(f"{WORK}/network.json")))
     bad["kmes"][0]["profile"] = "quirky"

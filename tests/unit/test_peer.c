@@ -48,6 +48,16 @@ static hx_err dec_ack(const uint8_t *p, size_t len)
     struct hx_peer_ack m;
     return hx_peer_decode_ack(p, len, &m);
 }
+static hx_err dec_reopen(const uint8_t *p, size_t len)
+{
+    struct hx_peer_qkd_reopen m;
+    return hx_peer_decode_qkd_reopen(p, len, &m);
+}
+static hx_err dec_window(const uint8_t *p, size_t len)
+{
+    struct hx_peer_window m;
+    return hx_peer_decode_window(p, len, &m);
+}
 static hx_err dec_query(const uint8_t *p, size_t len)
 {
     struct hx_peer_query m;
@@ -148,7 +158,11 @@ static void stream_open(void **state)
     m.chunk = 32;
     m.timeout_ms = 0x01020304;
     m.ttl_s = 7;
-    fill_uuid(&m.qkd_ksid, 100);
+    {
+        struct hx_uuid q;
+        fill_uuid(&q, 100);
+        hx_qkd_ksid_from_uuid(&m.qkd_ksid, &q); /* a UUID travels in its 16 bytes */
+    }
     snprintf(m.sae, sizeof(m.sae), "%s", "sae");
     hx_writer_init_dynamic(&w, 1 << 16);
     assert_int_equal(hx_peer_encode_open(&w, &m), HX_OK);
@@ -172,6 +186,73 @@ static void stream_open(void **state)
     assert_int_equal(hx_write_u16(&w, HX_PEER_MAX_URI + 1), HX_OK);
     assert_int_equal(hx_write_zeros(&w, HX_PEER_MAX_URI + 1), HX_OK);
     assert_int_equal(hx_peer_decode_open(w.data, w.len, &out), HX_ERR_TOO_LARGE);
+    hx_writer_wipe(&w);
+}
+
+/* STREAM_OPEN with an opaque QKD stream id (common/qkdid.h): zeros in the 16 bytes and an
+ * lp16 text after the SAE id; every other combination refused. */
+static void stream_open_opaque_qkd_id(void **state)
+{
+    static struct hx_peer_open m, out;
+    struct hx_writer w;
+    char why[120];
+    size_t base;
+
+    (void)state;
+    memset(&m, 0, sizeof(m));
+    fill_uuid(&m.ksid, 1);
+    snprintf(m.src, sizeof(m.src), "%s", "hykex://a");
+    snprintf(m.dst, sizeof(m.dst), "%s", "hykex://b");
+    snprintf(m.sae, sizeof(m.sae), "%s", "sae");
+    hx_writer_init_dynamic(&w, 1 << 16);
+    assert_int_equal(hx_peer_encode_open(&w, &m), HX_OK); /* none: no text after the SAE id */
+    base = w.len;
+    assert_int_equal(hx_qkd_ksid_set(&m.qkd_ksid, "ks-0123abc", 10, why, sizeof(why)), HX_OK);
+    hx_writer_reset(&w);
+    assert_int_equal(hx_peer_encode_open(&w, &m), HX_OK);
+    assert_int_equal(w.len, base + 2 + 10);
+    assert_memory_equal(w.data + base, "\x00\x0aks-0123abc", 12);
+    for (size_t i = 0; i < 16; i++) {
+        assert_int_equal(w.data[base - 16 - 2 - 3 + i], 0); /* the 16 bytes before lp16 "sae" */
+    }
+    assert_int_equal(hx_peer_decode_open(w.data, w.len, &out), HX_OK);
+    assert_memory_equal(&out, &m, sizeof(m));
+    /* every cut refused but the one before the text, which is a STREAM_OPEN without a QKD id
+     * (frames are length-delimited: a message is never cut there unseen) */
+    for (size_t i = 0; i < w.len; i++) {
+        assert_int_equal(hx_peer_decode_open(w.data, i, &out) == HX_OK, i == base);
+    }
+    assert_int_equal(hx_write_u8(&w, 0), HX_OK);
+    assert_int_not_equal(hx_peer_decode_open(w.data, w.len, &out), HX_OK);
+    w.len--;
+    /* non-zero 16 bytes with a text: two ids, refused */
+    w.data[base - 21] = 1;
+    assert_int_equal(hx_peer_decode_open(w.data, w.len, &out), HX_ERR_BAD_VALUE);
+    w.data[base - 21] = 0;
+    /* a space in the text; an empty text */
+    w.data[base + 5] = ' ';
+    assert_int_equal(hx_peer_decode_open(w.data, w.len, &out), HX_ERR_BAD_VALUE);
+    w.len = base;
+    assert_int_equal(hx_write_u16(&w, 0), HX_OK);
+    assert_int_equal(hx_peer_decode_open(w.data, w.len, &out), HX_ERR_BAD_VALUE);
+    /* a UUID's text belongs in the 16 bytes, not after */
+    w.len = base;
+    assert_int_equal(hx_peer_write_lp16(&w, "00000000-0000-4000-8000-000000000001"), HX_OK);
+    assert_int_equal(hx_peer_decode_open(w.data, w.len, &out), HX_ERR_BAD_VALUE);
+    /* longer than HX_QKD_KSID_MAX */
+    w.len = base;
+    assert_int_equal(hx_write_u16(&w, HX_QKD_KSID_MAX + 1), HX_OK);
+    assert_int_equal(hx_write_zeros(&w, HX_QKD_KSID_MAX + 1), HX_OK);
+    memset(w.data + base + 2, 'x', HX_QKD_KSID_MAX + 1);
+    assert_int_equal(hx_peer_decode_open(w.data, w.len, &out), HX_ERR_TOO_LARGE);
+    /* an upper-case UUID is opaque text too: kept as given, both ways */
+    assert_int_equal(
+        hx_qkd_ksid_set(&m.qkd_ksid, "00000000-0000-4000-8000-0000000000AB", 36, why, sizeof(why)),
+        HX_OK);
+    hx_writer_reset(&w);
+    assert_int_equal(hx_peer_encode_open(&w, &m), HX_OK);
+    assert_int_equal(hx_peer_decode_open(w.data, w.len, &out), HX_OK);
+    assert_string_equal(out.qkd_ksid.s, m.qkd_ksid.s);
     hx_writer_wipe(&w);
 }
 
@@ -220,6 +301,43 @@ static void stream_join_and_close(void **state)
     assert_int_equal(hx_peer_decode_close(buf, w.len, &cout), HX_OK);
     assert_memory_equal(&cout, &c, sizeof(c));
     cuts_and_extra(dec_close, buf, w.len);
+}
+
+/* KME recovery and flow control: QKD_REOPEN (the stream id) and STREAM_WINDOW (id, u64 limit
+ * below 2^63), the bytes as docs/peer-protocol.md lays them out. */
+static void recovery_and_window(void **state)
+{
+    struct hx_peer_qkd_reopen ro = {{{0}}}, rout;
+    struct hx_peer_window win, wout;
+    uint8_t buf[64];
+    struct hx_writer w;
+
+    (void)state;
+    memset(&win, 0, sizeof(win));
+    fill_uuid(&ro.ksid, 5);
+    hx_writer_init_fixed(&w, buf, sizeof(buf));
+    assert_int_equal(hx_peer_encode_qkd_reopen(&w, &ro), HX_OK);
+    assert_int_equal(w.len, 16);
+    assert_memory_equal(buf, ro.ksid.b, 16);
+    assert_int_equal(hx_peer_decode_qkd_reopen(buf, w.len, &rout), HX_OK);
+    assert_memory_equal(&rout, &ro, sizeof(ro));
+    cuts_and_extra(dec_reopen, buf, w.len);
+
+    fill_uuid(&win.ksid, 6);
+    win.limit = 0x0102030405060708ull;
+    hx_writer_reset(&w);
+    assert_int_equal(hx_peer_encode_window(&w, &win), HX_OK);
+    assert_int_equal(w.len, 24);
+    assert_memory_equal(buf + 16, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+    assert_int_equal(hx_peer_decode_window(buf, w.len, &wout), HX_OK);
+    assert_memory_equal(&wout, &win, sizeof(win));
+    cuts_and_extra(dec_window, buf, w.len);
+    /* a limit of 2^63 or more is no position: refused both ways */
+    buf[16] = 0x80;
+    assert_int_equal(hx_peer_decode_window(buf, 24, &wout), HX_ERR_BAD_VALUE);
+    win.limit = 1ull << 63;
+    hx_writer_reset(&w);
+    assert_int_equal(hx_peer_encode_window(&w, &win), HX_ERR_BAD_VALUE);
 }
 
 static const uint8_t head_bytes[] = {
@@ -501,6 +619,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(frame_header),        cmocka_unit_test(frame_limits_by_type),
         cmocka_unit_test(stream_open),         cmocka_unit_test(stream_join_and_close),
+        cmocka_unit_test(recovery_and_window), cmocka_unit_test(stream_open_opaque_qkd_id),
         cmocka_unit_test(batch_req),           cmocka_unit_test(batch_resp),
         cmocka_unit_test(batch_fin_ack_query), cmocka_unit_test(sae_list), /* ETSI 014 */
     };

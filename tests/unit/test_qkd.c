@@ -112,11 +112,69 @@ static void etsi014_key_strict(void **state)
     assert_int_equal(parse014("\"AQIDBA==\"", "[" ID "]", 4, msg, sizeof(msg)), HX_ERR_PROTO);
 }
 
+/* An OPEN_CONNECT reply's key_stream_id from a JSON-dialect KME: opaque ids kept as given,
+ * malformed ones refused with status 4 naming the KME and the fault (issue 12). */
+static uint32_t open_reply(const char *json, struct hx_qkd_ksid *id, struct hykex_qos *q, char *msg,
+                           size_t msg_len)
+{
+    uint32_t st = 99;
+
+    memset(id, 0, sizeof(*id));
+    assert_int_equal(hx_qkd_parse_open_reply(json, strlen(json), "kme:7", q, id, &st, msg, msg_len),
+                     HX_OK);
+    return st;
+}
+
+static void json_open_reply_opaque_ids(void **state)
+{
+    struct hx_qkd_ksid id;
+    struct hykex_qos q;
+    char msg[300], big[400];
+
+    (void)state;
+    memset(&q, 0, sizeof(q));
+    assert_int_equal(
+        open_reply("{\"status\": 0, \"key_stream_id\": \"stream#1/a\"}", &id, &q, msg, sizeof(msg)),
+        0);
+    assert_string_equal(id.s, "stream#1/a");
+    assert_int_equal(open_reply("{\"status\": 1, \"key_stream_id\": "
+                                "\"ABCDEF01-2345-4678-89AB-CDEF01234567\"}",
+                                &id, &q, msg, sizeof(msg)),
+                     1);
+    assert_string_equal(id.s, "ABCDEF01-2345-4678-89AB-CDEF01234567"); /* as given */
+    assert_int_equal(
+        open_reply("{\"status\": 0, \"key_stream_id\": \"a b\"}", &id, &q, msg, sizeof(msg)),
+        HYKEX_STATUS_NO_QKD_CONNECTION);
+    assert_non_null(strstr(msg, "kme:7"));
+    assert_non_null(strstr(msg, "printable"));
+    assert_true(hx_qkd_ksid_is_none(&id));
+    assert_int_equal(
+        open_reply("{\"status\": 0, \"key_stream_id\": 17}", &id, &q, msg, sizeof(msg)),
+        HYKEX_STATUS_NO_QKD_CONNECTION);
+    assert_non_null(strstr(msg, "not a string"));
+    assert_int_equal(
+        open_reply("{\"status\": 0, \"key_stream_id\": \"\"}", &id, &q, msg, sizeof(msg)),
+        HYKEX_STATUS_NO_QKD_CONNECTION);
+    assert_non_null(strstr(msg, "empty"));
+    snprintf(big, sizeof(big), "{\"status\": 0, \"key_stream_id\": \"%0129d\"}", 0);
+    assert_int_equal(open_reply(big, &id, &q, msg, sizeof(msg)), HYKEX_STATUS_NO_QKD_CONNECTION);
+    assert_non_null(strstr(msg, "longer than 128"));
+    /* a refusal's id is not taken; 7 carries the counter-proposal */
+    assert_int_equal(open_reply("{\"status\": 7, \"key_stream_id\": \"x\", \"qos\": "
+                                "{\"min_bps\": 5, \"jitter\": 10}}",
+                                &id, &q, msg, sizeof(msg)),
+                     7);
+    assert_true(hx_qkd_ksid_is_none(&id));
+    assert_int_equal(q.min_bps, 5);
+    assert_int_equal(q.jitter, 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(json_key_buffer_strict),
         cmocka_unit_test(etsi014_key_strict),
+        cmocka_unit_test(json_open_reply_opaque_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -372,6 +372,77 @@ static void loose_storage_key_refused(void **state)
     assert_int_equal(hx_store_load(f->st, 1001, on_stream, on_key, &s, &expired), HX_ERR_VERIFY);
 }
 
+/* A KME's opaque key_stream_id (common/qkdid.h) is kept as given, across a reopen. */
+static void opaque_qkd_ksid_survives_reopen(void **state)
+{
+    struct fixture *f = *state;
+    struct hx_store_stream r;
+    struct seen s;
+    char why[120];
+
+    stream_row(f, &r);
+    assert_int_equal(hx_qkd_ksid_set(&r.qkd_ksid, "ks-0a1b/stream:7", 16, why, sizeof(why)), HX_OK);
+    assert_int_equal(hx_store_put_stream(f->st, &r), HX_OK);
+    reopen(f);
+    load(f, &s, 1001);
+    assert_int_equal(s.n_streams, 1);
+    assert_string_equal(s.last.qkd_ksid.s, "ks-0a1b/stream:7");
+}
+
+/* A version-2 store (QKD stream ids as 16-byte blobs) is upgraded in place: a UUID becomes
+ * its lowercase text, the nil one none; the store then says version 3. */
+static void version_2_store_upgraded(void **state)
+{
+    struct fixture *f = *state;
+    char path[128];
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    struct seen s;
+    static const char v2[] =
+        "DROP TABLE keys; DROP TABLE streams;"
+        "CREATE TABLE streams (ksid BLOB PRIMARY KEY, role INTEGER NOT NULL, peer BLOB NOT NULL,"
+        " src TEXT NOT NULL, dst TEXT NOT NULL, chunk INTEGER NOT NULL,"
+        " timeout_ms INTEGER NOT NULL, ttl_s INTEGER NOT NULL, qkd_ksid BLOB NOT NULL,"
+        " peer_sae TEXT NOT NULL, qkd_next INTEGER NOT NULL, produced INTEGER NOT NULL,"
+        " next_get INTEGER NOT NULL, peer_closed INTEGER NOT NULL, opened_at INTEGER NOT NULL,"
+        " owner TEXT NOT NULL DEFAULT '') WITHOUT ROWID;"
+        "CREATE TABLE keys (ksid BLOB NOT NULL REFERENCES streams(ksid) ON DELETE CASCADE,"
+        " pos INTEGER NOT NULL, state INTEGER NOT NULL, sealed BLOB,"
+        " PRIMARY KEY (ksid, pos)) WITHOUT ROWID;"
+        "INSERT INTO streams VALUES (x'11111111111111111111111111111111', 1, zeroblob(16),"
+        " 'a', 'b', 32, 1000, 0, x'0123456789ABCDEF0123456789ABCDEF', 's', 0, 0, 0, 0, 1000, '');"
+        "INSERT INTO streams VALUES (x'22222222222222222222222222222222', 1, zeroblob(16),"
+        " 'a', 'b', 32, 1000, 0, zeroblob(16), 's', 0, 0, 0, 0, 1001, '');"
+        "PRAGMA user_version=2;";
+
+    hx_store_free(f->st);
+    f->st = NULL;
+    snprintf(path, sizeof(path), "%s/hykexd.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, v2, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    reopen(f);
+    load(f, &s, 1002);
+    assert_int_equal(s.n_streams, 2);
+    assert_string_equal(s.last.qkd_ksid.s, ""); /* ordered by opened_at: the nil one last */
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT qkd_ksid, typeof(qkd_ksid) FROM streams "
+                                        "ORDER BY opened_at LIMIT 1",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0),
+                        "01234567-89ab-cdef-0123-456789abcdef");
+    assert_string_equal((const char *)sqlite3_column_text(q, 1), "text");
+    sqlite3_finalize(q);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 3);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -386,6 +457,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(no_plaintext_on_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(tampering_fails_the_load, setup, teardown),
         cmocka_unit_test_setup_teardown(loose_storage_key_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(opaque_qkd_ksid_survives_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(version_2_store_upgraded, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
