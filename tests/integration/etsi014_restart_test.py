@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""hykexd's ETSI 014 keys across restarts (docs/etsi014.md "Restarts").
+
+Usage: etsi014_restart_test.py BIN_DIR REPO_ROOT
+Two nodes (A with SAE_A, B with SAE_B), both with a durable store (state_dir), and the
+simulator's ETSI 004 KMEs. SAE_A takes keys at A; one node restarts (cleanly, or killed with
+SIGKILL); SAE_B fetches the keys it had not fetched yet at B and gets the same bytes, while a key
+it fetched before the restart is still refused. Ends with "N passed, M failed, K skipped".
+"""
+import base64
+import json
+import os
+import signal
+import sys
+import time
+
+import requests
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import etsi014_net as net  # noqa: E402
+from hxtest import Runner, check, free_port  # noqa: E402
+
+BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+R = Runner("hykex-etsi014r-")
+test = R.test
+WORK = R.work
+P = {k: free_port() for k in ["kA", "kB", "apiA", "apiB", "peerA", "peerB", "eA", "eB"]}
+NODE_OF = {"SAE_A": "A", "SAE_B": "B"}
+
+
+def py(sae, call, other, params=None, body=None):
+    """(status, JSON body or None) of a call by SAE sae at its node."""
+    r = requests.request("POST" if body is not None else "GET",
+                         f"https://127.0.0.1:{P['e' + NODE_OF[sae]]}/api/v1/keys/{other}/{call}",
+                         params=params, data=None if body is None else json.dumps(body),
+                         headers={"Content-Type": "application/json"},
+                         cert=(f"{WORK}/{sae}.crt", f"{WORK}/{sae}.key"),
+                         verify=f"{WORK}/saeca.crt", timeout=30)
+    return r.status_code, (r.json() if r.content else None)
+
+
+def keys_of(reply):
+    check(isinstance(reply, dict) and isinstance(reply.get("keys"), list), f"container: {reply}")
+    return {k["key_ID"]: base64.b64decode(k["key"]) for k in reply["keys"]}
+
+
+def start(n):
+    R.start(n, [f"{BIN}/hykexd", "-c", f"{WORK}/{n}.json"], f"{WORK}/{n}.log", cwd=WORK)
+
+
+def pairs_ready(deadline_s=60):
+    deadline = time.time() + deadline_s
+    while time.time() < deadline:
+        try:
+            if all(py(m, "status", s)[1].get("stored_key_count", 0) > 0
+                   for m, s in (("SAE_A", "SAE_B"), ("SAE_B", "SAE_A"))):
+                return True
+        except (requests.RequestException, AttributeError):
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def dec(ids, deadline_s=30):
+    """dec_keys at B for ids, retried while the pair is not open again (503)."""
+    deadline = time.time() + deadline_s
+    while True:
+        code, reply = py("SAE_B", "dec_keys", "SAE_A", body={"key_IDs": [{"key_ID": i}
+                                                                          for i in ids]})
+        if code != 503 or time.time() > deadline:
+            return code, reply
+        time.sleep(0.3)
+
+
+def setup():
+    net.make_pki(WORK, ROOT, ["SAE_A", "SAE_B"])
+    net.write(f"{WORK}/net.json", net.sim_net(WORK, P))
+    R.start("sim", [f"{BIN}/hykex-qkdsim", "-c", f"{WORK}/net.json", "--log-level", "warn"],
+            f"{WORK}/sim.log", exit_ok=None)
+    for n in "AB":
+        c = net.node_config(n, P, ["SAE_A"] if n == "A" else ["SAE_B"], {})
+        c["state_dir"] = f"{WORK}/state{n}"
+        net.write(f"{WORK}/{n}.json", c)
+        start(n)
+    if not pairs_ready():
+        raise RuntimeError("the SAE pairs' streams did not open")
+
+
+def restart_case(node, sig):
+    """SAE_A takes 3 keys, SAE_B fetches the first; node restarts (sig: SIGTERM or SIGKILL);
+    SAE_B gets the other two, the same bytes, and the first is still refused."""
+    code, reply = py("SAE_A", "enc_keys", "SAE_B", params={"number": 3})
+    check(code == 200, f"enc_keys: {code} {reply}")
+    master = keys_of(reply)
+    ids = list(master)
+    code, reply = py("SAE_B", "dec_keys", "SAE_A", params={"key_ID": ids[0]})
+    check(code == 200 and keys_of(reply) == {ids[0]: master[ids[0]]}, f"before: {reply}")
+    if sig == signal.SIGTERM:
+        check(R.stop(node) == 0, f"{node} stopped cleanly")
+    else:
+        R.procs[node].send_signal(sig)
+        R.procs[node].wait()
+    start(node)
+    check(pairs_ready(), f"the pairs did not open again after {node}'s restart")
+    code, reply = dec(ids[1:])
+    check(code == 200, f"dec_keys after {node}'s restart: {code} {reply}")
+    check(keys_of(reply) == {i: master[i] for i in ids[1:]}, "the same keys after the restart")
+    code, reply = py("SAE_B", "dec_keys", "SAE_A", params={"key_ID": ids[0]})
+    check(code == 400 and "already delivered" in reply.get("message", ""),
+          f"a key fetched before the restart is refused: {code} {reply}")
+    code, reply = py("SAE_B", "dec_keys", "SAE_A", params={"key_ID": ids[1]})
+    check(code == 400 and "already delivered" in reply.get("message", ""),
+          f"and one fetched after it: {code} {reply}")
+    # the pair goes on with new keys in both directions
+    for m, s in (("SAE_A", "SAE_B"), ("SAE_B", "SAE_A")):
+        code, reply = py(m, "enc_keys", s, params={"number": 2})
+        check(code == 200, f"{m}->{s} enc_keys after the restart: {code} {reply}")
+        got = keys_of(reply)
+        code, reply = py(s, "dec_keys", m, body={"key_IDs": [{"key_ID": i} for i in got]})
+        check(code == 200 and keys_of(reply) == got, f"{m}->{s} after the restart: {reply}")
+
+
+@test
+def slave_node_restarts():
+    """The slave's node B stops cleanly and starts again: its restored pair stream and key-ID
+    key (from the store) serve the key_IDs SAE_A received before."""
+    restart_case("B", signal.SIGTERM)
+
+
+@test
+def master_node_killed():
+    """The master's node A is killed (SIGKILL) and started again: B's pair goes on (A kept its
+    stream and key-ID key), and SAE_B gets the keys SAE_A received before the crash."""
+    restart_case("A", signal.SIGKILL)
+    check("a pair's stream was closed" not in open(f"{WORK}/B.log").read(),
+          "B kept its ends of the pairs (A restarted with its store)")
+
+
+@test
+def slave_node_killed():
+    """The slave's node B is killed (SIGKILL) and started again."""
+    restart_case("B", signal.SIGKILL)
+
+
+R.run(setup=setup)
