@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "daemon/config014.h"
 
 /* How long an opener rests after a failed open before it tries again. */
 #define RETRY_MS 1000
@@ -84,6 +85,14 @@ static void open_pair(struct hxd_014_pair *p)
     char id[HX_UUID_STR_LEN + 1];
 
     hxd_svc_open(e->d, &oreq, &ores);
+    if (!p->master_local && ores.r.err == HXD_SVC_IN_USE &&
+        strstr(ores.r.msg, "other source and destination") != NULL) {
+        /* The master's node decides the pair's method and sources, this node checks them. */
+        snprintf(ores.r.msg, sizeof(ores.r.msg),
+                 "the master SAE's node opened this pair with another hybridization or "
+                 "key_sources than this node: api.etsi014.pairs and the defaults must agree at "
+                 "both nodes");
+    }
     if (ores.r.err == HXD_SVC_IN_USE) {
         /* this node's end is left from before (its peer restarted, or closed it): gone, then
          * opened again on the next round */
@@ -212,14 +221,20 @@ bool hxd_014_pair_kid(struct hxd_014_pair *p, uint8_t kid[HXD_014_KID_LEN], char
     return ok;
 }
 
+/* A pair stream's URI at node: the pair's method and sources (api.etsi014.pairs, else the
+ * defaults). Both nodes make the same URIs from the same configuration; the slave's node joins
+ * only a stream whose URIs are its own (the stream service checks), so the master's node
+ * decides and the slave's node checks. */
 static void make_uri(char *out, size_t cap, const struct hx_uuid *node,
-                     const struct hxd_014_config *c)
+                     const struct hxd_014_config *c, const char *master, const char *slave)
 {
     char id[HX_UUID_STR_LEN + 1];
+    const char *method, *sources;
 
+    hxd_014_pair_method(c, master, slave, &method, &sources);
     hx_uuid_format(node, id);
     snprintf(out, cap, "hybrid://%s@%s?hybridization=%s&key_sources=%s", HXD_014_IDENTITY, id,
-             c->method, c->key_sources);
+             method, sources);
 }
 
 /* A new pair and its opener (lock held). */
@@ -239,12 +254,12 @@ static hx_err new_pair(struct hxd_014 *e, size_t l, size_t r, bool master_local)
     p->master_local = master_local;
     if (master_local) {
         hxd_014_pair_ksid(ls->id, me, rs->id, &rs->node, &p->ksid);
-        make_uri(p->src, sizeof(p->src), me, e->c);
-        make_uri(p->dst, sizeof(p->dst), &rs->node, e->c);
+        make_uri(p->src, sizeof(p->src), me, e->c, ls->id, rs->id);
+        make_uri(p->dst, sizeof(p->dst), &rs->node, e->c, ls->id, rs->id);
     } else {
         hxd_014_pair_ksid(rs->id, &rs->node, ls->id, me, &p->ksid);
-        make_uri(p->src, sizeof(p->src), &rs->node, e->c);
-        make_uri(p->dst, sizeof(p->dst), me, e->c);
+        make_uri(p->src, sizeof(p->src), &rs->node, e->c, rs->id, ls->id);
+        make_uri(p->dst, sizeof(p->dst), me, e->c, rs->id, ls->id);
     }
     if (pthread_mutex_init(&p->take, NULL) != 0) {
         hx_secure_free(p->kid, HXD_014_KID_LEN);

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -25,7 +26,22 @@ R = Runner("hykex-etsi014r-")
 test = R.test
 WORK = R.work
 P = {k: free_port() for k in ["kA", "kB", "apiA", "apiB", "peerA", "peerB", "eA", "eB"]}
-NODE_OF = {"SAE_A": "A", "SAE_B": "B"}
+NODE_OF = {"SAE_A": "A", "SAE_B": "B", "SAE_D": "B"}
+# api.etsi014.pairs: SAE_B -> SAE_A has its own method and sources at both nodes; SAE_A ->
+# SAE_D has them at A only (B keeps the defaults), so B refuses to join that pair's stream.
+OWN = {"hybridization": "kmac", "key_sources": "ML-KEM-768,X25519"}
+PAIRS = {"A": [dict(master="SAE_B", slave="SAE_A", **OWN), dict(master="SAE_A", slave="SAE_D",
+                                                                  **OWN)],
+         "B": [dict(master="SAE_B", slave="SAE_A", **OWN)]}
+
+
+def streams(node):
+    """The node's streams as hykex status --json shows them."""
+    r = subprocess.run([f"{BIN}/hykex", "status", "--json", "--address",
+                        f"127.0.0.1:{P['api' + node]}"], capture_output=True, text=True,
+                       timeout=30)
+    check(r.returncode == 0, f"hykex status: {r.stderr}")
+    return json.loads(r.stdout)["streams"]
 
 
 def py(sae, call, other, params=None, body=None):
@@ -73,12 +89,13 @@ def dec(ids, deadline_s=30):
 
 
 def setup():
-    net.make_pki(WORK, ROOT, ["SAE_A", "SAE_B"])
+    net.make_pki(WORK, ROOT, ["SAE_A", "SAE_B", "SAE_D"])
     net.write(f"{WORK}/net.json", net.sim_net(WORK, P))
     R.start("sim", [f"{BIN}/hykex-qkdsim", "-c", f"{WORK}/net.json", "--log-level", "warn"],
             f"{WORK}/sim.log", exit_ok=None)
     for n in "AB":
-        c = net.node_config(n, P, ["SAE_A"] if n == "A" else ["SAE_B"], {})
+        c = net.node_config(n, P, ["SAE_A"] if n == "A" else ["SAE_B", "SAE_D"], {},
+                            pairs=PAIRS[n])
         c["state_dir"] = f"{WORK}/state{n}"
         net.write(f"{WORK}/{n}.json", c)
         start(n)
@@ -140,6 +157,59 @@ def master_node_killed():
 def slave_node_killed():
     """The slave's node B is killed (SIGKILL) and started again."""
     restart_case("B", signal.SIGKILL)
+
+
+@test
+def pair_method_override():
+    """api.etsi014.pairs: SAE_B -> SAE_A runs with its own method and sources at both nodes (the
+    other pairs with the defaults), and its keys agree; SAE_A -> SAE_D, whose method only A
+    changed, never opens: B refuses to join and says why (503 at both ends); --check-config
+    shows the entries and refuses bad ones."""
+    for n in "AB":
+        got = sorted((s["role"], s["method"].lower(), tuple(s["sources"])) for s in streams(n)
+                     if s["state"] == "producing")
+        own = [g for g in got if tuple(g[2]) == ("ML-KEM-768", "X25519")]
+        check(len(own) == 1 and "kmac" in own[0][1] and
+              own[0][0] == ("initiator" if n == "B" else "responder"), f"{n}: {got}")
+        check(any("QKD" in g[2] and "hkdf" in g[1] for g in got), f"{n} defaults: {got}")
+    code, reply = py("SAE_B", "enc_keys", "SAE_A", params={"number": 2})
+    got = keys_of(reply)
+    code2, reply2 = py("SAE_A", "dec_keys", "SAE_B", body={"key_IDs": [{"key_ID": i}
+                                                                        for i in got]})
+    check(code == 200 and code2 == 200 and keys_of(reply2) == got, f"B->A: {reply2}")
+    deadline, reply = time.time() + 30, None
+    while time.time() < deadline:
+        code, reply = py("SAE_D", "dec_keys", "SAE_A",
+                         params={"key_ID": "3b7f2b4e-0f0e-4c55-9a43-6f4c0f2d8e11"})
+        check(code == 503, f"SAE_A -> SAE_D must not open: {code} {reply}")
+        if "must agree at both nodes" in json.dumps(reply):
+            break
+        time.sleep(0.5)
+    check("must agree at both nodes" in json.dumps(reply), f"B says why: {reply}")
+    code, reply = py("SAE_A", "enc_keys", "SAE_D")
+    check(code == 503, f"A has no key for SAE_D: {code} {reply}")
+    r = subprocess.run([f"{BIN}/hykexd", "--check-config", "-c", f"{WORK}/A.json"],
+                       capture_output=True, text=True, cwd=WORK, timeout=30)
+    check(json.loads(r.stdout)["api"]["etsi014"]["pairs"] == PAIRS["A"], f"shown: {r.stdout}")
+    refusals = [
+        ([{"master": "SAE_A", "slave": "SAE_B", "key_sources": "QKD,Kyber512"}], "Kyber512"),
+        ([{"master": "SAE_A", "slave": "SAE_B", "key_sources": "QKD"}], "pairs[0]"),
+        ([{"master": "SAE_A", "slave": "SAE_B"}], "give hybridization, key_sources or both"),
+        ([{"master": "SAE_X", "slave": "SAE_B", "hybridization": "kmac"}], "one SAE of the pair"),
+        ([{"master": "SAE_A", "slave": "SAE_A", "hybridization": "kmac"}], "two SAE ids"),
+        ([{"master": "SAE_A", "hybridization": "kmac"}], "'slave' missing"),
+        ([{"master": "SAE_A", "slave": "SAE_B", "method": "kmac"}], "unknown key 'method'"),
+        ([dict(master="SAE_A", slave="SAE_B", **OWN)] * 2, "listed twice"),
+        ({"SAE_A": "SAE_B"}, "expected a list"),
+    ]
+    for i, (pairs, text) in enumerate(refusals):
+        c = json.load(open(f"{WORK}/A.json"))
+        c["api"]["etsi014"]["pairs"] = pairs
+        net.write(f"{WORK}/badpairs{i}.json", c)
+        r = subprocess.run([f"{BIN}/hykexd", "--check-config", "-c", f"{WORK}/badpairs{i}.json"],
+                           capture_output=True, text=True, cwd=WORK, timeout=30)
+        check(r.returncode == 1 and text in r.stderr and "api.etsi014.pairs" in r.stderr,
+              f"{pairs}: {r.returncode} {r.stderr}")
 
 
 R.run(setup=setup)
