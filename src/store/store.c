@@ -1,6 +1,7 @@
 /* The durable key store: SQLite (WAL) + AES-256-GCM sealed keys. docs/store.md has the schema. */
 #include "store/store.h"
 #include "store/seal.h"
+#include "store/store_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,18 +30,6 @@ static const char schema[] =
     " ksid BLOB NOT NULL REFERENCES streams(ksid) ON DELETE CASCADE,"
     " pos INTEGER NOT NULL, state INTEGER NOT NULL, sealed BLOB,"
     " PRIMARY KEY (ksid, pos)) WITHOUT ROWID;";
-
-/*
- * Per-stream secrets of the layers above (the ETSI 014 key-ID key): their own table, made when
- * missing whatever the schema version (no user_version step), rows going with their stream by a
- * trigger, orphans (a secret written before its stream's row, then a crash) purged at open.
- */
-static const char secrets_schema[] =
-    "CREATE TABLE IF NOT EXISTS stream_secrets ("
-    " ksid BLOB PRIMARY KEY, sealed BLOB NOT NULL) WITHOUT ROWID;"
-    "CREATE TRIGGER IF NOT EXISTS stream_secrets_drop AFTER DELETE ON streams"
-    " BEGIN DELETE FROM stream_secrets WHERE ksid=OLD.ksid; END;"
-    "DELETE FROM stream_secrets WHERE ksid NOT IN (SELECT ksid FROM streams);";
 
 enum stmt {
     S_BEGIN,
@@ -294,7 +283,7 @@ hx_err hx_store_open(const char *dir, enum hx_store_sync sync, struct hx_store *
         e = HX_ERR_UNSUPPORTED;
         goto fail;
     }
-    if (sqlite3_exec(st->db, secrets_schema, NULL, NULL, NULL) != SQLITE_OK) {
+    if (hx_store_secrets_schema(st->db) != HX_OK) {
         snprintf(why, why_len, "cannot set up the stream secrets of the store %s: %s", path,
                  sqlite3_errmsg(st->db));
         e = HX_ERR_IO;
@@ -647,62 +636,16 @@ hx_err hx_store_load(struct hx_store *st, int64_t now, hx_store_stream_fn stream
     return e;
 }
 
-/* ---- per-stream secrets ---- */
+/* ---- for store_secret.c (store_int.h) ---- */
 
-/* A stream secret is sealed as a key at this position: no key row can take its place. */
-#define SECRET_POS UINT64_MAX
-
-hx_err hx_store_put_secret(struct hx_store *st, const struct hx_uuid *ksid,
-                           const struct hx_secret *k)
+sqlite3 *hx_store_lock_db(struct hx_store *st, const struct hx_secret **key)
 {
-    size_t len = hx_secret_len(k) + HX_STORE_SEAL_OVERHEAD;
-    uint8_t *buf = malloc(len);
-    sqlite3_stmt *s = NULL;
-    hx_err e;
-
-    if (buf == NULL) {
-        return HX_ERR_NOMEM;
-    }
-    if ((e = hx_store_seal(st->key, ksid, SECRET_POS, k, buf)) != HX_OK ||
-        (e = begin(st)) != HX_OK) {
-        free(buf);
-        return e;
-    }
-    if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO stream_secrets VALUES (?1,?2)", -1, &s,
-                           NULL) != SQLITE_OK) {
-        e = HX_ERR_IO;
-    } else {
-        bind_id(s, 1, ksid);
-        sqlite3_bind_blob(s, 2, buf, (int)len, SQLITE_STATIC);
-        e = run(s);
-    }
-    sqlite3_finalize(s);
-    e = end(st, e);
-    free(buf); /* ciphertext only */
-    return e;
+    pthread_mutex_lock(&st->lock);
+    *key = st->key;
+    return st->db;
 }
 
-hx_err hx_store_get_secret(struct hx_store *st, const struct hx_uuid *ksid,
-                           struct hx_secret **out)
+void hx_store_unlock_db(struct hx_store *st)
 {
-    sqlite3_stmt *s = NULL;
-    hx_err e = HX_ERR_IO;
-    int rc;
-
-    *out = NULL;
-    pthread_mutex_lock(&st->lock);
-    if (sqlite3_prepare_v2(st->db, "SELECT sealed FROM stream_secrets WHERE ksid=?1", -1, &s,
-                           NULL) == SQLITE_OK) {
-        bind_id(s, 1, ksid);
-        rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW) {
-            e = hx_store_unseal(st->key, ksid, SECRET_POS, sqlite3_column_blob(s, 0),
-                                (size_t)sqlite3_column_bytes(s, 0), out);
-        } else if (rc == SQLITE_DONE) {
-            e = HX_ERR_NOT_FOUND;
-        }
-    }
-    sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
-    return e;
 }
