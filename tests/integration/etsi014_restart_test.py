@@ -142,6 +142,8 @@ def restart_case(node, sig):
         code, reply = py(m, "enc_keys", s, params={"number": 2})
         check(code == 200, f"{m}->{s} enc_keys after the restart: {code} {reply}")
         got = keys_of(reply)
+        check(not set(got) & set(ids) and not set(got.values()) & set(master.values()),
+              f"{m}->{s}: a key or key_ID of before the restart handed out again")
         code, reply = py(s, "dec_keys", m, body={"key_IDs": [{"key_ID": i} for i in got]})
         check(code == 200 and keys_of(reply) == got, f"{m}->{s} after the restart: {reply}")
 
