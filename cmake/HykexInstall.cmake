@@ -29,8 +29,16 @@ target_include_directories(hykex_shared PUBLIC
   $<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/include> $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 set(_hx_map ${CMAKE_SOURCE_DIR}/src/client/libhykex.map)
 # --undefined: hykex_status_string lives in hx_common and libhykex.c does not call it.
-target_link_options(hykex_shared PRIVATE "LINKER:--version-script=${_hx_map}" "LINKER:--no-undefined"
+target_link_options(hykex_shared PRIVATE "LINKER:--version-script=${_hx_map}"
                     "LINKER:--undefined=hykex_status_string")
+# --no-undefined (every symbol resolved at link time), except with clang's sanitizers: clang
+# links the ASan/UBSan runtime statically into executables only, never into a shared library
+# (its __asan_* / __ubsan_* symbols come from the program that loads it), so the fuzz preset's
+# libhykex.so could not link. GCC links libasan.so into shared libraries too: the asan preset
+# keeps the check.
+if(NOT (CMAKE_C_COMPILER_ID MATCHES "Clang" AND (HYKEX_FUZZ OR HYKEX_SANITIZE)))
+  target_link_options(hykex_shared PRIVATE "LINKER:--no-undefined")
+endif()
 set_target_properties(hykex_shared PROPERTIES
   OUTPUT_NAME hykex
   VERSION ${PROJECT_VERSION}

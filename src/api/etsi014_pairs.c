@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "daemon/config014.h"
 
 /* How long an opener rests after a failed open before it tries again. */
 #define RETRY_MS 1000
@@ -61,7 +62,10 @@ static void set_error(struct hxd_014_pair *p, const char *msg)
     }
 }
 
-/* Opens the pair's stream (or joins it) and takes its position 0 for the key-ID cipher. */
+static void set_ready(struct hxd_014_pair *p, uint8_t kid[HXD_014_KID_LEN], const char *what);
+
+/* Opens the pair's stream (or joins it, or reattaches the one restored from the store) and takes
+ * its position 0 for the key-ID cipher, or the key-ID key kept in the store. */
 static void open_pair(struct hxd_014_pair *p)
 {
     struct hxd_014 *e = p->e;
@@ -81,6 +85,14 @@ static void open_pair(struct hxd_014_pair *p)
     char id[HX_UUID_STR_LEN + 1];
 
     hxd_svc_open(e->d, &oreq, &ores);
+    if (!p->master_local && ores.r.err == HXD_SVC_IN_USE &&
+        strstr(ores.r.msg, "other source and destination") != NULL) {
+        /* The master's node decides the pair's method and sources, this node checks them. */
+        snprintf(ores.r.msg, sizeof(ores.r.msg),
+                 "the master SAE's node opened this pair with another hybridization or "
+                 "key_sources than this node: api.etsi014.pairs and the defaults must agree at "
+                 "both nodes");
+    }
     if (ores.r.err == HXD_SVC_IN_USE) {
         /* this node's end is left from before (its peer restarted, or closed it): gone, then
          * opened again on the next round */
@@ -88,6 +100,11 @@ static void open_pair(struct hxd_014_pair *p)
     }
     if (ores.r.err != HXD_SVC_OK) {
         set_error(p, ores.r.msg);
+        return;
+    }
+    /* A stream restored from the store after a restart: its key-ID key is kept beside it. */
+    if (hxd_svc_014_secret_get(e->d, &p->ksid, kid, sizeof(kid))) {
+        set_ready(p, kid, "ETSI 014 pair stream restored");
         return;
     }
     hxd_svc_get(e->d, &greq, &gres);
@@ -105,14 +122,31 @@ static void open_pair(struct hxd_014_pair *p)
         hxd_svc_close(e->d, &p->ksid, HXD_014_IDENTITY, &cres);
         return;
     }
+    /* Kept sealed in the store (with state_dir), so that a restart loses no key_ID; a failed
+     * write only costs that (logged, counted in the store errors). */
+    if ((r = hxd_svc_014_secret_put(e->d, &p->ksid, kid, sizeof(kid))) != HX_OK) {
+        hx_uuid_format(&p->ksid, id);
+        hx_warn_r(r, "ETSI 014: cannot keep the pair's key-ID key in the store: its key_IDs will "
+                     "not survive a restart",
+                  HX_F_STR("stream", id));
+    }
+    set_ready(p, kid, "ETSI 014 pair stream open");
+}
+
+/* The pair's key-ID key is kid (wiped here): the pair serves. */
+static void set_ready(struct hxd_014_pair *p, uint8_t kid[HXD_014_KID_LEN], const char *what)
+{
+    struct hxd_014 *e = p->e;
+    char id[HX_UUID_STR_LEN + 1];
+
     pthread_mutex_lock(&e->lock);
     memcpy(p->kid, kid, HXD_014_KID_LEN);
     p->ready = true;
     p->last_error[0] = '\0';
     pthread_mutex_unlock(&e->lock);
-    OPENSSL_cleanse(kid, sizeof(kid));
+    OPENSSL_cleanse(kid, HXD_014_KID_LEN);
     hx_uuid_format(&p->ksid, id);
-    hx_info("ETSI 014 pair stream open",
+    hx_info(what,
             HX_F_STR("stream", id)
                 HX_F_STR("master", p->master_local ? e->c->local.saes[p->local].id
                                                    : hxd_014_pair_remote(p)->id)
@@ -124,6 +158,7 @@ static void *opener_main(void *arg)
 {
     struct hxd_014_pair *p = arg;
     struct hxd_014 *e = p->e;
+    bool reset = false;
 
     while (!e->stopping) {
         pthread_mutex_lock(&e->lock);
@@ -137,6 +172,14 @@ static void *opener_main(void *arg)
         /* The master's side opens only once the slave's node has said it has the slave: a
          * stream announced for an SAE nobody there has would hold a place in that node's quota
          * of streams not joined yet (limits.max_unjoined_per_peer), again and again. */
+        /* Once the peer is heard (its link is up): an end of this pair's stream the peer may
+         * still hold from before this node's start, while this node restored none (no store),
+         * is closed there, so that both open it afresh. */
+        struct hx_uuid boot;
+        if (!reset && hxd_svc_014_peer_boot(e->d, &hxd_014_pair_remote(p)->node, &boot)) {
+            reset = true;
+            (void)hxd_svc_014_reset(e->d, &hxd_014_pair_remote(p)->node, &p->ksid);
+        }
         if (p->master_local && !hxd_svc_014_announced(e->d, &hxd_014_pair_remote(p)->node,
                                                       hxd_014_pair_remote(p)->id)) {
             set_error(p, "the slave SAE's node has not announced it (yet)");
@@ -178,14 +221,20 @@ bool hxd_014_pair_kid(struct hxd_014_pair *p, uint8_t kid[HXD_014_KID_LEN], char
     return ok;
 }
 
+/* A pair stream's URI at node: the pair's method and sources (api.etsi014.pairs, else the
+ * defaults). Both nodes make the same URIs from the same configuration; the slave's node joins
+ * only a stream whose URIs are its own (the stream service checks), so the master's node
+ * decides and the slave's node checks. */
 static void make_uri(char *out, size_t cap, const struct hx_uuid *node,
-                     const struct hxd_014_config *c)
+                     const struct hxd_014_config *c, const char *master, const char *slave)
 {
     char id[HX_UUID_STR_LEN + 1];
+    const char *method, *sources;
 
+    hxd_014_pair_method(c, master, slave, &method, &sources);
     hx_uuid_format(node, id);
     snprintf(out, cap, "hybrid://%s@%s?hybridization=%s&key_sources=%s", HXD_014_IDENTITY, id,
-             c->method, c->key_sources);
+             method, sources);
 }
 
 /* A new pair and its opener (lock held). */
@@ -205,12 +254,12 @@ static hx_err new_pair(struct hxd_014 *e, size_t l, size_t r, bool master_local)
     p->master_local = master_local;
     if (master_local) {
         hxd_014_pair_ksid(ls->id, me, rs->id, &rs->node, &p->ksid);
-        make_uri(p->src, sizeof(p->src), me, e->c);
-        make_uri(p->dst, sizeof(p->dst), &rs->node, e->c);
+        make_uri(p->src, sizeof(p->src), me, e->c, ls->id, rs->id);
+        make_uri(p->dst, sizeof(p->dst), &rs->node, e->c, ls->id, rs->id);
     } else {
         hxd_014_pair_ksid(rs->id, &rs->node, ls->id, me, &p->ksid);
-        make_uri(p->src, sizeof(p->src), &rs->node, e->c);
-        make_uri(p->dst, sizeof(p->dst), me, e->c);
+        make_uri(p->src, sizeof(p->src), &rs->node, e->c, rs->id, ls->id);
+        make_uri(p->dst, sizeof(p->dst), me, e->c, rs->id, ls->id);
     }
     if (pthread_mutex_init(&p->take, NULL) != 0) {
         hx_secure_free(p->kid, HXD_014_KID_LEN);
@@ -246,57 +295,42 @@ static hx_err add_remote(struct hxd_014 *e, const struct hxd_014_sae *sae)
 /* How often the node announces its SAEs to its peers and takes in theirs. */
 #define ANNOUNCE_MS 2000
 
-/* The peers' boot ids as the manager last saw them. */
-struct boots {
-    struct hx_uuid node[HXD_MAX_PEERS], boot[HXD_MAX_PEERS];
-    size_t n;
-};
-
 /*
- * A peer that restarted lost the key-ID keys of its pairs with this node (and, without a
- * store, their streams): this node's ends of them are closed, and the openers open them anew
- * with the peer. Manager thread, no lock held.
+ * A pair whose stream the peer closed (the peer restarted without keeping the pair: no store, or
+ * its key-ID key lost) or that is gone here is opened anew; a pair whose peer restarted with its
+ * store goes on with the same stream and key IDs. Manager thread, no lock held.
  */
-static void peer_restarted(struct hxd_014 *e, const struct hx_uuid *node)
+static void check_streams(struct hxd_014 *e)
 {
     size_t cap = e->c->local.n * HXD_014_MAX_SAES * 2;
+    struct hxd_svc_status st;
 
+    if (hxd_svc_status(e->d, &st) != HX_OK) {
+        return;
+    }
     for (size_t i = 0; i < cap; i++) {
-        struct hxd_svc_result res;
         pthread_mutex_lock(&e->lock);
         struct hxd_014_pair *p = e->pairs[i];
-        bool hit = p != NULL && hx_uuid_equal(&hxd_014_pair_remote(p)->node, node);
+        bool ready = p != NULL && p->ready;
         pthread_mutex_unlock(&e->lock);
-        if (hit) {
-            hxd_svc_close(e->d, &p->ksid, HXD_014_IDENTITY, &res);
+        if (!ready) {
+            continue;
+        }
+        bool alive = false;
+        for (size_t k = 0; k < st.n_streams; k++) {
+            if (hx_uuid_equal(&st.streams[k].ksid, &p->ksid)) {
+                alive = st.streams[k].state != HXD_SVC_CLOSED_BY_PEER;
+            }
+        }
+        if (!alive) {
+            char id[HX_UUID_STR_LEN + 1];
+            hx_uuid_format(&p->ksid, id);
+            hx_info("ETSI 014: a pair's stream was closed (by the peer): it is opened anew",
+                    HX_F_STR("stream", id));
             hxd_014_pair_broken(p);
         }
     }
-}
-
-static void check_boots(struct hxd_014 *e, struct boots *b)
-{
-    for (size_t i = 0; i < e->cfg->trusted.n && i < HXD_MAX_PEERS; i++) {
-        const struct hx_uuid *node = &e->cfg->trusted.peers[i].uuid;
-        struct hx_uuid boot;
-        size_t k;
-        if (!hxd_svc_014_peer_boot(e->d, node, &boot)) {
-            continue;
-        }
-        for (k = 0; k < b->n && !hx_uuid_equal(&b->node[k], node); k++) {
-        }
-        if (k == b->n) {
-            b->node[b->n] = *node;
-            b->boot[b->n++] = boot;
-            continue;
-        }
-        if (!hx_uuid_equal(&b->boot[k], &boot)) {
-            b->boot[k] = boot;
-            hx_info("ETSI 014: a peer restarted: its SAE pairs are opened anew",
-                    HX_F_UUID("peer", node));
-            peer_restarted(e, node);
-        }
-    }
+    hxd_svc_status_wipe(&st);
 }
 
 /*
@@ -307,11 +341,10 @@ static void *manager_main(void *arg)
 {
     struct hxd_014 *e = arg;
     struct hxd_014_sae *learned = calloc(HXD_014_MAX_SAES, sizeof(*learned));
-    struct boots *boots = calloc(1, sizeof(*boots));
 
-    while (learned != NULL && boots != NULL && !e->stopping) {
+    while (learned != NULL && !e->stopping) {
         hxd_svc_014_announce(e->d);
-        check_boots(e, boots);
+        check_streams(e);
         size_t n = hxd_svc_014_learned(e->d, learned, HXD_014_MAX_SAES);
         pthread_mutex_lock(&e->lock);
         for (size_t i = 0; i < n; i++) {
@@ -335,7 +368,6 @@ static void *manager_main(void *arg)
         pthread_mutex_unlock(&e->lock);
     }
     free(learned);
-    free(boots);
     return NULL;
 }
 

@@ -475,6 +475,9 @@ void hxd_014_server_stop(struct hxd_014_server *s)
         }
         if (s->loops[i].http != NULL) {
             evhttp_free(s->loops[i].http);
+            /* A connection still open (a keep-alive SAE) is freed by a deferred callback of
+             * its TLS bufferevent (its SSL, buffers): run once more, or they leak. */
+            (void)event_base_loop(s->loops[i].base, EVLOOP_NONBLOCK);
         }
         if (s->loops[i].base != NULL) {
             event_base_free(s->loops[i].base);

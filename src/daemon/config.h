@@ -66,6 +66,19 @@ struct hxd_014_saes {
     size_t n;
 };
 
+/* api.etsi014.pairs: one ordered SAE pair's own method and sources (docs/etsi014.md) */
+#define HXD_014_MAX_OVERRIDES 64
+struct hxd_014_override {
+    char master[HXD_014_MAX_SAE_ID + 1], slave[HXD_014_MAX_SAE_ID + 1];
+    char method[32];       /* "": api.etsi014.hybridization */
+    char key_sources[128]; /* "": api.etsi014.key_sources */
+};
+
+struct hxd_014_overrides {
+    struct hxd_014_override o[HXD_014_MAX_OVERRIDES];
+    size_t n;
+};
+
 struct hxd_014_config {
     char host[HXD_MAX_HOST];
     uint32_t port; /* 0: off */
@@ -73,6 +86,7 @@ struct hxd_014_config {
     struct hxd_014_saes local, remote;
     char method[32];
     char key_sources[128];
+    struct hxd_014_overrides pairs; /* per pair: method and sources other than the above */
     uint32_t key_size_bits;
     uint32_t max_keys_per_request;
     uint32_t timeout_ms;

@@ -1,6 +1,7 @@
 /* api.etsi014: the SAE lists and the checks across options (config014.h). */
 #include "daemon/config014.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -104,12 +105,170 @@ struct json_object *hxd_014_print_remote(const void *field)
     return o;
 }
 
+/* One string member of a pairs entry into out (cap bytes); absent: "" when optional. */
+static hx_err pair_str(struct json_object *o, const char *name, bool optional, char *out,
+                       size_t cap, size_t i, char *why, size_t why_len)
+{
+    struct json_object *m;
+
+    out[0] = '\0';
+    if (!json_object_object_get_ex(o, name, &m)) {
+        if (optional) {
+            return HX_OK;
+        }
+        snprintf(why, why_len, "entry %zu: '%s' missing", i, name);
+        return HX_ERR_BAD_VALUE;
+    }
+    if (!json_object_is_type(m, json_type_string) ||
+        (size_t)json_object_get_string_len(m) >= cap || json_object_get_string_len(m) == 0) {
+        snprintf(why, why_len, "entry %zu: '%s' must be a string of 1..%zu bytes", i, name,
+                 cap - 1);
+        return HX_ERR_BAD_TYPE;
+    }
+    memcpy(out, json_object_get_string(m), (size_t)json_object_get_string_len(m) + 1);
+    return HX_OK;
+}
+
+hx_err hxd_014_parse_pairs(struct json_object *v, void *field, char *why, size_t why_len)
+{
+    struct hxd_014_overrides *l = field;
+    hx_err e;
+
+    l->n = 0;
+    if (!json_object_is_type(v, json_type_array)) {
+        snprintf(why, why_len, "expected a list of {master, slave, hybridization, key_sources}");
+        return HX_ERR_BAD_TYPE;
+    }
+    if (json_object_array_length(v) > HXD_014_MAX_OVERRIDES) {
+        snprintf(why, why_len, "more than %d pairs", HXD_014_MAX_OVERRIDES);
+        return HX_ERR_TOO_LARGE;
+    }
+    for (size_t i = 0; i < json_object_array_length(v); i++) {
+        struct json_object *o = json_object_array_get_idx(v, i);
+        struct hxd_014_override *r = &l->o[l->n];
+        if (!json_object_is_type(o, json_type_object)) {
+            snprintf(why, why_len, "entry %zu: expected an object", i);
+            return HX_ERR_BAD_TYPE;
+        }
+        json_object_object_foreach (o, k, val) {
+            (void)val;
+            if (strcmp(k, "master") != 0 && strcmp(k, "slave") != 0 &&
+                strcmp(k, "hybridization") != 0 && strcmp(k, "key_sources") != 0) {
+                snprintf(why, why_len, "entry %zu: unknown key '%.40s'", i, k);
+                return HX_ERR_BAD_VALUE;
+            }
+        }
+        if ((e = pair_str(o, "master", false, r->master, sizeof(r->master), i, why, why_len)) !=
+                HX_OK ||
+            (e = pair_str(o, "slave", false, r->slave, sizeof(r->slave), i, why, why_len)) !=
+                HX_OK ||
+            (e = pair_str(o, "hybridization", true, r->method, sizeof(r->method), i, why,
+                          why_len)) != HX_OK ||
+            (e = pair_str(o, "key_sources", true, r->key_sources, sizeof(r->key_sources), i, why,
+                          why_len)) != HX_OK) {
+            return e;
+        }
+        if (!hx_014_sae_id_ok(r->master, strlen(r->master)) ||
+            !hx_014_sae_id_ok(r->slave, strlen(r->slave)) || strcmp(r->master, r->slave) == 0) {
+            snprintf(why, why_len, "entry %zu: master and slave must be two SAE ids", i);
+            return HX_ERR_BAD_VALUE;
+        }
+        if (r->method[0] == '\0' && r->key_sources[0] == '\0') {
+            snprintf(why, why_len, "entry %zu: give hybridization, key_sources or both", i);
+            return HX_ERR_BAD_VALUE;
+        }
+        for (size_t j = 0; j < l->n; j++) {
+            if (strcmp(l->o[j].master, r->master) == 0 && strcmp(l->o[j].slave, r->slave) == 0) {
+                snprintf(why, why_len, "entry %zu: pair %s -> %s listed twice", i, r->master,
+                         r->slave);
+                return HX_ERR_BAD_VALUE;
+            }
+        }
+        l->n++;
+    }
+    return HX_OK;
+}
+
+struct json_object *hxd_014_print_pairs(const void *field)
+{
+    const struct hxd_014_overrides *l = field;
+    struct json_object *a = json_object_new_array();
+
+    for (size_t i = 0; a != NULL && i < l->n; i++) {
+        struct json_object *o = json_object_new_object();
+        if (o == NULL) {
+            break;
+        }
+        json_object_object_add(o, "master", json_object_new_string(l->o[i].master));
+        json_object_object_add(o, "slave", json_object_new_string(l->o[i].slave));
+        if (l->o[i].method[0] != '\0') {
+            json_object_object_add(o, "hybridization", json_object_new_string(l->o[i].method));
+        }
+        if (l->o[i].key_sources[0] != '\0') {
+            json_object_object_add(o, "key_sources", json_object_new_string(l->o[i].key_sources));
+        }
+        json_object_array_add(a, o);
+    }
+    return a;
+}
+
+void hxd_014_pair_method(const struct hxd_014_config *c, const char *master, const char *slave,
+                         const char **method, const char **key_sources)
+{
+    *method = c->method;
+    *key_sources = c->key_sources;
+    for (size_t i = 0; i < c->pairs.n; i++) {
+        const struct hxd_014_override *o = &c->pairs.o[i];
+        if (strcmp(o->master, master) == 0 && strcmp(o->slave, slave) == 0) {
+            *method = o->method[0] != '\0' ? o->method : c->method;
+            *key_sources = o->key_sources[0] != '\0' ? o->key_sources : c->key_sources;
+            return;
+        }
+    }
+}
+
+/* A pair stream's method and sources, parsed as the stream service will parse them, so that a
+ * typo stops the start, not every request. key names the option. */
+static hx_err check_method(const struct hxd_config *cfg, const char *path, const char *key,
+                           const char *method, const char *key_sources, char *why,
+                           size_t why_len)
+{
+    char uri[400], reason[300], node[HX_UUID_STR_LEN + 1];
+    struct hx_uri u;
+
+    hx_uuid_format(&cfg->uuid, node);
+    snprintf(uri, sizeof(uri), "hybrid://etsi014@%s?hybridization=%s&key_sources=%s", node,
+             method, key_sources);
+    if (hx_uri_parse(uri, &u, reason, sizeof(reason)) != HX_OK) {
+        snprintf(why, why_len, "%s: key '%s': %s", path, key, reason);
+        return HX_ERR_CONFIG;
+    }
+    for (size_t i = 0; i < u.n_sources; i++) {
+        if (u.sources[i] == HX_SRC_QKD && cfg->qkd_protocol == HXD_QKD_NONE) {
+            snprintf(why, why_len,
+                     "%s: key '%s': QKD, but this node has no QKD source (qkd_address)", path,
+                     key);
+            return HX_ERR_CONFIG;
+        }
+    }
+    return HX_OK;
+}
+
+static bool is_local(const struct hxd_014_config *c, const char *id)
+{
+    for (size_t i = 0; i < c->local.n; i++) {
+        if (strcmp(c->local.saes[i].id, id) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 hx_err hxd_014_config_check(const struct hxd_config *cfg, const char *path, char *why,
                             size_t why_len)
 {
     const struct hxd_014_config *c = &cfg->e014;
-    char uri[400], reason[300], node[HX_UUID_STR_LEN + 1];
-    struct hx_uri u;
+    char node[HX_UUID_STR_LEN + 1];
 
     if (c->port == 0) {
         return HX_OK;
@@ -147,23 +306,21 @@ hx_err hxd_014_config_check(const struct hxd_config *cfg, const char *path, char
             }
         }
     }
-    /* The pairs' streams are opened with this method and these sources: parsed as the stream
-     * service will parse them, so that a typo stops the start, not every request. */
-    hx_uuid_format(&cfg->uuid, node);
-    snprintf(uri, sizeof(uri), "hybrid://etsi014@%s?hybridization=%s&key_sources=%s", node,
-             c->method, c->key_sources);
-    if (hx_uri_parse(uri, &u, reason, sizeof(reason)) != HX_OK) {
-        snprintf(why, why_len, "%s: key 'api.etsi014': %s", path, reason);
-        return HX_ERR_CONFIG;
-    }
-    for (size_t i = 0; i < u.n_sources; i++) {
-        if (u.sources[i] == HX_SRC_QKD && cfg->qkd_protocol == HXD_QKD_NONE) {
+    hx_err e = check_method(cfg, path, "api.etsi014.key_sources", c->method, c->key_sources, why,
+                            why_len);
+    for (size_t i = 0; i < c->pairs.n && e == HX_OK; i++) {
+        const struct hxd_014_override *o = &c->pairs.o[i];
+        const char *method, *sources;
+        char key[200];
+        snprintf(key, sizeof(key), "api.etsi014.pairs[%zu] (%s -> %s)", i, o->master, o->slave);
+        if (is_local(c, o->master) == is_local(c, o->slave)) {
             snprintf(why, why_len,
-                     "%s: key 'api.etsi014.key_sources': QKD, but this node has no QKD source "
-                     "(qkd_address)",
-                     path);
+                     "%s: key '%s': one SAE of the pair must be local here, the other remote",
+                     path, key);
             return HX_ERR_CONFIG;
         }
+        hxd_014_pair_method(c, o->master, o->slave, &method, &sources);
+        e = check_method(cfg, path, key, method, sources, why, why_len);
     }
-    return HX_OK;
+    return e;
 }

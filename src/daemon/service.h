@@ -211,6 +211,16 @@ bool hxd_svc_014_announced(struct hxd *d, const struct hx_uuid *peer, const char
  * yet. */
 bool hxd_svc_014_peer_boot(struct hxd *d, const struct hx_uuid *peer, struct hx_uuid *boot);
 
+/* ETSI 014 pairs across restarts (daemon/etsi014_kid.c): a pair stream's key-ID key kept sealed
+ * in the durable store (a no-op without state_dir; an error is counted in store_errors) ... */
+HX_MUST_CHECK hx_err hxd_svc_014_secret_put(struct hxd *d, const struct hx_uuid *ksid,
+                                            const uint8_t *k, size_t len);
+/* ... and read back into out (exactly len bytes): false when none is kept. */
+bool hxd_svc_014_secret_get(struct hxd *d, const struct hx_uuid *ksid, uint8_t *out, size_t len);
+/* Tells the peer to close its end of a stream this node does not hold (a pair this node lost
+ * with a restart); false, and nothing sent, when this node holds the stream. */
+bool hxd_svc_014_reset(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid);
+
 /* The node's configuration, for the API's listeners. */
 const struct hxd_config *hxd_svc_config(const struct hxd *d);
 

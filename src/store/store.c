@@ -1,6 +1,7 @@
 /* The durable key store: SQLite (WAL) + AES-256-GCM sealed keys. docs/store.md has the schema. */
 #include "store/store.h"
 #include "store/seal.h"
+#include "store/store_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -292,6 +293,12 @@ hx_err hx_store_open(const char *dir, enum hx_store_sync sync, struct hx_store *
         snprintf(why, why_len, "store %s has schema version %d; this hykexd reads %d", path, v,
                  SCHEMA_VERSION);
         e = HX_ERR_UNSUPPORTED;
+        goto fail;
+    }
+    if (hx_store_secrets_schema(st->db) != HX_OK) {
+        snprintf(why, why_len, "cannot set up the stream secrets of the store %s: %s", path,
+                 sqlite3_errmsg(st->db));
+        e = HX_ERR_IO;
         goto fail;
     }
     for (int i = 0; i < S_COUNT; i++) {
@@ -657,4 +664,18 @@ hx_err hx_store_load(struct hx_store *st, int64_t now, hx_store_stream_fn stream
     pthread_mutex_unlock(&st->lock);
     free(r);
     return e;
+}
+
+/* ---- for store_secret.c (store_int.h) ---- */
+
+sqlite3 *hx_store_lock_db(struct hx_store *st, const struct hx_secret **key)
+{
+    pthread_mutex_lock(&st->lock);
+    *key = st->key;
+    return st->db;
+}
+
+void hx_store_unlock_db(struct hx_store *st)
+{
+    pthread_mutex_unlock(&st->lock);
 }

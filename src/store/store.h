@@ -121,4 +121,16 @@ HX_MUST_CHECK hx_err hx_store_load(struct hx_store *st, int64_t now, hx_store_st
 /* Deletes streams whose TTL has passed at now; *expired counts them. */
 HX_MUST_CHECK hx_err hx_store_expire(struct hx_store *st, int64_t now, uint64_t *expired);
 
+/*
+ * A secret of the stream's own (the ETSI 014 key-ID key), sealed as its keys are (the stream id
+ * and position 2^64-1 as associated data) in the table stream_secrets; replaced when written
+ * again, deleted with the stream. The stream's row need not be written yet.
+ */
+HX_MUST_CHECK hx_err hx_store_put_secret(struct hx_store *st, const struct hx_uuid *ksid,
+                                         const struct hx_secret *k);
+/* The stream's secret (the caller frees it); HX_ERR_NOT_FOUND when none is kept, HX_ERR_VERIFY
+ * when it does not open. */
+HX_MUST_CHECK hx_err hx_store_get_secret(struct hx_store *st, const struct hx_uuid *ksid,
+                                         struct hx_secret **out);
+
 #endif

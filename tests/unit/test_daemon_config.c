@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "daemon/config.h"
+#include "daemon/config014.h"
 
 static const char base[] =
     "{\"uuid\": \"aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa\","
@@ -112,6 +113,35 @@ static void expiry_warning_days_default_and_range(void **state)
     free(a);
 }
 
+/* api.etsi014.pairs: a pair's own method and sources, one of them alone, the defaults else;
+ * a change of it needs a restart. */
+static void etsi014_pair_overrides(void **state)
+{
+    struct hxd_config *a = calloc(1, sizeof(*a));
+    const char *m, *k;
+
+    (void)state;
+    assert_non_null(a);
+    load(a, ", \"api\": {\"etsi014\": {\"hybridization\": \"xor\", \"pairs\": ["
+            "{\"master\": \"A\", \"slave\": \"B\", \"hybridization\": \"kmac\","
+            " \"key_sources\": \"ML-KEM-768,X25519\"},"
+            "{\"master\": \"B\", \"slave\": \"A\", \"key_sources\": \"QKD,ML-KEM-1024\"}]}}");
+    assert_int_equal(a->e014.pairs.n, 2);
+    hxd_014_pair_method(&a->e014, "A", "B", &m, &k);
+    assert_string_equal(m, "kmac");
+    assert_string_equal(k, "ML-KEM-768,X25519");
+    hxd_014_pair_method(&a->e014, "B", "A", &m, &k);
+    assert_string_equal(m, "xor");
+    assert_string_equal(k, "QKD,ML-KEM-1024");
+    hxd_014_pair_method(&a->e014, "A", "C", &m, &k);
+    assert_string_equal(m, "xor");
+    assert_string_equal(k, "QKD,ML-KEM-768");
+    free(a);
+    expect_changed(", \"api\": {\"etsi014\": {\"pairs\": [{\"master\": \"A\","
+                   " \"slave\": \"B\", \"hybridization\": \"kmac\"}]}}",
+                   "api.etsi014.pairs", false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -119,6 +149,7 @@ int main(void)
         cmocka_unit_test(live_options_apply),
         cmocka_unit_test(others_need_a_restart),
         cmocka_unit_test(expiry_warning_days_default_and_range),
+        cmocka_unit_test(etsi014_pair_overrides),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

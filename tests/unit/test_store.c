@@ -343,6 +343,65 @@ static void tampering_fails_the_load(void **state)
     assert_int_equal(hx_store_load(f->st, 1001, on_stream, on_key, &s, &expired), HX_ERR_VERIFY);
 }
 
+/* A stream's own secret: kept sealed across a reopen, bound to its stream (another stream's row
+ * does not open), gone with the stream (drop, TTL), orphans purged at open; a store of an older
+ * schema (no stream_secrets table) gets the table at open. */
+static void stream_secret_kept_and_dropped(void **state)
+{
+    struct fixture *f = *state;
+    struct hx_secret *got = NULL;
+    struct hx_uuid other;
+    uint64_t expired = 0;
+    sqlite3 *db;
+    char p[128];
+
+    memset(other.b, 0x33, sizeof(other.b));
+    assert_int_equal(hx_store_get_secret(f->st, &f->ksid, &got), HX_ERR_NOT_FOUND);
+    assert_int_equal(hx_store_put_secret(f->st, &f->ksid, f->keys[0]), HX_OK);
+    assert_int_equal(hx_store_put_secret(f->st, &f->ksid, f->keys[1]), HX_OK); /* replaced */
+    assert_int_equal(hx_store_put_secret(f->st, &other, f->keys[2]), HX_OK);  /* no row yet */
+    reopen(f); /* other has no stream row: purged */
+    assert_int_equal(hx_store_get_secret(f->st, &other, &got), HX_ERR_NOT_FOUND);
+    assert_int_equal(hx_store_get_secret(f->st, &f->ksid, &got), HX_OK);
+    assert_int_equal(hx_secret_len(got), KLEN);
+    assert_memory_equal(hx_secret_data(got), hx_secret_data(f->keys[1]), KLEN);
+    hx_secret_free(got);
+    /* no plaintext on disk, and a sealed secret moved to another stream does not open */
+    hx_store_free(f->st);
+    f->st = NULL;
+    snprintf(p, sizeof(p), "%s/hykexd.db", f->dir);
+    assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO streams SELECT x'33333333333333333333333333333333',"
+                                  " role, peer, src, dst, chunk, timeout_ms, 0, qkd_ksid,"
+                                  " peer_sae, qkd_next, produced, next_get, peer_closed,"
+                                  " opened_at, owner FROM streams;"
+                                  "INSERT INTO stream_secrets SELECT"
+                                  " x'33333333333333333333333333333333', sealed FROM stream_secrets",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    reopen(f);
+    assert_int_equal(hx_store_get_secret(f->st, &other, &got), HX_ERR_VERIFY);
+    assert_null(got);
+    /* TTL expiry and a drop take the secret with the stream */
+    assert_int_equal(hx_store_expire(f->st, 1000 + 3600 + 1, &expired), HX_OK);
+    assert_int_equal(expired, 1);
+    assert_int_equal(hx_store_get_secret(f->st, &f->ksid, &got), HX_ERR_NOT_FOUND);
+    assert_int_equal(hx_store_drop_stream(f->st, &other), HX_OK);
+    assert_int_equal(hx_store_get_secret(f->st, &other, &got), HX_ERR_NOT_FOUND);
+    /* an older store without the table: made at open */
+    hx_store_free(f->st);
+    f->st = NULL;
+    assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DROP TRIGGER stream_secrets_drop; DROP TABLE stream_secrets",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    reopen(f);
+    assert_int_equal(hx_store_get_secret(f->st, &f->ksid, &got), HX_ERR_NOT_FOUND);
+}
+
 static void loose_storage_key_refused(void **state)
 {
     struct fixture *f = *state;
@@ -459,6 +518,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(loose_storage_key_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(opaque_qkd_ksid_survives_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(version_2_store_upgraded, setup, teardown),
+        cmocka_unit_test_setup_teardown(stream_secret_kept_and_dropped, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
