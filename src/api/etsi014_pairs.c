@@ -126,8 +126,9 @@ static void open_pair(struct hxd_014_pair *p)
      * write only costs that (logged, counted in the store errors). */
     if ((r = hxd_svc_014_secret_put(e->d, &p->ksid, kid, sizeof(kid))) != HX_OK) {
         hx_uuid_format(&p->ksid, id);
-        hx_warn_r(r, "ETSI 014: cannot keep the pair's key-ID key in the store: its key_IDs will "
-                     "not survive a restart",
+        hx_warn_r(r,
+                  "ETSI 014: cannot keep the pair's key-ID key in the store: its key_IDs will "
+                  "not survive a restart",
                   HX_F_STR("stream", id));
     }
     set_ready(p, kid, "ETSI 014 pair stream open");
@@ -146,12 +147,11 @@ static void set_ready(struct hxd_014_pair *p, uint8_t kid[HXD_014_KID_LEN], cons
     pthread_mutex_unlock(&e->lock);
     OPENSSL_cleanse(kid, HXD_014_KID_LEN);
     hx_uuid_format(&p->ksid, id);
-    hx_info(what,
-            HX_F_STR("stream", id)
-                HX_F_STR("master", p->master_local ? e->c->local.saes[p->local].id
-                                                   : hxd_014_pair_remote(p)->id)
-                    HX_F_STR("slave", p->master_local ? hxd_014_pair_remote(p)->id
-                                                      : e->c->local.saes[p->local].id));
+    hx_info(what, HX_F_STR("stream", id)
+                      HX_F_STR("master", p->master_local ? e->c->local.saes[p->local].id
+                                                         : hxd_014_pair_remote(p)->id)
+                          HX_F_STR("slave", p->master_local ? hxd_014_pair_remote(p)->id
+                                                            : e->c->local.saes[p->local].id));
 }
 
 static void *opener_main(void *arg)

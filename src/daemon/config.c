@@ -200,8 +200,8 @@ static const struct hx_cfg_opt table[] = {
                    "combiner of the SAE pairs' key streams"),
     HX_CFG_OPT_STR("api.etsi014.key_sources", C, e014.key_sources, 1, "\"QKD,ML-KEM-768\"", 0,
                    "key sources of the SAE pairs' key streams"),
-    HX_CFG_OPT_CUSTOM("api.etsi014.pairs", C, e014.pairs, hxd_014_parse_pairs,
-                      hxd_014_print_pairs, NULL, "[]", 0,
+    HX_CFG_OPT_CUSTOM("api.etsi014.pairs", C, e014.pairs, hxd_014_parse_pairs, hxd_014_print_pairs,
+                      NULL, "[]", 0,
                       "[{master, slave, hybridization, key_sources}]: one pair's own method and "
                       "sources (both nodes of the pair must say the same)"),
     HX_CFG_OPT_INT("api.etsi014.key_size", C, e014.key_size_bits, 128, 65535 * 8, "256", 0,

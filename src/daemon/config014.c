@@ -119,8 +119,8 @@ static hx_err pair_str(struct json_object *o, const char *name, bool optional, c
         snprintf(why, why_len, "entry %zu: '%s' missing", i, name);
         return HX_ERR_BAD_VALUE;
     }
-    if (!json_object_is_type(m, json_type_string) ||
-        (size_t)json_object_get_string_len(m) >= cap || json_object_get_string_len(m) == 0) {
+    if (!json_object_is_type(m, json_type_string) || (size_t)json_object_get_string_len(m) >= cap ||
+        json_object_get_string_len(m) == 0) {
         snprintf(why, why_len, "entry %zu: '%s' must be a string of 1..%zu bytes", i, name,
                  cap - 1);
         return HX_ERR_BAD_TYPE;
@@ -230,15 +230,14 @@ void hxd_014_pair_method(const struct hxd_014_config *c, const char *master, con
 /* A pair stream's method and sources, parsed as the stream service will parse them, so that a
  * typo stops the start, not every request. key names the option. */
 static hx_err check_method(const struct hxd_config *cfg, const char *path, const char *key,
-                           const char *method, const char *key_sources, char *why,
-                           size_t why_len)
+                           const char *method, const char *key_sources, char *why, size_t why_len)
 {
     char uri[400], reason[300], node[HX_UUID_STR_LEN + 1];
     struct hx_uri u;
 
     hx_uuid_format(&cfg->uuid, node);
-    snprintf(uri, sizeof(uri), "hybrid://etsi014@%s?hybridization=%s&key_sources=%s", node,
-             method, key_sources);
+    snprintf(uri, sizeof(uri), "hybrid://etsi014@%s?hybridization=%s&key_sources=%s", node, method,
+             key_sources);
     if (hx_uri_parse(uri, &u, reason, sizeof(reason)) != HX_OK) {
         snprintf(why, why_len, "%s: key '%s': %s", path, key, reason);
         return HX_ERR_CONFIG;
@@ -246,8 +245,7 @@ static hx_err check_method(const struct hxd_config *cfg, const char *path, const
     for (size_t i = 0; i < u.n_sources; i++) {
         if (u.sources[i] == HX_SRC_QKD && cfg->qkd_protocol == HXD_QKD_NONE) {
             snprintf(why, why_len,
-                     "%s: key '%s': QKD, but this node has no QKD source (qkd_address)", path,
-                     key);
+                     "%s: key '%s': QKD, but this node has no QKD source (qkd_address)", path, key);
             return HX_ERR_CONFIG;
         }
     }
@@ -306,8 +304,8 @@ hx_err hxd_014_config_check(const struct hxd_config *cfg, const char *path, char
             }
         }
     }
-    hx_err e = check_method(cfg, path, "api.etsi014.key_sources", c->method, c->key_sources, why,
-                            why_len);
+    hx_err e =
+        check_method(cfg, path, "api.etsi014.key_sources", c->method, c->key_sources, why, why_len);
     for (size_t i = 0; i < c->pairs.n && e == HX_OK; i++) {
         const struct hxd_014_override *o = &c->pairs.o[i];
         const char *method, *sources;
@@ -315,8 +313,8 @@ hx_err hxd_014_config_check(const struct hxd_config *cfg, const char *path, char
         snprintf(key, sizeof(key), "api.etsi014.pairs[%zu] (%s -> %s)", i, o->master, o->slave);
         if (is_local(c, o->master) == is_local(c, o->slave)) {
             snprintf(why, why_len,
-                     "%s: key '%s': one SAE of the pair must be local here, the other remote",
-                     path, key);
+                     "%s: key '%s': one SAE of the pair must be local here, the other remote", path,
+                     key);
             return HX_ERR_CONFIG;
         }
         hxd_014_pair_method(c, o->master, o->slave, &method, &sources);

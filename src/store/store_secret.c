@@ -61,8 +61,7 @@ hx_err hx_store_put_secret(struct hx_store *st, const struct hx_uuid *ksid,
     return e;
 }
 
-hx_err hx_store_get_secret(struct hx_store *st, const struct hx_uuid *ksid,
-                           struct hx_secret **out)
+hx_err hx_store_get_secret(struct hx_store *st, const struct hx_uuid *ksid, struct hx_secret **out)
 {
     const struct hx_secret *key;
     sqlite3_stmt *s = NULL;

@@ -122,10 +122,11 @@ static void etsi014_pair_overrides(void **state)
 
     (void)state;
     assert_non_null(a);
-    load(a, ", \"api\": {\"etsi014\": {\"hybridization\": \"xor\", \"pairs\": ["
-            "{\"master\": \"A\", \"slave\": \"B\", \"hybridization\": \"kmac\","
-            " \"key_sources\": \"ML-KEM-768,X25519\"},"
-            "{\"master\": \"B\", \"slave\": \"A\", \"key_sources\": \"QKD,ML-KEM-1024\"}]}}");
+    load(a,
+         ", \"api\": {\"etsi014\": {\"hybridization\": \"xor\", \"pairs\": ["
+         "{\"master\": \"A\", \"slave\": \"B\", \"hybridization\": \"kmac\","
+         " \"key_sources\": \"ML-KEM-768,X25519\"},"
+         "{\"master\": \"B\", \"slave\": \"A\", \"key_sources\": \"QKD,ML-KEM-1024\"}]}}");
     assert_int_equal(a->e014.pairs.n, 2);
     hxd_014_pair_method(&a->e014, "A", "B", &m, &k);
     assert_string_equal(m, "kmac");
@@ -137,9 +138,10 @@ static void etsi014_pair_overrides(void **state)
     assert_string_equal(m, "xor");
     assert_string_equal(k, "QKD,ML-KEM-768");
     free(a);
-    expect_changed(", \"api\": {\"etsi014\": {\"pairs\": [{\"master\": \"A\","
-                   " \"slave\": \"B\", \"hybridization\": \"kmac\"}]}}",
-                   "api.etsi014.pairs", false);
+    expect_changed(
+        ", \"api\": {\"etsi014\": {\"pairs\": [{\"master\": \"A\","
+        " \"slave\": \"B\", \"hybridization\": \"kmac\"}]}}",
+        "api.etsi014.pairs", false);
 }
 
 int main(void)

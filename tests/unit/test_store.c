@@ -359,7 +359,7 @@ static void stream_secret_kept_and_dropped(void **state)
     assert_int_equal(hx_store_get_secret(f->st, &f->ksid, &got), HX_ERR_NOT_FOUND);
     assert_int_equal(hx_store_put_secret(f->st, &f->ksid, f->keys[0]), HX_OK);
     assert_int_equal(hx_store_put_secret(f->st, &f->ksid, f->keys[1]), HX_OK); /* replaced */
-    assert_int_equal(hx_store_put_secret(f->st, &other, f->keys[2]), HX_OK);  /* no row yet */
+    assert_int_equal(hx_store_put_secret(f->st, &other, f->keys[2]), HX_OK);   /* no row yet */
     reopen(f); /* other has no stream row: purged */
     assert_int_equal(hx_store_get_secret(f->st, &other, &got), HX_ERR_NOT_FOUND);
     assert_int_equal(hx_store_get_secret(f->st, &f->ksid, &got), HX_OK);
@@ -371,15 +371,16 @@ static void stream_secret_kept_and_dropped(void **state)
     f->st = NULL;
     snprintf(p, sizeof(p), "%s/hykexd.db", f->dir);
     assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "INSERT INTO streams SELECT x'33333333333333333333333333333333',"
-                                  " role, peer, src, dst, chunk, timeout_ms, 0, qkd_ksid,"
-                                  " peer_sae, qkd_next, produced, next_get, peer_closed,"
-                                  " opened_at, owner FROM streams;"
-                                  "INSERT INTO stream_secrets SELECT"
-                                  " x'33333333333333333333333333333333', sealed FROM stream_secrets",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "INSERT INTO streams SELECT x'33333333333333333333333333333333',"
+                     " role, peer, src, dst, chunk, timeout_ms, 0, qkd_ksid,"
+                     " peer_sae, qkd_next, produced, next_get, peer_closed,"
+                     " opened_at, owner FROM streams;"
+                     "INSERT INTO stream_secrets SELECT"
+                     " x'33333333333333333333333333333333', sealed FROM stream_secrets",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     reopen(f);
     assert_int_equal(hx_store_get_secret(f->st, &other, &got), HX_ERR_VERIFY);
