@@ -289,7 +289,7 @@ static void fin_commit(struct hxd *d, const struct hx_uuid *peer, struct hxd_str
     if (hxd_fault_drop_ack(d)) {
         hx_warn("fault injection: link dropped instead of sending BATCH_ACK", HX_NOFIELDS);
         hx_links_drop(d->links, peer);
-    } else {
+    } else if (!hxd_fault_mute_ack(d, pend->first)) {
         send_ack(d, peer, &s->ksid, pend->first, HX_PEER_ACK_COMMITTED);
     }
     hxd_window_announce(d, s, true); /* an initiator that restarted learns it again */
@@ -334,6 +334,10 @@ void hxd_responder_on_fin(struct hxd *d, const struct hx_uuid *peer, const uint8
     }
     hx_uuid_format(&m.ksid, id);
     pthread_mutex_lock(&d->lock);
+    if (hxd_fault_lose_fin(d, m.first)) {
+        pthread_mutex_unlock(&d->lock);
+        return;
+    }
     s = hxd_stream_find(d, &m.ksid);
     if ((pd = pending_of(s, m.first, m.count)) == NULL || pd->busy ||
         !hx_uuid_equal(&s->peer, peer)) {
@@ -413,6 +417,7 @@ void hxd_responder_on_query(struct hxd *d, const struct hx_uuid *peer, const uin
         return;
     }
     pthread_mutex_lock(&d->lock);
+    hxd_fault_query_seen(d);
     for (;;) {
         s = hxd_stream_find(d, &m.ksid);
         if (s == NULL || !hx_uuid_equal(&s->peer, peer) || s->role != HXD_RESPONDER) {
