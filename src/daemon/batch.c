@@ -355,7 +355,7 @@ bool hxd_batch_any_committed(const struct hxd_stream *s, uint64_t first, uint32_
 enum hxd_committed hxd_batch_committed_of(const struct hxd_stream *s, uint64_t first,
                                           uint32_t count)
 {
-    uint64_t end = first + count, held = 0; /* positions of the range committed here */
+    uint64_t end = first + count, held; /* held: positions of the range committed here */
 
     if (count == 0) {
         return HXD_COMMITTED_NONE;

@@ -172,7 +172,8 @@ void hxd_fault_alter(struct hxd *d, uint8_t type, struct hx_writer *w, size_t si
 bool hxd_fault_drop_ack(struct hxd *d);
 /* HYKEX_FAULT_LOSE_FIN_AT (lock held): the initiator seems to crash at the BATCH_FIN of the
  * batch at that position. That FIN is dropped unread, once (true); the batches committed after
- * it at higher positions get no ACK (mute_ack true) until the initiator's next BATCH_QUERY (query_seen). */
+ * it at higher positions get no ACK (mute_ack true) until the initiator's next BATCH_QUERY
+ * (query_seen). */
 bool hxd_fault_lose_fin(struct hxd *d, uint64_t first);
 bool hxd_fault_mute_ack(struct hxd *d, uint64_t first);
 void hxd_fault_query_seen(struct hxd *d);

@@ -50,8 +50,7 @@ static struct hxd_pending *pending_slot_for(struct hxd_stream *s, uint64_t first
  * A pending batch sharing a position with first..+count (lock held), or NULL. A BATCH_QUERY's
  * range is a run of the initiator's prepared rows, not always one batch.
  */
-static struct hxd_pending *pending_overlapping(struct hxd_stream *s, uint64_t first,
-                                               uint32_t count)
+static struct hxd_pending *pending_overlapping(struct hxd_stream *s, uint64_t first, uint32_t count)
 {
     for (size_t i = 0; i < HXD_PIPELINE; i++) {
         struct hxd_pending *p = &s->pending[i];
