@@ -352,6 +352,25 @@ bool hxd_batch_any_committed(const struct hxd_stream *s, uint64_t first, uint32_
     return false;
 }
 
+enum hxd_committed hxd_batch_committed_of(const struct hxd_stream *s, uint64_t first,
+                                          uint32_t count)
+{
+    uint64_t end = first + count, held; /* held: positions of the range committed here */
+
+    if (count == 0) {
+        return HXD_COMMITTED_NONE;
+    }
+    held = s->produced > first ? (s->produced < end ? s->produced : end) - first : 0;
+    for (size_t i = 0; i < s->n_done_above; i++) { /* disjoint runs, all above the watermark */
+        uint64_t lo = s->done_above[i].first, hi = lo + s->done_above[i].count;
+        lo = lo > first ? lo : first;
+        lo = lo > s->produced ? lo : s->produced; /* not counted twice */
+        hi = hi < end ? hi : end;
+        held += hi > lo ? hi - lo : 0;
+    }
+    return held == 0 ? HXD_COMMITTED_NONE : held >= count ? HXD_COMMITTED_ALL : HXD_COMMITTED_PART;
+}
+
 void hxd_batch_give_up(struct hxd_stream *s, uint64_t first, uint32_t count)
 {
     hxd_stream_discard_range(s, first, count);

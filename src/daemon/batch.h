@@ -99,6 +99,14 @@ void hxd_batch_store_failed(struct hxd *d, const char *what, const struct hx_uui
 /* Committed positions (lock held for all of these). */
 void hxd_batch_mark_done(struct hxd_stream *s, uint64_t first, uint32_t count);
 bool hxd_batch_any_committed(const struct hxd_stream *s, uint64_t first, uint32_t count);
+/*
+ * Responder: how much of first..+count it committed. A BATCH_QUERY after the initiator's
+ * restart names a run of its prepared rows, which may span batches that were settled apart
+ * (one committed here, the next not): only a whole answer may settle it.
+ */
+enum hxd_committed { HXD_COMMITTED_NONE, HXD_COMMITTED_ALL, HXD_COMMITTED_PART };
+enum hxd_committed hxd_batch_committed_of(const struct hxd_stream *s, uint64_t first,
+                                          uint32_t count);
 /* Responder: the keys move into the stream (those taken are set NULL), the positions are done. */
 void hxd_batch_commit(struct hxd_stream *s, uint64_t first, uint32_t count,
                       struct hx_secret **keys);
@@ -162,5 +170,12 @@ void hxd_persist_joined_later(struct hxd *d, struct hxd_stream *s);
 void hxd_fault_alter(struct hxd *d, uint8_t type, struct hx_writer *w, size_t sig_len);
 /* true: lose this committed batch's ACK with the link (lock held). */
 bool hxd_fault_drop_ack(struct hxd *d);
+/* HYKEX_FAULT_LOSE_FIN_AT (lock held): the initiator seems to crash at the BATCH_FIN of the
+ * batch at that position. That FIN is dropped unread, once (true); the batches committed after
+ * it at higher positions get no ACK (mute_ack true) until the initiator's next BATCH_QUERY
+ * (query_seen). */
+bool hxd_fault_lose_fin(struct hxd *d, uint64_t first);
+bool hxd_fault_mute_ack(struct hxd *d, uint64_t first);
+void hxd_fault_query_seen(struct hxd *d);
 
 #endif

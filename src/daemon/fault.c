@@ -2,7 +2,8 @@
  * Test-only misbehaviour (compiled only with HYKEX_FAULT_INJECTION: dev and asan presets, never
  * release; fault_none.c stands in otherwise). hykexd.c sets d->fault and d->fault_drop_ack from
  * the environment at start-up; the fault tests make one node a hostile peer and check that the
- * other refuses it, and that a lost ACK keeps the positions equal at both nodes.
+ * other refuses it, that a lost ACK keeps the positions equal at both nodes, and (LOSE_FIN_AT)
+ * that a restarted initiator settles a run of prepared batches that were committed apart.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -59,4 +60,30 @@ void hxd_fault_alter(struct hxd *d, uint8_t type, struct hx_writer *w, size_t si
 bool hxd_fault_drop_ack(struct hxd *d)
 {
     return d->fault_drop_ack > 0 && --d->fault_drop_ack == 0;
+}
+
+bool hxd_fault_lose_fin(struct hxd *d, uint64_t first)
+{
+    if (d->fault_lose_fin == 0 || d->fault_fin_lost || first != d->fault_lose_fin - 1) {
+        return false;
+    }
+    d->fault_fin_lost = true;
+    hx_warn("fault injection: BATCH_FIN lost", HX_F_U64("first", first));
+    return true;
+}
+
+bool hxd_fault_mute_ack(struct hxd *d, uint64_t first)
+{
+    if (!d->fault_fin_lost || d->fault_lose_fin == 0 || first < d->fault_lose_fin) {
+        return false;
+    }
+    hx_warn("fault injection: BATCH_ACK not sent", HX_F_U64("first", first));
+    return true;
+}
+
+void hxd_fault_query_seen(struct hxd *d)
+{
+    if (d->fault_fin_lost) {
+        d->fault_lose_fin = 0; /* the initiator is back: production goes on as usual */
+    }
 }

@@ -14,3 +14,22 @@ bool hxd_fault_drop_ack(struct hxd *d)
     (void)d;
     return false;
 }
+
+bool hxd_fault_lose_fin(struct hxd *d, uint64_t first)
+{
+    (void)d;
+    (void)first;
+    return false;
+}
+
+bool hxd_fault_mute_ack(struct hxd *d, uint64_t first)
+{
+    (void)d;
+    (void)first;
+    return false;
+}
+
+void hxd_fault_query_seen(struct hxd *d)
+{
+    (void)d;
+}

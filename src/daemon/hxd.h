@@ -215,9 +215,11 @@ struct hxd {
     struct hxd_config cfg;
     struct hxd_refused refused[HXD_REFUSED_KEEP]; /* ring, under lock */
     size_t refused_next;
-    enum hxd_fault fault; /* HYKEX_FAULT_PEER */
-    long fault_drop_ack;  /* HYKEX_FAULT_DROP_ACK: the n-th committed batch's ACK is lost */
-    uint8_t *fault_last;  /* HXD_FAULT_RESP_REPLAY: the previous BATCH_RESP */
+    enum hxd_fault fault;    /* HYKEX_FAULT_PEER */
+    long fault_drop_ack;     /* HYKEX_FAULT_DROP_ACK: the n-th committed batch's ACK is lost */
+    uint64_t fault_lose_fin; /* HYKEX_FAULT_LOSE_FIN_AT: that position + 1 (0: off); under lock */
+    bool fault_fin_lost;     /* ... lost: no ACK until the initiator's next BATCH_QUERY */
+    uint8_t *fault_last;     /* HXD_FAULT_RESP_REPLAY: the previous BATCH_RESP */
     size_t fault_last_len;
     struct hx_links *links;
     struct hx_sig_key *sig_key;

@@ -358,6 +358,29 @@ static enum phase pick(struct run *r)
     return PH_REQUEST;
 }
 
+/*
+ * The responder committed part of a queried run (after a restart the store's prepared runs no
+ * longer show where one batch ended and the next began): each half is asked again, down to
+ * single positions if need be, so that no position is settled by another's answer.
+ */
+static void split_query(struct hxd *d, struct run *r)
+{
+    struct hxd_stream *s;
+    uint32_t half = r->count / 2;
+
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, &r->ksid)) != NULL) {
+        if (s->n_retry + 2 <= sizeof(s->retry) / sizeof(s->retry[0])) {
+            (void)retry_add(s, r->first, half); /* room checked */
+            (void)retry_add(s, r->first + half, r->count - half);
+        } else {
+            (void)retry_add(s, r->first, r->count); /* asked again whole once there is room */
+        }
+        batch_done(d, s, r->first, r->count, true); /* frees the slot; already listed */
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
 static enum phase query(struct run *r)
 {
     struct hxd *d = r->d;
@@ -387,6 +410,12 @@ static enum phase query(struct run *r)
         return PH_FAIL;
     }
     hx_uuid_format(&r->ksid, id);
+    if (r->ack == HX_PEER_ACK_PART_COMMITTED && r->count > 1) {
+        hx_info("prepared run partly committed at the responder: asked again in halves",
+                HX_F_STR("stream", id) HX_F_U64("first", r->first) HX_F_U64("count", r->count));
+        split_query(d, r);
+        return PH_DONE;
+    }
     hx_info("prepared batch settled with the responder",
             HX_F_STR("stream", id) HX_F_U64("first", r->first)
                 HX_F_STR("outcome", r->ack == HX_PEER_ACK_COMMITTED ? "committed" : "made again"));

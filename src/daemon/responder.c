@@ -46,6 +46,22 @@ static struct hxd_pending *pending_slot_for(struct hxd_stream *s, uint64_t first
     return same != NULL ? same : free_slot != NULL ? free_slot : oldest;
 }
 
+/*
+ * A pending batch sharing a position with first..+count (lock held), or NULL. A BATCH_QUERY's
+ * range is a run of the initiator's prepared rows, not always one batch.
+ */
+static struct hxd_pending *pending_overlapping(struct hxd_stream *s, uint64_t first, uint32_t count)
+{
+    for (size_t i = 0; i < HXD_PIPELINE; i++) {
+        struct hxd_pending *p = &s->pending[i];
+        if ((p->keys != NULL || p->busy) && p->first < first + count &&
+            first < p->first + p->count) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
 /* The pending batch at first (lock held), or NULL. */
 static struct hxd_pending *pending_of(struct hxd_stream *s, uint64_t first, uint32_t count)
 {
@@ -272,7 +288,7 @@ static void fin_commit(struct hxd *d, const struct hx_uuid *peer, struct hxd_str
     if (hxd_fault_drop_ack(d)) {
         hx_warn("fault injection: link dropped instead of sending BATCH_ACK", HX_NOFIELDS);
         hx_links_drop(d->links, peer);
-    } else {
+    } else if (!hxd_fault_mute_ack(d, pend->first)) {
         send_ack(d, peer, &s->ksid, pend->first, HX_PEER_ACK_COMMITTED);
     }
     hxd_window_announce(d, s, true); /* an initiator that restarted learns it again */
@@ -317,6 +333,10 @@ void hxd_responder_on_fin(struct hxd *d, const struct hx_uuid *peer, const uint8
     }
     hx_uuid_format(&m.ksid, id);
     pthread_mutex_lock(&d->lock);
+    if (hxd_fault_lose_fin(d, m.first)) {
+        pthread_mutex_unlock(&d->lock);
+        return;
+    }
     s = hxd_stream_find(d, &m.ksid);
     if ((pd = pending_of(s, m.first, m.count)) == NULL || pd->busy ||
         !hx_uuid_equal(&s->peer, peer)) {
@@ -380,42 +400,48 @@ void hxd_responder_on_fin(struct hxd *d, const struct hx_uuid *peer, const uint8
 
 /*
  * BATCH_QUERY: the initiator holds a batch prepared but never saw our ACK. The answer is final:
- * a pending (uncommitted) batch is dropped first, so that a BATCH_FIN arriving later cannot
- * commit it; one being committed right now is waited for.
+ * every pending (uncommitted) batch sharing a position with the range is dropped first, so that
+ * a BATCH_FIN arriving later cannot commit it; one being committed right now is waited for.
+ * "Committed" only when every position is, "not committed" only when none is.
  */
 void hxd_responder_on_query(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len)
 {
     struct hx_peer_query m;
     struct hxd_stream *s;
     struct hxd_pending *pd;
-    bool committed = false;
+    enum hxd_committed held = HXD_COMMITTED_NONE;
 
     if (hx_peer_decode_query(p, len, &m) != HX_OK) {
         hx_warn("malformed BATCH_QUERY from a peer", HX_NOFIELDS);
         return;
     }
     pthread_mutex_lock(&d->lock);
+    hxd_fault_query_seen(d);
     for (;;) {
         s = hxd_stream_find(d, &m.ksid);
         if (s == NULL || !hx_uuid_equal(&s->peer, peer) || s->role != HXD_RESPONDER) {
             s = NULL;
             break;
         }
-        if ((pd = pending_of(s, m.first, m.count)) == NULL) {
+        if ((pd = pending_overlapping(s, m.first, m.count)) == NULL) {
             break;
         }
         if (!pd->busy) {
             hxd_pending_drop(pd);
-            break;
+            continue; /* the next one of the range, if any */
         }
         pthread_cond_wait(&d->changed, &d->lock); /* the commit broadcasts when it ends */
     }
     if (s != NULL) {
-        committed = hxd_batch_any_committed(s, m.first, m.count);
+        held = hxd_batch_committed_of(s, m.first, m.count);
     }
     pthread_mutex_unlock(&d->lock);
+    /* Part of the range: neither answer is true of every position, so the initiator asks
+     * again in smaller pieces (after its restart it no longer knows its batches' bounds). */
     send_ack(d, peer, &m.ksid, m.first,
-             committed ? HX_PEER_ACK_COMMITTED : HX_PEER_ACK_NOT_COMMITTED);
+             held == HXD_COMMITTED_ALL    ? HX_PEER_ACK_COMMITTED
+             : held == HXD_COMMITTED_PART ? HX_PEER_ACK_PART_COMMITTED
+                                          : HX_PEER_ACK_NOT_COMMITTED);
 }
 
 void hxd_responder_job(struct hxd *d, struct hxd_job *j)

@@ -130,7 +130,8 @@ static int parse_args(int argc, char **argv, const char **config, const char **p
     return -1;
 }
 
-/* Test-only misbehaviour (HYKEX_FAULT_PEER, HYKEX_FAULT_DROP_ACK; hxd.h), compiled in with
+/* Test-only misbehaviour (HYKEX_FAULT_PEER, HYKEX_FAULT_DROP_ACK, HYKEX_FAULT_LOSE_FIN_AT; hxd.h,
+ * fault.c), compiled in with
  * HYKEX_FAULT_INJECTION only. */
 static void fault_from_env(struct hxd *d)
 {
@@ -143,10 +144,13 @@ static void fault_from_env(struct hxd *d)
             d->fault = (enum hxd_fault)i;
         }
     }
+    const char *lose = getenv("HYKEX_FAULT_LOSE_FIN_AT");
     d->fault_drop_ack = n != NULL ? strtol(n, NULL, 10) : 0;
-    if (d->fault != HXD_FAULT_NONE || d->fault_drop_ack > 0) {
-        fprintf(stderr, "hykexd: fault injection on (HYKEX_FAULT_PEER=%s, DROP_ACK=%ld)\n",
-                v != NULL ? v : "", d->fault_drop_ack);
+    d->fault_lose_fin = lose != NULL ? strtoull(lose, NULL, 10) + 1 : 0;
+    if (d->fault != HXD_FAULT_NONE || d->fault_drop_ack > 0 || d->fault_lose_fin > 0) {
+        fprintf(stderr,
+                "hykexd: fault injection on (HYKEX_FAULT_PEER=%s, DROP_ACK=%ld, LOSE_FIN_AT=%s)\n",
+                v != NULL ? v : "", d->fault_drop_ack, lose != NULL ? lose : "");
     }
 #else
     (void)d;

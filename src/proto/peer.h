@@ -78,6 +78,7 @@ enum hx_peer_fin_status {
 enum hx_peer_ack_status {
     HX_PEER_ACK_COMMITTED = 0,
     HX_PEER_ACK_NOT_COMMITTED = 1,
+    HX_PEER_ACK_PART_COMMITTED = 2, /* a query only: some positions committed, not all */
 };
 
 /* ---- frames: "H" "X" | version 1 | type | u32 length | payload ---- */

@@ -1,0 +1,80 @@
+/*
+ * daemon/batch.c: the responder's answer to a BATCH_QUERY. After the initiator's restart the
+ * range it asks about is a run of its prepared rows, which may span two batches that were
+ * settled apart (a batch cut at the responder's window, then the next one): "committed" must
+ * mean every position of the range, "not committed" none of them.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "daemon/batch.h"
+#include "daemon/hxd.h"
+
+static struct hxd_stream *responder_at(uint64_t produced)
+{
+    struct hxd_stream *s = calloc(1, sizeof(*s));
+
+    assert_non_null(s);
+    s->role = HXD_RESPONDER;
+    s->produced = produced;
+    return s;
+}
+
+/* The failing run's state: watermark 1041, batch 1041..1046 never committed, 1047.. was. */
+static void a_run_over_two_batches_is_partly_committed(void **state)
+{
+    struct hxd_stream *s = responder_at(1041);
+
+    (void)state;
+    hxd_batch_mark_done(s, 1047, 10);
+    assert_int_equal(s->produced, 1041);
+    assert_int_equal(hxd_batch_committed_of(s, 1041, 16), HXD_COMMITTED_PART);
+    assert_int_equal(hxd_batch_committed_of(s, 1041, 6), HXD_COMMITTED_NONE);
+    assert_int_equal(hxd_batch_committed_of(s, 1047, 10), HXD_COMMITTED_ALL);
+    assert_int_equal(hxd_batch_committed_of(s, 1044, 6), HXD_COMMITTED_PART);
+    assert_int_equal(hxd_batch_committed_of(s, 1057, 16), HXD_COMMITTED_NONE);
+    free(s);
+}
+
+static void below_the_watermark_is_committed(void **state)
+{
+    struct hxd_stream *s = responder_at(100);
+
+    (void)state;
+    assert_int_equal(hxd_batch_committed_of(s, 84, 16), HXD_COMMITTED_ALL);
+    assert_int_equal(hxd_batch_committed_of(s, 90, 16), HXD_COMMITTED_PART);
+    assert_int_equal(hxd_batch_committed_of(s, 100, 16), HXD_COMMITTED_NONE);
+    free(s);
+}
+
+/* Runs that fill the range between them, and one that the watermark passed in part. */
+static void adjacent_runs_add_up(void **state)
+{
+    struct hxd_stream *s = responder_at(10);
+
+    (void)state;
+    hxd_batch_mark_done(s, 20, 5);
+    hxd_batch_mark_done(s, 25, 5);
+    assert_int_equal(hxd_batch_committed_of(s, 20, 10), HXD_COMMITTED_ALL);
+    assert_int_equal(hxd_batch_committed_of(s, 20, 11), HXD_COMMITTED_PART);
+    hxd_batch_mark_done(s, 10, 10); /* the watermark moves over all of them */
+    assert_int_equal(s->produced, 30);
+    assert_int_equal(hxd_batch_committed_of(s, 5, 25), HXD_COMMITTED_ALL);
+    assert_int_equal(hxd_batch_committed_of(s, 5, 26), HXD_COMMITTED_PART);
+    free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_run_over_two_batches_is_partly_committed),
+        cmocka_unit_test(below_the_watermark_is_committed),
+        cmocka_unit_test(adjacent_runs_add_up),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
