@@ -501,8 +501,13 @@ def link_cut_between_two_nodes_then_healed():
     other = Consumer("A", ac, uri("A", "uncut"), uri("C", "uncut"), pace=0.001)
     # C's application takes its keys too: production waits for the slower end (issue 19)
     other_c = Consumer("C", ac, uri("A", "uncut"), uri("C", "uncut"), pace=0.001)
+    # B's application takes its keys of A-B too: without it A stops at B's window (issue 19:
+    # production never more than limits.buffer_depth ahead of the slower end), and whether the
+    # heal could show a new key depended on how many A took before the cut showed
+    other_b = Consumer("B", ab, uri("A", "cut"), uri("B", "cut"), pace=0.001)
     other.start()
     other_c.start()
+    other_b.start()
     app = App("A")
     check(app.call("GET_KEY", key_stream_id=ab)["status"] == 0, "before the cut")
     cut("A", "B", True)
@@ -527,9 +532,9 @@ def link_cut_between_two_nodes_then_healed():
     while time.time() - t0 < 20 and not ok:
         ok = app.call("GET_KEY", key_stream_id=ab)["status"] == 0
     check(ok, "A-B did not heal within 20 s")
-    for x in (other, other_c):
+    for x in (other, other_c, other_b):
         x.stop.set()
-    for x in (other, other_c):
+    for x in (other, other_c, other_b):
         x.join(10)
     app.close()
 
