@@ -286,16 +286,41 @@ void hxd_batch_store_failed(struct hxd *d, const char *what, const struct hx_uui
              HX_F_STR("stream", id) HX_F_U64("first", first) HX_F_STR("error", hx_strerror(e)));
 }
 
+/*
+ * Adds [first, first+count) to the committed runs above the watermark, joined with the runs it
+ * touches, so that the table holds one run per gap below it rather than one per batch (short
+ * batches cut at the responder's window would fill it, and a run left out holds the watermark
+ * back: tests/unit/test_batch_settle.c many_short_runs_join).
+ */
+static void add_done_run(struct hxd_stream *s, uint64_t first, uint64_t count)
+{
+    const size_t cap = sizeof(s->done_above) / sizeof(s->done_above[0]);
+
+    for (size_t i = 0; i < s->n_done_above;) {
+        uint64_t f = s->done_above[i].first, end = f + s->done_above[i].count;
+        if (end == first || first + count == f) { /* touches: take it in and look again */
+            count += s->done_above[i].count;
+            first = f < first ? f : first;
+            s->done_above[i] = s->done_above[--s->n_done_above];
+            i = 0;
+        } else {
+            i++;
+        }
+    }
+    if (s->n_done_above < cap) {
+        s->done_above[s->n_done_above].first = first;
+        s->done_above[s->n_done_above++].count = count;
+    }
+}
+
 void hxd_batch_mark_done(struct hxd_stream *s, uint64_t first, uint32_t count)
 {
     bool moved = true;
 
     if (first == s->produced) {
         s->produced += count;
-    } else if (first > s->produced &&
-               s->n_done_above < sizeof(s->done_above) / sizeof(s->done_above[0])) {
-        s->done_above[s->n_done_above].first = first;
-        s->done_above[s->n_done_above++].count = count;
+    } else if (first > s->produced) {
+        add_done_run(s, first, count);
     }
     while (moved) {
         moved = false;

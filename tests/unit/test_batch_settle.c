@@ -69,12 +69,42 @@ static void adjacent_runs_add_up(void **state)
     free(s);
 }
 
+/*
+ * Short batches committed above a gap, one position each, many more than the table of runs
+ * holds: they join into one run, so the watermark passes all of them once the gap is filled
+ * (one entry per batch would have dropped every batch past the twelfth).
+ */
+static void many_short_runs_join(void **state)
+{
+    struct hxd_stream *s = responder_at(10);
+
+    (void)state;
+    for (uint64_t p = 12; p < 60; p++) {
+        hxd_batch_mark_done(s, p, 1);
+    }
+    hxd_batch_mark_done(s, 100, 4);      /* a second gap: a run of its own */
+    for (uint64_t p = 99; p > 60; p--) { /* downwards: each joins the run above it */
+        hxd_batch_mark_done(s, p, 1);
+    }
+    assert_int_equal(s->n_done_above, 2);
+    assert_int_equal(hxd_batch_committed_of(s, 12, 48), HXD_COMMITTED_ALL);
+    assert_int_equal(hxd_batch_committed_of(s, 61, 43), HXD_COMMITTED_ALL);
+    assert_int_equal(hxd_batch_committed_of(s, 59, 3), HXD_COMMITTED_PART);
+    hxd_batch_mark_done(s, 10, 2);
+    assert_int_equal(s->produced, 60);
+    hxd_batch_mark_done(s, 60, 1);
+    assert_int_equal(s->produced, 104);
+    assert_int_equal(s->n_done_above, 0);
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_run_over_two_batches_is_partly_committed),
         cmocka_unit_test(below_the_watermark_is_committed),
         cmocka_unit_test(adjacent_runs_add_up),
+        cmocka_unit_test(many_short_runs_join),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
