@@ -307,7 +307,8 @@ void hxd_unjoined_drop(struct hxd *d, const struct hx_uuid *peer);
 void hxd_unjoined_expire(struct hxd *d);
 /* true when this node's QKD source is ETSI 014 (no QKD streams to open). */
 bool hxd_qkd_is_014(const struct hxd *d);
-/* Opens the QKD stream at this node's KME (initiator: new id; responder: the initiator's). */
+/* Opens the QKD stream at this node's KME (qkd_open.c; initiator: new id; responder: the
+ * initiator's). */
 hx_err hxd_qkd_open(struct hxd *d, struct hxd_stream *copy, int *status, char *msg, size_t msg_len);
 /* The same; quiet: nothing logged (the caller logs once per back-off step); *kme_status: the
  * KME's own answer (UINT32_MAX when it was not reached). */
@@ -316,26 +317,24 @@ hx_err hxd_qkd_open_ex(struct hxd *d, struct hxd_stream *copy, bool quiet, uint3
 /*
  * KME recovery (qkd_recover.c). hxd_qkd_lost: a GET_KEY at this node's KME found the QKD stream
  * gone (status 4) or the KME away (no answer): the stream stops producing and reopens it (lock
- * held). hxd_qkd_reopen_tick: queues the attempts that are due (main loop, lock held).
+ * held). hxd_qkd_reopen_tick: queues the attempts that are due (main loop, every 200 ms beside
+ * hxd_streams_tick; takes the lock).
  * hxd_qkd_reopen_run: one attempt (an initiator worker, no lock). hxd_qkd_on_peer_reopen: the
  * peer node reopens its end: this node reopens its own at once (link thread, lock held).
  */
 void hxd_qkd_lost(struct hxd *d, struct hxd_stream *s, const char *why);
-void hxd_qkd_reopen_tick(struct hxd *d, struct hxd_stream *s);
+void hxd_qkd_reopen_tick(struct hxd *d);
 void hxd_qkd_reopen_run(struct hxd *d, const struct hx_uuid *ksid);
 void hxd_qkd_on_peer_reopen(struct hxd *d, struct hxd_stream *s);
 /*
  * The responder's window (window.c; all with the lock held). hxd_window_announce: the
  * responder sends STREAM_WINDOW when it is due (force: always). hxd_window_announce_peer: to
- * a peer whose link came up. hxd_window_allows: may the initiator make count positions from
- * first? hxd_window_cut: how many of them it may make. hxd_window_on_update: a STREAM_WINDOW
- * arrived at the initiator.
+ * a peer whose link came up. hxd_window_on_update: a STREAM_WINDOW arrived at the initiator.
+ * The initiator's checks against the limit it heard are in stream.h (hxd_window_allows,
+ * hxd_window_cut).
  */
 void hxd_window_announce(struct hxd *d, struct hxd_stream *s, bool force);
 void hxd_window_announce_peer(struct hxd *d, const struct hx_uuid *peer);
-bool hxd_window_allows(const struct hxd_stream *s, uint64_t first, uint32_t count);
-/* count cut so that first + count stays within the window (0: no room). */
-uint32_t hxd_window_cut(const struct hxd_stream *s, uint64_t first, uint32_t count);
 void hxd_window_on_update(struct hxd *d, struct hxd_stream *s, const uint8_t *p, size_t len);
 /* The reason a peer node gave up the stream ksid (nil: by src and dst URIs) before this node's
  * application opened it, once (lock held); false: none. */

@@ -321,7 +321,6 @@ void hxd_streams_tick(struct hxd *d)
     pthread_mutex_lock(&d->lock);
     for (size_t i = 0; i < d->max_streams; i++) {
         struct hxd_stream *s = &d->streams[i];
-        hxd_qkd_reopen_tick(d, s);
         if (s->used && s->retry_at > 0 && hx_deadline_passed(s->retry_at)) {
             s->retry_at = 0;
             hxd_stream_kick(d, s);

@@ -68,11 +68,17 @@ void hxd_qkd_lost(struct hxd *d, struct hxd_stream *s, const char *why)
     pthread_cond_broadcast(&d->changed);
 }
 
-void hxd_qkd_reopen_tick(struct hxd *d, struct hxd_stream *s)
+void hxd_qkd_reopen_tick(struct hxd *d)
 {
-    if (s->used && s->qkd_lost && !s->qkd_reopen_queued && hx_deadline_passed(s->qkd_reopen_at)) {
-        queue_attempt(d, s);
+    pthread_mutex_lock(&d->lock);
+    for (size_t i = 0; i < d->max_streams; i++) {
+        struct hxd_stream *s = &d->streams[i];
+        if (s->used && s->qkd_lost && !s->qkd_reopen_queued &&
+            hx_deadline_passed(s->qkd_reopen_at)) {
+            queue_attempt(d, s);
+        }
     }
+    pthread_mutex_unlock(&d->lock);
 }
 
 void hxd_qkd_on_peer_reopen(struct hxd *d, struct hxd_stream *s)

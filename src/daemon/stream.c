@@ -206,6 +206,19 @@ uint64_t hxd_stream_window_end(const struct hxd *d, const struct hxd_stream *s)
     return low + depth;
 }
 
+bool hxd_window_allows(const struct hxd_stream *s, uint64_t first, uint32_t count)
+{
+    return !s->peer_limit_known || first + count <= s->peer_limit;
+}
+
+uint32_t hxd_window_cut(const struct hxd_stream *s, uint64_t first, uint32_t count)
+{
+    if (!s->peer_limit_known || first + count <= s->peer_limit) {
+        return count;
+    }
+    return first < s->peer_limit ? (uint32_t)(s->peer_limit - first) : 0;
+}
+
 bool hxd_stream_has_prepared(const struct hxd_stream *s, uint64_t pos)
 {
     bool found;

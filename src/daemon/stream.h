@@ -53,6 +53,11 @@ bool hxd_stream_has(const struct hxd_stream *s, uint64_t pos);
  * the positions between unclaimed, finds it does not move.
  */
 uint64_t hxd_stream_window_end(const struct hxd *d, const struct hxd_stream *s);
+/* The responder's window at the initiator (the limit its STREAM_WINDOW gave, window.c): may
+ * the initiator make count positions from first? hxd_window_cut: count cut so that
+ * first + count stays within it (0: no room). No limit heard: no limit. */
+bool hxd_window_allows(const struct hxd_stream *s, uint64_t first, uint32_t count);
+uint32_t hxd_window_cut(const struct hxd_stream *s, uint64_t first, uint32_t count);
 /* A prepared key at pos? */
 bool hxd_stream_has_prepared(const struct hxd_stream *s, uint64_t pos);
 hx_err hxd_stream_add_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *key, bool prepared);

@@ -65,19 +65,6 @@ void hxd_window_announce_peer(struct hxd *d, const struct hx_uuid *peer)
     }
 }
 
-bool hxd_window_allows(const struct hxd_stream *s, uint64_t first, uint32_t count)
-{
-    return !s->peer_limit_known || first + count <= s->peer_limit;
-}
-
-uint32_t hxd_window_cut(const struct hxd_stream *s, uint64_t first, uint32_t count)
-{
-    if (!s->peer_limit_known || first + count <= s->peer_limit) {
-        return count;
-    }
-    return first < s->peer_limit ? (uint32_t)(s->peer_limit - first) : 0;
-}
-
 void hxd_window_on_update(struct hxd *d, struct hxd_stream *s, const uint8_t *p, size_t len)
 {
     struct hx_peer_window m;

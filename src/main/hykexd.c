@@ -309,6 +309,7 @@ static int serve(struct hxd *d, const sigset_t *sigs)
             return sig;
         }
         hxd_unjoined_expire(d); /* announced by a peer, never joined in time */
+        hxd_qkd_reopen_tick(d); /* KME recovery: reopen attempts that are due */
         hxd_streams_tick(d);
         hxd_relay_tick(d);  /* relay.enabled only: topology announcements */
         hxd_reload_tick(d); /* links made with a replaced certificate; expiry warnings */
