@@ -7,6 +7,7 @@
 #include "common/config.h"
 #include "common/json.h"
 #include "daemon/config014.h"
+#include "proto/uri.h"
 
 static const char *const qkd_protocols[] = {"none", "etsi004-json", "etsi004-binary", "etsi014",
                                             NULL};
@@ -442,4 +443,102 @@ const struct hxd_peer *hxd_config_peer(const struct hxd_config *cfg, const struc
         }
     }
     return NULL;
+}
+
+/* ---- api.etsi014: the checks across options, made once the whole configuration is read ---- */
+
+/* A pair stream's method and sources, parsed as the stream service will parse them, so that a
+ * typo stops the start, not every request. key names the option. */
+static hx_err check_method(const struct hxd_config *cfg, const char *path, const char *key,
+                           const char *method, const char *key_sources, char *why, size_t why_len)
+{
+    char uri[400], reason[300], node[HX_UUID_STR_LEN + 1];
+    struct hx_uri u;
+
+    hx_uuid_format(&cfg->uuid, node);
+    snprintf(uri, sizeof(uri), "hybrid://etsi014@%s?hybridization=%s&key_sources=%s", node, method,
+             key_sources);
+    if (hx_uri_parse(uri, &u, reason, sizeof(reason)) != HX_OK) {
+        snprintf(why, why_len, "%s: key '%s': %s", path, key, reason);
+        return HX_ERR_CONFIG;
+    }
+    for (size_t i = 0; i < u.n_sources; i++) {
+        if (u.sources[i] == HX_SRC_QKD && cfg->qkd_protocol == HXD_QKD_NONE) {
+            snprintf(why, why_len,
+                     "%s: key '%s': QKD, but this node has no QKD source (qkd_address)", path, key);
+            return HX_ERR_CONFIG;
+        }
+    }
+    return HX_OK;
+}
+
+static bool is_local(const struct hxd_014_config *c, const char *id)
+{
+    for (size_t i = 0; i < c->local.n; i++) {
+        if (strcmp(c->local.saes[i].id, id) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+hx_err hxd_014_config_check(const struct hxd_config *cfg, const char *path, char *why,
+                            size_t why_len)
+{
+    const struct hxd_014_config *c = &cfg->e014;
+    char node[HX_UUID_STR_LEN + 1];
+
+    if (c->port == 0) {
+        return HX_OK;
+    }
+    if (c->cert[0] == '\0' || c->key[0] == '\0' || c->ca[0] == '\0') {
+        snprintf(why, why_len, "%s: key 'api.etsi014': port needs cert, key and ca", path);
+        return HX_ERR_CONFIG;
+    }
+    if (c->local.n == 0) {
+        snprintf(why, why_len,
+                 "%s: key 'api.etsi014.local_saes': list the SAEs attached to this node", path);
+        return HX_ERR_CONFIG;
+    }
+    if (c->key_size_bits % 8 != 0 || c->key_size_bits / 8 > cfg->max_key_chunk) {
+        snprintf(why, why_len,
+                 "%s: key 'api.etsi014.key_size': a multiple of 8 bits, at most "
+                 "limits.max_key_chunk (%u bytes)",
+                 path, cfg->max_key_chunk);
+        return HX_ERR_CONFIG;
+    }
+    for (size_t i = 0; i < c->remote.n; i++) {
+        const struct hxd_014_sae *r = &c->remote.saes[i];
+        hx_uuid_format(&r->node, node);
+        if (hxd_config_peer(cfg, &r->node) == NULL) {
+            snprintf(why, why_len,
+                     "%s: key 'api.etsi014.remote_saes': %s: node %s is not a trusted peer", path,
+                     r->id, node);
+            return HX_ERR_CONFIG;
+        }
+        for (size_t j = 0; j < c->local.n; j++) {
+            if (strcmp(c->local.saes[j].id, r->id) == 0) {
+                snprintf(why, why_len, "%s: key 'api.etsi014': SAE '%s' is both local and remote",
+                         path, r->id);
+                return HX_ERR_CONFIG;
+            }
+        }
+    }
+    hx_err e =
+        check_method(cfg, path, "api.etsi014.key_sources", c->method, c->key_sources, why, why_len);
+    for (size_t i = 0; i < c->pairs.n && e == HX_OK; i++) {
+        const struct hxd_014_override *o = &c->pairs.o[i];
+        const char *method, *sources;
+        char key[200];
+        snprintf(key, sizeof(key), "api.etsi014.pairs[%zu] (%s -> %s)", i, o->master, o->slave);
+        if (is_local(c, o->master) == is_local(c, o->slave)) {
+            snprintf(why, why_len,
+                     "%s: key '%s': one SAE of the pair must be local here, the other remote", path,
+                     key);
+            return HX_ERR_CONFIG;
+        }
+        hxd_014_pair_method(c, o->master, o->slave, &method, &sources);
+        e = check_method(cfg, path, key, method, sources, why, why_len);
+    }
+    return e;
 }

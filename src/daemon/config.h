@@ -13,10 +13,10 @@
 
 #include "common/err.h"
 #include "common/uuid.h"
+#include "daemon/config014.h" /* struct hxd_014_config (api.etsi014) */
 
 #define HXD_MAX_PEERS 64
-#define HXD_MAX_HOST 256
-#define HXD_MAX_PATH 512
+/* HXD_MAX_HOST and HXD_MAX_PATH: daemon/config014.h (its struct uses them too) */
 
 struct hxd_addr {
     char host[HXD_MAX_HOST];
@@ -51,48 +51,6 @@ enum hxd_key_pairs {
     HXD_KEY_PAIRS_PER_POSITION = 0, /* a fresh key pair for every position */
     HXD_KEY_PAIRS_PER_BATCH,        /* one per batch and KEM source, encapsulated to count times */
 };
-
-/* ---- hykex: the ETSI 014 server for applications (api.etsi014, docs/etsi014.md) ---- */
-#define HXD_014_MAX_SAES 256  /* local and remote SAEs, each */
-#define HXD_014_MAX_SAE_ID 64 /* a certificate's common name is at most 64 bytes */
-
-struct hxd_014_sae {
-    char id[HXD_014_MAX_SAE_ID + 1];
-    struct hx_uuid node; /* remote: the trusted peer it is attached to; local: nil */
-};
-
-struct hxd_014_saes {
-    struct hxd_014_sae saes[HXD_014_MAX_SAES];
-    size_t n;
-};
-
-/* api.etsi014.pairs: one ordered SAE pair's own method and sources (docs/etsi014.md) */
-#define HXD_014_MAX_OVERRIDES 64
-struct hxd_014_override {
-    char master[HXD_014_MAX_SAE_ID + 1], slave[HXD_014_MAX_SAE_ID + 1];
-    char method[32];       /* "": api.etsi014.hybridization */
-    char key_sources[128]; /* "": api.etsi014.key_sources */
-};
-
-struct hxd_014_overrides {
-    struct hxd_014_override o[HXD_014_MAX_OVERRIDES];
-    size_t n;
-};
-
-struct hxd_014_config {
-    char host[HXD_MAX_HOST];
-    uint32_t port; /* 0: off */
-    char cert[HXD_MAX_PATH], key[HXD_MAX_PATH], ca[HXD_MAX_PATH];
-    struct hxd_014_saes local, remote;
-    char method[32];
-    char key_sources[128];
-    struct hxd_014_overrides pairs; /* per pair: method and sources other than the above */
-    uint32_t key_size_bits;
-    uint32_t max_keys_per_request;
-    uint32_t timeout_ms;
-    uint32_t threads;
-};
-/* ---- end of ETSI 014 ---- */
 
 struct hxd_config {
     struct hx_uuid uuid;
@@ -185,5 +143,8 @@ char *hxd_config_dump(const struct hxd_config *cfg);
 size_t hxd_config_changed(const struct hxd_config *a, const struct hxd_config *b,
                           const char **names, bool *live, size_t cap);
 const struct hxd_peer *hxd_config_peer(const struct hxd_config *cfg, const struct hx_uuid *uuid);
+/* With api.etsi014.port set: everything it needs, consistent; why names the key. */
+HX_MUST_CHECK hx_err hxd_014_config_check(const struct hxd_config *cfg, const char *path, char *why,
+                                          size_t why_len);
 
 #endif

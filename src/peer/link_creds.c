@@ -228,6 +228,62 @@ static bool creds_digest(const struct hx_links_config *c, uint8_t out[32])
     return ok;
 }
 
+void hx_link_ssl_why(char *why, size_t why_len, const char *what)
+{
+    char err[160];
+    unsigned long e = ERR_get_error();
+
+    ERR_error_string_n(e, err, sizeof(err));
+    snprintf(why, why_len, "%s: %s", what, e != 0 ? err : "failed");
+    ERR_clear_error();
+}
+
+/* The TLS 1.3 context of the links: our certificate, the network CA, peer.tls_groups. */
+static hx_err tls_ctx(const struct hx_links_config *c, SSL_CTX **out, char *why, size_t why_len)
+{
+    struct stat st;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+
+    *out = NULL;
+    if (ctx == NULL) {
+        hx_link_ssl_why(why, why_len, "SSL_CTX_new");
+        return HX_ERR_CRYPTO;
+    }
+    /* TLS 1.3 only, post-quantum hybrid groups first. */
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
+    if (SSL_CTX_set1_groups_list(ctx, c->groups) != 1) {
+        hx_link_ssl_why(why, why_len, "peer.tls_groups");
+        goto fail;
+    }
+    if (stat(c->key_path, &st) != 0 || (st.st_mode & 077) != 0) {
+        snprintf(why, why_len, "%s: missing, or readable by group or others (chmod 600)",
+                 c->key_path);
+        goto fail;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, c->cert_path) != 1) {
+        hx_link_ssl_why(why, why_len, c->cert_path);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, c->key_path, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        hx_link_ssl_why(why, why_len, c->key_path);
+        goto fail;
+    }
+    /* Only the network CA: never the system store. */
+    if (SSL_CTX_load_verify_file(ctx, c->ca_path) != 1) {
+        hx_link_ssl_why(why, why_len, c->ca_path);
+        goto fail;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    *out = ctx;
+    return HX_OK;
+fail:
+    SSL_CTX_free(ctx);
+    return HX_ERR_CONFIG;
+}
+
 hx_err hx_link_creds_new(const struct hx_links_config *c, struct hx_link_creds **out, char *why,
                          size_t why_len)
 {
@@ -242,7 +298,7 @@ hx_err hx_link_creds_new(const struct hx_links_config *c, struct hx_link_creds *
     }
     atomic_init(&cr->refs, 1);
     if ((e = hx_link_check_creds(c, &info, why, why_len)) != HX_OK ||
-        (e = hx_link_tls_ctx(c, &cr->ctx, why, why_len)) != HX_OK) {
+        (e = tls_ctx(c, &cr->ctx, why, why_len)) != HX_OK) {
         goto fail;
     }
     if ((e = hx_sig_key_load_pem(c->key_path, &cr->key)) != HX_OK) {

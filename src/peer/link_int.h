@@ -119,9 +119,8 @@ struct hx_link_creds *hx_link_creds_get(struct hx_link_creds *cr);
 /* Starts slot i's connector thread (ls->lock held); false when it could not. */
 bool hx_link_start_connector(struct hx_links *ls, size_t i);
 
-/* The TLS 1.3 context of the links: our certificate, the network CA, peer.tls_groups. */
-HX_MUST_CHECK hx_err hx_link_tls_ctx(const struct hx_links_config *c, SSL_CTX **out, char *why,
-                                     size_t why_len);
+/* why = "<what>: <the OpenSSL error queue's first error>" (or "failed"); clears the queue. */
+void hx_link_ssl_why(char *why, size_t why_len, const char *what);
 /*
  * TLS handshake (until deadline, common/clock.h) on fd, which it owns from here on (closed on
  * failure); identifies the peer (its certificate's node UUID, or a trusted peer's address) and

@@ -1,11 +1,10 @@
-/* The peer link's TLS: its context, the handshake, and who the peer is (link_int.h). */
+/* The peer link's TLS: the handshake, and who the peer is (link_int.h). */
 #define _GNU_SOURCE /* pipe2 */
 #include <fcntl.h>
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -32,63 +31,6 @@ static char *ossl_ip_to_text(const ASN1_OCTET_STRING *ip)
         return NULL;
     }
     return OPENSSL_strdup(buf);
-}
-
-static void ssl_why(char *why, size_t why_len, const char *what)
-{
-    char err[160];
-    unsigned long e = ERR_get_error();
-
-    ERR_error_string_n(e, err, sizeof(err));
-    snprintf(why, why_len, "%s: %s", what, e != 0 ? err : "failed");
-    ERR_clear_error();
-}
-
-/* ---- TLS set-up ---- */
-
-hx_err hx_link_tls_ctx(const struct hx_links_config *c, SSL_CTX **out, char *why, size_t why_len)
-{
-    struct stat st;
-    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
-
-    *out = NULL;
-    if (ctx == NULL) {
-        ssl_why(why, why_len, "SSL_CTX_new");
-        return HX_ERR_CRYPTO;
-    }
-    /* TLS 1.3 only, post-quantum hybrid groups first. */
-    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
-    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
-    if (SSL_CTX_set1_groups_list(ctx, c->groups) != 1) {
-        ssl_why(why, why_len, "peer.tls_groups");
-        goto fail;
-    }
-    if (stat(c->key_path, &st) != 0 || (st.st_mode & 077) != 0) {
-        snprintf(why, why_len, "%s: missing, or readable by group or others (chmod 600)",
-                 c->key_path);
-        goto fail;
-    }
-    if (SSL_CTX_use_certificate_chain_file(ctx, c->cert_path) != 1) {
-        ssl_why(why, why_len, c->cert_path);
-        goto fail;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, c->key_path, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-        ssl_why(why, why_len, c->key_path);
-        goto fail;
-    }
-    /* Only the network CA: never the system store. */
-    if (SSL_CTX_load_verify_file(ctx, c->ca_path) != 1) {
-        ssl_why(why, why_len, c->ca_path);
-        goto fail;
-    }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    *out = ctx;
-    return HX_OK;
-fail:
-    SSL_CTX_free(ctx);
-    return HX_ERR_CONFIG;
 }
 
 /* Does the certificate carry an IP SAN equal to the textual address ip? */
@@ -182,7 +124,8 @@ hx_err hx_link_handshake(struct hx_links *ls, int fd, bool client, const struct 
     if (r != HX_OK) {
         char why[240], from[INET6_ADDRSTRLEN + 8] = "?";
         long v = l->io.ssl != NULL ? SSL_get_verify_result(l->io.ssl) : X509_V_OK;
-        ssl_why(why, sizeof(why), r == HX_ERR_IO_TIMEOUT ? "handshake timed out" : "handshake");
+        hx_link_ssl_why(why, sizeof(why),
+                        r == HX_ERR_IO_TIMEOUT ? "handshake timed out" : "handshake");
         if (v != X509_V_OK) { /* say which certificate check failed, not only "verify failed" */
             snprintf(why, sizeof(why), "certificate: %s", X509_verify_cert_error_string(v));
         }

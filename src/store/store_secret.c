@@ -1,6 +1,7 @@
 /*
  * The durable store's per-stream secrets (store.h: hx_store_put_secret, hx_store_get_secret):
- * a table of its own beside the schema's versions, each secret sealed as a key of its stream.
+ * a table of its own beside the schema's versions (its SQL is store.c's, with the rest of the
+ * schema), each secret sealed as a key of its stream.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,23 +12,6 @@
 
 /* A stream secret is sealed as a key at this position: no key row can take its place. */
 #define SECRET_POS UINT64_MAX
-
-/*
- * Made when missing whatever the schema version (no user_version step: it applies on top of
- * any schema from 2 on), rows going with their stream by a trigger, orphans (a secret written
- * before its stream's row, then a crash) purged at open.
- */
-static const char secrets_schema[] =
-    "CREATE TABLE IF NOT EXISTS stream_secrets ("
-    " ksid BLOB PRIMARY KEY, sealed BLOB NOT NULL) WITHOUT ROWID;"
-    "CREATE TRIGGER IF NOT EXISTS stream_secrets_drop AFTER DELETE ON streams"
-    " BEGIN DELETE FROM stream_secrets WHERE ksid=OLD.ksid; END;"
-    "DELETE FROM stream_secrets WHERE ksid NOT IN (SELECT ksid FROM streams);";
-
-hx_err hx_store_secrets_schema(sqlite3 *db)
-{
-    return sqlite3_exec(db, secrets_schema, NULL, NULL, NULL) == SQLITE_OK ? HX_OK : HX_ERR_IO;
-}
 
 hx_err hx_store_put_secret(struct hx_store *st, const struct hx_uuid *ksid,
                            const struct hx_secret *k)
