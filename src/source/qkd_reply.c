@@ -92,17 +92,28 @@ uint32_t hx_qkd_key_from_reply(struct json_object *o, const char *kme, uint8_t *
     return status;
 }
 
+/* A KME's JSON reply text as one object within lim (msg cleared, or naming the fault). */
+static hx_err parse_reply(const char *json, size_t json_len, const struct hx_json_limits *lim,
+                          const char *kme, struct json_object **o, char *msg, size_t msg_len)
+{
+    char why[200];
+
+    msg[0] = '\0';
+    if (hx_json_parse_object(json, json_len, lim, o, why, sizeof(why)) != HX_OK) {
+        snprintf(msg, msg_len, "QKD source: KME %s: malformed reply: %s", kme, why);
+        return HX_ERR_PROTO;
+    }
+    return HX_OK;
+}
+
 hx_err hx_qkd_parse_key_reply(const char *json, size_t json_len, const char *kme, uint8_t *key,
                               size_t len, uint32_t *status, char *msg, size_t msg_len)
 {
     static const struct hx_json_limits lim = {
         .max_message = 1u << 20, .max_depth = 8, .max_string = 4096, .max_members = 70000};
     struct json_object *o = NULL;
-    char why[200];
 
-    msg[0] = '\0';
-    if (hx_json_parse_object(json, json_len, &lim, &o, why, sizeof(why)) != HX_OK) {
-        snprintf(msg, msg_len, "QKD source: KME %s: malformed reply: %s", kme, why);
+    if (parse_reply(json, json_len, &lim, kme, &o, msg, msg_len) != HX_OK) {
         return HX_ERR_PROTO;
     }
     *status = hx_qkd_key_from_reply(o, kme, key, len, msg, msg_len);
@@ -164,11 +175,8 @@ hx_err hx_qkd_parse_open_reply(const char *json, size_t json_len, const char *km
     static const struct hx_json_limits lim = {
         .max_message = 1u << 16, .max_depth = 8, .max_string = 4096, .max_members = 64};
     struct json_object *o = NULL;
-    char why[200];
 
-    msg[0] = '\0';
-    if (hx_json_parse_object(json, json_len, &lim, &o, why, sizeof(why)) != HX_OK) {
-        snprintf(msg, msg_len, "QKD source: KME %s: malformed reply: %s", kme, why);
+    if (parse_reply(json, json_len, &lim, kme, &o, msg, msg_len) != HX_OK) {
         return HX_ERR_PROTO;
     }
     *status = hx_qkd_open_from_reply(o, kme, qos, ksid, msg, msg_len);
