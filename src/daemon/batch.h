@@ -24,6 +24,7 @@
 #include "daemon/hxd.h"
 #include "daemon/persist.h"
 #include "daemon/stream.h"
+#include "daemon/topology.h"
 #include "proto/peer.h"
 
 #define HXD_RETRY_BACKOFF_MS 1000 /* after a failed batch, the stream waits this long */
@@ -59,6 +60,9 @@ struct hxd_batch {
     struct hx_kem_key **kkeys;  /* initiator: npub x n_sources key pairs, [i * n + src] */
     struct hx_secret **secrets; /* count x n_sources, [pos * n + src]; NULL for QKD */
     struct hx_secret **keys;    /* count combined keys */
+    /* the path the BATCH_REQ travelled, initiator first (hops 0: a direct link); a relayed
+     * batch's transcript binds it (docs/relay.md "The path in the transcript") */
+    struct hx_topo_path path;
     uint8_t T[32];
 };
 
@@ -92,6 +96,15 @@ uint64_t hxd_peer_serial(struct hxd *d, const struct hx_uuid *peer, const struct
 /* Sends on the peer's link (or over relays); *serial (if not NULL) names the link it went on. */
 hx_err hxd_send_serial(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
                        size_t len, uint64_t *serial);
+/* The initiator's BATCH_REQ: sent as hxd_send_serial, and b->path gets the path it took. */
+hx_err hxd_send_req(struct hxd *d, struct hxd_batch *b, const uint8_t *p, size_t len,
+                    uint64_t *serial);
+/* The responder: b->path gets the path b's BATCH_REQ came along from peer (none: direct). */
+void hxd_batch_path_arrived(struct hxd *d, struct hxd_batch *b, const struct hx_uuid *peer);
+/* The transcript's path part (docs/relay.md): "hykex/1 path" || u8 n || n node UUIDs || u8
+ * relays (n - 2), into out (at least 2 + 16 * HX_TOPO_MAX_HOPS + 16 bytes); 0 for a direct
+ * batch, which binds nothing more than before. */
+size_t hxd_batch_path_bytes(const struct hx_topo_path *p, uint8_t *out, size_t cap);
 /* Counts and logs a failed store write (with or without d->lock). */
 void hxd_batch_store_failed(struct hxd *d, const char *what, const struct hx_uuid *ksid,
                             uint64_t first, hx_err e);

@@ -246,6 +246,7 @@ void hxd_responder_on_req(struct hxd *d, const struct hx_uuid *peer, const uint8
     if (hxd_source_encaps(&b, m.kem[0].p, m.kem[0].len, msg, sizeof(msg)) != HX_OK) {
         goto refuse;
     }
+    hxd_batch_path_arrived(d, &b, peer); /* relayed: the transcript binds the path */
     hxd_batch_transcript(&b);
     memset(&resp, 0, sizeof(resp));
     resp.ksid = h.ksid;

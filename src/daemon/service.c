@@ -283,7 +283,7 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
 {
     struct hxd_stream *s;
     struct hx_secret *key;
-    struct hx_uuid peer;
+    struct hx_uuid peer, ksid;
     uint64_t pos;
     int64_t deadline;
     double ready_at = 0;
@@ -354,8 +354,10 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
         res->sources[res->n_sources++] = hx_source_name(s->uri.sources[i]);
     }
     peer = s->peer;
+    ksid = s->ksid;
     pthread_mutex_unlock(&d->lock);
-    res->hops = hxd_relay_relays(d, &peer); /* 0 unless relay.enabled and no direct link */
+    /* 0 unless relay.enabled and no direct link: the relays on the stream's latest batch's path */
+    res->hops = hxd_relay_relays(d, &peer, &ksid);
     res->key = key;
     res->index = pos;
     hxd_svc_succeed(&res->r);
