@@ -133,7 +133,11 @@ static hx_err parse_relay(const char *k, size_t klen, const char *v, size_t vlen
         u->relay_max_hops = n;
         return HX_OK;
     }
-    for (const char *p = v, *end = v + vlen; p < end;) {
+    if (vlen == 0) {
+        snprintf(why, why_len, "relay_avoid: empty");
+        return HX_ERR_BAD_VALUE;
+    }
+    for (const char *p = v, *end = v + vlen;;) {
         const char *c = memchr(p, ',', (size_t)(end - p));
         size_t n = c != NULL ? (size_t)(c - p) : (size_t)(end - p);
         if (u->n_avoid == HX_URI_MAX_AVOID) {
@@ -146,11 +150,10 @@ static hx_err parse_relay(const char *k, size_t klen, const char *v, size_t vlen
             return HX_ERR_BAD_UUID;
         }
         u->n_avoid++;
-        p += n + 1;
-    }
-    if (u->n_avoid == 0) {
-        snprintf(why, why_len, "relay_avoid: empty");
-        return HX_ERR_BAD_VALUE;
+        if (c == NULL) {
+            break;
+        }
+        p = c + 1;
     }
     return HX_OK;
 }
