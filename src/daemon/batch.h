@@ -159,6 +159,24 @@ HX_MUST_CHECK hx_err hxd_source_decaps(struct hxd_batch *b, const uint8_t *cts, 
 /* The parts of kem_msg after the first skip bytes of each (0: all; pub_len: ciphertexts). */
 size_t hxd_source_parts(const struct hxd_batch *b, bool cts_only, struct hx_peer_part *parts);
 
+/* ---- initiator_qkd.c: the initiator's retry list and QKD waits (lock held unless said) ---- */
+/* Positions to make again, kept in order: the lowest first, which an application waits for
+ * (false when the list is full). */
+bool hxd_retry_add(struct hxd_stream *s, uint64_t first, uint32_t count);
+/*
+ * No lock held. The initiator's KME had no key yet at some index of batch b (request phase,
+ * before the peer heard of it): the QKD indices not spent go back to the stream. With some keys
+ * fetched, b goes on with those positions (b->count cut) and the rest are made again later
+ * (true); with none, it fails and waits its back-off (false).
+ */
+bool hxd_qkd_not_yet(struct hxd *d, struct hxd_batch *b, int status);
+/* No lock held. Every QKD key of b was there: with nothing left to make again, the stream may
+ * run batches side by side again. */
+void hxd_qkd_made(struct hxd *d, const struct hxd_batch *b);
+/* While the KME has no key yet, one batch at a time, the lowest positions first: the few keys
+ * the link makes go to the positions an application waits for. */
+bool hxd_qkd_busy(const struct hxd_stream *s);
+
 /* ---- initiator.c / responder.c: the pools' jobs ---- */
 void hxd_initiator_run(struct hxd *d, const struct hx_uuid *ksid);
 void hxd_responder_on_req(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len);

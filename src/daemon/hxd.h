@@ -134,11 +134,11 @@ struct hxd_stream {
      * broke; no batch until the QKD links of a new path are open at every node (qkd_open is
      * false meanwhile). Responder: a RELAY_REPATH to answer. */
     bool repath_pending;
-    bool repath_queued;     /* an attempt (or the responder's answer) is queued or running */
-    int64_t repath_at;      /* clock.h deadline of the next attempt */
-    uint32_t repath_epoch;  /* initiator: of the attempt running; responder: of the request */
-    uint32_t repath_answer; /* initiator: epoch answered (0: none yet) */
-    uint8_t repath_kind;    /* initiator: the answer (enum hx_repath_kind) */
+    bool repath_queued;         /* an attempt (or the responder's answer) is queued or running */
+    int64_t repath_at;          /* clock.h deadline of the next attempt */
+    uint32_t repath_epoch;      /* initiator: of the attempt running; responder: of the request */
+    uint32_t repath_answer;     /* initiator: epoch answered (0: none yet) */
+    uint8_t repath_kind;        /* initiator: the answer (enum hx_repath_kind) */
     struct hx_uuid repath_link; /* responder: the new incoming link's QKD stream id */
     uint64_t reroutes;          /* paths this stream moved to (STATUS) */
     /* The responder's window (window.c): initiator: no new batch reaches peer_limit (once one

@@ -123,24 +123,6 @@ static struct hxd_inflight *wait_reply(struct hxd *d, const struct hx_uuid *ksid
 
 /* A batch ended at the initiator (lock held): frees its slot; a failed one is made again (or,
  * when its keys are prepared here, the responder is asked whether it committed them). */
-/* Positions to make again, kept in order: the lowest first, which an application waits for
- * (lock held; false when the list is full). */
-static bool retry_add(struct hxd_stream *s, uint64_t first, uint32_t count)
-{
-    size_t i;
-
-    if (s->n_retry == sizeof(s->retry) / sizeof(s->retry[0])) {
-        return false;
-    }
-    for (i = s->n_retry; i > 0 && s->retry[i - 1].first > first; i--) {
-        s->retry[i] = s->retry[i - 1];
-    }
-    s->retry[i].first = first;
-    s->retry[i].count = count;
-    s->n_retry++;
-    return true;
-}
-
 static void batch_done(struct hxd *d, struct hxd_stream *s, uint64_t first, uint32_t count, bool ok)
 {
     struct hxd_inflight *f = hxd_inflight_of(s, first);
@@ -160,7 +142,7 @@ static void batch_done(struct hxd *d, struct hxd_stream *s, uint64_t first, uint
         listed = s->retry[i].first == first;
     }
     if (!ok && !listed && !s->peer_closed) {
-        (void)retry_add(s, first, count); /* full: the positions are given up */
+        (void)hxd_retry_add(s, first, count); /* full: the positions are given up */
     }
     hxd_stream_wake(d, s); /* keys, the watermark, or the last batch of a closed stream */
     hxd_stream_kick(d, s);
@@ -213,68 +195,6 @@ static void slot_start(struct hxd_inflight *f, uint64_t first, bool want_ack)
     f->ack_status = -1;
 }
 
-/*
- * The initiator's KME had no key yet at some index of this batch (request phase, before the
- * peer heard of it): the QKD indices not spent go back to the stream. With some keys fetched,
- * the batch goes on with those positions and the rest are made again later (true); with none,
- * it fails and waits its back-off (false).
- */
-static bool qkd_not_yet(struct run *r)
-{
-    struct hxd *d = r->d;
-    struct hxd_stream *s;
-    uint32_t done = r->b.qkd_done;
-    bool go_on = false;
-
-    if (r->b.qkd_mode != HX_PEER_QKD_004 || r->status != HYKEX_STATUS_INSUFFICIENT_KEY ||
-        done >= r->count) {
-        return false;
-    }
-    pthread_mutex_lock(&d->lock);
-    if ((s = hxd_stream_find(d, &r->ksid)) != NULL) {
-        s->qkd_waiting = true;
-        hxd_qkd_give_back(s, r->b.qkd_first + done, r->count - done);
-        if (done > 0 && retry_add(s, r->first + done, r->count - done)) {
-            r->count = r->b.count = done;
-            go_on = true;
-        } else if (done > 0) {
-            hxd_qkd_give_back(s, r->b.qkd_first, done); /* no room to split: all made again */
-        }
-    }
-    pthread_mutex_unlock(&d->lock);
-    return go_on;
-}
-
-/* Every QKD key of the batch was there: with nothing left to make again, the stream may run
- * batches side by side again. */
-static void qkd_made(struct run *r)
-{
-    struct hxd_stream *s;
-
-    if (r->b.qkd_mode != HX_PEER_QKD_004) {
-        return;
-    }
-    pthread_mutex_lock(&r->d->lock);
-    /* positions still to make again: keep going one batch at a time, lowest first */
-    if ((s = hxd_stream_find(r->d, &r->ksid)) != NULL && s->qkd_waiting && s->n_retry == 0) {
-        s->qkd_waiting = false;
-        hxd_stream_kick(r->d, s);
-    }
-    pthread_mutex_unlock(&r->d->lock);
-}
-
-/* While the KME has no key yet, one batch at a time, the lowest positions first: the few keys
- * the link makes go to the positions an application waits for (lock held). */
-static bool qkd_busy(const struct hxd_stream *s)
-{
-    for (size_t i = 0; i < HXD_PIPELINE; i++) {
-        if (s->fl[i].used) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static enum phase pick(struct run *r)
 {
     struct hxd *d = r->d;
@@ -295,7 +215,7 @@ static enum phase pick(struct run *r)
      * STREAM_OPEN, and the JOIN may come first). */
     if (s == NULL || s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed || f == NULL ||
         (hxd_batch_qkd_mode(d, s) == HX_PEER_QKD_004 &&
-         (!s->qkd_open || (s->qkd_waiting && qkd_busy(s))))) {
+         (!s->qkd_open || (s->qkd_waiting && hxd_qkd_busy(s))))) {
         if (s != NULL && s->inflight > 0) {
             s->inflight--;
         }
@@ -336,7 +256,7 @@ static enum phase pick(struct run *r)
         bool room = s->n_retry < sizeof(s->retry) / sizeof(s->retry[0]);
         qkd_first = hxd_qkd_take(s, &r->count, !retrying || room);
         if (retrying && r->count < want) {
-            (void)retry_add(s, r->first + r->count, want - r->count); /* room checked */
+            (void)hxd_retry_add(s, r->first + r->count, want - r->count); /* room checked */
         }
     } else {
         qkd_first = s->qkd_next;
@@ -372,10 +292,10 @@ static void split_query(struct hxd *d, struct run *r)
     pthread_mutex_lock(&d->lock);
     if ((s = hxd_stream_find(d, &r->ksid)) != NULL) {
         if (s->n_retry + 2 <= sizeof(s->retry) / sizeof(s->retry[0])) {
-            (void)retry_add(s, r->first, half); /* room checked */
-            (void)retry_add(s, r->first + half, r->count - half);
+            (void)hxd_retry_add(s, r->first, half); /* room checked */
+            (void)hxd_retry_add(s, r->first + half, r->count - half);
         } else {
-            (void)retry_add(s, r->first, r->count); /* asked again whole once there is room */
+            (void)hxd_retry_add(s, r->first, r->count); /* asked again whole once there is room */
         }
         batch_done(d, s, r->first, r->count, true); /* frees the slot; already listed */
     }
@@ -430,10 +350,11 @@ static enum phase request(struct run *r)
     struct hx_peer_req m;
 
     if (hxd_source_fetch_qkd(d, &r->b, &r->status, r->msg, sizeof(r->msg)) == HX_OK) {
-        qkd_made(r);
-    } else if (!qkd_not_yet(r)) {
+        hxd_qkd_made(d, &r->b);
+    } else if (!hxd_qkd_not_yet(d, &r->b, r->status)) {
         return PH_FAIL;
     }
+    r->count = r->b.count; /* cut to the keys the KME had */
     if (hxd_source_keygen(&r->b, r->msg, sizeof(r->msg)) != HX_OK) {
         return PH_FAIL;
     }

@@ -61,7 +61,7 @@ void hxd_relay_stream_policy(struct hxd *d, const struct hx_uuid *ksid, const st
     pthread_mutex_lock(&r->lock);
     for (size_t i = 0; i < RELAY_POLICIES && slot == NULL; i++) {
         slot = r->policies[i].used && hx_uuid_equal(&r->policies[i].ksid, ksid) ? &r->policies[i]
-                                                                               : NULL;
+                                                                                : NULL;
     }
     if (slot == NULL) {
         slot = &r->policies[r->n_policies++ % RELAY_POLICIES]; /* the oldest goes */
@@ -163,8 +163,8 @@ bool hxd_relay_batch_path(struct hxd *d, const struct hx_uuid *ksid, const struc
     pthread_mutex_lock(&r->lock);
     for (size_t k = 0; k < RELAY_ARRIVALS && !found; k++) {
         /* the newest first: a retry of the same positions replaces an older arrival */
-        struct relay_arrival *a = &r->arrivals[(r->n_arrivals + RELAY_ARRIVALS - 1 - k) %
-                                               RELAY_ARRIVALS];
+        struct relay_arrival *a =
+            &r->arrivals[(r->n_arrivals + RELAY_ARRIVALS - 1 - k) % RELAY_ARRIVALS];
         if (a->used && hx_uuid_equal(&a->ksid, ksid) && a->first == first &&
             hx_uuid_equal(&a->path[0], peer)) {
             memset(out, 0, sizeof(*out));

@@ -464,8 +464,7 @@ bool hxd_relay_qkd_take(struct hxd *d, const struct hx_peer_fwd *m, const uint8_
     } else if (m->type == HX_PEER_RELAY_REPATH) {
         struct hx_peer_repath rp;
         take = hx_peer_decode_repath(m->p, m->len, &rp) == HX_OK && rp.kind == HX_REPATH_OPEN;
-    } else if ((m->type == HX_PEER_BATCH_REQ || m->type == HX_PEER_STREAM_CLOSE) &&
-               m->len >= 16) {
+    } else if ((m->type == HX_PEER_BATCH_REQ || m->type == HX_PEER_STREAM_CLOSE) && m->len >= 16) {
         memcpy(ksid.b, m->p, 16);
         pthread_mutex_lock(&q->lock);
         struct rq_stream *s = stream_of(q, &ksid, false);
@@ -586,8 +585,7 @@ void hxd_relay_qkd_pin(struct hxd *d, const uint8_t *open, size_t len,
     pthread_mutex_unlock(&q->lock);
 }
 
-bool hxd_relay_qkd_repin(struct hxd *d, const struct hx_uuid *ksid,
-                         const struct hx_topo_path *path)
+bool hxd_relay_qkd_repin(struct hxd *d, const struct hx_uuid *ksid, const struct hx_topo_path *path)
 {
     struct relay_qkd *q = d->relay != NULL ? d->relay->qkd : NULL;
     struct rq_stream *s;

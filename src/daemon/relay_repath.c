@@ -30,10 +30,10 @@
 #include "daemon/relay.h"
 #include "proto/peer_topo.h"
 
-#define REPATH_TICK_MAX 64     /* streams checked per tick (the rest at the next ones) */
-#define REPATH_RETRY_MS 1000   /* after a failed attempt */
-#define REPATH_OPEN_MS 5000u   /* each KME OPEN_CONNECT of a new link waits this long */
-#define REPATH_WAIT_MS 10000   /* for the responder's answer */
+#define REPATH_TICK_MAX 64   /* streams checked per tick (the rest at the next ones) */
+#define REPATH_RETRY_MS 1000 /* after a failed attempt */
+#define REPATH_OPEN_MS 5000u /* each KME OPEN_CONNECT of a new link waits this long */
+#define REPATH_WAIT_MS 10000 /* for the responder's answer */
 
 static void queue_attempt(struct hxd *d, struct hxd_stream *s)
 {
@@ -180,8 +180,8 @@ static void attempt(struct hxd *d, const struct hx_uuid *ksid)
     }
     pthread_mutex_lock(&d->lock);
     deadline = hx_deadline_in_ms(REPATH_WAIT_MS);
-    while ((s = hxd_stream_find(d, ksid)) != NULL && s->repath_answer != m.epoch &&
-           !d->stopping && !s->peer_closed && !hx_deadline_passed(deadline)) {
+    while ((s = hxd_stream_find(d, ksid)) != NULL && s->repath_answer != m.epoch && !d->stopping &&
+           !s->peer_closed && !hx_deadline_passed(deadline)) {
         hx_cond_wait_until(&d->changed, &d->lock, deadline);
     }
     if (s == NULL || s->repath_answer != m.epoch || s->repath_kind != HX_REPATH_DONE) {

@@ -145,8 +145,8 @@ static hx_err parse_relay(const char *k, size_t klen, const char *v, size_t vlen
             return HX_ERR_BAD_VALUE;
         }
         if (hx_uuid_parse(p, n, &u->avoid[u->n_avoid]) != HX_OK) {
-            snprintf(why, why_len, "relay_avoid: '%.*s' is not a node UUID",
-                     (int)(n > 40 ? 40 : n), p);
+            snprintf(why, why_len, "relay_avoid: '%.*s' is not a node UUID", (int)(n > 40 ? 40 : n),
+                     p);
             return HX_ERR_BAD_UUID;
         }
         u->n_avoid++;

@@ -20,8 +20,12 @@
 #include "daemon/batch.h"
 #include "daemon/hxd.h"
 
-#define SRC "hybrid://SPI_1@aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa?hybridization=hkdf&key_sources=ML-KEM-768,QKD"
-#define DST "hybrid://SPI_1@dddddddd-dddd-dddd-dddd-dddddddddddd?hybridization=hkdf&key_sources=ML-KEM-768,QKD"
+#define SRC     \
+    "hybrid://" \
+    "SPI_1@aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa?hybridization=hkdf&key_sources=ML-KEM-768,QKD"
+#define DST     \
+    "hybrid://" \
+    "SPI_1@dddddddd-dddd-dddd-dddd-dddddddddddd?hybridization=hkdf&key_sources=ML-KEM-768,QKD"
 /* SHA-256("hykex/1 batch" || head || SRC || DST || kem) */
 #define T_DIRECT "b862ffc70b203c38151c31c64451110735249e59259f9333466238851ed10c53"
 /* ... || "hykex/1 path" || 04 || aa..aa bb..bb cc..cc dd..dd || 02 */
@@ -121,7 +125,7 @@ static void path_bytes_layout(void **state)
     assert_int_equal(out[12], 4);
     assert_int_equal(out[13], 0xaa);
     assert_int_equal(out[13 + 3 * 16], 0xdd);
-    assert_int_equal(out[len - 1], 2); /* relays */
+    assert_int_equal(out[len - 1], 2);                            /* relays */
     assert_int_equal(hxd_batch_path_bytes(&b->path, out, 20), 0); /* no room: nothing */
     b->path.hops = HX_TOPO_MAX_HOPS + 1;
     assert_int_equal(hxd_batch_path_bytes(&b->path, out, sizeof(out)), 0);

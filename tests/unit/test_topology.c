@@ -271,8 +271,8 @@ static void relay_repath_codec(void **state)
     assert_int_equal(len, 16 + 4 + 1 + 16 + 2);
     assert_int_equal(buf[16], 0x01); /* epoch, big endian */
     assert_int_equal(buf[19], 0x04);
-    assert_int_equal(buf[20], 0);    /* kind */
-    assert_int_equal(buf[21], 9);    /* the link's QKD stream id */
+    assert_int_equal(buf[20], 0); /* kind */
+    assert_int_equal(buf[21], 9); /* the link's QKD stream id */
     assert_int_equal(hx_peer_decode_repath(buf, len, &d), HX_OK);
     assert_memory_equal(&d, &m, sizeof(m));
     for (size_t cut = 0; cut < len; cut++) {

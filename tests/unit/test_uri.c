@@ -168,8 +168,8 @@ static void relay_policy(void **state)
     refused(FULL "&relay_avoid=", HX_ERR_BAD_VALUE, "relay_avoid: empty");
     refused(FULL "&relay_avoid=" NODE ",", HX_ERR_BAD_UUID, "relay_avoid: '' is not a node UUID");
     refused(FULL "&relay_avoid=x", HX_ERR_BAD_UUID, "relay_avoid: 'x' is not a node UUID");
-    refused(FULL "&relay_avoid=" NODE "," NODE "," NODE "," NODE "," NODE "," NODE "," NODE
-                 "," NODE "," NODE,
+    refused(FULL "&relay_avoid=" NODE "," NODE "," NODE "," NODE "," NODE "," NODE "," NODE "," NODE
+                 "," NODE,
             HX_ERR_BAD_VALUE, "relay_avoid: at most 8 nodes");
     refused(FULL "&relay_avoid=" NODE "&relay_avoid=" NODE, HX_ERR_BAD_VALUE,
             "relay_avoid given twice");
@@ -308,12 +308,9 @@ static void code_based_and_ntru_prime_sources(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(every_field),
-        cmocka_unit_test(every_error),
-        cmocka_unit_test(relay_policy),
-        cmocka_unit_test(cut_at_every_byte),
-        cmocka_unit_test(too_long),
-        cmocka_unit_test(code_based_and_ntru_prime_sources),
+        cmocka_unit_test(every_field),  cmocka_unit_test(every_error),
+        cmocka_unit_test(relay_policy), cmocka_unit_test(cut_at_every_byte),
+        cmocka_unit_test(too_long),     cmocka_unit_test(code_based_and_ntru_prime_sources),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
