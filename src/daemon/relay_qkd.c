@@ -500,6 +500,25 @@ bool hxd_relay_qkd_take(struct hxd *d, const struct hx_peer_fwd *m, const uint8_
     return true;
 }
 
+/* The responder: a QKD stream's STREAM_OPEN, or its RELAY_REPATH, came along m's path. This
+ * node's QKD link is the one from the last relay, and its own messages of the stream take the
+ * same path back (pinned, reversed), so that its answers do not wait for its map to learn what
+ * the initiator's already knows. */
+static void end_arrived(struct relay_qkd *q, const struct hx_uuid *ksid,
+                        const struct hx_peer_fwd *m)
+{
+    pthread_mutex_lock(&q->lock);
+    struct rq_stream *s = stream_of(q, ksid, true);
+    s->end = true;
+    s->link_peer = m->path[m->n - 2];
+    s->other_end = m->path[0];
+    s->n_path = m->n;
+    for (size_t i = 0; i < m->n; i++) {
+        s->path[i] = m->path[m->n - 1 - i];
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
 void hxd_relay_qkd_arrived(struct hxd *d, const struct hx_peer_fwd *m)
 {
     struct relay_qkd *q = d->relay->qkd;
@@ -511,26 +530,12 @@ void hxd_relay_qkd_arrived(struct hxd *d, const struct hx_peer_fwd *m)
     if (q == NULL) {
         return;
     }
-    if (m->type == HX_PEER_STREAM_OPEN) {
-        if (hxd_relay_qkd_open_has_qkd(m->p, m->len, &ksid, &qid)) {
-            pthread_mutex_lock(&q->lock);
-            struct rq_stream *s = stream_of(q, &ksid, true);
-            s->end = true;
-            s->link_peer = m->path[m->n - 2]; /* C's QKD link: from the last relay */
-            s->other_end = m->path[0];
-            pthread_mutex_unlock(&q->lock);
-        }
-        return;
-    }
-    if (m->type == HX_PEER_RELAY_REPATH) { /* to a new path: the responder's new QKD link */
+    if (m->type == HX_PEER_STREAM_OPEN || m->type == HX_PEER_RELAY_REPATH) {
         struct hx_peer_repath rp;
-        if (hx_peer_decode_repath(m->p, m->len, &rp) == HX_OK && rp.kind == HX_REPATH_OPEN) {
-            pthread_mutex_lock(&q->lock);
-            struct rq_stream *s = stream_of(q, &rp.ksid, true);
-            s->end = true;
-            s->link_peer = m->path[m->n - 2];
-            s->other_end = m->path[0];
-            pthread_mutex_unlock(&q->lock);
+        if (m->type == HX_PEER_STREAM_OPEN
+                ? hxd_relay_qkd_open_has_qkd(m->p, m->len, &ksid, &qid)
+                : hx_peer_decode_repath(m->p, m->len, &rp) == HX_OK && rp.kind == HX_REPATH_OPEN) {
+            end_arrived(q, m->type == HX_PEER_STREAM_OPEN ? &ksid : &rp.ksid, m);
         }
         return;
     }

@@ -16,6 +16,7 @@ opened again along the new path), and answers status 2 naming the lost hop while
 too; per-stream relay policies in the source URI are refused or honoured. Ends with "N passed,
 M failed, K skipped".
 """
+import datetime
 import json
 import os
 import subprocess
@@ -341,6 +342,8 @@ def qkd_stream_rerouted_when_its_relay_dies():
     running("F")
     want = [U["A"], U["B"], U["C"], U["D"]]
     wait_until("A's QKD path to D over B", lambda: (route("A", "D") or {}).get("qkd_path") == want)
+    wait_until("D's QKD path to A over B",
+               lambda: (route("D", "A") or {}).get("qkd_path") == list(reversed(want)))
     wait_until("F on A's map with QKD", lambda: (route("A", "F") or {}).get("qkd_path"))
     t_kill = {}
 
@@ -356,6 +359,10 @@ def qkd_stream_rerouted_when_its_relay_dies():
     check(all(r["metadata"]["hops"] == 2 for r in replies), "hops")
     alog, flog = open(f"{WORK}/A.log").read(), open(f"{WORK}/F.log").read()
     check("relayed stream rerouted" in alog, "A did not reroute")
+    done = [ln for ln in alog.splitlines() if "relayed stream rerouted" in ln][-1]
+    ts = datetime.datetime.strptime(done.split()[0][3:], "%Y-%m-%dT%H:%M:%S.%fZ")
+    took = ts.replace(tzinfo=datetime.timezone.utc).timestamp() - t_kill["t"]
+    print(f"     QKD links open along A-F-C-D {took:.2f} s after B was killed")
     check("QKD links of a re-pathed stream opened" in flog, "F opened no QKD link")
     check("relayed stream moved to a new path" in open(f"{WORK}/D.log").read(), "D did not move")
     for n in "AD":
