@@ -147,6 +147,23 @@ static void attempt(struct hxd *d, const struct hx_uuid *ksid)
         free(copy);
         return;
     }
+    /* The batches still in flight took their QKD keys from the old first link: they end (their
+     * path is gone) before the new one is pinned, so that none of them goes along it. */
+    deadline = hx_deadline_in_ms(REPATH_WAIT_MS);
+    while (hxd_qkd_busy(s) && !d->stopping && !hx_deadline_passed(deadline)) {
+        hx_cond_wait_until(&d->changed, &d->lock, hx_deadline_min(deadline, hx_deadline_in_ms(50)));
+        if ((s = hxd_stream_find(d, ksid)) == NULL) {
+            pthread_mutex_unlock(&d->lock);
+            free(copy);
+            return;
+        }
+    }
+    if (hxd_qkd_busy(s)) {
+        pthread_mutex_unlock(&d->lock);
+        retry_later(d, ksid, "batches of the old path still in flight");
+        free(copy);
+        return;
+    }
     s->repath_epoch = s->repath_epoch == UINT32_MAX ? 1 : s->repath_epoch + 1;
     s->repath_answer = 0;
     m.epoch = s->repath_epoch;
