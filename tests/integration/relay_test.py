@@ -345,20 +345,23 @@ def qkd_stream_rerouted_when_its_relay_dies():
     wait_until("D's QKD path to A over B",
                lambda: (route("D", "A") or {}).get("qkd_path") == list(reversed(want)))
     wait_until("F on A's map with QKD", lambda: (route("A", "F") or {}).get("qkd_path"))
-    t_kill = {}
+    t_kill, ksid = {}, str(uuid.uuid4())
 
     def kill_b(i):
         if i == 12:
             kill("B")
             t_kill["t"] = time.time()
+        if i == 50:
+            t_kill["st"] = [s for s in status("A")["streams"] if s["key_stream_id"] == ksid]
 
-    ka, kd, replies = take_keys("A", "D", 60, during=kill_b, sources="ML-KEM-768,QKD")
+    ka, kd, replies = take_keys("A", "D", 60, ksid, during=kill_b, sources="ML-KEM-768,QKD")
     check(ka == kd, f"keys differ after the relay was killed: {ka[:2]} {kd[:2]}")
     check(all(isinstance(k, str) and len(k) == 64 for k in ka) and len(set(ka)) == 60,
           f"keys: {[k for k in ka if not isinstance(k, str)][:2]}")
     check(all(r["metadata"]["hops"] == 2 for r in replies), "hops")
     alog, flog = open(f"{WORK}/A.log").read(), open(f"{WORK}/F.log").read()
     check("relayed stream rerouted" in alog, "A did not reroute")
+    check([s["reroutes"] for s in t_kill["st"]] == [1], f"STATUS: {t_kill['st']}")
     done = [ln for ln in alog.splitlines() if "relayed stream rerouted" in ln][-1]
     ts = datetime.datetime.strptime(done.split()[0][3:], "%Y-%m-%dT%H:%M:%S.%fZ")
     took = ts.replace(tzinfo=datetime.timezone.utc).timestamp() - t_kill["t"]
