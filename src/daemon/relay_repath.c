@@ -34,6 +34,7 @@
 #define REPATH_RETRY_MS 1000 /* after a failed attempt */
 #define REPATH_OPEN_MS 5000u /* each KME OPEN_CONNECT of a new link waits this long */
 #define REPATH_WAIT_MS 10000 /* for the responder's answer */
+#define WAITING "rerouting the relayed QKD part: "
 
 static void queue_attempt(struct hxd *d, struct hxd_stream *s)
 {
@@ -48,7 +49,7 @@ static void set_waiting(struct hxd *d, struct hxd_stream *s, const char *why)
 {
     s->failing = true;
     s->fail_status = HYKEX_STATUS_INSUFFICIENT_KEY;
-    snprintf(s->fail_msg, sizeof(s->fail_msg), "rerouting the relayed QKD part: %.160s", why);
+    snprintf(s->fail_msg, sizeof(s->fail_msg), WAITING "%.160s", why);
     hxd_stream_wake(d, s);
     pthread_cond_broadcast(&d->changed);
 }
@@ -203,7 +204,9 @@ static void attempt(struct hxd *d, const struct hx_uuid *ksid)
     }
     if (s == NULL || s->repath_answer != m.epoch || s->repath_kind != HX_REPATH_DONE) {
         if (s != NULL && s->repath_answer == m.epoch) { /* refused: the message is set */
-            snprintf(msg, sizeof(msg), "%s", s->fail_msg);
+            const char *f = s->fail_msg;
+            f += strncmp(f, WAITING, strlen(WAITING)) == 0 ? strlen(WAITING) : 0;
+            snprintf(msg, sizeof(msg), "%s", f);
         } else {
             snprintf(msg, sizeof(msg), "the peer node did not answer the new path in time");
         }

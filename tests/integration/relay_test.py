@@ -90,6 +90,13 @@ def route(node, to):
     return None
 
 
+def sim_streams():
+    """QKD streams open at the simulator's KMEs (either end)."""
+    out = subprocess.run([f"{BIN}/hykex-qkdsim", "ctl", f"{WORK}/sim.ctl", "pools"],
+                         capture_output=True, text=True, timeout=30)
+    return json.loads(out.stdout)["streams"]
+
+
 def wait_until(what, fn, timeout=30):
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -210,8 +217,10 @@ def qkd_part_relayed_hop_by_hop():
     """ML-KEM-768 + QKD between A and D: A's QKD key of the link A-B reaches D through B and C
     (each XORs its two links' keys into the accumulator, D removes its own link's): 24 keys
     agree (the combiner over the relayed QKD part and the end-to-end ML-KEM part, key-confirmed),
-    metadata.hops is 2, and both relays took part."""
+    metadata.hops is 2, and both relays took part. When the stream closes, the relays close their
+    links' QKD streams at their KMEs too (the simulator holds none of the stream's any more)."""
     before = {n: status(n)["relay"]["messages_forwarded"] for n in "BC"}
+    streams_before = sim_streams()
     ka, kd, replies = take_keys("A", "D", 24, sources="ML-KEM-768,QKD")
     check(ka == kd, f"keys differ: {ka[:2]} {kd[:2]}")
     check(all(isinstance(k, str) and len(k) == 64 for k in ka) and len(set(ka)) == 24, "keys")
@@ -223,6 +232,8 @@ def qkd_part_relayed_hop_by_hop():
               f"{n} opened no QKD link")
     for n in "AD":
         check(status(n)["errors"]["confirmation_mismatches"] == 0, f"{n}: mismatches")
+    wait_until("every QKD stream of the closed stream closed at the KMEs",
+               lambda: sim_streams() == streams_before, timeout=10)
 
 
 @test
