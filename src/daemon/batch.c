@@ -399,8 +399,30 @@ void hxd_batch_commit(struct hxd_stream *s, uint64_t first, uint32_t count, stru
     s->confirmed_batches++;
 }
 
+void hxd_batch_note_hops(struct hxd_stream *s, const struct hxd_batch *b)
+{
+    const size_t cap = sizeof(s->hops_run) / sizeof(s->hops_run[0]);
+    unsigned relays = b->path.hops >= 2 ? (unsigned)(b->path.hops - 1) : 0;
+
+    if (s->n_hops_run > 0) {
+        struct hxd_hops_run *last = &s->hops_run[s->n_hops_run - 1];
+        if (last->relays == relays && last->first + last->count == b->first) {
+            last->count += b->count; /* the common case: the next batch on the same path */
+            return;
+        }
+    }
+    if (s->n_hops_run == cap) {
+        memmove(&s->hops_run[0], &s->hops_run[1], (cap - 1) * sizeof(s->hops_run[0]));
+        s->n_hops_run--;
+    }
+    s->hops_run[s->n_hops_run].first = b->first;
+    s->hops_run[s->n_hops_run].count = b->count;
+    s->hops_run[s->n_hops_run++].relays = relays;
+}
+
 void hxd_batch_prepare(struct hxd_stream *s, struct hxd_batch *b)
 {
+    hxd_batch_note_hops(s, b);
     for (uint32_t i = 0; i < b->count; i++) {
         if (hxd_stream_add_key(s, b->first + i, b->keys[i], true) == HX_OK) {
             b->keys[i] = NULL;

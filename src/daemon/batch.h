@@ -123,6 +123,9 @@ enum hxd_committed hxd_batch_committed_of(const struct hxd_stream *s, uint64_t f
 /* Responder: the keys move into the stream (those taken are set NULL), the positions are done. */
 void hxd_batch_commit(struct hxd_stream *s, uint64_t first, uint32_t count,
                       struct hx_secret **keys);
+/* Both ends, when a batch's keys are held (lock held): its positions travelled b->path (the
+ * relays on it are what metadata.hops reports for them; hxd_stream_hops_at). */
+void hxd_batch_note_hops(struct hxd_stream *s, const struct hxd_batch *b);
 /* Initiator: the keys are held prepared, never served until the responder holds them. */
 void hxd_batch_prepare(struct hxd_stream *s, struct hxd_batch *b);
 /* Initiator: the responder committed a prepared batch. */

@@ -44,6 +44,12 @@ enum hxd_role {
 };
 
 /* A key of a committed batch, or (initiator) of a prepared one the peer may not hold yet. */
+/* Positions first .. first+count-1 travelled a path with this many relays. */
+struct hxd_hops_run {
+    uint64_t first, count;
+    unsigned relays;
+};
+
 struct hxd_key {
     uint64_t pos;
     double ready_at;
@@ -141,6 +147,10 @@ struct hxd_stream {
     uint8_t repath_kind;        /* initiator: the answer (enum hx_repath_kind) */
     struct hx_uuid repath_link; /* responder: the new incoming link's QKD stream id */
     uint64_t reroutes;          /* paths this stream moved to (STATUS) */
+    /* The relays on the paths the latest batches travelled, by position (metadata.hops; runs of
+     * the same count joined, the newest last; the oldest forgotten). */
+    struct hxd_hops_run hops_run[16];
+    size_t n_hops_run;
     /* The responder's window (window.c): initiator: no new batch reaches peer_limit (once one
      * is known); responder: the limit it last announced. */
     bool peer_limit_known;

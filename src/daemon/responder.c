@@ -208,6 +208,7 @@ static void req_pend(struct hxd *d, const struct hx_uuid *peer, struct hxd_batch
     memcpy(pd->tag_i, tag_i, 32);
     pd->keys = b->keys;
     b->keys = NULL;
+    hxd_batch_note_hops(s, b); /* the path its keys travelled (metadata.hops) */
     hxd_fault_alter(d, HX_PEER_BATCH_RESP, w, sig_len); /* under d->lock: it keeps the last */
     pthread_mutex_unlock(&d->lock);
     hx_ignore(hxd_send(d, peer, HX_PEER_BATCH_RESP, w->data, w->len));

@@ -288,6 +288,7 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
     int64_t deadline;
     double ready_at = 0;
     bool waited;
+    int hops;
 
     memset(res, 0, sizeof(*res));
     if ((s = open_stream(d, &req->ksid, req->identity,
@@ -355,9 +356,10 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
     }
     peer = s->peer;
     ksid = s->ksid;
+    hops = hxd_stream_hops_at(s, pos); /* the relays on the path this key's batch travelled */
     pthread_mutex_unlock(&d->lock);
-    /* 0 unless relay.enabled and no direct link: the relays on the stream's latest batch's path */
-    res->hops = hxd_relay_relays(d, &peer, &ksid);
+    /* else (a key restored from the store): 0 unless relay.enabled and no direct link */
+    res->hops = hops >= 0 ? (unsigned)hops : hxd_relay_relays(d, &peer, &ksid);
     res->key = key;
     res->index = pos;
     hxd_svc_succeed(&res->r);
