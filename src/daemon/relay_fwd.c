@@ -306,9 +306,7 @@ bool hxd_relay_reaches(const struct hxd *d, const struct hx_uuid *peer, bool nee
         return false;
     }
     if (e != HX_OK && u != NULL && u->relay_forbidden) {
-        snprintf(why, why_len,
-                 "the source URI's relay=no forbids relays, and there is no direct "
-                 "link up to it");
+        snprintf(why, why_len, "the source URI's relay=no forbids reaching it over relays");
         return false;
     }
     if (e != HX_OK && u != NULL && (u->relay_max_hops != 0 || u->n_avoid != 0)) {
