@@ -39,13 +39,19 @@ static uint64_t path_serial(uint64_t link_serial, const struct hx_topo_path *p)
 }
 
 /* The path a message of stream ksid to peer takes now: the pinned one (a relayed QKD stream;
- * HX_ERR_NOT_FOUND when a link of it has left the map), else the map's best. */
+ * at the initiator HX_ERR_NOT_FOUND when a link of it has left the map; the responder takes
+ * the path the stream came along back without asking its own map, which may lag), else the
+ * map's best. */
 static hx_err current_path(struct hxd *d, struct hxd_relay *r, const struct hx_uuid *peer,
                            const struct hx_uuid *ksid, bool qkd_open, struct hx_topo_path *path)
 {
     hx_err e;
+    bool follows = false;
 
-    if (ksid != NULL && hxd_relay_qkd_pinned(d, ksid, path)) {
+    if (ksid != NULL && hxd_relay_qkd_pinned(d, ksid, path, &follows)) {
+        if (follows) {
+            return HX_OK;
+        }
         pthread_mutex_lock(&r->lock);
         e = hx_topo_path_valid(&r->topo, path, true) ? HX_OK : HX_ERR_NOT_FOUND;
         pthread_mutex_unlock(&r->lock);
@@ -177,7 +183,7 @@ hx_err hxd_relay_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, c
         }
     }
     /* A stream whose QKD part is relayed keeps the path its QKD links were opened along. */
-    pinned = hxd_relay_qkd_pinned(d, (const struct hx_uuid *)p, &path);
+    pinned = hxd_relay_qkd_pinned(d, (const struct hx_uuid *)p, &path, NULL);
     if (current_path(d, r, peer, (const struct hx_uuid *)p,
                      type == HX_PEER_STREAM_OPEN && r->qkd != NULL, &path) != HX_OK) {
         return HX_ERR_IO_CLOSED;

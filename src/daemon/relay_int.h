@@ -107,8 +107,10 @@ void hxd_relay_qkd_pin(struct hxd *d, const uint8_t *open, size_t len,
 /* Does this STREAM_OPEN payload name QKD among its sources (*ksid, *qid: its ids)? */
 bool hxd_relay_qkd_open_has_qkd(const uint8_t *p, size_t len, struct hx_uuid *ksid,
                                 struct hx_qkd_ksid *qid);
-/* The pinned path of a stream; false: none. */
-bool hxd_relay_qkd_pinned(struct hxd *d, const struct hx_uuid *ksid, struct hx_topo_path *path);
+/* The pinned path of a stream; false: none. *follows (may be NULL): the responder's, the path
+ * the stream came along taken back as it is (the initiator judges whether it still holds). */
+bool hxd_relay_qkd_pinned(struct hxd *d, const struct hx_uuid *ksid, struct hx_topo_path *path,
+                          bool *follows);
 
 /* relay_path.c: the path to peer under the node's relay.* options and the stream's own policy
  * (u, else the one registered for ksid; both may be NULL); HX_ERR_NOT_FOUND when none (lock

@@ -85,7 +85,7 @@ bool hxd_relay_qkd_path_ok(struct hxd *d, const struct hx_uuid *ksid, char *why,
     char a[HX_UUID_STR_LEN + 1], b[HX_UUID_STR_LEN + 1];
     size_t gone = SIZE_MAX;
 
-    if (r == NULL || !hxd_relay_qkd_pinned(d, ksid, &path)) {
+    if (r == NULL || !hxd_relay_qkd_pinned(d, ksid, &path, NULL)) {
         return true; /* nothing pinned: the map's path is taken anyway */
     }
     memset(&hop, 0, sizeof(hop));
@@ -218,5 +218,5 @@ bool hxd_relay_stream_hops(struct hxd *d, const struct hx_uuid *ksid, struct hx_
         }
     }
     pthread_mutex_unlock(&r->lock);
-    return found || hxd_relay_qkd_pinned(d, ksid, p);
+    return found || hxd_relay_qkd_pinned(d, ksid, p, NULL);
 }

@@ -40,6 +40,7 @@ struct rq_stream {
     uint64_t out_next;
     /* the ends: the node at the other end of this node's QKD link; A: the pinned path */
     bool end;
+    bool follows; /* the responder: its path is the one the stream came along, taken back as is */
     struct hx_uuid link_peer, other_end; /* the stream's peer node: only its stream uses it */
     size_t n_path;
     struct hx_uuid path[HX_RELAY_MAX_PATH];
@@ -513,6 +514,7 @@ static void end_arrived(struct relay_qkd *q, const struct hx_uuid *ksid,
     s->link_peer = m->path[m->n - 2];
     s->other_end = m->path[0];
     s->n_path = m->n;
+    s->follows = true;
     for (size_t i = 0; i < m->n; i++) {
         s->path[i] = m->path[m->n - 1 - i];
     }
@@ -610,7 +612,8 @@ bool hxd_relay_qkd_repin(struct hxd *d, const struct hx_uuid *ksid, const struct
     return done;
 }
 
-bool hxd_relay_qkd_pinned(struct hxd *d, const struct hx_uuid *ksid, struct hx_topo_path *path)
+bool hxd_relay_qkd_pinned(struct hxd *d, const struct hx_uuid *ksid, struct hx_topo_path *path,
+                          bool *follows)
 {
     struct relay_qkd *q = d->relay != NULL ? d->relay->qkd : NULL;
     struct rq_stream *s;
@@ -625,6 +628,9 @@ bool hxd_relay_qkd_pinned(struct hxd *d, const struct hx_uuid *ksid, struct hx_t
         path->hops = s->n_path - 1;
         memcpy(path->node, s->path, s->n_path * sizeof(s->path[0]));
         pinned = true;
+        if (follows != NULL) {
+            *follows = s->follows;
+        }
     }
     pthread_mutex_unlock(&q->lock);
     return pinned;

@@ -378,6 +378,8 @@ def qkd_stream_rerouted_when_its_relay_dies():
     took = ts.replace(tzinfo=datetime.timezone.utc).timestamp() - t_kill["t"]
     print(f"     QKD links open along A-F-C-D {took:.2f} s after B was killed")
     check("QKD links of a re-pathed stream opened" in flog, "F opened no QKD link")
+    check(status("F")["relay"]["messages_forwarded"] > 0, "F carried no batch")
+    check("signature does not verify" not in alog, "a batch signature failed at A")
     check("relayed stream moved to a new path" in open(f"{WORK}/D.log").read(), "D did not move")
     for n in "AD":
         st = status(n)
