@@ -30,10 +30,12 @@
 #include "daemon/relay.h"
 #include "proto/peer_topo.h"
 
-#define REPATH_TICK_MAX 64   /* streams checked per tick (the rest at the next ones) */
-#define REPATH_RETRY_MS 1000 /* after a failed attempt */
-#define REPATH_OPEN_MS 5000u /* each KME OPEN_CONNECT of a new link waits this long */
-#define REPATH_WAIT_MS 10000 /* for the responder's answer */
+#define REPATH_TICK_MAX 64    /* streams checked per tick (the rest at the next ones) */
+#define REPATH_RETRY_MS 1000  /* after a failed attempt */
+#define REPATH_NO_PATH_MS 250 /* after one that found no path (nothing sent: cheap to ask again) \
+                               */
+#define REPATH_OPEN_MS 5000u  /* each KME OPEN_CONNECT of a new link waits this long */
+#define REPATH_WAIT_MS 10000  /* for the responder's answer */
 #define WAITING "rerouting the relayed QKD part: "
 
 static void queue_attempt(struct hxd *d, struct hxd_stream *s)
@@ -98,8 +100,8 @@ void hxd_repath_tick(struct hxd *d)
     }
 }
 
-/* An attempt failed: again after REPATH_RETRY_MS; the application sees why. */
-static void retry_later(struct hxd *d, const struct hx_uuid *ksid, const char *why)
+/* An attempt failed: again after ms; the application sees why. */
+static void retry_later(struct hxd *d, const struct hx_uuid *ksid, const char *why, uint64_t ms)
 {
     struct hxd_stream *s;
 
@@ -108,7 +110,7 @@ static void retry_later(struct hxd *d, const struct hx_uuid *ksid, const char *w
     pthread_mutex_lock(&d->lock);
     if ((s = hxd_stream_find(d, ksid)) != NULL) {
         s->repath_queued = false;
-        s->repath_at = hx_deadline_in_ms(REPATH_RETRY_MS);
+        s->repath_at = hx_deadline_in_ms(ms);
         set_waiting(d, s, why);
     }
     pthread_mutex_unlock(&d->lock);
@@ -161,7 +163,7 @@ static void attempt(struct hxd *d, const struct hx_uuid *ksid)
     }
     if (hxd_qkd_busy(s)) {
         pthread_mutex_unlock(&d->lock);
-        retry_later(d, ksid, "batches of the old path still in flight");
+        retry_later(d, ksid, "batches of the old path still in flight", REPATH_NO_PATH_MS);
         free(copy);
         return;
     }
@@ -180,7 +182,9 @@ static void attempt(struct hxd *d, const struct hx_uuid *ksid)
         } else {
             snprintf(msg, sizeof(msg), "no other path: %s", why);
         }
-        goto later;
+        retry_later(d, ksid, msg, REPATH_NO_PATH_MS); /* the map may be converging */
+        free(copy);
+        return;
     }
     if (hx_uuid_generate(&m.qkd_link) != HX_OK || !hxd_relay_qkd_repin(d, ksid, &path)) {
         snprintf(msg, sizeof(msg), "the stream's relayed QKD state is gone at this node");
@@ -236,7 +240,7 @@ static void attempt(struct hxd *d, const struct hx_uuid *ksid)
     free(copy);
     return;
 later:
-    retry_later(d, ksid, msg);
+    retry_later(d, ksid, msg, REPATH_RETRY_MS);
     free(copy);
 }
 
