@@ -219,7 +219,10 @@ class Network:
                "hybridization_server_address": {"host": a[n], "port": p["api" + n]},
                "qkd_address": {"host": a["sim"], "port": p["k" + n]},
                "peer_local_address": {"host": a[n], "port": p["peer" + n]},
-               "limits": {"buffer_depth": depth, "batch_size": batch, "max_streams": MAX_STREAMS,
+               # a deeper buffer than DEPTH is for one stream's production (the secure heap
+               # holds max_streams x depth keys)
+               "limits": {"buffer_depth": depth, "batch_size": batch,
+                          "max_streams": MAX_STREAMS if depth <= DEPTH else 8,
                           "max_key_chunk": 32, "secure_heap_mb": SECURE_HEAP_MB},
                "qkd": {"pipeline": QKD_PIPELINE}, "kem": {"key_pairs": key_pairs},
                "api": {"allow_remote": self.lab},  # the lab's applications run on this host
@@ -387,6 +390,10 @@ def crypto_L(reps=3, seconds=0.5):
             if x.get("op") in ("keygen", "encaps", "decaps")}
 
 
+# One stream's buffer for the "ready" rows: DEPTH keys fill within a 3 s window above
+# DEPTH / 3 = 5 461 keys/s, which capped those rows.
+READY_DEPTH = 65536
+
 # The production rows against L: (name, start_nodes' keyword arguments).
 PRODUCTION_CASES = [
     ("per-position", {}),
@@ -414,7 +421,7 @@ def production_only():
                "load_before": os.getloadavg()[0], "cases": {}}
         for name, node in PRODUCTION_CASES:
             progress(f"production: {name}")
-            net.start_nodes(64, **node)
+            net.start_nodes(64, depth=READY_DEPTH, **node)
             slow = node.get("store") == "fsync"
             n = (500 if QUICK else 2000) if slow else n_rate
             v = {"load": os.getloadavg()[0],
@@ -543,7 +550,7 @@ def lab_pass():
                "hosts": net.addr, "production": {}}
         for pairs in ("per-position", "per-batch"):
             progress(f"namespace lab: key production, KEM key pairs {pairs}")
-            net.start_nodes(64, key_pairs=pairs)
+            net.start_nodes(64, key_pairs=pairs, depth=READY_DEPTH)
             out["production"][pairs] = {
                 "keys_per_s": summary([bench("rate", A, B, 2000 if QUICK else 10000, "hkdf",
                                              "ML-KEM-768,QKD")["keys_per_s"] for _ in range(REPS)]),
@@ -643,7 +650,7 @@ def main():
         kp = {}
         for pairs in ("per-position", "per-batch"):
             progress(f"key production, KEM key pairs {pairs}")
-            start_nodes(64, key_pairs=pairs)
+            start_nodes(64, key_pairs=pairs, depth=READY_DEPTH)
             kp[pairs] = {
                 "keys_per_s": summary([bench("rate", A, B, n_rate, "hkdf", "ML-KEM-768,QKD")["keys_per_s"]
                                        for _ in range(REPS)]),
