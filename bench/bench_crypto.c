@@ -5,7 +5,8 @@
  * KEMs: ML-KEM and X25519 (OpenSSL), Classic McEliece and sntrup (libmceliece, libntruprime).
  * bench/crypto runs it beside `openssl speed` and makes the table.
  *
- * Usage: bench_crypto [--seconds S] [--reps R]   (defaults 0.5 s per measurement, 3 reps)
+ * Usage: bench_crypto [--seconds S] [--reps R] [--only ALG]   (defaults 0.5 s per measurement,
+ *        3 reps; --only: that one KEM or signature algorithm, no combiners)
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -170,6 +171,7 @@ int main(int argc, char **argv)
 {
     double seconds = 0.5;
     int reps = 3;
+    const char *only = NULL;
     static const uint8_t qkd[32] = {0x51}, mlkem[32] = {0x52};
     static const char *const names[2] = {"QKD", "ML-KEM-768"};
     static const uint8_t transcript[32] = {0x54};
@@ -179,8 +181,10 @@ int main(int argc, char **argv)
             seconds = strtod(argv[++i], NULL);
         } else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
             reps = (int)strtol(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            only = argv[++i];
         } else {
-            fprintf(stderr, "usage: bench_crypto [--seconds S] [--reps R]\n");
+            fprintf(stderr, "usage: bench_crypto [--seconds S] [--reps R] [--only ALG]\n");
             return 2;
         }
     }
@@ -197,6 +201,9 @@ int main(int argc, char **argv)
         struct kem_state s = {.alg = (enum hx_kem_alg)a};
         struct hx_secret *ss = NULL;
         struct hx_kem_sizes sz;
+        if (only != NULL && strcmp(only, hx_kem_name(s.alg)) != 0) {
+            continue;
+        }
         s.pub = malloc(HX_KEM_MAX_PUBLIC);
         s.scratch = malloc(HX_KEM_MAX_PUBLIC);
         if (s.pub == NULL || s.scratch == NULL ||
@@ -224,6 +231,9 @@ int main(int argc, char **argv)
     }
     for (int a = 0; a < HX_SIG_ALG_COUNT; a++) {
         struct sig_state s;
+        if (only != NULL && strcmp(only, hx_sig_name((enum hx_sig_alg)a)) != 0) {
+            continue;
+        }
         memset(&s, 0x5a, sizeof(s));
         s.key = NULL;
         if (hx_sig_keygen((enum hx_sig_alg)a, &s.key) != HX_OK || !sig_sign(&s)) {
@@ -233,7 +243,7 @@ int main(int argc, char **argv)
         emit("sig", hx_sig_name((enum hx_sig_alg)a), "verify", sig_verify, &s, seconds, reps);
         hx_sig_key_free(s.key);
     }
-    for (int m = 0; m < HX_COMBINE_METHOD_COUNT; m++) {
+    for (int m = 0; only == NULL && m < HX_COMBINE_METHOD_COUNT; m++) {
         for (size_t len = 32; len <= 64; len += 32) {
             const struct hx_iov secrets[2] = {{qkd, 32}, {mlkem, 32}};
             struct combine_state s = {.m = (enum hx_combine_method)m, .len = len};

@@ -27,8 +27,14 @@ latency p50/p99/p99.9/max at both ends and keys/s, beside the filled-buffer late
 echo; drain.png plots every call's latency over time (--drain-only: that section alone, into
 bench/results/drain.json).
 
+Production against L (issue 18, --production-only [--reps N]): L measured in the same run
+(bench_crypto --only ML-KEM-768 before and after the rows), then keys taken by applications at
+both ends and keys ready with none taken, batch 64: per-position and per-batch key pairs, 1 and
+2 worker threads per pool, the store without and with fsync (with GET_KEY latency from a
+filled buffer); the load average with every row. Into bench/results/production.json.
+
 Usage: bench/network.py BIN_DIR [--quick] [--lab-only | --kem-families-only | --drain-only
-       [--reps N] [--extra] | --no-lab]
+       [--reps N] [--extra] | --production-only [--reps N] | --no-lab]
 (--extra: the draining cases on one stream with the store, with 1 and 2 worker threads per
 pool, and with batch sizes 8 and 32.)
 """
@@ -213,7 +219,10 @@ class Network:
                "hybridization_server_address": {"host": a[n], "port": p["api" + n]},
                "qkd_address": {"host": a["sim"], "port": p["k" + n]},
                "peer_local_address": {"host": a[n], "port": p["peer" + n]},
-               "limits": {"buffer_depth": depth, "batch_size": batch, "max_streams": MAX_STREAMS,
+               # a deeper buffer than DEPTH is for one stream's production (the secure heap
+               # holds max_streams x depth keys)
+               "limits": {"buffer_depth": depth, "batch_size": batch,
+                          "max_streams": MAX_STREAMS if depth <= DEPTH else 8,
                           "max_key_chunk": 32, "secure_heap_mb": SECURE_HEAP_MB},
                "qkd": {"pipeline": QKD_PIPELINE}, "kem": {"key_pairs": key_pairs},
                "api": {"allow_remote": self.lab},  # the lab's applications run on this host
@@ -373,6 +382,88 @@ def drain_only():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def crypto_L(reps=3, seconds=0.5):
+    """{op: [ops/s]} of ML-KEM-768 keygen / encaps / decaps from bench_crypto (this build)."""
+    r = subprocess.run([f"{BIN}/bench_crypto", "--only", "ML-KEM-768", "--reps", str(reps),
+                        "--seconds", str(seconds)], check=True, capture_output=True, text=True)
+    return {x["op"]: x["ops_per_s"] for x in json.loads(r.stdout)["results"]
+            if x.get("op") in ("keygen", "encaps", "decaps")}
+
+
+# One stream's buffer for the "ready" rows: DEPTH keys fill within a 3 s window above
+# DEPTH / 3 = 5 461 keys/s, which capped those rows.
+READY_DEPTH = 65536
+
+# The production rows against L: (name, start_nodes' keyword arguments).
+PRODUCTION_CASES = [
+    ("per-position", {}),
+    ("per-batch", {"key_pairs": "per-batch"}),
+    ("per-position, 1 worker per pool", {"workers": (1, 1)}),
+    ("per-position, 2 workers per pool", {"workers": (2, 2)}),
+    ("per-position, store", {"store": "normal"}),
+    ("per-position, store + fsync", {"store": "fsync"}),
+]
+
+
+def production_only():
+    """Keys taken (applications at both ends) and ready (none taken) per PRODUCTION_CASES, batch
+    64, over L measured in the same run (before and after the rows, median of both)."""
+    work = tempfile.mkdtemp(prefix="hykex-bench-prod-")
+    net = None
+    reps = REPS if "--reps" not in sys.argv else int(sys.argv[sys.argv.index("--reps") + 1])
+    n_rate = 2000 if QUICK else 10000
+    try:
+        net = Network(work)
+        A, B = net.api("A"), net.api("B")
+        progress("crypto limit L (ML-KEM-768 keygen + encaps + decaps), before")
+        ops = crypto_L()
+        out = {"benchmark": "production", "reps": reps, "quick": QUICK, "batch_size": 64,
+               "load_before": os.getloadavg()[0], "cases": {}}
+        for name, node in PRODUCTION_CASES:
+            progress(f"production: {name}")
+            net.start_nodes(64, depth=READY_DEPTH, **node)
+            slow = node.get("store") == "fsync"
+            n = (500 if QUICK else 2000) if slow else n_rate
+            v = {"load": os.getloadavg()[0],
+                 "keys_per_s": summary([bench("rate", A, B, n, "hkdf", "ML-KEM-768,QKD")["keys_per_s"]
+                                        for _ in range(reps)]),
+                 "ready_keys_per_s": summary([bench("streams", A, B, 1, 2.0 if QUICK else 3.0,
+                                                    net.procs[1].pid)["keys_per_s"]
+                                              for _ in range(reps)])}
+            if "store" in node or name == "per-position":
+                lat = [bench("latency", A, B, 1000 if QUICK else 5000) for _ in range(reps)]
+                v["get_key_p50_us"] = summary([x["p50_us"] for x in lat])
+                v["get_key_p99_us"] = summary([x["p99_us"] for x in lat])
+            out["cases"][name] = v
+        progress("crypto limit L, after")
+        for op, vals in crypto_L().items():
+            ops[op] += vals
+        out["load_after"] = os.getloadavg()[0]
+        out["crypto_ops_per_s"] = {op: summary(v) for op, v in ops.items()}
+        L = 1.0 / sum(1.0 / statistics.median(ops[o]) for o in ("keygen", "encaps", "decaps"))
+        out["crypto_limit_L_keys_per_s"] = L
+        for v in out["cases"].values():
+            v["taken_over_L"] = v["keys_per_s"]["median"] / L
+            v["ready_over_L"] = v["ready_keys_per_s"]["median"] / L
+        os.makedirs(f"{ROOT}/bench/results", exist_ok=True)
+        json.dump(out, open(f"{ROOT}/bench/results/production.json", "w"), indent=1)
+        m = lambda s: f"{s['median']:.0f} [{s['min']:.0f}-{s['max']:.0f}]"  # noqa: E731
+        print(f"\nproduction, ML-KEM-768 + QKD, hkdf, batch 64 (median [min-max] of {reps}); "
+              f"L = {L:.0f} keys/s; load {out['load_before']:.1f} -> {out['load_after']:.1f}")
+        print(f"{'case':34} {'taken keys/s':>22} {'/L':>5} {'ready keys/s':>22} {'/L':>5} "
+              f"{'GET_KEY p50/p99 us':>20} {'load':>5}")
+        for name, v in out["cases"].items():
+            lat = (f"{v['get_key_p50_us']['median']:.0f}/{v['get_key_p99_us']['median']:.0f}"
+                   if "get_key_p50_us" in v else "")
+            print(f"{name:34} {m(v['keys_per_s']):>22} {v['taken_over_L']:5.2f} "
+                  f"{m(v['ready_keys_per_s']):>22} {v['ready_over_L']:5.2f} {lat:>20} {v['load']:5.1f}")
+        print("wrote bench/results/production.json")
+    finally:
+        if net is not None:
+            net.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 FAMILIES = ["ML-KEM-768,QKD", "ML-KEM-768,Classic-McEliece-348864,QKD", "sntrup761,X25519,QKD"]
 
 
@@ -459,7 +550,7 @@ def lab_pass():
                "hosts": net.addr, "production": {}}
         for pairs in ("per-position", "per-batch"):
             progress(f"namespace lab: key production, KEM key pairs {pairs}")
-            net.start_nodes(64, key_pairs=pairs)
+            net.start_nodes(64, key_pairs=pairs, depth=READY_DEPTH)
             out["production"][pairs] = {
                 "keys_per_s": summary([bench("rate", A, B, 2000 if QUICK else 10000, "hkdf",
                                              "ML-KEM-768,QKD")["keys_per_s"] for _ in range(REPS)]),
@@ -559,7 +650,7 @@ def main():
         kp = {}
         for pairs in ("per-position", "per-batch"):
             progress(f"key production, KEM key pairs {pairs}")
-            start_nodes(64, key_pairs=pairs)
+            start_nodes(64, key_pairs=pairs, depth=READY_DEPTH)
             kp[pairs] = {
                 "keys_per_s": summary([bench("rate", A, B, n_rate, "hkdf", "ML-KEM-768,QKD")["keys_per_s"]
                                        for _ in range(REPS)]),
@@ -684,6 +775,8 @@ if "--lab-only" in sys.argv:  # the namespace-lab pass alone (root)
     print(json.dumps(lab_pass(), indent=1))
 elif "--drain-only" in sys.argv:
     drain_only()
+elif "--production-only" in sys.argv:
+    production_only()
 elif "--kem-families-only" in sys.argv:
     kem_families_only()
 else:

@@ -180,6 +180,7 @@ hx_err hxd_batch_init(struct hxd_batch *b, const struct hxd *d, const struct hxd
     b->first = first;
     b->count = count;
     b->npub = count;
+    b->stash = d->stash;
     /* The transcript binds the QKD stream id both ends share: with qkd.join same-uris each KME
      * may have given its end an id of its own, so none is bound (the URIs are); nor over relays,
      * where each link has its own QKD stream (docs/relay.md). */

@@ -6,6 +6,8 @@
  *   batch_source.c   where a batch's secrets come from: the QKD fetch and the KEM sources
  *                    behind one loop (OpenSSH kexgen.c: one flow, per-method steps)
  *   initiator.c      the initiator's per-batch protocol, driven by a phase table
+ *   initiator_end.c  its waits for the peer (key pairs made ahead meanwhile) and a batch's end
+ *   keystash.c       ML-KEM key pairs made ahead by waiting initiator workers
  *   responder.c      BATCH_REQ, BATCH_FIN and BATCH_QUERY at the responder
  *   dispatch.c       frames from a peer link: stream messages, replies, jobs for the pools
  *   pool.c           worker pools, the store writer, kicking and the periodic tick
@@ -22,6 +24,7 @@
 #define HX_DAEMON_BATCH_H
 
 #include "daemon/hxd.h"
+#include "daemon/keystash.h"
 #include "daemon/persist.h"
 #include "daemon/stream.h"
 #include "daemon/topology.h"
@@ -58,6 +61,7 @@ struct hxd_batch {
     size_t kem_len[HX_URI_MAX_SOURCES];
     size_t pub_len[HX_URI_MAX_SOURCES];
     struct hx_kem_key **kkeys;  /* initiator: npub x n_sources key pairs, [i * n + src] */
+    struct hxd_keystash *stash; /* initiator: key pairs made ahead (keystash.h), or NULL */
     struct hx_secret **secrets; /* count x n_sources, [pos * n + src]; NULL for QKD */
     struct hx_secret **keys;    /* count combined keys */
     /* the path the BATCH_REQ travelled, initiator first (hops 0: a direct link); a relayed
@@ -162,23 +166,23 @@ HX_MUST_CHECK hx_err hxd_source_decaps(struct hxd_batch *b, const uint8_t *cts, 
 /* The parts of kem_msg after the first skip bytes of each (0: all; pub_len: ciphertexts). */
 size_t hxd_source_parts(const struct hxd_batch *b, bool cts_only, struct hx_peer_part *parts);
 
-/* ---- initiator_qkd.c: the initiator's retry list and QKD waits (lock held unless said) ---- */
-/* Positions to make again, kept in order: the lowest first, which an application waits for
- * (false when the list is full). */
-bool hxd_retry_add(struct hxd_stream *s, uint64_t first, uint32_t count);
-/*
- * No lock held. The initiator's KME had no key yet at some index of batch b (request phase,
- * before the peer heard of it): the QKD indices not spent go back to the stream. With some keys
- * fetched, b goes on with those positions (b->count cut) and the rest are made again later
- * (true); with none, it fails and waits its back-off (false).
- */
-bool hxd_qkd_not_yet(struct hxd *d, struct hxd_batch *b, int status);
-/* No lock held. Every QKD key of b was there: with nothing left to make again, the stream may
- * run batches side by side again. */
-void hxd_qkd_made(struct hxd *d, const struct hxd_batch *b);
-/* While the KME has no key yet, one batch at a time, the lowest positions first: the few keys
- * the link makes go to the positions an application waits for. */
-bool hxd_qkd_busy(const struct hxd_stream *s);
+/* ---- initiator_end.c: the initiator's waits and a batch's end (lock held unless said) ---- */
+/* Waits for the peer's reply (BATCH_RESP, or with ack the BATCH_ACK) to the batch at first,
+ * making key pairs ahead meanwhile (the lock is let go for each); NULL on timeout, a lost link
+ * (serial: the link the request went on) or a close. */
+struct hxd_inflight *hxd_init_wait_reply(struct hxd *d, const struct hx_uuid *ksid, uint64_t first,
+                                         bool ack, uint64_t serial);
+/* Records a failed batch (takes the lock); false when the stream is closed or gone. */
+bool hxd_init_fail_stream(struct hxd *d, const struct hx_uuid *ksid, int status, const char *msg);
+/* Positions to make again, lowest first; false when the list is full. */
+bool hxd_init_retry_add(struct hxd_stream *s, uint64_t first, uint32_t count);
+/* A batch ended: frees its slot; a failed one is listed to be made again. */
+void hxd_init_batch_done(struct hxd *d, struct hxd_stream *s, uint64_t first, uint32_t count,
+                         bool ok);
+/* The responder's answer about a prepared batch (takes the lock; the store first): committed,
+ * the keys become ready (true); not, they are wiped. */
+bool hxd_init_settle(struct hxd *d, const struct hx_uuid *ksid, uint64_t first, uint32_t count,
+                     bool committed);
 
 /* ---- initiator.c / responder.c: the pools' jobs ---- */
 void hxd_initiator_run(struct hxd *d, const struct hx_uuid *ksid);

@@ -340,6 +340,11 @@ static hx_err keygen_step(struct hxd_batch *b, size_t j, enum hx_kem_alg alg,
         return HX_ERR_NOMEM;
     }
     for (uint32_t i = 0; i < b->npub; i++) {
+        /* made ahead by a waiting worker (keystash.h) if there is one, else made now */
+        if (hxd_keystash_take(b->stash, alg, &b->kkeys[i * n + j],
+                              b->kem_msg[j] + i * sz->public_key, sz->public_key)) {
+            continue;
+        }
         if ((e = hx_kem_keygen(alg, &b->kkeys[i * n + j], b->kem_msg[j] + i * sz->public_key,
                                sz->public_key, &pl)) != HX_OK) {
             snprintf(msg, msg_len, "%s key generation failed", hx_source_name(b->s.uri.sources[j]));

@@ -232,6 +232,8 @@ struct hxd_refused {
     int64_t until; /* deadline (clock.h); 0: empty */
 };
 
+struct hxd_keystash;
+
 struct hxd {
     struct hxd_config cfg;
     struct hxd_refused refused[HXD_REFUSED_KEEP]; /* ring, under lock */
@@ -261,6 +263,8 @@ struct hxd {
     /* initiators make batches, responders answer them, the writer (one thread, FIFO) does the
      * store writes decided on a peer link's I/O thread (daemon/pool.c) */
     struct hxd_pool initiators, responders, writer;
+    /* ML-KEM key pairs made ahead by waiting initiator workers (keystash.h); NULL: none */
+    struct hxd_keystash *stash;
     struct hx_store *store; /* NULL: memory only (no state_dir) */
     atomic_bool stopping;   /* read without the lock by every thread */
     /* counters for status and tests */

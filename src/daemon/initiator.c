@@ -60,131 +60,6 @@ struct hxd_inflight *hxd_inflight_of(struct hxd_stream *s, uint64_t first)
     return NULL;
 }
 
-/* Records a failed batch; false when the stream is closed or gone (nobody waits for it). */
-static bool fail_stream(struct hxd *d, const struct hx_uuid *ksid, int status, const char *msg)
-{
-    struct hxd_stream *s;
-    char id[HX_UUID_STR_LEN + 1];
-
-    hx_uuid_format(ksid, id);
-    pthread_mutex_lock(&d->lock);
-    if ((s = hxd_stream_find(d, ksid)) == NULL || s->peer_closed) {
-        /* The stream closed under a running batch: nothing failed that anyone waits for. */
-        pthread_mutex_unlock(&d->lock);
-        hx_debug("batch ended by a close", HX_F_STR("stream", id) HX_F_STR("reason", msg));
-        return false;
-    }
-    if (status == HYKEX_STATUS_INSUFFICIENT_KEY) { /* a wait for the KME, not a fault */
-        hx_info("key production waits for QKD keys",
-                HX_F_STR("stream", id) HX_F_STR("reason", msg));
-    } else {
-        hx_warn("key production failed",
-                HX_F_STR("stream", id) HX_F_I64("status", status) HX_F_STR("reason", msg));
-    }
-    s->failing = true;
-    s->fail_status = status;
-    snprintf(s->fail_msg, sizeof(s->fail_msg), "%s", msg);
-    s->failed_batches++;
-    d->batches_failed++;
-    pthread_cond_broadcast(&d->changed);
-    hxd_stream_wake(d, s);
-    pthread_mutex_unlock(&d->lock);
-    return true;
-}
-
-/* Waits for the peer's reply to the batch at first (lock held); NULL on timeout or close. */
-static struct hxd_inflight *wait_reply(struct hxd *d, const struct hx_uuid *ksid, uint64_t first,
-                                       bool ack, uint64_t serial)
-{
-    int64_t deadline = hx_deadline_in_ms(HXD_WAIT_REPLY_MS);
-
-    for (;;) {
-        struct hxd_stream *s = hxd_stream_find(d, ksid);
-        struct hxd_inflight *f = s != NULL ? hxd_inflight_of(s, first) : NULL;
-        bool same;
-        /* After STREAM_CLOSE an ACK may still come (the responder queues it first). */
-        if (f == NULL || d->stopping || (!ack && s->peer_closed)) {
-            return NULL;
-        }
-        if (ack ? f->ack_status >= 0 : f->resp_ready) {
-            return f;
-        }
-        /* A link gone (even if already made again) lost the reply: fail now, not at the
-         * timeout; the retry sorts out what the responder had committed. */
-        same = hxd_peer_serial(d, &s->peer, &s->ksid) == serial; /* direct or the relay path */
-        if (!same || hx_deadline_passed(deadline)) {
-            return NULL;
-        }
-        /* Woken by every reply; the 200 ms bound notices a lost link without one. */
-        hx_cond_wait_until(&d->replied, &d->lock,
-                           hx_deadline_min(deadline, hx_deadline_in_ms(200)));
-    }
-}
-
-/* A batch ended at the initiator (lock held): frees its slot; a failed one is made again (or,
- * when its keys are prepared here, the responder is asked whether it committed them). */
-static void batch_done(struct hxd *d, struct hxd_stream *s, uint64_t first, uint32_t count, bool ok)
-{
-    struct hxd_inflight *f = hxd_inflight_of(s, first);
-    bool listed;
-
-    if (f != NULL) {
-        free(f->resp);
-        memset(f, 0, sizeof(*f));
-    }
-    if (s->inflight > 0) {
-        s->inflight--;
-    }
-    /* The retry list is a set: two attempts of the same positions at once would take each
-     * other's replies (they are matched by first position). */
-    listed = hxd_inflight_of(s, first) != NULL;
-    for (size_t i = 0; i < s->n_retry && !listed; i++) {
-        listed = s->retry[i].first == first;
-    }
-    if (!ok && !listed && !s->peer_closed) {
-        (void)hxd_retry_add(s, first, count); /* full: the positions are given up */
-    }
-    hxd_stream_wake(d, s); /* keys, the watermark, or the last batch of a closed stream */
-    hxd_stream_kick(d, s);
-}
-
-/*
- * The responder answered whether it committed a prepared batch. Committed: the keys become
- * ready here (durably first, outside the lock). Not committed: they are wiped here too, and
- * the positions made again (the responder dropped its pending state before answering).
- */
-static bool settle(struct hxd *d, const struct hx_uuid *ksid, uint64_t first, uint32_t count,
-                   bool committed)
-{
-    struct hxd_stream *s;
-    bool done = false;
-    hx_err e = HX_OK;
-
-    if (d->store != NULL) {
-        e = committed ? hx_store_ready_batch(d->store, ksid, first, count)
-                      : hx_store_discard_batch(d->store, ksid, first, count);
-        if (e != HX_OK && e != HX_ERR_NOT_FOUND) {
-            hxd_batch_store_failed(d, "store: settling a batch failed", ksid, first, e);
-        }
-    }
-    pthread_mutex_lock(&d->lock);
-    /* On a store error memory follows the store: still prepared, asked again later. */
-    if ((s = hxd_stream_find(d, ksid)) != NULL && e == HX_OK) {
-        if (committed) {
-            hxd_batch_make_ready(s, first, count);
-            d->batches_ok++;
-            hxd_metrics_produced(&d->metrics, &s->peer, count);
-            batch_done(d, s, first, count, true);
-            done = true;
-        } else {
-            hxd_stream_discard_range(s, first, count);
-        }
-        pthread_cond_broadcast(&d->changed);
-    }
-    pthread_mutex_unlock(&d->lock);
-    return done;
-}
-
 /* Marks the free slot f for the batch at first (lock held). */
 static void slot_start(struct hxd_inflight *f, uint64_t first, bool want_ack)
 {
@@ -193,6 +68,68 @@ static void slot_start(struct hxd_inflight *f, uint64_t first, bool want_ack)
     f->resp_ready = false;
     f->want_ack = want_ack; /* a query's answer is an ACK; a batch's only after its FIN */
     f->ack_status = -1;
+}
+
+/*
+ * The initiator's KME had no key yet at some index of this batch (request phase, before the
+ * peer heard of it): the QKD indices not spent go back to the stream. With some keys fetched,
+ * the batch goes on with those positions and the rest are made again later (true); with none,
+ * it fails and waits its back-off (false).
+ */
+static bool qkd_not_yet(struct run *r)
+{
+    struct hxd *d = r->d;
+    struct hxd_stream *s;
+    uint32_t done = r->b.qkd_done;
+    bool go_on = false;
+
+    if (r->b.qkd_mode != HX_PEER_QKD_004 || r->status != HYKEX_STATUS_INSUFFICIENT_KEY ||
+        done >= r->count) {
+        return false;
+    }
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, &r->ksid)) != NULL) {
+        s->qkd_waiting = true;
+        hxd_qkd_give_back(s, r->b.qkd_first + done, r->count - done);
+        if (done > 0 && hxd_init_retry_add(s, r->first + done, r->count - done)) {
+            r->count = r->b.count = done;
+            go_on = true;
+        } else if (done > 0) {
+            hxd_qkd_give_back(s, r->b.qkd_first, done); /* no room to split: all made again */
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    return go_on;
+}
+
+/* Every QKD key of the batch was there: with nothing left to make again, the stream may run
+ * batches side by side again. */
+static void qkd_made(struct run *r)
+{
+    struct hxd_stream *s;
+
+    if (r->b.qkd_mode != HX_PEER_QKD_004) {
+        return;
+    }
+    pthread_mutex_lock(&r->d->lock);
+    /* positions still to make again: keep going one batch at a time, lowest first */
+    if ((s = hxd_stream_find(r->d, &r->ksid)) != NULL && s->qkd_waiting && s->n_retry == 0) {
+        s->qkd_waiting = false;
+        hxd_stream_kick(r->d, s);
+    }
+    pthread_mutex_unlock(&r->d->lock);
+}
+
+/* While the KME has no key yet, one batch at a time, the lowest positions first: the few keys
+ * the link makes go to the positions an application waits for (lock held). */
+static bool qkd_busy(const struct hxd_stream *s)
+{
+    for (size_t i = 0; i < HXD_PIPELINE; i++) {
+        if (s->fl[i].used) {
+            return true;
+        }
+    }
+    return false;
 }
 
 static enum phase pick(struct run *r)
@@ -215,7 +152,7 @@ static enum phase pick(struct run *r)
      * STREAM_OPEN, and the JOIN may come first). */
     if (s == NULL || s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed || f == NULL ||
         (hxd_batch_qkd_mode(d, s) == HX_PEER_QKD_004 &&
-         (!s->qkd_open || (s->qkd_waiting && hxd_qkd_busy(s))))) {
+         (!s->qkd_open || (s->qkd_waiting && qkd_busy(s))))) {
         if (s != NULL && s->inflight > 0) {
             s->inflight--;
         }
@@ -256,7 +193,7 @@ static enum phase pick(struct run *r)
         bool room = s->n_retry < sizeof(s->retry) / sizeof(s->retry[0]);
         qkd_first = hxd_qkd_take(s, &r->count, !retrying || room);
         if (retrying && r->count < want) {
-            (void)hxd_retry_add(s, r->first + r->count, want - r->count); /* room checked */
+            (void)hxd_init_retry_add(s, r->first + r->count, want - r->count); /* room checked */
         }
     } else {
         qkd_first = s->qkd_next;
@@ -292,12 +229,13 @@ static void split_query(struct hxd *d, struct run *r)
     pthread_mutex_lock(&d->lock);
     if ((s = hxd_stream_find(d, &r->ksid)) != NULL) {
         if (s->n_retry + 2 <= sizeof(s->retry) / sizeof(s->retry[0])) {
-            (void)hxd_retry_add(s, r->first, half); /* room checked */
-            (void)hxd_retry_add(s, r->first + half, r->count - half);
+            (void)hxd_init_retry_add(s, r->first, half); /* room checked */
+            (void)hxd_init_retry_add(s, r->first + half, r->count - half);
         } else {
-            (void)hxd_retry_add(s, r->first, r->count); /* asked again whole once there is room */
+            (void)hxd_init_retry_add(s, r->first,
+                                     r->count); /* asked again whole once there is room */
         }
-        batch_done(d, s, r->first, r->count, true); /* frees the slot; already listed */
+        hxd_init_batch_done(d, s, r->first, r->count, true); /* frees the slot; already listed */
     }
     pthread_mutex_unlock(&d->lock);
 }
@@ -321,7 +259,7 @@ static enum phase query(struct run *r)
     if (hx_peer_encode_query(&r->w, &m) == HX_OK &&
         hxd_send_serial(d, &peer, HX_PEER_BATCH_QUERY, r->w.data, r->w.len, &r->serial) == HX_OK) {
         pthread_mutex_lock(&d->lock);
-        if ((f = wait_reply(d, &r->ksid, r->first, true, r->serial)) != NULL) {
+        if ((f = hxd_init_wait_reply(d, &r->ksid, r->first, true, r->serial)) != NULL) {
             r->ack = f->ack_status;
         }
         pthread_mutex_unlock(&d->lock);
@@ -350,11 +288,10 @@ static enum phase request(struct run *r)
     struct hx_peer_req m;
 
     if (hxd_source_fetch_qkd(d, &r->b, &r->status, r->msg, sizeof(r->msg)) == HX_OK) {
-        hxd_qkd_made(d, &r->b);
-    } else if (!hxd_qkd_not_yet(d, &r->b, r->status)) {
+        qkd_made(r);
+    } else if (!qkd_not_yet(r)) {
         return PH_FAIL;
     }
-    r->count = r->b.count; /* cut to the keys the KME had */
     if (hxd_source_keygen(&r->b, r->msg, sizeof(r->msg)) != HX_OK) {
         return PH_FAIL;
     }
@@ -383,7 +320,7 @@ static enum phase wait_resp(struct run *r)
     struct hxd_inflight *f;
 
     pthread_mutex_lock(&d->lock);
-    if ((f = wait_reply(d, &r->ksid, r->first, false, r->serial)) == NULL) {
+    if ((f = hxd_init_wait_reply(d, &r->ksid, r->first, false, r->serial)) == NULL) {
         pthread_mutex_unlock(&d->lock);
         snprintf(r->msg, sizeof(r->msg), "peer node did not answer the key batch");
         return PH_FAIL;
@@ -404,7 +341,7 @@ static enum phase positions_lost(struct run *r)
     pthread_mutex_lock(&d->lock);
     if ((s = hxd_stream_find(d, &r->ksid)) != NULL) {
         hxd_batch_give_up(s, r->first, r->count);
-        batch_done(d, s, r->first, r->count, true);
+        hxd_init_batch_done(d, s, r->first, r->count, true);
         pthread_cond_broadcast(&d->changed);
     }
     pthread_mutex_unlock(&d->lock);
@@ -526,7 +463,7 @@ static enum phase wait_ack(struct run *r)
     struct hxd_inflight *f;
 
     pthread_mutex_lock(&d->lock);
-    if ((f = wait_reply(d, &r->ksid, r->first, true, r->serial)) == NULL) {
+    if ((f = hxd_init_wait_reply(d, &r->ksid, r->first, true, r->serial)) == NULL) {
         /* No answer: the keys stay prepared, and the retry asks the responder. */
         pthread_mutex_unlock(&d->lock);
         snprintf(r->msg, sizeof(r->msg), "peer node did not confirm the batch");
@@ -542,7 +479,7 @@ static enum phase settle_phase(struct run *r)
     struct hxd *d = r->d;
     struct hxd_stream *s;
 
-    if (settle(d, &r->ksid, r->first, r->count, r->ack == HX_PEER_ACK_COMMITTED)) {
+    if (hxd_init_settle(d, &r->ksid, r->first, r->count, r->ack == HX_PEER_ACK_COMMITTED)) {
         return PH_DONE;
     }
     if (!r->querying) {
@@ -552,7 +489,7 @@ static enum phase settle_phase(struct run *r)
     pthread_mutex_lock(&d->lock);
     s = hxd_stream_find(d, &r->ksid);
     if (s != NULL && !hxd_stream_has_prepared(s, r->first)) {
-        batch_done(d, s, r->first, r->count, false); /* made again at once */
+        hxd_init_batch_done(d, s, r->first, r->count, false); /* made again at once */
         pthread_mutex_unlock(&d->lock);
         return PH_DONE;
     }
@@ -608,7 +545,8 @@ static enum phase fail(struct run *r)
     struct hxd_stream *s;
 
     /* false: closed meanwhile, nothing to report */
-    if (fail_stream(d, &r->ksid, r->status, r->msg[0] ? r->msg : "key production failed")) {
+    if (hxd_init_fail_stream(d, &r->ksid, r->status,
+                             r->msg[0] ? r->msg : "key production failed")) {
         hxd_metrics_batch_failed(&d->metrics, fail_cause(r->failed_in));
     }
     pthread_mutex_lock(&d->lock);
@@ -616,7 +554,7 @@ static enum phase fail(struct run *r)
         if (!s->peer_closed) {
             s->retry_at = hx_deadline_in_ms(HXD_RETRY_BACKOFF_MS);
         }
-        batch_done(d, s, r->first, r->count, false);
+        hxd_init_batch_done(d, s, r->first, r->count, false);
     }
     pthread_mutex_unlock(&d->lock);
     return PH_DONE;

@@ -30,13 +30,25 @@
 #include "daemon/relay.h"
 #include "proto/peer_topo.h"
 
-#define REPATH_TICK_MAX 64    /* streams checked per tick (the rest at the next ones) */
-#define REPATH_RETRY_MS 1000  /* after a failed attempt */
-#define REPATH_NO_PATH_MS 250 /* after one that found no path (nothing sent: cheap to ask again) \
-                               */
-#define REPATH_OPEN_MS 5000u  /* each KME OPEN_CONNECT of a new link waits this long */
-#define REPATH_WAIT_MS 10000  /* for the responder's answer */
+#define REPATH_TICK_MAX 64   /* streams checked per tick (the rest at the next ones) */
+#define REPATH_RETRY_MS 1000 /* after a failed attempt */
+#define REPATH_NO_PATH_MS                                                                       \
+    250                      /* after one that found no path (nothing sent: cheap to ask again) \
+                              */
+#define REPATH_OPEN_MS 5000u /* each KME OPEN_CONNECT of a new link waits this long */
+#define REPATH_WAIT_MS 10000 /* for the responder's answer */
 #define WAITING "rerouting the relayed QKD part: "
+
+/* Has the stream a batch in flight (lock held)? */
+static bool in_flight(const struct hxd_stream *s)
+{
+    for (size_t i = 0; i < HXD_PIPELINE; i++) {
+        if (s->fl[i].used) {
+            return true;
+        }
+    }
+    return false;
+}
 
 static void queue_attempt(struct hxd *d, struct hxd_stream *s)
 {
@@ -153,7 +165,7 @@ static void attempt(struct hxd *d, const struct hx_uuid *ksid)
     /* The batches still in flight took their QKD keys from the old first link: they end (their
      * path is gone) before the new one is pinned, so that none of them goes along it. */
     deadline = hx_deadline_in_ms(REPATH_WAIT_MS);
-    while (hxd_qkd_busy(s) && !d->stopping && !hx_deadline_passed(deadline)) {
+    while (in_flight(s) && !d->stopping && !hx_deadline_passed(deadline)) {
         hx_cond_wait_until(&d->changed, &d->lock, hx_deadline_min(deadline, hx_deadline_in_ms(50)));
         if ((s = hxd_stream_find(d, ksid)) == NULL) {
             pthread_mutex_unlock(&d->lock);
@@ -161,7 +173,7 @@ static void attempt(struct hxd *d, const struct hx_uuid *ksid)
             return;
         }
     }
-    if (hxd_qkd_busy(s)) {
+    if (in_flight(s)) {
         pthread_mutex_unlock(&d->lock);
         retry_later(d, ksid, "batches of the old path still in flight", REPATH_NO_PATH_MS);
         free(copy);

@@ -1,7 +1,7 @@
 /*
- * The peer link's insides, shared by link.c (links, queues, the I/O loop, dialling and
- * accepting) and link_tls.c (the TLS context, the handshake and the peer's identity). Not for
- * use outside src/peer/.
+ * The peer link's insides, shared by link.c (links, queues, the I/O loop), link_threads.c (the
+ * layer's start and stop, dialling and accepting) and link_tls.c (the TLS context, the handshake
+ * and the peer's identity). Not for use outside src/peer/.
  */
 #ifndef HX_PEER_LINK_INT_H
 #define HX_PEER_LINK_INT_H
@@ -26,6 +26,10 @@
 #define ACCEPT_SLOTS 256
 #define ACCEPT_PER_SOURCE 4
 #define ACCEPT_RESERVED 32
+/* A link that went down sooner than this after coming up did not prove the peer accepts us
+ * (TLS 1.3: the server checks our certificate after our side's handshake has finished, so a
+ * refusal arrives as the first read): the next dial waits its back-off. */
+#define LINK_PROVEN_S 2.0
 
 /* Slots for peers: the trusted peers of the start, and those a reload adds. */
 #define HX_LINKS_MAX_SLOTS 256
@@ -116,8 +120,16 @@ static inline struct slot *slot_of(struct hx_links *ls, const struct hx_uuid *u)
 /* Unix time of the certificate's notAfter; 0 when unreadable. */
 int64_t hx_link_cert_not_after(const X509 *x);
 struct hx_link_creds *hx_link_creds_get(struct hx_link_creds *cr);
-/* Starts slot i's connector thread (ls->lock held); false when it could not. */
+/* Starts slot i's connector thread (ls->lock held); false when it could not (link_threads.c). */
 bool hx_link_start_connector(struct hx_links *ls, size_t i);
+/* Frees a link that was never up (no references left to it). */
+void hx_link_free(struct hx_link *l);
+/*
+ * Registers an identified link, runs it until it ends, unregisters it; returns how long it was
+ * up (s). *proven: it proved itself; when not, nothing was logged about it and the caller logs
+ * the refusal once (link.c).
+ */
+double hx_link_serve(struct hx_links *ls, struct hx_link *l, bool *proven);
 
 /* why = "<what>: <the OpenSSL error queue's first error>" (or "failed"); clears the queue. */
 void hx_link_ssl_why(char *why, size_t why_len, const char *what);

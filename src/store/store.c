@@ -91,7 +91,7 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_INSERT_KEY] = "INSERT OR REPLACE INTO keys VALUES (?1,?2,?3,?4)",
     [S_SET_QKD_NEXT] = "UPDATE streams SET qkd_next=max(qkd_next, ?2) WHERE ksid=?1",
     [S_SET_PRODUCED] = "UPDATE streams SET produced=?2 WHERE ksid=?1",
-    [S_PURGE] = "DELETE FROM keys WHERE ksid=?1 AND pos<?2 AND state=2",
+    [S_PURGE] = "DELETE FROM keys WHERE ksid=?1 AND pos>=?3 AND pos<?2 AND state=2",
     [S_READY] = "UPDATE keys SET state=1 WHERE ksid=?1 AND pos>=?2 AND pos<?3 AND state=0",
     [S_DISCARD] = "DELETE FROM keys WHERE ksid=?1 AND pos>=?2 AND pos<?3",
     [S_DELIVER_DEL] = "DELETE FROM keys WHERE ksid=?1 AND pos=?2 AND state=1",
@@ -195,8 +195,15 @@ static hx_err committed_row(struct hx_store *st, const struct hx_uuid *ksid, uin
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? HX_OK : HX_ERR_IO;
 }
 
-/* Writes the watermark and deletes the delivered rows below it (store lock held). */
-static hx_err set_produced(struct hx_store *st, const struct hx_uuid *ksid, uint64_t produced)
+/*
+ * Moves the watermark from old to produced and deletes the delivered rows it passed (store lock
+ * held). Only [old, produced) is looked at: a DELIVERED row is only ever written at or above the
+ * watermark of its time (a delivery below it deletes the row, a give-up starts at it), and every
+ * move purges what it passes, so none is ever left below the watermark. Purging below the old
+ * watermark as well scanned every buffered key of the stream on every batch.
+ */
+static hx_err set_produced(struct hx_store *st, const struct hx_uuid *ksid, uint64_t old,
+                           uint64_t produced)
 {
     sqlite3_stmt *s = stmt(st, S_SET_PRODUCED);
     hx_err e;
@@ -209,6 +216,7 @@ static hx_err set_produced(struct hx_store *st, const struct hx_uuid *ksid, uint
     s = stmt(st, S_PURGE);
     bind_id(s, 1, ksid);
     bind_u64(s, 2, produced);
+    bind_u64(s, 3, old);
     return run(s);
 }
 
@@ -230,7 +238,7 @@ static hx_err advance(struct hx_store *st, const struct hx_uuid *ksid)
             break;
         }
     }
-    return p == produced ? HX_OK : set_produced(st, ksid, p);
+    return p == produced ? HX_OK : set_produced(st, ksid, produced, p);
 }
 
 /* ---- open / close ---- */

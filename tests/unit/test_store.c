@@ -247,6 +247,39 @@ static void delivered_once_and_purged_below_watermark(void **state)
     }
 }
 
+static void purge_covers_what_the_watermark_passes(void **state)
+{
+    struct fixture *f = *state;
+    struct seen s;
+
+    /* Watermark 0 -> 4; then a delivery above it (6) and a batch out of order (8..11 is not
+     * written: 4..7 alone moves the watermark 4 -> 8, from a non-zero old watermark). */
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 0, 4, f->keys, HX_STORE_READY, 4), HX_OK);
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 4, 4, f->keys + 4, HX_STORE_PREPARED, 8),
+                     HX_OK);
+    assert_int_equal(hx_store_ready_batch(f->st, &f->ksid, 4, 4), HX_OK);
+    load(f, &s, 1001);
+    assert_int_equal(s.last.produced, 8);
+    assert_int_equal(hx_store_deliver(f->st, &f->ksid, 6, 7), HX_OK); /* below: row deleted */
+    assert_int_equal(hx_store_deliver(f->st, &f->ksid, 6, 7), HX_ERR_NOT_FOUND);
+    /* A delivery above the watermark stays as a DELIVERED row until the watermark passes it. */
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 12, 4, f->keys, HX_STORE_READY, 16),
+                     HX_OK);
+    assert_int_equal(hx_store_deliver(f->st, &f->ksid, 13, 14), HX_OK);
+    load(f, &s, 1001);
+    assert_int_equal(s.n_keys, 11); /* 0..5, 7, 12..15 */
+    assert_int_equal(s.state[8], HX_STORE_DELIVERED);
+    assert_int_equal(hx_store_put_batch(f->st, &f->ksid, 8, 4, f->keys + 4, HX_STORE_READY, 16),
+                     HX_OK);
+    load(f, &s, 1001);
+    assert_int_equal(s.last.produced, 16); /* 8 -> 16: 13 purged, the READY rows stay */
+    assert_int_equal(s.n_keys, 14);
+    for (size_t i = 0; i < s.n_keys; i++) {
+        assert_int_equal(s.state[i], HX_STORE_READY);
+        assert_true(s.pos[i] != 6 && s.pos[i] != 13);
+    }
+}
+
 static void given_up_positions_count_as_delivered(void **state)
 {
     struct fixture *f = *state;
@@ -511,6 +544,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(qkd_reservation_survives_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(prepared_then_ready_or_discarded, setup, teardown),
         cmocka_unit_test_setup_teardown(delivered_once_and_purged_below_watermark, setup, teardown),
+        cmocka_unit_test_setup_teardown(purge_covers_what_the_watermark_passes, setup, teardown),
         cmocka_unit_test_setup_teardown(given_up_positions_count_as_delivered, setup, teardown),
         cmocka_unit_test_setup_teardown(closed_stream_takes_its_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(expired_streams_are_wiped, setup, teardown),
