@@ -427,8 +427,9 @@ def no_qkd_path_answers_status_2_naming_the_hop():
 def per_stream_policy_in_the_source_uri():
     """The source URI's relay keys: relay=no refuses a stream to D (no direct link), naming the
     rule; relay_max_hops=2 refuses (D is 3 hops away); relay_avoid naming C leaves no path; a bad
-    value is refused naming the key; relay_max_hops=3 is accepted and its keys agree. The nodes'
-    relay.* options still apply underneath."""
+    value is refused naming the key; relay_max_hops=3 is accepted and its keys agree. With F back,
+    relay_avoid naming B takes the stream through F (B, the map's choice, forwards nothing of
+    it). The nodes' relay.* options still apply underneath."""
     # F is dead, B is dead: bring B back for a path A-B-C-D
     running("B")
     wait_until("A's path to D over B",
@@ -444,6 +445,23 @@ def per_stream_policy_in_the_source_uri():
     ka, kd, replies = take_keys("A", "D", 8, policy="&relay_max_hops=3")
     check(ka == kd and all(isinstance(k, str) for k in ka), f"keys with a policy: {ka[:2]}")
     check(all(r["metadata"]["hops"] == 2 for r in replies), "hops")
+    # F back: two paths of three hops; relay_avoid naming B steers the stream (both ends'
+    # messages) through F, though the map's own choice is B
+    running("F")
+
+    def linked(at, x, y):  # at's map holds the link x-y, announced by both
+        nx = {n["uuid"] for n in (route(at, x) or {}).get("neighbours") or []}
+        ny = {n["uuid"] for n in (route(at, y) or {}).get("neighbours") or []}
+        return U[y] in nx and U[x] in ny
+    wait_until("A-F and F-C on both ends' maps",
+               lambda: all(linked(at, x, y) for at in "AD" for x, y in (("A", "F"), ("F", "C"))))
+    wait_until("the ring whole at D", lambda: (route("D", "A") or {}).get("path") ==
+               [U["D"], U["C"], U["B"], U["A"]])
+    fw = {n: status(n)["relay"]["messages_forwarded"] for n in "BF"}
+    ka, kd, _ = take_keys("A", "D", 8, policy=f"&relay_avoid={U['B']}")
+    check(ka == kd and all(isinstance(k, str) for k in ka), f"keys avoiding B: {ka[:2]}")
+    after = {n: status(n)["relay"]["messages_forwarded"] for n in "BF"}
+    check(after["B"] == fw["B"] and after["F"] > fw["F"], f"forwarded before {fw}, after {after}")
 
 
 R.run(setup=setup)
