@@ -329,6 +329,7 @@ static struct json_object *stream_status(const struct hxd_svc_stream_info *s)
     add_int(e, "next_index", s->next_index);
     add_int(e, "failed_batches", s->failed_batches);
     add_int(e, "qkd_reconnects", s->qkd_reconnects);
+    add_int(e, "reroutes", s->reroutes);
     json_object_object_add(e, "state", json_object_new_string(state_name(s->state)));
     if (s->failing) {
         json_object_object_add(e, "last_error", json_object_new_string(s->last_error));

@@ -23,7 +23,7 @@ hx_err hxd_send_serial(struct hxd *d, const struct hx_uuid *peer, uint8_t type, 
     hx_err e;
 
     if (l == NULL) { /* no direct link: over relays when relay.enabled (docs/relay.md) */
-        return hxd_relay_send(d, peer, type, p, len, serial);
+        return hxd_relay_send(d, peer, type, p, len, serial, NULL);
     }
     if (serial != NULL) {
         *serial = hx_link_serial(l);
@@ -31,6 +31,54 @@ hx_err hxd_send_serial(struct hxd *d, const struct hx_uuid *peer, uint8_t type, 
     e = hx_link_send(l, type, p, len);
     hx_link_put(l);
     return e;
+}
+
+hx_err hxd_send_req(struct hxd *d, struct hxd_batch *b, const uint8_t *p, size_t len,
+                    uint64_t *serial)
+{
+    struct hx_link *l = hx_links_get(d->links, &b->s.peer);
+    hx_err e;
+
+    memset(&b->path, 0, sizeof(b->path));
+    if (l == NULL) {
+        e = hxd_relay_send(d, &b->s.peer, HX_PEER_BATCH_REQ, p, len, serial, &b->path);
+        if (e == HX_OK) {
+            hxd_relay_note_path(d, &b->s.ksid, &b->path);
+        }
+        return e;
+    }
+    *serial = hx_link_serial(l);
+    e = hx_link_send(l, HX_PEER_BATCH_REQ, p, len);
+    hx_link_put(l);
+    return e;
+}
+
+void hxd_batch_path_arrived(struct hxd *d, struct hxd_batch *b, const struct hx_uuid *peer)
+{
+    memset(&b->path, 0, sizeof(b->path));
+    if (hxd_relay_batch_path(d, &b->s.ksid, peer, b->first, &b->path)) {
+        hxd_relay_note_path(d, &b->s.ksid, &b->path);
+    }
+}
+
+size_t hxd_batch_path_bytes(const struct hx_topo_path *p, uint8_t *out, size_t cap)
+{
+    struct hx_writer w;
+
+    if (p->hops < 2 || p->hops > HX_TOPO_MAX_HOPS) {
+        return 0; /* direct: the transcript stays as it was */
+    }
+    hx_writer_init_fixed(&w, out, cap);
+    if (hx_write_bytes(&w, "hykex/1 path", 12) != HX_OK ||
+        hx_write_u8(&w, (uint8_t)(p->hops + 1)) != HX_OK) {
+        return 0;
+    }
+    for (size_t i = 0; i <= p->hops; i++) {
+        if (hx_write_bytes(&w, p->node[i].b, 16) != HX_OK) {
+            return 0;
+        }
+    }
+    return hx_write_u8(&w, (uint8_t)(p->hops - 1)) == HX_OK ? w.len : 0;
 }
 
 uint64_t hxd_peer_serial(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid)
@@ -161,8 +209,9 @@ void hxd_batch_transcript(struct hxd_batch *b)
 {
     uint8_t head[80];
     struct hx_writer w;
-    struct hx_iov parts[2 + 2 * HX_URI_MAX_SOURCES + 3];
-    size_t np = 0;
+    uint8_t path[12 + 1 + 16 * (HX_TOPO_MAX_HOPS + 1) + 1];
+    struct hx_iov parts[2 + 2 * HX_URI_MAX_SOURCES + 4];
+    size_t np = 0, path_len = hxd_batch_path_bytes(&b->path, path, sizeof(path));
 
     hx_writer_init_fixed(&w, head, sizeof(head));
     if (hx_write_bytes(&w, b->s.ksid.b, 16) != HX_OK || hx_write_u64(&w, b->first) != HX_OK ||
@@ -185,6 +234,9 @@ void hxd_batch_transcript(struct hxd_batch *b)
         if (b->kem_msg[j] != NULL) {
             parts[np++] = (struct hx_iov){b->kem_msg[j], b->kem_len[j]};
         }
+    }
+    if (path_len > 0) { /* relayed: the path, so that a relay that rewrites it is caught */
+        parts[np++] = (struct hx_iov){path, path_len};
     }
     if (hx_hash(HX_MD_SHA256, parts, np, b->T) != HX_OK) {
         memset(b->T, 0, sizeof(b->T));
@@ -348,8 +400,30 @@ void hxd_batch_commit(struct hxd_stream *s, uint64_t first, uint32_t count, stru
     s->confirmed_batches++;
 }
 
+void hxd_batch_note_hops(struct hxd_stream *s, const struct hxd_batch *b)
+{
+    const size_t cap = sizeof(s->hops_run) / sizeof(s->hops_run[0]);
+    unsigned relays = b->path.hops >= 2 ? (unsigned)(b->path.hops - 1) : 0;
+
+    if (s->n_hops_run > 0) {
+        struct hxd_hops_run *last = &s->hops_run[s->n_hops_run - 1];
+        if (last->relays == relays && last->first + last->count == b->first) {
+            last->count += b->count; /* the common case: the next batch on the same path */
+            return;
+        }
+    }
+    if (s->n_hops_run == cap) {
+        memmove(&s->hops_run[0], &s->hops_run[1], (cap - 1) * sizeof(s->hops_run[0]));
+        s->n_hops_run--;
+    }
+    s->hops_run[s->n_hops_run].first = b->first;
+    s->hops_run[s->n_hops_run].count = b->count;
+    s->hops_run[s->n_hops_run++].relays = relays;
+}
+
 void hxd_batch_prepare(struct hxd_stream *s, struct hxd_batch *b)
 {
+    hxd_batch_note_hops(s, b);
     for (uint32_t i = 0; i < b->count; i++) {
         if (hxd_stream_add_key(s, b->first + i, b->keys[i], true) == HX_OK) {
             b->keys[i] = NULL;

@@ -27,6 +27,7 @@
 #include "daemon/keystash.h"
 #include "daemon/persist.h"
 #include "daemon/stream.h"
+#include "daemon/topology.h"
 #include "proto/peer.h"
 
 #define HXD_RETRY_BACKOFF_MS 1000 /* after a failed batch, the stream waits this long */
@@ -63,6 +64,9 @@ struct hxd_batch {
     struct hxd_keystash *stash; /* initiator: key pairs made ahead (keystash.h), or NULL */
     struct hx_secret **secrets; /* count x n_sources, [pos * n + src]; NULL for QKD */
     struct hx_secret **keys;    /* count combined keys */
+    /* the path the BATCH_REQ travelled, initiator first (hops 0: a direct link); a relayed
+     * batch's transcript binds it (docs/relay.md "The path in the transcript") */
+    struct hx_topo_path path;
     uint8_t T[32];
 };
 
@@ -96,6 +100,15 @@ uint64_t hxd_peer_serial(struct hxd *d, const struct hx_uuid *peer, const struct
 /* Sends on the peer's link (or over relays); *serial (if not NULL) names the link it went on. */
 hx_err hxd_send_serial(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
                        size_t len, uint64_t *serial);
+/* The initiator's BATCH_REQ: sent as hxd_send_serial, and b->path gets the path it took. */
+hx_err hxd_send_req(struct hxd *d, struct hxd_batch *b, const uint8_t *p, size_t len,
+                    uint64_t *serial);
+/* The responder: b->path gets the path b's BATCH_REQ came along from peer (none: direct). */
+void hxd_batch_path_arrived(struct hxd *d, struct hxd_batch *b, const struct hx_uuid *peer);
+/* The transcript's path part (docs/relay.md): "hykex/1 path" || u8 n || n node UUIDs || u8
+ * relays (n - 2), into out (at least 2 + 16 * HX_TOPO_MAX_HOPS + 16 bytes); 0 for a direct
+ * batch, which binds nothing more than before. */
+size_t hxd_batch_path_bytes(const struct hx_topo_path *p, uint8_t *out, size_t cap);
 /* Counts and logs a failed store write (with or without d->lock). */
 void hxd_batch_store_failed(struct hxd *d, const char *what, const struct hx_uuid *ksid,
                             uint64_t first, hx_err e);
@@ -114,6 +127,9 @@ enum hxd_committed hxd_batch_committed_of(const struct hxd_stream *s, uint64_t f
 /* Responder: the keys move into the stream (those taken are set NULL), the positions are done. */
 void hxd_batch_commit(struct hxd_stream *s, uint64_t first, uint32_t count,
                       struct hx_secret **keys);
+/* Both ends, when a batch's keys are held (lock held): its positions travelled b->path (the
+ * relays on it are what metadata.hops reports for them; hxd_stream_hops_at). */
+void hxd_batch_note_hops(struct hxd_stream *s, const struct hxd_batch *b);
 /* Initiator: the keys are held prepared, never served until the responder holds them. */
 void hxd_batch_prepare(struct hxd_stream *s, struct hxd_batch *b);
 /* Initiator: the responder committed a prepared batch. */

@@ -134,6 +134,7 @@ static void on_stream_open(struct hxd *d, const struct hx_uuid *peer, const uint
         return;
     }
     ksid = m->ksid;
+    hxd_relay_stream_policy(d, &ksid, &src_uri); /* its relay keys, if any (relay on only) */
     pthread_mutex_lock(&d->lock);
     /* A peer's quota: what it announced and nobody joined counts against it alone, and all the
      * peers together leave a share of the table to the local applications. */
@@ -301,6 +302,8 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
         hxd_relay_on_frame(d, peer, p, len);
     } else if (type == HX_PEER_RELAY_FWD) {
         hxd_relay_on_fwd(d, peer, p, len);
+    } else if (type == HX_PEER_RELAY_REPATH) {
+        /* only ever inside a RELAY_FWD (hxd_on_peer_frame): a bare one is dropped */
     } else {
         hxd_on_peer_frame(d, peer, type, p, len);
     }
@@ -323,6 +326,9 @@ void hxd_on_peer_frame(struct hxd *d, const struct hx_uuid *peer, uint8_t type, 
     switch (type) {
     case HX_PEER_STREAM_OPEN:
         on_stream_open(d, peer, p, len);
+        return;
+    case HX_PEER_RELAY_REPATH: /* over relays only (hxd_on_frame drops a bare one) */
+        hxd_repath_on_msg(d, peer, p, len);
         return;
     case HX_PEER_BATCH_REQ:
     case HX_PEER_BATCH_FIN:

@@ -44,6 +44,12 @@ enum hxd_role {
 };
 
 /* A key of a committed batch, or (initiator) of a prepared one the peer may not hold yet. */
+/* Positions first .. first+count-1 travelled a path with this many relays. */
+struct hxd_hops_run {
+    uint64_t first, count;
+    unsigned relays;
+};
+
 struct hxd_key {
     uint64_t pos;
     double ready_at;
@@ -130,6 +136,21 @@ struct hxd_stream {
     int64_t qkd_peer_next;   /* a peer's QKD_REOPEN starts no attempt before this (a bound) */
     double qkd_backoff_s;    /* the next back-off step */
     uint64_t qkd_reconnects; /* reopen attempts made (STATUS) */
+    /* Rerouting a stream whose QKD part is relayed (relay_repath.c): initiator: its pinned path
+     * broke; no batch until the QKD links of a new path are open at every node (qkd_open is
+     * false meanwhile). Responder: a RELAY_REPATH to answer. */
+    bool repath_pending;
+    bool repath_queued;         /* an attempt (or the responder's answer) is queued or running */
+    int64_t repath_at;          /* clock.h deadline of the next attempt */
+    uint32_t repath_epoch;      /* initiator: of the attempt running; responder: of the request */
+    uint32_t repath_answer;     /* initiator: epoch answered (0: none yet) */
+    uint8_t repath_kind;        /* initiator: the answer (enum hx_repath_kind) */
+    struct hx_uuid repath_link; /* responder: the new incoming link's QKD stream id */
+    uint64_t reroutes;          /* paths this stream moved to (STATUS) */
+    /* The relays on the paths the latest batches travelled, by position (metadata.hops; runs of
+     * the same count joined, the newest last; the oldest forgotten). */
+    struct hxd_hops_run hops_run[16];
+    size_t n_hops_run;
     /* The responder's window (window.c): initiator: no new batch reaches peer_limit (once one
      * is known); responder: the limit it last announced. */
     bool peer_limit_known;
@@ -330,6 +351,17 @@ void hxd_qkd_lost(struct hxd *d, struct hxd_stream *s, const char *why);
 void hxd_qkd_reopen_tick(struct hxd *d);
 void hxd_qkd_reopen_run(struct hxd *d, const struct hx_uuid *ksid);
 void hxd_qkd_on_peer_reopen(struct hxd *d, struct hxd_stream *s);
+
+/*
+ * Rerouting a stream whose QKD part is relayed (relay_repath.c, docs/relay.md "Rerouting a
+ * stream with QKD"). hxd_repath_tick: main loop, every 200 ms: streams whose pinned QKD path
+ * lost a link get an attempt queued. hxd_repath_run: the initiator's attempt, or the
+ * responder's answer (an initiator worker, no lock). hxd_repath_on_msg: a RELAY_REPATH that
+ * arrived over relays (I/O thread, no lock held).
+ */
+void hxd_repath_tick(struct hxd *d);
+void hxd_repath_run(struct hxd *d, const struct hx_uuid *ksid);
+void hxd_repath_on_msg(struct hxd *d, const struct hx_uuid *peer, const uint8_t *p, size_t len);
 /*
  * The responder's window (window.c; all with the lock held). hxd_window_announce: the
  * responder sends STREAM_WINDOW when it is due (force: always). hxd_window_announce_peer: to

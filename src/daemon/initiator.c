@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "daemon/batch.h"
+#include "proto/peer_topo.h"
 
 enum phase {
     PH_PICK,       /* take a batch: new positions, a retry, or a query */
@@ -306,8 +307,7 @@ static enum phase request(struct run *r)
     if (hx_peer_encode_req(&r->w, &m) != HX_OK) {
         return PH_FAIL;
     }
-    if (hxd_send_serial(d, &r->b.s.peer, HX_PEER_BATCH_REQ, r->w.data, r->w.len, &r->serial) !=
-        HX_OK) {
+    if (hxd_send_req(d, &r->b, r->w.data, r->w.len, &r->serial) != HX_OK) {
         snprintf(r->msg, sizeof(r->msg), "peer node unreachable (link down)");
         return PH_FAIL;
     }
@@ -594,6 +594,10 @@ void hxd_initiator_job(struct hxd *d, struct hxd_job *j)
 {
     if (j->type == HX_PEER_QKD_REOPEN) { /* KME recovery: one attempt (qkd_recover.c) */
         hxd_qkd_reopen_run(d, &j->ksid);
+        return;
+    }
+    if (j->type == HX_PEER_RELAY_REPATH) { /* a relayed QKD stream's new path (relay_repath.c) */
+        hxd_repath_run(d, &j->ksid);
         return;
     }
     hxd_initiator_run(d, &j->ksid);

@@ -23,6 +23,7 @@
 
 struct hxd;
 struct hxd_relay;
+struct hx_uri;
 struct hx_sig_key;
 
 /* Hands a message that arrived over relays to the stream and batch protocol as if from node
@@ -55,9 +56,11 @@ void hxd_relay_tick(struct hxd *d);
  * delivered (only from a node whose certificate this node has verified). */
 void hxd_relay_on_fwd(struct hxd *d, const struct hx_uuid *from, const uint8_t *p, size_t len);
 /* Sends one message to peer over the current path; *serial (may be NULL) gets the first hop's
- * link serial. HX_ERR_IO_CLOSED when the relay is off or has no path. */
+ * link serial and *path (may be NULL) the path. HX_ERR_IO_CLOSED when the relay is off or has
+ * no path. */
 HX_MUST_CHECK hx_err hxd_relay_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type,
-                                    const uint8_t *p, size_t len, uint64_t *serial);
+                                    const uint8_t *p, size_t len, uint64_t *serial,
+                                    struct hx_topo_path *path);
 /* The serial a message of stream ksid to peer would go under now (the first hop's link and the
  * whole path); 0: no path. A new path, or a relay gone from a pinned one, gives another serial,
  * so batches in flight fail at once and are made again. */
@@ -66,10 +69,32 @@ uint64_t hxd_relay_serial(struct hxd *d, const struct hx_uuid *peer, const struc
 HX_MUST_CHECK hx_err hxd_relay_peer_key(struct hxd *d, const struct hx_uuid *peer,
                                         struct hx_sig_key **out);
 /* Can a stream reach peer over relays now? false with why (for OPEN_CONNECT) otherwise. */
-bool hxd_relay_reaches(const struct hxd *d, const struct hx_uuid *peer, bool need_qkd, char *why,
-                       size_t why_len);
-/* Relays between this node and peer on the current path (0: direct, or no path). */
-unsigned hxd_relay_relays(const struct hxd *d, const struct hx_uuid *peer);
+bool hxd_relay_reaches(const struct hxd *d, const struct hx_uuid *peer, bool need_qkd,
+                       const struct hx_uri *u, char *why, size_t why_len);
+/* Relays between this node and peer on stream ksid's path (its pinned QKD path, else the path
+ * its latest batch arrived along, else the map's; 0: direct, or no path). */
+unsigned hxd_relay_relays(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid);
+
+/*
+ * relay_path.c. Per-stream policy: the stream's source URI names relay keys (docs/relay.md
+ * "Per-stream policy"): its messages take only paths within them, besides relay.*. Registered
+ * at both ends when the stream opens; u without relay keys registers nothing.
+ */
+void hxd_relay_stream_policy(struct hxd *d, const struct hx_uuid *ksid, const struct hx_uri *u);
+/* Is stream ksid's pinned QKD path (if any) whole on the map? false with why naming the hop
+ * that left it. */
+bool hxd_relay_qkd_path_ok(struct hxd *d, const struct hx_uuid *ksid, char *why, size_t why_len);
+/* The path with QKD on every hop to peer under relay.* and u's relay keys, at least one relay
+ * on it; false with why (the hop without QKD, or no path) otherwise. */
+bool hxd_relay_qkd_path_for(struct hxd *d, const struct hx_uuid *peer, const struct hx_uri *u,
+                            struct hx_topo_path *out, char *why, size_t why_len);
+/* The path a batch of stream ksid travelled (both ends, once its transcript binds it): what
+ * metadata.hops reports for the stream's keys from then on. */
+void hxd_relay_note_path(struct hxd *d, const struct hx_uuid *ksid, const struct hx_topo_path *p);
+/* The responder: the path the BATCH_REQ of ksid at first came along from peer (initiator
+ * first), taken once; false: none (a direct link). */
+bool hxd_relay_batch_path(struct hxd *d, const struct hx_uuid *ksid, const struct hx_uuid *peer,
+                          uint64_t first, struct hx_topo_path *out);
 
 /* The QKD part over relays (daemon/relay_qkd.c). Can this node carry it (an ETSI 004 KME)? */
 bool hxd_relay_qkd_ready(const struct hxd *d);
@@ -78,6 +103,11 @@ bool hxd_relay_qkd_ready(const struct hxd *d);
  * what arrived named another peer). */
 bool hxd_relay_qkd_link_peer(const struct hxd *d, const struct hx_uuid *ksid,
                              const struct hx_uuid *peer, struct hx_uuid *out);
+/* The initiator moves a stream whose QKD part is relayed to a new path (docs/relay.md "Rerouting
+ * a stream with QKD"): its later messages take it, and its QKD link is the one to path[1].
+ * false: the stream has no pinned path here. */
+bool hxd_relay_qkd_repin(struct hxd *d, const struct hx_uuid *ksid,
+                         const struct hx_topo_path *path);
 /* The responder: the accumulator of the batch of ksid at first (len bytes) and the index of its
  * keys on this node's QKD link, taken (once); false: none arrived (a direct stream). */
 bool hxd_relay_qkd_material(struct hxd *d, const struct hx_uuid *ksid, const struct hx_uuid *peer,

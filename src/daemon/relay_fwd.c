@@ -16,17 +16,12 @@
 #include "daemon/relay_int.h"
 #include "proto/peer_topo.h"
 
-/* The current path to peer (relay lock held); HX_ERR_NOT_FOUND when none. */
+/* The current path to peer (relay lock held) under relay.* and stream ksid's own policy (may be
+ * NULL); HX_ERR_NOT_FOUND when none. */
 static hx_err path_to(const struct hxd *d, const struct hxd_relay *r, const struct hx_uuid *peer,
-                      bool need_qkd, struct hx_topo_path *p)
+                      const struct hx_uuid *ksid, bool need_qkd, struct hx_topo_path *p)
 {
-    struct hx_topo_policy pol = {.max_hops = d->cfg.relay_max_hops,
-                                 .need_qkd = need_qkd,
-                                 .avoid = r->avoid,
-                                 .n_avoid = r->n_avoid};
-    hx_err e = hx_topo_path(&r->topo, peer, &pol, p);
-
-    return e == HX_OK && p->hops == 0 ? HX_ERR_NOT_FOUND : e;
+    return hxd_relay_path_locked(d, r, peer, ksid, NULL, need_qkd, p);
 }
 
 /* The serial a relayed message is sent under: the first hop's link serial and the whole path,
@@ -44,22 +39,28 @@ static uint64_t path_serial(uint64_t link_serial, const struct hx_topo_path *p)
 }
 
 /* The path a message of stream ksid to peer takes now: the pinned one (a relayed QKD stream;
- * HX_ERR_NOT_FOUND when a link of it has left the map), else the map's best. */
+ * at the initiator HX_ERR_NOT_FOUND when a link of it has left the map; the responder takes
+ * the path the stream came along back without asking its own map, which may lag), else the
+ * map's best. */
 static hx_err current_path(struct hxd *d, struct hxd_relay *r, const struct hx_uuid *peer,
                            const struct hx_uuid *ksid, bool qkd_open, struct hx_topo_path *path)
 {
     hx_err e;
+    bool follows = false;
 
-    if (ksid != NULL && hxd_relay_qkd_pinned(d, ksid, path)) {
+    if (ksid != NULL && hxd_relay_qkd_pinned(d, ksid, path, &follows)) {
+        if (follows) {
+            return HX_OK;
+        }
         pthread_mutex_lock(&r->lock);
         e = hx_topo_path_valid(&r->topo, path, true) ? HX_OK : HX_ERR_NOT_FOUND;
         pthread_mutex_unlock(&r->lock);
         return e;
     }
     pthread_mutex_lock(&r->lock);
-    e = path_to(d, r, peer, qkd_open, path);
+    e = path_to(d, r, peer, ksid, qkd_open, path);
     if (e != HX_OK && qkd_open) { /* a stream without QKD: any path */
-        e = path_to(d, r, peer, false, path);
+        e = path_to(d, r, peer, ksid, false, path);
     }
     pthread_mutex_unlock(&r->lock);
     return e;
@@ -155,7 +156,7 @@ dropped:
 }
 
 hx_err hxd_relay_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
-                      size_t len, uint64_t *serial)
+                      size_t len, uint64_t *serial, struct hx_topo_path *path_out)
 {
     struct hxd_relay *r = d->relay;
     struct hx_topo_path path;
@@ -182,7 +183,7 @@ hx_err hxd_relay_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, c
         }
     }
     /* A stream whose QKD part is relayed keeps the path its QKD links were opened along. */
-    pinned = hxd_relay_qkd_pinned(d, (const struct hx_uuid *)p, &path);
+    pinned = hxd_relay_qkd_pinned(d, (const struct hx_uuid *)p, &path, NULL);
     if (current_path(d, r, peer, (const struct hx_uuid *)p,
                      type == HX_PEER_STREAM_OPEN && r->qkd != NULL, &path) != HX_OK) {
         return HX_ERR_IO_CLOSED;
@@ -202,6 +203,9 @@ hx_err hxd_relay_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, c
     e = send_fwd(d, &m->path[1], m, &link_serial);
     if (serial != NULL) {
         *serial = path_serial(link_serial, &path);
+    }
+    if (path_out != NULL) {
+        *path_out = path;
     }
     free(m);
     return e;
@@ -253,8 +257,8 @@ hx_err hxd_relay_peer_key(struct hxd *d, const struct hx_uuid *peer, struct hx_s
     return hx_sig_key_from_public(alg, pub, len, out);
 }
 
-bool hxd_relay_reaches(const struct hxd *d, const struct hx_uuid *peer, bool need_qkd, char *why,
-                       size_t why_len)
+bool hxd_relay_reaches(const struct hxd *d, const struct hx_uuid *peer, bool need_qkd,
+                       const struct hx_uri *u, char *why, size_t why_len)
 {
     struct hxd_relay *r = d->relay;
     struct hx_topo_path path, qpath;
@@ -268,8 +272,9 @@ bool hxd_relay_reaches(const struct hxd *d, const struct hx_uuid *peer, bool nee
     }
     pthread_mutex_lock(&r->lock);
     known = hx_topo_find(&r->topo, peer) != NULL;
-    e = path_to(d, r, peer, false, &path);
-    if (e == HX_OK && need_qkd && path_to(d, r, peer, true, &qpath) != HX_OK) {
+    e = hxd_relay_path_locked(d, r, peer, NULL, u, false, &path);
+    if (e == HX_OK && need_qkd &&
+        hxd_relay_path_locked(d, r, peer, NULL, u, true, &qpath) != HX_OK) {
         /* name the first hop of the shortest path that cannot carry the QKD part */
         for (size_t i = 0; i < path.hops; i++) {
             const struct hx_topo_node *a = hx_topo_find(&r->topo, &path.node[i]);
@@ -306,6 +311,18 @@ bool hxd_relay_reaches(const struct hxd *d, const struct hx_uuid *peer, bool nee
                  a, b);
         return false;
     }
+    if (e != HX_OK && u != NULL && u->relay_forbidden) {
+        snprintf(why, why_len, "the source URI's relay=no forbids reaching it over relays");
+        return false;
+    }
+    if (e != HX_OK && u != NULL && (u->relay_max_hops != 0 || u->n_avoid != 0)) {
+        snprintf(why, why_len,
+                 "the relay's map has no path to it within relay.max_hops %u and the source "
+                 "URI's relay_max_hops %u, avoiding relay.avoid and the URI's relay_avoid (%zu "
+                 "nodes)",
+                 d->cfg.relay_max_hops, u->relay_max_hops, u->n_avoid);
+        return false;
+    }
     if (e != HX_OK) {
         snprintf(why, why_len,
                  "the relay's map has no path to it within relay.max_hops %u avoiding relay.avoid",
@@ -315,7 +332,7 @@ bool hxd_relay_reaches(const struct hxd *d, const struct hx_uuid *peer, bool nee
     return true;
 }
 
-unsigned hxd_relay_relays(const struct hxd *d, const struct hx_uuid *peer)
+unsigned hxd_relay_relays(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid)
 {
     struct hxd_relay *r = d->relay;
     struct hx_topo_path path;
@@ -329,8 +346,11 @@ unsigned hxd_relay_relays(const struct hxd *d, const struct hx_uuid *peer)
         hx_link_put(l);
         return 0; /* direct */
     }
+    if (ksid != NULL && hxd_relay_stream_hops(d, ksid, &path)) {
+        return path.hops >= 1 ? (unsigned)(path.hops - 1) : 0;
+    }
     pthread_mutex_lock(&r->lock);
-    e = path_to(d, r, peer, false, &path);
+    e = path_to(d, r, peer, ksid, false, &path);
     pthread_mutex_unlock(&r->lock);
     return e == HX_OK ? (unsigned)(path.hops - 1) : 0;
 }

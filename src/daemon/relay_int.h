@@ -8,6 +8,8 @@
 #include "crypto/sig.h"
 #include "daemon/relay.h"
 #include "peer/certid.h"
+#include "proto/peer_topo.h"
+#include "proto/uri.h"
 
 #define RELAY_INBOX 256              /* announcements waiting for the tick; more are dropped */
 #define RELAY_INBOX_BYTES (8u << 20) /* and at most this many bytes of them */
@@ -26,6 +28,33 @@ struct known_key {
     uint8_t cert_hash[32];
     struct hx_sig_key *key;
     int64_t not_after;
+};
+
+/* The path a BATCH_REQ arrived along (relay_path.c), for the responder's transcript. */
+#define RELAY_ARRIVALS 64
+struct relay_arrival {
+    bool used;
+    struct hx_uuid ksid;
+    uint64_t first;
+    size_t n;
+    struct hx_uuid path[HX_RELAY_MAX_PATH];
+};
+
+/* A stream's own relay policy (its source URI's relay keys; relay_path.c). */
+#define RELAY_POLICIES 256
+struct relay_policy {
+    bool used, forbidden;
+    struct hx_uuid ksid;
+    unsigned max_hops;
+    size_t n_avoid;
+    struct hx_uuid avoid[HX_URI_MAX_AVOID];
+};
+
+/* The links of the path a stream's latest batch took (relay_path.c): metadata.hops. */
+struct relay_hops {
+    bool used;
+    struct hx_uuid ksid;
+    size_t hops;
 };
 
 struct hxd_relay {
@@ -51,6 +80,13 @@ struct hxd_relay {
     size_t n_avoid;
     atomic_bool links_changed;
     struct relay_qkd *qkd; /* the QKD part over relays (relay_qkd.c); NULL: no ETSI 004 KME */
+    /* under the lock (relay_path.c): rings, the oldest replaced */
+    struct relay_arrival arrivals[RELAY_ARRIVALS];
+    size_t n_arrivals;
+    struct relay_policy policies[RELAY_POLICIES];
+    size_t n_policies;
+    struct relay_hops hops[RELAY_POLICIES];
+    size_t n_hops;
 };
 
 /* relay_qkd.c: the worker and its tables. */
@@ -71,8 +107,23 @@ void hxd_relay_qkd_pin(struct hxd *d, const uint8_t *open, size_t len,
 /* Does this STREAM_OPEN payload name QKD among its sources (*ksid, *qid: its ids)? */
 bool hxd_relay_qkd_open_has_qkd(const uint8_t *p, size_t len, struct hx_uuid *ksid,
                                 struct hx_qkd_ksid *qid);
-/* The pinned path of a stream; false: none. */
-bool hxd_relay_qkd_pinned(struct hxd *d, const struct hx_uuid *ksid, struct hx_topo_path *path);
+/* The pinned path of a stream; false: none. *follows (may be NULL): the responder's, the path
+ * the stream came along taken back as it is (the initiator judges whether it still holds). */
+bool hxd_relay_qkd_pinned(struct hxd *d, const struct hx_uuid *ksid, struct hx_topo_path *path,
+                          bool *follows);
+
+/* relay_path.c: the path to peer under the node's relay.* options and the stream's own policy
+ * (u, else the one registered for ksid; both may be NULL); HX_ERR_NOT_FOUND when none (lock
+ * held). */
+hx_err hxd_relay_path_locked(const struct hxd *d, const struct hxd_relay *r,
+                             const struct hx_uuid *peer, const struct hx_uuid *ksid,
+                             const struct hx_uri *u, bool need_qkd, struct hx_topo_path *p);
+/* The end, before delivering: the path a BATCH_REQ came along (hxd_relay_batch_path). */
+void hxd_relay_path_arrived(struct hxd *d, const struct hx_peer_fwd *m);
+
+/* The path a stream's latest batch took, noted by the batch protocol (hxd_relay_note_path), else
+ * its pinned QKD path; false: neither. */
+bool hxd_relay_stream_hops(struct hxd *d, const struct hx_uuid *ksid, struct hx_topo_path *p);
 
 /* Monotonic ms, the map's time. */
 int64_t hxd_relay_now_ms(void);

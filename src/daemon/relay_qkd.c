@@ -40,6 +40,7 @@ struct rq_stream {
     uint64_t out_next;
     /* the ends: the node at the other end of this node's QKD link; A: the pinned path */
     bool end;
+    bool follows; /* the responder: its path is the one the stream came along, taken back as is */
     struct hx_uuid link_peer, other_end; /* the stream's peer node: only its stream uses it */
     size_t n_path;
     struct hx_uuid path[HX_RELAY_MAX_PATH];
@@ -164,49 +165,112 @@ static void forward(struct hxd *d, struct hx_peer_fwd *m)
     hx_link_put(l);
 }
 
-/* A relayed QKD stream's STREAM_OPEN: the outgoing link gets a QKD stream id of its own (the
- * next node joins it), the message goes on at once, then both links are opened at the KME. */
+/* The stream id and the incoming link's QKD stream id of a STREAM_OPEN or a RELAY_REPATH kind 0,
+ * re-encoded into w with out_id in place of the incoming one. */
+static bool rewrite_open(const struct hx_peer_fwd *m, const struct hx_qkd_ksid *out_id,
+                         const struct hx_uuid *out_uuid, struct hx_uuid *ksid,
+                         struct hx_qkd_ksid *in_id, struct hx_writer *w)
+{
+    struct hx_peer_open *o;
+    struct hx_peer_repath rp;
+    bool ok = false;
+
+    if (m->type == HX_PEER_RELAY_REPATH) {
+        if (hx_peer_decode_repath(m->p, m->len, &rp) != HX_OK || rp.kind != HX_REPATH_OPEN) {
+            return false;
+        }
+        *ksid = rp.ksid;
+        hx_qkd_ksid_from_uuid(in_id, &rp.qkd_link);
+        rp.qkd_link = *out_uuid;
+        return hx_peer_encode_repath(w, &rp) == HX_OK;
+    }
+    if ((o = malloc(sizeof(*o))) != NULL && hx_peer_decode_open(m->p, m->len, o) == HX_OK) {
+        *ksid = o->ksid;
+        *in_id = o->qkd_ksid;
+        o->qkd_ksid = *out_id;
+        ok = hx_peer_encode_open(w, o) == HX_OK;
+    }
+    free(o);
+    return ok;
+}
+
+/* A relayed QKD stream's STREAM_OPEN, or its RELAY_REPATH to a path through this node: the
+ * outgoing link gets a QKD stream id of its own (the next node joins it), the message goes on
+ * at once, then both links are opened at the KME. A re-path replaces what this node relayed
+ * for the stream before (its old links are closed at the KME). */
 static void relay_open(struct hxd *d, struct relay_qkd *q, struct hx_peer_fwd *m)
 {
-    struct hx_peer_open *o = malloc(sizeof(*o));
-    struct hx_qkd_ksid in_id, out_id;
-    struct hx_uuid out_uuid, prev = m->path[m->at - 1], next = m->path[m->at + 1];
+    struct hx_qkd_ksid in_id, out_id, old_in = {{0}}, old_out = {{0}};
+    struct hx_uuid ksid, out_uuid, prev = m->path[m->at - 1], next = m->path[m->at + 1];
     struct hx_writer w;
     struct rq_stream *s;
     bool ok;
 
     hx_writer_init_dynamic(&w, HX_PEER_MAX_FRAME);
-    if (o == NULL || hx_peer_decode_open(m->p, m->len, o) != HX_OK ||
-        hx_uuid_generate(&out_uuid) != HX_OK) {
+    if (hx_uuid_generate(&out_uuid) != HX_OK) {
         goto out;
     }
     hx_qkd_ksid_from_uuid(&out_id, &out_uuid);
-    in_id = o->qkd_ksid;
-    o->qkd_ksid = out_id;
-    if (hx_peer_encode_open(&w, o) != HX_OK) {
+    if (!rewrite_open(m, &out_id, &out_uuid, &ksid, &in_id, &w)) {
         goto out;
     }
     pthread_mutex_lock(&q->lock);
-    s = stream_of(q, &o->ksid, true);
+    s = stream_of(q, &ksid, true);
+    if (!s->end) {
+        old_in = s->in_id;
+        old_out = s->out_id;
+    }
     s->in_id = in_id;
     s->out_id = out_id;
     s->prev = prev;
     s->next = next;
+    s->out_next = 0; /* a fresh link: its indices start again */
+    s->failed = false;
     pthread_mutex_unlock(&q->lock);
     m->p = w.data;
     m->len = w.len;
     forward(d, m);
+    for (int i = 0; i < 2; i++) { /* a re-path: the links this node relayed the stream on */
+        const struct hx_qkd_ksid *old = i == 0 ? &old_in : &old_out;
+        if (!hx_qkd_ksid_is_none(old)) {
+            hx_ignore(hx_qkd_close(&d->qkd, old));
+        }
+    }
     ok = open_link(d, &prev, &d->cfg.uuid, &in_id) && open_link(d, &d->cfg.uuid, &next, &out_id);
     pthread_mutex_lock(&q->lock);
-    if ((s = stream_of(q, &o->ksid, false)) != NULL) {
+    if ((s = stream_of(q, &ksid, false)) != NULL) {
         s->failed = !ok;
     }
     pthread_mutex_unlock(&q->lock);
-    hx_info("relay: QKD links of a relayed stream opened",
-            HX_F_UUID("stream", &o->ksid) HX_F_BOOL("ok", ok));
+    hx_info(m->type == HX_PEER_RELAY_REPATH ? "relay: QKD links of a re-pathed stream opened"
+                                            : "relay: QKD links of a relayed stream opened",
+            HX_F_UUID("stream", &ksid) HX_F_BOOL("ok", ok));
 out:
     hx_writer_wipe(&w);
-    free(o);
+}
+
+/* A STREAM_CLOSE passing a relay that relays the stream's QKD part: its two links are closed at
+ * the KME and forgotten, then the message goes on. */
+static void relay_close(struct hxd *d, struct relay_qkd *q, struct hx_peer_fwd *m)
+{
+    struct hx_qkd_ksid ids[2] = {{{0}}, {{0}}};
+    struct hx_uuid ksid;
+    struct rq_stream *s;
+
+    memcpy(ksid.b, m->p, 16); /* the taker checked len >= 16 */
+    pthread_mutex_lock(&q->lock);
+    if ((s = stream_of(q, &ksid, false)) != NULL && !s->end) {
+        ids[0] = s->in_id;
+        ids[1] = s->out_id;
+        memset(s, 0, sizeof(*s));
+    }
+    pthread_mutex_unlock(&q->lock);
+    forward(d, m);
+    for (int i = 0; i < 2; i++) {
+        if (!hx_qkd_ksid_is_none(&ids[i])) {
+            hx_ignore(hx_qkd_close(&d->qkd, &ids[i]));
+        }
+    }
 }
 
 /* A relayed QKD stream's BATCH_REQ: both links' keys into the accumulator, then on. */
@@ -293,8 +357,10 @@ static void *worker(void *arg)
         q->queued_bytes -= j->len;
         pthread_mutex_unlock(&q->lock);
         if (m != NULL && hx_peer_decode_fwd(j->p, j->len, m) == HX_OK) {
-            if (m->type == HX_PEER_STREAM_OPEN) {
+            if (m->type == HX_PEER_STREAM_OPEN || m->type == HX_PEER_RELAY_REPATH) {
                 relay_open(d, q, m);
+            } else if (m->type == HX_PEER_STREAM_CLOSE) {
+                relay_close(d, q, m);
             } else {
                 relay_batch(d, q, m);
             }
@@ -396,10 +462,14 @@ bool hxd_relay_qkd_take(struct hxd *d, const struct hx_peer_fwd *m, const uint8_
     }
     if (m->type == HX_PEER_STREAM_OPEN) {
         take = hxd_relay_qkd_open_has_qkd(m->p, m->len, &ksid, &qid) && !hx_qkd_ksid_is_none(&qid);
-    } else if (m->type == HX_PEER_BATCH_REQ && m->len >= 16) {
+    } else if (m->type == HX_PEER_RELAY_REPATH) {
+        struct hx_peer_repath rp;
+        take = hx_peer_decode_repath(m->p, m->len, &rp) == HX_OK && rp.kind == HX_REPATH_OPEN;
+    } else if ((m->type == HX_PEER_BATCH_REQ || m->type == HX_PEER_STREAM_CLOSE) && m->len >= 16) {
         memcpy(ksid.b, m->p, 16);
         pthread_mutex_lock(&q->lock);
-        take = stream_of(q, &ksid, false) != NULL;
+        struct rq_stream *s = stream_of(q, &ksid, false);
+        take = s != NULL && (m->type == HX_PEER_BATCH_REQ || !s->end);
         pthread_mutex_unlock(&q->lock);
     }
     if (!take) {
@@ -431,6 +501,26 @@ bool hxd_relay_qkd_take(struct hxd *d, const struct hx_peer_fwd *m, const uint8_
     return true;
 }
 
+/* The responder: a QKD stream's STREAM_OPEN, or its RELAY_REPATH, came along m's path. This
+ * node's QKD link is the one from the last relay, and its own messages of the stream take the
+ * same path back (pinned, reversed), so that its answers do not wait for its map to learn what
+ * the initiator's already knows. */
+static void end_arrived(struct relay_qkd *q, const struct hx_uuid *ksid,
+                        const struct hx_peer_fwd *m)
+{
+    pthread_mutex_lock(&q->lock);
+    struct rq_stream *s = stream_of(q, ksid, true);
+    s->end = true;
+    s->link_peer = m->path[m->n - 2];
+    s->other_end = m->path[0];
+    s->n_path = m->n;
+    s->follows = true;
+    for (size_t i = 0; i < m->n; i++) {
+        s->path[i] = m->path[m->n - 1 - i];
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
 void hxd_relay_qkd_arrived(struct hxd *d, const struct hx_peer_fwd *m)
 {
     struct relay_qkd *q = d->relay->qkd;
@@ -438,17 +528,16 @@ void hxd_relay_qkd_arrived(struct hxd *d, const struct hx_peer_fwd *m)
     struct hx_qkd_ksid qid;
     struct rq_material *slot = NULL;
 
+    hxd_relay_path_arrived(d, m); /* a BATCH_REQ's path, for the transcript */
     if (q == NULL) {
         return;
     }
-    if (m->type == HX_PEER_STREAM_OPEN) {
-        if (hxd_relay_qkd_open_has_qkd(m->p, m->len, &ksid, &qid)) {
-            pthread_mutex_lock(&q->lock);
-            struct rq_stream *s = stream_of(q, &ksid, true);
-            s->end = true;
-            s->link_peer = m->path[m->n - 2]; /* C's QKD link: from the last relay */
-            s->other_end = m->path[0];
-            pthread_mutex_unlock(&q->lock);
+    if (m->type == HX_PEER_STREAM_OPEN || m->type == HX_PEER_RELAY_REPATH) {
+        struct hx_peer_repath rp;
+        if (m->type == HX_PEER_STREAM_OPEN
+                ? hxd_relay_qkd_open_has_qkd(m->p, m->len, &ksid, &qid)
+                : hx_peer_decode_repath(m->p, m->len, &rp) == HX_OK && rp.kind == HX_REPATH_OPEN) {
+            end_arrived(q, m->type == HX_PEER_STREAM_OPEN ? &ksid : &rp.ksid, m);
         }
         return;
     }
@@ -503,7 +592,28 @@ void hxd_relay_qkd_pin(struct hxd *d, const uint8_t *open, size_t len,
     pthread_mutex_unlock(&q->lock);
 }
 
-bool hxd_relay_qkd_pinned(struct hxd *d, const struct hx_uuid *ksid, struct hx_topo_path *path)
+bool hxd_relay_qkd_repin(struct hxd *d, const struct hx_uuid *ksid, const struct hx_topo_path *path)
+{
+    struct relay_qkd *q = d->relay != NULL ? d->relay->qkd : NULL;
+    struct rq_stream *s;
+    bool done = false;
+
+    if (q == NULL || path->hops < 2) {
+        return false;
+    }
+    pthread_mutex_lock(&q->lock);
+    if ((s = stream_of(q, ksid, false)) != NULL && s->end && s->n_path >= 2) {
+        s->link_peer = path->node[1];
+        s->n_path = path->hops + 1;
+        memcpy(s->path, path->node, s->n_path * sizeof(path->node[0]));
+        done = true;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return done;
+}
+
+bool hxd_relay_qkd_pinned(struct hxd *d, const struct hx_uuid *ksid, struct hx_topo_path *path,
+                          bool *follows)
 {
     struct relay_qkd *q = d->relay != NULL ? d->relay->qkd : NULL;
     struct rq_stream *s;
@@ -518,6 +628,9 @@ bool hxd_relay_qkd_pinned(struct hxd *d, const struct hx_uuid *ksid, struct hx_t
         path->hops = s->n_path - 1;
         memcpy(path->node, s->path, s->n_path * sizeof(s->path[0]));
         pinned = true;
+        if (follows != NULL) {
+            *follows = s->follows;
+        }
     }
     pthread_mutex_unlock(&q->lock);
     return pinned;

@@ -208,6 +208,7 @@ static void req_pend(struct hxd *d, const struct hx_uuid *peer, struct hxd_batch
     memcpy(pd->tag_i, tag_i, 32);
     pd->keys = b->keys;
     b->keys = NULL;
+    hxd_batch_note_hops(s, b); /* the path its keys travelled (metadata.hops) */
     hxd_fault_alter(d, HX_PEER_BATCH_RESP, w, sig_len); /* under d->lock: it keeps the last */
     pthread_mutex_unlock(&d->lock);
     hx_ignore(hxd_send(d, peer, HX_PEER_BATCH_RESP, w->data, w->len));
@@ -246,6 +247,7 @@ void hxd_responder_on_req(struct hxd *d, const struct hx_uuid *peer, const uint8
     if (hxd_source_encaps(&b, m.kem[0].p, m.kem[0].len, msg, sizeof(msg)) != HX_OK) {
         goto refuse;
     }
+    hxd_batch_path_arrived(d, &b, peer); /* relayed: the transcript binds the path */
     hxd_batch_transcript(&b);
     memset(&resp, 0, sizeof(resp));
     resp.ksid = h.ksid;

@@ -283,11 +283,12 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
 {
     struct hxd_stream *s;
     struct hx_secret *key;
-    struct hx_uuid peer;
+    struct hx_uuid peer, ksid;
     uint64_t pos;
     int64_t deadline;
     double ready_at = 0;
     bool waited;
+    int hops;
 
     memset(res, 0, sizeof(*res));
     if ((s = open_stream(d, &req->ksid, req->identity,
@@ -354,8 +355,11 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
         res->sources[res->n_sources++] = hx_source_name(s->uri.sources[i]);
     }
     peer = s->peer;
+    ksid = s->ksid;
+    hops = hxd_stream_hops_at(s, pos); /* the relays on the path this key's batch travelled */
     pthread_mutex_unlock(&d->lock);
-    res->hops = hxd_relay_relays(d, &peer); /* 0 unless relay.enabled and no direct link */
+    /* else (a key restored from the store): 0 unless relay.enabled and no direct link */
+    res->hops = hops >= 0 ? (unsigned)hops : hxd_relay_relays(d, &peer, &ksid);
     res->key = key;
     res->index = pos;
     hxd_svc_succeed(&res->r);

@@ -147,6 +147,8 @@ struct hxd_svc_stream_info {
     double keys_per_s; /* produced over the last minute (since opened, when younger) */
     /* field2 (KME recovery, flow control): reopen attempts of its QKD stream (qkd_recover.c) */
     uint64_t qkd_reconnects;
+    /* paths its relayed QKD part moved to (relay_repath.c) */
+    uint64_t reroutes;
 };
 
 struct hxd_svc_peer_info {

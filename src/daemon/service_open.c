@@ -110,7 +110,7 @@ static bool check_open(struct hxd *d, const struct hxd_svc_open_req *req, struct
     pthread_mutex_unlock(&d->lock);
     if (!trusted) {
         /* relay.enabled: any node on the map with a path (docs/relay.md); else refused */
-        char rwhy[200];
+        char rwhy[300];
         hx_uuid_format(&p->peer, id);
         if (d->relay == NULL) {
             hxd_svc_fail(&res->r, HXD_SVC_REFUSED, "node %s is not a trusted peer of this node",
@@ -129,7 +129,7 @@ static bool check_open(struct hxd *d, const struct hxd_svc_open_req *req, struct
                          id);
             return false;
         }
-        if (!hxd_relay_reaches(d, &p->peer, qkd, rwhy, sizeof(rwhy))) {
+        if (!hxd_relay_reaches(d, &p->peer, qkd, &p->src, rwhy, sizeof(rwhy))) {
             hxd_svc_fail(&res->r, HXD_SVC_REFUSED,
                          "node %s is not a trusted peer of this node, and %s", id, rwhy);
             return false;
@@ -290,6 +290,9 @@ static bool open_initiator(struct hxd *d, const struct hxd_svc_open_req *req,
     /* Announce it (without the lock: the peer protocol's senders take none); wait for the peer
      * node's link if it is not up yet. */
     bool sent = false;
+    pthread_mutex_unlock(&d->lock);
+    hxd_relay_stream_policy(d, &copy.ksid, &copy.uri); /* its relay keys, before any send */
+    pthread_mutex_lock(&d->lock);
     for (;;) {
         hx_err e;
         pthread_mutex_unlock(&d->lock);

@@ -91,6 +91,7 @@ static void stream_info(const struct hxd *d, const struct hxd_stream *s,
     e->opened_at = s->opened_at;
     e->keys_per_s = keys_per_s(s, hx_walltime());
     e->qkd_reconnects = s->qkd_reconnects;
+    e->reroutes = s->reroutes;
 }
 
 hx_err hxd_svc_status(struct hxd *d, struct hxd_svc_status *out)

@@ -227,6 +227,17 @@ bool hxd_stream_has_prepared(const struct hxd_stream *s, uint64_t pos)
     return found && s->ready[i].prepared;
 }
 
+int hxd_stream_hops_at(const struct hxd_stream *s, uint64_t pos)
+{
+    for (size_t i = s->n_hops_run; i > 0; i--) {
+        if (pos >= s->hops_run[i - 1].first &&
+            pos - s->hops_run[i - 1].first < s->hops_run[i - 1].count) {
+            return (int)s->hops_run[i - 1].relays;
+        }
+    }
+    return -1;
+}
+
 struct hx_secret *hxd_stream_take(struct hxd_stream *s, uint64_t pos, double *ready_at)
 {
     bool found;

@@ -40,6 +40,9 @@ bool hxd_stream_wait(struct hxd *d, const struct hxd_stream *s, int64_t deadline
 /* Wipes a responder's pending batch and frees its slot. */
 void hxd_pending_drop(struct hxd_pending *p);
 /* Moves the ready key at pos out of the stream (NULL if none). */
+/* The relays on the path the batch of position pos travelled (newest batch first); -1 when no
+ * batch of this run of the daemon noted it (a key restored from the store). */
+int hxd_stream_hops_at(const struct hxd_stream *s, uint64_t pos);
 struct hx_secret *hxd_stream_take(struct hxd_stream *s, uint64_t pos, double *ready_at);
 /* Puts a key taken by hxd_stream_take back (its delivery could not be recorded). */
 void hxd_stream_untake(struct hxd_stream *s, uint64_t pos, double ready_at, struct hx_secret *key);

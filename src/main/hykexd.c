@@ -312,6 +312,7 @@ static int serve(struct hxd *d, const sigset_t *sigs)
         hxd_qkd_reopen_tick(d); /* KME recovery: reopen attempts that are due */
         hxd_streams_tick(d);
         hxd_relay_tick(d);  /* relay.enabled only: topology announcements */
+        hxd_repath_tick(d); /* relayed QKD streams whose path broke: rerouted */
         hxd_reload_tick(d); /* links made with a replaced certificate; expiry warnings */
         if (tick % 5 == 4) {
             hxd_svc_expire(d);

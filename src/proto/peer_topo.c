@@ -9,7 +9,9 @@
 _Static_assert(HX_PEER_TOPO_ANNOUNCE != HX_PEER_SAE_LIST && HX_PEER_RELAY_FWD != HX_PEER_SAE_LIST,
                "relay message types collide with SAE_LIST");
 _Static_assert(HX_PEER_TOPO_ANNOUNCE > HX_PEER_BATCH_QUERY &&
-                   HX_PEER_RELAY_FWD > HX_PEER_BATCH_QUERY,
+                   HX_PEER_RELAY_FWD > HX_PEER_BATCH_QUERY &&
+                   HX_PEER_RELAY_REPATH > HX_PEER_BATCH_QUERY &&
+                   HX_PEER_RELAY_REPATH != HX_PEER_SAE_LIST,
                "relay message types collide with the stream and batch messages");
 
 /* What the decoder refuses, checked before encoding too. */
@@ -132,6 +134,7 @@ bool hx_peer_fwd_type_ok(uint8_t type)
     case HX_PEER_STREAM_OPEN:
     case HX_PEER_STREAM_JOIN:
     case HX_PEER_STREAM_CLOSE:
+    case HX_PEER_RELAY_REPATH:
     case HX_PEER_BATCH_REQ:
     case HX_PEER_BATCH_RESP:
     case HX_PEER_BATCH_FIN:
@@ -235,4 +238,52 @@ hx_err hx_peer_decode_fwd(const uint8_t *p, size_t len, struct hx_peer_fwd *out)
         return e;
     }
     return check_fwd(out);
+}
+
+/* ---- RELAY_REPATH ---- */
+
+static hx_err check_repath(const struct hx_peer_repath *m)
+{
+    static const struct hx_uuid nil;
+
+    if (m->kind > HX_REPATH_REFUSED || hx_uuid_is_nil(&m->ksid) ||
+        (m->kind == HX_REPATH_OPEN) == hx_uuid_equal(&m->qkd_link, &nil) ||
+        (m->kind != HX_REPATH_REFUSED && m->msg[0] != '\0')) {
+        return HX_ERR_BAD_VALUE;
+    }
+    return HX_OK;
+}
+
+hx_err hx_peer_encode_repath(struct hx_writer *w, const struct hx_peer_repath *m)
+{
+    hx_err e;
+
+    if (check_repath(m) != HX_OK || strnlen(m->msg, sizeof(m->msg)) > HX_REPATH_MAX_MSG) {
+        return HX_ERR_INVALID_ARG;
+    }
+    if ((e = hx_write_bytes(w, m->ksid.b, 16)) != HX_OK ||
+        (e = hx_write_u32(w, m->epoch)) != HX_OK || (e = hx_write_u8(w, m->kind)) != HX_OK ||
+        (e = hx_write_bytes(w, m->qkd_link.b, 16)) != HX_OK) {
+        return e;
+    }
+    return hx_peer_write_lp16(w, m->msg);
+}
+
+hx_err hx_peer_decode_repath(const uint8_t *p, size_t len, struct hx_peer_repath *out)
+{
+    struct hx_reader r;
+    hx_err e;
+
+    memset(out, 0, sizeof(*out));
+    hx_reader_init(&r, p, len);
+    if ((e = hx_read_bytes(&r, out->ksid.b, 16)) != HX_OK ||
+        (e = hx_read_u32(&r, &out->epoch)) != HX_OK || (e = hx_read_u8(&r, &out->kind)) != HX_OK ||
+        (e = hx_read_bytes(&r, out->qkd_link.b, 16)) != HX_OK ||
+        (e = hx_peer_read_lp16(&r, out->msg, sizeof(out->msg))) != HX_OK) {
+        return e;
+    }
+    if (hx_reader_remaining(&r) != 0) {
+        return HX_ERR_TOO_LARGE; /* trailing bytes */
+    }
+    return check_repath(out);
 }

@@ -104,4 +104,33 @@ bool hx_peer_fwd_type_ok(uint8_t type);
 HX_MUST_CHECK hx_err hx_peer_encode_fwd(struct hx_writer *w, const struct hx_peer_fwd *m);
 HX_MUST_CHECK hx_err hx_peer_decode_fwd(const uint8_t *p, size_t len, struct hx_peer_fwd *out);
 
+/*
+ * RELAY_REPATH (docs/relay.md "Rerouting a stream with QKD"): a stream whose QKD part is relayed
+ * moves to a new path. Only ever inside a RELAY_FWD (whose path is the new one):
+ *
+ *   stream id (16) | u32 epoch | u8 kind | QKD stream id of the receiver's incoming link (16,
+ *   a UUID; zero unless kind 0) | u16 length | message (kind 2 only, at most 199 bytes)
+ *
+ * kind 0 (initiator to responder): open the path's QKD links; each relay puts a fresh id for
+ * its outgoing link in place of the incoming one, as for a STREAM_OPEN. kind 1 (back): the
+ * responder's end is on the new link. kind 2 (back): refused, with the reason. The epoch
+ * matches an answer to its request.
+ */
+#define HX_PEER_RELAY_REPATH 0x52
+#define HX_REPATH_MAX_MSG 199
+
+enum hx_repath_kind { HX_REPATH_OPEN = 0, HX_REPATH_DONE = 1, HX_REPATH_REFUSED = 2 };
+
+struct hx_peer_repath {
+    struct hx_uuid ksid;
+    uint32_t epoch;
+    uint8_t kind;
+    struct hx_uuid qkd_link; /* kind 0: the incoming link's QKD stream id */
+    char msg[HX_REPATH_MAX_MSG + 1];
+};
+
+HX_MUST_CHECK hx_err hx_peer_encode_repath(struct hx_writer *w, const struct hx_peer_repath *m);
+HX_MUST_CHECK hx_err hx_peer_decode_repath(const uint8_t *p, size_t len,
+                                           struct hx_peer_repath *out);
+
 #endif

@@ -92,8 +92,75 @@ static hx_err parse_sources(const char *v, size_t len, struct hx_uri *u, char *w
     return HX_OK;
 }
 
+/* relay, relay_max_hops, relay_avoid (value v of vlen bytes); HX_ERR_NOT_FOUND: not a relay
+ * key. *seen counts each key once (bits 0..2). */
+static hx_err parse_relay(const char *k, size_t klen, const char *v, size_t vlen, int *seen,
+                          struct hx_uri *u, char *why, size_t why_len)
+{
+    static const char *const keys[] = {"relay", "relay_max_hops", "relay_avoid"};
+    size_t which = 3;
+
+    for (size_t i = 0; i < 3; i++) {
+        which = klen == strlen(keys[i]) && strncmp(k, keys[i], klen) == 0 ? i : which;
+    }
+    if (which == 3) {
+        return HX_ERR_NOT_FOUND;
+    }
+    if (*seen & (1 << which)) {
+        snprintf(why, why_len, "%s given twice", keys[which]);
+        return HX_ERR_BAD_VALUE;
+    }
+    *seen |= 1 << which;
+    if (which == 0) {
+        if ((vlen == 3 && strncasecmp(v, "yes", 3) == 0) ||
+            (vlen == 2 && strncasecmp(v, "no", 2) == 0)) {
+            u->relay_forbidden = vlen == 2;
+            return HX_OK;
+        }
+        snprintf(why, why_len, "relay: '%.*s' is not yes or no", (int)(vlen > 20 ? 20 : vlen), v);
+        return HX_ERR_BAD_VALUE;
+    }
+    if (which == 1) {
+        unsigned n = 0;
+        for (size_t i = 0; i < vlen && n <= HX_URI_MAX_HOPS; i++) {
+            n = v[i] >= '0' && v[i] <= '9' ? n * 10 + (unsigned)(v[i] - '0') : 1000;
+        }
+        if (vlen == 0 || vlen > 2 || n == 0 || n > HX_URI_MAX_HOPS) {
+            snprintf(why, why_len, "relay_max_hops: '%.*s' is not a number of hops 1..%d",
+                     (int)(vlen > 20 ? 20 : vlen), v, HX_URI_MAX_HOPS);
+            return HX_ERR_BAD_VALUE;
+        }
+        u->relay_max_hops = n;
+        return HX_OK;
+    }
+    if (vlen == 0) {
+        snprintf(why, why_len, "relay_avoid: empty");
+        return HX_ERR_BAD_VALUE;
+    }
+    for (const char *p = v, *end = v + vlen;;) {
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        size_t n = c != NULL ? (size_t)(c - p) : (size_t)(end - p);
+        if (u->n_avoid == HX_URI_MAX_AVOID) {
+            snprintf(why, why_len, "relay_avoid: at most %d nodes", HX_URI_MAX_AVOID);
+            return HX_ERR_BAD_VALUE;
+        }
+        if (hx_uuid_parse(p, n, &u->avoid[u->n_avoid]) != HX_OK) {
+            snprintf(why, why_len, "relay_avoid: '%.*s' is not a node UUID", (int)(n > 40 ? 40 : n),
+                     p);
+            return HX_ERR_BAD_UUID;
+        }
+        u->n_avoid++;
+        if (c == NULL) {
+            break;
+        }
+        p = c + 1;
+    }
+    return HX_OK;
+}
+
 hx_err hx_uri_parse(const char *s, struct hx_uri *u, char *why, size_t why_len)
 {
+    int seen_relay = 0;
     static const char scheme[] = "hybrid://";
     const char *at, *q, *p;
     size_t n;
@@ -166,9 +233,17 @@ hx_err hx_uri_parse(const char *s, struct hx_uri *u, char *why, size_t why_len)
                 return e;
             }
         } else {
-            snprintf(why, why_len, "unknown query key '%.*s' (hybridization, key_sources)",
-                     (int)(klen > 40 ? 40 : klen), p);
-            return HX_ERR_BAD_VALUE;
+            hx_err e = parse_relay(p, klen, eq + 1, vlen, &seen_relay, u, why, why_len);
+            if (e == HX_ERR_NOT_FOUND) {
+                snprintf(why, why_len,
+                         "unknown query key '%.*s' (hybridization, key_sources, relay, "
+                         "relay_max_hops, relay_avoid)",
+                         (int)(klen > 40 ? 40 : klen), p);
+                return HX_ERR_BAD_VALUE;
+            }
+            if (e != HX_OK) {
+                return e;
+            }
         }
         p += len + (amp != NULL ? 1 : 0);
         if (amp != NULL && *p == '\0') {

@@ -3,6 +3,8 @@
  *   hybrid://<application>@<node uuid>?hybridization=<method>&key_sources=<source>,<source>...
  * Only the source URI's query selects method and sources (as in the reference); a destination
  * without a query is fine, one with a different query is refused (the two nodes would not agree).
+ * The query may also carry the stream's relay policy (docs/relay.md "Per-stream policy"):
+ *   relay=yes|no  relay_max_hops=1..16  relay_avoid=<node uuid>,<node uuid>...  (at most 8)
  * A codec like the others in proto/: the daemon (stored streams, STREAM_OPEN) and the API parse
  * with it; it names the combiners through crypto/combine.h, which is on the same floor.
  */
@@ -18,6 +20,8 @@
 
 #define HX_URI_MAX_SOURCES 8
 #define HX_URI_MAX_APP 128
+#define HX_URI_MAX_AVOID 8
+#define HX_URI_MAX_HOPS 16
 
 /* QKD, then every KEM of crypto/kem.h in its order: source kind k > 0 is KEM k - 1. */
 enum hx_source_kind {
@@ -38,6 +42,11 @@ struct hx_uri {
     enum hx_combine_method method;
     enum hx_source_kind sources[HX_URI_MAX_SOURCES];
     size_t n_sources;
+    /* the relay policy of the stream; absent keys leave the node's relay.* options in force */
+    int relay_forbidden;     /* relay=no: direct link only */
+    unsigned relay_max_hops; /* 0: relay.max_hops */
+    size_t n_avoid;
+    struct hx_uuid avoid[HX_URI_MAX_AVOID];
 };
 
 const char *hx_source_name(enum hx_source_kind k);

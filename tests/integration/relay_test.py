@@ -10,8 +10,13 @@ and ML-KEM + QKD with the QKD part relayed hop by hop; metadata.hops counts the 
 middle nodes' logs and stores never hold a delivered key. Then E joins (A-E-C: a ring A-B-C-E)
 and B is killed while A and D take keys: later batches go through E and every key still agrees;
 a QKD stream is then refused, naming the hop without QKD; E restarted with relay.transit false
-is no relay any more. Ends with "N passed, M failed, K skipped".
+is no relay any more. Then B comes back and F joins (ring A-B-C-F, QKD on every link): a stream
+with QKD from A to D over B is rerouted through F when B is killed mid-stream (its QKD links
+opened again along the new path), and answers status 2 naming the lost hop while F is killed
+too; per-stream relay policies in the source URI are refused or honoured. Ends with "N passed,
+M failed, K skipped".
 """
+import datetime
 import json
 import os
 import subprocess
@@ -24,9 +29,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hxtest import Runner, check, free_loopback, free_port, next_json  # noqa: E402
 
 BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-NODES = "ABCDE"
-U = {n: f"{c * 8}-{c * 4}-{c * 4}-{c * 4}-{c * 12}" for n, c in zip(NODES, "abcde")}
-LINKS = [("A", "B"), ("B", "C"), ("C", "D"), ("A", "E"), ("E", "C")]
+NODES = "ABCDEF"
+U = {n: f"{c * 8}-{c * 4}-{c * 4}-{c * 4}-{c * 12}" for n, c in zip(NODES, "abcdef")}
+LINKS = [("A", "B"), ("B", "C"), ("C", "D"), ("A", "E"), ("E", "C"), ("A", "F"), ("F", "C")]
 R = Runner("hykex-relay-test-")
 test = R.test
 WORK = R.work
@@ -35,9 +40,9 @@ PEER_PORT = free_port()
 # A-D each on its own loopback address (prefix + 0..3, all with one port); E on 127.0.0.1
 PREFIX = free_loopback("127.0.0.6", [PEER_PORT])
 ADDR = {n: f"{PREFIX}{i}" for i, n in enumerate("ABCD")}
-ADDR["E"] = "127.0.0.1"
+ADDR["E"] = ADDR["F"] = "127.0.0.1"
 PORT = {n: PEER_PORT for n in "ABCD"}
-PORT["E"] = free_port()
+PORT["E"], PORT["F"] = free_port(), free_port()
 SUITE = "ML-KEM-768,X25519"
 delivered = {}  # node -> [key hex]
 
@@ -57,11 +62,11 @@ class App:
         obj, _, self.buf = next_json(self.s, self.buf, "daemon closed the connection")
         return obj
 
-    def open(self, src, dst, ksid, sources=SUITE):
+    def open(self, src, dst, ksid, sources=SUITE, policy="", timeout=20000):
         q = {"key_chunk_size": 32, "max_bps": 32, "min_bps": 32, "jitter": 0, "priority": 0,
-             "timeout": 20000, "ttl": 0, "metadata_mimetype": "application/json"}
-        return self.call("OPEN_CONNECT", source=uri(src, sources), destination=uri(dst, sources),
-                         qos=q, key_stream_id=ksid)
+             "timeout": timeout, "ttl": 0, "metadata_mimetype": "application/json"}
+        return self.call("OPEN_CONNECT", source=uri(src, sources) + policy,
+                         destination=uri(dst, sources) + policy, qos=q, key_stream_id=ksid)
 
     def get(self, ksid, index):
         r = self.call("GET_KEY", key_stream_id=ksid, index=index)
@@ -83,6 +88,13 @@ def route(node, to):
         if e["uuid"] == U[to]:
             return e
     return None
+
+
+def sim_streams():
+    """QKD streams open at the simulator's KMEs (either end)."""
+    out = subprocess.run([f"{BIN}/hykex-qkdsim", "ctl", f"{WORK}/sim.ctl", "pools"],
+                         capture_output=True, text=True, timeout=30)
+    return json.loads(out.stdout)["streams"]
 
 
 def wait_until(what, fn, timeout=30):
@@ -109,7 +121,7 @@ def setup():
             "--out", n)
     # E has no KME: its links cannot carry the QKD part
     net = {"kmes": [{"id": f"KME_{n}", "node": U[n], "etsi004_json": {"port": P["kme" + n]}}
-                    for n in "ABCD"],
+                    for n in "ABCDF"],
            "links": [{"id": a + b, "kmes": [f"KME_{a}", f"KME_{b}"], "rate_bps": 0}
                      for a, b in LINKS if "E" not in (a, b)]}
     json.dump(net, open(f"{WORK}/net.json", "w"))
@@ -136,7 +148,7 @@ def setup():
         start_daemon(n)
 
 
-def take_keys(a, b, n, ksid=None, during=None, sources=SUITE):
+def take_keys(a, b, n, ksid=None, during=None, sources=SUITE, policy=""):
     """Applications at a and b open one stream and each take keys 0..n-1 by index; during(i) runs
     at a after key i. Returns (keys at a, keys at b, the replies at a)."""
     ksid = ksid or str(uuid.uuid4())
@@ -144,7 +156,7 @@ def take_keys(a, b, n, ksid=None, during=None, sources=SUITE):
 
     def app(node):
         c = App(node)
-        r = c.open(a, b, ksid, sources)
+        r = c.open(a, b, ksid, sources, policy)
         out[node + "open"] = r
         if r["status"] != 0:
             return
@@ -162,7 +174,8 @@ def take_keys(a, b, n, ksid=None, during=None, sources=SUITE):
     ts = [threading.Thread(target=app, args=(x,)) for x in (a, b)]
     [t.start() for t in ts]
     [t.join(180) for t in ts]
-    check(out.get(a + "open", {}).get("status") == 0, f"open at {a}: {out.get(a + 'open')}")
+    check(out.get(a + "open", {}).get("status") == 0,
+          f"open at {a}: {out.get(a + 'open')} (at {b}: {out.get(b + 'open')})")
     check(out.get(b + "open", {}).get("status") == 0, f"open at {b}: {out.get(b + 'open')}")
     return out[a], out[b], out[a + "replies"]
 
@@ -204,8 +217,10 @@ def qkd_part_relayed_hop_by_hop():
     """ML-KEM-768 + QKD between A and D: A's QKD key of the link A-B reaches D through B and C
     (each XORs its two links' keys into the accumulator, D removes its own link's): 24 keys
     agree (the combiner over the relayed QKD part and the end-to-end ML-KEM part, key-confirmed),
-    metadata.hops is 2, and both relays took part."""
+    metadata.hops is 2, and both relays took part. When the stream closes, the relays close their
+    links' QKD streams at their KMEs too (the simulator holds none of the stream's any more)."""
     before = {n: status(n)["relay"]["messages_forwarded"] for n in "BC"}
+    streams_before = sim_streams()
     ka, kd, replies = take_keys("A", "D", 24, sources="ML-KEM-768,QKD")
     check(ka == kd, f"keys differ: {ka[:2]} {kd[:2]}")
     check(all(isinstance(k, str) and len(k) == 64 for k in ka) and len(set(ka)) == 24, "keys")
@@ -217,6 +232,8 @@ def qkd_part_relayed_hop_by_hop():
               f"{n} opened no QKD link")
     for n in "AD":
         check(status(n)["errors"]["confirmation_mismatches"] == 0, f"{n}: mismatches")
+    wait_until("every QKD stream of the closed stream closed at the KMEs",
+               lambda: sim_streams() == streams_before, timeout=10)
 
 
 @test
@@ -311,6 +328,140 @@ def dead_node_ages_out():
     """B (killed) leaves everyone's map once its last announcement expires (4 x announce_s)."""
     wait_until("B gone from A's map", lambda: route("A", "B") is None, timeout=20)
     check(status("A")["relay"]["nodes_forgotten"] >= 1, "nothing forgotten")
+
+
+def kill(n):
+    os.kill(R.procs[n].pid, 9)
+    R.procs[n].wait()
+
+
+def running(n):
+    """Starts n unless it runs (cases may run alone: HYKEX_TEST_ONLY)."""
+    if n not in R.procs or R.procs[n].poll() is not None:
+        start_daemon(n)
+
+
+@test
+def qkd_stream_rerouted_when_its_relay_dies():
+    """B comes back and F joins: a ring A-B-C-F with QKD on every link (E is no relay). A stream
+    with ML-KEM-768 + QKD from A to D takes A-B-C-D (the UUID tie-break). B is killed with
+    SIGKILL mid-stream: A notices that the link A-B left its map, pins A-F-C-D, and the QKD links
+    along it are opened again (F and C open theirs, D switches to its link from C); later batches
+    take it. All 60 keys agree at both ends, metadata.hops is 2 throughout, and no confirmation
+    failed."""
+    running("B")
+    running("F")
+    want = [U["A"], U["B"], U["C"], U["D"]]
+    wait_until("A's QKD path to D over B", lambda: (route("A", "D") or {}).get("qkd_path") == want)
+    wait_until("D's QKD path to A over B",
+               lambda: (route("D", "A") or {}).get("qkd_path") == list(reversed(want)))
+    wait_until("F on A's map with QKD", lambda: (route("A", "F") or {}).get("qkd_path"))
+    t_kill, ksid = {}, str(uuid.uuid4())
+
+    def kill_b(i):
+        if i == 12:
+            kill("B")
+            t_kill["t"] = time.time()
+        if i == 50:
+            t_kill["st"] = [s for s in status("A")["streams"] if s["key_stream_id"] == ksid]
+
+    ka, kd, replies = take_keys("A", "D", 60, ksid, during=kill_b, sources="ML-KEM-768,QKD")
+    check(ka == kd, f"keys differ after the relay was killed: {ka[:2]} {kd[:2]}")
+    check(all(isinstance(k, str) and len(k) == 64 for k in ka) and len(set(ka)) == 60,
+          f"keys: {[k for k in ka if not isinstance(k, str)][:2]}")
+    check(all(r["metadata"]["hops"] == 2 for r in replies), "hops")
+    alog, flog = open(f"{WORK}/A.log").read(), open(f"{WORK}/F.log").read()
+    check("relayed stream rerouted" in alog, "A did not reroute")
+    check([s["reroutes"] for s in t_kill["st"]] == [1], f"STATUS: {t_kill['st']}")
+    done = [ln for ln in alog.splitlines() if "relayed stream rerouted" in ln][-1]
+    ts = datetime.datetime.strptime(done.split()[0][3:], "%Y-%m-%dT%H:%M:%S.%fZ")
+    took = ts.replace(tzinfo=datetime.timezone.utc).timestamp() - t_kill["t"]
+    print(f"     QKD links open along A-F-C-D {took:.2f} s after B was killed")
+    check("QKD links of a re-pathed stream opened" in flog, "F opened no QKD link")
+    check(status("F")["relay"]["messages_forwarded"] > 0, "F carried no batch")
+    check("signature does not verify" not in alog, "a batch signature failed at A")
+    check("relayed stream moved to a new path" in open(f"{WORK}/D.log").read(), "D did not move")
+    for n in "AD":
+        st = status(n)
+        check(st["errors"]["confirmation_mismatches"] == 0, f"{n}: {st['errors']}")
+
+
+@test
+def no_qkd_path_answers_status_2_naming_the_hop():
+    """A stream with QKD over A-F-C-D (B is dead); F is killed too: no path with QKD remains (E
+    has no KME and is no relay), so GET_KEY at A answers status 2 with a message naming the hop
+    that left the map, and the keys taken before stay equal."""
+    want = [U["A"], U["F"], U["C"], U["D"]]
+    wait_until("A's QKD path over F", lambda: (route("A", "D") or {}).get("qkd_path") == want)
+    ksid, out, lost = str(uuid.uuid4()), {}, threading.Barrier(2, timeout=60)
+
+    def app(node):
+        c = App(node)
+        if c.open("A", "D", ksid, "ML-KEM-768,QKD", timeout=4000)["status"] != 0:
+            return
+        got = [c.get(ksid, i) for i in range(8)]
+        lost.wait()
+        if node == "A":
+            kill("F")
+            time.sleep(1)
+        lost.wait()
+        for i in range(8, 40):  # on until the first key that cannot come
+            got.append(c.get(ksid, i))
+            if got[-1]["status"] != 0:
+                break
+        out[node] = got
+    ts = [threading.Thread(target=app, args=(x,)) for x in "AD"]
+    [t.start() for t in ts]
+    [t.join(180) for t in ts]
+    a, d = out.get("A", []), out.get("D", [])
+    both = min(len([g for g in a if g["status"] == 0]), len([g for g in d if g["status"] == 0]))
+    check(both >= 8 and [g["key_buffer"] for g in a[:both]] == [g["key_buffer"] for g in d[:both]],
+          f"keys before the loss differ ({both} at both)")
+    r = a[-1] if a else {}
+    check(r.get("status") == 2 and "rerouting" in r.get("message", "") and
+          U["F"] in r.get("message", ""), f"GET_KEY without a QKD path: {r}")
+    print(f"     A's answer without a QKD path: {r}")
+
+
+@test
+def per_stream_policy_in_the_source_uri():
+    """The source URI's relay keys: relay=no refuses a stream to D (no direct link), naming the
+    rule; relay_max_hops=2 refuses (D is 3 hops away); relay_avoid naming C leaves no path; a bad
+    value is refused naming the key; relay_max_hops=3 is accepted and its keys agree. With F back,
+    relay_avoid naming B takes the stream through F (B, the map's choice, forwards nothing of
+    it). The nodes' relay.* options still apply underneath."""
+    # F is dead, B is dead: bring B back for a path A-B-C-D
+    running("B")
+    wait_until("A's path to D over B",
+               lambda: (route("A", "D") or {}).get("path") == [U["A"], U["B"], U["C"], U["D"]])
+    wait_until("D's path to A over B",
+               lambda: (route("D", "A") or {}).get("path") == [U["D"], U["C"], U["B"], U["A"]])
+    cases = [("&relay=no", "relay=no"), ("&relay_max_hops=2", "relay_max_hops 2"),
+             (f"&relay_avoid={U['C']}", "relay_avoid"), ("&relay=maybe", "relay: 'maybe'"),
+             ("&relay_max_hops=0", "relay_max_hops")]
+    for pol, says in cases:
+        r = App("A").open("A", "D", str(uuid.uuid4()), policy=pol, timeout=2000)
+        check(r["status"] != 0 and says in r.get("message", ""), f"{pol}: {r}")
+    ka, kd, replies = take_keys("A", "D", 8, policy="&relay_max_hops=3")
+    check(ka == kd and all(isinstance(k, str) for k in ka), f"keys with a policy: {ka[:2]}")
+    check(all(r["metadata"]["hops"] == 2 for r in replies), "hops")
+    # F back: two paths of three hops; relay_avoid naming B steers the stream (both ends'
+    # messages) through F, though the map's own choice is B
+    running("F")
+
+    def linked(at, x, y):  # at's map holds the link x-y, announced by both
+        nx = {n["uuid"] for n in (route(at, x) or {}).get("neighbours") or []}
+        ny = {n["uuid"] for n in (route(at, y) or {}).get("neighbours") or []}
+        return U[y] in nx and U[x] in ny
+    wait_until("A-F and F-C on both ends' maps",
+               lambda: all(linked(at, x, y) for at in "AD" for x, y in (("A", "F"), ("F", "C"))))
+    wait_until("the ring whole at D", lambda: (route("D", "A") or {}).get("path") ==
+               [U["D"], U["C"], U["B"], U["A"]])
+    fw = {n: status(n)["relay"]["messages_forwarded"] for n in "BF"}
+    ka, kd, _ = take_keys("A", "D", 8, policy=f"&relay_avoid={U['B']}")
+    check(ka == kd and all(isinstance(k, str) for k in ka), f"keys avoiding B: {ka[:2]}")
+    after = {n: status(n)["relay"]["messages_forwarded"] for n in "BF"}
+    check(after["B"] == fw["B"] and after["F"] > fw["F"], f"forwarded before {fw}, after {after}")
 
 
 R.run(setup=setup)

@@ -14,6 +14,7 @@
 
 #include "daemon/batch.h"
 #include "daemon/hxd.h"
+#include "daemon/stream.h"
 
 static struct hxd_stream *responder_at(uint64_t produced)
 {
@@ -98,6 +99,53 @@ static void many_short_runs_join(void **state)
     free(s);
 }
 
+/* metadata.hops per key: each position reports the relays of the path its latest batch took. */
+static void hops_by_position(void **state)
+{
+    struct hxd_stream *s = responder_at(0);
+    struct hxd_batch *b = calloc(1, sizeof(*b));
+
+    (void)state;
+    assert_non_null(b);
+    assert_int_equal(hxd_stream_hops_at(s, 0), -1); /* nothing noted: the caller's fallback */
+    b->count = 4;
+    for (uint64_t f = 0; f < 12; f += 4) { /* three batches over A-B-C-D: one run */
+        b->first = f;
+        b->path.hops = 3;
+        hxd_batch_note_hops(s, b);
+    }
+    assert_int_equal(s->n_hops_run, 1);
+    b->first = 12; /* rerouted over a path with three relays */
+    b->path.hops = 4;
+    hxd_batch_note_hops(s, b);
+    b->first = 4; /* a failed batch made again over it */
+    hxd_batch_note_hops(s, b);
+    b->first = 16; /* then a direct link */
+    b->path.hops = 0;
+    hxd_batch_note_hops(s, b);
+    assert_int_equal(hxd_stream_hops_at(s, 0), 2);
+    assert_int_equal(hxd_stream_hops_at(s, 3), 2);
+    assert_int_equal(hxd_stream_hops_at(s, 4), 3);
+    assert_int_equal(hxd_stream_hops_at(s, 7), 3);
+    assert_int_equal(hxd_stream_hops_at(s, 8), 2);
+    assert_int_equal(hxd_stream_hops_at(s, 15), 3);
+    assert_int_equal(hxd_stream_hops_at(s, 16), 0);
+    assert_int_equal(hxd_stream_hops_at(s, 20), -1);
+    for (uint64_t f = 100; f < 100 + 2 * 40; f += 2) { /* alternating paths: the oldest go */
+        b->first = f;
+        b->count = 2;
+        b->path.hops = f % 4 == 0 ? 2 : 3;
+        hxd_batch_note_hops(s, b);
+    }
+    assert_int_equal(s->n_hops_run, sizeof(s->hops_run) / sizeof(s->hops_run[0]));
+    assert_int_equal(hxd_stream_hops_at(s, 0), -1);
+    assert_int_equal(hxd_stream_hops_at(s, 178), 2);
+    assert_int_equal(hxd_stream_hops_at(s, 179), 2);
+    assert_int_equal(hxd_stream_hops_at(s, 177), 1);
+    free(b);
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -105,6 +153,7 @@ int main(void)
         cmocka_unit_test(below_the_watermark_is_committed),
         cmocka_unit_test(adjacent_runs_add_up),
         cmocka_unit_test(many_short_runs_join),
+        cmocka_unit_test(hops_by_position),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -251,6 +251,63 @@ static void relay_fwd_codec(void **state)
     assert_int_equal(hx_peer_decode_fwd(big, w.len, &d), HX_ERR_BAD_VALUE);
 }
 
+/* RELAY_REPATH: layout, every cut, and refusals. */
+static void relay_repath_codec(void **state)
+{
+    struct hx_peer_repath m, d;
+    uint8_t buf[300];
+    struct hx_writer w;
+    size_t len;
+
+    (void)state;
+    memset(&m, 0, sizeof(m));
+    m.ksid = id(7);
+    m.epoch = 0x01020304;
+    m.kind = HX_REPATH_OPEN;
+    m.qkd_link = id(9);
+    hx_writer_init_fixed(&w, buf, sizeof(buf));
+    assert_int_equal(hx_peer_encode_repath(&w, &m), HX_OK);
+    len = w.len;
+    assert_int_equal(len, 16 + 4 + 1 + 16 + 2);
+    assert_int_equal(buf[16], 0x01); /* epoch, big endian */
+    assert_int_equal(buf[19], 0x04);
+    assert_int_equal(buf[20], 0); /* kind */
+    assert_int_equal(buf[21], 9); /* the link's QKD stream id */
+    assert_int_equal(hx_peer_decode_repath(buf, len, &d), HX_OK);
+    assert_memory_equal(&d, &m, sizeof(m));
+    for (size_t cut = 0; cut < len; cut++) {
+        assert_int_not_equal(hx_peer_decode_repath(buf, cut, &d), HX_OK);
+    }
+    buf[len] = 0;
+    assert_int_equal(hx_peer_decode_repath(buf, len + 1, &d), HX_ERR_TOO_LARGE);
+    buf[20] = 3; /* unknown kind */
+    assert_int_equal(hx_peer_decode_repath(buf, len, &d), HX_ERR_BAD_VALUE);
+    buf[20] = 1; /* an answer carries no link id */
+    assert_int_equal(hx_peer_decode_repath(buf, len, &d), HX_ERR_BAD_VALUE);
+    /* a refusal with its reason */
+    m.kind = HX_REPATH_REFUSED;
+    memset(&m.qkd_link, 0, sizeof(m.qkd_link));
+    snprintf(m.msg, sizeof(m.msg), "no KME");
+    hx_writer_init_fixed(&w, buf, sizeof(buf));
+    assert_int_equal(hx_peer_encode_repath(&w, &m), HX_OK);
+    assert_int_equal(hx_peer_decode_repath(buf, w.len, &d), HX_OK);
+    assert_string_equal(d.msg, "no KME");
+    buf[w.len - 1] = 0; /* a NUL inside the reason */
+    assert_int_not_equal(hx_peer_decode_repath(buf, w.len, &d), HX_OK);
+    /* what the encoder refuses: a reason on a non-refusal, an open without a link, no stream */
+    m.kind = HX_REPATH_DONE;
+    hx_writer_init_fixed(&w, buf, sizeof(buf));
+    assert_int_equal(hx_peer_encode_repath(&w, &m), HX_ERR_INVALID_ARG);
+    m.msg[0] = '\0';
+    m.kind = HX_REPATH_OPEN;
+    assert_int_equal(hx_peer_encode_repath(&w, &m), HX_ERR_INVALID_ARG);
+    m.kind = HX_REPATH_DONE;
+    memset(&m.ksid, 0, sizeof(m.ksid));
+    assert_int_equal(hx_peer_encode_repath(&w, &m), HX_ERR_INVALID_ARG);
+    /* a relay carries it inside RELAY_FWD */
+    assert_true(hx_peer_fwd_type_ok(HX_PEER_RELAY_REPATH));
+}
+
 /* ---- the map ---- */
 
 static void replace_and_age(void **state)
@@ -689,6 +746,7 @@ int main(void)
         cmocka_unit_test(codec_round_trip_and_cuts),
         cmocka_unit_test(codec_refusals),
         cmocka_unit_test(relay_fwd_codec),
+        cmocka_unit_test(relay_repath_codec),
         cmocka_unit_test(replace_and_age),
         cmocka_unit_test(flooding_converges),
         cmocka_unit_test(path_choice),

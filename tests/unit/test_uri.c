@@ -107,7 +107,8 @@ static void every_error(void **state)
     refused(BASE "?key_sources", HX_ERR_BAD_VALUE, "query part 'key_sources' is not key=value");
     refused(BASE "?key_sources=QKD,X25519&&", HX_ERR_BAD_VALUE, "is not key=value");
     refused(BASE "?color=red&key_sources=QKD,X25519", HX_ERR_BAD_VALUE,
-            "unknown query key 'color' (hybridization, key_sources)");
+            "unknown query key 'color' (hybridization, key_sources, relay, relay_max_hops, "
+            "relay_avoid)");
     refused(BASE "?Key_Sources=QKD,X25519", HX_ERR_BAD_VALUE, "unknown query key 'Key_Sources'");
     refused(BASE "?hybridization=hkdf&hybridization=hkdf&key_sources=QKD,X25519", HX_ERR_BAD_VALUE,
             "hybridization given twice");
@@ -132,6 +133,48 @@ static void every_error(void **state)
 
 /* Every prefix of a valid URI: accepted only where a valid URI ends, otherwise refused with a
  * reason; never a read past the end. */
+/* The stream's relay policy in the query (docs/relay.md "Per-stream policy"). */
+static void relay_policy(void **state)
+{
+    struct hx_uri u;
+    char why[200];
+
+    (void)state;
+    assert_int_equal(hx_uri_parse(FULL, &u, why, sizeof(why)), HX_OK);
+    assert_int_equal(u.relay_forbidden, 0); /* absent: the node's relay.* options */
+    assert_int_equal(u.relay_max_hops, 0);
+    assert_int_equal(u.n_avoid, 0);
+    assert_int_equal(hx_uri_parse(FULL "&relay=NO&relay_max_hops=3&relay_avoid=" NODE
+                                       ",11111111-2222-3333-4444-555555555555",
+                                  &u, why, sizeof(why)),
+                     HX_OK);
+    assert_int_equal(u.relay_forbidden, 1);
+    assert_int_equal(u.relay_max_hops, 3);
+    assert_int_equal(u.n_avoid, 2);
+    assert_int_equal(u.avoid[1].b[15], 0x55);
+    assert_int_equal(hx_uri_parse(FULL "&relay=yes&relay_max_hops=16", &u, why, sizeof(why)),
+                     HX_OK);
+    assert_int_equal(u.relay_forbidden, 0);
+    assert_int_equal(u.relay_max_hops, 16);
+    refused(FULL "&relay=maybe", HX_ERR_BAD_VALUE, "relay: 'maybe' is not yes or no");
+    refused(FULL "&relay=", HX_ERR_BAD_VALUE, "relay: '' is not yes or no");
+    refused(FULL "&relay=no&relay=no", HX_ERR_BAD_VALUE, "relay given twice");
+    refused(FULL "&relay_max_hops=0", HX_ERR_BAD_VALUE, "relay_max_hops: '0' is not");
+    refused(FULL "&relay_max_hops=17", HX_ERR_BAD_VALUE, "relay_max_hops: '17'");
+    refused(FULL "&relay_max_hops=", HX_ERR_BAD_VALUE, "relay_max_hops: ''");
+    refused(FULL "&relay_max_hops=3x", HX_ERR_BAD_VALUE, "relay_max_hops: '3x'");
+    refused(FULL "&relay_max_hops=-1", HX_ERR_BAD_VALUE, "relay_max_hops: '-1'");
+    refused(FULL "&relay_max_hops=99999999999", HX_ERR_BAD_VALUE, "relay_max_hops");
+    refused(FULL "&relay_avoid=", HX_ERR_BAD_VALUE, "relay_avoid: empty");
+    refused(FULL "&relay_avoid=" NODE ",", HX_ERR_BAD_UUID, "relay_avoid: '' is not a node UUID");
+    refused(FULL "&relay_avoid=x", HX_ERR_BAD_UUID, "relay_avoid: 'x' is not a node UUID");
+    refused(FULL "&relay_avoid=" NODE "," NODE "," NODE "," NODE "," NODE "," NODE "," NODE "," NODE
+                 "," NODE,
+            HX_ERR_BAD_VALUE, "relay_avoid: at most 8 nodes");
+    refused(FULL "&relay_avoid=" NODE "&relay_avoid=" NODE, HX_ERR_BAD_VALUE,
+            "relay_avoid given twice");
+}
+
 static void cut_at_every_byte(void **state)
 {
     static const char full[] = FULL;
@@ -209,7 +252,7 @@ static void too_long(void **state)
     /* An unknown key or a bad part is quoted to 40 characters at most. */
     snprintf(s, sizeof(s), BASE "?%0300d=1", 0);
     assert_int_equal(parse(s, &u, why, sizeof(why)), HX_ERR_BAD_VALUE);
-    assert_true(strlen(why) < 120);
+    assert_true(strlen(why) < 140);
     /* A reason is cut to the caller's buffer, NUL-terminated. */
     assert_int_equal(parse(BASE "?key_sources=QKD,RSA", &u, why, 8), HX_ERR_UNSUPPORTED);
     assert_int_equal(strlen(why), 7);
@@ -265,11 +308,9 @@ static void code_based_and_ntru_prime_sources(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(every_field),
-        cmocka_unit_test(every_error),
-        cmocka_unit_test(cut_at_every_byte),
-        cmocka_unit_test(too_long),
-        cmocka_unit_test(code_based_and_ntru_prime_sources),
+        cmocka_unit_test(every_field),  cmocka_unit_test(every_error),
+        cmocka_unit_test(relay_policy), cmocka_unit_test(cut_at_every_byte),
+        cmocka_unit_test(too_long),     cmocka_unit_test(code_based_and_ntru_prime_sources),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
