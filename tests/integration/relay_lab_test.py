@@ -264,6 +264,31 @@ def take_keys(a, b, n, sources, during=None, app="app1", timeout=20000):
     return out[a], out[b], out[a + "replies"]
 
 
+def cli_stream(a, b, sources):
+    """Step 8 with the CLI, as the section shows it: `hykex open` at both ends with one key
+    stream id, then `hykex get --index 0` at each; returns the two GET_KEY replies."""
+    ksid = str(uuid.uuid4())
+    argv = ["--ksid", ksid, "--timeout", "20000", uri(a, sources), uri(b, sources)]
+    opens = [subprocess.Popen([f"{BIN}/hykex", "open", "--address", f"{ADDR[n]}:{API}", *argv],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for n in (a, b)]
+    for n, p in zip((a, b), opens):
+        out = p.communicate(timeout=60)[0]
+        check(p.returncode == 0, f"hykex open at {n}: {out}")
+    got = []
+    for n in (a, b):
+        r = subprocess.run([f"{BIN}/hykex", "get", "--address", f"{ADDR[n]}:{API}", "--index",
+                            "0", ksid], capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0, f"hykex get at {n}: {r.stdout} {r.stderr}")
+        got.append(json.loads(r.stdout))
+    for n in (a, b):
+        subprocess.run([f"{BIN}/hykex", "close", "--address", f"{ADDR[n]}:{API}", ksid],
+                       capture_output=True, timeout=60)
+    check(got[0]["key_buffer"] == got[1]["key_buffer"] and len(got[0]["key_buffer"]) == 32,
+          f"hykex get: the keys differ: {got}")
+    return got
+
+
 def agree(ka, kb, n, what):
     bad = [k for k in ka + kb if not isinstance(k, str)]
     check(not bad, f"{what}: GET_KEY failed: {bad[:2]}")
@@ -388,6 +413,8 @@ def node_joining_a_running_network_is_used_at_once():
               f"(announce_s 10)", flush=True)
         ka, kd, _ = take_keys("A", "D", 8, "ML-KEM-768,X25519", timeout=5000)
         agree(ka, kd, 8, "A-D at once")
+        got = cli_stream("A", "D", "ML-KEM-768,X25519")
+        check(got[0]["metadata"]["hops"] == 2, f"hykex get: {got[0]['metadata']}")
     finally:
         net.stop()
 
@@ -455,7 +482,7 @@ def mesh_of_six_converges_and_far_pairs_agree():
             time.sleep(0.1)
         check(net.converged(), "the maps did not converge within 30 s")
         print(f"     maps converged {time.time() - last:.2f} s after the last node started "
-              f"(6 nodes, announce_s 1)", flush=True)
+              f"(6 nodes, relay.announce_s 10)", flush=True)
         for a, b in (("A", "F"), ("E", "B")):
             net.wait_route(a, b, 3)
         res = {}
