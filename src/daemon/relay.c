@@ -69,10 +69,7 @@ static void relay_free(struct hxd_relay *r)
     for (size_t i = 0; i < r->n_keys; i++) {
         hx_sig_key_free(r->keys[i].key);
     }
-    for (size_t i = 0; i < r->n_anns; i++) {
-        free(r->anns[i].p);
-    }
-    free(r->anns);
+    hx_topo_keep_wipe(&r->kept);
     free(r->keys);
     free(r->cert);
     hx_certid_free(r->ca);
@@ -102,7 +99,7 @@ hx_err hxd_relay_start(struct hxd *d, hxd_relay_deliver_fn deliver, char *why, s
     }
     if ((e = hx_topo_init(&r->topo, &d->cfg.uuid, d->cfg.relay_max_nodes)) != HX_OK ||
         (r->keys = calloc(r->max_keys, sizeof(*r->keys))) == NULL ||
-        (r->anns = calloc(r->max_keys, sizeof(*r->anns))) == NULL) {
+        hx_topo_keep_init(&r->kept, d->cfg.relay_max_nodes) != HX_OK) {
         snprintf(why, why_len, "relay: out of memory");
         e = HX_ERR_NOMEM;
         goto fail;
@@ -280,49 +277,6 @@ static const struct hx_sig_key *origin_key(struct hxd_relay *r, const struct hx_
  * (copies it already has cost a comparison) and floods what is new to it. Main thread only.
  */
 
-/* Keeps the announcement p of origin (sequence seq) in place of the one before it. */
-static void store_ann(struct hxd_relay *r, const struct hx_uuid *origin, uint64_t seq,
-                      const uint8_t *p, size_t len)
-{
-    struct stored_ann *a = NULL;
-    uint8_t *copy = malloc(len);
-
-    for (size_t i = 0; i < r->n_anns && a == NULL; i++) {
-        a = hx_uuid_equal(&r->anns[i].origin, origin) ? &r->anns[i] : NULL;
-    }
-    if (a == NULL && r->n_anns < r->max_keys) {
-        a = &r->anns[r->n_anns++];
-        *a = (struct stored_ann){.origin = *origin};
-    }
-    if (a == NULL || copy == NULL) { /* the map holds at most max_keys nodes: not reached */
-        free(copy);
-        return;
-    }
-    memcpy(copy, p, len);
-    free(a->p);
-    a->p = copy;
-    a->len = len;
-    a->seq = seq;
-}
-
-/* Drops the kept announcements of nodes the map forgot (after hx_topo_age). */
-static void prune_anns(struct hxd_relay *r)
-{
-    size_t k = 0;
-
-    pthread_mutex_lock(&r->lock);
-    for (size_t i = 0; i < r->n_anns; i++) {
-        const struct hx_topo_node *n = hx_topo_find(&r->topo, &r->anns[i].origin);
-        if (n != NULL && n->seq == r->anns[i].seq) {
-            r->anns[k++] = r->anns[i];
-        } else {
-            free(r->anns[i].p);
-        }
-    }
-    pthread_mutex_unlock(&r->lock);
-    r->n_anns = k;
-}
-
 /* Hands the map to each trusted peer whose link is new since the last hand-over (a link that
  * went down and came up again has another serial). */
 static void hand_over(struct hxd *d, struct hxd_relay *r)
@@ -343,11 +297,10 @@ static void hand_over(struct hxd *d, struct hxd_relay *r)
             before = hx_uuid_equal(&r->synced[k].peer, &peers[i]) ? r->synced[k].serial : before;
         }
         now[n_now++] = (struct synced_link){.peer = peers[i], .serial = serial};
-        for (size_t k = 0; serial != before && k < r->n_anns; k++) {
-            if (!hx_uuid_equal(&r->anns[k].origin, &peers[i]) &&
-                !hx_uuid_equal(&r->anns[k].origin, &d->cfg.uuid)) {
-                sent += hx_link_send(l, HX_PEER_TOPO_ANNOUNCE, r->anns[k].p, r->anns[k].len) ==
-                        HX_OK; /* what does not fit comes at its origin's next period */
+        for (size_t k = 0; serial != before && k < r->kept.n; k++) {
+            const struct hx_topo_kept *a = &r->kept.a[k];
+            if (!hx_uuid_equal(&a->origin, &peers[i])) { /* this node's own went with announce */
+                sent += hx_link_send(l, HX_PEER_TOPO_ANNOUNCE, a->p, a->len) == HX_OK;
             }
         }
         hx_link_put(l);
@@ -408,7 +361,8 @@ static void take(struct hxd *d, struct hxd_relay *r, const struct inbox_item *it
                                               HX_F_U64("neighbours", m->n_neigh));
     }
     if (v != HX_TOPO_STALE) {
-        store_ann(r, &m->origin, m->seq, it->p, it->len);
+        /* kept for the next neighbour to come up; a failure only delays that node there */
+        hx_ignore(hx_topo_keep_put(&r->kept, &m->origin, m->seq, it->p, it->len));
         send_all(d, &it->from, &m->origin, it->p, it->len); /* flood on, as received */
     }
     goto out;
@@ -508,7 +462,9 @@ void hxd_relay_tick(struct hxd *d)
     pthread_mutex_unlock(&r->lock);
     if (gone > 0) {
         hx_info("relay: nodes left the map (announcements expired)", HX_F_U64("nodes", gone));
-        prune_anns(r);
+        pthread_mutex_lock(&r->lock);
+        hx_topo_keep_prune(&r->kept, &r->topo);
+        pthread_mutex_unlock(&r->lock);
     }
     bool changed = atomic_exchange(&r->links_changed, false);
     if (changed || r->next_announce == 0 || hx_deadline_passed(r->next_announce)) {

@@ -14,15 +14,6 @@
 #define RELAY_INBOX_BYTES (8u << 20) /* and at most this many bytes of them */
 #define RELAY_MAX_AVOID 32           /* relay.avoid: 1 023 characters hold 27 UUIDs */
 
-/* An announcement on the map as it arrived (signed, byte for byte): handed to a neighbour whose
- * link comes up, so that a node that joins learns the map at once (relay.c, "map hand-over"). */
-struct stored_ann {
-    struct hx_uuid origin;
-    uint64_t seq;
-    uint8_t *p;
-    size_t len;
-};
-
 /* The link to a trusted peer the map was last handed to (its serial; 0: none). */
 struct synced_link {
     struct hx_uuid peer;
@@ -62,8 +53,7 @@ struct hxd_relay {
     size_t cert_len;
     uint64_t seq;
     int64_t next_announce; /* clock.h deadline */
-    struct stored_ann *anns; /* max_keys of them: one per node on the map */
-    size_t n_anns;
+    struct hx_topo_keep kept; /* the announcements on the map, for the map hand-over */
     struct synced_link synced[HXD_MAX_PEERS];
     size_t n_synced;
     /* set at start, read-only after: */
