@@ -507,6 +507,32 @@ def mesh_of_six_converges_and_far_pairs_agree():
         net.stop()
 
 
+@test
+def figures_keys_per_second_by_relays():
+    """Figures, not a check (HYKEX_RELAY_LAB_FIGURES=1 runs it; use a release build): a line
+    A-B-C-D-E, from A to B (direct), C, D and E (1, 2, 3 relays), 400 keys taken by index at
+    both ends; prints keys/s at A for end-to-end ML-KEM-768 + X25519 and for ML-KEM-768 + QKD
+    (relayed). Every pair of key lists must still agree."""
+    if os.environ.get("HYKEX_RELAY_LAB_FIGURES") != "1":
+        raise Skip("figures only: HYKEX_RELAY_LAB_FIGURES=1 runs it")
+    net = Net("figures", [("A", "B"), ("B", "C"), ("C", "D"), ("D", "E")])
+    net.start()
+    try:
+        for dst, hops in (("B", 1), ("C", 2), ("D", 3), ("E", 4)):
+            net.wait_route("A", dst, hops)
+            net.wait_route(dst, "A", hops)
+        for sources in ("ML-KEM-768,X25519", "ML-KEM-768,QKD"):
+            for dst, relays in (("B", 0), ("C", 1), ("D", 2), ("E", 3)):
+                t0 = time.time()
+                ka, kb, _ = take_keys("A", dst, 400, sources, app=f"fig{dst}")
+                rate = 400 / (time.time() - t0)
+                agree(ka, kb, 400, f"A-{dst} {sources}")
+                print(f"     {sources:18} A-{dst} {relays} relays: {rate:7.0f} keys/s "
+                      f"(400 keys, OPEN_CONNECT included)", flush=True)
+    finally:
+        net.stop()
+
+
 def finish():
     # the lab goes at exit (atexit); the folder too when every case passed
     pass
