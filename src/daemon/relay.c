@@ -70,6 +70,7 @@ static void relay_free(struct hxd_relay *r)
         hx_sig_key_free(r->keys[i].key);
     }
     hx_topo_keep_wipe(&r->kept);
+    hx_hold_wipe(&r->hold);
     free(r->keys);
     free(r->cert);
     hx_certid_free(r->ca);
@@ -456,6 +457,7 @@ void hxd_relay_tick(struct hxd *d)
         free(batch[i].p);
     }
     free(batch);
+    hxd_relay_release_held(d); /* their origins may be on the map now */
     pthread_mutex_lock(&r->lock);
     gone = hx_topo_age(&r->topo, hxd_relay_now_ms());
     r->forgotten += gone;

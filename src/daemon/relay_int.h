@@ -8,6 +8,7 @@
 #include "crypto/sig.h"
 #include "daemon/config.h"
 #include "daemon/relay.h"
+#include "daemon/relay_hold.h"
 #include "peer/certid.h"
 
 #define RELAY_INBOX 256              /* announcements waiting for the tick; more are dropped */
@@ -43,6 +44,7 @@ struct hxd_relay {
     size_t n_inbox, inbox_bytes;
     uint64_t accepted, refused, dropped, forgotten, announced;
     uint64_t forwarded, delivered, fwd_dropped; /* RELAY_FWD */
+    struct hx_hold hold; /* RELAY_FWD to this node from an origin not on the map yet */
     /* verified keys of the nodes on the map: written by the main thread (under the lock),
      * copied out by others under it (hxd_relay_peer_key) */
     struct known_key *keys;
@@ -83,6 +85,10 @@ bool hxd_relay_qkd_open_has_qkd(const uint8_t *p, size_t len, struct hx_uuid *ks
                                 struct hx_qkd_ksid *qid);
 /* The pinned path of a stream; false: none. */
 bool hxd_relay_qkd_pinned(struct hxd *d, const struct hx_uuid *ksid, struct hx_topo_path *path);
+
+/* relay_fwd.c, on the main thread's tick after the inbox: delivers the held messages whose
+ * origin is on the map now, drops those held too long. */
+void hxd_relay_release_held(struct hxd *d);
 
 /* Monotonic ms, the map's time. */
 int64_t hxd_relay_now_ms(void);

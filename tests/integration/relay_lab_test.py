@@ -398,9 +398,11 @@ def node_joining_a_running_network_is_used_at_once():
     """A-B-C runs with its maps converged; D starts (linked to C) and is used at once, at both
     ends: as soon as `hykex route` shows each end the other, the applications open A-D. D must
     learn the nodes announced before its link came up (its neighbour hands it the map) within
-    a tick, not at their next announcement (relay.announce_s, 10 s by default), and A's
-    STREAM_OPEN must not reach D before A is on D's map."""
-    net = Net("join", [("A", "B"), ("B", "C"), ("C", "D")])
+    a tick, not at their next announcement (relay.announce_s, 10 s by default). Then E joins
+    (linked to D) and opens a stream to A the moment E's own route shows A: E's STREAM_OPEN can
+    reach A before E's announcement does, and A must hold it until E is on its map, not drop
+    it (the application at A opens once A's route shows E)."""
+    net = Net("join", [("A", "B"), ("B", "C"), ("C", "D"), ("D", "E")])
     net.start(only="ABC")
     try:
         net.wait_route("A", "C", 2)
@@ -415,6 +417,30 @@ def node_joining_a_running_network_is_used_at_once():
         agree(ka, kd, 8, "A-D at once")
         got = cli_stream("A", "D", "ML-KEM-768,X25519")
         check(got[0]["metadata"]["hops"] == 2, f"hykex get: {got[0]['metadata']}")
+        # E joins and initiates at once
+        net.start_node("E")
+        net.wait_route("E", "A", 4, timeout=5)
+        ksid, sources, out = str(uuid.uuid4()), "ML-KEM-768,X25519", {}
+
+        def side(node):
+            c = App(node)
+            r = c.call("OPEN_CONNECT", source=uri("E", sources), destination=uri("A", sources),
+                       key_stream_id=ksid, qos={"key_chunk_size": 32, "timeout": 8000})
+            out[node] = [r] + [c.call("GET_KEY", key_stream_id=ksid, index=i)
+                               for i in range(4 if r["status"] == 0 else 0)]
+            c.close()
+        te = threading.Thread(target=side, args=("E",))
+        te.start()
+        net.wait_route("A", "E", 4, timeout=5)
+        side("A")
+        te.join(60)
+        for n in "EA":
+            check(out.get(n) and all(r["status"] == 0 for r in out[n]), f"{n}: {out.get(n)}")
+        check([r["key_buffer"] for r in out["E"][1:]] == [r["key_buffer"] for r in out["A"][1:]],
+              "E-A: keys differ")
+        held = "held for its announcement" in open(f"{net.dir}/A/hykexd.log").read()
+        how = "was held at A until E was on its map" if held else "arrived after E was on A's map"
+        print(f"     E's STREAM_OPEN {how}", flush=True)
     finally:
         net.stop()
 
