@@ -143,8 +143,8 @@ void hxd_relay_on_fwd(struct hxd *d, const struct hx_uuid *from, const uint8_t *
     }
     pthread_mutex_lock(&r->lock);
     known = key_known(r, &m->path[0]) && !hx_hold_has(&r->hold, &m->path[0]);
-    held = known ? HX_ERR_STATE
-                 : hx_hold_put(&r->hold, from, &m->path[0], p, len, hxd_relay_now_ms());
+    held =
+        known ? HX_ERR_STATE : hx_hold_put(&r->hold, from, &m->path[0], p, len, hxd_relay_now_ms());
     r->delivered += known;
     pthread_mutex_unlock(&r->lock);
     if (!known && held == HX_OK) {

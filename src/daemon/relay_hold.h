@@ -17,9 +17,9 @@
 #include "common/err.h"
 #include "common/uuid.h"
 
-#define HX_HOLD_MAX 32              /* messages */
-#define HX_HOLD_BYTES (8u << 20)    /* and bytes (two largest BATCH_REQs) */
-#define HX_HOLD_MS 5000             /* each waits at most this long */
+#define HX_HOLD_MAX 32           /* messages */
+#define HX_HOLD_BYTES (8u << 20) /* and bytes (two largest BATCH_REQs) */
+#define HX_HOLD_MS 5000          /* each waits at most this long */
 
 struct hx_hold_item {
     struct hx_uuid from;   /* the neighbour it came from */

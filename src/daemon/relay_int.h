@@ -54,7 +54,7 @@ struct hxd_relay {
     uint8_t *cert; /* this node's certificate, DER */
     size_t cert_len;
     uint64_t seq;
-    int64_t next_announce; /* clock.h deadline */
+    int64_t next_announce;    /* clock.h deadline */
     struct hx_topo_keep kept; /* the announcements on the map, for the map hand-over */
     struct synced_link synced[HXD_MAX_PEERS];
     size_t n_synced;

@@ -10,18 +10,23 @@ Usage: relay_lab_test.py BIN_DIR REPO_ROOT
 Root only (network namespaces); prints the reason and "0 passed, 0 failed, 1 skipped" otherwise.
 
 Cases, each on a network of its own (simulator and nodes started for it, stopped after it):
-- line of four A-B-C-D: keys between A and D agree, ML-KEM-768 + X25519 and ML-KEM-768 + QKD (the QKD part
-  relayed hop by hop), metadata.hops is 2; B and C never hold a delivered key: not in their log
-  files, not in their state directories, and not in their process memory (every readable region
-  of /proc/PID/mem, raw bytes and hex; the same scan must find the node's own UUID there, so it
-  cannot pass by reading nothing);
+- line of four A-B-C-D: keys between A and D agree, ML-KEM-768 + X25519 and ML-KEM-768 + QKD
+  (the QKD part relayed hop by hop), metadata.hops is 2; B and C never hold a delivered key:
+  not in their log files, not in their state directories, and not in their process memory
+  (every readable region of /proc/PID/mem, raw bytes and hex; the same scan must find the
+  node's own UUID there, so it cannot pass by reading nothing);
+- a node joining a running network is used at once: D joins A-B-C and A-D stream as soon as
+  `hykex route` shows each end the other (also with `hykex open` / `hykex get`); then E joins
+  and opens a stream to A the moment its own route shows A (its STREAM_OPEN may overtake its
+  announcement, and A holds it until E is on its map);
 - ring of six, a relay on the path SIGKILLed while A and D take keys (end-to-end ML-KEM-768 +
   X25519): keys keep coming over the other side of the ring, every key agrees, no confirmation
   mismatch. The same with the QKD part relayed is written, and skipped: a relayed QKD stream's
   path is pinned and not rerouted yet (docs/relay.md "Not built yet"); HYKEX_RELAY_QKD_REROUTE=1
   runs it;
 - mesh of six: every map converges (the time is printed), and two pairs of far-apart nodes
-  stream at once (one with the QKD part relayed): their keys agree.
+  stream at once (one with the QKD part relayed): their keys agree;
+- figures only, with HYKEX_RELAY_LAB_FIGURES=1: keys/s over 0 to 3 relays on a line of five.
 
 The lab (namespaces, veths, the bridge) is this run's own (netlab.sh picks the id) and is
 removed at exit, also on a failure or SIGTERM; every program is stopped by its PID.
@@ -30,7 +35,6 @@ Ends with "N passed, M failed, K skipped" (hxtest.Runner).
 import atexit
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
