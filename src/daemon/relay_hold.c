@@ -3,9 +3,10 @@
  */
 #include "daemon/relay_hold.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-#include "common/secret.h"
+#include <openssl/crypto.h>
 
 bool hx_hold_has(const struct hx_hold *h, const struct hx_uuid *origin)
 {
@@ -26,7 +27,7 @@ hx_err hx_hold_put(struct hx_hold *h, const struct hx_uuid *from, const struct h
         return HX_ERR_NOSPACE;
     }
     it = &h->item[h->n];
-    if ((it->p = hx_secure_alloc(len)) == NULL) {
+    if ((it->p = malloc(len)) == NULL) {
         return HX_ERR_NOMEM;
     }
     memcpy(it->p, p, len);
@@ -61,7 +62,10 @@ bool hx_hold_next(struct hx_hold *h, bool (*known)(void *arg, const struct hx_uu
 
 void hx_hold_item_free(struct hx_hold_item *it)
 {
-    hx_secure_free(it->p, it->len);
+    if (it->p != NULL) {
+        OPENSSL_cleanse(it->p, it->len);
+        free(it->p);
+    }
     it->p = NULL;
     it->len = 0;
 }

@@ -4,8 +4,9 @@
  * still on its way; a STREAM_OPEN sent as soon as the sender's map had a path can overtake the
  * sender's own announcement) waits until the origin's certificate is verified, and is delivered
  * then, in arrival order; or it is dropped when its time is over. Bounded in count, bytes and
- * time. Pure: no locks, no I/O (the caller holds the relay's lock); held bytes are in secure
- * memory and wiped (a BATCH_REQ may carry the relayed QKD part).
+ * time. Pure: no locks, no I/O (the caller holds the relay's lock). Held bytes are wiped when
+ * they go (a BATCH_REQ may carry the relayed QKD part, one-time padded); they are taken from the
+ * normal heap, not the secure heap, which is sized for key production alone.
  */
 #ifndef HX_DAEMON_RELAY_HOLD_H
 #define HX_DAEMON_RELAY_HOLD_H
@@ -25,7 +26,7 @@ struct hx_hold_item {
     struct hx_uuid from;   /* the neighbour it came from */
     struct hx_uuid origin; /* the path's first node */
     int64_t until_ms;      /* monotonic ms */
-    uint8_t *p;            /* the whole RELAY_FWD frame (secure memory) */
+    uint8_t *p;            /* the whole RELAY_FWD frame */
     size_t len;
 };
 
