@@ -112,8 +112,9 @@ def certificates():
 class Net:
     """One network of the lab: its QKD links (the simulator) and peer links (the nodes)."""
 
-    def __init__(self, name, links, qkd_links=None):
-        self.name, self.links = name, links
+    def __init__(self, name, links, qkd_links=None, tuning=None):
+        """tuning: options beyond the section's config, for a case that needs them."""
+        self.name, self.links, self.tuning = name, links, tuning or {}
         self.qkd_links = links if qkd_links is None else qkd_links
         self.nodes = sorted({n for link in links for n in link})
         self.dir = f"{WORK}/{name}"
@@ -144,12 +145,14 @@ class Net:
             if only is None or n in only:
                 self.start_node(n)
 
-    def write(self, n, **relay):
+    def write(self, n):
+        """Step 4 and 5: the config as the section shows it (absolute paths, this lab's
+        addresses; the log file at debug, so that the search for keys in it reads everything
+        hykexd can log), then this network's tuning; the neighbours as trusted peers."""
         d = f"{self.dir}/{n}"
         os.makedirs(d, exist_ok=True)
         cfg = {"uuid": U[n],
-               "logging_config": {"console_log_type": "info", "filename": f"{d}/hykexd.log",
-                                  "file_log_type": "debug"},
+               "logging_config": {"filename": f"{d}/hykexd.log", "file_log_type": "debug"},
                "certificate_config": {"cert_authority_path": f"{WORK}/{n}/cert/ca.crt",
                                       "cert_path": f"{WORK}/{n}/cert/node.crt",
                                       "key_path": f"{WORK}/{n}/cert/node.key"},
@@ -158,10 +161,8 @@ class Net:
                "peer_local_address": {"host": ADDR[n], "port": PEER},
                "qkd_address": {"host": ADDR["sim"], "port": self.kme_port(n)},
                "state_dir": f"{d}/state",
-               "relay": {"enabled": True, **relay},
-               # short link checks, so that a killed relay's links go at once
-               "peer": {"keepalive_s": 1, "reconnect_max_s": 1},
-               "limits": {"batch_size": 4, "buffer_depth": 8}}
+               "relay": {"enabled": True},
+               **self.tuning}
         json.dump(cfg, open(f"{d}/config.json", "w"), indent=1)
         peers = {U[m]: {"address": {"host": ADDR[m], "port": PEER}} for m in self.neighbours(n)}
         json.dump(peers, open(f"{d}/trusted_peers.json", "w"), indent=1)
@@ -455,7 +456,9 @@ RING = [("A", "B"), ("B", "C"), ("C", "D"), ("D", "E"), ("E", "F"), ("F", "A")]
 def ring_kill(sources, what):
     """Ring A-B-C-D-E-F: A's path to D (3 hops either way) is the one over the smaller UUIDs;
     that path's first relay is SIGKILLed after the 10th key. Returns nothing; checks."""
-    net = Net(what, RING)
+    # small batches and few ready keys: production still runs when the relay is killed (with
+    # the defaults the 60 keys would be made before it)
+    net = Net(what, RING, tuning={"limits": {"batch_size": 4, "buffer_depth": 8}})
     net.start()
     try:
         out = net.wait_route("A", "D", 3)
@@ -545,7 +548,8 @@ def figures_keys_per_second_by_relays():
     (relayed). Every pair of key lists must still agree."""
     if os.environ.get("HYKEX_RELAY_LAB_FIGURES") != "1":
         raise Skip("figures only: HYKEX_RELAY_LAB_FIGURES=1 runs it")
-    net = Net("figures", [("A", "B"), ("B", "C"), ("C", "D"), ("D", "E")])
+    net = Net("figures", [("A", "B"), ("B", "C"), ("C", "D"), ("D", "E")],
+              tuning={"limits": {"batch_size": 4, "buffer_depth": 8}})
     net.start()
     try:
         for dst, hops in (("B", 1), ("C", 2), ("D", 3), ("E", 4)):
