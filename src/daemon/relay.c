@@ -283,7 +283,7 @@ static const struct hx_sig_key *origin_key(struct hxd_relay *r, const struct hx_
 static void hand_over(struct hxd *d, struct hxd_relay *r)
 {
     struct hx_uuid peers[HXD_MAX_PEERS];
-    struct synced_link now[HXD_MAX_PEERS];
+    struct synced_link now[HXD_MAX_PEERS] = {0};
     size_t n = trusted_now(d, peers), n_now = 0;
 
     for (size_t i = 0; i < n; i++) {

@@ -351,6 +351,9 @@ hx_err hx_topo_keep_put(struct hx_topo_keep *k, const struct hx_uuid *origin, ui
     struct hx_topo_kept *a = NULL;
     uint8_t *copy;
 
+    if (k->a == NULL) {
+        return HX_ERR_STATE; /* not initialised, or wiped */
+    }
     for (size_t i = 0; i < k->n && a == NULL; i++) {
         a = hx_uuid_equal(&k->a[i].origin, origin) ? &k->a[i] : NULL;
     }

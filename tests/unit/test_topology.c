@@ -479,6 +479,7 @@ static void kept_for_hand_over(void **state)
     hx_topo_keep_wipe(&k);
     assert_int_equal(k.n, 0);
     assert_null(k.a);
+    assert_int_equal(hx_topo_keep_put(&k, idp(2), 10, buf[0], len[0]), HX_ERR_STATE);
     hx_topo_wipe(&late);
     hx_topo_wipe(&t);
 }
