@@ -69,6 +69,8 @@ static void relay_free(struct hxd_relay *r)
     for (size_t i = 0; i < r->n_keys; i++) {
         hx_sig_key_free(r->keys[i].key);
     }
+    hx_topo_keep_wipe(&r->kept);
+    hx_hold_wipe(&r->hold);
     free(r->keys);
     free(r->cert);
     hx_certid_free(r->ca);
@@ -97,7 +99,8 @@ hx_err hxd_relay_start(struct hxd *d, hxd_relay_deliver_fn deliver, char *why, s
         goto fail;
     }
     if ((e = hx_topo_init(&r->topo, &d->cfg.uuid, d->cfg.relay_max_nodes)) != HX_OK ||
-        (r->keys = calloc(r->max_keys, sizeof(*r->keys))) == NULL) {
+        (r->keys = calloc(r->max_keys, sizeof(*r->keys))) == NULL ||
+        hx_topo_keep_init(&r->kept, d->cfg.relay_max_nodes) != HX_OK) {
         snprintf(why, why_len, "relay: out of memory");
         e = HX_ERR_NOMEM;
         goto fail;
@@ -266,6 +269,51 @@ static const struct hx_sig_key *origin_key(struct hxd_relay *r, const struct hx_
     return key; /* only this thread replaces it */
 }
 
+/*
+ * Map hand-over. Announcements flood only when they are new, so a node whose link comes up
+ * after the others announced would learn them only at their next period (relay.announce_s),
+ * while its own announcement reaches everyone at once: they could use it before it knew them.
+ * So each node keeps every announcement on its map as it arrived (signed, byte for byte) and
+ * hands them all to a neighbour whose link comes up; the neighbour checks them as any other
+ * (copies it already has cost a comparison) and floods what is new to it. Main thread only.
+ */
+
+/* Hands the map to each trusted peer whose link is new since the last hand-over (a link that
+ * went down and came up again has another serial). */
+static void hand_over(struct hxd *d, struct hxd_relay *r)
+{
+    struct hx_uuid peers[HXD_MAX_PEERS];
+    struct synced_link now[HXD_MAX_PEERS] = {0};
+    size_t n = trusted_now(d, peers), n_now = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct hx_link *l = hx_links_get(d->links, &peers[i]);
+        uint64_t before = 0, serial;
+        size_t sent = 0;
+        if (l == NULL) {
+            continue;
+        }
+        serial = hx_link_serial(l);
+        for (size_t k = 0; k < r->n_synced; k++) {
+            before = hx_uuid_equal(&r->synced[k].peer, &peers[i]) ? r->synced[k].serial : before;
+        }
+        now[n_now++] = (struct synced_link){.peer = peers[i], .serial = serial};
+        for (size_t k = 0; serial != before && k < r->kept.n; k++) {
+            const struct hx_topo_kept *a = &r->kept.a[k];
+            if (!hx_uuid_equal(&a->origin, &peers[i])) { /* this node's own went with announce */
+                sent += hx_link_send(l, HX_PEER_TOPO_ANNOUNCE, a->p, a->len) == HX_OK;
+            }
+        }
+        hx_link_put(l);
+        if (serial != before) {
+            hx_debug("relay: map handed to a neighbour whose link came up",
+                     HX_F_UUID("peer", &peers[i]) HX_F_U64("announcements", sent));
+        }
+    }
+    memcpy(r->synced, now, n_now * sizeof(now[0]));
+    r->n_synced = n_now;
+}
+
 /* One announcement from the inbox (main thread, no lock held). */
 static void take(struct hxd *d, struct hxd_relay *r, const struct inbox_item *it)
 {
@@ -314,6 +362,8 @@ static void take(struct hxd *d, struct hxd_relay *r, const struct inbox_item *it
                                               HX_F_U64("neighbours", m->n_neigh));
     }
     if (v != HX_TOPO_STALE) {
+        /* kept for the next neighbour to come up; a failure only delays that node there */
+        hx_ignore(hx_topo_keep_put(&r->kept, &m->origin, m->seq, it->p, it->len));
         send_all(d, &it->from, &m->origin, it->p, it->len); /* flood on, as received */
     }
     goto out;
@@ -407,16 +457,23 @@ void hxd_relay_tick(struct hxd *d)
         free(batch[i].p);
     }
     free(batch);
+    hxd_relay_release_held(d); /* their origins may be on the map now */
     pthread_mutex_lock(&r->lock);
     gone = hx_topo_age(&r->topo, hxd_relay_now_ms());
     r->forgotten += gone;
     pthread_mutex_unlock(&r->lock);
     if (gone > 0) {
         hx_info("relay: nodes left the map (announcements expired)", HX_F_U64("nodes", gone));
+        pthread_mutex_lock(&r->lock);
+        hx_topo_keep_prune(&r->kept, &r->topo);
+        pthread_mutex_unlock(&r->lock);
     }
-    if (atomic_exchange(&r->links_changed, false) || r->next_announce == 0 ||
-        hx_deadline_passed(r->next_announce)) {
-        announce(d, r);
+    bool changed = atomic_exchange(&r->links_changed, false);
+    if (changed || r->next_announce == 0 || hx_deadline_passed(r->next_announce)) {
+        announce(d, r); /* first: a new neighbour gets this node's own newest one too */
+        if (changed) {
+            hand_over(d, r);
+        }
         r->next_announce = hx_deadline_in_ms((uint64_t)d->cfg.relay_announce_s * 1000);
     }
 }

@@ -104,6 +104,7 @@ void hxd_relay_on_fwd(struct hxd *d, const struct hx_uuid *from, const uint8_t *
     struct hxd_relay *r = d->relay;
     struct hx_peer_fwd *m;
     bool known;
+    hx_err held;
 
     if (r == NULL || (m = malloc(sizeof(*m))) == NULL) {
         return; /* relay off: not ours to read */
@@ -134,13 +135,27 @@ void hxd_relay_on_fwd(struct hxd *d, const struct hx_uuid *from, const uint8_t *
         free(m);
         return;
     }
-    /* The end: only from a node whose certificate (network CA, UUID SAN) was verified here. */
+    /* The end: only from a node whose certificate (network CA, UUID SAN) was verified here. A
+     * message whose origin is not on the map yet (its announcement is still on its way) waits
+     * for it, bounded (relay_hold.h), and so does any later one of that origin, in order. */
+    if (m->len < 16) {
+        hx_warn("relay: malformed RELAY_FWD refused", HX_F_UUID("origin", &m->path[0]));
+        goto dropped;
+    }
     pthread_mutex_lock(&r->lock);
-    known = key_known(r, &m->path[0]);
+    known = key_known(r, &m->path[0]) && !hx_hold_has(&r->hold, &m->path[0]);
+    held =
+        known ? HX_ERR_STATE : hx_hold_put(&r->hold, from, &m->path[0], p, len, hxd_relay_now_ms());
     r->delivered += known;
     pthread_mutex_unlock(&r->lock);
-    if (!known || m->len < 16) {
-        hx_warn("relay: message from a node not on the map refused",
+    if (!known && held == HX_OK) {
+        hx_debug("relay: message from a node not on the map yet held for its announcement",
+                 HX_F_UUID("origin", &m->path[0]) HX_F_U64("type", m->type));
+        free(m);
+        return;
+    }
+    if (!known) {
+        hx_warn("relay: message from a node not on the map refused (too many held already)",
                 HX_F_UUID("origin", &m->path[0]));
         goto dropped;
     }
@@ -153,6 +168,46 @@ dropped:
     r->fwd_dropped++;
     pthread_mutex_unlock(&r->lock);
     free(m);
+}
+
+static bool origin_known(void *arg, const struct hx_uuid *origin)
+{
+    return key_known(arg, origin);
+}
+
+void hxd_relay_release_held(struct hxd *d)
+{
+    struct hxd_relay *r = d->relay;
+    struct hx_hold_item it;
+    struct hx_peer_fwd *m;
+    bool got, expired;
+
+    for (;;) {
+        pthread_mutex_lock(&r->lock);
+        got = hx_hold_next(&r->hold, origin_known, r, hxd_relay_now_ms(), &it, &expired);
+        if (got) {
+            r->delivered += !expired;
+            r->fwd_dropped += expired;
+        }
+        pthread_mutex_unlock(&r->lock);
+        if (!got) {
+            return;
+        }
+        if (expired) {
+            hx_warn("relay: message from a node that did not come on the map in time dropped",
+                    HX_F_UUID("origin", &it.origin) HX_F_U64("held_ms", HX_HOLD_MS));
+        } else if ((m = malloc(sizeof(*m))) != NULL) {
+            /* checked when it arrived; decoded again from the held copy */
+            if (hx_peer_decode_fwd(it.p, it.len, m) == HX_OK) {
+                hx_debug("relay: held message delivered (its origin is on the map now)",
+                         HX_F_UUID("origin", &it.origin));
+                hxd_relay_qkd_arrived(d, m);
+                r->deliver(d, &m->path[0], m->type, m->p, m->len);
+            }
+            free(m);
+        }
+        hx_hold_item_free(&it);
+    }
 }
 
 hx_err hxd_relay_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,

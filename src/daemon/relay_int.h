@@ -6,7 +6,9 @@
 #include <stdatomic.h>
 
 #include "crypto/sig.h"
+#include "daemon/config.h"
 #include "daemon/relay.h"
+#include "daemon/relay_hold.h"
 #include "peer/certid.h"
 #include "proto/peer_topo.h"
 #include "proto/uri.h"
@@ -14,6 +16,12 @@
 #define RELAY_INBOX 256              /* announcements waiting for the tick; more are dropped */
 #define RELAY_INBOX_BYTES (8u << 20) /* and at most this many bytes of them */
 #define RELAY_MAX_AVOID 32           /* relay.avoid: 1 023 characters hold 27 UUIDs */
+
+/* The link to a trusted peer the map was last handed to (its serial; 0: none). */
+struct synced_link {
+    struct hx_uuid peer;
+    uint64_t serial;
+};
 
 struct inbox_item {
     struct hx_uuid from;
@@ -65,6 +73,7 @@ struct hxd_relay {
     size_t n_inbox, inbox_bytes;
     uint64_t accepted, refused, dropped, forgotten, announced;
     uint64_t forwarded, delivered, fwd_dropped; /* RELAY_FWD */
+    struct hx_hold hold; /* RELAY_FWD to this node from an origin not on the map yet */
     /* verified keys of the nodes on the map: written by the main thread (under the lock),
      * copied out by others under it (hxd_relay_peer_key) */
     struct known_key *keys;
@@ -74,7 +83,10 @@ struct hxd_relay {
     uint8_t *cert; /* this node's certificate, DER */
     size_t cert_len;
     uint64_t seq;
-    int64_t next_announce; /* clock.h deadline */
+    int64_t next_announce;    /* clock.h deadline */
+    struct hx_topo_keep kept; /* the announcements on the map, for the map hand-over */
+    struct synced_link synced[HXD_MAX_PEERS];
+    size_t n_synced;
     /* set at start, read-only after: */
     struct hx_uuid avoid[RELAY_MAX_AVOID];
     size_t n_avoid;
@@ -124,6 +136,10 @@ void hxd_relay_path_arrived(struct hxd *d, const struct hx_peer_fwd *m);
 /* The path a stream's latest batch took, noted by the batch protocol (hxd_relay_note_path), else
  * its pinned QKD path; false: neither. */
 bool hxd_relay_stream_hops(struct hxd *d, const struct hx_uuid *ksid, struct hx_topo_path *p);
+
+/* relay_fwd.c, on the main thread's tick after the inbox: delivers the held messages whose
+ * origin is on the map now, drops those held too long. */
+void hxd_relay_release_held(struct hxd *d);
 
 /* Monotonic ms, the map's time. */
 int64_t hxd_relay_now_ms(void);

@@ -322,3 +322,70 @@ bool hx_topo_path_valid(const struct hx_topo *t, const struct hx_topo_path *path
     }
     return true;
 }
+
+hx_err hx_topo_keep_init(struct hx_topo_keep *k, size_t max)
+{
+    memset(k, 0, sizeof(*k));
+    if (max == 0) {
+        return HX_ERR_INVALID_ARG;
+    }
+    if ((k->a = calloc(max, sizeof(*k->a))) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    k->max = max;
+    return HX_OK;
+}
+
+void hx_topo_keep_wipe(struct hx_topo_keep *k)
+{
+    for (size_t i = 0; i < k->n; i++) {
+        free(k->a[i].p);
+    }
+    free(k->a);
+    memset(k, 0, sizeof(*k));
+}
+
+hx_err hx_topo_keep_put(struct hx_topo_keep *k, const struct hx_uuid *origin, uint64_t seq,
+                        const uint8_t *p, size_t len)
+{
+    struct hx_topo_kept *a = NULL;
+    uint8_t *copy;
+
+    if (k->a == NULL) {
+        return HX_ERR_STATE; /* not initialised, or wiped */
+    }
+    for (size_t i = 0; i < k->n && a == NULL; i++) {
+        a = hx_uuid_equal(&k->a[i].origin, origin) ? &k->a[i] : NULL;
+    }
+    if (a == NULL && k->n >= k->max) {
+        return HX_ERR_NOSPACE;
+    }
+    if ((copy = malloc(len > 0 ? len : 1)) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    memcpy(copy, p, len);
+    if (a == NULL) {
+        a = &k->a[k->n++];
+        *a = (struct hx_topo_kept){.origin = *origin};
+    }
+    free(a->p);
+    a->p = copy;
+    a->len = len;
+    a->seq = seq;
+    return HX_OK;
+}
+
+void hx_topo_keep_prune(struct hx_topo_keep *k, const struct hx_topo *t)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < k->n; i++) {
+        const struct hx_topo_node *node = hx_topo_find(t, &k->a[i].origin);
+        if (node != NULL && node->seq == k->a[i].seq) {
+            k->a[n++] = k->a[i];
+        } else {
+            free(k->a[i].p);
+        }
+    }
+    k->n = n;
+}

@@ -96,4 +96,27 @@ bool hx_topo_path_valid(const struct hx_topo *t, const struct hx_topo_path *path
 HX_MUST_CHECK hx_err hx_topo_paths(const struct hx_topo *t, const struct hx_topo_policy *pol,
                                    struct hx_topo_path *paths, bool *reachable);
 
+/* Announcements kept as they arrived, signed, byte for byte: one per node on the map, handed to
+ * a neighbour whose link comes up (docs/relay.md "Map hand-over"). */
+struct hx_topo_kept {
+    struct hx_uuid origin;
+    uint64_t seq;
+    uint8_t *p;
+    size_t len;
+};
+struct hx_topo_keep {
+    struct hx_topo_kept *a;
+    size_t n, max;
+};
+
+HX_MUST_CHECK hx_err hx_topo_keep_init(struct hx_topo_keep *k, size_t max);
+void hx_topo_keep_wipe(struct hx_topo_keep *k);
+/* Keeps p (len bytes) as origin's announcement seq in place of the one kept before it;
+ * HX_ERR_NOSPACE when max nodes are kept and origin is not one of them, HX_ERR_NOMEM;
+ * HX_ERR_STATE before hx_topo_keep_init or after hx_topo_keep_wipe. */
+HX_MUST_CHECK hx_err hx_topo_keep_put(struct hx_topo_keep *k, const struct hx_uuid *origin,
+                                      uint64_t seq, const uint8_t *p, size_t len);
+/* Drops what the map t no longer holds (a node forgotten, or another version on the map). */
+void hx_topo_keep_prune(struct hx_topo_keep *k, const struct hx_topo *t);
+
 #endif

@@ -1,5 +1,6 @@
 /* The relay's topology (docs/relay.md): the TOPO_ANNOUNCE codec (proto/peer_topo.c), the map
- * and its paths (daemon/topology.c: flooding, replacement, ageing, path choice) and the checks
+ * and its paths (daemon/topology.c: flooding, replacement, ageing, path choice, the announcements
+ * kept for the map hand-over) and the checks
  * an announcement passes before the map takes it (daemon/relay.c: certificate from the network
  * CA naming the origin, signature; a bad one refused). Certificates are made here with OpenSSL
  * (ML-DSA-65 CA and nodes), so the test needs no files. */
@@ -459,6 +460,87 @@ static void flooding_converges(void **state)
     free(q);
 }
 
+/* The announcements kept for the map hand-over (docs/relay.md "Map hand-over"): one per node,
+ * a newer one in place of the older, bounded, pruned with the map; and what they are for: a
+ * node whose link comes up after everyone announced learns the whole map from its neighbour's
+ * kept announcements at once, where flooding alone (only what is new) would tell it nothing. */
+static void kept_for_hand_over(void **state)
+{
+    static struct hx_peer_topo m;
+    struct hx_topo_keep k;
+    struct hx_topo t, late;
+    enum hx_topo_verdict v;
+    const int nb[] = {1};
+    uint8_t buf[4][512];
+    size_t len[4];
+
+    (void)state;
+    assert_int_equal(hx_topo_keep_init(&k, 0), HX_ERR_INVALID_ARG);
+    assert_int_equal(hx_topo_keep_init(&k, 3), HX_OK);
+    assert_int_equal(hx_topo_init(&t, idp(1), 8), HX_OK);
+    /* nodes 0, 2, 3 announce (each linked to 1); node 1 keeps them as they arrived */
+    for (int i = 0; i < 3; i++) {
+        int o = i == 0 ? 0 : i + 1;
+        msg(&m, o, 5, nb, 1, 0);
+        len[i] = encode(&m, buf[i], sizeof(buf[i]));
+        assert_int_equal(hx_topo_accept(&t, &m, 0, &v), HX_OK);
+        assert_int_equal(hx_topo_keep_put(&k, &m.origin, m.seq, buf[i], len[i]), HX_OK);
+    }
+    assert_int_equal(k.n, 3);
+    /* full: a fourth node is refused, a known one replaced (the newer bytes, one entry) */
+    assert_int_equal(hx_topo_keep_put(&k, idp(6), 1, buf[0], len[0]), HX_ERR_NOSPACE);
+    msg(&m, 2, 6, nb, 1, 0);
+    len[3] = encode(&m, buf[3], sizeof(buf[3]));
+    assert_int_equal(hx_topo_accept(&t, &m, 100, &v), HX_OK);
+    assert_int_equal(hx_topo_keep_put(&k, &m.origin, 6, buf[3], len[3]), HX_OK);
+    assert_int_equal(k.n, 3);
+    assert_int_equal(k.a[1].seq, 6);
+    assert_int_equal(k.a[1].len, len[3]);
+    assert_memory_equal(k.a[1].p, buf[3], len[3]);
+    hx_topo_keep_prune(&k, &t); /* all on the map at their kept version: none dropped */
+    assert_int_equal(k.n, 3);
+    /* 1's own announcement and a late node 4 linked to 1: before the hand-over, node 4's map
+     * holds only itself; after 1 hands it the kept ones (and its own), every node with a path */
+    const int own[] = {0, 2, 3, 4};
+    msg(&m, 1, 7, own, 4, 0);
+    assert_int_equal(hx_topo_accept(&t, &m, 100, &v), HX_OK);
+    assert_int_equal(hx_topo_init(&late, idp(4), 8), HX_OK);
+    msg(&m, 4, 1, nb, 1, 0);
+    assert_int_equal(hx_topo_accept(&late, &m, 100, &v), HX_OK);
+    assert_null(hx_topo_find(&late, idp(0)));
+    for (size_t i = 0; i < k.n; i++) {
+        static struct hx_peer_topo got;
+        assert_int_equal(hx_peer_decode_topo(k.a[i].p, k.a[i].len, &got), HX_OK);
+        assert_int_equal(hx_topo_accept(&late, &got, 200, &v), HX_OK);
+        assert_int_equal(v, HX_TOPO_NEW);
+    }
+    msg(&m, 1, 7, own, 4, 0);
+    assert_int_equal(hx_topo_accept(&late, &m, 200, &v), HX_OK);
+    struct hx_topo_path p;
+    for (int i = 0; i <= 3; i++) {
+        assert_int_equal(hx_topo_path(&late, idp(i), NULL, &p), HX_OK);
+        assert_int_equal(p.hops, i == 1 ? 1 : 2);
+    }
+    /* node 0 forgotten by the map (its lifetime over): its kept announcement goes too; node 3
+     * replaced on the map by a version not kept here: dropped as well */
+    msg(&m, 3, 9, nb, 1, 0);
+    assert_int_equal(hx_topo_accept(&t, &m, 30000, &v), HX_OK);
+    msg(&m, 2, 9, nb, 1, 0);
+    assert_int_equal(hx_topo_accept(&t, &m, 30000, &v), HX_OK);
+    assert_int_equal(hx_topo_keep_put(&k, &m.origin, 9, buf[3], len[3]), HX_OK);
+    assert_int_equal(hx_topo_age(&t, 50000), 1); /* node 0, heard at 0 with 40 s */
+    hx_topo_keep_prune(&k, &t);
+    assert_int_equal(k.n, 1);
+    assert_memory_equal(k.a[0].origin.b, id(2).b, 16);
+    assert_int_equal(k.a[0].seq, 9);
+    hx_topo_keep_wipe(&k);
+    assert_int_equal(k.n, 0);
+    assert_null(k.a);
+    assert_int_equal(hx_topo_keep_put(&k, idp(2), 10, buf[0], len[0]), HX_ERR_STATE);
+    hx_topo_wipe(&late);
+    hx_topo_wipe(&t);
+}
+
 /* Builds a map seen from node 0 out of (a, b, key) links, both ends announcing. */
 static void build(struct hx_topo *t, const int (*links)[3], size_t n_links, int n_nodes,
                   uint8_t non_qkd_from)
@@ -749,6 +831,7 @@ int main(void)
         cmocka_unit_test(relay_repath_codec),
         cmocka_unit_test(replace_and_age),
         cmocka_unit_test(flooding_converges),
+        cmocka_unit_test(kept_for_hand_over),
         cmocka_unit_test(path_choice),
         cmocka_unit_test(path_ties_one_sided_and_qkd),
         cmocka_unit_test(announcements_checked),
