@@ -143,11 +143,16 @@ def hops():
                 g = c.call("GET_KEY", key_stream_id=ksid, index=0)
                 res[n + "first"] = time.time() - t
                 t1 = time.time()
-                got = [bytes(g.get("key_buffer", [])).hex()]
+                got, lat = [bytes(g.get("key_buffer", [])).hex()], []
                 for i in range(1, take):
-                    got.append(bytes(c.call("GET_KEY", key_stream_id=ksid, index=i)
-                                     .get("key_buffer", [])).hex())
+                    tc = time.perf_counter()
+                    r = c.call("GET_KEY", key_stream_id=ksid, index=i)
+                    lat.append(time.perf_counter() - tc)
+                    got.append(bytes(r.get("key_buffer", [])).hex())
                 res[n + "rate"] = (take - 1) / (time.time() - t1)
+                lat.sort()
+                res[n + "lat"] = {q: round(1e6 * lat[min(len(lat) - 1, int(f * len(lat)))])
+                                  for q, f in (("p50", 0.5), ("p99", 0.99))} if lat else {}
                 res[n] = got
                 res[n + "hops"] = g.get("metadata", {}).get("hops")
                 c.call("CLOSE", key_stream_id=ksid)
@@ -158,7 +163,8 @@ def hops():
             key = f"{sources} {relays} relays"
             out[key] = {"agree": ok, "hops_metadata": res.get("Ahops"),
                         "open_to_first_key_ms": round(1000 * res.get("Afirst", -1), 1),
-                        "keys_per_s": round(res.get("Arate", 0), 1)}
+                        "keys_per_s": round(res.get("Arate", 0), 1),
+                        "get_key_us_at_A": res.get("Alat", {})}
             print(f"  {key:32} {json.dumps(out[key])}", flush=True)
     for n in names:
         R.stop(n)

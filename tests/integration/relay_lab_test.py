@@ -21,9 +21,8 @@ Cases, each on a network of its own (simulator and nodes started for it, stopped
   announcement, and A holds it until E is on its map);
 - ring of six, a relay on the path SIGKILLed while A and D take keys (end-to-end ML-KEM-768 +
   X25519): keys keep coming over the other side of the ring, every key agrees, no confirmation
-  mismatch. The same with the QKD part relayed is written, and skipped: a relayed QKD stream's
-  path is pinned and not rerouted yet (docs/relay.md "Not built yet"); HYKEX_RELAY_QKD_REROUTE=1
-  runs it;
+  mismatch. The same with the QKD part relayed: the stream is moved to the other side of the
+  ring and its QKD links there are opened (docs/relay.md "Rerouting a stream with QKD");
 - mesh of six: every map converges (the time is printed), and two pairs of far-apart nodes
   stream at once (one with the QKD part relayed): their keys agree;
 - figures only, with HYKEX_RELAY_LAB_FIGURES=1: keys/s over 0 to 3 relays on a line of five.
@@ -490,11 +489,8 @@ def ring_relay_killed_keys_keep_coming():
 
 @test
 def ring_relay_killed_qkd_relayed():
-    """The same with ML-KEM-768 + QKD (the QKD part relayed): needs the reroute of a relayed QKD
-    stream (its QKD links opened again along the new path), which is not built yet."""
-    if os.environ.get("HYKEX_RELAY_QKD_REROUTE") != "1":
-        raise Skip("a relayed QKD stream keeps its pinned path (docs/relay.md, Not built yet); "
-                   "HYKEX_RELAY_QKD_REROUTE=1 runs this case once its reroute is built")
+    """The same with ML-KEM-768 + QKD (the QKD part relayed): the initiator moves the stream to
+    the other side of the ring and the QKD links along it are opened; all keys agree."""
     ring_kill("ML-KEM-768,QKD", "ringqkd")
 
 
