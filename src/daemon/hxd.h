@@ -29,6 +29,7 @@
 #include "crypto/sig.h"
 #include "daemon/config.h"
 #include "daemon/metrics.h"
+#include "daemon/pace.h"
 #include "hykex/hykex.h"
 #include "peer/link.h"
 #include "proto/etsi004.h"
@@ -152,6 +153,9 @@ struct hxd_stream {
         uint64_t produced;
     } rate[7];
     size_t rate_next;
+    /* paced delivery to a draining application (pace.h, limits.pace): fed by stream.c as keys
+     * become ready, asked and told by service.c's GET_KEY */
+    struct hxd_pace pace;
     /* initiator: the replies of the batches in flight */
     struct hxd_inflight fl[HXD_PIPELINE];
     /* responder: batches awaiting BATCH_FIN */

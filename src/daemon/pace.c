@@ -1,0 +1,66 @@
+/* Paced delivery: the production rate estimate and the release times (pace.h). Pure. */
+#include "daemon/pace.h"
+
+/* Fewer keys than this in the estimate, or less time: no estimate (the first batch). */
+#define MIN_KEYS 2.0
+#define MIN_NS 100000.0
+
+void hxd_pace_arrive(struct hxd_pace *p, int64_t now, uint64_t count)
+{
+    if (p->hungry && p->last_arrival != 0 && count > 0) {
+        /* Only the time since the stream became hungry counts: before it, production may
+         * have been held by the buffer's window, not by how fast it can go. */
+        int64_t from = p->last_arrival > p->hungry_since ? p->last_arrival : p->hungry_since;
+        double dt = now > from ? (double)(now - from) : 0.0;
+        double keep = (double)HXD_PACE_TAU_NS / ((double)HXD_PACE_TAU_NS + dt);
+
+        p->acc_keys = p->acc_keys * keep + (double)count;
+        p->acc_ns = p->acc_ns * keep + dt;
+    }
+    if (count > 0 && now > p->last_arrival) {
+        p->last_arrival = now;
+    }
+}
+
+int64_t hxd_pace_gap_ns(const struct hxd_pace *p)
+{
+    double gap;
+
+    if (p->acc_keys < MIN_KEYS || p->acc_ns < MIN_NS) {
+        return 0;
+    }
+    gap = p->acc_ns / p->acc_keys;
+    return gap > (double)HXD_PACE_MAX_GAP_NS ? HXD_PACE_MAX_GAP_NS : (int64_t)gap;
+}
+
+int64_t hxd_pace_release_at(const struct hxd_pace *p, int64_t now, uint64_t reserve,
+                            uint64_t target, int64_t deadline)
+{
+    int64_t gap = hxd_pace_gap_ns(p), at;
+    double low;
+
+    if (reserve >= target || gap == 0 || p->last_release == 0) {
+        return now;
+    }
+    low = (double)(target - reserve) / (double)target; /* 0..1: how far below the target */
+    gap = (int64_t)((double)gap * (1.0 + HXD_PACE_STRETCH * low));
+    if (gap > HXD_PACE_MAX_GAP_NS) {
+        gap = HXD_PACE_MAX_GAP_NS;
+    }
+    at = p->last_release > INT64_MAX - gap ? INT64_MAX : p->last_release + gap;
+    if (at < now) {
+        at = now;
+    }
+    return at < deadline ? at : (deadline > now ? deadline : now);
+}
+
+void hxd_pace_taken(struct hxd_pace *p, int64_t now, uint64_t reserve, uint64_t target)
+{
+    bool hungry = reserve < target;
+
+    if (hungry && !p->hungry) {
+        p->hungry_since = now;
+    }
+    p->hungry = hungry;
+    p->last_release = now;
+}

@@ -1,0 +1,58 @@
+/*
+ * Paced delivery (pace.c): a jitter buffer between a stream's production and its GET_KEYs.
+ *
+ * Keys become ready a batch at a time (limits.batch_size), so an application that asks faster
+ * than the nodes produce gets batch_size - 1 keys at once and then waits the whole time
+ * between two batches (docs/performance.md, "The draining application"). While the stream's
+ * reserve (ready keys beyond the position asked) is below a target of about one batch, the
+ * controller releases keys at the measured production rate R instead: a key may leave at
+ * max(now, the last release + gap), the gap 1/R stretched a little when the reserve is low.
+ * At or above the target it never holds a key (a filled buffer keeps its speed, a slow
+ * application never waits). The reserve then absorbs the batches' granularity and jitter, and
+ * every call of a draining application waits about 1/R instead of one in batch_size waiting
+ * batch_size/R; in the long run keys leave as fast as they are made.
+ *
+ * R is estimated from the times keys are made ready (hxd_pace_arrive), only over the time
+ * the stream was hungry (its reserve below the target, so that production was not held by
+ * the buffer's window), with old samples fading over HXD_PACE_TAU_NS. The controller is pure
+ * (times are given, in nanoseconds on the monotonic clock): the caller holds d->lock, keeps
+ * one struct per stream, takes only keys that are ready, and does the waiting.
+ */
+#ifndef HX_DAEMON_PACE_H
+#define HX_DAEMON_PACE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* How fast old rate samples fade (ns): half their weight after TAU of newer samples. */
+#define HXD_PACE_TAU_NS 500000000LL
+/* No gap is longer than this (ns), whatever the estimate: a stream producing less than
+ * 4 keys/s is paced as if it made 4. */
+#define HXD_PACE_MAX_GAP_NS 250000000LL
+/* The gap at an empty reserve is (1 + STRETCH) / R; at the target 1 / R. */
+#define HXD_PACE_STRETCH 0.5
+
+struct hxd_pace {
+    double acc_keys, acc_ns; /* faded sums of keys made ready and of the time they took */
+    int64_t last_arrival;    /* when keys were last made ready; 0: never */
+    int64_t hungry_since;    /* when the reserve last fell below the target */
+    bool hungry;             /* the reserve after the last delivery was below the target */
+    int64_t last_release;    /* when the last key left; 0: none yet */
+};
+
+/* count keys of the stream became ready at now. */
+void hxd_pace_arrive(struct hxd_pace *p, int64_t now, uint64_t count);
+/* The estimated time between two keys made (ns); 0 while there is no estimate. */
+int64_t hxd_pace_gap_ns(const struct hxd_pace *p);
+/*
+ * When the key a GET_KEY asked for (ready now) may leave: now when the reserve is at or above
+ * target, when there is no estimate yet, or when the last release is a gap behind; else the
+ * last release + the gap. Never after deadline. Changes nothing: ask again after a wait (a
+ * batch arriving meanwhile may end it).
+ */
+int64_t hxd_pace_release_at(const struct hxd_pace *p, int64_t now, uint64_t reserve,
+                            uint64_t target, int64_t deadline);
+/* A key left at now, leaving reserve ready keys beyond it. */
+void hxd_pace_taken(struct hxd_pace *p, int64_t now, uint64_t reserve, uint64_t target);
+
+#endif
