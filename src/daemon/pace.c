@@ -7,10 +7,10 @@
 
 void hxd_pace_arrive(struct hxd_pace *p, int64_t now, uint64_t count)
 {
-    if (p->hungry && p->last_arrival != 0 && count > 0) {
-        /* Only the time since the stream became hungry counts: before it, production may
-         * have been held by the buffer's window, not by how fast it can go. */
-        int64_t from = p->last_arrival > p->hungry_since ? p->last_arrival : p->hungry_since;
+    if (!p->held && p->last_arrival != 0 && count > 0) {
+        /* Only the time since the buffer had room counts: before it, production was held by
+         * the application, not by how fast it can go. */
+        int64_t from = p->last_arrival > p->free_since ? p->last_arrival : p->free_since;
         double dt = now > from ? (double)(now - from) : 0.0;
         double keep = (double)HXD_PACE_TAU_NS / ((double)HXD_PACE_TAU_NS + dt);
 
@@ -54,13 +54,11 @@ int64_t hxd_pace_release_at(const struct hxd_pace *p, int64_t now, uint64_t rese
     return at < deadline ? at : (deadline > now ? deadline : now);
 }
 
-void hxd_pace_taken(struct hxd_pace *p, int64_t now, uint64_t reserve, uint64_t target)
+void hxd_pace_taken(struct hxd_pace *p, int64_t now, bool held)
 {
-    bool hungry = reserve < target;
-
-    if (hungry && !p->hungry) {
-        p->hungry_since = now;
+    if (!held && p->held) {
+        p->free_since = now;
     }
-    p->hungry = hungry;
+    p->held = held;
     p->last_release = now;
 }

@@ -12,9 +12,11 @@
  * every call of a draining application waits about 1/R instead of one in batch_size waiting
  * batch_size/R; in the long run keys leave as fast as they are made.
  *
- * R is estimated from the times keys are made ready (hxd_pace_arrive), only over the time
- * the stream was hungry (its reserve below the target, so that production was not held by
- * the buffer's window), with old samples fading over HXD_PACE_TAU_NS. The controller is pure
+ * R is estimated from the times keys are made ready (hxd_pace_arrive), leaving out the time
+ * production was held by a full buffer (limits.buffer_depth: an application slower than
+ * production, or gone for a while), with old samples fading over HXD_PACE_TAU_NS. (Not only
+ * the time the reserve was below the target: a stream at the target crosses it with every
+ * batch, and counting from the crossing overestimates R.) The controller is pure
  * (times are given, in nanoseconds on the monotonic clock): the caller holds d->lock, keeps
  * one struct per stream, takes only keys that are ready, and does the waiting.
  */
@@ -35,8 +37,8 @@
 struct hxd_pace {
     double acc_keys, acc_ns; /* faded sums of keys made ready and of the time they took */
     int64_t last_arrival;    /* when keys were last made ready; 0: never */
-    int64_t hungry_since;    /* when the reserve last fell below the target */
-    bool hungry;             /* the reserve after the last delivery was below the target */
+    int64_t free_since;      /* when the buffer last stopped holding production */
+    bool held;               /* the buffer held production at the last delivery */
     int64_t last_release;    /* when the last key left; 0: none yet */
 };
 
@@ -52,7 +54,8 @@ int64_t hxd_pace_gap_ns(const struct hxd_pace *p);
  */
 int64_t hxd_pace_release_at(const struct hxd_pace *p, int64_t now, uint64_t reserve,
                             uint64_t target, int64_t deadline);
-/* A key left at now, leaving reserve ready keys beyond it. */
-void hxd_pace_taken(struct hxd_pace *p, int64_t now, uint64_t reserve, uint64_t target);
+/* A key left at now; held: the keys ready beyond it leave no room in the buffer for a new
+ * batch (production waits for the application). */
+void hxd_pace_taken(struct hxd_pace *p, int64_t now, bool held);
 
 #endif

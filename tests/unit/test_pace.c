@@ -37,14 +37,14 @@ static void test_no_estimate_no_wait(void **state)
     memset(&p, 0, sizeof(p));
     assert_int_equal(hxd_pace_gap_ns(&p), 0);
     assert_int_equal(hxd_pace_release_at(&p, 10 * S, 0, TARGET, 20 * S), 10 * S);
-    /* arrivals while the application keeps a full buffer say nothing of production */
-    hxd_pace_taken(&p, 10 * S, 40, TARGET);
+    /* arrivals while the buffer holds production say nothing of its rate */
+    hxd_pace_taken(&p, 10 * S, true);
     feed(&p, 10 * S, 10);
     assert_int_equal(hxd_pace_gap_ns(&p), 0);
     assert_int_equal(hxd_pace_release_at(&p, 11 * S, 3, TARGET, 20 * S), 11 * S);
 }
 
-/* The rate is measured over the time the stream was hungry only. */
+/* The rate is measured over the time the buffer had room only. */
 static void test_estimate(void **state)
 {
     struct hxd_pace p;
@@ -53,14 +53,14 @@ static void test_estimate(void **state)
     (void)state;
     memset(&p, 0, sizeof(p));
     hxd_pace_arrive(&p, 1 * S, 16);
-    hxd_pace_taken(&p, 1 * S, 3, TARGET); /* hungry from 1 s */
+    hxd_pace_taken(&p, 1 * S, false);
     feed(&p, 1 * S + 4 * MS, 20);
     gap = hxd_pace_gap_ns(&p);
     assert_true(gap > 245 * US && gap < 255 * US);
-    /* a minute with no application: the window filled and production stopped; the next
-     * batches come after the application is back and hungry again, not a minute later */
-    hxd_pace_taken(&p, 80 * S, 48, TARGET);
-    hxd_pace_taken(&p, 80 * S + 12 * MS, 10, TARGET);
+    /* a minute with no application: the buffer filled and production stopped; the next
+     * batches come after the application is back and has made room, not a minute later */
+    hxd_pace_taken(&p, 80 * S, true);
+    hxd_pace_taken(&p, 80 * S + 12 * MS, false);
     feed(&p, 80 * S + 16 * MS, 5);
     gap = hxd_pace_gap_ns(&p);
     assert_true(gap > 200 * US && gap < 300 * US);
@@ -73,9 +73,9 @@ static void test_reserve_at_target_no_wait(void **state)
 
     (void)state;
     memset(&p, 0, sizeof(p));
-    hxd_pace_taken(&p, 1 * S, 0, TARGET);
+    hxd_pace_taken(&p, 1 * S, false);
     feed(&p, 1 * S, 30);
-    hxd_pace_taken(&p, 2 * S, 5, TARGET);
+    hxd_pace_taken(&p, 2 * S, false);
     assert_int_equal(hxd_pace_release_at(&p, 2 * S + 10 * US, TARGET, TARGET, 3 * S),
                      2 * S + 10 * US);
     assert_int_equal(hxd_pace_release_at(&p, 2 * S + 10 * US, 60, TARGET, 3 * S),
@@ -96,11 +96,11 @@ static void test_deadline_and_max_gap(void **state)
 
     (void)state;
     memset(&p, 0, sizeof(p));
-    hxd_pace_taken(&p, 1 * S, 0, TARGET);
+    hxd_pace_taken(&p, 1 * S, false);
     hxd_pace_arrive(&p, 1 * S, 1);
     hxd_pace_arrive(&p, 101 * S, 2); /* 3 keys in 100 s */
     assert_int_equal(hxd_pace_gap_ns(&p), HXD_PACE_MAX_GAP_NS);
-    hxd_pace_taken(&p, 101 * S, 0, TARGET);
+    hxd_pace_taken(&p, 101 * S, false);
     at = hxd_pace_release_at(&p, 101 * S + 1, 0, TARGET, 102 * S);
     assert_int_equal(at, 101 * S + HXD_PACE_MAX_GAP_NS);
     assert_int_equal(hxd_pace_release_at(&p, 101 * S + 1, 0, TARGET, 101 * S + 5 * MS),
@@ -182,7 +182,7 @@ static void simulate(struct sim *m)
         m->waits_over_1ms += t - asked > 1 * MS && t > 1 * S;
         pos++;
         if (m->pace) {
-            hxd_pace_taken(&p, t, made > pos ? made - pos : 0, TARGET);
+            hxd_pace_taken(&p, t, made - pos + 16 > m->depth);
         }
         if (next_batch == INT64_MAX && made + 16 - pos <= m->depth) {
             next_batch = t + m->period;
