@@ -28,10 +28,11 @@ echo; drain.png plots every call's latency over time (--drain-only: that section
 bench/results/drain.json).
 
 Usage: bench/network.py BIN_DIR [--quick] [--lab-only | --kem-families-only | --drain-only
-       [--reps N] [--extra] [--no-pace] | --no-lab]
+       [--reps N] [--extra] [--no-pace] [--streams K,...] | --no-lab]
 (--extra: the draining cases on one stream with limits.pace off, with the store, with 1 and 2
 worker threads per pool, and with batch sizes 8 and 32; --no-pace: every draining case with
-limits.pace off, keys handed out a batch at a time as before it.)
+limits.pace off, keys handed out a batch at a time as before it; --streams: only these
+stream counts, default 1,64.)
 """
 import json
 import os
@@ -264,6 +265,18 @@ class Network:
 DRAIN_SECONDS = 3 if QUICK else 10  # --quick: a smoke test of the section
 NO_PACE = "--no-pace" in sys.argv  # every draining case with limits.pace off (the comparison)
 DRAIN_STREAMS = (1, 64)
+if "--streams" in sys.argv:  # e.g. --streams 64: only these cases (drain.png plots what ran)
+    DRAIN_STREAMS = tuple(int(x) for x in sys.argv[sys.argv.index("--streams") + 1].split(","))
+
+
+def cpu_seconds(pids):
+    """User + system CPU seconds the processes have used (Linux /proc)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 # The draining cases beyond the default one (--drain-only --extra): one stream each, keys
@@ -284,8 +297,13 @@ def drain_case(net, A, B, reps, k, samples=None, batch=16, **node):
         node = dict(node, pace=False)
     for i in range(reps):
         net.start_nodes(batch, depth=64, **node)
+        pids = [p.pid for p in net.procs[1:]]
+        cpu0 = cpu_seconds(pids)
         runs.append(bench("drain", A, B, k, DRAIN_SECONDS, *([samples] if samples and i == 0 else [])))
+        # both nodes' CPU per key taken (pairs of keys): what production and delivery cost
+        runs[-1]["cpu_us_per_key"] = (cpu_seconds(pids) - cpu0) * 1e6 / max(runs[-1]["keys_per_s"] * DRAIN_SECONDS, 1)
     v = {"streams": k, "batch_size": batch, "keys_per_s": summary([r["keys_per_s"] for r in runs]),
+         "cpu_us_per_key": summary([r["cpu_us_per_key"] for r in runs]),
          "mismatched_keys": sum(r["mismatched_keys"] for r in runs), **{k2: str(v2) for k2, v2 in node.items()}}
     for end in "AB":
         v[end] = {q: summary([r[end][q] for r in runs]) for q in ("p50_us", "p99_us", "p999_us", "max_us")}
@@ -338,12 +356,14 @@ def print_drain(dr, lat=None, echo=None):
     m = lambda s: f"{s['median']:.0f} [{s['min']:.0f}-{s['max']:.0f}]"  # noqa: E731
     print(f"\nGET_KEY while draining (buffer_depth 64, batch_size 16, {DRAIN_SECONDS} s, "
           f"ML-KEM-768 + QKD, 32-byte keys), us; median [min-max]")
-    print(f"{'case':30} {'end':>3} {'p50':>16} {'p99':>18} {'p99.9':>18} {'max':>20} {'keys/s':>20}")
+    print(f"{'case':30} {'end':>3} {'p50':>16} {'p99':>18} {'p99.9':>18} {'max':>20} {'keys/s':>20}"
+          f" {'CPU us/key':>16}")
     for k, v in dr.items():
         for end in "AB":
             e = v[end]
             print(f"{k:30} {end:>3} {m(e['p50_us']):>16} {m(e['p99_us']):>18} "
-                  f"{m(e['p999_us']):>18} {m(e['max_us']):>20} {m(v['keys_per_s']) if end == 'A' else '':>20}")
+                  f"{m(e['p999_us']):>18} {m(e['max_us']):>20} {m(v['keys_per_s']) if end == 'A' else '':>20}"
+                  f" {m(v['cpu_us_per_key']) if end == 'A' else '':>16}")
         if v["mismatched_keys"]:
             print(f"  !! {v['mismatched_keys']} keys differed between the ends")
     if lat is not None:

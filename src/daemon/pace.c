@@ -33,32 +33,49 @@ int64_t hxd_pace_gap_ns(const struct hxd_pace *p)
     return gap > (double)HXD_PACE_MAX_GAP_NS ? HXD_PACE_MAX_GAP_NS : (int64_t)gap;
 }
 
+/* The gap for a reserve below target: 1/R, up to (1 + STRETCH)/R when it is empty. */
+static int64_t stretched(const struct hxd_pace *p, uint64_t reserve, uint64_t target)
+{
+    int64_t gap = hxd_pace_gap_ns(p);
+    double low = reserve < target ? (double)(target - reserve) / (double)target : 0.0;
+
+    gap = (int64_t)((double)gap * (1.0 + HXD_PACE_STRETCH * low));
+    return gap > HXD_PACE_MAX_GAP_NS ? HXD_PACE_MAX_GAP_NS : gap;
+}
+
 int64_t hxd_pace_release_at(const struct hxd_pace *p, int64_t now, uint64_t reserve,
                             uint64_t target, int64_t deadline)
 {
-    int64_t gap = hxd_pace_gap_ns(p), at;
-    double low;
+    int64_t at = p->next_burst;
 
-    if (reserve >= target || gap == 0 || p->last_release == 0) {
+    if (reserve >= target || hxd_pace_gap_ns(p) == 0 || at == 0 || p->burst_left > 0 ||
+        at <= now) {
         return now;
-    }
-    low = (double)(target - reserve) / (double)target; /* 0..1: how far below the target */
-    gap = (int64_t)((double)gap * (1.0 + HXD_PACE_STRETCH * low));
-    if (gap > HXD_PACE_MAX_GAP_NS) {
-        gap = HXD_PACE_MAX_GAP_NS;
-    }
-    at = p->last_release > INT64_MAX - gap ? INT64_MAX : p->last_release + gap;
-    if (at < now) {
-        at = now;
     }
     return at < deadline ? at : (deadline > now ? deadline : now);
 }
 
-void hxd_pace_taken(struct hxd_pace *p, int64_t now, bool held)
+void hxd_pace_taken(struct hxd_pace *p, int64_t now, uint64_t reserve, uint64_t target,
+                    bool held)
 {
+    int64_t gap, burst;
+
     if (!held && p->held) {
         p->free_since = now;
     }
     p->held = held;
-    p->last_release = now;
+    if (p->burst_left > 0 && now < p->next_burst) { /* one more of the current burst */
+        p->burst_left--;
+        return;
+    }
+    /* A new burst begins with this key: b keys, the next burst b gaps later. */
+    gap = stretched(p, reserve, target);
+    burst = gap > 0 ? HXD_PACE_BURST_NS / gap : HXD_PACE_MAX_BURST;
+    burst = burst < HXD_PACE_MIN_BURST ? HXD_PACE_MIN_BURST
+                                       : (burst > HXD_PACE_MAX_BURST ? HXD_PACE_MAX_BURST : burst);
+    p->next_burst = now + burst * gap;
+    if (p->next_burst == 0) {
+        p->next_burst = 1; /* 0 means none yet */
+    }
+    p->burst_left = (uint32_t)burst - 1;
 }

@@ -5,12 +5,15 @@
  * than the nodes produce gets batch_size - 1 keys at once and then waits the whole time
  * between two batches (docs/performance.md, "The draining application"). While the stream's
  * reserve (ready keys beyond the position asked) is below a target of about one batch, the
- * controller releases keys at the measured production rate R instead: a key may leave at
- * max(now, the last release + gap), the gap 1/R stretched a little when the reserve is low.
- * At or above the target it never holds a key (a filled buffer keeps its speed, a slow
- * application never waits). The reserve then absorbs the batches' granularity and jitter, and
- * every call of a draining application waits about 1/R instead of one in batch_size waiting
- * batch_size/R; in the long run keys leave as fast as they are made.
+ * controller releases keys at the measured production rate R instead, in small bursts: b keys
+ * at once every b gaps, the gap 1/R stretched a little when the reserve is low, b the most
+ * that fit in HXD_PACE_BURST_NS (2 to 4 keys). At or above the target it never holds a key (a
+ * filled buffer keeps its speed, a slow application never waits). The reserve then absorbs
+ * the batches' granularity and jitter: one call in b of a draining application waits about
+ * b/R (<= ~1 ms on one stream) instead of one in batch_size waiting batch_size/R, and in the
+ * long run keys leave as fast as they are made. (Bursts of one, every call held 1/R, cost a
+ * sleep and a wake-up per key: on the 2-core benchmark machine ~15 % more CPU per key with 64
+ * streams draining, docs/performance.md; the pairs halve that.)
  *
  * R is estimated from the times keys are made ready (hxd_pace_arrive), leaving out the time
  * production was held by a full buffer (limits.buffer_depth: an application slower than
@@ -33,13 +36,19 @@
 #define HXD_PACE_MAX_GAP_NS 250000000LL
 /* The gap at an empty reserve is (1 + STRETCH) / R; at the target 1 / R. */
 #define HXD_PACE_STRETCH 0.5
+/* A burst is as many keys as fit in this time (ns) at the gap, from MIN to MAX_BURST. */
+#define HXD_PACE_BURST_NS 1000000LL
+#define HXD_PACE_MIN_BURST 2
+#define HXD_PACE_MAX_BURST 4
 
 struct hxd_pace {
     double acc_keys, acc_ns; /* faded sums of keys made ready and of the time they took */
     int64_t last_arrival;    /* when keys were last made ready; 0: never */
     int64_t free_since;      /* when the buffer last stopped holding production */
     bool held;               /* the buffer held production at the last delivery */
-    int64_t last_release;    /* when the last key left; 0: none yet */
+    int64_t next_burst;      /* the current burst's keys are out: the next may leave then;
+                                0: no key has left yet */
+    uint32_t burst_left;     /* keys of the current burst that may still leave at once */
 };
 
 /* count keys of the stream became ready at now. */
@@ -48,14 +57,16 @@ void hxd_pace_arrive(struct hxd_pace *p, int64_t now, uint64_t count);
 int64_t hxd_pace_gap_ns(const struct hxd_pace *p);
 /*
  * When the key a GET_KEY asked for (ready now) may leave: now when the reserve is at or above
- * target, when there is no estimate yet, or when the last release is a gap behind; else the
- * last release + the gap. Never after deadline. Changes nothing: ask again after a wait (a
- * batch arriving meanwhile may end it).
+ * target, when there is no estimate yet, or while the current burst has keys left; else when
+ * the next burst may begin (now for an application slower than that). Never after deadline.
+ * Changes nothing: ask again after a wait (a batch arriving meanwhile may end it).
  */
 int64_t hxd_pace_release_at(const struct hxd_pace *p, int64_t now, uint64_t reserve,
                             uint64_t target, int64_t deadline);
-/* A key left at now; held: the keys ready beyond it leave no room in the buffer for a new
- * batch (production waits for the application). */
-void hxd_pace_taken(struct hxd_pace *p, int64_t now, bool held);
+/* A key left at now, leaving reserve ready keys beyond it (the next burst's gap is set from
+ * it); held: they leave no room in the buffer for a new batch (production waits for the
+ * application). */
+void hxd_pace_taken(struct hxd_pace *p, int64_t now, uint64_t reserve, uint64_t target,
+                    bool held);
 
 #endif

@@ -384,8 +384,9 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
     }
     s->delivered++;
     if (req->pace && d->cfg.pace) { /* no room for a batch: production waits for us */
-        hxd_pace_taken(&s->pace, hx_monotime_ns(),
-                       hxd_stream_ready_after(s, pos) + d->cfg.batch_size > d->cfg.buffer_depth);
+        uint64_t reserve = hxd_stream_ready_after(s, pos);
+        hxd_pace_taken(&s->pace, hx_monotime_ns(), reserve, pace_target(d),
+                       reserve + d->cfg.batch_size > d->cfg.buffer_depth);
     }
     hxd_metrics_delivered(&d->metrics, &s->peer);
     hxd_stream_kick(d, s);

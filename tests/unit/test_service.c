@@ -612,7 +612,8 @@ static void pace_due_later(struct hxd *d, const char *ksid, uint32_t timeout_ms)
     s->qos.timeout_ms = timeout_ms;
     s->pace.acc_keys = 1000.0; /* 4 000 keys/s */
     s->pace.acc_ns = 250e6;
-    s->pace.last_release = hx_monotime_ns() + 3600LL * 1000000000LL;
+    s->pace.next_burst = hx_monotime_ns() + 3600LL * 1000000000LL;
+    s->pace.burst_left = 0;
     pthread_mutex_unlock(&d->lock);
 }
 
