@@ -68,11 +68,17 @@ void hxd_pace_taken(struct hxd_pace *p, int64_t now, uint64_t reserve, uint64_t 
         p->burst_left--;
         return;
     }
-    /* A new burst begins with this key: b keys, the next burst b gaps later. */
+    /* A new burst begins with this key: b keys, the next burst b gaps later. As many as fit
+     * in BURST_NS, 2 at least; a slow stream (not 2 in BURST_NS: many streams sharing the
+     * production) MAX_BURST, so that the node's held calls stay at about a third or a
+     * quarter of its production whatever the number of streams. */
     gap = stretched(p, reserve, target);
     burst = gap > 0 ? HXD_PACE_BURST_NS / gap : HXD_PACE_MAX_BURST;
-    burst = burst < HXD_PACE_MIN_BURST ? HXD_PACE_MIN_BURST
-                                       : (burst > HXD_PACE_MAX_BURST ? HXD_PACE_MAX_BURST : burst);
+    if (burst < HXD_PACE_MIN_BURST) {
+        burst = HXD_PACE_MAX_BURST;
+    } else if (burst > HXD_PACE_MAX_BURST) {
+        burst = HXD_PACE_MAX_BURST;
+    }
     p->next_burst = now + burst * gap;
     if (p->next_burst == 0) {
         p->next_burst = 1; /* 0 means none yet */

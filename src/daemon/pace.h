@@ -7,13 +7,13 @@
  * reserve (ready keys beyond the position asked) is below a target of about one batch, the
  * controller releases keys at the measured production rate R instead, in small bursts: b keys
  * at once every b gaps, the gap 1/R stretched a little when the reserve is low, b the most
- * that fit in HXD_PACE_BURST_NS (2 to 4 keys). At or above the target it never holds a key (a
+ * that fit in HXD_PACE_BURST_NS (2 to 4 keys; 4 for a stream making fewer than 2 in it). At or above the target it never holds a key (a
  * filled buffer keeps its speed, a slow application never waits). The reserve then absorbs
  * the batches' granularity and jitter: one call in b of a draining application waits about
  * b/R (<= ~1 ms on one stream) instead of one in batch_size waiting batch_size/R, and in the
  * long run keys leave as fast as they are made. (Bursts of one, every call held 1/R, cost a
- * sleep and a wake-up per key: on the 2-core benchmark machine ~15 % more CPU per key with 64
- * streams draining, docs/performance.md; the pairs halve that.)
+ * sleep and a wake-up per key: on the 2-core benchmark machine ~20 % more CPU per key with 64
+ * streams draining, docs/performance.md; bursts of 4 cut it to a quarter.)
  *
  * R is estimated from the times keys are made ready (hxd_pace_arrive), leaving out the time
  * production was held by a full buffer (limits.buffer_depth: an application slower than
@@ -36,7 +36,8 @@
 #define HXD_PACE_MAX_GAP_NS 250000000LL
 /* The gap at an empty reserve is (1 + STRETCH) / R; at the target 1 / R. */
 #define HXD_PACE_STRETCH 0.5
-/* A burst is as many keys as fit in this time (ns) at the gap, from MIN to MAX_BURST. */
+/* A burst is as many keys as fit in this time (ns) at the gap, from MIN to MAX_BURST; fewer
+ * than MIN fit: MAX_BURST. */
 #define HXD_PACE_BURST_NS 1000000LL
 #define HXD_PACE_MIN_BURST 2
 #define HXD_PACE_MAX_BURST 4

@@ -99,6 +99,16 @@ static void test_reserve_and_bursts(void **state)
     hxd_pace_taken(&p, at, 0, TARGET, false);
     assert_int_equal(p.burst_left, 1);
     assert_true(p.next_burst - at >= 740 * US && p.next_burst - at <= 760 * US);
+    /* a slow stream (many sharing production): bursts of 4 */
+    memset(&p, 0, sizeof(p));
+    hxd_pace_taken(&p, 1 * S, 3, TARGET, false);
+    feed(&p, 1 * S, 30);
+    hxd_pace_arrive(&p, 1 * S + 600 * MS, 16); /* 16 keys per 20 ms: 1.25 ms per key */
+    hxd_pace_arrive(&p, 1 * S + 620 * MS, 16);
+    hxd_pace_taken(&p, 2 * S, TARGET, TARGET, false);
+    assert_true(hxd_pace_gap_ns(&p) > 500 * US);
+    assert_int_equal(p.burst_left, 3);
+    assert_int_equal(p.next_burst, 2 * S + 4 * hxd_pace_gap_ns(&p));
     /* a slow application, past the next burst already: at once */
     assert_int_equal(hxd_pace_release_at(&p, at + 5 * MS, 0, TARGET, 3 * S), at + 5 * MS);
 }
