@@ -48,15 +48,13 @@ int64_t hxd_pace_release_at(const struct hxd_pace *p, int64_t now, uint64_t rese
 {
     int64_t at = p->next_burst;
 
-    if (reserve >= target || hxd_pace_gap_ns(p) == 0 || at == 0 || p->burst_left > 0 ||
-        at <= now) {
+    if (reserve >= target || hxd_pace_gap_ns(p) == 0 || at == 0 || p->burst_left > 0 || at <= now) {
         return now;
     }
     return at < deadline ? at : (deadline > now ? deadline : now);
 }
 
-void hxd_pace_taken(struct hxd_pace *p, int64_t now, uint64_t reserve, uint64_t target,
-                    bool held)
+void hxd_pace_taken(struct hxd_pace *p, int64_t now, uint64_t reserve, uint64_t target, bool held)
 {
     int64_t gap, burst;
 

@@ -7,13 +7,14 @@
  * reserve (ready keys beyond the position asked) is below a target of about one batch, the
  * controller releases keys at the measured production rate R instead, in small bursts: b keys
  * at once every b gaps, the gap 1/R stretched a little when the reserve is low, b the most
- * that fit in HXD_PACE_BURST_NS (2 to 4 keys; 4 for a stream making fewer than 2 in it). At or above the target it never holds a key (a
- * filled buffer keeps its speed, a slow application never waits). The reserve then absorbs
- * the batches' granularity and jitter: one call in b of a draining application waits about
- * b/R (<= ~1 ms on one stream) instead of one in batch_size waiting batch_size/R, and in the
- * long run keys leave as fast as they are made. (Bursts of one, every call held 1/R, cost a
- * sleep and a wake-up per key: on the 2-core benchmark machine ~20 % more CPU per key with 64
- * streams draining, docs/performance.md; bursts of 4 cut it to a quarter.)
+ * that fit in HXD_PACE_BURST_NS (2 to 4 keys; 4 for a stream making fewer than 2 in it). At
+ * or above the target it never holds a key (a filled buffer keeps its speed, a slow
+ * application never waits). The reserve then absorbs the batches' granularity and jitter: one
+ * call in b of a draining application waits about b/R (<= ~1 ms on one stream) instead of one
+ * in batch_size waiting batch_size/R, and in the long run keys leave as fast as they are made.
+ * (Bursts of one, every call held 1/R, cost a sleep and a wake-up per key: on the 2-core
+ * benchmark machine ~20 % more CPU per key with 64 streams draining; the bursts bring it to
+ * ~6 %, docs/performance.md "Paced delivery".)
  *
  * R is estimated from the times keys are made ready (hxd_pace_arrive), leaving out the time
  * production was held by a full buffer (limits.buffer_depth: an application slower than
@@ -67,7 +68,6 @@ int64_t hxd_pace_release_at(const struct hxd_pace *p, int64_t now, uint64_t rese
 /* A key left at now, leaving reserve ready keys beyond it (the next burst's gap is set from
  * it); held: they leave no room in the buffer for a new batch (production waits for the
  * application). */
-void hxd_pace_taken(struct hxd_pace *p, int64_t now, uint64_t reserve, uint64_t target,
-                    bool held);
+void hxd_pace_taken(struct hxd_pace *p, int64_t now, uint64_t reserve, uint64_t target, bool held);
 
 #endif

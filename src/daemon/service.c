@@ -223,8 +223,8 @@ static struct hxd_stream *pace_key(struct hxd *d, const struct hx_uuid *ksid, ui
     while ((s = hxd_stream_find(d, ksid)) != NULL && s->app_open && hxd_stream_has(s, pos) &&
            !d->stopping) {
         int64_t now = hx_monotime_ns();
-        int64_t at = hxd_pace_release_at(&s->pace, now, hxd_stream_ready_after(s, pos), target,
-                                         deadline);
+        int64_t at =
+            hxd_pace_release_at(&s->pace, now, hxd_stream_ready_after(s, pos), target, deadline);
         if (at <= now) {
             break;
         }

@@ -169,8 +169,7 @@ bool hxd_stream_wait(struct hxd *d, const struct hxd_stream *s, int64_t deadline
     return hx_cond_wait_until(&d->wake[s - d->streams], &d->lock, deadline);
 }
 
-static hx_err insert_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *key,
-                         bool prepared);
+static hx_err insert_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *key, bool prepared);
 
 static size_t slot_of(const struct hxd_stream *s, uint64_t pos, bool *found)
 {

@@ -93,8 +93,7 @@ static void test_reserve_and_bursts(void **state)
     at = hxd_pace_release_at(&p, t0 + 120 * US, TARGET - 1, TARGET, 3 * S);
     assert_int_equal(at, p.next_burst);
     assert_true(at >= t0 + 1 * MS - 20 * US && at <= t0 + 1 * MS + 20 * US);
-    assert_int_equal(hxd_pace_release_at(&p, t0 + 120 * US, TARGET, TARGET, 3 * S),
-                     t0 + 120 * US);
+    assert_int_equal(hxd_pace_release_at(&p, t0 + 120 * US, TARGET, TARGET, 3 * S), t0 + 120 * US);
     /* an empty reserve stretches the gap: 375 us, 2 keys per burst (750 us) */
     hxd_pace_taken(&p, at, 0, TARGET, false);
     assert_int_equal(p.burst_left, 1);
@@ -139,12 +138,12 @@ static void test_deadline_and_max_gap(void **state)
 /* ---- a stream drained for 20 s ---- */
 
 struct sim {
-    int64_t period;    /* between two batches' starts */
-    int64_t late_at;   /* the batch due first after this is late by late_by (0: none) */
+    int64_t period;  /* between two batches' starts */
+    int64_t late_at; /* the batch due first after this is late by late_by (0: none) */
     int64_t late_by;
-    int64_t jitter;    /* each batch up to this much late, pseudo-random */
-    bool pace;         /* false: every ready key at once (limits.pace off) */
-    uint64_t depth;    /* limits.buffer_depth */
+    int64_t jitter; /* each batch up to this much late, pseudo-random */
+    bool pace;      /* false: every ready key at once (limits.pace off) */
+    uint64_t depth; /* limits.buffer_depth */
     /* results */
     uint64_t taken_after_5s, waits_over_1ms, ready_waits_over;
     int64_t max_ready_wait, max_wait;
@@ -258,8 +257,8 @@ static void test_jitter(void **state)
  * no key is ever held longer than a stretched gap, and the rate recovers. */
 static void test_late_batch(void **state)
 {
-    struct sim paced = {.period = 4 * MS, .late_at = 8 * S, .late_by = 30 * MS, .pace = true,
-                        .depth = 64};
+    struct sim paced = {
+        .period = 4 * MS, .late_at = 8 * S, .late_by = 30 * MS, .pace = true, .depth = 64};
 
     (void)state;
     simulate(&paced);
@@ -271,12 +270,9 @@ static void test_late_batch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_no_estimate_no_wait),
-        cmocka_unit_test(test_estimate),
-        cmocka_unit_test(test_reserve_and_bursts),
-        cmocka_unit_test(test_deadline_and_max_gap),
-        cmocka_unit_test(test_steady_state),
-        cmocka_unit_test(test_jitter),
+        cmocka_unit_test(test_no_estimate_no_wait), cmocka_unit_test(test_estimate),
+        cmocka_unit_test(test_reserve_and_bursts),  cmocka_unit_test(test_deadline_and_max_gap),
+        cmocka_unit_test(test_steady_state),        cmocka_unit_test(test_jitter),
         cmocka_unit_test(test_late_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

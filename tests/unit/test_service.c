@@ -632,8 +632,8 @@ static void paced_get(void **state)
     const char *k = "11111111-1111-4111-8111-111111111111";
     struct later l = {d, k, true};
     struct hxd_svc_get_res res;
-    struct hxd_svc_get_req q = {.ksid = uuid_of(k), .identity = "", .gone = never_gone,
-                                .pace = true};
+    struct hxd_svc_get_req q = {
+        .ksid = uuid_of(k), .identity = "", .gone = never_gone, .pace = true};
     int asked = 0;
     pthread_t t;
 
