@@ -3,7 +3,8 @@
  *
  * Threads: an accept thread per API listener and one thread per application connection (its
  * OPEN_CONNECT blocks in the stream service, daemon/service.c, on `changed` until the peer
- * arrives, its GET_KEY on its stream's `wake` until a key does); one I/O thread per peer link
+ * arrives, its GET_KEY on its stream's `wake` until a key does, and with limits.pace until
+ * the key may leave, daemon/pace.h); one I/O thread per peer link
  * (never blocks on disk: daemon/dispatch.c); an initiator pool running key-production batches (they
  * wait for the peer's replies) and a responder pool answering them (never waits on the network, so
  * two nodes' initiators can never starve each other); one writer thread for the store writes a
