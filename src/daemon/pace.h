@@ -32,9 +32,11 @@
 
 /* How fast old rate samples fade (ns): half their weight after TAU of newer samples. */
 #define HXD_PACE_TAU_NS 500000000LL
-/* No gap is longer than this (ns), whatever the estimate: a stream producing less than
- * 4 keys/s is paced as if it made 4. */
-#define HXD_PACE_MAX_GAP_NS 250000000LL
+/* No gap is longer than this (ns), whatever the estimate: a stream producing less than 20
+ * keys/s is paced as if it made 20 (its reserve runs out, and its application waits for its
+ * batches as without pacing), and a ready key is never held longer than MAX_BURST gaps
+ * (200 ms), also while the estimate still remembers a stall that has ended. */
+#define HXD_PACE_MAX_GAP_NS 50000000LL
 /* The gap at an empty reserve is (1 + STRETCH) / R; at the target 1 / R. */
 #define HXD_PACE_STRETCH 0.5
 /* A burst is as many keys as fit in this time (ns) at the gap, from MIN to MAX_BURST; fewer
