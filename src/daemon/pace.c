@@ -56,7 +56,7 @@ int64_t hxd_pace_release_at(const struct hxd_pace *p, int64_t now, uint64_t rese
 
 void hxd_pace_taken(struct hxd_pace *p, int64_t now, uint64_t reserve, uint64_t target, bool held)
 {
-    int64_t gap, burst;
+    int64_t gap;
 
     if (!held && p->held) {
         p->free_since = now;
@@ -66,20 +66,11 @@ void hxd_pace_taken(struct hxd_pace *p, int64_t now, uint64_t reserve, uint64_t 
         p->burst_left--;
         return;
     }
-    /* A new burst begins with this key: b keys, the next burst b gaps later. As many as fit
-     * in BURST_NS, 2 at least; a slow stream (not 2 in BURST_NS: many streams sharing the
-     * production) MAX_BURST, so that the node's held calls stay at about a third or a
-     * quarter of its production whatever the number of streams. */
+    /* A new burst begins with this key: BURST keys, the next burst BURST gaps later. */
     gap = stretched(p, reserve, target);
-    burst = gap > 0 ? HXD_PACE_BURST_NS / gap : HXD_PACE_MAX_BURST;
-    if (burst < HXD_PACE_MIN_BURST) {
-        burst = HXD_PACE_MAX_BURST;
-    } else if (burst > HXD_PACE_MAX_BURST) {
-        burst = HXD_PACE_MAX_BURST;
-    }
-    p->next_burst = now + burst * gap;
+    p->next_burst = now + HXD_PACE_BURST * gap;
     if (p->next_burst == 0) {
         p->next_burst = 1; /* 0 means none yet */
     }
-    p->burst_left = (uint32_t)burst - 1;
+    p->burst_left = HXD_PACE_BURST - 1;
 }

@@ -5,16 +5,17 @@
  * than the nodes produce gets batch_size - 1 keys at once and then waits the whole time
  * between two batches (docs/performance.md, "The draining application"). While the stream's
  * reserve (ready keys beyond the position asked) is below a target of about one batch, the
- * controller releases keys at the measured production rate R instead, in small bursts: b keys
- * at once every b gaps, the gap 1/R stretched a little when the reserve is low, b the most
- * that fit in HXD_PACE_BURST_NS (2 to 4 keys; 4 for a stream making fewer than 2 in it). At
- * or above the target it never holds a key (a filled buffer keeps its speed, a slow
- * application never waits). The reserve then absorbs the batches' granularity and jitter: one
- * call in b of a draining application waits about b/R (<= ~1 ms on one stream) instead of one
- * in batch_size waiting batch_size/R, and in the long run keys leave as fast as they are made.
- * (Bursts of one, every call held 1/R, cost a sleep and a wake-up per key: on the 2-core
- * benchmark machine ~20 % more CPU per key with 64 streams draining; the bursts bring it to
- * ~6 %, docs/performance.md "Paced delivery".)
+ * controller releases keys at the measured production rate R instead, in bursts: 4 keys at
+ * once (HXD_PACE_BURST), the next burst 4 gaps later, the gap 1/R stretched a little when the
+ * reserve is low. At or above the target it never holds a key (a filled buffer keeps its
+ * speed, a slow application never waits). The reserve then absorbs the batches' granularity
+ * and jitter: one call in 4 of a draining application waits about 4/R (1 ms at 4 000 keys/s)
+ * instead of one in batch_size waiting batch_size/R, and in the long run keys leave as fast
+ * as they are made. Why 4: every held call is a sleep and a wake-up, which cost CPU that
+ * production needs (on the 2-core benchmark machine, holding every call cost ~20 % more CPU
+ * per key with 64 streams draining, bursts of 2 ~13 % on one stream; docs/performance.md
+ * "Paced delivery"), and a sleep may end late on a busy machine: the fewer, the better, as
+ * long as 4/R stays well under the latency asked of GET_KEY.
  *
  * R is estimated from the times keys are made ready (hxd_pace_arrive), leaving out the time
  * production was held by a full buffer (limits.buffer_depth: an application slower than
@@ -34,16 +35,13 @@
 #define HXD_PACE_TAU_NS 500000000LL
 /* No gap is longer than this (ns), whatever the estimate: a stream producing less than 20
  * keys/s is paced as if it made 20 (its reserve runs out, and its application waits for its
- * batches as without pacing), and a ready key is never held longer than MAX_BURST gaps
+ * batches as without pacing), and a ready key is never held longer than HXD_PACE_BURST gaps
  * (200 ms), also while the estimate still remembers a stall that has ended. */
 #define HXD_PACE_MAX_GAP_NS 50000000LL
 /* The gap at an empty reserve is (1 + STRETCH) / R; at the target 1 / R. */
-#define HXD_PACE_STRETCH 0.5
-/* A burst is as many keys as fit in this time (ns) at the gap, from MIN to MAX_BURST; fewer
- * than MIN fit: MAX_BURST. */
-#define HXD_PACE_BURST_NS 1000000LL
-#define HXD_PACE_MIN_BURST 2
-#define HXD_PACE_MAX_BURST 4
+#define HXD_PACE_STRETCH 0.25
+/* Keys per burst. */
+#define HXD_PACE_BURST 4
 
 struct hxd_pace {
     double acc_keys, acc_ns; /* faded sums of keys made ready and of the time they took */
