@@ -34,9 +34,12 @@ both ends and keys ready with none taken, batch 64: per-position and per-batch k
 filled buffer); the load average with every row. Into bench/results/production.json.
 
 Usage: bench/network.py BIN_DIR [--quick] [--lab-only | --kem-families-only | --drain-only
-       [--reps N] [--extra] | --production-only [--reps N] | --no-lab]
-(--extra: the draining cases on one stream with the store, with 1 and 2 worker threads per
-pool, and with batch sizes 8 and 32.)
+       [--reps N] [--extra] [--no-pace] [--streams K,...] | --production-only [--reps N]
+       | --no-lab]
+(--extra: the draining cases on one stream with limits.pace off, with the store, with 1 and 2
+worker threads per pool, and with batch sizes 8 and 32; --no-pace: every draining case with
+limits.pace off, keys handed out a batch at a time as before it; --streams: only these
+stream counts, default 1,64.)
 """
 import json
 import os
@@ -210,7 +213,7 @@ class Network:
     def api(self, n):
         return f"{self.addr[n]}:{self.port['api' + n]}"
 
-    def node_config(self, n, m, batch, store, key_pairs, depth=DEPTH, workers=None):
+    def node_config(self, n, m, batch, store, key_pairs, depth=DEPTH, workers=None, pace=None):
         work, a, p = self.work, self.addr, self.port
         cfg = {"uuid": U[n],
                "logging_config": {"console_log_type": "warning"},
@@ -227,6 +230,8 @@ class Network:
                "qkd": {"pipeline": QKD_PIPELINE}, "kem": {"key_pairs": key_pairs},
                "api": {"allow_remote": self.lab},  # the lab's applications run on this host
                "trusted_peers": {U[m]: {"address": {"host": a[m], "port": p["peer" + m]}}}}
+        if pace is not None:  # limits.pace (None: the default, on)
+            cfg["limits"]["pace"] = pace
         if workers is not None:  # (initiator, responder) worker threads
             cfg["limits"]["initiator_workers"], cfg["limits"]["responder_workers"] = workers
         if store is not None:
@@ -241,17 +246,19 @@ class Network:
         p.stdout.readline()
         return p
 
-    def start_nodes(self, batch, store=None, key_pairs="per-position", depth=DEPTH, workers=None):
+    def start_nodes(self, batch, store=None, key_pairs="per-position", depth=DEPTH, workers=None,
+                    pace=None):
         """(Re)starts nodes A and B with limits.batch_size = batch, the durable store off
         (None), on ("normal") or on with fsync ("fsync"), kem.key_pairs = key_pairs,
         limits.buffer_depth = depth and workers = (limits.initiator_workers,
-        limits.responder_workers) (None: the defaults)."""
+        limits.responder_workers) (None: the defaults), limits.pace = pace (None: the
+        default)."""
         for p in self.procs[1:]:
             p.terminate()
             p.wait(10)
         del self.procs[1:]
         for n, m in (("A", "B"), ("B", "A")):
-            self.node_config(n, m, batch, store, key_pairs, depth, workers)
+            self.node_config(n, m, batch, store, key_pairs, depth, workers, pace)
             self.procs.append(self.start_node(n))
         time.sleep(1.0)
 
@@ -266,14 +273,27 @@ class Network:
 
 
 DRAIN_SECONDS = 3 if QUICK else 10  # --quick: a smoke test of the section
+NO_PACE = "--no-pace" in sys.argv  # every draining case with limits.pace off (the comparison)
 DRAIN_STREAMS = (1, 64)
+if "--streams" in sys.argv:  # e.g. --streams 64: only these cases (drain.png plots what ran)
+    DRAIN_STREAMS = tuple(int(x) for x in sys.argv[sys.argv.index("--streams") + 1].split(","))
 
 
-# The draining cases beyond the default one (--drain-only --extra): one stream each, the
-# store on (fsync off / on), the worker pools at 1 and 2 threads (initiators = responders), and
+def cpu_seconds(pids):
+    """User + system CPU seconds the processes have used (Linux /proc)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+# The draining cases beyond the default one (--drain-only --extra): one stream each, keys
+# handed out a batch at a time (limits.pace off), the store on (fsync off / on), the worker pools at 1 and 2 threads (initiators = responders), and
 # the batch size below and above the default (the trade-off between a batch's cadence and the
 # ML-DSA signatures per key).
-DRAIN_EXTRA = [("store", {"store": "normal"}), ("store + fsync", {"store": "fsync"}),
+DRAIN_EXTRA = [("pace off", {"pace": False}), ("store", {"store": "normal"}), ("store + fsync", {"store": "fsync"}),
                ("1 worker per pool", {"workers": (1, 1)}), ("2 workers per pool", {"workers": (2, 2)}),
                ("batch_size 8", {"batch": 8}), ("batch_size 32", {"batch": 32})]
 
@@ -283,10 +303,17 @@ def drain_case(net, A, B, reps, k, samples=None, batch=16, **node):
     node: start_nodes' store / workers. Median [min-max] over reps of each end's p50/p99/p99.9/
     max and of keys/s (taken at A, i.e. pairs of keys). Fresh nodes for each run."""
     runs = []
+    if NO_PACE and "pace" not in node:
+        node = dict(node, pace=False)
     for i in range(reps):
         net.start_nodes(batch, depth=64, **node)
+        pids = [p.pid for p in net.procs[1:]]
+        cpu0 = cpu_seconds(pids)
         runs.append(bench("drain", A, B, k, DRAIN_SECONDS, *([samples] if samples and i == 0 else [])))
+        # both nodes' CPU per key taken (pairs of keys): what production and delivery cost
+        runs[-1]["cpu_us_per_key"] = (cpu_seconds(pids) - cpu0) * 1e6 / max(runs[-1]["keys_per_s"] * DRAIN_SECONDS, 1)
     v = {"streams": k, "batch_size": batch, "keys_per_s": summary([r["keys_per_s"] for r in runs]),
+         "cpu_us_per_key": summary([r["cpu_us_per_key"] for r in runs]),
          "mismatched_keys": sum(r["mismatched_keys"] for r in runs), **{k2: str(v2) for k2, v2 in node.items()}}
     for end in "AB":
         v[end] = {q: summary([r[end][q] for r in runs]) for q in ("p50_us", "p99_us", "p999_us", "max_us")}
@@ -339,12 +366,14 @@ def print_drain(dr, lat=None, echo=None):
     m = lambda s: f"{s['median']:.0f} [{s['min']:.0f}-{s['max']:.0f}]"  # noqa: E731
     print(f"\nGET_KEY while draining (buffer_depth 64, batch_size 16, {DRAIN_SECONDS} s, "
           f"ML-KEM-768 + QKD, 32-byte keys), us; median [min-max]")
-    print(f"{'case':30} {'end':>3} {'p50':>16} {'p99':>18} {'p99.9':>18} {'max':>20} {'keys/s':>20}")
+    print(f"{'case':30} {'end':>3} {'p50':>16} {'p99':>18} {'p99.9':>18} {'max':>20} {'keys/s':>20}"
+          f" {'CPU us/key':>16}")
     for k, v in dr.items():
         for end in "AB":
             e = v[end]
             print(f"{k:30} {end:>3} {m(e['p50_us']):>16} {m(e['p99_us']):>18} "
-                  f"{m(e['p999_us']):>18} {m(e['max_us']):>20} {m(v['keys_per_s']) if end == 'A' else '':>20}")
+                  f"{m(e['p999_us']):>18} {m(e['max_us']):>20} {m(v['keys_per_s']) if end == 'A' else '':>20}"
+                  f" {m(v['cpu_us_per_key']) if end == 'A' else '':>16}")
         if v["mismatched_keys"]:
             print(f"  !! {v['mismatched_keys']} keys differed between the ends")
     if lat is not None:
@@ -366,14 +395,18 @@ def drain_only():
         progress("GET_KEY latency from a filled buffer, and a bare TCP echo")
         lat = [bench("latency", A, B, n_lat) for _ in range(reps)]
         echo = [bench("echo", n_lat, 170, 260) for _ in range(reps)]
-        out = {"benchmark": "drain", "reps": reps, "seconds": DRAIN_SECONDS,
+        out = {"benchmark": "drain", "reps": reps, "seconds": DRAIN_SECONDS, "pace": not NO_PACE,
+               "loadavg_start": os.getloadavg(),
                "get_key_latency_filled_us": {"p50": summary([x["p50_us"] for x in lat]),
                                              "p99": summary([x["p99_us"] for x in lat])},
                "tcp_echo_latency_us": {"p50": summary([x["p50_us"] for x in echo]),
                                        "p99": summary([x["p99_us"] for x in echo])},
                "drain": drain_pass(net, A, B, reps, "--extra" in sys.argv)}
+        out["loadavg_end"] = os.getloadavg()
         json.dump(out, open(f"{ROOT}/bench/results/drain.json", "w"), indent=1)
         plot_drain()
+        print(f"limits.pace {'off' if NO_PACE else 'on'}; load average at start / end: "
+              f"{out['loadavg_start'][0]:.1f} / {out['loadavg_end'][0]:.1f}")
         print_drain(out["drain"], out["get_key_latency_filled_us"], out["tcp_echo_latency_us"])
         print("wrote bench/results/drain.json")
     finally:

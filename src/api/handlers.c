@@ -138,7 +138,8 @@ static struct json_object *get_key(struct hxd *d, const struct hx_004_request *r
                                 .index = req->index,
                                 .identity = who->identity,
                                 .gone = who->gone,
-                                .gone_arg = who->gone_arg};
+                                .gone_arg = who->gone_arg,
+                                .pace = true};
     struct hxd_svc_get_res res;
     char meta_full[512], meta_min[96];
     /* hops 0: what the reference's "size": 46 holds (a relayed key's 1-digit count fits too) */

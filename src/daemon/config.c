@@ -239,6 +239,9 @@ static const struct hx_cfg_opt table[] = {
                     "must allow it)"),
     HX_CFG_OPT_INT("limits.buffer_depth", C, buffer_depth, 1, 65536, "64", 0,
                    "ready keys kept ahead of demand per stream"),
+    HX_CFG_OPT_BOOL("limits.pace", C, pace, "true",
+                    "GET_KEY: while an application takes keys faster than they are made, hand "
+                    "them out at the production rate instead of a batch at a time"),
     HX_CFG_OPT_INT("limits.initiator_workers", C, initiator_workers, 1, 256, "4", 0,
                    "initiator worker threads: batches this node makes at once over all its "
                    "streams (each waits for the peer's replies)"),

@@ -102,6 +102,7 @@ struct hxd_config {
     uint32_t batch_size;
     int kem_key_pairs; /* enum hxd_key_pairs */
     uint32_t buffer_depth;
+    bool pace; /* GET_KEY releases keys at the production rate to a draining application */
     uint32_t initiator_workers; /* batches this node makes at once, over all its streams */
     uint32_t responder_workers; /* the peer's batch messages answered at once */
     uint32_t default_timeout_ms;

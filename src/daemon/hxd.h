@@ -3,7 +3,8 @@
  *
  * Threads: an accept thread per API listener and one thread per application connection (its
  * OPEN_CONNECT blocks in the stream service, daemon/service.c, on `changed` until the peer
- * arrives, its GET_KEY on its stream's `wake` until a key does); one I/O thread per peer link
+ * arrives, its GET_KEY on its stream's `wake` until a key does, and with limits.pace until
+ * the key may leave, daemon/pace.h); one I/O thread per peer link
  * (never blocks on disk: daemon/dispatch.c); an initiator pool running key-production batches (they
  * wait for the peer's replies) and a responder pool answering them (never waits on the network, so
  * two nodes' initiators can never starve each other); one writer thread for the store writes a
@@ -29,6 +30,7 @@
 #include "crypto/sig.h"
 #include "daemon/config.h"
 #include "daemon/metrics.h"
+#include "daemon/pace.h"
 #include "hykex/hykex.h"
 #include "peer/link.h"
 #include "proto/etsi004.h"
@@ -173,6 +175,9 @@ struct hxd_stream {
         uint64_t produced;
     } rate[7];
     size_t rate_next;
+    /* paced delivery to a draining application (pace.h, limits.pace): fed by stream.c as keys
+     * become ready, asked and told by service.c's GET_KEY */
+    struct hxd_pace pace;
     /* initiator: the replies of the batches in flight */
     struct hxd_inflight fl[HXD_PIPELINE];
     /* responder: batches awaiting BATCH_FIN */

@@ -199,6 +199,41 @@ static struct hxd_stream *wait_key(struct hxd *d, const struct hx_uuid *ksid, ui
     return s;
 }
 
+/* The reserve a paced stream keeps ahead of its application: about one batch, at most a
+ * quarter of the buffer (the rest is room for the batches in flight). */
+static uint64_t pace_target(const struct hxd *d)
+{
+    uint64_t quarter = d->cfg.buffer_depth / 4 > 0 ? d->cfg.buffer_depth / 4 : 1;
+
+    return d->cfg.batch_size < quarter ? d->cfg.batch_size : quarter;
+}
+
+/*
+ * The key at pos is ready: holds it until the pace lets it leave (pace.h), the stream waited
+ * on with d->lock released, so that a draining application gets its keys at the production
+ * rate instead of a batch at once. A batch arriving meanwhile, a close, the daemon stopping or
+ * the deadline ends the wait early. Lock held; returns the stream (NULL: gone).
+ */
+static struct hxd_stream *pace_key(struct hxd *d, const struct hx_uuid *ksid, uint64_t pos,
+                                   int64_t deadline, bool *waited)
+{
+    struct hxd_stream *s;
+    uint64_t target = pace_target(d);
+
+    while ((s = hxd_stream_find(d, ksid)) != NULL && s->app_open && hxd_stream_has(s, pos) &&
+           !d->stopping) {
+        int64_t now = hx_monotime_ns();
+        int64_t at =
+            hxd_pace_release_at(&s->pace, now, hxd_stream_ready_after(s, pos), target, deadline);
+        if (at <= now) {
+            break;
+        }
+        *waited = true;
+        (void)hxd_stream_wait(d, s, at);
+    }
+    return s;
+}
+
 /* No key at pos after the wait: why (lock held). */
 static void no_key(struct hxd *d, const struct hxd_stream *s, uint64_t pos,
                    struct hxd_svc_result *res)
@@ -324,6 +359,9 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
     }
     hxd_stream_kick(d, s);
     s = wait_key(d, &req->ksid, pos, deadline, &waited);
+    if (req->pace && d->cfg.pace && s != NULL) {
+        s = pace_key(d, &req->ksid, pos, deadline, &waited);
+    }
     if (s == NULL || !s->app_open) {
         pthread_mutex_unlock(&d->lock);
         hxd_svc_fail(&res->r, HXD_SVC_NOT_OPEN, "key stream closed");
@@ -346,6 +384,11 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
         return;
     }
     s->delivered++;
+    if (req->pace && d->cfg.pace) { /* no room for a batch: production waits for us */
+        uint64_t reserve = hxd_stream_ready_after(s, pos);
+        hxd_pace_taken(&s->pace, hx_monotime_ns(), reserve, pace_target(d),
+                       reserve + d->cfg.batch_size > d->cfg.buffer_depth);
+    }
     hxd_metrics_delivered(&d->metrics, &s->peer);
     hxd_stream_kick(d, s);
     hxd_window_announce(d, s, false); /* the responder's window moved */

@@ -98,6 +98,8 @@ struct hxd_svc_get_req {
     const char *identity;
     hxd_svc_gone_fn gone; /* asked after a wait, before a key is taken; NULL: never */
     void *gone_arg;
+    bool pace; /* with limits.pace: a key may be held until the stream's pace lets it go
+                * (daemon/pace.h); ETSI 004's GET_KEY, one key per call */
 };
 
 struct hxd_svc_get_res {

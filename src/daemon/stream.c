@@ -169,6 +169,8 @@ bool hxd_stream_wait(struct hxd *d, const struct hxd_stream *s, int64_t deadline
     return hx_cond_wait_until(&d->wake[s - d->streams], &d->lock, deadline);
 }
 
+static hx_err insert_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *key, bool prepared);
+
 static size_t slot_of(const struct hxd_stream *s, uint64_t pos, bool *found)
 {
     size_t lo = 0, hi = s->n_ready;
@@ -254,9 +256,28 @@ struct hx_secret *hxd_stream_take(struct hxd_stream *s, uint64_t pos, double *re
     return k;
 }
 
+uint64_t hxd_stream_ready_after(const struct hxd_stream *s, uint64_t pos)
+{
+    bool found;
+    uint64_t n = 0;
+
+    /* Every position below the watermark is committed (none prepared), so the keys held
+     * between pos and it are ready; above it, the committed runs not yet joined to it. */
+    if (pos + 1 < s->produced) {
+        n += slot_of(s, s->produced, &found) - slot_of(s, pos + 1, &found);
+    }
+    for (size_t i = 0; i < s->n_done_above; i++) {
+        uint64_t first = s->done_above[i].first, end = first + s->done_above[i].count;
+        if (end > pos + 1) {
+            n += slot_of(s, end, &found) - slot_of(s, first > pos + 1 ? first : pos + 1, &found);
+        }
+    }
+    return n;
+}
+
 void hxd_stream_untake(struct hxd_stream *s, uint64_t pos, double ready_at, struct hx_secret *key)
 {
-    if (hxd_stream_add_key(s, pos, key, false) != HX_OK) {
+    if (insert_key(s, pos, key, false) != HX_OK) {
         hx_secret_free(key);
         return;
     }
@@ -272,6 +293,7 @@ void hxd_stream_ready_range(struct hxd_stream *s, uint64_t first, uint32_t count
         s->ready[i].prepared = false;
         s->ready[i].ready_at = hx_monotime();
     }
+    hxd_pace_arrive(&s->pace, hx_monotime_ns(), count);
 }
 
 void hxd_stream_discard_range(struct hxd_stream *s, uint64_t first, uint32_t count)
@@ -286,7 +308,7 @@ void hxd_stream_discard_range(struct hxd_stream *s, uint64_t first, uint32_t cou
     s->n_ready -= hi - lo;
 }
 
-hx_err hxd_stream_add_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *key, bool prepared)
+static hx_err insert_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *key, bool prepared)
 {
     bool found;
     size_t i = slot_of(s, pos, &found);
@@ -310,4 +332,14 @@ hx_err hxd_stream_add_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *
     s->ready[i].prepared = prepared;
     s->n_ready++;
     return HX_OK;
+}
+
+hx_err hxd_stream_add_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *key, bool prepared)
+{
+    hx_err e = insert_key(s, pos, key, prepared);
+
+    if (e == HX_OK && !prepared) { /* a committed key: production's pace (pace.h) */
+        hxd_pace_arrive(&s->pace, hx_monotime_ns(), 1);
+    }
+    return e;
 }

@@ -46,6 +46,8 @@ int hxd_stream_hops_at(const struct hxd_stream *s, uint64_t pos);
 struct hx_secret *hxd_stream_take(struct hxd_stream *s, uint64_t pos, double *ready_at);
 /* Puts a key taken by hxd_stream_take back (its delivery could not be recorded). */
 void hxd_stream_untake(struct hxd_stream *s, uint64_t pos, double ready_at, struct hx_secret *key);
+/* Ready keys at positions above pos: a GET_KEY's reserve (pace.h). */
+uint64_t hxd_stream_ready_after(const struct hxd_stream *s, uint64_t pos);
 /* A ready key (not prepared) at pos? */
 bool hxd_stream_has(const struct hxd_stream *s, uint64_t pos);
 /*
@@ -63,6 +65,7 @@ bool hxd_window_allows(const struct hxd_stream *s, uint64_t first, uint32_t coun
 uint32_t hxd_window_cut(const struct hxd_stream *s, uint64_t first, uint32_t count);
 /* A prepared key at pos? */
 bool hxd_stream_has_prepared(const struct hxd_stream *s, uint64_t pos);
+/* A key at pos; a committed one (not prepared) counts as made for the stream's pace. */
 hx_err hxd_stream_add_key(struct hxd_stream *s, uint64_t pos, struct hx_secret *key, bool prepared);
 /* Prepared keys in first..first+count become ready / are wiped. */
 void hxd_stream_ready_range(struct hxd_stream *s, uint64_t first, uint32_t count);

@@ -650,6 +650,19 @@ def hykex_status_and_run():
 
 
 @test
+def draining_applications_paced():
+    """Both applications take 300 keys back to back, faster than the nodes make them, so that
+    limits.pace (on by default) holds keys to the production rate: held, never skipped, never
+    reordered, the ends get the same key at every position (pair checks it)."""
+    keys = pair(n=300, indices=False)
+    check(len(keys) == 300, f"{len(keys)} keys")
+    r = subprocess.run([f"{BIN}/hykexd", "--check-config", "-c", f"{WORK}/A.json"],
+                       capture_output=True, text=True, cwd=WORK)
+    check(r.returncode == 0 and re.search(r'"pace":\s*true', r.stdout) is not None,
+          "limits.pace is on by default")
+
+
+@test
 def index_semantics():
     out = {}
 
@@ -883,7 +896,7 @@ R.run(setup, order=[
     kem_key_pairs_per_batch, hostile_peer_batches_refused, streams_bound_to_their_application,
     mtls_applications_bound_to_their_certificate,
     unix_socket_and_its_allow_list,
-    hykex_status_and_run,
+    hykex_status_and_run, draining_applications_paced,
     index_semantics, error_statuses_with_messages,
     status_8_and_5, key_confirmation_catches_a_corrupted_qkd_key,
     failing_source_fails_closed, peer_killed_and_restarted,

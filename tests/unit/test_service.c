@@ -600,6 +600,93 @@ static void waits_and_wakes(void **state)
     daemon_free(d);
 }
 
+/* A stream's pace (daemon/pace.h) set so that its next key is due in an hour: a paced
+ * GET_KEY is held (the gone callback, asked only after a wait, tells); qos.timeout_ms 0 keeps
+ * the node's default. */
+static void pace_due_later(struct hxd *d, const char *ksid, uint32_t timeout_ms)
+{
+    struct hxd_stream *s;
+
+    pthread_mutex_lock(&d->lock);
+    assert_non_null(s = hxd_stream_find(d, ID(ksid)));
+    s->qos.timeout_ms = timeout_ms;
+    s->pace.acc_keys = 1000.0; /* 4 000 keys/s */
+    s->pace.acc_ns = 250e6;
+    s->pace.next_burst = hx_monotime_ns() + 3600LL * 1000000000LL;
+    s->pace.burst_left = 0;
+    pthread_mutex_unlock(&d->lock);
+}
+
+static bool never_gone(void *arg)
+{
+    (*(int *)arg)++;
+    return false;
+}
+
+/* A paced GET_KEY (limits.pace, ETSI 004) holds a ready key only while the reserve is below
+ * its target, never past the timeout (the key is delivered then, not refused), and a CLOSE
+ * ends the hold; an unpaced one (ETSI 014) and limits.pace false never hold one. */
+static void paced_get(void **state)
+{
+    struct hxd *d = daemon_new(false);
+    const char *k = "11111111-1111-4111-8111-111111111111";
+    struct later l = {d, k, true};
+    struct hxd_svc_get_res res;
+    struct hxd_svc_get_req q = {
+        .ksid = uuid_of(k), .identity = "", .gone = never_gone, .pace = true};
+    int asked = 0;
+    pthread_t t;
+
+    (void)state;
+    q.gone_arg = &asked;
+    assert_true(d->cfg.pace); /* the default */
+    open_responder(d, k, "");
+    commit_keys(d, k, 0, 4);
+    pace_due_later(d, k, 300);
+    /* reserve 3 < 16: held until the deadline (300 ms), then delivered */
+    hxd_svc_get(d, &q, &res);
+    assert_int_equal(res.r.err, HXD_SVC_OK);
+    assert_int_equal(res.index, 0);
+    assert_int_equal(hx_secret_data(res.key)[0], 0);
+    hx_secret_free(res.key);
+    assert_int_equal(asked, 1);
+    /* not paced (the ETSI 014 path): at once */
+    pace_due_later(d, k, 300);
+    q.pace = false;
+    hxd_svc_get(d, &q, &res);
+    assert_int_equal(res.r.err, HXD_SVC_OK);
+    assert_int_equal(res.index, 1);
+    hx_secret_free(res.key);
+    assert_int_equal(asked, 1);
+    /* limits.pace false: at once */
+    q.pace = true;
+    d->cfg.pace = false;
+    hxd_svc_get(d, &q, &res);
+    assert_int_equal(res.r.err, HXD_SVC_OK);
+    assert_int_equal(res.index, 2);
+    hx_secret_free(res.key);
+    assert_int_equal(asked, 1);
+    d->cfg.pace = true;
+    /* a reserve at its target (16 beyond the asked position): at once */
+    commit_keys(d, k, 4, 16);
+    pace_due_later(d, k, 300);
+    hxd_svc_get(d, &q, &res);
+    assert_int_equal(res.r.err, HXD_SVC_OK);
+    assert_int_equal(res.index, 3);
+    hx_secret_free(res.key);
+    assert_int_equal(asked, 1);
+    /* a CLOSE ends a held call (else it would wait 60 s and get the key) */
+    pace_due_later(d, k, 60000);
+    asked = 0;
+    q.has_index = true;
+    q.index = 5; /* reserve 14 */
+    assert_int_equal(pthread_create(&t, NULL, later_main, &l), 0);
+    hxd_svc_get(d, &q, &res);
+    pthread_join(t, NULL);
+    expect(&res.r, HXD_SVC_NOT_OPEN, 4, "key stream closed");
+    daemon_free(d);
+}
+
 static void close_stream(void **state)
 {
     struct hxd *d = daemon_new(false);
@@ -760,6 +847,7 @@ int main(void)
         cmocka_unit_test(a_reply_is_never_cut),
         cmocka_unit_test(get_by_index_and_next),
         cmocka_unit_test(waits_and_wakes),
+        cmocka_unit_test(paced_get),
         cmocka_unit_test(close_stream),
         cmocka_unit_test(ttl_expiry),
         cmocka_unit_test(status),
