@@ -14,8 +14,10 @@
  * as they are made. Why 4: every held call is a sleep and a wake-up, which cost CPU that
  * production needs (on the 2-core benchmark machine, holding every call cost ~20 % more CPU
  * per key with 64 streams draining, bursts of 2 ~13 % on one stream; docs/performance.md
- * "Paced delivery"), and a sleep may end late on a busy machine: the fewer, the better, as
- * long as 4/R stays well under the latency asked of GET_KEY.
+ * "Paced delivery"; those figures still included the batches the initiator then cut to the
+ * responder's window: since it no longer does, bursts of 2 cost ~4 % more CPU per key and 2-4 %
+ * of keys/s for a tenth off the tail, "third round"), and a sleep may end late on a busy
+ * machine: the fewer, the better, as long as 4/R stays well under the latency asked of GET_KEY.
  *
  * R is estimated from the times keys are made ready (hxd_pace_arrive), leaving out the time
  * production was held by a full buffer (limits.buffer_depth: an application slower than

@@ -313,13 +313,22 @@ void hxd_stream_kick(struct hxd *d, struct hxd_stream *s)
      * One job per stream waits in the queue at a time: the next is queued when a worker picks
      * it (initiator.c), behind every other stream's, so that streams take turns for the
      * workers (round robin) and none waits for another's whole pipeline.
+     *
+     * The responder's window (window.c) moves a key at a time as its application takes keys,
+     * and a batch is cut to end at it: while a batch is in flight, a new one waits until the
+     * window has room for a whole batch, since a cut one costs the four ML-DSA operations of a
+     * whole one for fewer keys (with a draining application a third of the batches were cut,
+     * to 1-15 keys). With nothing in flight a cut batch goes (the responder's application may
+     * wait for a position in it).
      */
+    uint32_t whole = hxd_source_batch_cap(&s->uri, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH,
+                                          (uint32_t)batch);
     if (s->queued == 0 && s->inflight < HXD_PIPELINE &&
         hx_secret_heap_room() / 2 > batch * s->qos.key_chunk_size + (256u << 10) &&
         (s->n_retry > 0 || s->n_ready + (uint64_t)s->inflight * batch < d->cfg.buffer_depth ||
          s->want > s->next_first) &&
         /* the responder's window (window.c): new positions only below its limit */
-        (s->n_retry > 0 || hxd_window_allows(s, s->next_first, 1)) &&
+        (s->n_retry > 0 || hxd_window_allows(s, s->next_first, s->inflight > 0 ? whole : 1)) &&
         hxd_pool_enqueue(&d->initiators, &s->ksid, HX_PEER_BATCH_REQ, NULL, 0)) {
         s->inflight++;
         s->queued++;

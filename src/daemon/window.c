@@ -4,7 +4,8 @@
  * end. The responder tells the initiator the first position it will not take yet (its key
  * buffer's window end, hxd_stream_window_end: the lowest key its application has not taken
  * plus buffer_depth) in STREAM_WINDOW; the initiator makes no new batch that would reach past
- * it (a batch is cut to end at it), and the stream waits without holding a worker until the
+ * it (a batch is cut to end at it; while another is in flight, a new one waits for room for a
+ * whole batch: hxd_stream_kick), and the stream waits without holding a worker until the
  * window moves.
  *
  * The responder announces: after its JOIN, after every committed batch (so an initiator that

@@ -208,11 +208,64 @@ static void streams_take_turns(void **state)
     daemon_free(d);
 }
 
+/* The responder's window moves a key at a time: while a batch is in flight, a new one waits
+ * for room for a whole batch (a cut one costs a whole one's signatures for fewer keys); with
+ * none in flight a cut batch goes, so that nothing waits for a window that needs it. */
+static void whole_batches_while_one_is_in_flight(void **state)
+{
+    struct hxd *d = daemon_new();
+    struct hxd_stream *x;
+    uint64_t batch;
+
+    (void)state;
+    pthread_mutex_lock(&d->lock);
+    batch = d->cfg.batch_size;
+    x = stream_new(d, X);
+    x->next_first = 2 * batch;
+    x->inflight = 1; /* a batch the test pretends is at the responder */
+    x->peer_limit_known = true;
+    x->peer_limit = x->next_first + batch - 1; /* room for all but one key */
+    hxd_stream_kick(d, x);
+    assert_int_equal(x->queued, 0);
+    assert_int_equal(x->inflight, 1);
+    x->peer_limit++; /* room for a whole batch */
+    hxd_stream_kick(d, x);
+    assert_int_equal(x->queued, 1);
+    assert_int_equal(x->inflight, 2);
+    pthread_mutex_unlock(&d->lock);
+    run_head(d); /* picks a whole batch from next_first, then fails: no link */
+    pthread_mutex_lock(&d->lock);
+    assert_non_null(x = hxd_stream_find(d, (struct hx_uuid[1]){uuid_of(X)}));
+    assert_int_equal(x->n_retry, 1);
+    assert_int_equal(x->retry[0].first, 2 * batch);
+    assert_int_equal(x->retry[0].count, batch);
+    pthread_mutex_unlock(&d->lock);
+
+    daemon_free(d);
+    d = daemon_new();
+    pthread_mutex_lock(&d->lock);
+    x = stream_new(d, X);
+    x->peer_limit_known = true;
+    x->peer_limit = 3; /* nothing in flight: a cut batch of 3 goes */
+    hxd_stream_kick(d, x);
+    assert_int_equal(x->queued, 1);
+    pthread_mutex_unlock(&d->lock);
+    run_head(d);
+    pthread_mutex_lock(&d->lock);
+    assert_non_null(x = hxd_stream_find(d, (struct hx_uuid[1]){uuid_of(X)}));
+    assert_int_equal(x->n_retry, 1);
+    assert_int_equal(x->retry[0].first, 0);
+    assert_int_equal(x->retry[0].count, 3);
+    pthread_mutex_unlock(&d->lock);
+    daemon_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(one_queued_job_per_stream),
         cmocka_unit_test(streams_take_turns),
+        cmocka_unit_test(whole_batches_while_one_is_in_flight),
     };
 
     hx_log_set_level(HX_LOG_ERROR); /* the failed batches' warnings are expected here */
