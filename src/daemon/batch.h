@@ -145,12 +145,6 @@ void hxd_batch_store_give_up(struct hxd *d, const struct hx_uuid *ksid, uint64_t
  * on failure *status is the ETSI status and msg says why. */
 HX_MUST_CHECK hx_err hxd_source_fetch_qkd(struct hxd *d, struct hxd_batch *b, int *status,
                                           char *msg, size_t msg_len);
-/*
- * The most positions (<= want) a batch of these sources may carry so that its BATCH_REQ (the
- * public keys: HX_PEER_MAX_KEM_FRAME) and BATCH_RESP (the ciphertexts: HX_PEER_MAX_FRAME) fit
- * their frames; 0 when not even one position fits (docs/peer-protocol.md, "Frame sizes").
- */
-uint32_t hxd_source_batch_cap(const struct hx_uri *u, bool per_batch, uint32_t want);
 /* Initiator: key pairs for every KEM source; kem_msg[j] = the public keys (BATCH_REQ). */
 HX_MUST_CHECK hx_err hxd_source_keygen(struct hxd_batch *b, char *msg, size_t msg_len);
 /* Responder: encapsulates to the public keys in kem (BATCH_REQ's KEM bytes, exactly);

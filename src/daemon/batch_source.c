@@ -298,35 +298,6 @@ static hx_err each_kem(struct hxd_batch *b, kem_step step, struct hx_reader *in,
     return HX_OK;
 }
 
-/* Generous room for a BATCH_REQ's / BATCH_RESP's fixed fields (ids, positions, message). */
-#define FRAME_OVERHEAD 4096
-
-uint32_t hxd_source_batch_cap(const struct hx_uri *u, bool per_batch, uint32_t want)
-{
-    size_t req_fixed = FRAME_OVERHEAD, req_per = HX_PEER_QKD_ID_LEN, resp_per = 0;
-    size_t cap = want;
-
-    for (size_t j = 0; j < u->n_sources; j++) {
-        struct hx_kem_sizes sz;
-        if (!is_kem(u->sources[j])) {
-            continue;
-        }
-        hx_kem_standard_sizes(kem_of(u->sources[j]), &sz);
-        *(per_batch ? &req_fixed : &req_per) += sz.public_key;
-        resp_per += sz.ciphertext;
-    }
-    if (req_fixed >= HX_PEER_MAX_KEM_FRAME) {
-        return 0;
-    }
-    if ((HX_PEER_MAX_KEM_FRAME - req_fixed) / req_per < cap) {
-        cap = (HX_PEER_MAX_KEM_FRAME - req_fixed) / req_per;
-    }
-    if (resp_per > 0 && (HX_PEER_MAX_FRAME - FRAME_OVERHEAD) / resp_per < cap) {
-        cap = (HX_PEER_MAX_FRAME - FRAME_OVERHEAD) / resp_per;
-    }
-    return (uint32_t)cap;
-}
-
 static hx_err keygen_step(struct hxd_batch *b, size_t j, enum hx_kem_alg alg,
                           const struct hx_kem_sizes *sz, struct hx_reader *in, char *msg,
                           size_t msg_len)

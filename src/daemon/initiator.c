@@ -50,16 +50,6 @@ struct run {
     char msg[200];
 };
 
-struct hxd_inflight *hxd_inflight_of(struct hxd_stream *s, uint64_t first)
-{
-    for (size_t i = 0; i < HXD_PIPELINE; i++) {
-        if (s->fl[i].used && s->fl[i].first == first) {
-            return &s->fl[i];
-        }
-    }
-    return NULL;
-}
-
 /* Marks the free slot f for the batch at first (lock held). */
 static void slot_start(struct hxd_inflight *f, uint64_t first, bool want_ack)
 {
@@ -160,8 +150,8 @@ static enum phase pick(struct run *r)
         return PH_DONE;
     }
     /* capped so that the batch's frames fit (Classic McEliece public keys are large) */
-    r->count = hxd_source_batch_cap(&s->uri, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH,
-                                    (uint32_t)d->cfg.batch_size);
+    r->count = hx_peer_batch_cap(&s->uri, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH,
+                                 (uint32_t)d->cfg.batch_size);
     bool is004 = hxd_batch_qkd_mode(d, s) == HX_PEER_QKD_004, retrying = s->n_retry > 0;
     if (s->n_retry > 0) {
         /* Oldest failure first: an application waits for the lowest positions. */

@@ -13,6 +13,16 @@
 #include "daemon/batch.h"
 
 /* Records a failed batch; false when the stream is closed or gone (nobody waits for it). */
+struct hxd_inflight *hxd_inflight_of(struct hxd_stream *s, uint64_t first)
+{
+    for (size_t i = 0; i < HXD_PIPELINE; i++) {
+        if (s->fl[i].used && s->fl[i].first == first) {
+            return &s->fl[i];
+        }
+    }
+    return NULL;
+}
+
 bool hxd_init_fail_stream(struct hxd *d, const struct hx_uuid *ksid, int status, const char *msg)
 {
     struct hxd_stream *s;

@@ -321,8 +321,8 @@ void hxd_stream_kick(struct hxd *d, struct hxd_stream *s)
      * to 1-15 keys). With nothing in flight a cut batch goes (the responder's application may
      * wait for a position in it).
      */
-    uint32_t whole = hxd_source_batch_cap(&s->uri, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH,
-                                          (uint32_t)batch);
+    uint32_t whole = hx_peer_batch_cap(&s->uri, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH,
+                                       (uint32_t)batch);
     if (s->queued == 0 && s->inflight < HXD_PIPELINE &&
         hx_secret_heap_room() / 2 > batch * s->qos.key_chunk_size + (256u << 10) &&
         (s->n_retry > 0 || s->n_ready + (uint64_t)s->inflight * batch < d->cfg.buffer_depth ||

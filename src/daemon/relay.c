@@ -19,11 +19,6 @@
 #include "peer/certid.h"
 #include "proto/peer_topo.h"
 
-int64_t hxd_relay_now_ms(void)
-{
-    return hx_monotime_ns() / 1000000;
-}
-
 static hx_err parse_avoid(struct hxd_relay *r, const char *list, char *why, size_t why_len)
 {
     const char *p = list;

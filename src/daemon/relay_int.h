@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "common/clock.h"
 #include "crypto/sig.h"
 #include "daemon/config.h"
 #include "daemon/relay.h"
@@ -142,6 +143,9 @@ bool hxd_relay_stream_hops(struct hxd *d, const struct hx_uuid *ksid, struct hx_
 void hxd_relay_release_held(struct hxd *d);
 
 /* Monotonic ms, the map's time. */
-int64_t hxd_relay_now_ms(void);
+static inline int64_t hxd_relay_now_ms(void)
+{
+    return hx_monotime_ns() / 1000000;
+}
 
 #endif

@@ -220,3 +220,78 @@ bool hxd_relay_stream_hops(struct hxd *d, const struct hx_uuid *ksid, struct hx_
     pthread_mutex_unlock(&r->lock);
     return found || hxd_relay_qkd_pinned(d, ksid, p, NULL);
 }
+
+bool hxd_relay_reaches(const struct hxd *d, const struct hx_uuid *peer, bool need_qkd,
+                       const struct hx_uri *u, char *why, size_t why_len)
+{
+    struct hxd_relay *r = d->relay;
+    struct hx_topo_path path, qpath;
+    size_t no_qkd_at = SIZE_MAX;
+    bool known;
+    hx_err e;
+
+    if (r == NULL) {
+        snprintf(why, why_len, "the relay is off (relay.enabled)");
+        return false;
+    }
+    pthread_mutex_lock(&r->lock);
+    known = hx_topo_find(&r->topo, peer) != NULL;
+    e = hxd_relay_path_locked(d, r, peer, NULL, u, false, &path);
+    if (e == HX_OK && need_qkd &&
+        hxd_relay_path_locked(d, r, peer, NULL, u, true, &qpath) != HX_OK) {
+        /* name the first hop of the shortest path that cannot carry the QKD part */
+        for (size_t i = 0; i < path.hops; i++) {
+            const struct hx_topo_node *a = hx_topo_find(&r->topo, &path.node[i]);
+            for (size_t k = 0; a != NULL && k < a->n_neigh; k++) {
+                if (hx_uuid_equal(&a->neigh[k].node, &path.node[i + 1]) &&
+                    (a->neigh[k].flags & HX_TOPO_QKD) == 0 && no_qkd_at == SIZE_MAX) {
+                    no_qkd_at = i;
+                }
+            }
+            const struct hx_topo_node *b = hx_topo_find(&r->topo, &path.node[i + 1]);
+            for (size_t k = 0; b != NULL && k < b->n_neigh; k++) {
+                if (hx_uuid_equal(&b->neigh[k].node, &path.node[i]) &&
+                    (b->neigh[k].flags & HX_TOPO_QKD) == 0 && no_qkd_at == SIZE_MAX) {
+                    no_qkd_at = i;
+                }
+            }
+        }
+        e = HX_ERR_UNSUPPORTED;
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (!known) {
+        snprintf(why, why_len, "the node is not on the relay's map");
+        return false;
+    }
+    if (e == HX_ERR_UNSUPPORTED) {
+        char a[HX_UUID_STR_LEN + 1] = "?", b[HX_UUID_STR_LEN + 1] = "?";
+        if (no_qkd_at != SIZE_MAX) {
+            hx_uuid_format(&path.node[no_qkd_at], a);
+            hx_uuid_format(&path.node[no_qkd_at + 1], b);
+        }
+        snprintf(why, why_len,
+                 "key_sources include QKD, and no path to it has QKD on every hop (the hop %s - "
+                 "%s has none): use key_sources without QKD",
+                 a, b);
+        return false;
+    }
+    if (e != HX_OK && u != NULL && u->relay_forbidden) {
+        snprintf(why, why_len, "the source URI's relay=no forbids reaching it over relays");
+        return false;
+    }
+    if (e != HX_OK && u != NULL && (u->relay_max_hops != 0 || u->n_avoid != 0)) {
+        snprintf(why, why_len,
+                 "the relay's map has no path to it within relay.max_hops %u and the source "
+                 "URI's relay_max_hops %u, avoiding relay.avoid and the URI's relay_avoid (%zu "
+                 "nodes)",
+                 d->cfg.relay_max_hops, u->relay_max_hops, u->n_avoid);
+        return false;
+    }
+    if (e != HX_OK) {
+        snprintf(why, why_len,
+                 "the relay's map has no path to it within relay.max_hops %u avoiding relay.avoid",
+                 d->cfg.relay_max_hops);
+        return false;
+    }
+    return true;
+}

@@ -528,7 +528,6 @@ void hxd_relay_qkd_arrived(struct hxd *d, const struct hx_peer_fwd *m)
     struct hx_qkd_ksid qid;
     struct rq_material *slot = NULL;
 
-    hxd_relay_path_arrived(d, m); /* a BATCH_REQ's path, for the transcript */
     if (q == NULL) {
         return;
     }

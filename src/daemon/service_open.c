@@ -144,7 +144,7 @@ static bool check_open(struct hxd *d, const struct hxd_svc_open_req *req, struct
             return false;
         }
     }
-    if (hxd_source_batch_cap(&p->src, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH, 1) == 0) {
+    if (hx_peer_batch_cap(&p->src, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH, 1) == 0) {
         hxd_svc_fail(
             &res->r, HXD_SVC_REFUSED,
             "key_sources: the public keys of one batch exceed the peer protocol's %u MiB "

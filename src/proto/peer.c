@@ -3,7 +3,9 @@
 
 #include <string.h>
 
+#include "crypto/kem.h"
 #include "proto/etsi014.h" /* SAE ids (the SAE_LIST message) */
+#include "proto/uri.h"     /* a batch's sources (hx_peer_batch_cap) */
 
 void hx_peer_frame_header_encode(uint8_t out[HX_PEER_FRAME_HEADER], uint8_t type, uint32_t len)
 {
@@ -582,4 +584,33 @@ hx_err hx_peer_decode_sae_list(const uint8_t *p, size_t len, struct hx_peer_sae_
     }
     out->n = n;
     return hx_reader_remaining(&r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
+}
+
+/* Generous room for a BATCH_REQ's / BATCH_RESP's fixed fields (ids, positions, message). */
+#define FRAME_OVERHEAD 4096
+
+uint32_t hx_peer_batch_cap(const struct hx_uri *u, bool per_batch, uint32_t want)
+{
+    size_t req_fixed = FRAME_OVERHEAD, req_per = HX_PEER_QKD_ID_LEN, resp_per = 0;
+    size_t cap = want;
+
+    for (size_t j = 0; j < u->n_sources; j++) {
+        struct hx_kem_sizes sz;
+        if (u->sources[j] == HX_SRC_QKD) {
+            continue;
+        }
+        hx_kem_standard_sizes(hx_source_kem(u->sources[j]), &sz);
+        *(per_batch ? &req_fixed : &req_per) += sz.public_key;
+        resp_per += sz.ciphertext;
+    }
+    if (req_fixed >= HX_PEER_MAX_KEM_FRAME) {
+        return 0;
+    }
+    if ((HX_PEER_MAX_KEM_FRAME - req_fixed) / req_per < cap) {
+        cap = (HX_PEER_MAX_KEM_FRAME - req_fixed) / req_per;
+    }
+    if (resp_per > 0 && (HX_PEER_MAX_FRAME - FRAME_OVERHEAD) / resp_per < cap) {
+        cap = (HX_PEER_MAX_FRAME - FRAME_OVERHEAD) / resp_per;
+    }
+    return (uint32_t)cap;
 }

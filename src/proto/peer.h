@@ -271,4 +271,13 @@ HX_MUST_CHECK hx_err hx_peer_decode_sae_list(const uint8_t *p, size_t len,
                                              struct hx_peer_sae_list *out);
 /* ---- end of ETSI 014 ---- */
 
+struct hx_uri;
+/*
+ * The most positions (<= want) a batch of these sources may carry so that its BATCH_REQ (the
+ * public keys: HX_PEER_MAX_KEM_FRAME) and BATCH_RESP (the ciphertexts: HX_PEER_MAX_FRAME) fit
+ * their frames, per_batch: one key pair per batch (kem.key_pairs); 0 when not even one
+ * position fits (docs/peer-protocol.md, "Frame sizes").
+ */
+uint32_t hx_peer_batch_cap(const struct hx_uri *u, bool per_batch, uint32_t want);
+
 #endif

@@ -19,7 +19,7 @@ static uint32_t cap(const char *sources, bool per_batch, uint32_t want)
 
     snprintf(s, sizeof(s), BASE "%s", sources);
     assert_int_equal(hx_uri_parse(s, &u, why, sizeof(why)), HX_OK);
-    return hxd_source_batch_cap(&u, per_batch, want);
+    return hx_peer_batch_cap(&u, per_batch, want);
 }
 
 static void small_keys_take_the_configured_size(void **state)
