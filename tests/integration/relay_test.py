@@ -397,7 +397,9 @@ def no_qkd_path_answers_status_2_naming_the_hop():
 
     def app(node):
         c = App(node)
-        if c.open("A", "D", ksid, "ML-KEM-768,QKD", timeout=4000)["status"] != 0:
+        r = c.open("A", "D", ksid, "ML-KEM-768,QKD")  # within 20 s, on a loaded machine too
+        if r["status"] != 0:
+            out[node + "open"] = r
             return
         got = [c.get(ksid, i) for i in range(8)]
         lost.wait()
@@ -416,7 +418,7 @@ def no_qkd_path_answers_status_2_naming_the_hop():
     a, d = out.get("A", []), out.get("D", [])
     both = min(len([g for g in a if g["status"] == 0]), len([g for g in d if g["status"] == 0]))
     check(both >= 8 and [g["key_buffer"] for g in a[:both]] == [g["key_buffer"] for g in d[:both]],
-          f"keys before the loss differ ({both} at both)")
+          f"keys before the loss differ ({both} at both; open: {out.get('Aopen')} {out.get('Dopen')})")
     r = a[-1] if a else {}
     check(r.get("status") == 2 and "rerouting" in r.get("message", "") and
           U["F"] in r.get("message", ""), f"GET_KEY without a QKD path: {r}")
