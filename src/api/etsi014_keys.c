@@ -88,8 +88,12 @@ int hxd_014_status(struct hxd_014 *e, const char *caller, const char *slave, str
     json_object_object_add(o, "master_SAE_ID", json_object_new_string(caller));
     json_object_object_add(o, "slave_SAE_ID", json_object_new_string(slave));
     json_object_object_add(o, "key_size", json_object_new_int((int32_t)e->c->key_size_bits));
-    json_object_object_add(o, "stored_key_count",
-                           json_object_new_int((int32_t)stored_keys(e, &p->ksid)));
+    /* Keys a request can take now: none until the pair's key-ID key is there (the stream may
+     * hold keys a moment before; enc_keys then answers 503), so an SAE that waits for a count
+     * above 0 is never answered 503 after it. */
+    json_object_object_add(
+        o, "stored_key_count",
+        json_object_new_int(hxd_014_pair_ready(p) ? (int32_t)stored_keys(e, &p->ksid) : 0));
     json_object_object_add(o, "max_key_count", json_object_new_int((int32_t)e->cfg->buffer_depth));
     json_object_object_add(o, "max_key_per_request",
                            json_object_new_int((int32_t)e->c->max_keys_per_request));

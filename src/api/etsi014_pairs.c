@@ -206,6 +206,16 @@ void hxd_014_pair_broken(struct hxd_014_pair *p)
 }
 
 /* The pair's key-ID key, if its stream is open; else why not (why_len bytes, may be NULL). */
+bool hxd_014_pair_ready(struct hxd_014_pair *p)
+{
+    bool ok;
+
+    pthread_mutex_lock(&p->e->lock);
+    ok = p->ready;
+    pthread_mutex_unlock(&p->e->lock);
+    return ok;
+}
+
 bool hxd_014_pair_kid(struct hxd_014_pair *p, uint8_t kid[HXD_014_KID_LEN], char *why,
                       size_t why_len)
 {

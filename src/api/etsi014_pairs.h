@@ -71,6 +71,8 @@ struct hxd_014_pair *hxd_014_pair_find(struct hxd_014 *e, const char *caller, co
 const struct hxd_014_sae *hxd_014_pair_remote(const struct hxd_014_pair *p);
 /* A request found the pair's stream closed: its opener opens it again. */
 void hxd_014_pair_broken(struct hxd_014_pair *p);
+/* Is the pair's stream open with its key-ID key (enc_keys / dec_keys can serve it)? */
+bool hxd_014_pair_ready(struct hxd_014_pair *p);
 /* The pair's key-ID key, if its stream is open; else why not (why_len bytes; why may be NULL). */
 bool hxd_014_pair_kid(struct hxd_014_pair *p, uint8_t kid[HXD_014_KID_LEN], char *why,
                       size_t why_len);
