@@ -193,6 +193,20 @@ hx_err hx_peer_decode_join(const uint8_t *p, size_t len, struct hx_peer_join *ou
     return hx_reader_remaining(&r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
 }
 
+/* A message that is a stream id and nothing else (STREAM_CLOSE, QKD_REOPEN). */
+static hx_err decode_ksid_only(const uint8_t *p, size_t len, struct hx_uuid *ksid)
+{
+    struct hx_reader r;
+    hx_err e;
+
+    memset(ksid, 0, sizeof(*ksid));
+    hx_reader_init(&r, p, len);
+    if ((e = hx_read_bytes(&r, ksid->b, 16)) != HX_OK) {
+        return e;
+    }
+    return hx_reader_remaining(&r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
+}
+
 hx_err hx_peer_encode_close(struct hx_writer *w, const struct hx_peer_close *m)
 {
     return hx_write_bytes(w, m->ksid.b, 16);
@@ -200,15 +214,8 @@ hx_err hx_peer_encode_close(struct hx_writer *w, const struct hx_peer_close *m)
 
 hx_err hx_peer_decode_close(const uint8_t *p, size_t len, struct hx_peer_close *out)
 {
-    struct hx_reader r;
-    hx_err e;
-
     memset(out, 0, sizeof(*out));
-    hx_reader_init(&r, p, len);
-    if ((e = hx_read_bytes(&r, out->ksid.b, 16)) != HX_OK) {
-        return e;
-    }
-    return hx_reader_remaining(&r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
+    return decode_ksid_only(p, len, &out->ksid);
 }
 
 /* ---- KME recovery and flow control ---- */
@@ -220,15 +227,8 @@ hx_err hx_peer_encode_qkd_reopen(struct hx_writer *w, const struct hx_peer_qkd_r
 
 hx_err hx_peer_decode_qkd_reopen(const uint8_t *p, size_t len, struct hx_peer_qkd_reopen *out)
 {
-    struct hx_reader r;
-    hx_err e;
-
     memset(out, 0, sizeof(*out));
-    hx_reader_init(&r, p, len);
-    if ((e = hx_read_bytes(&r, out->ksid.b, 16)) != HX_OK) {
-        return e;
-    }
-    return hx_reader_remaining(&r) == 0 ? HX_OK : HX_ERR_BAD_VALUE;
+    return decode_ksid_only(p, len, &out->ksid);
 }
 
 hx_err hx_peer_encode_window(struct hx_writer *w, const struct hx_peer_window *m)
