@@ -21,7 +21,7 @@ key at both ends) for ML-KEM-768 + Classic-McEliece-348864 + QKD and sntrup761 +
 beside ML-KEM-768 + QKD, with KEM key pairs per batch and per position, over L as well
 (--kem-families-only: that section alone, into bench/results/kem_families.json).
 
-The draining application (issue 18): with the default limits (buffer_depth 64, batch_size 16),
+The draining application (issue 18): with the default limits (buffer_depth 128, batch_size 16),
 an application at each end of 1 and of 64 streams takes keys back to back for 10 s: GET_KEY
 latency p50/p99/p99.9/max at both ends and keys/s, beside the filled-buffer latency and the
 echo; drain.png plots every call's latency over time (--drain-only: that section alone, into
@@ -224,12 +224,14 @@ class Network:
                "peer_local_address": {"host": a[n], "port": p["peer" + n]},
                # a deeper buffer than DEPTH is for one stream's production (the secure heap
                # holds max_streams x depth keys)
-               "limits": {"buffer_depth": depth, "batch_size": batch,
-                          "max_streams": MAX_STREAMS if depth <= DEPTH else 8,
+               "limits": {"batch_size": batch,
+                          "max_streams": MAX_STREAMS if depth is None or depth <= DEPTH else 8,
                           "max_key_chunk": 32, "secure_heap_mb": SECURE_HEAP_MB},
                "qkd": {"pipeline": QKD_PIPELINE}, "kem": {"key_pairs": key_pairs},
                "api": {"allow_remote": self.lab},  # the lab's applications run on this host
                "trusted_peers": {U[m]: {"address": {"host": a[m], "port": p["peer" + m]}}}}
+        if depth is not None:  # limits.buffer_depth (None: the default)
+            cfg["limits"]["buffer_depth"] = depth
         if pace is not None:  # limits.pace (None: the default, on)
             cfg["limits"]["pace"] = pace
         if workers is not None:  # (initiator, responder) worker threads
@@ -295,18 +297,20 @@ def cpu_seconds(pids):
 # ML-DSA signatures per key).
 DRAIN_EXTRA = [("pace off", {"pace": False}), ("store", {"store": "normal"}), ("store + fsync", {"store": "fsync"}),
                ("1 worker per pool", {"workers": (1, 1)}), ("2 workers per pool", {"workers": (2, 2)}),
-               ("batch_size 8", {"batch": 8}), ("batch_size 32", {"batch": 32})]
+               ("batch_size 8", {"batch": 8}), ("batch_size 32", {"batch": 32}),
+               ("buffer_depth 64 (the default before)", {"depth": 64})]
 
 
 def drain_case(net, A, B, reps, k, samples=None, batch=16, **node):
-    """K streams drained with buffer_depth 64 and limits.batch_size = batch (16: the default);
+    """K streams drained with the default limits.buffer_depth (128) unless node has depth, and
+    limits.batch_size = batch (16: the default);
     node: start_nodes' store / workers. Median [min-max] over reps of each end's p50/p99/p99.9/
     max and of keys/s (taken at A, i.e. pairs of keys). Fresh nodes for each run."""
     runs = []
     if NO_PACE and "pace" not in node:
         node = dict(node, pace=False)
     for i in range(reps):
-        net.start_nodes(batch, depth=64, **node)
+        net.start_nodes(batch, **dict({"depth": None}, **node))
         pids = [p.pid for p in net.procs[1:]]
         cpu0 = cpu_seconds(pids)
         runs.append(bench("drain", A, B, k, DRAIN_SECONDS, *([samples] if samples and i == 0 else [])))
@@ -321,7 +325,7 @@ def drain_case(net, A, B, reps, k, samples=None, batch=16, **node):
 
 
 def drain_pass(net, A, B, reps, extra=False):
-    """The draining application: the default limits (buffer_depth 64, batch_size 16), an
+    """The draining application: the default limits (buffer_depth 128, batch_size 16), an
     application at each end of K streams taking keys back to back for DRAIN_SECONDS (the first
     run's samples feed drain.png); with extra, the DRAIN_EXTRA cases on one stream."""
     out, res = {}, f"{ROOT}/bench/results"
@@ -350,7 +354,7 @@ def plot_drain():
     script = f"""
 set terminal pngcairo size 1100,640 noenhanced
 set output '{res}/drain.png'
-set title 'GET_KEY latency over time, applications taking keys back to back (buffer_depth 64, batch_size 16)'
+set title 'GET_KEY latency over time, applications taking keys back to back (default limits: buffer_depth 128, batch_size 16)'
 set grid
 set logscale y
 set xlabel 'seconds'
@@ -364,7 +368,7 @@ plot {", ".join(panels)}
 
 def print_drain(dr, lat=None, echo=None):
     m = lambda s: f"{s['median']:.0f} [{s['min']:.0f}-{s['max']:.0f}]"  # noqa: E731
-    print(f"\nGET_KEY while draining (buffer_depth 64, batch_size 16, {DRAIN_SECONDS} s, "
+    print(f"\nGET_KEY while draining (buffer_depth 128, batch_size 16, {DRAIN_SECONDS} s, "
           f"ML-KEM-768 + QKD, 32-byte keys), us; median [min-max]")
     print(f"{'case':30} {'end':>3} {'p50':>16} {'p99':>18} {'p99.9':>18} {'max':>20} {'keys/s':>20}"
           f" {'CPU us/key':>16}")

@@ -237,8 +237,8 @@ static const struct hx_cfg_opt table[] = {
                     "KEM key pairs: per-position (a fresh pair for every key) or per-batch (one "
                     "pair per batch and source, encapsulated to once per position; both nodes "
                     "must allow it)"),
-    HX_CFG_OPT_INT("limits.buffer_depth", C, buffer_depth, 1, 65536, "64", 0,
-                   "ready keys kept ahead of demand per stream"),
+    HX_CFG_OPT_INT("limits.buffer_depth", C, buffer_depth, 1, 65536, "128", 0,
+                   "keys kept ahead of demand per stream, ready or in the batches in flight"),
     HX_CFG_OPT_BOOL("limits.pace", C, pace, "true",
                     "GET_KEY: while an application takes keys faster than they are made, hand "
                     "them out at the production rate instead of a batch at a time"),
@@ -257,7 +257,7 @@ static const struct hx_cfg_opt table[] = {
     HX_CFG_OPT_INT("limits.status_streams", C, status_streams, 0, 1000, "1000", 0,
                    "streams STATUS lists one by one; the rest are counted by state"),
     HX_CFG_OPT_INT("limits.max_streams", C, max_streams, 1, 1000000, "256", 0, "open key streams"),
-    HX_CFG_OPT_INT("limits.secure_heap_mb", C, secure_heap_mb, 1, 1048576, "256", 0,
+    HX_CFG_OPT_INT("limits.secure_heap_mb", C, secure_heap_mb, 1, 1048576, "512", 0,
                    "largest secure heap (MiB) the limits may ask for: streams x (buffer_depth + "
                    "3 batches) x max_key_chunk, else the config is refused"),
     HX_CFG_OPT_INT("limits.max_clients", C, max_clients, 1, 1000000, "4096", 0,

@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 
 #include "common/log.h"
+#include "common/sched.h"
 #include "daemon/batch.h"
 
 enum pool_kind { POOL_INITIATORS, POOL_RESPONDERS, POOL_WRITER };
@@ -186,6 +187,12 @@ static void *pool_main(void *arg)
 
     /* named for top -H, perf and the debugger (15 bytes at most) */
     (void)prctl(PR_SET_NAME, names[pa->kind], 0, 0, 0);
+    /* The crypto workers' long slice lets a woken API thread or application preempt them
+     * (common/sched.h; a hint: a kernel without custom slices changes nothing). Not the
+     * writer: a GET_KEY with the store may wait for what it writes. */
+    if (pa->kind != POOL_WRITER) {
+        (void)hx_sched_slice(HX_SLICE_WORKER_NS);
+    }
     pthread_mutex_lock(&d->lock);
     /* The writer drains its queue before it stops: what was decided gets written. */
     while (!d->stopping || (pa->kind == POOL_WRITER && pool->head != NULL)) {

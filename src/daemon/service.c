@@ -199,13 +199,17 @@ static struct hxd_stream *wait_key(struct hxd *d, const struct hx_uuid *ksid, ui
     return s;
 }
 
-/* The reserve a paced stream keeps ahead of its application: about one batch, at most a
- * quarter of the buffer (the rest is room for the batches in flight). */
+/* The reserve a paced stream keeps ahead of its application: two batches, at most a quarter
+ * of the buffer (the rest is room for the batches in flight, which production needs whole).
+ * At a batch's arrival the reserve is down to about one batch, which is what absorbs a late
+ * batch: with one batch as the target it was near 0 then, and every late batch was a stall
+ * (docs/performance.md, "fourth round"). */
 static uint64_t pace_target(const struct hxd *d)
 {
     uint64_t quarter = d->cfg.buffer_depth / 4 > 0 ? d->cfg.buffer_depth / 4 : 1;
+    uint64_t two = 2 * (uint64_t)d->cfg.batch_size;
 
-    return d->cfg.batch_size < quarter ? d->cfg.batch_size : quarter;
+    return two < quarter ? two : quarter;
 }
 
 /*

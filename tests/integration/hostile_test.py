@@ -395,7 +395,7 @@ def limits_the_secure_heap_cannot_hold_are_refused():
     r = subprocess.run([f"{net.BIN}/hykexd", "-c", path, "--check-config"], capture_output=True,
                        text=True, cwd=net.WORK)
     check(r.returncode != 0 and "100000 streams (limits.max_streams)" in r.stderr and
-          "limits.secure_heap_mb 256" in r.stderr, f"exit {r.returncode}: {r.stderr[:300]}")
+          "limits.secure_heap_mb 512" in r.stderr, f"exit {r.returncode}: {r.stderr[:300]}")
 
 
 @test

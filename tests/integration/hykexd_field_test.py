@@ -507,7 +507,7 @@ def kme_restart_streams_resume():
 def responder_window_bounds_production():
     """Issue 19: Bob's application (the responder end) opens a stream and takes no key while
     Alice's (the initiator end) takes keys as fast as it can. Bob announces his window and
-    Alice makes nothing beyond it: Bob never holds more than limits.buffer_depth (64) keys
+    Alice makes nothing beyond it: Bob never holds more than limits.buffer_depth (128) keys
     (STATUS ready), Alice's GET_KEY past the window answers status 2 naming Bob's limit, another
     stream between the two keeps producing meanwhile, and once Bob takes his keys they equal
     Alice's and production goes on."""
@@ -549,10 +549,10 @@ def responder_window_bounds_production():
     stop.set()
     tw.join(10)
     print(f"    Alice took {len(keys)} keys, then: {last}; Bob held at most {max(ready or [0])}")
-    check(64 <= len(keys) < 400, f"Alice took {len(keys)} keys")
+    check(128 <= len(keys) < 400, f"Alice took {len(keys)} keys")
     check(last is not None and last.get("status") == 2 and "takes positions below" in
           last.get("message", ""), f"past the window: {last}")
-    check(ready and max(ready) <= 64, f"Bob held up to {max(ready or [0])} keys (depth 64)")
+    check(ready and max(ready) <= 128, f"Bob held up to {max(ready or [0])} keys (depth 128)")
     c = opened["Bob"][0]
     mine = []
     for i in range(len(keys)):

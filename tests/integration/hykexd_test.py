@@ -296,7 +296,7 @@ def lost_ack_keeps_positions_at_both_ends():
         if r["status"] != 0:
             out[node] = r
             return
-        # 60: a later batch, inside the key buffer's window (limits.buffer_depth 64, issue 19)
+        # 60: a later batch, inside the key buffer's window (limits.buffer_depth 128, issue 19)
         out[node] = [c.get(r["key_stream_id"], index=i) for i in (0, 16, 17, 60)]
         both_done.wait()
         c.call("CLOSE", key_stream_id=r["key_stream_id"])

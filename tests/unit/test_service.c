@@ -502,14 +502,14 @@ static void get_by_index_and_next(void **state)
     get_as(d, k, "", 1, &res);
     expect(&res.r, HXD_SVC_NO_KEY, 2,
            "position 1 was already delivered at this node (or given up after a link failure)");
-    /* The key buffer's window: limits.buffer_depth (64) from the lowest position held. */
+    /* The key buffer's window: limits.buffer_depth (128) from the lowest position held. */
     get_as(d, k, "", 65536 + 4, &res);
     expect(&res.r, HXD_SVC_NO_KEY, 2,
-           "position 65540 is too far ahead, beyond the key buffer: limits.buffer_depth is 64 keys "
-           "per stream, "
-           "positions below 68 only");
-    get_as(d, k, "", 68, &res);
-    expect(&res.r, HXD_SVC_NO_KEY, 2, "position 68 is too far ahead, beyond the key buffer");
+           "position 65540 is too far ahead, beyond the key buffer: limits.buffer_depth is 128 "
+           "keys per stream, "
+           "positions below 132 only");
+    get_as(d, k, "", 132, &res);
+    expect(&res.r, HXD_SVC_NO_KEY, 2, "position 132 is too far ahead, beyond the key buffer");
     /* What made it, and how long it waited. */
     commit_keys(d, k, 4, 1);
     get_as(d, k, "", -1, &res);
@@ -643,7 +643,7 @@ static void paced_get(void **state)
     open_responder(d, k, "");
     commit_keys(d, k, 0, 4);
     pace_due_later(d, k, 300);
-    /* reserve 3 < 16: held until the deadline (300 ms), then delivered */
+    /* reserve 3 < 32 (two batches): held until the deadline (300 ms), then delivered */
     hxd_svc_get(d, &q, &res);
     assert_int_equal(res.r.err, HXD_SVC_OK);
     assert_int_equal(res.index, 0);
@@ -667,8 +667,9 @@ static void paced_get(void **state)
     hx_secret_free(res.key);
     assert_int_equal(asked, 1);
     d->cfg.pace = true;
-    /* a reserve at its target (16 beyond the asked position): at once */
+    /* a reserve at its target (32 beyond the asked position): at once */
     commit_keys(d, k, 4, 16);
+    commit_keys(d, k, 20, 16);
     pace_due_later(d, k, 300);
     hxd_svc_get(d, &q, &res);
     assert_int_equal(res.r.err, HXD_SVC_OK);
@@ -679,7 +680,7 @@ static void paced_get(void **state)
     pace_due_later(d, k, 60000);
     asked = 0;
     q.has_index = true;
-    q.index = 5; /* reserve 14 */
+    q.index = 5; /* reserve 30 */
     assert_int_equal(pthread_create(&t, NULL, later_main, &l), 0);
     hxd_svc_get(d, &q, &res);
     pthread_join(t, NULL);

@@ -1,0 +1,30 @@
+/*
+ * Scheduler hints for the calling thread (sched.c).
+ *
+ * hykexd's crypto workers keep both cores of a small node busy while applications drain keys;
+ * what an application then feels is how soon its GET_KEY thread, and the application itself,
+ * get a core when they wake (docs/performance.md, "The draining application", fourth round).
+ * The hint is the time slice (Linux 6.12 and later, EEVDF: sched_setattr(2), sched_runtime
+ * with SCHED_OTHER, 0.1-100 ms), for the calling thread only (Linux schedules threads). A
+ * thread woken with a shorter slice than the running one may preempt it at once; one with a
+ * longer slice yields to every woken thread with a shorter one. The workers ask for a long
+ * slice, the I/O threads (API, peer links) for a short one. Neither changes a thread's share
+ * of the CPU. (A higher nice value for the workers was measured and left out: a worker holding
+ * OpenSSL's secure-heap lock was preempted by API threads that then spun in glibc's
+ * pthread_rwlock_wrlock for it, and 64 draining streams lost half their keys/s.)
+ */
+#ifndef HX_COMMON_SCHED_H
+#define HX_COMMON_SCHED_H
+
+#include <stdint.h>
+
+/* The slices hykexd asks for: its worker threads (crypto, the store) and its I/O threads. */
+#define HX_SLICE_WORKER_NS 8000000ULL
+#define HX_SLICE_IO_NS 100000ULL
+
+/* Asks for a time slice of ns for the calling thread, keeping its policy and nice value.
+ * 0 on success; else -1 with errno (ENOSYS or EINVAL before Linux 6.12, ENOTSUP for a
+ * real-time thread, EPERM under some seccomp policies): nothing changed. */
+int hx_sched_slice(uint64_t ns);
+
+#endif
