@@ -32,7 +32,6 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
-#include "common/sched.h"
 #include "daemon/service.h"
 #include "net/conn.h"
 #include "net/sock.h"
@@ -151,7 +150,6 @@ static void *client_main(void *arg)
     ssize_t n;
 
     (void)prctl(PR_SET_NAME, "hx-api", 0, 0, 0); /* for top -H, perf, the debugger */
-    (void)hx_sched_slice(HX_SLICE_IO_NS);
     hx_writer_init_dynamic(&keyw, 1u << 20);
     if (hx_json_stream_new(&lim, &s) != HX_OK) {
         goto out;

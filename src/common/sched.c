@@ -56,3 +56,14 @@ int hx_sched_slice(uint64_t ns)
     return -1;
 #endif
 }
+
+void hx_sched_slice_keep(struct hx_slice *sl, uint64_t ns)
+{
+    if (sl->asked && sl->ns == ns) {
+        return;
+    }
+    /* asked even when it failed: a kernel without custom slices is not asked again */
+    (void)hx_sched_slice(ns);
+    sl->ns = ns;
+    sl->asked = true;
+}

@@ -187,12 +187,8 @@ static void *pool_main(void *arg)
 
     /* named for top -H, perf and the debugger (15 bytes at most) */
     (void)prctl(PR_SET_NAME, names[pa->kind], 0, 0, 0);
-    /* The crypto workers' long slice lets a woken API thread or application preempt them
-     * (common/sched.h; a hint: a kernel without custom slices changes nothing). Not the
-     * writer: a GET_KEY with the store may wait for what it writes. */
-    if (pa->kind != POOL_WRITER) {
-        (void)hx_sched_slice(HX_SLICE_WORKER_NS);
-    }
+    struct hx_slice slice = {0};
+
     pthread_mutex_lock(&d->lock);
     /* The writer drains its queue before it stops: what was decided gets written. */
     while (!d->stopping || (pa->kind == POOL_WRITER && pool->head != NULL)) {
@@ -206,6 +202,13 @@ static void *pool_main(void *arg)
             pool->tail = NULL;
         }
         pthread_mutex_unlock(&d->lock);
+        /* While few applications take keys, the crypto workers' long slice lets a woken API
+         * thread or application preempt them (hxd_latency_mode; a hint: a kernel without
+         * custom slices changes nothing). Not the writer: a GET_KEY with the store may wait
+         * for what it writes. */
+        if (pa->kind != POOL_WRITER) {
+            hx_sched_slice_keep(&slice, hxd_latency_mode(d) ? HX_SLICE_WORKER_NS : 0);
+        }
         pool->run(d, j);
         free(j->msg);
         free(j);

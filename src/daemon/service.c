@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/sched.h"
 #include "daemon/batch.h"
 #include "daemon/hxd.h"
 #include "daemon/persist.h"
@@ -318,7 +319,7 @@ static bool record_delivery(struct hxd *d, const struct hxd_svc_get_req *req, ui
     return false;
 }
 
-void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_svc_get_res *res)
+static void svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_svc_get_res *res)
 {
     struct hxd_stream *s;
     struct hx_secret *key;
@@ -410,6 +411,18 @@ void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_sv
     res->key = key;
     res->index = pos;
     hxd_svc_succeed(&res->r);
+}
+
+void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_svc_get_res *res)
+{
+    static _Thread_local struct hx_slice slice; /* this API thread's (common/sched.h) */
+    unsigned n = atomic_fetch_add_explicit(&d->getters, 1, memory_order_relaxed) + 1;
+
+    /* few calls in progress: a short slice, so that this thread preempts crypto when it
+     * wakes (hxd_latency_mode) */
+    hx_sched_slice_keep(&slice, n <= HXD_LATENCY_GETTERS ? HX_SLICE_IO_NS : 0);
+    svc_get(d, req, res);
+    atomic_fetch_sub_explicit(&d->getters, 1, memory_order_relaxed);
 }
 
 /* ---- CLOSE ---- */

@@ -15,7 +15,6 @@
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "common/sched.h"
 #include "net/conn.h"
 #include "net/sock.h"
 #include "peer/link_int.h"
@@ -309,7 +308,6 @@ double hx_link_serve(struct hx_links *ls, struct hx_link *l, bool *proven)
     char id[HX_UUID_STR_LEN + 1];
 
     (void)prctl(PR_SET_NAME, "hx-link", 0, 0, 0); /* for top -H, perf, the debugger */
-    (void)hx_sched_slice(HX_SLICE_IO_NS);
     hx_uuid_format(&l->peer, id);
     pthread_mutex_lock(&ls->lock);
     if ((s = slot_of(ls, &l->peer)) == NULL) { /* removed by a reload during the handshake */

@@ -1,8 +1,9 @@
 /*
  * common/sched.c, the calling thread's time slice: asked for, it is the one the kernel keeps
  * for the thread (/proc/thread-self/sched, se.slice), and the thread's nice value is the same
- * after it. On a kernel without custom slices (before Linux 6.12) the call fails with EINVAL
- * or ENOSYS and changes nothing: the test is then skipped, saying so.
+ * after it; hx_sched_slice_keep asks only for a change. On a kernel without custom slices (before
+ * Linux 6.12) the call fails with EINVAL or ENOSYS and changes nothing: the test is then skipped,
+ * saying so.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -67,10 +68,33 @@ static void test_slice_is_kept(void **state)
     assert_int_equal(getpriority(PRIO_PROCESS, 0), nice_before);
 }
 
+/* hx_sched_slice_keep asks only when the slice changes, and 0 gives the kernel's default back. */
+static void test_keep(void **state)
+{
+    struct hx_slice sl = {0};
+    uint64_t base;
+
+    (void)state;
+    if (hx_sched_slice(0) != 0 || (base = own_slice()) == 0) {
+        skip(); /* no custom slices here, or se.slice not shown */
+    }
+    hx_sched_slice_keep(&sl, HX_SLICE_WORKER_NS);
+    assert_true(sl.asked);
+    assert_int_equal(own_slice(), HX_SLICE_WORKER_NS);
+    /* what sl says it has is not asked again: a slice set behind its back stays */
+    assert_int_equal(hx_sched_slice(HX_SLICE_IO_NS), 0);
+    hx_sched_slice_keep(&sl, HX_SLICE_WORKER_NS);
+    assert_int_equal(own_slice(), HX_SLICE_IO_NS);
+    hx_sched_slice_keep(&sl, 0);
+    assert_int_equal(own_slice(), base);
+    assert_int_equal(sl.ns, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slice_is_kept),
+        cmocka_unit_test(test_keep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
