@@ -1,17 +1,17 @@
 /* Scheduler hints for the calling thread (sched.h). */
-#define _GNU_SOURCE /* SCHED_BATCH, SCHED_IDLE */
+#define _GNU_SOURCE /* SCHED_BATCH */
 #include "common/sched.h"
 
 #include <errno.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* struct sched_attr of sched_setattr(2) (glibc before 2.41 declares neither): its first
- * version (SCHED_ATTR_SIZE_VER0, 48 bytes) is all a normal thread's slice needs. */
+/* struct sched_attr of sched_setattr(2) / sched_getattr(2) (glibc before 2.41 declares
+ * neither): its first version (SCHED_ATTR_SIZE_VER0, 48 bytes) holds every field used here. */
 struct hx_sched_attr {
     uint32_t size;
     uint32_t sched_policy;
@@ -23,37 +23,50 @@ struct hx_sched_attr {
     uint64_t sched_period;
 };
 
-/* The calling thread's nice value (Linux: who 0 is the thread, not the process). */
-static int own_nice(int *nice)
+/* Set once a kernel showed it keeps no custom slice: never asked again. */
+static atomic_bool unsupported;
+
+#if defined(SYS_sched_setattr) && defined(SYS_sched_getattr)
+static int getattr(struct hx_sched_attr *a)
 {
-    errno = 0;
-    *nice = getpriority(PRIO_PROCESS, 0);
-    return *nice == -1 && errno != 0 ? -1 : 0;
+    memset(a, 0, sizeof(*a));
+    return (int)syscall(SYS_sched_getattr, 0, a, (unsigned)sizeof(*a), 0u);
 }
+#endif
 
-int hx_sched_slice(uint64_t ns)
+hx_err hx_sched_slice(uint64_t ns)
 {
-#ifdef SYS_sched_setattr
+#if defined(SYS_sched_setattr) && defined(SYS_sched_getattr)
     struct hx_sched_attr a;
-    int nice, policy = sched_getscheduler(0);
 
-    if (policy == -1 || own_nice(&nice) != 0) {
-        return -1;
+    if (atomic_load_explicit(&unsupported, memory_order_relaxed) || getattr(&a) != 0) {
+        return HX_ERR_UNSUPPORTED;
     }
-    if (policy != SCHED_OTHER && policy != SCHED_BATCH && policy != SCHED_IDLE) {
-        errno = ENOTSUP; /* real-time: its operator chose; there is no slice to ask for */
-        return -1;
+    /* Normal and batch threads have slices; real-time, deadline, idle and other policies keep
+     * what their operator chose. */
+    if (a.sched_policy != SCHED_OTHER && a.sched_policy != SCHED_BATCH) {
+        return HX_ERR_UNSUPPORTED;
     }
-    memset(&a, 0, sizeof(a));
+    /* Only the slice changes: the policy, nice value and flags (reset-on-fork) are the
+     * thread's own, as read just now. */
     a.size = sizeof(a);
-    a.sched_policy = (uint32_t)policy;
-    a.sched_nice = nice; /* sched_setattr sets the nice value too: keep it */
     a.sched_runtime = ns;
-    return (int)syscall(SYS_sched_setattr, 0, &a, 0);
+    if (syscall(SYS_sched_setattr, 0, &a, 0u) != 0) {
+        if (errno == ENOSYS) {
+            atomic_store_explicit(&unsupported, true, memory_order_relaxed);
+        }
+        return HX_ERR_UNSUPPORTED;
+    }
+    /* Linux 3.14 to 6.11 accept sched_runtime for a normal thread and ignore it; since 6.12
+     * sched_getattr reports the slice the thread has. */
+    if (ns != 0 && (getattr(&a) != 0 || a.sched_runtime != ns)) {
+        atomic_store_explicit(&unsupported, true, memory_order_relaxed);
+        return HX_ERR_UNSUPPORTED;
+    }
+    return HX_OK;
 #else
     (void)ns;
-    errno = ENOSYS;
-    return -1;
+    return HX_ERR_UNSUPPORTED;
 #endif
 }
 
@@ -62,8 +75,9 @@ void hx_sched_slice_keep(struct hx_slice *sl, uint64_t ns)
     if (sl->asked && sl->ns == ns) {
         return;
     }
-    /* asked even when it failed: a kernel without custom slices is not asked again */
-    (void)hx_sched_slice(ns);
+    /* A failure is remembered like a success: this thread does not ask for the same slice
+     * again, and a kernel without custom slices is not asked at all any more (above). */
+    sl->ok = hx_sched_slice(ns) == HX_OK;
     sl->ns = ns;
     sl->asked = true;
 }

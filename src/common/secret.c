@@ -12,6 +12,7 @@ struct hx_secret {
 };
 
 static size_t heap_total; /* the secure heap's size (set once, before any thread) */
+static bool heap_locked;  /* mlock succeeded (set once, before any thread) */
 
 hx_err hx_secret_heap_init(size_t heap_size)
 {
@@ -27,7 +28,13 @@ hx_err hx_secret_heap_init(size_t heap_size)
     }
     heap_total = heap_size;
     /* rc == 2: the heap works but mlock failed; the pages may be swapped. Still guarded. */
+    heap_locked = rc == 1;
     return HX_OK;
+}
+
+bool hx_secret_heap_locked(void)
+{
+    return heap_locked;
 }
 
 bool hx_secret_heap_active(void)

@@ -26,6 +26,9 @@ struct hx_secret;
  * callers may go on without it.
  */
 HX_MUST_CHECK hx_err hx_secret_heap_init(size_t heap_size);
+/* Whether the secure heap is locked in memory (mlock; false: it works, but may be swapped out,
+ * typically because RLIMIT_MEMLOCK is below its size). */
+bool hx_secret_heap_locked(void);
 /* true when secrets are being placed in the secure heap. */
 bool hx_secret_heap_active(void);
 /* Bytes still free in the secure heap (SIZE_MAX without one). */

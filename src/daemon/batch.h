@@ -31,7 +31,10 @@
 #include "proto/peer.h"
 
 #define HXD_RETRY_BACKOFF_MS 1000 /* after a failed batch, the stream waits this long */
-#define HXD_WAIT_REPLY_MS 15000   /* for a BATCH_RESP or BATCH_ACK */
+/* How long a batch the KME refused with "peer application not connected" waits for the peer's
+ * STREAM_CLOSE before it counts as failed (hxd_init_fail_stream). */
+#define HXD_PEER_CLOSE_GRACE_MS 500
+#define HXD_WAIT_REPLY_MS 15000 /* for a BATCH_RESP or BATCH_ACK */
 #define HXD_CTX_RESP "hykex/1 batch responder"
 #define HXD_CTX_INIT "hykex/1 batch initiator"
 

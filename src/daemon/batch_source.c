@@ -122,7 +122,11 @@ static hx_err fetch_004(struct hxd *d, struct hxd_batch *b, int *status, char *m
             HX_F_STR("qkd_stream", b->s.qkd_ksid.s) HX_F_U64("index", b->qkd_first + done)
                 HX_F_U64("status", st)
                     HX_F_STR("role", b->s.role == HXD_INITIATOR ? "initiator" : "responder"));
-    *status = st == 2 ? HYKEX_STATUS_INSUFFICIENT_KEY : HYKEX_STATUS_NO_QKD_CONNECTION;
+    /* 3: the peer application is not connected at the KME (it has closed there: batches start
+     * only once it joined), passed on as such (hxd_init_fail_stream waits for its close) */
+    *status = st == 2   ? HYKEX_STATUS_INSUFFICIENT_KEY
+              : st == 3 ? HYKEX_STATUS_PEER_NOT_CONNECTED_GET
+                        : HYKEX_STATUS_NO_QKD_CONNECTION;
     if (msg[0] == '\0') {
         snprintf(msg, msg_len, "QKD source: status %u for index %" PRIu64, st, b->qkd_first + done);
     }

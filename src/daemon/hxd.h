@@ -273,6 +273,7 @@ struct hxd {
     struct hx_store *store; /* NULL: memory only (no state_dir) */
     atomic_bool stopping;   /* read without the lock by every thread */
     atomic_uint getters;    /* GET_KEY calls in progress (hxd_svc_get), read without the lock */
+    atomic_bool latency;    /* few GET_KEY calls in progress (hxd_latency_mode) */
     /* counters for status and tests */
     uint64_t batches_ok, batches_failed, confirm_mismatch, store_errors;
     int64_t cert_not_after; /* this node's certificate expiry (Unix time; 0: unknown) */
@@ -390,17 +391,21 @@ void hxd_persist_stream_later(struct hxd *d, const struct hxd_stream *s);
 void hxd_persist_drop_later(struct hxd *d, const struct hx_uuid *ksid);
 
 /*
- * Whether few applications are taking keys at this node now: at most HXD_LATENCY_GETTERS
- * GET_KEY calls in progress. Then the crypto workers ask for a long time slice and the API
- * threads for a short one (common/sched.h), so that a woken GET_KEY, and its application,
- * preempt crypto: one stream draining has its p99 2.4 -> 2.0 ms. With many applications the
- * threads keep the kernel's default slice: preempting crypto at every one of their wake-ups
- * cost 64 draining streams 9 % of their keys/s (docs/performance.md, "fourth round").
+ * Whether few applications are taking keys at this node now (set at each GET_KEY by
+ * hxd_svc_get: on at HXD_LATENCY_ON GET_KEY calls in progress or fewer, off at HXD_LATENCY_OFF
+ * or more, unchanged between, so that a count around the limit does not flip it at every
+ * call). While on, the crypto workers ask for a long time slice and the threads serving
+ * GET_KEY for a short one (common/sched.h), so that a woken GET_KEY, and its application,
+ * preempt crypto: one stream draining, p99 2.8-2.9 -> 2.0-2.1 ms with the slices (the reserve
+ * of two batches in both). While off, the threads keep the kernel's default slice: preempting
+ * crypto at every wake-up of many applications cost 64 draining streams 9 % of their keys/s
+ * (docs/performance.md, "fourth round").
  */
-#define HXD_LATENCY_GETTERS 4
+#define HXD_LATENCY_ON 4
+#define HXD_LATENCY_OFF 8
 static inline bool hxd_latency_mode(struct hxd *d)
 {
-    return atomic_load_explicit(&d->getters, memory_order_relaxed) <= HXD_LATENCY_GETTERS;
+    return atomic_load_explicit(&d->latency, memory_order_relaxed);
 }
 
 #endif

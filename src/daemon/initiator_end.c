@@ -30,6 +30,16 @@ bool hxd_init_fail_stream(struct hxd *d, const struct hx_uuid *ksid, int status,
 
     hx_uuid_format(ksid, id);
     pthread_mutex_lock(&d->lock);
+    if (status == HYKEX_STATUS_PEER_NOT_CONNECTED_GET) {
+        /* The KME says the peer application is not connected: it has closed the stream there,
+         * and its node's STREAM_CLOSE is on its way over the peer link (the two applications
+         * closed while this batch ran). Wait for it a moment, so that a normal close is not
+         * reported as a failed batch; a peer that did not close is a failure after the wait. */
+        int64_t until = hx_deadline_in_ms(HXD_PEER_CLOSE_GRACE_MS);
+        while ((s = hxd_stream_find(d, ksid)) != NULL && !s->peer_closed && !d->stopping &&
+               !hxd_stream_wait(d, s, until)) {
+        }
+    }
     if ((s = hxd_stream_find(d, ksid)) == NULL || s->peer_closed) {
         /* The stream closed under a running batch: nothing failed that anyone waits for. */
         pthread_mutex_unlock(&d->lock);

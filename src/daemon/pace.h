@@ -4,8 +4,8 @@
  * Keys become ready a batch at a time (limits.batch_size), so an application that asks faster
  * than the nodes produce gets batch_size - 1 keys at once and then waits the whole time
  * between two batches (docs/performance.md, "The draining application"). While the stream's
- * reserve (ready keys beyond the position asked) is below a target of about one batch, the
- * controller releases keys at the measured production rate R instead, in bursts: 4 keys at
+ * reserve (ready keys beyond the position asked) is below a target (two batches: service.c
+ * pace_target), the controller releases keys at the measured production rate R instead, in bursts: 4 keys at
  * once (HXD_PACE_BURST), the next burst 4 gaps later, the gap 1/R stretched a little when the
  * reserve is low. At or above the target it never holds a key (a filled buffer keeps its
  * speed, a slow application never waits). The reserve then absorbs the batches' granularity

@@ -184,11 +184,10 @@ static void *pool_main(void *arg)
     struct hxd *d = pa->d;
     struct hxd_pool *pool = pa->pool;
     static const char *const names[] = {"hx-initiator", "hx-responder", "hx-writer"};
+    struct hx_slice slice = {0};
 
     /* named for top -H, perf and the debugger (15 bytes at most) */
     (void)prctl(PR_SET_NAME, names[pa->kind], 0, 0, 0);
-    struct hx_slice slice = {0};
-
     pthread_mutex_lock(&d->lock);
     /* The writer drains its queue before it stops: what was decided gets written. */
     while (!d->stopping || (pa->kind == POOL_WRITER && pool->head != NULL)) {

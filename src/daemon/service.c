@@ -415,12 +415,17 @@ static void svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd
 
 void hxd_svc_get(struct hxd *d, const struct hxd_svc_get_req *req, struct hxd_svc_get_res *res)
 {
-    static _Thread_local struct hx_slice slice; /* this API thread's (common/sched.h) */
+    static _Thread_local struct hx_slice slice; /* this thread's (common/sched.h) */
     unsigned n = atomic_fetch_add_explicit(&d->getters, 1, memory_order_relaxed) + 1;
 
+    if (n <= HXD_LATENCY_ON) {
+        atomic_store_explicit(&d->latency, true, memory_order_relaxed);
+    } else if (n >= HXD_LATENCY_OFF) {
+        atomic_store_explicit(&d->latency, false, memory_order_relaxed);
+    }
     /* few calls in progress: a short slice, so that this thread preempts crypto when it
      * wakes (hxd_latency_mode) */
-    hx_sched_slice_keep(&slice, n <= HXD_LATENCY_GETTERS ? HX_SLICE_IO_NS : 0);
+    hx_sched_slice_keep(&slice, hxd_latency_mode(d) ? HX_SLICE_IO_NS : 0);
     svc_get(d, req, res);
     atomic_fetch_sub_explicit(&d->getters, 1, memory_order_relaxed);
 }

@@ -387,6 +387,12 @@ static bool guard_secrets(struct hxd *d, size_t heap)
         return false;
     }
     hx_info("secure heap", HX_F_U64("bytes", heap));
+    if (!hx_secret_heap_locked()) {
+        hx_warn(
+            "secure heap not locked in memory: keys may be swapped out (RLIMIT_MEMLOCK is "
+            "below the heap's size: raise it, e.g. systemd LimitMEMLOCK, or lower the limits.*)",
+            HX_F_U64("bytes", heap));
+    }
     if (hx_sig_key_load_pem(d->cfg.key_path, &d->sig_key) != HX_OK) {
         fprintf(stderr,
                 "hykexd: %s: cannot load an ML-DSA private key (mode 0600 required; "

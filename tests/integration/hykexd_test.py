@@ -754,7 +754,7 @@ def ctl(*args):
 def key_confirmation_catches_a_corrupted_qkd_key():
     """One QKD key at B's KME is flipped: the batch that gets it must fail its confirmation, and
     no key the applications see may differ. Production runs several batches at once (buffer_depth
-    64, batch_size 16), so the flipped key can land in any batch in flight: the applications take
+    128, batch_size 16), so the flipped key can land in any batch in flight: the applications take
     keys until the mismatch is logged, for at most 256 positions (16 batches)."""
     def count():
         return sum(open(f"{WORK}/{n}.log").read().count("key confirmation failed") for n in "AB")

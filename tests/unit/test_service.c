@@ -688,6 +688,43 @@ static void paced_get(void **state)
     daemon_free(d);
 }
 
+/* The reserve's target is two batches, at most a quarter of limits.buffer_depth: with a buffer
+ * of 64 and batches of 16 it is 16, so a reserve of 18 is not held (with the default 128 it
+ * would be: paced_get's reserve of 30). */
+static void paced_target_capped_by_the_buffer(void **state)
+{
+    struct hxd *d = daemon_new(false);
+    const char *k = "11111111-1111-4111-8111-111111111111";
+    struct hxd_svc_get_res res;
+    struct hxd_svc_get_req q = {
+        .ksid = uuid_of(k), .identity = "", .gone = never_gone, .pace = true};
+    int asked = 0;
+
+    (void)state;
+    q.gone_arg = &asked;
+    d->cfg.buffer_depth = 64;
+    open_responder(d, k, "");
+    commit_keys(d, k, 0, 4);
+    commit_keys(d, k, 4, 16);
+    pace_due_later(d, k, 300);
+    /* position 0, reserve 19 >= 16: at once, no wait (a wait would poll `gone`) */
+    hxd_svc_get(d, &q, &res);
+    assert_int_equal(res.r.err, HXD_SVC_OK);
+    assert_int_equal(res.index, 0);
+    hx_secret_free(res.key);
+    assert_int_equal(asked, 0);
+    /* position 4, reserve 15 < 16: held until the deadline, then delivered */
+    q.has_index = true;
+    q.index = 4;
+    pace_due_later(d, k, 300);
+    hxd_svc_get(d, &q, &res);
+    assert_int_equal(res.r.err, HXD_SVC_OK);
+    assert_int_equal(res.index, 4);
+    hx_secret_free(res.key);
+    assert_int_equal(asked, 1);
+    daemon_free(d);
+}
+
 static void close_stream(void **state)
 {
     struct hxd *d = daemon_new(false);
@@ -849,6 +886,7 @@ int main(void)
         cmocka_unit_test(get_by_index_and_next),
         cmocka_unit_test(waits_and_wakes),
         cmocka_unit_test(paced_get),
+        cmocka_unit_test(paced_target_capped_by_the_buffer),
         cmocka_unit_test(close_stream),
         cmocka_unit_test(ttl_expiry),
         cmocka_unit_test(status),
