@@ -5,19 +5,19 @@
  * than the nodes produce gets batch_size - 1 keys at once and then waits the whole time
  * between two batches (docs/performance.md, "The draining application"). While the stream's
  * reserve (ready keys beyond the position asked) is below a target (two batches: service.c
- * pace_target), the controller releases keys at the measured production rate R instead, in bursts: 4 keys at
- * once (HXD_PACE_BURST), the next burst 4 gaps later, the gap 1/R stretched a little when the
- * reserve is low. At or above the target it never holds a key (a filled buffer keeps its
- * speed, a slow application never waits). The reserve then absorbs the batches' granularity
- * and jitter: one call in 4 of a draining application waits about 4/R (1 ms at 4 000 keys/s)
- * instead of one in batch_size waiting batch_size/R, and in the long run keys leave as fast
- * as they are made. Why 4: every held call is a sleep and a wake-up, which cost CPU that
- * production needs (on the 2-core benchmark machine, holding every call cost ~20 % more CPU
- * per key with 64 streams draining, bursts of 2 ~13 % on one stream; docs/performance.md
- * "Paced delivery"; those figures still included the batches the initiator then cut to the
- * responder's window: since it no longer does, bursts of 2 cost ~4 % more CPU per key and 2-4 %
- * of keys/s for a tenth off the tail, "third round"), and a sleep may end late on a busy
- * machine: the fewer, the better, as long as 4/R stays well under the latency asked of GET_KEY.
+ * pace_target), the controller releases keys at the measured production rate R instead, in bursts:
+ * 4 keys at once (HXD_PACE_BURST), the next burst 4 gaps later, the gap 1/R stretched a little when
+ * the reserve is low. At or above the target it never holds a key (a filled buffer keeps its speed,
+ * a slow application never waits). The reserve then absorbs the batches' granularity and jitter:
+ * one call in 4 of a draining application waits about 4/R (1 ms at 4 000 keys/s) instead of one in
+ * batch_size waiting batch_size/R, and in the long run keys leave as fast as they are made. Why 4:
+ * every held call is a sleep and a wake-up, which cost CPU that production needs (on the 2-core
+ * benchmark machine, holding every call cost ~20 % more CPU per key with 64 streams draining,
+ * bursts of 2 ~13 % on one stream; docs/performance.md "Paced delivery"; those figures still
+ * included the batches the initiator then cut to the responder's window: since it no longer does,
+ * bursts of 2 cost ~4 % more CPU per key and 2-4 % of keys/s for a tenth off the tail, "third
+ * round"), and a sleep may end late on a busy machine: the fewer, the better, as long as 4/R stays
+ * well under the latency asked of GET_KEY.
  *
  * R is estimated from the times keys are made ready (hxd_pace_arrive), leaving out the time
  * production was held by a full buffer (limits.buffer_depth: an application slower than
