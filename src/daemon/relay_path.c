@@ -180,19 +180,27 @@ bool hxd_relay_batch_path(struct hxd *d, const struct hx_uuid *ksid, const struc
 
 /* ---- the path each stream's latest batch took (metadata.hops) ---- */
 
+/* The stream's entry (r->lock held); NULL: none. */
+static struct relay_hops *hops_of(struct hxd_relay *r, const struct hx_uuid *ksid)
+{
+    for (size_t i = 0; i < RELAY_POLICIES; i++) {
+        if (r->hops[i].used && hx_uuid_equal(&r->hops[i].ksid, ksid)) {
+            return &r->hops[i];
+        }
+    }
+    return NULL;
+}
+
 void hxd_relay_note_path(struct hxd *d, const struct hx_uuid *ksid, const struct hx_topo_path *p)
 {
     struct hxd_relay *r = d->relay;
-    struct relay_hops *slot = NULL;
+    struct relay_hops *slot;
 
     if (r == NULL) {
         return;
     }
     pthread_mutex_lock(&r->lock);
-    for (size_t i = 0; i < RELAY_POLICIES && slot == NULL; i++) {
-        slot = r->hops[i].used && hx_uuid_equal(&r->hops[i].ksid, ksid) ? &r->hops[i] : NULL;
-    }
-    if (slot == NULL) {
+    if ((slot = hops_of(r, ksid)) == NULL) {
         slot = &r->hops[r->n_hops++ % RELAY_POLICIES]; /* the oldest goes */
     }
     slot->used = true;
@@ -204,18 +212,17 @@ void hxd_relay_note_path(struct hxd *d, const struct hx_uuid *ksid, const struct
 bool hxd_relay_stream_hops(struct hxd *d, const struct hx_uuid *ksid, struct hx_topo_path *p)
 {
     struct hxd_relay *r = d->relay;
+    struct relay_hops *h;
     bool found = false;
 
     if (r == NULL) {
         return false;
     }
     pthread_mutex_lock(&r->lock);
-    for (size_t i = 0; i < RELAY_POLICIES && !found; i++) {
-        if (r->hops[i].used && hx_uuid_equal(&r->hops[i].ksid, ksid)) {
-            memset(p, 0, sizeof(*p));
-            p->hops = r->hops[i].hops;
-            found = true;
-        }
+    if ((h = hops_of(r, ksid)) != NULL) {
+        memset(p, 0, sizeof(*p));
+        p->hops = h->hops;
+        found = true;
     }
     pthread_mutex_unlock(&r->lock);
     return found || hxd_relay_qkd_pinned(d, ksid, p, NULL);

@@ -16,7 +16,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hxtest import Runner, Skip, check, free_loopback, next_json  # noqa: E402
+from hxtest import JsonApp, Runner, Skip, check, free_loopback  # noqa: E402
 
 BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 LAB = "--lab" in sys.argv[3:]
@@ -125,21 +124,12 @@ def uri(node, app, method="hkdf", sources="QKD,ML-KEM-768"):
 
 # ---- applications ----
 
-class App:
+class App(JsonApp):
     """An application of node: the reference wire format, one JSON object per call."""
 
     def __init__(self, node, timeout=15):
+        super().__init__(ADDR[node], API, timeout)
         self.node = node
-        self.s = socket.create_connection((ADDR[node], API), timeout=timeout)
-        self.buf = b""
-
-    def call(self, command, **data):
-        self.s.sendall(json.dumps({"command": command, "data": data}).encode())
-        obj, _, self.buf = next_json(self.s, self.buf, "daemon closed the connection")
-        return obj
-
-    def close(self):
-        self.s.close()
 
 
 def open_pair(a, b, app, ttl=3600, timeout=5000, sources="QKD,ML-KEM-768"):

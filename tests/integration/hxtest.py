@@ -111,6 +111,23 @@ def next_json(sock, buf, closed="the other end closed the connection"):
         buf += chunk
 
 
+class JsonApp:
+    """An application speaking the reference wire format to hykexd's API at (host, port): one
+    JSON object per call, the reply read with next_json."""
+
+    def __init__(self, host, port, timeout=15):
+        self.s = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+
+    def call(self, command, **data):
+        self.s.sendall(json.dumps({"command": command, "data": data}).encode())
+        obj, _, self.buf = next_json(self.s, self.buf, "daemon closed the connection")
+        return obj
+
+    def close(self):
+        self.s.close()
+
+
 def check(cond, what):
     """Fails the running case with what when cond is false."""
     if not cond:

@@ -42,7 +42,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hxtest import Runner, Skip, check, next_json  # noqa: E402
+from hxtest import JsonApp, Runner, Skip, check  # noqa: E402
 
 BIN, ROOT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 if os.geteuid() != 0:
@@ -209,18 +209,9 @@ class Net:
         return True
 
 
-class App:
+class App(JsonApp):
     def __init__(self, node):
-        self.s = __import__("socket").create_connection((ADDR[node], API), timeout=60)
-        self.buf = b""
-
-    def call(self, command, **data):
-        self.s.sendall(json.dumps({"command": command, "data": data}).encode())
-        obj, _, self.buf = next_json(self.s, self.buf, "daemon closed the connection")
-        return obj
-
-    def close(self):
-        self.s.close()
+        super().__init__(ADDR[node], API, timeout=60)
 
 
 def status(node):

@@ -623,6 +623,14 @@ static bool never_gone(void *arg)
     return false;
 }
 
+/* A GET_KEY delivered the key at index (and the key is freed). */
+static void delivered(struct hxd_svc_get_res *res, uint64_t index)
+{
+    assert_int_equal(res->r.err, HXD_SVC_OK);
+    assert_int_equal(res->index, index);
+    hx_secret_free(res->key);
+}
+
 /* A paced GET_KEY (limits.pace, ETSI 004) holds a ready key only while the reserve is below
  * its target, never past the timeout (the key is delivered then, not refused), and a CLOSE
  * ends the hold; an unpaced one (ETSI 014) and limits.pace false never hold one. */
@@ -654,17 +662,13 @@ static void paced_get(void **state)
     pace_due_later(d, k, 300);
     q.pace = false;
     hxd_svc_get(d, &q, &res);
-    assert_int_equal(res.r.err, HXD_SVC_OK);
-    assert_int_equal(res.index, 1);
-    hx_secret_free(res.key);
+    delivered(&res, 1);
     assert_int_equal(asked, 1);
     /* limits.pace false: at once */
     q.pace = true;
     d->cfg.pace = false;
     hxd_svc_get(d, &q, &res);
-    assert_int_equal(res.r.err, HXD_SVC_OK);
-    assert_int_equal(res.index, 2);
-    hx_secret_free(res.key);
+    delivered(&res, 2);
     assert_int_equal(asked, 1);
     d->cfg.pace = true;
     /* a reserve at its target (32 beyond the asked position): at once */
@@ -672,9 +676,7 @@ static void paced_get(void **state)
     commit_keys(d, k, 20, 16);
     pace_due_later(d, k, 300);
     hxd_svc_get(d, &q, &res);
-    assert_int_equal(res.r.err, HXD_SVC_OK);
-    assert_int_equal(res.index, 3);
-    hx_secret_free(res.key);
+    delivered(&res, 3);
     assert_int_equal(asked, 1);
     /* a CLOSE ends a held call (else it would wait 60 s and get the key) */
     pace_due_later(d, k, 60000);
@@ -709,18 +711,14 @@ static void paced_target_capped_by_the_buffer(void **state)
     pace_due_later(d, k, 300);
     /* position 0, reserve 19 >= 16: at once, no wait (a wait would poll `gone`) */
     hxd_svc_get(d, &q, &res);
-    assert_int_equal(res.r.err, HXD_SVC_OK);
-    assert_int_equal(res.index, 0);
-    hx_secret_free(res.key);
+    delivered(&res, 0);
     assert_int_equal(asked, 0);
     /* position 4, reserve 15 < 16: held until the deadline, then delivered */
     q.has_index = true;
     q.index = 4;
     pace_due_later(d, k, 300);
     hxd_svc_get(d, &q, &res);
-    assert_int_equal(res.r.err, HXD_SVC_OK);
-    assert_int_equal(res.index, 4);
-    hx_secret_free(res.key);
+    delivered(&res, 4);
     assert_int_equal(asked, 1);
     daemon_free(d);
 }
