@@ -24,7 +24,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("HYKEX_TEST_LOOPBACK", "127.0.0.3")  # fault_test.py may run at once
 import fault_test as net  # noqa: E402  (same network, same helpers)
-from hxtest import timing  # noqa: E402
+from hxtest import next_json, timing  # noqa: E402
 
 # The bounds under test, small enough to reach (issue 19; docs/security.md "Resource model").
 net.EXTRA_LIMITS.update({"max_timeout_ms": 8000, "max_unjoined_per_peer": 8, "status_streams": 2})
@@ -45,7 +45,7 @@ class Raw:
         self.s.sendall(data if isinstance(data, bytes) else data.encode())
 
     def reply(self):
-        obj, _, self.buf = net.next_json(self.s, self.buf, "node closed the connection")
+        obj, _, self.buf = next_json(self.s, self.buf, "node closed the connection")
         return obj
 
     def call(self, data):
