@@ -233,6 +233,10 @@ static const struct hx_cfg_opt table[] = {
                     "fsync every store commit: durable across power loss, not only crashes"),
     HX_CFG_OPT_INT("limits.batch_size", C, batch_size, 1, 1024, "16", 0,
                    "positions per key-production batch"),
+    HX_CFG_OPT_INT("limits.batch_max", C, batch_max, 1, 1024, "256", 0,
+                   "largest batch: batches double from limits.batch_size up to it while the "
+                   "stream's ready keys hold two of them (a stock filling, or an application "
+                   "slower than production); no larger than limits.batch_size: no growth"),
     HX_CFG_OPT_ENUM("kem.key_pairs", C, kem_key_pairs, key_pairs, "\"per-position\"",
                     "KEM key pairs: per-position (a fresh pair for every key) or per-batch (one "
                     "pair per batch and source, encapsulated to once per position; both nodes "

@@ -100,7 +100,8 @@ struct hxd_config {
     char state_dir[HXD_MAX_PATH];
     bool store_sync;
     uint32_t batch_size;
-    int kem_key_pairs; /* enum hxd_key_pairs */
+    uint32_t batch_max; /* batches grow up to it while keys are stocked (stream.h) */
+    int kem_key_pairs;  /* enum hxd_key_pairs */
     uint32_t buffer_depth;
     bool pace; /* GET_KEY releases keys at the production rate to a draining application */
     uint32_t initiator_workers; /* batches this node makes at once, over all its streams */

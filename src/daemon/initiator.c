@@ -149,10 +149,13 @@ static enum phase pick(struct run *r)
         pthread_mutex_unlock(&d->lock);
         return PH_DONE;
     }
-    /* capped so that the batch's frames fit (Classic McEliece public keys are large) */
-    r->count = hx_peer_batch_cap(&s->uri, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH,
-                                 (uint32_t)d->cfg.batch_size);
     bool is004 = hxd_batch_qkd_mode(d, s) == HX_PEER_QKD_004, retrying = s->n_retry > 0;
+    /* Larger while keys are stocked, except from an ETSI 014 KME (its max_key_per_request is
+     * not asked); capped so that the batch's frames fit (Classic McEliece public keys are
+     * large). */
+    r->count =
+        hx_peer_batch_cap(&s->uri, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH,
+                          hxd_stream_batch_size(d, s, hxd_batch_qkd_mode(d, s) != HX_PEER_QKD_014));
     if (s->n_retry > 0) {
         /* Oldest failure first: an application waits for the lowest positions. */
         r->first = s->retry[0].first;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/secret.h"
 #include "daemon/hxd.h"
 #include "daemon/stream.h"
 
@@ -206,6 +207,18 @@ uint64_t hxd_stream_window_end(const struct hxd *d, const struct hxd_stream *s)
         depth = d->cfg.batch_size;
     }
     return low + depth;
+}
+
+uint32_t hxd_stream_batch_size(const struct hxd *d, const struct hxd_stream *s, bool may_grow)
+{
+    uint64_t n = d->cfg.batch_size, end = hxd_stream_window_end(d, s);
+    uint64_t room = end > s->next_first ? end - s->next_first : 0;
+
+    while (may_grow && 2 * n <= d->cfg.batch_max && s->n_ready >= 4 * n && room >= 2 * n &&
+           hx_secret_heap_room() / 2 > 2 * n * s->qos.key_chunk_size + (256u << 10)) {
+        n *= 2;
+    }
+    return (uint32_t)n;
 }
 
 bool hxd_window_allows(const struct hxd_stream *s, uint64_t first, uint32_t count)

@@ -63,6 +63,17 @@ uint64_t hxd_stream_window_end(const struct hxd *d, const struct hxd_stream *s);
  * first + count stays within it (0: no room). No limit heard: no limit. */
 bool hxd_window_allows(const struct hxd_stream *s, uint64_t first, uint32_t count);
 uint32_t hxd_window_cut(const struct hxd_stream *s, uint64_t first, uint32_t count);
+/*
+ * Positions in the initiator's next new batch (d->lock held), before the frame cap and the
+ * responder's window cut it: limits.batch_size, doubled while the stream's ready keys would
+ * still hold two batches of the doubled size, the buffer (hxd_stream_window_end, counted from
+ * next_first: the batches in flight are below it) has room for one, and the secure heap for it
+ * twice, up to limits.batch_max. So an application draining the buffer gets small batches (the
+ * shortest wait for the next one) and a stock that is filling, or an application slower than
+ * production, large ones (the four ML-DSA operations of a batch over more keys). may_grow
+ * false (a KME whose per-request limit is unknown): limits.batch_size.
+ */
+uint32_t hxd_stream_batch_size(const struct hxd *d, const struct hxd_stream *s, bool may_grow);
 /* A prepared key at pos? */
 bool hxd_stream_has_prepared(const struct hxd_stream *s, uint64_t pos);
 /* A key at pos; a committed one (not prepared) counts as made for the stream's pace. */

@@ -18,6 +18,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/secret.h"
 #include "daemon/batch.h"
 
 #define SELF "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
@@ -260,12 +261,86 @@ static void whole_batches_while_one_is_in_flight(void **state)
     daemon_free(d);
 }
 
+/* Keys first..first+count-1 ready at x, committed (the watermark moves over them). */
+static void stock(struct hxd_stream *x, uint64_t first, uint64_t count)
+{
+    for (uint64_t p = first; p < first + count; p++) {
+        struct hx_secret *k;
+        assert_int_equal(hx_secret_new(32, &k), HX_OK);
+        assert_int_equal(hxd_stream_add_key(x, p, k, false), HX_OK);
+    }
+    if (first == x->produced) {
+        x->produced = first + count;
+    }
+    if (x->next_first < first + count) {
+        x->next_first = first + count;
+    }
+}
+
+/*
+ * The batch size follows the stock: limits.batch_size while the ready keys hold fewer than
+ * two batches of twice that (an application draining the buffer), doubled while they hold two
+ * of the doubled size and the buffer has room for one, never above limits.batch_max, never
+ * from a KME whose per-request limit is unknown (may_grow false); and the initiator's pick
+ * takes it.
+ */
+static void batches_grow_while_keys_are_stocked(void **state)
+{
+    struct hxd *d = daemon_new();
+    struct hxd_stream *x;
+
+    (void)state;
+    d->cfg.batch_size = 16;
+    d->cfg.batch_max = 256;
+    d->cfg.buffer_depth = 4096;
+    pthread_mutex_lock(&d->lock);
+    x = stream_new(d, X);
+    assert_int_equal(hxd_stream_batch_size(d, x, true), 16); /* nothing stocked */
+    stock(x, 0, 63);
+    assert_int_equal(hxd_stream_batch_size(d, x, true), 16); /* under 2 x 32 */
+    stock(x, 63, 1);
+    assert_int_equal(hxd_stream_batch_size(d, x, true), 32);
+    stock(x, 64, 64);
+    assert_int_equal(hxd_stream_batch_size(d, x, true), 64);
+    stock(x, 128, 1024 - 128);
+    assert_int_equal(hxd_stream_batch_size(d, x, true), 256); /* limits.batch_max */
+    assert_int_equal(hxd_stream_batch_size(d, x, false), 16); /* an ETSI 014 KME */
+    d->cfg.batch_max = 100;
+    assert_int_equal(hxd_stream_batch_size(d, x, true), 64); /* doubling stays within it */
+    d->cfg.batch_max = 8;
+    assert_int_equal(hxd_stream_batch_size(d, x, true), 16); /* below batch_size: no growth */
+    d->cfg.batch_max = 256;
+    /* The buffer: positions from the lowest held up to buffer_depth, counted from next_first
+     * (the batches in flight are below it). 1 024 held, 1 100 deep: 76 left, room for 64. */
+    d->cfg.buffer_depth = 1100;
+    assert_int_equal(hxd_stream_batch_size(d, x, true), 64);
+    d->cfg.buffer_depth = 1024 + 31;
+    assert_int_equal(hxd_stream_batch_size(d, x, true), 16);
+    d->cfg.buffer_depth = 4096;
+    pthread_mutex_unlock(&d->lock);
+
+    /* The pick: a batch of the grown size from next_first (it fails at BATCH_REQ: no link). */
+    pthread_mutex_lock(&d->lock);
+    hxd_stream_kick(d, x);
+    assert_int_equal(x->queued, 1);
+    pthread_mutex_unlock(&d->lock);
+    run_head(d);
+    pthread_mutex_lock(&d->lock);
+    assert_non_null(x = hxd_stream_find(d, (struct hx_uuid[1]){uuid_of(X)}));
+    assert_int_equal(x->n_retry, 1);
+    assert_int_equal(x->retry[0].first, 1024);
+    assert_int_equal(x->retry[0].count, 256);
+    pthread_mutex_unlock(&d->lock);
+    daemon_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(one_queued_job_per_stream),
         cmocka_unit_test(streams_take_turns),
         cmocka_unit_test(whole_batches_while_one_is_in_flight),
+        cmocka_unit_test(batches_grow_while_keys_are_stocked),
     };
 
     hx_log_set_level(HX_LOG_ERROR); /* the failed batches' warnings are expected here */
