@@ -400,32 +400,40 @@ hx_err hx_store_put_batch(struct hx_store *st, const struct hx_uuid *ksid, uint6
                           uint32_t count, struct hx_secret *const *keys,
                           enum hx_store_key_state state, uint64_t qkd_next)
 {
-    uint8_t *buf = NULL;
+    uint8_t *sealed;
+    size_t total = 0, off = 0;
     uint64_t old;
     sqlite3_stmt *s;
-    hx_err e;
+    hx_err e = HX_OK;
 
-    if ((e = begin(st)) != HX_OK) {
+    /* Sealed before the store's lock is taken: a GET_KEY recording its delivery waits for the
+     * batch's rows, not for its AES-GCM (ciphertexts only, so the normal heap). */
+    for (uint32_t i = 0; i < count; i++) {
+        total += hx_secret_len(keys[i]) + HX_STORE_SEAL_OVERHEAD;
+    }
+    if ((sealed = malloc(total > 0 ? total : 1)) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    for (uint32_t i = 0; i < count && e == HX_OK; i++) {
+        e = hx_store_seal(st->key, ksid, first + i, keys[i], sealed + off);
+        off += hx_secret_len(keys[i]) + HX_STORE_SEAL_OVERHEAD;
+    }
+    if (e != HX_OK || (e = begin(st)) != HX_OK) {
+        free(sealed);
         return e;
     }
     if ((e = stream_produced(st, ksid, &old)) != HX_OK) {
         goto out;
     }
+    off = 0;
     for (uint32_t i = 0; i < count; i++) {
-        size_t len = hx_secret_len(keys[i]) + NONCE_LEN + TAG_LEN;
-        free(buf);
-        if ((buf = malloc(len)) == NULL) {
-            e = HX_ERR_NOMEM;
-            goto out;
-        }
-        if ((e = hx_store_seal(st->key, ksid, first + i, keys[i], buf)) != HX_OK) {
-            goto out;
-        }
+        size_t len = hx_secret_len(keys[i]) + HX_STORE_SEAL_OVERHEAD;
         s = stmt(st, S_INSERT_KEY);
         bind_id(s, 1, ksid);
         bind_u64(s, 2, first + i);
         sqlite3_bind_int(s, 3, (int)state);
-        sqlite3_bind_blob(s, 4, buf, (int)len, SQLITE_STATIC);
+        sqlite3_bind_blob(s, 4, sealed + off, (int)len, SQLITE_STATIC);
+        off += len;
         if ((e = run(s)) != HX_OK) {
             goto out;
         }
@@ -437,8 +445,9 @@ hx_err hx_store_put_batch(struct hx_store *st, const struct hx_uuid *ksid, uint6
         e = advance(st, ksid);
     }
 out:
-    free(buf); /* ciphertext only */
-    return end(st, e);
+    e = end(st, e);
+    free(sealed); /* ciphertexts only; the statements were reset by run() */
+    return e;
 }
 
 static hx_err range_op(struct hx_store *st, enum stmt which, const struct hx_uuid *ksid,
