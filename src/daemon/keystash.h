@@ -6,11 +6,11 @@
  *
  * Every pair is fresh and taken exactly once (removed from the stash under its lock), then owned
  * and freed by its batch as one it made itself; an unused pair has encapsulated nothing, so it
- * protects nothing yet. The stash is bounded (limits.batch_size pairs per algorithm), fills only
- * for the algorithms this node's batches took within the last two seconds and only while the
- * secure heap keeps more than a batch's room, and is freed (wiped by OpenSSL) when the pools
- * stop. Only ML-KEM: X25519's key generation is cheap and Classic McEliece's public keys are
- * too large to hold ahead.
+ * protects nothing yet. The stash is bounded (the largest batch, limits.batch_max or
+ * limits.batch_size, in pairs per algorithm), fills only for the algorithms this node's batches
+ * took within the last two seconds and only while the secure heap keeps more than a batch's room,
+ * and is freed (wiped by OpenSSL) when the pools stop. Only ML-KEM: X25519's key generation is
+ * cheap and Classic McEliece's public keys are too large to hold ahead.
  *
  * Its lock is a leaf: nothing else is taken under it, and nothing slow (no key generation) runs
  * under it. Every function takes a NULL stash (none made: unit tests, pools not started).

@@ -249,12 +249,11 @@ void hxd_pools_start(struct hxd *d, size_t n_initiators, hxd_job_fn initiate, si
     if (hx_cond_init_monotonic(&d->replied) != HX_OK) {
         pthread_cond_init(&d->replied, NULL); /* waits then count on the wall clock */
     }
-    /* Key pairs made ahead: a batch's worth per ML-KEM parameter set, never filled into the
-     * room a batch needs in the secure heap (hxd_stream_kick's test, with margin). Without it
+    /* Key pairs made ahead: the largest batch's worth per ML-KEM parameter set, never filled into
+     * the room a batch needs in the secure heap (hxd_stream_kick's test, with margin). Without it
      * every batch makes its own, as before. */
-    if (hxd_keystash_new(d->cfg.batch_size,
-                         2 * (size_t)d->cfg.batch_size * d->cfg.max_key_chunk + (1u << 20),
-                         &d->stash) != HX_OK) {
+    size_t most = d->cfg.batch_max > d->cfg.batch_size ? d->cfg.batch_max : d->cfg.batch_size;
+    if (hxd_keystash_new(most, 2 * most * d->cfg.max_key_chunk + (1u << 20), &d->stash) != HX_OK) {
         d->stash = NULL;
     }
     start_pool(d, &d->initiators, n_initiators, POOL_INITIATORS, initiate);
