@@ -374,6 +374,45 @@ def prometheus_reads_the_key_rate():
 
 
 @test
+def batches_grow_while_keys_are_stocked():
+    """limits.batch_size 4, limits.batch_max 64, a buffer of 512: while a stream's keys are
+    stocked with nobody taking them, its batches grow (keys committed per batch committed, at
+    both nodes, above twice limits.batch_size) and stay within limits.batch_max; the keys of
+    the grown batches agree at both ends."""
+    limits = {"batch_size": 4, "batch_max": 64, "buffer_depth": 512, "max_streams": 8}
+    for n in "AB":
+        check(R.stop(n) == 0, f"{n} did not stop cleanly")
+        json.dump(config(n, metrics={"port": P["m" + n]}, limits=limits),
+                  open(f"{WORK}/{n}.json", "w"), indent=1)
+        start_daemon(n)
+    peer = {n: f'{{peer="{U[o]}"}}' for n, o in (("A", "B"), ("B", "A"))}
+    deadline = time.time() + 20
+    while time.time() < deadline and not all(
+            scrape(n).get("hykex_peer_link_up" + peer[n]) == 1 for n in "AB"):
+        time.sleep(0.2)
+    ksid = str(uuid.uuid4())
+    apps = {n: App(n) for n in "AB"}
+    out = both(lambda n: apps[n].open("stock", ksid))
+    check(all(r["status"] == 0 for r in out.values()), f"open: {out}")
+    deadline = time.time() + 60
+    while time.time() < deadline and not all(scrape(n)["hykex_keys_ready"] >= 400 for n in "AB"):
+        time.sleep(0.2)
+    keys = both(lambda n: [apps[n].call("GET_KEY", key_stream_id=ksid, index=i)
+                           for i in range(512)])
+    both(lambda n: apps[n].call("CLOSE", key_stream_id=ksid))
+    got = {n: [bytes(k["key_buffer"]).hex() if k["status"] == 0 else k for k in keys[n]]
+           for n in "AB"}
+    check(got["A"] == got["B"] and all(isinstance(k, str) for k in got["A"]),
+          f"keys differ or missing: {[k for k in got['A'] if not isinstance(k, str)][:3]}")
+    check(len(set(got["A"])) == 512, "two positions got the same key")
+    for n in "AB":
+        v = scrape(n)
+        made, batches = v["hykex_keys_produced_total" + peer[n]], v["hykex_batches_committed_total"]
+        check(batches > 0 and 2 * 4 < made / batches <= 64,
+              f"{n}: {made} keys in {batches} batches: the batches did not grow")
+
+
+@test
 def alert_rules_in_the_docs():
     """docs/metrics.md's example alert rules pass `promtool check rules`, and `promtool test
     rules` shows them firing: a certificate 10 days from expiry, a key rate at zero for 5 min."""
@@ -393,4 +432,5 @@ def alert_rules_in_the_docs():
 
 R.run(setup, order=[off_by_default_and_loopback_only, exposition_passes_promtool_and_counts_keys,
                     open_streams_by_state, failures_counted_by_cause, link_state_and_reconnects,
-                    prometheus_reads_the_key_rate, alert_rules_in_the_docs])
+                    prometheus_reads_the_key_rate, alert_rules_in_the_docs,
+                    batches_grow_while_keys_are_stocked])
