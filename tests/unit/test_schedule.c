@@ -146,6 +146,22 @@ static void run_head(struct hxd *d)
     free(j);
 }
 
+/* Kicks x (one job queued) and runs the job: the worker picks a batch, which fails at BATCH_REQ
+ * (no link) and stays as x's one retry, of positions first..first+count-1. */
+static void kick_and_pick(struct hxd *d, struct hxd_stream *x, uint64_t first, uint32_t count)
+{
+    pthread_mutex_lock(&d->lock);
+    hxd_stream_kick(d, x);
+    assert_int_equal(x->queued, 1);
+    pthread_mutex_unlock(&d->lock);
+    run_head(d);
+    pthread_mutex_lock(&d->lock);
+    assert_int_equal(x->n_retry, 1);
+    assert_int_equal(x->retry[0].first, first);
+    assert_int_equal(x->retry[0].count, count);
+    pthread_mutex_unlock(&d->lock);
+}
+
 /* However often a stream is kicked, one job of it waits in the queue at a time. */
 static void one_queued_job_per_stream(void **state)
 {
@@ -248,16 +264,8 @@ static void whole_batches_while_one_is_in_flight(void **state)
     x = stream_new(d, X);
     x->peer_limit_known = true;
     x->peer_limit = 3; /* nothing in flight: a cut batch of 3 goes */
-    hxd_stream_kick(d, x);
-    assert_int_equal(x->queued, 1);
     pthread_mutex_unlock(&d->lock);
-    run_head(d);
-    pthread_mutex_lock(&d->lock);
-    assert_non_null(x = hxd_stream_find(d, (struct hx_uuid[1]){uuid_of(X)}));
-    assert_int_equal(x->n_retry, 1);
-    assert_int_equal(x->retry[0].first, 0);
-    assert_int_equal(x->retry[0].count, 3);
-    pthread_mutex_unlock(&d->lock);
+    kick_and_pick(d, x, 0, 3);
     daemon_free(d);
 }
 
@@ -319,18 +327,8 @@ static void batches_grow_while_keys_are_stocked(void **state)
     d->cfg.buffer_depth = 4096;
     pthread_mutex_unlock(&d->lock);
 
-    /* The pick: a batch of the grown size from next_first (it fails at BATCH_REQ: no link). */
-    pthread_mutex_lock(&d->lock);
-    hxd_stream_kick(d, x);
-    assert_int_equal(x->queued, 1);
-    pthread_mutex_unlock(&d->lock);
-    run_head(d);
-    pthread_mutex_lock(&d->lock);
-    assert_non_null(x = hxd_stream_find(d, (struct hx_uuid[1]){uuid_of(X)}));
-    assert_int_equal(x->n_retry, 1);
-    assert_int_equal(x->retry[0].first, 1024);
-    assert_int_equal(x->retry[0].count, 256);
-    pthread_mutex_unlock(&d->lock);
+    /* The pick: a batch of the grown size from next_first. */
+    kick_and_pick(d, x, 1024, 256);
     daemon_free(d);
 }
 
