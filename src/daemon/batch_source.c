@@ -203,11 +203,12 @@ uint64_t hxd_qkd_take(struct hxd_stream *s, uint32_t *count, bool may_cut)
 
 /*
  * The initiator with the durable store reserves its ETSI 004 QKD indices in the store before
- * the KME hands them out, 4 x HXD_PIPELINE batches ahead at a time (one write per twelve
- * batches), so that a node killed at any moment, even twice in a row before any batch of its
- * was prepared, never asks for an index again: the KME serves each index once, and refuses it
- * for good after (tests/integration/fault_test.py kill9_initiator_and_responder_mid_production).
- * The margin hykexd adds to qkd_next at a restart (persist.c) covers stores written before.
+ * the KME hands them out, 4 x HXD_PIPELINE batches (of the current batch's size, grown ones
+ * included) ahead at a time (one write per twelve batches), so that a node killed at any moment,
+ * even twice in a row before any batch of its was prepared, never asks for an index again: the KME
+ * serves each index once, and refuses it for good after (tests/integration/fault_test.py
+ * kill9_initiator_and_responder_mid_production). The margin hykexd adds to qkd_next at a restart
+ * (persist.c) covers stores written before.
  */
 static hx_err reserve_qkd(struct hxd *d, struct hxd_batch *b, char *msg, size_t msg_len)
 {
@@ -220,7 +221,9 @@ static hx_err reserve_qkd(struct hxd *d, struct hxd_batch *b, char *msg, size_t 
     }
     pthread_mutex_lock(&d->lock);
     if ((s = hxd_stream_find(d, &b->s.ksid)) != NULL && end > s->qkd_reserved) {
-        upto = end + 4 * HXD_PIPELINE * (uint64_t)d->cfg.batch_size;
+        /* twelve batches of this one's size ahead (at least limits.batch_size) */
+        upto = end + 4 * HXD_PIPELINE *
+                         (uint64_t)(b->count > d->cfg.batch_size ? b->count : d->cfg.batch_size);
     }
     pthread_mutex_unlock(&d->lock);
     if (upto == 0) {

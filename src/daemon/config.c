@@ -234,9 +234,10 @@ static const struct hx_cfg_opt table[] = {
     HX_CFG_OPT_INT("limits.batch_size", C, batch_size, 1, 1024, "16", 0,
                    "positions per key-production batch"),
     HX_CFG_OPT_INT("limits.batch_max", C, batch_max, 1, 1024, "256", 0,
-                   "largest batch: batches double from limits.batch_size up to it while the "
-                   "stream's ready keys hold two of them (a stock filling, or an application "
-                   "slower than production); no larger than limits.batch_size: no growth"),
+                   "largest batch: batches double from limits.batch_size, never above it, while "
+                   "the stream's ready keys hold two of the doubled size (a stock filling, or an "
+                   "application slower than production) and the buffer has room; not from an "
+                   "ETSI 014 KME; at most limits.batch_size: no growth"),
     HX_CFG_OPT_ENUM("kem.key_pairs", C, kem_key_pairs, key_pairs, "\"per-position\"",
                     "KEM key pairs: per-position (a fresh pair for every key) or per-batch (one "
                     "pair per batch and source, encapsulated to once per position; both nodes "
@@ -296,6 +297,16 @@ static const struct hx_cfg_opt table[] = {
 };
 #undef C
 #define N (sizeof(table) / sizeof(table[0]))
+
+uint32_t hxd_config_batch_top(const struct hxd_config *cfg)
+{
+    uint64_t n = cfg->batch_size;
+
+    while (2 * n <= cfg->batch_max && 3 * 2 * n <= cfg->buffer_depth) {
+        n *= 2;
+    }
+    return (uint32_t)n;
+}
 
 hx_err hxd_config_load(struct hxd_config *cfg, const char *config_path, const char *peers_path,
                        char *why, size_t why_len)

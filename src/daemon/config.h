@@ -136,6 +136,13 @@ struct hxd_config {
  */
 HX_MUST_CHECK hx_err hxd_config_load(struct hxd_config *cfg, const char *config_path,
                                      const char *peers_path, char *why, size_t why_len);
+/*
+ * The largest batch a stream may reach (daemon/stream.h hxd_stream_batch_size): limits.batch_size
+ * doubled while the double is within limits.batch_max and three of it within
+ * limits.buffer_depth (a batch grows to m only while m fits beside 2 m keys ready). What the
+ * secure heap's scratch, the key pairs made ahead and a restart's retries are sized for.
+ */
+uint32_t hxd_config_batch_top(const struct hxd_config *cfg);
 /* The effective configuration as JSON text (malloc'd). */
 char *hxd_config_dump(const struct hxd_config *cfg);
 /*

@@ -149,13 +149,15 @@ static enum phase pick(struct run *r)
         pthread_mutex_unlock(&d->lock);
         return PH_DONE;
     }
-    bool is004 = hxd_batch_qkd_mode(d, s) == HX_PEER_QKD_004, retrying = s->n_retry > 0;
-    /* Larger while keys are stocked, except from an ETSI 014 KME (its max_key_per_request is
-     * not asked); capped so that the batch's frames fit (Classic McEliece public keys are
-     * large). */
-    r->count =
-        hx_peer_batch_cap(&s->uri, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH,
-                          hxd_stream_batch_size(d, s, hxd_batch_qkd_mode(d, s) != HX_PEER_QKD_014));
+    uint8_t qkd_mode = hxd_batch_qkd_mode(d, s);
+    bool is004 = qkd_mode == HX_PEER_QKD_004, retrying = s->n_retry > 0;
+    /* A new batch: larger while keys are stocked, except from an ETSI 014 KME (its
+     * max_key_per_request is not asked); capped so that its frames fit (Classic McEliece
+     * public keys are large). A retry keeps its own count (below). */
+    r->count = retrying
+                   ? 0
+                   : hx_peer_batch_cap(&s->uri, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH,
+                                       hxd_stream_batch_size(d, s, qkd_mode != HX_PEER_QKD_014));
     if (s->n_retry > 0) {
         /* Oldest failure first: an application waits for the lowest positions. */
         r->first = s->retry[0].first;
@@ -199,7 +201,7 @@ static enum phase pick(struct run *r)
     hxd_stream_kick(d, s); /* the stream's next job, behind the other streams' */
     e = hxd_batch_init(&r->b, d, s, r->first, r->count);
     r->b.qkd_first = qkd_first;
-    r->b.qkd_mode = hxd_batch_qkd_mode(d, s);
+    r->b.qkd_mode = qkd_mode;
     r->b.key_pairs = (uint8_t)d->cfg.kem_key_pairs;
     pthread_mutex_unlock(&d->lock);
     if (e != HX_OK) {

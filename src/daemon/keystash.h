@@ -6,8 +6,8 @@
  *
  * Every pair is fresh and taken exactly once (removed from the stash under its lock), then owned
  * and freed by its batch as one it made itself; an unused pair has encapsulated nothing, so it
- * protects nothing yet. The stash is bounded (the largest batch, limits.batch_max or
- * limits.batch_size, in pairs per algorithm), fills only for the algorithms this node's batches
+ * protects nothing yet. The stash is bounded (the largest batch a stream may reach,
+ * hxd_config_batch_top, in pairs per algorithm), fills only for the algorithms this node's batches
  * took within the last two seconds and only while the secure heap keeps more than a batch's room,
  * and is freed (wiped by OpenSSL) when the pools stop. Only ML-KEM: X25519's key generation is
  * cheap and Classic McEliece's public keys are too large to hold ahead.

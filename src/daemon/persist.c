@@ -11,9 +11,11 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "daemon/batch.h"
 #include "daemon/hxd.h"
 #include "daemon/persist.h"
 #include "daemon/stream.h"
+#include "proto/peer.h"
 
 /* What a restore knows of the stream being loaded. */
 struct restore {
@@ -42,19 +44,34 @@ static bool was_delivered(const struct restore *r, uint64_t pos)
 }
 
 /*
+ * The longest retry of a restored stream: the largest batch it may have had in flight
+ * (hxd_config_batch_top; limits.batch_size from an ETSI 014 KME, whose batches do not grow),
+ * cut so that its frames fit.
+ */
+static uint32_t retry_len(const struct hxd *d, const struct hxd_stream *s)
+{
+    uint32_t n = hxd_batch_qkd_mode(d, s) == HX_PEER_QKD_014 ? d->cfg.batch_size
+                                                             : hxd_config_batch_top(&d->cfg);
+
+    n = hx_peer_batch_cap(&s->uri, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH, n);
+    return n > 0 ? n : 1;
+}
+
+/*
  * After a stream's rows: committed runs above the watermark become done_above entries; at the
  * initiator, prepared runs (the responder may hold them: query) and gaps (nobody holds them:
- * make again) become retries of at most a batch each.
+ * make again) become retries of at most a batch each (retry_len).
  */
 static void finish_stream(struct restore *r)
 {
     struct hxd_stream *s = r->s;
-    uint32_t batch = r->d->cfg.batch_size;
+    uint32_t batch;
     uint64_t p;
 
     if (s == NULL) {
         return;
     }
+    batch = retry_len(r->d, s);
     p = s->produced;
     while (p < r->max_pos) {
         bool committed = hxd_stream_has(s, p) || was_delivered(r, p);
@@ -65,21 +82,28 @@ static void finish_stream(struct restore *r)
                hxd_stream_has_prepared(s, q) == prepared) {
             q++;
         }
-        if (committed) {
-            if (s->n_done_above < sizeof(s->done_above) / sizeof(s->done_above[0])) {
-                s->done_above[s->n_done_above].first = p;
-                s->done_above[s->n_done_above++].count = q - p;
-            }
-        } else if (s->role == HXD_INITIATOR &&
+        if (committed && s->n_done_above < sizeof(s->done_above) / sizeof(s->done_above[0])) {
+            s->done_above[s->n_done_above].first = p;
+            s->done_above[s->n_done_above++].count = q - p;
+        } else if (!committed && s->role == HXD_INITIATOR &&
                    s->n_retry < sizeof(s->retry) / sizeof(s->retry[0])) {
             s->retry[s->n_retry].first = p;
             s->retry[s->n_retry++].count = (uint32_t)(q - p);
+        } else if (committed || s->role == HXD_INITIATOR) {
+            /* Not by construction (at most three batches were in flight): said, not silent. */
+            char id[HX_UUID_STR_LEN + 1];
+            hx_uuid_format(&s->ksid, id);
+            hx_warn(
+                "restore: more runs above the watermark than a stream holds; positions "
+                "left as they are",
+                HX_F_STR("stream", id) HX_F_U64("first", p) HX_F_U64("count", q - p));
         }
         p = q;
     }
     s->next_first = r->max_pos > s->produced ? r->max_pos : s->produced;
-    /* Batches in flight at the crash may have spent QKD indices the store never saw. */
-    s->qkd_next += 4 * HXD_PIPELINE * (uint64_t)batch;
+    /* Batches in flight at the crash may have spent QKD indices a store written before the
+     * reservation (batch_source.c reserve_qkd) never saw; those batches did not grow. */
+    s->qkd_next += 4 * HXD_PIPELINE * (uint64_t)r->d->cfg.batch_size;
     r->s = NULL;
     r->n_delivered = 0;
 }

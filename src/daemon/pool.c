@@ -252,7 +252,7 @@ void hxd_pools_start(struct hxd *d, size_t n_initiators, hxd_job_fn initiate, si
     /* Key pairs made ahead: the largest batch's worth per ML-KEM parameter set, never filled into
      * the room a batch needs in the secure heap (hxd_stream_kick's test, with margin). Without it
      * every batch makes its own, as before. */
-    size_t most = d->cfg.batch_max > d->cfg.batch_size ? d->cfg.batch_max : d->cfg.batch_size;
+    size_t most = hxd_config_batch_top(&d->cfg);
     if (hxd_keystash_new(most, 2 * most * d->cfg.max_key_chunk + (1u << 20), &d->stash) != HX_OK) {
         d->stash = NULL;
     }

@@ -213,9 +213,14 @@ uint32_t hxd_stream_batch_size(const struct hxd *d, const struct hxd_stream *s, 
 {
     uint64_t n = d->cfg.batch_size, end = hxd_stream_window_end(d, s);
     uint64_t room = end > s->next_first ? end - s->next_first : 0;
+    size_t heap;
 
-    while (may_grow && 2 * n <= d->cfg.batch_max && s->n_ready >= 4 * n && room >= 2 * n &&
-           hx_secret_heap_room() / 2 > 2 * n * s->qos.key_chunk_size + (256u << 10)) {
+    if (!may_grow || 2 * n > d->cfg.batch_max || s->n_ready < 4 * n || room < 2 * n) {
+        return (uint32_t)n;
+    }
+    heap = hx_secret_heap_room(); /* OpenSSL's secure-heap lock: once */
+    while (2 * n <= d->cfg.batch_max && s->n_ready >= 4 * n && room >= 2 * n &&
+           heap / 2 > 2 * n * s->qos.key_chunk_size + (256u << 10)) {
         n *= 2;
     }
     return (uint32_t)n;

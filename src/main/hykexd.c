@@ -333,9 +333,10 @@ static uint64_t heap_slot(uint64_t n)
 
 /*
  * The secure heap the limits need, as a power of two: every stream holding its buffer
- * (limits.buffer_depth keys) and the batches in flight (HXD_PIPELINE x limits.batch_size),
- * each key of limits.max_key_chunk bytes, plus the workers' scratch (a batch's QKD bytes and
- * KEM secrets per pool thread, limits.initiator_workers + limits.responder_workers of them)
+ * (limits.buffer_depth keys) and the batches in flight (HXD_PIPELINE x limits.batch_size;
+ * a grown batch stays within the buffer), each key of limits.max_key_chunk bytes, plus the
+ * workers' scratch (the largest batch's QKD bytes and KEM secrets per pool thread,
+ * hxd_config_batch_top, limits.initiator_workers + limits.responder_workers of them)
  * and 1 MiB for OpenSSL's own. False when it is above limits.secure_heap_mb: why then gives
  * the arithmetic.
  */
@@ -348,7 +349,7 @@ static bool secure_heap_size(const struct hxd_config *c, size_t *size, char *why
     keys = (uint64_t)c->max_streams * per_stream * slot;
     /* per position in flight: its key, QKD bytes, KEM secrets, and one KEM secret key as large
      * as Classic McEliece's (a key pair per position; per batch it is far less) */
-    scratch = ((uint64_t)c->initiator_workers + c->responder_workers) * c->batch_size *
+    scratch = ((uint64_t)c->initiator_workers + c->responder_workers) * hxd_config_batch_top(c) *
                   (slot + heap_slot(c->qkd_key_bytes) + 256 + heap_slot(HX_KEM_MAX_SECRET_KEY)) +
               (1u << 20);
     need = keys + scratch;

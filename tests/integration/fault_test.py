@@ -548,5 +548,49 @@ def lossy_slow_link_keys_agree():
     cross_check(*cons[0], 0, 0)
 
 
+
+@test
+def kill9_with_grown_batches():
+    """limits.batch_size 4 growing up to 64 (limits.batch_max) in a buffer of 512: while a
+    stream's stock fills (nobody takes keys, so its batches grow), the initiator and the
+    responder are killed in turn at random moments and restarted at once; then applications
+    take 600 keys at each end: production resumes, every key agrees and is given once. (Which
+    batches a kill catches is chance; tests/unit/test_service.c
+    restart_retries_grown_prepared_batches makes the case of grown prepared batches.)"""
+    def set_limits(limits):
+        for n in "AB":
+            cfg = json.load(open(f"{WORK}/{n}.json"))
+            cfg["limits"] = {**limits, **EXTRA_LIMITS}
+            json.dump(cfg, open(f"{WORK}/{n}.json", "w"), indent=1)
+            restart_with_links(n)
+    set_limits({"batch_size": 4, "batch_max": 64, "buffer_depth": 512, "max_streams": 16})
+    try:
+        ksid = open_pair("A", "B", "grown")
+        kills = {"A": 0, "B": 0}
+        for k in range(4):
+            time.sleep(rng.uniform(0.1, 0.6))
+            node = "AB"[k % 2]
+            kill9(node)
+            kills[node] += 1
+            time.sleep(rng.uniform(0.0, 0.3))
+            start(node)
+        src, dst = uri("A", "grown"), uri("B", "grown")
+        ca, cb = Consumer("A", ksid, src, dst), Consumer("B", ksid, src, dst)
+        ca.start()
+        cb.start()
+        t0 = time.time()
+        while time.time() - t0 < 30 and (len(ca.keys) < 600 or len(cb.keys) < 600):
+            time.sleep(0.1)
+        ca.stop.set()
+        cb.stop.set()
+        ca.join(15)
+        cb.join(15)
+        check(len(ca.keys) >= 600 and len(cb.keys) >= 600,
+              f"production did not resume: {len(ca.keys)}, {len(cb.keys)} keys; "
+              f"errors {ca.errors[-3:]} {cb.errors[-3:]}")
+        cross_check(ca, cb, kills["A"], kills["B"])
+    finally:
+        set_limits({"batch_size": 16, "buffer_depth": 64})
+
 if __name__ == "__main__":
     R.run(setup)

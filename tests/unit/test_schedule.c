@@ -332,6 +332,52 @@ static void batches_grow_while_keys_are_stocked(void **state)
     daemon_free(d);
 }
 
+/* From an ETSI 014 KME (whose max_key_per_request hykexd does not ask) a stream's batches keep
+ * limits.batch_size however many keys are stocked: the initiator's pick asks for no growth. */
+static void no_growth_from_an_etsi014_kme(void **state)
+{
+    struct hxd *d = daemon_new();
+    struct hxd_stream *x;
+    char why[256];
+
+    (void)state;
+    d->cfg.batch_size = 16;
+    d->cfg.batch_max = 256;
+    d->cfg.buffer_depth = 4096;
+    d->cfg.qkd_protocol = HXD_QKD_014;
+    pthread_mutex_lock(&d->lock);
+    x = stream_new(d, X);
+    snprintf(x->src, sizeof(x->src),
+             "hybrid://a@" SELF "?hybridization=hkdf&key_sources=ML-KEM-768,QKD");
+    assert_int_equal(hx_uri_parse(x->src, &x->uri, why, sizeof(why)), HX_OK);
+    x->qkd_open = true;
+    stock(x, 0, 1024);
+    assert_int_equal(hxd_batch_qkd_mode(d, x), HX_PEER_QKD_014);
+    pthread_mutex_unlock(&d->lock);
+    kick_and_pick(d, x, 1024, 16);
+    daemon_free(d);
+}
+
+/* The largest batch a stream may reach, for what is sized by it (the secure heap's scratch,
+ * the key pairs made ahead, a restart's retries). */
+static void the_largest_batch_of_a_config(void **state)
+{
+    struct hxd_config c = {.batch_size = 16, .batch_max = 256, .buffer_depth = 128};
+
+    (void)state;
+    assert_int_equal(hxd_config_batch_top(&c), 32); /* the defaults: 3 x 32 fit in 128 */
+    c.buffer_depth = 65536;
+    assert_int_equal(hxd_config_batch_top(&c), 256);
+    c.batch_max = 100;
+    assert_int_equal(hxd_config_batch_top(&c), 64);
+    c.batch_max = 8;
+    assert_int_equal(hxd_config_batch_top(&c), 16);
+    c.batch_size = 64;
+    c.batch_max = 256;
+    c.buffer_depth = 64;
+    assert_int_equal(hxd_config_batch_top(&c), 64);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +385,8 @@ int main(void)
         cmocka_unit_test(streams_take_turns),
         cmocka_unit_test(whole_batches_while_one_is_in_flight),
         cmocka_unit_test(batches_grow_while_keys_are_stocked),
+        cmocka_unit_test(no_growth_from_an_etsi014_kme),
+        cmocka_unit_test(the_largest_batch_of_a_config),
     };
 
     hx_log_set_level(HX_LOG_ERROR); /* the failed batches' warnings are expected here */

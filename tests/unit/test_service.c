@@ -67,8 +67,9 @@ static struct hx_uuid uuid_of(const char *s)
     return u;
 }
 
-/* A daemon of node SELF trusting PEER, no QKD, no links; a store in dir/state if durable. */
-static struct hxd *daemon_new(bool durable)
+/* A daemon of node SELF trusting PEER, no QKD, no links; a store in dir/state if durable;
+ * limits: more "limits" members (", \"name\": value ...") or "". */
+static struct hxd *daemon_new_limits(bool durable, const char *limits)
 {
     char path[128], why[300];
     struct hxd *d = calloc(1, sizeof(*d));
@@ -82,8 +83,9 @@ static struct hxd *daemon_new(bool durable)
             "\", \"certificate_config\": {\"cert_authority_path\": \"ca\", "
             "\"cert_path\": \"crt\", \"key_path\": \"key\"}, \"trusted_peers\": {\"" PEER
             "\": {\"address\": {\"host\": \"127.0.0.1\", \"port\": 9}}}, \"limits\": "
-            "{\"max_streams\": 8, \"default_timeout_ms\": 300, \"max_key_chunk\": 64}%s%s%s}",
-            durable ? ", \"state_dir\": \"" : "", durable ? dir : "", durable ? "/state\"" : "");
+            "{\"max_streams\": 8, \"default_timeout_ms\": 300, \"max_key_chunk\": 64%s}%s%s%s}",
+            limits, durable ? ", \"state_dir\": \"" : "", durable ? dir : "",
+            durable ? "/state\"" : "");
     fclose(f);
     if (hxd_config_load(&d->cfg, path, NULL, why, sizeof(why)) != HX_OK) {
         fail_msg("config: %s", why);
@@ -96,6 +98,11 @@ static struct hxd *daemon_new(bool durable)
         fail_msg("store: %s", why);
     }
     return d;
+}
+
+static struct hxd *daemon_new(bool durable)
+{
+    return daemon_new_limits(durable, "");
 }
 
 static void daemon_free(struct hxd *d)
@@ -871,6 +878,59 @@ static void durable_across_restart(void **state)
     daemon_free(d);
 }
 
+/*
+ * An initiator killed holding grown batches prepared (limits.batch_size 4 grown to 64: three
+ * of them, 192 positions, that the responder may have committed): after the restart every
+ * position is in a retry, each as long as the largest batch, within the stream's retry slots.
+ * Cut to limits.batch_size they were 48 runs for 12 slots, and the rest was never asked about.
+ */
+static void restart_retries_grown_prepared_batches(void **state)
+{
+    const char *limits = ", \"batch_size\": 4, \"batch_max\": 64, \"buffer_depth\": 512";
+    const char *k = "22222222-2222-4222-8222-222222222222";
+    struct hxd *d = daemon_new_limits(true, limits);
+    struct hx_store_stream row = {.role = 0, .chunk = 32, .timeout_ms = 300};
+    struct hx_secret *keys[192];
+    struct hxd_stream *s;
+    uint64_t covered = 0;
+
+    (void)state;
+    assert_int_equal(hxd_config_batch_top(&d->cfg), 64);
+    row.ksid = uuid_of(k);
+    row.peer = uuid_of(PEER);
+    snprintf(row.src, sizeof(row.src), "%s", SRC_SELF);
+    snprintf(row.dst, sizeof(row.dst), "%s", DST_PEER);
+    assert_int_equal(hxd_persist_write(d, &row), HX_OK);
+    for (size_t i = 0; i < 192; i++) {
+        assert_int_equal(hx_secret_new(32, &keys[i]), HX_OK);
+    }
+    for (uint32_t b = 0; b < 3; b++) {
+        assert_int_equal(hx_store_put_batch(d->store, &row.ksid, 64 * b, 64, &keys[64 * b],
+                                            HX_STORE_PREPARED, 192),
+                         HX_OK);
+    }
+    for (size_t i = 0; i < 192; i++) {
+        hx_secret_free(keys[i]);
+    }
+    daemon_free(d);
+
+    d = daemon_new_limits(true, limits);
+    pthread_mutex_lock(&d->lock);
+    assert_non_null(s = hxd_stream_find(d, &row.ksid));
+    assert_int_equal(s->role, HXD_INITIATOR);
+    assert_int_equal(s->produced, 0);
+    assert_int_equal(s->next_first, 192);
+    assert_int_equal(s->n_retry, 3);
+    for (size_t i = 0; i < s->n_retry; i++) {
+        assert_int_equal(s->retry[i].first, covered);
+        assert_true(s->retry[i].count <= 64);
+        covered += s->retry[i].count;
+    }
+    assert_int_equal(covered, 192);
+    pthread_mutex_unlock(&d->lock);
+    daemon_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -889,6 +949,7 @@ int main(void)
         cmocka_unit_test(ttl_expiry),
         cmocka_unit_test(status),
         cmocka_unit_test(durable_across_restart),
+        cmocka_unit_test(restart_retries_grown_prepared_batches),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
