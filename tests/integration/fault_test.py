@@ -264,6 +264,20 @@ def three_nodes_all_pairs_at_once():
         cross_check(x, y, 0, 0)
 
 
+def kill_in_turn(n, lo, hi):
+    """n SIGKILLs, alternately to the initiator (A) and the responder (B), each after a random
+    lo..hi s, each node restarted at once (after up to 0.4 s); the kills by node."""
+    kills = {"A": 0, "B": 0}
+    for k in range(n):
+        time.sleep(rng.uniform(lo, hi))
+        node = "AB"[k % 2]
+        kill9(node)
+        kills[node] += 1
+        time.sleep(rng.uniform(0.0, 0.4))
+        start(node)
+    return kills
+
+
 @test
 def kill9_initiator_and_responder_mid_production():
     """SIGKILL at random moments, alternately the initiator (A) and the responder (B), each
@@ -273,14 +287,7 @@ def kill9_initiator_and_responder_mid_production():
     ca, cb = Consumer("A", ksid, src, dst), Consumer("B", ksid, src, dst)
     ca.start()
     cb.start()
-    kills = {"A": 0, "B": 0}
-    for k in range(6):
-        time.sleep(rng.uniform(0.2, 1.2))
-        node = "AB"[k % 2]
-        kill9(node)
-        kills[node] += 1
-        time.sleep(rng.uniform(0.0, 0.4))
-        start(node)
+    kills = kill_in_turn(6, 0.2, 1.2)
     before = (len(ca.keys), len(cb.keys))
     t0 = time.time()
     while time.time() - t0 < 20 and (len(ca.keys) < before[0] + 200 or len(cb.keys) < before[1] + 200):
@@ -566,14 +573,7 @@ def kill9_with_grown_batches():
     set_limits({"batch_size": 4, "batch_max": 64, "buffer_depth": 512, "max_streams": 16})
     try:
         ksid = open_pair("A", "B", "grown")
-        kills = {"A": 0, "B": 0}
-        for k in range(4):
-            time.sleep(rng.uniform(0.1, 0.6))
-            node = "AB"[k % 2]
-            kill9(node)
-            kills[node] += 1
-            time.sleep(rng.uniform(0.0, 0.3))
-            start(node)
+        kills = kill_in_turn(4, 0.1, 0.6)
         src, dst = uri("A", "grown"), uri("B", "grown")
         ca, cb = Consumer("A", ksid, src, dst), Consumer("B", ksid, src, dst)
         ca.start()
