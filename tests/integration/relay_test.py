@@ -404,6 +404,10 @@ def no_qkd_path_answers_status_2_naming_the_hop():
     that left the map, and the keys taken before stay equal."""
     want = [U["A"], U["F"], U["C"], U["D"]]
     wait_until("A's QKD path over F", lambda: (route("A", "D") or {}).get("qkd_path") == want)
+    # D answers the JOIN only with a path back to A in its own map, which may lag A's (it had
+    # none, between B's going and F's news reaching it, in a run under ThreadSanitizer)
+    wait_until("D's path back to A, not over the dead B",
+               lambda: (lambda p: p and U["B"] not in p)((route("D", "A") or {}).get("path")))
     ksid, out, lost = str(uuid.uuid4()), {}, threading.Barrier(2, timeout=60)
 
     def app(node):
