@@ -205,6 +205,11 @@ uint8_t hxd_batch_qkd_mode(const struct hxd *d, const struct hxd_stream *s)
     return HX_PEER_QKD_NONE;
 }
 
+bool hxd_batch_may_grow(const struct hxd *d, const struct hxd_stream *s)
+{
+    return hxd_batch_qkd_mode(d, s) != HX_PEER_QKD_014;
+}
+
 void hxd_batch_transcript(struct hxd_batch *b)
 {
     uint8_t head[80];

@@ -151,13 +151,12 @@ static enum phase pick(struct run *r)
     }
     uint8_t qkd_mode = hxd_batch_qkd_mode(d, s);
     bool is004 = qkd_mode == HX_PEER_QKD_004, retrying = s->n_retry > 0;
-    /* A new batch: larger while keys are stocked, except from an ETSI 014 KME (its
-     * max_key_per_request is not asked); capped so that its frames fit (Classic McEliece
-     * public keys are large). A retry keeps its own count (below). */
+    /* A new batch: larger while keys are stocked (hxd_batch_may_grow); capped so that its
+     * frames fit (Classic McEliece public keys are large). A retry keeps its own count. */
     r->count = retrying
                    ? 0
                    : hx_peer_batch_cap(&s->uri, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH,
-                                       hxd_stream_batch_size(d, s, qkd_mode != HX_PEER_QKD_014));
+                                       hxd_stream_batch_size(d, s, hxd_batch_may_grow(d, s)));
     if (s->n_retry > 0) {
         /* Oldest failure first: an application waits for the lowest positions. */
         r->first = s->retry[0].first;

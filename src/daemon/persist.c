@@ -45,13 +45,12 @@ static bool was_delivered(const struct restore *r, uint64_t pos)
 
 /*
  * The longest retry of a restored stream: the largest batch it may have had in flight
- * (hxd_config_batch_top; limits.batch_size from an ETSI 014 KME, whose batches do not grow),
- * cut so that its frames fit.
+ * (hxd_config_batch_top, or limits.batch_size where batches do not grow), cut so that its
+ * frames fit.
  */
 static uint32_t retry_len(const struct hxd *d, const struct hxd_stream *s)
 {
-    uint32_t n = hxd_batch_qkd_mode(d, s) == HX_PEER_QKD_014 ? d->cfg.batch_size
-                                                             : hxd_config_batch_top(&d->cfg);
+    uint32_t n = hxd_batch_may_grow(d, s) ? hxd_config_batch_top(&d->cfg) : d->cfg.batch_size;
 
     n = hx_peer_batch_cap(&s->uri, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH, n);
     return n > 0 ? n : 1;

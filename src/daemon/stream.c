@@ -213,14 +213,16 @@ uint32_t hxd_stream_batch_size(const struct hxd *d, const struct hxd_stream *s, 
 {
     uint64_t n = d->cfg.batch_size, end = hxd_stream_window_end(d, s);
     uint64_t room = end > s->next_first ? end - s->next_first : 0;
-    size_t heap;
+    size_t heap = 0; /* asked once, only when a doubling is otherwise allowed (it takes
+                        OpenSSL's secure-heap lock) */
 
-    if (!may_grow || 2 * n > d->cfg.batch_max || s->n_ready < 4 * n || room < 2 * n) {
-        return (uint32_t)n;
-    }
-    heap = hx_secret_heap_room(); /* OpenSSL's secure-heap lock: once */
-    while (2 * n <= d->cfg.batch_max && s->n_ready >= 4 * n && room >= 2 * n &&
-           heap / 2 > 2 * n * s->qos.key_chunk_size + (256u << 10)) {
+    while (may_grow && 2 * n <= d->cfg.batch_max && s->n_ready >= 4 * n && room >= 2 * n) {
+        if (heap == 0 && (heap = hx_secret_heap_room()) == 0) {
+            break;
+        }
+        if (heap / 2 <= 2 * n * s->qos.key_chunk_size + (256u << 10)) {
+            break;
+        }
         n *= 2;
     }
     return (uint32_t)n;
