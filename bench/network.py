@@ -224,7 +224,7 @@ class Network:
                "peer_local_address": {"host": a[n], "port": p["peer" + n]},
                # a deeper buffer than DEPTH is for one stream's production (the secure heap
                # holds max_streams x depth keys)
-               "limits": {"batch_size": batch,
+               "limits": {**({"batch_size": batch} if batch is not None else {}),
                           "max_streams": MAX_STREAMS if depth is None or depth <= DEPTH else 8,
                           "max_key_chunk": 32, "secure_heap_mb": SECURE_HEAP_MB},
                "qkd": {"pipeline": QKD_PIPELINE}, "kem": {"key_pairs": key_pairs},
@@ -250,7 +250,7 @@ class Network:
 
     def start_nodes(self, batch, store=None, key_pairs="per-position", depth=DEPTH, workers=None,
                     pace=None):
-        """(Re)starts nodes A and B with limits.batch_size = batch, the durable store off
+        """(Re)starts nodes A and B with limits.batch_size = batch (None: the default), the durable store off
         (None), on ("normal") or on with fsync ("fsync"), kem.key_pairs = key_pairs,
         limits.buffer_depth = depth and workers = (limits.initiator_workers,
         limits.responder_workers) (None: the defaults), limits.pace = pace (None: the
@@ -295,15 +295,18 @@ def cpu_seconds(pids):
 # handed out a batch at a time (limits.pace off), the store on (fsync off / on), the worker pools at 1 and 2 threads (initiators = responders), and
 # the batch size below and above the default (the trade-off between a batch's cadence and the
 # ML-DSA signatures per key).
+# The draining rows' limits.batch_size: the daemon's default unless HYKEX_BENCH_DRAIN_BATCH names
+# one (to compare defaults).
+DRAIN_BATCH = int(os.environ["HYKEX_BENCH_DRAIN_BATCH"]) if os.environ.get("HYKEX_BENCH_DRAIN_BATCH") else None
 DRAIN_EXTRA = [("pace off", {"pace": False}), ("store", {"store": "normal"}), ("store + fsync", {"store": "fsync"}),
                ("1 worker per pool", {"workers": (1, 1)}), ("2 workers per pool", {"workers": (2, 2)}),
                ("batch_size 8", {"batch": 8}), ("batch_size 32", {"batch": 32}),
                ("buffer_depth 64 (the default before)", {"depth": 64})]
 
 
-def drain_case(net, A, B, reps, k, samples=None, batch=16, **node):
+def drain_case(net, A, B, reps, k, samples=None, batch=DRAIN_BATCH, **node):
     """K streams drained with the default limits.buffer_depth (128) unless node has depth, and
-    limits.batch_size = batch (16: the default);
+    limits.batch_size = batch (None: the default);
     node: start_nodes' store / workers. Median [min-max] over reps of each end's p50/p99/p99.9/
     max and of keys/s (taken at A, i.e. pairs of keys). Fresh nodes for each run."""
     runs = []
@@ -316,7 +319,7 @@ def drain_case(net, A, B, reps, k, samples=None, batch=16, **node):
         runs.append(bench("drain", A, B, k, DRAIN_SECONDS, *([samples] if samples and i == 0 else [])))
         # both nodes' CPU per key taken (pairs of keys): what production and delivery cost
         runs[-1]["cpu_us_per_key"] = (cpu_seconds(pids) - cpu0) * 1e6 / max(runs[-1]["keys_per_s"] * DRAIN_SECONDS, 1)
-    v = {"streams": k, "batch_size": batch, "keys_per_s": summary([r["keys_per_s"] for r in runs]),
+    v = {"streams": k, "batch_size": batch if batch is not None else "default", "keys_per_s": summary([r["keys_per_s"] for r in runs]),
          "cpu_us_per_key": summary([r["cpu_us_per_key"] for r in runs]),
          "mismatched_keys": sum(r["mismatched_keys"] for r in runs), **{k2: str(v2) for k2, v2 in node.items()}}
     for end in "AB":
@@ -368,7 +371,7 @@ plot {", ".join(panels)}
 
 def print_drain(dr, lat=None, echo=None):
     m = lambda s: f"{s['median']:.0f} [{s['min']:.0f}-{s['max']:.0f}]"  # noqa: E731
-    print(f"\nGET_KEY while draining (buffer_depth 128, batch_size 16, {DRAIN_SECONDS} s, "
+    print(f"\nGET_KEY while draining (buffer_depth 128, batch_size {DRAIN_BATCH or 'default'}, {DRAIN_SECONDS} s, "
           f"ML-KEM-768 + QKD, 32-byte keys), us; median [min-max]")
     print(f"{'case':30} {'end':>3} {'p50':>16} {'p99':>18} {'p99.9':>18} {'max':>20} {'keys/s':>20}"
           f" {'CPU us/key':>16}")

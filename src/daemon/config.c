@@ -231,7 +231,7 @@ static const struct hx_cfg_opt table[] = {
                    "state directory (durable store; empty: memory only)"),
     HX_CFG_OPT_BOOL("store.fsync", C, store_sync, "false",
                     "fsync every store commit: durable across power loss, not only crashes"),
-    HX_CFG_OPT_INT("limits.batch_size", C, batch_size, 1, 1024, "16", 0,
+    HX_CFG_OPT_INT("limits.batch_size", C, batch_size, 1, 1024, "24", 0,
                    "positions per key-production batch"),
     HX_CFG_OPT_INT("limits.batch_max", C, batch_max, 1, 1024, "256", 0,
                    "largest batch: batches double from limits.batch_size, never above it, while "

@@ -365,7 +365,10 @@ static void the_largest_batch_of_a_config(void **state)
     struct hxd_config c = {.batch_size = 16, .batch_max = 256, .buffer_depth = 128};
 
     (void)state;
-    assert_int_equal(hxd_config_batch_top(&c), 32); /* the defaults: 3 x 32 fit in 128 */
+    assert_int_equal(hxd_config_batch_top(&c), 32); /* 3 x 32 fit in 128 */
+    c.batch_size = 24;                              /* the defaults: 3 x 48 do not */
+    assert_int_equal(hxd_config_batch_top(&c), 24);
+    c.batch_size = 16;
     c.buffer_depth = 65536;
     assert_int_equal(hxd_config_batch_top(&c), 256);
     c.batch_max = 100;
