@@ -200,17 +200,19 @@ static struct hxd_stream *wait_key(struct hxd *d, const struct hx_uuid *ksid, ui
     return s;
 }
 
-/* The reserve a paced stream keeps ahead of its application: two batches, at most a quarter
- * of the buffer (the rest is room for the batches in flight, which production needs whole).
- * At a batch's arrival the reserve is down to about one batch, which is what absorbs a late
- * batch: with one batch as the target it was near 0 then, and every late batch was a stall
- * (docs/performance.md, "fourth round"). */
+/* The reserve a paced stream keeps ahead of its application: two batches, within what the
+ * buffer leaves beside the HXD_PIPELINE batches in flight (which production needs whole), and
+ * at least a quarter of the buffer. At a batch's arrival the reserve is down to about one
+ * batch, which is what absorbs a late batch: with one batch as the target it was near 0 then,
+ * and every late batch was a stall (docs/performance.md, "fourth round"). */
 static uint64_t pace_target(const struct hxd *d)
 {
-    uint64_t quarter = d->cfg.buffer_depth / 4 > 0 ? d->cfg.buffer_depth / 4 : 1;
-    uint64_t two = 2 * (uint64_t)d->cfg.batch_size;
+    uint64_t depth = d->cfg.buffer_depth, n = d->cfg.batch_size;
+    uint64_t room = depth > HXD_PIPELINE * n ? depth - HXD_PIPELINE * n : 0;
+    uint64_t cap = depth / 4 > room ? depth / 4 : room;
 
-    return two < quarter ? two : quarter;
+    cap = cap > 0 ? cap : 1;
+    return 2 * n < cap ? 2 * n : cap;
 }
 
 /*

@@ -658,7 +658,8 @@ static void paced_get(void **state)
     open_responder(d, k, "");
     commit_keys(d, k, 0, 4);
     pace_due_later(d, k, 300);
-    /* reserve 3 < 32 (two batches): held until the deadline (300 ms), then delivered */
+    /* reserve 3 < 48 (two batches of 24, beside three in flight in 128): held until the
+     * deadline (300 ms), then delivered */
     hxd_svc_get(d, &q, &res);
     assert_int_equal(res.r.err, HXD_SVC_OK);
     assert_int_equal(res.index, 0);
@@ -678,9 +679,10 @@ static void paced_get(void **state)
     delivered(&res, 2);
     assert_int_equal(asked, 1);
     d->cfg.pace = true;
-    /* a reserve at its target (32 beyond the asked position): at once */
+    /* a reserve at its target (48 beyond the asked position): at once */
     commit_keys(d, k, 4, 16);
     commit_keys(d, k, 20, 16);
+    commit_keys(d, k, 36, 16);
     pace_due_later(d, k, 300);
     hxd_svc_get(d, &q, &res);
     delivered(&res, 3);
@@ -689,7 +691,7 @@ static void paced_get(void **state)
     pace_due_later(d, k, 60000);
     asked = 0;
     q.has_index = true;
-    q.index = 5; /* reserve 30 */
+    q.index = 5; /* reserve 46 */
     assert_int_equal(pthread_create(&t, NULL, later_main, &l), 0);
     hxd_svc_get(d, &q, &res);
     pthread_join(t, NULL);
@@ -697,9 +699,10 @@ static void paced_get(void **state)
     daemon_free(d);
 }
 
-/* The reserve's target is two batches, at most a quarter of limits.buffer_depth: with a buffer
- * of 64 and batches of 16 it is 16, so a reserve of 18 is not held (with the default 128 it
- * would be: paced_get's reserve of 30). */
+/* The reserve's target is two batches, within what the buffer leaves beside three in flight,
+ * and at least a quarter of limits.buffer_depth: with a buffer of 64 and batches of 24 (no room
+ * beside three) it is 16, so a reserve of 19 is not held (with the default 128 it would be:
+ * paced_get's reserve of 46). */
 static void paced_target_capped_by_the_buffer(void **state)
 {
     struct hxd *d = daemon_new(false);
