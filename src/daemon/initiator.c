@@ -62,9 +62,11 @@ static void slot_start(struct hxd_inflight *f, uint64_t first, bool want_ack)
 
 /*
  * The initiator's KME had no key yet at some index of this batch (request phase, before the
- * peer heard of it): the QKD indices not spent go back to the stream. With some keys fetched,
- * the batch goes on with those positions and the rest are made again later (true); with none,
- * it fails and waits its back-off (false).
+ * peer heard of it): the stream goes on one batch at a time (qkd_busy) until a batch gets all
+ * its keys. An ETSI 004 KME: the QKD indices not spent go back to the stream; with some keys
+ * fetched, the batch goes on with those positions and the rest are made again later (true).
+ * With none, or from an ETSI 014 KME ("try again later": all of a batch's keys or none), it
+ * fails and waits its back-off (false).
  */
 static bool qkd_not_yet(struct run *r)
 {
@@ -73,20 +75,23 @@ static bool qkd_not_yet(struct run *r)
     uint32_t done = r->b.qkd_done;
     bool go_on = false;
 
-    if (r->b.qkd_mode != HX_PEER_QKD_004 || r->status != HYKEX_STATUS_INSUFFICIENT_KEY ||
-        done >= r->count) {
+    if (r->status != HYKEX_STATUS_INSUFFICIENT_KEY || done >= r->count) {
         return false;
     }
     pthread_mutex_lock(&d->lock);
     if ((s = hxd_stream_find(d, &r->ksid)) != NULL) {
         s->qkd_waiting = true;
-        hxd_qkd_give_back(s, r->b.qkd_first + done, r->count - done);
-        if (done > 0 && hxd_init_retry_add(s, r->first + done, r->count - done)) {
-            r->count = r->b.count = done;
-            go_on = true;
-        } else if (done > 0) {
-            hxd_qkd_give_back(s, r->b.qkd_first, done); /* no room to split: all made again */
-        }
+    }
+    if (s == NULL || r->b.qkd_mode != HX_PEER_QKD_004) {
+        pthread_mutex_unlock(&d->lock);
+        return false;
+    }
+    hxd_qkd_give_back(s, r->b.qkd_first + done, r->count - done);
+    if (done > 0 && hxd_init_retry_add(s, r->first + done, r->count - done)) {
+        r->count = r->b.count = done;
+        go_on = true;
+    } else if (done > 0) {
+        hxd_qkd_give_back(s, r->b.qkd_first, done); /* no room to split: all made again */
     }
     pthread_mutex_unlock(&d->lock);
     return go_on;
@@ -98,9 +103,6 @@ static void qkd_made(struct run *r)
 {
     struct hxd_stream *s;
 
-    if (r->b.qkd_mode != HX_PEER_QKD_004) {
-        return;
-    }
     pthread_mutex_lock(&r->d->lock);
     /* positions still to make again: keep going one batch at a time, lowest first */
     if ((s = hxd_stream_find(r->d, &r->ksid)) != NULL && s->qkd_waiting && s->n_retry == 0) {
@@ -141,8 +143,8 @@ static enum phase pick(struct run *r)
     /* 004 QKD: not before this node's KME has opened its end (service.c opens it after
      * STREAM_OPEN, and the JOIN may come first). */
     if (s == NULL || s->role != HXD_INITIATOR || !s->peer_app_open || s->peer_closed || f == NULL ||
-        (hxd_batch_qkd_mode(d, s) == HX_PEER_QKD_004 &&
-         (!s->qkd_open || (s->qkd_waiting && qkd_busy(s))))) {
+        (hxd_batch_qkd_mode(d, s) == HX_PEER_QKD_004 && !s->qkd_open) ||
+        (s->qkd_waiting && qkd_busy(s))) {
         if (s != NULL && s->inflight > 0) {
             s->inflight--;
         }

@@ -206,8 +206,9 @@ def setup():
                "hybridization_server_address": {"host": "127.0.0.1", "port": PORTS["api" + n]},
                "qkd_address": {"host": "127.0.0.1", "port": PORTS["k" + n]},
                "peer_local_address": {"host": "127.0.0.1", "port": PORTS["peer" + n]},
-               # T and V at debug: their batches' every step is in the kept logs if the
-               # 'try again later' case ever fails again (it got no key at all once, under load)
+               # T and V at debug, for the kept logs of the 'try again later' case: it got no
+               # key at all twice under load, while T's batches raced for the KME's few keys
+               # (now one batch at a time once the KME is short: initiator.c qkd_not_yet)
                "log_level": "debug" if n in "TV" else "info"}
         if n == "P":  # min_bps 0: the strict KME counter-proposes, P retries with it
             cfg["qkd"] = {"qos": {"min_bps": 0}}

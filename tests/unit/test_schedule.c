@@ -358,6 +358,42 @@ static void no_growth_from_an_etsi014_kme(void **state)
     daemon_free(d);
 }
 
+/* An ETSI 014 KME said "try again later" (qkd_waiting): while a batch is in flight the stream
+ * starts no other, so that the few keys the KME makes go to the lowest positions, which the
+ * application waits for, instead of batches racing for them. */
+static void one_batch_at_a_time_while_an_etsi014_kme_is_short(void **state)
+{
+    struct hxd *d = daemon_new();
+    struct hxd_stream *x;
+    char why[256];
+
+    (void)state;
+    d->cfg.qkd_protocol = HXD_QKD_014;
+    pthread_mutex_lock(&d->lock);
+    x = stream_new(d, X);
+    snprintf(x->src, sizeof(x->src),
+             "hybrid://a@" SELF "?hybridization=hkdf&key_sources=ML-KEM-768,QKD");
+    assert_int_equal(hx_uri_parse(x->src, &x->uri, why, sizeof(why)), HX_OK);
+    x->qkd_open = true;
+    x->qkd_waiting = true;
+    x->fl[0].used = true; /* positions 0..23 in flight */
+    x->fl[0].first = 0;
+    x->inflight = 1;
+    x->next_first = 24;
+    hxd_stream_kick(d, x);
+    assert_int_equal(x->queued, 1);
+    pthread_mutex_unlock(&d->lock);
+    run_head(d);
+    pthread_mutex_lock(&d->lock);
+    assert_int_equal(x->next_first, 24); /* no new batch picked */
+    assert_int_equal(x->n_retry, 0);
+    assert_int_equal(x->inflight, 1);
+    x->qkd_waiting = false; /* a batch got its keys: batches side by side again */
+    pthread_mutex_unlock(&d->lock);
+    kick_and_pick(d, x, 24, 24);
+    daemon_free(d);
+}
+
 /* The largest batch a stream may reach, for what is sized by it (the secure heap's scratch,
  * the key pairs made ahead, a restart's retries). */
 static void the_largest_batch_of_a_config(void **state)
@@ -389,6 +425,7 @@ int main(void)
         cmocka_unit_test(whole_batches_while_one_is_in_flight),
         cmocka_unit_test(batches_grow_while_keys_are_stocked),
         cmocka_unit_test(no_growth_from_an_etsi014_kme),
+        cmocka_unit_test(one_batch_at_a_time_while_an_etsi014_kme_is_short),
         cmocka_unit_test(the_largest_batch_of_a_config),
     };
 
