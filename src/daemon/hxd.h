@@ -96,6 +96,8 @@ struct hxd_stream {
     struct hykex_qos qos;
     struct hx_qkd_ksid qkd_ksid; /* the KME's id as it gave it; none: no QKD source or not opened */
     char peer_sae[64];           /* ETSI 014: the peer node's SAE id (from STREAM_OPEN / JOIN) */
+    uint32_t kme_max_keys;       /* ETSI 014 initiator: the KME's max_key_per_request for peer_sae
+                                    (0: not known yet; UINT32_MAX: the KME gives none) */
     bool announced;              /* responder: the initiator's STREAM_OPEN arrived */
     int64_t join_by;             /* responder, announced: dropped unless joined by then (clock.h) */
     bool app_open;               /* the local application holds it open */

@@ -83,6 +83,12 @@ static bool qkd_not_yet(struct run *r)
         s->qkd_waiting = true;
     }
     if (s == NULL || r->b.qkd_mode != HX_PEER_QKD_004) {
+        /* Listed now, under the same lock: a batch in flight that gets its keys meanwhile
+         * (qkd_made) must see positions still to make, or it would end the wait. The batch's
+         * end (hxd_init_batch_done) does not list them twice. */
+        if (s != NULL && !s->peer_closed) {
+            (void)hxd_init_retry_add(s, r->first, r->count); /* full: given up, as there */
+        }
         pthread_mutex_unlock(&d->lock);
         return false;
     }
@@ -103,6 +109,9 @@ static void qkd_made(struct run *r)
 {
     struct hxd_stream *s;
 
+    if (r->b.qkd_mode == HX_PEER_QKD_NONE) {
+        return;
+    }
     pthread_mutex_lock(&r->d->lock);
     /* positions still to make again: keep going one batch at a time, lowest first */
     if ((s = hxd_stream_find(r->d, &r->ksid)) != NULL && s->qkd_waiting && s->n_retry == 0) {
@@ -124,6 +133,56 @@ static bool qkd_busy(const struct hxd_stream *s)
     return false;
 }
 
+/*
+ * ETSI 014: the KME's max_key_per_request for the peer's SAE, asked once per stream before its
+ * first batch (no lock held during the call), so that no enc_keys asks for more: a KME whose
+ * limit is below limits.batch_size refuses every such request. A KME that does not answer is
+ * asked again at the next batch; one whose status has no limit (or no status) sets none.
+ */
+static void kme_limit(struct run *r)
+{
+    struct hxd *d = r->d;
+    struct hxd_stream *s;
+    char sae[sizeof(s->peer_sae)], id[HX_UUID_STR_LEN + 1], msg[300] = "";
+    uint32_t max = 0;
+    bool ask;
+    hx_err e;
+
+    pthread_mutex_lock(&d->lock);
+    s = hxd_stream_find(d, &r->ksid);
+    ask = s != NULL && s->role == HXD_INITIATOR && s->kme_max_keys == 0 && s->peer_sae[0] != '\0' &&
+          hxd_batch_qkd_mode(d, s) == HX_PEER_QKD_014;
+    if (ask) {
+        snprintf(sae, sizeof(sae), "%s", s->peer_sae);
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (!ask || (e = hx_qkd014_status(&d->qkd014, sae, &max, msg, sizeof(msg))) == HX_ERR_IO) {
+        return;
+    }
+    hx_uuid_format(&r->ksid, id);
+    if (e != HX_OK || max == 0) {
+        hx_info("the ETSI 014 KME gives no max_key_per_request: batches not limited by it",
+                HX_F_STR("stream", id) HX_F_STR("reason", msg[0] ? msg : "not in its status"));
+        max = UINT32_MAX;
+    } else if (max < d->cfg.batch_size) {
+        hx_info("batches limited to the ETSI 014 KME's max_key_per_request",
+                HX_F_STR("stream", id) HX_F_U64("max_key_per_request", max));
+    }
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, &r->ksid)) != NULL && s->kme_max_keys == 0) {
+        s->kme_max_keys = max;
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* A batch of count positions within the ETSI 014 KME's max_key_per_request (lock held). */
+static uint32_t kme_cap(const struct hxd_stream *s, uint8_t qkd_mode, uint32_t count)
+{
+    return qkd_mode == HX_PEER_QKD_014 && s->kme_max_keys > 0 && count > s->kme_max_keys
+               ? s->kme_max_keys
+               : count;
+}
+
 static enum phase pick(struct run *r)
 {
     struct hxd *d = r->d;
@@ -132,6 +191,7 @@ static enum phase pick(struct run *r)
     uint64_t qkd_first;
     hx_err e;
 
+    kme_limit(r);
     pthread_mutex_lock(&d->lock);
     s = hxd_stream_find(d, &r->ksid);
     if (s != NULL && s->queued > 0) {
@@ -155,10 +215,12 @@ static enum phase pick(struct run *r)
     bool is004 = qkd_mode == HX_PEER_QKD_004, retrying = s->n_retry > 0;
     /* A new batch: larger while keys are stocked (hxd_batch_may_grow); capped so that its
      * frames fit (Classic McEliece public keys are large). A retry keeps its own count. */
-    r->count = retrying
-                   ? 0
-                   : hx_peer_batch_cap(&s->uri, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH,
-                                       hxd_stream_batch_size(d, s, hxd_batch_may_grow(d, s)));
+    r->count =
+        retrying
+            ? 0
+            : kme_cap(s, qkd_mode,
+                      hx_peer_batch_cap(&s->uri, d->cfg.kem_key_pairs == HXD_KEY_PAIRS_PER_BATCH,
+                                        hxd_stream_batch_size(d, s, hxd_batch_may_grow(d, s))));
     if (s->n_retry > 0) {
         /* Oldest failure first: an application waits for the lowest positions. */
         r->first = s->retry[0].first;
@@ -182,6 +244,10 @@ static enum phase pick(struct run *r)
         return PH_DONE;
     } else {
         r->first = s->next_first;
+    }
+    if (retrying && kme_cap(s, qkd_mode, r->count) < r->count &&
+        hxd_init_retry_add(s, r->first + s->kme_max_keys, r->count - s->kme_max_keys)) {
+        r->count = s->kme_max_keys; /* failed before the KME's limit was known: cut */
     }
     if (is004) {
         /* A retry's positions are cut only when the rest can wait in the retry list. */

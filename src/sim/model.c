@@ -187,6 +187,9 @@ static const struct hx_cfg_opt kme_table[] = {
     HX_CFG_OPT_STR("etsi014.key", struct sim_kme, l014.key, 0, "\"\"", 0, "server key (PEM)"),
     HX_CFG_OPT_STR("etsi014.ca", struct sim_kme, l014.ca, 0, "\"\"", 0,
                    "CA of the SAE client certificates"),
+    HX_CFG_OPT_INT("etsi014.max_key_per_request", struct sim_kme, max_per_request, 1,
+                   SIM_014_MAX_PER_REQUEST, "128", 0,
+                   "keys one enc_keys or dec_keys may ask for (its status says so)"),
 };
 
 struct link_cfg {

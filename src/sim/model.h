@@ -89,6 +89,7 @@ struct sim_kme {
     struct hx_uuid node; /* the trusted node this KME serves */
     struct sim_id_list saes;
     struct sim_listener l004_json, l004_bin, l014;
+    int64_t max_per_request; /* ETSI 014 max_key_per_request (1..SIM_014_MAX_PER_REQUEST) */
     /* faults */
     bool corrupt_next;   /* flip a bit in the next key this KME delivers */
     uint64_t drop_epoch; /* connections older than this epoch close ("drop all") */

@@ -89,7 +89,8 @@ int sim_014_status(struct sim_net *net, size_t kme, const char *caller, const ch
     json_object_object_add(
         o, "max_key_count",
         json_object_new_int64((int64_t)(l->capacity_bits / SIM_014_DEFAULT_KEY_BITS)));
-    json_object_object_add(o, "max_key_per_request", json_object_new_int(SIM_014_MAX_PER_REQUEST));
+    json_object_object_add(o, "max_key_per_request",
+                           json_object_new_int64(net->kmes[kme].max_per_request));
     json_object_object_add(o, "max_key_size", json_object_new_int(SIM_014_MAX_KEY_BITS));
     json_object_object_add(o, "min_key_size", json_object_new_int(SIM_014_MIN_KEY_BITS));
     json_object_object_add(o, "max_SAE_ID_count", json_object_new_int(0));
@@ -144,9 +145,11 @@ int sim_014_enc_keys(struct sim_net *net, size_t kme, const char *caller, const 
         goto out;
     }
     l = &net->links[link];
-    if (number < 1 || number > SIM_014_MAX_PER_REQUEST) {
-        rc = error_body(400, body, "number is not in the allowed range",
-                        "number must be 1..128 (max_key_per_request)");
+    if (number < 1 || number > net->kmes[kme].max_per_request) {
+        char why[80];
+        snprintf(why, sizeof(why), "number must be 1..%" PRId64 " (max_key_per_request)",
+                 net->kmes[kme].max_per_request);
+        rc = error_body(400, body, "number is not in the allowed range", why);
         goto out;
     }
     if (size_bits % 8 != 0 || size_bits < SIM_014_MIN_KEY_BITS ||
@@ -242,8 +245,8 @@ int sim_014_dec_keys(struct sim_net *net, size_t kme, const char *caller, const 
     if ((rc = sae_pair(net, kme, caller, master, &other, &link, body)) != 0) {
         goto out;
     }
-    if (n_ids == 0 || n_ids > SIM_014_MAX_PER_REQUEST) {
-        rc = error_body(400, body, "key_IDs must list 1..128 keys", NULL);
+    if (n_ids == 0 || (int64_t)n_ids > net->kmes[kme].max_per_request) {
+        rc = error_body(400, body, "key_IDs must list 1..max_key_per_request keys", NULL);
         goto out;
     }
     if ((found = calloc(n_ids, sizeof(*found))) == NULL) {

@@ -31,7 +31,8 @@ static size_t on_data(char *ptr, size_t size, size_t n, void *arg)
     return add;
 }
 
-/* POSTs json to base_url + path; returns the HTTP status (0 on transport failure). */
+/* POSTs json to base_url + path (json NULL: a GET); returns the HTTP status (0 on transport
+ * failure). */
 static long post(const struct hx_qkd014 *c, const char *path, const char *json, struct body *b,
                  char *msg, size_t msg_len)
 {
@@ -46,10 +47,14 @@ static long post(const struct hx_qkd014 *c, const char *path, const char *json, 
         return 0;
     }
     snprintf(url, sizeof(url), "%s%s", c->base_url, path);
-    hdr = curl_slist_append(hdr, "Content-Type: application/json");
     curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, json);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    if (json != NULL) {
+        hdr = curl_slist_append(hdr, "Content-Type: application/json");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, json);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    } else {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    }
     curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
     curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
     curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
@@ -230,5 +235,55 @@ hx_err hx_qkd014_dec(const struct hx_qkd014 *c, const char *master_sae, const st
                     : status_error(code, &b, msg, msg_len);
     free(json);
     OPENSSL_clear_free(b.p, b.cap);
+    return e;
+}
+
+hx_err hx_qkd014_parse_status(const char *json, size_t len, uint32_t *max_per_request, char *msg,
+                              size_t msg_len)
+{
+    static const struct hx_json_limits lim = {
+        .max_message = 64u << 10, .max_depth = 8, .max_string = 4096, .max_members = 256};
+    struct json_object *o = NULL, *v;
+    char why[200];
+    int64_t n;
+
+    *max_per_request = 0;
+    if (hx_json_parse_object(json, len, &lim, &o, why, sizeof(why)) != HX_OK) {
+        snprintf(msg, msg_len, "QKD source (014): malformed status from the KME: %s", why);
+        return HX_ERR_PROTO;
+    }
+    if (!json_object_object_get_ex(o, "max_key_per_request", &v)) {
+        json_object_put(o);
+        return HX_OK; /* not given: no limit known */
+    }
+    n = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : -1;
+    json_object_put(o);
+    if (n < 1 || n > UINT32_MAX) {
+        snprintf(msg, msg_len,
+                 "QKD source (014): the KME's status has a max_key_per_request that is not a "
+                 "positive integer");
+        return HX_ERR_PROTO;
+    }
+    *max_per_request = (uint32_t)n;
+    return HX_OK;
+}
+
+hx_err hx_qkd014_status(const struct hx_qkd014 *c, const char *slave_sae, uint32_t *max_per_request,
+                        char *msg, size_t msg_len)
+{
+    struct body b = {NULL, 0, 64u << 10};
+    char path[200];
+    long code;
+    hx_err e;
+
+    *max_per_request = 0;
+    if ((b.p = malloc(b.cap)) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    snprintf(path, sizeof(path), "/api/v1/keys/%s/status", slave_sae);
+    code = post(c, path, NULL, &b, msg, msg_len);
+    e = code == 200 ? hx_qkd014_parse_status(b.p, b.len, max_per_request, msg, msg_len)
+                    : status_error(code, &b, msg, msg_len);
+    free(b.p);
     return e;
 }

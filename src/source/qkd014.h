@@ -30,6 +30,17 @@ HX_MUST_CHECK hx_err hx_qkd014_dec(const struct hx_qkd014 *c, const char *master
                                    uint8_t *keys, char *msg, size_t msg_len);
 
 /*
+ * GET status for the slave SAE: the KME's max_key_per_request (0: the status does not give
+ * it). HX_ERR_IO when the KME did not answer, HX_ERR_STATE / HX_ERR_NO_KEY for an HTTP error,
+ * HX_ERR_PROTO for a malformed status (msg says which).
+ */
+HX_MUST_CHECK hx_err hx_qkd014_status(const struct hx_qkd014 *c, const char *slave_sae,
+                                      uint32_t *max_per_request, char *msg, size_t msg_len);
+/* Parses a status object's max_key_per_request (absent: 0; present: an integer >= 1). */
+HX_MUST_CHECK hx_err hx_qkd014_parse_status(const char *json, size_t len, uint32_t *max_per_request,
+                                            char *msg, size_t msg_len);
+
+/*
  * Parses a KME's key container {"keys": [{"key_ID", "key" (base64)}, ...]} of exactly count
  * keys of bytes bytes each into keys (count * bytes): in order, their ids into ids; or, with
  * ids_given, each at the position of its id in ids (a key not asked for is an error).

@@ -165,10 +165,12 @@ def setup():
                           ("X", "kX", ["own-ids", "opaque-ids"])):
         net["kmes"].append({"id": "KME_" + n, "node": U[n], "profile": profile,
                             "etsi004_json": {"port": PORTS[k]}})
+    # ETSI 014 KMEs that also give at most 3 keys a request (their status says so; T's
+    # batches are of 4)
     for n in "TV":
         net["kmes"].append({"id": "KME_" + n, "node": U[n], "saes": ["SAE_" + n],
                             "profile": "try-later-014",
-                            "etsi014": {"port": PORTS["k" + n],
+                            "etsi014": {"port": PORTS["k" + n], "max_key_per_request": 3,
                                         "cert": f"{WORK}/KME_{n}/node.crt",
                                         "key": f"{WORK}/KME_{n}/node.key",
                                         "ca": f"{WORK}/ca014/ca.crt"}})
@@ -309,7 +311,9 @@ def strict_qos_kme_and_keys_not_made_yet():
 @test
 def etsi014_try_again_later():
     """An ETSI 014 KME whose empty pool answers HTTP 400 "try again later": that is no key
-    yet (status 2 while waiting, asked again after the back-off), never status 4; keys agree."""
+    yet (status 2 while waiting, asked again after the back-off), never status 4; keys agree.
+    Its status gives max_key_per_request 3, below T's batches of 4: T asks for no more (else
+    every enc_keys is refused with 400 and the application gets status 4)."""
     # GET_KEY waits at most 1 s (the QoS timeout): shorter than the pool takes to refill, so
     # the applications see what hykexd makes of "try again later"
     out = both("T", "V", for_seconds(10), timeout=1000)
@@ -325,6 +329,8 @@ def etsi014_try_again_later():
     check(t[:n] == v[:n], "keys differ between T and V")
     check("try again later" in log_of("T"), "the KME never said 'try again later'")
     check("key production failed" not in log_of("T"), "'try again later' logged as a failure")
+    check(any("KME's max_key_per_request" in ln and "max_key_per_request=3" in ln
+              for ln in log_of("T").splitlines()), "T did not take the KME's limit of 3")
     print(f"    T/V: {len(t)} and {len(v)} keys in 10 s")
 
 

@@ -37,6 +37,49 @@ struct hx_link *__wrap_hx_links_get(struct hx_links *ls, const struct hx_uuid *p
     return NULL;
 }
 
+hx_err __wrap_hx_qkd014_enc(const struct hx_qkd014 *c, const char *slave_sae, uint32_t count,
+                            size_t bytes, uint8_t *keys, struct hx_uuid *ids, char *msg,
+                            size_t msg_len);
+hx_err __wrap_hx_qkd014_status(const struct hx_qkd014 *c, const char *slave_sae,
+                               uint32_t *max_per_request, char *msg, size_t msg_len);
+
+/* The ETSI 014 KME, as a test sets it: what enc_keys answers, the count it was last asked for,
+ * the max_key_per_request its status gives (0: none), how often the status was asked. */
+static struct {
+    hx_err enc;
+    uint32_t enc_count;
+    uint32_t max;
+    int status_calls;
+} kme014;
+
+hx_err __wrap_hx_qkd014_enc(const struct hx_qkd014 *c, const char *slave_sae, uint32_t count,
+                            size_t bytes, uint8_t *keys, struct hx_uuid *ids, char *msg,
+                            size_t msg_len)
+{
+    (void)c;
+    (void)slave_sae;
+    (void)ids;
+    kme014.enc_count = count;
+    if (kme014.enc != HX_OK) {
+        snprintf(msg, msg_len, "HTTP 400 from the KME: try again later");
+        return kme014.enc;
+    }
+    memset(keys, 0x5a, (size_t)count * bytes);
+    return HX_OK;
+}
+
+hx_err __wrap_hx_qkd014_status(const struct hx_qkd014 *c, const char *slave_sae,
+                               uint32_t *max_per_request, char *msg, size_t msg_len)
+{
+    (void)c;
+    (void)slave_sae;
+    (void)msg;
+    (void)msg_len;
+    kme014.status_calls++;
+    *max_per_request = kme014.max;
+    return HX_OK;
+}
+
 static struct hx_uuid uuid_of(const char *s)
 {
     struct hx_uuid u;
@@ -207,7 +250,7 @@ static void streams_take_turns(void **state)
     pthread_mutex_unlock(&d->lock);
     queue_text(d, q, sizeof(q));
     assert_string_equal(q, "X Y Z");
-    run_head(d); /* X picks positions 0..15 and queues X's next, then fails: no link */
+    run_head(d); /* X picks positions 0..23 and queues X's next, then fails: no link */
     queue_text(d, q, sizeof(q));
     assert_string_equal(q, "Y Z X");
     pthread_mutex_lock(&d->lock);
@@ -394,6 +437,81 @@ static void one_batch_at_a_time_while_an_etsi014_kme_is_short(void **state)
     daemon_free(d);
 }
 
+/* A stream X of ML-KEM-768 and QKD from an ETSI 014 KME, both SAE ids known (lock held). */
+static struct hxd_stream *stream014(struct hxd *d)
+{
+    struct hxd_stream *x = stream_new(d, X);
+    char why[256];
+
+    d->cfg.qkd_protocol = HXD_QKD_014;
+    snprintf(d->cfg.qkd_sae_id, sizeof(d->cfg.qkd_sae_id), "SAE_A");
+    snprintf(x->src, sizeof(x->src),
+             "hybrid://a@" SELF "?hybridization=hkdf&key_sources=ML-KEM-768,QKD");
+    assert_int_equal(hx_uri_parse(x->src, &x->uri, why, sizeof(why)), HX_OK);
+    snprintf(x->peer_sae, sizeof(x->peer_sae), "SAE_B");
+    x->qkd_open = true;
+    return x;
+}
+
+/* "Try again later" from the ETSI 014 KME puts the stream in its one-batch-at-a-time wait, with
+ * the batch's positions listed to make again; the next batch that gets its keys ends the wait. */
+static void an_etsi014_kme_short_of_keys_then_not(void **state)
+{
+    struct hxd *d = daemon_new();
+    struct hxd_stream *x;
+
+    (void)state;
+    memset(&kme014, 0, sizeof(kme014));
+    kme014.enc = HX_ERR_NO_KEY;
+    pthread_mutex_lock(&d->lock);
+    x = stream014(d);
+    pthread_mutex_unlock(&d->lock);
+    kick_and_pick(d, x, 0, 24);
+    assert_int_equal(kme014.enc_count, 24);
+    assert_true(x->qkd_waiting);
+    assert_int_equal(x->kme_max_keys, UINT32_MAX); /* its status gave no limit */
+    kme014.enc = HX_OK;
+    x->retry_at = 0;            /* the back-off is over */
+    kick_and_pick(d, x, 0, 24); /* keys this time; the batch fails later, at BATCH_REQ */
+    assert_false(x->qkd_waiting);
+    assert_int_equal(kme014.status_calls, 1);
+    daemon_free(d);
+}
+
+/* A KME whose status gives max_key_per_request 10 gets no enc_keys for more: new batches are
+ * of 10, and a retry of 24 (failed before the limit was known) is cut into 10 and the rest. */
+static void etsi014_batches_within_the_kmes_max_key_per_request(void **state)
+{
+    struct hxd *d = daemon_new();
+    struct hxd_stream *x;
+
+    (void)state;
+    memset(&kme014, 0, sizeof(kme014));
+    kme014.enc = HX_ERR_NO_KEY;
+    kme014.max = 10;
+    pthread_mutex_lock(&d->lock);
+    x = stream014(d);
+    pthread_mutex_unlock(&d->lock);
+    kick_and_pick(d, x, 0, 10);
+    assert_int_equal(kme014.enc_count, 10);
+    assert_int_equal(x->kme_max_keys, 10);
+    pthread_mutex_lock(&d->lock);
+    x->retry[0].count = 24;
+    x->retry_at = 0;
+    x->qkd_waiting = false;
+    hxd_stream_kick(d, x);
+    pthread_mutex_unlock(&d->lock);
+    run_head(d);
+    assert_int_equal(kme014.enc_count, 10);
+    assert_int_equal(kme014.status_calls, 1);
+    assert_int_equal(x->n_retry, 2);
+    assert_int_equal(x->retry[0].first, 0);
+    assert_int_equal(x->retry[0].count, 10);
+    assert_int_equal(x->retry[1].first, 10);
+    assert_int_equal(x->retry[1].count, 14);
+    daemon_free(d);
+}
+
 /* The largest batch a stream may reach, for what is sized by it (the secure heap's scratch,
  * the key pairs made ahead, a restart's retries). */
 static void the_largest_batch_of_a_config(void **state)
@@ -426,6 +544,8 @@ int main(void)
         cmocka_unit_test(batches_grow_while_keys_are_stocked),
         cmocka_unit_test(no_growth_from_an_etsi014_kme),
         cmocka_unit_test(one_batch_at_a_time_while_an_etsi014_kme_is_short),
+        cmocka_unit_test(an_etsi014_kme_short_of_keys_then_not),
+        cmocka_unit_test(etsi014_batches_within_the_kmes_max_key_per_request),
         cmocka_unit_test(the_largest_batch_of_a_config),
     };
 
