@@ -242,6 +242,16 @@ class Network:
             cfg["store"] = {"fsync": store == "fsync"}
         json.dump(cfg, open(f"{work}/{n}.json", "w"))
 
+    def effective(self, n, *path):
+        """A setting of node n's running configuration (hykexd --check-config), e.g. a
+        default the benchmark left to the daemon."""
+        out = subprocess.run([f"{BIN}/hykexd", "-c", f"{n}.json", "--check-config"], cwd=self.work,
+                             capture_output=True, text=True, check=True).stdout
+        v = json.loads(out)
+        for key in path:
+            v = v[key]
+        return v
+
     def start_node(self, n):
         p = subprocess.Popen(self.wrap(n, [f"{BIN}/hykexd", "-c", f"{n}.json"]), cwd=self.work,
                              stdout=subprocess.PIPE, stderr=open(f"{self.work}/{n}.log", "a"), text=True)
@@ -296,7 +306,7 @@ def cpu_seconds(pids):
 # the batch size below and above the default (the trade-off between a batch's cadence and the
 # ML-DSA signatures per key).
 # The draining rows' limits.batch_size: the daemon's default unless HYKEX_BENCH_DRAIN_BATCH names
-# one (to compare defaults).
+# one (to compare defaults); the results record the size the nodes ran with.
 DRAIN_BATCH = int(os.environ["HYKEX_BENCH_DRAIN_BATCH"]) if os.environ.get("HYKEX_BENCH_DRAIN_BATCH") else None
 DRAIN_EXTRA = [("pace off", {"pace": False}), ("store", {"store": "normal"}), ("store + fsync", {"store": "fsync"}),
                ("1 worker per pool", {"workers": (1, 1)}), ("2 workers per pool", {"workers": (2, 2)}),
@@ -319,7 +329,7 @@ def drain_case(net, A, B, reps, k, samples=None, batch=DRAIN_BATCH, **node):
         runs.append(bench("drain", A, B, k, DRAIN_SECONDS, *([samples] if samples and i == 0 else [])))
         # both nodes' CPU per key taken (pairs of keys): what production and delivery cost
         runs[-1]["cpu_us_per_key"] = (cpu_seconds(pids) - cpu0) * 1e6 / max(runs[-1]["keys_per_s"] * DRAIN_SECONDS, 1)
-    v = {"streams": k, "batch_size": batch if batch is not None else "default", "keys_per_s": summary([r["keys_per_s"] for r in runs]),
+    v = {"streams": k, "batch_size": batch if batch is not None else net.effective("A", "limits", "batch_size"), "keys_per_s": summary([r["keys_per_s"] for r in runs]),
          "cpu_us_per_key": summary([r["cpu_us_per_key"] for r in runs]),
          "mismatched_keys": sum(r["mismatched_keys"] for r in runs), **{k2: str(v2) for k2, v2 in node.items()}}
     for end in "AB":

@@ -200,9 +200,9 @@ static struct hxd_stream *wait_key(struct hxd *d, const struct hx_uuid *ksid, ui
     return s;
 }
 
-/* The reserve a paced stream keeps ahead of its application: two batches, within what the
- * buffer leaves beside the HXD_PIPELINE batches in flight (which production needs whole), and
- * at least a quarter of the buffer. At a batch's arrival the reserve is down to about one
+/* The reserve a paced stream keeps ahead of its application: two batches, capped at the larger
+ * of a quarter of the buffer and what it leaves beside the HXD_PIPELINE batches in flight
+ * (which production needs whole). At a batch's arrival the reserve is down to about one
  * batch, which is what absorbs a late batch: with one batch as the target it was near 0 then,
  * and every late batch was a stall (docs/performance.md, "fourth round"). */
 static uint64_t pace_target(const struct hxd *d)

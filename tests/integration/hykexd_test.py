@@ -296,8 +296,9 @@ def lost_ack_keeps_positions_at_both_ends():
         if r["status"] != 0:
             out[node] = r
             return
-        # 60: a later batch, inside the key buffer's window (limits.buffer_depth 128, issue 19)
-        out[node] = [c.get(r["key_stream_id"], index=i) for i in (0, 16, 17, 60)]
+        # 24, 25: the second batch (of 24); 60: a later one, inside the key buffer's window
+        # (limits.buffer_depth 128, issue 19)
+        out[node] = [c.get(r["key_stream_id"], index=i) for i in (0, 24, 25, 60)]
         both_done.wait()
         c.call("CLOSE", key_stream_id=r["key_stream_id"])
     ts = [threading.Thread(target=side, args=(n,)) for n in "FG"]
@@ -754,8 +755,8 @@ def ctl(*args):
 def key_confirmation_catches_a_corrupted_qkd_key():
     """One QKD key at B's KME is flipped: the batch that gets it must fail its confirmation, and
     no key the applications see may differ. Production runs several batches at once (buffer_depth
-    128, batch_size 16), so the flipped key can land in any batch in flight: the applications take
-    keys until the mismatch is logged, for at most 256 positions (16 batches)."""
+    128, batch_size 24), so the flipped key can land in any batch in flight: the applications take
+    keys until the mismatch is logged, for at most 256 positions (11 batches)."""
     def count():
         return sum(open(f"{WORK}/{n}.log").read().count("key confirmation failed") for n in "AB")
     before = count()

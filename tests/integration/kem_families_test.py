@@ -139,8 +139,8 @@ def setup():
 
 @R.test
 def mceliece_mlkem_qkd_per_batch():
-    """ML-KEM-768 + Classic-McEliece-348864 + QKD, one key pair per batch: 40 keys (three
-    batches of 16), equal at both ends, under hkdf; then two more combiners."""
+    """ML-KEM-768 + Classic-McEliece-348864 + QKD, one key pair per batch: 40 keys (two
+    batches: 24 and 16), equal at both ends, under hkdf; then two more combiners."""
     _, t_open, t_first = pair("P", "hkdf", MCELIECE, 40)
     timings("per-batch, hkdf", t_open, t_first)
     for method in ("catkdf-kmac256", "xoring"):

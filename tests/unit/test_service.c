@@ -733,6 +733,40 @@ static void paced_target_capped_by_the_buffer(void **state)
     daemon_free(d);
 }
 
+/* Where the buffer's room beside three batches in flight is the cap: batches of 28 in 128 leave
+ * 44 (more than the quarter, 32; less than two batches, 56), so a reserve of 47 is not held and
+ * one of 43 is. */
+static void paced_target_within_the_room(void **state)
+{
+    struct hxd *d = daemon_new(false);
+    const char *k = "11111111-1111-4111-8111-111111111111";
+    struct hxd_svc_get_res res;
+    struct hxd_svc_get_req q = {
+        .ksid = uuid_of(k), .identity = "", .gone = never_gone, .pace = true};
+    int asked = 0;
+
+    (void)state;
+    q.gone_arg = &asked;
+    d->cfg.batch_size = 28;
+    open_responder(d, k, "");
+    commit_keys(d, k, 0, 16);
+    commit_keys(d, k, 16, 16);
+    commit_keys(d, k, 32, 16);
+    pace_due_later(d, k, 300);
+    /* position 0, reserve 47 >= 44: at once */
+    hxd_svc_get(d, &q, &res);
+    delivered(&res, 0);
+    assert_int_equal(asked, 0);
+    /* position 4, reserve 43 < 44: held until the deadline, then delivered */
+    q.has_index = true;
+    q.index = 4;
+    pace_due_later(d, k, 300);
+    hxd_svc_get(d, &q, &res);
+    delivered(&res, 4);
+    assert_int_equal(asked, 1);
+    daemon_free(d);
+}
+
 static void close_stream(void **state)
 {
     struct hxd *d = daemon_new(false);
@@ -948,6 +982,7 @@ int main(void)
         cmocka_unit_test(waits_and_wakes),
         cmocka_unit_test(paced_get),
         cmocka_unit_test(paced_target_capped_by_the_buffer),
+        cmocka_unit_test(paced_target_within_the_room),
         cmocka_unit_test(close_stream),
         cmocka_unit_test(ttl_expiry),
         cmocka_unit_test(status),
