@@ -375,25 +375,33 @@ static void batches_grow_while_keys_are_stocked(void **state)
     daemon_free(d);
 }
 
+/* A stream X of ML-KEM-768 and QKD from an ETSI 014 KME, its end at the KME open (lock held). */
+static struct hxd_stream *stream_qkd014(struct hxd *d)
+{
+    struct hxd_stream *x = stream_new(d, X);
+    char why[256];
+
+    d->cfg.qkd_protocol = HXD_QKD_014;
+    snprintf(x->src, sizeof(x->src),
+             "hybrid://a@" SELF "?hybridization=hkdf&key_sources=ML-KEM-768,QKD");
+    assert_int_equal(hx_uri_parse(x->src, &x->uri, why, sizeof(why)), HX_OK);
+    x->qkd_open = true;
+    return x;
+}
+
 /* From an ETSI 014 KME (whose max_key_per_request hykexd does not ask) a stream's batches keep
  * limits.batch_size however many keys are stocked: the initiator's pick asks for no growth. */
 static void no_growth_from_an_etsi014_kme(void **state)
 {
     struct hxd *d = daemon_new();
     struct hxd_stream *x;
-    char why[256];
 
     (void)state;
     d->cfg.batch_size = 16;
     d->cfg.batch_max = 256;
     d->cfg.buffer_depth = 4096;
-    d->cfg.qkd_protocol = HXD_QKD_014;
     pthread_mutex_lock(&d->lock);
-    x = stream_new(d, X);
-    snprintf(x->src, sizeof(x->src),
-             "hybrid://a@" SELF "?hybridization=hkdf&key_sources=ML-KEM-768,QKD");
-    assert_int_equal(hx_uri_parse(x->src, &x->uri, why, sizeof(why)), HX_OK);
-    x->qkd_open = true;
+    x = stream_qkd014(d);
     stock(x, 0, 1024);
     assert_int_equal(hxd_batch_qkd_mode(d, x), HX_PEER_QKD_014);
     pthread_mutex_unlock(&d->lock);
@@ -408,16 +416,10 @@ static void one_batch_at_a_time_while_an_etsi014_kme_is_short(void **state)
 {
     struct hxd *d = daemon_new();
     struct hxd_stream *x;
-    char why[256];
 
     (void)state;
-    d->cfg.qkd_protocol = HXD_QKD_014;
     pthread_mutex_lock(&d->lock);
-    x = stream_new(d, X);
-    snprintf(x->src, sizeof(x->src),
-             "hybrid://a@" SELF "?hybridization=hkdf&key_sources=ML-KEM-768,QKD");
-    assert_int_equal(hx_uri_parse(x->src, &x->uri, why, sizeof(why)), HX_OK);
-    x->qkd_open = true;
+    x = stream_qkd014(d);
     x->qkd_waiting = true;
     x->fl[0].used = true; /* positions 0..23 in flight */
     x->fl[0].first = 0;
@@ -437,19 +439,23 @@ static void one_batch_at_a_time_while_an_etsi014_kme_is_short(void **state)
     daemon_free(d);
 }
 
-/* A stream X of ML-KEM-768 and QKD from an ETSI 014 KME, both SAE ids known (lock held). */
-static struct hxd_stream *stream014(struct hxd *d)
+/* A stream X of ML-KEM-768 and QKD from an ETSI 014 KME, both SAE ids known, after its first
+ * batch (count positions): the KME said "try again later"; its status gives
+ * max_key_per_request max (0: none). */
+static struct hxd_stream *stream014(struct hxd *d, uint32_t max, uint32_t count)
 {
-    struct hxd_stream *x = stream_new(d, X);
-    char why[256];
+    struct hxd_stream *x;
 
-    d->cfg.qkd_protocol = HXD_QKD_014;
+    memset(&kme014, 0, sizeof(kme014));
+    kme014.enc = HX_ERR_NO_KEY;
+    kme014.max = max;
+    pthread_mutex_lock(&d->lock);
+    x = stream_qkd014(d);
     snprintf(d->cfg.qkd_sae_id, sizeof(d->cfg.qkd_sae_id), "SAE_A");
-    snprintf(x->src, sizeof(x->src),
-             "hybrid://a@" SELF "?hybridization=hkdf&key_sources=ML-KEM-768,QKD");
-    assert_int_equal(hx_uri_parse(x->src, &x->uri, why, sizeof(why)), HX_OK);
     snprintf(x->peer_sae, sizeof(x->peer_sae), "SAE_B");
-    x->qkd_open = true;
+    pthread_mutex_unlock(&d->lock);
+    kick_and_pick(d, x, 0, count); /* "try again later": listed to make again */
+    assert_int_equal(kme014.enc_count, count);
     return x;
 }
 
@@ -461,13 +467,7 @@ static void an_etsi014_kme_short_of_keys_then_not(void **state)
     struct hxd_stream *x;
 
     (void)state;
-    memset(&kme014, 0, sizeof(kme014));
-    kme014.enc = HX_ERR_NO_KEY;
-    pthread_mutex_lock(&d->lock);
-    x = stream014(d);
-    pthread_mutex_unlock(&d->lock);
-    kick_and_pick(d, x, 0, 24);
-    assert_int_equal(kme014.enc_count, 24);
+    x = stream014(d, 0, 24);
     assert_true(x->qkd_waiting);
     assert_int_equal(x->kme_max_keys, UINT32_MAX); /* its status gave no limit */
     kme014.enc = HX_OK;
@@ -486,14 +486,7 @@ static void etsi014_batches_within_the_kmes_max_key_per_request(void **state)
     struct hxd_stream *x;
 
     (void)state;
-    memset(&kme014, 0, sizeof(kme014));
-    kme014.enc = HX_ERR_NO_KEY;
-    kme014.max = 10;
-    pthread_mutex_lock(&d->lock);
-    x = stream014(d);
-    pthread_mutex_unlock(&d->lock);
-    kick_and_pick(d, x, 0, 10);
-    assert_int_equal(kme014.enc_count, 10);
+    x = stream014(d, 10, 10);
     assert_int_equal(x->kme_max_keys, 10);
     pthread_mutex_lock(&d->lock);
     x->retry[0].count = 24;

@@ -699,31 +699,29 @@ static void paced_get(void **state)
     daemon_free(d);
 }
 
-/* The reserve's target is two batches, within what the buffer leaves beside three in flight,
- * and at least a quarter of limits.buffer_depth: with a buffer of 64 and batches of 24 (no room
- * beside three) it is 16, so a reserve of 19 is not held (with the default 128 it would be:
- * paced_get's reserve of 46). */
-static void paced_target_capped_by_the_buffer(void **state)
+/* With keys 0..n-1 ready at d's node (n a multiple of 4, from 20): position 0 (a reserve of n-1)
+ * leaves at once, position 4 (a reserve of n-5) is held until the pace's deadline: the paced
+ * target is n-4 or n-3 (paced_get has the defaults). */
+static void target_between(struct hxd *d, uint32_t n)
 {
-    struct hxd *d = daemon_new(false);
     const char *k = "11111111-1111-4111-8111-111111111111";
     struct hxd_svc_get_res res;
     struct hxd_svc_get_req q = {
         .ksid = uuid_of(k), .identity = "", .gone = never_gone, .pace = true};
     int asked = 0;
 
-    (void)state;
     q.gone_arg = &asked;
-    d->cfg.buffer_depth = 64;
     open_responder(d, k, "");
     commit_keys(d, k, 0, 4);
-    commit_keys(d, k, 4, 16);
+    for (uint32_t first = 4; first < n; first += 16) {
+        commit_keys(d, k, first, n - first < 16 ? n - first : 16);
+    }
     pace_due_later(d, k, 300);
-    /* position 0, reserve 19 >= 16: at once, no wait (a wait would poll `gone`) */
+    /* position 0: at once, no wait (a wait would poll `gone`) */
     hxd_svc_get(d, &q, &res);
     delivered(&res, 0);
     assert_int_equal(asked, 0);
-    /* position 4, reserve 15 < 16: held until the deadline, then delivered */
+    /* position 4: held until the deadline, then delivered */
     q.has_index = true;
     q.index = 4;
     pace_due_later(d, k, 300);
@@ -733,38 +731,27 @@ static void paced_target_capped_by_the_buffer(void **state)
     daemon_free(d);
 }
 
-/* Where the buffer's room beside three batches in flight is the cap: batches of 28 in 128 leave
- * 44 (more than the quarter, 32; less than two batches, 56), so a reserve of 47 is not held and
- * one of 43 is. */
+/* The reserve's target is two batches, capped at the larger of a quarter of
+ * limits.buffer_depth and what it leaves beside three batches in flight: with a buffer of 64
+ * and batches of 24 (no room beside three) it is the quarter, 16. */
+static void paced_target_capped_by_the_buffer(void **state)
+{
+    struct hxd *d = daemon_new(false);
+
+    (void)state;
+    d->cfg.buffer_depth = 64;
+    target_between(d, 20);
+}
+
+/* Where the room beside three batches in flight is the cap: batches of 28 in 128 leave 44 (more
+ * than the quarter, 32; less than two batches, 56). */
 static void paced_target_within_the_room(void **state)
 {
     struct hxd *d = daemon_new(false);
-    const char *k = "11111111-1111-4111-8111-111111111111";
-    struct hxd_svc_get_res res;
-    struct hxd_svc_get_req q = {
-        .ksid = uuid_of(k), .identity = "", .gone = never_gone, .pace = true};
-    int asked = 0;
 
     (void)state;
-    q.gone_arg = &asked;
     d->cfg.batch_size = 28;
-    open_responder(d, k, "");
-    commit_keys(d, k, 0, 16);
-    commit_keys(d, k, 16, 16);
-    commit_keys(d, k, 32, 16);
-    pace_due_later(d, k, 300);
-    /* position 0, reserve 47 >= 44: at once */
-    hxd_svc_get(d, &q, &res);
-    delivered(&res, 0);
-    assert_int_equal(asked, 0);
-    /* position 4, reserve 43 < 44: held until the deadline, then delivered */
-    q.has_index = true;
-    q.index = 4;
-    pace_due_later(d, k, 300);
-    hxd_svc_get(d, &q, &res);
-    delivered(&res, 4);
-    assert_int_equal(asked, 1);
-    daemon_free(d);
+    target_between(d, 48);
 }
 
 static void close_stream(void **state)
