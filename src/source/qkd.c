@@ -1,5 +1,6 @@
 #include "source/qkd.h"
 
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -397,23 +398,53 @@ hx_err hx_qkd_close(const struct hx_qkd_client *c, const struct hx_qkd_ksid *ksi
     return e;
 }
 
-/* Appends one JSON GET_KEY request for index to w. */
+/*
+ * A batch's JSON GET_KEY requests differ only in their index: the first is encoded by json-c
+ * (hx_004_json_encode_request), the others are its text with the index's digits replaced. The
+ * key "index" followed by ": " is found where json-c wrote it: it cannot occur inside a string,
+ * where every quote is escaped.
+ */
+struct get_text {
+    char *text;    /* the first request, as json-c wrote it (NULL: none yet) */
+    size_t digits; /* offset of the index's digits in text */
+    size_t after;  /* offset just past them */
+};
+
+/* Appends one JSON GET_KEY request for index to w (t: the batch's text, kept for the next). */
 static hx_err json_get_request(const struct hx_qkd_client *c, struct hx_writer *w,
-                               const struct hx_qkd_ksid *ksid, uint32_t index)
+                               const struct hx_qkd_ksid *ksid, uint32_t index, struct get_text *t)
 {
+    static const char key[] = "\"index\": ";
     struct hx_004_request req;
     struct json_object *o;
-    const char *text;
+    const char *text, *at;
+    char num[16];
+    int n;
     hx_err e;
 
-    get_request(c, &req, ksid, index);
-    if ((o = hx_004_json_encode_request(&req)) == NULL) {
-        return HX_ERR_NOMEM;
+    if (t->text == NULL) {
+        get_request(c, &req, ksid, index);
+        if ((o = hx_004_json_encode_request(&req)) == NULL) {
+            return HX_ERR_NOMEM;
+        }
+        text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED);
+        n = snprintf(num, sizeof(num), "%" PRIu32, index);
+        if ((at = strstr(text, key)) != NULL &&
+            strncmp(at + sizeof(key) - 1, num, (size_t)n) == 0 &&
+            (t->text = strdup(text)) != NULL) {
+            t->digits = (size_t)(at - text) + sizeof(key) - 1;
+            t->after = t->digits + (size_t)n;
+        }
+        e = hx_write_bytes(w, text, strlen(text));
+        json_object_put(o);
+        return e;
     }
-    text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED);
-    e = hx_write_bytes(w, text, strlen(text));
-    json_object_put(o);
-    return e;
+    n = snprintf(num, sizeof(num), "%" PRIu32, index);
+    if ((e = hx_write_bytes(w, t->text, t->digits)) != HX_OK ||
+        (e = hx_write_bytes(w, num, (size_t)n)) != HX_OK) {
+        return e;
+    }
+    return hx_write_bytes(w, t->text + t->after, strlen(t->text + t->after));
 }
 
 /* Reads the next GET_KEY reply object from the stream into key (len bytes). */
@@ -545,6 +576,7 @@ hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_qkd_ksid *
     /* Up to c->pipeline requests in one write, then their replies in order (a KME that reads
      * one message per recv, as the reference's, needs pipeline 1). */
     struct hx_writer w;
+    struct get_text gt = {NULL, 0, 0};
     uint32_t window = c->pipeline > 0 ? c->pipeline : 1;
     e = HX_OK;
     hx_writer_init_dynamic(&w, 1u << 20);
@@ -552,7 +584,7 @@ hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_qkd_ksid *
         uint32_t n = count - *done < window ? count - *done : window;
         hx_writer_reset(&w);
         for (uint32_t i = 0; i < n && e == HX_OK; i++) {
-            e = json_get_request(c, &w, ksid, first + *done + i);
+            e = json_get_request(c, &w, ksid, first + *done + i, &gt);
         }
         if (e == HX_OK && !qwrite(&q, w.data, w.len)) {
             snprintf(msg, msg_len, "QKD source: sending to the KME failed");
@@ -569,6 +601,7 @@ hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_qkd_ksid *
         }
     }
     hx_writer_wipe(&w);
+    free(gt.text);
     hx_json_stream_free(in);
     qclose(&q);
     return e;
