@@ -88,7 +88,8 @@ uint64_t hxd_qkd_take(struct hxd_stream *s, uint32_t *count, bool may_cut);
 void hxd_qkd_give_back(struct hxd_stream *s, uint64_t first, uint32_t count);
 uint8_t hxd_batch_qkd_mode(const struct hxd *d, const struct hxd_stream *s);
 /* Whether the stream's batches may grow past limits.batch_size (stream.h
- * hxd_stream_batch_size): not from an ETSI 014 KME, whose max_key_per_request is not asked. */
+ * hxd_stream_batch_size): not from an ETSI 014 KME (its batches stay within limits.batch_size
+ * and the KME's max_key_per_request: initiator.c kme_cap). */
 bool hxd_batch_may_grow(const struct hxd *d, const struct hxd_stream *s);
 /* T over the stream's context and kem_msg (all zero on an internal failure: no tag matches). */
 void hxd_batch_transcript(struct hxd_batch *b);

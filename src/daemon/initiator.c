@@ -148,6 +148,9 @@ static void kme_limit(struct run *r)
     bool ask;
     hx_err e;
 
+    if (!hxd_qkd_is_014(d)) {
+        return; /* every pick passes here: no lock taken for other KMEs */
+    }
     pthread_mutex_lock(&d->lock);
     s = hxd_stream_find(d, &r->ksid);
     ask = s != NULL && s->role == HXD_INITIATOR && s->kme_max_keys == 0 && s->peer_sae[0] != '\0' &&

@@ -406,6 +406,7 @@ hx_err hx_qkd_close(const struct hx_qkd_client *c, const struct hx_qkd_ksid *ksi
  */
 struct get_text {
     char *text;    /* the first request, as json-c wrote it (NULL: none yet) */
+    size_t len;    /* its length */
     size_t digits; /* offset of the index's digits in text */
     size_t after;  /* offset just past them */
 };
@@ -419,7 +420,7 @@ static hx_err json_get_request(const struct hx_qkd_client *c, struct hx_writer *
     struct json_object *o;
     const char *text, *at;
     char num[16];
-    int n;
+    int n = snprintf(num, sizeof(num), "%" PRIu32, index);
     hx_err e;
 
     if (t->text == NULL) {
@@ -428,10 +429,10 @@ static hx_err json_get_request(const struct hx_qkd_client *c, struct hx_writer *
             return HX_ERR_NOMEM;
         }
         text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED);
-        n = snprintf(num, sizeof(num), "%" PRIu32, index);
         if ((at = strstr(text, key)) != NULL &&
             strncmp(at + sizeof(key) - 1, num, (size_t)n) == 0 &&
             (t->text = strdup(text)) != NULL) {
+            t->len = strlen(text);
             t->digits = (size_t)(at - text) + sizeof(key) - 1;
             t->after = t->digits + (size_t)n;
         }
@@ -439,12 +440,11 @@ static hx_err json_get_request(const struct hx_qkd_client *c, struct hx_writer *
         json_object_put(o);
         return e;
     }
-    n = snprintf(num, sizeof(num), "%" PRIu32, index);
     if ((e = hx_write_bytes(w, t->text, t->digits)) != HX_OK ||
         (e = hx_write_bytes(w, num, (size_t)n)) != HX_OK) {
         return e;
     }
-    return hx_write_bytes(w, t->text + t->after, strlen(t->text + t->after));
+    return hx_write_bytes(w, t->text + t->after, t->len - t->after);
 }
 
 /* Reads the next GET_KEY reply object from the stream into key (len bytes). */
@@ -576,7 +576,7 @@ hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_qkd_ksid *
     /* Up to c->pipeline requests in one write, then their replies in order (a KME that reads
      * one message per recv, as the reference's, needs pipeline 1). */
     struct hx_writer w;
-    struct get_text gt = {NULL, 0, 0};
+    struct get_text gt = {NULL, 0, 0, 0};
     uint32_t window = c->pipeline > 0 ? c->pipeline : 1;
     e = HX_OK;
     hx_writer_init_dynamic(&w, 1u << 20);

@@ -335,16 +335,24 @@ static void stock(struct hxd_stream *x, uint64_t first, uint64_t count)
  * from a KME whose per-request limit is unknown (may_grow false); and the initiator's pick
  * takes it.
  */
-static void batches_grow_while_keys_are_stocked(void **state)
+/* A daemon whose batches of 16 may grow to 256 in a buffer of 4 096 (lock held). */
+static struct hxd *daemon_growing(void)
 {
     struct hxd *d = daemon_new();
-    struct hxd_stream *x;
 
-    (void)state;
     d->cfg.batch_size = 16;
     d->cfg.batch_max = 256;
     d->cfg.buffer_depth = 4096;
     pthread_mutex_lock(&d->lock);
+    return d;
+}
+
+static void batches_grow_while_keys_are_stocked(void **state)
+{
+    struct hxd *d = daemon_growing();
+    struct hxd_stream *x;
+
+    (void)state;
     x = stream_new(d, X);
     assert_int_equal(hxd_stream_batch_size(d, x, true), 16); /* nothing stocked */
     stock(x, 0, 63);
@@ -389,18 +397,14 @@ static struct hxd_stream *stream_qkd014(struct hxd *d)
     return x;
 }
 
-/* From an ETSI 014 KME (whose max_key_per_request hykexd does not ask) a stream's batches keep
- * limits.batch_size however many keys are stocked: the initiator's pick asks for no growth. */
+/* From an ETSI 014 KME a stream's batches keep limits.batch_size however many keys are stocked
+ * (and stay within the KME's max_key_per_request): the initiator's pick asks for no growth. */
 static void no_growth_from_an_etsi014_kme(void **state)
 {
-    struct hxd *d = daemon_new();
+    struct hxd *d = daemon_growing();
     struct hxd_stream *x;
 
     (void)state;
-    d->cfg.batch_size = 16;
-    d->cfg.batch_max = 256;
-    d->cfg.buffer_depth = 4096;
-    pthread_mutex_lock(&d->lock);
     x = stream_qkd014(d);
     stock(x, 0, 1024);
     assert_int_equal(hxd_batch_qkd_mode(d, x), HX_PEER_QKD_014);
