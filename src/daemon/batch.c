@@ -177,6 +177,7 @@ hx_err hxd_batch_init(struct hxd_batch *b, const struct hxd *d, const struct hxd
     b->s.ready = NULL;
     memset(b->s.fl, 0, sizeof(b->s.fl));
     memset(b->s.pending, 0, sizeof(b->s.pending));
+    b->s.auth = NULL;
     b->first = first;
     b->count = count;
     b->npub = count;

@@ -3,6 +3,7 @@
  *
  *   batch.c          what both ends share: a batch's state, the transcript T, combining,
  *                    key confirmation, signatures, and the bookkeeping of committed positions
+ *   batch_auth.c     batches authenticated by MACs under the key of an earlier signed batch
  *   batch_source.c   where a batch's secrets come from: the QKD fetch and the KEM sources
  *                    behind one loop (OpenSSH kexgen.c: one flow, per-method steps)
  *   initiator.c      the initiator's per-batch protocol, driven by a phase table
@@ -37,6 +38,9 @@
 #define HXD_WAIT_REPLY_MS 15000 /* for a BATCH_RESP or BATCH_ACK */
 #define HXD_CTX_RESP "hykex/1 batch responder"
 #define HXD_CTX_INIT "hykex/1 batch initiator"
+/* MAC-authenticated batches under one key before the initiator signs a batch again, which
+ * gives the next key (batch_auth.c) */
+#define HXD_AUTH_MAX_USES 256
 
 /* Store writes queued to the writer thread (struct hxd_job type). */
 enum hxd_write {
@@ -146,6 +150,30 @@ void hxd_batch_make_ready(struct hxd_stream *s, uint64_t first, uint32_t count);
 void hxd_batch_give_up(struct hxd_stream *s, uint64_t first, uint32_t count);
 void hxd_batch_store_give_up(struct hxd *d, const struct hx_uuid *ksid, uint64_t first,
                              uint32_t count);
+
+/* ---- batch_auth.c: batches authenticated by MACs (docs/peer-protocol.md "Authentication") ---- */
+/* ak = HKDF-SHA256(every position's secrets, salt = T, "hykex/1 batch auth" || stream id): after
+ * the batch's transcript and before its secrets are freed. */
+HX_MUST_CHECK hx_err hxd_auth_derive(const struct hxd *d, const struct hxd_batch *b,
+                                     uint8_t ak[32]);
+/* HMAC-SHA256(ak, ctx || u64 anchor || T): what stands for a signature (ctx HXD_CTX_*). */
+HX_MUST_CHECK hx_err hxd_auth_mac(const uint8_t ak[32], const char *ctx, uint64_t anchor,
+                                  const uint8_t T[32], uint8_t mac[32]);
+/* The serial of the direct link to peer; 0: none (over relays batches are always signed). */
+uint64_t hxd_direct_serial(struct hxd *d, const struct hx_uuid *peer);
+/* The stream's keys (lock held for all of these). Initiator: hxd_auth_use gives the key for
+ * the next batch on the link with this serial and counts it (false: sign the batch);
+ * hxd_auth_offer keeps a signed batch's key until the responder's BATCH_AUTH names it, and
+ * hxd_auth_adopt then puts it in use (0: not the key offered, 1: adopted, 2: the stream's
+ * first); hxd_auth_forget drops the key of that anchor (the responder holds it no more). */
+bool hxd_auth_use(struct hxd_stream *s, uint64_t serial, uint64_t *anchor, uint8_t ak[32]);
+void hxd_auth_offer(struct hxd_stream *s, uint64_t anchor, uint64_t serial, const uint8_t ak[32]);
+int hxd_auth_adopt(struct hxd_stream *s, uint64_t anchor);
+void hxd_auth_forget(struct hxd_stream *s, uint64_t anchor);
+/* Responder: a committed signed batch's key becomes the latest (the one before stays for the
+ * batches in flight); hxd_auth_find gives the key of anchor on the link with this serial. */
+void hxd_auth_install(struct hxd_stream *s, uint64_t anchor, uint64_t serial, const uint8_t ak[32]);
+bool hxd_auth_find(const struct hxd_stream *s, uint64_t anchor, uint64_t serial, uint8_t ak[32]);
 
 /* ---- batch_source.c: the secrets of a batch ---- */
 /* QKD keys for the batch's positions from this node's KME (nothing without a QKD source);

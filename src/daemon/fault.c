@@ -38,15 +38,17 @@ void hxd_fault_alter(struct hxd *d, uint8_t type, struct hx_writer *w, size_t si
 {
     enum hxd_fault f = d->fault;
     bool resp = type == HX_PEER_BATCH_RESP, fin = type == HX_PEER_BATCH_FIN;
+    bool mac = sig_len == 32; /* a MAC (batch_auth.c): no signature scheme is that short */
 
     if (w->len < HX_PEER_BATCH_HEAD + 2 + sig_len + HX_PEER_TAG_LEN) {
         return;
     }
-    if ((resp && f == HXD_FAULT_RESP_SIG) || (fin && f == HXD_FAULT_FIN_SIG)) {
+    if ((resp && f == HXD_FAULT_RESP_SIG) || (fin && f == HXD_FAULT_FIN_SIG) ||
+        (mac && ((resp && f == HXD_FAULT_RESP_MAC) || (fin && f == HXD_FAULT_FIN_MAC)))) {
         w->data[w->len - HX_PEER_TAG_LEN - sig_len / 2] ^= 0x01;
     } else if ((resp && f == HXD_FAULT_RESP_TAG) || (fin && f == HXD_FAULT_FIN_TAG)) {
         w->data[w->len - 1] ^= 0x80;
-    } else if (resp && f == HXD_FAULT_RESP_CT) {
+    } else if (resp && (f == HXD_FAULT_RESP_CT || (mac && f == HXD_FAULT_RESP_MAC_CT))) {
         w->data[HX_PEER_BATCH_HEAD] ^= 0x01;
     } else if (resp && f == HXD_FAULT_RESP_REPLAY) {
         replay(d, w);

@@ -73,12 +73,37 @@ struct hxd_inflight {
     int ack_status; /* -1: waiting */
 };
 
+/*
+ * A stream's batch authentication keys (docs/peer-protocol.md "Authentication"): each derived
+ * from a batch both nodes signed over a direct link, valid on that link only. In the secure
+ * heap, wiped when replaced or dropped.
+ */
+struct hxd_auth_key {
+    bool set;
+    uint64_t anchor; /* the first position of the signed batch it comes from */
+    uint64_t serial; /* the link that batch travelled */
+    uint32_t uses;   /* initiator: batches authenticated under it */
+    uint8_t key[32];
+};
+struct hxd_auth {
+    struct hxd_auth_key cur;   /* initiator: in use; responder: the latest */
+    struct hxd_auth_key other; /* initiator: offered, awaiting BATCH_AUTH; responder: the one
+                                  before cur (batches in flight may still name it) */
+};
+
 /* An in-flight batch at the responder, between BATCH_RESP and BATCH_FIN. */
 struct hxd_pending {
     uint64_t first;
     uint32_t count;
     uint8_t transcript[32];
     uint8_t tag_i[32];
+    /* authenticated by MACs: the initiator's MAC its BATCH_FIN must carry (else a signature) */
+    bool mac;
+    uint8_t mac_i[32];
+    /* signed over a direct link: the authentication key the batch gives once committed, and
+     * the link it came on (batch_auth.c) */
+    struct hx_secret *auth_key;
+    uint64_t auth_serial;
     struct hx_secret **keys;
     bool busy; /* a BATCH_FIN for it is being committed (its keys are with that thread) */
 };
@@ -184,6 +209,8 @@ struct hxd_stream {
     struct hxd_inflight fl[HXD_PIPELINE];
     /* responder: batches awaiting BATCH_FIN */
     struct hxd_pending pending[HXD_PIPELINE];
+    /* both: the keys that authenticate batches by MACs (batch_auth.c); NULL until one */
+    struct hxd_auth *auth;
 };
 
 /* A job for a pool: a batch to make (initiators), a peer message to answer (responders; ksid
@@ -225,6 +252,10 @@ enum hxd_fault {
     HXD_FAULT_RESP_REPLAY, /* responder: the previous BATCH_RESP's body under the new header */
     HXD_FAULT_FIN_SIG,     /* initiator: BATCH_FIN with a bit of the signature flipped */
     HXD_FAULT_FIN_TAG,     /* initiator: ... of the confirmation tag */
+    /* the same, only in batches authenticated by MACs (the signed ones stay honest) */
+    HXD_FAULT_RESP_MAC,    /* responder: a bit of the MAC flipped */
+    HXD_FAULT_RESP_MAC_CT, /* responder: ... of the first ciphertext */
+    HXD_FAULT_FIN_MAC,     /* initiator: a bit of the MAC flipped */
 };
 
 /* A stream the initiator gave up before this node's application opened it (STREAM_JOIN with

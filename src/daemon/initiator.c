@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "common/log.h"
 #include "daemon/batch.h"
 #include "proto/peer_topo.h"
@@ -48,6 +50,10 @@ struct run {
     /* the phase that went to PH_ABORT or PH_FAIL (metrics) */
     enum phase failed_in;
     char msg[200];
+    /* authenticated by MACs under ak, the key of the signed batch at anchor (batch_auth.c) */
+    bool mac;
+    uint64_t anchor;
+    uint8_t ak[32];
 };
 
 /* Marks the free slot f for the batch at first (lock held). */
@@ -347,6 +353,20 @@ static enum phase query(struct run *r)
     return PH_SETTLE;
 }
 
+/* MACs under the stream's key when it holds one for the direct link to the peer, else
+ * signatures (batch_auth.c). */
+static void auth_choose(struct run *r)
+{
+    struct hxd *d = r->d;
+    uint64_t serial = hxd_direct_serial(d, &r->b.s.peer);
+    struct hxd_stream *s;
+
+    pthread_mutex_lock(&d->lock);
+    r->mac =
+        (s = hxd_stream_find(d, &r->ksid)) != NULL && hxd_auth_use(s, serial, &r->anchor, r->ak);
+    pthread_mutex_unlock(&d->lock);
+}
+
 static enum phase request(struct run *r)
 {
     struct hxd *d = r->d;
@@ -360,6 +380,7 @@ static enum phase request(struct run *r)
     if (hxd_source_keygen(&r->b, r->msg, sizeof(r->msg)) != HX_OK) {
         return PH_FAIL;
     }
+    auth_choose(r);
     memset(&m, 0, sizeof(m));
     m.ksid = r->ksid;
     m.first = r->first;
@@ -367,6 +388,8 @@ static enum phase request(struct run *r)
     m.qkd_first = r->b.qkd_first;
     m.qkd_mode = r->b.qkd_mode;
     m.key_pairs = r->b.key_pairs;
+    m.mac = r->mac;
+    m.anchor = r->anchor;
     m.qkd_ids = (const uint8_t *)r->b.qkd_ids;
     m.n_kem = hxd_source_parts(&r->b, false, m.kem);
     if (hx_peer_encode_req(&r->w, &m) != HX_OK) {
@@ -416,11 +439,36 @@ static enum phase positions_lost(struct run *r)
     return PH_DONE;
 }
 
+/*
+ * BATCH_RESP "no authentication key": the responder no longer holds the anchor's key (it
+ * restarted, or moved on). The stream's batches are signed again, which gives a new key, and
+ * these positions are made again at once, signed (the responder asked its KME for nothing).
+ */
+static enum phase auth_unknown(struct run *r)
+{
+    struct hxd *d = r->d;
+    struct hxd_stream *s;
+    char id[HX_UUID_STR_LEN + 1];
+
+    hx_uuid_format(&r->ksid, id);
+    hx_info(
+        "the responder holds no key of the anchor batch: the stream's batches are signed "
+        "again",
+        HX_F_STR("stream", id) HX_F_U64("anchor", r->anchor) HX_F_U64("first", r->first));
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, &r->ksid)) != NULL) {
+        hxd_auth_forget(s, r->anchor);
+        hxd_init_batch_done(d, s, r->first, r->count, false); /* listed to be made again */
+    }
+    pthread_mutex_unlock(&d->lock);
+    return PH_DONE;
+}
+
 static enum phase check_resp(struct run *r)
 {
     struct hxd *d = r->d;
     struct hx_peer_resp m;
-    uint8_t tag[HX_PEER_TAG_LEN];
+    uint8_t tag[HX_PEER_TAG_LEN], mac[32];
     hx_err e;
 
     if (hx_peer_decode_resp(r->resp, r->resp_len, hxd_source_ct_len(&r->b), &m) != HX_OK ||
@@ -430,6 +478,9 @@ static enum phase check_resp(struct run *r)
     }
     if (m.status == HX_PEER_RESP_POSITIONS_LOST) {
         return positions_lost(r);
+    }
+    if (m.status == HX_PEER_RESP_AUTH_UNKNOWN && r->mac) {
+        return auth_unknown(r);
     }
     if (m.status != HX_PEER_RESP_OK) {
         /* The peer's ETSI status reaches our application: only a valid one. */
@@ -446,7 +497,15 @@ static enum phase check_resp(struct run *r)
         return PH_FAIL;
     }
     hxd_batch_transcript(&r->b);
-    if ((e = hxd_batch_verify_peer(d, &r->b.s.peer, HXD_CTX_RESP, r->b.T, &m.sig)) != HX_OK) {
+    if (r->mac) {
+        if (m.sig.sig_len != sizeof(mac) ||
+            hxd_auth_mac(r->ak, HXD_CTX_RESP, r->anchor, r->b.T, mac) != HX_OK ||
+            !hx_ct_equal(mac, m.sig.sig, sizeof(mac))) {
+            snprintf(r->msg, sizeof(r->msg), "peer's batch MAC does not verify");
+            return PH_ABORT;
+        }
+    } else if ((e = hxd_batch_verify_peer(d, &r->b.s.peer, HXD_CTX_RESP, r->b.T, &m.sig)) !=
+               HX_OK) {
         snprintf(r->msg, sizeof(r->msg), "%s",
                  e == HX_ERR_IO_CLOSED ? "peer link went down during the batch"
                                        : "peer's batch signature does not verify");
@@ -476,16 +535,26 @@ static enum phase finish(struct run *r)
     struct hxd_inflight *f;
     struct hxd_stream *s;
     size_t sig_len = 0;
+    uint8_t offer[32];
+    bool offering = false;
     hx_err e;
 
-    /* Our signature and tag (the tag is derived from the keys: before they move). */
+    /* Our signature (or MAC) and tag (the tag is derived from the keys: before they move). A
+     * signed batch over a direct link offers the stream its key (batch_auth.c). */
     hx_writer_reset(&r->w);
     m.status = HX_PEER_FIN_COMMIT;
     m.sig.sig = sig;
     m.sig.tag = tag;
-    if (hxd_sign(d, &r->b.s.peer, HXD_CTX_INIT, r->b.T, sizeof(r->b.T), sig, sizeof(sig),
-                 &sig_len) != HX_OK ||
-        sig_len > UINT16_MAX || hxd_batch_tag(&r->b, "initiator", tag) != HX_OK) {
+    if (r->mac) {
+        e = hxd_auth_mac(r->ak, HXD_CTX_INIT, r->anchor, r->b.T, sig);
+        sig_len = 32;
+    } else if ((e = hxd_sign(d, &r->b.s.peer, HXD_CTX_INIT, r->b.T, sizeof(r->b.T), sig,
+                             sizeof(sig), &sig_len)) == HX_OK &&
+               r->b.path.hops < 2) {
+        offering = hxd_auth_derive(d, &r->b, offer) == HX_OK;
+    }
+    if (e != HX_OK || sig_len > UINT16_MAX || hxd_batch_tag(&r->b, "initiator", tag) != HX_OK) {
+        OPENSSL_cleanse(offer, sizeof(offer));
         snprintf(r->msg, sizeof(r->msg), "signing BATCH_FIN failed");
         return PH_ABORT;
     }
@@ -501,13 +570,19 @@ static enum phase finish(struct run *r)
         if (e != HX_ERR_NOT_FOUND) { /* not found: the stream was closed meanwhile */
             hxd_batch_store_failed(d, "store: preparing a batch failed", &r->ksid, r->first, e);
         }
+        OPENSSL_cleanse(offer, sizeof(offer));
         snprintf(r->msg, sizeof(r->msg), "the node's key store failed: %s", hx_strerror(e));
         return PH_ABORT;
     }
     pthread_mutex_lock(&d->lock);
     if ((s = hxd_stream_find(d, &r->ksid)) == NULL) {
         pthread_mutex_unlock(&d->lock);
+        OPENSSL_cleanse(offer, sizeof(offer));
         return PH_DONE; /* closed: its rows went with it */
+    }
+    if (offering) { /* before the FIN leaves: the responder's BATCH_AUTH may come at once */
+        hxd_auth_offer(s, r->first, r->serial, offer);
+        OPENSSL_cleanse(offer, sizeof(offer));
     }
     hxd_batch_prepare(s, &r->b);
     if ((f = hxd_inflight_of(s, r->first)) != NULL) {
@@ -653,6 +728,7 @@ void hxd_initiator_run(struct hxd *d, const struct hx_uuid *ksid)
     free(r.resp);
     hx_writer_wipe(&r.w);
     hxd_batch_free(&r.b);
+    OPENSSL_cleanse(r.ak, sizeof(r.ak));
 }
 
 void hxd_initiator_job(struct hxd *d, struct hxd_job *j)

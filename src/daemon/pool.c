@@ -83,6 +83,7 @@ static struct hxd_stream *row_copy(const struct hxd_stream *s)
     c->n_ready = c->cap_ready = 0;
     memset(c->fl, 0, sizeof(c->fl));
     memset(c->pending, 0, sizeof(c->pending));
+    c->auth = NULL;
     return c;
 }
 

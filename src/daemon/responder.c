@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "common/log.h"
 #include "daemon/batch.h"
 
@@ -115,6 +117,20 @@ static void send_ack(struct hxd *d, const struct hx_uuid *peer, const struct hx_
     }
 }
 
+/* BATCH_AUTH: the committed signed batch at anchor gave this node its key (batch_auth.c). */
+static void send_auth(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid,
+                      uint64_t anchor)
+{
+    struct hx_peer_auth m = {.ksid = *ksid, .anchor = anchor};
+    uint8_t out[16 + 8];
+    struct hx_writer w;
+
+    hx_writer_init_fixed(&w, out, sizeof(out));
+    if (hx_peer_encode_auth(&w, &m) == HX_OK) {
+        hx_ignore(hxd_send(d, peer, HX_PEER_BATCH_AUTH, out, w.len));
+    }
+}
+
 /*
  * BATCH_REQ, first step (takes the lock): may this peer have a batch of this stream made?
  * true with b initialised from the stream; false when it was answered (or not worth it).
@@ -183,9 +199,67 @@ static bool req_accept(struct hxd *d, const struct hx_peer_req *m, struct hxd_ba
     return true;
 }
 
+/* How a BATCH_REQ is authenticated here (batch_auth.c). */
+struct req_auth {
+    bool mac; /* by MACs under ak (the key of the batch at anchor) */
+    uint64_t anchor;
+    uint64_t serial; /* the direct link the request came on; 0: over relays */
+    uint8_t ak[32];
+    uint8_t mac_i[32];       /* the initiator's MAC its BATCH_FIN must carry */
+    struct hx_secret *offer; /* signed: the key this batch gives once committed */
+};
+
+/* A MAC-authenticated BATCH_REQ: the key of its anchor, held for the link it came on (takes the
+ * lock). false: none (this node restarted, the link was made again, or it came over relays). */
+static bool req_auth_key(struct hxd *d, const struct hxd_batch *b, struct req_auth *a)
+{
+    struct hxd_stream *s;
+    bool ok = false;
+
+    if (b->path.hops >= 2 || a->serial == 0) {
+        return false;
+    }
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, &b->s.ksid)) != NULL) {
+        ok = hxd_auth_find(s, a->anchor, a->serial, a->ak);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return ok;
+}
+
+/*
+ * The responder's authentication of BATCH_RESP (into sig) and what it expects of BATCH_FIN:
+ * MACs under the anchor's key, or its signature; a signed batch over a direct link also
+ * derives the key it offers once committed.
+ */
+static hx_err req_authenticate(struct hxd *d, const struct hx_uuid *peer, struct hxd_batch *b,
+                               struct req_auth *a, uint8_t *sig, size_t cap, size_t *sig_len)
+{
+    uint8_t ak[32];
+    hx_err e;
+
+    if (a->mac) {
+        if ((e = hxd_auth_mac(a->ak, HXD_CTX_RESP, a->anchor, b->T, sig)) != HX_OK ||
+            (e = hxd_auth_mac(a->ak, HXD_CTX_INIT, a->anchor, b->T, a->mac_i)) != HX_OK) {
+            return e;
+        }
+        *sig_len = 32;
+        return HX_OK;
+    }
+    if ((e = hxd_sign(d, peer, HXD_CTX_RESP, b->T, sizeof(b->T), sig, cap, sig_len)) != HX_OK) {
+        return e;
+    }
+    if (b->path.hops < 2 && a->serial != 0 && hxd_auth_derive(d, b, ak) == HX_OK) {
+        hx_ignore(hx_secret_from(ak, sizeof(ak), &a->offer)); /* none: this batch offers none */
+        OPENSSL_cleanse(ak, sizeof(ak));
+    }
+    return HX_OK;
+}
+
 /* BATCH_REQ, last step: the keys wait in a pending slot, BATCH_RESP goes (lock taken). */
 static void req_pend(struct hxd *d, const struct hx_uuid *peer, struct hxd_batch *b,
-                     const uint8_t tag_i[32], struct hx_writer *w, size_t sig_len)
+                     const uint8_t tag_i[32], struct req_auth *a, struct hx_writer *w,
+                     size_t sig_len)
 {
     struct hxd_stream *s;
     struct hxd_pending *pd;
@@ -206,6 +280,11 @@ static void req_pend(struct hxd *d, const struct hx_uuid *peer, struct hxd_batch
     pd->count = b->count;
     memcpy(pd->transcript, b->T, 32);
     memcpy(pd->tag_i, tag_i, 32);
+    pd->mac = a->mac;
+    memcpy(pd->mac_i, a->mac_i, 32);
+    pd->auth_key = a->offer; /* the slot owns it now */
+    a->offer = NULL;
+    pd->auth_serial = a->serial;
     pd->keys = b->keys;
     b->keys = NULL;
     hxd_batch_note_hops(s, b); /* the path its keys travelled (metadata.hops) */
@@ -221,12 +300,14 @@ void hxd_responder_on_req(struct hxd *d, const struct hx_uuid *peer, const uint8
     struct hx_peer_resp resp;
     struct hxd_batch b;
     struct hx_writer w;
+    struct req_auth a;
     uint8_t tag_r[32], tag_i[32], sig[HX_SIG_MAX_SIGNATURE];
     size_t sig_len = 0;
     char msg[200] = "";
     int status = HYKEX_STATUS_NO_QKD_CONNECTION;
 
     memset(&b, 0, sizeof(b));
+    memset(&a, 0, sizeof(a));
     hx_writer_init_dynamic(&w, HX_LINK_MAX_FRAME);
     if (hx_peer_decode_head(HX_PEER_BATCH_REQ, p, len, &h) != HX_OK) {
         hx_warn("malformed BATCH_REQ from a peer", HX_NOFIELDS);
@@ -239,15 +320,29 @@ void hxd_responder_on_req(struct hxd *d, const struct hx_uuid *peer, const uint8
         snprintf(msg, sizeof(msg), "malformed BATCH_REQ");
         goto refuse;
     }
-    if (!req_accept(d, &m, &b, msg, sizeof(msg)) ||
-        hxd_source_fetch_qkd(d, &b, &status, msg, sizeof(msg)) != HX_OK) {
+    if (!req_accept(d, &m, &b, msg, sizeof(msg))) {
+        goto refuse;
+    }
+    hxd_batch_path_arrived(d, &b, peer); /* relayed: the transcript binds the path */
+    a.serial = b.path.hops >= 2 ? 0 : hxd_direct_serial(d, peer);
+    a.mac = m.mac;
+    a.anchor = m.anchor;
+    if (a.mac && !req_auth_key(d, &b, &a)) {
+        /* before the KME is asked: the initiator makes the positions again, signed */
+        status = HX_PEER_RESP_AUTH_UNKNOWN;
+        snprintf(msg, sizeof(msg),
+                 "responder holds no authentication key of the batch at %" PRIu64
+                 " on this link: sign the batch",
+                 m.anchor);
+        goto refuse;
+    }
+    if (hxd_source_fetch_qkd(d, &b, &status, msg, sizeof(msg)) != HX_OK) {
         goto refuse;
     }
     status = HYKEX_STATUS_NO_QKD_CONNECTION;
     if (hxd_source_encaps(&b, m.kem[0].p, m.kem[0].len, msg, sizeof(msg)) != HX_OK) {
         goto refuse;
     }
-    hxd_batch_path_arrived(d, &b, peer); /* relayed: the transcript binds the path */
     hxd_batch_transcript(&b);
     memset(&resp, 0, sizeof(resp));
     resp.ksid = h.ksid;
@@ -257,7 +352,7 @@ void hxd_responder_on_req(struct hxd *d, const struct hx_uuid *peer, const uint8
     resp.n_kem = hxd_source_parts(&b, true, resp.kem);
     if (hxd_batch_combine(d, &b) != HX_OK || hxd_batch_tag(&b, "responder", tag_r) != HX_OK ||
         hxd_batch_tag(&b, "initiator", tag_i) != HX_OK ||
-        hxd_sign(d, peer, HXD_CTX_RESP, b.T, sizeof(b.T), sig, sizeof(sig), &sig_len) != HX_OK ||
+        req_authenticate(d, peer, &b, &a, sig, sizeof(sig), &sig_len) != HX_OK ||
         sig_len > UINT16_MAX) {
         snprintf(msg, sizeof(msg), "responder could not combine or sign the batch");
         goto refuse;
@@ -268,12 +363,14 @@ void hxd_responder_on_req(struct hxd *d, const struct hx_uuid *peer, const uint8
         goto refuse;
     }
     /* Keep the keys until BATCH_FIN proves the initiator derived the same. */
-    req_pend(d, peer, &b, tag_i, &w, sig_len);
+    req_pend(d, peer, &b, tag_i, &a, &w, sig_len);
     goto out;
 refuse:
     send_refusal(d, peer, &h.ksid, h.first, h.count, (uint32_t)status,
                  msg[0] != '\0' ? msg : "responder could not make the batch");
 out:
+    hx_secret_free(a.offer);
+    OPENSSL_cleanse(&a, sizeof(a));
     hx_writer_wipe(&w);
     hxd_batch_free(&b);
 }
@@ -292,6 +389,10 @@ static void fin_commit(struct hxd *d, const struct hx_uuid *peer, struct hxd_str
         hx_links_drop(d->links, peer);
     } else if (!hxd_fault_mute_ack(d, pend->first)) {
         send_ack(d, peer, &s->ksid, pend->first, HX_PEER_ACK_COMMITTED);
+        if (pend->auth_key != NULL) { /* signed over a direct link: its key, after the ACK */
+            hxd_auth_install(s, pend->first, pend->auth_serial, hx_secret_data(pend->auth_key));
+            send_auth(d, peer, &s->ksid, pend->first);
+        }
     }
     hxd_window_announce(d, s, true); /* an initiator that restarted learns it again */
 }
@@ -359,11 +460,16 @@ void hxd_responder_on_fin(struct hxd *d, const struct hx_uuid *peer, const uint8
     pd->busy = true;
     pend = *pd; /* the keys are ours now; the slot only says a commit is running */
     pd->keys = NULL;
+    pd->auth_key = NULL;
     pthread_mutex_unlock(&d->lock);
     if (m.status != HX_PEER_FIN_COMMIT) {
         hx_warn("peer aborted a key batch", HX_F_STR("stream", id) HX_F_U64("first", m.first));
-    } else if (hxd_batch_verify_peer(d, peer, HXD_CTX_INIT, pend.transcript, &m.sig) != HX_OK) {
-        hx_warn("peer's batch signature does not verify; batch discarded",
+    } else if (pend.mac ? m.sig.sig_len != sizeof(pend.mac_i) ||
+                              !hx_ct_equal(m.sig.sig, pend.mac_i, sizeof(pend.mac_i))
+                        : hxd_batch_verify_peer(d, peer, HXD_CTX_INIT, pend.transcript, &m.sig) !=
+                              HX_OK) {
+        hx_warn(pend.mac ? "peer's batch MAC does not verify; batch discarded"
+                         : "peer's batch signature does not verify; batch discarded",
                 HX_F_STR("stream", id) HX_F_U64("first", m.first));
     } else if (!hx_ct_equal(m.sig.tag, pend.tag_i, 32)) {
         hx_warn("key confirmation failed; batch discarded",
@@ -395,6 +501,7 @@ void hxd_responder_on_fin(struct hxd *d, const struct hx_uuid *peer, const uint8
     pthread_cond_broadcast(&d->changed);
     pthread_mutex_unlock(&d->lock);
     free_keys(pend.keys, pend.count); /* wipes what the commit did not take */
+    hx_secret_free(pend.auth_key);
     if (ack != HX_PEER_ACK_COMMITTED) {
         send_ack(d, peer, &m.ksid, m.first, ack);
     }

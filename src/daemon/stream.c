@@ -121,6 +121,7 @@ void hxd_pending_drop(struct hxd_pending *p)
         }
         free(p->keys);
     }
+    hx_secret_free(p->auth_key);
     memset(p, 0, sizeof(*p));
 }
 
@@ -144,6 +145,7 @@ void hxd_stream_drop(struct hxd *d, struct hxd_stream *s)
         free(s->fl[i].resp);
         hxd_pending_drop(&s->pending[i]);
     }
+    hx_secure_free(s->auth, sizeof(*s->auth)); /* wipes; NULL: none */
     memset(s, 0, sizeof(*s));
     pthread_cond_broadcast(&d->wake[slot]); /* its GET_KEYs find it gone */
     if (d->index_deleted > (d->index_mask + 1) / 4) {

@@ -136,8 +136,9 @@ static int parse_args(int argc, char **argv, const char **config, const char **p
 static void fault_from_env(struct hxd *d)
 {
 #ifdef HYKEX_FAULT_INJECTION
-    static const char *const names[] = {"",        "resp-sig", "resp-tag", "resp-ct", "resp-replay",
-                                        "fin-sig", "fin-tag"};
+    static const char *const names[] = {
+        "",        "resp-sig", "resp-tag", "resp-ct",     "resp-replay",
+        "fin-sig", "fin-tag",  "resp-mac", "resp-mac-ct", "fin-mac"};
     const char *v = getenv("HYKEX_FAULT_PEER"), *n = getenv("HYKEX_FAULT_DROP_ACK");
     for (size_t i = 1; v != NULL && i < sizeof(names) / sizeof(names[0]); i++) {
         if (strcmp(v, names[i]) == 0) {

@@ -350,7 +350,11 @@ hx_err hx_peer_encode_req(struct hx_writer *w, const struct hx_peer_req *m)
     }
     if ((e = write_head(w, &m->ksid, m->first, m->count)) != HX_OK ||
         (e = hx_write_u64(w, m->qkd_first)) != HX_OK ||
-        (e = hx_write_u8(w, m->qkd_mode)) != HX_OK || (e = hx_write_u8(w, m->key_pairs)) != HX_OK) {
+        (e = hx_write_u8(w, m->qkd_mode)) != HX_OK ||
+        (e = hx_write_u8(w, (uint8_t)(m->key_pairs | (m->mac ? HX_PEER_REQ_MAC : 0)))) != HX_OK) {
+        return e;
+    }
+    if (m->mac && (e = hx_write_u64(w, m->anchor)) != HX_OK) {
         return e;
     }
     if (m->qkd_ids != NULL &&
@@ -373,8 +377,13 @@ hx_err hx_peer_decode_req(const uint8_t *p, size_t len, struct hx_peer_req *out)
         (e = hx_read_u8(&r, &out->key_pairs)) != HX_OK) {
         return e;
     }
+    out->mac = (out->key_pairs & HX_PEER_REQ_MAC) != 0;
+    out->key_pairs &= (uint8_t)~HX_PEER_REQ_MAC;
     if (out->qkd_mode > HX_PEER_QKD_014 || out->key_pairs > HX_PEER_KEY_PAIRS_PER_BATCH) {
         return HX_ERR_BAD_VALUE;
+    }
+    if (out->mac && (e = hx_read_u64(&r, &out->anchor)) != HX_OK) {
+        return e;
     }
     if (out->qkd_mode == HX_PEER_QKD_014 &&
         (e = hx_read_view(&r, (size_t)out->count * HX_PEER_QKD_ID_LEN, &out->qkd_ids)) != HX_OK) {
@@ -500,6 +509,29 @@ hx_err hx_peer_decode_ack(const uint8_t *p, size_t len, struct hx_peer_ack *out)
     hx_reader_init(&r, p, len);
     if ((e = read_head(&r, false, &out->ksid, &out->first, &unused)) != HX_OK ||
         (e = hx_read_u32(&r, &out->status)) != HX_OK) {
+        return e;
+    }
+    return at_end(&r);
+}
+
+hx_err hx_peer_encode_auth(struct hx_writer *w, const struct hx_peer_auth *m)
+{
+    hx_err e;
+
+    if ((e = hx_write_bytes(w, m->ksid.b, 16)) != HX_OK) {
+        return e;
+    }
+    return hx_write_u64(w, m->anchor);
+}
+
+hx_err hx_peer_decode_auth(const uint8_t *p, size_t len, struct hx_peer_auth *out)
+{
+    struct hx_reader r;
+    hx_err e;
+
+    memset(out, 0, sizeof(*out));
+    hx_reader_init(&r, p, len);
+    if ((e = read_head(&r, false, &out->ksid, &out->anchor, NULL)) != HX_OK) {
         return e;
     }
     return at_end(&r);

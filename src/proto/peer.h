@@ -46,6 +46,7 @@ enum hx_peer_type {
     HX_PEER_BATCH_FIN = 0x22,
     HX_PEER_BATCH_ACK = 0x23,
     HX_PEER_BATCH_QUERY = 0x24,
+    HX_PEER_BATCH_AUTH = 0x25, /* the responder holds a batch's authentication key (below) */
 };
 
 /* BATCH_REQ: how both nodes take the batch's QKD keys. */
@@ -60,12 +61,20 @@ enum hx_peer_key_pairs {
     HX_PEER_KEY_PAIRS_PER_POSITION = 0,
     HX_PEER_KEY_PAIRS_PER_BATCH = 1,
 };
+/* BATCH_REQ: the byte that carries the key pairs also says, in this bit, that the batch is
+ * authenticated by MACs under the key of an earlier signed batch (an anchor, u64 first position,
+ * follows the byte). Only sent to a peer that announced such a key (BATCH_AUTH): a node without
+ * it refuses the bit as malformed. */
+#define HX_PEER_REQ_MAC 0x02
 
 /* BATCH_RESP status: 0 or an ETSI status (1..8) with a message, or POSITIONS_LOST: the
  * responder had already committed these positions (its ACK was lost); both give them up. */
 enum hx_peer_resp_status {
     HX_PEER_RESP_OK = 0,
     HX_PEER_RESP_POSITIONS_LOST = 1000,
+    /* a MAC-authenticated BATCH_REQ named an anchor the responder holds no key of (it restarted,
+     * the link was made again, or it moved on): the initiator signs again */
+    HX_PEER_RESP_AUTH_UNKNOWN = 1001,
 };
 
 /* BATCH_FIN status: commit, or anything else to abort. */
@@ -190,9 +199,11 @@ struct hx_peer_req { /* BATCH_REQ */
     struct hx_uuid ksid;
     uint64_t first;
     uint32_t count;
-    uint64_t qkd_first;     /* QKD index of the first position */
-    uint8_t qkd_mode;       /* enum hx_peer_qkd_mode */
-    uint8_t key_pairs;      /* enum hx_peer_key_pairs */
+    uint64_t qkd_first; /* QKD index of the first position */
+    uint8_t qkd_mode;   /* enum hx_peer_qkd_mode */
+    uint8_t key_pairs;  /* enum hx_peer_key_pairs */
+    bool mac;           /* authenticated by MACs under the key of the batch at anchor */
+    uint64_t anchor;
     const uint8_t *qkd_ids; /* QKD_014: count x HX_PEER_QKD_ID_LEN bytes; else NULL */
     struct hx_peer_part kem[HX_PEER_MAX_PARTS]; /* public keys per KEM source */
     size_t n_kem; /* decoded: 1 part holding every source's keys (the split is the stream's) */
@@ -241,6 +252,17 @@ struct hx_peer_ack { /* BATCH_ACK */
 };
 HX_MUST_CHECK hx_err hx_peer_encode_ack(struct hx_writer *w, const struct hx_peer_ack *m);
 HX_MUST_CHECK hx_err hx_peer_decode_ack(const uint8_t *p, size_t len, struct hx_peer_ack *out);
+
+/* BATCH_AUTH (responder -> initiator, direct links only): the responder committed the signed
+ * batch at anchor and holds the authentication key derived from it; the initiator may
+ * authenticate later batches of the stream by MACs under it (docs/peer-protocol.md
+ * "Authentication"). Payload: stream id, u64 anchor. */
+struct hx_peer_auth {
+    struct hx_uuid ksid;
+    uint64_t anchor;
+};
+HX_MUST_CHECK hx_err hx_peer_encode_auth(struct hx_writer *w, const struct hx_peer_auth *m);
+HX_MUST_CHECK hx_err hx_peer_decode_auth(const uint8_t *p, size_t len, struct hx_peer_auth *out);
 
 struct hx_peer_query { /* BATCH_QUERY */
     struct hx_uuid ksid;

@@ -1,6 +1,7 @@
 /* The peer protocol's codec (src/proto/peer.c) on arbitrary bytes. Byte 0 >= 0xf0: the rest is
  * a byte stream split into frames; otherwise byte 0 % 7 picks the message (STREAM_OPEN,
- * STREAM_JOIN, BATCH_REQ, BATCH_RESP, BATCH_FIN, BATCH_ACK, BATCH_QUERY with STREAM_CLOSE), the
+ * STREAM_JOIN, BATCH_REQ, BATCH_RESP, BATCH_FIN, BATCH_ACK, BATCH_QUERY with STREAM_CLOSE and
+ * BATCH_AUTH), the
  * rest is its payload. What a decoder accepts is consistent: strings end within their arrays,
  * counts are 1..HX_PEER_MAX_BATCH, views lie inside the input, and encoding it again gives the
  * same bytes (or, where the decoder tolerates absent fields, the same message). */
@@ -110,6 +111,7 @@ static void batches(const uint8_t *p, size_t len, uint8_t sel)
     struct hx_peer_fin fin;
     struct hx_peer_ack ack;
     struct hx_peer_query query;
+    struct hx_peer_auth auth;
     struct hx_peer_close close;
     struct hx_peer_head head;
 
@@ -172,6 +174,13 @@ static void batches(const uint8_t *p, size_t len, uint8_t sel)
         }
         if (hx_peer_decode_close(p, len, &close) == HX_OK && len != 16) {
             abort();
+        }
+        if (hx_peer_decode_auth(p, len, &auth) == HX_OK) {
+            hx_writer_reset(&w);
+            if (len != 16 + 8 || hx_peer_encode_auth(&w, &auth) != HX_OK) {
+                abort();
+            }
+            same_bytes(p, len);
         }
         recovery(p, len);
         for (uint8_t t = HX_PEER_BATCH_REQ; t <= HX_PEER_BATCH_QUERY; t++) {

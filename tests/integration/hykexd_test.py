@@ -392,16 +392,23 @@ def hostile_peer_batches_refused():
     """One node of the F-G pair made hostile (HYKEX_FAULT_PEER, compiled into test builds only):
     a responder whose BATCH_RESP has a flipped signature bit, tag bit or ciphertext bit, or
     replays the previous batch's body; an initiator whose BATCH_FIN has a flipped signature or
-    tag bit. The honest node refuses every altered batch with a log line, no key is produced
-    from one, and GET_KEY answers a status with a message."""
+    tag bit; and the same once the stream's batches are authenticated by MACs (the first,
+    signed batches honest): a flipped MAC bit or ciphertext bit in BATCH_RESP, a flipped MAC bit
+    in BATCH_FIN. The honest node refuses every altered batch with a log line, no key is
+    produced from one, and GET_KEY answers a status with a message."""
     src = lambda app: uri("F", "hkdf", "ML-KEM-768,X25519", app)  # noqa: E731
     dst = lambda app: uri("G", "hkdf", "ML-KEM-768,X25519", app)  # noqa: E731
     cases = [("G", "resp-sig", "F", "signature does not verify"),
              ("G", "resp-tag", "F", "key confirmation failed"),
              ("G", "resp-ct", "F", "signature does not verify"),
-             ("G", "resp-replay", "F", "signature does not verify"),
+             # the batches in flight with the first are signed, later ones MACed
+             ("G", "resp-replay", "F", "does not verify"),
              ("F", "fin-sig", "G", "signature does not verify; batch discarded"),
-             ("F", "fin-tag", "G", "key confirmation failed; batch discarded")]
+             ("F", "fin-tag", "G", "key confirmation failed; batch discarded"),
+             ("G", "resp-mac", "F", "peer's batch MAC does not verify"),
+             ("G", "resp-mac-ct", "F", "peer's batch MAC does not verify"),
+             ("F", "fin-mac", "G", "peer's batch MAC does not verify; batch discarded")]
+    mac_modes = ("resp-mac", "resp-mac-ct", "fin-mac")
     try:
         hostile = None
         for bad, mode, honest, line in cases:
@@ -413,13 +420,16 @@ def hostile_peer_batches_refused():
             wait_link(other, bad)
             time.sleep(0.5)
             before = open(f"{WORK}/{honest}.log").read().count(line)
+            macs_before = open(f"{WORK}/F.log").read().count("authenticated by MACs")
             app = f"hostile-{mode}"
+            # the first three batches (0..71) are signed; from the fourth on, MACs
+            far = 120 if mode in mac_modes else 60
             out = {}
 
             def side(node):
                 c = App(node)
                 r = c.open(src(app), dst(app), {"timeout": 1500})
-                out[node] = [r] + ([c.get(r["key_stream_id"], index=i) for i in (0, 60)]
+                out[node] = [r] + ([c.get(r["key_stream_id"], index=i) for i in (0, far)]
                                    if r["status"] == 0 else [])
             ts = [threading.Thread(target=side, args=(n,)) for n in "FG"]
             [t.start() for t in ts]
@@ -428,8 +438,8 @@ def hostile_peer_batches_refused():
             ks = out["F"][0]["key_stream_id"]
             after = open(f"{WORK}/{honest}.log").read().count(line)
             check(after > before, f"{mode}: no '{line}' in {honest}'s log")
-            # position 60 (inside the buffer's window, issue 19) needs batches after the first:
-            # never made from altered ones
+            # position 60 (inside the buffer's window, issue 19) needs batches after the first,
+            # 120 batches after the signed ones: never made from altered ones
             for n in "FG":
                 r = out[n][2]
                 check(r["status"] != 0 and r.get("message"), f"{mode}: a key at {n}: {r}")
@@ -437,6 +447,16 @@ def hostile_peer_batches_refused():
                 # the first batch was honest (nothing to replay yet): equal keys there, if any
                 f0, g0 = out["F"][1], out["G"][1]
                 check(f0["status"] != 0 or f0["key_buffer"] == g0["key_buffer"], f"{mode}: {f0} {g0}")
+            elif mode in mac_modes:
+                # the signed batches were honest: their keys agree; then MACs were taken up
+                f0, g0 = out["F"][1], out["G"][1]
+                check(f0["status"] == 0 and g0["status"] == 0 and
+                      f0["key_buffer"] == g0["key_buffer"], f"{mode}: {f0} {g0}")
+                macs = open(f"{WORK}/F.log").read().count("authenticated by MACs")
+                check(macs > macs_before, f"{mode}: F never authenticated batches by MACs")
+                msg = out["F"][2]["message"]
+                check(any(w in msg for w in ("MAC", "confirmation", "commit")),
+                      f"{mode}: GET_KEY at F says {msg!r}")
             else:
                 for n in "FG":
                     check(out[n][1]["status"] != 0, f"{mode}: a key at {n}: {out[n][1]}")

@@ -382,12 +382,15 @@ static void batch_req(void **state)
     assert_int_equal(out.kem[0].len, 64);
     assert_memory_equal(out.kem[0].p, kem_a, sizeof(kem_a));
     cuts_and_extra(dec_req, buf, w.len);
-    /* bad values: QKD mode 3, key pairs 2, count 0 and 1025, positions that wrap */
+    /* bad values: QKD mode 3, a key pairs byte with a bit other than the two it has, count 0
+     * and 1025, positions that wrap */
     buf[36] = 3;
     assert_int_equal(hx_peer_decode_req(buf, w.len, &out), HX_ERR_BAD_VALUE);
     buf[36] = 2;
-    buf[37] = 2;
-    assert_int_equal(hx_peer_decode_req(buf, w.len, &out), HX_ERR_BAD_VALUE);
+    for (unsigned bit = 2; bit < 8; bit++) {
+        buf[37] = (uint8_t)(1u << bit | HX_PEER_REQ_MAC);
+        assert_int_equal(hx_peer_decode_req(buf, w.len, &out), HX_ERR_BAD_VALUE);
+    }
     buf[37] = 1;
     memcpy(buf + 24, "\x00\x00\x00\x00", 4);
     assert_int_equal(hx_peer_decode_req(buf, w.len, &out), HX_ERR_BAD_VALUE);
@@ -409,6 +412,60 @@ static void batch_req(void **state)
     assert_int_equal(hx_peer_decode_req(buf, w.len, &out), HX_OK);
     assert_null(out.qkd_ids);
     assert_int_equal(out.kem[0].len, 64);
+    assert_false(out.mac);
+    /* authenticated by MACs: bit 1 of the key pairs byte, then the u64 anchor */
+    m.mac = true;
+    m.anchor = 0x0102030405060708ull;
+    hx_writer_reset(&w);
+    assert_int_equal(hx_peer_encode_req(&w, &m), HX_OK);
+    assert_int_equal(w.len, 28 + 8 + 1 + 1 + 8 + 64);
+    assert_memory_equal(buf + 36, "\x01\x03\x01\x02\x03\x04\x05\x06\x07\x08", 10);
+    assert_int_equal(hx_peer_decode_req(buf, w.len, &out), HX_OK);
+    assert_true(out.mac);
+    assert_int_equal(out.anchor, m.anchor);
+    assert_int_equal(out.key_pairs, HX_PEER_KEY_PAIRS_PER_BATCH);
+    assert_ptr_equal(out.kem[0].p, buf + 46);
+    assert_int_equal(out.kem[0].len, 64);
+    cuts_and_extra(dec_req, buf, w.len);
+    /* with ETSI 014 key ids: they follow the anchor */
+    m.qkd_mode = HX_PEER_QKD_014;
+    m.qkd_ids = ids;
+    m.key_pairs = HX_PEER_KEY_PAIRS_PER_POSITION;
+    hx_writer_reset(&w);
+    assert_int_equal(hx_peer_encode_req(&w, &m), HX_OK);
+    assert_int_equal(hx_peer_decode_req(buf, w.len, &out), HX_OK);
+    assert_true(out.mac);
+    assert_int_equal(out.key_pairs, HX_PEER_KEY_PAIRS_PER_POSITION);
+    assert_int_equal(out.anchor, m.anchor);
+    assert_ptr_equal(out.qkd_ids, buf + 46);
+    assert_int_equal(out.kem[0].len, 64);
+    /* a request cut inside its anchor */
+    assert_int_equal(hx_peer_decode_req(buf, 40, &out), HX_ERR_TRUNCATED);
+}
+
+static hx_err dec_auth(const uint8_t *p, size_t len)
+{
+    struct hx_peer_auth out;
+    return hx_peer_decode_auth(p, len, &out);
+}
+
+static void batch_auth(void **state)
+{
+    struct hx_peer_auth m = {.anchor = 0xfedcba9876543210ull}, out;
+    uint8_t buf[64];
+    struct hx_writer w;
+
+    (void)state;
+    memcpy(m.ksid.b, head_bytes, 16);
+    hx_writer_init_fixed(&w, buf, sizeof(buf));
+    assert_int_equal(hx_peer_encode_auth(&w, &m), HX_OK);
+    assert_int_equal(w.len, 16 + 8);
+    assert_memory_equal(buf, head_bytes, 16);
+    assert_memory_equal(buf + 16, "\xfe\xdc\xba\x98\x76\x54\x32\x10", 8);
+    assert_int_equal(hx_peer_decode_auth(buf, w.len, &out), HX_OK);
+    assert_memory_equal(out.ksid.b, m.ksid.b, 16);
+    assert_int_equal(out.anchor, m.anchor);
+    cuts_and_extra(dec_auth, buf, w.len);
 }
 
 static void batch_resp(void **state)
@@ -617,11 +674,17 @@ static void sae_list(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(frame_header),        cmocka_unit_test(frame_limits_by_type),
-        cmocka_unit_test(stream_open),         cmocka_unit_test(stream_join_and_close),
-        cmocka_unit_test(recovery_and_window), cmocka_unit_test(stream_open_opaque_qkd_id),
-        cmocka_unit_test(batch_req),           cmocka_unit_test(batch_resp),
-        cmocka_unit_test(batch_fin_ack_query), cmocka_unit_test(sae_list), /* ETSI 014 */
+        cmocka_unit_test(frame_header),
+        cmocka_unit_test(frame_limits_by_type),
+        cmocka_unit_test(stream_open),
+        cmocka_unit_test(stream_join_and_close),
+        cmocka_unit_test(recovery_and_window),
+        cmocka_unit_test(stream_open_opaque_qkd_id),
+        cmocka_unit_test(batch_req),
+        cmocka_unit_test(batch_auth),
+        cmocka_unit_test(batch_resp),
+        cmocka_unit_test(batch_fin_ack_query),
+        cmocka_unit_test(sae_list), /* ETSI 014 */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
