@@ -172,12 +172,7 @@ hx_err hxd_batch_init(struct hxd_batch *b, const struct hxd *d, const struct hxd
     size_t n = s->uri.n_sources;
 
     memset(b, 0, sizeof(*b));
-    b->s = *s;
-    /* A copy of the fixed fields only: it owns none of the stream's buffers. */
-    b->s.ready = NULL;
-    memset(b->s.fl, 0, sizeof(b->s.fl));
-    memset(b->s.pending, 0, sizeof(b->s.pending));
-    b->s.auth = NULL;
+    hxd_stream_copy_fixed(&b->s, s); /* it owns none of the stream's buffers */
     b->first = first;
     b->count = count;
     b->npub = count;

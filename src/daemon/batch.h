@@ -38,6 +38,7 @@
 #define HXD_WAIT_REPLY_MS 15000 /* for a BATCH_RESP or BATCH_ACK */
 #define HXD_CTX_RESP "hykex/1 batch responder"
 #define HXD_CTX_INIT "hykex/1 batch initiator"
+#define HXD_CTX_AUTH "hykex/1 batch auth confirm"
 /* MAC-authenticated batches under one key before the initiator signs a batch again, which
  * gives the next key (batch_auth.c) */
 #define HXD_AUTH_MAX_USES 256
@@ -156,24 +157,35 @@ void hxd_batch_store_give_up(struct hxd *d, const struct hx_uuid *ksid, uint64_t
  * the batch's transcript and before its secrets are freed. */
 HX_MUST_CHECK hx_err hxd_auth_derive(const struct hxd *d, const struct hxd_batch *b,
                                      uint8_t ak[32]);
-/* HMAC-SHA256(ak, ctx || u64 anchor || T): what stands for a signature (ctx HXD_CTX_*). */
+/* HMAC-SHA256(ak, ctx || u64 anchor || T): what stands for a signature (ctx HXD_CTX_RESP or
+ * HXD_CTX_INIT); with T NULL and HXD_CTX_AUTH, the BATCH_AUTH's confirmation. */
 HX_MUST_CHECK hx_err hxd_auth_mac(const uint8_t ak[32], const char *ctx, uint64_t anchor,
-                                  const uint8_t T[32], uint8_t mac[32]);
+                                  const uint8_t *T, uint8_t mac[32]);
 /* The serial of the direct link to peer; 0: none (over relays batches are always signed). */
 uint64_t hxd_direct_serial(struct hxd *d, const struct hx_uuid *peer);
-/* The stream's keys (lock held for all of these). Initiator: hxd_auth_use gives the key for
+/*
+ * The stream's keys (lock held for all of these). Initiator: hxd_auth_use gives the key for
  * the next batch on the link with this serial and counts it (false: sign the batch);
- * hxd_auth_offer keeps a signed batch's key until the responder's BATCH_AUTH names it, and
- * hxd_auth_adopt then puts it in use (0: not the key offered, 1: adopted, 2: the stream's
- * first); hxd_auth_forget drops the key of that anchor (the responder holds it no more). */
+ * hxd_auth_offer keeps a signed batch's key (one per batch in flight) until the responder's
+ * BATCH_AUTH names it; hxd_auth_adopt then checks its confirmation and puts it in use (0: not
+ * a key offered on that link, 1: adopted, 2: the stream had none, -1: the nodes derived
+ * different keys, and the stream signs every batch from then on).
+ * Both: hxd_auth_forget drops the key of that anchor (a MAC failed, or the responder holds it
+ * no more).
+ */
 bool hxd_auth_use(struct hxd_stream *s, uint64_t serial, uint64_t *anchor, uint8_t ak[32]);
 void hxd_auth_offer(struct hxd_stream *s, uint64_t anchor, uint64_t serial, const uint8_t ak[32]);
-int hxd_auth_adopt(struct hxd_stream *s, uint64_t anchor);
+int hxd_auth_adopt(struct hxd_stream *s, uint64_t anchor, uint64_t serial,
+                   const uint8_t confirm[32]);
 void hxd_auth_forget(struct hxd_stream *s, uint64_t anchor);
-/* Responder: a committed signed batch's key becomes the latest (the one before stays for the
- * batches in flight); hxd_auth_find gives the key of anchor on the link with this serial. */
+/* Responder: a committed signed batch's key becomes the latest (the HXD_PIPELINE before it stay
+ * for the batches in flight); hxd_auth_find gives the key of anchor on the link with this
+ * serial. */
 void hxd_auth_install(struct hxd_stream *s, uint64_t anchor, uint64_t serial, const uint8_t ak[32]);
 bool hxd_auth_find(const struct hxd_stream *s, uint64_t anchor, uint64_t serial, uint8_t ak[32]);
+/* BATCH_AUTH from the direct link l (its serial): the initiator's side (takes the lock). */
+void hxd_auth_on_frame(struct hxd *d, const struct hx_uuid *peer, uint64_t serial, const uint8_t *p,
+                       size_t len);
 
 /* ---- batch_source.c: the secrets of a batch ---- */
 /* QKD keys for the batch's positions from this node's KME (nothing without a QKD source);

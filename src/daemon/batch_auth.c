@@ -5,19 +5,21 @@
  *   ak = HKDF-SHA256(IKM = every position's secrets, in key_sources order, QKD keys included,
  *                    salt = T, info = "hykex/1 batch auth" || stream id)
  *
- * and once the responder has committed that batch (the anchor) and said so (BATCH_AUTH), later
- * batches of the stream on the same link carry HMAC-SHA256(ak, ctx || u64 anchor || T) where
- * the two signatures went: ML-DSA signs one batch in HXD_AUTH_MAX_USES + 1 instead of every
- * one. ak is secret while any source of the anchor holds (the same bound as the keys), and only
- * the two nodes whose signatures checked can hold it. It is never handed out, lives in the
- * secure heap, and dies with the link: a link made again (a restart, a certificate rotation)
- * signs again.
+ * and once the responder has committed that batch (the anchor) and said so (BATCH_AUTH, with
+ * HMAC-SHA256(ak, "hykex/1 batch auth confirm" || u64 anchor): the initiator takes the key only
+ * if both derived the same), later batches of the stream on the same link carry
+ * HMAC-SHA256(ak, ctx || u64 anchor || T) where the two signatures went: ML-DSA signs one batch in
+ * HXD_AUTH_MAX_USES + 1 instead of every one. ak is secret while any source of the anchor holds
+ * (the same bound as the keys), and only the two nodes whose signatures checked can hold it. It is
+ * never handed out, lives in the secure heap, and dies with the link: a link made again (a restart,
+ * a certificate rotation) signs again.
  */
 #include <string.h>
 
 #include <openssl/crypto.h>
 
 #include "common/buf.h"
+#include "common/log.h"
 #include "common/secret.h"
 #include "crypto/kdf.h"
 #include "daemon/batch.h"
@@ -56,7 +58,7 @@ hx_err hxd_auth_derive(const struct hxd *d, const struct hxd_batch *b, uint8_t a
     return e;
 }
 
-hx_err hxd_auth_mac(const uint8_t ak[32], const char *ctx, uint64_t anchor, const uint8_t T[32],
+hx_err hxd_auth_mac(const uint8_t ak[32], const char *ctx, uint64_t anchor, const uint8_t *T,
                     uint8_t mac[32])
 {
     uint8_t a[8];
@@ -65,7 +67,7 @@ hx_err hxd_auth_mac(const uint8_t ak[32], const char *ctx, uint64_t anchor, cons
     for (size_t i = 0; i < 8; i++) {
         a[i] = (uint8_t)(anchor >> (56 - 8 * i));
     }
-    return hx_hmac(HX_MD_SHA256, ak, 32, parts, 3, mac);
+    return hx_hmac(HX_MD_SHA256, ak, 32, parts, T != NULL ? 3 : 2, mac);
 }
 
 uint64_t hxd_direct_serial(struct hxd *d, const struct hx_uuid *peer)
@@ -116,29 +118,54 @@ void hxd_auth_offer(struct hxd_stream *s, uint64_t anchor, uint64_t serial, cons
 {
     struct hxd_auth *a = auth_of(s);
 
-    if (a != NULL) {
-        key_set(&a->other, anchor, serial, ak);
+    if (a != NULL && !a->refused) { /* one slot per batch in flight, the oldest reused */
+        key_set(&a->k[a->n_offered++ % HXD_PIPELINE], anchor, serial, ak);
     }
 }
 
-int hxd_auth_adopt(struct hxd_stream *s, uint64_t anchor)
+int hxd_auth_adopt(struct hxd_stream *s, uint64_t anchor, uint64_t serial,
+                   const uint8_t confirm[32])
 {
     struct hxd_auth *a = s->auth;
-    bool first;
+    uint8_t want[32];
+    bool first, ok;
 
-    if (a == NULL || !a->other.set || a->other.anchor != anchor) {
-        return 0; /* an older offer's, or none: the next signed batch offers again */
+    for (size_t i = 0; a != NULL && i < HXD_PIPELINE; i++) {
+        struct hxd_auth_key *k = &a->k[i];
+        if (!k->set || k->anchor != anchor || k->serial != serial) {
+            continue;
+        }
+        ok = hxd_auth_mac(k->key, HXD_CTX_AUTH, anchor, NULL, want) == HX_OK &&
+             hx_ct_equal(want, confirm, sizeof(want));
+        OPENSSL_cleanse(want, sizeof(want));
+        if (!ok) { /* the nodes derived different keys: this stream signs every batch */
+            a->refused = true;
+            OPENSSL_cleanse(a->k, sizeof(a->k));
+            OPENSSL_cleanse(&a->cur, sizeof(a->cur));
+            return -1;
+        }
+        first = !a->cur.set;
+        a->cur = *k;
+        OPENSSL_cleanse(k, sizeof(*k));
+        return first ? 2 : 1;
     }
-    first = !a->cur.set;
-    a->cur = a->other;
-    OPENSSL_cleanse(&a->other, sizeof(a->other));
-    return first ? 2 : 1;
+    return 0; /* not offered here (or over another link): the next signed batch offers again */
 }
 
 void hxd_auth_forget(struct hxd_stream *s, uint64_t anchor)
 {
-    if (s->auth != NULL && s->auth->cur.set && s->auth->cur.anchor == anchor) {
-        OPENSSL_cleanse(&s->auth->cur, sizeof(s->auth->cur));
+    struct hxd_auth *a = s->auth;
+
+    if (a == NULL) {
+        return;
+    }
+    if (a->cur.set && a->cur.anchor == anchor) {
+        OPENSSL_cleanse(&a->cur, sizeof(a->cur));
+    }
+    for (size_t i = 0; i < HXD_PIPELINE; i++) { /* the responder's older ones */
+        if (a->k[i].set && a->k[i].anchor == anchor) {
+            OPENSSL_cleanse(&a->k[i], sizeof(a->k[i]));
+        }
     }
 }
 
@@ -146,23 +173,58 @@ void hxd_auth_install(struct hxd_stream *s, uint64_t anchor, uint64_t serial, co
 {
     struct hxd_auth *a = auth_of(s);
 
-    if (a != NULL) {
-        a->other = a->cur;
-        key_set(&a->cur, anchor, serial, ak);
+    if (a == NULL) {
+        return;
     }
+    OPENSSL_cleanse(&a->k[HXD_PIPELINE - 1], sizeof(a->k[0]));
+    memmove(&a->k[1], &a->k[0], (HXD_PIPELINE - 1) * sizeof(a->k[0]));
+    a->k[0] = a->cur;
+    key_set(&a->cur, anchor, serial, ak);
 }
 
 bool hxd_auth_find(const struct hxd_stream *s, uint64_t anchor, uint64_t serial, uint8_t ak[32])
 {
-    const struct hxd_auth_key *k[2] = {s->auth ? &s->auth->cur : NULL,
-                                       s->auth ? &s->auth->other : NULL};
+    const struct hxd_auth *a = s->auth;
 
-    for (size_t i = 0; i < 2; i++) {
-        if (k[i] != NULL && k[i]->set && k[i]->anchor == anchor && serial != 0 &&
-            k[i]->serial == serial) {
-            memcpy(ak, k[i]->key, 32);
+    for (size_t i = 0; a != NULL && serial != 0 && i <= HXD_PIPELINE; i++) {
+        const struct hxd_auth_key *k = i == 0 ? &a->cur : &a->k[i - 1];
+        if (k->set && k->anchor == anchor && k->serial == serial) {
+            memcpy(ak, k->key, 32);
             return true;
         }
     }
     return false;
+}
+
+void hxd_auth_on_frame(struct hxd *d, const struct hx_uuid *peer, uint64_t serial, const uint8_t *p,
+                       size_t len)
+{
+    struct hx_peer_auth m;
+    struct hxd_stream *s;
+    char id[HX_UUID_STR_LEN + 1];
+    int adopted = 0;
+
+    if (hx_peer_decode_auth(p, len, &m) != HX_OK) {
+        hx_warn("malformed BATCH_AUTH from a peer", HX_NOFIELDS);
+        return;
+    }
+    pthread_mutex_lock(&d->lock);
+    s = hxd_stream_find(d, &m.ksid);
+    if (s != NULL && s->role == HXD_INITIATOR && hx_uuid_equal(&s->peer, peer)) {
+        adopted = hxd_auth_adopt(s, m.anchor, serial, m.confirm);
+    }
+    pthread_mutex_unlock(&d->lock);
+    hx_uuid_format(&m.ksid, id);
+    if (adopted == 2) {
+        hx_info("the stream's batches are authenticated by MACs under the key of a signed batch",
+                HX_F_STR("stream", id) HX_F_U64("anchor", m.anchor));
+    } else if (adopted == 1) {
+        hx_debug("the stream's batches use the key of a newer signed batch",
+                 HX_F_STR("stream", id) HX_F_U64("anchor", m.anchor));
+    } else if (adopted < 0) {
+        hx_warn(
+            "the peer derived another authentication key from a signed batch: the stream's "
+            "batches stay signed",
+            HX_F_STR("stream", id) HX_F_U64("anchor", m.anchor));
+    }
 }

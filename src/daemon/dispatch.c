@@ -293,28 +293,6 @@ static void on_reply(struct hxd_stream *s, uint8_t type, const uint8_t *p, size_
     }
 }
 
-/* BATCH_AUTH at the initiator (lock held): the responder holds the key of the signed batch at
- * its anchor; the stream's batches are authenticated by MACs under it (batch_auth.c). */
-static void on_auth(struct hxd_stream *s, const uint8_t *p, size_t len)
-{
-    struct hx_peer_auth m;
-    char id[HX_UUID_STR_LEN + 1];
-    int adopted;
-
-    if (s->role != HXD_INITIATOR || hx_peer_decode_auth(p, len, &m) != HX_OK ||
-        (adopted = hxd_auth_adopt(s, m.anchor)) == 0) {
-        return;
-    }
-    hx_uuid_format(&s->ksid, id);
-    if (adopted == 2) {
-        hx_info("the stream's batches are authenticated by MACs under the key of a signed batch",
-                HX_F_STR("stream", id) HX_F_U64("anchor", m.anchor));
-    } else {
-        hx_debug("the stream's batches use the key of a newer signed batch",
-                 HX_F_STR("stream", id) HX_F_U64("anchor", m.anchor));
-    }
-}
-
 void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, size_t len)
 {
     struct hxd *d = arg;
@@ -326,6 +304,9 @@ void hxd_on_frame(void *arg, struct hx_link *l, uint8_t type, const uint8_t *p, 
         hxd_relay_on_fwd(d, peer, p, len);
     } else if (type == HX_PEER_RELAY_REPATH) {
         /* only ever inside a RELAY_FWD (hxd_on_peer_frame): a bare one is dropped */
+    } else if (type == HX_PEER_BATCH_AUTH) {
+        /* on its direct link only: one inside a RELAY_FWD is dropped (batch_auth.c) */
+        hxd_auth_on_frame(d, peer, hx_link_serial(l), p, len);
     } else {
         hxd_on_peer_frame(d, peer, type, p, len);
     }
@@ -379,8 +360,7 @@ void hxd_on_peer_frame(struct hxd *d, const struct hx_uuid *peer, uint8_t type, 
             }
         } else if (type == HX_PEER_BATCH_RESP || type == HX_PEER_BATCH_ACK) {
             on_reply(s, type, p, len);
-        } else if (type == HX_PEER_BATCH_AUTH) {
-            on_auth(s, p, len);
+
         } else if (type == HX_PEER_STREAM_WINDOW) {
             hxd_window_on_update(d, s, p, len);
         } else if (type == HX_PEER_QKD_REOPEN) {

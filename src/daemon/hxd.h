@@ -86,9 +86,13 @@ struct hxd_auth_key {
     uint8_t key[32];
 };
 struct hxd_auth {
-    struct hxd_auth_key cur;   /* initiator: in use; responder: the latest */
-    struct hxd_auth_key other; /* initiator: offered, awaiting BATCH_AUTH; responder: the one
-                                  before cur (batches in flight may still name it) */
+    struct hxd_auth_key cur; /* initiator: in use; responder: the latest */
+    /* initiator: keys offered by signed batches, awaiting the responder's BATCH_AUTH (one per
+     * batch in flight); responder: the ones before cur, newest first (batches in flight may
+     * still name them) */
+    struct hxd_auth_key k[HXD_PIPELINE];
+    uint64_t n_offered; /* initiator: offers made, which picks the slot of the next one */
+    bool refused;       /* initiator: a BATCH_AUTH did not confirm a key: signed from then on */
 };
 
 /* An in-flight batch at the responder, between BATCH_RESP and BATCH_FIN. */
@@ -99,6 +103,7 @@ struct hxd_pending {
     uint8_t tag_i[32];
     /* authenticated by MACs: the initiator's MAC its BATCH_FIN must carry (else a signature) */
     bool mac;
+    uint64_t anchor;
     uint8_t mac_i[32];
     /* signed over a direct link: the authentication key the batch gives once committed, and
      * the link it came on (batch_auth.c) */

@@ -439,10 +439,24 @@ static enum phase positions_lost(struct run *r)
     return PH_DONE;
 }
 
+/* The key this batch used is done with (the responder holds it no more, or a MAC failed). */
+static void auth_done(struct run *r)
+{
+    struct hxd_stream *s;
+
+    pthread_mutex_lock(&r->d->lock);
+    if ((s = hxd_stream_find(r->d, &r->ksid)) != NULL) {
+        hxd_auth_forget(s, r->anchor);
+    }
+    pthread_mutex_unlock(&r->d->lock);
+}
+
 /*
  * BATCH_RESP "no authentication key": the responder no longer holds the anchor's key (it
- * restarted, or moved on). The stream's batches are signed again, which gives a new key, and
- * these positions are made again at once, signed (the responder asked its KME for nothing).
+ * restarted, the link was made again, or a MAC failed there). The stream's batches are signed
+ * again, which gives a new key, and these positions are made again at once, signed. (The
+ * responder asked its KME for nothing; this node's QKD keys of the batch are spent, as with
+ * any failed batch.)
  */
 static enum phase auth_unknown(struct run *r)
 {
@@ -455,9 +469,9 @@ static enum phase auth_unknown(struct run *r)
         "the responder holds no key of the anchor batch: the stream's batches are signed "
         "again",
         HX_F_STR("stream", id) HX_F_U64("anchor", r->anchor) HX_F_U64("first", r->first));
+    auth_done(r);
     pthread_mutex_lock(&d->lock);
     if ((s = hxd_stream_find(d, &r->ksid)) != NULL) {
-        hxd_auth_forget(s, r->anchor);
         hxd_init_batch_done(d, s, r->first, r->count, false); /* listed to be made again */
     }
     pthread_mutex_unlock(&d->lock);
@@ -501,6 +515,7 @@ static enum phase check_resp(struct run *r)
         if (m.sig.sig_len != sizeof(mac) ||
             hxd_auth_mac(r->ak, HXD_CTX_RESP, r->anchor, r->b.T, mac) != HX_OK ||
             !hx_ct_equal(mac, m.sig.sig, sizeof(mac))) {
+            auth_done(r); /* the next batch is signed and gives a new key */
             snprintf(r->msg, sizeof(r->msg), "peer's batch MAC does not verify");
             return PH_ABORT;
         }

@@ -78,12 +78,7 @@ static struct hxd_stream *row_copy(const struct hxd_stream *s)
     if (c == NULL) {
         return NULL;
     }
-    *c = *s;
-    c->ready = NULL;
-    c->n_ready = c->cap_ready = 0;
-    memset(c->fl, 0, sizeof(c->fl));
-    memset(c->pending, 0, sizeof(c->pending));
-    c->auth = NULL;
+    hxd_stream_copy_fixed(c, s);
     return c;
 }
 

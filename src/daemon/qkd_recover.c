@@ -137,7 +137,7 @@ void hxd_qkd_reopen_run(struct hxd *d, const struct hx_uuid *ksid)
         pthread_mutex_unlock(&d->lock);
         return;
     }
-    *copy = *s; /* only its ids, URIs and QoS are read */
+    hxd_stream_copy_fixed(copy, s); /* only its ids, URIs and QoS are read */
     s_qkd_ksid = s->qkd_ksid;
     quiet = s->qkd_reopen_quiet;
     s->qkd_reopen_quiet = false;

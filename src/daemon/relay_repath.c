@@ -182,7 +182,7 @@ static void attempt(struct hxd *d, const struct hx_uuid *ksid)
     s->repath_epoch = s->repath_epoch == UINT32_MAX ? 1 : s->repath_epoch + 1;
     s->repath_answer = 0;
     m.epoch = s->repath_epoch;
-    *copy = *s; /* only its ids, URIs and QoS are read */
+    hxd_stream_copy_fixed(copy, s); /* only its ids, URIs and QoS are read */
     peer = s->peer;
     old_id = s->qkd_ksid;
     pthread_mutex_unlock(&d->lock);
@@ -278,7 +278,7 @@ static void answer(struct hxd *d, const struct hx_uuid *ksid)
         return;
     }
     m.epoch = s->repath_epoch;
-    *copy = *s;
+    hxd_stream_copy_fixed(copy, s);
     hx_qkd_ksid_from_uuid(&copy->qkd_ksid, &s->repath_link);
     old_id = s->qkd_ksid;
     peer = s->peer;

@@ -119,14 +119,15 @@ static void send_ack(struct hxd *d, const struct hx_uuid *peer, const struct hx_
 
 /* BATCH_AUTH: the committed signed batch at anchor gave this node its key (batch_auth.c). */
 static void send_auth(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid,
-                      uint64_t anchor)
+                      uint64_t anchor, const uint8_t ak[32])
 {
-    struct hx_peer_auth m = {.ksid = *ksid, .anchor = anchor};
-    uint8_t out[16 + 8];
+    uint8_t confirm[32], out[16 + 8 + 32];
+    struct hx_peer_auth m = {.ksid = *ksid, .anchor = anchor, .confirm = confirm};
     struct hx_writer w;
 
     hx_writer_init_fixed(&w, out, sizeof(out));
-    if (hx_peer_encode_auth(&w, &m) == HX_OK) {
+    if (hxd_auth_mac(ak, HXD_CTX_AUTH, anchor, NULL, confirm) == HX_OK &&
+        hx_peer_encode_auth(&w, &m) == HX_OK) {
         hx_ignore(hxd_send(d, peer, HX_PEER_BATCH_AUTH, out, w.len));
     }
 }
@@ -251,8 +252,8 @@ static hx_err req_authenticate(struct hxd *d, const struct hx_uuid *peer, struct
     }
     if (b->path.hops < 2 && a->serial != 0 && hxd_auth_derive(d, b, ak) == HX_OK) {
         hx_ignore(hx_secret_from(ak, sizeof(ak), &a->offer)); /* none: this batch offers none */
-        OPENSSL_cleanse(ak, sizeof(ak));
     }
+    OPENSSL_cleanse(ak, sizeof(ak));
     return HX_OK;
 }
 
@@ -281,6 +282,7 @@ static void req_pend(struct hxd *d, const struct hx_uuid *peer, struct hxd_batch
     memcpy(pd->transcript, b->T, 32);
     memcpy(pd->tag_i, tag_i, 32);
     pd->mac = a->mac;
+    pd->anchor = a->anchor;
     memcpy(pd->mac_i, a->mac_i, 32);
     pd->auth_key = a->offer; /* the slot owns it now */
     a->offer = NULL;
@@ -391,7 +393,7 @@ static void fin_commit(struct hxd *d, const struct hx_uuid *peer, struct hxd_str
         send_ack(d, peer, &s->ksid, pend->first, HX_PEER_ACK_COMMITTED);
         if (pend->auth_key != NULL) { /* signed over a direct link: its key, after the ACK */
             hxd_auth_install(s, pend->first, pend->auth_serial, hx_secret_data(pend->auth_key));
-            send_auth(d, peer, &s->ksid, pend->first);
+            send_auth(d, peer, &s->ksid, pend->first, hx_secret_data(pend->auth_key));
         }
     }
     hxd_window_announce(d, s, true); /* an initiator that restarted learns it again */
@@ -471,6 +473,13 @@ void hxd_responder_on_fin(struct hxd *d, const struct hx_uuid *peer, const uint8
         hx_warn(pend.mac ? "peer's batch MAC does not verify; batch discarded"
                          : "peer's batch signature does not verify; batch discarded",
                 HX_F_STR("stream", id) HX_F_U64("first", m.first));
+        if (pend.mac) { /* its key is done with: the initiator signs again (status 1001) */
+            pthread_mutex_lock(&d->lock);
+            if ((s = hxd_stream_find(d, &m.ksid)) != NULL) {
+                hxd_auth_forget(s, pend.anchor);
+            }
+            pthread_mutex_unlock(&d->lock);
+        }
     } else if (!hx_ct_equal(m.sig.tag, pend.tag_i, 32)) {
         hx_warn("key confirmation failed; batch discarded",
                 HX_F_STR("stream", id) HX_F_U64("first", m.first));
@@ -502,6 +511,7 @@ void hxd_responder_on_fin(struct hxd *d, const struct hx_uuid *peer, const uint8
     pthread_mutex_unlock(&d->lock);
     free_keys(pend.keys, pend.count); /* wipes what the commit did not take */
     hx_secret_free(pend.auth_key);
+    OPENSSL_cleanse(&pend, sizeof(pend));
     if (ack != HX_PEER_ACK_COMMITTED) {
         send_ack(d, peer, &m.ksid, m.first, ack);
     }

@@ -286,7 +286,7 @@ static bool open_initiator(struct hxd *d, const struct hxd_svc_open_req *req,
         return false;
     }
     hx_qkd_ksid_from_uuid(&s->qkd_ksid, &qkd_id); /* none when not generated (nil) */
-    copy = *s;
+    hxd_stream_copy_fixed(&copy, s);
     /* Announce it (without the lock: the peer protocol's senders take none); wait for the peer
      * node's link if it is not up yet. */
     bool sent = false;
@@ -434,7 +434,7 @@ static bool open_responder(struct hxd *d, const struct hxd_svc_open_req *req,
     s->qos.max_bps = p->qos.max_bps;
     s->qos.min_bps = p->qos.min_bps;
     *ksid = s->ksid;
-    copy = *s;
+    hxd_stream_copy_fixed(&copy, s);
     pthread_mutex_unlock(&d->lock);
     if (!open_qkd(d, req, p, &copy, res)) {
         hx_ignore(hxd_send_join(d, &p->peer, ksid, (uint32_t)res->status, res->msg));

@@ -113,6 +113,16 @@ struct hxd_stream *hxd_stream_new(struct hxd *d, const struct hx_uuid *ksid)
     return NULL;
 }
 
+void hxd_stream_copy_fixed(struct hxd_stream *dst, const struct hxd_stream *s)
+{
+    *dst = *s;
+    dst->ready = NULL;
+    dst->n_ready = dst->cap_ready = 0;
+    memset(dst->fl, 0, sizeof(dst->fl));
+    memset(dst->pending, 0, sizeof(dst->pending));
+    dst->auth = NULL;
+}
+
 void hxd_pending_drop(struct hxd_pending *p)
 {
     if (p->keys != NULL) {

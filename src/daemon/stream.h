@@ -24,6 +24,9 @@ void hxd_streams_free(struct hxd *d);
 struct hxd_stream *hxd_stream_find(struct hxd *d, const struct hx_uuid *ksid);
 /* A fresh stream with this id (NULL when the table is full); the caller fills the rest. */
 struct hxd_stream *hxd_stream_new(struct hxd *d, const struct hx_uuid *ksid);
+/* A copy of a stream's fixed fields (ids, URIs, QoS, counters) for use without the lock: none
+ * of its buffers, batches in flight or keys come along. */
+void hxd_stream_copy_fixed(struct hxd_stream *dst, const struct hxd_stream *s);
 /* Wipes a stream's keys and frees its slot (its waiting GET_KEYs are woken). */
 void hxd_stream_drop(struct hxd *d, struct hxd_stream *s);
 /*

@@ -335,7 +335,8 @@ static uint64_t heap_slot(uint64_t n)
 /*
  * The secure heap the limits need, as a power of two: every stream holding its buffer
  * (limits.buffer_depth keys) and the batches in flight (HXD_PIPELINE x limits.batch_size;
- * a grown batch stays within the buffer), each key of limits.max_key_chunk bytes, plus the
+ * a grown batch stays within the buffer), each key of limits.max_key_chunk bytes, and its batch
+ * authentication keys (struct hxd_auth and one per pending batch, batch_auth.c), plus the
  * workers' scratch (the largest batch's QKD bytes and KEM secrets per pool thread,
  * hxd_config_batch_top, limits.initiator_workers + limits.responder_workers of them)
  * and 1 MiB for OpenSSL's own. False when it is above limits.secure_heap_mb: why then gives
@@ -345,9 +346,10 @@ static bool secure_heap_size(const struct hxd_config *c, size_t *size, char *why
 {
     uint64_t slot = heap_slot(c->max_key_chunk), per_stream, keys, scratch, need, heap = 1;
     uint64_t cap = (uint64_t)c->secure_heap_mb << 20;
+    uint64_t auth = heap_slot(sizeof(struct hxd_auth)) + HXD_PIPELINE * heap_slot(32);
 
     per_stream = (uint64_t)c->buffer_depth + (uint64_t)HXD_PIPELINE * c->batch_size;
-    keys = (uint64_t)c->max_streams * per_stream * slot;
+    keys = (uint64_t)c->max_streams * (per_stream * slot + auth);
     /* per position in flight: its key, QKD bytes, KEM secrets, and one KEM secret key as large
      * as Classic McEliece's (a key pair per position; per batch it is far less) */
     scratch = ((uint64_t)c->initiator_workers + c->responder_workers) * hxd_config_batch_top(c) *
@@ -362,13 +364,13 @@ static bool secure_heap_size(const struct hxd_config *c, size_t *size, char *why
                  "limits: the secure heap would need %" PRIu32
                  " streams (limits.max_streams) x %" PRIu64 " keys (limits.buffer_depth %" PRIu32
                  " + %d batches of limits.batch_size %" PRIu32 ") x %" PRIu64
-                 " bytes (limits.max_key_chunk %" PRIu32
-                 ", as the heap allocates it)"
+                 " bytes (limits.max_key_chunk %" PRIu32 ", as the heap allocates it), + %" PRIu64
+                 " bytes of authentication keys each,"
                  " = %" PRIu64 " bytes + %" PRIu64 " scratch = %" PRIu64
                  " MiB as a power of two, above limits.secure_heap_mb %" PRIu32
                  ": lower those limits or raise limits.secure_heap_mb",
                  c->max_streams, per_stream, c->buffer_depth, HXD_PIPELINE, c->batch_size, slot,
-                 c->max_key_chunk, keys, scratch, heap >> 20, c->secure_heap_mb);
+                 c->max_key_chunk, auth, keys, scratch, heap >> 20, c->secure_heap_mb);
         return false;
     }
     *size = (size_t)heap;

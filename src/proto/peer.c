@@ -518,10 +518,11 @@ hx_err hx_peer_encode_auth(struct hx_writer *w, const struct hx_peer_auth *m)
 {
     hx_err e;
 
-    if ((e = hx_write_bytes(w, m->ksid.b, 16)) != HX_OK) {
+    if ((e = hx_write_bytes(w, m->ksid.b, 16)) != HX_OK ||
+        (e = hx_write_u64(w, m->anchor)) != HX_OK) {
         return e;
     }
-    return hx_write_u64(w, m->anchor);
+    return hx_write_bytes(w, m->confirm, HX_PEER_TAG_LEN);
 }
 
 hx_err hx_peer_decode_auth(const uint8_t *p, size_t len, struct hx_peer_auth *out)
@@ -531,7 +532,8 @@ hx_err hx_peer_decode_auth(const uint8_t *p, size_t len, struct hx_peer_auth *ou
 
     memset(out, 0, sizeof(*out));
     hx_reader_init(&r, p, len);
-    if ((e = read_head(&r, false, &out->ksid, &out->anchor, NULL)) != HX_OK) {
+    if ((e = read_head(&r, false, &out->ksid, &out->anchor, NULL)) != HX_OK ||
+        (e = hx_read_view(&r, HX_PEER_TAG_LEN, &out->confirm)) != HX_OK) {
         return e;
     }
     return at_end(&r);

@@ -256,10 +256,11 @@ HX_MUST_CHECK hx_err hx_peer_decode_ack(const uint8_t *p, size_t len, struct hx_
 /* BATCH_AUTH (responder -> initiator, direct links only): the responder committed the signed
  * batch at anchor and holds the authentication key derived from it; the initiator may
  * authenticate later batches of the stream by MACs under it (docs/peer-protocol.md
- * "Authentication"). Payload: stream id, u64 anchor. */
+ * "Authentication"). Payload: stream id, u64 anchor, 32-byte confirmation (a MAC under the key). */
 struct hx_peer_auth {
     struct hx_uuid ksid;
     uint64_t anchor;
+    const uint8_t *confirm; /* HX_PEER_TAG_LEN bytes */
 };
 HX_MUST_CHECK hx_err hx_peer_encode_auth(struct hx_writer *w, const struct hx_peer_auth *m);
 HX_MUST_CHECK hx_err hx_peer_decode_auth(const uint8_t *p, size_t len, struct hx_peer_auth *out);

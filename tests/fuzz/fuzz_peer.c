@@ -176,8 +176,9 @@ static void batches(const uint8_t *p, size_t len, uint8_t sel)
             abort();
         }
         if (hx_peer_decode_auth(p, len, &auth) == HX_OK) {
+            inside(p, len, auth.confirm, HX_PEER_TAG_LEN);
             hx_writer_reset(&w);
-            if (len != 16 + 8 || hx_peer_encode_auth(&w, &auth) != HX_OK) {
+            if (len != 16 + 8 + 32 || hx_peer_encode_auth(&w, &auth) != HX_OK) {
                 abort();
             }
             same_bytes(p, len);

@@ -451,20 +451,23 @@ static hx_err dec_auth(const uint8_t *p, size_t len)
 
 static void batch_auth(void **state)
 {
-    struct hx_peer_auth m = {.anchor = 0xfedcba9876543210ull}, out;
-    uint8_t buf[64];
+    uint8_t confirm[32], buf[96];
+    struct hx_peer_auth m = {.anchor = 0xfedcba9876543210ull, .confirm = confirm}, out;
     struct hx_writer w;
 
     (void)state;
     memcpy(m.ksid.b, head_bytes, 16);
+    memset(confirm, 0xc5, sizeof(confirm));
     hx_writer_init_fixed(&w, buf, sizeof(buf));
     assert_int_equal(hx_peer_encode_auth(&w, &m), HX_OK);
-    assert_int_equal(w.len, 16 + 8);
+    assert_int_equal(w.len, 16 + 8 + 32);
     assert_memory_equal(buf, head_bytes, 16);
     assert_memory_equal(buf + 16, "\xfe\xdc\xba\x98\x76\x54\x32\x10", 8);
+    assert_memory_equal(buf + 24, confirm, 32);
     assert_int_equal(hx_peer_decode_auth(buf, w.len, &out), HX_OK);
     assert_memory_equal(out.ksid.b, m.ksid.b, 16);
     assert_int_equal(out.anchor, m.anchor);
+    assert_ptr_equal(out.confirm, buf + 24);
     cuts_and_extra(dec_auth, buf, w.len);
 }
 
