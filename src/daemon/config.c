@@ -227,6 +227,10 @@ static const struct hx_cfg_opt table[] = {
                    "peer link keep-alive interval"),
     HX_CFG_OPT_INT("peer.reconnect_max_s", C, reconnect_max_s, 1, 3600, "10", 0,
                    "longest back-off between reconnects"),
+    HX_CFG_OPT_BOOL("peer.batch_macs", C, batch_macs, "true",
+                    "over a direct link, authenticate batches by MACs under the key of an "
+                    "earlier signed batch (one in 257 signed); false: this node signs every "
+                    "batch and takes no MACed one"),
     HX_CFG_OPT_STR("state_dir", C, state_dir, 0, "\"\"", 0,
                    "state directory (durable store; empty: memory only)"),
     HX_CFG_OPT_BOOL("store.fsync", C, store_sync, "false",

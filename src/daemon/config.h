@@ -96,6 +96,7 @@ struct hxd_config {
     char tls_groups[256];
     uint32_t keepalive_s;
     uint32_t reconnect_max_s;
+    bool batch_macs; /* batches MACed under a signed batch's key (batch_auth.c) */
     /* hykex: production and limits */
     char state_dir[HXD_MAX_PATH];
     bool store_sync;

@@ -358,9 +358,13 @@ static enum phase query(struct run *r)
 static void auth_choose(struct run *r)
 {
     struct hxd *d = r->d;
-    uint64_t serial = hxd_direct_serial(d, &r->b.s.peer);
+    uint64_t serial;
     struct hxd_stream *s;
 
+    if (!d->cfg.batch_macs) {
+        return; /* peer.batch_macs false: every batch signed */
+    }
+    serial = hxd_direct_serial(d, &r->b.s.peer);
     pthread_mutex_lock(&d->lock);
     r->mac =
         (s = hxd_stream_find(d, &r->ksid)) != NULL && hxd_auth_use(s, serial, &r->anchor, r->ak);
@@ -565,7 +569,7 @@ static enum phase finish(struct run *r)
         sig_len = 32;
     } else if ((e = hxd_sign(d, &r->b.s.peer, HXD_CTX_INIT, r->b.T, sizeof(r->b.T), sig,
                              sizeof(sig), &sig_len)) == HX_OK &&
-               r->b.path.hops < 2) {
+               r->b.path.hops < 2 && d->cfg.batch_macs) {
         offering = hxd_auth_derive(d, &r->b, offer) == HX_OK;
     }
     if (e != HX_OK || sig_len > UINT16_MAX || hxd_batch_tag(&r->b, "initiator", tag) != HX_OK) {

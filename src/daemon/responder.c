@@ -250,7 +250,10 @@ static hx_err req_authenticate(struct hxd *d, const struct hx_uuid *peer, struct
     if ((e = hxd_sign(d, peer, HXD_CTX_RESP, b->T, sizeof(b->T), sig, cap, sig_len)) != HX_OK) {
         return e;
     }
-    if (b->path.hops < 2 && a->serial != 0 && hxd_auth_derive(d, b, ak) == HX_OK) {
+    /* peer.batch_macs false: no key offered, so the peer signs every batch (and a MACed one is
+     * refused: no key is held here) */
+    if (b->path.hops < 2 && a->serial != 0 && d->cfg.batch_macs &&
+        hxd_auth_derive(d, b, ak) == HX_OK) {
         hx_ignore(hx_secret_from(ak, sizeof(ak), &a->offer)); /* none: this batch offers none */
     }
     OPENSSL_cleanse(ak, sizeof(ak));

@@ -388,6 +388,54 @@ def kem_key_pairs_per_batch():
 
 
 @test
+def batches_macs_and_signatures():
+    """Over the F-G link a stream's first batches are signed, then F takes up the key G confirms
+    (BATCH_AUTH) and the later batches carry MACs: keys still agree at both ends over many
+    batches (300 positions: 13 batches of 24, past the window, so the applications' takes move
+    it). With peer.batch_macs false at G, G offers no key: F signs every batch, and still the
+    keys agree."""
+    n_keys = 300
+
+    def take(app):
+        out = {}
+        both_done = threading.Barrier(2, timeout=60)
+
+        def side(node):
+            c = App(node)
+            r = c.open(uri("F", "hkdf", "ML-KEM-768,X25519", app),
+                       uri("G", "hkdf", "ML-KEM-768,X25519", app), {"timeout": 5000})
+            out[node] = [r] + ([c.get(r["key_stream_id"]) for _ in range(n_keys)]
+                               if r["status"] == 0 else [])
+            both_done.wait()
+            if r["status"] == 0:
+                c.call("CLOSE", key_stream_id=r["key_stream_id"])
+        ts = [threading.Thread(target=side, args=(n,)) for n in "FG"]
+        [t.start() for t in ts]
+        [t.join(90) for t in ts]
+        f, g = out["F"][1:], out["G"][1:]
+        check(len(f) == n_keys and len(g) == n_keys, f"{app}: open: {out['F'][0]} {out['G'][0]}")
+        for fi, gi in zip(f, g):
+            check(fi["status"] == 0 and gi["status"] == 0, f"{app}: {fi} / {gi}")
+            check(fi["key_buffer"] == gi["key_buffer"], f"{app}: keys differ: {fi} / {gi}")
+        check(len({bytes(x["key_buffer"]) for x in f}) == n_keys, f"{app}: a key twice")
+        return out["F"][0]["key_stream_id"]
+
+    def macs_for(ks):
+        return [ln for ln in open(f"{WORK}/F.log") if "authenticated by MACs" in ln and ks in ln]
+    ks = take("macs")
+    check(len(macs_for(ks)) == 1, f"F did not take up MACs for {ks}")
+    try:
+        set_config("G", "peer", {"batch_macs": False})
+        wait_link("F", "G")
+        time.sleep(0.5)
+        ks = take("signed")
+        check(macs_for(ks) == [], f"F took up MACs for {ks} although G offers none")
+    finally:
+        set_config("G", "peer", None)
+        wait_link("F", "G")
+
+
+@test
 def hostile_peer_batches_refused():
     """One node of the F-G pair made hostile (HYKEX_FAULT_PEER, compiled into test builds only):
     a responder whose BATCH_RESP has a flipped signature bit, tag bit or ciphertext bit, or
@@ -927,7 +975,8 @@ R.run(setup, order=[
     reference_client_byte_for_byte, every_method_and_source_set,
     binary_qkd_dialect_and_long_keys, etsi_014_key_managers,
     certificates_of_the_original_system, lost_ack_keeps_positions_at_both_ends,
-    kem_key_pairs_per_batch, hostile_peer_batches_refused, streams_bound_to_their_application,
+    kem_key_pairs_per_batch, batches_macs_and_signatures, hostile_peer_batches_refused,
+    streams_bound_to_their_application,
     mtls_applications_bound_to_their_certificate,
     unix_socket_and_its_allow_list,
     hykex_status_and_run, draining_applications_paced,
