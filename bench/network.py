@@ -232,6 +232,8 @@ class Network:
                "trusted_peers": {U[m]: {"address": {"host": a[m], "port": p["peer" + m]}}}}
         if depth is not None:  # limits.buffer_depth (None: the default)
             cfg["limits"]["buffer_depth"] = depth
+        if BATCH_MACS is not None:
+            cfg["peer"] = {"batch_macs": BATCH_MACS}
         if pace is not None:  # limits.pace (None: the default, on)
             cfg["limits"]["pace"] = pace
         if workers is not None:  # (initiator, responder) worker threads
@@ -308,6 +310,9 @@ def cpu_seconds(pids):
 # The draining rows' limits.batch_size: the daemon's default unless HYKEX_BENCH_DRAIN_BATCH names
 # one (to compare defaults); the results record the size the nodes ran with.
 DRAIN_BATCH = int(os.environ["HYKEX_BENCH_DRAIN_BATCH"]) if os.environ.get("HYKEX_BENCH_DRAIN_BATCH") else None
+# peer.batch_macs for every node (HYKEX_BENCH_BATCH_MACS=0: every batch signed, the way before
+# batches were MACed; unset: the daemon's default); the results record what the nodes ran with.
+BATCH_MACS = os.environ["HYKEX_BENCH_BATCH_MACS"] != "0" if os.environ.get("HYKEX_BENCH_BATCH_MACS") else None
 DRAIN_EXTRA = [("pace off", {"pace": False}), ("store", {"store": "normal"}), ("store + fsync", {"store": "fsync"}),
                ("1 worker per pool", {"workers": (1, 1)}), ("2 workers per pool", {"workers": (2, 2)}),
                ("batch_size 8", {"batch": 8}), ("batch_size 32", {"batch": 32}),
@@ -329,7 +334,8 @@ def drain_case(net, A, B, reps, k, samples=None, batch=DRAIN_BATCH, **node):
         runs.append(bench("drain", A, B, k, DRAIN_SECONDS, *([samples] if samples and i == 0 else [])))
         # both nodes' CPU per key taken (pairs of keys): what production and delivery cost
         runs[-1]["cpu_us_per_key"] = (cpu_seconds(pids) - cpu0) * 1e6 / max(runs[-1]["keys_per_s"] * DRAIN_SECONDS, 1)
-    v = {"streams": k, "batch_size": batch if batch is not None else net.effective("A", "limits", "batch_size"), "keys_per_s": summary([r["keys_per_s"] for r in runs]),
+    v = {"streams": k, "batch_size": batch if batch is not None else net.effective("A", "limits", "batch_size"),
+         "batch_macs": net.effective("A", "peer", "batch_macs"), "keys_per_s": summary([r["keys_per_s"] for r in runs]),
          "cpu_us_per_key": summary([r["cpu_us_per_key"] for r in runs]),
          "mismatched_keys": sum(r["mismatched_keys"] for r in runs), **{k2: str(v2) for k2, v2 in node.items()}}
     for end in "AB":
@@ -474,7 +480,7 @@ def production_only():
             net.start_nodes(64, depth=READY_DEPTH, **node)
             slow = node.get("store") == "fsync"
             n = (500 if QUICK else 2000) if slow else n_rate
-            v = {"load": os.getloadavg()[0],
+            v = {"load": os.getloadavg()[0], "batch_macs": net.effective("A", "peer", "batch_macs"),
                  "keys_per_s": summary([bench("rate", A, B, n, "hkdf", "ML-KEM-768,QKD")["keys_per_s"]
                                         for _ in range(reps)]),
                  "ready_keys_per_s": summary([bench("streams", A, B, 1, 2.0 if QUICK else 3.0,
