@@ -28,6 +28,7 @@ hx_err hxd_auth_derive(const struct hxd *d, const struct hxd_batch *b, uint8_t a
 {
     size_t n = b->s.uri.n_sources, kb = d->cfg.qkd_key_bytes, total = 0, off = 0;
     uint8_t info[18 + 16];
+    struct hx_writer w;
     struct hx_secret *all = NULL;
     hx_err e;
 
@@ -50,10 +51,12 @@ hx_err hxd_auth_derive(const struct hxd *d, const struct hxd_batch *b, uint8_t a
             off += len;
         }
     }
-    memcpy(info, "hykex/1 batch auth", 18);
-    memcpy(info + 18, b->s.ksid.b, 16);
-    e = hx_kdf_derive(HX_KDF_HKDF_SHA256, hx_secret_data(all), total, b->T, sizeof(b->T), info,
-                      sizeof(info), ak, 32);
+    hx_writer_init_fixed(&w, info, sizeof(info));
+    if ((e = hx_write_bytes(&w, "hykex/1 batch auth", 18)) == HX_OK &&
+        (e = hx_write_bytes(&w, b->s.ksid.b, 16)) == HX_OK) {
+        e = hx_kdf_derive(HX_KDF_HKDF_SHA256, hx_secret_data(all), total, b->T, sizeof(b->T), info,
+                          w.len, ak, 32);
+    }
     hx_secret_free(all);
     return e;
 }

@@ -341,35 +341,40 @@ def set_config(node, key, value):
     restart(node)
 
 
+def take_fg(app, indices, timeout=5000):
+    """Both applications of an F -> G stream (ML-KEM-768 + X25519): OPEN_CONNECT, a GET_KEY per
+    entry of indices (None: the next key), and CLOSE once both sides have their answers.
+    out[node] = [the open reply, the key replies...]."""
+    out = {}
+    both_done = threading.Barrier(2, timeout=60)  # no CLOSE before the other side's answers
+
+    def side(node):
+        c = App(node)
+        r = c.open(uri("F", "hkdf", "ML-KEM-768,X25519", app),
+                   uri("G", "hkdf", "ML-KEM-768,X25519", app), {"timeout": timeout})
+        out[node] = [r] + ([c.get(r["key_stream_id"], **({} if i is None else {"index": i}))
+                            for i in indices] if r["status"] == 0 else [])
+        both_done.wait()
+        if r["status"] == 0:
+            c.call("CLOSE", key_stream_id=r["key_stream_id"])
+    ts = [threading.Thread(target=side, args=(n,)) for n in "FG"]
+    [t.start() for t in ts]
+    [t.join(90) for t in ts]
+    return out
+
+
 @test
 def kem_key_pairs_per_batch():
     """kem.key_pairs "per-batch" at both nodes: one KEM key pair per batch and source, which the
     responder imports once and encapsulates to per position. Keys agree at both ends and differ
     between positions. A responder left at "per-position" refuses such batches with a message
     naming the setting, so the initiator did send one key pair per batch."""
-    def take(app, indices, timeout=5000):
-        out = {}
-        both_done = threading.Barrier(2, timeout=60)  # no CLOSE before the other side's answers
-
-        def side(node):
-            c = App(node)
-            r = c.open(uri("F", "hkdf", "ML-KEM-768,X25519", app),
-                       uri("G", "hkdf", "ML-KEM-768,X25519", app), {"timeout": timeout})
-            out[node] = [r] + ([c.get(r["key_stream_id"], index=i) for i in indices]
-                               if r["status"] == 0 else [])
-            both_done.wait()
-            if r["status"] == 0:
-                c.call("CLOSE", key_stream_id=r["key_stream_id"])
-        ts = [threading.Thread(target=side, args=(n,)) for n in "FG"]
-        [t.start() for t in ts]
-        [t.join(60) for t in ts]
-        return out
     try:
         for n in "FG":
             set_config(n, "kem", {"key_pairs": "per-batch"})
         wait_link("F", "G")
         time.sleep(0.5)
-        out = take("perbatch", range(40))
+        out = take_fg("perbatch", range(40))
         f, g = out["F"][1:], out["G"][1:]
         check(len(f) == 40 and len(g) == 40, f"open: {out['F'][0]} {out['G'][0]}")
         for fi, gi in zip(f, g):
@@ -379,7 +384,7 @@ def kem_key_pairs_per_batch():
         set_config("G", "kem", None)  # per-position again: it must refuse F's batches
         wait_link("F", "G")
         time.sleep(0.5)
-        out = take("perbatch-refused", [0], timeout=1500)
+        out = take_fg("perbatch-refused", [0], timeout=1500)
         r = out["F"][1] if len(out["F"]) > 1 else out["F"][0]
         check(r["status"] != 0 and "kem.key_pairs" in r.get("message", ""), f"at F: {r}")
     finally:
@@ -397,21 +402,7 @@ def batches_macs_and_signatures():
     n_keys = 300
 
     def take(app):
-        out = {}
-        both_done = threading.Barrier(2, timeout=60)
-
-        def side(node):
-            c = App(node)
-            r = c.open(uri("F", "hkdf", "ML-KEM-768,X25519", app),
-                       uri("G", "hkdf", "ML-KEM-768,X25519", app), {"timeout": 5000})
-            out[node] = [r] + ([c.get(r["key_stream_id"]) for _ in range(n_keys)]
-                               if r["status"] == 0 else [])
-            both_done.wait()
-            if r["status"] == 0:
-                c.call("CLOSE", key_stream_id=r["key_stream_id"])
-        ts = [threading.Thread(target=side, args=(n,)) for n in "FG"]
-        [t.start() for t in ts]
-        [t.join(90) for t in ts]
+        out = take_fg(app, [None] * n_keys)
         f, g = out["F"][1:], out["G"][1:]
         check(len(f) == n_keys and len(g) == n_keys, f"{app}: open: {out['F'][0]} {out['G'][0]}")
         for fi, gi in zip(f, g):
