@@ -39,9 +39,11 @@
 #define HXD_CTX_RESP "hykex/1 batch responder"
 #define HXD_CTX_INIT "hykex/1 batch initiator"
 #define HXD_CTX_AUTH "hykex/1 batch auth confirm"
-/* MAC-authenticated batches under one key before the initiator signs a batch again, which
- * gives the next key (batch_auth.c) */
+/* MAC-authenticated batches under one key at most (batch_auth.c). The initiator signs the
+ * batch after HXD_AUTH_RENEW of them, which offers the next key, and MACs the others meanwhile;
+ * past HXD_AUTH_MAX_USES it signs every batch until the next key is taken up. */
 #define HXD_AUTH_MAX_USES 256
+#define HXD_AUTH_RENEW (HXD_AUTH_MAX_USES - HXD_PIPELINE)
 
 /* Store writes queued to the writer thread (struct hxd_job type). */
 enum hxd_write {
@@ -165,7 +167,8 @@ HX_MUST_CHECK hx_err hxd_auth_mac(const uint8_t ak[32], const char *ctx, uint64_
 uint64_t hxd_direct_serial(struct hxd *d, const struct hx_uuid *peer);
 /*
  * The stream's keys (lock held for all of these). Initiator: hxd_auth_use gives the key for
- * the next batch on the link with this serial and counts it (false: sign the batch);
+ * the next batch on the link with this serial and counts it (false: sign the batch, which
+ * also happens once at HXD_AUTH_RENEW uses, to offer the next key in time);
  * hxd_auth_offer keeps a signed batch's key (one per batch in flight) until the responder's
  * BATCH_AUTH names it; hxd_auth_adopt then checks its confirmation and puts it in use (0: not
  * a key offered on that link, 1: adopted, 2: the stream had none, -1: the nodes derived
@@ -181,7 +184,8 @@ void hxd_auth_forget(struct hxd_stream *s, uint64_t anchor);
 /* Responder: a committed signed batch's key becomes the latest (the HXD_PIPELINE before it stay
  * for the batches in flight); hxd_auth_find gives the key of anchor on the link with this
  * serial. */
-void hxd_auth_install(struct hxd_stream *s, uint64_t anchor, uint64_t serial, const uint8_t ak[32]);
+HX_MUST_CHECK bool hxd_auth_install(struct hxd_stream *s, uint64_t anchor, uint64_t serial,
+                                    const uint8_t ak[32]);
 bool hxd_auth_find(const struct hxd_stream *s, uint64_t anchor, uint64_t serial, uint8_t ak[32]);
 /* BATCH_AUTH from the direct link l (its serial): the initiator's side (takes the lock). */
 void hxd_auth_on_frame(struct hxd *d, const struct hx_uuid *peer, uint64_t serial, const uint8_t *p,

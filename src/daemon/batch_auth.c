@@ -8,12 +8,13 @@
  * and once the responder has committed that batch (the anchor) and said so (BATCH_AUTH, with
  * HMAC-SHA256(ak, "hykex/1 batch auth confirm" || u64 anchor): the initiator takes the key only
  * if both derived the same), later batches of the stream on the same link carry
- * HMAC-SHA256(ak, ctx || u64 anchor || T) where the two signatures went: ML-DSA signs one batch in
- * HXD_AUTH_MAX_USES + 1 instead of every one. ak is secret while any source of the anchor holds
+ * HMAC-SHA256(ak, ctx || u64 anchor || T) where the two signatures went: ML-DSA signs about one
+ * batch in HXD_AUTH_RENEW instead of every one. ak is secret while any source of the anchor holds
  * (the same bound as the keys), and only the two nodes whose signatures checked can hold it. It is
  * never handed out, lives in the secure heap, and dies with the link: a link made again (a restart,
  * a certificate rotation) signs again.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -24,40 +25,35 @@
 #include "crypto/kdf.h"
 #include "daemon/batch.h"
 
+/*
+ * HKDF-SHA256 (RFC 5869) with the IKM in parts: Extract = HMAC(salt = T, IKM), then Expand's one
+ * 32-byte block = HMAC(PRK, info || 0x01). The same bytes as HKDF over the concatenation, with
+ * no copy of the secrets: a large batch's would not fit one secret (HX_SECRET_MAX_LEN).
+ */
 hx_err hxd_auth_derive(const struct hxd *d, const struct hxd_batch *b, uint8_t ak[32])
 {
-    size_t n = b->s.uri.n_sources, kb = d->cfg.qkd_key_bytes, total = 0, off = 0;
-    uint8_t info[18 + 16];
-    struct hx_writer w;
-    struct hx_secret *all = NULL;
+    size_t n = b->s.uri.n_sources, kb = d->cfg.qkd_key_bytes, np = (size_t)b->count * n;
+    struct hx_iov *parts = calloc(np > 0 ? np : 1, sizeof(*parts));
+    struct hx_iov info[3] = {{"hykex/1 batch auth", 18}, {b->s.ksid.b, 16}, {"\x01", 1}};
+    uint8_t prk[32];
     hx_err e;
 
-    for (uint32_t i = 0; i < b->count; i++) {
-        for (size_t j = 0; j < n; j++) {
-            total += b->s.uri.sources[j] == HX_SRC_QKD ? kb : hx_secret_len(b->secrets[i * n + j]);
-        }
-    }
-    if ((e = hx_secret_new(total, &all)) != HX_OK) {
-        return e;
+    if (parts == NULL) {
+        return HX_ERR_NOMEM;
     }
     for (uint32_t i = 0; i < b->count; i++) {
         for (size_t j = 0; j < n; j++) {
-            const uint8_t *p = b->s.uri.sources[j] == HX_SRC_QKD
-                                   ? b->qkd + (size_t)i * kb
-                                   : hx_secret_data(b->secrets[i * n + j]);
-            size_t len =
-                b->s.uri.sources[j] == HX_SRC_QKD ? kb : hx_secret_len(b->secrets[i * n + j]);
-            memcpy(hx_secret_data_mut(all) + off, p, len);
-            off += len;
+            const struct hx_secret *sec = b->secrets[i * n + j];
+            parts[i * n + j] = b->s.uri.sources[j] == HX_SRC_QKD
+                                   ? (struct hx_iov){b->qkd + (size_t)i * kb, kb}
+                                   : (struct hx_iov){hx_secret_data(sec), hx_secret_len(sec)};
         }
     }
-    hx_writer_init_fixed(&w, info, sizeof(info));
-    if ((e = hx_write_bytes(&w, "hykex/1 batch auth", 18)) == HX_OK &&
-        (e = hx_write_bytes(&w, b->s.ksid.b, 16)) == HX_OK) {
-        e = hx_kdf_derive(HX_KDF_HKDF_SHA256, hx_secret_data(all), total, b->T, sizeof(b->T), info,
-                          w.len, ak, 32);
+    if ((e = hx_hmac(HX_MD_SHA256, b->T, sizeof(b->T), parts, np, prk)) == HX_OK) {
+        e = hx_hmac(HX_MD_SHA256, prk, sizeof(prk), info, 3, ak);
     }
-    hx_secret_free(all);
+    OPENSSL_cleanse(prk, sizeof(prk));
+    free(parts); /* pointers into the batch, no secret bytes */
     return e;
 }
 
@@ -111,7 +107,9 @@ bool hxd_auth_use(struct hxd_stream *s, uint64_t serial, uint64_t *anchor, uint8
         k->uses >= HXD_AUTH_MAX_USES) {
         return false; /* signed: the batch offers the next key */
     }
-    k->uses++;
+    if (k->uses++ == HXD_AUTH_RENEW) {
+        return false; /* signed, to offer the next key while the batches in flight use this one */
+    }
     *anchor = k->anchor;
     memcpy(ak, k->key, 32);
     return true;
@@ -121,9 +119,18 @@ void hxd_auth_offer(struct hxd_stream *s, uint64_t anchor, uint64_t serial, cons
 {
     struct hxd_auth *a = auth_of(s);
 
-    if (a != NULL && !a->refused) { /* one slot per batch in flight, the oldest reused */
-        key_set(&a->k[a->n_offered++ % HXD_PIPELINE], anchor, serial, ak);
+    if (a == NULL || a->refused) {
+        return;
     }
+    /* A batch made again under the same positions replaces its earlier offer (which its
+     * responder never confirmed): a stale key under the anchor would fail the confirmation. */
+    for (size_t i = 0; i < HXD_PIPELINE; i++) {
+        if (a->k[i].set && a->k[i].anchor == anchor && a->k[i].serial == serial) {
+            key_set(&a->k[i], anchor, serial, ak);
+            return;
+        }
+    }
+    key_set(&a->k[a->n_offered++ % HXD_PIPELINE], anchor, serial, ak); /* the oldest reused */
 }
 
 int hxd_auth_adopt(struct hxd_stream *s, uint64_t anchor, uint64_t serial,
@@ -172,17 +179,18 @@ void hxd_auth_forget(struct hxd_stream *s, uint64_t anchor)
     }
 }
 
-void hxd_auth_install(struct hxd_stream *s, uint64_t anchor, uint64_t serial, const uint8_t ak[32])
+bool hxd_auth_install(struct hxd_stream *s, uint64_t anchor, uint64_t serial, const uint8_t ak[32])
 {
     struct hxd_auth *a = auth_of(s);
 
     if (a == NULL) {
-        return;
+        return false; /* the secure heap is full: no key announced, the peer goes on signing */
     }
     OPENSSL_cleanse(&a->k[HXD_PIPELINE - 1], sizeof(a->k[0]));
     memmove(&a->k[1], &a->k[0], (HXD_PIPELINE - 1) * sizeof(a->k[0]));
     a->k[0] = a->cur;
     key_set(&a->cur, anchor, serial, ak);
+    return true;
 }
 
 bool hxd_auth_find(const struct hxd_stream *s, uint64_t anchor, uint64_t serial, uint8_t ak[32])

@@ -229,7 +229,7 @@ static const struct hx_cfg_opt table[] = {
                    "longest back-off between reconnects"),
     HX_CFG_OPT_BOOL("peer.batch_macs", C, batch_macs, "true",
                     "over a direct link, authenticate batches by MACs under the key of an "
-                    "earlier signed batch (one in 257 signed); false: this node signs every "
+                    "earlier signed batch (about one in 254 signed); false: this node signs every "
                     "batch and takes no MACed one"),
     HX_CFG_OPT_STR("state_dir", C, state_dir, 0, "\"\"", 0,
                    "state directory (durable store; empty: memory only)"),

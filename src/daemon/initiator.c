@@ -579,6 +579,7 @@ static enum phase finish(struct run *r)
     }
     m.sig.sig_len = (uint16_t)sig_len;
     if (hx_peer_encode_fin(&r->w, &m) != HX_OK) {
+        OPENSSL_cleanse(offer, sizeof(offer));
         snprintf(r->msg, sizeof(r->msg), "signing BATCH_FIN failed");
         return PH_ABORT;
     }
@@ -639,6 +640,9 @@ static enum phase settle_phase(struct run *r)
     struct hxd_stream *s;
 
     if (hxd_init_settle(d, &r->ksid, r->first, r->count, r->ack == HX_PEER_ACK_COMMITTED)) {
+        if (!r->querying) {
+            hxd_metrics_batch_auth(&d->metrics, r->mac);
+        }
         return PH_DONE;
     }
     if (!r->querying) {

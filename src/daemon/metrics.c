@@ -97,6 +97,11 @@ void hxd_metrics_delivered(struct hxd_metrics *m, const struct hx_uuid *peer)
     }
 }
 
+void hxd_metrics_batch_auth(struct hxd_metrics *m, bool mac)
+{
+    add(&m->authenticated[mac ? 1 : 0], 1);
+}
+
 void hxd_metrics_batch_failed(struct hxd_metrics *m, enum hxd_fail_cause c)
 {
     if ((unsigned)c < HXD_FAIL_N) {

@@ -57,6 +57,7 @@ struct hxd_metrics {
     uint64_t produced[HXD_MAX_PEERS];    /* keys committed at this node, per peer */
     uint64_t delivered[HXD_MAX_PEERS];   /* keys handed to applications, per peer */
     uint64_t failed[HXD_FAIL_N];
+    uint64_t authenticated[2]; /* batches committed here: [0] signed, [1] MACed (batch_auth.c) */
     struct hxd_metrics_kme kme[HXD_KME_N];
     /* the last KME call, for hykex status: when (Unix time; 0: none), how long, whether it
      * gave what was asked */
@@ -79,6 +80,8 @@ size_t hxd_metrics_n_peers(const struct hxd_metrics *m);
 void hxd_metrics_produced(struct hxd_metrics *m, const struct hx_uuid *peer, uint64_t n);
 void hxd_metrics_delivered(struct hxd_metrics *m, const struct hx_uuid *peer);
 void hxd_metrics_batch_failed(struct hxd_metrics *m, enum hxd_fail_cause c);
+/* A batch committed here, authenticated by signatures or (mac) by MACs. */
+void hxd_metrics_batch_auth(struct hxd_metrics *m, bool mac);
 /* A KME call that began at started (hx_monotime()) ended now; ok: it gave what was asked. */
 void hxd_metrics_kme(struct hxd_metrics *m, enum hxd_kme_op op, double started, bool ok);
 

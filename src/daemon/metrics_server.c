@@ -153,6 +153,13 @@ static void counters(FILE *f, const struct hxd *d, const struct hxd_svc_status *
              m->delivered);
     head(f, "hykex_batches_committed_total", "counter", "Key batches committed at this node.");
     fprintf(f, "hykex_batches_committed_total %" PRIu64 "\n", st->batches_ok);
+    head(f, "hykex_batches_authenticated_total", "counter",
+         "Key batches committed at this node, by how the peer authenticated them: ML-DSA "
+         "signatures, or MACs under the key of a signed batch.");
+    fprintf(f, "hykex_batches_authenticated_total{by=\"signature\"} %" PRIu64 "\n",
+            hxd_metrics_load(&m->authenticated[0]));
+    fprintf(f, "hykex_batches_authenticated_total{by=\"mac\"} %" PRIu64 "\n",
+            hxd_metrics_load(&m->authenticated[1]));
     head(f, "hykex_batches_failed_total", "counter",
          "Key batches this node initiated that failed, by the phase they failed in.");
     for (size_t c = 0; c < HXD_FAIL_N; c++) {

@@ -386,6 +386,7 @@ static void fin_commit(struct hxd *d, const struct hx_uuid *peer, struct hxd_str
 {
     hxd_batch_commit(s, pend->first, pend->count, pend->keys);
     d->batches_ok++;
+    hxd_metrics_batch_auth(&d->metrics, pend->mac);
     hxd_metrics_produced(&d->metrics, &s->peer, pend->count);
     /* Queue the ACK before the lock goes: the application may take a key and CLOSE at once,
      * and the peer must see the ACK before that STREAM_CLOSE. */
@@ -394,8 +395,9 @@ static void fin_commit(struct hxd *d, const struct hx_uuid *peer, struct hxd_str
         hx_links_drop(d->links, peer);
     } else if (!hxd_fault_mute_ack(d, pend->first)) {
         send_ack(d, peer, &s->ksid, pend->first, HX_PEER_ACK_COMMITTED);
-        if (pend->auth_key != NULL) { /* signed over a direct link: its key, after the ACK */
-            hxd_auth_install(s, pend->first, pend->auth_serial, hx_secret_data(pend->auth_key));
+        /* signed over a direct link: its key, announced after the ACK once it is held */
+        if (pend->auth_key != NULL &&
+            hxd_auth_install(s, pend->first, pend->auth_serial, hx_secret_data(pend->auth_key))) {
             send_auth(d, peer, &s->ksid, pend->first, hx_secret_data(pend->auth_key));
         }
     }
