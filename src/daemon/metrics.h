@@ -24,7 +24,7 @@ enum hxd_fail_cause {
     HXD_FAIL_QUERY = 0,  /* BATCH_QUERY about a prepared batch unanswered */
     HXD_FAIL_REQUEST,    /* QKD keys or KEM key pairs not made, or BATCH_REQ not sent */
     HXD_FAIL_WAIT_RESP,  /* no BATCH_RESP in time (peer slow, link lost) or a refusal */
-    HXD_FAIL_CHECK_RESP, /* BATCH_RESP did not verify: signature, ciphertext, confirmation */
+    HXD_FAIL_CHECK_RESP, /* BATCH_RESP did not verify: signature or MAC, ciphertext, confirmation */
     HXD_FAIL_FINISH,     /* signing BATCH_FIN or storing the prepared batch failed */
     HXD_FAIL_WAIT_ACK,   /* no BATCH_ACK in time */
     HXD_FAIL_SETTLE,     /* the peer did not commit, or settling it failed */
