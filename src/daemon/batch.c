@@ -81,17 +81,25 @@ size_t hxd_batch_path_bytes(const struct hx_topo_path *p, uint8_t *out, size_t c
     return hx_write_u8(&w, (uint8_t)(p->hops - 1)) == HX_OK ? w.len : 0;
 }
 
-uint64_t hxd_peer_serial(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid)
+uint64_t hxd_direct_serial(struct hxd *d, const struct hx_uuid *peer)
 {
     struct hx_link *l = hx_links_get(d->links, peer);
     uint64_t serial;
 
     if (l == NULL) {
-        return hxd_relay_serial(d, peer, ksid); /* 0 while the relay is off */
+        return 0; /* link serials start at 1 */
     }
     serial = hx_link_serial(l);
     hx_link_put(l);
     return serial;
+}
+
+uint64_t hxd_peer_serial(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid)
+{
+    uint64_t serial = hxd_direct_serial(d, peer);
+
+    /* no direct link: the relay's serial of the current path (0 while the relay is off) */
+    return serial != 0 ? serial : hxd_relay_serial(d, peer, ksid);
 }
 
 hx_err hxd_send(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,

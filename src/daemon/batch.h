@@ -111,6 +111,8 @@ HX_MUST_CHECK hx_err hxd_batch_verify_peer(struct hxd *d, const struct hx_uuid *
 /* The serial of the link a message of stream ksid to peer leaves on now (its own, or with
  * relay.enabled the relay's serial of the current path); 0: none. */
 uint64_t hxd_peer_serial(struct hxd *d, const struct hx_uuid *peer, const struct hx_uuid *ksid);
+/* The serial of the direct link to peer; 0: none. */
+uint64_t hxd_direct_serial(struct hxd *d, const struct hx_uuid *peer);
 /* Sends on the peer's link (or over relays); *serial (if not NULL) names the link it went on. */
 hx_err hxd_send_serial(struct hxd *d, const struct hx_uuid *peer, uint8_t type, const uint8_t *p,
                        size_t len, uint64_t *serial);
@@ -163,8 +165,9 @@ HX_MUST_CHECK hx_err hxd_auth_derive(const struct hxd *d, const struct hxd_batch
  * HXD_CTX_INIT); with T NULL and HXD_CTX_AUTH, the BATCH_AUTH's confirmation. */
 HX_MUST_CHECK hx_err hxd_auth_mac(const uint8_t ak[32], const char *ctx, uint64_t anchor,
                                   const uint8_t *T, uint8_t mac[32]);
-/* The serial of the direct link to peer; 0: none (over relays batches are always signed). */
-uint64_t hxd_direct_serial(struct hxd *d, const struct hx_uuid *peer);
+/* Whether a signed batch offers the stream its key: peer.batch_macs and a direct link (over
+ * relays batches are always signed). */
+bool hxd_auth_offers(const struct hxd *d, const struct hxd_batch *b);
 /*
  * The stream's keys (lock held for all of these). Initiator: hxd_auth_use gives the key for
  * the next batch on the link with this serial and counts it (false: sign the batch, which
@@ -181,6 +184,8 @@ void hxd_auth_offer(struct hxd_stream *s, uint64_t anchor, uint64_t serial, cons
 int hxd_auth_adopt(struct hxd_stream *s, uint64_t anchor, uint64_t serial,
                    const uint8_t confirm[32]);
 void hxd_auth_forget(struct hxd_stream *s, uint64_t anchor);
+/* hxd_auth_forget for the stream ksid (takes the lock). */
+void hxd_auth_drop(struct hxd *d, const struct hx_uuid *ksid, uint64_t anchor);
 /* Responder: a committed signed batch's key becomes the latest (the HXD_PIPELINE before it stay
  * for the batches in flight); hxd_auth_find gives the key of anchor on the link with this
  * serial. */

@@ -69,17 +69,20 @@ hx_err hxd_auth_mac(const uint8_t ak[32], const char *ctx, uint64_t anchor, cons
     return hx_hmac(HX_MD_SHA256, ak, 32, parts, T != NULL ? 3 : 2, mac);
 }
 
-uint64_t hxd_direct_serial(struct hxd *d, const struct hx_uuid *peer)
+void hxd_auth_drop(struct hxd *d, const struct hx_uuid *ksid, uint64_t anchor)
 {
-    struct hx_link *l = hx_links_get(d->links, peer);
-    uint64_t serial;
+    struct hxd_stream *s;
 
-    if (l == NULL) {
-        return 0;
+    pthread_mutex_lock(&d->lock);
+    if ((s = hxd_stream_find(d, ksid)) != NULL) {
+        hxd_auth_forget(s, anchor);
     }
-    serial = hx_link_serial(l);
-    hx_link_put(l);
-    return serial;
+    pthread_mutex_unlock(&d->lock);
+}
+
+bool hxd_auth_offers(const struct hxd *d, const struct hxd_batch *b)
+{
+    return d->cfg.batch_macs && b->path.hops < 2;
 }
 
 static void key_set(struct hxd_auth_key *k, uint64_t anchor, uint64_t serial, const uint8_t ak[32])

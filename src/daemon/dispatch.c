@@ -360,7 +360,6 @@ void hxd_on_peer_frame(struct hxd *d, const struct hx_uuid *peer, uint8_t type, 
             }
         } else if (type == HX_PEER_BATCH_RESP || type == HX_PEER_BATCH_ACK) {
             on_reply(s, type, p, len);
-
         } else if (type == HX_PEER_STREAM_WINDOW) {
             hxd_window_on_update(d, s, p, len);
         } else if (type == HX_PEER_QKD_REOPEN) {

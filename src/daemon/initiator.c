@@ -443,18 +443,6 @@ static enum phase positions_lost(struct run *r)
     return PH_DONE;
 }
 
-/* The key this batch used is done with (the responder holds it no more, or a MAC failed). */
-static void auth_done(struct run *r)
-{
-    struct hxd_stream *s;
-
-    pthread_mutex_lock(&r->d->lock);
-    if ((s = hxd_stream_find(r->d, &r->ksid)) != NULL) {
-        hxd_auth_forget(s, r->anchor);
-    }
-    pthread_mutex_unlock(&r->d->lock);
-}
-
 /*
  * BATCH_RESP "no authentication key": the responder no longer holds the anchor's key (it
  * restarted, the link was made again, or a MAC failed there). The stream's batches are signed
@@ -473,7 +461,7 @@ static enum phase auth_unknown(struct run *r)
         "the responder holds no key of the anchor batch: the stream's batches are signed "
         "again",
         HX_F_STR("stream", id) HX_F_U64("anchor", r->anchor) HX_F_U64("first", r->first));
-    auth_done(r);
+    hxd_auth_drop(d, &r->ksid, r->anchor);
     pthread_mutex_lock(&d->lock);
     if ((s = hxd_stream_find(d, &r->ksid)) != NULL) {
         hxd_init_batch_done(d, s, r->first, r->count, false); /* listed to be made again */
@@ -519,7 +507,7 @@ static enum phase check_resp(struct run *r)
         if (m.sig.sig_len != sizeof(mac) ||
             hxd_auth_mac(r->ak, HXD_CTX_RESP, r->anchor, r->b.T, mac) != HX_OK ||
             !hx_ct_equal(mac, m.sig.sig, sizeof(mac))) {
-            auth_done(r); /* the next batch is signed and gives a new key */
+            hxd_auth_drop(d, &r->ksid, r->anchor); /* the next batch is signed: a new key */
             snprintf(r->msg, sizeof(r->msg), "peer's batch MAC does not verify");
             return PH_ABORT;
         }
@@ -569,7 +557,7 @@ static enum phase finish(struct run *r)
         sig_len = 32;
     } else if ((e = hxd_sign(d, &r->b.s.peer, HXD_CTX_INIT, r->b.T, sizeof(r->b.T), sig,
                              sizeof(sig), &sig_len)) == HX_OK &&
-               r->b.path.hops < 2 && d->cfg.batch_macs) {
+               hxd_auth_offers(d, &r->b)) {
         offering = hxd_auth_derive(d, &r->b, offer) == HX_OK;
     }
     if (e != HX_OK || sig_len > UINT16_MAX || hxd_batch_tag(&r->b, "initiator", tag) != HX_OK) {

@@ -211,15 +211,13 @@ struct req_auth {
 };
 
 /* A MAC-authenticated BATCH_REQ: the key of its anchor, held for the link it came on (takes the
- * lock). false: none (this node restarted, the link was made again, or it came over relays). */
+ * lock). false: none (this node restarted, the link was made again, or it came over relays:
+ * serial 0). */
 static bool req_auth_key(struct hxd *d, const struct hxd_batch *b, struct req_auth *a)
 {
     struct hxd_stream *s;
     bool ok = false;
 
-    if (b->path.hops >= 2 || a->serial == 0) {
-        return false;
-    }
     pthread_mutex_lock(&d->lock);
     if ((s = hxd_stream_find(d, &b->s.ksid)) != NULL) {
         ok = hxd_auth_find(s, a->anchor, a->serial, a->ak);
@@ -252,8 +250,7 @@ static hx_err req_authenticate(struct hxd *d, const struct hx_uuid *peer, struct
     }
     /* peer.batch_macs false: no key offered, so the peer signs every batch (and a MACed one is
      * refused: no key is held here) */
-    if (b->path.hops < 2 && a->serial != 0 && d->cfg.batch_macs &&
-        hxd_auth_derive(d, b, ak) == HX_OK) {
+    if (a->serial != 0 && hxd_auth_offers(d, b) && hxd_auth_derive(d, b, ak) == HX_OK) {
         hx_ignore(hx_secret_from(ak, sizeof(ak), &a->offer)); /* none: this batch offers none */
     }
     OPENSSL_cleanse(ak, sizeof(ak));
@@ -404,6 +401,17 @@ static void fin_commit(struct hxd *d, const struct hx_uuid *peer, struct hxd_str
     hxd_window_announce(d, s, true); /* an initiator that restarted learns it again */
 }
 
+/* The initiator's BATCH_FIN carries the MAC or signature its batch's BATCH_REQ called for. */
+static bool fin_authentic(struct hxd *d, const struct hx_uuid *peer, const struct hxd_pending *pend,
+                          const struct hx_peer_signed *sig)
+{
+    if (pend->mac) {
+        return sig->sig_len == sizeof(pend->mac_i) &&
+               hx_ct_equal(sig->sig, pend->mac_i, sizeof(pend->mac_i));
+    }
+    return hxd_batch_verify_peer(d, peer, HXD_CTX_INIT, pend->transcript, sig) == HX_OK;
+}
+
 /* BATCH_FIN, decoded; one whose commit lacks a valid signature and tag is an abort. */
 static bool fin_decode(const uint8_t *p, size_t len, struct hx_peer_fin *m)
 {
@@ -471,19 +479,12 @@ void hxd_responder_on_fin(struct hxd *d, const struct hx_uuid *peer, const uint8
     pthread_mutex_unlock(&d->lock);
     if (m.status != HX_PEER_FIN_COMMIT) {
         hx_warn("peer aborted a key batch", HX_F_STR("stream", id) HX_F_U64("first", m.first));
-    } else if (pend.mac ? m.sig.sig_len != sizeof(pend.mac_i) ||
-                              !hx_ct_equal(m.sig.sig, pend.mac_i, sizeof(pend.mac_i))
-                        : hxd_batch_verify_peer(d, peer, HXD_CTX_INIT, pend.transcript, &m.sig) !=
-                              HX_OK) {
+    } else if (!fin_authentic(d, peer, &pend, &m.sig)) {
         hx_warn(pend.mac ? "peer's batch MAC does not verify; batch discarded"
                          : "peer's batch signature does not verify; batch discarded",
                 HX_F_STR("stream", id) HX_F_U64("first", m.first));
         if (pend.mac) { /* its key is done with: the initiator signs again (status 1001) */
-            pthread_mutex_lock(&d->lock);
-            if ((s = hxd_stream_find(d, &m.ksid)) != NULL) {
-                hxd_auth_forget(s, pend.anchor);
-            }
-            pthread_mutex_unlock(&d->lock);
+            hxd_auth_drop(d, &m.ksid, pend.anchor);
         }
     } else if (!hx_ct_equal(m.sig.tag, pend.tag_i, 32)) {
         hx_warn("key confirmation failed; batch discarded",
