@@ -21,7 +21,7 @@ OPENSSL_MIN=3.5
 PACKAGES=(
     build-essential dpkg-dev cmake ninja-build pkg-config git ca-certificates
     perl xz-utils
-    libjson-c-dev libsqlite3-dev libcurl4-gnutls-dev libmicrohttpd-dev
+    libjson-c-dev libyajl-dev libsqlite3-dev libcurl4-gnutls-dev libmicrohttpd-dev
     libcmocka-dev libgnutls28-dev libevent-dev
     clang libclang-rt-dev clang-format clang-tidy cppcheck
     iproute2 curl python3 gnuplot-nox scdoc

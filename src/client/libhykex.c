@@ -20,8 +20,14 @@
 struct hykex {
     int fd;
     struct hx_json_stream *in;
+    struct hx_004_get_text get; /* the last GET_KEY's text, for the next one's (index aside) */
+    struct hx_writer out;       /* a request's text */
     char message[512];
 };
+
+/* Replies carry keys of up to 65535 bytes as JSON numbers: allow for them. */
+static const struct hx_json_limits reply_limits = {
+    .max_message = 1u << 20, .max_depth = 8, .max_string = 4096, .max_members = 70000};
 
 int hykex_connect(const char *address, struct hykex **out)
 {
@@ -90,10 +96,8 @@ int hykex_connect(const char *address, struct hykex **out)
         return HYKEX_E_ARG;
     }
     h->fd = fd;
-    /* Replies carry keys of up to 65535 bytes as JSON numbers: allow for them. */
-    static const struct hx_json_limits lim = {
-        .max_message = 1u << 20, .max_depth = 8, .max_string = 4096, .max_members = 70000};
-    if (hx_json_stream_new(&lim, &h->in) != HX_OK) {
+    hx_writer_init_dynamic(&h->out, 1u << 20);
+    if (hx_json_stream_new(&reply_limits, &h->in) != HX_OK) {
         hykex_disconnect(h);
         return HYKEX_E_ARG;
     }
@@ -108,6 +112,8 @@ void hykex_disconnect(struct hykex *h)
     }
     close(h->fd);
     hx_json_stream_free(h->in);
+    hx_004_get_text_free(&h->get);
+    hx_writer_wipe(&h->out);
     free(h);
 }
 
@@ -116,34 +122,34 @@ const char *hykex_message(const struct hykex *h)
     return h != NULL ? h->message : "";
 }
 
-/* Sends one request and reads one reply object. */
-static int rpc(struct hykex *h, const struct hx_004_request *req, struct json_object **reply)
+/* Sends one request and frames its reply (text and len valid until the next call on h). */
+static int exchange(struct hykex *h, const struct hx_004_request *req, const char **text,
+                    size_t *len)
 {
-    struct json_object *o = hx_004_json_encode_request(req), *st, *m;
-    const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED);
-    size_t n = strlen(text), off = 0;
+    size_t off = 0;
     uint8_t buf[16384];
 
-    *reply = NULL;
     h->message[0] = '\0';
-    while (off < n) {
-        ssize_t w = send(h->fd, text + off, n - off, MSG_NOSIGNAL);
+    hx_writer_reset(&h->out);
+    if (hx_004_json_write_get_request(&h->get, req, &h->out) != HX_OK) {
+        return HYKEX_E_ARG;
+    }
+    while (off < h->out.len) {
+        ssize_t w = send(h->fd, h->out.data + off, h->out.len - off, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR) {
             continue;
         }
         if (w <= 0) {
-            json_object_put(o);
             return HYKEX_E_IO;
         }
         off += (size_t)w;
     }
-    json_object_put(o);
     for (;;) {
         const char *why;
         hx_err e;
-        enum hx_json_event ev = hx_json_stream_next(h->in, reply, &e, &why);
+        enum hx_json_event ev = hx_json_stream_next_text(h->in, text, len, &e, &why);
         if (ev == HX_JSON_OBJECT) {
-            break;
+            return 0;
         }
         if (ev == HX_JSON_ERROR) {
             return HYKEX_E_PROTO;
@@ -155,11 +161,23 @@ static int rpc(struct hykex *h, const struct hx_004_request *req, struct json_ob
         if (r <= 0) {
             return HYKEX_E_IO;
         }
-        if (hx_json_stream_feed(h->in, buf, (size_t)r) != HX_OK) {
-            OPENSSL_cleanse(buf, sizeof(buf));
+        e = hx_json_stream_feed(h->in, buf, (size_t)r);
+        OPENSSL_cleanse(buf, (size_t)r);
+        if (e != HX_OK) {
             return HYKEX_E_PROTO;
         }
-        OPENSSL_cleanse(buf, sizeof(buf));
+    }
+}
+
+/* The reply exchange framed, parsed with json-c: an object with an integer status. */
+static int parsed_reply(struct hykex *h, struct json_object **reply)
+{
+    struct json_object *st, *m;
+    const char *why;
+    hx_err e;
+
+    if (hx_json_stream_parse_text(h->in, reply, &e, &why) != HX_JSON_OBJECT) {
+        return HYKEX_E_PROTO;
     }
     if (!json_object_object_get_ex(*reply, "status", &st) ||
         !json_object_is_type(st, json_type_int)) {
@@ -171,6 +189,20 @@ static int rpc(struct hykex *h, const struct hx_004_request *req, struct json_ob
         snprintf(h->message, sizeof(h->message), "%s", json_object_get_string(m));
     }
     return 0;
+}
+
+/* Sends one request and reads one reply object. */
+static int rpc(struct hykex *h, const struct hx_004_request *req, struct json_object **reply)
+{
+    const char *text;
+    size_t len;
+    int rc;
+
+    *reply = NULL;
+    if ((rc = exchange(h, req, &text, &len)) != 0) {
+        return rc;
+    }
+    return parsed_reply(h, reply);
 }
 
 static uint32_t status_of(struct json_object *o)
@@ -252,7 +284,26 @@ int hykex_get_key(struct hykex *h, const char *key_stream_id, uint32_t *index, u
         req.index = *index;
     }
     req.metadata_size = metadata != NULL && metadata_cap > 0 ? (uint32_t)metadata_cap : 0;
-    if ((rc = rpc(h, &req, &r)) != 0) {
+    const char *text;
+    size_t text_len;
+    if ((rc = exchange(h, &req, &text, &text_len)) != 0) {
+        return rc;
+    }
+    /* A plain reply with a key that fits and no metadata asked for: read without a tree. */
+    struct hx_004_key_reply fr = {
+        .key = key, .key_cap = *key_len, .message = h->message, .message_cap = sizeof(h->message)};
+    if (req.metadata_size == 0 && hx_004_fast_key_reply(text, text_len, &reply_limits, &fr) &&
+        fr.status == 0 && fr.has_key) {
+        *status = 0;
+        *key_len = fr.key_len;
+        if (index != NULL && fr.has_index) {
+            *index = (uint32_t)fr.index;
+        }
+        return 0;
+    }
+    OPENSSL_cleanse(key, *key_len);
+    h->message[0] = '\0';
+    if ((rc = parsed_reply(h, &r)) != 0) {
         return rc;
     }
     *status = status_of(r);

@@ -38,6 +38,7 @@ struct hx_json_stream {
     hx_err skip_err; /* what the skipped message was rejected for (reported at its start) */
     json_tokener *tok;
     size_t longest; /* the longest message given to the tokener (scrubbed at the end) */
+    size_t msg_end; /* the end of the message hx_json_stream_next_text returned last */
     char why[160];
 };
 
@@ -279,10 +280,9 @@ static void end_message(struct hx_json_stream *s)
     s->skipping = false;
 }
 
-enum hx_json_event hx_json_stream_next(struct hx_json_stream *s, struct json_object **obj,
-                                       hx_err *err, const char **why)
+/* Frames the next message: HX_JSON_OBJECT when one ends at s->msg_end (from s->start). */
+static enum hx_json_event frame_next(struct hx_json_stream *s, hx_err *err, const char **why)
 {
-    *obj = NULL;
     *err = HX_OK;
     *why = s->why;
     s->why[0] = '\0';
@@ -364,13 +364,47 @@ enum hx_json_event hx_json_stream_next(struct hx_json_stream *s, struct json_obj
                     if (skipped) {
                         continue;
                     }
-                    return parse_message(s, s->scan, obj, err);
+                    s->msg_end = s->scan;
+                    return HX_JSON_OBJECT;
                 }
             }
             break;
         }
     }
     return HX_JSON_NEED_MORE;
+}
+
+enum hx_json_event hx_json_stream_next_text(struct hx_json_stream *s, const char **text,
+                                            size_t *len, hx_err *err, const char **why)
+{
+    enum hx_json_event ev = frame_next(s, err, why);
+
+    *text = NULL;
+    *len = 0;
+    if (ev == HX_JSON_OBJECT) {
+        *text = (const char *)s->buf + s->start;
+        *len = s->msg_end - s->start;
+    }
+    return ev;
+}
+
+enum hx_json_event hx_json_stream_parse_text(struct hx_json_stream *s, struct json_object **obj,
+                                             hx_err *err, const char **why)
+{
+    *obj = NULL;
+    *err = HX_OK;
+    *why = s->why;
+    s->why[0] = '\0';
+    return parse_message(s, s->msg_end, obj, err);
+}
+
+enum hx_json_event hx_json_stream_next(struct hx_json_stream *s, struct json_object **obj,
+                                       hx_err *err, const char **why)
+{
+    enum hx_json_event ev = frame_next(s, err, why);
+
+    *obj = NULL;
+    return ev == HX_JSON_OBJECT ? parse_message(s, s->msg_end, obj, err) : ev;
 }
 
 hx_err hx_json_parse_object(const void *p, size_t len, const struct hx_json_limits *limits,

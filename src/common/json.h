@@ -59,6 +59,20 @@ HX_MUST_CHECK hx_err hx_json_stream_feed(struct hx_json_stream *s, const void *p
 enum hx_json_event hx_json_stream_next(struct hx_json_stream *s, struct json_object **obj,
                                        hx_err *err, const char **why);
 
+/*
+ * The same framing, without the parse: for HX_JSON_OBJECT, *text and *len are the message's
+ * bytes (from its '{' to its '}', within the size and depth limits, not yet known to be valid
+ * JSON), valid until the next feed. A caller with a decoder of its own for some messages
+ * (proto/etsi004_fast.c) tries it first and gives every other message to
+ * hx_json_stream_parse_text, which is hx_json_stream_next's parse of it.
+ */
+enum hx_json_event hx_json_stream_next_text(struct hx_json_stream *s, const char **text,
+                                            size_t *len, hx_err *err, const char **why);
+/* The message hx_json_stream_next_text returned last, parsed with json-c and checked against
+ * the limits: HX_JSON_OBJECT (*obj) or HX_JSON_ERROR, as hx_json_stream_next gives them. */
+enum hx_json_event hx_json_stream_parse_text(struct hx_json_stream *s, struct json_object **obj,
+                                             hx_err *err, const char **why);
+
 /* Bytes held that are not yet part of a returned event (0 between messages). */
 size_t hx_json_stream_pending(const struct hx_json_stream *s);
 

@@ -18,6 +18,7 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/json.h"
 #include "common/qkdid.h"
 #include "common/uuid.h"
 #include "hykex/hykex.h"
@@ -85,6 +86,25 @@ struct json_object *hx_004_json_qos(const struct hykex_qos *q);
 struct json_object *hx_004_json_encode_request(const struct hx_004_request *req);
 
 /*
+ * Requests of one stream differ only in their index: the first GET_KEY is encoded as
+ * hx_004_json_encode_request encodes it (json-c, the reference's separators) and kept in t;
+ * a later one for the same request but its index is that text with the index's digits
+ * replaced. Any other request is encoded anew. hx_004_get_text_free releases t (zeroed: none
+ * yet).
+ */
+struct hx_004_get_text {
+    struct hx_004_request req; /* what text was made for */
+    char *text;                /* NULL: none kept */
+    size_t len;                /* its length */
+    size_t digits;             /* offset of the index's digits in text */
+    size_t after;              /* offset just past them */
+};
+HX_MUST_CHECK hx_err hx_004_json_write_get_request(struct hx_004_get_text *t,
+                                                   const struct hx_004_request *req,
+                                                   struct hx_writer *w);
+void hx_004_get_text_free(struct hx_004_get_text *t);
+
+/*
  * A GET_KEY success reply written straight into w: {"status": 0, "key_buffer": [...],
  * "index": N, "metadata": META}, META being JSON text already. spaced: the reference's
  * separators (", " and ": ", as Python's json.dumps), else json-c's plain ones. The key never
@@ -93,6 +113,38 @@ struct json_object *hx_004_json_encode_request(const struct hx_004_request *req)
 HX_MUST_CHECK hx_err hx_004_json_write_key_reply(struct hx_writer *w, const uint8_t *key,
                                                  size_t key_len, uint64_t index, const char *meta,
                                                  bool spaced);
+
+/*
+ * ---- JSON without a tree: the GET_KEY request and reply (etsi004_fast.c) ----
+ *
+ * Each says true only for a message whose meaning it is sure of (the plain shape, printable
+ * ASCII without escapes, integers, no member twice, within lim); for any other it says false
+ * and the caller decodes the same text with json-c (hx_json_stream_parse_text), which gives
+ * every error and quirk its answer. What they accept, the json-c path accepts with the same
+ * result. lim: the limits the caller's json-c path applies (NULL: hx_json_limits_default).
+ */
+
+/* A GET_KEY reply's members as the two readers of one use them. */
+struct hx_004_key_reply {
+    uint8_t *key;   /* the caller's: key_buffer's bytes (wiped when the answer is false) */
+    size_t key_cap; /* a longer key_buffer is left to json-c */
+    size_t key_len; /* its elements, each an integer 0..255 */
+    bool has_key;   /* key_buffer was an array */
+    int64_t status; /* required, an integer */
+    bool has_index;
+    int64_t index;
+    char *message; /* the caller's, or NULL: "message", cut to message_cap - 1 bytes */
+    size_t message_cap;
+    bool has_message;
+};
+
+/* A GET_KEY request with a UUID key_stream_id, decoded as hx_004_json_decode_request_ex does. */
+bool hx_004_fast_get_request(const char *text, size_t len, const struct hx_json_limits *lim,
+                             struct hx_004_request *req);
+/* A GET_KEY reply: an integer status, and key_buffer, index and message where present as
+ * above; any other member is checked against lim only. */
+bool hx_004_fast_key_reply(const char *text, size_t len, const struct hx_json_limits *lim,
+                           struct hx_004_key_reply *r);
 
 /* ---- binary ---- */
 

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proto/etsi004.h"
@@ -338,4 +339,59 @@ hx_err hx_004_json_write_key_reply(struct hx_writer *w, const uint8_t *key, size
         return e;
     }
     return hx_write_u8(w, '}');
+}
+
+/* The request t->text was made for, index aside. */
+static bool same_but_index(const struct hx_004_request *a, const struct hx_004_request *b)
+{
+    struct hx_004_request x = *a, y = *b;
+
+    x.index = y.index = 0;
+    return memcmp(&x, &y, sizeof(x)) == 0;
+}
+
+hx_err hx_004_json_write_get_request(struct hx_004_get_text *t, const struct hx_004_request *req,
+                                     struct hx_writer *w)
+{
+    static const char key[] = "\"index\": ";
+    struct json_object *o;
+    const char *text, *at;
+    char num[16];
+    int n = snprintf(num, sizeof(num), "%" PRIu32, req->index);
+    hx_err e;
+
+    if (t->text != NULL && req->cmd == HX_004_GET_KEY && req->has_index &&
+        same_but_index(&t->req, req)) {
+        if ((e = hx_write_bytes(w, t->text, t->digits)) != HX_OK ||
+            (e = hx_write_bytes(w, num, (size_t)n)) != HX_OK) {
+            return e;
+        }
+        return hx_write_bytes(w, t->text + t->after, t->len - t->after);
+    }
+    if ((o = hx_004_json_encode_request(req)) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED);
+    hx_004_get_text_free(t);
+    /* Kept when the index's digits follow the one key "index" json-c wrote: that key with its
+     * closing quote cannot occur inside a string, where every quote is escaped. */
+    if (req->cmd == HX_004_GET_KEY && req->has_index && (at = strstr(text, key)) != NULL &&
+        strstr(at + 1, key) == NULL && strncmp(at + sizeof(key) - 1, num, (size_t)n) == 0 &&
+        (at[sizeof(key) - 1 + (size_t)n] == ',' || at[sizeof(key) - 1 + (size_t)n] == ' ' ||
+         at[sizeof(key) - 1 + (size_t)n] == '}') &&
+        (t->text = strdup(text)) != NULL) {
+        t->req = *req;
+        t->len = strlen(text);
+        t->digits = (size_t)(at - text) + sizeof(key) - 1;
+        t->after = t->digits + (size_t)n;
+    }
+    e = hx_write_bytes(w, text, strlen(text));
+    json_object_put(o);
+    return e;
+}
+
+void hx_004_get_text_free(struct hx_004_get_text *t)
+{
+    free(t->text);
+    memset(t, 0, sizeof(*t));
 }

@@ -173,21 +173,29 @@ static void serve_json(struct conn *c)
     }
     while ((n = conn_read(c, buf, sizeof(buf))) > 0) {
         struct json_object *o;
-        const char *why;
+        const char *why, *text;
+        size_t len;
         enum hx_json_event ev;
         hx_err e;
 
         if (hx_json_stream_feed(s, buf, (size_t)n) != HX_OK) {
             break;
         }
-        while ((ev = hx_json_stream_next(s, &o, &e, &why)) != HX_JSON_NEED_MORE) {
+        while ((ev = hx_json_stream_next_text(s, &text, &len, &e, &why)) != HX_JSON_NEED_MORE) {
             struct hx_004_request req;
             char msg[300];
             bool ok;
+            /* A plain GET_KEY without a tree (as hykexd's API reads it); the rest with json-c. */
+            bool fast = ev == HX_JSON_OBJECT && hx_004_fast_get_request(text, len, &lim, &req);
+            o = NULL;
+            if (!fast && ev == HX_JSON_OBJECT) {
+                ev = hx_json_stream_parse_text(s, &o, &e, &why);
+            }
             if (ev == HX_JSON_ERROR) {
                 snprintf(msg, sizeof(msg), "malformed request: %s", why);
                 ok = add_json(&out, hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, msg));
-            } else if (hx_004_json_decode_request_ex(
+            } else if (!fast &&
+                       hx_004_json_decode_request_ex(
                            o, &req,
                            (c->l->srv->net->kmes[c->l->kme].quirks & SIM_QUIRK_OPAQUE_IDS) != 0,
                            msg, sizeof(msg)) != HX_OK) {

@@ -398,54 +398,21 @@ hx_err hx_qkd_close(const struct hx_qkd_client *c, const struct hx_qkd_ksid *ksi
     return e;
 }
 
-/*
- * A batch's JSON GET_KEY requests differ only in their index: the first is encoded by json-c
- * (hx_004_json_encode_request), the others are its text with the index's digits replaced. The
- * key "index" followed by ": " is found where json-c wrote it: it cannot occur inside a string,
- * where every quote is escaped.
- */
-struct get_text {
-    char *text;    /* the first request, as json-c wrote it (NULL: none yet) */
-    size_t len;    /* its length */
-    size_t digits; /* offset of the index's digits in text */
-    size_t after;  /* offset just past them */
-};
-
-/* Appends one JSON GET_KEY request for index to w (t: the batch's text, kept for the next). */
+/* Appends one JSON GET_KEY request for index to w (t: the batch's text, kept for the next:
+ * the others differ only in the index's digits, proto/etsi004.h). */
 static hx_err json_get_request(const struct hx_qkd_client *c, struct hx_writer *w,
-                               const struct hx_qkd_ksid *ksid, uint32_t index, struct get_text *t)
+                               const struct hx_qkd_ksid *ksid, uint32_t index,
+                               struct hx_004_get_text *t)
 {
-    static const char key[] = "\"index\": ";
     struct hx_004_request req;
-    struct json_object *o;
-    const char *text, *at;
-    char num[16];
-    int n = snprintf(num, sizeof(num), "%" PRIu32, index);
-    hx_err e;
 
-    if (t->text == NULL) {
-        get_request(c, &req, ksid, index);
-        if ((o = hx_004_json_encode_request(&req)) == NULL) {
-            return HX_ERR_NOMEM;
-        }
-        text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED);
-        if ((at = strstr(text, key)) != NULL &&
-            strncmp(at + sizeof(key) - 1, num, (size_t)n) == 0 &&
-            (t->text = strdup(text)) != NULL) {
-            t->len = strlen(text);
-            t->digits = (size_t)(at - text) + sizeof(key) - 1;
-            t->after = t->digits + (size_t)n;
-        }
-        e = hx_write_bytes(w, text, strlen(text));
-        json_object_put(o);
-        return e;
-    }
-    if ((e = hx_write_bytes(w, t->text, t->digits)) != HX_OK ||
-        (e = hx_write_bytes(w, num, (size_t)n)) != HX_OK) {
-        return e;
-    }
-    return hx_write_bytes(w, t->text + t->after, t->len - t->after);
+    get_request(c, &req, ksid, index);
+    return hx_004_json_write_get_request(t, &req, w);
 }
+
+/* A JSON GET_KEY reply's bounds: keys of up to 65535 bytes as JSON numbers. */
+static const struct hx_json_limits get_reply_limits = {
+    .max_message = 1u << 20, .max_depth = 8, .max_string = 4096, .max_members = 70000};
 
 /* Reads the next GET_KEY reply object from the stream into key (len bytes). */
 static hx_err json_get_reply(const struct hx_qkd_client *c, struct qconn *q,
@@ -460,7 +427,22 @@ static hx_err json_get_reply(const struct hx_qkd_client *c, struct qconn *q,
 
     for (;;) {
         hx_err je;
-        enum hx_json_event ev = hx_json_stream_next(in, &r, &je, &why);
+        const char *text;
+        size_t text_len;
+        enum hx_json_event ev = hx_json_stream_next_text(in, &text, &text_len, &je, &why);
+        if (ev == HX_JSON_OBJECT) {
+            /* A plain reply with the key asked for, without a tree; any other through json-c,
+             * whose checks give every refusal its message. */
+            struct hx_004_key_reply fr = {.key = key, .key_cap = len};
+            if (hx_004_fast_key_reply(text, text_len, &get_reply_limits, &fr) && fr.status == 0 &&
+                fr.has_key && fr.key_len == len) {
+                *status = 0;
+                refuse_zero_key(key, len, status, msg, msg_len);
+                return HX_OK;
+            }
+            OPENSSL_cleanse(key, len);
+            ev = hx_json_stream_parse_text(in, &r, &je, &why);
+        }
         if (ev == HX_JSON_OBJECT) {
             break;
         }
@@ -474,7 +456,7 @@ static hx_err json_get_reply(const struct hx_qkd_client *c, struct qconn *q,
             return HX_ERR_IO;
         }
         e = hx_json_stream_feed(in, buf, (size_t)n);
-        OPENSSL_cleanse(buf, sizeof(buf));
+        OPENSSL_cleanse(buf, (size_t)n);
         if (e != HX_OK) {
             return e;
         }
@@ -539,8 +521,6 @@ hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_qkd_ksid *
                        uint32_t first, uint32_t count, uint8_t *keys, size_t len, uint32_t *done,
                        uint32_t *status, char *msg, size_t msg_len)
 {
-    static const struct hx_json_limits lim = {
-        .max_message = 1u << 20, .max_depth = 8, .max_string = 4096, .max_members = 70000};
     struct hx_json_stream *in = NULL;
     struct qconn q;
     hx_err e;
@@ -569,14 +549,16 @@ hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_qkd_ksid *
     if ((e = qconnect(c, &q, msg, msg_len)) != HX_OK) {
         return e;
     }
-    if (hx_json_stream_new(&lim, &in) != HX_OK) {
+    if (hx_json_stream_new(&get_reply_limits, &in) != HX_OK) {
         qclose(&q);
         return HX_ERR_NOMEM;
     }
     /* Up to c->pipeline requests in one write, then their replies in order (a KME that reads
      * one message per recv, as the reference's, needs pipeline 1). */
     struct hx_writer w;
-    struct get_text gt = {NULL, 0, 0, 0};
+    struct hx_004_get_text gt;
+
+    memset(&gt, 0, sizeof(gt));
     uint32_t window = c->pipeline > 0 ? c->pipeline : 1;
     e = HX_OK;
     hx_writer_init_dynamic(&w, 1u << 20);
@@ -601,7 +583,7 @@ hx_err hx_qkd_get_many(const struct hx_qkd_client *c, const struct hx_qkd_ksid *
         }
     }
     hx_writer_wipe(&w);
-    free(gt.text);
+    hx_004_get_text_free(&gt);
     hx_json_stream_free(in);
     qclose(&q);
     return e;

@@ -1,6 +1,8 @@
 /*
  * The ETSI 004 JSON request decoder behind the stream decoder, as a server meets it: any
- * bytes, cut into objects, each validated. What validates must encode and validate again.
+ * bytes, cut into objects, each validated. What validates must encode and validate again. A
+ * GET_KEY the decoder without a tree takes (proto/etsi004_fast.c) must be one json-c's path
+ * takes too, with the same request, with and without opaque ids.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,11 +25,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (hx_json_stream_new(&lim, &s) != HX_OK || hx_json_stream_feed(s, data, size) != HX_OK) {
         abort();
     }
-    while (hx_json_stream_next(s, &o, &e, &why) != HX_JSON_NEED_MORE) {
-        struct hx_004_request req, again;
+    const char *text;
+    size_t len;
+    while (hx_json_stream_next_text(s, &text, &len, &e, &why) != HX_JSON_NEED_MORE) {
+        struct hx_004_request req, again, fast;
         char msg[300];
-        if (o == NULL) {
+        if (text == NULL) {
             continue;
+        }
+        bool took = hx_004_fast_get_request(text, len, &lim, &fast);
+        if (hx_json_stream_parse_text(s, &o, &e, &why) != HX_JSON_OBJECT) {
+            if (took) {
+                abort(); /* taken without a tree, refused by json-c */
+            }
+            continue;
+        }
+        for (int opaque = 0; took && opaque <= 1; opaque++) {
+            if (hx_004_json_decode_request_ex(o, &req, opaque != 0, msg, sizeof(msg)) != HX_OK ||
+                memcmp(&req, &fast, sizeof(req)) != 0) {
+                abort();
+            }
         }
         if (hx_004_json_decode_request(o, &req, msg, sizeof(msg)) == HX_OK) {
             struct json_object *enc = hx_004_json_encode_request(&req);

@@ -1,10 +1,14 @@
 /* The ETSI 004 JSON GET_KEY reply check (hx_qkd_parse_key_reply) on arbitrary bytes. Byte 0: key
  * size (1..64 bytes); the rest is the reply. A key is only ever accepted as exactly that many
- * JSON integers 0..255: with status 0 the bytes written equal the reply's elements. */
+ * JSON integers 0..255: with status 0 the bytes written equal the reply's elements. What the
+ * reader without a tree takes (proto/etsi004_fast.c, as hykexd's QKD client and libhykex use
+ * it) json-c's path takes too, with the same status, key, index and message. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json.h"
+#include "proto/etsi004.h"
 #include "source/qkd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -28,6 +32,47 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (memchr(msg, '\0', sizeof(msg)) == NULL) {
         abort();
     }
+    /* the reader without a tree against json-c's: every field it gives, json-c gives alike */
+    static const struct hx_json_limits lim = {
+        .max_message = 1u << 20, .max_depth = 8, .max_string = 4096, .max_members = 70000};
+    uint8_t *fkey = malloc(len), *skey = malloc(len);
+    char fmsg[64];
+    struct hx_004_key_reply fr = {
+        .key = fkey, .key_cap = len, .message = fmsg, .message_cap = sizeof(fmsg)};
+    if (fkey == NULL || skey == NULL) {
+        abort();
+    }
+    if (hx_004_fast_key_reply((const char *)data + 1, size - 1, &lim, &fr)) {
+        struct json_object *o = NULL, *v;
+        char why[200];
+        uint32_t st;
+        if (hx_json_parse_object(data + 1, size - 1, &lim, &o, why, sizeof(why)) != HX_OK ||
+            !json_object_object_get_ex(o, "status", &v) || !json_object_is_type(v, json_type_int) ||
+            json_object_get_int64(v) != fr.status ||
+            json_object_object_get_ex(o, "index", &v) != fr.has_index ||
+            (fr.has_index && json_object_get_int64(v) != fr.index) ||
+            json_object_object_get_ex(o, "message", &v) != fr.has_message ||
+            (fr.has_message && strncmp(json_object_get_string(v), fmsg, sizeof(fmsg) - 1) != 0) ||
+            json_object_object_get_ex(o, "key_buffer", &v) != fr.has_key ||
+            (fr.has_key && json_object_array_length(v) != fr.key_len)) {
+            abort();
+        }
+        for (size_t i = 0; fr.has_key && i < fr.key_len; i++) {
+            if (json_object_get_int64(json_object_array_get_idx(v, i)) != fkey[i]) {
+                abort();
+            }
+        }
+        json_object_put(o);
+        /* hykexd's QKD client takes a status 0 reply with exactly len bytes: so must json-c */
+        if (fr.status == 0 && fr.has_key && fr.key_len == len &&
+            (hx_qkd_parse_key_reply((const char *)data + 1, size - 1, "fuzz:1", skey, len, &st, msg,
+                                    sizeof(msg)) != HX_OK ||
+             st != 0 || memcmp(skey, fkey, len) != 0)) {
+            abort();
+        }
+    }
+    free(fkey);
+    free(skey);
     /* the same bytes as an OPEN_CONNECT reply: an id taken is bounded and printable */
     struct hykex_qos qos = {0};
     struct hx_qkd_ksid id = {{0}};
