@@ -142,8 +142,10 @@ static struct json_object *get_key(struct hxd *d, const struct hx_004_request *r
                                 .pace = true};
     struct hxd_svc_get_res res;
     char meta_full[512], meta_min[96];
-    /* hops 0: what the reference's "size": 46 holds (a relayed key's 1-digit count fits too) */
-    size_t min_len = metadata_min(999999999, 0, meta_min, sizeof(meta_min));
+    /* hops 0: what the reference's "size": 46 holds (a relayed key's 1-digit count fits too);
+     * only a client that names its metadata size needs it */
+    size_t min_len =
+        req->metadata_size != 0 ? metadata_min(999999999, 0, meta_min, sizeof(meta_min)) : 0;
     struct json_object *o;
     bool ok;
 
@@ -158,10 +160,12 @@ static struct json_object *get_key(struct hxd *d, const struct hx_004_request *r
         return o;
     }
     metadata_full(&res, meta_full, sizeof(meta_full));
-    metadata_min(res.age_ms, res.hops, meta_min, sizeof(meta_min));
     /* written straight into out, wiped after sending; the reference's separators */
-    const char *meta =
-        req->metadata_size == 0 || req->metadata_size >= strlen(meta_full) ? meta_full : meta_min;
+    const char *meta = meta_full;
+    if (req->metadata_size != 0 && req->metadata_size < strlen(meta_full)) {
+        metadata_min(res.age_ms, res.hops, meta_min, sizeof(meta_min));
+        meta = meta_min;
+    }
     ok = hx_004_json_write_key_reply(out, hx_secret_data(res.key), hx_secret_len(res.key),
                                      res.index, meta, true) == HX_OK;
     hx_secret_free(res.key);

@@ -292,8 +292,8 @@ int hykex_get_key(struct hykex *h, const char *key_stream_id, uint32_t *index, u
     /* A plain reply with a key that fits and no metadata asked for: read without a tree. */
     struct hx_004_key_reply fr = {
         .key = key, .key_cap = *key_len, .message = h->message, .message_cap = sizeof(h->message)};
-    if (req.metadata_size == 0 && hx_004_fast_key_reply(text, text_len, &reply_limits, &fr) &&
-        fr.status == 0 && fr.has_key) {
+    if ((metadata == NULL || metadata_cap == 0) &&
+        hx_004_fast_key_reply(text, text_len, &reply_limits, &fr) && fr.status == 0 && fr.has_key) {
         *status = 0;
         *key_len = fr.key_len;
         if (index != NULL && fr.has_index) {

@@ -37,8 +37,9 @@ struct hx_json_stream {
     bool skipping;   /* current message already rejected: drop it up to its end */
     hx_err skip_err; /* what the skipped message was rejected for (reported at its start) */
     json_tokener *tok;
-    size_t longest; /* the longest message given to the tokener (scrubbed at the end) */
-    size_t msg_end; /* the end of the message hx_json_stream_next_text returned last */
+    size_t longest;  /* the longest message given to the tokener (scrubbed at the end) */
+    size_t msg_end;  /* the end of the message hx_json_stream_next_text returned last */
+    bool text_ready; /* and that message is still [start, msg_end): parse_text may parse it */
     char why[160];
 };
 
@@ -133,6 +134,7 @@ static void compact(struct hx_json_stream *s, size_t keep)
 
 hx_err hx_json_stream_feed(struct hx_json_stream *s, const void *p, size_t len)
 {
+    s->text_ready = false; /* the bytes move */
     size_t keep = s->state == S_OBJECT || s->state == S_STRING || s->state == S_ESCAPE
                       ? (s->skipping ? s->scan : s->start)
                       : s->scan;
@@ -283,6 +285,7 @@ static void end_message(struct hx_json_stream *s)
 /* Frames the next message: HX_JSON_OBJECT when one ends at s->msg_end (from s->start). */
 static enum hx_json_event frame_next(struct hx_json_stream *s, hx_err *err, const char **why)
 {
+    s->text_ready = false;
     *err = HX_OK;
     *why = s->why;
     s->why[0] = '\0';
@@ -365,6 +368,7 @@ static enum hx_json_event frame_next(struct hx_json_stream *s, hx_err *err, cons
                         continue;
                     }
                     s->msg_end = s->scan;
+                    s->text_ready = true;
                     return HX_JSON_OBJECT;
                 }
             }
@@ -395,6 +399,12 @@ enum hx_json_event hx_json_stream_parse_text(struct hx_json_stream *s, struct js
     *err = HX_OK;
     *why = s->why;
     s->why[0] = '\0';
+    if (!s->text_ready) { /* a caller bug: no message was just framed */
+        snprintf(s->why, sizeof(s->why), "no message to parse");
+        *err = HX_ERR_INVALID_ARG;
+        return HX_JSON_ERROR;
+    }
+    s->text_ready = false;
     return parse_message(s, s->msg_end, obj, err);
 }
 
@@ -404,6 +414,7 @@ enum hx_json_event hx_json_stream_next(struct hx_json_stream *s, struct json_obj
     enum hx_json_event ev = frame_next(s, err, why);
 
     *obj = NULL;
+    s->text_ready = false;
     return ev == HX_JSON_OBJECT ? parse_message(s, s->msg_end, obj, err) : ev;
 }
 

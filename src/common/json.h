@@ -69,7 +69,8 @@ enum hx_json_event hx_json_stream_next(struct hx_json_stream *s, struct json_obj
 enum hx_json_event hx_json_stream_next_text(struct hx_json_stream *s, const char **text,
                                             size_t *len, hx_err *err, const char **why);
 /* The message hx_json_stream_next_text returned last, parsed with json-c and checked against
- * the limits: HX_JSON_OBJECT (*obj) or HX_JSON_ERROR, as hx_json_stream_next gives them. */
+ * the limits: HX_JSON_OBJECT (*obj) or HX_JSON_ERROR, as hx_json_stream_next gives them. Only
+ * right after that call returned HX_JSON_OBJECT (else HX_JSON_ERROR, HX_ERR_INVALID_ARG). */
 enum hx_json_event hx_json_stream_parse_text(struct hx_json_stream *s, struct json_object **obj,
                                              hx_err *err, const char **why);
 

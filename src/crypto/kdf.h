@@ -23,6 +23,7 @@ enum hx_md {
 };
 
 size_t hx_md_len(enum hx_md md);
+#define HX_MD_MAX 48 /* the longest hx_md_len */
 
 enum hx_kdf_alg {
     HX_KDF_HKDF_SHA256 = 0,
@@ -59,6 +60,15 @@ HX_MUST_CHECK hx_err hx_kdf_derive(enum hx_kdf_alg alg, const uint8_t *ikm, size
 /* HMAC(key, part1 || part2 || ...) into out (hx_md_len(md) bytes). */
 HX_MUST_CHECK hx_err hx_hmac(enum hx_md md, const uint8_t *key, size_t key_len,
                              const struct hx_iov *parts, size_t n_parts, uint8_t *out);
+/*
+ * HKDF (RFC 5869) with the IKM and the info in parts: the same bytes as over their
+ * concatenations, with no copy of the secrets. salt may be empty (RFC 5869's zeros); at most
+ * HX_HKDF_MAX_INFO info parts; out_len 1..255 hash lengths. hx_kdf_derive's HKDF is this.
+ */
+#define HX_HKDF_MAX_INFO 4
+HX_MUST_CHECK hx_err hx_hkdf(enum hx_md md, const uint8_t *salt, size_t salt_len,
+                             const struct hx_iov *ikm, size_t n_ikm, const struct hx_iov *info,
+                             size_t n_info, uint8_t *out, size_t out_len);
 /* H(part1 || ...) into out (hx_md_len(md) bytes). */
 HX_MUST_CHECK hx_err hx_hash(enum hx_md md, const struct hx_iov *parts, size_t n_parts,
                              uint8_t *out);

@@ -25,17 +25,13 @@
 #include "crypto/kdf.h"
 #include "daemon/batch.h"
 
-/*
- * HKDF-SHA256 (RFC 5869) with the IKM in parts: Extract = HMAC(salt = T, IKM), then Expand's one
- * 32-byte block = HMAC(PRK, info || 0x01). The same bytes as HKDF over the concatenation, with
- * no copy of the secrets: a large batch's would not fit one secret (HX_SECRET_MAX_LEN).
- */
+/* HKDF-SHA256 with the IKM in parts (hx_hkdf): no copy of the secrets, which for a large batch
+ * would not fit one secret (HX_SECRET_MAX_LEN). */
 hx_err hxd_auth_derive(const struct hxd *d, const struct hxd_batch *b, uint8_t ak[32])
 {
     size_t n = b->s.uri.n_sources, kb = d->cfg.qkd_key_bytes, np = (size_t)b->count * n;
     struct hx_iov *parts = calloc(np > 0 ? np : 1, sizeof(*parts));
-    struct hx_iov info[3] = {{"hykex/1 batch auth", 18}, {b->s.ksid.b, 16}, {"\x01", 1}};
-    uint8_t prk[32];
+    struct hx_iov info[2] = {{"hykex/1 batch auth", 18}, {b->s.ksid.b, 16}};
     hx_err e;
 
     if (parts == NULL) {
@@ -49,10 +45,7 @@ hx_err hxd_auth_derive(const struct hxd *d, const struct hxd_batch *b, uint8_t a
                                    : (struct hx_iov){hx_secret_data(sec), hx_secret_len(sec)};
         }
     }
-    if ((e = hx_hmac(HX_MD_SHA256, b->T, sizeof(b->T), parts, np, prk)) == HX_OK) {
-        e = hx_hmac(HX_MD_SHA256, prk, sizeof(prk), info, 3, ak);
-    }
-    OPENSSL_cleanse(prk, sizeof(prk));
+    e = hx_hkdf(HX_MD_SHA256, b->T, sizeof(b->T), parts, np, info, 2, ak, 32);
     free(parts); /* pointers into the batch, no secret bytes */
     return e;
 }

@@ -6,15 +6,19 @@
  * parser fills the caller's struct as it reads.
  *
  * These decoders only ever say yes to a message whose meaning they are sure of: the plain
- * shape, every member known or harmless, printable ASCII strings, integers, no duplicates.
+ * shape, every member known or harmless, printable ASCII and white space without escapes,
+ * integers of at most 18 digits, none of the members they read given twice.
  * For anything else they say no and the caller decodes the message with json-c as before, so
  * every error, quirk and message text stays the json-c path's. Whatever they accept, the json-c
- * path accepts with the same result (fuzz_etsi004_json and fuzz_qkd004_reply check this on
- * every input).
+ * path accepts with the same result: fuzz_etsi004_json compares the whole decoded request on
+ * every input, fuzz_qkd004_reply every member the reply readers use, type by type.
  *
- * Key bytes: yajl is given the whole message in one call, so it lexes integers in place in the
- * caller's buffer and copies none of them; the decoder writes them straight into the caller's
- * key buffer and wipes it when it says no.
+ * Key bytes: yajl is given the whole message in one call and hands every number to
+ * on_number as a pointer into the caller's buffer (its yajl_number callback: the integer and
+ * double callbacks would copy), so no key byte is copied; the decoder writes them straight
+ * into the caller's key buffer and wipes it when it says no. The text must be one framed
+ * message (hx_json_stream_next_text): yajl keeps an unterminated string after a complete
+ * value in a buffer of its own, which such text never has.
  */
 #include <stdio.h>
 #include <string.h>
@@ -199,13 +203,39 @@ static bool u32(long long v, uint32_t *out)
     return true;
 }
 
-static int on_integer(void *ctx, long long v)
+/*
+ * A JSON number's text (yajl checked its syntax) as an integer: at most 18 digits, so within
+ * int64 by construction. A fraction, an exponent or a longer number is json-c's to read. The
+ * text is read in place: yajl's own number callbacks would copy it (a fraction into a buffer
+ * it frees unwiped) and read errno.
+ */
+static bool token_int(const char *p, size_t n, long long *out)
+{
+    bool neg = n > 0 && p[0] == '-';
+    long long v = 0;
+    size_t i = neg ? 1 : 0;
+
+    if (n - i == 0 || n - i > 18) {
+        return false;
+    }
+    for (; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return false;
+        }
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = neg ? -v : v;
+    return true;
+}
+
+static int on_number(void *ctx, const char *p, size_t n)
 {
     struct scan *s = ctx;
+    long long v;
     struct hx_004_key_reply *r = s->reply;
     enum field f;
 
-    if (!value_field(s, &f)) {
+    if (!value_field(s, &f) || !token_int(p, n, &v)) {
         return 0;
     }
     switch (f) {
@@ -286,19 +316,10 @@ static int on_boolean(void *ctx, int v)
     return on_literal(ctx);
 }
 
-/* A number with a fraction or an exponent: json-c's to judge (the two read some differently). */
-static int on_double(void *ctx, double v)
-{
-    (void)ctx;
-    (void)v;
-    return 0;
-}
-
 static const yajl_callbacks callbacks = {
     .yajl_null = on_null,
     .yajl_boolean = on_boolean,
-    .yajl_integer = on_integer,
-    .yajl_double = on_double,
+    .yajl_number = on_number,
     .yajl_string = on_string,
     .yajl_start_map = on_start_map,
     .yajl_map_key = on_map_key,
@@ -317,7 +338,8 @@ static bool run(struct scan *s, const char *text, size_t len)
 {
     bool ok;
 
-    if (len < 2 || text[0] != '{' || text[len - 1] != '}' || !plain_text(text, len) ||
+    if (s->lim->max_depth == 0 || s->lim->max_depth > HX_JSON_MAX_DEPTH_LIMIT || len < 2 ||
+        text[0] != '{' || text[len - 1] != '}' || !plain_text(text, len) ||
         (s->h = yajl_alloc(&callbacks, NULL, s)) == NULL) {
         return false;
     }

@@ -106,6 +106,46 @@ static void reply_plain(void **state)
     assert_string_equal(msg, "no key yet");
 }
 
+/* What hykexd's API and the simulator write (hx_004_json_write_key_reply, both separators,
+ * with metadata) is taken: the fast path is the one every key goes through. */
+static void reply_as_written_is_taken(void **state)
+{
+    static const char *const metas[] = {
+        "{\"age\": 12, \"hops\": 0, \"method\": \"hkdf\", \"sources\": [\"ML-KEM-768\", \"QKD\"]}",
+        "{\"age\": 999999999, \"hops\": 1}",
+    };
+    uint8_t key[64], got[64];
+    struct hx_004_key_reply r;
+    struct hx_writer w;
+    char msg[8];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(key); i++) {
+        key[i] = (uint8_t)(i * 37 + 255);
+    }
+    hx_writer_init_dynamic(&w, 1u << 16);
+    for (int spaced = 0; spaced <= 1; spaced++) {
+        for (size_t m = 0; m < 2; m++) {
+            hx_writer_reset(&w);
+            assert_int_equal(hx_004_json_write_key_reply(&w, key, sizeof(key), 4294967295u,
+                                                         metas[m], spaced != 0),
+                             HX_OK);
+            memset(&r, 0, sizeof(r));
+            r.key = got;
+            r.key_cap = sizeof(got);
+            r.message = msg;
+            r.message_cap = sizeof(msg);
+            assert_true(hx_004_fast_key_reply((const char *)w.data, w.len, &reply_lim, &r));
+            assert_int_equal(r.status, 0);
+            assert_int_equal(r.key_len, sizeof(key));
+            assert_memory_equal(got, key, sizeof(key));
+            assert_true(r.has_index);
+            assert_int_equal(r.index, 4294967295u);
+        }
+    }
+    hx_writer_wipe(&w);
+}
+
 /* Each of these is left to json-c, and the key buffer is wiped when it is. */
 static void reply_left_to_json_c(void **state)
 {
@@ -136,6 +176,8 @@ static void reply_left_to_json_c(void **state)
         "{\"status\": 0, \"key_buffer\": [1, 2, 3, 4, 5]}",               /* longer than the cap */
         "{\"status\": 0, \"key_buffer\": [1], \"x\": [[[[[[[[1]]]]]]]]}", /* too deep */
         "{\"status\": 9223372036854775808}",                              /* beyond int64 */
+        "{\"status\": 1000000000000000000}",                              /* 19 digits */
+        "{\"status\": 0, \"key_buffer\": [17.0]}",                        /* a fraction */
         "[0]",
         "",
     };
@@ -154,6 +196,58 @@ static void reply_left_to_json_c(void **state)
         }
         assert_int_equal(r.key_len, 0);
     }
+}
+
+/* Limits beyond what the decoder's per-level state holds are refused, not trusted. */
+static void unusable_limits(void **state)
+{
+    static const struct hx_json_limits deep = {.max_message = 4096,
+                                               .max_depth = HX_JSON_MAX_DEPTH_LIMIT + 1,
+                                               .max_string = 64,
+                                               .max_members = 64};
+    static const struct hx_json_limits flat = {
+        .max_message = 4096, .max_depth = 0, .max_string = 64, .max_members = 64};
+    struct hx_004_key_reply r = {0};
+    struct hx_004_request req;
+    uint8_t key[8];
+    const char *t = "{\"status\": 0}";
+
+    (void)state;
+    r.key = key;
+    r.key_cap = sizeof(key);
+    assert_true(hx_004_fast_key_reply(t, strlen(t), NULL, &r));
+    assert_false(hx_004_fast_key_reply(t, strlen(t), &deep, &r));
+    assert_false(hx_004_fast_key_reply(t, strlen(t), &flat, &r));
+    t = "{\"command\": \"GET_KEY\", \"data\": {\"key_stream_id\": \"" KSID "\"}}";
+    assert_true(hx_004_fast_get_request(t, strlen(t), NULL, &req));
+    assert_false(hx_004_fast_get_request(t, strlen(t), &deep, &req));
+}
+
+/* hx_json_stream_parse_text parses only a message next_text just framed. */
+static void parse_text_needs_a_framed_message(void **state)
+{
+    struct hx_json_stream *js;
+    struct json_object *o;
+    const char *text, *why;
+    size_t len;
+    hx_err e;
+
+    (void)state;
+    assert_int_equal(hx_json_stream_new(&reply_lim, &js), HX_OK);
+    assert_int_equal(hx_json_stream_parse_text(js, &o, &e, &why), HX_JSON_ERROR);
+    assert_int_equal(e, HX_ERR_INVALID_ARG);
+    assert_int_equal(hx_json_stream_feed(js, reply_text, strlen(reply_text)), HX_OK);
+    assert_int_equal(hx_json_stream_feed(js, "{\"a\"", 4), HX_OK);
+    assert_int_equal(hx_json_stream_next_text(js, &text, &len, &e, &why), HX_JSON_OBJECT);
+    assert_int_equal(len, strlen(reply_text));
+    assert_memory_equal(text, reply_text, len);
+    assert_int_equal(hx_json_stream_parse_text(js, &o, &e, &why), HX_JSON_OBJECT);
+    json_object_put(o);
+    /* once only, and not after a call that framed nothing */
+    assert_int_equal(hx_json_stream_parse_text(js, &o, &e, &why), HX_JSON_ERROR);
+    assert_int_equal(hx_json_stream_next_text(js, &text, &len, &e, &why), HX_JSON_NEED_MORE);
+    assert_int_equal(hx_json_stream_parse_text(js, &o, &e, &why), HX_JSON_ERROR);
+    hx_json_stream_free(js);
 }
 
 /* The limits json-c's path applies (common/json.c check_tree) bind here too, alike. */
@@ -339,11 +433,10 @@ static void request_text_kept(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(reply_plain),
-        cmocka_unit_test(reply_left_to_json_c),
-        cmocka_unit_test(reply_limits),
-        cmocka_unit_test(request_plain),
-        cmocka_unit_test(request_left_to_json_c),
+        cmocka_unit_test(reply_plain),          cmocka_unit_test(reply_as_written_is_taken),
+        cmocka_unit_test(unusable_limits),      cmocka_unit_test(parse_text_needs_a_framed_message),
+        cmocka_unit_test(reply_left_to_json_c), cmocka_unit_test(reply_limits),
+        cmocka_unit_test(request_plain),        cmocka_unit_test(request_left_to_json_c),
         cmocka_unit_test(request_text_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/core_names.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
 
 #include "common/hex.h"
 #include "crypto/kdf.h"
@@ -162,6 +165,81 @@ static void refuses_bad_arguments(void **state)
     assert_int_equal(hx_kmac(192, ikm, 16, NULL, 0, out, 16), HX_ERR_INVALID_ARG);
 }
 
+/* OpenSSL's own HKDF (EVP_KDF), the reference hx_hkdf must equal. */
+static void openssl_hkdf(const char *digest, const uint8_t *ikm, size_t ikm_len,
+                         const uint8_t *salt, size_t salt_len, const uint8_t *info, size_t info_len,
+                         uint8_t *out, size_t out_len)
+{
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *ctx = EVP_KDF_CTX_new(kdf);
+    OSSL_PARAM p[5], *q = p;
+
+    *q++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)digest, 0);
+    *q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)ikm, ikm_len);
+    if (salt_len > 0) {
+        *q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len);
+    }
+    if (info_len > 0) {
+        *q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len);
+    }
+    *q = OSSL_PARAM_construct_end();
+    assert_int_equal(EVP_KDF_derive(ctx, out, out_len, p), 1);
+    EVP_KDF_CTX_free(ctx);
+    EVP_KDF_free(kdf);
+}
+
+/*
+ * hx_hkdf (and so hx_kdf_derive's HKDF) gives OpenSSL's HKDF bytes on random input: both
+ * digests, empty and long salts and infos, outputs from 1 byte to 255 hash lengths, and IKM
+ * and info cut into parts anywhere.
+ */
+static void hkdf_equals_openssl(void **state)
+{
+    static const size_t outs[] = {1, 31, 32, 33, 48, 64, 97, 1000, 8160};
+    uint8_t ikm[300], salt[200], info[200], *want = malloc(12240), *got = malloc(12240);
+
+    (void)state;
+    assert_non_null(want);
+    assert_non_null(got);
+    for (unsigned round = 0; round < 120; round++) {
+        enum hx_md md = round % 2 == 0 ? HX_MD_SHA256 : HX_MD_SHA384;
+        size_t hl = hx_md_len(md), il, sl, nl, ol = outs[round % 9], cut_i, cut_n;
+        uint8_t r[6];
+        assert_int_equal(RAND_bytes(ikm, sizeof(ikm)), 1);
+        assert_int_equal(RAND_bytes(salt, sizeof(salt)), 1);
+        assert_int_equal(RAND_bytes(info, sizeof(info)), 1);
+        assert_int_equal(RAND_bytes(r, sizeof(r)), 1);
+        il = 1 + (size_t)r[0] % sizeof(ikm);
+        sl = round % 5 == 0 ? 0 : (size_t)r[1] % sizeof(salt);
+        nl = round % 7 == 0 ? 0 : (size_t)r[2] % sizeof(info);
+        ol = ol > 255 * hl ? 255 * hl : ol;
+        cut_i = (size_t)r[3] % (il + 1);
+        cut_n = nl > 0 ? (size_t)r[4] % (nl + 1) : 0;
+        openssl_hkdf(md == HX_MD_SHA256 ? "SHA2-256" : "SHA2-384", ikm, il, salt, sl, info, nl,
+                     want, ol);
+        struct hx_iov in[2] = {{ikm, cut_i}, {ikm + cut_i, il - cut_i}};
+        struct hx_iov inf[3] = {{info, cut_n}, {info + cut_n, nl - cut_n}, {"", 0}};
+        memset(got, 0, ol);
+        assert_int_equal(hx_hkdf(md, salt, sl, in, 2, inf, 3, got, ol), HX_OK);
+        assert_memory_equal(got, want, ol);
+        memset(got, 0, ol);
+        assert_int_equal(hx_kdf_derive(md == HX_MD_SHA256 ? HX_KDF_HKDF_SHA256 : HX_KDF_HKDF_SHA384,
+                                       ikm, il, salt, sl, info, nl, got, ol),
+                         HX_OK);
+        assert_memory_equal(got, want, ol);
+    }
+    /* refused: no output, too long an output, too many info parts */
+    struct hx_iov one = {ikm, 16};
+    struct hx_iov many[HX_HKDF_MAX_INFO + 1] = {{info, 1}};
+    assert_int_equal(hx_hkdf(HX_MD_SHA256, NULL, 0, &one, 1, NULL, 0, got, 0), HX_ERR_INVALID_ARG);
+    assert_int_equal(hx_hkdf(HX_MD_SHA256, NULL, 0, &one, 1, NULL, 0, got, 8161),
+                     HX_ERR_INVALID_ARG);
+    assert_int_equal(hx_hkdf(HX_MD_SHA256, NULL, 0, &one, 1, many, HX_HKDF_MAX_INFO + 1, got, 32),
+                     HX_ERR_INVALID_ARG);
+    free(want);
+    free(got);
+}
+
 /* CasKDF with two rounds by hand, from the primitives: the construction, not a vector. */
 static void caskdf_is_the_chain_of_rounds(void **state)
 {
@@ -198,6 +276,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rfc5869),
+        cmocka_unit_test(hkdf_equals_openssl),
         cmocka_unit_test(ts103744_kdf_calls),
         cmocka_unit_test(ts103744_catkdf_full),
         cmocka_unit_test(f_cat_layout),
