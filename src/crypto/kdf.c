@@ -167,34 +167,42 @@ hx_err hx_kdf_derive(enum hx_kdf_alg alg, const uint8_t *ikm, size_t ikm_len, co
     return e;
 }
 
-/* MAC(key, parts) with ctx (taken: freed here; NULL: out of memory). */
-static hx_err mac_parts(EVP_MAC_CTX *ctx, const OSSL_PARAM *params, const uint8_t *key,
-                        size_t key_len, const struct hx_iov *parts, size_t n_parts, uint8_t *out,
-                        size_t out_len)
+/* MAC(key, parts) with ctx, which stays the caller's (a MAC context may be keyed again). */
+static hx_err mac_run(EVP_MAC_CTX *ctx, const OSSL_PARAM *params, const uint8_t *key,
+                      size_t key_len, const struct hx_iov *parts, size_t n_parts, uint8_t *out,
+                      size_t out_len)
 {
     size_t got = 0;
     /* HMAC accepts an empty key (CasKDF's first round); OpenSSL wants a non-NULL pointer. */
     static const uint8_t empty[1];
-    hx_err e = HX_ERR_CRYPTO;
 
-    if (ctx == NULL) {
-        return HX_ERR_NOMEM;
-    }
     if (EVP_MAC_init(ctx, key_len > 0 ? key : empty, key_len, params) != 1) {
-        goto out;
+        return HX_ERR_CRYPTO;
     }
     for (size_t i = 0; i < n_parts; i++) {
         if (parts[i].len > 0 && EVP_MAC_update(ctx, parts[i].p, parts[i].len) != 1) {
-            goto out;
+            return HX_ERR_CRYPTO;
         }
     }
     if (EVP_MAC_final(ctx, out, &got, out_len) != 1 || got != out_len) {
         OPENSSL_cleanse(out, out_len);
-        goto out;
+        return HX_ERR_CRYPTO;
     }
-    e = HX_OK;
-out:
-    EVP_MAC_CTX_free(ctx);
+    return HX_OK;
+}
+
+/* mac_run with a context of its own (taken: freed here; NULL: out of memory). */
+static hx_err mac_parts(EVP_MAC_CTX *ctx, const OSSL_PARAM *params, const uint8_t *key,
+                        size_t key_len, const struct hx_iov *parts, size_t n_parts, uint8_t *out,
+                        size_t out_len)
+{
+    hx_err e;
+
+    if (ctx == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    e = mac_run(ctx, params, key, key_len, parts, n_parts, out, out_len);
+    EVP_MAC_CTX_free(ctx); /* wipes its key schedule */
     return e;
 }
 
@@ -227,13 +235,20 @@ hx_err hx_hkdf(enum hx_md md, const uint8_t *salt, size_t salt_len, const struct
     struct hx_iov parts[HX_HKDF_MAX_INFO + 2];
     hx_err e;
 
+    EVP_MAC_CTX *ctx;
+
     if ((unsigned)md > HX_MD_SHA384 || n_info > HX_HKDF_MAX_INFO || out_len == 0 ||
         out_len > 255 * hl) {
         return HX_ERR_INVALID_ARG;
     }
-    if ((e = hx_hmac(md, salt, salt_len, ikm, n_ikm, prk)) != HX_OK) {
+    if ((e = ensure_algs()) != HX_OK) {
         return e;
     }
+    /* one context, keyed for each step */
+    if ((ctx = EVP_MAC_CTX_dup(algs.hmac_tmpl[md])) == NULL) {
+        return HX_ERR_NOMEM;
+    }
+    e = mac_run(ctx, NULL, salt, salt_len, ikm, n_ikm, prk, hl);
     for (unsigned i = 1; e == HX_OK && done < out_len; i++) {
         uint8_t ctr = (uint8_t)i;
         size_t n = 0;
@@ -243,12 +258,13 @@ hx_err hx_hkdf(enum hx_md md, const uint8_t *salt, size_t salt_len, const struct
         memcpy(parts + n, info, n_info * sizeof(*info));
         n += n_info;
         parts[n++] = (struct hx_iov){&ctr, 1};
-        if ((e = hx_hmac(md, prk, hl, parts, n, t)) == HX_OK) {
+        if ((e = mac_run(ctx, NULL, prk, hl, parts, n, t, hl)) == HX_OK) {
             size_t k = out_len - done < hl ? out_len - done : hl;
             memcpy(out + done, t, k);
             done += k;
         }
     }
+    EVP_MAC_CTX_free(ctx);
     OPENSSL_cleanse(prk, sizeof(prk));
     OPENSSL_cleanse(t, sizeof(t));
     if (e != HX_OK) {
