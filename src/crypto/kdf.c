@@ -27,7 +27,7 @@ static struct {
     EVP_MD *sha384;
     /* HMAC contexts with their digest set and no key, one per enum hx_md: every HMAC is a copy
      * of one, keyed (EVP_MAC_CTX_dup reads the template only; nothing ever writes it). */
-    EVP_MAC_CTX *hmac_tmpl[2];
+    EVP_MAC_CTX *hmac_tmpl[HX_MD_COUNT];
 } algs;
 static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
 
@@ -39,7 +39,7 @@ static void fetch_algs(void)
     algs.kmac256 = EVP_MAC_fetch(NULL, "KMAC-256", NULL);
     algs.sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
     algs.sha384 = EVP_MD_fetch(NULL, "SHA2-384", NULL);
-    for (int i = 0; i < 2 && algs.hmac != NULL; i++) {
+    for (int i = 0; i < HX_MD_COUNT && algs.hmac != NULL; i++) {
         const EVP_MD *md = i == HX_MD_SHA256 ? algs.sha256 : algs.sha384;
         OSSL_PARAM params[2] = {
             OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
@@ -167,16 +167,24 @@ hx_err hx_kdf_derive(enum hx_kdf_alg alg, const uint8_t *ikm, size_t ikm_len, co
     return e;
 }
 
-/* MAC(key, parts) with ctx, which stays the caller's (a MAC context may be keyed again). */
+/*
+ * HMAC accepts an empty key (CasKDF's first round) but OpenSSL wants a non-NULL pointer for
+ * it; on a context copied from a template that was never keyed a NULL key fails ("changing MD
+ * requires a key"): so an empty key is this byte's address, never NULL.
+ */
+static const uint8_t empty_key[1];
+
+/*
+ * MAC(key, parts) with ctx, which stays the caller's. key NULL: the key ctx holds from its last
+ * init (HMAC keeps its keyed state: the key schedule is not computed again).
+ */
 static hx_err mac_run(EVP_MAC_CTX *ctx, const OSSL_PARAM *params, const uint8_t *key,
                       size_t key_len, const struct hx_iov *parts, size_t n_parts, uint8_t *out,
                       size_t out_len)
 {
     size_t got = 0;
-    /* HMAC accepts an empty key (CasKDF's first round); OpenSSL wants a non-NULL pointer. */
-    static const uint8_t empty[1];
 
-    if (EVP_MAC_init(ctx, key_len > 0 ? key : empty, key_len, params) != 1) {
+    if (EVP_MAC_init(ctx, key, key != NULL ? key_len : 0, params) != 1) {
         return HX_ERR_CRYPTO;
     }
     for (size_t i = 0; i < n_parts; i++) {
@@ -201,7 +209,7 @@ static hx_err mac_parts(EVP_MAC_CTX *ctx, const OSSL_PARAM *params, const uint8_
     if (ctx == NULL) {
         return HX_ERR_NOMEM;
     }
-    e = mac_run(ctx, params, key, key_len, parts, n_parts, out, out_len);
+    e = mac_run(ctx, params, key_len > 0 ? key : empty_key, key_len, parts, n_parts, out, out_len);
     EVP_MAC_CTX_free(ctx); /* wipes its key schedule */
     return e;
 }
@@ -214,7 +222,7 @@ hx_err hx_hmac(enum hx_md md, const uint8_t *key, size_t key_len, const struct h
     if ((e = ensure_algs()) != HX_OK) {
         return e;
     }
-    if ((unsigned)md > HX_MD_SHA384) {
+    if ((unsigned)md >= HX_MD_COUNT) {
         return HX_ERR_INVALID_ARG;
     }
     return mac_parts(EVP_MAC_CTX_dup(algs.hmac_tmpl[md]), NULL, key, key_len, parts, n_parts, out,
@@ -222,10 +230,12 @@ hx_err hx_hmac(enum hx_md md, const uint8_t *key, size_t key_len, const struct h
 }
 
 /*
- * RFC 5869 over hx_hmac: PRK = HMAC(salt, IKM) (no salt: HMAC's key is then all zeros, as
- * RFC 5869 says, which an empty key is), T(i) = HMAC(PRK, T(i-1) || info || i). The same bytes
- * as OpenSSL's HKDF (tests/unit/test_kdf.c: RFC 5869's vectors and EVP_KDF on random input),
- * at about 60 % of its cost: EVP_KDF's HKDF fetches HMAC and the digest by name on every call.
+ * RFC 5869 on one HMAC context copied from the digest's template: PRK = HMAC(salt, IKM) (no
+ * salt: HMAC's key is then all zeros, as RFC 5869 says, which an empty key is), T(i) =
+ * HMAC(PRK, T(i-1) || info || i), PRK keyed once for every block. The same bytes as OpenSSL's
+ * HKDF for every input it accepts (tests/unit/test_kdf.c: RFC 5869's vectors and EVP_KDF on
+ * generated input; OpenSSL also refuses an info over 32 KiB, RFC 5869 sets no limit), at about
+ * half its cost: EVP_KDF's HKDF fetches HMAC and the digest by name on every call.
  */
 hx_err hx_hkdf(enum hx_md md, const uint8_t *salt, size_t salt_len, const struct hx_iov *ikm,
                size_t n_ikm, const struct hx_iov *info, size_t n_info, uint8_t *out, size_t out_len)
@@ -233,32 +243,32 @@ hx_err hx_hkdf(enum hx_md md, const uint8_t *salt, size_t salt_len, const struct
     size_t hl = hx_md_len(md), done = 0;
     uint8_t prk[HX_MD_MAX], t[HX_MD_MAX];
     struct hx_iov parts[HX_HKDF_MAX_INFO + 2];
+    EVP_MAC_CTX *ctx;
     hx_err e;
 
-    EVP_MAC_CTX *ctx;
-
-    if ((unsigned)md > HX_MD_SHA384 || n_info > HX_HKDF_MAX_INFO || out_len == 0 ||
+    if ((unsigned)md >= HX_MD_COUNT || n_info > HX_HKDF_MAX_INFO || out_len == 0 ||
         out_len > 255 * hl) {
         return HX_ERR_INVALID_ARG;
     }
     if ((e = ensure_algs()) != HX_OK) {
         return e;
     }
-    /* one context, keyed for each step */
     if ((ctx = EVP_MAC_CTX_dup(algs.hmac_tmpl[md])) == NULL) {
         return HX_ERR_NOMEM;
     }
-    e = mac_run(ctx, NULL, salt, salt_len, ikm, n_ikm, prk, hl);
+    e = mac_run(ctx, NULL, salt_len > 0 ? salt : empty_key, salt_len, ikm, n_ikm, prk, hl);
     for (unsigned i = 1; e == HX_OK && done < out_len; i++) {
         uint8_t ctr = (uint8_t)i;
         size_t n = 0;
         if (i > 1) {
             parts[n++] = (struct hx_iov){t, hl};
         }
-        memcpy(parts + n, info, n_info * sizeof(*info));
-        n += n_info;
+        for (size_t k = 0; k < n_info; k++) {
+            parts[n++] = info[k];
+        }
         parts[n++] = (struct hx_iov){&ctr, 1};
-        if ((e = mac_run(ctx, NULL, prk, hl, parts, n, t, hl)) == HX_OK) {
+        /* PRK keys the first block; the later ones reuse that keyed state */
+        if ((e = mac_run(ctx, NULL, i == 1 ? prk : NULL, hl, parts, n, t, hl)) == HX_OK) {
             size_t k = out_len - done < hl ? out_len - done : hl;
             memcpy(out + done, t, k);
             done += k;

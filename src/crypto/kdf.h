@@ -17,13 +17,11 @@ struct hx_iov {
     size_t len;
 };
 
-enum hx_md {
-    HX_MD_SHA256 = 0,
-    HX_MD_SHA384,
-};
+enum hx_md { HX_MD_SHA256 = 0, HX_MD_SHA384, HX_MD_COUNT };
 
 size_t hx_md_len(enum hx_md md);
-#define HX_MD_MAX 48 /* the longest hx_md_len */
+#define HX_MD_MAX 48 /* the longest hx_md_len (SHA-384) */
+_Static_assert(HX_MD_COUNT == 2, "HX_MD_MAX and the digests' tables follow enum hx_md");
 
 enum hx_kdf_alg {
     HX_KDF_HKDF_SHA256 = 0,
@@ -63,7 +61,8 @@ HX_MUST_CHECK hx_err hx_hmac(enum hx_md md, const uint8_t *key, size_t key_len,
 /*
  * HKDF (RFC 5869) with the IKM and the info in parts: the same bytes as over their
  * concatenations, with no copy of the secrets. salt may be empty (RFC 5869's zeros); at most
- * HX_HKDF_MAX_INFO info parts; out_len 1..255 hash lengths. hx_kdf_derive's HKDF is this.
+ * HX_HKDF_MAX_INFO info parts (info may be NULL with none); out_len 1..255 hash lengths; out
+ * must not overlap info (read again for every block). hx_kdf_derive's HKDF is this.
  */
 #define HX_HKDF_MAX_INFO 4
 HX_MUST_CHECK hx_err hx_hkdf(enum hx_md md, const uint8_t *salt, size_t salt_len,

@@ -9,7 +9,7 @@
 #include <cmocka.h>
 #include <openssl/core_names.h>
 #include <openssl/kdf.h>
-#include <openssl/rand.h>
+#include <openssl/params.h>
 
 #include "common/hex.h"
 #include "crypto/kdf.h"
@@ -188,51 +188,104 @@ static void openssl_hkdf(const char *digest, const uint8_t *ikm, size_t ikm_len,
     EVP_KDF_free(kdf);
 }
 
+/* A fixed generator (xorshift64*): every case below is the same on every run, so a failure
+ * names its round and can be replayed. */
+static uint64_t gen_state = 0x9e3779b97f4a7c15u;
+
+static uint64_t gen(void)
+{
+    gen_state ^= gen_state >> 12;
+    gen_state ^= gen_state << 25;
+    gen_state ^= gen_state >> 27;
+    return gen_state * 0x2545f4914f6cdd1du;
+}
+
+static void gen_bytes(uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        p[i] = (uint8_t)(gen() >> 56);
+    }
+}
+
 /*
- * hx_hkdf (and so hx_kdf_derive's HKDF) gives OpenSSL's HKDF bytes on random input: both
- * digests, empty and long salts and infos, outputs from 1 byte to 255 hash lengths, and IKM
- * and info cut into parts anywhere.
+ * hx_hkdf (and so hx_kdf_derive's HKDF) gives OpenSSL's HKDF bytes: both digests, empty and
+ * long salts (beyond both block sizes) and infos, IKM up to 300 bytes, outputs from 1 byte to
+ * 255 hash lengths of either digest, IKM and info cut into up to HX_HKDF_MAX_INFO parts
+ * anywhere (empty parts included).
  */
 static void hkdf_equals_openssl(void **state)
 {
-    static const size_t outs[] = {1, 31, 32, 33, 48, 64, 97, 1000, 8160};
+    static const size_t outs[] = {1, 31, 32, 33, 48, 64, 97, 1000, 8160, 12240};
     uint8_t ikm[300], salt[200], info[200], *want = malloc(12240), *got = malloc(12240);
 
     (void)state;
     assert_non_null(want);
     assert_non_null(got);
-    for (unsigned round = 0; round < 120; round++) {
+    for (unsigned round = 0; round < 200; round++) {
         enum hx_md md = round % 2 == 0 ? HX_MD_SHA256 : HX_MD_SHA384;
-        size_t hl = hx_md_len(md), il, sl, nl, ol = outs[round % 9], cut_i, cut_n;
-        uint8_t r[6];
-        assert_int_equal(RAND_bytes(ikm, sizeof(ikm)), 1);
-        assert_int_equal(RAND_bytes(salt, sizeof(salt)), 1);
-        assert_int_equal(RAND_bytes(info, sizeof(info)), 1);
-        assert_int_equal(RAND_bytes(r, sizeof(r)), 1);
-        il = 1 + (size_t)r[0] % sizeof(ikm);
-        sl = round % 5 == 0 ? 0 : (size_t)r[1] % sizeof(salt);
-        nl = round % 7 == 0 ? 0 : (size_t)r[2] % sizeof(info);
+        size_t hl = hx_md_len(md), il = 1 + (size_t)(gen() % sizeof(ikm));
+        size_t sl = round % 5 == 0 ? 0 : (size_t)(gen() % sizeof(salt));
+        size_t nl = round % 7 == 0 ? 0 : (size_t)(gen() % sizeof(info));
+        size_t ol = outs[round % 10], cut_i = (size_t)(gen() % (il + 1)),
+               cuts[HX_HKDF_MAX_INFO + 1];
+        size_t n_parts = 1 + (size_t)(gen() % HX_HKDF_MAX_INFO);
+        struct hx_iov in[2] = {{ikm, cut_i}, {ikm + cut_i, il - cut_i}}, inf[HX_HKDF_MAX_INFO];
         ol = ol > 255 * hl ? 255 * hl : ol;
-        cut_i = (size_t)r[3] % (il + 1);
-        cut_n = nl > 0 ? (size_t)r[4] % (nl + 1) : 0;
+        gen_bytes(ikm, sizeof(ikm));
+        gen_bytes(salt, sizeof(salt));
+        gen_bytes(info, sizeof(info));
+        /* info in n_parts pieces: sorted cut points over [0, nl] */
+        cuts[0] = 0;
+        cuts[n_parts] = nl;
+        for (size_t k = 1; k < n_parts; k++) {
+            cuts[k] = nl > 0 ? (size_t)(gen() % (nl + 1)) : 0;
+            for (size_t j = k; j > 1 && cuts[j - 1] > cuts[j]; j--) {
+                size_t x = cuts[j];
+                cuts[j] = cuts[j - 1];
+                cuts[j - 1] = x;
+            }
+        }
+        for (size_t k = 0; k < n_parts; k++) {
+            inf[k] = (struct hx_iov){info + cuts[k], cuts[k + 1] - cuts[k]};
+        }
         openssl_hkdf(md == HX_MD_SHA256 ? "SHA2-256" : "SHA2-384", ikm, il, salt, sl, info, nl,
                      want, ol);
-        struct hx_iov in[2] = {{ikm, cut_i}, {ikm + cut_i, il - cut_i}};
-        struct hx_iov inf[3] = {{info, cut_n}, {info + cut_n, nl - cut_n}, {"", 0}};
         memset(got, 0, ol);
-        assert_int_equal(hx_hkdf(md, salt, sl, in, 2, inf, 3, got, ol), HX_OK);
-        assert_memory_equal(got, want, ol);
+        if (hx_hkdf(md, salt, sl, in, 2, inf, n_parts, got, ol) != HX_OK ||
+            memcmp(got, want, ol) != 0) {
+            fail_msg("round %u: md %d ikm %zu salt %zu info %zu in %zu parts, out %zu", round,
+                     (int)md, il, sl, nl, n_parts, ol);
+        }
         memset(got, 0, ol);
         assert_int_equal(hx_kdf_derive(md == HX_MD_SHA256 ? HX_KDF_HKDF_SHA256 : HX_KDF_HKDF_SHA384,
                                        ikm, il, salt, sl, info, nl, got, ol),
                          HX_OK);
         assert_memory_equal(got, want, ol);
     }
-    /* refused: no output, too long an output, too many info parts */
+    /* RFC 5869's missing salt is HashLen zero bytes: the same as an empty one */
+    memset(salt, 0, sizeof(salt));
     struct hx_iov one = {ikm, 16};
+    uint8_t a[64], b[64];
+    for (int m = 0; m < HX_MD_COUNT; m++) {
+        assert_int_equal(hx_hkdf((enum hx_md)m, NULL, 0, &one, 1, NULL, 0, a, 64), HX_OK);
+        assert_int_equal(
+            hx_hkdf((enum hx_md)m, salt, hx_md_len((enum hx_md)m), &one, 1, NULL, 0, b, 64), HX_OK);
+        assert_memory_equal(a, b, 64);
+    }
+    /* no IKM at all (OpenSSL's EVP_KDF refuses an empty key; RFC 5869 allows it): HMAC of
+     * nothing, then Expand, by hand */
+    uint8_t prk[32], t1[32];
+    struct hx_iov ctr = {"\x01", 1};
+    assert_int_equal(hx_hkdf(HX_MD_SHA256, salt, 32, NULL, 0, NULL, 0, a, 32), HX_OK);
+    assert_int_equal(hx_hmac(HX_MD_SHA256, salt, 32, NULL, 0, prk), HX_OK);
+    assert_int_equal(hx_hmac(HX_MD_SHA256, prk, 32, &ctr, 1, t1), HX_OK);
+    assert_memory_equal(a, t1, 32);
+    /* refused: no output, one byte past 255 hash lengths of either digest, too many info parts */
     struct hx_iov many[HX_HKDF_MAX_INFO + 1] = {{info, 1}};
     assert_int_equal(hx_hkdf(HX_MD_SHA256, NULL, 0, &one, 1, NULL, 0, got, 0), HX_ERR_INVALID_ARG);
     assert_int_equal(hx_hkdf(HX_MD_SHA256, NULL, 0, &one, 1, NULL, 0, got, 8161),
+                     HX_ERR_INVALID_ARG);
+    assert_int_equal(hx_hkdf(HX_MD_SHA384, NULL, 0, &one, 1, NULL, 0, got, 12241),
                      HX_ERR_INVALID_ARG);
     assert_int_equal(hx_hkdf(HX_MD_SHA256, NULL, 0, &one, 1, many, HX_HKDF_MAX_INFO + 1, got, 32),
                      HX_ERR_INVALID_ARG);
