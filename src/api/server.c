@@ -158,36 +158,27 @@ static void *client_main(void *arg)
         goto out;
     }
     while ((n = client_recv(c, buf, sizeof(buf))) > 0) {
-        struct json_object *o;
-        enum hx_json_event ev;
-        const char *why, *text;
-        size_t len;
-        hx_err e;
+        struct hx_004_request req;
+        enum hx_004_next next;
+        const char *why;
+        char msg[340];
         if (hx_json_stream_feed(s, buf, (size_t)n) != HX_OK) {
             break;
         }
-        while ((ev = hx_json_stream_next_text(s, &text, &len, &e, &why)) != HX_JSON_NEED_MORE) {
-            struct hx_004_request req;
+        while ((next = hx_004_json_next_request(s, &lim, false, &req, &why, msg, sizeof(msg))) !=
+               HX_004_NEED_MORE) {
             struct json_object *r;
-            char msg[340];
             struct hxd_api_caller who = {c->identity, client_gone, c};
-            o = NULL;
-            /* A plain GET_KEY without a tree; every other message through json-c. */
-            bool fast = ev == HX_JSON_OBJECT && hx_004_fast_get_request(text, len, &lim, &req);
-            if (!fast && ev == HX_JSON_OBJECT) {
-                ev = hx_json_stream_parse_text(s, &o, &e, &why);
-            }
-            if (ev == HX_JSON_ERROR) {
+            if (next == HX_004_MALFORMED) {
                 snprintf(msg, sizeof(msg), "malformed request: %s", why);
                 r = hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, msg);
-            } else if (!fast && hx_004_json_decode_request(o, &req, msg, sizeof(msg)) != HX_OK) {
+            } else if (next == HX_004_INVALID) {
                 char full[380];
                 snprintf(full, sizeof(full), "invalid request: %s", msg);
                 r = hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, full);
             } else {
                 r = hxd_api_handle(a->d, &req, &who, &keyw);
             }
-            json_object_put(o);
             bool sent = r != NULL ? reply(c, r) : send_all(c, keyw.data, keyw.len);
             hx_writer_reset(&keyw); /* wipes the key's reply */
             if (!sent) {

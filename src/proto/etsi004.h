@@ -77,6 +77,22 @@ HX_MUST_CHECK hx_err hx_004_json_decode_request(struct json_object *o, struct hx
 HX_MUST_CHECK hx_err hx_004_json_decode_request_ex(struct json_object *o,
                                                    struct hx_004_request *req, bool opaque_ids,
                                                    char *why, size_t why_len);
+/*
+ * The next request framed in s (a server's connection), decoded: a plain GET_KEY without a
+ * tree (hx_004_fast_get_request), any other through json-c and hx_004_json_decode_request_ex.
+ * HX_004_MALFORMED: *why says what was wrong with the JSON (valid until the next call on s);
+ * HX_004_INVALID: msg names the field.
+ */
+enum hx_004_next {
+    HX_004_NEED_MORE = 0, /* feed more */
+    HX_004_REQUEST,       /* *req holds it */
+    HX_004_MALFORMED,     /* not JSON, or over a limit */
+    HX_004_INVALID,       /* JSON, but no request */
+};
+enum hx_004_next hx_004_json_next_request(struct hx_json_stream *s,
+                                          const struct hx_json_limits *lim, bool opaque_ids,
+                                          struct hx_004_request *req, const char **why, char *msg,
+                                          size_t msg_len);
 /* {"status": N, "message": "..."} (the message only for a non-zero status). */
 struct json_object *hx_004_json_status(int status, const char *message);
 /* The 8 QoS fields under their JSON names. */

@@ -258,6 +258,36 @@ hx_err hx_004_json_decode_request_ex(struct json_object *o, struct hx_004_reques
     return HX_OK;
 }
 
+enum hx_004_next hx_004_json_next_request(struct hx_json_stream *s,
+                                          const struct hx_json_limits *lim, bool opaque_ids,
+                                          struct hx_004_request *req, const char **why, char *msg,
+                                          size_t msg_len)
+{
+    const char *text;
+    size_t len;
+    struct json_object *o = NULL;
+    hx_err e;
+    enum hx_json_event ev = hx_json_stream_next_text(s, &text, &len, &e, why);
+    enum hx_004_next next;
+
+    if (ev == HX_JSON_NEED_MORE) {
+        return HX_004_NEED_MORE;
+    }
+    /* A plain GET_KEY without a tree; every other message through json-c. */
+    if (ev == HX_JSON_OBJECT && hx_004_fast_get_request(text, len, lim, req)) {
+        return HX_004_REQUEST;
+    }
+    if (ev == HX_JSON_OBJECT) {
+        ev = hx_json_stream_parse_text(s, &o, &e, why);
+    }
+    next = ev != HX_JSON_OBJECT ? HX_004_MALFORMED
+           : hx_004_json_decode_request_ex(o, req, opaque_ids, msg, msg_len) != HX_OK
+               ? HX_004_INVALID
+               : HX_004_REQUEST;
+    json_object_put(o);
+    return next;
+}
+
 struct json_object *hx_004_json_status(int status, const char *message)
 {
     struct json_object *o = json_object_new_object();

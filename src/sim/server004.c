@@ -172,40 +172,28 @@ static void serve_json(struct conn *c)
         return;
     }
     while ((n = conn_read(c, buf, sizeof(buf))) > 0) {
-        struct json_object *o;
-        const char *why, *text;
-        size_t len;
-        enum hx_json_event ev;
-        hx_err e;
+        bool opaque = (c->l->srv->net->kmes[c->l->kme].quirks & SIM_QUIRK_OPAQUE_IDS) != 0;
+        struct hx_004_request req;
+        enum hx_004_next next;
+        const char *why;
+        char msg[300];
 
         if (hx_json_stream_feed(s, buf, (size_t)n) != HX_OK) {
             break;
         }
-        while ((ev = hx_json_stream_next_text(s, &text, &len, &e, &why)) != HX_JSON_NEED_MORE) {
-            struct hx_004_request req;
-            char msg[300];
+        while ((next = hx_004_json_next_request(s, &lim, opaque, &req, &why, msg, sizeof(msg))) !=
+               HX_004_NEED_MORE) {
             bool ok;
-            /* A plain GET_KEY without a tree (as hykexd's API reads it); the rest with json-c. */
-            bool fast = ev == HX_JSON_OBJECT && hx_004_fast_get_request(text, len, &lim, &req);
-            o = NULL;
-            if (!fast && ev == HX_JSON_OBJECT) {
-                ev = hx_json_stream_parse_text(s, &o, &e, &why);
-            }
-            if (ev == HX_JSON_ERROR) {
+            if (next == HX_004_MALFORMED) {
                 snprintf(msg, sizeof(msg), "malformed request: %s", why);
                 ok = add_json(&out, hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, msg));
-            } else if (!fast &&
-                       hx_004_json_decode_request_ex(
-                           o, &req,
-                           (c->l->srv->net->kmes[c->l->kme].quirks & SIM_QUIRK_OPAQUE_IDS) != 0,
-                           msg, sizeof(msg)) != HX_OK) {
+            } else if (next == HX_004_INVALID) {
                 char full[340];
                 snprintf(full, sizeof(full), "invalid request: %s", msg);
                 ok = add_json(&out, hx_004_json_status(HYKEX_STATUS_NO_QKD_CONNECTION, full));
             } else {
                 ok = handle_json(c, &req, &out);
             }
-            json_object_put(o);
             if (!ok) {
                 goto out;
             }
